@@ -1,0 +1,215 @@
+"""A decode unit: one CS-3 pipeline (or GPU server) running continuous batching.
+
+Iteration times are arithmetic (DESIGN timing rule 2): between visible events — a request
+finishing, one joining, a message arriving — the batch is fixed, so the boundaries of the next k
+iterations are a cumulative sum of modeled step times. The unit sleeps until the next boundary at
+which something changes; a request that becomes ready mid-iteration joins at the next boundary.
+KV memory is reserved on admission (prompt + output tokens); a request waits until it fits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from disagg.actors.store import ObjectStore
+from disagg.actors.unit_log import UnitLog
+from disagg.cluster.component import Clock, Component
+from disagg.cluster.errors import CapacityExceeded
+from disagg.cluster.messages import KvDelivered, LoadReport, Request, RequestEnded
+from disagg.cluster.perf import decode_step_times, kv_bytes
+from disagg.cluster.specs import HardwareProfile, ModelSpec
+from disagg.fabric.payload import PayloadError, verify_payload
+from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
+
+
+@dataclass
+class _Running:
+    request: Request
+    left: int  # decode tokens still to generate
+    context: int  # tokens in the KV cache now
+    kv_bytes: float
+
+
+class DecodeUnit(Component):
+    """Runs admitted requests' decode iterations and reports completions to the collector."""
+
+    def __init__(
+        self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
+        policy: DecodeAdmissionPolicy, store: ObjectStore, kv_capacity_bytes: float,
+        control_delay_s: float = 0.0,
+    ) -> None:
+        super().__init__(name, clock)
+        self.model, self.hw, self.chips = model, hw, chips
+        self.policy = policy
+        self.store = store
+        self.kv_capacity_bytes = kv_capacity_bytes
+        self.control_delay_s = control_delay_s
+        self.pending: list[PendingDecode] = []
+        self.running: dict[int, _Running] = {}
+        self.kv_used_bytes = 0.0
+        self.t = 0.0  # the iteration boundary the state is committed at
+        self._unseen: list[float] = []  # ready times of pending requests not yet offered to admit
+        self.wake = asyncio.Event()
+        self.log = UnitLog()
+        self.records: dict[int, dict[str, Any]] = {}
+        self.itl_steps: list[tuple[np.ndarray, int]] = []  # (step durations, batch size)
+        self.tokens_out = 0
+        self._fetches: set[asyncio.Task[None]] = set()
+        self.handlers = {KvDelivered: self._on_delivered}
+
+    # -- messages -------------------------------------------------------------------------
+    def _on_delivered(self, msg: KvDelivered) -> None:
+        task = asyncio.get_running_loop().create_task(self._fetch(msg))
+        self._fetches.add(task)
+        task.add_done_callback(self._fetches.discard)
+
+    async def _fetch(self, msg: KvDelivered) -> None:
+        rid = msg.request.request_id
+        ready_s = msg.sent_s + self.control_delay_s
+        rec = self.records.setdefault(rid, {})
+        rec.update(transfer_start_s=msg.transfer_start_s, transfer_end_s=msg.sent_s)
+        try:
+            payload = await self.store.get(msg.payload) if msg.payload is not None else None
+            verify_payload(payload, rid)
+        except PayloadError as e:
+            rec["real_end_s"] = self.clock.now()
+            self.peers["collector"].send(RequestEnded(rid, "failed", e.reason, ready_s))
+            return
+        rec.update(real_end_s=max(self.clock.now(), 0.0), real_bytes=payload.nbytes)
+        need = float(kv_bytes(msg.request.prompt_tokens + msg.request.output_tokens, self.model))
+        if need > self.kv_capacity_bytes:
+            self.peers["collector"].send(
+                RequestEnded(rid, "failed", "kv_exceeds_decode_capacity", ready_s)
+            )
+            return
+        if ready_s < self.last_decision_s - 1e-9:
+            self.late_decisions += 1
+        bisect.insort(self.pending, PendingDecode(msg.request, need, ready_s),
+                      key=lambda p: p.ready_s)
+        self._unseen.append(ready_s)
+        self.log.state(ready_s, len(self.pending), len(self.running), self.kv_used_bytes)
+        self.wake.set()
+
+    # -- the iteration loop ---------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            if not self.running:
+                if not self.pending:
+                    self.wake.clear()
+                    await self.wake.wait()
+                    continue
+                self.t = max(self.t, self.pending[0].ready_s)
+            self._admit()
+            if not self.running:
+                await self._wait_for_ready()
+                continue
+            await self._iterate()
+
+    def _admit(self) -> None:
+        self._unseen = [r for r in self._unseen if r > self.t + 1e-12]
+        eligible = tuple(p for p in self.pending if p.ready_s <= self.t + 1e-12)
+        if not eligible:
+            return
+        state = DecodeState(self.t, len(self.running), self.kv_used_bytes, self.kv_capacity_bytes,
+                            sum(r.context for r in self.running.values()))
+        admitted = set(self.policy.admit(eligible, state))
+        if not admitted:
+            return
+        self.decide_at(self.t)
+        for p in [p for p in eligible if p.request.request_id in admitted]:
+            r = p.request
+            self.running[r.request_id] = _Running(r, r.output_tokens - 1, r.prompt_tokens + 1,
+                                                  p.kv_bytes)
+            self.kv_used_bytes += p.kv_bytes
+            self.records.setdefault(r.request_id, {})["decode_start_s"] = self.t
+        if self.kv_used_bytes > self.kv_capacity_bytes * (1 + 1e-9):
+            raise CapacityExceeded(f"{self.name}: admission exceeded KV capacity")
+        self.pending = [p for p in self.pending if p.request.request_id not in admitted]
+        self._changed()
+
+    async def _wait_for_ready(self) -> None:
+        later = [p.ready_s for p in self.pending if p.ready_s > self.t + 1e-12]
+        if not later:
+            raise CapacityExceeded(f"{self.name}: a pending request fits in no empty batch")
+        self.wake.clear()
+        if not await self.clock.wait_until(min(later), self.wake):
+            self.t = min(later)
+
+    def _boundaries(self, steps: int) -> np.ndarray:
+        b = len(self.running)
+        ctx0 = sum(r.context for r in self.running.values())
+        ctx = ctx0 + b * np.arange(steps, dtype=np.float64)
+        return self.t + np.cumsum(decode_step_times(b, ctx, self.model, self.hw, self.chips))
+
+    async def _iterate(self) -> None:
+        steps = min(r.left for r in self.running.values())
+        bounds = self._boundaries(steps)
+        idx = steps - 1  # boundary index at which the next visible event happens
+        while True:
+            if self._unseen:  # a request becoming ready joins at the first boundary at or after it
+                first = max(min(self._unseen), self.t)
+                idx = min(idx, int(np.searchsorted(bounds, first, side="left")))
+            self.wake.clear()
+            if not await self.clock.wait_until(float(bounds[idx]), self.wake):
+                break
+        self._advance(idx + 1, bounds)
+
+    def _advance(self, steps: int, bounds: np.ndarray) -> None:
+        start = self.t
+        self.t = float(bounds[steps - 1])
+        self.act_at(self.t)
+        b = len(self.running)
+        durations = np.diff(np.concatenate(([start], bounds[:steps])))
+        joined = sum(1 for rid in self.running if "first_decode_token_s" not in self.records[rid])
+        # a request's first decode token's gap is measured from its first token (summary.py)
+        self.itl_steps.append((durations[:1], b - joined))
+        self.itl_steps.append((durations[1:], b))
+        self.log.work(start, self.t, b * steps)
+        self.tokens_out += b * steps
+        finished = []
+        for rid, r in self.running.items():
+            rec = self.records[rid]
+            if "first_decode_token_s" not in rec:
+                rec["first_decode_token_s"] = float(bounds[0])
+            r.left -= steps
+            r.context += steps
+            if r.left <= 0:
+                finished.append(rid)
+        for rid in finished:
+            r = self.running.pop(rid)
+            self.kv_used_bytes -= r.kv_bytes
+            self.records[rid]["last_token_s"] = self.t
+            self.peers["collector"].send(RequestEnded(rid, "completed", "", self.t))
+        self._changed()
+
+    def _changed(self) -> None:
+        self.log.state(self.t, len(self.pending), len(self.running), self.kv_used_bytes)
+        self.peers["router"].send(LoadReport(
+            self.name, "decode", len(self.pending),
+            sum(r.left for r in self.running.values()), len(self.running),
+            self.kv_used_bytes + sum(p.kv_bytes for p in self.pending), self.kv_capacity_bytes,
+            self.t, sent_s=self.t,
+        ))
+
+    def results(self) -> dict[str, Any]:
+        out = super().results()
+        durations = [d for d, _ in self.itl_steps]
+        weights = [np.full(len(d), b) for d, b in self.itl_steps]
+        out.update(
+            requests=self.records, log=self.log.as_dict(), tokens_out=self.tokens_out,
+            itl_s=np.concatenate(durations).tolist() if durations else [],
+            itl_weight=np.concatenate(weights).tolist() if weights else [],
+        )
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "running": len(self.running), "pending": len(self.pending),
+            "kv_used_bytes": self.kv_used_bytes, "kv_capacity_bytes": self.kv_capacity_bytes,
+            "tokens_out": self.tokens_out,
+        }

@@ -1,0 +1,122 @@
+"""The router: asks its policy where each request's prefill and decode run, on a possibly stale
+view of the units built from their load reports (and its own assignments since)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from disagg.cluster.component import Clock, Component
+from disagg.cluster.messages import (
+    KvReady,
+    LoadReport,
+    PrefillAssigned,
+    Request,
+    RequestArrived,
+    RequestEnded,
+    TransferRequested,
+)
+from disagg.policies.base import PolicyContext, Reject, Route, RouterPolicy, RouterView, UnitView
+from disagg.policies.router import decode_kv_need
+
+
+class Router(Component):
+    """Routes arrivals to prefill units and finished prefills to decode units via the fabric."""
+
+    def __init__(
+        self, name: str, clock: Clock, policy: RouterPolicy, context: PolicyContext,
+        units: list[UnitView], control_delay_s: float = 0.0,
+    ) -> None:
+        super().__init__(name, clock)
+        self.policy = policy
+        self.context = context
+        self.views: dict[str, UnitView] = {u.name: u for u in units}
+        self.control_delay_s = control_delay_s
+        self.waiting: list[KvReady] = []
+        self.records: dict[int, dict[str, Any]] = {}
+        self.handlers = {
+            RequestArrived: self._on_arrived, KvReady: self._on_kv_ready, LoadReport: self._on_report,
+        }
+
+    def _view(self, now_s: float) -> RouterView:
+        units = self.views.values()
+        return RouterView(
+            now_s,
+            tuple(u for u in units if u.kind == "prefill"),
+            tuple(u for u in units if u.kind == "decode"),
+        )
+
+    def _on_arrived(self, msg: RequestArrived) -> None:
+        t = msg.sent_s + self.control_delay_s
+        self.decide_at(t)
+        request = msg.request
+        decision = self.policy.choose_prefill(request, self._view(t))
+        if isinstance(decision, Reject):
+            self._end(request, "rejected", decision.reason, t)
+            return
+        unit = self._checked(decision, "prefill")
+        self.records[request.request_id] = {
+            "prefill_unit": unit.name, "prefill_view_age_s": t - unit.reported_s,
+        }
+        self.views[unit.name] = dataclasses.replace(
+            unit, queued_requests=unit.queued_requests + 1,
+            queued_tokens=unit.queued_tokens + request.prompt_tokens,
+        )
+        self.peers[unit.name].send(PrefillAssigned(request, sent_s=t))
+
+    def _on_kv_ready(self, msg: KvReady) -> None:
+        t = msg.sent_s + self.control_delay_s
+        self.decide_at(t)
+        if not self._place_decode(msg, t):
+            self.waiting.append(msg)
+
+    def _place_decode(self, msg: KvReady, t: float) -> bool:
+        request = msg.request
+        decision = self.policy.choose_decode(request, self._view(t))
+        if isinstance(decision, Reject):
+            self._end(request, "failed", decision.reason, t)
+            return True
+        if not isinstance(decision, Route):
+            return False
+        unit = self._checked(decision, "decode")
+        rec = self.records.setdefault(request.request_id, {})
+        rec.update(decode_unit=unit.name, decode_view_age_s=t - unit.reported_s)
+        need = decode_kv_need(request, self.context)
+        self.views[unit.name] = dataclasses.replace(
+            unit, queued_requests=unit.queued_requests + 1, kv_used_bytes=unit.kv_used_bytes + need
+        )
+        self.peers["fabric"].send(
+            TransferRequested(request, msg.prefill_unit, unit.name, msg.kv_bytes, msg.payload, t)
+        )
+        return True
+
+    def _on_report(self, msg: LoadReport) -> None:
+        t = msg.sent_s + self.control_delay_s
+        old = self.views[msg.unit]
+        if msg.sent_s < old.reported_s:
+            return  # an older report overtaken by a newer one
+        self.views[msg.unit] = UnitView(
+            msg.unit, msg.kind, msg.queued_requests, msg.queued_tokens, msg.running_requests,
+            msg.kv_used_bytes, msg.kv_capacity_bytes, msg.free_at_s, msg.sent_s, msg.up,
+        )
+        if self.waiting and msg.kind == "decode":
+            retry, self.waiting = self.waiting, []
+            self.waiting = [w for w in retry if not self._place_decode(w, max(t, w.sent_s))]
+
+    def _checked(self, decision: Route, kind: str) -> UnitView:
+        unit = self.views.get(decision.unit)
+        if unit is None or unit.kind != kind:
+            raise ValueError(f"router policy chose {decision.unit!r}, not a {kind} unit")
+        return unit
+
+    def _end(self, request: Request, status: str, reason: str, t: float) -> None:
+        self.records.setdefault(request.request_id, {})
+        self.peers["collector"].send(RequestEnded(request.request_id, status, reason, t))  # type: ignore[arg-type]
+
+    def results(self) -> dict[str, Any]:
+        out = super().results()
+        out["requests"] = self.records
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"name": self.name, "waiting_for_decode": len(self.waiting)}

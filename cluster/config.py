@@ -1,0 +1,224 @@
+"""The experiment config tree: one frozen pydantic model loaded from TOML.
+
+``load_experiment(path, overrides)`` returns a validated :class:`Experiment` or raises
+:class:`ConfigError` whose message names the field, the value and what is allowed.
+Catalog names (model, hardware) are resolved to full specs, so the dumped config is complete.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from disagg.cluster.catalog import UnknownCatalogEntry, get_hardware, get_model, hardware, models
+from disagg.cluster.errors import ConfigError, describe_validation_error
+from disagg.cluster.specs import HardwareProfile, ModelSpec
+from disagg.cluster.workload import ArrivalProcess, LengthDist, LognormalLength, PoissonArrivals
+
+
+def _resolve(value: Any, getter: Callable[[str], BaseModel], known: Callable[[], dict[str, Any]]) -> Any:
+    """A catalog name, a table naming a catalog entry plus overrides, or a full inline spec."""
+    try:
+        if isinstance(value, str):
+            return getter(value)
+        if isinstance(value, dict) and value.get("name") in known():
+            base = getter(value["name"]).model_dump()
+            overrides = {k: v for k, v in value.items() if k != "name"}
+            base["sources"] = {**base["sources"], **{k: "user override" for k in overrides}}
+            return {**base, **overrides}
+        if isinstance(value, dict) and set(value) == {"name"}:
+            return getter(value["name"])
+    except UnknownCatalogEntry as e:
+        raise ValueError(e.message) from None
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExperimentSection(_Section):
+    """Identity, seed, length and clock of a run."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=80)
+    seed: int = Field(0, ge=0, description="root seed; every component spawns its own stream")
+    duration_s: float = Field(gt=0, le=1e6, description="emu seconds during which requests arrive")
+    dilation: float = Field(1.0, gt=0, le=1000, description="wall seconds per emu second")
+    engine: Literal["ray", "virtual"] = "ray"
+    drain_timeout_s: float = Field(
+        300.0, gt=0, description="emu seconds after the last arrival before unfinished requests fail"
+    )
+    control_delay_s: float = Field(
+        0.0, ge=0, le=1, description="virtual engine: modeled delay of every control message"
+    )
+    start_margin_s: float = Field(
+        1.0, ge=0, le=60, description="ray engine: wall seconds between set-up and emu time 0"
+    )
+
+
+class PoolConfig(_Section):
+    """A pool of identical units: ``units`` actors, each ``chips_per_unit`` chips or systems."""
+
+    hardware: HardwareProfile
+    chips_per_unit: int = Field(1, ge=1, le=1024, description="tensor-parallel chips or wafers")
+    units: int = Field(1, ge=1, le=100_000)
+    units_per_host: int | None = Field(
+        None, ge=1, description="units sharing one host NIC; default chips_per_host // chips_per_unit"
+    )
+    price_per_chip_hour_usd: float | None = Field(None, gt=0, description="overrides the catalog")
+    host_nic_gbps: float | None = Field(None, gt=0, description="overrides the catalog NIC")
+
+    @field_validator("hardware", mode="before")
+    @classmethod
+    def _resolve_hardware(cls, value: Any) -> Any:
+        return _resolve(value, get_hardware, hardware)
+
+    @property
+    def hosts_units(self) -> int:
+        """Units per host after defaults."""
+        if self.units_per_host is not None:
+            return self.units_per_host
+        return max(1, self.hardware.chips_per_host // self.chips_per_unit)
+
+    @property
+    def price_per_unit_hour_usd(self) -> float | None:
+        price = self.price_per_chip_hour_usd or self.hardware.price_per_hour_usd
+        return None if price is None else price * self.chips_per_unit
+
+    @property
+    def host_nic_bytes_per_s(self) -> float:
+        if self.host_nic_gbps is not None:
+            return self.host_nic_gbps * 1e9 / 8
+        return self.hardware.host_nic_bytes_per_s
+
+
+class FabricConfig(_Section):
+    """EFA between hosts: one-way latency, per-host NICs, optional core, per-flow caps."""
+
+    latency_s: float = Field(
+        35e-6, ge=0, le=1, description="one-way; default from aws-ofi-nccl's p5en cost model"
+    )
+    setup_s: float = Field(0.0, ge=0, le=1, description="fixed cost per transfer")
+    per_flow_cap_gbps: float | None = Field(None, gt=0, description="protocol efficiency cap")
+    core_oversubscription: float | None = Field(
+        None, ge=1, description="core capacity = total host NIC bandwidth / this; None = no core"
+    )
+    layerwise: bool = Field(False, description="stream KV layer by layer during prefill")
+
+
+class WorkloadConfig(_Section):
+    """Synthetic open-loop arrivals with length distributions."""
+
+    rate_per_s: float = Field(gt=0, le=1e6, description="mean arrival rate, requests per emu s")
+    arrivals: ArrivalProcess = PoissonArrivals()
+    prompt_tokens: LengthDist = LognormalLength(median=1_000, sigma=0.8, max=8_192)
+    output_tokens: LengthDist = LognormalLength(median=200, sigma=0.6, max=2_048)
+    max_requests: int | None = Field(None, gt=0, description="cap on submitted requests")
+    slo_class: str = "default"
+
+
+class SloConfig(_Section):
+    """Latency targets a request must meet to count toward goodput."""
+
+    ttft_s: float = Field(gt=0, description="time to first token")
+    tpot_s: float = Field(gt=0, description="time per output token after the first")
+
+
+class PolicySpec(_Section):
+    """A policy by registry name (or dotted path) with its parameters as extra keys."""
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "params" not in value:
+            rest = {k: v for k, v in value.items() if k != "name"}
+            return {"name": value.get("name"), "params": rest}
+        return value
+
+
+class PoliciesConfig(_Section):
+    """Which router and batching policies run, with their parameters."""
+
+    router: PolicySpec = PolicySpec(name="round_robin")
+    prefill_batching: PolicySpec = PolicySpec(name="fcfs")
+    decode_admission: PolicySpec = PolicySpec(name="fcfs")
+
+
+class FaultsConfig(_Section):
+    """Injected faults, to exercise failure handling (off by default)."""
+
+    corrupt_kv_requests: list[int] = Field(
+        default_factory=list, description="request ids whose KV payload gets one byte flipped"
+    )
+    drop_kv_requests: list[int] = Field(
+        default_factory=list, description="request ids whose KV payload goes missing"
+    )
+
+
+class OutputConfig(_Section):
+    """Where results go and how big the real KV payloads are."""
+
+    dir: str = Field("results/{name}", description="output folder; {name} is the experiment name")
+    payload_scale: float = Field(
+        1e-3, ge=0, le=1, description="real payload bytes = modeled KV bytes x this"
+    )
+    sample_interval_s: float = Field(0.5, gt=0, description="timeseries grid, emu s")
+
+
+class Experiment(_Section):
+    """A whole experiment: what runs, on which cluster, under which workload and policies."""
+
+    experiment: ExperimentSection
+    model: ModelSpec
+    prefill: PoolConfig
+    decode: PoolConfig
+    fabric: FabricConfig = FabricConfig()
+    workload: WorkloadConfig
+    slo: SloConfig
+    policies: PoliciesConfig = PoliciesConfig()
+    output: OutputConfig = OutputConfig()
+    faults: FaultsConfig = FaultsConfig()
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _resolve_model(cls, value: Any) -> Any:
+        return _resolve(value, get_model, models)
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output.dir.format(name=self.experiment.name))
+
+
+def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> Experiment:
+    """Read and validate an experiment TOML file; ``overrides`` maps dotted keys to values."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such experiment file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return experiment_from_dict(raw, source=str(path))
+
+
+def experiment_from_dict(raw: dict[str, Any], source: str = "<config>") -> Experiment:
+    """Validate a plain dict (as read from TOML) into an :class:`Experiment`."""
+    try:
+        return Experiment.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {describe_validation_error(e, Experiment)}") from None

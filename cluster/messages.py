@@ -1,0 +1,111 @@
+"""Requests and the messages components exchange: frozen dataclasses named as nouns.
+
+Every message carries ``sent_s``, the emu time at which its sender acted; the receiver treats
+``sent_s`` (plus any modeled control delay) as the message's modeled arrival time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Status = Literal["completed", "rejected", "failed"]
+UnitKind = Literal["prefill", "decode"]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One inference request: what arrives, how long it is, and the SLO it is judged by."""
+
+    request_id: int
+    arrival_s: float
+    prompt_tokens: int
+    output_tokens: int
+    slo_class: str = "default"
+    ttft_slo_s: float = float("inf")
+    tpot_slo_s: float = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestArrived:
+    """Load generator -> router: a request has arrived."""
+
+    request: Request
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PrefillAssigned:
+    """Router -> prefill unit: run this request's prefill."""
+
+    request: Request
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class KvReady:
+    """Prefill unit -> router: prefill done, first token out, KV payload in the store."""
+
+    request: Request
+    prefill_unit: str
+    kv_bytes: float
+    payload: Any  # an object-store reference (ray engine) or the payload itself (virtual)
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequested:
+    """Router -> fabric: move this request's KV from a prefill unit to a decode unit."""
+
+    request: Request
+    src_unit: str
+    dst_unit: str
+    kv_bytes: float
+    payload: Any
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class KvDelivered:
+    """Fabric -> decode unit: the KV has arrived (at ``sent_s``, the modeled transfer end)."""
+
+    request: Request
+    src_unit: str
+    kv_bytes: float
+    payload: Any
+    transfer_start_s: float
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    """Unit -> router: the unit's load as of ``sent_s`` (what policies see, possibly stale)."""
+
+    unit: str
+    kind: UnitKind
+    queued_requests: int
+    queued_tokens: int
+    running_requests: int
+    kv_used_bytes: float
+    kv_capacity_bytes: float
+    free_at_s: float
+    sent_s: float
+    up: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEnded:
+    """Any component -> collector: the request reached its one final status."""
+
+    request_id: int
+    status: Status
+    reason: str
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivalsDone:
+    """Load generator -> collector: no more arrivals; ``submitted`` requests in all."""
+
+    submitted: int
+    sent_s: float

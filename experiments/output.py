@@ -1,0 +1,67 @@
+"""Write a run's results folder atomically: everything goes to a temporary sibling folder that is
+renamed into place only when complete, so a failed run never leaves half-written output."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import tomli_w
+
+from disagg.cluster.config import Experiment
+
+
+def _toml_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _toml_ready(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_toml_ready(v) for v in value if v is not None]
+    return value
+
+
+def config_toml(exp: Experiment) -> str:
+    """The fully resolved experiment as TOML (catalog entries expanded, defaults filled in)."""
+    return tomli_w.dumps(_toml_ready(exp.model_dump(mode="python")))
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
+                  summary: dict[str, Any], extra: dict[str, bytes] | None = None) -> Path:
+    """Write ``tables`` as Parquet, summary.json and config.toml into ``out_dir`` atomically."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for name, table in tables.items():
+            pq.write_table(table, tmp / f"{name}.parquet")
+        (tmp / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2) + "\n")
+        (tmp / "config.toml").write_text(config_toml(exp))
+        for name, data in (extra or {}).items():
+            (tmp / name).write_bytes(data)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir

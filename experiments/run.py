@@ -1,0 +1,66 @@
+"""Run one experiment on the engine it names and turn the raw results into the results contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from disagg.actors.build import check_experiment
+from disagg.cluster.config import Experiment
+from disagg.experiments.output import write_results
+from disagg.experiments.summary import summarize
+from disagg.experiments.tables import (
+    request_rows,
+    requests_table,
+    timeseries_table,
+    transfer_rows,
+    transfers_table,
+)
+
+
+@dataclass
+class RunResult:
+    """A finished run: its tables, its summary and where they were written (if anywhere)."""
+
+    experiment: Experiment
+    tables: dict[str, pa.Table]
+    summary: dict[str, Any]
+    raw: dict[str, Any]
+    out_dir: Path | None = None
+
+
+def execute(exp: Experiment, address: str | None = None, progress: Any = None) -> dict[str, Any]:
+    """Run the components on the experiment's engine and return their raw results."""
+    check_experiment(exp)
+    if exp.experiment.engine == "virtual":
+        from disagg.actors.virtual import run_virtual
+
+        return run_virtual(exp)
+    from disagg.actors.ray_engine import run_ray
+
+    return run_ray(exp, address=address, progress=progress)
+
+
+def assemble(exp: Experiment, raw: dict[str, Any]) -> RunResult:
+    """Build the tables and the summary from raw component results."""
+    rows = request_rows(raw)
+    transfers = transfer_rows(raw)
+    summary = summarize(exp, raw, rows, transfers)
+    tables = {
+        "requests": requests_table(rows),
+        "timeseries": timeseries_table(raw, exp, summary["duration_s"]),
+        "transfers": transfers_table(transfers),
+    }
+    return RunResult(exp, tables, summary, raw)
+
+
+def run_experiment(exp: Experiment, out_dir: Path | None = None, address: str | None = None,
+                   progress: Any = None) -> RunResult:
+    """Run, assemble and (if ``out_dir`` is given) write the results folder."""
+    result = assemble(exp, execute(exp, address=address, progress=progress))
+    if out_dir is not None:
+        result.out_dir = write_results(out_dir, exp, result.tables, result.summary)
+    return result

@@ -1,0 +1,118 @@
+"""A fluid model of flows sharing links under max-min fairness.
+
+Each flow crosses a set of links (egress NIC, optional core, ingress NIC). Between events every
+flow moves at a constant rate; rates are recomputed by progressive filling whenever a flow starts
+or ends, so a flow's completion time moves as others come and go. Bytes and seconds throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+
+Link = Hashable
+_EPS_BYTES = 1e-6
+
+
+def max_min_rates(
+    flows: Mapping[int, tuple[Link, ...]],
+    capacity: Mapping[Link, float],
+    per_flow_cap: float = float("inf"),
+) -> dict[int, float]:
+    """Max-min fair rate (bytes/s) of each flow; a flow that crosses no link gets the cap."""
+    rates: dict[int, float] = {}
+    remaining = dict(capacity)
+    active = set(flows)
+    while active:
+        counts: dict[Link, int] = {}
+        for f in active:
+            for link in flows[f]:
+                counts[link] = counts.get(link, 0) + 1
+        share = min((remaining[link] / n for link, n in counts.items()), default=float("inf"))
+        level = min(share, per_flow_cap)
+        if level == float("inf"):
+            rates.update({f: level for f in active})
+            break
+        if per_flow_cap <= share:
+            frozen = set(active)
+        else:
+            tight = {link for link, n in counts.items() if remaining[link] / n <= level * (1 + 1e-12)}
+            frozen = {f for f in active if any(link in tight for link in flows[f])}
+        for f in frozen:
+            rates[f] = level
+            for link in flows[f]:
+                remaining[link] = max(0.0, remaining[link] - level)
+        active -= frozen
+    return rates
+
+
+@dataclass
+class _Flow:
+    links: tuple[Link, ...]
+    size_bytes: float
+    left_bytes: float
+    rate: float = 0.0
+
+
+class FluidNetwork:
+    """Flows in progress on a set of links; advance time, add flows, find the next completion."""
+
+    def __init__(self, capacity: Mapping[Link, float], per_flow_cap: float = float("inf")) -> None:
+        self.capacity = dict(capacity)
+        self.per_flow_cap = per_flow_cap
+        self.now_s = 0.0
+        self._flows: dict[int, _Flow] = {}
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def advance(self, t: float) -> None:
+        """Move every flow forward at its current rate to time ``t``."""
+        dt = t - self.now_s
+        if dt < -1e-9:
+            raise ValueError(f"time moves backwards: {t} < {self.now_s}")
+        if dt > 0:
+            for flow in self._flows.values():
+                flow.left_bytes = max(0.0, flow.left_bytes - flow.rate * dt)
+            self.now_s = t
+
+    def add(self, flow_id: int, links: tuple[Link, ...], size_bytes: float, t: float) -> None:
+        """Start a flow of ``size_bytes`` at time ``t`` (>= the network's current time)."""
+        unknown = [link for link in links if link not in self.capacity]
+        if unknown:
+            raise KeyError(f"unknown link {unknown[0]!r}")
+        self.advance(t)
+        self._flows[flow_id] = _Flow(links, size_bytes, size_bytes)
+        self._rebalance()
+
+    def next_completion(self) -> tuple[float, int] | None:
+        """(time, flow id) of the next flow to finish at current rates, or None when idle."""
+        best: tuple[float, int] | None = None
+        for fid, flow in self._flows.items():
+            t = self.now_s + (flow.left_bytes / flow.rate if flow.left_bytes > 0 else 0.0)
+            if best is None or (t, fid) < best:
+                best = (t, fid)
+        return best
+
+    def finish(self, flow_id: int, t: float) -> None:
+        """Remove a flow that completes at ``t`` and rebalance the others."""
+        self.advance(t)
+        flow = self._flows.pop(flow_id)
+        if flow.left_bytes > _EPS_BYTES + 1e-9 * flow.size_bytes:
+            raise RuntimeError(f"flow {flow_id} finished with {flow.left_bytes} bytes left")
+        self._rebalance()
+
+    def link_rates(self) -> dict[Link, float]:
+        """Bytes/s crossing each link right now."""
+        out = {link: 0.0 for link in self.capacity}
+        for flow in self._flows.values():
+            for link in flow.links:
+                out[link] += flow.rate
+        return out
+
+    def _rebalance(self) -> None:
+        rates = max_min_rates(
+            {fid: f.links for fid, f in self._flows.items()}, self.capacity, self.per_flow_cap
+        )
+        for fid, flow in self._flows.items():
+            flow.rate = rates[fid]

@@ -1,0 +1,94 @@
+"""Registries of policies by name: raise on duplicates, explain unknown names, load dotted paths.
+
+A factory is a class (usually a dataclass) built as ``factory(**params)``; if its ``__init__``
+accepts a ``context`` keyword, it receives the :class:`PolicyContext`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from disagg.cluster.errors import ConfigError
+from disagg.policies.base import PolicyContext
+
+T = TypeVar("T")
+
+
+class UnknownPolicy(ConfigError):
+    """A policy name that no registry entry or importable dotted path matches."""
+
+
+class DuplicatePolicy(RuntimeError):
+    """Two registrations under one name."""
+
+
+class Registry(Generic[T]):
+    """Name -> factory for one kind of policy."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._factories: dict[str, Callable[..., T]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator: register ``factory`` under ``name``; a second registration raises."""
+
+        def add(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._factories:
+                raise DuplicatePolicy(f"{self.kind} policy {name!r} is registered twice")
+            self._factories[name] = factory
+            return factory
+
+        return add
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def factory(self, name: str) -> Callable[..., T]:
+        """The factory for ``name``, or for a dotted path ``package.module.Class``."""
+        if name in self._factories:
+            return self._factories[name]
+        if "." in name or ":" in name:
+            return _import(name, self.kind)
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownPolicy(
+            f"unknown {self.kind} policy {name!r}; known: {', '.join(self.names())}{hint}"
+        )
+
+    def create(self, name: str, params: dict[str, Any], context: PolicyContext) -> T:
+        """Build the policy; unknown or invalid parameters raise :class:`ConfigError`."""
+        factory = self.factory(name)
+        accepted = _parameters(factory)
+        unknown = sorted(set(params) - accepted)
+        if unknown:
+            allowed = ", ".join(sorted(accepted - {"context"})) or "none"
+            raise ConfigError(
+                f"{self.kind} policy {name!r}: unknown parameter {unknown[0]!r} "
+                f"(allowed: {allowed})"
+            )
+        kwargs = dict(params)
+        if "context" in accepted:
+            kwargs["context"] = context
+        try:
+            return factory(**kwargs)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{self.kind} policy {name!r}: {e}") from None
+
+
+def _parameters(factory: Callable[..., Any]) -> set[str]:
+    if dataclasses.is_dataclass(factory):
+        return {f.name for f in dataclasses.fields(factory) if f.init}
+    return {p for p in inspect.signature(factory).parameters if p != "self"}
+
+
+def _import(path: str, kind: str) -> Callable[..., Any]:
+    module_name, _, attr = path.replace(":", ".").rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError, ValueError) as e:
+        raise UnknownPolicy(f"{kind} policy {path!r} cannot be imported: {e}") from None

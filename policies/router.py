@@ -1,0 +1,55 @@
+"""Router policies: where a request's prefill runs and where its decode runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from disagg.cluster.messages import Request
+from disagg.cluster.perf import kv_bytes
+from disagg.policies.base import PolicyContext, Reject, Route, RouterView, UnitView, Wait
+from disagg.policies.registry import Registry
+from disagg.policies.base import RouterPolicy
+
+ROUTERS: Registry[RouterPolicy] = Registry("router")
+
+
+def decode_kv_need(request: Request, context: PolicyContext) -> float:
+    """KV bytes a decode unit reserves for ``request``: prompt plus all output tokens."""
+    return float(kv_bytes(request.prompt_tokens + request.output_tokens, context.model))
+
+
+def decode_candidates(request: Request, view: RouterView, context: PolicyContext) -> list[UnitView]:
+    """Decode units that are up and (as last reported) have KV room for the request."""
+    need = decode_kv_need(request, context)
+    return [u for u in view.decode if u.up and u.kv_free_bytes >= need]
+
+
+@ROUTERS.register("round_robin")
+@dataclass
+class RoundRobin:
+    """Cycle through the units that are up, ignoring load (decode: skipping units without room)."""
+
+    context: PolicyContext
+    _next_prefill: int = field(default=0, init=False)
+    _next_decode: int = field(default=0, init=False)
+
+    def choose_prefill(self, request: Request, view: RouterView) -> Route | Reject:
+        up = [u for u in view.prefill if u.up]
+        if not up:
+            return Reject("no_prefill_unit_up")
+        unit = up[self._next_prefill % len(up)]
+        self._next_prefill += 1
+        return Route(unit.name)
+
+    def choose_decode(self, request: Request, view: RouterView) -> Route | Wait | Reject:
+        if not any(u.up for u in view.decode):
+            return Reject("no_decode_unit_up")
+        need = decode_kv_need(request, self.context)
+        if all(u.kv_capacity_bytes < need for u in view.decode):
+            return Reject("kv_exceeds_decode_capacity")
+        candidates = decode_candidates(request, view, self.context)
+        if not candidates:
+            return Wait()
+        unit = candidates[self._next_decode % len(candidates)]
+        self._next_decode += 1
+        return Route(unit.name)
