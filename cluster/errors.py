@@ -32,7 +32,9 @@ def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | 
 
 def describe_validation_error(err: ValidationError, root: type[BaseModel]) -> str:
     """One line for the first error: ``field 'a.b': value X — what is allowed``."""
-    first = err.errors()[0]
+    # a misspelt key explains the "missing" error that comes with it: report it first
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
     loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.endswith("]")))
     field = ".".join(str(p) for p in loc) or "(top level)"
     value = first.get("input")

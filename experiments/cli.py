@@ -1,0 +1,127 @@
+"""The ``disagg`` command line: run, validate, catalog.
+
+Exit codes: 0 success; 2 bad input (one message naming the field, the value and what is allowed;
+nothing written); 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from disagg.cluster.config import Experiment, load_experiment
+from disagg.cluster.errors import ConfigError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exit code is 2 as well
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"disagg: error: {message}\n")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for flag, key in (("engine", "experiment.engine"), ("dilation", "experiment.dilation"),
+                      ("seed", "experiment.seed"), ("duration", "experiment.duration_s")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def load(args: argparse.Namespace) -> Experiment:
+    """Load, override and fully check the experiment named on the command line."""
+    from disagg.actors.build import check_experiment
+
+    exp = load_experiment(args.experiment, _overrides(args))
+    check_experiment(exp)
+    return exp
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    exp = load(args)
+    console.print(
+        f"[green]ok[/green] {args.experiment}: {exp.experiment.name} — {exp.model.name}, "
+        f"{exp.prefill.units} x {exp.prefill.chips_per_unit} {exp.prefill.hardware.name} prefill, "
+        f"{exp.decode.units} x {exp.decode.chips_per_unit} {exp.decode.hardware.name} decode, "
+        f"engine {exp.experiment.engine}"
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from disagg.experiments.run import run_experiment
+    from disagg.experiments.views import plain_progress, summary_table
+
+    exp = load(args)
+    out_dir = Path(args.out) if args.out else exp.output_dir
+    console.print(f"disagg: running {exp.experiment.name} on the {exp.experiment.engine} engine "
+                  f"({exp.experiment.duration_s:g} emu s of arrivals, dilation "
+                  f"{exp.experiment.dilation:g}) -> {out_dir}")
+    started = time.time()
+    result = run_experiment(exp, out_dir, address=args.address,
+                            progress=plain_progress(console, exp))
+    console.print(summary_table(result.summary))
+    console.print(f"results in {result.out_dir} ({time.time() - started:.1f} s wall)")
+    return EXIT_OK
+
+
+def cmd_catalog(args: argparse.Namespace, console: Console) -> int:
+    from disagg.experiments.views import calibration_table, hardware_table, model_table
+
+    console.print(model_table())
+    console.print(hardware_table())
+    console.print(calibration_table())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="disagg", description="Emulate disaggregated LLM-inference clusters.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run an experiment and write its results folder")
+    run.add_argument("experiment", help="experiment TOML file")
+    run.add_argument("--engine", choices=["ray", "virtual"])
+    run.add_argument("--out", help="results folder (default: the experiment's output.dir)")
+    run.add_argument("--dilation", type=float, help="wall seconds per emu second")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--duration", type=float, help="emu seconds of arrivals")
+    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or embedded)")
+    run.set_defaults(func=cmd_run)
+    val = sub.add_parser("validate", help="check an experiment file without running it")
+    val.add_argument("experiment")
+    val.set_defaults(func=cmd_validate)
+    cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
+    cat.set_defaults(func=cmd_catalog)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``disagg`` console script."""
+    args = build_parser().parse_args(argv)
+    console = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    try:
+        return int(args.func(args, console))
+    except ConfigError as e:
+        err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        err.print("disagg: interrupted; nothing written")
+        return EXIT_INTERNAL
+    except Exception as e:  # noqa: BLE001 - the last line of defence: say what broke
+        err.print(f"disagg: internal error: {type(e).__name__}: {e}", markup=False)
+        if "--debug" in sys.argv or __import__("os").environ.get("DISAGG_DEBUG"):
+            raise
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Shared test factories and the one real-Ray fixture."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from disagg.cluster.config import Experiment, experiment_from_dict
+from disagg.cluster.messages import Request
+
+BASE: dict[str, Any] = {
+    "experiment": {"name": "t", "seed": 7, "duration_s": 5.0, "engine": "virtual"},
+    "model": "llama-3.1-70b",
+    "prefill": {"hardware": "trainium2", "chips_per_unit": 4, "units": 2},
+    "decode": {"hardware": "cs3", "chips_per_unit": 4, "units": 1},
+    "workload": {
+        "rate_per_s": 4.0,
+        "prompt_tokens": {"kind": "lognormal", "median": 1000, "sigma": 0.8, "max": 8192},
+        "output_tokens": {"kind": "lognormal", "median": 100, "sigma": 0.6, "max": 1024},
+    },
+    "slo": {"ttft_s": 1.0, "tpot_s": 0.02},
+    "output": {"payload_scale": 1e-4},
+}
+
+
+def experiment_dict(**overrides: Any) -> dict[str, Any]:
+    """The base experiment as a dict, with ``section__field=value`` overrides."""
+    raw = copy.deepcopy(BASE)
+    for key, value in overrides.items():
+        node = raw
+        *parents, leaf = key.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return raw
+
+
+def make_experiment(**overrides: Any) -> Experiment:
+    """A small validated experiment; ``workload__rate_per_s=8`` style overrides."""
+    return experiment_from_dict(experiment_dict(**overrides))
+
+
+def make_request(**overrides: Any) -> Request:
+    """A request with sensible defaults."""
+    fields: dict[str, Any] = {"request_id": 0, "arrival_s": 0.0, "prompt_tokens": 1000,
+                              "output_tokens": 100, "ttft_slo_s": 1.0, "tpot_slo_s": 0.05}
+    fields.update(overrides)
+    return Request(**fields)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One embedded Ray for every real-Ray test (shut down at the end of the session)."""
+    ray = pytest.importorskip("ray")
+    ray.init(
+        resources={"trainium2": 256, "cs3": 256, "h100": 256, "disagg_control": 64},
+        include_dashboard=False, logging_level="WARNING",
+    )
+    yield ray
+    ray.shutdown()

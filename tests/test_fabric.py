@@ -1,0 +1,109 @@
+"""The fluid max-min fabric model (hand-computed cases, properties) and KV payloads."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from disagg.fabric.flows import FluidNetwork, max_min_rates
+from disagg.fabric.payload import PayloadError, make_payload, tamper, verify_payload
+
+GB = 1e9
+
+
+def _drain(net: FluidNetwork) -> dict[int, float]:
+    done = {}
+    while (nxt := net.next_completion()) is not None:
+        net.finish(nxt[1], nxt[0])
+        done[nxt[1]] = nxt[0]
+    return done
+
+
+def test_one_flow_alone_takes_bytes_over_bandwidth() -> None:
+    net = FluidNetwork({"e": 50 * GB, "i": 100 * GB})
+    net.add(1, ("e", "i"), 10 * GB, 0.0)
+    assert _drain(net)[1] == pytest.approx(0.2, rel=1e-12)
+
+
+def test_n_equal_flows_from_one_host_share_its_egress() -> None:
+    net = FluidNetwork({"e": 10 * GB, "i1": 100 * GB, "i2": 100 * GB, "i3": 100 * GB})
+    for k in range(3):
+        net.add(k, ("e", f"i{k + 1}"), 5 * GB, 0.0)
+    done = _drain(net)
+    assert all(t == pytest.approx(3 * 5 / 10, rel=1e-12) for t in done.values())
+
+
+def test_disjoint_pairs_do_not_slow_each_other() -> None:
+    net = FluidNetwork({"a-e": 10 * GB, "b-i": 10 * GB, "c-e": 10 * GB, "d-i": 10 * GB})
+    net.add(1, ("a-e", "b-i"), 10 * GB, 0.0)
+    net.add(2, ("c-e", "d-i"), 10 * GB, 0.0)
+    assert _drain(net) == {1: pytest.approx(1.0), 2: pytest.approx(1.0)}
+
+
+def test_flow_joining_halfway_finishes_when_max_min_says() -> None:
+    # A: 10 GB alone on a 10 GB/s egress; B (10 GB) joins at 0.5 s when A has 5 GB left.
+    # Both then get 5 GB/s: A ends at 1.5 s; B has 5 GB left, runs alone at 10 GB/s -> 2.0 s.
+    net = FluidNetwork({"e": 10 * GB, "i1": 100 * GB, "i2": 100 * GB})
+    net.add(1, ("e", "i1"), 10 * GB, 0.0)
+    net.add(2, ("e", "i2"), 10 * GB, 0.5)
+    assert _drain(net) == {1: pytest.approx(1.5), 2: pytest.approx(2.0)}
+
+
+def test_max_min_gives_leftover_to_unconstrained_flows() -> None:
+    # f1 and f2 share link x (cap 10); f2 also crosses y (cap 2) -> f2 = 2, f1 = 8
+    rates = max_min_rates({1: ("x",), 2: ("x", "y")}, {"x": 10.0, "y": 2.0})
+    assert rates == {1: pytest.approx(8.0), 2: pytest.approx(2.0)}
+
+
+def test_per_flow_cap_limits_a_lone_flow() -> None:
+    assert max_min_rates({1: ("x",)}, {"x": 10.0}, per_flow_cap=3.0) == {1: 3.0}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    caps=st.lists(st.floats(1.0, 100.0), min_size=2, max_size=5),
+    flows=st.lists(
+        st.tuples(st.floats(0.0, 5.0), st.floats(0.1, 50.0), st.sets(st.integers(0, 4), min_size=1)),
+        min_size=1, max_size=12,
+    ),
+)
+def test_bytes_conserved_and_links_never_over_capacity(caps, flows) -> None:
+    links = {i: c for i, c in enumerate(caps)}
+    net = FluidNetwork(links)
+    moved = {i: 0.0 for i in range(len(flows))}
+    events = sorted((start, i) for i, (start, _, _) in enumerate(flows))
+    pending = list(events)
+    now = 0.0
+    sizes = {i: size for i, (_, size, _) in enumerate(flows)}
+    while pending or len(net):
+        nxt = net.next_completion()
+        t_start = pending[0][0] if pending else float("inf")
+        t = min(t_start, nxt[0] if nxt else float("inf"))
+        for fid, flow in net._flows.items():  # rates are constant between events
+            moved[fid] += flow.rate * (t - now)
+        for link, rate in net.link_rates().items():
+            assert rate <= links[link] * (1 + 1e-9)
+        now = t
+        if pending and t_start <= t:
+            _, i = pending.pop(0)
+            path = tuple(sorted(x % len(caps) for x in flows[i][2]))
+            net.add(i, path, sizes[i], t)
+        else:
+            net.finish(nxt[1], t)
+    assert all(moved[i] == pytest.approx(sizes[i], rel=1e-6) for i in sizes)
+
+
+def test_payload_round_trip_and_tamper_detection() -> None:
+    p = make_payload(5, 1000, "llama-3.1-70b", 2, 80, 327_680_000, 1e-3)
+    assert p.num_rows == 80 and p.nbytes == 327_680
+    assert verify_payload(p, 5) is p
+    with pytest.raises(PayloadError) as e:
+        verify_payload(tamper(p), 5)
+    assert e.value.reason == "kv_checksum"
+    with pytest.raises(PayloadError) as e:
+        verify_payload(None, 5)
+    assert e.value.reason == "kv_missing"
+    with pytest.raises(PayloadError) as e:
+        verify_payload(p, 6)
+    assert e.value.reason == "kv_schema"
