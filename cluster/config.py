@@ -44,11 +44,12 @@ class _Section(BaseModel):
 class ExperimentSection(_Section):
     """Identity, seed, length and clock of a run."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=80)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=80,
+                      description="letters, digits, _ . -; names the default output folder")
     seed: int = Field(0, ge=0, description="root seed; every component spawns its own stream")
     duration_s: float = Field(gt=0, le=1e6, description="emu seconds during which requests arrive")
     dilation: float = Field(1.0, gt=0, le=1000, description="wall seconds per emu second")
-    engine: Literal["ray", "virtual"] = "ray"
+    engine: Literal["ray", "virtual"] = Field("ray", description="ray actors or virtual time")
     drain_timeout_s: float = Field(
         300.0, gt=0, description="emu seconds after the last arrival before unfinished requests fail"
     )
@@ -63,9 +64,11 @@ class ExperimentSection(_Section):
 class PoolConfig(_Section):
     """A pool of identical units: ``units`` actors, each ``chips_per_unit`` chips or systems."""
 
-    hardware: HardwareProfile
+    hardware: HardwareProfile = Field(
+        description="catalog name, a table {name = ..., field = override}, or a full inline spec"
+    )
     chips_per_unit: int = Field(1, ge=1, le=1024, description="tensor-parallel chips or wafers")
-    units: int = Field(1, ge=1, le=100_000)
+    units: int = Field(1, ge=1, le=100_000, description="units (actors) in the pool")
     units_per_host: int | None = Field(
         None, ge=1, description="units sharing one host NIC; default chips_per_host // chips_per_unit"
     )
@@ -107,18 +110,22 @@ class FabricConfig(_Section):
     core_oversubscription: float | None = Field(
         None, ge=1, description="core capacity = total host NIC bandwidth / this; None = no core"
     )
-    layerwise: bool = Field(False, description="stream KV layer by layer during prefill")
 
 
 class WorkloadConfig(_Section):
     """Synthetic open-loop arrivals with length distributions."""
 
     rate_per_s: float = Field(gt=0, le=1e6, description="mean arrival rate, requests per emu s")
-    arrivals: ArrivalProcess = PoissonArrivals()
-    prompt_tokens: LengthDist = LognormalLength(median=1_000, sigma=0.8, max=8_192)
-    output_tokens: LengthDist = LognormalLength(median=200, sigma=0.6, max=2_048)
+    arrivals: ArrivalProcess = Field(PoissonArrivals(), description="inter-arrival process")
+    prompt_tokens: LengthDist = Field(
+        LognormalLength(median=1_000, sigma=0.8, max=8_192), description="prompt lengths"
+    )
+    output_tokens: LengthDist = Field(
+        LognormalLength(median=200, sigma=0.6, max=2_048),
+        description="output lengths, the first token (from prefill) included",
+    )
     max_requests: int | None = Field(None, gt=0, description="cap on submitted requests")
-    slo_class: str = "default"
+    slo_class: str = Field("default", description="label of these requests' SLO class")
 
 
 class SloConfig(_Section):
@@ -148,9 +155,12 @@ class PolicySpec(_Section):
 class PoliciesConfig(_Section):
     """Which router and batching policies run, with their parameters."""
 
-    router: PolicySpec = PolicySpec(name="round_robin")
-    prefill_batching: PolicySpec = PolicySpec(name="fcfs")
-    decode_admission: PolicySpec = PolicySpec(name="fcfs")
+    router: PolicySpec = Field(PolicySpec(name="round_robin"),
+                               description="picks prefill and decode units")
+    prefill_batching: PolicySpec = Field(PolicySpec(name="fcfs"),
+                                         description="forms prefill batches inside a unit")
+    decode_admission: PolicySpec = Field(PolicySpec(name="fcfs"),
+                                         description="admits requests into the running batch")
 
 
 class FaultsConfig(_Section):

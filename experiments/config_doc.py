@@ -1,0 +1,71 @@
+"""The config reference in Markdown, generated from the pydantic tree (docs/config.md embeds it;
+a test keeps the two equal). Run ``python -m disagg.experiments.config_doc`` to regenerate."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from disagg.cluster import config as c
+from disagg.cluster import workload as w
+from disagg.cluster.specs import HardwareProfile, ModelSpec
+
+SECTIONS: list[tuple[str, type[BaseModel]]] = [
+    ("[experiment]", c.ExperimentSection), ("[prefill] and [decode]", c.PoolConfig),
+    ("[fabric]", c.FabricConfig), ("[workload]", c.WorkloadConfig), ("[slo]", c.SloConfig),
+    ("[policies]", c.PoliciesConfig), ("[output]", c.OutputConfig), ("[faults]", c.FaultsConfig),
+    ("[model] inline spec", ModelSpec), ("hardware inline spec", HardwareProfile),
+    ('length kind = "fixed"', w.FixedLength), ('length kind = "uniform"', w.UniformLength),
+    ('length kind = "lognormal"', w.LognormalLength),
+    ('arrivals kind = "poisson"', w.PoissonArrivals), ('arrivals kind = "gamma"', w.GammaArrivals),
+    ('arrivals kind = "constant"', w.ConstantArrivals),
+]
+
+
+def _type(annotation: object) -> str:
+    text = str(annotation)
+    for junk in ("typing.", "<class '", "'>", "disagg.cluster.specs.", "disagg.cluster.config."):
+        text = text.replace(junk, "")
+    if "Length" in text or "Arrivals" in text:
+        return "table with `kind`"
+    return text.replace("|", "or")
+
+
+def _default(field: object) -> str:
+    default = getattr(field, "default")
+    factory = getattr(field, "default_factory")
+    if default is PydanticUndefined and factory is None:
+        return "**required**"
+    if factory is not None:
+        return f"`{factory()!r}`"
+    if isinstance(default, BaseModel):
+        return f"`{default.model_dump(exclude_defaults=False)!r}`".replace("|", "or")
+    return f"`{default!r}`"
+
+
+def _bounds(field: object) -> str:
+    parts = []
+    for meta in getattr(field, "metadata"):
+        for key, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            value = getattr(meta, key, None)
+            if value is not None:
+                parts.append(f"{sign} {value:g}" if isinstance(value, float) else f"{sign} {value}")
+    return ", ".join(parts)
+
+
+def config_reference_markdown() -> str:
+    """Every section and field with type, default, bounds and meaning."""
+    out = []
+    for title, model in SECTIONS:
+        doc = (model.__doc__ or "").strip().splitlines()[0]
+        out += [f"### {title}", "", doc, "", "| field | type | default | bounds | meaning |",
+                "|---|---|---|---|---|"]
+        for name, f in model.model_fields.items():
+            out.append(f"| `{name}` | {_type(f.annotation)} | {_default(f)} | {_bounds(f)} | "
+                       f"{f.description or ''} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(config_reference_markdown())
