@@ -115,8 +115,11 @@ class DecodeUnit(Component):
         eligible = tuple(p for p in self.pending if p.ready_s <= self.t + 1e-12)
         if not eligible:
             return
-        state = DecodeState(self.t, len(self.running), self.kv_used_bytes, self.kv_capacity_bytes,
-                            sum(r.context for r in self.running.values()))
+        state = DecodeState(
+            self.t, len(self.running), self.kv_used_bytes, self.kv_capacity_bytes,
+            sum(r.context for r in self.running.values()),
+            min((r.request.tpot_slo_s for r in self.running.values()), default=float("inf")),
+        )
         admitted = set(self.policy.admit(eligible, state))
         if not admitted:
             return
@@ -193,7 +196,7 @@ class DecodeUnit(Component):
             self.name, "decode", len(self.pending),
             sum(r.left for r in self.running.values()), len(self.running),
             self.kv_used_bytes + sum(p.kv_bytes for p in self.pending), self.kv_capacity_bytes,
-            self.t, sent_s=self.t,
+            self.t, sent_s=self.t, running_tokens=sum(r.context for r in self.running.values()),
         ))
 
     def results(self) -> dict[str, Any]:

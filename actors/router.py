@@ -97,7 +97,8 @@ class Router(Component):
             return  # an older report overtaken by a newer one
         self.views[msg.unit] = UnitView(
             msg.unit, msg.kind, msg.queued_requests, msg.queued_tokens, msg.running_requests,
-            msg.kv_used_bytes, msg.kv_capacity_bytes, msg.free_at_s, msg.sent_s, msg.up,
+            msg.running_tokens, msg.kv_used_bytes, msg.kv_capacity_bytes, msg.free_at_s,
+            msg.sent_s, msg.up,
         )
         if self.waiting and msg.kind == "decode":
             retry, self.waiting = self.waiting, []

@@ -91,6 +91,7 @@ class LoadReport:
     free_at_s: float
     sent_s: float
     up: bool = True
+    running_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
