@@ -78,6 +78,16 @@ class KvDelivered:
 
 
 @dataclass(frozen=True, slots=True)
+class KvPrefetch:
+    """Fabric -> decode unit, at transfer start: begin moving the real bytes now, so the real
+    copy overlaps the modeled transfer; the request may join only after ``KvDelivered``."""
+
+    request_id: int
+    payload: Any
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class LoadReport:
     """Unit -> router: the unit's load as of ``sent_s`` (what policies see, possibly stale)."""
 
