@@ -115,6 +115,25 @@ class RequestEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class UnitDown:
+    """Engine -> router: ``unit`` is lost (its machine went away); ``ended_ids`` are the requests
+    the collector had already ended, which need no redo."""
+
+    unit: str
+    ended_ids: frozenset[int]
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRedone:
+    """Router -> collector: the request lost its unit and starts again from prefill."""
+
+    request_id: int
+    lost_unit: str
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class ArrivalsDone:
     """Load generator -> collector: no more arrivals; ``submitted`` requests in all."""
 

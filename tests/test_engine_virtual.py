@@ -165,3 +165,30 @@ def test_batching_policies_run_end_to_end(batching) -> None:
                           workload__rate_per_s=10.0)
     rows = _rows(run_experiment(exp))
     assert rows and all(r["status"] == "completed" for r in rows)
+
+
+@pytest.mark.parametrize("lost", ["decode-1", "prefill-0"])
+def test_losing_a_unit_redoes_its_requests(lost) -> None:
+    exp = make_experiment(decode__units=2, workload__rate_per_s=12.0,
+                          workload__output_tokens={"kind": "fixed", "value": 1500},
+                          faults={"unit_loss": [{"unit": lost, "at_s": 2.0}]})
+    result = run_experiment(exp)
+    rows = _rows(result)
+    assert len(rows) == result.summary["submitted"]
+    for r in rows:
+        assert r["status"] in ("completed", "failed")
+        assert r["status"] == "completed" or r["reason"]
+    router = next(c for c in result.raw["components"] if c["name"] == "router")
+    assert router["units_down"] == [lost] and router["redone"] > 0
+    kind = lost.split("-")[0]
+    late = [r for r in rows if r["arrival_s"] > 2.5]
+    assert late and all(r[f"{kind}_unit"] != lost for r in late)
+    assert all(r["status"] == "completed" for r in rows)
+
+
+def test_unit_loss_must_name_a_unit(tmp_path) -> None:
+    from disagg.actors.build import check_experiment
+    from disagg.cluster.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="decode-5"):
+        check_experiment(make_experiment(faults={"unit_loss": [{"unit": "decode-5", "at_s": 1}]}))
