@@ -33,7 +33,8 @@ def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[tuple[Any, ...],
         if isinstance(key, int):
             shown.append(key)
             continue
-        by_kind = {getattr(m.model_fields.get("kind"), "default", None): m for m in models}
+        by_kind = {k: m for m in models if "kind" in m.model_fields
+                   for k in typing.get_args(m.model_fields["kind"].annotation)}
         if len(models) > 1 and key in by_kind:
             models = [by_kind[key]]
             continue
