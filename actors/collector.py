@@ -16,8 +16,9 @@ class DuplicateStatus(RuntimeError):
 class Collector(Component):
     """Counts final statuses; ``done`` is set once every submitted request has ended."""
 
-    def __init__(self, name: str, clock: Clock) -> None:
+    def __init__(self, name: str, clock: Clock, forward_ended_to: str | None = None) -> None:
         super().__init__(name, clock)
+        self.forward_ended_to = forward_ended_to  # closed-loop workloads: the load generator
         self.ended: dict[int, RequestEnded] = {}
         self.submitted: int | None = None
         self.done = asyncio.Event()
@@ -39,6 +40,8 @@ class Collector(Component):
                 f"then {msg.status}"
             )
         self.ended[msg.request_id] = msg
+        if self.forward_ended_to is not None:
+            self.peers[self.forward_ended_to].send(msg)
         self._check_done()
 
     def _on_arrivals_done(self, msg: ArrivalsDone) -> None:

@@ -99,8 +99,7 @@ class ComponentHost:
                 "now_s": self.clock.now()}
 
     async def last_arrival_s(self) -> float:
-        requests = getattr(self.component, "requests", [])
-        return float(requests[-1].arrival_s) if requests else 0.0
+        return float(self.component.arrivals_end_s())  # type: ignore[attr-defined]
 
     async def results(self) -> dict[str, Any]:
         if self._task is not None:

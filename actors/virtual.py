@@ -121,8 +121,7 @@ async def _drive(
         loop.call_at(loss.at_s, _lose_unit, loss.unit, comps, peers, named, lost)
     collector = comps["collector"]
     done = loop.create_task(collector.done.wait())  # type: ignore[attr-defined]
-    loadgen = comps["loadgen"]
-    last_arrival = loadgen.requests[-1].arrival_s if loadgen.requests else 0.0  # type: ignore[attr-defined]
+    last_arrival = comps["loadgen"].arrivals_end_s()  # type: ignore[attr-defined]
     deadline = loop.create_task(asyncio.sleep(last_arrival + exp.experiment.drain_timeout_s))
     try:
         while not done.done() and not deadline.done():

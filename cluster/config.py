@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from disagg.cluster.catalog import UnknownCatalogEntry, get_hardware, get_model, hardware, models
 from disagg.cluster.errors import ConfigError, describe_validation_error
 from disagg.cluster.specs import HardwareProfile, ModelSpec
-from disagg.cluster.workload import ArrivalProcess, LengthDist, LognormalLength, PoissonArrivals
+from disagg.cluster.workloads import SyntheticWorkload, WorkloadSpec
 
 
 def _resolve(value: Any, getter: Callable[[str], BaseModel], known: Callable[[], dict[str, Any]]) -> Any:
@@ -112,20 +112,8 @@ class FabricConfig(_Section):
     )
 
 
-class WorkloadConfig(_Section):
-    """Synthetic open-loop arrivals with length distributions."""
-
-    rate_per_s: float = Field(gt=0, le=1e6, description="mean arrival rate, requests per emu s")
-    arrivals: ArrivalProcess = Field(PoissonArrivals(), description="inter-arrival process")
-    prompt_tokens: LengthDist = Field(
-        LognormalLength(median=1_000, sigma=0.8, max=8_192), description="prompt lengths"
-    )
-    output_tokens: LengthDist = Field(
-        LognormalLength(median=200, sigma=0.6, max=2_048),
-        description="output lengths, the first token (from prefill) included",
-    )
-    max_requests: int | None = Field(None, gt=0, description="cap on submitted requests")
-    slo_class: str = Field("default", description="label of these requests' SLO class")
+# the [workload] variants live in cluster/workloads.py; the synthetic one keeps its old name
+WorkloadConfig = SyntheticWorkload
 
 
 class SloConfig(_Section):
@@ -203,7 +191,7 @@ class Experiment(_Section):
     prefill: PoolConfig
     decode: PoolConfig
     fabric: FabricConfig = FabricConfig()
-    workload: WorkloadConfig
+    workload: WorkloadSpec = Field(description="see docs/workloads.md")
     slo: SloConfig
     policies: PoliciesConfig = PoliciesConfig()
     output: OutputConfig = OutputConfig()
@@ -234,12 +222,14 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return experiment_from_dict(raw, source=str(path))
+    return experiment_from_dict(raw, source=str(path), base_dir=path.parent)
 
 
-def experiment_from_dict(raw: dict[str, Any], source: str = "<config>") -> Experiment:
-    """Validate a plain dict (as read from TOML) into an :class:`Experiment`."""
+def experiment_from_dict(raw: dict[str, Any], source: str = "<config>",
+                         base_dir: Path | None = None) -> Experiment:
+    """Validate a plain dict (as read from TOML) into an :class:`Experiment`; relative file
+    paths in it (traces) are resolved against ``base_dir`` (default: the working folder)."""
     try:
-        return Experiment.model_validate(raw)
+        return Experiment.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as e:
         raise ConfigError(f"{source}: {describe_validation_error(e, Experiment)}") from None
