@@ -183,6 +183,24 @@ class OutputConfig(_Section):
     sample_interval_s: float = Field(0.5, gt=0, description="timeseries grid, emu s")
 
 
+class PlacementConfig(_Section):
+    """Where actors run on a Ray cluster (ray engine)."""
+
+    control: Literal["head", "any"] = Field(
+        "head", description="router, fabric, collector, load generator: on the head node or anywhere"
+    )
+    unit_memory_mb: float = Field(
+        128.0, gt=0, le=65_536,
+        description="memory reserved per unit actor when nodes advertise no hardware (spread mode)",
+    )
+    ship_code: bool = Field(
+        False, description="send the disagg package to the cluster's nodes (runtime_env py_modules)"
+    )
+    failure_poll_s: float = Field(
+        0.5, gt=0, le=60, description="wall seconds between checks that every unit actor is alive"
+    )
+
+
 class Experiment(_Section):
     """A whole experiment: what runs, on which cluster, under which workload and policies."""
 
@@ -196,6 +214,7 @@ class Experiment(_Section):
     policies: PoliciesConfig = PoliciesConfig()
     output: OutputConfig = OutputConfig()
     faults: FaultsConfig = FaultsConfig()
+    placement: PlacementConfig = PlacementConfig()
 
     @field_validator("model", mode="before")
     @classmethod

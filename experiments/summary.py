@@ -143,6 +143,7 @@ def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
             if r.get(k) is not None]
     out["view_age_p50_ms"] = float(np.percentile(ages, 50)) * 1e3 if ages else None
     out["view_age_p99_ms"] = float(np.percentile(ages, 99)) * 1e3 if ages else None
+    out.update(_cluster(raw))
     out["reasons"] = _reasons(rows)
     out["by_slo_class"] = _by_class(rows, end_s)
     return out
@@ -163,6 +164,19 @@ def _itl(comps: dict[str, dict[str, Any]], done: list[dict[str, Any]]) -> tuple[
             itl.append(r["first_decode_token_s"] - r["first_token_s"])
             weights.append(1.0)
     return itl, weights
+
+
+def _cluster(raw: dict[str, Any]) -> dict[str, Any]:
+    """Where the components ran (ray engine), the clock alignment, and units lost mid-run."""
+    clock = raw.get("clock", {})
+    out: dict[str, Any] = {"lost_units": raw.get("lost_units", [])}
+    if "placement" in raw:
+        out["placement_mode"] = raw.get("placement_mode")
+        out["placement"] = raw["placement"]
+        out["nodes"] = len({p["node_id"] for p in raw["placement"].values()})
+        out["clock_offsets_ms"] = {n: c["offset_ms"] for n, c in clock.items()}
+        out["clock_uncertainty_ms"] = max((c["uncertainty_ms"] for c in clock.values()), default=0)
+    return out
 
 
 def _reasons(rows: list[dict[str, Any]]) -> dict[str, int]:
