@@ -84,14 +84,12 @@ def build_rows(rows: list[dict[str, Any]], columns: tuple[Column, ...] = COLUMNS
     policies = list(dict.fromkeys(r["policy"] for r in rows))
     out = []
     for rate in sorted({r["rate_per_s"] for r in rows}):
-        best = {c.key: _best([ests[c.key][(p, rate)].mean for p in policies], c.better)
-                for c in columns}
+        best = [_best([ests[c.key][(p, rate)].mean for p in policies], c.better) for c in columns]
         for p in policies:
             cells = []
-            for c in columns:
+            for c, b in zip(columns, best, strict=True):
                 e = ests[c.key][(p, rate)]
-                win = best[c.key] is not None and e.mean is not None and \
-                    abs(e.mean - best[c.key]) <= 1e-12 * max(1.0, abs(best[c.key]))
+                win = b is not None and e.mean is not None and abs(e.mean - b) <= 1e-12 * max(1.0, abs(b))
                 cells.append(Cell(e, _text(e, c), win))
             out.append(Row(p, rate, tuple(cells)))
     return out

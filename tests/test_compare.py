@@ -18,7 +18,8 @@ import tomli_w
 from disagg.experiments.capacity import bisect_capacity
 from disagg.experiments.cli import main
 from disagg.experiments.compare_table import COLUMNS, REGRET_COLUMNS
-from disagg.experiments.comparison import t_critical
+from disagg.experiments.compare import parse_policies, plan_runs, run_plans, variant
+from disagg.experiments.comparison import capacity, load_runs, run_row, t_critical
 from disagg.experiments.report import PLOT_TITLES
 
 from conftest import experiment_dict, make_experiment
@@ -204,28 +205,26 @@ def test_report_on_a_folder_without_runs_exits_2(tmp_path, capsys) -> None:
 def test_capacity_agrees_with_a_bisection_within_one_rate_step(tmp_path) -> None:
     step = 3.0
     rates = [3.0, 6.0, 9.0, 12.0, 15.0, 18.0]  # both policies break inside this range
-    exp = _write_experiment(tmp_path, experiment__duration_s=10.0)
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["compare", str(exp), "--policies", ",".join(POLICIES), "--rates",
-                     ",".join(f"{r:g}" for r in rates), "--local", "--out",
-                     str(tmp_path / "out")]) == 0
-    rows = pq.read_table(tmp_path / "out" / "comparison.parquet").to_pylist()
-    from disagg.experiments.comparison import capacity
-
-    swept = capacity(rows)
     base = make_experiment(experiment__duration_s=10.0)
-    for policy in POLICIES:
-        from disagg.experiments.compare import parse_policies, variant
-
-        choice = parse_policies(policy)[0]
-        exp_p = variant(base, choice, rates[0], base.experiment.seed, "virtual")
-        bisected = bisect_capacity(exp_p, rates[0], rates[-1], tol_per_s=step / 8)
-        assert swept[policy] is not None and bisected is not None, (policy, swept, bisected)
+    choices = parse_policies(",".join(POLICIES))
+    run_plans(plan_runs(base, choices, rates, 1), tmp_path, use_ray=False)
+    swept = capacity([run_row(r, tmp_path) for r in load_runs(tmp_path)])
+    for choice in choices:
+        exp = variant(base, choice, rates[0], base.experiment.seed, "virtual")
+        bisected = bisect_capacity(exp, rates[0], rates[-1], tol_per_s=step / 8)
+        assert swept[choice.label] is not None and bisected is not None, (choice, swept, bisected)
         assert bisected < rates[-1], "the bisection must find a crossing, not the range's end"
-        assert abs(swept[policy] - bisected) <= step, (policy, swept[policy], bisected)
+        assert abs(swept[choice.label] - bisected) <= step, (choice, swept, bisected)
     assert swept["round_robin"] > swept[POLICIES[1]]
-    md = (tmp_path / "out" / "report.md").read_text()
-    assert f"| round_robin | {swept['round_robin']:g} |" in md
+
+
+def test_report_states_the_capacity_it_computes(compared) -> None:
+    out, _ = compared
+    rows = pq.read_table(out / "comparison.parquet").to_pylist()
+    md = (out / "report.md").read_text()
+    for policy, cap in capacity(rows).items():
+        shown = "below the lowest rate tested" if cap is None else f"{cap:g}"
+        assert f"| {policy} | {shown} |" in md
 
 
 def test_regret_columns_are_reported(compared) -> None:
