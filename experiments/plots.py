@@ -66,14 +66,25 @@ def cdf_plot(runs: list[SavedRun], column: str, label: str, slo_s: float | None 
             if v:
                 x = np.sort(np.asarray(v)) * 1e3
                 ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", label=policy)
-        if slo_s is not None:
-            ax.axvline(slo_s * 1e3, color="grey", linestyle="--", linewidth=1, label="SLO")
+        _slo_line(ax, slo_s)
         ax.set_title(f"{rate:g} req/s")
         ax.set_xlabel(f"{label} (ms)")
         ax.set_ylabel("fraction of requests")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small")
     return _png(fig)
+
+
+def _slo_line(ax: Axes, slo_s: float | None) -> None:
+    """The SLO target as a dashed line, or a note when it lies far right of every sample."""
+    if slo_s is None:
+        return
+    right = ax.get_xlim()[1]
+    if slo_s * 1e3 <= 1.5 * right:
+        ax.axvline(slo_s * 1e3, color="grey", linestyle="--", linewidth=1, label="SLO")
+    else:
+        ax.text(0.98, 0.05, f"SLO {slo_s * 1e3:g} ms (off scale)", transform=ax.transAxes,
+                ha="right", fontsize="small", color="grey")
 
 
 def _rate_panel(ax: Axes, rows: list[dict[str, Any]], key: str, scale: float, ylabel: str,
@@ -188,11 +199,13 @@ def breakdown_plot(runs: list[SavedRun]) -> bytes:
 
 
 def lines_plot(rows: list[dict[str, Any]], panels: list[tuple[str, str]], title: str) -> bytes:
-    """One panel per (summary column, y label) against request rate, mean ± 95% CI per policy."""
+    """One panel per (summary column, y label) against request rate, mean ± 95% CI per policy;
+    the quantities are non-negative, so the axes start at 0."""
     fig = Figure(figsize=(5 * len(panels), 3.6), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False).ravel()
     for ax, (key, ylabel) in zip(axes, panels, strict=True):
         _rate_panel(ax, rows, key, 1.0, ylabel)
+        ax.set_ylim(bottom=0)
     axes[0].legend(fontsize="small")
     fig.suptitle(title)
     return _png(fig)
