@@ -67,6 +67,12 @@ def check_experiment(exp: Experiment) -> None:
                 f"{exp.model.name} weights ({fit.weight_bytes / gb:.1f} GB) exceed "
                 f"{pool.chips_per_unit} x {pool.hardware.name} ({fit.capacity_bytes / gb:.1f} GB)"
             )
+    names = set(component_names(exp))
+    for loss in exp.faults.unit_loss:
+        if loss.unit not in names:
+            raise ConfigError(f"field 'faults.unit_loss.unit': value {loss.unit!r} is not a unit "
+                              f"of this experiment (prefill-0..{exp.prefill.units - 1}, "
+                              f"decode-0..{exp.decode.units - 1})")
     ctx = policy_context(exp, "check")
     for field, registry in (("router", ROUTERS), ("prefill_batching", PREFILL_BATCHING),
                             ("decode_admission", DECODE_ADMISSION)):

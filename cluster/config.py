@@ -163,8 +163,19 @@ class PoliciesConfig(_Section):
                                          description="admits requests into the running batch")
 
 
+class UnitLoss(_Section):
+    """A unit lost at an emu time, as if its machine went away."""
+
+    unit: str = Field(pattern=r"^(prefill|decode)-[0-9]+$", description="e.g. decode-1")
+    at_s: float = Field(ge=0, description="emu time of the loss")
+
+
 class FaultsConfig(_Section):
     """Injected faults, to exercise failure handling (off by default)."""
+
+    unit_loss: list[UnitLoss] = Field(
+        default_factory=list, description="units lost mid-run; their unfinished requests are redone"
+    )
 
     corrupt_kv_requests: list[int] = Field(
         default_factory=list, description="request ids whose KV payload gets one byte flipped"

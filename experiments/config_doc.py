@@ -14,6 +14,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("[experiment]", c.ExperimentSection), ("[prefill] and [decode]", c.PoolConfig),
     ("[fabric]", c.FabricConfig), ("[workload]", c.WorkloadConfig), ("[slo]", c.SloConfig),
     ("[policies]", c.PoliciesConfig), ("[output]", c.OutputConfig), ("[faults]", c.FaultsConfig),
+    ("[[faults.unit_loss]]", c.UnitLoss),
     ("[model] inline spec", ModelSpec), ("hardware inline spec", HardwareProfile),
     ('length kind = "fixed"', w.FixedLength), ('length kind = "uniform"', w.UniformLength),
     ('length kind = "lognormal"', w.LognormalLength),

@@ -50,8 +50,11 @@ def request_rows(raw: dict[str, Any]) -> list[dict[str, Any]]:
 def _derive(row: dict[str, Any]) -> None:
     if "status" not in row:
         row["status"], row["reason"] = "failed", "unfinished_at_drain_deadline"
-    if row["status"] == "completed" and row["output_tokens"] <= 1:
-        row.setdefault("last_token_s", row.get("first_token_s"))
+    if row["status"] == "completed" and row.get("first_token_s") is None:
+        row["first_token_s"] = row.get("end_s")  # a one-token output whose prefill unit was lost
+    if row["status"] == "completed" and row.get("last_token_s") is None:
+        # one-token outputs end at prefill; a lost unit's records are gone but the end time stands
+        row["last_token_s"] = row.get("end_s") or row.get("first_token_s")
     if row["status"] != "completed":
         row["slo_met"] = False
         return
