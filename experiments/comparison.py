@@ -94,15 +94,16 @@ def run_row(run: SavedRun, out_dir: Path) -> dict[str, Any]:
 
 
 def comparison_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """comparison.parquet: columns are the union of the rows' keys (missing values null)."""
-    keys = list(dict.fromkeys(k for r in rows for k in r))
+    """comparison.parquet: columns are the union of the rows' keys (missing values null);
+    integer columns stay int64, other numeric columns float64, the rest as Arrow infers."""
     cols = {}
-    for k in keys:
+    for k in dict.fromkeys(k for r in rows for k in r):
         values = [r.get(k) for r in rows]
-        if all(v is None or isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            cols[k] = pa.array(values, pa.int64())
+        elif present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
             cols[k] = pa.array([None if v is None else float(v) for v in values], pa.float64())
-            if all(isinstance(v, int) for v in values if v is not None) and k != "rate_per_s":
-                cols[k] = pa.array(values, pa.int64())
         else:
             cols[k] = pa.array(values)
     return pa.table(cols)
