@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.set_defaults(func=cmd_validate)
     cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
     cat.set_defaults(func=cmd_catalog)
+    from disagg.experiments.compare_cli import add_commands
+
+    add_commands(sub)
     return parser
 
 
