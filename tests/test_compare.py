@@ -98,7 +98,7 @@ def test_comparison_parquet_has_one_row_per_run_with_the_summary_keys(compared) 
     for row in rows:
         summary = _summary(out, row["policy"], row["rate_per_s"], row["repeat"])
         for key, value in summary.items():
-            expected = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+            expected = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
             assert row[key] == expected, key
         assert row["mean_regret_ms"] >= 0 and 0 <= row["regret_share"] <= 1
 
