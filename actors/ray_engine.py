@@ -81,6 +81,14 @@ class ComponentHost:
     def ping(self) -> bool:
         return True
 
+    def memory_rss_bytes(self) -> int:
+        """Resident memory of this actor's process (Linux /proc), for sizing clusters."""
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
     def ended_ids(self) -> list[int]:
         """Collector only: the requests that have ended so far."""
         return list(self.component.ended)  # type: ignore[attr-defined]
