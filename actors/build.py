@@ -115,13 +115,14 @@ def build_component(
             name, clock, exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit,
             PREFILL_BATCHING.create(spec.name, spec.params, policy_context(exp, name)),
             store, exp.output.payload_scale, seed, exp.faults, control_delay_s,
+            exp.experiment.load_report_interval_s,
         )
     elif name.startswith("decode-"):
         spec = exp.policies.decode_admission
         comp = DecodeUnit(
             name, clock, exp.model, exp.decode.hardware, exp.decode.chips_per_unit,
             DECODE_ADMISSION.create(spec.name, spec.params, policy_context(exp, name)),
-            store, decode_kv_capacity(exp), control_delay_s,
+            store, decode_kv_capacity(exp), control_delay_s, exp.experiment.load_report_interval_s,
         )
     else:
         raise KeyError(f"no component called {name!r}")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from disagg.actors.reporting import LoadReporter
 from disagg.actors.store import ObjectStore
 from disagg.actors.unit_log import UnitLog
 from disagg.cluster.component import Clock, Component
@@ -41,13 +42,14 @@ class DecodeUnit(Component):
     def __init__(
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         policy: DecodeAdmissionPolicy, store: ObjectStore, kv_capacity_bytes: float,
-        control_delay_s: float = 0.0,
+        control_delay_s: float = 0.0, report_interval_s: float = 0.0,
     ) -> None:
         super().__init__(name, clock)
         self.model, self.hw, self.chips = model, hw, chips
         self.policy = policy
         self.store = store
         self.kv_capacity_bytes = kv_capacity_bytes
+        self.reporter = LoadReporter(clock, report_interval_s, self._load)
         self.control_delay_s = control_delay_s
         self.pending: list[PendingDecode] = []
         self.running: dict[int, _Running] = {}
@@ -209,12 +211,16 @@ class DecodeUnit(Component):
 
     def _changed(self) -> None:
         self.log.state(self.t, len(self.pending), len(self.running), self.kv_used_bytes)
-        self.peers["router"].send(LoadReport(
+        self.reporter.router = self.peers["router"]
+        self.reporter.changed(self.t)
+
+    def _load(self, t: float) -> LoadReport:
+        return LoadReport(
             self.name, "decode", len(self.pending),
             sum(r.left for r in self.running.values()), len(self.running),
             self.kv_used_bytes + sum(p.kv_bytes for p in self.pending), self.kv_capacity_bytes,
-            self.t, sent_s=self.t, running_tokens=sum(r.context for r in self.running.values()),
-        ))
+            self.t, sent_s=t, running_tokens=sum(r.context for r in self.running.values()),
+        )
 
     def results(self) -> dict[str, Any]:
         out = super().results()

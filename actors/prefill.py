@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from disagg.actors.reporting import LoadReporter
 from disagg.actors.store import ObjectStore
 from disagg.actors.unit_log import UnitLog
 from disagg.cluster.component import Clock, Component
@@ -28,6 +29,7 @@ class PrefillUnit(Component):
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         policy: PrefillBatchingPolicy, store: ObjectStore, payload_scale: float,
         seed: int = 0, faults: FaultsConfig | None = None, control_delay_s: float = 0.0,
+        report_interval_s: float = 0.0,
     ) -> None:
         super().__init__(name, clock)
         self.model, self.hw, self.chips = model, hw, chips
@@ -45,6 +47,7 @@ class PrefillUnit(Component):
         self.log = UnitLog()
         self.records: dict[int, dict[str, Any]] = {}
         self.batches = 0
+        self.reporter = LoadReporter(clock, report_interval_s, self._load)
         self.handlers = {PrefillAssigned: self._on_assigned}
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
@@ -121,11 +124,15 @@ class PrefillUnit(Component):
         self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s=end))
 
     def _report(self, t: float) -> None:
-        self.peers["router"].send(LoadReport(
+        self.reporter.router = self.peers["router"]
+        self.reporter.changed(t)
+
+    def _load(self, t: float) -> LoadReport:
+        return LoadReport(
             self.name, "prefill", len(self.queue), sum(q.request.prompt_tokens for q in self.queue),
             len(self.running), 0.0, float("inf"), self.free_at_s, sent_s=t,
             running_tokens=sum(r.prompt_tokens for r in self.running),
-        ))
+        )
 
     def results(self) -> dict[str, Any]:
         out = super().results()

@@ -56,6 +56,10 @@ class ExperimentSection(_Section):
     control_delay_s: float = Field(
         0.0, ge=0, le=1, description="virtual engine: modeled delay of every control message"
     )
+    load_report_interval_s: float = Field(
+        0.005, ge=0, le=10,
+        description="emu s between a unit's load reports to the router (0 = on every change)",
+    )
     start_margin_s: float = Field(
         1.0, ge=0, le=60, description="ray engine: wall seconds between set-up and emu time 0"
     )
