@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from disagg.actors.live_aggregate import LiveAggregator
+from disagg.actors.live_state import StateReport
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.messages import ArrivalsDone, RequestEnded
 
@@ -21,7 +23,10 @@ class Collector(Component):
         self.ended: dict[int, RequestEnded] = {}
         self.submitted: int | None = None
         self.done = asyncio.Event()
-        self.handlers = {RequestEnded: self._on_ended, ArrivalsDone: self._on_arrivals_done}
+        self._counts = {"completed": 0, "rejected": 0, "failed": 0}
+        self.live = LiveAggregator()
+        self.handlers = {RequestEnded: self._on_ended, ArrivalsDone: self._on_arrivals_done,
+                         StateReport: self.live.add}
 
     def _on_ended(self, msg: RequestEnded) -> None:
         if msg.request_id in self.ended:
@@ -30,6 +35,9 @@ class Collector(Component):
                 f"then {msg.status}"
             )
         self.ended[msg.request_id] = msg
+        self._counts[msg.status] += 1
+        if msg.status != "completed":
+            self.live.forget(msg.request_id)
         self._check_done()
 
     def _on_arrivals_done(self, msg: ArrivalsDone) -> None:
@@ -41,10 +49,8 @@ class Collector(Component):
             self.done.set()
 
     def counts(self) -> dict[str, int]:
-        out = {"completed": 0, "rejected": 0, "failed": 0}
-        for msg in self.ended.values():
-            out[msg.status] += 1
-        return out
+        """Requests ended so far, by status."""
+        return dict(self._counts)
 
     def results(self) -> dict[str, Any]:
         out = super().results()
@@ -56,4 +62,6 @@ class Collector(Component):
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        return {"name": self.name, "submitted": self.submitted, **self.counts()}
+        """Counts by status and, under ``live``, the cluster picture built from state reports."""
+        return {"name": self.name, "submitted": self.submitted, **self.counts(),
+                "live": self.live.snapshot(self.clock.now())}

@@ -18,6 +18,7 @@ from typing import Any
 import ray
 
 from disagg.actors.build import component_names, build_component
+from disagg.actors.live_state import LiveReporter
 from disagg.cluster.component import Clock
 from disagg.cluster.config import Experiment
 
@@ -66,15 +67,31 @@ class ComponentHost:
         self.component = build_component(exp, name, self.clock, RayStore())
         self.errors: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self._reports: asyncio.Task[None] | None = None
+        self._collector: Any = None
 
     def connect(self, handles: dict[str, Any]) -> str:
         self.component.connect({n: RayPeer(h) for n, h in handles.items()})
+        self._collector = handles.get("collector")
         return ray.get_runtime_context().get_node_id()
 
-    async def start(self, t0: float, dilation: float) -> None:
+    async def start(self, t0: float, dilation: float, live_s: float = 0.0) -> None:
+        """Start the component at wall time ``t0``; with ``live_s`` > 0 also report its state to
+        the collector every ``live_s`` wall seconds when it changed (for the live view)."""
         self.clock.t0, self.clock.dilation = t0, dilation
-        self._task = asyncio.get_running_loop().create_task(self.component.run())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self.component.run())
         self._task.add_done_callback(self._on_done)
+        if live_s > 0 and self.component.name != "collector":
+            self._reports = loop.create_task(self._report_loop(LiveReporter(self.component), live_s))
+            self._reports.add_done_callback(self._on_done)
+
+    async def _report_loop(self, reporter: LiveReporter, live_s: float) -> None:
+        while True:
+            await asyncio.sleep(live_s)
+            report = reporter.next_report()
+            if report is not None:
+                self._collector.deliver.remote(report)
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -103,8 +120,9 @@ class ComponentHost:
         return float(requests[-1].arrival_s) if requests else 0.0
 
     async def results(self) -> dict[str, Any]:
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._reports):
+            if task is not None:
+                task.cancel()
         out = self.component.results()
         out["errors"] = list(self.errors)
         return out
@@ -153,8 +171,15 @@ def _options(name: str, exp: Experiment, available: dict[str, float]) -> dict[st
 def run_ray(
     exp: Experiment, address: str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None, poll_s: float = 0.5,
+    live_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Run ``exp`` with one actor per component; returns raw component results."""
+    """Run ``exp`` with one actor per component; returns raw component results.
+
+    ``progress`` gets the collector's snapshot (plus ``now_s``) every ``poll_s`` wall seconds; with
+    ``live_s`` > 0 every component reports its state to the collector at most that often (wall s),
+    so the snapshot carries the live picture, and the collector is polled every ``live_s``.
+    """
+    poll_s = live_s if live_s > 0 else poll_s
     started = _init(exp, address)
     handles: dict[str, Any] = {}
     try:
@@ -166,7 +191,7 @@ def run_ray(
                          strict=True))
         dilation = exp.experiment.dilation
         t0 = time.time() + exp.experiment.start_margin_s
-        ray.get([h.start.remote(t0, dilation) for h in handles.values()])
+        ray.get([h.start.remote(t0, dilation, live_s) for h in handles.values()])
         last = ray.get(handles["loadgen"].last_arrival_s.remote())
         deadline = t0 + (last + exp.experiment.drain_timeout_s) * dilation
         _wait(handles, deadline, poll_s, progress)

@@ -58,8 +58,9 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from disagg.experiments.live_runner import live_interval, run_progress
     from disagg.experiments.run import run_experiment
-    from disagg.experiments.views import plain_progress, summary_table
+    from disagg.experiments.views import summary_table
 
     exp = load(args)
     out_dir = Path(args.out) if args.out else exp.output_dir
@@ -67,8 +68,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                   f"({exp.experiment.duration_s:g} emu s of arrivals, dilation "
                   f"{exp.experiment.dilation:g}) -> {out_dir}")
     started = time.time()
-    result = run_experiment(exp, out_dir, address=args.address,
-                            progress=plain_progress(console, exp))
+    live = console.is_terminal if args.live is None else args.live
+    with run_progress(console, exp, live) as progress:
+        result = run_experiment(exp, out_dir, address=args.address, progress=progress,
+                                live_s=live_interval(live))
     console.print(summary_table(result.summary))
     console.print(f"results in {result.out_dir} ({time.time() - started:.1f} s wall)")
     return EXIT_OK
@@ -94,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int)
     run.add_argument("--duration", type=float, help="emu seconds of arrivals")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or embedded)")
+    run.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                     help="live dashboard (default: on when stdout is a terminal)")
     run.set_defaults(func=cmd_run)
     val = sub.add_parser("validate", help="check an experiment file without running it")
     val.add_argument("experiment")

@@ -32,16 +32,21 @@ class RunResult:
     out_dir: Path | None = None
 
 
-def execute(exp: Experiment, address: str | None = None, progress: Any = None) -> dict[str, Any]:
-    """Run the components on the experiment's engine and return their raw results."""
+def execute(exp: Experiment, address: str | None = None, progress: Any = None,
+            live_s: float = 0.0) -> dict[str, Any]:
+    """Run the components on the experiment's engine and return their raw results.
+
+    ``progress`` gets collector snapshots while the run goes; ``live_s`` > 0 (wall s) makes the
+    units report their state so the snapshots carry the live picture (``experiments/live.py``).
+    """
     check_experiment(exp)
     if exp.experiment.engine == "virtual":
         from disagg.actors.virtual import run_virtual
 
-        return run_virtual(exp)
+        return run_virtual(exp, progress=progress, live_s=live_s or 0.5)
     from disagg.actors.ray_engine import run_ray
 
-    return run_ray(exp, address=address, progress=progress)
+    return run_ray(exp, address=address, progress=progress, live_s=live_s)
 
 
 def assemble(exp: Experiment, raw: dict[str, Any]) -> RunResult:
@@ -58,9 +63,9 @@ def assemble(exp: Experiment, raw: dict[str, Any]) -> RunResult:
 
 
 def run_experiment(exp: Experiment, out_dir: Path | None = None, address: str | None = None,
-                   progress: Any = None) -> RunResult:
+                   progress: Any = None, live_s: float = 0.0) -> RunResult:
     """Run, assemble and (if ``out_dir`` is given) write the results folder."""
-    result = assemble(exp, execute(exp, address=address, progress=progress))
+    result = assemble(exp, execute(exp, address=address, progress=progress, live_s=live_s))
     if out_dir is not None:
         result.out_dir = write_results(out_dir, exp, result.tables, result.summary)
     return result
