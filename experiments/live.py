@@ -69,7 +69,7 @@ def _header(snap: dict[str, Any]) -> RenderableType:
 
 def _unit_table(title: str, units: list[dict[str, Any]],
                 columns: list[tuple[str, Callable[[dict[str, Any]], str]]], first: str = "unit"
-                ) -> Table:
+                ) -> RenderableType:
     t = Table(title=title, title_justify="left", expand=False, pad_edge=False)
     t.add_column(first, no_wrap=True)
     for label, _ in columns:
@@ -80,9 +80,9 @@ def _unit_table(title: str, units: list[dict[str, Any]],
 
 
 def _aggregate_table(title: str, units: list[dict[str, Any]],
-                     metrics: list[tuple[str, Callable[[dict[str, Any]], float]]]) -> Table:
-    t = Table(title=f"{title} — {len(units)} units: min / median / max, histogram over units",
-              title_justify="left", pad_edge=False)
+                     metrics: list[tuple[str, Callable[[dict[str, Any]], float]]],
+                     noun: str = "units") -> RenderableType:
+    t = Table(pad_edge=False)
     for label, justify in (("metric", "left"), ("min", "right"), ("median", "right"),
                            ("max", "right"), ("histogram", "left")):
         t.add_column(label, justify=justify, no_wrap=True)  # type: ignore[arg-type]
@@ -90,7 +90,8 @@ def _aggregate_table(title: str, units: list[dict[str, Any]],
         values = [float(fn(u)) for u in units]
         t.add_row(label, f"{min(values):,.1f}", f"{float(np.median(values)):,.1f}",
                   f"{max(values):,.1f}", histogram(values))
-    return t
+    return Group(Text(f"{title} — {len(units)} {noun}: min / median / max, histogram over {noun}",
+                      no_wrap=True, overflow="ellipsis"), t)
 
 
 def _pool(title: str, units: list[dict[str, Any]],
@@ -160,7 +161,7 @@ def _fabric(fabric: dict[str, Any]) -> RenderableType:
                ("GB moved", lambda u: f"{u['bytes_moved'] / GB:,.2f}")]
     metrics = [("Gb/s", gbps), ("of capacity %", lambda u: 100 * share(u)),
                ("GB moved", lambda u: u["bytes_moved"] / GB)]
-    table = _aggregate_table("links", links, metrics) if len(links) > MAX_ROWS else \
+    table = _aggregate_table("fabric links", links, metrics, "links") if len(links) > MAX_ROWS else \
         _unit_table("links", links, columns, "link")
     return Group(head, table)
 
