@@ -1,4 +1,4 @@
-"""The ``disagg`` command line: run, validate, catalog.
+"""The ``disagg`` command line: run, validate, trace, catalog.
 
 Exit codes: 0 success; 2 bad input (one message naming the field, the value and what is allowed;
 nothing written); 1 internal error.
@@ -77,6 +77,25 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def cmd_trace(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from disagg.experiments.timeline import TraceFormatError, chrome_trace, read_event_log
+
+    src = Path(args.results) / "events.msgpack"
+    if not src.is_file():
+        raise ConfigError(f"argument 'DIR': {args.results} has no events.msgpack; run the "
+                          f"experiment with output.event_log = true")
+    try:
+        header, events = read_event_log(src)
+    except (TraceFormatError, ValueError) as e:
+        raise ConfigError(f"argument 'DIR': {e}") from None
+    trace = chrome_trace(events, header.get("experiment", ""))
+    Path(args.chrome).write_text(json.dumps(trace))
+    console.print(f"{len(events)} events -> {args.chrome} (open in ui.perfetto.dev)")
+    return EXIT_OK
+
+
 def cmd_catalog(args: argparse.Namespace, console: Console) -> int:
     from disagg.experiments.views import calibration_table, hardware_table, model_table
 
@@ -103,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check an experiment file without running it")
     val.add_argument("experiment")
     val.set_defaults(func=cmd_validate)
+    trace = sub.add_parser("trace", help="convert a run's events.msgpack to a Chrome trace")
+    trace.add_argument("results", metavar="DIR", help="results folder with events.msgpack")
+    trace.add_argument("--chrome", required=True, metavar="FILE",
+                       help="write Chrome trace JSON (Perfetto, chrome://tracing) here")
+    trace.set_defaults(func=cmd_trace)
     cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
     cat.set_defaults(func=cmd_catalog)
     return parser
