@@ -6,6 +6,8 @@ import asyncio
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from disagg.actors.collector import Collector
@@ -167,3 +169,30 @@ def test_plain_progress_prints_plain_lines() -> None:
     show({"now_s": 1.5, "completed": 3, "rejected": 0, "failed": 1})
     text = console.export_text()
     assert "emu     1.5 s / 5 s arrivals · completed 3 · rejected 0 · failed 1" in text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 5), st.floats(0.01, 2), st.integers(1, 50),
+                          st.floats(0.001, 0.2)), min_size=1, max_size=30),
+       st.randoms(use_true_random=False), st.integers(1, 6))
+def test_every_request_is_joined_exactly_once_in_any_order(reqs, rnd, n_reports) -> None:
+    facts = []
+    expected_met = 0
+    for rid, (arrival, ttft, out_tokens, gap) in enumerate(reqs):
+        first = arrival + ttft
+        facts.append(("prefill-0", ("first", rid, arrival, first, 1.0, out_tokens)))
+        if out_tokens > 1:
+            facts.append(("decode-0", ("last", rid, first + gap * (out_tokens - 1), out_tokens,
+                                       0.1)))
+        expected_met += ttft <= 1.0 and (out_tokens <= 1 or gap <= 0.1)
+    rnd.shuffle(facts)
+    agg = LiveAggregator()
+    for i in range(n_reports):
+        for unit in ("prefill-0", "decode-0"):
+            mine = [f for j, (u, f) in enumerate(facts) if u == unit and j % n_reports == i]
+            agg.add(_report(unit, 10.0, mine))
+    slo = agg.snapshot(10.0)["slo"]
+    assert slo["window"] == len(reqs)
+    assert abs(slo["met"] - expected_met) <= sum(  # float ties at the SLO boundary aside
+        1 for _, t, _, g in reqs if abs(t - 1.0) < 1e-9 or abs(g - 0.1) < 1e-9)
+    assert not agg._firsts and not agg._lasts
