@@ -43,31 +43,31 @@ def enable_live_feed(component: Component) -> None:
         component.live_feed = []  # type: ignore[attr-defined]
 
 
-def take_report(component: Component, last_state: dict[str, Any] | None) -> StateReport | None:
-    """The component's report, or None when its state equals ``last_state`` and it learned nothing."""
-    state = component.snapshot()
-    feed: list[tuple[Any, ...]] | None = getattr(component, "live_feed", None)
-    finished = tuple(feed) if feed else ()
-    if feed:
-        feed.clear()
-    if state == last_state and not finished:
-        return None
-    tail = component.lags_s[-LAG_TAIL:]
-    lag = float(np.percentile(tail, 99)) if tail else 0.0
-    return StateReport(component.name, state, finished, lag, component.clock.now())
-
-
 class LiveReporter:
-    """Takes a component's reports and remembers the last state sent (one per component)."""
+    """Takes one component's reports; remembers the last state sent and its lag p99."""
 
     def __init__(self, component: Component) -> None:
         self.component = component
         self.last_state: dict[str, Any] | None = None
+        self._lag = (0, 0.0)  # (number of lags it covers, p99 emu s)
         enable_live_feed(component)
 
+    def _lag_p99_s(self) -> float:
+        lags = self.component.lags_s
+        if len(lags) != self._lag[0]:
+            tail = lags[-LAG_TAIL:]
+            self._lag = (len(lags), float(np.percentile(tail, 99)) if tail else 0.0)
+        return self._lag[1]
+
     def next_report(self) -> StateReport | None:
-        """A report if anything changed since the previous one, else None."""
-        report = take_report(self.component, self.last_state)
-        if report is not None:
-            self.last_state = report.state
-        return report
+        """A report if the state changed or the component learned latency facts, else None."""
+        c = self.component
+        state = c.snapshot()
+        feed: list[tuple[Any, ...]] | None = getattr(c, "live_feed", None)
+        finished = tuple(feed) if feed else ()
+        if feed:
+            feed.clear()
+        if state == self.last_state and not finished:
+            return None
+        self.last_state = state
+        return StateReport(c.name, state, finished, self._lag_p99_s(), c.clock.now())

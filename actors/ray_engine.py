@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -87,6 +88,8 @@ class ComponentHost:
             self._reports.add_done_callback(self._on_done)
 
     async def _report_loop(self, reporter: LiveReporter, live_s: float) -> None:
+        # a phase per component, so that reports do not all wake their actors at the same moment
+        await asyncio.sleep(live_s * (zlib.crc32(self.component.name.encode()) % 1000) / 1000)
         while True:
             await asyncio.sleep(live_s)
             report = reporter.next_report()

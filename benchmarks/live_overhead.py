@@ -59,12 +59,15 @@ def _row(label: str, runs: dict[bool, list[dict[str, float]]], key: str) -> str:
     off = statistics.median(r[key] for r in runs[False])
     on = statistics.median(r[key] for r in runs[True])
     change = f"{100 * (on - off) / off:+.1f} %" if off else "n/a"
-    return f"| {label} | {off:,.2f} | {on:,.2f} | {change} |"
+    spread = " | ".join(f"{min(r[key] for r in runs[v]):,.2f}–{max(r[key] for r in runs[v]):,.2f}"
+                        for v in (False, True))
+    return f"| {label} | {off:,.2f} | {on:,.2f} | {change} | {spread} |"
 
 
 def report(title: str, runs: dict[bool, list[dict[str, Any]]], keys: list[tuple[str, str]]) -> str:
     lines = [f"**{title}** ({len(runs[False])} runs each, medians)", "",
-             "| metric | live off | live on | change |", "|---|---:|---:|---:|"]
+             "| metric | live off | live on | change | range off | range on |",
+             "|---|---:|---:|---:|---:|---:|"]
     lines += [_row(label, runs, key) for label, key in keys]
     return "\n".join(lines)
 
