@@ -39,7 +39,7 @@ class PrefillUnit(Component):
         self.control_delay_s = control_delay_s
         self.queue: list[QueuedPrefill] = []
         self.free_at_s = 0.0
-        self.not_before_s = 0.0
+        self.eval_s = 0.0  # earliest modeled time of the next batching decision
         self.running: tuple[Request, ...] = ()
         self.wake = asyncio.Event()
         self.log = UnitLog()
@@ -66,13 +66,17 @@ class PrefillUnit(Component):
                 self.wake.clear()
                 await self.wake.wait()
                 continue
-            t = max(self.free_at_s, self.not_before_s, self.queue[0].queued_s)
+            t = max(self.free_at_s, self.queue[0].queued_s, self.eval_s)
             eligible = tuple(q for q in self.queue if q.queued_s <= t)
             decision = self.policy.form_batch(eligible, t)
             if not isinstance(decision, Batch):
-                self.not_before_s = decision.time_s
+                if decision.time_s <= t:
+                    raise ValueError(f"{self.name}: batching policy waits until {decision.time_s}"
+                                     f" which is not after {t}")
                 self.wake.clear()
-                await self.clock.wait_until(decision.time_s, self.wake)
+                woke = await self.clock.wait_until(decision.time_s, self.wake)
+                # decide again when the newest request arrived, or when the wait ran out
+                self.eval_s = max(t, self.queue[-1].queued_s) if woke else decision.time_s
                 continue
             await self._run_batch(decision, t)
 
@@ -130,6 +134,7 @@ class PrefillUnit(Component):
         self.peers["router"].send(LoadReport(
             self.name, "prefill", len(self.queue), sum(q.request.prompt_tokens for q in self.queue),
             len(self.running), 0.0, float("inf"), self.free_at_s, sent_s=t,
+            running_tokens=sum(r.prompt_tokens for r in self.running),
         ))
 
     def results(self) -> dict[str, Any]:

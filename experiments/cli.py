@@ -29,6 +29,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if getattr(args, "ship_code", False):
+        out["placement.ship_code"] = True
     for flag, key in (("engine", "experiment.engine"), ("dilation", "experiment.dilation"),
                       ("seed", "experiment.seed"), ("duration", "experiment.duration_s")):
         value = getattr(args, flag, None)
@@ -115,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dilation", type=float, help="wall seconds per emu second")
     run.add_argument("--seed", type=int)
     run.add_argument("--duration", type=float, help="emu seconds of arrivals")
-    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or embedded)")
+    run.add_argument("--address", help="Ray cluster address: auto, HOST:PORT or ray://... "
+                     "(default: RAY_ADDRESS, else an embedded local Ray)")
+    run.add_argument("--ship-code", action="store_true",
+                     help="send the disagg package to the cluster's nodes (runtime_env py_modules)")
     run.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                      help="live dashboard (default: on when stdout is a terminal)")
     run.set_defaults(func=cmd_run)
@@ -129,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     trace.set_defaults(func=cmd_trace)
     cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
     cat.set_defaults(func=cmd_catalog)
+    from disagg.experiments.compare_cli import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import FabricConfig
-from disagg.cluster.messages import KvDelivered, TransferRequested
+from disagg.cluster.messages import KvDelivered, KvPrefetch, TransferRequested
 from disagg.fabric.flows import FluidNetwork
 from disagg.fabric.topology import Topology
 
@@ -79,6 +79,8 @@ class Fabric(Component):
         start = max(t, self.net.now_s)
         self.decide_at(start)
         self._active[seq] = (msg, start)
+        if msg.payload is not None:
+            self.peers[msg.dst_unit].send(KvPrefetch(msg.request.request_id, msg.payload, start))
         self.net.add(seq, self.topology.path(msg.src_unit, msg.dst_unit), msg.kv_bytes, start)
         self._log_links(start)
 
