@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from disagg.actors.live_aggregate import LiveAggregator
+from disagg.actors.live_state import StateReport
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.messages import ArrivalsDone, RequestEnded, RequestRedone
 
@@ -24,8 +26,10 @@ class Collector(Component):
         self.done = asyncio.Event()
         self.redone: dict[int, str] = {}  # request id -> the unit it lost
         self.ignored_ends = 0
+        self._counts = {"completed": 0, "rejected": 0, "failed": 0}
+        self.live = LiveAggregator()
         self.handlers = {RequestEnded: self._on_ended, ArrivalsDone: self._on_arrivals_done,
-                         RequestRedone: self._on_redone}
+                         RequestRedone: self._on_redone, StateReport: self.live.add}
 
     def _on_redone(self, msg: RequestRedone) -> None:
         self.redone[msg.request_id] = msg.lost_unit
@@ -40,6 +44,9 @@ class Collector(Component):
                 f"then {msg.status}"
             )
         self.ended[msg.request_id] = msg
+        self._counts[msg.status] += 1
+        if msg.status != "completed":
+            self.live.forget(msg.request_id)
         if self.forward_ended_to is not None:
             self.peers[self.forward_ended_to].send(msg)
         self._check_done()
@@ -53,10 +60,8 @@ class Collector(Component):
             self.done.set()
 
     def counts(self) -> dict[str, int]:
-        out = {"completed": 0, "rejected": 0, "failed": 0}
-        for msg in self.ended.values():
-            out[msg.status] += 1
-        return out
+        """Requests ended so far, by status."""
+        return dict(self._counts)
 
     def results(self) -> dict[str, Any]:
         out = super().results()
@@ -70,4 +75,6 @@ class Collector(Component):
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        return {"name": self.name, "submitted": self.submitted, **self.counts()}
+        """Counts by status and, under ``live``, the cluster picture built from state reports."""
+        return {"name": self.name, "submitted": self.submitted, **self.counts(),
+                "live": self.live.snapshot(self.clock.now())}

@@ -61,6 +61,8 @@ class DecodeUnit(Component):
         self.records: dict[int, dict[str, Any]] = {}
         self.itl_steps: list[tuple[np.ndarray, int]] = []  # (step durations, batch size)
         self.tokens_out = 0
+        self.busy_s = 0.0  # emu s with a non-empty running batch, up to the committed boundary
+        self.live_feed: list[tuple[Any, ...]] | None = None  # last tokens, for the live view
         self._fetches: set[asyncio.Task[None]] = set()
         self._prefetch: dict[int, asyncio.Task[Any]] = {}
         self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch}
@@ -191,8 +193,9 @@ class DecodeUnit(Component):
         # a request's first decode token's gap is measured from its first token (summary.py)
         self.itl_steps.append((durations[:1], b - joined))
         self.itl_steps.append((durations[1:], b))
-        self.log.work(start, self.t, b * steps)
+        self.log.work(start, self.t, b * steps, b)
         self.tokens_out += b * steps
+        self.busy_s += self.t - start
         finished = []
         for rid, r in self.running.items():
             rec = self.records[rid]
@@ -206,6 +209,9 @@ class DecodeUnit(Component):
             r = self.running.pop(rid)
             self.kv_used_bytes -= r.kv_bytes
             self.records[rid]["last_token_s"] = self.t
+            if self.live_feed is not None:
+                self.live_feed.append(("last", rid, self.t, r.request.output_tokens,
+                                       r.request.tpot_slo_s))
             self.peers["collector"].send(RequestEnded(rid, "completed", "", self.t))
         self._changed()
 
@@ -234,8 +240,9 @@ class DecodeUnit(Component):
         return out
 
     def snapshot(self) -> dict[str, Any]:
+        """Running batch, pending requests, KV in use of capacity, cumulative tokens and busy s."""
         return {
             "name": self.name, "running": len(self.running), "pending": len(self.pending),
             "kv_used_bytes": self.kv_used_bytes, "kv_capacity_bytes": self.kv_capacity_bytes,
-            "tokens_out": self.tokens_out,
+            "tokens_out": self.tokens_out, "tokens_done": self.tokens_out, "busy_s": self.busy_s,
         }

@@ -48,6 +48,10 @@ class PrefillUnit(Component):
         self.records: dict[int, dict[str, Any]] = {}
         self.batches = 0
         self.reporter = LoadReporter(clock, report_interval_s, self._load)
+        self.tokens_in = 0  # prompt tokens of finished batches
+        self.busy_s = 0.0  # emu s spent on finished batches
+        self.batch_start_s = 0.0
+        self.live_feed: list[tuple[Any, ...]] | None = None  # first tokens, for the live view
         self.handlers = {PrefillAssigned: self._on_assigned}
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
@@ -94,20 +98,26 @@ class PrefillUnit(Component):
         self.batches += 1
         tokens = sum(r.prompt_tokens for r in requests)
         self.log.state(t, len(self.queue), len(requests), 0.0)
-        self.log.work(t, end, tokens)
+        self.log.work(t, end, tokens, len(requests))
         self.free_at_s = end
+        self.batch_start_s = t
         self._report(t)
         for r in requests:
             self.records[r.request_id] = {"prefill_start_s": t, "first_token_s": end}
         await self.clock.sleep_until(end)
         self.act_at(end)
         self.running = ()
+        self.tokens_in += tokens
+        self.busy_s += end - t
         self.log.state(end, len(self.queue), 0, 0.0)
         for r in requests:
             self._finish(r, end)
         self._report(end)
 
     def _finish(self, request: Request, end: float) -> None:
+        if self.live_feed is not None:
+            self.live_feed.append(("first", request.request_id, request.arrival_s, end,
+                                   request.ttft_slo_s, request.output_tokens))
         if request.output_tokens <= 1:
             self.peers["collector"].send(RequestEnded(request.request_id, "completed", "", end))
             return
@@ -140,7 +150,11 @@ class PrefillUnit(Component):
         return out
 
     def snapshot(self) -> dict[str, Any]:
+        """Queue depth, tokens in the running batch, and cumulative tokens and busy emu s."""
+        now = min(self.clock.now(), self.free_at_s)
+        running_s = now - self.batch_start_s if self.running else 0.0
         return {
             "name": self.name, "queue": len(self.queue),
             "batch_tokens": sum(r.prompt_tokens for r in self.running), "batches": self.batches,
+            "tokens_done": self.tokens_in, "busy_s": self.busy_s + max(0.0, running_s),
         }

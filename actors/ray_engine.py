@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ import ray
 
 from disagg.actors.build import CONTROL, build_component, component_names
 from disagg.actors.clock_sync import measure_offsets
+from disagg.actors.live_state import LiveReporter
 from disagg.actors.placement import CONTROL_RESOURCE, Placement, local_resources, stage_package
 from disagg.actors.supervisor import RayEngineError, Supervisor
 from disagg.cluster.component import Clock
@@ -69,9 +71,12 @@ class ComponentHost:
         self.component = build_component(exp, name, self.clock, RayStore())
         self.errors: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self._reports: asyncio.Task[None] | None = None
+        self._collector: Any = None
 
     def connect(self, handles: dict[str, Any]) -> str:
         self.component.connect({n: RayPeer(h) for n, h in handles.items()})
+        self._collector = handles.get("collector")
         return ray.get_runtime_context().get_node_id()
 
     def clock_probe(self) -> float:
@@ -93,11 +98,27 @@ class ComponentHost:
         """Collector only: the requests that have ended so far."""
         return list(self.component.ended)  # type: ignore[attr-defined]
 
-    async def start(self, t0: float, dilation: float, offset_s: float = 0.0) -> None:
-        """Start the component's activity; ``t0`` is the driver's, shifted by this node's offset."""
+    async def start(self, t0: float, dilation: float, offset_s: float = 0.0,
+                    live_s: float = 0.0) -> None:
+        """Start the component's activity; ``t0`` is the driver's, shifted by this node's offset.
+        With ``live_s`` > 0 also report its state to the collector every ``live_s`` wall seconds
+        when it changed (for the live view)."""
         self.clock.t0, self.clock.dilation = t0 + offset_s, dilation
-        self._task = asyncio.get_running_loop().create_task(self.component.run())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self.component.run())
         self._task.add_done_callback(self._on_done)
+        if live_s > 0 and self.component.name != "collector":
+            self._reports = loop.create_task(self._report_loop(LiveReporter(self.component), live_s))
+            self._reports.add_done_callback(self._on_done)
+
+    async def _report_loop(self, reporter: LiveReporter, live_s: float) -> None:
+        # a phase per component, so that reports do not all wake their actors at the same moment
+        await asyncio.sleep(live_s * (zlib.crc32(self.component.name.encode()) % 1000) / 1000)
+        while True:
+            await asyncio.sleep(live_s)
+            report = reporter.next_report()
+            if report is not None:
+                self._collector.deliver.remote(report)
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -125,8 +146,9 @@ class ComponentHost:
         return float(self.component.arrivals_end_s())  # type: ignore[attr-defined]
 
     async def results(self) -> dict[str, Any]:
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._reports):
+            if task is not None:
+                task.cancel()
         out = self.component.results()
         out["errors"] = list(self.errors)
         return out
@@ -155,8 +177,15 @@ def _node_ips() -> dict[str, str]:
 def run_ray(
     exp: Experiment, address: str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None, poll_s: float = 0.5,
+    live_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Run ``exp`` with one actor per component; returns raw component results."""
+    """Run ``exp`` with one actor per component; returns raw component results.
+
+    ``progress`` gets the collector's snapshot (plus ``now_s``) every ``poll_s`` wall seconds; with
+    ``live_s`` > 0 every component reports its state to the collector at most that often (wall s),
+    so the snapshot carries the live picture, and the collector is polled every ``live_s``.
+    """
+    poll_s = live_s if live_s > 0 else poll_s
     started = _init(exp, address)
     handles: dict[str, Any] = {}
     placement: Placement | None = None
@@ -171,7 +200,7 @@ def run_ray(
         offsets = measure_offsets(nodes, handles)
         dilation = exp.experiment.dilation
         t0 = time.time() + exp.experiment.start_margin_s
-        ray.get([h.start.remote(t0, dilation, offsets[nodes[n]].offset_s)
+        ray.get([h.start.remote(t0, dilation, offsets[nodes[n]].offset_s, live_s)
                  for n, h in handles.items()])
         last = ray.get(handles["loadgen"].last_arrival_s.remote())
         deadline = t0 + (last + exp.experiment.drain_timeout_s) * dilation

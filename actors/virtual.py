@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from disagg.actors.build import build_component, component_names
+from disagg.actors.live_state import LiveReporter
 from disagg.actors.store import LocalStore
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
@@ -26,11 +28,22 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         super().__init__()
         self._virtual_now = 0.0
+        self._tick: Callable[[], None] | None = None
+        self._tick_every_s = 0.0
+        self._next_tick_wall = 0.0
 
     def time(self) -> float:
         return self._virtual_now
 
+    def set_tick(self, tick: Callable[[], None], every_wall_s: float) -> None:
+        """Call ``tick`` between loop steps every ``every_wall_s`` seconds of *wall* time."""
+        self._tick, self._tick_every_s = tick, every_wall_s
+        self._next_tick_wall = time.monotonic() + every_wall_s
+
     def _run_once(self) -> None:
+        if self._tick is not None and time.monotonic() >= self._next_tick_wall:
+            self._next_tick_wall = time.monotonic() + self._tick_every_s
+            self._tick()
         ready: deque[Any] = self._ready  # type: ignore[attr-defined]
         scheduled: list[Any] = self._scheduled  # type: ignore[attr-defined]
         if not ready:
@@ -102,8 +115,30 @@ def _lose_unit(name: str, comps: dict[str, Component], peers: dict[str, LocalPee
     peers["router"].send(UnitDown(name, ended, now))
 
 
+def _live_tick(loop: VirtualTimeLoop, comps: dict[str, Component],
+               progress: Callable[[dict[str, Any]], None], live_s: float, lost: set[str]) -> None:
+    """Every ``live_s`` wall seconds: fold the components' state reports into the collector (the
+    engine does what the ray hosts' report loops do) and hand its snapshot to ``progress``.
+    A lost unit reports no more, as its actor would not."""
+    collector = comps["collector"]
+    reporters = [LiveReporter(c) for n, c in comps.items() if n != "collector"]
+
+    def tick() -> None:
+        for reporter in reporters:
+            if reporter.component.name in lost:
+                continue
+            report = reporter.next_report()
+            if report is not None:
+                collector.deliver(report)
+        progress({"now_s": loop.time(), **collector.snapshot()})
+
+    loop.set_tick(tick, live_s)
+
+
 async def _drive(
-    exp: Experiment, loop: asyncio.AbstractEventLoop, on_start: Callable[[dict[str, Component]], None] | None
+    exp: Experiment, loop: VirtualTimeLoop,
+    on_start: Callable[[dict[str, Component]], None] | None,
+    progress: Callable[[dict[str, Any]], None] | None = None, live_s: float = 0.25,
 ) -> dict[str, Any]:
     clock = VirtualClock(loop)
     store = LocalStore()
@@ -119,6 +154,8 @@ async def _drive(
     lost: set[str] = set()
     for loss in exp.faults.unit_loss:
         loop.call_at(loss.at_s, _lose_unit, loss.unit, comps, peers, named, lost)
+    if progress is not None:
+        _live_tick(loop, comps, progress, live_s, lost)
     collector = comps["collector"]
     done = loop.create_task(collector.done.wait())  # type: ignore[attr-defined]
     last_arrival = comps["loadgen"].arrivals_end_s()  # type: ignore[attr-defined]
@@ -142,9 +179,14 @@ async def _drive(
 
 
 def run_virtual(
-    exp: Experiment, on_start: Callable[[dict[str, Component]], None] | None = None
+    exp: Experiment, on_start: Callable[[dict[str, Component]], None] | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None, live_s: float = 0.25,
 ) -> dict[str, Any]:
-    """Run ``exp`` on virtual time; returns the raw component results and the end time."""
+    """Run ``exp`` on virtual time; returns the raw component results and the end time.
+
+    With ``progress``, every ``live_s`` wall seconds the components' state is folded into the
+    collector and ``progress`` gets the collector's snapshot plus ``now_s`` (as on the ray engine).
+    """
     loop = VirtualTimeLoop()
     errors: list[BaseException] = []
 
@@ -154,7 +196,7 @@ def run_virtual(
 
     loop.set_exception_handler(handler)
     try:
-        raw = loop.run_until_complete(_drive(exp, loop, on_start))
+        raw = loop.run_until_complete(_drive(exp, loop, on_start, progress, live_s))
     except RuntimeError as e:
         if errors:
             raise errors[0] from e

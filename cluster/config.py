@@ -185,6 +185,10 @@ class OutputConfig(_Section):
         1e-3, ge=0, le=1, description="real payload bytes = modeled KV bytes x this"
     )
     sample_interval_s: float = Field(0.5, gt=0, description="timeseries grid, emu s")
+    event_log: bool = Field(
+        False, description="also write events.msgpack: the run's event log (arrivals, batches, "
+        "transfers, admissions, ends; emu s), for `disagg trace`",
+    )
 
 
 class PlacementConfig(_Section):

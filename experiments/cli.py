@@ -1,4 +1,4 @@
-"""The ``disagg`` command line: run, validate, catalog.
+"""The ``disagg`` command line: run, validate, trace, catalog.
 
 Exit codes: 0 success; 2 bad input (one message naming the field, the value and what is allowed;
 nothing written); 1 internal error.
@@ -60,8 +60,9 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from disagg.experiments.live_runner import live_interval, run_progress
     from disagg.experiments.run import run_experiment
-    from disagg.experiments.views import plain_progress, summary_table
+    from disagg.experiments.views import summary_table
 
     exp = load(args)
     out_dir = Path(args.out) if args.out else exp.output_dir
@@ -69,10 +70,31 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                   f"({exp.experiment.duration_s:g} emu s of arrivals, dilation "
                   f"{exp.experiment.dilation:g}) -> {out_dir}")
     started = time.time()
-    result = run_experiment(exp, out_dir, address=args.address,
-                            progress=plain_progress(console, exp))
+    live = console.is_terminal if args.live is None else args.live
+    with run_progress(console, exp, live) as progress:
+        result = run_experiment(exp, out_dir, address=args.address, progress=progress,
+                                live_s=live_interval(live))
     console.print(summary_table(result.summary))
     console.print(f"results in {result.out_dir} ({time.time() - started:.1f} s wall)")
+    return EXIT_OK
+
+
+def cmd_trace(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from disagg.experiments.timeline import TraceFormatError, chrome_trace, read_event_log
+
+    src = Path(args.results) / "events.msgpack"
+    if not src.is_file():
+        raise ConfigError(f"argument 'DIR': {args.results} has no events.msgpack; run the "
+                          f"experiment with output.event_log = true")
+    try:
+        header, events = read_event_log(src)
+    except (TraceFormatError, ValueError) as e:
+        raise ConfigError(f"argument 'DIR': {e}") from None
+    trace = chrome_trace(events, header.get("experiment", ""))
+    Path(args.chrome).write_text(json.dumps(trace))
+    console.print(f"{len(events)} events -> {args.chrome} (open in ui.perfetto.dev)")
     return EXIT_OK
 
 
@@ -99,10 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: RAY_ADDRESS, else an embedded local Ray)")
     run.add_argument("--ship-code", action="store_true",
                      help="send the disagg package to the cluster's nodes (runtime_env py_modules)")
+    run.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                     help="live dashboard (default: on when stdout is a terminal)")
     run.set_defaults(func=cmd_run)
     val = sub.add_parser("validate", help="check an experiment file without running it")
     val.add_argument("experiment")
     val.set_defaults(func=cmd_validate)
+    trace = sub.add_parser("trace", help="convert a run's events.msgpack to a Chrome trace")
+    trace.add_argument("results", metavar="DIR", help="results folder with events.msgpack")
+    trace.add_argument("--chrome", required=True, metavar="FILE",
+                       help="write Chrome trace JSON (Perfetto, chrome://tracing) here")
+    trace.set_defaults(func=cmd_trace)
     cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
     cat.set_defaults(func=cmd_catalog)
     from disagg.experiments.compare_cli import add_commands

@@ -32,16 +32,21 @@ class RunResult:
     out_dir: Path | None = None
 
 
-def execute(exp: Experiment, address: str | None = None, progress: Any = None) -> dict[str, Any]:
-    """Run the components on the experiment's engine and return their raw results."""
+def execute(exp: Experiment, address: str | None = None, progress: Any = None,
+            live_s: float = 0.0) -> dict[str, Any]:
+    """Run the components on the experiment's engine and return their raw results.
+
+    ``progress`` gets collector snapshots while the run goes; ``live_s`` > 0 (wall s) makes the
+    units report their state so the snapshots carry the live picture (``experiments/live.py``).
+    """
     check_experiment(exp)
     if exp.experiment.engine == "virtual":
         from disagg.actors.virtual import run_virtual
 
-        return run_virtual(exp)
+        return run_virtual(exp, progress=progress, live_s=live_s or 0.5)
     from disagg.actors.ray_engine import run_ray
 
-    return run_ray(exp, address=address, progress=progress)
+    return run_ray(exp, address=address, progress=progress, live_s=live_s)
 
 
 def assemble(exp: Experiment, raw: dict[str, Any]) -> RunResult:
@@ -57,10 +62,22 @@ def assemble(exp: Experiment, raw: dict[str, Any]) -> RunResult:
     return RunResult(exp, tables, summary, raw)
 
 
+def _extra_files(result: RunResult) -> dict[str, bytes]:
+    """Optional files of the results folder: ``events.msgpack`` if ``output.event_log``."""
+    exp = result.experiment
+    if not exp.output.event_log:
+        return {}
+    from disagg.experiments.timeline import event_log, event_log_bytes
+
+    events = event_log(result.raw, request_rows(result.raw))
+    return {"events.msgpack": event_log_bytes(events, exp.experiment.name)}
+
+
 def run_experiment(exp: Experiment, out_dir: Path | None = None, address: str | None = None,
-                   progress: Any = None) -> RunResult:
+                   progress: Any = None, live_s: float = 0.0) -> RunResult:
     """Run, assemble and (if ``out_dir`` is given) write the results folder."""
-    result = assemble(exp, execute(exp, address=address, progress=progress))
+    result = assemble(exp, execute(exp, address=address, progress=progress, live_s=live_s))
     if out_dir is not None:
-        result.out_dir = write_results(out_dir, exp, result.tables, result.summary)
+        result.out_dir = write_results(out_dir, exp, result.tables, result.summary,
+                                       extra=_extra_files(result))
     return result

@@ -43,6 +43,7 @@ class Fabric(Component):
         self.transfers: list[dict[str, Any]] = []
         self.link_log: list[tuple[float, str, float, int]] = []  # (t, link, bytes/s, flows)
         self.bytes_moved = 0.0
+        self.link_bytes: dict[Any, float] = {}  # modeled bytes of finished transfers per link
         self.handlers = {TransferRequested: self._on_transfer}
 
     def _on_transfer(self, msg: TransferRequested) -> None:
@@ -92,6 +93,8 @@ class Fabric(Component):
         msg, start = self._active.pop(seq)
         deliver_s = t_end + self.config.latency_s
         self.bytes_moved += msg.kv_bytes
+        for link in self.topology.path(msg.src_unit, msg.dst_unit):
+            self.link_bytes[link] = self.link_bytes.get(link, 0.0) + msg.kv_bytes
         self.transfers.append({
             "request_id": msg.request.request_id, "src_unit": msg.src_unit,
             "dst_unit": msg.dst_unit, "src_host": self.topology.unit_host[msg.src_unit],
@@ -127,4 +130,9 @@ class Fabric(Component):
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        return {"name": self.name, "active": len(self.net), "bytes_moved": self.bytes_moved}
+        """Active transfers, bytes delivered so far, and per link (``host/egress``...) the bytes
+        of the transfers it finished carrying and its capacity, bytes/s."""
+        links = {f"{k[0]}/{k[1]}": (self.link_bytes.get(k, 0.0), cap)
+                 for k, cap in self.topology.capacity.items()}
+        return {"name": self.name, "active": len(self.net), "bytes_moved": self.bytes_moved,
+                "links": links}
