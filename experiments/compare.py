@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ContextManager
 
 from disagg.cluster.config import Experiment, PolicySpec
 from disagg.cluster.errors import ConfigError
@@ -134,9 +134,14 @@ def plan_runs(base: Experiment, policies: list[PolicyChoice], rates: list[float]
 Progress = Callable[[RunPlan, dict[str, Any]], None]
 
 
+LiveRun = Callable[[RunPlan], ContextManager[tuple[Any, float]]]
+
+
 def run_plans(plans: list[RunPlan], out_dir: Path, address: str | None = None,
-              use_ray: bool = True, progress: Progress | None = None) -> None:
-    """Run every plan and write its results folder under ``out_dir`` (virtual: in parallel)."""
+              use_ray: bool = True, progress: Progress | None = None,
+              live: LiveRun | None = None) -> None:
+    """Run every plan and write its results folder under ``out_dir`` (virtual: in parallel).
+    ``live(plan)`` gives (progress callback, live interval) to show each ray-engine run."""
     from disagg.experiments.output import write_results
     from disagg.experiments.run import assemble, execute
 
@@ -154,11 +159,17 @@ def run_plans(plans: list[RunPlan], out_dir: Path, address: str | None = None,
         map_virtual_runs([p.experiment for p in virtual], use_ray=use_ray, address=address,
                          on_done=lambda i, raw: save(virtual[i], raw))
     for plan in (p for p in plans if p.experiment.experiment.engine == "ray"):
-        save(plan, execute(plan.experiment, address=address))
+        if live is None:
+            save(plan, execute(plan.experiment, address=address))
+            continue
+        with live(plan) as (callback, live_s):
+            raw = execute(plan.experiment, address=address, progress=callback, live_s=live_s)
+        save(plan, raw)
 
 
 def compare(base: Experiment, plans: list[RunPlan], out_dir: Path, address: str | None = None,
-            use_ray: bool = True, progress: Progress | None = None) -> Report:
+            use_ray: bool = True, progress: Progress | None = None,
+            live: LiveRun | None = None) -> Report:
     """Run ``plans``, render the report, and move the finished folder to ``out_dir``."""
     from disagg.experiments.report import render_report
 
@@ -171,7 +182,7 @@ def compare(base: Experiment, plans: list[RunPlan], out_dir: Path, address: str 
                     "rates_per_s": sorted({p.rate_per_s for p in plans}),
                     "repeats": len({p.repeat for p in plans}), "runs": len(plans)}
         (tmp / "compare.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        run_plans(plans, tmp, address=address, use_ray=use_ray, progress=progress)
+        run_plans(plans, tmp, address=address, use_ray=use_ray, progress=progress, live=live)
         report = render_report(tmp)
         _swap_into_place(tmp, out_dir)
     except BaseException:

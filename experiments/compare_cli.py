@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,26 @@ class CompareProgress:
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+    @contextmanager
+    def live_run(self, plan: RunPlan) -> Iterator[tuple[Any, float]]:
+        """Show one ray-engine run: its live dashboard on a terminal (the bar pauses meanwhile),
+        plain progress lines elsewhere."""
+        from disagg.experiments.live_runner import live_interval, run_progress
+
+        elapsed = time.time() - self.started
+        eta = f"{elapsed / self.done * (self.total - self.done):.0f} s" if self.done else "?"
+        title = (f"compare run {self.done + 1}/{self.total} · {plan.policy.label} @ "
+                 f"{plan.rate_per_s:g} req/s · ETA {eta}")
+        terminal = self._bar is not None
+        if self._bar is not None:
+            self._bar.stop()
+        try:
+            with run_progress(self.console, plan.experiment, terminal, title) as callback:
+                yield callback, live_interval(terminal)
+        finally:
+            if self._bar is not None:
+                self._bar.start()
 
     def __call__(self, plan: RunPlan, summary: dict[str, Any]) -> None:
         self.done += 1
@@ -76,7 +98,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     started = time.time()
     with CompareProgress(console, len(plans)) as progress:
         report = compare(base, plans, out, address=args.address, use_ray=not args.local,
-                         progress=progress)
+                         progress=progress, live=progress.live_run)
     _print_tables(console, report)
     console.print(f"report in {out / 'report.html'} ({time.time() - started:.1f} s wall)")
     return EXIT_OK

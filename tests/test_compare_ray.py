@@ -38,7 +38,15 @@ def test_virtual_runs_as_ray_tasks_match_local_runs(ray_cluster, tmp_path) -> No
 def test_ray_engine_runs_one_after_another(ray_cluster, tmp_path) -> None:
     base = make_experiment(experiment__duration_s=2.0, experiment__dilation=0.5)
     plans = plan_runs(base, parse_policies(SAME_POLICY_TWICE), None, 1, engine="ray")
-    compare(base, plans, tmp_path / "cmp")
+    from rich.console import Console
+
+    from disagg.experiments.compare_cli import CompareProgress
+
+    console = Console(record=True, width=120, force_terminal=False)
+    with CompareProgress(console, len(plans)) as progress:
+        compare(base, plans, tmp_path / "cmp", progress=progress, live=progress.live_run)
+    shown = console.export_text()
+    assert "run 2/2 done" in shown and "\x1b[" not in shown
     for plan in plans:
         summary = json.loads((tmp_path / "cmp" / plan.rel_dir / "summary.json").read_text())
         assert summary["engine"] == "ray" and summary["submitted"] > 0
