@@ -28,6 +28,7 @@ class PrefillUnit(Component):
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         policy: PrefillBatchingPolicy, store: ObjectStore, payload_scale: float,
         seed: int = 0, faults: FaultsConfig | None = None, control_delay_s: float = 0.0,
+        layer_wise: bool = False,
     ) -> None:
         super().__init__(name, clock)
         self.model, self.hw, self.chips = model, hw, chips
@@ -37,6 +38,7 @@ class PrefillUnit(Component):
         self.seed = seed
         self.faults = faults or FaultsConfig()
         self.control_delay_s = control_delay_s
+        self.layer_wise = layer_wise  # hand KV over at batch start (fabric streams it per layer)
         self.queue: list[QueuedPrefill] = []
         self.free_at_s = 0.0
         self.not_before_s = 0.0
@@ -92,15 +94,21 @@ class PrefillUnit(Component):
         self._report(t)
         for r in requests:
             self.records[r.request_id] = {"prefill_start_s": t, "first_token_s": end}
+        streamed = {r.request_id for r in requests if self.layer_wise and r.output_tokens > 1}
+        for r in requests:
+            if r.request_id in streamed:
+                self._finish(r, end, stream_from_s=t)
         await self.clock.sleep_until(end)
         self.act_at(end)
         self.running = ()
         self.log.state(end, len(self.queue), 0, 0.0)
         for r in requests:
-            self._finish(r, end)
+            if r.request_id not in streamed:
+                self._finish(r, end)
         self._report(end)
 
-    def _finish(self, request: Request, end: float) -> None:
+    def _finish(self, request: Request, end: float, stream_from_s: float | None = None) -> None:
+        """Hand the KV to the router at ``end``, or (layer-wise) at ``stream_from_s``."""
         if request.output_tokens <= 1:
             self.peers["collector"].send(RequestEnded(request.request_id, "completed", "", end))
             return
@@ -114,7 +122,9 @@ class PrefillUnit(Component):
         if request.request_id in self.faults.corrupt_kv_requests:
             payload = tamper(payload)
         ref = None if request.request_id in self.faults.drop_kv_requests else self.store.put(payload)
-        self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s=end))
+        window = None if stream_from_s is None else (stream_from_s, end)
+        sent_s = end if stream_from_s is None else stream_from_s
+        self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s, window))
 
     def _report(self, t: float) -> None:
         self.peers["router"].send(LoadReport(

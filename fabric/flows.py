@@ -98,7 +98,8 @@ class FluidNetwork:
         """Remove a flow that completes at ``t`` and rebalance the others."""
         self.advance(t)
         flow = self._flows.pop(flow_id)
-        if flow.left_bytes > _EPS_BYTES + 1e-9 * flow.size_bytes:
+        unlimited = flow.rate == float("inf")  # crosses no link and has no cap: instantaneous
+        if not unlimited and flow.left_bytes > _EPS_BYTES + 1e-9 * flow.size_bytes:
             raise RuntimeError(f"flow {flow_id} finished with {flow.left_bytes} bytes left")
         self._rebalance()
 
