@@ -34,7 +34,8 @@ SRC_HOSTS, DST_HOSTS = 8, 4
 
 def topology() -> Topology:
     """8 prefill and 4 decode hosts, one unit each, 3,200 Gbps NICs, no core."""
-    hosts = {f"p{i}": f"P{i}" for i in range(SRC_HOSTS)} | {f"d{j}": f"D{j}" for j in range(DST_HOSTS)}
+    hosts = {f"p{i}": f"P{i}" for i in range(SRC_HOSTS)}
+    hosts |= {f"d{j}": f"D{j}" for j in range(DST_HOSTS)}
     cap = {(h, d): NIC_BYTES_PER_S for h in hosts.values() for d in ("egress", "ingress")}
     return Topology(hosts, cap, has_core=False)
 
@@ -55,7 +56,9 @@ class _Count:
             self.done.set()
 
 
-def virtual_rate(transfers: int, load: float, size_bytes: float = 1e9, seed: int = 0) -> dict[str, float]:
+def virtual_rate(
+    transfers: int, load: float, size_bytes: float = 1e9, seed: int = 0
+) -> dict[str, float]:
     """Wall-clock transfers/s of the Fabric alone on virtual time at ``load`` (0..1) of the
     decode-side NIC capacity; also the measured mean number of flows in flight."""
     rng = np.random.default_rng(seed)
@@ -70,8 +73,8 @@ def virtual_rate(transfers: int, load: float, size_bytes: float = 1e9, seed: int
         fabric.connect({f"d{j}": sink for j in range(DST_HOSTS)})  # type: ignore[dict-item]
         task = loop.create_task(fabric.run())
         for i, t in enumerate(arrivals):
-            msg = TransferRequested(_request(i), f"p{i % SRC_HOSTS}", f"d{int(rng.integers(DST_HOSTS))}",
-                                    size_bytes, None, float(t))
+            src, dst = f"p{i % SRC_HOSTS}", f"d{int(rng.integers(DST_HOSTS))}"
+            msg = TransferRequested(_request(i), src, dst, size_bytes, None, float(t))
             loop.call_at(float(t), fabric.deliver, msg)
         started = time.perf_counter()
         await done.wait()
@@ -88,95 +91,109 @@ def virtual_rate(transfers: int, load: float, size_bytes: float = 1e9, seed: int
             "mean_flows_in_flight": busy / span}
 
 
+class _Sink:
+    """Ray actor body: a decode-unit stand-in that fetches and verifies every delivered payload."""
+
+    def __init__(self, want: int) -> None:
+        self.want, self.seen, self.done, self.last_s = want, 0, asyncio.Event(), 0.0
+
+    async def deliver(self, msg: KvDelivered) -> None:
+        payload = await msg.payload  # a reference nested in the message, as in the engine
+        verify_payload(payload, msg.request.request_id)
+        self.seen += 1
+        if self.seen == self.want:
+            self.last_s = time.time()
+            self.done.set()
+
+    async def wait(self) -> float:
+        await self.done.wait()
+        return self.last_s
+
+    async def seen_count(self) -> int:
+        return self.seen
+
+
+class _FabricHost:
+    """Ray actor body: the Fabric component on the wall clock, delivering to the sink."""
+
+    def __init__(self, sink: Any) -> None:
+        from disagg.actors.ray_engine import RayPeer, WallClock
+
+        self.clock = WallClock()
+        self.fabric = Fabric("fabric", self.clock, topology(), FabricConfig())
+        self.fabric.connect({f"d{j}": RayPeer(sink) for j in range(DST_HOSTS)})
+        self.task: Any = None
+
+    async def start(self) -> float:
+        self.task = asyncio.get_running_loop().create_task(self.fabric.run())
+        return self.clock.t0
+
+    async def deliver(self, msg: TransferRequested) -> None:
+        self.fabric.deliver(msg)
+
+    async def status(self) -> str:
+        err = self.task.exception() if self.task is not None and self.task.done() else None
+        return f"{len(self.fabric.transfers)} transfers done, error {err!r}"
+
+    async def lag_p99_ms(self) -> float:
+        return float(np.percentile(self.fabric.lags_s, 99)) * 1e3
+
+
+class _Sender:
+    """Ray actor body: puts payloads in the object store, then sends transfers as fast as it can."""
+
+    def __init__(self) -> None:
+        self.refs: list[Any] = []
+
+    async def prepare(self, n: int, scale_bytes: int) -> float:
+        """Make and put ``n`` payloads in the object store; seconds it took."""
+        import ray
+
+        started = time.time()
+        for i in range(n):
+            self.refs.append(ray.put(make_payload(i, 1000, "bench", 2, 8, scale_bytes, 1.0)))
+        return time.time() - started
+
+    async def send(self, fabric: Any, t0: float, scale_bytes: int) -> tuple[float, float]:
+        """Send one transfer per prepared payload; (first, last) wall s."""
+        started = time.time()
+        for i, ref in enumerate(self.refs):
+            msg = TransferRequested(_request(i), f"p{i % SRC_HOSTS}", f"d{i % DST_HOSTS}",
+                                    float(scale_bytes), ref, time.time() - t0)
+            fabric.deliver.remote(msg)
+        return started, time.time()
+
+
 def ray_rate(transfers: int, payload_bytes: int = 4096) -> dict[str, float]:
-    """Wall-clock transfers/s through a Fabric actor fed by one sender, verified by a sink."""
+    """Wall-clock transfers/s through a Fabric actor fed by one sender, verified by a sink.
+    (Run as a script: the actor classes travel to the workers by value.)"""
     import ray
-
-    from disagg.actors.ray_engine import RayPeer, WallClock
-
-    class Sink:
-        def __init__(self, want: int) -> None:
-            self.want, self.seen, self.done = want, 0, asyncio.Event()
-            self.last_s = 0.0
-
-        async def deliver(self, msg: KvDelivered) -> None:
-            payload = await msg.payload  # a reference nested in the message, as in the engine
-            verify_payload(payload, msg.request.request_id)
-            self.seen += 1
-            if self.seen == self.want:
-                self.last_s = time.time()
-                self.done.set()
-
-        async def wait(self) -> float:
-            await self.done.wait()
-            return self.last_s
-
-        async def seen_count(self) -> int:
-            return self.seen
-
-    class FabricHost:
-        def __init__(self, sink: Any) -> None:
-            self.clock = WallClock()
-            self.fabric = Fabric("fabric", self.clock, topology(), FabricConfig())
-            self.fabric.connect({f"d{j}": RayPeer(sink) for j in range(DST_HOSTS)})
-            self.task: Any = None
-
-        async def start(self) -> float:
-            self.task = asyncio.get_running_loop().create_task(self.fabric.run())
-            return self.clock.t0
-
-        async def deliver(self, msg: TransferRequested) -> None:
-            self.fabric.deliver(msg)
-
-        async def status(self) -> str:
-            t = self.task
-            err = t.exception() if t is not None and t.done() else None
-            return f"net={len(self.fabric.net)} moved={self.fabric.bytes_moved} done={len(self.fabric.transfers)} err={err!r}"
-
-        async def lag_p99_ms(self) -> float:
-            return float(np.percentile(self.fabric.lags_s, 99)) * 1e3
-
-    class Sender:
-        def __init__(self) -> None:
-            self.refs: list[Any] = []
-
-        async def prepare(self, n: int, scale_bytes: int) -> float:
-            """Make and put ``n`` payloads in the object store; seconds it took."""
-            started = time.time()
-            for i in range(n):
-                self.refs.append(ray.put(make_payload(i, 1000, "bench", 2, 8, scale_bytes, 1.0)))
-            return time.time() - started
-
-        async def send(self, fabric: Any, t0: float, scale_bytes: int) -> tuple[float, float]:
-            """Send one transfer per prepared payload as fast as possible; (first, last) wall s."""
-            started = time.time()
-            for i, ref in enumerate(self.refs):
-                msg = TransferRequested(_request(i), f"p{i % SRC_HOSTS}", f"d{i % DST_HOSTS}",
-                                        float(scale_bytes), ref, time.time() - t0)
-                fabric.deliver.remote(msg)
-            return started, time.time()
 
     started_ray = not ray.is_initialized()
     if started_ray:
         ray.init(include_dashboard=False, logging_level="WARNING")
+    actors: list[Any] = []
     try:
-        sink = ray.remote(Sink).options(num_cpus=0).remote(transfers)
-        host = ray.remote(FabricHost).options(num_cpus=0).remote(sink)
-        sender = ray.remote(Sender).options(num_cpus=0).remote()
+        sink = ray.remote(_Sink).options(num_cpus=0).remote(transfers)
+        host = ray.remote(_FabricHost).options(num_cpus=0).remote(sink)
+        sender = ray.remote(_Sender).options(num_cpus=0).remote()
+        actors = [sink, host, sender]
         t0 = ray.get(host.start.remote())
         put_s = ray.get(sender.prepare.remote(transfers, payload_bytes))
         first, sent = ray.get(sender.send.remote(host, t0, payload_bytes))
-        ready, _ = ray.wait([sink.wait.remote()], timeout=20)
+        ready, _ = ray.wait([sink.wait.remote()], timeout=60 + transfers / 10)
         if not ready:
-            raise RuntimeError(f"stuck: {ray.get(host.status.remote())} sink saw {ray.get(sink.seen_count.remote())}")
+            raise RuntimeError(f"fabric stuck: {ray.get(host.status.remote())}, sink verified "
+                               f"{ray.get(sink.seen_count.remote())} of {transfers}")
         last = ray.get(ready[0])
         lag = ray.get(host.lag_p99_ms.remote())
-        for actor in (sink, host, sender):
-            ray.kill(actor)
     finally:
+        for actor in actors:
+            ray.kill(actor)
         if started_ray:
             ray.shutdown()
-    return {"transfers": transfers, "wall_s": last - first, "transfers_per_s": transfers / (last - first),
+    wall = last - first
+    return {"transfers": transfers, "wall_s": wall, "transfers_per_s": transfers / wall,
             "payload_bytes": payload_bytes, "fabric_lag_p99_ms": lag, "send_s": sent - first,
             "put_s": put_s}
 
