@@ -69,3 +69,19 @@ def test_a_narrower_decode_nic_slows_transfers_and_tpot_but_not_ttft() -> None:
     assert narrow.summary["mean_tpot_ms"] > wide.summary["mean_tpot_ms"]
     assert narrow.summary["peak_link_utilization"] > wide.summary["peak_link_utilization"]
     assert narrow.summary["peak_link_utilization"] <= 1.0 + 1e-9
+
+
+def test_fabric_sweep_prints_one_row_per_point_and_rejects_bad_input(tmp_path, capsys) -> None:
+    import tomli_w
+
+    from disagg.experiments.fabric_sweep import main
+
+    from conftest import experiment_dict
+
+    path = tmp_path / "exp.toml"
+    path.write_text(tomli_w.dumps(experiment_dict(experiment__duration_s=2.0)))
+    assert main([str(path), "--nic-gbps", "100", "400", "--layer-wise", "both"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 + 4 and lines[2].startswith("| 100.0 | off |")
+    assert main([str(path), "--nic-gbps", "-5"]) == 2
+    assert "host_nic_gbps" in capsys.readouterr().err
