@@ -9,7 +9,8 @@ import numpy as np
 
 from disagg.actors.collector import Collector
 from disagg.actors.decode import DecodeUnit
-from disagg.actors.load_generator import LoadGenerator, make_requests
+from disagg.actors.closed_loop import ClosedLoopGenerator
+from disagg.actors.load_generator import LoadGenerator, make_requests, slo_targets
 from disagg.actors.prefill import PrefillUnit
 from disagg.actors.router import Router
 from disagg.actors.store import ObjectStore
@@ -17,6 +18,8 @@ from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.perf import fit_check
+from disagg.cluster.plan import ClosedLoop, check_workload
+from disagg.cluster.workloads import ClosedLoopWorkload
 from disagg.fabric.component import Fabric
 from disagg.fabric.topology import build_topology, unit_names
 from disagg.policies import DECODE_ADMISSION, PREFILL_BATCHING, ROUTERS
@@ -67,6 +70,13 @@ def check_experiment(exp: Experiment) -> None:
                 f"{exp.model.name} weights ({fit.weight_bytes / gb:.1f} GB) exceed "
                 f"{pool.chips_per_unit} x {pool.hardware.name} ({fit.capacity_bytes / gb:.1f} GB)"
             )
+    names = set(component_names(exp))
+    for loss in exp.faults.unit_loss:
+        if loss.unit not in names:
+            raise ConfigError(f"field 'faults.unit_loss.unit': value {loss.unit!r} is not a unit "
+                              f"of this experiment (prefill-0..{exp.prefill.units - 1}, "
+                              f"decode-0..{exp.decode.units - 1})")
+    check_workload(exp.workload, slo_targets(exp), exp.experiment.duration_s)
     ctx = policy_context(exp, "check")
     for field, registry in (("router", ROUTERS), ("prefill_batching", PREFILL_BATCHING),
                             ("decode_admission", DECODE_ADMISSION)):
@@ -84,8 +94,12 @@ def build_component(
     seed = exp.experiment.seed
     rng = component_rng(seed, name)
     comp: Component
+    closed = isinstance(exp.workload, ClosedLoopWorkload)
     if name == "collector":
-        comp = Collector(name, clock)
+        comp = Collector(name, clock, forward_ended_to="loadgen" if closed else None)
+    elif name == "loadgen" and closed:
+        loop = ClosedLoop(exp.workload, slo_targets(exp), exp.experiment.duration_s, rng)
+        comp = ClosedLoopGenerator(name, clock, loop)
     elif name == "loadgen":
         comp = LoadGenerator(name, clock, make_requests(exp, rng))
     elif name == "router":
@@ -102,14 +116,14 @@ def build_component(
             name, clock, exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit,
             PREFILL_BATCHING.create(spec.name, spec.params, policy_context(exp, name)),
             store, exp.output.payload_scale, seed, exp.faults, control_delay_s,
-            exp.fabric.layer_wise,
+            exp.experiment.load_report_interval_s, exp.fabric.layer_wise,
         )
     elif name.startswith("decode-"):
         spec = exp.policies.decode_admission
         comp = DecodeUnit(
             name, clock, exp.model, exp.decode.hardware, exp.decode.chips_per_unit,
             DECODE_ADMISSION.create(spec.name, spec.params, policy_context(exp, name)),
-            store, decode_kv_capacity(exp), control_delay_s,
+            store, decode_kv_capacity(exp), control_delay_s, exp.experiment.load_report_interval_s,
         )
     else:
         raise KeyError(f"no component called {name!r}")

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from disagg.cluster.component import Clock, Component
-from disagg.cluster.messages import ArrivalsDone, RequestEnded
+from disagg.cluster.messages import ArrivalsDone, RequestEnded, RequestRedone
 
 
 class DuplicateStatus(RuntimeError):
@@ -16,20 +16,32 @@ class DuplicateStatus(RuntimeError):
 class Collector(Component):
     """Counts final statuses; ``done`` is set once every submitted request has ended."""
 
-    def __init__(self, name: str, clock: Clock) -> None:
+    def __init__(self, name: str, clock: Clock, forward_ended_to: str | None = None) -> None:
         super().__init__(name, clock)
+        self.forward_ended_to = forward_ended_to  # closed-loop workloads: the load generator
         self.ended: dict[int, RequestEnded] = {}
         self.submitted: int | None = None
         self.done = asyncio.Event()
-        self.handlers = {RequestEnded: self._on_ended, ArrivalsDone: self._on_arrivals_done}
+        self.redone: dict[int, str] = {}  # request id -> the unit it lost
+        self.ignored_ends = 0
+        self.handlers = {RequestEnded: self._on_ended, ArrivalsDone: self._on_arrivals_done,
+                         RequestRedone: self._on_redone}
+
+    def _on_redone(self, msg: RequestRedone) -> None:
+        self.redone[msg.request_id] = msg.lost_unit
 
     def _on_ended(self, msg: RequestEnded) -> None:
+        if msg.request_id in self.ended and msg.request_id in self.redone:
+            self.ignored_ends += 1  # a redone request: its first end stands
+            return
         if msg.request_id in self.ended:
             raise DuplicateStatus(
                 f"request {msg.request_id} ended twice: {self.ended[msg.request_id].status} "
                 f"then {msg.status}"
             )
         self.ended[msg.request_id] = msg
+        if self.forward_ended_to is not None:
+            self.peers[self.forward_ended_to].send(msg)
         self._check_done()
 
     def _on_arrivals_done(self, msg: ArrivalsDone) -> None:
@@ -53,6 +65,8 @@ class Collector(Component):
             for rid, m in self.ended.items()
         }
         out["submitted"] = self.submitted
+        out["redone"] = dict(self.redone)
+        out["ignored_ends"] = self.ignored_ends
         return out
 
     def snapshot(self) -> dict[str, Any]:

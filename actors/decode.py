@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from disagg.actors.reporting import LoadReporter
 from disagg.actors.store import ObjectStore
 from disagg.actors.unit_log import UnitLog
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.errors import CapacityExceeded
-from disagg.cluster.messages import KvDelivered, LoadReport, Request, RequestEnded
+from disagg.cluster.messages import KvDelivered, KvPrefetch, LoadReport, Request, RequestEnded
 from disagg.cluster.perf import decode_step_times, kv_bytes
 from disagg.cluster.specs import HardwareProfile, ModelSpec
 from disagg.fabric.payload import PayloadError, verify_payload
@@ -41,13 +42,14 @@ class DecodeUnit(Component):
     def __init__(
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         policy: DecodeAdmissionPolicy, store: ObjectStore, kv_capacity_bytes: float,
-        control_delay_s: float = 0.0,
+        control_delay_s: float = 0.0, report_interval_s: float = 0.0,
     ) -> None:
         super().__init__(name, clock)
         self.model, self.hw, self.chips = model, hw, chips
         self.policy = policy
         self.store = store
         self.kv_capacity_bytes = kv_capacity_bytes
+        self.reporter = LoadReporter(clock, report_interval_s, self._load)
         self.control_delay_s = control_delay_s
         self.pending: list[PendingDecode] = []
         self.running: dict[int, _Running] = {}
@@ -60,9 +62,18 @@ class DecodeUnit(Component):
         self.itl_steps: list[tuple[np.ndarray, int]] = []  # (step durations, batch size)
         self.tokens_out = 0
         self._fetches: set[asyncio.Task[None]] = set()
-        self.handlers = {KvDelivered: self._on_delivered}
+        self._prefetch: dict[int, asyncio.Task[Any]] = {}
+        self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch}
 
     # -- messages -------------------------------------------------------------------------
+    def _on_prefetch(self, msg: KvPrefetch) -> None:
+        async def get() -> Any:
+            payload = await self.store.get(msg.payload)
+            self.records.setdefault(msg.request_id, {})["real_end_s"] = self.clock.now()
+            return payload
+
+        self._prefetch[msg.request_id] = asyncio.get_running_loop().create_task(get())
+
     def _on_delivered(self, msg: KvDelivered) -> None:
         task = asyncio.get_running_loop().create_task(self._fetch(msg))
         self._fetches.add(task)
@@ -74,13 +85,21 @@ class DecodeUnit(Component):
         rec = self.records.setdefault(rid, {})
         rec.update(transfer_start_s=msg.transfer_start_s, transfer_end_s=msg.sent_s)
         try:
-            payload = await self.store.get(msg.payload) if msg.payload is not None else None
+            prefetch = self._prefetch.pop(rid, None)
+            if prefetch is not None:
+                payload = await prefetch
+            else:
+                payload = await self.store.get(msg.payload) if msg.payload is not None else None
             verify_payload(payload, rid)
         except PayloadError as e:
-            rec["real_end_s"] = self.clock.now()
             self.peers["collector"].send(RequestEnded(rid, "failed", e.reason, ready_s))
             return
-        rec.update(real_end_s=max(self.clock.now(), 0.0), real_bytes=payload.nbytes)
+        except Exception as e:  # noqa: BLE001 - e.g. the object store lost the payload
+            self.peers["collector"].send(
+                RequestEnded(rid, "failed", f"kv_missing: {type(e).__name__}", ready_s))
+            return
+        rec.setdefault("real_end_s", self.clock.now())
+        rec["real_bytes"] = payload.nbytes
         need = float(kv_bytes(msg.request.prompt_tokens + msg.request.output_tokens, self.model))
         if need > self.kv_capacity_bytes:
             self.peers["collector"].send(
@@ -115,8 +134,11 @@ class DecodeUnit(Component):
         eligible = tuple(p for p in self.pending if p.ready_s <= self.t + 1e-12)
         if not eligible:
             return
-        state = DecodeState(self.t, len(self.running), self.kv_used_bytes, self.kv_capacity_bytes,
-                            sum(r.context for r in self.running.values()))
+        state = DecodeState(
+            self.t, len(self.running), self.kv_used_bytes, self.kv_capacity_bytes,
+            sum(r.context for r in self.running.values()),
+            min((r.request.tpot_slo_s for r in self.running.values()), default=float("inf")),
+        )
         admitted = set(self.policy.admit(eligible, state))
         if not admitted:
             return
@@ -189,12 +211,16 @@ class DecodeUnit(Component):
 
     def _changed(self) -> None:
         self.log.state(self.t, len(self.pending), len(self.running), self.kv_used_bytes)
-        self.peers["router"].send(LoadReport(
+        self.reporter.router = self.peers["router"]
+        self.reporter.changed(self.t)
+
+    def _load(self, t: float) -> LoadReport:
+        return LoadReport(
             self.name, "decode", len(self.pending),
             sum(r.left for r in self.running.values()), len(self.running),
             self.kv_used_bytes + sum(p.kv_bytes for p in self.pending), self.kv_capacity_bytes,
-            self.t, sent_s=self.t,
-        ))
+            self.t, sent_s=t, running_tokens=sum(r.context for r in self.running.values()),
+        )
 
     def results(self) -> dict[str, Any]:
         out = super().results()

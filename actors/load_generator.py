@@ -9,21 +9,20 @@ import numpy as np
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.messages import ArrivalsDone, Request, RequestArrived
-from disagg.cluster.workload import arrival_times
+from disagg.cluster.plan import SloTargets, plan_requests
+from disagg.cluster.workloads import ClosedLoopWorkload
+
+
+def slo_targets(exp: Experiment) -> SloTargets:
+    """The experiment's default SLO targets."""
+    return SloTargets(exp.slo.ttft_s, exp.slo.tpot_s)
 
 
 def make_requests(exp: Experiment, rng: np.random.Generator) -> list[Request]:
     """The experiment's open-loop request stream, in arrival order (emu seconds)."""
-    w = exp.workload
-    times = arrival_times(w.arrivals, rng, w.rate_per_s, exp.experiment.duration_s, w.max_requests)
-    n = len(times)
-    prompts = w.prompt_tokens.sample(rng, n)
-    outputs = w.output_tokens.sample(rng, n)
-    return [
-        Request(i, float(times[i]), int(prompts[i]), int(outputs[i]), w.slo_class,
-                exp.slo.ttft_s, exp.slo.tpot_s)
-        for i in range(n)
-    ]
+    if isinstance(exp.workload, ClosedLoopWorkload):
+        raise TypeError("a closed-loop workload has no request list planned ahead")
+    return plan_requests(exp.workload, slo_targets(exp), exp.experiment.duration_s, rng)
 
 
 class LoadGenerator(Component):
@@ -43,6 +42,10 @@ class LoadGenerator(Component):
             self.sent += 1
         last = self.requests[-1].arrival_s if self.requests else 0.0
         self.peers["collector"].send(ArrivalsDone(len(self.requests), sent_s=last))
+
+    def arrivals_end_s(self) -> float:
+        """Emu time by which every arrival has happened (the drain deadline counts from it)."""
+        return self.requests[-1].arrival_s if self.requests else 0.0
 
     def results(self) -> dict[str, Any]:
         out = super().results()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from disagg.actors.reporting import LoadReporter
 from disagg.actors.store import ObjectStore
 from disagg.actors.unit_log import UnitLog
 from disagg.cluster.component import Clock, Component
@@ -28,7 +29,7 @@ class PrefillUnit(Component):
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         policy: PrefillBatchingPolicy, store: ObjectStore, payload_scale: float,
         seed: int = 0, faults: FaultsConfig | None = None, control_delay_s: float = 0.0,
-        layer_wise: bool = False,
+        report_interval_s: float = 0.0, layer_wise: bool = False,
     ) -> None:
         super().__init__(name, clock)
         self.model, self.hw, self.chips = model, hw, chips
@@ -41,12 +42,13 @@ class PrefillUnit(Component):
         self.layer_wise = layer_wise  # hand KV over at batch start (fabric streams it per layer)
         self.queue: list[QueuedPrefill] = []
         self.free_at_s = 0.0
-        self.not_before_s = 0.0
+        self.eval_s = 0.0  # earliest modeled time of the next batching decision
         self.running: tuple[Request, ...] = ()
         self.wake = asyncio.Event()
         self.log = UnitLog()
         self.records: dict[int, dict[str, Any]] = {}
         self.batches = 0
+        self.reporter = LoadReporter(clock, report_interval_s, self._load)
         self.handlers = {PrefillAssigned: self._on_assigned}
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
@@ -64,13 +66,17 @@ class PrefillUnit(Component):
                 self.wake.clear()
                 await self.wake.wait()
                 continue
-            t = max(self.free_at_s, self.not_before_s, self.queue[0].queued_s)
+            t = max(self.free_at_s, self.queue[0].queued_s, self.eval_s)
             eligible = tuple(q for q in self.queue if q.queued_s <= t)
             decision = self.policy.form_batch(eligible, t)
             if not isinstance(decision, Batch):
-                self.not_before_s = decision.time_s
+                if decision.time_s <= t:
+                    raise ValueError(f"{self.name}: batching policy waits until {decision.time_s}"
+                                     f" which is not after {t}")
                 self.wake.clear()
-                await self.clock.wait_until(decision.time_s, self.wake)
+                woke = await self.clock.wait_until(decision.time_s, self.wake)
+                # decide again when the newest request arrived, or when the wait ran out
+                self.eval_s = max(t, self.queue[-1].queued_s) if woke else decision.time_s
                 continue
             await self._run_batch(decision, t)
 
@@ -127,10 +133,15 @@ class PrefillUnit(Component):
         self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s, window))
 
     def _report(self, t: float) -> None:
-        self.peers["router"].send(LoadReport(
+        self.reporter.router = self.peers["router"]
+        self.reporter.changed(t)
+
+    def _load(self, t: float) -> LoadReport:
+        return LoadReport(
             self.name, "prefill", len(self.queue), sum(q.request.prompt_tokens for q in self.queue),
             len(self.running), 0.0, float("inf"), self.free_at_s, sent_s=t,
-        ))
+            running_tokens=sum(r.prompt_tokens for r in self.running),
+        )
 
     def results(self) -> dict[str, Any]:
         out = super().results()

@@ -17,11 +17,14 @@ from typing import Any
 
 import ray
 
-from disagg.actors.build import component_names, build_component
+from disagg.actors.build import CONTROL, build_component, component_names
+from disagg.actors.clock_sync import measure_offsets
+from disagg.actors.placement import CONTROL_RESOURCE, Placement, local_resources, stage_package
+from disagg.actors.supervisor import RayEngineError, Supervisor
 from disagg.cluster.component import Clock
 from disagg.cluster.config import Experiment
 
-CONTROL_RESOURCE = "disagg_control"
+__all__ = ["CONTROL_RESOURCE", "ComponentHost", "RayEngineError", "local_resources", "run_ray"]
 
 
 class WallClock(Clock):
@@ -71,8 +74,28 @@ class ComponentHost:
         self.component.connect({n: RayPeer(h) for n, h in handles.items()})
         return ray.get_runtime_context().get_node_id()
 
-    async def start(self, t0: float, dilation: float) -> None:
-        self.clock.t0, self.clock.dilation = t0, dilation
+    def clock_probe(self) -> float:
+        """This node's wall clock, for the driver's offset measurement."""
+        return time.time()
+
+    def ping(self) -> bool:
+        return True
+
+    def memory_rss_bytes(self) -> int:
+        """Resident memory of this actor's process (Linux /proc), for sizing clusters."""
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def ended_ids(self) -> list[int]:
+        """Collector only: the requests that have ended so far."""
+        return list(self.component.ended)  # type: ignore[attr-defined]
+
+    async def start(self, t0: float, dilation: float, offset_s: float = 0.0) -> None:
+        """Start the component's activity; ``t0`` is the driver's, shifted by this node's offset."""
+        self.clock.t0, self.clock.dilation = t0 + offset_s, dilation
         self._task = asyncio.get_running_loop().create_task(self.component.run())
         self._task.add_done_callback(self._on_done)
 
@@ -99,8 +122,7 @@ class ComponentHost:
                 "now_s": self.clock.now()}
 
     async def last_arrival_s(self) -> float:
-        requests = getattr(self.component, "requests", [])
-        return float(requests[-1].arrival_s) if requests else 0.0
+        return float(self.component.arrivals_end_s())  # type: ignore[attr-defined]
 
     async def results(self) -> dict[str, Any]:
         if self._task is not None:
@@ -110,44 +132,24 @@ class ComponentHost:
         return out
 
 
-def _resource_for(name: str, exp: Experiment) -> dict[str, float]:
-    if name.startswith("prefill-"):
-        return {exp.prefill.hardware.name: float(exp.prefill.chips_per_unit)}
-    if name.startswith("decode-"):
-        return {exp.decode.hardware.name: float(exp.decode.chips_per_unit)}
-    return {CONTROL_RESOURCE: 1.0}
-
-
-def local_resources(exp: Experiment) -> dict[str, float]:
-    """Custom resources an embedded local Ray must offer to host every actor of ``exp``."""
-    out: dict[str, float] = {}
-    for name in component_names(exp):
-        for key, amount in _resource_for(name, exp).items():
-            out[key] = out.get(key, 0.0) + amount
-    return out
-
-
-class RayEngineError(RuntimeError):
-    """A component failed inside its actor."""
-
-
 def _init(exp: Experiment, address: str | None) -> bool:
     """Connect to or start Ray; True if this call started (and so must shut down) Ray."""
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
-    common = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": True}
+    common: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING",
+                              "log_to_driver": True}
     if address:
+        if exp.placement.ship_code:
+            common["runtime_env"] = {"py_modules": [str(stage_package())]}
         ray.init(address=address, **common)
     else:
         ray.init(resources=local_resources(exp), **common)
     return True
 
 
-def _options(name: str, exp: Experiment, available: dict[str, float]) -> dict[str, Any]:
-    wanted = _resource_for(name, exp)
-    resources = {k: v for k, v in wanted.items() if k in available}
-    return {"num_cpus": 0, "resources": resources, "name": None}
+def _node_ips() -> dict[str, str]:
+    return {n["NodeID"]: n.get("NodeManagerAddress", "") for n in ray.nodes()}
 
 
 def run_ray(
@@ -157,41 +159,54 @@ def run_ray(
     """Run ``exp`` with one actor per component; returns raw component results."""
     started = _init(exp, address)
     handles: dict[str, Any] = {}
+    placement: Placement | None = None
+    lost: dict[str, str] = {}
     try:
-        available = ray.cluster_resources()
+        placement = Placement(exp, ray.cluster_resources())
         host_cls = ray.remote(ComponentHost)
         for name in component_names(exp):
-            handles[name] = host_cls.options(**_options(name, exp, available)).remote(exp, name)
+            handles[name] = host_cls.options(**placement.options(name)).remote(exp, name)
         nodes = dict(zip(handles, ray.get([h.connect.remote(handles) for h in handles.values()]),
                          strict=True))
+        offsets = measure_offsets(nodes, handles)
         dilation = exp.experiment.dilation
         t0 = time.time() + exp.experiment.start_margin_s
-        ray.get([h.start.remote(t0, dilation) for h in handles.values()])
+        ray.get([h.start.remote(t0, dilation, offsets[nodes[n]].offset_s)
+                 for n, h in handles.items()])
         last = ray.get(handles["loadgen"].last_arrival_s.remote())
         deadline = t0 + (last + exp.experiment.drain_timeout_s) * dilation
-        _wait(handles, deadline, poll_s, progress)
-        parts = ray.get([h.results.remote() for h in handles.values()])
+        Supervisor(exp, handles, t0, lost).wait(deadline, poll_s, progress)
+        parts = _gather(handles, lost)
     finally:
         for h in handles.values():
             ray.kill(h)
+        if placement is not None:
+            placement.release()
+        ips = _node_ips() if ray.is_initialized() else {}
         if started:
             ray.shutdown()
     errors = [e for p in parts for e in p.get("errors", [])]
     if errors:
         raise RayEngineError("; ".join(errors[:3]))
-    for p in parts:
-        p["node_id"] = nodes.get(p["name"])
-    return {"engine": "ray", "end_s": (time.time() - t0) / dilation, "components": parts}
+    return {
+        "engine": "ray", "end_s": (time.time() - t0) / dilation, "components": parts,
+        "lost_units": sorted(lost), "placement_mode": placement.mode,
+        "placement": {n: {"node_id": nodes[n], "node_ip": ips.get(nodes[n], "")} for n in nodes},
+        "clock": {node: {"offset_ms": o.offset_s * 1e3, "uncertainty_ms": o.uncertainty_s * 1e3}
+                  for node, o in offsets.items()},
+    }
 
 
-def _wait(handles: dict[str, Any], deadline: float, poll_s: float,
-          progress: Callable[[dict[str, Any]], None] | None) -> None:
-    collector = handles["collector"]
-    while time.time() < deadline:
-        if ray.get(collector.wait_done.remote(min(poll_s, deadline - time.time()))):
-            return
-        status = ray.get(collector.status.remote())
-        if status["errors"]:
-            raise RayEngineError("; ".join(status["errors"]))
-        if progress is not None:
-            progress({"now_s": status["now_s"], **status["snapshot"]})
+def _gather(handles: dict[str, Any], lost: dict[str, str]) -> list[dict[str, Any]]:
+    """Every surviving component's results (a unit lost at the very end is recorded as lost)."""
+    parts = []
+    for name, h in handles.items():
+        if name in lost:
+            continue
+        try:
+            parts.append(ray.get(h.results.remote(), timeout=60))
+        except ray.exceptions.RayActorError as e:
+            if name in CONTROL:
+                raise RayEngineError(f"control component {name} was lost: {e}") from None
+            lost[name] = "lost before results were gathered"
+    return parts

@@ -14,7 +14,9 @@ from disagg.cluster.messages import (
     Request,
     RequestArrived,
     RequestEnded,
+    RequestRedone,
     TransferRequested,
+    UnitDown,
 )
 from disagg.policies.base import PolicyContext, Reject, Route, RouterPolicy, RouterView, UnitView
 from disagg.policies.router import decode_kv_need
@@ -34,8 +36,12 @@ class Router(Component):
         self.control_delay_s = control_delay_s
         self.waiting: list[KvReady] = []
         self.records: dict[int, dict[str, Any]] = {}
+        self.inflight: dict[int, tuple[Request, str]] = {}  # request id -> (request, unit holding it)
+        self.down: set[str] = set()
+        self.redone = 0
         self.handlers = {
             RequestArrived: self._on_arrived, KvReady: self._on_kv_ready, LoadReport: self._on_report,
+            UnitDown: self._on_unit_down,
         }
 
     def _view(self, now_s: float) -> RouterView:
@@ -49,15 +55,17 @@ class Router(Component):
     def _on_arrived(self, msg: RequestArrived) -> None:
         t = msg.sent_s + self.control_delay_s
         self.decide_at(t)
-        request = msg.request
+        self._route_prefill(msg.request, t)
+
+    def _route_prefill(self, request: Request, t: float) -> None:
         decision = self.policy.choose_prefill(request, self._view(t))
         if isinstance(decision, Reject):
             self._end(request, "rejected", decision.reason, t)
             return
         unit = self._checked(decision, "prefill")
-        self.records[request.request_id] = {
-            "prefill_unit": unit.name, "prefill_view_age_s": t - unit.reported_s,
-        }
+        self.records.setdefault(request.request_id, {}).update(
+            prefill_unit=unit.name, prefill_view_age_s=t - unit.reported_s)
+        self.inflight[request.request_id] = (request, unit.name)
         self.views[unit.name] = dataclasses.replace(
             unit, queued_requests=unit.queued_requests + 1,
             queued_tokens=unit.queued_tokens + request.prompt_tokens,
@@ -67,6 +75,8 @@ class Router(Component):
     def _on_kv_ready(self, msg: KvReady) -> None:
         t = msg.sent_s + self.control_delay_s
         self.decide_at(t)
+        # kept here too: the router outlives a lost prefill unit and its records
+        self.records.setdefault(msg.request.request_id, {})["first_token_s"] = msg.sent_s
         if not self._place_decode(msg, t):
             self.waiting.append(msg)
 
@@ -81,6 +91,7 @@ class Router(Component):
         unit = self._checked(decision, "decode")
         rec = self.records.setdefault(request.request_id, {})
         rec.update(decode_unit=unit.name, decode_view_age_s=t - unit.reported_s)
+        self.inflight[request.request_id] = (request, unit.name)
         need = decode_kv_need(request, self.context)
         self.views[unit.name] = dataclasses.replace(
             unit, queued_requests=unit.queued_requests + 1, kv_used_bytes=unit.kv_used_bytes + need
@@ -94,15 +105,32 @@ class Router(Component):
     def _on_report(self, msg: LoadReport) -> None:
         t = msg.sent_s + self.control_delay_s
         old = self.views[msg.unit]
-        if msg.sent_s < old.reported_s:
-            return  # an older report overtaken by a newer one
+        if msg.sent_s < old.reported_s or msg.unit in self.down:
+            return  # an older report overtaken by a newer one, or a unit already lost
         self.views[msg.unit] = UnitView(
             msg.unit, msg.kind, msg.queued_requests, msg.queued_tokens, msg.running_requests,
-            msg.kv_used_bytes, msg.kv_capacity_bytes, msg.free_at_s, msg.sent_s, msg.up,
+            msg.running_tokens, msg.kv_used_bytes, msg.kv_capacity_bytes, msg.free_at_s,
+            msg.sent_s, msg.up,
         )
         if self.waiting and msg.kind == "decode":
             retry, self.waiting = self.waiting, []
             self.waiting = [w for w in retry if not self._place_decode(w, max(t, w.sent_s))]
+
+    def _on_unit_down(self, msg: UnitDown) -> None:
+        """Mark the unit down and redo, from prefill, every unfinished request it held."""
+        t = max(msg.sent_s, self.last_decision_s)
+        self.decide_at(t)
+        self.down.add(msg.unit)
+        self.views[msg.unit] = dataclasses.replace(self.views[msg.unit], up=False, reported_s=t)
+        lost = [req for rid, (req, unit) in self.inflight.items()
+                if unit == msg.unit and rid not in msg.ended_ids]
+        lost_ids = {r.request_id for r in lost}
+        self.waiting = [w for w in self.waiting if w.request.request_id not in lost_ids
+                        and w.prefill_unit != msg.unit]
+        for request in sorted(lost, key=lambda r: r.request_id):
+            self.redone += 1
+            self.peers["collector"].send(RequestRedone(request.request_id, msg.unit, t))
+            self._route_prefill(request, t)
 
     def _checked(self, decision: Route, kind: str) -> UnitView:
         unit = self.views.get(decision.unit)
@@ -117,7 +145,10 @@ class Router(Component):
     def results(self) -> dict[str, Any]:
         out = super().results()
         out["requests"] = self.records
+        out["units_down"] = sorted(self.down)
+        out["redone"] = self.redone
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        return {"name": self.name, "waiting_for_decode": len(self.waiting)}
+        return {"name": self.name, "waiting_for_decode": len(self.waiting),
+                "units_down": sorted(self.down), "redone": self.redone}

@@ -17,6 +17,7 @@ from disagg.actors.build import build_component, component_names
 from disagg.actors.store import LocalStore
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
+from disagg.cluster.messages import UnitDown
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
@@ -57,15 +58,19 @@ class VirtualClock(Clock):
 
 
 class LocalPeer:
-    """Delivers messages to a component as loop callbacks, after ``delay_s`` of virtual time."""
+    """Delivers messages to a component as loop callbacks, after ``delay_s`` of virtual time.
+    Messages to or from a lost unit vanish (``alive`` False), as they would with its machine."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, target: Component, delay_s: float) -> None:
         self.loop = loop
         self.target = target
         self.delay_s = delay_s
+        self.alive = True
         self._fifo: deque[Any] = deque()
 
     def send(self, message: Any) -> None:
+        if not self.alive:
+            return
         if self.delay_s <= 0:
             self.loop.call_soon(self.target.deliver, message)
             return
@@ -73,7 +78,28 @@ class LocalPeer:
         self.loop.call_later(self.delay_s, self._deliver_next)
 
     def _deliver_next(self) -> None:
-        self.target.deliver(self._fifo.popleft())
+        message = self._fifo.popleft()
+        if self.alive:
+            self.target.deliver(message)
+
+
+class _Lost:
+    """The peers of a lost unit: whatever it still tries to send goes nowhere."""
+
+    def send(self, message: Any) -> None:
+        return None
+
+
+def _lose_unit(name: str, comps: dict[str, Component], peers: dict[str, LocalPeer],
+               tasks: dict[str, asyncio.Task[None]], lost: set[str]) -> None:
+    """Cut ``name`` off and tell the router, as the ray engine does when an actor dies."""
+    lost.add(name)
+    peers[name].alive = False
+    comps[name].peers = {n: _Lost() for n in comps}
+    tasks[name].cancel()
+    ended = frozenset(comps["collector"].ended)  # type: ignore[attr-defined]
+    now = comps["router"].clock.now()
+    peers["router"].send(UnitDown(name, ended, now))
 
 
 async def _drive(
@@ -88,11 +114,14 @@ async def _drive(
         c.connect(peers)  # type: ignore[arg-type]
     if on_start is not None:
         on_start(comps)
-    tasks = [loop.create_task(c.run(), name=n) for n, c in comps.items()]
+    named = {n: loop.create_task(c.run(), name=n) for n, c in comps.items()}
+    tasks = list(named.values())
+    lost: set[str] = set()
+    for loss in exp.faults.unit_loss:
+        loop.call_at(loss.at_s, _lose_unit, loss.unit, comps, peers, named, lost)
     collector = comps["collector"]
     done = loop.create_task(collector.done.wait())  # type: ignore[attr-defined]
-    loadgen = comps["loadgen"]
-    last_arrival = loadgen.requests[-1].arrival_s if loadgen.requests else 0.0  # type: ignore[attr-defined]
+    last_arrival = comps["loadgen"].arrivals_end_s()  # type: ignore[attr-defined]
     deadline = loop.create_task(asyncio.sleep(last_arrival + exp.experiment.drain_timeout_s))
     try:
         while not done.done() and not deadline.done():
@@ -100,7 +129,7 @@ async def _drive(
                 [done, deadline, *tasks], return_when=asyncio.FIRST_COMPLETED
             )
             for task in finished:
-                if task in tasks and task.exception() is not None:
+                if task in tasks and not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
                 if task in tasks:
                     tasks.remove(task)
@@ -108,7 +137,8 @@ async def _drive(
         for task in [*tasks, done, deadline]:
             task.cancel()
         await asyncio.gather(*tasks, done, deadline, return_exceptions=True)
-    return {"end_s": loop.time(), "components": [c.results() for c in comps.values()]}
+    return {"end_s": loop.time(), "lost_units": sorted(lost),
+            "components": [c.results() for n, c in comps.items() if n not in lost]}
 
 
 def run_virtual(

@@ -23,7 +23,7 @@ import numpy as np
 
 from disagg.actors.virtual import VirtualClock, VirtualTimeLoop
 from disagg.cluster.config import FabricConfig
-from disagg.cluster.messages import KvDelivered, Request, TransferRequested
+from disagg.cluster.messages import KvDelivered, KvPrefetch, Request, TransferRequested
 from disagg.fabric.component import Fabric
 from disagg.fabric.payload import make_payload, verify_payload
 from disagg.fabric.topology import Topology
@@ -91,14 +91,25 @@ def virtual_rate(
             "mean_flows_in_flight": busy / span}
 
 
+async def _fetch(ref: Any) -> Any:
+    """A payload from the object store (a reference nested in a message, as in the engine)."""
+    return await ref
+
+
 class _Sink:
-    """Ray actor body: a decode-unit stand-in that fetches and verifies every delivered payload."""
+    """Ray actor body: a decode-unit stand-in that fetches every payload (starting at the
+    fabric's KvPrefetch, as the decode unit does) and verifies it on KvDelivered."""
 
     def __init__(self, want: int) -> None:
         self.want, self.seen, self.done, self.last_s = want, 0, asyncio.Event(), 0.0
+        self.fetches: dict[int, Any] = {}
 
-    async def deliver(self, msg: KvDelivered) -> None:
-        payload = await msg.payload  # a reference nested in the message, as in the engine
+    async def deliver(self, msg: KvDelivered | KvPrefetch) -> None:
+        if isinstance(msg, KvPrefetch):
+            self.fetches[msg.request_id] = asyncio.ensure_future(_fetch(msg.payload))
+            return
+        fetch = self.fetches.pop(msg.request.request_id, None)
+        payload = await (fetch if fetch is not None else _fetch(msg.payload))
         verify_payload(payload, msg.request.request_id)
         self.seen += 1
         if self.seen == self.want:

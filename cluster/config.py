@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from disagg.cluster.catalog import UnknownCatalogEntry, get_hardware, get_model, hardware, models
 from disagg.cluster.errors import ConfigError, describe_validation_error
 from disagg.cluster.specs import HardwareProfile, ModelSpec
-from disagg.cluster.workload import ArrivalProcess, LengthDist, LognormalLength, PoissonArrivals
+from disagg.cluster.workloads import SyntheticWorkload, WorkloadSpec
 
 
 def _resolve(value: Any, getter: Callable[[str], BaseModel], known: Callable[[], dict[str, Any]]) -> Any:
@@ -55,6 +55,10 @@ class ExperimentSection(_Section):
     )
     control_delay_s: float = Field(
         0.0, ge=0, le=1, description="virtual engine: modeled delay of every control message"
+    )
+    load_report_interval_s: float = Field(
+        0.005, ge=0, le=10,
+        description="emu s between a unit's load reports to the router (0 = on every change)",
     )
     start_margin_s: float = Field(
         1.0, ge=0, le=60, description="ray engine: wall seconds between set-up and emu time 0"
@@ -126,20 +130,8 @@ class FabricConfig(_Section):
     )
 
 
-class WorkloadConfig(_Section):
-    """Synthetic open-loop arrivals with length distributions."""
-
-    rate_per_s: float = Field(gt=0, le=1e6, description="mean arrival rate, requests per emu s")
-    arrivals: ArrivalProcess = Field(PoissonArrivals(), description="inter-arrival process")
-    prompt_tokens: LengthDist = Field(
-        LognormalLength(median=1_000, sigma=0.8, max=8_192), description="prompt lengths"
-    )
-    output_tokens: LengthDist = Field(
-        LognormalLength(median=200, sigma=0.6, max=2_048),
-        description="output lengths, the first token (from prefill) included",
-    )
-    max_requests: int | None = Field(None, gt=0, description="cap on submitted requests")
-    slo_class: str = Field("default", description="label of these requests' SLO class")
+# the [workload] variants live in cluster/workloads.py; the synthetic one keeps its old name
+WorkloadConfig = SyntheticWorkload
 
 
 class SloConfig(_Section):
@@ -177,8 +169,19 @@ class PoliciesConfig(_Section):
                                          description="admits requests into the running batch")
 
 
+class UnitLoss(_Section):
+    """A unit lost at an emu time, as if its machine went away."""
+
+    unit: str = Field(pattern=r"^(prefill|decode)-[0-9]+$", description="e.g. decode-1")
+    at_s: float = Field(ge=0, description="emu time of the loss")
+
+
 class FaultsConfig(_Section):
     """Injected faults, to exercise failure handling (off by default)."""
+
+    unit_loss: list[UnitLoss] = Field(
+        default_factory=list, description="units lost mid-run; their unfinished requests are redone"
+    )
 
     corrupt_kv_requests: list[int] = Field(
         default_factory=list, description="request ids whose KV payload gets one byte flipped"
@@ -198,6 +201,24 @@ class OutputConfig(_Section):
     sample_interval_s: float = Field(0.5, gt=0, description="timeseries grid, emu s")
 
 
+class PlacementConfig(_Section):
+    """Where actors run on a Ray cluster (ray engine)."""
+
+    control: Literal["head", "any"] = Field(
+        "head", description="router, fabric, collector, load generator: on the head node or anywhere"
+    )
+    unit_memory_mb: float = Field(
+        128.0, gt=0, le=65_536,
+        description="memory reserved per unit actor when nodes advertise no hardware (spread mode)",
+    )
+    ship_code: bool = Field(
+        False, description="send the disagg package to the cluster's nodes (runtime_env py_modules)"
+    )
+    failure_poll_s: float = Field(
+        0.5, gt=0, le=60, description="wall seconds between checks that every unit actor is alive"
+    )
+
+
 class Experiment(_Section):
     """A whole experiment: what runs, on which cluster, under which workload and policies."""
 
@@ -206,11 +227,12 @@ class Experiment(_Section):
     prefill: PoolConfig
     decode: PoolConfig
     fabric: FabricConfig = FabricConfig()
-    workload: WorkloadConfig
+    workload: WorkloadSpec = Field(description="see docs/workloads.md")
     slo: SloConfig
     policies: PoliciesConfig = PoliciesConfig()
     output: OutputConfig = OutputConfig()
     faults: FaultsConfig = FaultsConfig()
+    placement: PlacementConfig = PlacementConfig()
 
     @field_validator("model", mode="before")
     @classmethod
@@ -237,12 +259,14 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return experiment_from_dict(raw, source=str(path))
+    return experiment_from_dict(raw, source=str(path), base_dir=path.parent)
 
 
-def experiment_from_dict(raw: dict[str, Any], source: str = "<config>") -> Experiment:
-    """Validate a plain dict (as read from TOML) into an :class:`Experiment`."""
+def experiment_from_dict(raw: dict[str, Any], source: str = "<config>",
+                         base_dir: Path | None = None) -> Experiment:
+    """Validate a plain dict (as read from TOML) into an :class:`Experiment`; relative file
+    paths in it (traces) are resolved against ``base_dir`` (default: the working folder)."""
     try:
-        return Experiment.model_validate(raw)
+        return Experiment.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as e:
         raise ConfigError(f"{source}: {describe_validation_error(e, Experiment)}") from None

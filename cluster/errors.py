@@ -17,17 +17,32 @@ class CapacityExceeded(RuntimeError):
     """A unit was asked to hold more than it can (a bug in a policy or a unit)."""
 
 
-def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model class that owns the last element of ``loc``, if it can be found."""
-    model: type[BaseModel] | None = root
-    for key in loc[:-1]:
-        if model is None or not isinstance(key, str) or key not in model.model_fields:
-            return None
-        annotation = model.model_fields[key].annotation
-        candidates = [a for a in typing.get_args(annotation) or (annotation,)
-                      if isinstance(a, type) and issubclass(a, BaseModel)]
-        model = candidates[0] if len(candidates) == 1 else None
-    return model
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation may hold (unwrapping unions, lists, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for a in typing.get_args(annotation) for m in _models_in(a)]
+
+
+def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], type[BaseModel] | None]:
+    """``loc`` without union tags (``kind`` values), and the model owning its last element."""
+    shown: list[Any] = []
+    models: list[type[BaseModel]] = [root]
+    owner: type[BaseModel] | None = root
+    for key in loc:
+        if isinstance(key, int):
+            shown.append(key)
+            continue
+        by_kind = {k: m for m in models if "kind" in m.model_fields
+                   for k in typing.get_args(m.model_fields["kind"].annotation)}
+        if len(models) > 1 and key in by_kind:
+            models = [by_kind[key]]
+            continue
+        owner = models[0] if len(models) == 1 else None
+        shown.append(key)
+        fields = owner.model_fields if owner is not None else {}
+        models = _models_in(fields[key].annotation) if key in fields else []
+    return tuple(shown), owner
 
 
 def describe_validation_error(err: ValidationError, root: type[BaseModel]) -> str:
@@ -35,11 +50,11 @@ def describe_validation_error(err: ValidationError, root: type[BaseModel]) -> st
     # a misspelt key explains the "missing" error that comes with it: report it first
     errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
-    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.endswith("]")))
+    loc, owner = _walk(root, tuple(p for p in first["loc"]
+                                   if not (isinstance(p, str) and p.endswith("]"))))
     field = ".".join(str(p) for p in loc) or "(top level)"
     value = first.get("input")
     if first["type"] == "extra_forbidden":
-        owner = _model_at(root, loc)
         allowed = sorted(owner.model_fields) if owner else []
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -88,6 +88,16 @@ class KvDelivered:
 
 
 @dataclass(frozen=True, slots=True)
+class KvPrefetch:
+    """Fabric -> decode unit, at transfer start: begin moving the real bytes now, so the real
+    copy overlaps the modeled transfer; the request may join only after ``KvDelivered``."""
+
+    request_id: int
+    payload: Any
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class LoadReport:
     """Unit -> router: the unit's load as of ``sent_s`` (what policies see, possibly stale)."""
 
@@ -101,6 +111,7 @@ class LoadReport:
     free_at_s: float
     sent_s: float
     up: bool = True
+    running_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +121,25 @@ class RequestEnded:
     request_id: int
     status: Status
     reason: str
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class UnitDown:
+    """Engine -> router: ``unit`` is lost (its machine went away); ``ended_ids`` are the requests
+    the collector had already ended, which need no redo."""
+
+    unit: str
+    ended_ids: frozenset[int]
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRedone:
+    """Router -> collector: the request lost its unit and starts again from prefill."""
+
+    request_id: int
+    lost_unit: str
     sent_s: float
 
 

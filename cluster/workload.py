@@ -6,11 +6,14 @@ with a ``sample``/``arrival_times`` method that takes a ``numpy.random.Generator
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from disagg.cluster.traces import TraceSource
 
 
 class _Frozen(BaseModel):
@@ -64,8 +67,22 @@ class LognormalLength(_Frozen):
         return np.clip(np.rint(x), self.min, self.max).astype(np.int64)
 
 
+class EmpiricalLength(TraceSource):
+    """Lengths resampled (with replacement) from a trace's prompt or output column."""
+
+    kind: Literal["empirical"] = "empirical"
+    field: Literal["prompt", "output"] = Field(description="which of the trace's lengths")
+    max: int | None = Field(None, gt=0, description="clip sampled lengths to at most this")
+
+    def sample(self, rng: np.random.Generator, n: int) -> NDArray[np.int64]:
+        trace = self.load()
+        values = trace.prompt_tokens if self.field == "prompt" else trace.output_tokens
+        out = rng.choice(values, size=n, replace=True).astype(np.int64)
+        return out if self.max is None else np.minimum(out, self.max)
+
+
 LengthDist = Annotated[
-    FixedLength | UniformLength | LognormalLength, Field(discriminator="kind")
+    FixedLength | UniformLength | LognormalLength | EmpiricalLength, Field(discriminator="kind")
 ]
 
 
@@ -98,19 +115,66 @@ class ConstantArrivals(_Frozen):
         return np.full(n, 1.0 / rate)
 
 
+class OnOffArrivals(_Frozen):
+    """Bursts: Poisson arrivals during ``on_s`` seconds, none during the next ``off_s``, repeated.
+
+    The rate inside a burst is ``rate_per_s x (on_s + off_s) / on_s``, so the long-run mean is
+    the workload's ``rate_per_s``. The first burst starts at emu time 0.
+    """
+
+    kind: Literal["onoff"] = "onoff"
+    on_s: float = Field(gt=0, description="length of each burst, emu s")
+    off_s: float = Field(gt=0, description="silence between bursts, emu s")
+
+    def times(self, rng: np.random.Generator, rate: float, duration_s: float,
+              max_requests: int | None) -> NDArray[np.float64]:
+        """Arrival times (emu s) in [0, duration_s)."""
+        period = self.on_s + self.off_s
+        on_time = arrival_times(PoissonArrivals(), rng, rate * period / self.on_s,
+                                math.ceil(duration_s / period) * self.on_s, None)
+        bursts, within = np.divmod(on_time, self.on_s)
+        t = bursts * period + within
+        t = t[t < duration_s]
+        return t if max_requests is None else t[:max_requests]
+
+
+class DiurnalArrivals(_Frozen):
+    """A daily-style ramp: Poisson with rate ``rate_per_s x (1 - amplitude cos(2 pi t / period_s))``.
+
+    Starts at the trough (``1 - amplitude`` of the mean), peaks at ``period_s / 2``; the mean over
+    whole periods is ``rate_per_s``. Sampled by thinning a Poisson process at the peak rate.
+    """
+
+    kind: Literal["diurnal"] = "diurnal"
+    period_s: float = Field(gt=0, description="emu seconds from trough to trough")
+    amplitude: float = Field(0.5, ge=0, lt=1, description="relative swing around the mean rate")
+
+    def times(self, rng: np.random.Generator, rate: float, duration_s: float,
+              max_requests: int | None) -> NDArray[np.float64]:
+        """Arrival times (emu s) in [0, duration_s)."""
+        peak = rate * (1 + self.amplitude)
+        t = arrival_times(PoissonArrivals(), rng, peak, duration_s, None)
+        level = rate * (1 - self.amplitude * np.cos(2 * np.pi * t / self.period_s))
+        t = t[rng.random(len(t)) * peak < level]
+        return t if max_requests is None else t[:max_requests]
+
+
 ArrivalProcess = Annotated[
-    PoissonArrivals | GammaArrivals | ConstantArrivals, Field(discriminator="kind")
+    PoissonArrivals | GammaArrivals | ConstantArrivals | OnOffArrivals | DiurnalArrivals,
+    Field(discriminator="kind"),
 ]
 
 
 def arrival_times(
-    process: PoissonArrivals | GammaArrivals | ConstantArrivals,
+    process: PoissonArrivals | GammaArrivals | ConstantArrivals | OnOffArrivals | DiurnalArrivals,
     rng: np.random.Generator,
     rate_per_s: float,
     duration_s: float,
     max_requests: int | None = None,
 ) -> NDArray[np.float64]:
     """Arrival times (emu s) in [0, duration_s), drawn in chunks until the window is full."""
+    if isinstance(process, OnOffArrivals | DiurnalArrivals):
+        return process.times(rng, rate_per_s, duration_s, max_requests)
     out: list[NDArray[np.float64]] = []
     t, count = 0.0, 0
     chunk = max(16, int(rate_per_s * duration_s * 1.2) + 16)

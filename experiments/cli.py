@@ -29,6 +29,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if getattr(args, "ship_code", False):
+        out["placement.ship_code"] = True
     for flag, key in (("engine", "experiment.engine"), ("dilation", "experiment.dilation"),
                       ("seed", "experiment.seed"), ("duration", "experiment.duration_s")):
         value = getattr(args, flag, None)
@@ -93,13 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dilation", type=float, help="wall seconds per emu second")
     run.add_argument("--seed", type=int)
     run.add_argument("--duration", type=float, help="emu seconds of arrivals")
-    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or embedded)")
+    run.add_argument("--address", help="Ray cluster address: auto, HOST:PORT or ray://... "
+                     "(default: RAY_ADDRESS, else an embedded local Ray)")
+    run.add_argument("--ship-code", action="store_true",
+                     help="send the disagg package to the cluster's nodes (runtime_env py_modules)")
     run.set_defaults(func=cmd_run)
     val = sub.add_parser("validate", help="check an experiment file without running it")
     val.add_argument("experiment")
     val.set_defaults(func=cmd_validate)
     cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
     cat.set_defaults(func=cmd_catalog)
+    from disagg.experiments.compare_cli import add_commands
+
+    add_commands(sub)
     return parser
 
 

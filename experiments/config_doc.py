@@ -8,17 +8,24 @@ from pydantic_core import PydanticUndefined
 
 from disagg.cluster import config as c
 from disagg.cluster import workload as w
+from disagg.cluster import workloads as ws
 from disagg.cluster.specs import HardwareProfile, ModelSpec
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("[experiment]", c.ExperimentSection), ("[prefill] and [decode]", c.PoolConfig),
-    ("[fabric]", c.FabricConfig), ("[workload]", c.WorkloadConfig), ("[slo]", c.SloConfig),
+    ("[fabric]", c.FabricConfig), ('[workload] kind = "synthetic" (the default)', c.WorkloadConfig),
+    ('[workload] kind = "mix"', ws.MixWorkload), ("[[workload.classes]]", ws.RequestClass),
+    ('[workload] kind = "trace"', ws.TraceWorkload),
+    ('[workload] kind = "closed_loop"', ws.ClosedLoopWorkload), ("[slo]", c.SloConfig),
     ("[policies]", c.PoliciesConfig), ("[output]", c.OutputConfig), ("[faults]", c.FaultsConfig),
+    ("[[faults.unit_loss]]", c.UnitLoss), ("[placement]", c.PlacementConfig),
     ("[model] inline spec", ModelSpec), ("hardware inline spec", HardwareProfile),
     ('length kind = "fixed"', w.FixedLength), ('length kind = "uniform"', w.UniformLength),
     ('length kind = "lognormal"', w.LognormalLength),
+    ('length kind = "empirical"', w.EmpiricalLength),
     ('arrivals kind = "poisson"', w.PoissonArrivals), ('arrivals kind = "gamma"', w.GammaArrivals),
-    ('arrivals kind = "constant"', w.ConstantArrivals),
+    ('arrivals kind = "constant"', w.ConstantArrivals), ('arrivals kind = "onoff"', w.OnOffArrivals),
+    ('arrivals kind = "diurnal"', w.DiurnalArrivals),
 ]
 
 
@@ -26,7 +33,9 @@ def _type(annotation: object) -> str:
     text = str(annotation)
     for junk in ("typing.", "<class '", "'>", "disagg.cluster.specs.", "disagg.cluster.config."):
         text = text.replace(junk, "")
-    if "Length" in text or "Arrivals" in text:
+    if "RequestClass" in text:
+        return "list of tables"
+    if "Length" in text or "Arrivals" in text or "Workload" in text:
         return "table with `kind`"
     return text.replace("|", "or")
 

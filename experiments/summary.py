@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from disagg.cluster.config import Experiment
+from disagg.cluster.perf import prefill_flops
 from disagg.experiments.tables import by_name, grid, step_integral, _busy_step
 
 PERCENTILES = (50, 90, 99)
@@ -50,6 +51,20 @@ def utilization(raw: dict[str, Any], kind: str, end_s: float) -> float | None:
             t, v = _busy_step(comp["log"]["busy"])
             fractions.append(float(step_integral(t, v, np.array([end_s]))[0]) / end_s)
     return float(np.mean(fractions)) if fractions and end_s > 0 else None
+
+
+def _prefill_mfu(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]]) -> float | None:
+    """Model FLOPs of the prefills done / (busy seconds x chips x peak): how well busy prefill
+    time was used (batching small prompts raises it when the weights read dominates)."""
+    busy = sum(e - s for name, c in by_name(raw).items() if name.startswith("prefill-")
+               for s, e in c["log"]["busy"])
+    if busy <= 0:
+        return None
+    flops = sum(prefill_flops([r["prompt_tokens"]], exp.model) for r in rows
+                if r.get("first_token_s") is not None)
+    hw = exp.prefill.hardware
+    peak = hw.peak_flops_fp8 if exp.model.weight_bytes_per_param <= 1 else hw.peak_flops_bf16
+    return flops / (busy * exp.prefill.chips_per_unit * peak)
 
 
 def _costs(exp: Experiment, end_s: float, tokens: int) -> dict[str, Any]:
@@ -117,12 +132,18 @@ def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
     out.update(_stats("itl", itl, itl_w))
     out.update(_stats("e2el", [r["e2e_s"] for r in done]))
     out["prefill_utilization"] = utilization(raw, "prefill", end_s)
+    out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, rows)
     out["decode_utilization"] = utilization(raw, "decode", end_s)
     out.update(_costs(exp, end_s, tokens))
     out.update(_fabric(raw, transfers, end_s, exp.output.sample_interval_s))
     out["lag_p50_ms"] = float(np.percentile(lags, 50)) * 1e3 if len(lags) else 0.0
     out["lag_p99_ms"] = float(np.percentile(lags, 99)) * 1e3 if len(lags) else 0.0
     out["late_decisions"] = int(sum(c.get("late_decisions", 0) for c in comps.values()))
+    ages = [r[k] for r in rows for k in ("prefill_view_age_s", "decode_view_age_s")
+            if r.get(k) is not None]
+    out["view_age_p50_ms"] = float(np.percentile(ages, 50)) * 1e3 if ages else None
+    out["view_age_p99_ms"] = float(np.percentile(ages, 99)) * 1e3 if ages else None
+    out.update(_cluster(raw))
     out["reasons"] = _reasons(rows)
     out["by_slo_class"] = _by_class(rows, end_s)
     return out
@@ -143,6 +164,19 @@ def _itl(comps: dict[str, dict[str, Any]], done: list[dict[str, Any]]) -> tuple[
             itl.append(r["first_decode_token_s"] - r["first_token_s"])
             weights.append(1.0)
     return itl, weights
+
+
+def _cluster(raw: dict[str, Any]) -> dict[str, Any]:
+    """Where the components ran (ray engine), the clock alignment, and units lost mid-run."""
+    clock = raw.get("clock", {})
+    out: dict[str, Any] = {"lost_units": raw.get("lost_units", [])}
+    if "placement" in raw:
+        out["placement_mode"] = raw.get("placement_mode")
+        out["placement"] = raw["placement"]
+        out["nodes"] = len({p["node_id"] for p in raw["placement"].values()})
+        out["clock_offsets_ms"] = {n: c["offset_ms"] for n, c in clock.items()}
+        out["clock_uncertainty_ms"] = max((c["uncertainty_ms"] for c in clock.values()), default=0)
+    return out
 
 
 def _reasons(rows: list[dict[str, Any]]) -> dict[str, int]:

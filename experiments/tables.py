@@ -50,8 +50,11 @@ def request_rows(raw: dict[str, Any]) -> list[dict[str, Any]]:
 def _derive(row: dict[str, Any]) -> None:
     if "status" not in row:
         row["status"], row["reason"] = "failed", "unfinished_at_drain_deadline"
-    if row["status"] == "completed" and row["output_tokens"] <= 1:
-        row.setdefault("last_token_s", row.get("first_token_s"))
+    if row["status"] == "completed" and row.get("first_token_s") is None:
+        row["first_token_s"] = row.get("end_s")  # a one-token output whose prefill unit was lost
+    if row["status"] == "completed" and row.get("last_token_s") is None:
+        # one-token outputs end at prefill; a lost unit's records are gone but the end time stands
+        row["last_token_s"] = row.get("end_s") or row.get("first_token_s")
     if row["status"] != "completed":
         row["slo_met"] = False
         return
@@ -179,21 +182,27 @@ def transfer_rows(raw: dict[str, Any]) -> list[dict[str, Any]]:
     for name, comp in comps.items():
         if name.startswith("decode-"):
             decode_recs.update(comp["requests"])
+    node = {n: p["node_id"] for n, p in raw.get("placement", {}).items()}
     rows = []
     for t in fabric["transfers"]:
         rec = decode_recs.get(t["request_id"], {})
-        rows.append({**t, "real_bytes": rec.get("real_bytes"), "real_end_s": rec.get("real_end_s")})
+        src, dst = node.get(t["src_unit"]), node.get(t["dst_unit"])
+        rows.append({**t, "real_bytes": rec.get("real_bytes"), "real_end_s": rec.get("real_end_s"),
+                     "src_node": src, "dst_node": dst,
+                     "crosses_nodes": None if src is None or dst is None else src != dst})
     return rows
 
 
 TRANSFER_COLUMNS = ["request_id", "src_unit", "dst_unit", "src_host", "dst_host", "modeled_bytes",
-                    "real_bytes", "start_s", "modeled_end_s", "real_end_s"]
+                    "real_bytes", "start_s", "modeled_end_s", "real_end_s", "src_node", "dst_node",
+                    "crosses_nodes"]
 
 
 def transfers_table(rows: list[dict[str, Any]]) -> pa.Table:
     """transfers.parquet: one row per KV transfer."""
     types = {"request_id": pa.int64(), "src_unit": pa.string(), "dst_unit": pa.string(),
-             "src_host": pa.string(), "dst_host": pa.string(), "real_bytes": pa.int64()}
+             "src_host": pa.string(), "dst_host": pa.string(), "real_bytes": pa.int64(),
+             "src_node": pa.string(), "dst_node": pa.string(), "crosses_nodes": pa.bool_()}
     return pa.table({
         c: pa.array([r.get(c) for r in rows], types.get(c, pa.float64())) for c in TRANSFER_COLUMNS
     })

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 
 from disagg.cluster.calibration import calibration_rows
@@ -22,26 +22,25 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def summary_table(s: dict[str, Any]) -> Table:
-    """The headline metrics of one run."""
+def summary_table(s: dict[str, Any]) -> Group:
+    """The headline metrics of one run: a latency table and a table of run-wide figures."""
     t = Table(title=f"{s['experiment']} — {s['engine']} engine, seed {s['seed']}, "
               f"dilation {s['dilation']:g}", show_header=True)
-    t.add_column("metric")
-    t.add_column("p50", justify="right")
-    t.add_column("p90", justify="right")
-    t.add_column("p99", justify="right")
-    t.add_column("mean", justify="right")
+    t.add_column("latency")
+    for col in ("p50", "p90", "p99", "mean"):
+        t.add_column(col, justify="right")
     for label, key in (("TTFT ms", "ttft"), ("TPOT ms", "tpot"), ("ITL ms", "itl"),
                        ("E2E ms", "e2el")):
         t.add_row(label, _fmt(s[f"median_{key}_ms"], 2), _fmt(s[f"p90_{key}_ms"], 2),
                   _fmt(s[f"p99_{key}_ms"], 2), _fmt(s[f"mean_{key}_ms"], 2))
-    t.add_section()
-    counts = (f"submitted {s['submitted']}, completed {s['completed']}, rejected {s['rejected']}, "
-              f"failed {s['failed']}")
-    rows = [
-        ("requests", counts),
-        ("SLO attainment", _fmt(None if s["slo_attainment"] is None else 100 * s["slo_attainment"])
-         + " %"),
+    k = Table(show_header=False, box=None, padding=(0, 2))
+    k.add_column(style="bold")
+    k.add_column()
+    attain = s["slo_attainment"]
+    for label, value in (
+        ("requests", f"submitted {s['submitted']}, completed {s['completed']}, "
+                     f"rejected {s['rejected']}, failed {s['failed']}"),
+        ("SLO attainment", f"{_fmt(None if attain is None else 100 * attain)} %"),
         ("goodput", f"{_fmt(s['request_goodput'], 2)} req/s"),
         ("output throughput", f"{_fmt(s['output_throughput'])} tok/s"),
         ("utilization", f"prefill {_fmt(_pct(s['prefill_utilization']))} %, "
@@ -51,10 +50,11 @@ def summary_table(s: dict[str, Any]) -> Table:
                    f"{_fmt(s['p50_transfer_ms'], 2)} ms, p99 {_fmt(s['p99_transfer_ms'], 2)} ms"),
         ("emulator lag", f"p50 {_fmt(s['lag_p50_ms'], 2)} ms, p99 {_fmt(s['lag_p99_ms'], 2)} ms, "
                          f"late decisions {s['late_decisions']}"),
-    ]
-    for label, value in rows:
-        t.add_row(label, value, "", "", "")
-    return t
+    ):
+        k.add_row(label, value)
+    if s.get("reasons"):
+        k.add_row("not completed", ", ".join(f"{r}: {n}" for r, n in sorted(s["reasons"].items())))
+    return Group(t, k)
 
 
 def _pct(x: float | None) -> float | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import FabricConfig
-from disagg.cluster.messages import KvDelivered, TransferRequested
+from disagg.cluster.messages import KvDelivered, KvPrefetch, TransferRequested
 from disagg.fabric.flows import FluidNetwork
 from disagg.fabric.topology import Link, Topology
 
@@ -116,6 +116,9 @@ class Fabric(Component):
         if tr.start_s is None:
             tr.start_s = start
             self.decide_at(start)
+            msg = tr.msg
+            if msg.payload is not None:  # the real copy overlaps the modeled transfer
+                self.peers[msg.dst_unit].send(KvPrefetch(msg.request.request_id, msg.payload, start))
         tr.in_flight = True
         self.net.add(seq, tr.path, tr.chunk_bytes, start)
         self._log_links(start)

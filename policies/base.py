@@ -26,6 +26,7 @@ class UnitView:
     queued_requests: int = 0  # requests waiting (prefill queue, or decode pending admission)
     queued_tokens: int = 0  # prompt tokens waiting (prefill) or tokens left to decode (decode)
     running_requests: int = 0  # prefill: in the current batch; decode: in the running batch
+    running_tokens: int = 0  # prefill: prompt tokens of the batch in progress; decode: context
     kv_used_bytes: float = 0.0  # decode: KV reserved by running and admitted requests
     kv_capacity_bytes: float = float("inf")  # decode: KV the unit can hold
     free_at_s: float = 0.0  # prefill: modeled end of the batch in progress
@@ -35,6 +36,11 @@ class UnitView:
     @property
     def kv_free_bytes(self) -> float:
         return self.kv_capacity_bytes - self.kv_used_bytes
+
+    @property
+    def outstanding_tokens(self) -> int:
+        """Tokens of work the unit holds: queued plus in progress."""
+        return self.queued_tokens + self.running_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +113,7 @@ class DecodeState:
     kv_used_bytes: float
     kv_capacity_bytes: float
     context_tokens: int = 0
+    tightest_tpot_s: float = float("inf")  # the smallest TPOT target among running requests
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -50,13 +51,32 @@ def make_request(**overrides: Any) -> Request:
     return Request(**fields)
 
 
+@dataclass
+class RayTestCluster:
+    """The shared test cluster: a head (control plane), a Trainium/GPU node and a CS-3 node."""
+
+    cluster: Any
+    address: str
+    head_node_id: str
+    trainium_node_id: str
+    cs3_node_id: str
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """One embedded Ray for every real-Ray test (shut down at the end of the session)."""
+    """One 3-node Ray cluster on this machine for every real-Ray test (shut down at the end)."""
     ray = pytest.importorskip("ray")
-    ray.init(
-        resources={"trainium2": 256, "cs3": 256, "h100": 256, "disagg_control": 64},
-        include_dashboard=False, logging_level="WARNING",
-    )
-    yield ray
+    from ray.cluster_utils import Cluster
+
+    mib = 2**20
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 2, "resources": {"disagg_control": 64}, "object_store_memory": 300 * mib})
+    trn = cluster.add_node(num_cpus=0, object_store_memory=150 * mib, resources={
+        "trainium2": 256, "trainium3": 256, "h100": 256, "h200": 256, "b200": 256})
+    cs3 = cluster.add_node(num_cpus=0, object_store_memory=150 * mib, resources={"cs3": 256})
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="WARNING")
+    yield RayTestCluster(cluster, cluster.address, cluster.head_node.node_id, trn.node_id,
+                         cs3.node_id)
     ray.shutdown()
+    cluster.shutdown()

@@ -136,3 +136,59 @@ def test_control_delay_makes_views_stale_but_loses_nothing() -> None:
     rows = _rows(result)
     assert all(r["status"] == "completed" for r in rows)
     assert max(r["prefill_view_age_s"] for r in rows) > 0
+
+
+def test_policy_shootout_slo_aware_beats_round_robin() -> None:
+    from pathlib import Path
+
+    from disagg.cluster.config import load_experiment
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "policy_shootout.toml"
+    runs = {}
+    for policy in ("round_robin", "slo_aware"):
+        exp = load_experiment(path, {"policies.router": policy, "experiment.duration_s": 30.0})
+        runs[policy] = run_experiment(exp).summary
+    rr, slo = runs["round_robin"], runs["slo_aware"]
+    assert slo["request_goodput"] > 2 * rr["request_goodput"]
+    assert slo["slo_attainment"] > rr["slo_attainment"] + 0.3
+    assert slo["rejected"] > 0 and rr["rejected"] == 0
+
+
+@pytest.mark.parametrize("batching", [
+    {"name": "batch_forming", "max_batch_tokens": 2048, "max_wait_s": 0.02},
+    {"name": "shortest_prompt_first", "aging_s": 0.5},
+    {"name": "edf"},
+])
+def test_batching_policies_run_end_to_end(batching) -> None:
+    exp = make_experiment(policies__prefill_batching=batching,
+                          policies__decode_admission={"name": "tpot_aware"},
+                          workload__rate_per_s=10.0)
+    rows = _rows(run_experiment(exp))
+    assert rows and all(r["status"] == "completed" for r in rows)
+
+
+@pytest.mark.parametrize("lost", ["decode-1", "prefill-0"])
+def test_losing_a_unit_redoes_its_requests(lost) -> None:
+    exp = make_experiment(decode__units=2, workload__rate_per_s=12.0,
+                          workload__output_tokens={"kind": "fixed", "value": 1500},
+                          faults={"unit_loss": [{"unit": lost, "at_s": 2.0}]})
+    result = run_experiment(exp)
+    rows = _rows(result)
+    assert len(rows) == result.summary["submitted"]
+    for r in rows:
+        assert r["status"] in ("completed", "failed")
+        assert r["status"] == "completed" or r["reason"]
+    router = next(c for c in result.raw["components"] if c["name"] == "router")
+    assert router["units_down"] == [lost] and router["redone"] > 0
+    kind = lost.split("-")[0]
+    late = [r for r in rows if r["arrival_s"] > 2.5]
+    assert late and all(r[f"{kind}_unit"] != lost for r in late)
+    assert all(r["status"] == "completed" for r in rows)
+
+
+def test_unit_loss_must_name_a_unit(tmp_path) -> None:
+    from disagg.actors.build import check_experiment
+    from disagg.cluster.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="decode-5"):
+        check_experiment(make_experiment(faults={"unit_loss": [{"unit": "decode-5", "at_s": 1}]}))

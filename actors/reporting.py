@@ -1,0 +1,48 @@
+"""Load reports from a unit to the router, at most one per interval (emu seconds).
+
+A unit calls :meth:`LoadReporter.changed` whenever its load changes. With ``interval_s`` 0 every
+change is reported; otherwise one report goes out at once, further changes within the interval
+are folded into one trailing report at the interval's end — so the router's view is never stale by
+more than the interval, and a busy unit sends a bounded number of messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from disagg.cluster.component import Clock, Peer
+from disagg.cluster.messages import LoadReport
+
+
+class LoadReporter:
+    """Rate-limits one unit's ``LoadReport`` messages."""
+
+    def __init__(self, clock: Clock, interval_s: float, make: Callable[[float], LoadReport]) -> None:
+        self.clock = clock
+        self.interval_s = interval_s
+        self.make = make
+        self.router: Peer | None = None
+        self.last_sent_s = float("-inf")
+        self.sent = 0
+        self._trailing: asyncio.TimerHandle | None = None
+
+    def changed(self, t: float) -> None:
+        """The unit's load changed at emu time ``t``."""
+        if self.interval_s <= 0 or t - self.last_sent_s >= self.interval_s:
+            self._send(t)
+        elif self._trailing is None:
+            due = self.last_sent_s + self.interval_s
+            loop = asyncio.get_running_loop()
+            self._trailing = loop.call_later(max(0.0, self.clock.loop_delay_s(due)),
+                                             self._flush, due)
+
+    def _flush(self, due: float) -> None:
+        self._trailing = None
+        self._send(due)
+
+    def _send(self, t: float) -> None:
+        assert self.router is not None, "connect the reporter to the router first"
+        self.last_sent_s = t
+        self.sent += 1
+        self.router.send(self.make(t))

@@ -1,0 +1,82 @@
+"""The largest cluster that runs here as 3 emulated nodes, and the memory per unit actor.
+
+Starts a 3-node ``ray.cluster_utils.Cluster`` on this machine (head: control plane; node 1:
+Trainium2; node 2: CS-3), then runs experiments of growing size at dilation 1 and reports units,
+wall time, lag p99 and late decisions; then the resident memory of the unit actors.
+
+    python benchmarks/cluster_scale.py [--sizes 4:2,16:4,32:8,48:12] [--duration 10] [--rate-per-prefill 4]
+
+Measured numbers are in docs/cluster.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import ray
+from ray.cluster_utils import Cluster
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import make_experiment  # noqa: E402  (the tests' experiment factory)
+
+from disagg.experiments.run import run_experiment  # noqa: E402
+
+
+def start_cluster() -> Cluster:
+    mib = 2**20
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 2, "resources": {"disagg_control": 64}, "object_store_memory": 300 * mib})
+    cluster.add_node(num_cpus=0, resources={"trainium2": 4096}, object_store_memory=300 * mib)
+    cluster.add_node(num_cpus=0, resources={"cs3": 4096}, object_store_memory=300 * mib)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="ERROR")
+    return cluster
+
+
+def unit_memory(n: int = 6) -> float:
+    """Mean resident memory (MB) of ``n`` idle prefill-unit actors."""
+    from disagg.actors.ray_engine import ComponentHost
+
+    exp = make_experiment(experiment__engine="ray", prefill__units=n)
+    host = ray.remote(ComponentHost)
+    actors = [host.options(num_cpus=0, resources={"trainium2": 4}).remote(exp, f"prefill-{i}")
+              for i in range(n)]
+    rss = ray.get([a.memory_rss_bytes.remote() for a in actors])
+    for a in actors:
+        ray.kill(a)
+    return sum(rss) / len(rss) / 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="4:2,16:4,32:8,48:12", help="prefill:decode units")
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--rate-per-prefill", type=float, default=4.0)
+    args = ap.parse_args()
+    t = time.time()
+    cluster = start_cluster()
+    print(f"3-node cluster up in {time.time() - t:.1f} s")
+    try:
+        print(f"{'prefill':>7s} {'decode':>6s} {'actors':>6s} {'req':>5s} {'wall s':>7s} "
+              f"{'lag p50 ms':>10s} {'lag p99 ms':>10s} {'late':>5s} {'completed':>9s}")
+        for size in args.sizes.split(","):
+            p, d = (int(x) for x in size.split(":"))
+            exp = make_experiment(
+                experiment__engine="ray", experiment__duration_s=args.duration,
+                prefill__units=p, decode__units=d, workload__rate_per_s=args.rate_per_prefill * p)
+            t = time.time()
+            s = run_experiment(exp).summary
+            print(f"{p:7d} {d:6d} {p + d + 4:6d} {s['submitted']:5d} {time.time() - t:7.1f} "
+                  f"{s['lag_p50_ms']:10.2f} {s['lag_p99_ms']:10.2f} {s['late_decisions']:5d} "
+                  f"{s['completed']:9d}", flush=True)
+        print(f"memory per unit actor: {unit_memory():.0f} MB resident")
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Run experiments/policy_shootout.toml once per router policy and print the comparison.
+
+    python benchmarks/policy_shootout.py --engine virtual
+    python benchmarks/policy_shootout.py --engine ray --policies round_robin,slo_aware --duration 30
+
+Numbers measured on this machine are in docs/policies.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from disagg.cluster.config import load_experiment
+from disagg.experiments.run import run_experiment
+
+EXP = Path(__file__).resolve().parents[1] / "experiments" / "policy_shootout.toml"
+ALL = "round_robin,random,least_loaded,power_of_two,kv_aware,slo_aware"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--engine", choices=["virtual", "ray"], default="virtual")
+    ap.add_argument("--policies", default=ALL)
+    ap.add_argument("--duration", type=float, default=None, help="emu seconds of arrivals")
+    ap.add_argument("--rate", type=float, default=None)
+    args = ap.parse_args()
+    over = {"experiment.engine": args.engine}
+    if args.duration:
+        over["experiment.duration_s"] = args.duration
+    if args.rate:
+        over["workload.rate_per_s"] = args.rate
+    print(f"engine {args.engine}; {EXP.name} with {over}")
+    print(f"{'policy':14s} {'goodput/s':>9s} {'attain':>7s} {'rejected':>8s} {'TTFT p50':>9s} "
+          f"{'TTFT p99':>9s} {'TPOT p99':>9s} {'lag p99':>8s} {'late':>5s} {'wall s':>7s}")
+    for policy in args.policies.split(","):
+        t = time.time()
+        s = run_experiment(load_experiment(EXP, {**over, "policies.router": policy})).summary
+        print(f"{policy:14s} {s['request_goodput']:9.2f} {s['slo_attainment']:7.3f} "
+              f"{s['rejected']:8d} {s['median_ttft_ms']:9.1f} {s['p99_ttft_ms']:9.1f} "
+              f"{s['p99_tpot_ms']:9.3f} {s['lag_p99_ms']:8.2f} {s['late_decisions']:5d} "
+              f"{time.time() - t:7.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
