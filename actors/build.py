@@ -108,14 +108,15 @@ def build_component(
         comp = Router(name, clock, policy, policy_context(exp, name), initial_views(exp),
                       control_delay_s)
     elif name == "fabric":
-        comp = Fabric(name, clock, build_topology(exp), exp.fabric, control_delay_s)
+        comp = Fabric(name, clock, build_topology(exp), exp.fabric, control_delay_s,
+                      exp.model.layers)
     elif name.startswith("prefill-"):
         spec = exp.policies.prefill_batching
         comp = PrefillUnit(
             name, clock, exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit,
             PREFILL_BATCHING.create(spec.name, spec.params, policy_context(exp, name)),
             store, exp.output.payload_scale, seed, exp.faults, control_delay_s,
-            exp.experiment.load_report_interval_s,
+            exp.experiment.load_report_interval_s, exp.fabric.layer_wise,
         )
     elif name.startswith("decode-"):
         spec = exp.policies.decode_admission

@@ -29,7 +29,7 @@ class PrefillUnit(Component):
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         policy: PrefillBatchingPolicy, store: ObjectStore, payload_scale: float,
         seed: int = 0, faults: FaultsConfig | None = None, control_delay_s: float = 0.0,
-        report_interval_s: float = 0.0,
+        report_interval_s: float = 0.0, layer_wise: bool = False,
     ) -> None:
         super().__init__(name, clock)
         self.model, self.hw, self.chips = model, hw, chips
@@ -39,6 +39,7 @@ class PrefillUnit(Component):
         self.seed = seed
         self.faults = faults or FaultsConfig()
         self.control_delay_s = control_delay_s
+        self.layer_wise = layer_wise  # hand KV over at batch start (fabric streams it per layer)
         self.queue: list[QueuedPrefill] = []
         self.free_at_s = 0.0
         self.eval_s = 0.0  # earliest modeled time of the next batching decision
@@ -104,6 +105,10 @@ class PrefillUnit(Component):
         self._report(t)
         for r in requests:
             self.records[r.request_id] = {"prefill_start_s": t, "first_token_s": end}
+        streamed = {r.request_id for r in requests if self.layer_wise and r.output_tokens > 1}
+        for r in requests:
+            if r.request_id in streamed:
+                self._finish(r, end, stream_from_s=t)
         await self.clock.sleep_until(end)
         self.act_at(end)
         self.running = ()
@@ -111,13 +116,15 @@ class PrefillUnit(Component):
         self.busy_s += end - t
         self.log.state(end, len(self.queue), 0, 0.0)
         for r in requests:
-            self._finish(r, end)
+            if self.live_feed is not None:
+                self.live_feed.append(("first", r.request_id, r.arrival_s, end, r.ttft_slo_s,
+                                       r.output_tokens))
+            if r.request_id not in streamed:
+                self._finish(r, end)
         self._report(end)
 
-    def _finish(self, request: Request, end: float) -> None:
-        if self.live_feed is not None:
-            self.live_feed.append(("first", request.request_id, request.arrival_s, end,
-                                   request.ttft_slo_s, request.output_tokens))
+    def _finish(self, request: Request, end: float, stream_from_s: float | None = None) -> None:
+        """Hand the KV to the router at ``end``, or (layer-wise) at ``stream_from_s``."""
         if request.output_tokens <= 1:
             self.peers["collector"].send(RequestEnded(request.request_id, "completed", "", end))
             return
@@ -131,7 +138,9 @@ class PrefillUnit(Component):
         if request.request_id in self.faults.corrupt_kv_requests:
             payload = tamper(payload)
         ref = None if request.request_id in self.faults.drop_kv_requests else self.store.put(payload)
-        self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s=end))
+        window = None if stream_from_s is None else (stream_from_s, end)
+        sent_s = end if stream_from_s is None else stream_from_s
+        self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s, window))
 
     def _report(self, t: float) -> None:
         self.reporter.router = self.peers["router"]

@@ -97,7 +97,8 @@ class Router(Component):
             unit, queued_requests=unit.queued_requests + 1, kv_used_bytes=unit.kv_used_bytes + need
         )
         self.peers["fabric"].send(
-            TransferRequested(request, msg.prefill_unit, unit.name, msg.kv_bytes, msg.payload, t)
+            TransferRequested(request, msg.prefill_unit, unit.name, msg.kv_bytes, msg.payload, t,
+                              msg.layers_ready_s)
         )
         return True
 

@@ -109,10 +109,24 @@ class FabricConfig(_Section):
     latency_s: float = Field(
         35e-6, ge=0, le=1, description="one-way; default from aws-ofi-nccl's p5en cost model"
     )
-    setup_s: float = Field(0.0, ge=0, le=1, description="fixed cost per transfer")
-    per_flow_cap_gbps: float | None = Field(None, gt=0, description="protocol efficiency cap")
+    setup_s: float = Field(
+        0.0, ge=0, le=1, description="fixed cost per transfer, before its first byte moves"
+    )
+    per_flow_cap_gbps: float | None = Field(
+        None, gt=0,
+        description="protocol efficiency cap per flow (Mooncake on 8 x 400 Gbps EFA: ~556 Gbps "
+        "untuned, ~1,360 tuned); None = links only",
+    )
     core_oversubscription: float | None = Field(
         None, ge=1, description="core capacity = total host NIC bandwidth / this; None = no core"
+    )
+    layer_wise: bool = Field(
+        False, description="stream the KV layer by layer while the prefill runs; off = after it"
+    )
+    layer_chunks: int | None = Field(
+        None, ge=1, le=4096,
+        description="layer-wise: chunks per transfer (consecutive layers grouped); None = one per "
+        "model layer",
     )
 
 

@@ -44,18 +44,27 @@ class PrefillAssigned:
 
 @dataclass(frozen=True, slots=True)
 class KvReady:
-    """Prefill unit -> router: prefill done, first token out, KV payload in the store."""
+    """Prefill unit -> router: prefill done, first token out, KV payload in the store.
+
+    With layer-wise streaming the unit sends it when the prefill *starts* (``sent_s``), and
+    ``layers_ready_s`` = (prefill start, prefill end): layer i of n is ready at
+    start + (i + 1) / n x (end - start).
+    """
 
     request: Request
     prefill_unit: str
     kv_bytes: float
     payload: Any  # an object-store reference (ray engine) or the payload itself (virtual)
     sent_s: float
+    layers_ready_s: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TransferRequested:
-    """Router -> fabric: move this request's KV from a prefill unit to a decode unit."""
+    """Router -> fabric: move this request's KV from a prefill unit to a decode unit.
+
+    ``layers_ready_s`` (layer-wise streaming only): see :class:`KvReady`.
+    """
 
     request: Request
     src_unit: str
@@ -63,6 +72,7 @@ class TransferRequested:
     kv_bytes: float
     payload: Any
     sent_s: float
+    layers_ready_s: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,21 +4,51 @@ A transfer starts at its request's modeled time plus the per-transfer setup cost
 bandwidth max-min fairly with the flows in progress (rates recomputed as flows come and go), and is
 delivered to the decode unit one link latency after its last byte leaves — never earlier in emu
 time than that. Events are processed in modeled-time order whatever the wall-clock wake-up.
+
+Layer-wise streaming (``FabricConfig.layer_wise``): the prefill unit hands the transfer over when
+its prefill starts, with the prefill's (start, end); the KV is split into ``layer_chunks`` equal
+chunks (default one per model layer), chunk i becoming ready at start + (i + 1)/n x (end - start).
+The transfer is one flow that sends its chunks in order: a chunk leaves once it is ready and the
+previous one has left, so the flow pauses (leaves the network) while it waits for the prefill,
+and the last byte cannot leave before the prefill ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+from dataclasses import dataclass, field
 from typing import Any
 
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import KvDelivered, KvPrefetch, TransferRequested
 from disagg.fabric.flows import FluidNetwork
-from disagg.fabric.topology import Topology
+from disagg.fabric.topology import Link, Topology
 
 INF = float("inf")
+
+
+@dataclass
+class _Transfer:
+    """One KV transfer in progress: its chunks, their ready times and how many have left."""
+
+    msg: TransferRequested
+    path: tuple[Link, ...]
+    chunk_bytes: float
+    ready_s: list[float]
+    sent_chunks: int = 0
+    start_s: float | None = None
+    in_flight: bool = field(default=False)
+
+
+def chunk_ready_times(start_s: float, window: tuple[float, float] | None, chunks: int) -> list[float]:
+    """Emu times at which each of ``chunks`` KV chunks may leave: all at ``start_s`` unless a
+    layer-wise window (prefill start, end) spreads them evenly over the prefill."""
+    if window is None:
+        return [start_s]
+    begin, end = window
+    return [max(start_s, begin + (i + 1) / chunks * (end - begin)) for i in range(chunks)]
 
 
 class Fabric(Component):
@@ -26,18 +56,19 @@ class Fabric(Component):
 
     def __init__(
         self, name: str, clock: Clock, topology: Topology, config: FabricConfig,
-        control_delay_s: float = 0.0,
+        control_delay_s: float = 0.0, layers: int = 1,
     ) -> None:
         super().__init__(name, clock)
         self.topology = topology
         self.config = config
         self.control_delay_s = control_delay_s
+        self.chunks = config.layer_chunks or layers
         cap = INF if config.per_flow_cap_gbps is None else config.per_flow_cap_gbps * 1e9 / 8
         self.net = FluidNetwork(topology.capacity, cap)
-        self._starts: list[tuple[float, int, TransferRequested]] = []
+        self._starts: list[tuple[float, int]] = []  # (chunk may leave at, transfer seq)
         self._deliveries: list[tuple[float, int, str, KvDelivered]] = []
         self._last_rates: dict[Any, tuple[float, int]] = {}
-        self._active: dict[int, tuple[TransferRequested, float]] = {}
+        self._transfers: dict[int, _Transfer] = {}
         self._seq = 0
         self.wake = asyncio.Event()
         self.transfers: list[dict[str, Any]] = []
@@ -48,8 +79,13 @@ class Fabric(Component):
 
     def _on_transfer(self, msg: TransferRequested) -> None:
         start = msg.sent_s + self.control_delay_s + self.config.setup_s
+        window = msg.layers_ready_s if self.config.layer_wise else None
+        chunks = 1 if window is None else self.chunks
         self._seq += 1
-        heapq.heappush(self._starts, (start, self._seq, msg))
+        path = self.topology.path(msg.src_unit, msg.dst_unit)
+        ready = chunk_ready_times(start, window, chunks)
+        self._transfers[self._seq] = _Transfer(msg, path, msg.kv_bytes / chunks, ready)
+        heapq.heappush(self._starts, (ready[0], self._seq))
         self.wake.set()
 
     def _next_event(self) -> tuple[float, str]:
@@ -75,13 +111,17 @@ class Fabric(Component):
             getattr(self, f"_do_{kind}")(t)
 
     def _do_start(self, t: float) -> None:
-        _, seq, msg = heapq.heappop(self._starts)
+        _, seq = heapq.heappop(self._starts)
+        tr = self._transfers[seq]
         start = max(t, self.net.now_s)
-        self.decide_at(start)
-        self._active[seq] = (msg, start)
-        if msg.payload is not None:
-            self.peers[msg.dst_unit].send(KvPrefetch(msg.request.request_id, msg.payload, start))
-        self.net.add(seq, self.topology.path(msg.src_unit, msg.dst_unit), msg.kv_bytes, start)
+        if tr.start_s is None:
+            tr.start_s = start
+            self.decide_at(start)
+            msg = tr.msg
+            if msg.payload is not None:  # the real copy overlaps the modeled transfer
+                self.peers[msg.dst_unit].send(KvPrefetch(msg.request.request_id, msg.payload, start))
+        tr.in_flight = True
+        self.net.add(seq, tr.path, tr.chunk_bytes, start)
         self._log_links(start)
 
     def _do_finish(self, t: float) -> None:
@@ -90,7 +130,19 @@ class Fabric(Component):
         t_end, seq = done
         self.net.finish(seq, t_end)
         self.act_at(t_end)
-        msg, start = self._active.pop(seq)
+        tr = self._transfers[seq]
+        tr.sent_chunks += 1
+        tr.in_flight = False
+        if tr.sent_chunks < len(tr.ready_s):
+            heapq.heappush(self._starts, (max(t_end, tr.ready_s[tr.sent_chunks]), seq))
+        else:
+            self._deliver_later(seq, t_end)
+        self._log_links(t_end)
+
+    def _deliver_later(self, seq: int, t_end: float) -> None:
+        tr = self._transfers.pop(seq)
+        msg, start = tr.msg, tr.start_s
+        assert start is not None
         deliver_s = t_end + self.config.latency_s
         self.bytes_moved += msg.kv_bytes
         for link in self.topology.path(msg.src_unit, msg.dst_unit):
@@ -104,7 +156,6 @@ class Fabric(Component):
         delivered = KvDelivered(msg.request, msg.src_unit, msg.kv_bytes, msg.payload, start,
                                 sent_s=deliver_s)
         heapq.heappush(self._deliveries, (deliver_s, seq, msg.dst_unit, delivered))
-        self._log_links(t_end)
 
     def _do_deliver(self, t: float) -> None:
         _, _, dst, msg = heapq.heappop(self._deliveries)
@@ -114,9 +165,10 @@ class Fabric(Component):
     def _log_links(self, t: float) -> None:
         rates = self.net.link_rates()
         counts: dict[Any, int] = {}
-        for _, (msg, _) in self._active.items():
-            for link in self.topology.path(msg.src_unit, msg.dst_unit):
-                counts[link] = counts.get(link, 0) + 1
+        for tr in self._transfers.values():
+            if tr.in_flight:
+                for link in tr.path:
+                    counts[link] = counts.get(link, 0) + 1
         for link, rate in rates.items():
             now = (rate, counts.get(link, 0))
             if self._last_rates.get(link, (0.0, 0)) != now:

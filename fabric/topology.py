@@ -1,5 +1,11 @@
 """Where units live: hosts per pool, each with an EFA NIC (egress and ingress links), and an
-optional network core with an oversubscription ratio. Transfers inside one host skip the NIC."""
+optional network core with an oversubscription ratio. Transfers inside one host skip the NIC.
+
+Defaults come from the catalog (each with its source): a trn2.48xlarge holds 16 Trainium2 chips
+behind 3,200 Gbps of EFA (Neuron docs trn2-arch), so TP4 units pack 4 per host; a CS-3 system has
+~1.56 Tb/s of I/O (derived from CS-2's 1.2 Tb/s + 30%), and a unit pipelining k systems is one
+host with k of those NICs. ``PoolConfig.host_nic_gbps`` replaces the NIC of a whole host (for a
+k-system CS-3 unit: of the unit, not per system). docs/fabric.md describes the model."""
 
 from __future__ import annotations
 

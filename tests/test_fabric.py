@@ -50,6 +50,24 @@ def test_flow_joining_halfway_finishes_when_max_min_says() -> None:
     assert _drain(net) == {1: pytest.approx(1.5), 2: pytest.approx(2.0)}
 
 
+def test_tiny_flows_on_fast_links_finish_late_in_a_long_run() -> None:
+    # 4 KB at 400 GB/s takes 10 ns; at t = 1e4 s, float rounding of the completion time alone is
+    # worth ~1e-12 s x 4e11 B/s of bytes — more than any fixed byte tolerance for a tiny flow.
+    net = FluidNetwork({"e": 400 * GB})
+    for k in range(200):
+        net.add(k, ("e",), 4096.0, 1e4 + k * 1.3e-3)
+        t, fid = net.next_completion()
+        net.finish(fid, t)
+    assert len(net) == 0
+
+
+def test_a_flow_cannot_finish_early() -> None:
+    net = FluidNetwork({"e": 1 * GB})
+    net.add(1, ("e",), 1 * GB, 0.0)
+    with pytest.raises(RuntimeError, match="bytes left"):
+        net.finish(1, 0.5)
+
+
 def test_max_min_gives_leftover_to_unconstrained_flows() -> None:
     # f1 and f2 share link x (cap 10); f2 also crosses y (cap 2) -> f2 = 2, f1 = 8
     rates = max_min_rates({1: ("x",), 2: ("x", "y")}, {"x": 10.0, "y": 2.0})
