@@ -171,6 +171,7 @@ def compare(base: Experiment, plans: list[RunPlan], out_dir: Path, address: str 
             use_ray: bool = True, progress: Progress | None = None,
             live: LiveRun | None = None) -> Report:
     """Run ``plans``, render the report, and move the finished folder to ``out_dir``."""
+    from disagg.experiments.output import swap_into_place
     from disagg.experiments.report import render_report
 
     out_dir = Path(out_dir)
@@ -184,19 +185,9 @@ def compare(base: Experiment, plans: list[RunPlan], out_dir: Path, address: str 
         (tmp / "compare.json").write_text(json.dumps(manifest, indent=2) + "\n")
         run_plans(plans, tmp, address=address, use_ray=use_ray, progress=progress, live=live)
         report = render_report(tmp)
-        _swap_into_place(tmp, out_dir)
+        swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
 
-
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-        tmp.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out_dir)

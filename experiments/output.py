@@ -40,6 +40,18 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
+def swap_into_place(tmp: Path, out_dir: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``out_dir``, replacing any older one."""
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out_dir)
+
+
 def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
                   summary: dict[str, Any], extra: dict[str, bytes] | None = None) -> Path:
     """Write ``tables`` as Parquet, summary.json and config.toml into ``out_dir`` atomically."""
@@ -53,14 +65,7 @@ def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
         (tmp / "config.toml").write_text(config_toml(exp))
         for name, data in (extra or {}).items():
             (tmp / name).write_bytes(data)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
+        swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

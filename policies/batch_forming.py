@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from disagg.cluster.perf import prefill_time
 from disagg.policies.base import Batch, PolicyContext, QueuedPrefill, WaitUntil
-from disagg.policies.batching import PREFILL_BATCHING, take_fcfs
+from disagg.policies.batching import PREFILL_BATCHING, check_budget, take_fcfs
 
 
 @PREFILL_BATCHING.register("batch_forming")
@@ -25,8 +25,7 @@ class BatchForming:
     min_slack_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.max_batch_tokens < 1 or self.max_batch_requests < 1:
-            raise ValueError("max_batch_tokens and max_batch_requests must be >= 1")
+        check_budget(self.max_batch_tokens, self.max_batch_requests)
         if self.max_wait_s < 0:
             raise ValueError("max_wait_s must be >= 0")
 

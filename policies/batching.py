@@ -19,6 +19,12 @@ PREFILL_BATCHING: Registry[PrefillBatchingPolicy] = Registry("prefill_batching")
 DECODE_ADMISSION: Registry[DecodeAdmissionPolicy] = Registry("decode_admission")
 
 
+def check_budget(max_batch_tokens: int, max_batch_requests: int) -> None:
+    """Reject a batch budget that could never hold a request."""
+    if max_batch_tokens < 1 or max_batch_requests < 1:
+        raise ValueError("max_batch_tokens and max_batch_requests must be >= 1")
+
+
 def take_fcfs(queue: tuple[QueuedPrefill, ...], max_tokens: int, max_requests: int) -> Batch:
     """Queue-order prefix within the token and request budgets (a lone oversized prompt runs)."""
     ids: list[int] = []
@@ -43,8 +49,7 @@ class FcfsBatching:
     max_batch_requests: int = 256
 
     def __post_init__(self) -> None:
-        if self.max_batch_tokens < 1 or self.max_batch_requests < 1:
-            raise ValueError("max_batch_tokens and max_batch_requests must be >= 1")
+        check_budget(self.max_batch_tokens, self.max_batch_requests)
 
     def form_batch(self, queue: tuple[QueuedPrefill, ...], now_s: float) -> Batch | WaitUntil:
         return take_fcfs(queue, self.max_batch_tokens, self.max_batch_requests)

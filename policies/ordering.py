@@ -6,12 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from disagg.policies.base import Batch, QueuedPrefill, WaitUntil
-from disagg.policies.batching import PREFILL_BATCHING, take_fcfs
-
-
-def _check(max_batch_tokens: int, max_batch_requests: int) -> None:
-    if max_batch_tokens < 1 or max_batch_requests < 1:
-        raise ValueError("max_batch_tokens and max_batch_requests must be >= 1")
+from disagg.policies.batching import PREFILL_BATCHING, check_budget, take_fcfs
 
 
 @PREFILL_BATCHING.register("edf")
@@ -23,7 +18,7 @@ class EarliestDeadlineFirst:
     max_batch_requests: int = 256
 
     def __post_init__(self) -> None:
-        _check(self.max_batch_tokens, self.max_batch_requests)
+        check_budget(self.max_batch_tokens, self.max_batch_requests)
 
     def form_batch(self, queue: tuple[QueuedPrefill, ...], now_s: float) -> Batch | WaitUntil:
         ordered = tuple(sorted(queue, key=lambda q: (q.request.arrival_s + q.request.ttft_slo_s,
@@ -42,7 +37,7 @@ class ShortestPromptFirst:
     aging_s: float = 1.0
 
     def __post_init__(self) -> None:
-        _check(self.max_batch_tokens, self.max_batch_requests)
+        check_budget(self.max_batch_tokens, self.max_batch_requests)
         if self.aging_s <= 0:
             raise ValueError("aging_s must be > 0")
 
