@@ -4,7 +4,7 @@ Starts a 3-node ``ray.cluster_utils.Cluster`` on this machine (head: control pla
 Trainium2; node 2: CS-3), then runs experiments of growing size at dilation 1 and reports units,
 wall time, lag p99 and late decisions; then the resident memory of the unit actors.
 
-    python benchmarks/cluster_scale.py [--sizes 4:2,16:4,32:8,48:12] [--duration 10] [--rate-per-prefill 4]
+    python benchmarks/cluster_scale.py [--sizes 4:2,8:2,16:4,32:8] [--dilations 1,4] [--duration 10]
 
 Measured numbers are in docs/cluster.md.
 """
@@ -52,7 +52,8 @@ def unit_memory(n: int = 6) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="4:2,16:4,32:8,48:12", help="prefill:decode units")
+    ap.add_argument("--sizes", default="4:2,8:2,16:4,32:8", help="prefill:decode units")
+    ap.add_argument("--dilations", default="1,4", help="wall seconds per emu second")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--rate-per-prefill", type=float, default=4.0)
     args = ap.parse_args()
@@ -60,18 +61,25 @@ def main() -> None:
     cluster = start_cluster()
     print(f"3-node cluster up in {time.time() - t:.1f} s")
     try:
-        print(f"{'prefill':>7s} {'decode':>6s} {'actors':>6s} {'req':>5s} {'wall s':>7s} "
-              f"{'lag p50 ms':>10s} {'lag p99 ms':>10s} {'late':>5s} {'completed':>9s}")
+        print(f"{'prefill':>7s} {'decode':>6s} {'actors':>6s} {'dilation':>8s} {'req':>5s} "
+              f"{'wall s':>7s} {'lag p50 ms':>10s} {'lag p99 ms':>10s} {'late':>5s} "
+              f"{'completed':>9s} {'TTFT vs virtual':>15s}")
         for size in args.sizes.split(","):
             p, d = (int(x) for x in size.split(":"))
-            exp = make_experiment(
-                experiment__engine="ray", experiment__duration_s=args.duration,
-                prefill__units=p, decode__units=d, workload__rate_per_s=args.rate_per_prefill * p)
-            t = time.time()
-            s = run_experiment(exp).summary
-            print(f"{p:7d} {d:6d} {p + d + 4:6d} {s['submitted']:5d} {time.time() - t:7.1f} "
-                  f"{s['lag_p50_ms']:10.2f} {s['lag_p99_ms']:10.2f} {s['late_decisions']:5d} "
-                  f"{s['completed']:9d}", flush=True)
+            for dilation in (float(x) for x in args.dilations.split(",")):
+                exp = make_experiment(
+                    experiment__engine="ray", experiment__duration_s=args.duration,
+                    experiment__dilation=dilation, prefill__units=p, decode__units=d,
+                    workload__rate_per_s=args.rate_per_prefill * p)
+                t = time.time()
+                s = run_experiment(exp).summary
+                wall = time.time() - t
+                ref = run_experiment(exp.model_copy(update={"experiment": exp.experiment.model_copy(
+                    update={"engine": "virtual"})})).summary
+                drift = s["mean_ttft_ms"] / ref["mean_ttft_ms"] - 1
+                print(f"{p:7d} {d:6d} {p + d + 4:6d} {dilation:8g} {s['submitted']:5d} {wall:7.1f} "
+                      f"{s['lag_p50_ms']:10.2f} {s['lag_p99_ms']:10.2f} {s['late_decisions']:5d} "
+                      f"{s['completed']:9d} {100 * drift:+14.1f}%", flush=True)
         print(f"memory per unit actor: {unit_memory():.0f} MB resident")
     finally:
         ray.shutdown()
