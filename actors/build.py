@@ -97,7 +97,7 @@ def build_component(
     closed = isinstance(exp.workload, ClosedLoopWorkload)
     if name == "collector":
         comp = Collector(name, clock, forward_ended_to="loadgen" if closed else None)
-    elif name == "loadgen" and closed:
+    elif name == "loadgen" and isinstance(exp.workload, ClosedLoopWorkload):
         loop = ClosedLoop(exp.workload, slo_targets(exp), exp.experiment.duration_s, rng)
         comp = ClosedLoopGenerator(name, clock, loop)
     elif name == "loadgen":

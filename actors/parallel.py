@@ -8,6 +8,8 @@ a single run) the runs execute locally in order, with identical results.
 
 from __future__ import annotations
 
+import logging
+
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -66,7 +68,7 @@ def _map_ray(exps: Sequence[Experiment], address: str | None,
     started = False
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS")
-        ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
         started = True
     try:
         run = _remote_run()

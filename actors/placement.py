@@ -80,6 +80,7 @@ class Placement:
         if self.mode == "resources":
             base["resources"] = unit_resource(name, self.exp)
             return base
+        assert self.group is not None
         base["memory"] = self.exp.placement.unit_memory_mb * 2**20
         base["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
             self.group, placement_group_bundle_index=self.units.index(name))

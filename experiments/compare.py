@@ -103,10 +103,18 @@ class RunPlan:
 
 def variant(base: Experiment, policy: PolicyChoice, rate_per_s: float, seed: int,
             engine: str) -> Experiment:
-    """``base`` with another router policy, arrival rate, seed and engine (all else identical)."""
+    """``base`` with another router policy, arrival rate, seed and engine (all else identical).
+    A rate of 0 keeps the workload's own arrivals (closed loop, or a trace at its speed-up)."""
+    workload = base.workload
+    if rate_per_s > 0:
+        fields = workload.model_dump()
+        fields["rate_per_s"] = rate_per_s
+        if fields.get("speedup") is not None:
+            fields["speedup"] = None  # a trace replayed at a target rate instead
+        workload = type(workload).model_validate(fields)
     return base.model_copy(update={
         "experiment": base.experiment.model_copy(update={"seed": seed, "engine": engine}),
-        "workload": base.workload.model_copy(update={"rate_per_s": rate_per_s}),
+        "workload": workload,
         "policies": base.policies.model_copy(
             update={"router": PolicySpec(name=policy.name, params=policy.params)}),
     })
@@ -120,7 +128,11 @@ def plan_runs(base: Experiment, policies: list[PolicyChoice], rates: list[float]
     if repeats < 1:
         raise ConfigError(f"--repeats: value {repeats} is not allowed; allowed: an integer >= 1")
     engine = engine or base.experiment.engine
-    rates = rates or [base.workload.rate_per_s]
+    nominal = getattr(base.workload, "rate_per_s", None)
+    if rates and "rate_per_s" not in type(base.workload).model_fields:
+        raise ConfigError(f"--rates: a {base.workload.kind} workload has no arrival rate to set; "
+                          "allowed: omit --rates")
+    rates = rates or [float(nominal or 0.0)]
     seed0 = base.experiment.seed
     for p in policies:
         try:

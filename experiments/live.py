@@ -159,8 +159,9 @@ def _fabric(fabric: dict[str, Any]) -> RenderableType:
     columns = [("Gb/s", lambda u: f"{gbps(u):,.1f}"),
                ("of capacity", lambda u: f"{bar(share(u))} {100 * share(u):3.0f} %"),
                ("GB moved", lambda u: f"{u['bytes_moved'] / GB:,.2f}")]
-    metrics = [("Gb/s", gbps), ("of capacity %", lambda u: 100 * share(u)),
-               ("GB moved", lambda u: u["bytes_moved"] / GB)]
+    metrics: list[tuple[str, Callable[[dict[str, Any]], float]]] = [
+        ("Gb/s", gbps), ("of capacity %", lambda u: 100 * share(u)),
+        ("GB moved", lambda u: float(u["bytes_moved"]) / GB)]
     table = _aggregate_table("fabric links", links, metrics, "links") if len(links) > MAX_ROWS else \
         _unit_table("links", links, columns, "link")
     return Group(head, table)

@@ -93,7 +93,7 @@ def _rate_panel(ax: Axes, rows: list[dict[str, Any]], key: str, scale: float, yl
     for policy in dict.fromkeys(r["policy"] for r in rows):
         cells = sorted((rate, e) for (p, rate), e in est.items() if p == policy and e.mean is not None)
         x = [rate for rate, _ in cells]
-        y = [e.mean * scale for _, e in cells]
+        y = [(e.mean or 0.0) * scale for _, e in cells]
         err = [(e.ci or 0.0) * scale for _, e in cells]
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=(labels or {}).get(policy, policy))
     ax.set_xlabel("request rate (req/s)")

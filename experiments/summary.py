@@ -40,7 +40,8 @@ def _weighted_quantiles(v: np.ndarray, w: np.ndarray | None, qs: list[float]) ->
     order = np.argsort(v)
     cum = np.cumsum(w[order])
     cum /= cum[-1]
-    return [float(v[order][min(np.searchsorted(cum, q), len(v) - 1)]) for q in qs]
+    ordered = v[order]
+    return [float(ordered[min(int(np.searchsorted(cum, q)), len(v) - 1)]) for q in qs]
 
 
 def utilization(raw: dict[str, Any], kind: str, end_s: float) -> float | None:
@@ -72,14 +73,14 @@ def _costs(exp: Experiment, end_s: float, tokens: int) -> dict[str, Any]:
     prices = [p.price_per_unit_hour_usd for p in (exp.prefill, exp.decode)]
     powers = [p.hardware.power_w for p in (exp.prefill, exp.decode)]
     out: dict[str, Any] = {"cost_per_million_tokens": None, "energy_per_token_j": None}
-    if tokens and all(p is not None for p in prices):
-        dollars = sum(pool.units * price * hours  # type: ignore[operator]
-                      for pool, price in zip((exp.prefill, exp.decode), prices, strict=True))
+    pools = (exp.prefill, exp.decode)
+    if tokens and prices[0] is not None and prices[1] is not None:
+        dollars = pools[0].units * prices[0] * hours + pools[1].units * prices[1] * hours
         out["cost_per_million_tokens"] = dollars / tokens * 1e6
         out["cost_usd"] = dollars
-    if tokens and all(p is not None for p in powers):
-        joules = sum(pool.units * pool.chips_per_unit * w * end_s  # type: ignore[operator]
-                     for pool, w in zip((exp.prefill, exp.decode), powers, strict=True))
+    if tokens and powers[0] is not None and powers[1] is not None:
+        joules = sum(pool.units * pool.chips_per_unit * w * end_s
+                     for pool, w in zip(pools, (powers[0], powers[1]), strict=True))
         out["energy_per_token_j"] = joules / tokens
     return out
 
@@ -88,7 +89,7 @@ def _fabric(raw: dict[str, Any], transfers: list[dict[str, Any]], end_s: float,
             step_s: float) -> dict[str, Any]:
     fabric = by_name(raw).get("fabric")
     durations = [t["modeled_end_s"] - t["start_s"] for t in transfers]
-    out = {"fabric_bytes": float(sum(t["modeled_bytes"] for t in transfers))}
+    out: dict[str, Any] = {"fabric_bytes": float(sum(t["modeled_bytes"] for t in transfers))}
     out.update({f"p{p}_transfer_ms": (float(np.percentile(durations, p)) * 1e3 if durations else None)
                 for p in (50, 99)})
     peak = 0.0

@@ -167,8 +167,8 @@ class Fabric(Component):
         counts: dict[Any, int] = {}
         for tr in self._transfers.values():
             if tr.in_flight:
-                for link in tr.path:
-                    counts[link] = counts.get(link, 0) + 1
+                for hop in tr.path:
+                    counts[hop] = counts.get(hop, 0) + 1
         for link, rate in rates.items():
             now = (rate, counts.get(link, 0))
             if self._last_rates.get(link, (0.0, 0)) != now:

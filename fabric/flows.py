@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 Link = Hashable
 _EPS_BYTES = 1e-6
@@ -58,7 +59,7 @@ class _Flow:
 class FluidNetwork:
     """Flows in progress on a set of links; advance time, add flows, find the next completion."""
 
-    def __init__(self, capacity: Mapping[Link, float], per_flow_cap: float = float("inf")) -> None:
+    def __init__(self, capacity: Mapping[Any, float], per_flow_cap: float = float("inf")) -> None:
         self.capacity = dict(capacity)
         self.per_flow_cap = per_flow_cap
         self.now_s = 0.0
@@ -110,7 +111,7 @@ class FluidNetwork:
         a flow that crosses no link and has no cap (rate inf) is always due."""
         return flow.left_bytes <= flow.rate * _TIME_RESOLUTION * max(1.0, abs(t))
 
-    def link_rates(self) -> dict[Link, float]:
+    def link_rates(self) -> dict[Any, float]:
         """Bytes/s crossing each link right now."""
         out = {link: 0.0 for link in self.capacity}
         for flow in self._flows.values():
