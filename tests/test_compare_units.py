@@ -119,3 +119,32 @@ def test_phases_sum_to_the_end_to_end_latency() -> None:
         assert phases is not None and set(phases) == set(PHASES)
         assert all(v >= -1e-12 for v in phases.values())
         assert sum(phases.values()) == pytest.approx(r["e2e_s"], rel=1e-9, abs=1e-12)
+
+
+def test_rates_cannot_be_set_on_a_closed_loop_workload() -> None:
+    from pathlib import Path
+
+    from disagg.cluster.config import load_experiment
+    from disagg.experiments.compare import plan_runs
+
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    closed = load_experiment(root / "closed_loop_chat.toml")
+    with pytest.raises(ConfigError, match="--rates"):
+        plan_runs(closed, parse_policies("round_robin"), [5.0], 1)
+    plans = plan_runs(closed, parse_policies("round_robin"), None, 1)
+    assert plans[0].experiment.workload == closed.workload  # its own arrivals, unchanged
+
+
+def test_a_rate_variant_of_a_trace_replaces_its_speedup() -> None:
+    from pathlib import Path
+
+    from disagg.cluster.config import load_experiment
+    from disagg.experiments.compare import variant
+
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    trace = load_experiment(root / "azure_conv.toml")
+    trace = trace.model_copy(update={"workload": trace.workload.model_copy(
+        update={"speedup": 2.0, "rate_per_s": None})})
+    [choice] = parse_policies("round_robin")
+    v = variant(trace, choice, 7.0, 1, "virtual")
+    assert v.workload.rate_per_s == 7.0 and v.workload.speedup is None
