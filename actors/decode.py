@@ -28,6 +28,9 @@ from disagg.fabric.payload import PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
 
 
+RECENT_BOUNDARIES = 4096  # iteration boundaries remembered for late joins
+
+
 @dataclass
 class _Running:
     request: Request
@@ -56,6 +59,8 @@ class DecodeUnit(Component):
         self.kv_used_bytes = 0.0
         self.t = 0.0  # the iteration boundary the state is committed at
         self._unseen: list[float] = []  # ready times of pending requests not yet offered to admit
+        self._recent = np.zeros(0)  # the latest iteration boundaries, for late joins
+        self.retroactive_joins = 0
         self.wake = asyncio.Event()
         self.log = UnitLog()
         self.records: dict[int, dict[str, Any]] = {}
@@ -127,7 +132,8 @@ class DecodeUnit(Component):
                 self.t = max(self.t, self.pending[0].ready_s)
             self._admit()
             if not self.running:
-                await self._wait_for_ready()
+                if self.pending:
+                    await self._wait_for_ready()
                 continue
             await self._iterate()
 
@@ -147,14 +153,43 @@ class DecodeUnit(Component):
         self.decide_at(self.t)
         for p in [p for p in eligible if p.request.request_id in admitted]:
             r = p.request
-            self.running[r.request_id] = _Running(r, r.output_tokens - 1, r.prompt_tokens + 1,
-                                                  p.kv_bytes)
+            run = _Running(r, r.output_tokens - 1, r.prompt_tokens + 1, p.kv_bytes)
             self.kv_used_bytes += p.kv_bytes
             self.records.setdefault(r.request_id, {})["decode_start_s"] = self.t
+            if p.ready_s < self.t - 1e-12:
+                self._join_late(run, p.ready_s)
+            if run.left > 0:
+                self.running[r.request_id] = run
         if self.kv_used_bytes > self.kv_capacity_bytes * (1 + 1e-9):
             raise CapacityExceeded(f"{self.name}: admission exceeded KV capacity")
         self.pending = [p for p in self.pending if p.request.request_id not in admitted]
         self._changed()
+
+    def _join_late(self, run: _Running, ready_s: float) -> None:
+        """A request whose KV really arrived after the unit had moved past its modeled arrival
+        (lag) joins at the first past boundary at or after that arrival, as it would have on
+        time: it is credited the tokens of the iterations since (the batch's step times are not
+        recomputed for it — exact while steps are latency-bound, as on CS-3)."""
+        recent = self._recent
+        i = int(np.searchsorted(recent, ready_s, side="left"))
+        if i >= len(recent):
+            return
+        rid = run.request.request_id
+        rec = self.records[rid]
+        rec["decode_start_s"] = float(recent[i])
+        done = min(len(recent) - 1 - i, run.left)
+        self.retroactive_joins += 1
+        if done <= 0:
+            return
+        rec["first_decode_token_s"] = float(recent[i + 1])
+        run.left -= done
+        run.context += done
+        self.tokens_out += done
+        if run.left <= 0:
+            self.kv_used_bytes -= run.kv_bytes
+            rec["last_token_s"] = float(recent[i + done])
+            self.peers["collector"].send(
+                RequestEnded(rid, "completed", "", float(recent[i + done])))
 
     async def _wait_for_ready(self) -> None:
         later = [p.ready_s for p in self.pending if p.ready_s > self.t + 1e-12]
@@ -189,6 +224,7 @@ class DecodeUnit(Component):
         self.act_at(self.t)
         b = len(self.running)
         durations = np.diff(np.concatenate(([start], bounds[:steps])))
+        self._recent = np.concatenate((self._recent, bounds[:steps]))[-RECENT_BOUNDARIES:]
         joined = sum(1 for rid in self.running if "first_decode_token_s" not in self.records[rid])
         # a request's first decode token's gap is measured from its first token (summary.py)
         self.itl_steps.append((durations[:1], b - joined))
@@ -234,6 +270,7 @@ class DecodeUnit(Component):
         weights = [np.full(len(d), b) for d, b in self.itl_steps]
         out.update(
             requests=self.records, log=self.log.as_dict(), tokens_out=self.tokens_out,
+            retroactive_joins=self.retroactive_joins,
             itl_s=np.concatenate(durations).tolist() if durations else [],
             itl_weight=np.concatenate(weights).tolist() if weights else [],
         )

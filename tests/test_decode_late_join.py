@@ -1,0 +1,75 @@
+"""A KV that reaches a busy decode unit after the unit moved past its modeled arrival (lag on the
+ray engine) joins at the first past iteration boundary at or after that arrival."""
+
+from __future__ import annotations
+
+import pytest
+
+from disagg.actors.decode import DecodeUnit
+from disagg.actors.store import LocalStore
+from disagg.actors.virtual import VirtualClock, VirtualTimeLoop
+from disagg.cluster.catalog import get_hardware, get_model
+from disagg.cluster.messages import KvDelivered
+from disagg.cluster.perf import kv_bytes
+from disagg.fabric.payload import make_payload
+from disagg.policies.batching import FcfsAdmission
+
+from conftest import make_request
+
+STEP = 1 / 2100  # Llama-3.1-70B on 4 CS-3 at the latency floor
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.got: list = []
+
+    def send(self, msg) -> None:
+        self.got.append(msg)
+
+
+def _run(late_by_s: float, output_tokens: int) -> tuple[DecodeUnit, _Sink]:
+    loop = VirtualTimeLoop()
+    clock = VirtualClock(loop)
+    model = get_model("llama-3.1-70b")
+    unit = DecodeUnit("decode-0", clock, model, get_hardware("cs3"), 4, FcfsAdmission(),
+                      LocalStore(), 1e11)
+    collector, router = _Sink(), _Sink()
+    unit.connect({"collector": collector, "router": router})
+
+    def deliver(rid: int, ready_s: float, tokens: int) -> None:
+        req = make_request(request_id=rid, output_tokens=tokens, tpot_slo_s=1.0)
+        payload = make_payload(rid, req.prompt_tokens, model.name, 2, 80,
+                               float(kv_bytes(1000, model)), 0.0)
+        unit.deliver(KvDelivered(req, "prefill-0", 1.0, payload, ready_s, sent_s=ready_s))
+
+    async def drive() -> None:
+        task = loop.create_task(unit.run())
+        loop.call_at(0.0, deliver, 0, 0.0, 1001)  # keeps the unit busy for ~0.48 s
+        loop.call_at(0.0, deliver, 2, 0.0, 251)  # completes at ~0.119 s: the unit commits there
+        # request 1's KV was modeled to arrive at 0.1 s but reaches the unit late
+        loop.call_at(0.1 + late_by_s, deliver, 1, 0.1, output_tokens)
+        await clock.sleep_until(2.0)
+        task.cancel()
+
+    loop.run_until_complete(drive())
+    loop.close()
+    return unit, collector
+
+
+def test_late_kv_joins_at_its_modeled_boundary() -> None:
+    on_time, _ = _run(0.0, 100)
+    late, _ = _run(0.05, 100)  # 50 ms of lag while request 0 keeps the unit busy
+    for unit in (on_time, late):
+        rec = unit.records[1]
+        assert rec["decode_start_s"] == pytest.approx(0.1, abs=STEP)
+        assert rec["last_token_s"] == pytest.approx(rec["decode_start_s"] + 99 * STEP, rel=1e-6)
+    assert late.retroactive_joins == 1 and on_time.retroactive_joins == 0
+    assert late.records[1]["last_token_s"] == pytest.approx(on_time.records[1]["last_token_s"])
+
+
+def test_late_kv_that_would_already_be_done_completes_at_once() -> None:
+    unit, collector = _run(0.2, 20)  # 19 decode steps take ~9 ms: done long before it arrives
+    ends = {m.request_id: m for m in collector.got}
+    assert ends[1].status == "completed"
+    assert ends[1].sent_s == pytest.approx(unit.records[1]["decode_start_s"] + 19 * STEP, rel=1e-6)
+    assert 1 not in unit.running and unit.retroactive_joins == 1
