@@ -45,7 +45,9 @@ def summary_table(s: dict[str, Any]) -> Group:
         ("output throughput", f"{_fmt(s['output_throughput'])} tok/s"),
         ("utilization", f"prefill {_fmt(_pct(s['prefill_utilization']))} %, "
                         f"decode {_fmt(_pct(s['decode_utilization']))} %"),
-        ("cost", f"${_fmt(s['cost_per_million_tokens'], 3)} per million output tokens"),
+        ("cost", "n/a: a pool has no price (set price_per_chip_hour_usd)"
+         if s["cost_per_million_tokens"] is None
+         else f"${s['cost_per_million_tokens']:,.3f} per million output tokens"),
         ("fabric", f"{_fmt(s['fabric_bytes'] / 1e9, 2)} GB, transfer p50 "
                    f"{_fmt(s['p50_transfer_ms'], 2)} ms, p99 {_fmt(s['p99_transfer_ms'], 2)} ms"),
         ("emulator lag", f"p50 {_fmt(s['lag_p50_ms'], 2)} ms, p99 {_fmt(s['lag_p99_ms'], 2)} ms, "
@@ -71,9 +73,11 @@ def plain_progress(console: Console, exp: Experiment, every_s: float = 3.0
         if time.time() - last[0] < every_s:
             return
         last[0] = time.time()
+        when = (f"emu {snap['now_s']:7.1f} s / {horizon:g} s arrivals" if snap["now_s"] >= 0
+                else f"starting in {-snap['now_s']:.1f} s")
         console.print(
-            f"  emu {snap['now_s']:7.1f} s / {horizon:g} s arrivals · completed {snap['completed']}"
-            f" · rejected {snap['rejected']} · failed {snap['failed']}", markup=False,
+            f"  {when} · completed {snap['completed']} · rejected {snap['rejected']}"
+            f" · failed {snap['failed']}", markup=False,
         )
 
     return show
