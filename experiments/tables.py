@@ -139,7 +139,9 @@ def _unit_frame(name: str, log: dict[str, Any], g: np.ndarray, step: float) -> d
     bt, bv = _busy_step(log["busy"])
     busy = (step_integral(bt, bv, g) - step_integral(bt, bv, g - step)) / step
     tok = np.array(log["tokens"], dtype=np.float64).reshape(-1, 3)
-    tok_done = np.array([tok[:, 2][tok[:, 1] <= t].sum() for t in np.concatenate(([0.0], g))])
+    order = np.argsort(tok[:, 1], kind="stable")  # tokens count when their work ends
+    ends, cum = tok[order, 1], np.concatenate(([0.0], np.cumsum(tok[order, 2])))
+    tok_done = cum[np.searchsorted(ends, np.concatenate(([0.0], g)), side="right")]
     n = len(g)
     return {
         "time_s": g, "entity": np.array([name] * n, dtype=object),
