@@ -16,15 +16,14 @@ from disagg.experiments.comparison import TARGET_ATTAINMENT
 def attainment(exp: Experiment, rate_per_s: float, repeats: int = 1) -> float:
     """Mean SLO attainment of ``exp`` at ``rate_per_s`` over ``repeats`` seeds, virtual engine."""
     from disagg.actors.virtual import run_virtual
+    from disagg.experiments.compare import PolicyChoice, variant
     from disagg.experiments.run import assemble
 
+    router = PolicyChoice(exp.policies.router.name, exp.policies.router.name,
+                          dict(exp.policies.router.params))
     values = []
     for k in range(repeats):
-        run = exp.model_copy(update={
-            "experiment": exp.experiment.model_copy(
-                update={"seed": exp.experiment.seed + k, "engine": "virtual"}),
-            "workload": exp.workload.model_copy(update={"rate_per_s": rate_per_s}),
-        })
+        run = variant(exp, router, rate_per_s, exp.experiment.seed + k, "virtual")
         values.append(assemble(run, run_virtual(run)).summary["slo_attainment"] or 0.0)
     return sum(values) / len(values)
 

@@ -1,4 +1,5 @@
-"""The ``disagg`` command line: run, validate, trace, catalog.
+"""The ``disagg`` command line: run, validate, trace, catalog (compare, report, capacity live in
+their own modules).
 
 Exit codes: 0 success; 2 bad input (one message naming the field, the value and what is allowed;
 nothing written); 1 internal error.
@@ -134,9 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     trace.set_defaults(func=cmd_trace)
     cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
     cat.set_defaults(func=cmd_catalog)
+    from disagg.experiments.capacity_cli import add_command as add_capacity
     from disagg.experiments.compare_cli import add_commands
 
     add_commands(sub)
+    add_capacity(sub)
     return parser
 
 
