@@ -76,6 +76,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         result = run_experiment(exp, out_dir, address=args.address, progress=progress,
                                 live_s=live_interval(live))
     console.print(summary_table(result.summary))
+    if result.summary["submitted"] == 0:
+        console.print("note: the workload produced no requests within experiment.duration_s")
     console.print(f"results in {result.out_dir} ({time.time() - started:.1f} s wall)")
     return EXIT_OK
 

@@ -46,6 +46,8 @@ def _weighted_quantiles(v: np.ndarray, w: np.ndarray | None, qs: list[float]) ->
 
 def utilization(raw: dict[str, Any], kind: str, end_s: float) -> float | None:
     """Mean busy fraction over [0, end_s] of a pool's units."""
+    if end_s <= 0:
+        return None
     fractions = []
     for name, comp in by_name(raw).items():
         if name.startswith(kind + "-") and "log" in comp:

@@ -192,3 +192,9 @@ def test_unit_loss_must_name_a_unit(tmp_path) -> None:
 
     with pytest.raises(ConfigError, match="decode-5"):
         check_experiment(make_experiment(faults={"unit_loss": [{"unit": "decode-5", "at_s": 1}]}))
+
+
+def test_a_run_with_no_requests_still_writes_its_results(tmp_path) -> None:
+    result = run_experiment(make_experiment(experiment__duration_s=0.01), tmp_path / "empty")
+    assert result.summary["submitted"] == 0 and result.summary["slo_attainment"] is None
+    assert (tmp_path / "empty" / "requests.parquet").exists()
