@@ -143,6 +143,7 @@ def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
     out["lag_p99_ms"] = float(np.percentile(lags, 99)) * 1e3 if len(lags) else 0.0
     out["late_decisions"] = int(sum(c.get("late_decisions", 0) for c in comps.values()))
     out["retroactive_joins"] = int(sum(c.get("retroactive_joins", 0) for c in comps.values()))
+    out["backdated_transfers"] = int(comps.get("fabric", {}).get("backdated", 0))
     ages = [r[k] for r in rows for k in ("prefill_view_age_s", "decode_view_age_s")
             if r.get(k) is not None]
     out["view_age_p50_ms"] = float(np.percentile(ages, 50)) * 1e3 if ages else None

@@ -87,6 +87,19 @@ class FluidNetwork:
         self._flows[flow_id] = _Flow(links, size_bytes, size_bytes)
         self._rebalance()
 
+    def backdate(self, flow_id: int, seconds: float) -> float:
+        """Credit a flow just added with what it would have sent in the ``seconds`` before it was
+        added, at its current rate (the other flows are not slowed retroactively). Returns how
+        long before now it would have finished (0 if it still has bytes left)."""
+        flow = self._flows[flow_id]
+        if seconds <= 0 or flow.rate <= 0:
+            return 0.0
+        sent = min(flow.left_bytes, flow.rate * seconds)
+        flow.left_bytes -= sent
+        if flow.left_bytes > 0:
+            return 0.0
+        return seconds - flow.size_bytes / flow.rate
+
     def next_completion(self) -> tuple[float, int] | None:
         """(time, flow id) of the next flow to finish at current rates, or None when idle."""
         best: tuple[float, int] | None = None
