@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import zlib
-from typing import Any
 
 import numpy as np
 
@@ -130,7 +129,3 @@ def build_component(
     comp.rng = rng
     return comp
 
-
-def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Combine every component's ``results()`` into one structure keyed by component name."""
-    return {p["name"]: p for p in parts}

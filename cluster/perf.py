@@ -63,7 +63,8 @@ def kv_bytes(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float64] | float
     return float(out) if out.ndim == 0 else out
 
 
-def _peak_flops(hw: HardwareProfile, model: ModelSpec) -> float:
+def peak_flops(hw: HardwareProfile, model: ModelSpec) -> float:
+    """Dense peak FLOP/s per chip at the model's weight precision (FP8 for 1-byte weights)."""
     return hw.peak_flops_fp8 if model.weight_bytes_per_param <= 1 else hw.peak_flops_bf16
 
 
@@ -84,7 +85,7 @@ def prefill_time(
     if len(prompt_tokens) == 0:
         raise ValueError("a prefill batch needs at least one prompt")
     compute = prefill_flops(prompt_tokens, model) / (
-        chips * _peak_flops(hw, model) * hw.compute_efficiency
+        chips * peak_flops(hw, model) * hw.compute_efficiency
     )
     moved = model.weight_bytes + float(np.sum(kv_bytes(np.asarray(prompt_tokens), model)))
     memory = moved / (chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency)
@@ -111,7 +112,7 @@ def decode_step_times(
         full * ctx + model.sliding_window_layers * win_ctx
     )
     flops = 2.0 * model.active_params * b + attn_flops
-    compute = flops / (chips * _peak_flops(hw, model) * hw.compute_efficiency)
+    compute = flops / (chips * peak_flops(hw, model) * hw.compute_efficiency)
     if hw.decode_model == "wafer_pipeline":
         floor = model.layers * hw.layer_latency_s + (chips - 1) * hw.hop_latency_s
         body = np.maximum(compute, floor)

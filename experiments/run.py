@@ -11,7 +11,7 @@ import pyarrow as pa
 from disagg.actors.build import check_experiment
 from disagg.cluster.config import Experiment
 from disagg.experiments.output import write_results
-from disagg.experiments.summary import summarize
+from disagg.experiments.summary import makespan, summarize
 from disagg.experiments.tables import (
     request_rows,
     requests_table,
@@ -53,10 +53,11 @@ def assemble(exp: Experiment, raw: dict[str, Any]) -> RunResult:
     """Build the tables and the summary from raw component results."""
     rows = request_rows(raw)
     transfers = transfer_rows(raw)
-    summary = summarize(exp, raw, rows, transfers)
+    timeseries = timeseries_table(raw, exp, makespan(rows))
+    summary = summarize(exp, raw, rows, transfers, timeseries)
     tables = {
         "requests": requests_table(rows),
-        "timeseries": timeseries_table(raw, exp, summary["duration_s"]),
+        "timeseries": timeseries,
         "transfers": transfers_table(transfers),
     }
     return RunResult(exp, tables, summary, raw)

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from disagg.cluster.config import Experiment
-from disagg.cluster.perf import prefill_flops
-from disagg.experiments.tables import by_name, grid, step_integral, _busy_step
+from disagg.cluster.perf import peak_flops, prefill_flops
+from disagg.experiments.tables import _busy_step, by_name, step_integral
 
 PERCENTILES = (50, 90, 99)
 
@@ -66,8 +67,7 @@ def _prefill_mfu(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]
     flops = sum(prefill_flops([r["prompt_tokens"]], exp.model) for r in rows
                 if r.get("first_token_s") is not None)
     hw = exp.prefill.hardware
-    peak = hw.peak_flops_fp8 if exp.model.weight_bytes_per_param <= 1 else hw.peak_flops_bf16
-    return flops / (busy * exp.prefill.chips_per_unit * peak)
+    return flops / (busy * exp.prefill.chips_per_unit * peak_flops(hw, exp.model))
 
 
 def _costs(exp: Experiment, end_s: float, tokens: int) -> dict[str, Any]:
@@ -87,31 +87,30 @@ def _costs(exp: Experiment, end_s: float, tokens: int) -> dict[str, Any]:
     return out
 
 
-def _fabric(raw: dict[str, Any], transfers: list[dict[str, Any]], end_s: float,
-            step_s: float) -> dict[str, Any]:
-    fabric = by_name(raw).get("fabric")
+def _fabric(transfers: list[dict[str, Any]], timeseries: pa.Table) -> dict[str, Any]:
     durations = [t["modeled_end_s"] - t["start_s"] for t in transfers]
     out: dict[str, Any] = {"fabric_bytes": float(sum(t["modeled_bytes"] for t in transfers))}
     out.update({f"p{p}_transfer_ms": (float(np.percentile(durations, p)) * 1e3 if durations else None)
                 for p in (50, 99)})
-    peak = 0.0
-    if fabric is not None and end_s > 0:
-        g = grid(end_s, step_s)
-        for link, cap in fabric["capacity"].items():
-            rows = [r for r in fabric["link_log"] if r[1] == link]
-            t = np.array([r[0] for r in rows], dtype=np.float64)
-            rate = np.array([r[2] for r in rows], dtype=np.float64)
-            use = (step_integral(t, rate, g) - step_integral(t, rate, g - step_s)) / step_s / cap
-            peak = max(peak, float(use.max()) if len(use) else 0.0)
-    out["peak_link_utilization"] = peak
+    # the per-link utilization the timeseries already sampled, not a second resampling
+    use = [u for k, u in zip(timeseries.column("kind").to_pylist(),
+                             timeseries.column("utilization").to_pylist(), strict=True)
+           if k == "link" and u is not None] if "kind" in timeseries.column_names else []
+    out["peak_link_utilization"] = max(use, default=0.0)
     return out
 
 
+def makespan(rows: list[dict[str, Any]]) -> float:
+    """Emu seconds from 0 to the last completion (or the last arrival, if later)."""
+    done = [r["last_token_s"] for r in rows if r["status"] == "completed"]
+    return max(done + [r["arrival_s"] for r in rows], default=0.0)
+
+
 def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
-              transfers: list[dict[str, Any]]) -> dict[str, Any]:
+              transfers: list[dict[str, Any]], timeseries: pa.Table) -> dict[str, Any]:
     """The summary.json dict for one run."""
     done = [r for r in rows if r["status"] == "completed"]
-    end_s = max([r["last_token_s"] for r in done] + [r["arrival_s"] for r in rows], default=0.0)
+    end_s = makespan(rows)
     tokens = int(sum(r["output_tokens"] for r in done))
     good = sum(1 for r in rows if r["slo_met"])
     comps = by_name(raw)
@@ -138,7 +137,7 @@ def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
     out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, rows)
     out["decode_utilization"] = utilization(raw, "decode", end_s)
     out.update(_costs(exp, end_s, tokens))
-    out.update(_fabric(raw, transfers, end_s, exp.output.sample_interval_s))
+    out.update(_fabric(transfers, timeseries))
     out["lag_p50_ms"] = float(np.percentile(lags, 50)) * 1e3 if len(lags) else 0.0
     out["lag_p99_ms"] = float(np.percentile(lags, 99)) * 1e3 if len(lags) else 0.0
     out["late_decisions"] = int(sum(c.get("late_decisions", 0) for c in comps.values()))
