@@ -38,7 +38,7 @@ def start_cluster() -> Cluster:
 
 def unit_memory(n: int = 6) -> float:
     """Mean resident memory (MB) of ``n`` idle prefill-unit actors."""
-    from disagg.actors.ray_engine import ComponentHost
+    from disagg.actors.engines.ray_engine import ComponentHost
 
     exp = make_experiment(experiment__engine="ray", prefill__units=n)
     host = ray.remote(ComponentHost)

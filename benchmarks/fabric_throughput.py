@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from disagg.actors.virtual import VirtualClock, VirtualTimeLoop
+from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
 from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import KvDelivered, KvPrefetch, Request, TransferRequested
 from disagg.fabric.component import Fabric
@@ -128,7 +128,7 @@ class _FabricHost:
     """Ray actor body: the Fabric component on the wall clock, delivering to the sink."""
 
     def __init__(self, sink: Any) -> None:
-        from disagg.actors.ray_engine import RayPeer, WallClock
+        from disagg.actors.engines.ray_engine import RayPeer, WallClock
 
         self.clock = WallClock()
         self.fabric = Fabric("fabric", self.clock, topology(), FabricConfig())

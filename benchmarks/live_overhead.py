@@ -26,8 +26,8 @@ from typing import Any
 from rich.console import Console
 
 from disagg.cluster.config import Experiment, load_experiment
-from disagg.experiments.live_runner import live_interval, run_progress
 from disagg.experiments.run import assemble, execute
+from disagg.experiments.view.runner import live_interval, run_progress
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 
@@ -93,7 +93,7 @@ def main() -> None:
 
         exp = load_experiment(QUICKSTART, {"experiment.engine": "ray",
                                            "experiment.duration_s": args.ray_duration})
-        from disagg.actors.ray_engine import local_resources
+        from disagg.actors.engines.ray_engine import local_resources
 
         ray.init(resources=local_resources(exp), include_dashboard=False, logging_level="WARNING")
         try:

@@ -8,16 +8,29 @@ Catalog names (model, hardware) are resolved to full specs, so the dumped config
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from disagg.cluster.catalog import UnknownCatalogEntry, get_hardware, get_model, hardware, models
 from disagg.cluster.errors import ConfigError, describe_validation_error
-from disagg.cluster.specs import HardwareProfile, ModelSpec
-from disagg.cluster.workloads import SyntheticWorkload, WorkloadSpec
+from disagg.cluster.hardware.catalog import (
+    UnknownCatalogEntry,
+    get_hardware,
+    get_model,
+    hardware,
+    models,
+)
+from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.workload.kinds import SyntheticWorkload, WorkloadSpec
 
 
 def _resolve(value: Any, getter: Callable[[str], BaseModel], known: Callable[[], dict[str, Any]]) -> Any:
@@ -130,7 +143,7 @@ class FabricConfig(_Section):
     )
 
 
-# the [workload] variants live in cluster/workloads.py; the synthetic one keeps its old name
+# the [workload] variants live in cluster/workload/kinds.py; the synthetic one keeps its old name
 WorkloadConfig = SyntheticWorkload
 
 

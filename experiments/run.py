@@ -8,17 +8,19 @@ from typing import Any
 
 import pyarrow as pa
 
-from disagg.actors.build import check_experiment
+from disagg.actors.engines.build import check_experiment
+from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.config import Experiment
-from disagg.experiments.output import write_results
-from disagg.experiments.summary import makespan, summarize
-from disagg.experiments.tables import (
+from disagg.experiments.results.summary import makespan, summarize
+from disagg.experiments.results.tables import (
     request_rows,
     requests_table,
     timeseries_table,
     transfer_rows,
     transfers_table,
 )
+from disagg.experiments.results.timeline import event_log, event_log_bytes
+from disagg.experiments.results.writing import write_results
 
 
 @dataclass
@@ -37,14 +39,13 @@ def execute(exp: Experiment, address: str | None = None, progress: Any = None,
     """Run the components on the experiment's engine and return their raw results.
 
     ``progress`` gets collector snapshots while the run goes; ``live_s`` > 0 (wall s) makes the
-    units report their state so the snapshots carry the live picture (``experiments/live.py``).
+    units report their state so the snapshots carry the live picture (``experiments/view/live.py``).
     """
     check_experiment(exp)
     if exp.experiment.engine == "virtual":
-        from disagg.actors.virtual import run_virtual
 
         return run_virtual(exp, progress=progress, live_s=live_s or 0.5)
-    from disagg.actors.ray_engine import run_ray
+    from disagg.actors.engines.ray_engine import run_ray
 
     return run_ray(exp, address=address, progress=progress, live_s=live_s)
 
@@ -68,7 +69,6 @@ def _extra_files(result: RunResult) -> dict[str, bytes]:
     exp = result.experiment
     if not exp.output.event_log:
         return {}
-    from disagg.experiments.timeline import event_log, event_log_bytes
 
     events = event_log(result.raw, request_rows(result.raw))
     return {"events.msgpack": event_log_bytes(events, exp.experiment.name)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from disagg.cluster.perf import decode_step_time
+from disagg.cluster.hardware.perf import decode_step_time
 from disagg.policies.base import DecodeState, PendingDecode, PolicyContext
 from disagg.policies.batching import DECODE_ADMISSION
 

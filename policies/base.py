@@ -13,8 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
+from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import Request, UnitKind
-from disagg.cluster.specs import HardwareProfile, ModelSpec
 
 
 @dataclass(frozen=True, slots=True)

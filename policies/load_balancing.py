@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from disagg.cluster.messages import Request
-from disagg.policies.base import PolicyContext, Reject, Route, RouterView, UnitView, Wait
+from disagg.policies.base import (
+    PolicyContext,
+    Reject,
+    Route,
+    RouterView,
+    UnitView,
+    Wait,
+)
 from disagg.policies.router import ROUTERS, decode_candidates, decode_kv_need
 
 

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from disagg.cluster.hardware.perf import kv_bytes
 from disagg.cluster.messages import Request
-from disagg.cluster.perf import kv_bytes
-from disagg.policies.base import PolicyContext, Reject, Route, RouterView, UnitView, Wait
+from disagg.policies.base import (
+    PolicyContext,
+    Reject,
+    Route,
+    RouterPolicy,
+    RouterView,
+    UnitView,
+    Wait,
+)
 from disagg.policies.registry import Registry
-from disagg.policies.base import RouterPolicy
 
 ROUTERS: Registry[RouterPolicy] = Registry("router")
 

@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from disagg.cluster.messages import Request
-from disagg.policies.base import PolicyContext, Reject, Route, RouterView, UnitView, Wait
+from disagg.policies.base import (
+    PolicyContext,
+    Reject,
+    Route,
+    RouterView,
+    UnitView,
+    Wait,
+)
 from disagg.policies.load_balancing import decode_fallback
 from disagg.policies.predict import predicted_first_token_s, predicted_tpot_s
 from disagg.policies.router import ROUTERS, decode_candidates

@@ -6,12 +6,11 @@ import re
 from pathlib import Path
 
 import tomli_w
+from conftest import experiment_dict
 
 from disagg.cluster.config import load_experiment
-from disagg.experiments.capacity import bisect_capacity
-from disagg.experiments.cli import main
-
-from conftest import experiment_dict
+from disagg.experiments.cli.main import main
+from disagg.experiments.compare.capacity import bisect_capacity
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.t
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "disagg.experiments.cli", "run", str(QUICKSTART),
+    return [sys.executable, "-m", "disagg.experiments.cli.main", "run", str(QUICKSTART),
             "--engine", "virtual", *args]
 
 

@@ -14,15 +14,19 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import tomli_w
-
-from disagg.experiments.capacity import bisect_capacity
-from disagg.experiments.cli import main
-from disagg.experiments.compare_table import COLUMNS, REGRET_COLUMNS
-from disagg.experiments.compare import parse_policies, plan_runs, run_plans, variant
-from disagg.experiments.comparison import capacity, load_runs, run_row, t_critical
-from disagg.experiments.report import PLOT_TITLES
-
 from conftest import experiment_dict, make_experiment
+
+from disagg.experiments.cli.main import main
+from disagg.experiments.compare.capacity import bisect_capacity
+from disagg.experiments.compare.data import capacity, load_runs, run_row, t_critical
+from disagg.experiments.compare.report import PLOT_TITLES
+from disagg.experiments.compare.runs import (
+    parse_policies,
+    plan_runs,
+    run_plans,
+    variant,
+)
+from disagg.experiments.compare.table import COLUMNS, REGRET_COLUMNS
 
 POLICIES = ["round_robin", "compare_policies.FirstUnit"]
 RATES = [4.0, 10.0]
@@ -171,7 +175,7 @@ def test_report_rerenders_from_saved_runs_without_running(compared, monkeypatch)
     def refuse(*_args, **_kwargs):
         raise AssertionError("disagg report must not run anything")
 
-    monkeypatch.setattr("disagg.actors.virtual.run_virtual", refuse)
+    monkeypatch.setattr("disagg.actors.engines.virtual.run_virtual", refuse)
     monkeypatch.setattr("disagg.experiments.run.execute", refuse)
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["report", str(out)]) == 0

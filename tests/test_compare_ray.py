@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from disagg.actors.parallel import map_virtual_runs
-from disagg.experiments.compare import compare, parse_policies, plan_runs
-from disagg.experiments.run import assemble
-
 from conftest import make_experiment
+
+from disagg.actors.engines.parallel import map_virtual_runs
+from disagg.experiments.compare.runs import compare, parse_policies, plan_runs
+from disagg.experiments.run import assemble
 
 pytestmark = pytest.mark.ray
 SAME_POLICY_TWICE = "round_robin,disagg.policies.router.RoundRobin"  # importable in Ray workers
@@ -40,7 +39,7 @@ def test_ray_engine_runs_one_after_another(ray_cluster, tmp_path) -> None:
     plans = plan_runs(base, parse_policies(SAME_POLICY_TWICE), None, 1, engine="ray")
     from rich.console import Console
 
-    from disagg.experiments.compare_cli import CompareProgress
+    from disagg.experiments.cli.compare import CompareProgress
 
     console = Console(record=True, width=120, force_terminal=False)
     with CompareProgress(console, len(plans)) as progress:

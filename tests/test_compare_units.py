@@ -6,19 +6,18 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import make_experiment
 from hypothesis import given
 from hypothesis import strategies as st
 
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.perf import prefill_time
-from disagg.experiments.compare import parse_policies, parse_rates
-from disagg.experiments.compare_table import Column, build_rows
-from disagg.experiments.comparison import capacity, estimate, t_critical
-from disagg.experiments.plots import PHASES, phase_durations_s
-from disagg.experiments.regret import request_regrets_s
+from disagg.cluster.hardware.perf import prefill_time
+from disagg.experiments.compare.data import capacity, estimate, t_critical
+from disagg.experiments.compare.plots import PHASES, phase_durations_s
+from disagg.experiments.compare.regret import request_regrets_s
+from disagg.experiments.compare.runs import parse_policies, parse_rates
+from disagg.experiments.compare.table import Column, build_rows
 from disagg.experiments.run import run_experiment
-
-from conftest import make_experiment
 
 
 def test_policies_parse_names_parameters_and_dotted_paths() -> None:
@@ -125,7 +124,7 @@ def test_rates_cannot_be_set_on_a_closed_loop_workload() -> None:
     from pathlib import Path
 
     from disagg.cluster.config import load_experiment
-    from disagg.experiments.compare import plan_runs
+    from disagg.experiments.compare.runs import plan_runs
 
     root = Path(__file__).resolve().parents[1] / "experiments"
     closed = load_experiment(root / "closed_loop_chat.toml")
@@ -139,7 +138,7 @@ def test_a_rate_variant_of_a_trace_replaces_its_speedup() -> None:
     from pathlib import Path
 
     from disagg.cluster.config import load_experiment
-    from disagg.experiments.compare import variant
+    from disagg.experiments.compare.runs import variant
 
     root = Path(__file__).resolve().parents[1] / "experiments"
     trace = load_experiment(root / "azure_conv.toml")

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from conftest import experiment_dict, make_experiment
 
 from disagg.cluster.config import load_experiment
 from disagg.cluster.errors import ConfigError
-from disagg.experiments.cli import main
-
-from conftest import experiment_dict, make_experiment
+from disagg.experiments.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,17 +4,16 @@ ray engine) joins at the first past iteration boundary at or after that arrival.
 from __future__ import annotations
 
 import pytest
+from conftest import make_request
 
-from disagg.actors.decode import DecodeUnit
-from disagg.actors.store import LocalStore
-from disagg.actors.virtual import VirtualClock, VirtualTimeLoop
-from disagg.cluster.catalog import get_hardware, get_model
+from disagg.actors.components.decode import DecodeUnit
+from disagg.actors.components.store import LocalStore
+from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
+from disagg.cluster.hardware.catalog import get_hardware, get_model
+from disagg.cluster.hardware.perf import kv_bytes
 from disagg.cluster.messages import KvDelivered
-from disagg.cluster.perf import kv_bytes
 from disagg.fabric.payload import make_payload
 from disagg.policies.batching import FcfsAdmission
-
-from conftest import make_request
 
 STEP = 1 / 2100  # Llama-3.1-70B on 4 CS-3 at the latency floor
 

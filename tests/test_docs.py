@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from disagg.experiments.config_doc import config_reference_markdown
+from disagg.experiments.cli.config_doc import config_reference_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -13,7 +13,7 @@ def test_config_reference_is_current() -> None:
     doc = (ROOT / "docs" / "config.md").read_text()
     assert config_reference_markdown() in doc, (
         "docs/config.md is stale: regenerate its Fields section with "
-        "`python -m disagg.experiments.config_doc`"
+        "`python -m disagg.experiments.cli.config_doc`"
     )
 
 

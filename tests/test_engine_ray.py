@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from disagg.cluster.config import load_experiment
-from disagg.experiments.cli import main
+from disagg.experiments.cli.main import main
 from disagg.experiments.run import run_experiment
 
 pytestmark = pytest.mark.ray

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-
-from disagg.cluster.perf import decode_step_time, kv_bytes, prefill_time
-from disagg.experiments.run import run_experiment
-
 from conftest import make_experiment
+
+from disagg.cluster.hardware.perf import decode_step_time, kv_bytes, prefill_time
+from disagg.experiments.run import run_experiment
 
 
 def _rows(result):
@@ -187,7 +186,7 @@ def test_losing_a_unit_redoes_its_requests(lost) -> None:
 
 
 def test_unit_loss_must_name_a_unit(tmp_path) -> None:
-    from disagg.actors.build import check_experiment
+    from disagg.actors.engines.build import check_experiment
     from disagg.cluster.errors import ConfigError
 
     with pytest.raises(ConfigError, match="decode-5"):

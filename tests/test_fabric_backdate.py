@@ -6,15 +6,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from conftest import make_request
 
-from disagg.actors.virtual import VirtualClock, VirtualTimeLoop
+from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
 from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import TransferRequested
 from disagg.fabric.component import Fabric
 from disagg.fabric.flows import FluidNetwork
 from disagg.fabric.topology import Topology
-
-from conftest import make_request
 
 GB = 1e9
 LAT = 35e-6

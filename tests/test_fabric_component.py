@@ -7,14 +7,13 @@ import asyncio
 from typing import Any
 
 import pytest
+from conftest import make_experiment, make_request
 
-from disagg.actors.virtual import VirtualClock, VirtualTimeLoop
+from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
 from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import KvDelivered, TransferRequested
 from disagg.fabric.component import Fabric, chunk_ready_times
 from disagg.fabric.topology import Topology, build_topology
-
-from conftest import make_experiment, make_request
 
 GB = 1e9
 LAT = 35e-6

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from disagg.cluster.perf import kv_bytes, prefill_time
-from disagg.experiments.run import run_experiment
-
 from conftest import make_experiment
+
+from disagg.cluster.hardware.perf import kv_bytes, prefill_time
+from disagg.experiments.run import run_experiment
 
 
 def _one_request(**overrides):
@@ -73,10 +72,9 @@ def test_a_narrower_decode_nic_slows_transfers_and_tpot_but_not_ttft() -> None:
 
 def test_fabric_sweep_prints_one_row_per_point_and_rejects_bad_input(tmp_path, capsys) -> None:
     import tomli_w
-
-    from disagg.experiments.fabric_sweep import main
-
     from conftest import experiment_dict
+
+    from disagg.experiments.compare.fabric_sweep import main
 
     path = tmp_path / "exp.toml"
     path.write_text(tomli_w.dumps(experiment_dict(experiment__duration_s=2.0)))

@@ -6,20 +6,19 @@ import asyncio
 import io
 
 import pytest
+from conftest import make_experiment
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from disagg.actors.collector import Collector
-from disagg.actors.live_aggregate import LiveAggregator
-from disagg.actors.live_state import LiveReporter, StateReport
-from disagg.actors.virtual import run_virtual
-from disagg.experiments.live import MAX_ROWS, bar, histogram, render, sparkline
-from disagg.experiments.live_runner import run_info
+from disagg.actors.components.collector import Collector
+from disagg.actors.components.live_aggregate import LiveAggregator
+from disagg.actors.components.live_state import LiveReporter, StateReport
+from disagg.actors.engines.virtual import run_virtual
 from disagg.experiments.run import assemble
-from disagg.experiments.views import plain_progress
-
-from conftest import make_experiment
+from disagg.experiments.view.console import plain_progress
+from disagg.experiments.view.live import MAX_ROWS, bar, histogram, render, sparkline
+from disagg.experiments.view.runner import run_info
 
 
 def _plain(renderable, width: int = 120) -> str:

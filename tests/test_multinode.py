@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from disagg.cluster.catalog import get_hardware
-from disagg.experiments.run import run_experiment
-
 from conftest import make_experiment
+
+from disagg.cluster.hardware.catalog import get_hardware
+from disagg.experiments.run import run_experiment
 
 pytestmark = pytest.mark.ray
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
@@ -23,7 +22,7 @@ QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.t
 
 def test_units_land_on_the_nodes_that_offer_their_hardware(ray_cluster, tmp_path) -> None:
     out = tmp_path / "qs"
-    cmd = [sys.executable, "-m", "disagg.experiments.cli", "run", str(QUICKSTART), "--address",
+    cmd = [sys.executable, "-m", "disagg.experiments.cli.main", "run", str(QUICKSTART), "--address",
            ray_cluster.address, "--duration", "3", "--out", str(out)]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)

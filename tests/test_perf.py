@@ -6,8 +6,13 @@ import math
 
 import pytest
 
-from disagg.cluster.catalog import get_hardware, get_model
-from disagg.cluster.perf import decode_step_time, fit_check, kv_bytes, prefill_time
+from disagg.cluster.hardware.catalog import get_hardware, get_model
+from disagg.cluster.hardware.perf import (
+    decode_step_time,
+    fit_check,
+    kv_bytes,
+    prefill_time,
+)
 
 
 @pytest.mark.parametrize("name, per_token", [

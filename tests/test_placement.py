@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import py_compile
 
-from disagg.actors.placement import (
+from conftest import make_experiment
+
+from disagg.actors.engines.placement import (
     CONTROL_RESOURCE,
     HEAD_RESOURCE,
     Placement,
@@ -12,8 +14,6 @@ from disagg.actors.placement import (
     placement_mode,
     stage_package,
 )
-
-from conftest import make_experiment
 
 
 def test_local_resources_cover_every_unit() -> None:

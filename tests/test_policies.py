@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from conftest import make_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from disagg.cluster.catalog import get_hardware, get_model
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.perf import kv_bytes
+from disagg.cluster.hardware.catalog import get_hardware, get_model
+from disagg.cluster.hardware.perf import kv_bytes
 from disagg.policies import DECODE_ADMISSION, PREFILL_BATCHING, ROUTERS
 from disagg.policies.base import (
     Batch,
@@ -23,8 +24,6 @@ from disagg.policies.base import (
     Wait,
 )
 from disagg.policies.registry import DuplicatePolicy, Registry, UnknownPolicy
-
-from conftest import make_request
 
 CTX = PolicyContext(get_model("llama-3.1-70b"), get_hardware("trainium2"), 4,
                     get_hardware("cs3"), 4)

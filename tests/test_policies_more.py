@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import make_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from disagg.cluster.catalog import get_hardware, get_model
-from disagg.cluster.perf import kv_bytes, prefill_time
+from disagg.cluster.hardware.catalog import get_hardware, get_model
+from disagg.cluster.hardware.perf import kv_bytes, prefill_time
 from disagg.policies import DECODE_ADMISSION, PREFILL_BATCHING, ROUTERS
 from disagg.policies.base import (
     Batch,
@@ -23,8 +24,6 @@ from disagg.policies.base import (
     Wait,
     WaitUntil,
 )
-
-from conftest import make_request
 
 MODEL = get_model("llama-3.1-70b")
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_experiment
 from matplotlib.image import imread
 
-from disagg.experiments.compare import compare, parse_policies, plan_runs
-
-from conftest import make_experiment
+from disagg.experiments.compare.runs import compare, parse_policies, plan_runs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from disagg.actors.reporting import LoadReporter
-from disagg.actors.virtual import VirtualClock, VirtualTimeLoop
+from disagg.actors.components.reporting import LoadReporter
+from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
 from disagg.cluster.messages import LoadReport
 
 

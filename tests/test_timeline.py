@@ -7,12 +7,11 @@ from collections import defaultdict
 
 import pyarrow.parquet as pq
 import pytest
-
-from disagg.experiments.cli import main
-from disagg.experiments.run import run_experiment
-from disagg.experiments.timeline import TraceFormatError, read_event_log
-
 from conftest import make_experiment
+
+from disagg.experiments.cli.main import main
+from disagg.experiments.results.timeline import TraceFormatError, read_event_log
+from disagg.experiments.run import run_experiment
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomli_w
+from conftest import experiment_dict, make_experiment
 
 from disagg.cluster.config import load_experiment
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.plan import SloTargets, plan_requests
-from disagg.cluster.traces import FORMATS, read_trace
-from disagg.experiments.cli import main
+from disagg.cluster.workload.plan import SloTargets, plan_requests
+from disagg.cluster.workload.traces import FORMATS, read_trace
+from disagg.experiments.cli.main import main
 from disagg.experiments.run import run_experiment
-
-from conftest import experiment_dict, make_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 CONV = ROOT / "experiments" / "traces" / "azure_llm_2023_conv.csv"
@@ -27,7 +26,7 @@ SLO = SloTargets(1.0, 0.02)
 
 
 def _azure_reference(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The trace read independently of cluster/traces.py: seconds as Python ints of 100 ns."""
+    """The trace read independently of cluster/workload/traces.py: seconds as Python ints of 100 ns."""
     with open(path, encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
     ticks = []

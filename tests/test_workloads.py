@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from disagg.cluster.plan import SloTargets, plan_requests
-from disagg.cluster.workload import DiurnalArrivals, OnOffArrivals, arrival_times
-from disagg.experiments.cli import main
-from disagg.experiments.run import run_experiment
-
 from conftest import make_experiment
+
+from disagg.cluster.workload.plan import SloTargets, plan_requests
+from disagg.cluster.workload.synthetic import (
+    DiurnalArrivals,
+    OnOffArrivals,
+    arrival_times,
+)
+from disagg.experiments.cli.main import main
+from disagg.experiments.run import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 CONV = str(ROOT / "experiments" / "traces" / "azure_llm_2023_conv.csv")

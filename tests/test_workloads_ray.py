@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_workloads import _max_in_flight
 
 from disagg.cluster.config import load_experiment
 from disagg.experiments.run import run_experiment
-
-from test_workloads import _max_in_flight
 
 pytestmark = pytest.mark.ray
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"

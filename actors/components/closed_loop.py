@@ -1,0 +1,66 @@
+"""The closed-loop load generator: each user's next request follows the end of its previous one.
+
+The collector forwards every ``RequestEnded`` here (only for closed-loop workloads); the user then
+thinks and sends again. A request's next one is timed from the modeled end (``sent_s``), so a
+late delivery shows as lag rather than as a shifted workload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from typing import Any
+
+from disagg.actors.components.load_generator import LoadGenerator
+from disagg.cluster.component import Clock
+from disagg.cluster.messages import ArrivalsDone, Request, RequestArrived, RequestEnded
+from disagg.cluster.workload.plan import ClosedLoop
+
+
+class ClosedLoopGenerator(LoadGenerator):
+    """Drives a :class:`ClosedLoop`: sends each planned request at its arrival time and asks for
+    the user's next one when a ``RequestEnded`` comes back. ``ArrivalsDone`` goes out once every
+    user has stopped (its next arrival would fall after ``duration_s``, or the cap is reached)."""
+
+    def __init__(self, name: str, clock: Clock, loop: ClosedLoop) -> None:
+        super().__init__(name, clock, [])  # self.requests: those sent so far, in order
+        self.loop = loop
+        self._pending: list[tuple[float, int, Request]] = []
+        self._wake = asyncio.Event()
+        self.handlers = {RequestEnded: self._on_ended}
+
+    def _push(self, request: Request | None) -> None:
+        if request is not None:
+            heapq.heappush(self._pending, (request.arrival_s, request.request_id, request))
+        self._wake.set()
+
+    def _on_ended(self, msg: RequestEnded) -> None:
+        self._push(self.loop.after(msg.request_id, msg.sent_s))
+
+    async def run(self) -> None:
+        router = self.peers["router"]
+        for request in self.loop.start():
+            self._push(request)
+        while self._pending or self.loop.active_users > 0:
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            t = self._pending[0][0]
+            self._wake.clear()
+            if await self.clock.wait_until(t, self._wake):
+                continue
+            _, _, request = heapq.heappop(self._pending)
+            self.act_at(t)
+            router.send(RequestArrived(request, sent_s=t))
+            self.requests.append(request)
+            self.sent += 1
+        last = max((r.arrival_s for r in self.requests), default=0.0)
+        self.peers["collector"].send(ArrivalsDone(len(self.requests), sent_s=last))
+
+    def arrivals_end_s(self) -> float:
+        """No request is sent at or after the run's duration."""
+        return self.loop.duration_s
+
+    def snapshot(self) -> dict[str, Any]:
+        return {**super().snapshot(), "users_active": self.loop.active_users}

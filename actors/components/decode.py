@@ -1,0 +1,290 @@
+"""A decode unit: one CS-3 pipeline (or GPU server) running continuous batching.
+
+Iteration times are arithmetic (DESIGN timing rule 2): between visible events — a request
+finishing, one joining, a message arriving — the batch is fixed, so the boundaries of the next k
+iterations are a cumulative sum of modeled step times. The unit sleeps until the next boundary at
+which something changes; a request that becomes ready mid-iteration joins at the next boundary.
+KV memory is reserved on admission (prompt + output tokens); a request waits until it fits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from disagg.actors.components.reporting import LoadReporter
+from disagg.actors.components.store import ObjectStore
+from disagg.actors.components.unit_log import UnitLog
+from disagg.cluster.component import Clock, Component
+from disagg.cluster.errors import CapacityExceeded
+from disagg.cluster.hardware.perf import decode_step_times, kv_bytes
+from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.messages import (
+    KvDelivered,
+    KvPrefetch,
+    LoadReport,
+    Request,
+    RequestEnded,
+)
+from disagg.fabric.payload import PayloadError, verify_payload
+from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
+
+RECENT_BOUNDARIES = 4096  # iteration boundaries remembered for late joins
+
+
+@dataclass
+class _Running:
+    request: Request
+    left: int  # decode tokens still to generate
+    context: int  # tokens in the KV cache now
+    kv_bytes: float
+
+
+class DecodeUnit(Component):
+    """Runs admitted requests' decode iterations and reports completions to the collector."""
+
+    def __init__(
+        self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
+        policy: DecodeAdmissionPolicy, store: ObjectStore, kv_capacity_bytes: float,
+        control_delay_s: float = 0.0, report_interval_s: float = 0.0,
+    ) -> None:
+        super().__init__(name, clock)
+        self.model, self.hw, self.chips = model, hw, chips
+        self.policy = policy
+        self.store = store
+        self.kv_capacity_bytes = kv_capacity_bytes
+        self.reporter = LoadReporter(clock, report_interval_s, self._load)
+        self.control_delay_s = control_delay_s
+        self.pending: list[PendingDecode] = []
+        self.running: dict[int, _Running] = {}
+        self.kv_used_bytes = 0.0
+        self.t = 0.0  # the iteration boundary the state is committed at
+        self._unseen: list[float] = []  # ready times of pending requests not yet offered to admit
+        self._recent = np.zeros(0)  # the latest iteration boundaries, for late joins
+        self.retroactive_joins = 0
+        self.wake = asyncio.Event()
+        self.log = UnitLog()
+        self.records: dict[int, dict[str, Any]] = {}
+        self.itl_steps: list[tuple[np.ndarray, int]] = []  # (step durations, batch size)
+        self.tokens_out = 0
+        self.busy_s = 0.0  # emu s with a non-empty running batch, up to the committed boundary
+        self.live_feed: list[tuple[Any, ...]] | None = None  # last tokens, for the live view
+        self._fetches: set[asyncio.Task[None]] = set()
+        self._prefetch: dict[int, asyncio.Task[Any]] = {}
+        self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch}
+
+    # -- messages -------------------------------------------------------------------------
+    def _on_prefetch(self, msg: KvPrefetch) -> None:
+        async def get() -> Any:
+            payload = await self.store.get(msg.payload)
+            self.records.setdefault(msg.request_id, {})["real_end_s"] = self.clock.now()
+            return payload
+
+        self._prefetch[msg.request_id] = asyncio.get_running_loop().create_task(get())
+
+    def _on_delivered(self, msg: KvDelivered) -> None:
+        task = asyncio.get_running_loop().create_task(self._fetch(msg))
+        self._fetches.add(task)
+        task.add_done_callback(self._fetches.discard)
+
+    async def _fetch(self, msg: KvDelivered) -> None:
+        rid = msg.request.request_id
+        ready_s = msg.sent_s + self.control_delay_s
+        rec = self.records.setdefault(rid, {})
+        rec.update(transfer_start_s=msg.transfer_start_s, transfer_end_s=msg.sent_s)
+        try:
+            prefetch = self._prefetch.pop(rid, None)
+            if prefetch is not None:
+                payload = await prefetch
+            else:
+                payload = await self.store.get(msg.payload) if msg.payload is not None else None
+            verify_payload(payload, rid)
+        except PayloadError as e:
+            self.peers["collector"].send(RequestEnded(rid, "failed", e.reason, ready_s))
+            return
+        except Exception as e:  # noqa: BLE001 - e.g. the object store lost the payload
+            self.peers["collector"].send(
+                RequestEnded(rid, "failed", f"kv_missing: {type(e).__name__}", ready_s))
+            return
+        rec.setdefault("real_end_s", self.clock.now())
+        rec["real_bytes"] = payload.nbytes
+        need = float(kv_bytes(msg.request.prompt_tokens + msg.request.output_tokens, self.model))
+        if need > self.kv_capacity_bytes:
+            self.peers["collector"].send(
+                RequestEnded(rid, "failed", "kv_exceeds_decode_capacity", ready_s)
+            )
+            return
+        if ready_s < self.last_decision_s - 1e-9:
+            self.late_decisions += 1
+        bisect.insort(self.pending, PendingDecode(msg.request, need, ready_s),
+                      key=lambda p: p.ready_s)
+        self._unseen.append(ready_s)
+        self.log.state(ready_s, len(self.pending), len(self.running), self.kv_used_bytes)
+        self.wake.set()
+
+    # -- the iteration loop ---------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            if not self.running:
+                if not self.pending:
+                    self.wake.clear()
+                    await self.wake.wait()
+                    continue
+                self.t = max(self.t, self.pending[0].ready_s)
+            self._admit()
+            if not self.running:
+                if self.pending:
+                    await self._wait_for_ready()
+                continue
+            await self._iterate()
+
+    def _admit(self) -> None:
+        self._unseen = [r for r in self._unseen if r > self.t + 1e-12]
+        eligible = tuple(p for p in self.pending if p.ready_s <= self.t + 1e-12)
+        if not eligible:
+            return
+        state = DecodeState(
+            self.t, len(self.running), self.kv_used_bytes, self.kv_capacity_bytes,
+            sum(r.context for r in self.running.values()),
+            min((r.request.tpot_slo_s for r in self.running.values()), default=float("inf")),
+        )
+        admitted = set(self.policy.admit(eligible, state))
+        if not admitted:
+            return
+        self.decide_at(self.t)
+        for p in [p for p in eligible if p.request.request_id in admitted]:
+            r = p.request
+            run = _Running(r, r.output_tokens - 1, r.prompt_tokens + 1, p.kv_bytes)
+            self.kv_used_bytes += p.kv_bytes
+            self.records.setdefault(r.request_id, {})["decode_start_s"] = self.t
+            if p.ready_s < self.t - 1e-12:
+                self._join_late(run, p.ready_s)
+            if run.left > 0:
+                self.running[r.request_id] = run
+        if self.kv_used_bytes > self.kv_capacity_bytes * (1 + 1e-9):
+            raise CapacityExceeded(f"{self.name}: admission exceeded KV capacity")
+        self.pending = [p for p in self.pending if p.request.request_id not in admitted]
+        self._changed()
+
+    def _join_late(self, run: _Running, ready_s: float) -> None:
+        """A request whose KV really arrived after the unit had moved past its modeled arrival
+        (lag) joins at the first past boundary at or after that arrival, as it would have on
+        time: it is credited the tokens of the iterations since (the batch's step times are not
+        recomputed for it — exact while steps are latency-bound, as on CS-3)."""
+        recent = self._recent
+        i = int(np.searchsorted(recent, ready_s, side="left"))
+        if i >= len(recent):
+            return
+        rid = run.request.request_id
+        rec = self.records[rid]
+        rec["decode_start_s"] = float(recent[i])
+        done = min(len(recent) - 1 - i, run.left)
+        self.retroactive_joins += 1
+        if done <= 0:
+            return
+        rec["first_decode_token_s"] = float(recent[i + 1])
+        run.left -= done
+        run.context += done
+        self.tokens_out += done
+        if run.left <= 0:
+            self.kv_used_bytes -= run.kv_bytes
+            rec["last_token_s"] = float(recent[i + done])
+            self.peers["collector"].send(
+                RequestEnded(rid, "completed", "", float(recent[i + done])))
+
+    async def _wait_for_ready(self) -> None:
+        later = [p.ready_s for p in self.pending if p.ready_s > self.t + 1e-12]
+        if not later:
+            raise CapacityExceeded(f"{self.name}: a pending request fits in no empty batch")
+        self.wake.clear()
+        if not await self.clock.wait_until(min(later), self.wake):
+            self.t = min(later)
+
+    def _boundaries(self, steps: int) -> np.ndarray:
+        b = len(self.running)
+        ctx0 = sum(r.context for r in self.running.values())
+        ctx = ctx0 + b * np.arange(steps, dtype=np.float64)
+        return self.t + np.cumsum(decode_step_times(b, ctx, self.model, self.hw, self.chips))
+
+    async def _iterate(self) -> None:
+        steps = min(r.left for r in self.running.values())
+        bounds = self._boundaries(steps)
+        idx = steps - 1  # boundary index at which the next visible event happens
+        while True:
+            if self._unseen:  # a request becoming ready joins at the first boundary at or after it
+                first = max(min(self._unseen), self.t)
+                idx = min(idx, int(np.searchsorted(bounds, first, side="left")))
+            self.wake.clear()
+            if not await self.clock.wait_until(float(bounds[idx]), self.wake):
+                break
+        self._advance(idx + 1, bounds)
+
+    def _advance(self, steps: int, bounds: np.ndarray) -> None:
+        start = self.t
+        self.t = float(bounds[steps - 1])
+        self.act_at(self.t)
+        b = len(self.running)
+        durations = np.diff(np.concatenate(([start], bounds[:steps])))
+        self._recent = np.concatenate((self._recent, bounds[:steps]))[-RECENT_BOUNDARIES:]
+        joined = sum(1 for rid in self.running if "first_decode_token_s" not in self.records[rid])
+        # a request's first decode token's gap is measured from its first token (summary.py)
+        self.itl_steps.append((durations[:1], b - joined))
+        self.itl_steps.append((durations[1:], b))
+        self.log.work(start, self.t, b * steps, b)
+        self.tokens_out += b * steps
+        self.busy_s += self.t - start
+        finished = []
+        for rid, r in self.running.items():
+            rec = self.records[rid]
+            if "first_decode_token_s" not in rec:
+                rec["first_decode_token_s"] = float(bounds[0])
+            r.left -= steps
+            r.context += steps
+            if r.left <= 0:
+                finished.append(rid)
+        for rid in finished:
+            r = self.running.pop(rid)
+            self.kv_used_bytes -= r.kv_bytes
+            self.records[rid]["last_token_s"] = self.t
+            if self.live_feed is not None:
+                self.live_feed.append(("last", rid, self.t, r.request.output_tokens,
+                                       r.request.tpot_slo_s))
+            self.peers["collector"].send(RequestEnded(rid, "completed", "", self.t))
+        self._changed()
+
+    def _changed(self) -> None:
+        self.log.state(self.t, len(self.pending), len(self.running), self.kv_used_bytes)
+        self.reporter.router = self.peers["router"]
+        self.reporter.changed(self.t)
+
+    def _load(self, t: float) -> LoadReport:
+        return LoadReport(
+            self.name, "decode", len(self.pending),
+            sum(r.left for r in self.running.values()), len(self.running),
+            self.kv_used_bytes + sum(p.kv_bytes for p in self.pending), self.kv_capacity_bytes,
+            self.t, sent_s=t, running_tokens=sum(r.context for r in self.running.values()),
+        )
+
+    def results(self) -> dict[str, Any]:
+        out = super().results()
+        durations = [d for d, _ in self.itl_steps]
+        weights = [np.full(len(d), b) for d, b in self.itl_steps]
+        out.update(
+            requests=self.records, log=self.log.as_dict(), tokens_out=self.tokens_out,
+            retroactive_joins=self.retroactive_joins,
+            itl_s=np.concatenate(durations).tolist() if durations else [],
+            itl_weight=np.concatenate(weights).tolist() if weights else [],
+        )
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """Running batch, pending requests, KV in use of capacity, cumulative tokens and busy s."""
+        return {
+            "name": self.name, "running": len(self.running), "pending": len(self.pending),
+            "kv_used_bytes": self.kv_used_bytes, "kv_capacity_bytes": self.kv_capacity_bytes,
+            "tokens_out": self.tokens_out, "tokens_done": self.tokens_out, "busy_s": self.busy_s,
+        }

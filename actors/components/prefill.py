@@ -1,0 +1,175 @@
+"""A prefill unit: one Trainium chip group (or GPU server) running batched prefills.
+
+Batches start at the modeled time they could start — the later of the unit's free time and the
+head request's modeled arrival — and last ``prefill_time`` of the batch; the unit then sleeps
+until the batch's end, so wake-up jitter is absorbed rather than accumulated (DESIGN timing rule 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from disagg.actors.components.reporting import LoadReporter
+from disagg.actors.components.store import ObjectStore
+from disagg.actors.components.unit_log import UnitLog
+from disagg.cluster.component import Clock, Component
+from disagg.cluster.config import FaultsConfig
+from disagg.cluster.hardware.perf import kv_bytes, prefill_time
+from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.messages import (
+    KvReady,
+    LoadReport,
+    PrefillAssigned,
+    Request,
+    RequestEnded,
+)
+from disagg.fabric.payload import make_payload, tamper
+from disagg.policies.base import Batch, PrefillBatchingPolicy, QueuedPrefill
+
+
+class PrefillUnit(Component):
+    """Queues assigned requests, runs batches chosen by its batching policy, emits first tokens."""
+
+    def __init__(
+        self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
+        policy: PrefillBatchingPolicy, store: ObjectStore, payload_scale: float,
+        seed: int = 0, faults: FaultsConfig | None = None, control_delay_s: float = 0.0,
+        report_interval_s: float = 0.0, layer_wise: bool = False,
+    ) -> None:
+        super().__init__(name, clock)
+        self.model, self.hw, self.chips = model, hw, chips
+        self.policy = policy
+        self.store = store
+        self.payload_scale = payload_scale
+        self.seed = seed
+        self.faults = faults or FaultsConfig()
+        self.control_delay_s = control_delay_s
+        self.layer_wise = layer_wise  # hand KV over at batch start (fabric streams it per layer)
+        self.queue: list[QueuedPrefill] = []
+        self.free_at_s = 0.0
+        self.eval_s = 0.0  # earliest modeled time of the next batching decision
+        self.running: tuple[Request, ...] = ()
+        self.wake = asyncio.Event()
+        self.log = UnitLog()
+        self.records: dict[int, dict[str, Any]] = {}
+        self.batches = 0
+        self.reporter = LoadReporter(clock, report_interval_s, self._load)
+        self.tokens_in = 0  # prompt tokens of finished batches
+        self.busy_s = 0.0  # emu s spent on finished batches
+        self.batch_start_s = 0.0
+        self.live_feed: list[tuple[Any, ...]] | None = None  # first tokens, for the live view
+        self.handlers = {PrefillAssigned: self._on_assigned}
+
+    def _on_assigned(self, msg: PrefillAssigned) -> None:
+        queued_s = msg.sent_s + self.control_delay_s
+        if queued_s < self.last_decision_s - 1e-9:
+            self.late_decisions += 1
+        self.queue.append(QueuedPrefill(msg.request, queued_s))
+        self.queue.sort(key=lambda q: q.queued_s)
+        self.log.state(queued_s, len(self.queue), len(self.running), 0.0)
+        self.wake.set()
+
+    async def run(self) -> None:
+        while True:
+            if not self.queue:
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            t = max(self.free_at_s, self.queue[0].queued_s, self.eval_s)
+            eligible = tuple(q for q in self.queue if q.queued_s <= t)
+            decision = self.policy.form_batch(eligible, t)
+            if not isinstance(decision, Batch):
+                if decision.time_s <= t:
+                    raise ValueError(f"{self.name}: batching policy waits until {decision.time_s}"
+                                     f" which is not after {t}")
+                self.wake.clear()
+                woke = await self.clock.wait_until(decision.time_s, self.wake)
+                # decide again when the newest request arrived, or when the wait ran out
+                self.eval_s = max(t, self.queue[-1].queued_s) if woke else decision.time_s
+                continue
+            await self._run_batch(decision, t)
+
+    async def _run_batch(self, batch: Batch, t: float) -> None:
+        chosen = set(batch.request_ids)
+        if not chosen:
+            raise ValueError(f"{self.name}: batching policy returned an empty batch")
+        requests = tuple(q.request for q in self.queue if q.request.request_id in chosen)
+        if len(requests) != len(chosen):
+            raise ValueError(f"{self.name}: batch names requests that are not queued")
+        self.queue = [q for q in self.queue if q.request.request_id not in chosen]
+        self.decide_at(t)
+        duration = prefill_time([r.prompt_tokens for r in requests], self.model, self.hw, self.chips)
+        end = t + duration.seconds
+        self.running = requests
+        self.batches += 1
+        tokens = sum(r.prompt_tokens for r in requests)
+        self.log.state(t, len(self.queue), len(requests), 0.0)
+        self.log.work(t, end, tokens, len(requests))
+        self.free_at_s = end
+        self.batch_start_s = t
+        self._report(t)
+        for r in requests:
+            self.records[r.request_id] = {"prefill_start_s": t, "first_token_s": end}
+        streamed = {r.request_id for r in requests if self.layer_wise and r.output_tokens > 1}
+        for r in requests:
+            if r.request_id in streamed:
+                self._finish(r, end, stream_from_s=t)
+        await self.clock.sleep_until(end)
+        self.act_at(end)
+        self.running = ()
+        self.tokens_in += tokens
+        self.busy_s += end - t
+        self.log.state(end, len(self.queue), 0, 0.0)
+        for r in requests:
+            if self.live_feed is not None:
+                self.live_feed.append(("first", r.request_id, r.arrival_s, end, r.ttft_slo_s,
+                                       r.output_tokens))
+            if r.request_id not in streamed:
+                self._finish(r, end)
+        self._report(end)
+
+    def _finish(self, request: Request, end: float, stream_from_s: float | None = None) -> None:
+        """Hand the KV to the router at ``end``, or (layer-wise) at ``stream_from_s``."""
+        if request.output_tokens <= 1:
+            self.peers["collector"].send(RequestEnded(request.request_id, "completed", "", end))
+            return
+        modeled = float(kv_bytes(request.prompt_tokens, self.model))
+        payload = make_payload(
+            request.request_id, request.prompt_tokens, self.model.name,
+            self.model.kv_bytes_per_element, self.model.layers, modeled, self.payload_scale,
+            self.seed,
+        )
+        self.records[request.request_id].update(kv_bytes=modeled, real_bytes=payload.nbytes)
+        if request.request_id in self.faults.corrupt_kv_requests:
+            payload = tamper(payload)
+        ref = None if request.request_id in self.faults.drop_kv_requests else self.store.put(payload)
+        window = None if stream_from_s is None else (stream_from_s, end)
+        sent_s = end if stream_from_s is None else stream_from_s
+        self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s, window))
+
+    def _report(self, t: float) -> None:
+        self.reporter.router = self.peers["router"]
+        self.reporter.changed(t)
+
+    def _load(self, t: float) -> LoadReport:
+        return LoadReport(
+            self.name, "prefill", len(self.queue), sum(q.request.prompt_tokens for q in self.queue),
+            len(self.running), 0.0, float("inf"), self.free_at_s, sent_s=t,
+            running_tokens=sum(r.prompt_tokens for r in self.running),
+        )
+
+    def results(self) -> dict[str, Any]:
+        out = super().results()
+        out.update(requests=self.records, log=self.log.as_dict(), batches=self.batches)
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """Queue depth, tokens in the running batch, and cumulative tokens and busy emu s."""
+        now = min(self.clock.now(), self.free_at_s)
+        running_s = now - self.batch_start_s if self.running else 0.0
+        return {
+            "name": self.name, "queue": len(self.queue),
+            "batch_tokens": sum(r.prompt_tokens for r in self.running), "batches": self.batches,
+            "tokens_done": self.tokens_in, "busy_s": self.busy_s + max(0.0, running_s),
+        }

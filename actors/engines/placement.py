@@ -1,0 +1,109 @@
+"""Where each actor runs on a Ray cluster.
+
+* **resources** mode — every node advertises the hardware it emulates as a custom resource
+  (``ray start --resources '{"trainium2": 64}'``); a unit actor asks for ``{hardware: chips}``, so
+  prefill units land on nodes offering their chips and decode units likewise. An embedded local Ray
+  is started with exactly the resources the experiment needs, so it is always in this mode.
+* **spread** mode — the cluster advertises none of the hardware: unit actors go into one
+  placement group of ``{"memory": unit_memory}`` bundles with the SPREAD strategy, so units spread
+  over nodes and a node holds as many as its memory allows.
+
+Control-plane actors (router, fabric, collector, load generator) go on the head node by default.
+Every actor declares ``num_cpus=0``: units are limited by memory, not CPUs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.util.placement_group import placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from disagg.actors.engines.build import component_names
+from disagg.cluster.config import Experiment
+
+CONTROL_RESOURCE = "disagg_control"
+HEAD_RESOURCE = "node:__internal_head__"
+
+
+def unit_resource(name: str, exp: Experiment) -> dict[str, float]:
+    """The hardware resource a unit actor asks for (empty for control components)."""
+    if name.startswith("prefill-"):
+        return {exp.prefill.hardware.name: float(exp.prefill.chips_per_unit)}
+    if name.startswith("decode-"):
+        return {exp.decode.hardware.name: float(exp.decode.chips_per_unit)}
+    return {}
+
+
+def local_resources(exp: Experiment) -> dict[str, float]:
+    """Custom resources an embedded local Ray must offer to host every actor of ``exp``."""
+    out: dict[str, float] = {CONTROL_RESOURCE: 8.0}
+    for name in component_names(exp):
+        for key, amount in unit_resource(name, exp).items():
+            out[key] = out.get(key, 0.0) + amount
+    return out
+
+
+def placement_mode(exp: Experiment, available: dict[str, float]) -> str:
+    """"resources" when the cluster offers both pools' hardware, else "spread"."""
+    needed = {exp.prefill.hardware.name, exp.decode.hardware.name}
+    return "resources" if needed <= set(available) else "spread"
+
+
+class Placement:
+    """Ray actor options for every component of one run."""
+
+    def __init__(self, exp: Experiment, available: dict[str, float]) -> None:
+        self.exp = exp
+        self.available = available
+        self.mode = placement_mode(exp, available)
+        self.units = [n for n in component_names(exp) if unit_resource(n, exp)]
+        self.group = None
+        if self.mode == "spread":
+            memory = exp.placement.unit_memory_mb * 2**20
+            self.group = placement_group([{"memory": memory}] * len(self.units), strategy="SPREAD")
+            ray.get(self.group.ready(), timeout=60)
+
+    def options(self, name: str) -> dict[str, Any]:
+        """``.options(...)`` for the actor hosting component ``name``."""
+        base: dict[str, Any] = {"num_cpus": 0}
+        if name not in self.units:
+            if CONTROL_RESOURCE in self.available:
+                base["resources"] = {CONTROL_RESOURCE: 1.0}
+            elif self.exp.placement.control == "head" and HEAD_RESOURCE in self.available:
+                base["resources"] = {HEAD_RESOURCE: 0.001}
+            return base
+        if self.mode == "resources":
+            base["resources"] = unit_resource(name, self.exp)
+            return base
+        assert self.group is not None
+        base["memory"] = self.exp.placement.unit_memory_mb * 2**20
+        base["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+            self.group, placement_group_bundle_index=self.units.index(name))
+        return base
+
+    def release(self) -> None:
+        if self.group is not None:
+            ray.util.remove_placement_group(self.group)
+
+
+def stage_package() -> Path:
+    """Copy the installed ``disagg`` package into a temporary folder for ``py_modules``, so nodes
+    without it installed can import it (its dependencies must be on the nodes already)."""
+    import disagg.actors
+    import disagg.cluster
+    import disagg.experiments
+    import disagg.fabric
+    import disagg.policies
+
+    root = Path(tempfile.mkdtemp(prefix="disagg-ship-")) / "disagg"
+    root.mkdir()
+    for mod in (disagg.cluster, disagg.policies, disagg.fabric, disagg.actors, disagg.experiments):
+        src = Path(mod.__path__[0])
+        shutil.copytree(src, root / mod.__name__.split(".")[-1],
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "traces"))
+    return root

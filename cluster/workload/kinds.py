@@ -1,0 +1,145 @@
+"""The ``[workload]`` section's variants, selected by ``kind`` (``synthetic`` when absent).
+
+- ``synthetic``: one class, an arrival process at ``rate_per_s``, length distributions.
+- ``mix``: one arrival process; each arrival is drawn from weighted classes, each with its own
+  lengths and SLO.
+- ``trace``: replay a trace file's arrivals and lengths (time window, speed-up or target rate,
+  sampling, cap).
+- ``closed_loop``: N users; each sends a request, waits for it to end, thinks, sends the next.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from disagg.cluster.workload.synthetic import (
+    ArrivalProcess,
+    LengthDist,
+    LognormalLength,
+    PoissonArrivals,
+)
+from disagg.cluster.workload.traces import TraceSource
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_PROMPT = LognormalLength(median=1_000, sigma=0.8, max=8_192)
+_OUTPUT = LognormalLength(median=200, sigma=0.6, max=2_048)
+
+
+class SyntheticWorkload(_Section):
+    """Synthetic open-loop arrivals with length distributions (``kind`` may be left out)."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    rate_per_s: float = Field(gt=0, le=1e6, description="mean arrival rate, requests per emu s")
+    arrivals: ArrivalProcess = Field(PoissonArrivals(), description="inter-arrival process")
+    prompt_tokens: LengthDist = Field(_PROMPT, description="prompt lengths")
+    output_tokens: LengthDist = Field(
+        _OUTPUT, description="output lengths, the first token (from prefill) included",
+    )
+    max_requests: int | None = Field(None, gt=0, description="cap on submitted requests")
+    slo_class: str = Field("default", description="label of these requests' SLO class")
+
+
+class RequestClass(_Section):
+    """One class of a mix: its share of requests, lengths and SLO (default: the ``[slo]`` one)."""
+
+    name: str = Field(min_length=1, max_length=40, description="the requests' slo_class label")
+    weight: float = Field(gt=0, description="relative share of requests")
+    prompt_tokens: LengthDist = Field(default=_PROMPT, description="prompt lengths")
+    output_tokens: LengthDist = Field(default=_OUTPUT, description="output lengths")
+    ttft_s: float | None = Field(None, gt=0, description="TTFT target; default [slo].ttft_s")
+    tpot_s: float | None = Field(None, gt=0, description="TPOT target; default [slo].tpot_s")
+
+
+def _unique_names(classes: list[RequestClass]) -> None:
+    names = [c.name for c in classes]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"class names must be unique; repeated: {', '.join(dupes)}")
+
+
+class MixWorkload(_Section):
+    """Open-loop arrivals, each request drawn from weighted classes with their own SLOs."""
+
+    kind: Literal["mix"]
+    rate_per_s: float = Field(gt=0, le=1e6, description="mean arrival rate of all classes")
+    arrivals: ArrivalProcess = Field(PoissonArrivals(), description="inter-arrival process")
+    classes: list[RequestClass] = Field(min_length=1, description="[[workload.classes]] tables")
+    max_requests: int | None = Field(None, gt=0, description="cap on submitted requests")
+
+    @model_validator(mode="after")
+    def _names(self) -> MixWorkload:
+        _unique_names(self.classes)
+        return self
+
+
+class TraceWorkload(TraceSource):
+    """Replay a trace: arrivals and lengths as recorded, after window, sampling, cap and scaling.
+
+    Order of operations: keep requests in ``[start_s, end_s)`` (seconds after the trace's first
+    arrival), keep each with probability ``sample_fraction``, keep the first ``max_requests``,
+    then divide times by the speed-up (``speedup``, or the one that makes the mean inter-arrival
+    rate ``rate_per_s``). The window start is emu time 0; arrivals after ``duration_s`` are cut.
+    """
+
+    kind: Literal["trace"]
+    start_s: float = Field(0.0, ge=0, description="window start, s after the first arrival")
+    end_s: float | None = Field(None, gt=0, description="window end, s after the first arrival")
+    speedup: float | None = Field(None, gt=0, le=1e6, description="trace s per emu s")
+    rate_per_s: float | None = Field(None, gt=0, le=1e6,
+                                     description="target mean rate (1 / mean inter-arrival)")
+    sample_fraction: float = Field(1.0, gt=0, le=1, description="keep each request with this "
+                                   "probability (seeded)")
+    max_requests: int | None = Field(None, gt=0, description="cap on replayed requests")
+    slo_class: str = Field("default", description="label of these requests' SLO class")
+
+    @model_validator(mode="after")
+    def _scaling(self) -> TraceWorkload:
+        if self.speedup is not None and self.rate_per_s is not None:
+            raise ValueError("give speedup or rate_per_s, not both")
+        if self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"end_s {self.end_s} must be after start_s {self.start_s}")
+        return self
+
+
+class ClosedLoopWorkload(_Section):
+    """N users, each: send, wait until the request ends, think (exponential), send the next.
+
+    Users start after one think time each. No request is sent at or after ``duration_s``.
+    With ``classes`` each request's class is drawn by weight; otherwise one class.
+    """
+
+    kind: Literal["closed_loop"]
+    users: int = Field(gt=0, le=1_000_000, description="concurrent users (max requests in flight)")
+    think_time_s: float = Field(ge=0, description="mean think time between requests, emu s")
+    prompt_tokens: LengthDist = Field(default=_PROMPT, description="prompt lengths")
+    output_tokens: LengthDist = Field(default=_OUTPUT, description="output lengths")
+    slo_class: str = Field("default", description="label of these requests' SLO class")
+    classes: list[RequestClass] = Field(default_factory=list,
+                                        description="optional weighted classes (as in mix)")
+    max_requests: int | None = Field(None, gt=0, description="cap on submitted requests")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ClosedLoopWorkload:
+        _unique_names(self.classes)
+        if self.classes and {"prompt_tokens", "output_tokens"} & self.model_fields_set:
+            raise ValueError("give classes or prompt_tokens/output_tokens, not both")
+        return self
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", "synthetic"))
+    return str(getattr(value, "kind", "synthetic"))
+
+
+WorkloadSpec = Annotated[
+    Annotated[SyntheticWorkload, Tag("synthetic")] | Annotated[MixWorkload, Tag("mix")]
+    | Annotated[TraceWorkload, Tag("trace")] | Annotated[ClosedLoopWorkload, Tag("closed_loop")],
+    Discriminator(_kind),
+]

@@ -1,0 +1,190 @@
+"""Turn a workload config into requests: the whole list for open-loop workloads, and the
+per-user state machine of a closed loop (pure; the load generator drives it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from disagg.cluster.errors import ConfigError
+from disagg.cluster.messages import Request
+from disagg.cluster.workload.kinds import (
+    ClosedLoopWorkload,
+    MixWorkload,
+    RequestClass,
+    SyntheticWorkload,
+    TraceWorkload,
+)
+from disagg.cluster.workload.synthetic import arrival_times
+from disagg.cluster.workload.traces import Trace
+
+
+@dataclass(frozen=True)
+class SloTargets:
+    """Default SLO targets (the ``[slo]`` section), seconds."""
+
+    ttft_s: float
+    tpot_s: float
+
+
+def plan_requests(
+    workload: SyntheticWorkload | MixWorkload | TraceWorkload, slo: SloTargets,
+    duration_s: float, rng: np.random.Generator,
+) -> list[Request]:
+    """An open-loop workload's requests in arrival order (emu s), ids 0..n-1."""
+    if isinstance(workload, SyntheticWorkload):
+        w = workload
+        times = arrival_times(w.arrivals, rng, w.rate_per_s, duration_s, w.max_requests)
+        n = len(times)
+        prompts, outputs = w.prompt_tokens.sample(rng, n), w.output_tokens.sample(rng, n)
+        return [Request(i, float(times[i]), int(prompts[i]), int(outputs[i]), w.slo_class,
+                        slo.ttft_s, slo.tpot_s) for i in range(n)]
+    if isinstance(workload, MixWorkload):
+        times = arrival_times(workload.arrivals, rng, workload.rate_per_s, duration_s,
+                              workload.max_requests)
+        return _mix(times, workload.classes, slo, rng)
+    return _replay(workload, slo, duration_s, rng)
+
+
+def draw_classes(classes: list[RequestClass], rng: np.random.Generator, n: int) -> NDArray[np.int64]:
+    """Class index per request, drawn by weight."""
+    weights = np.array([c.weight for c in classes], dtype=np.float64)
+    return rng.choice(len(classes), size=n, p=weights / weights.sum())
+
+
+def _mix(times: NDArray[np.float64], classes: list[RequestClass], slo: SloTargets,
+         rng: np.random.Generator) -> list[Request]:
+    n = len(times)
+    which = draw_classes(classes, rng, n)
+    prompts = np.zeros(n, dtype=np.int64)
+    outputs = np.zeros(n, dtype=np.int64)
+    for k, c in enumerate(classes):
+        idx = np.flatnonzero(which == k)
+        prompts[idx] = c.prompt_tokens.sample(rng, len(idx))
+        outputs[idx] = c.output_tokens.sample(rng, len(idx))
+    out = []
+    for i in range(n):
+        c = classes[int(which[i])]
+        out.append(Request(i, float(times[i]), int(prompts[i]), int(outputs[i]), c.name,
+                           c.ttft_s or slo.ttft_s, c.tpot_s or slo.tpot_s))
+    return out
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The trace rows a replay keeps (indices into the trace) and the speed-up it applies."""
+
+    rows: NDArray[np.int64]
+    speedup: float
+    origin_ns: int
+
+
+def select_replay(w: TraceWorkload, trace: Trace, rng: np.random.Generator) -> Replay:
+    """Window, then sampling, then cap; then the speed-up (given, or from the target rate)."""
+    origin = int(trace.arrival_ns[0]) + round(w.start_s * 1e9)
+    rel = trace.arrival_ns - origin
+    keep = rel >= 0
+    if w.end_s is not None:
+        keep &= rel < round((w.end_s - w.start_s) * 1e9)
+    rows = np.flatnonzero(keep)
+    if w.sample_fraction < 1:
+        rows = rows[rng.random(len(rows)) < w.sample_fraction]
+    if w.max_requests is not None:
+        rows = rows[: w.max_requests]
+    if len(rows) == 0:
+        raise ConfigError(f"field 'workload': the window [{w.start_s:g}, {w.end_s}) s and "
+                          f"sampling keep no request of {w.path} ({len(trace)} requests, "
+                          f"{trace.span_s:.1f} s)")
+    speedup = w.speedup or 1.0
+    if w.rate_per_s is not None:
+        span_s = float(trace.arrival_ns[rows[-1]] - trace.arrival_ns[rows[0]]) / 1e9
+        if len(rows) < 2 or span_s <= 0:
+            raise ConfigError(f"field 'workload.rate_per_s': the replay keeps {len(rows)} "
+                              "request(s) over no time; a mean rate needs two distinct arrivals")
+        speedup = w.rate_per_s / ((len(rows) - 1) / span_s)
+    return Replay(rows, speedup, origin)
+
+
+def _replay(w: TraceWorkload, slo: SloTargets, duration_s: float,
+            rng: np.random.Generator) -> list[Request]:
+    trace = w.load()
+    sel = select_replay(w, trace, rng)
+    times = (trace.arrival_ns[sel.rows] - sel.origin_ns) / 1e9 / sel.speedup
+    rows = sel.rows[times < duration_s]
+    return [Request(i, float(times[i]), int(trace.prompt_tokens[r]), int(trace.output_tokens[r]),
+                    w.slo_class, slo.ttft_s, slo.tpot_s) for i, r in enumerate(rows)]
+
+
+@dataclass
+class ClosedLoop:
+    """N users in a closed loop; the load generator asks it for each user's next request.
+
+    ``start()`` gives every user's first request (after one think time); ``after(id, end_s)``
+    gives the user's next request once ``id`` ended at ``end_s``, or None when the user stops
+    (next arrival at or after ``duration_s``, or the request cap reached).
+    """
+
+    workload: ClosedLoopWorkload
+    slo: SloTargets
+    duration_s: float
+    rng: np.random.Generator
+    sent: int = 0
+    active_users: int = 0
+    user_of: dict[int, int] = field(default_factory=dict)
+
+    def start(self) -> list[Request]:
+        """Each user's first request, in arrival order."""
+        self.active_users = self.workload.users
+        firsts = [self._next(u, 0.0) for u in range(self.workload.users)]
+        return sorted((r for r in firsts if r is not None), key=lambda r: r.arrival_s)
+
+    def after(self, request_id: int, end_s: float) -> Request | None:
+        """The next request of the user whose request ``request_id`` ended at ``end_s``."""
+        user = self.user_of.pop(request_id, None)
+        if user is None:
+            return None
+        return self._next(user, end_s)
+
+    def _next(self, user: int, end_s: float) -> Request | None:
+        w = self.workload
+        think = float(self.rng.exponential(w.think_time_s)) if w.think_time_s > 0 else 0.0
+        t = end_s + think
+        if t >= self.duration_s or (w.max_requests is not None and self.sent >= w.max_requests):
+            self.active_users -= 1
+            return None
+        request = self._make(self.sent, t)
+        self.user_of[request.request_id] = user
+        self.sent += 1
+        return request
+
+    def _make(self, request_id: int, t: float) -> Request:
+        w = self.workload
+        if not w.classes:
+            return Request(request_id, t, int(w.prompt_tokens.sample(self.rng, 1)[0]),
+                           int(w.output_tokens.sample(self.rng, 1)[0]), w.slo_class,
+                           self.slo.ttft_s, self.slo.tpot_s)
+        c = w.classes[int(draw_classes(w.classes, self.rng, 1)[0])]
+        return Request(request_id, t, int(c.prompt_tokens.sample(self.rng, 1)[0]),
+                       int(c.output_tokens.sample(self.rng, 1)[0]), c.name,
+                       c.ttft_s or self.slo.ttft_s, c.tpot_s or self.slo.tpot_s)
+
+
+def check_workload(
+    workload: SyntheticWorkload | MixWorkload | TraceWorkload | ClosedLoopWorkload,
+    slo: SloTargets, duration_s: float,
+) -> None:
+    """Read every trace the workload names and plan a replay once: ConfigError on bad input."""
+    pieces: list[object] = [workload]
+    for holder in [workload, *getattr(workload, "classes", [])]:
+        pieces += [getattr(holder, "prompt_tokens", None), getattr(holder, "output_tokens", None)]
+    for piece in pieces:
+        load = getattr(piece, "load", None)
+        if load is not None:
+            load()
+    if isinstance(workload, TraceWorkload):
+        if not plan_requests(workload, slo, duration_s, np.random.default_rng(0)):
+            raise ConfigError(f"field 'experiment.duration_s': value {duration_s:g} is too short: "
+                              f"the replay's first arrival is later")

@@ -1,0 +1,249 @@
+"""Request traces read from files: Azure / BurstGPT style CSV and Mooncake style JSONL.
+
+A trace is three aligned arrays: arrival times in integer nanoseconds (absolute, as the file
+gives them; so inter-arrival times are exact), prompt tokens and output tokens. Bad input raises
+:class:`ConfigError` naming the file, the line number and the problem. Reading a file the config
+names is the only I/O here; results are cached per (path, size, mtime, format).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from disagg.cluster.errors import ConfigError
+
+TimestampUnit = Literal["datetime", "s", "ms"]
+_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?$")
+_INT = re.compile(r"^[+-]?\d+(?:\.0*)?$")
+
+
+@dataclass(frozen=True)
+class TraceColumns:
+    """Which columns (CSV header names or JSON keys) hold time, prompt and output tokens."""
+
+    timestamp: str
+    prompt_tokens: str
+    output_tokens: str
+    unit: TimestampUnit
+
+
+FORMATS: dict[str, TraceColumns] = {
+    "azure": TraceColumns("TIMESTAMP", "ContextTokens", "GeneratedTokens", "datetime"),
+    "burstgpt": TraceColumns("Timestamp", "Request tokens", "Response tokens", "s"),
+    "mooncake": TraceColumns("timestamp", "input_length", "output_length", "ms"),
+}
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A parsed trace in file order sorted by time: arrivals (int ns), prompt and output tokens.
+
+    ``dropped_rows`` counts rows with zero prompt or output tokens (BurstGPT logs failed
+    requests that way); they are not requests the cluster could serve.
+    """
+
+    source: str
+    arrival_ns: NDArray[np.int64]
+    prompt_tokens: NDArray[np.int64]
+    output_tokens: NDArray[np.int64]
+    dropped_rows: int = 0
+
+    def __len__(self) -> int:
+        return len(self.arrival_ns)
+
+    @property
+    def span_s(self) -> float:
+        """Seconds from the first to the last arrival."""
+        return float(self.arrival_ns[-1] - self.arrival_ns[0]) / 1e9 if len(self) else 0.0
+
+
+def _bad(path: str, line: int, problem: str) -> ConfigError:
+    return ConfigError(f"trace {path}, line {line}: {problem}")
+
+
+def parse_timestamp_ns(text: str, unit: TimestampUnit) -> int:
+    """``text`` as integer nanoseconds; ValueError if it does not parse in ``unit``."""
+    text = text.strip()
+    if unit == "datetime":
+        m = _DATETIME.match(text)
+        if m is None:
+            raise ValueError("expected YYYY-MM-DD HH:MM:SS[.fraction]")
+        whole = datetime.fromisoformat(m.group(1)).replace(tzinfo=timezone.utc)
+        frac = (m.group(2) or "0").ljust(9, "0")
+        return int(whole.timestamp()) * 1_000_000_000 + int(frac)
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError("not a finite number")
+    return round(value * (1e9 if unit == "s" else 1e6))
+
+
+def _tokens(text: Any, column: str) -> int:
+    """A non-negative integer token count, or a ValueError saying what is wrong."""
+    shown = repr(text)
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise ValueError(f"{column!r}: value {shown} is not an integer token count")
+    if isinstance(text, str):
+        if not _INT.match(text.strip()):
+            raise ValueError(f"{column!r}: value {shown} is not an integer token count")
+        text = float(text)
+    if isinstance(text, float) and not text.is_integer():
+        raise ValueError(f"{column!r}: value {shown} is not an integer token count")
+    if text < 0:
+        raise ValueError(f"{column!r}: value {shown} is negative; token counts are >= 0")
+    return int(text)
+
+
+def _row(path: str, line: int, get: Any, cols: TraceColumns) -> tuple[int, int, int]:
+    values = []
+    for key in (cols.timestamp, cols.prompt_tokens, cols.output_tokens):
+        value = get(key)
+        if value is None or value == "":
+            raise _bad(path, line, f"column {key!r} has no value")
+        values.append(value)
+    try:
+        ts = parse_timestamp_ns(str(values[0]), cols.unit)
+    except ValueError as e:
+        raise _bad(path, line, f"column {cols.timestamp!r}: cannot parse timestamp "
+                               f"{values[0]!r} as {cols.unit} ({e})") from None
+    try:
+        return ts, _tokens(values[1], cols.prompt_tokens), _tokens(values[2], cols.output_tokens)
+    except ValueError as e:
+        raise _bad(path, line, f"column {e}") from None
+
+
+def _read_csv(path: str, cols: TraceColumns) -> list[tuple[int, int, int]]:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise _bad(path, 1, "the file is empty; expected a header line naming the columns")
+        header = [h.strip() for h in header]
+        for key in (cols.timestamp, cols.prompt_tokens, cols.output_tokens):
+            if key not in header:
+                raise _bad(path, 1, f"missing column {key!r} (the header has: {', '.join(header)})")
+        index = {h: i for i, h in enumerate(header)}
+        rows = []
+        for fields in reader:
+            if not fields:
+                continue
+            def get(key: str) -> str | None:
+                i = index[key]
+                return fields[i] if i < len(fields) else None
+            rows.append(_row(path, reader.line_num, get, cols))
+    return rows
+
+
+def _read_jsonl(path: str, cols: TraceColumns) -> list[tuple[int, int, int]]:
+    rows = []
+    with open(path, encoding="utf-8-sig") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise _bad(path, line_no, f"not valid JSON: {e.msg}") from None
+            if not isinstance(obj, dict):
+                raise _bad(path, line_no, "expected a JSON object per line")
+            for key in (cols.timestamp, cols.prompt_tokens, cols.output_tokens):
+                if key not in obj:
+                    raise _bad(path, line_no, f"missing key {key!r} (the line has: {', '.join(obj)})")
+            rows.append(_row(path, line_no, obj.get, cols))
+    return rows
+
+
+def read_trace(path: str | Path, cols: TraceColumns, jsonl: bool = False) -> Trace:
+    """Parse a trace file (cached while the file is unchanged); ConfigError on bad input."""
+    path = str(path)
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ConfigError(f"trace {path}: cannot read: {e.strerror}") from None
+    return _cached(path, st.st_size, st.st_mtime_ns, cols, jsonl)
+
+
+@lru_cache(maxsize=16)
+def _cached(path: str, _size: int, _mtime_ns: int, cols: TraceColumns, jsonl: bool) -> Trace:
+    rows = _read_jsonl(path, cols) if jsonl else _read_csv(path, cols)
+    if not rows:
+        raise _bad(path, 2 if not jsonl else 1, "the file has no requests")
+    arr = np.array(rows, dtype=np.int64)
+    keep = (arr[:, 1] > 0) & (arr[:, 2] > 0)
+    if not keep.any():
+        raise _bad(path, 2, "every request has zero prompt or output tokens")
+    arr = arr[keep]
+    order = np.argsort(arr[:, 0], kind="stable")
+    arr = arr[order]
+    return Trace(path, arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(),
+                 dropped_rows=int((~keep).sum()))
+
+
+class TraceSource(BaseModel):
+    """A trace file and how to read it: a named format, or ``csv`` with explicit columns.
+
+    A relative ``path`` is resolved against the folder of the experiment file that names it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(min_length=1, description="trace file; relative to the experiment file")
+    format: Literal["azure", "burstgpt", "mooncake", "csv"] = Field(
+        "azure", description="azure / burstgpt CSV, mooncake JSONL, or csv with the columns below"
+    )
+    timestamp_column: str | None = Field(None, description="overrides the format's time column")
+    prompt_column: str | None = Field(None, description="overrides the format's prompt column")
+    output_column: str | None = Field(None, description="overrides the format's output column")
+    timestamp_unit: TimestampUnit | None = Field(
+        None, description="datetime (YYYY-MM-DD HH:MM:SS.f), s or ms; overrides the format's"
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _resolve_path(cls, value: str, info: ValidationInfo) -> str:
+        base = (info.context or {}).get("base_dir")
+        path = Path(value).expanduser()
+        if not path.is_absolute() and base is not None:
+            path = Path(base) / path
+        if not path.is_file():
+            raise ValueError(f"no such trace file ({path.resolve()})")
+        return str(path.resolve())
+
+    @model_validator(mode="after")
+    def _columns_given(self) -> TraceSource:
+        if self.format == "csv":
+            missing = [n for n in ("timestamp_column", "prompt_column", "output_column",
+                                   "timestamp_unit") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"format 'csv' needs {', '.join(missing)}")
+        return self
+
+    def columns(self) -> TraceColumns:
+        """The column names and timestamp unit after the format's defaults."""
+        base = FORMATS.get(self.format, TraceColumns("", "", "", "s"))
+        return TraceColumns(
+            self.timestamp_column or base.timestamp, self.prompt_column or base.prompt_tokens,
+            self.output_column or base.output_tokens, self.timestamp_unit or base.unit,
+        )
+
+    def load(self) -> Trace:
+        """The parsed trace (cached); ConfigError with file and line on bad input."""
+        return read_trace(self.path, self.columns(), jsonl=self.format == "mooncake")

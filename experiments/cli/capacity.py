@@ -1,0 +1,73 @@
+"""``disagg capacity``: the highest request rate a cluster and policy sustain at the SLO target,
+by bisection on the virtual engine."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+
+from disagg.actors.engines.build import check_experiment
+from disagg.cluster.config import Experiment
+from disagg.cluster.errors import ConfigError
+from disagg.experiments.cli.common import load
+from disagg.experiments.compare.capacity import attainment, bisect_capacity
+from disagg.experiments.compare.runs import parse_policies, variant
+
+
+def _base(args: argparse.Namespace) -> Experiment:
+    exp = load(args)
+    if "rate_per_s" not in type(exp.workload).model_fields:
+        raise ConfigError(f"workload.kind: value {exp.workload.kind!r} has no arrival rate to "
+                          "search; allowed: synthetic, mix or trace workloads")
+    if args.policy:
+        [choice] = parse_policies(args.policy)
+        exp = variant(exp, choice, float(getattr(exp.workload, "rate_per_s", 0) or 0),
+                      exp.experiment.seed, "virtual")
+    return exp
+
+
+def cmd_capacity(args: argparse.Namespace, console: Console) -> int:
+    exp = _base(args)
+    check_experiment(exp)
+    nominal = float(getattr(exp.workload, "rate_per_s", None) or 1.0)
+    lo, hi = args.lo or nominal / 4, args.hi or nominal * 4
+    tol = args.tol or nominal / 20
+    if not 0 < lo < hi or tol <= 0:
+        raise ConfigError(f"--lo/--hi/--tol: values {lo:g}/{hi:g}/{tol:g} are not allowed; "
+                          "allowed: 0 < lo < hi and tol > 0")
+
+    def measure(e: Experiment, rate: float, repeats: int) -> float:
+        value = attainment(e, rate, repeats)
+        console.print(f"  {rate:10.3f} req/s -> SLO attainment {100 * value:5.1f} %",
+                      markup=False)
+        return value
+
+    console.print(f"disagg: capacity of {exp.experiment.name} with router "
+                  f"{exp.policies.router.name} (virtual engine, {args.repeats} seed(s) per rate, "
+                  f"target {100 * args.target:g} %), searching {lo:g}..{hi:g} req/s")
+    cap = bisect_capacity(exp, lo, hi, tol, args.repeats, args.target, measure)
+    if cap is None:
+        console.print(f"capacity: below {lo:g} req/s (the lowest rate already misses the target)")
+    elif cap >= hi:
+        console.print(f"capacity: at least {hi:g} req/s (the highest rate searched meets it)")
+    else:
+        console.print(f"capacity: {cap:.3f} req/s (within {tol:g} req/s)")
+    return 0
+
+
+def add_command(sub: Any) -> None:
+    """Register ``capacity`` on the CLI's subparsers."""
+    cap = sub.add_parser("capacity", help="find the highest rate that meets the SLO target "
+                                          "(bisection on the virtual engine)")
+    cap.add_argument("experiment", help="experiment TOML file")
+    cap.add_argument("--policy", help="router policy (default: the experiment's)")
+    cap.add_argument("--lo", type=float, help="lowest rate searched, req/s (default rate/4)")
+    cap.add_argument("--hi", type=float, help="highest rate searched, req/s (default rate x 4)")
+    cap.add_argument("--tol", type=float, help="resolution, req/s (default rate/20)")
+    cap.add_argument("--repeats", type=int, default=1, help="seeds averaged per rate")
+    cap.add_argument("--target", type=float, default=0.9, help="SLO attainment target (0.9)")
+    cap.add_argument("--duration", type=float, help="emu seconds of arrivals")
+    cap.add_argument("--seed", type=int)
+    cap.set_defaults(func=cmd_capacity)

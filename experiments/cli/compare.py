@@ -1,0 +1,145 @@
+"""The ``compare`` and ``report`` subcommands, and the progress display while a comparison runs."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from disagg.experiments.cli.common import EXIT_OK, load
+from disagg.experiments.compare.report import render_report
+from disagg.experiments.compare.runs import (
+    RunPlan,
+    compare,
+    parse_policies,
+    parse_rates,
+    plan_runs,
+)
+from disagg.experiments.compare.table import to_rich
+from disagg.experiments.view.runner import live_interval, run_progress
+
+
+class CompareProgress:
+    """Runs done of total with the ETA: a rich progress bar on a terminal, else one plain line per
+    finished run. Use as a context manager; call it with each finished run."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.console, self.total, self.done = console, total, 0
+        self.started = time.time()
+        self._bar: Progress | None = None
+        if console.is_terminal:
+            self._bar = Progress(TextColumn("compare"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                 TextColumn("{task.description}"), console=console)
+            self._task = self._bar.add_task("", total=total)
+
+    def __enter__(self) -> CompareProgress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    @contextmanager
+    def live_run(self, plan: RunPlan) -> Iterator[tuple[Any, float]]:
+        """Show one ray-engine run: its live dashboard on a terminal (the bar pauses meanwhile),
+        plain progress lines elsewhere."""
+
+        elapsed = time.time() - self.started
+        eta = f"{elapsed / self.done * (self.total - self.done):.0f} s" if self.done else "?"
+        title = (f"compare run {self.done + 1}/{self.total} · {plan.policy.label} @ "
+                 f"{plan.rate_per_s:g} req/s · ETA {eta}")
+        terminal = self._bar is not None
+        if self._bar is not None:
+            self._bar.stop()
+        try:
+            with run_progress(self.console, plan.experiment, terminal, title) as callback:
+                yield callback, live_interval(terminal)
+        finally:
+            if self._bar is not None:
+                self._bar.start()
+
+    def __call__(self, plan: RunPlan, summary: dict[str, Any]) -> None:
+        self.done += 1
+        what = (f"{plan.policy.label} @ {plan.rate_per_s:g} req/s, repeat {plan.repeat}: "
+                f"attainment {100 * (summary.get('slo_attainment') or 0):.1f} %")
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, description=what)
+            return
+        elapsed = time.time() - self.started
+        eta = elapsed / self.done * (self.total - self.done)
+        self.console.print(f"  run {self.done}/{self.total} done ({what}) · elapsed {elapsed:.0f} s"
+                           f" · ETA {eta:.0f} s", markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_tables(console: Console, report: Any) -> None:
+    for table in to_rich(report.table, f"{report.experiment}: mean ± 95% CI"):
+        console.print(table)
+    caps = ", ".join(f"{p} {'below the lowest rate' if c is None else f'{c:g}'}"
+                     for p, c in report.capacity.items())
+    console.print(f"capacity (highest rate at >= 90% SLO attainment, req/s): {caps}", soft_wrap=True)
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    base = load(args)
+    policies = parse_policies(args.policies)
+    rates = parse_rates(args.rates) if args.rates else None
+    plans = plan_runs(base, policies, rates, args.repeats)
+    out = Path(args.out) if args.out else base.output_dir.with_name(base.output_dir.name + "-compare")
+    engine = plans[0].experiment.experiment.engine
+    how = "in parallel as Ray tasks" if engine == "virtual" and not args.local else "one after another"
+    console.print(f"disagg: comparing {len(policies)} policies x {len(plans) // len(policies)} "
+                  f"(rate, repeat) cells = {len(plans)} runs on the {engine} engine, {how} -> {out}")
+    started = time.time()
+    with CompareProgress(console, len(plans)) as progress:
+        report = compare(base, plans, out, address=args.address, use_ray=not args.local,
+                         progress=progress, live=progress.live_run)
+    _print_tables(console, report)
+    console.print(f"report in {out / 'report.html'} ({time.time() - started:.1f} s wall)")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    report = render_report(Path(args.dir))
+    _print_tables(console, report)
+    console.print(f"report in {Path(args.dir) / 'report.html'}")
+    return EXIT_OK
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``compare`` and ``report`` on the CLI's subparsers."""
+    cmp = sub.add_parser("compare", help="run an experiment under several router policies and "
+                                         "write a comparison report")
+    cmp.add_argument("experiment", help="experiment TOML file")
+    cmp.add_argument("--policies", required=True,
+                     help="comma-separated router policies: name, name:key=value:..., or a dotted path")
+    cmp.add_argument("--rates", help="comma-separated request rates per emu s "
+                                     "(default: the experiment's workload.rate_per_s)")
+    cmp.add_argument("--repeats", type=int, default=1, help="seeds per cell: seed, seed+1, ...")
+    cmp.add_argument("--engine", choices=["ray", "virtual"])
+    cmp.add_argument("--out", help="comparison folder (default: <output.dir>-compare)")
+    cmp.add_argument("--duration", type=float, help="emu seconds of arrivals")
+    cmp.add_argument("--seed", type=int, help="base seed (repeat k uses seed + k)")
+    cmp.add_argument("--dilation", type=float, help="ray engine: wall seconds per emu second")
+    cmp.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or embedded)")
+    cmp.add_argument("--local", action="store_true",
+                     help="virtual engine: run in this process instead of as Ray tasks")
+    cmp.set_defaults(func=cmd_compare)
+    rep = sub.add_parser("report", help="re-render a comparison's report from its saved runs")
+    rep.add_argument("dir", help="a folder written by `disagg compare`")
+    rep.set_defaults(func=cmd_report)

@@ -1,0 +1,150 @@
+"""The ``disagg`` command line: run, validate, trace, catalog (compare, report, capacity live in
+their own modules).
+
+Exit codes: 0 success; 2 bad input (one message naming the field, the value and what is allowed;
+nothing written); 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from disagg.cluster.errors import ConfigError
+from disagg.experiments.cli.capacity import add_command as add_capacity
+from disagg.experiments.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    Parser,
+    load,
+)
+from disagg.experiments.cli.compare import add_commands
+from disagg.experiments.results.timeline import (
+    TraceFormatError,
+    chrome_trace,
+    read_event_log,
+)
+from disagg.experiments.run import run_experiment
+from disagg.experiments.view.console import (
+    calibration_table,
+    hardware_table,
+    model_table,
+    summary_table,
+)
+from disagg.experiments.view.runner import live_interval, run_progress
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    exp = load(args)
+    console.print(
+        f"[green]ok[/green] {args.experiment}: {exp.experiment.name} — {exp.model.name}, "
+        f"{exp.prefill.units} x {exp.prefill.chips_per_unit} {exp.prefill.hardware.name} prefill, "
+        f"{exp.decode.units} x {exp.decode.chips_per_unit} {exp.decode.hardware.name} decode, "
+        f"engine {exp.experiment.engine}"
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    exp = load(args)
+    out_dir = Path(args.out) if args.out else exp.output_dir
+    console.print(f"disagg: running {exp.experiment.name} on the {exp.experiment.engine} engine "
+                  f"({exp.experiment.duration_s:g} emu s of arrivals, dilation "
+                  f"{exp.experiment.dilation:g}) -> {out_dir}")
+    started = time.time()
+    live = console.is_terminal if args.live is None else args.live
+    with run_progress(console, exp, live) as progress:
+        result = run_experiment(exp, out_dir, address=args.address, progress=progress,
+                                live_s=live_interval(live))
+    console.print(summary_table(result.summary))
+    if result.summary["submitted"] == 0:
+        console.print("note: the workload produced no requests within experiment.duration_s")
+    console.print(f"results in {result.out_dir} ({time.time() - started:.1f} s wall)")
+    return EXIT_OK
+
+
+def cmd_trace(args: argparse.Namespace, console: Console) -> int:
+
+    src = Path(args.results) / "events.msgpack"
+    if not src.is_file():
+        raise ConfigError(f"argument 'DIR': {args.results} has no events.msgpack; run the "
+                          f"experiment with output.event_log = true")
+    try:
+        header, events = read_event_log(src)
+    except (TraceFormatError, ValueError) as e:
+        raise ConfigError(f"argument 'DIR': {e}") from None
+    trace = chrome_trace(events, header.get("experiment", ""))
+    Path(args.chrome).write_text(json.dumps(trace))
+    console.print(f"{len(events)} events -> {args.chrome} (open in ui.perfetto.dev)")
+    return EXIT_OK
+
+
+def cmd_catalog(args: argparse.Namespace, console: Console) -> int:
+    console.print(model_table())
+    console.print(hardware_table())
+    console.print(calibration_table())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="disagg", description="Emulate disaggregated LLM-inference clusters.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    run = sub.add_parser("run", help="run an experiment and write its results folder")
+    run.add_argument("experiment", help="experiment TOML file")
+    run.add_argument("--engine", choices=["ray", "virtual"])
+    run.add_argument("--out", help="results folder (default: the experiment's output.dir)")
+    run.add_argument("--dilation", type=float, help="wall seconds per emu second")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--duration", type=float, help="emu seconds of arrivals")
+    run.add_argument("--address", help="Ray cluster address: auto, HOST:PORT or ray://... "
+                     "(default: RAY_ADDRESS, else an embedded local Ray)")
+    run.add_argument("--ship-code", action="store_true",
+                     help="send the disagg package to the cluster's nodes (runtime_env py_modules)")
+    run.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                     help="live dashboard (default: on when stdout is a terminal)")
+    run.set_defaults(func=cmd_run)
+    val = sub.add_parser("validate", help="check an experiment file without running it")
+    val.add_argument("experiment")
+    val.set_defaults(func=cmd_validate)
+    trace = sub.add_parser("trace", help="convert a run's events.msgpack to a Chrome trace")
+    trace.add_argument("results", metavar="DIR", help="results folder with events.msgpack")
+    trace.add_argument("--chrome", required=True, metavar="FILE",
+                       help="write Chrome trace JSON (Perfetto, chrome://tracing) here")
+    trace.set_defaults(func=cmd_trace)
+    cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
+    cat.set_defaults(func=cmd_catalog)
+
+    add_commands(sub)
+    add_capacity(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``disagg`` console script."""
+    args = build_parser().parse_args(argv)
+    console = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    try:
+        return int(args.func(args, console))
+    except ConfigError as e:
+        err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        err.print("disagg: interrupted; nothing written")
+        return EXIT_INTERNAL
+    except Exception as e:  # noqa: BLE001 - the last line of defence: say what broke
+        err.print(f"disagg: internal error: {type(e).__name__}: {e}", markup=False)
+        if "--debug" in sys.argv or __import__("os").environ.get("DISAGG_DEBUG"):
+            raise
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

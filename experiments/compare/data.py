@@ -1,0 +1,160 @@
+"""A comparison's data: the saved runs, one row per (policy, rate, repeat), means with 95%
+confidence intervals over repeats, and each policy's capacity.
+
+Everything here is computed from the run folders alone (``runs/*/*/*/``: run.json, summary.json,
+requests.parquet, timeseries.parquet, config.toml), so ``disagg report`` re-renders a comparison
+without running anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from disagg.cluster.config import Experiment, load_experiment
+from disagg.cluster.errors import ConfigError
+from disagg.experiments.compare.regret import regret_summary, request_regrets_s
+
+TARGET_ATTAINMENT = 0.9
+# Two-sided 95% Student t critical values t_{0.975, df}, df = 1..30 (NIST/SEMATECH e-Handbook of
+# Statistical Methods, section 1.3.6.7.2, "Critical values of the Student's t distribution").
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_Z975 = 1.960  # normal limit, used for df > 30 (t_{0.975,30} = 2.042, t_{0.975,inf} = 1.960)
+
+
+@dataclass
+class SavedRun:
+    """One run folder of a comparison."""
+
+    path: Path
+    policy: str
+    rate_per_s: float
+    repeat: int
+    summary: dict[str, Any]
+    requests: list[dict[str, Any]]
+    timeseries: pa.Table
+    experiment: Experiment
+
+
+def load_runs(out_dir: Path) -> list[SavedRun]:
+    """Every run under ``out_dir/runs``, in the manifest's policy order, then rate and repeat."""
+    out_dir = Path(out_dir)
+    metas = sorted((out_dir / "runs").glob("*/*/*/run.json"))
+    if not metas:
+        raise ConfigError(f"{out_dir}: no runs found (expected runs/<policy>/rate-<r>/repeat-<k>/"
+                          "run.json); allowed: a folder written by `disagg compare`")
+    runs = [_load_run(m.parent) for m in metas]
+    order = {p: i for i, p in enumerate(_manifest(out_dir).get("policies", []))}
+    runs.sort(key=lambda r: (order.get(r.policy, len(order)), r.policy, r.rate_per_s, r.repeat))
+    return runs
+
+
+def _manifest(out_dir: Path) -> dict[str, Any]:
+    path = out_dir / "compare.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _load_run(path: Path) -> SavedRun:
+    meta = json.loads((path / "run.json").read_text())
+    return SavedRun(
+        path=path, policy=meta["policy"], rate_per_s=float(meta["rate_per_s"]),
+        repeat=int(meta["repeat"]), summary=json.loads((path / "summary.json").read_text()),
+        requests=pq.read_table(path / "requests.parquet").to_pylist(),
+        timeseries=pq.read_table(path / "timeseries.parquet"),
+        experiment=load_experiment(path / "config.toml"),
+    )
+
+
+def policies(runs: list[SavedRun]) -> list[str]:
+    return list(dict.fromkeys(r.policy for r in runs))
+
+
+def rates(runs: list[SavedRun]) -> list[float]:
+    return sorted({r.rate_per_s for r in runs})
+
+
+def run_row(run: SavedRun, out_dir: Path) -> dict[str, Any]:
+    """One comparison.parquet row: identifiers, every summary.json key (nested ones as JSON
+    text) and the run's router regret."""
+    row: dict[str, Any] = {"policy": run.policy, "rate_per_s": run.rate_per_s,
+                           "repeat": run.repeat, "run_dir": str(run.path.relative_to(out_dir))}
+    for key, value in run.summary.items():
+        row[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+    row.update(regret_summary(request_regrets_s(run.requests, run.experiment)))
+    return row
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """comparison.parquet: columns are the union of the rows' keys (missing values null);
+    integer columns stay int64, other numeric columns float64, the rest as Arrow infers."""
+    cols = {}
+    for k in dict.fromkeys(k for r in rows for k in r):
+        values = [r.get(k) for r in rows]
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            cols[k] = pa.array(values, pa.int64())
+        elif present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+            cols[k] = pa.array([None if v is None else float(v) for v in values], pa.float64())
+        else:
+            cols[k] = pa.array(values)
+    return pa.table(cols)
+
+
+def t_critical(df: int) -> float:
+    """Two-sided 95% Student t critical value for ``df`` degrees of freedom."""
+    if df < 1:
+        return math.nan
+    return _T975[df - 1] if df <= len(_T975) else _Z975
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Mean over repeats and the half-width of its 95% confidence interval (None if n < 2)."""
+
+    mean: float | None
+    ci: float | None
+    n: int
+
+
+def estimate(values: list[Any]) -> Estimate:
+    """Mean ± t_{0.975, n-1} · s / sqrt(n) of the non-null values (None if any run lacks it)."""
+    if not values or any(v is None for v in values):
+        return Estimate(None, None, len(values))
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2:
+        return Estimate(float(v.mean()), None, 1)
+    return Estimate(float(v.mean()), float(t_critical(len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))),
+                    len(v))
+
+
+def cell_estimates(rows: list[dict[str, Any]], key: str) -> dict[tuple[str, float], Estimate]:
+    """(policy, rate) -> estimate of column ``key`` over the repeats."""
+    cells: dict[tuple[str, float], list[Any]] = {}
+    for r in rows:
+        cells.setdefault((r["policy"], r["rate_per_s"]), []).append(r.get(key))
+    return {cell: estimate(values) for cell, values in cells.items()}
+
+
+def capacity(rows: list[dict[str, Any]], target: float = TARGET_ATTAINMENT) -> dict[str, float | None]:
+    """Per policy, the highest tested rate whose mean SLO attainment over repeats is >= ``target``
+    with every lower tested rate also >= ``target`` (None if even the lowest rate misses it)."""
+    att = cell_estimates(rows, "slo_attainment")
+    out: dict[str, float | None] = {}
+    for policy in dict.fromkeys(r["policy"] for r in rows):
+        best = None
+        for rate in sorted(rate for p, rate in att if p == policy):
+            mean = att[(policy, rate)].mean
+            if mean is None or mean < target:
+                break
+            best = rate
+        out[policy] = best
+    return out

@@ -1,0 +1,126 @@
+"""Rich renderables for the command line: the run summary, progress lines, the catalog."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+
+from disagg.cluster.config import Experiment
+from disagg.cluster.hardware.calibration import calibration_rows
+from disagg.cluster.hardware.catalog import hardware, models
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def summary_table(s: dict[str, Any]) -> Group:
+    """The headline metrics of one run: a latency table and a table of run-wide figures."""
+    t = Table(title=f"{s['experiment']} — {s['engine']} engine, seed {s['seed']}, "
+              f"dilation {s['dilation']:g}", show_header=True)
+    t.add_column("latency")
+    for col in ("p50", "p90", "p99", "mean"):
+        t.add_column(col, justify="right")
+    for label, key in (("TTFT ms", "ttft"), ("TPOT ms", "tpot"), ("ITL ms", "itl"),
+                       ("E2E ms", "e2el")):
+        t.add_row(label, _fmt(s[f"median_{key}_ms"], 2), _fmt(s[f"p90_{key}_ms"], 2),
+                  _fmt(s[f"p99_{key}_ms"], 2), _fmt(s[f"mean_{key}_ms"], 2))
+    k = Table(show_header=False, box=None, padding=(0, 2))
+    k.add_column(style="bold")
+    k.add_column()
+    attain = s["slo_attainment"]
+    for label, value in (
+        ("requests", f"submitted {s['submitted']}, completed {s['completed']}, "
+                     f"rejected {s['rejected']}, failed {s['failed']}"),
+        ("SLO attainment", f"{_fmt(None if attain is None else 100 * attain)} %"),
+        ("goodput", f"{_fmt(s['request_goodput'], 2)} req/s"),
+        ("output throughput", f"{_fmt(s['output_throughput'])} tok/s"),
+        ("utilization", f"prefill {_fmt(_pct(s['prefill_utilization']))} %, "
+                        f"decode {_fmt(_pct(s['decode_utilization']))} %"),
+        ("cost", "n/a: a pool has no price (set price_per_chip_hour_usd)"
+         if s["cost_per_million_tokens"] is None
+         else f"${s['cost_per_million_tokens']:,.3f} per million output tokens"),
+        ("fabric", f"{_fmt(s['fabric_bytes'] / 1e9, 2)} GB, transfer p50 "
+                   f"{_fmt(s['p50_transfer_ms'], 2)} ms, p99 {_fmt(s['p99_transfer_ms'], 2)} ms"),
+        ("emulator lag", f"p50 {_fmt(s['lag_p50_ms'], 2)} ms, p99 {_fmt(s['lag_p99_ms'], 2)} ms, "
+                         f"late decisions {s['late_decisions']}"),
+    ):
+        k.add_row(label, value)
+    if s.get("reasons"):
+        k.add_row("not completed", ", ".join(f"{r}: {n}" for r, n in sorted(s["reasons"].items())))
+    return Group(t, k)
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else 100 * x
+
+
+def plain_progress(console: Console, exp: Experiment, every_s: float = 3.0
+                   ) -> Callable[[dict[str, Any]], None]:
+    """A progress callback that prints one plain line every ``every_s`` wall seconds."""
+    last = [0.0]
+    horizon = exp.experiment.duration_s
+
+    def show(snap: dict[str, Any]) -> None:
+        if time.time() - last[0] < every_s:
+            return
+        last[0] = time.time()
+        when = (f"emu {snap['now_s']:7.1f} s / {horizon:g} s arrivals" if snap["now_s"] >= 0
+                else f"starting in {-snap['now_s']:.1f} s")
+        console.print(
+            f"  {when} · completed {snap['completed']} · rejected {snap['rejected']}"
+            f" · failed {snap['failed']}", markup=False,
+        )
+
+    return show
+
+
+def model_table() -> Table:
+    t = Table(title="models")
+    t.add_column("name", no_wrap=True)
+    for col in ("params (total/active)", "layers", "hidden", "q/kv heads", "head dim",
+                "KV bytes/token", "source"):
+        t.add_column(col)
+    for m in models().values():
+        kv = m.kv_bytes_per_token_per_layer * (m.layers - m.sliding_window_layers)
+        t.add_row(m.name, f"{m.total_params / 1e9:.2f}B / {m.active_params / 1e9:.2f}B",
+                  str(m.layers), f"{m.hidden_size:,}", f"{m.q_heads}/{m.kv_heads}",
+                  str(m.head_dim), f"{kv:,.0f}", "; ".join(m.sources.values()))
+    return t
+
+
+def hardware_table() -> Table:
+    t = Table(title="hardware (per chip or system)")
+    t.add_column("name", no_wrap=True)
+    for col in ("BF16 TFLOP/s", "memory GB", "mem BW TB/s", "host NIC Gb/s", "power W",
+                "$/h", "sources"):
+        t.add_column(col)
+    for h in hardware().values():
+        t.add_row(h.name, f"{h.peak_flops_bf16 / 1e12:,.0f}", f"{h.memory_bytes / 1e9:,.1f}",
+                  f"{h.memory_bandwidth_bytes_per_s / 1e12:,.2f}",
+                  f"{h.host_nic_bytes_per_s * 8 / 1e9:,.0f}", _fmt(h.power_w, 0),
+                  _fmt(h.price_per_hour_usd, 3),
+                  "\n".join(f"{k}: {v}" for k, v in h.sources.items()))
+    return t
+
+
+def calibration_table() -> Table:
+    t = Table(title="calibration: single-stream decode tokens/s per user (1,000-token context)")
+    t.add_column("model", no_wrap=True)
+    t.add_column("unit", no_wrap=True)
+    for col in ("published", "predicted", "error", "source", "note"):
+        t.add_column(col)
+    for row in calibration_rows():
+        p = row.published
+        t.add_row(p.model, f"{p.chips} x {p.hardware}", f"{p.tokens_per_s:,.0f}",
+                  f"{row.predicted_tokens_per_s:,.0f}", f"{100 * row.error:+.0f} %", p.source,
+                  p.note)
+    return t

@@ -1,0 +1,198 @@
+"""The live dashboard as a pure function: ``render(snapshot) -> renderable``.
+
+``snapshot`` is one collector snapshot (``Collector.snapshot()`` plus ``now_s``, its ``live`` part
+built by ``actors/components/live_aggregate.py``) with a ``run`` dict added by the runner: ``experiment``,
+``engine``, ``dilation``, ``horizon_s`` (emu seconds of arrivals). Nothing here reads a clock or
+talks to an engine, so tests render snapshots into a recording console and check the plain text.
+Pools with more than ``MAX_ROWS`` units (and fabrics with more links) show min / median / max and a
+small histogram per metric instead of one row per unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+MAX_ROWS = 16  # beyond this many units (or links), a pool is shown as aggregate rows
+SPARK = "▁▂▃▄▅▆▇█"
+GB = 1e9
+
+
+def bar(fraction: float, width: int = 12) -> str:
+    """A text bar ``███░░░`` for a fraction in [0, 1] (clipped)."""
+    f = min(1.0, max(0.0, fraction))
+    full = int(round(f * width))
+    return "█" * full + "░" * (width - full)
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """One block character per value, scaled from 0 to the largest value."""
+    top = max(values, default=0.0)
+    if top <= 0:
+        return SPARK[0] * len(values)
+    return "".join(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))] for v in values)
+
+
+def histogram(values: Sequence[float], bins: int = 8) -> str:
+    """Units per bin between min and max, drawn as a sparkline (``bins`` characters)."""
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    if hi - lo <= 1e-12:
+        return SPARK[-1] + SPARK[0] * (bins - 1)
+    counts, _ = np.histogram(values, bins=bins, range=(lo, hi))
+    return sparkline([float(c) for c in counts])
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1e3:,.1f}"
+
+
+def _header(snap: dict[str, Any]) -> RenderableType:
+    run, live = snap.get("run", {}), snap.get("live", {})
+    now, horizon = float(snap.get("now_s", 0.0)), float(run.get("horizon_s", 0.0))
+    frac = now / horizon if horizon > 0 else 0.0
+    phase = "arrivals" if frac < 1 else "draining"
+    lg = live.get("loadgen", {})
+    line1 = (f"{run.get('experiment', '?')} · {run.get('engine', '?')} engine · "
+             f"dilation {run.get('dilation', 1.0):g} · lag p99 {_ms(live.get('lag_p99_s', 0.0))} ms")
+    line2 = (f"emu {now:.2f} s of {horizon:g} s {bar(frac, 20)} {100 * min(frac, 1):3.0f} % "
+             f"{phase} · arrived {lg.get('submitted', 0)}/{lg.get('total', '?')}")
+    return Panel(Text(f"{line1}\n{line2}"), title="disagg live", title_align="left")
+
+
+def _unit_table(title: str, units: list[dict[str, Any]],
+                columns: list[tuple[str, Callable[[dict[str, Any]], str]]], first: str = "unit"
+                ) -> RenderableType:
+    t = Table(title=title, title_justify="left", expand=False, pad_edge=False)
+    t.add_column(first, no_wrap=True)
+    for label, _ in columns:
+        t.add_column(label, justify="right", no_wrap=True)
+    for u in units:
+        t.add_row(u["name"], *(fn(u) for _, fn in columns))
+    return t
+
+
+def _aggregate_table(title: str, units: list[dict[str, Any]],
+                     metrics: list[tuple[str, Callable[[dict[str, Any]], float]]],
+                     noun: str = "units") -> RenderableType:
+    t = Table(pad_edge=False)
+    for label, justify in (("metric", "left"), ("min", "right"), ("median", "right"),
+                           ("max", "right"), ("histogram", "left")):
+        t.add_column(label, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for label, fn in metrics:
+        values = [float(fn(u)) for u in units]
+        t.add_row(label, f"{min(values):,.1f}", f"{float(np.median(values)):,.1f}",
+                  f"{max(values):,.1f}", histogram(values))
+    return Group(Text(f"{title} — {len(units)} {noun}: min / median / max, histogram over {noun}",
+                      no_wrap=True, overflow="ellipsis"), t)
+
+
+def _pool(title: str, units: list[dict[str, Any]],
+          columns: list[tuple[str, Callable[[dict[str, Any]], str]]],
+          metrics: list[tuple[str, Callable[[dict[str, Any]], float]]]) -> RenderableType:
+    if not units:
+        return Text(f"{title}: no report yet")
+    if len(units) > MAX_ROWS:
+        return _aggregate_table(title, units, metrics)
+    return _unit_table(title, units, columns)
+
+
+def _prefill(units: list[dict[str, Any]]) -> RenderableType:
+    columns = [
+        ("queue", lambda u: str(u.get("queue", 0))),
+        ("batch tokens", lambda u: f"{u.get('batch_tokens', 0):,}"),
+        ("utilization", lambda u: f"{bar(u['utilization'])} {100 * u['utilization']:3.0f} %"),
+        ("tokens/s", lambda u: f"{u['tokens_per_s']:,.0f}"),
+    ]
+    metrics = [
+        ("queue depth", lambda u: u.get("queue", 0)),
+        ("batch tokens", lambda u: u.get("batch_tokens", 0)),
+        ("utilization %", lambda u: 100 * u["utilization"]),
+        ("tokens/s", lambda u: u["tokens_per_s"]),
+    ]
+    return _pool("prefill pool", units, columns, metrics)
+
+
+def _kv_fraction(u: dict[str, Any]) -> float:
+    cap = float(u.get("kv_capacity_bytes", 0.0))
+    return float(u.get("kv_used_bytes", 0.0)) / cap if cap > 0 else 0.0
+
+
+def _decode(units: list[dict[str, Any]]) -> RenderableType:
+    columns = [
+        ("running", lambda u: str(u.get("running", 0))),
+        ("pending", lambda u: str(u.get("pending", 0))),
+        ("KV used of capacity", lambda u: f"{bar(_kv_fraction(u))} "
+         f"{u.get('kv_used_bytes', 0) / GB:,.1f} / {u.get('kv_capacity_bytes', 0) / GB:,.1f} GB"),
+        ("tokens/s", lambda u: f"{u['tokens_per_s']:,.0f}"),
+    ]
+    metrics = [
+        ("running batch", lambda u: u.get("running", 0)),
+        ("pending", lambda u: u.get("pending", 0)),
+        ("KV used %", lambda u: 100 * _kv_fraction(u)),
+        ("tokens/s", lambda u: u["tokens_per_s"]),
+    ]
+    return _pool("decode pool", units, columns, metrics)
+
+
+def _fabric(fabric: dict[str, Any]) -> RenderableType:
+    head = Text(f"fabric: {fabric.get('active', 0)} active transfers · "
+                f"{fabric.get('bytes_moved', 0.0) / GB:,.2f} GB moved")
+    links = fabric.get("links", [])
+    if not links:
+        return head
+
+    def gbps(u: dict[str, Any]) -> float:
+        return float(u["bytes_per_s"]) * 8 / GB
+
+    def share(u: dict[str, Any]) -> float:
+        cap = float(u["capacity_bytes_per_s"])
+        return float(u["bytes_per_s"]) / cap if cap > 0 else 0.0
+
+    columns = [("Gb/s", lambda u: f"{gbps(u):,.1f}"),
+               ("of capacity", lambda u: f"{bar(share(u))} {100 * share(u):3.0f} %"),
+               ("GB moved", lambda u: f"{u['bytes_moved'] / GB:,.2f}")]
+    metrics: list[tuple[str, Callable[[dict[str, Any]], float]]] = [
+        ("Gb/s", gbps), ("of capacity %", lambda u: 100 * share(u)),
+        ("GB moved", lambda u: float(u["bytes_moved"]) / GB)]
+    table = _aggregate_table("fabric links", links, metrics, "links") if len(links) > MAX_ROWS else \
+        _unit_table("links", links, columns, "link")
+    return Group(head, table)
+
+
+def _slo_and_counts(snap: dict[str, Any]) -> RenderableType:
+    slo = snap.get("live", {}).get("slo", {})
+    att = slo.get("attainment")
+    submitted = snap.get("live", {}).get("loadgen", {}).get("submitted", 0)
+    return Text("\n".join([
+        f"SLOs over the last {slo.get('window', 0)} completed: "
+        f"attainment {'n/a' if att is None else f'{100 * att:.1f} %'} · "
+        f"goodput {slo.get('goodput_per_s', 0.0):,.2f} req/s (met SLO, since start)",
+        f"  TTFT p50 {_ms(slo.get('ttft_p50_s'))} ms, p99 {_ms(slo.get('ttft_p99_s'))} ms · "
+        f"TPOT p50 {_ms(slo.get('tpot_p50_s'))} ms, p99 {_ms(slo.get('tpot_p99_s'))} ms",
+        f"requests: submitted {submitted} · completed {snap.get('completed', 0)} · "
+        f"rejected {snap.get('rejected', 0)} · failed {snap.get('failed', 0)}",
+    ]))
+
+
+def _throughput(live: dict[str, Any]) -> RenderableType:
+    history = live.get("throughput", [])
+    now = history[-1] if history else 0.0
+    return Text(f"decode throughput {sparkline(history)} {now:,.0f} tok/s")
+
+
+def render(snapshot: dict[str, Any]) -> RenderableType:
+    """The whole dashboard for one snapshot (see the module docstring for its keys)."""
+    live = snapshot.get("live", {})
+    units = live.get("units", {})
+    return Group(
+        _header(snapshot), _prefill(units.get("prefill", [])), _decode(units.get("decode", [])),
+        _fabric(live.get("fabric", {})), _slo_and_counts(snapshot), _throughput(live),
+    )
