@@ -33,16 +33,22 @@ def _kv_best(units: list[UnitView]) -> UnitView:
     return max(units, key=lambda u: (u.kv_free_bytes, -u.running_requests, u.name))
 
 
+def _least_decode(units: list[UnitView]) -> UnitView:
+    """The decode unit with the least decode work left (tokens still to generate), then the
+    smallest running batch: load balancing, blind to KV memory beyond "it fits"."""
+    return min(units, key=lambda u: (u.queued_tokens, u.running_requests, u.name))
+
+
 @dataclass
 class _Base:
     context: PolicyContext
 
     def choose_decode(self, request: Request, view: RouterView) -> Route | Wait | Reject:
-        """Decode placement: the unit with the most KV headroom (shared by these policies)."""
+        """Decode placement among units with KV room: the least decode work left."""
         candidates = decode_candidates(request, view, self.context)
         if not candidates:
             return decode_fallback(request, view, self.context)
-        return Route(_kv_best(candidates).name)
+        return Route(_least_decode(candidates).name)
 
 
 @ROUTERS.register("random")
@@ -89,8 +95,15 @@ class PowerOfTwo(_Base):
 @ROUTERS.register("kv_aware")
 @dataclass
 class KvAware(_Base):
-    """Least-loaded prefill; decode on the unit with the most KV headroom, then smallest batch."""
+    """Least-loaded prefill; decode on the unit with the most KV headroom, then smallest batch —
+    memory-driven placement, where the load balancers place by decode work left."""
 
     def choose_prefill(self, request: Request, view: RouterView) -> Route | Reject:
         up = [u for u in view.prefill if u.up]
         return Route(_least(up).name) if up else Reject("no_prefill_unit_up")
+
+    def choose_decode(self, request: Request, view: RouterView) -> Route | Wait | Reject:
+        candidates = decode_candidates(request, view, self.context)
+        if not candidates:
+            return decode_fallback(request, view, self.context)
+        return Route(_kv_best(candidates).name)

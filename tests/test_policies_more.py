@@ -76,6 +76,18 @@ def test_kv_aware_decode_picks_most_headroom() -> None:
     assert ROUTERS.create("kv_aware", {}, ctx()).choose_decode(make_request(), view) == Route("d1")
 
 
+def test_kv_aware_and_least_loaded_place_decode_by_different_rules() -> None:
+    # d0: little KV free but almost no decode work left; d1: much KV free but a long backlog.
+    d0 = UnitView("d0", "decode", queued_tokens=10, running_requests=4, kv_used_bytes=8e9,
+                  kv_capacity_bytes=10e9)
+    d1 = UnitView("d1", "decode", queued_tokens=50_000, running_requests=2, kv_used_bytes=1e9,
+                  kv_capacity_bytes=10e9)
+    view = RouterView(0.0, (prefill("p0"),), (d0, d1))
+    assert ROUTERS.create("kv_aware", {}, ctx()).choose_decode(make_request(), view) == Route("d1")
+    for name in ("least_loaded", "power_of_two"):
+        assert ROUTERS.create(name, {}, ctx()).choose_decode(make_request(), view) == Route("d0")
+
+
 def test_slo_aware_picks_earliest_first_token_and_rejects_what_cannot_make_it() -> None:
     policy = ROUTERS.create("slo_aware", {}, ctx())
     req = make_request(prompt_tokens=1000, ttft_slo_s=0.5)
