@@ -104,7 +104,8 @@ def test_cs3_flat_curve_becomes_compute_bound() -> None:
     floor = decode_step_time(1, 1000, m, hw, 4)
     big = decode_step_time(4000, 4000 * 1000, m, hw, 4)
     flops = 2 * 70.55e9 * 4000 + 4 * 80 * 64 * 128 * 4000 * 1000
-    assert big == pytest.approx(max(floor, flops / (4 * 125e15 * 0.5)), rel=1e-12)
+    assert big == pytest.approx(max(floor, flops / (4 * 125e15 * hw.compute_efficiency)),
+                                rel=1e-12)
     assert big > floor
 
 

@@ -152,12 +152,14 @@ def _cs3() -> HardwareProfile:
         memory_bytes=44e9, memory_bandwidth_bytes_per_s=21e15,
         interconnect_bytes_per_s=1.56e12 / 8, power_w=23_000.0, price_per_hour_usd=114.0,
         chips_per_host=1, host_nic_bytes_per_s=1.56e12 / 8,
-        decode_model="wafer_pipeline", hop_latency_s=CS3_HOP_LATENCY_S, compute_efficiency=0.5,
+        decode_model="wafer_pipeline", hop_latency_s=CS3_HOP_LATENCY_S, compute_efficiency=0.25,
         concurrency_exponent=0.5, concurrency_free_streams=1.0, **CS3_FIT,
         sources={
             "memory_bytes/bandwidth": "[2] nextplatform.com 2024-03-14: 44 GB SRAM, 21 PB/s",
             "peak_flops": "[2] The Register 2024-03: 125 PFLOP/s sparse FP16 (dense "
-            "unpublished; used as peak with compute_efficiency 0.5, an assumption)",
+            "unpublished)",
+            "compute_efficiency": "assumption: 0.25 of the sparse headline = half of it dense "
+            "(2:1 sparsity) at 50 % utilisation; sets CS-3 prefill and large-batch decode",
             "interconnect/host_nic": "derived: CS-2 1.2 Tb/s (Argonne SC24) + 30% = 1.56 Tb/s",
             "power_w": "[2] third-party hardware summaries, ~23 kW (assumption for the default)",
             "price_per_hour_usd": "assumption: ~$3M per system (unconfirmed press estimates) "

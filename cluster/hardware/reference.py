@@ -64,11 +64,14 @@ def _nim(c: int, itl: float | None, tput: float, kind_itl: Kind, ttft: float | N
     base = dict(model="llama-3.1-70b", hardware="h100", chips=2, weight_dtype="fp8",
                 kv_dtype="fp8", scenario="closed_loop", prompt=5_000, output=500, batch=c,
                 source=f"{NIM}, Llama-3.3-70B, 2 x H100 FP8 TP2, 5000/500")
+    note = ("follows almost directly from the fitted TTFT and ITL" if c <= 5 else
+            "KV capacity bounds the running users here" if c >= 100 else "")
     out = [Figure(key=f"nim70b-c{c}-tput", metric="total_tok_s", published=tput,
-                  kind="predict", **base)]  # type: ignore[arg-type]
+                  kind="predict", note=note, **base)]  # type: ignore[arg-type]
     if itl is not None:
         out.append(Figure(key=f"nim70b-c{c}-itl", metric="itl_ms", published=itl,
-                          kind=kind_itl, **base))  # type: ignore[arg-type]
+                          kind=kind_itl, note=note if c >= 100 else "",
+                          **base))  # type: ignore[arg-type]
     if ttft is not None:
         out.append(Figure(key=f"nim70b-c{c}-ttft", metric="ttft_ms", published=ttft,
                           kind=kind_ttft, **base))  # type: ignore[arg-type]
@@ -104,7 +107,7 @@ def _h100() -> list[Figure]:
 def _trainium() -> list[Figure]:
     t70 = dict(model="llama-3.1-70b", hardware="trainium2", chips=16, weight_dtype="bf16",
                kv_dtype="bf16", prompt=10_000, output=1_500, batch=1)
-    spec = "EAGLE3 speculative decoding on (not modeled): plain decode is slower"
+    spec = "EAGLE3 speculative decoding on (not modeled): plain decode would be slower than published"
     return [
         Figure("trn2-70b-ttft-a", scenario="ttft", metric="ttft_ms", published=575.7,
                kind="fit", source=f"{NEURON_70B}, run A", **t70),  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ def calibration_report(rows: list[CalibrationRow], fits: list[FitResult]) -> dic
         catalog = get_hardware(fit.spec.hardware)
         for p in fit.spec.params:
             value = fit.values[p.field]
+            value = p.lower if abs(value - p.lower) <= 1e-9 * p.unit else value
             constants.append({
                 "hardware": fit.spec.hardware, "field": p.field, "fitted": value,
                 "catalog": getattr(catalog, p.field), "unit": p.unit_name or "fraction",
