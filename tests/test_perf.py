@@ -68,7 +68,7 @@ def test_h100_decode_by_hand() -> None:
     m, hw = get_model("llama-3.1-70b"), get_hardware("h100")
     ctx, n = 1000, 8
     memory = (70.55e9 * 2 + 327_680 * ctx) / (n * 3.35e12 * hw.memory_efficiency)
-    fixed = hw.step_overhead_s + 80 * hw.tp_layer_latency_s * 3  # log2(8) = 3
+    fixed = hw.step_overhead_s + 80 * (hw.layer_overhead_s + hw.tp_layer_latency_s * 3)  # log2 8
     ring = 80 * 4 * 7 / 8 * 1 * 8192 * 2 / 900e9
     assert decode_step_time(1, ctx, m, hw, n) == pytest.approx(memory + fixed + ring, rel=1e-12)
 
@@ -76,8 +76,18 @@ def test_h100_decode_by_hand() -> None:
 def test_one_chip_has_no_tensor_parallel_cost() -> None:
     m, hw = get_model("llama-3.1-8b"), get_hardware("h100")
     memory = (8.03e9 * 2 + 131_072 * 500) / (3.35e12 * hw.memory_efficiency)
-    assert decode_step_time(1, 500, m, hw, 1) == pytest.approx(memory + hw.step_overhead_s,
-                                                               rel=1e-12)
+    fixed = hw.step_overhead_s + 32 * hw.layer_overhead_s  # launches, no collectives
+    assert decode_step_time(1, 500, m, hw, 1) == pytest.approx(memory + fixed, rel=1e-12)
+
+
+def test_roofline_concurrency_exponent_scales_the_fixed_part() -> None:
+    m = get_model("llama-3.1-70b")
+    hw = get_hardware("trainium2").model_copy(update={"concurrency_exponent": 1.0})
+    flat = get_hardware("trainium2")
+    fixed = flat.step_overhead_s + 80 * (flat.layer_overhead_s + flat.tp_layer_latency_s * 4)
+    # the fixed part of a 4-stream step counts 4 times; the roofline and ring parts do not change
+    extra = decode_step_time(4, 4000, m, hw, 16) - decode_step_time(4, 4000, m, flat, 16)
+    assert extra == pytest.approx(3 * fixed, rel=1e-9)
 
 
 def test_cs3_single_stream_is_the_pipeline_latency() -> None:

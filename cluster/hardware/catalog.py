@@ -67,7 +67,7 @@ def models() -> dict[str, ModelSpec]:
 
 # Constants fitted by disagg.cluster.hardware.fit (``disagg calibrate`` re-runs the fit, prints
 # both, and tests/test_calibrate.py checks they agree); rounded to 3 significant digits.
-H100_FIT = {"compute_efficiency": 0.485, "memory_efficiency": 0.9, "step_overhead_s": 5.34e-3}
+H100_FIT = {"compute_efficiency": 0.485, "memory_efficiency": 0.9, "layer_overhead_s": 60.5e-6}
 TRN2_FIT = {"compute_efficiency": 0.277, "tp_layer_latency_s": 44.3e-6}
 CS3_FIT = {"token_latency_s": 444e-6, "layer_latency_s": 0.0, "layer_latency_s_per_gparam": 0.0}
 _H100_SRC = ("fitted (least squares, disagg calibrate) to NIM 1.8.0 Llama-3.3-70B 2 x H100 FP8 TP2 "
@@ -103,6 +103,8 @@ _TRN_ASSUMED = {
     "from Llama-3.1-70B at 128 tok/s on 8 x H100 (not identifiable from one TP configuration)",
     "step_overhead_s": "assumption: 1 ms per iteration of host scheduling (not identifiable from "
     "one TP configuration: it trades off against tp_layer_latency_s)",
+    "layer_overhead_s": "assumption: 0; the fixed per-layer cost at TP64 is attributed to the "
+    "collectives (tp_layer_latency_s), as in the reference's derivation",
     "concurrency": "assumption: batched decode follows the roofline (exponent 0); the Neuron docs "
     "publish no batched curve — sweep concurrency_exponent",
 }
@@ -184,9 +186,12 @@ def _gpu(name: str, bf16: float, fp8: float, mem: float, bw: float, nvlink: floa
         name=name, peak_flops_bf16=bf16, peak_flops_fp8=fp8, memory_bytes=mem,
         memory_bandwidth_bytes_per_s=bw, interconnect_bytes_per_s=nvlink, power_w=power_w,
         price_per_hour_usd=price, chips_per_host=8, host_nic_bytes_per_s=3_200 * GBPS,
-        tp_layer_latency_s=15e-6, **H100_FIT,
+        tp_layer_latency_s=15e-6, step_overhead_s=0.5e-3, **H100_FIT,
         sources={
             "compute/memory/nvlink/power": _GPU_SRC, "price_per_hour_usd": price_src,
+            "step_overhead_s": "assumption: 0.5 ms per iteration of host-side scheduling and "
+            "sampling (in-flight batching); one model size cannot separate it from the per-layer "
+            "cost",
             "tp_layer_latency_s": "assumption: 15 us per layer per doubling of TP (two NCCL "
             "all-reduces of small messages over NVLink; not identifiable from one TP size)",
             "host_nic": "[V] AWS EC2 docs: p5.48xlarge EFA 3,200 Gbps (assumed for this family)",

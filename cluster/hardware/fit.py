@@ -47,8 +47,8 @@ _EFF_M = Param("memory_efficiency", 0.3, 0.9, 1.0, "", "achieved / peak memory b
 FIT_SPECS = (
     FitSpec("h100", (
         _EFF_C, _EFF_M,
-        Param("step_overhead_s", 0.0, 20e-3, 1e-3, "ms",
-              "fixed cost per iteration (scheduler, launch, sampling)"),
+        Param("layer_overhead_s", 0.0, 500e-6, 1e-6, "us",
+              "fixed cost per layer per step (kernel launches), any TP degree"),
     )),
     FitSpec("trainium2", (
         _EFF_C,

@@ -3,11 +3,12 @@
 Roofline hardware (Trainium, GPUs), a unit of n chips in one tensor-parallel group:
 
     step = max(FLOPs / (n x peak x compute_efficiency), bytes read / (n x bandwidth x
-           memory_efficiency)) + layers x (tp_layer_latency x log2 n + all-reduce bytes /
-           interconnect) + step_overhead
+           memory_efficiency)) + layers x (layer_overhead + tp_layer_latency x log2 n +
+           all-reduce bytes / interconnect) + step_overhead
 
-The per-layer term is the two all-reduces a tensor-parallel layer needs: a latency that grows
-with the number of ranks (log2 n, a tree) plus the activation bytes a ring moves per chip,
+The per-layer term is a fixed launch cost plus the two all-reduces a tensor-parallel layer needs:
+a latency that grows with the number of ranks (log2 n, a tree) plus the activation bytes a ring
+moves per chip,
 2 x 2 (n - 1) / n x tokens x hidden x activation bytes. Mixture-of-experts models read the
 weights of the experts the step's tokens activate: E (1 - (1 - k/E)^tokens) per layer on average.
 
@@ -114,9 +115,11 @@ def weights_read_bytes(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float6
     return (shared + np.minimum(touched, all_experts)) * model.weight_bytes_per_param
 
 
-def tp_latency_s(model: ModelSpec, hw: HardwareProfile, chips: int) -> float:
-    """Seconds per step of tensor-parallel collective latency: layers x latency x log2(chips)."""
-    return model.layers * hw.tp_layer_latency_s * float(np.log2(max(chips, 1)))
+def layers_fixed_s(model: ModelSpec, hw: HardwareProfile, chips: int) -> float:
+    """Seconds per step of fixed per-layer costs: layers x (launch + collective latency x
+    log2(chips))."""
+    per_layer = hw.layer_overhead_s + hw.tp_layer_latency_s * float(np.log2(max(chips, 1)))
+    return model.layers * per_layer
 
 
 def tp_ring_s(tokens: ArrayLike, model: ModelSpec, hw: HardwareProfile,
@@ -129,10 +132,11 @@ def tp_ring_s(tokens: ArrayLike, model: ModelSpec, hw: HardwareProfile,
     return float(out) if np.ndim(out) == 0 else out
 
 
-def tp_comm_s(tokens: ArrayLike, model: ModelSpec, hw: HardwareProfile,
-              chips: int) -> NDArray[np.float64] | float:
-    """Seconds of tensor-parallel communication per step over ``tokens`` tokens (0 on one chip)."""
-    return tp_latency_s(model, hw, chips) + tp_ring_s(tokens, model, hw, chips)
+def layers_comm_s(tokens: ArrayLike, model: ModelSpec, hw: HardwareProfile,
+                  chips: int) -> NDArray[np.float64] | float:
+    """Seconds of per-layer fixed costs and tensor-parallel communication per step over
+    ``tokens`` tokens."""
+    return layers_fixed_s(model, hw, chips) + tp_ring_s(tokens, model, hw, chips)
 
 
 def concurrency_share(streams: ArrayLike, hw: HardwareProfile) -> NDArray[np.float64]:
@@ -167,7 +171,7 @@ def prefill_time(
     moved = float(weights_read_bytes(total, model)) + float(
         np.sum(kv_bytes(np.asarray(prompt_tokens), model)))
     memory = moved / (chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency)
-    overhead = hw.step_overhead_s + float(tp_comm_s(total, model, hw, chips))
+    overhead = hw.step_overhead_s + float(layers_comm_s(total, model, hw, chips))
     return StepTime(max(compute, memory) + overhead, compute, memory, overhead)
 
 
@@ -201,7 +205,7 @@ def decode_step_times(
         return np.maximum(compute, floor) + hw.step_overhead_s
     read = weights_read_bytes(b, model) + model.kv_bytes_per_token_per_layer * attended
     memory = read / (chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency)
-    fixed = hw.step_overhead_s + tp_latency_s(model, hw, chips)
+    fixed = hw.step_overhead_s + layers_fixed_s(model, hw, chips)
     return np.maximum(compute, memory) + fixed * share + tp_ring_s(b, model, hw, chips)
 
 

@@ -118,6 +118,8 @@ class HardwareProfile(_Frozen):
     compute_efficiency: float = Field(0.5, gt=0, le=1, description="achieved / peak FLOP/s")
     memory_efficiency: float = Field(0.67, gt=0, le=1, description="achieved / peak bandwidth")
     step_overhead_s: float = Field(0.0, ge=0, description="fixed cost per prefill batch / decode step")
+    layer_overhead_s: float = Field(
+        0.0, ge=0, description="roofline: fixed cost per layer per step (kernel launches), any TP")
     tp_layer_latency_s: float = Field(
         0.0, ge=0, description="roofline: per layer, per doubling of the tensor-parallel degree "
         "(collective latency and launch; x log2(chips), 0 on one chip)")
