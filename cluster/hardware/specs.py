@@ -35,10 +35,11 @@ class ModelSpec(_Frozen):
     weight_bytes_per_param: float = Field(2.0, gt=0, description="2 = BF16, 1 = FP8")
     kv_bytes_per_element: float = Field(2.0, gt=0, description="2 = BF16 KV cache, 1 = FP8")
     weight_dtype: Dtype | None = Field(
-        None, description="bf16 | fp16 | fp8: sets weight_bytes_per_param (and FP8 peak FLOP/s "
-        "for fp8); None = keep weight_bytes_per_param")
+        None, description="bf16 | fp16 | fp8: sets weight_bytes_per_param, winning over it (and "
+        "FP8 peak FLOP/s for fp8); None = keep weight_bytes_per_param")
     kv_dtype: Dtype | None = Field(
-        None, description="bf16 | fp16 | fp8: sets kv_bytes_per_element; None = keep it")
+        None, description="bf16 | fp16 | fp8: sets kv_bytes_per_element, winning over it; None = "
+        "keep it")
     experts: int = Field(0, ge=0, description="MoE: routed experts per layer (0 = dense)")
     experts_per_token: int = Field(0, ge=0, description="MoE: experts each token activates (top-k)")
     sliding_window_layers: int = Field(0, ge=0, description="layers with a sliding-window KV")
