@@ -52,8 +52,9 @@ def models() -> dict[str, ModelSpec]:
             sources={"shape": "[V] Qwen3 technical report"},
         ),
         ModelSpec(
-            name="gpt-oss-120b", experts=128, experts_per_token=4, layers=36, hidden_size=2_880,
-            q_heads=64, kv_heads=8, head_dim=64, ffn_size=2_880, vocab=201_088, total_params=116.8e9,
+            name="gpt-oss-120b", experts=128, experts_per_token=4, layers=36,
+            hidden_size=2_880, q_heads=64, kv_heads=8, head_dim=64, ffn_size=2_880,
+            vocab=201_088, total_params=116.8e9,
             active_params=5.1e9, sliding_window_layers=18, sliding_window_tokens=128,
             sources={
                 "shape": "[V] vLLM GptOssConfig (MoE, 128 experts, top-4)",
