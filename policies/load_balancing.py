@@ -13,7 +13,12 @@ from disagg.policies.base import (
     UnitView,
     Wait,
 )
-from disagg.policies.router import ROUTERS, decode_candidates, decode_kv_need
+from disagg.policies.router import (
+    ROUTERS,
+    decode_candidates,
+    decode_kv_need,
+    prefer_conversation,
+)
 
 
 def decode_fallback(request: Request, view: RouterView, context: PolicyContext) -> Reject | Wait:
@@ -89,8 +94,16 @@ class PowerOfTwo(_Base):
 @ROUTERS.register("kv_aware")
 @dataclass
 class KvAware(_Base):
-    """Least-loaded prefill; decode on the unit with the most KV headroom, then smallest batch."""
+    """Least-loaded prefill; decode: first the units already holding the conversation (most
+    leading prompt blocks kept, ``prefer_conversation``), then the most KV headroom, then the
+    smallest batch."""
 
     def choose_prefill(self, request: Request, view: RouterView) -> Route | Reject:
         up = [u for u in view.prefill if u.up]
         return Route(_least(up).name) if up else Reject("no_prefill_unit_up")
+
+    def choose_decode(self, request: Request, view: RouterView) -> Route | Wait | Reject:
+        candidates = decode_candidates(request, view, self.context)
+        if not candidates:
+            return decode_fallback(request, view, self.context)
+        return Route(_kv_best(prefer_conversation(request, candidates)).name)

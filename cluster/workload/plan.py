@@ -115,7 +115,8 @@ def _replay(w: TraceWorkload, slo: SloTargets, duration_s: float,
     times = (trace.arrival_ns[sel.rows] - sel.origin_ns) / 1e9 / sel.speedup
     rows = sel.rows[times < duration_s]
     return [Request(i, float(times[i]), int(trace.prompt_tokens[r]), int(trace.output_tokens[r]),
-                    w.slo_class, slo.ttft_s, slo.tpot_s) for i, r in enumerate(rows)]
+                    w.slo_class, slo.ttft_s, slo.tpot_s, trace.hashes_of(int(r)))
+            for i, r in enumerate(rows)]
 
 
 @dataclass
