@@ -201,5 +201,7 @@ class PrefillUnit(Component):
             "tokens_done": self.tokens_in, "busy_s": self.busy_s + max(0.0, running_s),
         }
         if self.cache is not None:
-            out["prefix_hit_rate"] = self.cache.stats().hit_rate
+            stats = self.cache.stats()
+            out.update(prefix_hit_rate=stats.hit_rate, prefix_hit_blocks=stats.hit_blocks,
+                       prefix_lookup_blocks=stats.lookup_blocks)
         return out

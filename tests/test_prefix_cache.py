@@ -1,0 +1,158 @@
+"""Prefix caching: the block cache, the cached-token prefill cost, and prefill units on a
+hand-built Mooncake trace (virtual engine)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import experiment_dict
+
+from disagg.cluster.config import experiment_from_dict
+from disagg.cluster.errors import ConfigError
+from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.prefix_cache import PrefixCache, cached_prefix_tokens
+from disagg.experiments.run import run_experiment
+
+# -- the cache --------------------------------------------------------------------------------
+
+
+def test_leading_blocks_only_count() -> None:
+    c = PrefixCache(10)
+    c.insert([1, 2, 3])
+    assert c.lookup([1, 2, 9, 3]) == 2  # block 3 after a miss cannot be reused
+    assert c.lookup([7, 1]) == 0
+    s = c.stats()
+    assert (s.lookup_blocks, s.hit_blocks, s.inserted_blocks) == (6, 2, 3)
+    assert s.hit_rate == pytest.approx(2 / 6)
+
+
+def test_lru_evicts_least_recently_used_at_tiny_capacity() -> None:
+    c = PrefixCache(3)
+    c.insert([1, 2, 3])
+    assert c.lookup([1]) == 1  # 1 is now the most recently used
+    c.insert([4, 5])  # evicts 2, then 3
+    assert c.blocks() == frozenset({1, 4, 5})
+    assert c.stats().evicted_blocks == 2
+
+
+def test_fifo_evicts_oldest_inserted() -> None:
+    c = PrefixCache(3, "fifo")
+    c.insert([1, 2, 3])
+    assert c.lookup([1]) == 1  # a hit does not protect a block under FIFO
+    c.insert([4])
+    assert c.blocks() == frozenset({2, 3, 4})
+
+
+def test_zero_capacity_holds_nothing_and_resize_evicts() -> None:
+    c = PrefixCache(0)
+    c.insert([1, 2])
+    assert len(c) == 0
+    c = PrefixCache(4)
+    c.insert([1, 2, 3, 4])
+    c.resize(1)
+    assert c.blocks() == frozenset({4})
+    with pytest.raises(ValueError):
+        PrefixCache(-1)
+
+
+def test_cached_tokens_leave_one_token_to_compute() -> None:
+    assert cached_prefix_tokens(3000, 3) == 1536
+    assert cached_prefix_tokens(1024, 2) == 1023  # a full hit still runs the last token
+    assert cached_prefix_tokens(100, 0) == 0
+
+
+# -- the performance model --------------------------------------------------------------------
+
+
+def _by_hand_prefill_s(exp, prompt: int, cached: int) -> float:
+    """Calibration.md's prefill roofline written out: linear 2 N (S - C), attention
+    2 L n_q d (S^2 - C^2); memory moves the weights and the whole context's KV."""
+    m, hw, chips = exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit
+    peak = hw.peak_flops_fp8 if m.weight_bytes_per_param <= 1 else hw.peak_flops_bf16
+    flops = 2 * m.active_params * (prompt - cached) + 2 * m.layers * m.q_heads * m.head_dim * (
+        prompt**2 - cached**2)
+    compute = flops / (chips * peak * hw.compute_efficiency)
+    kv = m.kv_bytes_per_token_per_layer * m.layers * prompt  # llama: no sliding-window layers
+    memory = (m.weight_bytes + kv) / (chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency)
+    return max(compute, memory) + hw.step_overhead_s
+
+
+def test_prefill_time_charges_uncached_tokens_only() -> None:
+    exp = experiment_from_dict(experiment_dict())
+    m, hw = exp.model, exp.prefill.hardware
+    assert m.sliding_window_layers == 0
+    got = prefill_time([3000, 2048], m, hw, 4, cached_tokens=[1536, 0]).seconds
+    assert got == pytest.approx(_by_hand_prefill_s(exp, 3000, 1536) - hw.step_overhead_s
+                                + _by_hand_prefill_s(exp, 2048, 0), rel=1e-12)
+    assert prefill_time([3000], m, hw, 4, cached_tokens=[0]) == prefill_time([3000], m, hw, 4)
+    with pytest.raises(ValueError):
+        prefill_time([100], m, hw, 4, cached_tokens=[101])
+
+
+# -- prefill units on a hand-built trace ------------------------------------------------------
+
+
+def _trace(path: Path, rows: list[tuple[int, int, int, list[int]]]) -> str:
+    """A Mooncake JSONL file: (timestamp ms, input, output, hash_ids) per line."""
+    with open(path, "w") as f:
+        for ts, n_in, n_out, ids in rows:
+            f.write(json.dumps({"timestamp": ts, "input_length": n_in, "output_length": n_out,
+                                "hash_ids": ids}) + "\n")
+    return str(path)
+
+
+def _exp(trace: str, **cache):
+    return experiment_from_dict(experiment_dict(
+        experiment__duration_s=30.0, prefill__units=1,
+        workload={"kind": "trace", "path": trace, "format": "mooncake"},
+        prefix_cache={"enabled": True, **cache},
+    ))
+
+
+def test_second_request_sharing_k_blocks_is_charged_for_uncached_tokens(tmp_path) -> None:
+    # A: 2,048 tokens = blocks 1-4. B, 10 s later: 3,000 tokens = 6 blocks, sharing k = 3.
+    trace = _trace(tmp_path / "t.jsonl", [(0, 2048, 4, [1, 2, 3, 4]),
+                                          (10_000, 3000, 4, [1, 2, 3, 5, 6, 7])])
+    exp = _exp(trace)
+    result = run_experiment(exp)
+    a, b = result.tables["requests"].to_pylist()
+    assert (a["cached_tokens"], b["cached_tokens"]) == (0, 3 * 512)
+    assert b["first_token_s"] - b["prefill_start_s"] == pytest.approx(
+        _by_hand_prefill_s(exp, 3000, 1536), rel=1e-12)
+    assert a["first_token_s"] - a["prefill_start_s"] == pytest.approx(
+        _by_hand_prefill_s(exp, 2048, 0), rel=1e-12)
+    unit = result.summary["prefix_cache_by_unit"]["prefill-0"]
+    assert (unit["hit_blocks"], unit["lookup_blocks"]) == (3, 10)
+    assert result.summary["prefix_hit_rate"] == pytest.approx(0.3)
+    assert result.summary["cached_token_share"] == pytest.approx(1536 / 5048)
+
+
+def test_eviction_at_tiny_capacity_loses_the_hit(tmp_path) -> None:
+    # capacity 4 blocks: C's two blocks evict A's least recently used blocks 1 and 2
+    trace = _trace(tmp_path / "t.jsonl", [(0, 2048, 4, [1, 2, 3, 4]), (5_000, 1024, 4, [8, 9]),
+                                          (10_000, 3000, 4, [1, 2, 3, 5, 6, 7])])
+    result = run_experiment(_exp(trace, capacity_blocks=4))
+    rows = result.tables["requests"].to_pylist()
+    assert [r["cached_tokens"] for r in rows] == [0, 0, 0]
+    unit = result.summary["prefix_cache_by_unit"]["prefill-0"]
+    assert unit["capacity_blocks"] == 4
+    # C evicts 1, 2; B brings five new blocks (3 is still held) into {3, 4, 8, 9}: five more go
+    assert unit["evicted_blocks"] == 2 + 5
+    roomy = run_experiment(_exp(trace, capacity_blocks=100)).tables["requests"].to_pylist()
+    assert roomy[2]["cached_tokens"] == 1536
+
+
+def test_caching_off_adds_no_column_or_key(tmp_path) -> None:
+    trace = _trace(tmp_path / "t.jsonl", [(0, 2048, 4, [1, 2, 3, 4]), (1_000, 2048, 4, [1, 2, 3, 4])])
+    exp = experiment_from_dict(experiment_dict(
+        experiment__duration_s=30.0, workload={"kind": "trace", "path": trace, "format": "mooncake"}))
+    result = run_experiment(exp)
+    assert "cached_tokens" not in result.tables["requests"].column_names
+    assert "prefix_hit_rate" not in result.summary
+
+
+def test_transfer_missing_needs_decode_keep() -> None:
+    with pytest.raises(ConfigError, match="decode_keep"):
+        experiment_from_dict(experiment_dict(prefix_cache={"transfer": "missing"}))
