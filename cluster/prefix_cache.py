@@ -130,7 +130,7 @@ class PrefixCache:
 
 
 class PrefixCacheConfig(BaseModel):
-    """``[prefix_cache]``: prefix (KV block) caching in the units, off by default.
+    """Prefix (KV block) caching in the units; off by default.
 
     Prefill units (``enabled``) keep the KV of the prompt blocks they computed and skip the
     compute of a request's leading cached blocks. Decode units (``decode_keep``) keep a finished
