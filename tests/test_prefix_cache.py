@@ -3,17 +3,20 @@ hand-built Mooncake trace (virtual engine)."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 from conftest import experiment_dict
+from rich.console import Console
 
 from disagg.cluster.config import experiment_from_dict
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.hardware.perf import prefill_time
 from disagg.cluster.prefix_cache import PrefixCache, cached_prefix_tokens
 from disagg.experiments.run import run_experiment
+from disagg.experiments.view.console import summary_table
 
 # -- the cache --------------------------------------------------------------------------------
 
@@ -127,6 +130,9 @@ def test_second_request_sharing_k_blocks_is_charged_for_uncached_tokens(tmp_path
     assert (unit["hit_blocks"], unit["lookup_blocks"]) == (3, 10)
     assert result.summary["prefix_hit_rate"] == pytest.approx(0.3)
     assert result.summary["cached_token_share"] == pytest.approx(1536 / 5048)
+    console = Console(record=True, width=120, file=io.StringIO(), color_system=None)
+    console.print(summary_table(result.summary))
+    assert "hit 30.0 % of blocks, 30.4 % of prompt tokens cached" in console.export_text()
 
 
 def test_eviction_at_tiny_capacity_loses_the_hit(tmp_path) -> None:
