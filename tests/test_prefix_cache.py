@@ -99,10 +99,9 @@ def test_prefill_time_charges_uncached_tokens_only() -> None:
 
 def _trace(path: Path, rows: list[tuple[int, int, int, list[int]]]) -> str:
     """A Mooncake JSONL file: (timestamp ms, input, output, hash_ids) per line."""
-    with open(path, "w") as f:
-        for ts, n_in, n_out, ids in rows:
-            f.write(json.dumps({"timestamp": ts, "input_length": n_in, "output_length": n_out,
-                                "hash_ids": ids}) + "\n")
+    path.write_text("".join(json.dumps({"timestamp": ts, "input_length": n_in,
+                                        "output_length": n_out, "hash_ids": ids}) + "\n"
+                            for ts, n_in, n_out, ids in rows))
     return str(path)
 
 

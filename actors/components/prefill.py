@@ -21,7 +21,6 @@ from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import FaultsConfig
 from disagg.cluster.hardware.perf import kv_bytes, prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
-from disagg.cluster.prefix_cache import PrefixCache, cached_prefix_tokens
 from disagg.cluster.messages import (
     KvReady,
     LoadReport,
@@ -29,6 +28,7 @@ from disagg.cluster.messages import (
     Request,
     RequestEnded,
 )
+from disagg.cluster.prefix_cache import PrefixCache, cached_prefix_tokens
 from disagg.fabric.payload import make_payload, tamper
 from disagg.policies.base import Batch, PrefillBatchingPolicy, QueuedPrefill
 
