@@ -176,3 +176,25 @@ def test_only_missing_blocks_cross_the_fabric(tmp_path) -> None:
     full = _two_turns(tmp_path, "full")["result"].tables["transfers"].to_pylist()
     assert [t["modeled_bytes"] for t in full] == pytest.approx([kv_bytes(2048, model),
                                                                kv_bytes(3072, model)])
+
+
+def test_multi_turn_users_hit_their_caches_and_bytes_are_conserved() -> None:
+    exp = experiment_from_dict(experiment_dict(
+        experiment__duration_s=20.0, decode__units=2,
+        workload={"kind": "closed_loop", "users": 6, "think_time_s": 0.5, "multi_turn": True,
+                  "prompt_tokens": {"kind": "fixed", "value": 600},
+                  "output_tokens": {"kind": "fixed", "value": 50}},
+        policies={"router": "prefix_aware"},
+        prefix_cache={"enabled": True, "decode_keep": True, "transfer": "missing"}))
+    result = run_experiment(exp)
+    rows = result.tables["requests"].to_pylist()
+    prefilled = [r for r in rows if r["cached_tokens"] is not None]
+    assert len(prefilled) > 30
+    assert all(0 <= r["cached_tokens"] < r["prompt_tokens"] for r in prefilled)
+    s = result.summary
+    assert s["prefix_hit_rate"] > 0.3  # every turn after the first repeats the conversation
+    assert s["decode_kv_reused_bytes"] > 0
+    # every prompt's KV either crossed the fabric or was already held by its decode unit
+    moved = sum(t["modeled_bytes"] for t in result.tables["transfers"].to_pylist())
+    assert moved + s["decode_kv_reused_bytes"] == pytest.approx(
+        sum(r["kv_bytes"] for r in rows if r["transfer_end_s"] is not None), rel=1e-9)
