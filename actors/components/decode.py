@@ -5,8 +5,7 @@ finishing, one joining, a message arriving — the batch is fixed, so the bounda
 iterations are a cumulative sum of modeled step times. The unit sleeps until the next boundary at
 which something changes; a request that becomes ready mid-iteration joins at the next boundary.
 KV memory is reserved on admission (prompt + output tokens); a request waits until it fits.
-With ``[prefix_cache] decode_keep`` finished requests' prompt blocks stay in the free KV memory
-(``kept_kv.py``) and load reports carry their ids.
+With ``decode_keep``, finished prompts' blocks stay in free KV memory (``kept_kv.py``).
 """
 
 from __future__ import annotations

@@ -119,10 +119,7 @@ class PrefillUnit(Component):
         self.free_at_s = end
         self.batch_start_s = t
         self._report(t)
-        for i, r in enumerate(requests):
-            self.records[r.request_id] = {"prefill_start_s": t, "first_token_s": end}
-            if cached is not None:  # the one place a request's cached_tokens is recorded
-                self.records[r.request_id]["cached_tokens"] = cached[i]
+        self._record_start(requests, t, end, cached)
         streamed = {r.request_id for r in requests if self.layer_wise and r.output_tokens > 1}
         for r in requests:
             if r.request_id in streamed:
@@ -140,6 +137,13 @@ class PrefillUnit(Component):
             if r.request_id not in streamed:
                 self._finish(r, end)
         self._report(end)
+
+    def _record_start(self, requests: tuple[Request, ...], t: float, end: float,
+                      cached: list[int] | None) -> None:
+        for i, r in enumerate(requests):
+            self.records[r.request_id] = {"prefill_start_s": t, "first_token_s": end}
+            if cached is not None:  # the one place a request's cached_tokens is recorded
+                self.records[r.request_id]["cached_tokens"] = cached[i]
 
     def _lookup(self, requests: tuple[Request, ...]) -> list[int] | None:
         """Cached prompt tokens per request (None without a cache); the batch's blocks are then
