@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 
 from rich.console import Console
 
+from disagg.experiments.compare.prefix import unit_hit_table
 from disagg.experiments.compare.table import COLUMNS, PREFIX_COLUMNS, summary_columns
 from disagg.experiments.view.live import render
 
@@ -41,3 +43,15 @@ def test_live_view_without_caches_has_no_hit_column() -> None:
 def test_compare_table_adds_prefix_columns_only_when_a_run_has_them() -> None:
     assert summary_columns([{"prefix_hit_rate": None}, {}]) == COLUMNS
     assert summary_columns([{}, {"prefix_hit_rate": 0.2}]) == COLUMNS + PREFIX_COLUMNS
+
+
+def test_per_unit_hit_table_averages_repeats() -> None:
+    def row(policy: str, a: float | None, b: float) -> dict:
+        units = {"prefill-0": {"hit_rate": a}, "prefill-1": {"hit_rate": b}}
+        return {"policy": policy, "rate_per_s": 2.0, "prefix_cache_by_unit": json.dumps(units)}
+
+    header, body = unit_hit_table([row("rr", 0.1, 0.2), row("rr", 0.3, 0.4), row("pa", None, 0.5),
+                                   {"policy": "off", "rate_per_s": 2.0}])
+    assert header == ["policy", "rate req/s", "prefill-0 hit %", "prefill-1 hit %"]
+    assert body == [["rr", "2", "20.0", "30.0"], ["pa", "2", "n/a", "50.0"]]
+    assert unit_hit_table([{"policy": "off", "rate_per_s": 1.0}]) == ([], [])

@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from disagg.experiments.compare import plots
+from disagg.experiments.compare import plots, prefix
 from disagg.experiments.compare.data import (
     TARGET_ATTAINMENT,
     SavedRun,
@@ -145,8 +145,11 @@ def markdown(report: Report) -> str:
     parts = [f"# Policy comparison: {report.experiment}", "", *_setup(report), "",
              "## Capacity", "", CAPACITY_NOTE, "", *_capacity_lines(report), "",
              "## Summary", "", TABLE_NOTE, "", to_markdown(report.table, report.columns),
-             "## Router regret", "", REGRET_NOTE, "", to_markdown(report.regret, REGRET_COLUMNS),
-             "## Plots", ""]
+             "## Router regret", "", REGRET_NOTE, "", to_markdown(report.regret, REGRET_COLUMNS)]
+    header, body = prefix.unit_hit_table(report.rows)
+    if body:
+        parts += ["## Prefix cache per unit", "", prefix.NOTE, "", prefix.to_markdown(header, body)]
+    parts += ["## Plots", ""]
     for name, title in PLOT_TITLES.items():
         parts += [f"### {title}", "", f"![{title}](plots/{name})", ""]
     return "\n".join(parts)
@@ -169,6 +172,9 @@ def html_page(report: Report) -> str:
         f"<h3>{e(title)}</h3><img alt=\"{e(title)}\" src=\"data:image/png;base64,"
         f"{base64.b64encode(report.plots[name]).decode()}\">" for name, title in PLOT_TITLES.items())
     setup = "".join(f"<p>{e(s).replace('`', '')}</p>" for s in _setup(report))
+    header, body = prefix.unit_hit_table(report.rows)
+    hits = (f"<h2>Prefix cache per unit</h2><p class=\"note\">{e(prefix.NOTE)}</p>"
+            f"{prefix.to_html(header, body)}") if body else ""
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>Policy comparison: {e(report.experiment)}</title><style>{_CSS}</style></head>"
             f"<body><h1>Policy comparison: {e(report.experiment)}</h1>{setup}"
@@ -177,5 +183,5 @@ def html_page(report: Report) -> str:
             f"<tbody>{cap}</tbody></table>"
             f"<h2>Summary</h2><p class=\"note\">{e(TABLE_NOTE).replace('**', '')}</p>{to_html(report.table, report.columns)}"
             f"<h2>Router regret</h2><p class=\"note\">{e(REGRET_NOTE)}</p>"
-            f"{to_html(report.regret, REGRET_COLUMNS)}<h2>Plots</h2>{imgs}</body></html>\n")
+            f"{to_html(report.regret, REGRET_COLUMNS)}{hits}<h2>Plots</h2>{imgs}</body></html>\n")
 
