@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import experiment_dict
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from disagg.cluster.config import experiment_from_dict
@@ -161,3 +163,18 @@ def test_caching_off_adds_no_column_or_key(tmp_path) -> None:
 def test_transfer_missing_needs_decode_keep() -> None:
     with pytest.raises(ConfigError, match="decode_keep"):
         experiment_from_dict(experiment_dict(prefix_cache={"transfer": "missing"}))
+
+
+@settings(max_examples=60, deadline=None)
+@given(capacity=st.integers(0, 6), eviction=st.sampled_from(["lru", "fifo"]),
+       prompts=st.lists(st.lists(st.integers(0, 12), max_size=8), max_size=30))
+def test_cache_never_exceeds_capacity_and_conserves_blocks(capacity, eviction, prompts) -> None:
+    c = PrefixCache(capacity, eviction)
+    for hashes in prompts:
+        hits = c.lookup(hashes)
+        assert hits == c.leading_hits(hashes) and 0 <= hits <= len(hashes)
+        c.insert(hashes)
+        assert len(c) <= capacity
+        s = c.stats()
+        assert s.inserted_blocks - s.evicted_blocks == len(c)
+        assert s.hit_blocks <= s.lookup_blocks
