@@ -5,8 +5,9 @@ its hash id (``Request.prefix_hashes``); a request can reuse the KV of the *lead
 cache holds (prefix caching as in vLLM, SGLang and Mooncake: a block's KV depends on every token
 before it, so the first missing block ends the reusable prefix). Capacity is counted in blocks;
 inserting into a full cache evicts by the eviction rule (``lru``: least recently used, a hit
-counts as a use; ``fifo``: oldest inserted). Counters say how many blocks were looked up, hit,
-inserted and evicted.
+counts as a use; ``fifo``: oldest inserted). Within one request's blocks the later ones count as
+older, so they go first (as in vLLM's free-block queue): a block is useless without the blocks
+before it. Counters say how many blocks were looked up, hit, inserted and evicted.
 """
 
 from __future__ import annotations
@@ -87,14 +88,14 @@ class PrefixCache:
         self.lookup_blocks += len(hashes)
         self.hit_blocks += n
         if self.eviction == "lru":
-            for h in hashes[:n]:
+            for h in reversed(hashes[:n]):
                 self._blocks.move_to_end(h)
         return n
 
     def insert(self, hashes: Sequence[int]) -> None:
         """Hold every block of ``hashes`` (their KV was just computed or received), evicting as
         needed; blocks already held are refreshed (LRU) or left in place (FIFO)."""
-        for h in hashes:
+        for h in reversed(hashes):
             if h in self._blocks:
                 if self.eviction == "lru":
                     self._blocks.move_to_end(h)

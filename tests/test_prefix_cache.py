@@ -42,12 +42,20 @@ def test_lru_evicts_least_recently_used_at_tiny_capacity() -> None:
     assert c.stats().evicted_blocks == 2
 
 
+def test_a_requests_tail_blocks_are_evicted_before_its_head() -> None:
+    c = PrefixCache(4)
+    c.insert([1, 2, 3, 4])
+    c.insert([9])
+    assert c.blocks() == frozenset({1, 2, 3, 9})  # 4 goes: without 1-3 it is useless anyway
+
+
 def test_fifo_evicts_oldest_inserted() -> None:
     c = PrefixCache(3, "fifo")
     c.insert([1, 2, 3])
+    c.insert([7])  # evicts 3, A's tail
     assert c.lookup([1]) == 1  # a hit does not protect a block under FIFO
-    c.insert([4])
-    assert c.blocks() == frozenset({2, 3, 4})
+    c.insert([8, 9])  # evicts 2, then 1
+    assert c.blocks() == frozenset({7, 8, 9})
 
 
 def test_zero_capacity_holds_nothing_and_resize_evicts() -> None:
@@ -57,7 +65,7 @@ def test_zero_capacity_holds_nothing_and_resize_evicts() -> None:
     c = PrefixCache(4)
     c.insert([1, 2, 3, 4])
     c.resize(1)
-    assert c.blocks() == frozenset({4})
+    assert c.blocks() == frozenset({1})
     with pytest.raises(ValueError):
         PrefixCache(-1)
 
@@ -80,7 +88,8 @@ def _by_hand_prefill_s(exp, prompt: int, cached: int) -> float:
         prompt**2 - cached**2)
     compute = flops / (chips * peak * hw.compute_efficiency)
     kv = m.kv_bytes_per_token_per_layer * m.layers * prompt  # llama: no sliding-window layers
-    memory = (m.weight_bytes + kv) / (chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency)
+    bandwidth = chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency
+    memory = (m.weight_bytes + kv) / bandwidth
     return max(compute, memory) + hw.step_overhead_s
 
 
@@ -137,24 +146,27 @@ def test_second_request_sharing_k_blocks_is_charged_for_uncached_tokens(tmp_path
 
 
 def test_eviction_at_tiny_capacity_loses_the_hit(tmp_path) -> None:
-    # capacity 4 blocks: C's two blocks evict A's least recently used blocks 1 and 2
-    trace = _trace(tmp_path / "t.jsonl", [(0, 2048, 4, [1, 2, 3, 4]), (5_000, 1024, 4, [8, 9]),
+    # capacity 4 blocks: C's four blocks evict all of A's
+    trace = _trace(tmp_path / "t.jsonl", [(0, 2048, 4, [1, 2, 3, 4]),
+                                          (5_000, 2048, 4, [8, 9, 10, 11]),
                                           (10_000, 3000, 4, [1, 2, 3, 5, 6, 7])])
     result = run_experiment(_exp(trace, capacity_blocks=4))
     rows = result.tables["requests"].to_pylist()
     assert [r["cached_tokens"] for r in rows] == [0, 0, 0]
     unit = result.summary["prefix_cache_by_unit"]["prefill-0"]
     assert unit["capacity_blocks"] == 4
-    # C evicts 1, 2; B brings five new blocks (3 is still held) into {3, 4, 8, 9}: five more go
-    assert unit["evicted_blocks"] == 2 + 5
+    # C evicts A's four; B's six new blocks join C's four: six go (C's, then B's tail 7, 6)
+    assert unit["evicted_blocks"] == 4 + 6
     roomy = run_experiment(_exp(trace, capacity_blocks=100)).tables["requests"].to_pylist()
     assert roomy[2]["cached_tokens"] == 1536
 
 
 def test_caching_off_adds_no_column_or_key(tmp_path) -> None:
-    trace = _trace(tmp_path / "t.jsonl", [(0, 2048, 4, [1, 2, 3, 4]), (1_000, 2048, 4, [1, 2, 3, 4])])
+    trace = _trace(tmp_path / "t.jsonl", [(0, 2048, 4, [1, 2, 3, 4]),
+                                          (1_000, 2048, 4, [1, 2, 3, 4])])
     exp = experiment_from_dict(experiment_dict(
-        experiment__duration_s=30.0, workload={"kind": "trace", "path": trace, "format": "mooncake"}))
+        experiment__duration_s=30.0,
+        workload={"kind": "trace", "path": trace, "format": "mooncake"}))
     result = run_experiment(exp)
     assert "cached_tokens" not in result.tables["requests"].column_names
     assert "prefix_hit_rate" not in result.summary

@@ -115,7 +115,8 @@ def test_prefix_aware_trades_overlap_against_load() -> None:
     view = RouterView(0.0, (_prefill("prefill-0", 3000, set(range(6))),  # 3,072 tokens cached
                             _prefill("prefill-1", 1000, set())), ())
     # cost = outstanding - weight x cached: unit 0: 3,000 - 3,072 < unit 1: 1,000
-    assert ROUTERS.create("prefix_aware", {}, CTX).choose_prefill(request, view) == Route("prefill-0")
+    default = ROUTERS.create("prefix_aware", {}, CTX)
+    assert default.choose_prefill(request, view) == Route("prefill-0")
     # weight 0.5: 3,000 - 1,536 = 1,464 > 1,000
     half = ROUTERS.create("prefix_aware", {"weight": 0.5}, CTX)
     assert half.choose_prefill(request, view) == Route("prefill-1")
@@ -168,7 +169,8 @@ def test_only_missing_blocks_cross_the_fabric(tmp_path) -> None:
     out = _two_turns(tmp_path, "missing")
     model = out["exp"].model
     moved = [t["modeled_bytes"] for t in out["result"].tables["transfers"].to_pylist()]
-    assert moved == pytest.approx([kv_bytes(2048, model), kv_bytes(3072, model) - kv_bytes(2048, model)])
+    assert moved == pytest.approx([kv_bytes(2048, model),
+                                   kv_bytes(3072, model) - kv_bytes(2048, model)])
     s = out["result"].summary
     assert s["decode_kv_reused_bytes"] == pytest.approx(kv_bytes(2048, model))
     assert s["decode_kv_by_unit"]["decode-0"]["hit_blocks"] == 4

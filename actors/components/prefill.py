@@ -153,7 +153,8 @@ class PrefillUnit(Component):
         hits = [self.cache.lookup(r.prefix_hashes) for r in requests]
         for r in requests:
             self.cache.insert(r.prefix_hashes)
-        cached = [cached_prefix_tokens(r.prompt_tokens, n) for r, n in zip(requests, hits, strict=True)]
+        cached = [cached_prefix_tokens(r.prompt_tokens, n)
+                  for r, n in zip(requests, hits, strict=True)]
         self.cached_tokens += sum(cached)
         return cached
 

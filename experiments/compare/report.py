@@ -181,7 +181,8 @@ def html_page(report: Report) -> str:
             f"<h2>Capacity</h2><p class=\"note\">{e(CAPACITY_NOTE)}</p>"
             f"<table><thead><tr><th>policy</th><th>capacity (req/s)</th></tr></thead>"
             f"<tbody>{cap}</tbody></table>"
-            f"<h2>Summary</h2><p class=\"note\">{e(TABLE_NOTE).replace('**', '')}</p>{to_html(report.table, report.columns)}"
+            f"<h2>Summary</h2><p class=\"note\">{e(TABLE_NOTE).replace('**', '')}</p>"
+            f"{to_html(report.table, report.columns)}"
             f"<h2>Router regret</h2><p class=\"note\">{e(REGRET_NOTE)}</p>"
             f"{to_html(report.regret, REGRET_COLUMNS)}{hits}<h2>Plots</h2>{imgs}</body></html>\n")
 
