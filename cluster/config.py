@@ -30,6 +30,7 @@ from disagg.cluster.hardware.catalog import (
     models,
 )
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.prefix_cache import PrefixCacheConfig
 from disagg.cluster.workload.kinds import SyntheticWorkload, WorkloadSpec
 
 
@@ -259,6 +260,7 @@ class Experiment(_Section):
     output: OutputConfig = OutputConfig()
     faults: FaultsConfig = FaultsConfig()
     placement: PlacementConfig = PlacementConfig()
+    prefix_cache: PrefixCacheConfig = PrefixCacheConfig()
 
     @field_validator("model", mode="before")
     @classmethod

@@ -11,11 +11,17 @@ from typing import Any, Literal
 
 Status = Literal["completed", "rejected", "failed"]
 UnitKind = Literal["prefill", "decode"]
+PREFIX_BLOCK_TOKENS = 512  # tokens per prefix-hash block (Mooncake's trace release uses 512)
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One inference request: what arrives, how long it is, and the SLO it is judged by."""
+    """One inference request: what arrives, how long it is, and the SLO it is judged by.
+
+    ``prefix_hashes``: ids of the prompt's consecutive ``PREFIX_BLOCK_TOKENS``-token blocks, in
+    order (the last may be partial); two requests whose first k ids agree share the KV of their
+    first k blocks. Empty when the workload gives none (no prefix reuse is possible).
+    """
 
     request_id: int
     arrival_s: float
@@ -24,6 +30,7 @@ class Request:
     slo_class: str = "default"
     ttft_slo_s: float = float("inf")
     tpot_slo_s: float = float("inf")
+    prefix_hashes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +70,9 @@ class KvReady:
 class TransferRequested:
     """Router -> fabric: move this request's KV from a prefill unit to a decode unit.
 
-    ``layers_ready_s`` (layer-wise streaming only): see :class:`KvReady`.
+    ``layers_ready_s`` (layer-wise streaming only): see :class:`KvReady`. ``reused_blocks``
+    (``[prefix_cache] transfer = "missing"``): leading prompt blocks the router expects the
+    decode unit to hold already, left out of ``kv_bytes``.
     """
 
     request: Request
@@ -73,11 +82,13 @@ class TransferRequested:
     payload: Any
     sent_s: float
     layers_ready_s: tuple[float, float] | None = None
+    reused_blocks: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class KvDelivered:
-    """Fabric -> decode unit: the KV has arrived (at ``sent_s``, the modeled transfer end)."""
+    """Fabric -> decode unit: the KV has arrived (at ``sent_s``, the modeled transfer end);
+    ``reused_blocks`` as in :class:`TransferRequested`."""
 
     request: Request
     src_unit: str
@@ -85,6 +96,7 @@ class KvDelivered:
     payload: Any
     transfer_start_s: float
     sent_s: float
+    reused_blocks: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +124,7 @@ class LoadReport:
     sent_s: float
     up: bool = True
     running_tokens: int = 0
+    cached_blocks: frozenset[int] = frozenset()  # prefix-block ids the unit's cache holds
 
 
 @dataclass(frozen=True, slots=True)

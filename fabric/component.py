@@ -172,7 +172,7 @@ class Fabric(Component):
             "start_s": start, "modeled_end_s": deliver_s,
         })
         delivered = KvDelivered(msg.request, msg.src_unit, msg.kv_bytes, msg.payload, start,
-                                sent_s=deliver_s)
+                                sent_s=deliver_s, reused_blocks=msg.reused_blocks)
         heapq.heappush(self._deliveries, (deliver_s, seq, msg.dst_unit, delivered))
 
     def _do_deliver(self, t: float) -> None:

@@ -8,6 +8,7 @@ from disagg.policies import (  # noqa: F401  (registration)
     batch_forming,
     load_balancing,
     ordering,
+    prefix_aware,
     slo_aware,
 )
 from disagg.policies.batching import DECODE_ADMISSION, PREFILL_BATCHING

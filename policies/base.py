@@ -32,6 +32,7 @@ class UnitView:
     free_at_s: float = 0.0  # prefill: modeled end of the batch in progress
     reported_s: float = 0.0  # emu time of the report this view comes from
     up: bool = True
+    cached_blocks: frozenset[int] = frozenset()  # prefix-block ids held (prefix caching)
 
     @property
     def kv_free_bytes(self) -> float:

@@ -13,7 +13,12 @@ from disagg.policies.base import (
     UnitView,
     Wait,
 )
-from disagg.policies.router import ROUTERS, decode_candidates, decode_kv_need
+from disagg.policies.router import (
+    ROUTERS,
+    decode_candidates,
+    decode_kv_need,
+    prefer_conversation,
+)
 
 
 def decode_fallback(request: Request, view: RouterView, context: PolicyContext) -> Reject | Wait:
@@ -95,8 +100,10 @@ class PowerOfTwo(_Base):
 @ROUTERS.register("kv_aware")
 @dataclass
 class KvAware(_Base):
-    """Least-loaded prefill; decode on the unit with the most KV headroom, then smallest batch —
-    memory-driven placement, where the load balancers place by decode work left."""
+    """Least-loaded prefill; decode: first the units already holding the conversation (most
+    leading prompt blocks kept, ``prefer_conversation``), then the most KV headroom, then the
+    smallest batch — memory-driven placement, where the load balancers place by decode work
+    left."""
 
     def choose_prefill(self, request: Request, view: RouterView) -> Route | Reject:
         up = [u for u in view.prefill if u.up]
@@ -106,4 +113,4 @@ class KvAware(_Base):
         candidates = decode_candidates(request, view, self.context)
         if not candidates:
             return decode_fallback(request, view, self.context)
-        return Route(_kv_best(candidates).name)
+        return Route(_kv_best(prefer_conversation(request, candidates)).name)

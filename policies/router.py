@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from disagg.cluster.hardware.perf import kv_bytes
 from disagg.cluster.messages import Request
+from disagg.cluster.prefix_cache import leading_overlap
 from disagg.policies.base import (
     PolicyContext,
     Reject,
@@ -29,6 +30,19 @@ def decode_candidates(request: Request, view: RouterView, context: PolicyContext
     """Decode units that are up and (as last reported) have KV room for the request."""
     need = decode_kv_need(request, context)
     return [u for u in view.decode if u.up and u.kv_free_bytes >= need]
+
+
+def prefer_conversation(request: Request, candidates: list[UnitView]) -> list[UnitView]:
+    """The decode candidates whose view holds the most of the request's leading prompt blocks
+    (the unit already holding the conversation's earlier turns, with ``decode_keep``); all of
+    them when none holds any."""
+    if not request.prefix_hashes:
+        return candidates
+    overlaps = [leading_overlap(request.prefix_hashes, u.cached_blocks) for u in candidates]
+    best = max(overlaps, default=0)
+    if best == 0:
+        return candidates
+    return [u for u, n in zip(candidates, overlaps, strict=True) if n == best]
 
 
 @ROUTERS.register("round_robin")

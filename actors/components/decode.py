@@ -5,6 +5,7 @@ finishing, one joining, a message arriving — the batch is fixed, so the bounda
 iterations are a cumulative sum of modeled step times. The unit sleeps until the next boundary at
 which something changes; a request that becomes ready mid-iteration joins at the next boundary.
 KV memory is reserved on admission (prompt + output tokens); a request waits until it fits.
+With ``decode_keep``, finished prompts' blocks stay in free KV memory (``kept_kv.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.unit_log import UnitLog
@@ -50,7 +52,7 @@ class DecodeUnit(Component):
     def __init__(
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         policy: DecodeAdmissionPolicy, store: ObjectStore, kv_capacity_bytes: float,
-        control_delay_s: float = 0.0, report_interval_s: float = 0.0,
+        control_delay_s: float = 0.0, report_interval_s: float = 0.0, kept: KeptKv | None = None,
     ) -> None:
         super().__init__(name, clock)
         self.model, self.hw, self.chips = model, hw, chips
@@ -75,6 +77,7 @@ class DecodeUnit(Component):
         self.live_feed: list[tuple[Any, ...]] | None = None  # last tokens, for the live view
         self._fetches: set[asyncio.Task[None]] = set()
         self._prefetch: dict[int, asyncio.Task[Any]] = {}
+        self.kept = kept  # prompt blocks of finished requests, kept for the next turn
         self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch}
 
     # -- messages -------------------------------------------------------------------------
@@ -112,6 +115,8 @@ class DecodeUnit(Component):
             return
         rec.setdefault("real_end_s", self.clock.now())
         rec["real_bytes"] = payload.nbytes
+        if self.kept is not None:
+            self.kept.reuse(msg.request.prefix_hashes, msg.reused_blocks)
         need = float(kv_bytes(msg.request.prompt_tokens + msg.request.output_tokens, self.model))
         if need > self.kv_capacity_bytes:
             self.peers["collector"].send(
@@ -168,6 +173,8 @@ class DecodeUnit(Component):
         if self.kv_used_bytes > self.kv_capacity_bytes * (1 + 1e-9):
             raise CapacityExceeded(f"{self.name}: admission exceeded KV capacity")
         self.pending = [p for p in self.pending if p.request.request_id not in admitted]
+        if self.kept is not None:
+            self.kept.fit(self.kv_capacity_bytes - self.kv_used_bytes)
         self._changed()
 
     def _join_late(self, run: _Running, ready_s: float) -> None:
@@ -191,7 +198,7 @@ class DecodeUnit(Component):
         run.context += done
         self.tokens_out += done
         if run.left <= 0:
-            self.kv_used_bytes -= run.kv_bytes
+            self._release(run)
             rec["last_token_s"] = float(recent[i + done])
             self.peers["collector"].send(
                 RequestEnded(rid, "completed", "", float(recent[i + done])))
@@ -248,13 +255,19 @@ class DecodeUnit(Component):
                 finished.append(rid)
         for rid in finished:
             r = self.running.pop(rid)
-            self.kv_used_bytes -= r.kv_bytes
+            self._release(r)
             self.records[rid]["last_token_s"] = self.t
             if self.live_feed is not None:
                 self.live_feed.append(("last", rid, self.t, r.request.output_tokens,
                                        r.request.tpot_slo_s))
             self.peers["collector"].send(RequestEnded(rid, "completed", "", self.t))
         self._changed()
+
+    def _release(self, run: _Running) -> None:
+        """A request finished: free its KV (keeping its prompt blocks, with decode_keep)."""
+        self.kv_used_bytes -= run.kv_bytes
+        if self.kept is not None:
+            self.kept.keep(run.request.prefix_hashes, self.kv_capacity_bytes - self.kv_used_bytes)
 
     def _changed(self) -> None:
         self.log.state(self.t, len(self.pending), len(self.running), self.kv_used_bytes)
@@ -267,6 +280,7 @@ class DecodeUnit(Component):
             sum(r.left for r in self.running.values()), len(self.running),
             self.kv_used_bytes + sum(p.kv_bytes for p in self.pending), self.kv_capacity_bytes,
             self.t, sent_s=t, running_tokens=sum(r.context for r in self.running.values()),
+            cached_blocks=self.kept.cache.blocks() if self.kept is not None else frozenset(),
         )
 
     def results(self) -> dict[str, Any]:
@@ -279,6 +293,8 @@ class DecodeUnit(Component):
             itl_s=np.concatenate(durations).tolist() if durations else [],
             itl_weight=np.concatenate(weights).tolist() if weights else [],
         )
+        if self.kept is not None:
+            out["prefix_cache"] = self.kept.results()
         return out
 
     def snapshot(self) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 Batches start at the modeled time they could start — the later of the unit's free time and the
 head request's modeled arrival — and last ``prefill_time`` of the batch; the unit then sleeps
 until the batch's end, so wake-up jitter is absorbed rather than accumulated (DESIGN timing rule 1).
+
+With a prefix cache (``[prefix_cache] enabled``) the unit looks each request's leading prompt
+blocks up when its batch starts, is charged only for the uncached tokens, then holds the batch's
+blocks; its load reports carry the held block ids (what a cache-aware router scores against).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from disagg.cluster.messages import (
     Request,
     RequestEnded,
 )
+from disagg.cluster.prefix_cache import PrefixCache, cached_prefix_tokens
 from disagg.fabric.payload import make_payload, tamper
 from disagg.policies.base import Batch, PrefillBatchingPolicy, QueuedPrefill
 
@@ -36,6 +41,7 @@ class PrefillUnit(Component):
         policy: PrefillBatchingPolicy, store: ObjectStore, payload_scale: float,
         seed: int = 0, faults: FaultsConfig | None = None, control_delay_s: float = 0.0,
         report_interval_s: float = 0.0, layer_wise: bool = False,
+        prefix_cache: PrefixCache | None = None,
     ) -> None:
         super().__init__(name, clock)
         self.model, self.hw, self.chips = model, hw, chips
@@ -59,6 +65,8 @@ class PrefillUnit(Component):
         self.busy_s = 0.0  # emu s spent on finished batches
         self.batch_start_s = 0.0
         self.live_feed: list[tuple[Any, ...]] | None = None  # first tokens, for the live view
+        self.cache = prefix_cache
+        self.cached_tokens = 0  # prompt tokens served from the prefix cache
         self.handlers = {PrefillAssigned: self._on_assigned}
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
@@ -99,7 +107,9 @@ class PrefillUnit(Component):
             raise ValueError(f"{self.name}: batch names requests that are not queued")
         self.queue = [q for q in self.queue if q.request.request_id not in chosen]
         self.decide_at(t)
-        duration = prefill_time([r.prompt_tokens for r in requests], self.model, self.hw, self.chips)
+        cached = self._lookup(requests)
+        duration = prefill_time([r.prompt_tokens for r in requests], self.model, self.hw,
+                                self.chips, cached)
         end = t + duration.seconds
         self.running = requests
         self.batches += 1
@@ -109,8 +119,7 @@ class PrefillUnit(Component):
         self.free_at_s = end
         self.batch_start_s = t
         self._report(t)
-        for r in requests:
-            self.records[r.request_id] = {"prefill_start_s": t, "first_token_s": end}
+        self._record_start(requests, t, end, cached)
         streamed = {r.request_id for r in requests if self.layer_wise and r.output_tokens > 1}
         for r in requests:
             if r.request_id in streamed:
@@ -128,6 +137,26 @@ class PrefillUnit(Component):
             if r.request_id not in streamed:
                 self._finish(r, end)
         self._report(end)
+
+    def _record_start(self, requests: tuple[Request, ...], t: float, end: float,
+                      cached: list[int] | None) -> None:
+        for i, r in enumerate(requests):
+            self.records[r.request_id] = {"prefill_start_s": t, "first_token_s": end}
+            if cached is not None:  # the one place a request's cached_tokens is recorded
+                self.records[r.request_id]["cached_tokens"] = cached[i]
+
+    def _lookup(self, requests: tuple[Request, ...]) -> list[int] | None:
+        """Cached prompt tokens per request (None without a cache); the batch's blocks are then
+        held, so a later request can reuse them (requests of one batch do not share)."""
+        if self.cache is None:
+            return None
+        hits = [self.cache.lookup(r.prefix_hashes) for r in requests]
+        for r in requests:
+            self.cache.insert(r.prefix_hashes)
+        cached = [cached_prefix_tokens(r.prompt_tokens, n)
+                  for r, n in zip(requests, hits, strict=True)]
+        self.cached_tokens += sum(cached)
+        return cached
 
     def _finish(self, request: Request, end: float, stream_from_s: float | None = None) -> None:
         """Hand the KV to the router at ``end``, or (layer-wise) at ``stream_from_s``."""
@@ -157,19 +186,27 @@ class PrefillUnit(Component):
             self.name, "prefill", len(self.queue), sum(q.request.prompt_tokens for q in self.queue),
             len(self.running), 0.0, float("inf"), self.free_at_s, sent_s=t,
             running_tokens=sum(r.prompt_tokens for r in self.running),
+            cached_blocks=self.cache.blocks() if self.cache is not None else frozenset(),
         )
 
     def results(self) -> dict[str, Any]:
         out = super().results()
         out.update(requests=self.records, log=self.log.as_dict(), batches=self.batches)
+        if self.cache is not None:
+            out["prefix_cache"] = {**vars(self.cache.stats()), "cached_tokens": self.cached_tokens}
         return out
 
     def snapshot(self) -> dict[str, Any]:
         """Queue depth, tokens in the running batch, and cumulative tokens and busy emu s."""
         now = min(self.clock.now(), self.free_at_s)
         running_s = now - self.batch_start_s if self.running else 0.0
-        return {
+        out = {
             "name": self.name, "queue": len(self.queue),
             "batch_tokens": sum(r.prompt_tokens for r in self.running), "batches": self.batches,
             "tokens_done": self.tokens_in, "busy_s": self.busy_s + max(0.0, running_s),
         }
+        if self.cache is not None:
+            stats = self.cache.stats()
+            out.update(prefix_hit_rate=stats.hit_rate, prefix_hit_blocks=stats.hit_blocks,
+                       prefix_lookup_blocks=stats.lookup_blocks)
+        return out

@@ -1,5 +1,10 @@
 """The router: asks its policy where each request's prefill and decode run, on a possibly stale
-view of the units built from their load reports (and its own assignments since)."""
+view of the units built from their load reports (and its own assignments since).
+
+Prefix blocks: a unit's view holds the block ids of its last report, plus (prefill) the blocks of
+the requests the router assigned to it since, as the unit will hold them once their batch starts.
+With ``transfer_missing`` the KV sent to a decode unit leaves out the leading prompt blocks its
+view says it holds."""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import dataclasses
 from typing import Any
 
 from disagg.cluster.component import Clock, Component
+from disagg.cluster.hardware.perf import kv_bytes
 from disagg.cluster.messages import (
+    PREFIX_BLOCK_TOKENS,
     KvReady,
     LoadReport,
     PrefillAssigned,
@@ -18,6 +25,7 @@ from disagg.cluster.messages import (
     TransferRequested,
     UnitDown,
 )
+from disagg.cluster.prefix_cache import leading_overlap
 from disagg.policies.base import (
     PolicyContext,
     Reject,
@@ -34,7 +42,7 @@ class Router(Component):
 
     def __init__(
         self, name: str, clock: Clock, policy: RouterPolicy, context: PolicyContext,
-        units: list[UnitView], control_delay_s: float = 0.0,
+        units: list[UnitView], control_delay_s: float = 0.0, transfer_missing: bool = False,
     ) -> None:
         super().__init__(name, clock)
         self.policy = policy
@@ -46,6 +54,8 @@ class Router(Component):
         self.inflight: dict[int, tuple[Request, str]] = {}  # request id -> (request, unit holding it)
         self.down: set[str] = set()
         self.redone = 0
+        self.transfer_missing = transfer_missing
+        self.kv_reused_bytes = 0.0  # KV left out of transfers: the decode unit held it
         self.handlers = {
             RequestArrived: self._on_arrived, KvReady: self._on_kv_ready, LoadReport: self._on_report,
             UnitDown: self._on_unit_down,
@@ -73,9 +83,12 @@ class Router(Component):
         self.records.setdefault(request.request_id, {}).update(
             prefill_unit=unit.name, prefill_view_age_s=t - unit.reported_s)
         self.inflight[request.request_id] = (request, unit.name)
+        held = unit.cached_blocks
+        if request.prefix_hashes and not held.issuperset(request.prefix_hashes):
+            held = held.union(request.prefix_hashes)
         self.views[unit.name] = dataclasses.replace(
             unit, queued_requests=unit.queued_requests + 1,
-            queued_tokens=unit.queued_tokens + request.prompt_tokens,
+            queued_tokens=unit.queued_tokens + request.prompt_tokens, cached_blocks=held,
         )
         self.peers[unit.name].send(PrefillAssigned(request, sent_s=t))
 
@@ -103,9 +116,16 @@ class Router(Component):
         self.views[unit.name] = dataclasses.replace(
             unit, queued_requests=unit.queued_requests + 1, kv_used_bytes=unit.kv_used_bytes + need
         )
+        reused = leading_overlap(request.prefix_hashes, unit.cached_blocks) \
+            if self.transfer_missing else 0
+        send_bytes = msg.kv_bytes
+        if reused:
+            held_tokens = min(reused * PREFIX_BLOCK_TOKENS, request.prompt_tokens)
+            send_bytes = max(0.0, msg.kv_bytes - float(kv_bytes(held_tokens, self.context.model)))
+            self.kv_reused_bytes += msg.kv_bytes - send_bytes
         self.peers["fabric"].send(
-            TransferRequested(request, msg.prefill_unit, unit.name, msg.kv_bytes, msg.payload, t,
-                              msg.layers_ready_s)
+            TransferRequested(request, msg.prefill_unit, unit.name, send_bytes, msg.payload, t,
+                              msg.layers_ready_s, reused)
         )
         return True
 
@@ -117,7 +137,7 @@ class Router(Component):
         self.views[msg.unit] = UnitView(
             msg.unit, msg.kind, msg.queued_requests, msg.queued_tokens, msg.running_requests,
             msg.running_tokens, msg.kv_used_bytes, msg.kv_capacity_bytes, msg.free_at_s,
-            msg.sent_s, msg.up,
+            msg.sent_s, msg.up, msg.cached_blocks,
         )
         if self.waiting and msg.kind == "decode":
             retry, self.waiting = self.waiting, []
@@ -154,6 +174,7 @@ class Router(Component):
         out["requests"] = self.records
         out["units_down"] = sorted(self.down)
         out["redone"] = self.redone
+        out["kv_reused_bytes"] = self.kv_reused_bytes
         return out
 
     def snapshot(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import numpy as np
 from disagg.actors.components.closed_loop import ClosedLoopGenerator
 from disagg.actors.components.collector import Collector
 from disagg.actors.components.decode import DecodeUnit
+from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.load_generator import (
     LoadGenerator,
     make_requests,
@@ -20,7 +21,9 @@ from disagg.actors.components.store import ObjectStore
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.hardware.perf import fit_check
+from disagg.cluster.hardware.perf import fit_check, kv_bytes
+from disagg.cluster.messages import PREFIX_BLOCK_TOKENS
+from disagg.cluster.prefix_cache import PrefixCache
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 from disagg.cluster.workload.plan import ClosedLoop, check_workload
 from disagg.fabric.component import Fabric
@@ -45,6 +48,30 @@ def component_rng(seed: int, name: str) -> np.random.Generator:
 def decode_kv_capacity(exp: Experiment) -> float:
     """KV bytes one decode unit can hold once its model copy is resident."""
     return fit_check(exp.model, exp.decode.hardware, exp.decode.chips_per_unit).kv_capacity_bytes
+
+
+def prefill_cache_blocks(exp: Experiment) -> int:
+    """Blocks one prefill unit's prefix cache holds: the configured number, or the memory its
+    weights leave free divided by the KV bytes of one block."""
+    cfg = exp.prefix_cache
+    if cfg.capacity_blocks is not None:
+        return cfg.capacity_blocks
+    free = fit_check(exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit).kv_capacity_bytes
+    return max(0, int(free // float(kv_bytes(PREFIX_BLOCK_TOKENS, exp.model))))
+
+
+def _prefill_cache(exp: Experiment) -> PrefixCache | None:
+    cfg = exp.prefix_cache
+    return PrefixCache(prefill_cache_blocks(exp), cfg.eviction) if cfg.enabled else None
+
+
+def _kept_kv(exp: Experiment) -> KeptKv | None:
+    cfg = exp.prefix_cache
+    if not cfg.decode_keep:
+        return None
+    block_bytes = float(kv_bytes(PREFIX_BLOCK_TOKENS, exp.model))
+    return KeptKv(PrefixCache(int(decode_kv_capacity(exp) // block_bytes), cfg.eviction),
+                  block_bytes)
 
 
 def policy_context(exp: Experiment, name: str) -> PolicyContext:
@@ -109,7 +136,7 @@ def build_component(
         spec = exp.policies.router
         policy = ROUTERS.create(spec.name, spec.params, policy_context(exp, name))
         comp = Router(name, clock, policy, policy_context(exp, name), initial_views(exp),
-                      control_delay_s)
+                      control_delay_s, exp.prefix_cache.transfer == "missing")
     elif name == "fabric":
         comp = Fabric(name, clock, build_topology(exp), exp.fabric, control_delay_s,
                       exp.model.layers)
@@ -119,7 +146,7 @@ def build_component(
             name, clock, exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit,
             PREFILL_BATCHING.create(spec.name, spec.params, policy_context(exp, name)),
             store, exp.output.payload_scale, seed, exp.faults, control_delay_s,
-            exp.experiment.load_report_interval_s, exp.fabric.layer_wise,
+            exp.experiment.load_report_interval_s, exp.fabric.layer_wise, _prefill_cache(exp),
         )
     elif name.startswith("decode-"):
         spec = exp.policies.decode_admission
@@ -127,6 +154,7 @@ def build_component(
             name, clock, exp.model, exp.decode.hardware, exp.decode.chips_per_unit,
             DECODE_ADMISSION.create(spec.name, spec.params, policy_context(exp, name)),
             store, decode_kv_capacity(exp), control_delay_s, exp.experiment.load_report_interval_s,
+            _kept_kv(exp),
         )
     else:
         raise KeyError(f"no component called {name!r}")

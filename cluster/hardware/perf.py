@@ -85,11 +85,20 @@ def peak_flops(hw: HardwareProfile, model: ModelSpec) -> float:
     return hw.peak_flops_fp8 if model.weight_bytes_per_param <= 1 else hw.peak_flops_bf16
 
 
-def prefill_flops(prompt_tokens: Sequence[int] | NDArray[np.int64], model: ModelSpec) -> float:
-    """FLOPs of a causal prefill over each prompt in the batch."""
+def prefill_flops(prompt_tokens: Sequence[int] | NDArray[np.int64], model: ModelSpec,
+                  cached_tokens: Sequence[int] | NDArray[np.int64] | None = None) -> float:
+    """FLOPs of a causal prefill over each prompt in the batch.
+
+    With ``cached_tokens`` C of a prompt of S tokens already in the prefix cache, only the S - C
+    new tokens run: linear layers 2 N (S - C), and attention of the new tokens over the whole
+    context, 2 L n_q d (S^2 - C^2) (the causal S^2 term minus the cached C x C triangle).
+    """
     s = np.asarray(prompt_tokens, dtype=np.float64)
-    attn = 2.0 * model.layers * model.q_heads * model.head_dim * s * s
-    return float(np.sum(2.0 * model.active_params * s + attn))
+    c = np.zeros_like(s) if cached_tokens is None else np.asarray(cached_tokens, dtype=np.float64)
+    if cached_tokens is not None and (c.shape != s.shape or np.any(c < 0) or np.any(c > s)):
+        raise ValueError("cached_tokens needs one value per prompt, each in [0, prompt tokens]")
+    attn = 2.0 * model.layers * model.q_heads * model.head_dim * (s * s - c * c)
+    return float(np.sum(2.0 * model.active_params * (s - c) + attn))
 
 
 def expected_experts(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float64] | float:
@@ -157,21 +166,30 @@ def prefill_time(
     model: ModelSpec,
     hw: HardwareProfile,
     chips: int,
+    cached_tokens: Sequence[int] | NDArray[np.int64] | None = None,
 ) -> StepTime:
-    """Duration of one prefill batch of the given prompt lengths on a unit of ``chips`` chips."""
+    """Duration of one prefill batch of the given prompt lengths on a unit of ``chips`` chips.
+
+    ``cached_tokens`` (per prompt, default none): leading tokens whose KV the unit's prefix cache
+    already holds; compute counts only the new tokens (see :func:`prefill_flops`), memory still
+    moves the whole context's KV (cached KV is read, new KV written).
+    """
     if len(prompt_tokens) == 0:
         raise ValueError("a prefill batch needs at least one prompt")
-    compute = prefill_flops(prompt_tokens, model) / (
+    compute = prefill_flops(prompt_tokens, model, cached_tokens) / (
         chips * peak_flops(hw, model) * hw.compute_efficiency
     )
-    total = float(np.sum(np.asarray(prompt_tokens, dtype=np.float64)))
+    # tokens computed this step: cached ones activate no experts and cross no all-reduce
+    computed = float(np.sum(np.asarray(prompt_tokens, dtype=np.float64)))
+    if cached_tokens is not None:
+        computed -= float(np.sum(np.asarray(cached_tokens, dtype=np.float64)))
     if hw.decode_model == "wafer_pipeline":
         fill = pipeline_latency_s(model, hw, chips)
         return StepTime(compute + fill + hw.step_overhead_s, compute, fill, hw.step_overhead_s)
-    moved = float(weights_read_bytes(total, model)) + float(
+    moved = float(weights_read_bytes(computed, model)) + float(
         np.sum(kv_bytes(np.asarray(prompt_tokens), model)))
     memory = moved / (chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency)
-    overhead = hw.step_overhead_s + float(layers_comm_s(total, model, hw, chips))
+    overhead = hw.step_overhead_s + float(layers_comm_s(computed, model, hw, chips))
     return StepTime(max(compute, memory) + overhead, compute, memory, overhead)
 
 

@@ -111,7 +111,11 @@ class ClosedLoopWorkload(_Section):
     """N users, each: send, wait until the request ends, think (exponential), send the next.
 
     Users start after one think time each. No request is sent at or after ``duration_s``.
-    With ``classes`` each request's class is drawn by weight; otherwise one class.
+    With ``classes`` each request's class is drawn by weight; otherwise one class. With
+    ``multi_turn`` each user holds a conversation: the next prompt is the previous prompt and
+    output plus the newly drawn prompt tokens, and requests carry prefix-block hashes (the
+    blocks of the previous prompt keep their ids), until the next prompt would exceed
+    ``max_context_tokens`` and the user starts a new conversation.
     """
 
     kind: Literal["closed_loop"]
@@ -123,6 +127,11 @@ class ClosedLoopWorkload(_Section):
     classes: list[RequestClass] = Field(default_factory=list,
                                         description="optional weighted classes (as in mix)")
     max_requests: int | None = Field(None, gt=0, description="cap on submitted requests")
+    multi_turn: bool = Field(False, description="each prompt extends the user's conversation "
+                             "(previous prompt + output + new tokens), with prefix hashes")
+    max_context_tokens: int = Field(32_768, gt=0, le=10_000_000,
+                                    description="multi_turn: a longer next prompt starts a new "
+                                    "conversation")
 
     @model_validator(mode="after")
     def _one_source(self) -> ClosedLoopWorkload:

@@ -4,13 +4,14 @@ per-user state machine of a closed loop (pure; the load generator drives it).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.messages import Request
+from disagg.cluster.messages import PREFIX_BLOCK_TOKENS, Request
 from disagg.cluster.workload.kinds import (
     ClosedLoopWorkload,
     MixWorkload,
@@ -115,7 +116,17 @@ def _replay(w: TraceWorkload, slo: SloTargets, duration_s: float,
     times = (trace.arrival_ns[sel.rows] - sel.origin_ns) / 1e9 / sel.speedup
     rows = sel.rows[times < duration_s]
     return [Request(i, float(times[i]), int(trace.prompt_tokens[r]), int(trace.output_tokens[r]),
-                    w.slo_class, slo.ttft_s, slo.tpot_s) for i, r in enumerate(rows)]
+                    w.slo_class, slo.ttft_s, slo.tpot_s, trace.hashes_of(int(r)))
+            for i, r in enumerate(rows)]
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A multi-turn user's conversation so far: tokens (last prompt + its output) and the hash
+    ids of the last prompt's full blocks, which the next prompt starts with."""
+
+    context_tokens: int
+    block_ids: tuple[int, ...]
 
 
 @dataclass
@@ -134,6 +145,8 @@ class ClosedLoop:
     sent: int = 0
     active_users: int = 0
     user_of: dict[int, int] = field(default_factory=dict)
+    conversations: dict[int, Conversation] = field(default_factory=dict)
+    next_block_id: int = 0
 
     def start(self) -> list[Request]:
         """Each user's first request, in arrival order."""
@@ -156,6 +169,8 @@ class ClosedLoop:
             self.active_users -= 1
             return None
         request = self._make(self.sent, t)
+        if w.multi_turn:
+            request = self._extend(user, request)
         self.user_of[request.request_id] = user
         self.sent += 1
         return request
@@ -170,6 +185,23 @@ class ClosedLoop:
         return Request(request_id, t, int(c.prompt_tokens.sample(self.rng, 1)[0]),
                        int(c.output_tokens.sample(self.rng, 1)[0]), c.name,
                        c.ttft_s or self.slo.ttft_s, c.tpot_s or self.slo.tpot_s)
+
+
+    def _extend(self, user: int, request: Request) -> Request:
+        """The user's next turn: the drawn prompt appended to the conversation so far (or a new
+        conversation when it would exceed ``max_context_tokens``), with its block hash ids."""
+        prev = self.conversations.get(user)
+        new_tokens = request.prompt_tokens
+        if prev is None or prev.context_tokens + new_tokens > self.workload.max_context_tokens:
+            prev = Conversation(0, ())
+        prompt = prev.context_tokens + new_tokens
+        blocks = -(-prompt // PREFIX_BLOCK_TOKENS)
+        fresh = blocks - len(prev.block_ids)
+        ids = prev.block_ids + tuple(range(self.next_block_id, self.next_block_id + fresh))
+        self.next_block_id += fresh
+        full = ids[: prompt // PREFIX_BLOCK_TOKENS]
+        self.conversations[user] = Conversation(prompt + request.output_tokens, full)
+        return dataclasses.replace(request, prompt_tokens=prompt, prefix_hashes=ids)
 
 
 def check_workload(

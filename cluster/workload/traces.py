@@ -1,7 +1,8 @@
 """Request traces read from files: Azure / BurstGPT style CSV and Mooncake style JSONL.
 
 A trace is three aligned arrays: arrival times in integer nanoseconds (absolute, as the file
-gives them; so inter-arrival times are exact), prompt tokens and output tokens. Bad input raises
+gives them; so inter-arrival times are exact), prompt tokens and output tokens; a Mooncake trace
+also gives each request's prefix-block hash ids (``hash_ids``, 512-token blocks). Bad input raises
 :class:`ConfigError` naming the file, the line number and the problem. Reading a file the config
 names is the only I/O here; results are cached per (path, size, mtime, format).
 """
@@ -44,12 +45,13 @@ class TraceColumns:
     prompt_tokens: str
     output_tokens: str
     unit: TimestampUnit
+    hashes: str | None = None  # JSON key of the prefix-block hash ids (JSONL formats only)
 
 
 FORMATS: dict[str, TraceColumns] = {
     "azure": TraceColumns("TIMESTAMP", "ContextTokens", "GeneratedTokens", "datetime"),
     "burstgpt": TraceColumns("Timestamp", "Request tokens", "Response tokens", "s"),
-    "mooncake": TraceColumns("timestamp", "input_length", "output_length", "ms"),
+    "mooncake": TraceColumns("timestamp", "input_length", "output_length", "ms", "hash_ids"),
 }
 
 
@@ -66,6 +68,11 @@ class Trace:
     prompt_tokens: NDArray[np.int64]
     output_tokens: NDArray[np.int64]
     dropped_rows: int = 0
+    prefix_hashes: tuple[tuple[int, ...], ...] = ()
+
+    def hashes_of(self, row: int) -> tuple[int, ...]:
+        """The prefix-block hash ids of ``row`` (empty when the trace has none)."""
+        return self.prefix_hashes[row] if self.prefix_hashes else ()
 
     def __len__(self) -> int:
         return len(self.arrival_ns)
@@ -152,8 +159,19 @@ def _read_csv(path: str, cols: TraceColumns) -> list[tuple[int, int, int]]:
     return rows
 
 
-def _read_jsonl(path: str, cols: TraceColumns) -> list[tuple[int, int, int]]:
+def _hash_ids(path: str, line: int, value: Any, key: str) -> tuple[int, ...]:
+    """A JSON list of non-negative integer block ids, or a ConfigError naming the line."""
+    if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise _bad(path, line, f"key {key!r}: value {str(value)[:60]} is not a list of "
+                               "non-negative integer block ids")
+    return tuple(value)
+
+
+def _read_jsonl(path: str, cols: TraceColumns) -> tuple[list[tuple[int, int, int]],
+                                                        list[tuple[int, ...]]]:
     rows = []
+    hashes: list[tuple[int, ...]] = []
     with open(path, encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
@@ -168,7 +186,9 @@ def _read_jsonl(path: str, cols: TraceColumns) -> list[tuple[int, int, int]]:
                 if key not in obj:
                     raise _bad(path, line_no, f"missing key {key!r} (the line has: {', '.join(obj)})")
             rows.append(_row(path, line_no, obj.get, cols))
-    return rows
+            if cols.hashes is not None:
+                hashes.append(_hash_ids(path, line_no, obj.get(cols.hashes, []), cols.hashes))
+    return rows, hashes
 
 
 def read_trace(path: str | Path, cols: TraceColumns, jsonl: bool = False) -> Trace:
@@ -183,7 +203,7 @@ def read_trace(path: str | Path, cols: TraceColumns, jsonl: bool = False) -> Tra
 
 @lru_cache(maxsize=16)
 def _cached(path: str, _size: int, _mtime_ns: int, cols: TraceColumns, jsonl: bool) -> Trace:
-    rows = _read_jsonl(path, cols) if jsonl else _read_csv(path, cols)
+    rows, hashes = _read_jsonl(path, cols) if jsonl else (_read_csv(path, cols), [])
     if not rows:
         raise _bad(path, 2 if not jsonl else 1, "the file has no requests")
     arr = np.array(rows, dtype=np.int64)
@@ -193,8 +213,10 @@ def _cached(path: str, _size: int, _mtime_ns: int, cols: TraceColumns, jsonl: bo
     arr = arr[keep]
     order = np.argsort(arr[:, 0], kind="stable")
     arr = arr[order]
+    kept = [h for h, k in zip(hashes, keep, strict=True) if k] if hashes else []
     return Trace(path, arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(),
-                 dropped_rows=int((~keep).sum()))
+                 dropped_rows=int((~keep).sum()),
+                 prefix_hashes=tuple(kept[i] for i in order) if kept else ())
 
 
 class TraceSource(BaseModel):
@@ -242,6 +264,7 @@ class TraceSource(BaseModel):
         return TraceColumns(
             self.timestamp_column or base.timestamp, self.prompt_column or base.prompt_tokens,
             self.output_column or base.output_tokens, self.timestamp_unit or base.unit,
+            base.hashes,
         )
 
     def load(self) -> Trace:

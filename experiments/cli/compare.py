@@ -88,7 +88,7 @@ class CompareProgress:
 
 
 def _print_tables(console: Console, report: Any) -> None:
-    for table in to_rich(report.table, f"{report.experiment}: mean ± 95% CI"):
+    for table in to_rich(report.table, f"{report.experiment}: mean ± 95% CI", report.columns):
         console.print(table)
     caps = ", ".join(f"{p} {'below the lowest rate' if c is None else f'{c:g}'}"
                      for p, c in report.capacity.items())

@@ -19,6 +19,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ('[workload] kind = "closed_loop"', ws.ClosedLoopWorkload), ("[slo]", c.SloConfig),
     ("[policies]", c.PoliciesConfig), ("[output]", c.OutputConfig), ("[faults]", c.FaultsConfig),
     ("[[faults.unit_loss]]", c.UnitLoss), ("[placement]", c.PlacementConfig),
+    ("[prefix_cache]", c.PrefixCacheConfig),
     ("[model] inline spec", ModelSpec), ("hardware inline spec", HardwareProfile),
     ('length kind = "fixed"', w.FixedLength), ('length kind = "uniform"', w.UniformLength),
     ('length kind = "lognormal"', w.LognormalLength),

@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from disagg.experiments.compare import plots
+from disagg.experiments.compare import plots, prefix
 from disagg.experiments.compare.data import (
     TARGET_ATTAINMENT,
     SavedRun,
@@ -26,8 +26,10 @@ from disagg.experiments.compare.data import (
 from disagg.experiments.compare.table import (
     COLUMNS,
     REGRET_COLUMNS,
+    Column,
     Row,
     build_rows,
+    summary_columns,
     to_csv,
     to_html,
     to_markdown,
@@ -51,6 +53,7 @@ class Report:
     regret: list[Row]
     capacity: dict[str, float | None]
     plots: dict[str, bytes] = field(default_factory=dict)
+    columns: tuple[Column, ...] = COLUMNS  # the summary table's (prefix-cache ones when present)
 
 
 def build_report(out_dir: Path) -> Report:
@@ -58,7 +61,9 @@ def build_report(out_dir: Path) -> Report:
     runs = load_runs(out_dir)
     rows = [run_row(r, Path(out_dir)) for r in runs]
     cap = capacity(rows)
-    report = Report(runs[0].summary["experiment"], rows, build_rows(rows), build_rows(rows, REGRET_COLUMNS), cap)
+    columns = summary_columns(rows)
+    report = Report(runs[0].summary["experiment"], rows, build_rows(rows, columns),
+                    build_rows(rows, REGRET_COLUMNS), cap, columns=columns)
     report.plots = _plots(runs, rows, cap)
     return report
 
@@ -95,8 +100,8 @@ def render_report(out_dir: Path) -> Report:
     tmp = out_dir / ".comparison.parquet.tmp"
     pq.write_table(comparison_table(report.rows), tmp)
     os.replace(tmp, out_dir / "comparison.parquet")
-    _write(out_dir / "table.csv", to_csv(build_rows(report.rows, COLUMNS + REGRET_COLUMNS),
-                                         COLUMNS + REGRET_COLUMNS))
+    _write(out_dir / "table.csv", to_csv(build_rows(report.rows, report.columns + REGRET_COLUMNS),
+                                         report.columns + REGRET_COLUMNS))
     _write(out_dir / "report.md", markdown(report))
     _write(out_dir / "report.html", html_page(report))
     return report
@@ -139,9 +144,12 @@ def markdown(report: Report) -> str:
     """report.md: setup, capacity, summary table, regret, plots (linked from plots/)."""
     parts = [f"# Policy comparison: {report.experiment}", "", *_setup(report), "",
              "## Capacity", "", CAPACITY_NOTE, "", *_capacity_lines(report), "",
-             "## Summary", "", TABLE_NOTE, "", to_markdown(report.table),
-             "## Router regret", "", REGRET_NOTE, "", to_markdown(report.regret, REGRET_COLUMNS),
-             "## Plots", ""]
+             "## Summary", "", TABLE_NOTE, "", to_markdown(report.table, report.columns),
+             "## Router regret", "", REGRET_NOTE, "", to_markdown(report.regret, REGRET_COLUMNS)]
+    header, body = prefix.unit_hit_table(report.rows)
+    if body:
+        parts += ["## Prefix cache per unit", "", prefix.NOTE, "", prefix.to_markdown(header, body)]
+    parts += ["## Plots", ""]
     for name, title in PLOT_TITLES.items():
         parts += [f"### {title}", "", f"![{title}](plots/{name})", ""]
     return "\n".join(parts)
@@ -164,13 +172,17 @@ def html_page(report: Report) -> str:
         f"<h3>{e(title)}</h3><img alt=\"{e(title)}\" src=\"data:image/png;base64,"
         f"{base64.b64encode(report.plots[name]).decode()}\">" for name, title in PLOT_TITLES.items())
     setup = "".join(f"<p>{e(s).replace('`', '')}</p>" for s in _setup(report))
+    header, body = prefix.unit_hit_table(report.rows)
+    hits = (f"<h2>Prefix cache per unit</h2><p class=\"note\">{e(prefix.NOTE)}</p>"
+            f"{prefix.to_html(header, body)}") if body else ""
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>Policy comparison: {e(report.experiment)}</title><style>{_CSS}</style></head>"
             f"<body><h1>Policy comparison: {e(report.experiment)}</h1>{setup}"
             f"<h2>Capacity</h2><p class=\"note\">{e(CAPACITY_NOTE)}</p>"
             f"<table><thead><tr><th>policy</th><th>capacity (req/s)</th></tr></thead>"
             f"<tbody>{cap}</tbody></table>"
-            f"<h2>Summary</h2><p class=\"note\">{e(TABLE_NOTE).replace('**', '')}</p>{to_html(report.table)}"
+            f"<h2>Summary</h2><p class=\"note\">{e(TABLE_NOTE).replace('**', '')}</p>"
+            f"{to_html(report.table, report.columns)}"
             f"<h2>Router regret</h2><p class=\"note\">{e(REGRET_NOTE)}</p>"
-            f"{to_html(report.regret, REGRET_COLUMNS)}<h2>Plots</h2>{imgs}</body></html>\n")
+            f"{to_html(report.regret, REGRET_COLUMNS)}{hits}<h2>Plots</h2>{imgs}</body></html>\n")
 

@@ -41,10 +41,21 @@ COLUMNS = (
     Column("cost_per_million_tokens", "$ per M tok", digits=3),
     Column("energy_per_token_j", "J per tok", digits=2),
 )
+PREFIX_COLUMNS = (  # shown only when some run had prefix caching on
+    Column("prefix_hit_rate", "prefix hit %", scale=100, better="max"),
+    Column("cached_token_share", "cached tokens %", scale=100, better="max"),
+)
 REGRET_COLUMNS = (
     Column("mean_regret_ms", "mean regret ms", digits=2), Column("p99_regret_ms", "p99 regret ms", digits=2),
     Column("regret_share", "requests with regret %", scale=100),
 )
+
+
+def summary_columns(rows: list[dict[str, Any]]) -> tuple[Column, ...]:
+    """The summary table's columns: ``COLUMNS``, plus ``PREFIX_COLUMNS`` when a run has them."""
+    if any(r.get("prefix_hit_rate") is not None for r in rows):
+        return COLUMNS + PREFIX_COLUMNS
+    return COLUMNS
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from disagg.cluster.config import Experiment
 from disagg.cluster.hardware.perf import peak_flops, prefill_flops
+from disagg.experiments.results.prefix import prefix_summary
 from disagg.experiments.results.tables import _busy_step, by_name, step_integral
 
 PERCENTILES = (50, 90, 99)
@@ -64,8 +65,9 @@ def _prefill_mfu(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]
                for s, e in c["log"]["busy"])
     if busy <= 0:
         return None
-    flops = sum(prefill_flops([r["prompt_tokens"]], exp.model) for r in rows
-                if r.get("first_token_s") is not None)
+    flops = sum(prefill_flops([r["prompt_tokens"]], exp.model,
+                              None if r.get("cached_tokens") is None else [r["cached_tokens"]])
+                for r in rows if r.get("first_token_s") is not None)
     hw = exp.prefill.hardware
     return flops / (busy * exp.prefill.chips_per_unit * peak_flops(hw, exp.model))
 
@@ -153,6 +155,7 @@ def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
     out["view_age_p50_ms"] = float(np.percentile(ages, 50)) * 1e3 if ages else None
     out["view_age_p99_ms"] = float(np.percentile(ages, 99)) * 1e3 if ages else None
     out.update(_cluster(raw))
+    out.update(prefix_summary(raw, rows))
     out["reasons"] = _reasons(rows)
     out["by_slo_class"] = _by_class(rows, end_s)
     return out

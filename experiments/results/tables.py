@@ -22,7 +22,8 @@ REQUEST_COLUMNS = [
     "e2e_s", "slo_met", "ttft_slo_s", "tpot_slo_s", "prefill_view_age_s", "decode_view_age_s",
 ]
 _STRINGS = {"slo_class", "status", "reason", "prefill_unit", "decode_unit"}
-_INTS = {"request_id", "prompt_tokens", "output_tokens"}
+_INTS = {"request_id", "prompt_tokens", "output_tokens", "cached_tokens"}
+PREFIX_COLUMNS = ["cached_tokens"]  # only with prefix caching on (prompt tokens served from cache)
 
 
 def by_name(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -68,9 +69,11 @@ def _derive(row: dict[str, Any]) -> None:
 
 
 def requests_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """requests.parquet: one row per submitted request (missing values are null)."""
+    """requests.parquet: one row per submitted request (missing values are null); with prefix
+    caching on (a prefill unit recorded ``cached_tokens``), also ``PREFIX_COLUMNS``."""
     cols: dict[str, pa.Array] = {}
-    for c in REQUEST_COLUMNS:
+    extra = PREFIX_COLUMNS if any("cached_tokens" in r for r in rows) else []
+    for c in REQUEST_COLUMNS + extra:
         values = [r.get(c) for r in rows]
         if c in _STRINGS:
             cols[c] = pa.array([None if v is None else str(v) for v in values], pa.string())

@@ -57,9 +57,23 @@ def summary_table(s: dict[str, Any]) -> Group:
                          f"late decisions {s['late_decisions']}"),
     ):
         k.add_row(label, value)
+    for label, value in _prefix_rows(s):
+        k.add_row(label, value)
     if s.get("reasons"):
         k.add_row("not completed", ", ".join(f"{r}: {n}" for r, n in sorted(s["reasons"].items())))
     return Group(t, k)
+
+
+def _prefix_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """Prefix-cache lines of the summary (none when caching was off)."""
+    rows = []
+    if "prefix_hit_rate" in s:
+        rows.append(("prefix cache", f"hit {_fmt(_pct(s['prefix_hit_rate']))} % of blocks, "
+                     f"{_fmt(_pct(s['cached_token_share']))} % of prompt tokens cached"))
+    if "decode_kv_hit_rate" in s:
+        rows.append(("decode kept KV", f"hit {_fmt(_pct(s['decode_kv_hit_rate']))} % of blocks, "
+                     f"{_fmt(s['decode_kv_reused_bytes'] / 1e9, 2)} GB not re-sent"))
+    return rows
 
 
 def _pct(x: float | None) -> float | None:

@@ -117,7 +117,24 @@ def _prefill(units: list[dict[str, Any]]) -> RenderableType:
         ("utilization %", lambda u: 100 * u["utilization"]),
         ("tokens/s", lambda u: u["tokens_per_s"]),
     ]
-    return _pool("prefill pool", units, columns, metrics)
+    if any("prefix_hit_rate" in u for u in units):  # prefix caching on
+        columns.append(("prefix hit", lambda u: _hit_text(u.get("prefix_hit_rate"))))
+        metrics.append(("prefix hit %", lambda u: 100 * (u.get("prefix_hit_rate") or 0.0)))
+    title = "prefill pool" + _overall_hits(units)
+    return _pool(title, units, columns, metrics)
+
+
+def _hit_text(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{100 * rate:3.0f} %"
+
+
+def _overall_hits(units: list[dict[str, Any]]) -> str:
+    """`` · prefix hit NN % of blocks`` over the pool's caches, or nothing without caches."""
+    looked = sum(u.get("prefix_lookup_blocks", 0) for u in units)
+    if not any("prefix_hit_rate" in u for u in units):
+        return ""
+    hits = sum(u.get("prefix_hit_blocks", 0) for u in units)
+    return f" · prefix hit {_hit_text(hits / looked if looked else None)} of blocks"
 
 
 def _kv_fraction(u: dict[str, Any]) -> float:

@@ -1,0 +1,51 @@
+"""Cache-aware prefill routing: score prefill units by prefix overlap against load.
+
+The approach of NVIDIA Dynamo's KV router and llm-d's prefix-aware scorer: a unit that already
+holds a request's leading prompt blocks prefills it faster, but piling every request of a shared
+prefix onto one unit overloads it, so overlap is traded against load. Here the cost of unit u is
+
+    cost(u) = outstanding_tokens(u) - weight x cached_tokens(u)
+
+(tokens, lower wins): the work the unit holds (queued + in progress, as last reported plus the
+router's own assignments since) minus ``weight`` times the prompt tokens its prefix cache would
+serve, from the router's possibly stale view of the unit's cached blocks. ``weight`` 0 is
+least-loaded; 1 counts a cached token as one token of queued work saved; larger values chase hits
+harder. Decode placement is ``kv_aware``'s (the conversation's unit first, then KV headroom).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from disagg.cluster.messages import Request
+from disagg.cluster.prefix_cache import cached_prefix_tokens, leading_overlap
+from disagg.policies.base import Reject, Route, RouterView, UnitView
+from disagg.policies.load_balancing import KvAware
+from disagg.policies.router import ROUTERS
+
+
+def prefix_cost(request: Request, unit: UnitView, weight: float) -> float:
+    """Outstanding tokens of ``unit`` minus ``weight`` x the request's tokens it has cached."""
+    hit = leading_overlap(request.prefix_hashes, unit.cached_blocks)
+    return unit.outstanding_tokens - weight * cached_prefix_tokens(request.prompt_tokens, hit)
+
+
+@ROUTERS.register("prefix_aware")
+@dataclass
+class PrefixAware(KvAware):
+    """The prefill unit with the lowest :func:`prefix_cost` (ties: fewer outstanding tokens, then
+    name); decode as ``kv_aware``."""
+
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weight <= 1e6:
+            raise ValueError(f"parameter 'weight': value {self.weight} is not in [0, 1e6]")
+
+    def choose_prefill(self, request: Request, view: RouterView) -> Route | Reject:
+        up = [u for u in view.prefill if u.up]
+        if not up:
+            return Reject("no_prefill_unit_up")
+        best = min(up, key=lambda u: (prefix_cost(request, u, self.weight),
+                                      u.outstanding_tokens, u.name))
+        return Route(best.name)
