@@ -1,0 +1,168 @@
+"""The HTTP app of ``disagg serve`` (FastAPI on uvicorn): OpenAI-compatible completions and chat
+completions, ``/v1/models``, ``/health`` and ``/metrics``, in front of a served cluster.
+
+Each generation request is validated (:mod:`protocol`), submitted to the gateway at the emu time
+it came in, and answered as its tokens come due (:mod:`pacing`): streamed as Server-Sent Events,
+or whole once the last token is out. A request the cluster turns away answers 429 (admission
+control) or 503 (no unit up) with the reason. Every connection is its own task, so a slow or
+stalled client holds up only its own stream; its emulated request runs on regardless.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from disagg.experiments.serve.metrics import ServeMetrics
+from disagg.experiments.serve.pacing import Backend, Due, Ended, TokenPacer
+from disagg.experiments.serve.protocol import ApiError, Generation, Limits, parse_generation
+from disagg.experiments.serve.responses import (
+    DONE,
+    error_event,
+    full_response,
+    role_chunk,
+    token_chunk,
+    usage_chunk,
+)
+
+DILATION_HEADER = "X-Disagg-Dilation"
+REQUEST_ID_HEADER = "X-Disagg-Request-Id"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What the app enforces: the model and its limits, an optional API key, the body cap."""
+
+    limits: Limits
+    api_key: str | None = None
+    max_body_bytes: int = 1 << 20
+
+
+def rejection(status: str, reason: str) -> ApiError:
+    """The HTTP error for a request the cluster did not complete before its first token."""
+    if status == "rejected" and reason.startswith("no_") and reason.endswith("_up"):
+        return ApiError(503, f"the cluster cannot serve this request: {reason}",
+                        "ServiceUnavailableError")
+    if status == "rejected":
+        return ApiError(429, f"the cluster rejected this request: {reason}", "RateLimitError")
+    if reason == "kv_exceeds_decode_capacity":
+        return ApiError(400, f"the request does not fit the cluster: {reason}")
+    return ApiError(503, f"the request failed in the cluster: {reason}", "ServiceUnavailableError")
+
+
+async def _read_body(request: Request, limit: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body exceeds {limit} bytes", "RequestTooLargeError")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body exceeds {limit} bytes", "RequestTooLargeError")
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"the body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+def _error(e: ApiError) -> JSONResponse:
+    return JSONResponse(e.body(), status_code=e.status)
+
+
+async def _stream(gen: Generation, first: Due, events: AsyncIterator[Due | Ended]
+                  ) -> AsyncIterator[str]:
+    """The SSE body: (chat) a role chunk, one chunk per token, usage, ``[DONE]``."""
+    if gen.kind == "chat":
+        yield role_chunk(gen)
+    yield "".join(token_chunk(gen, i) for i in range(first.start, first.start + first.count))
+    async for ev in events:
+        if isinstance(ev, Ended):
+            yield error_event(f"the request {ev.status} in the cluster: {ev.reason}",
+                              "ServiceUnavailableError", 503)
+            yield DONE
+            return
+        yield "".join(token_chunk(gen, i) for i in range(ev.start, ev.start + ev.count))
+    if gen.include_usage:
+        yield usage_chunk(gen)
+    yield DONE
+
+
+def create_app(backend: Backend, settings: ServeSettings) -> FastAPI:
+    """The FastAPI app serving ``backend`` (a :class:`~disagg.actors.engines.serve_engine.
+    ServedCluster`, or a stand-in in tests)."""
+    app = FastAPI(title="disagg serve", docs_url=None, redoc_url=None, openapi_url=None)
+    metrics = ServeMetrics(settings.limits.model, settings.limits.max_model_len,
+                           backend.dilation)
+    headers = {DILATION_HEADER: f"{backend.dilation:g}"}
+
+    def authorized(request: Request) -> bool:
+        if settings.api_key is None:
+            return True
+        return request.headers.get("authorization", "") == f"Bearer {settings.api_key}"
+
+    async def generate(request: Request, kind: Literal["completion", "chat"]) -> Response:
+        arrival_s = backend.emu_now()
+        if not authorized(request):
+            return _error(ApiError(401, "invalid or missing API key", "AuthenticationError"))
+        try:
+            gen = parse_generation(kind, await _read_body(request, settings.max_body_bytes),
+                                   settings.limits)
+        except ApiError as e:
+            return _error(e)
+        rid = await backend.submit(gen.prompt_tokens, gen.output_tokens, arrival_s)
+        events = TokenPacer(backend, rid, gen.output_tokens).events().__aiter__()
+        first = await events.__anext__()
+        if isinstance(first, Ended):
+            return _error(rejection(first.status, first.reason))
+        hdrs = {**headers, REQUEST_ID_HEADER: str(rid)}
+        if gen.stream:
+            return StreamingResponse(_stream(gen, first, events), media_type="text/event-stream",
+                                     headers=hdrs)
+        async for ev in events:
+            if isinstance(ev, Ended):
+                return _error(rejection(ev.status, ev.reason))
+        return JSONResponse(full_response(gen), headers=hdrs)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await generate(request, "completion")
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        return await generate(request, "chat")
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Response:
+        if not authorized(request):
+            return _error(ApiError(401, "invalid or missing API key", "AuthenticationError"))
+        name = settings.limits.model
+        return JSONResponse({"object": "list", "data": [{
+            "id": name, "object": "model", "created": int(time.time()), "owned_by": "disagg",
+            "root": name, "parent": None, "max_model_len": settings.limits.max_model_len}]})
+
+    @app.get("/health")
+    async def health() -> Response:
+        status = await backend.status()
+        if status.get("errors"):
+            return _error(ApiError(503, "; ".join(status["errors"][:3]),
+                                   "ServiceUnavailableError"))
+        return Response(status_code=200)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        metrics.add_outcomes(await backend.outcomes(metrics.cursor))
+        metrics.set_live(await backend.status())
+        return Response(metrics.exposition(),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app
