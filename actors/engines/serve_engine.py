@@ -67,7 +67,8 @@ class ServedCluster:
         self._offsets: dict[str, Any] = {}
 
     def start(self) -> None:
-        """Start Ray (or join ``address``), place and start every actor; returns once they run."""
+        """Start Ray (or join ``address``), place and start every actor; returns at ``t0``, once
+        emu time runs."""
         self._started_ray = init_ray(self.exp, self.address)
         self._placement = Placement(self.exp, ray.cluster_resources())
         host_cls, gateway_cls = ray.remote(ComponentHost), ray.remote(GatewayHost)
@@ -81,6 +82,8 @@ class ServedCluster:
         self.t0 = time.time() + self.exp.experiment.start_margin_s
         ray.get([h.start.remote(self.t0, self.dilation, self._offsets[self._nodes[n]].offset_s,
                                 self.live_s) for n, h in self.handles.items()])
+        # take requests only once emu time runs (a request before t0 would wait for it)
+        time.sleep(max(0.0, self.t0 - time.time()))
 
     def emu_now(self) -> float:
         """The cluster's emu time now (driver clock)."""
