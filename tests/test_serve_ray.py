@@ -24,7 +24,7 @@ openai = pytest.importorskip("openai")
 pytestmark = pytest.mark.ray
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 MODEL = "llama-3.1-70b"
-PROMPT = "x" * 16000  # 16,000 UTF-8 bytes: 4,000 prompt tokens by the counting rule (~0.44 s TTFT)
+PROMPT = "x" * 32000  # 32,000 UTF-8 bytes: 8,000 prompt tokens by the counting rule (~0.9 s TTFT)
 
 
 @dataclass
@@ -102,8 +102,8 @@ def session(ray_cluster, tmp_path_factory) -> Session:
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
         _stream_chat(client, 2)  # warm-up: first-call costs of the client and the server
         _stream_completion(client, 2)
-        got.streamed.append(_stream_chat(client, 400))
-        got.streamed.append(_stream_completion(client, 300))
+        got.streamed.append(_stream_chat(client, 1000))
+        got.streamed.append(_stream_completion(client, 800))
         got.whole.append(client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=20))
         got.whole.append(client.completions.create(model=MODEL, prompt="hello", max_tokens=10))
@@ -119,11 +119,11 @@ def session(ray_cluster, tmp_path_factory) -> Session:
 def test_openai_client_sees_the_runs_own_token_times(session: Session) -> None:
     rows = pq.read_table(session.out_dir / "requests.parquet").to_pylist()
     assert [r["status"] for r in rows] == ["completed"] * 6
-    assert [r["output_tokens"] for r in rows] == [2, 2, 400, 300, 20, 10]
+    assert [r["output_tokens"] for r in rows] == [2, 2, 1000, 800, 20, 10]
     for measured, row in zip(session.streamed, rows[2:4], strict=True):
         assert measured.tokens == row["output_tokens"]
         assert measured.usage.completion_tokens == row["output_tokens"]
-        assert measured.usage.prompt_tokens == row["prompt_tokens"] == 4000 + (
+        assert measured.usage.prompt_tokens == row["prompt_tokens"] == 8000 + (
             2 if measured is session.streamed[0] else 0)  # chat: "user: " + text + "\n"
         assert measured.ttft_s == pytest.approx(row["ttft_s"], rel=0.05)
         client_gap = measured.span_s / (measured.tokens - 1)
