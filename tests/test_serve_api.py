@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from disagg.actors.components.gateway import Outcome, PlanUpdate
+from disagg.experiments.cli.main import main
 from disagg.experiments.serve.app import ServeSettings, create_app
 from disagg.experiments.serve.metrics import ITL_BUCKETS, TTFT_BUCKETS, one_two_five
 from disagg.experiments.serve.protocol import Limits, count_text_tokens
@@ -191,3 +193,14 @@ def test_metrics_have_vllm_names_labels_and_buckets() -> None:
 
 def test_one_two_five_buckets() -> None:
     assert one_two_five(100) == (1, 2, 5, 10, 20, 50, 100)
+
+
+@pytest.mark.parametrize(("flag", "value", "needle"), [
+    ("--port", "70000", "argument '--port': value 70000"),
+    ("--max-model-len", "0", "argument '--max-model-len': value 0"),
+])
+def test_serve_cli_bad_flags_exit_2_with_one_line(flag: str, value: str, needle: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    exp = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
+    assert main(["serve", str(exp), flag, value]) == 2
+    assert needle in capsys.readouterr().err

@@ -97,72 +97,79 @@ async def _stream(gen: Generation, first: Due, events: AsyncIterator[Due | Ended
     yield DONE
 
 
-def create_app(backend: Backend, settings: ServeSettings) -> FastAPI:
-    """The FastAPI app serving ``backend`` (a :class:`~disagg.actors.engines.serve_engine.
-    ServedCluster`, or a stand-in in tests)."""
-    app = FastAPI(title="disagg serve", docs_url=None, redoc_url=None, openapi_url=None)
-    metrics = ServeMetrics(settings.limits.model, settings.limits.max_model_len,
-                           backend.dilation)
-    headers = {DILATION_HEADER: f"{backend.dilation:g}"}
+class _Api:
+    """The routes' bodies: one served cluster, its settings and its metrics."""
 
-    def authorized(request: Request) -> bool:
-        if settings.api_key is None:
-            return True
-        return request.headers.get("authorization", "") == f"Bearer {settings.api_key}"
+    def __init__(self, backend: Backend, settings: ServeSettings) -> None:
+        self.backend, self.settings = backend, settings
+        self.metrics = ServeMetrics(settings.limits.model, settings.limits.max_model_len,
+                                    backend.dilation)
+        self.headers = {DILATION_HEADER: f"{backend.dilation:g}"}
 
-    async def generate(request: Request, kind: Literal["completion", "chat"]) -> Response:
-        arrival_s = backend.emu_now()
-        if not authorized(request):
+    def authorized(self, request: Request) -> bool:
+        key = self.settings.api_key
+        return key is None or request.headers.get("authorization", "") == f"Bearer {key}"
+
+    async def generate(self, request: Request, kind: Literal["completion", "chat"]) -> Response:
+        """Validate, submit at the arrival's emu time, answer as the tokens come due."""
+        arrival_s = self.backend.emu_now()
+        if not self.authorized(request):
             return _error(ApiError(401, "invalid or missing API key", "AuthenticationError"))
         try:
-            gen = parse_generation(kind, await _read_body(request, settings.max_body_bytes),
-                                   settings.limits)
+            body = await _read_body(request, self.settings.max_body_bytes)
+            gen = parse_generation(kind, body, self.settings.limits)
         except ApiError as e:
             return _error(e)
-        rid = await backend.submit(gen.prompt_tokens, gen.output_tokens, arrival_s)
-        events = TokenPacer(backend, rid, gen.output_tokens).events().__aiter__()
+        rid = await self.backend.submit(gen.prompt_tokens, gen.output_tokens, arrival_s)
+        events = TokenPacer(self.backend, rid, gen.output_tokens).events().__aiter__()
         first = await events.__anext__()
         if isinstance(first, Ended):
             return _error(rejection(first.status, first.reason))
-        hdrs = {**headers, REQUEST_ID_HEADER: str(rid)}
+        headers = {**self.headers, REQUEST_ID_HEADER: str(rid)}
         if gen.stream:
             return StreamingResponse(_stream(gen, first, events), media_type="text/event-stream",
-                                     headers=hdrs)
+                                     headers=headers)
         async for ev in events:
             if isinstance(ev, Ended):
                 return _error(rejection(ev.status, ev.reason))
-        return JSONResponse(full_response(gen), headers=hdrs)
+        return JSONResponse(full_response(gen), headers=headers)
 
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> Response:
-        return await generate(request, "completion")
+    async def completions(self, request: Request) -> Response:
+        return await self.generate(request, "completion")
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
-        return await generate(request, "chat")
+    async def chat_completions(self, request: Request) -> Response:
+        return await self.generate(request, "chat")
 
-    @app.get("/v1/models")
-    async def models(request: Request) -> Response:
-        if not authorized(request):
+    async def models(self, request: Request) -> Response:
+        if not self.authorized(request):
             return _error(ApiError(401, "invalid or missing API key", "AuthenticationError"))
-        name = settings.limits.model
+        name = self.settings.limits.model
         return JSONResponse({"object": "list", "data": [{
             "id": name, "object": "model", "created": int(time.time()), "owned_by": "disagg",
-            "root": name, "parent": None, "max_model_len": settings.limits.max_model_len}]})
+            "root": name, "parent": None, "max_model_len": self.settings.limits.max_model_len}]})
 
-    @app.get("/health")
-    async def health() -> Response:
-        status = await backend.status()
+    async def health(self) -> Response:
+        status = await self.backend.status()
         if status.get("errors"):
             return _error(ApiError(503, "; ".join(status["errors"][:3]),
                                    "ServiceUnavailableError"))
         return Response(status_code=200)
 
-    @app.get("/metrics")
-    async def prometheus() -> Response:
-        metrics.add_outcomes(await backend.outcomes(metrics.cursor))
-        metrics.set_live(await backend.status())
-        return Response(metrics.exposition(),
+    async def prometheus(self) -> Response:
+        self.metrics.add_outcomes(await self.backend.outcomes(self.metrics.cursor))
+        self.metrics.set_live(await self.backend.status())
+        return Response(self.metrics.exposition(),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
+
+def create_app(backend: Backend, settings: ServeSettings) -> FastAPI:
+    """The FastAPI app serving ``backend`` (a :class:`~disagg.actors.engines.serve_engine.
+    ServedCluster`, or a stand-in in tests)."""
+    app = FastAPI(title="disagg serve", docs_url=None, redoc_url=None, openapi_url=None)
+    api = _Api(backend, settings)
+    app.add_api_route("/v1/completions", api.completions, methods=["POST"])
+    app.add_api_route("/v1/chat/completions", api.chat_completions, methods=["POST"])
+    app.add_api_route("/v1/models", api.models, methods=["GET"])
+    app.add_api_route("/health", api.health, methods=["GET"])
+    app.add_api_route("/metrics", api.prometheus, methods=["GET"])
     return app
