@@ -5,11 +5,15 @@ and /metrics in vLLM's names."""
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,6 +22,7 @@ from disagg.experiments.cli.main import main
 from disagg.experiments.serve.app import ServeSettings, create_app
 from disagg.experiments.serve.metrics import ITL_BUCKETS, TTFT_BUCKETS, one_two_five
 from disagg.experiments.serve.protocol import Limits, count_text_tokens
+from disagg.experiments.serve.server import ReadyServer
 
 MODEL = "m-1"
 REJECT_PROMPT = 77  # prompt_token_ids of this length are rejected by admission control
@@ -204,3 +209,40 @@ def test_serve_cli_bad_flags_exit_2_with_one_line(flag: str, value: str, needle:
     exp = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
     assert main(["serve", str(exp), flag, value]) == 2
     assert needle in capsys.readouterr().err
+
+
+class Instant(StandIn):
+    """Every token is due at once: a reply is as large as its token count allows."""
+
+    async def wait(self, rid: int, version: int, from_index: int, timeout_s: float) -> PlanUpdate:
+        prompt, output, arrival = self.submitted[rid]
+        times = tuple(arrival for _ in range(output - 1))
+        return PlanUpdate(rid, 1, arrival, times[from_index:], from_index, "", "", None)
+
+
+def test_a_client_that_stops_reading_does_not_stall_others() -> None:
+    settings = ServeSettings(Limits(MODEL, 10**6, 32))
+    app = create_app(Instant(), settings)
+    listening = threading.Event()
+    port: list[int] = []
+    server = ReadyServer(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                        lifespan="off"),
+                         lambda p: (port.append(p), listening.set()))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        assert listening.wait(30)
+        body = json.dumps({"model": MODEL, "prompt": "x", "max_tokens": 200000, "stream": True})
+        stalled = socket.create_connection(("127.0.0.1", port[0]))
+        stalled.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                        f"application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
+        stalled.recv(1024)  # the reply (~40 MB of events) has begun; now it is never read
+        with httpx.Client(base_url=f"http://127.0.0.1:{port[0]}", timeout=10) as other:
+            for _ in range(3):
+                r = other.post("/v1/completions", json={"model": MODEL, "prompt": "y",
+                                                        "max_tokens": 5})
+                assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 5
+        stalled.close()
+    finally:
+        server.should_exit = True
+        thread.join(30)

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,18 +70,17 @@ class ServeOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, telling the runner the bound port once it listens."""
+class ReadyServer(uvicorn.Server):
+    """uvicorn's server; ``on_ready(port)`` is called once it listens (with the bound port)."""
 
-    def __init__(self, config: uvicorn.Config, ready: threading.Event, runner: ServeRunner):
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[int], None]) -> None:
         super().__init__(config)
-        self._ready, self._runner = ready, runner
+        self._on_ready = on_ready
 
     async def startup(self, sockets: list[Any] | None = None) -> None:
         await super().startup(sockets)
-        if self.servers and self.servers[0].sockets:
-            self._runner.port = int(self.servers[0].sockets[0].getsockname()[1])
-        self._ready.set()
+        port = int(self.servers[0].sockets[0].getsockname()[1]) if self.servers else 0
+        self._on_ready(port)
 
 
 class ServeRunner:
@@ -95,7 +94,7 @@ class ServeRunner:
         self.ready = threading.Event()
         self.port = options.port
         self.cluster = ServedCluster(exp, options.address, options.live_s)
-        self._server: _Server | None = None
+        self._server: ReadyServer | None = None
 
     def run(self) -> RunResult:
         """Start the cluster, serve until stopped, stop the cluster and write the results."""
@@ -106,7 +105,7 @@ class ServeRunner:
             config = uvicorn.Config(app, host=self.options.host, port=self.options.port,
                                     log_level="warning", timeout_graceful_shutdown=GRACEFUL_S,
                                     lifespan="off", access_log=False)
-            self._server = _Server(config, self.ready, self)
+            self._server = ReadyServer(config, self._listening)
             try:
                 with _sigterm_as_stop():
                     asyncio.run(self._server.serve())
@@ -123,6 +122,10 @@ class ServeRunner:
             result.out_dir = write_results(self.options.out_dir, self.exp, result.tables,
                                            result.summary)
         return result
+
+    def _listening(self, port: int) -> None:
+        self.port = port
+        self.ready.set()
 
     def stop(self) -> None:
         """Ask the server to stop (thread-safe); :meth:`run` then returns."""
