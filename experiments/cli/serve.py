@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,15 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
                              args.max_body_bytes)
     out_dir = Path(args.out) if args.out else exp.output_dir
     runner = ServeRunner(exp, ServeOptions(args.host, args.port, args.address, settings, out_dir))
-    console.print(f"disagg: serving {exp.experiment.name} ({limits.model}) on "
-                  f"http://{args.host}:{args.port}/v1 at dilation {exp.experiment.dilation:g}; "
-                  f"Ctrl-C stops and writes {out_dir}")
+    console.print(f"disagg: starting {exp.experiment.name} ({limits.model}) on the ray engine, "
+                  f"dilation {exp.experiment.dilation:g}")
+
+    def announce() -> None:
+        if runner.ready.wait():
+            console.print(f"disagg: serving on http://{args.host}:{runner.port}/v1; Ctrl-C stops "
+                          f"and writes {out_dir}")
+
+    threading.Thread(target=announce, daemon=True).start()
     result = runner.run()
     console.print(summary_table(result.summary))
     console.print(f"results in {result.out_dir}")

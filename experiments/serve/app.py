@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ from disagg.experiments.serve.responses import (
 
 DILATION_HEADER = "X-Disagg-Dilation"
 REQUEST_ID_HEADER = "X-Disagg-Request-Id"
+SLICE_TOKENS = 256  # most token events written at once
 
 
 @dataclass(frozen=True)
@@ -79,19 +80,29 @@ def _error(e: ApiError) -> JSONResponse:
     return JSONResponse(e.body(), status_code=e.status)
 
 
+def _slices(gen: Generation, due: Due) -> Iterator[str]:
+    """The events of due tokens, at most ``SLICE_TOKENS`` per write, so that a long burst
+    (the emulator ran late) leaves the event loop to other connections between writes."""
+    for lo in range(due.start, due.start + due.count, SLICE_TOKENS):
+        hi = min(lo + SLICE_TOKENS, due.start + due.count)
+        yield "".join(token_chunk(gen, i) for i in range(lo, hi))
+
+
 async def _stream(gen: Generation, first: Due, events: AsyncIterator[Due | Ended]
                   ) -> AsyncIterator[str]:
     """The SSE body: (chat) a role chunk, one chunk per token, usage, ``[DONE]``."""
     if gen.kind == "chat":
         yield role_chunk(gen)
-    yield "".join(token_chunk(gen, i) for i in range(first.start, first.start + first.count))
+    for part in _slices(gen, first):
+        yield part
     async for ev in events:
         if isinstance(ev, Ended):
             yield error_event(f"the request {ev.status} in the cluster: {ev.reason}",
                               "ServiceUnavailableError", 503)
             yield DONE
             return
-        yield "".join(token_chunk(gen, i) for i in range(ev.start, ev.start + ev.count))
+        for part in _slices(gen, ev):
+            yield part
     if gen.include_usage:
         yield usage_chunk(gen)
     yield DONE

@@ -49,27 +49,32 @@ def one_two_five(max_value: int) -> tuple[float, ...]:
 
 def histogram_specs(max_model_len: int) -> dict[str, tuple[str, str, tuple[float, ...]]]:
     """Key -> (vLLM series name, help text, bucket edges) of every histogram served."""
+    nixl = "KV cache transfers on the emulated fabric"
     return {
-        "ttft": ("vllm:time_to_first_token_seconds", "Histogram of time to first token in "
-                 "seconds.", TTFT_BUCKETS),
-        "itl": ("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in "
-                "seconds.", ITL_BUCKETS),
-        "e2e": ("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in "
-                "seconds.", REQUEST_LATENCY_BUCKETS),
-        "queue": ("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING "
-                  "phase for request.", REQUEST_LATENCY_BUCKETS),
-        "prefill": ("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL "
-                    "phase for request.", REQUEST_LATENCY_BUCKETS),
-        "decode": ("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE "
-                   "phase for request.", REQUEST_LATENCY_BUCKETS),
+        "ttft": ("vllm:time_to_first_token_seconds",
+                 "Histogram of time to first token in seconds.", TTFT_BUCKETS),
+        "itl": ("vllm:inter_token_latency_seconds",
+                "Histogram of inter-token latency in seconds.", ITL_BUCKETS),
+        "e2e": ("vllm:e2e_request_latency_seconds",
+                "Histogram of e2e request latency in seconds.", REQUEST_LATENCY_BUCKETS),
+        "queue": ("vllm:request_queue_time_seconds",
+                  "Histogram of time spent in WAITING phase for request.",
+                  REQUEST_LATENCY_BUCKETS),
+        "prefill": ("vllm:request_prefill_time_seconds",
+                    "Histogram of time spent in PREFILL phase for request.",
+                    REQUEST_LATENCY_BUCKETS),
+        "decode": ("vllm:request_decode_time_seconds",
+                   "Histogram of time spent in DECODE phase for request.",
+                   REQUEST_LATENCY_BUCKETS),
         "prompt_n": ("vllm:request_prompt_tokens", "Number of prefill tokens processed.",
                      one_two_five(max_model_len)),
         "gen_n": ("vllm:request_generation_tokens", "Number of generation tokens processed.",
                   one_two_five(max_model_len)),
-        "xfer": ("vllm:nixl_xfer_time_seconds", "Histogram of transfer duration for KV cache "
-                 "transfers (emulated fabric).", NIXL_TIME_BUCKETS),
-        "xfer_bytes": ("vllm:nixl_bytes_transferred", "Histogram of bytes transferred per KV "
-                       "cache transfer (modeled bytes).", NIXL_BYTES_BUCKETS),
+        "xfer": ("vllm:nixl_xfer_time_seconds", f"Histogram of transfer duration for {nixl}.",
+                 NIXL_TIME_BUCKETS),
+        "xfer_bytes": ("vllm:nixl_bytes_transferred",
+                       f"Histogram of modeled bytes per transfer for {nixl}.",
+                       NIXL_BYTES_BUCKETS),
     }
 
 

@@ -22,11 +22,10 @@ import uvicorn
 
 from disagg.actors.engines.serve_engine import ServedCluster
 from disagg.cluster.config import Experiment
+from disagg.cluster.errors import ConfigError
 from disagg.experiments.results.writing import write_results
 from disagg.experiments.run import RunResult, assemble
 from disagg.experiments.serve.app import ServeSettings, create_app
-
-from disagg.cluster.errors import ConfigError
 
 GRACEFUL_S = 5.0  # wall seconds open connections get once a stop is requested
 
