@@ -113,6 +113,8 @@ class ServedCluster:
         gather every component's results, remove the actors (and Ray, if this started it)."""
         lost: dict[str, str] = {}
         try:
+            if set(self.handles) != set(component_names(self.exp)):
+                raise RayEngineError("the served cluster did not start completely")
             ray.get(self.handles["loadgen"].close.remote())
             ray.get(self.handles["collector"].wait_done.remote(drain_wall_s))
             parts = gather_results(self.handles, lost)

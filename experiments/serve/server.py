@@ -14,7 +14,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,6 @@ class ServeOptions:
     settings: ServeSettings | None = None
     out_dir: Path | None = None
     live_s: float = 0.5  # wall s between unit state reports (the gauges of /metrics)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ReadyServer(uvicorn.Server):
@@ -97,9 +96,9 @@ class ServeRunner:
 
     def run(self) -> RunResult:
         """Start the cluster, serve until stopped, stop the cluster and write the results."""
-        self.cluster.start()
         raw: dict[str, Any] | None = None
         try:
+            self.cluster.start()
             app = create_app(self.cluster, self.options.settings)  # type: ignore[arg-type]
             config = uvicorn.Config(app, host=self.options.host, port=self.options.port,
                                     log_level="warning", timeout_graceful_shutdown=GRACEFUL_S,
