@@ -38,16 +38,20 @@ class GatewayHost(ComponentHost):
         self.gateway: Gateway = self.component  # type: ignore[assignment]
 
     async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int:
+        """See :meth:`Gateway.submit`."""
         return self.gateway.submit(prompt_tokens, output_tokens, arrival_s)
 
     async def wait(self, request_id: int, version: int, from_index: int,
                    timeout_s: float) -> PlanUpdate:
+        """See :meth:`Gateway.wait` (an async actor runs many of these at once)."""
         return await self.gateway.wait(request_id, version, from_index, timeout_s)
 
     async def outcomes(self, cursor: int) -> list[Outcome]:
+        """See :meth:`Gateway.outcomes`."""
         return self.gateway.outcomes(cursor)
 
     async def close(self) -> int:
+        """See :meth:`Gateway.close`."""
         return self.gateway.close()
 
 
