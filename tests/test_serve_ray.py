@@ -88,7 +88,10 @@ def _scrape_when_done(base: str, submitted: int, timeout_s: float = 30.0) -> str
 
 @pytest.fixture(scope="module")
 def session(ray_cluster, tmp_path_factory) -> Session:
-    exp = load_experiment(QUICKSTART, {"experiment.engine": "ray", "experiment.dilation": 1.0})
+    # H100 x 8 decode (8 ms per token, roofline): per-token work the HTTP side and the client
+    # keep up with on a busy 2-core machine; CS-3's 0.48 ms tokens are resolved only on a quiet one
+    exp = load_experiment(QUICKSTART, {"experiment.engine": "ray", "experiment.dilation": 1.0,
+                                       "decode.hardware": "h100", "decode.chips_per_unit": 8})
     out = tmp_path_factory.mktemp("serve") / "results"
     settings = ServeSettings(Limits(MODEL, 131072, 64))
     runner = ServeRunner(exp, ServeOptions("127.0.0.1", 0, None, settings, out))
@@ -102,8 +105,8 @@ def session(ray_cluster, tmp_path_factory) -> Session:
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
         _stream_chat(client, 2)  # warm-up: first-call costs of the client and the server
         _stream_completion(client, 2)
-        got.streamed.append(_stream_chat(client, 1000))
-        got.streamed.append(_stream_completion(client, 800))
+        got.streamed.append(_stream_chat(client, 250))
+        got.streamed.append(_stream_completion(client, 200))
         got.whole.append(client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=20))
         got.whole.append(client.completions.create(model=MODEL, prompt="hello", max_tokens=10))
@@ -119,7 +122,7 @@ def session(ray_cluster, tmp_path_factory) -> Session:
 def test_openai_client_sees_the_runs_own_token_times(session: Session) -> None:
     rows = pq.read_table(session.out_dir / "requests.parquet").to_pylist()
     assert [r["status"] for r in rows] == ["completed"] * 6
-    assert [r["output_tokens"] for r in rows] == [2, 2, 1000, 800, 20, 10]
+    assert [r["output_tokens"] for r in rows] == [2, 2, 250, 200, 20, 10]
     for measured, row in zip(session.streamed, rows[2:4], strict=True):
         assert measured.tokens == row["output_tokens"]
         assert measured.usage.completion_tokens == row["output_tokens"]
