@@ -39,7 +39,7 @@ class StandIn:
         self.submitted: list[tuple[int, int, float]] = []
 
     def emu_now(self) -> float:
-        return time.time() - self.t0
+        return (time.time() - self.t0) / self.dilation
 
     async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int:
         self.submitted.append((prompt_tokens, output_tokens, arrival_s))
@@ -102,6 +102,17 @@ def test_chat_stream_is_vllm_shaped_sse_with_usage() -> None:
     # "user: hello there\n" is 18 UTF-8 bytes: ceil(18 / 4) = 5 prompt tokens
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"] == {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+
+
+def test_dilation_header_and_token_release_no_earlier_than_scaled_times() -> None:
+    backend = StandIn()
+    backend.dilation = 2.0  # first token 10 emu ms after arrival: 20 wall ms
+    with TestClient(create_app(backend, ServeSettings(Limits(MODEL, 4096, 32)))) as client:
+        sent = time.time()
+        r = client.post("/v1/completions", json={"model": MODEL, "prompt": "x", "max_tokens": 3})
+        took_s = time.time() - sent
+    assert r.headers["x-disagg-dilation"] == "2"
+    assert took_s >= 2.0 * (0.01 + 2 * 0.002) - 1e-3  # last token: 14 emu ms after arrival
 
 
 def test_completion_whole_reply_and_token_ids() -> None:
