@@ -162,3 +162,43 @@ class ArrivalsDone:
 
     submitted: int
     sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class FirstTokenPlanned:
+    """Prefill unit -> gateway (``disagg serve`` only), at batch start: the request's prefill runs
+    from ``prefill_start_s`` and its first token is out at ``first_token_s`` (emu s)."""
+
+    request_id: int
+    prefill_unit: str
+    prefill_start_s: float
+    first_token_s: float
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeJoined:
+    """Decode unit -> gateway (``disagg serve`` only): the request joined the running batch at
+    ``decode_start_s``; its KV (``kv_bytes`` modeled) crossed the fabric from
+    ``transfer_start_s`` to ``transfer_end_s`` (emu s)."""
+
+    request_id: int
+    decode_unit: str
+    kv_bytes: float
+    transfer_start_s: float
+    transfer_end_s: float
+    decode_start_s: float
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSchedule:
+    """Decode unit -> gateway (``disagg serve`` only), at the start of a run of iterations: each
+    request in ``request_ids`` gets one token at each boundary in ``times_s`` (emu s, ascending),
+    up to its remaining tokens. It replaces any token planned after ``sent_s`` (the run's start):
+    a run cut short by a join is re-planned by the next schedule."""
+
+    decode_unit: str
+    request_ids: tuple[int, ...]
+    times_s: tuple[float, ...]
+    sent_s: float

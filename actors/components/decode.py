@@ -20,6 +20,7 @@ import numpy as np
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.store import ObjectStore
+from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.errors import CapacityExceeded
@@ -75,6 +76,7 @@ class DecodeUnit(Component):
         self.tokens_out = 0
         self.busy_s = 0.0  # emu s with a non-empty running batch, up to the committed boundary
         self.live_feed: list[tuple[Any, ...]] | None = None  # last tokens, for the live view
+        self.token_feed: TokenFeed | None = None  # disagg serve: token times for the gateway
         self._fetches: set[asyncio.Task[None]] = set()
         self._prefetch: dict[int, asyncio.Task[Any]] = {}
         self.kept = kept  # prompt blocks of finished requests, kept for the next turn
@@ -168,6 +170,8 @@ class DecodeUnit(Component):
             self.records.setdefault(r.request_id, {})["decode_start_s"] = self.t
             if p.ready_s < self.t - 1e-12:
                 self._join_late(run, p.ready_s)
+            if self.token_feed is not None:
+                self._feed_join(r)
             if run.left > 0:
                 self.running[r.request_id] = run
         if self.kv_used_bytes > self.kv_capacity_bytes * (1 + 1e-9):
@@ -194,6 +198,9 @@ class DecodeUnit(Component):
         if done <= 0:
             return
         rec["first_decode_token_s"] = float(recent[i + 1])
+        if self.token_feed is not None:
+            self.token_feed.schedule(self.peers, self.name, (rid,), recent[i + 1:i + done + 1],
+                                     float(recent[i]))
         run.left -= done
         run.context += done
         self.tokens_out += done
@@ -202,6 +209,12 @@ class DecodeUnit(Component):
             rec["last_token_s"] = float(recent[i + done])
             self.peers["collector"].send(
                 RequestEnded(rid, "completed", "", float(recent[i + done])))
+
+    def _feed_join(self, r: Request) -> None:
+        rec = self.records[r.request_id]
+        self.token_feed.joined(  # type: ignore[union-attr]
+            self.peers, self.name, r.request_id, float(kv_bytes(r.prompt_tokens, self.model)),
+            rec["transfer_start_s"], rec["transfer_end_s"], rec["decode_start_s"])
 
     async def _wait_for_ready(self) -> None:
         later = [p.ready_s for p in self.pending if p.ready_s > self.t + 1e-12]
@@ -220,6 +233,8 @@ class DecodeUnit(Component):
     async def _iterate(self) -> None:
         steps = min(r.left for r in self.running.values())
         bounds = self._boundaries(steps)
+        if self.token_feed is not None:
+            self.token_feed.schedule(self.peers, self.name, list(self.running), bounds, self.t)
         idx = steps - 1  # boundary index at which the next visible event happens
         while True:
             if self._unseen:  # a request becoming ready joins at the first boundary at or after it

@@ -16,6 +16,7 @@ from typing import Any
 
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.store import ObjectStore
+from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import FaultsConfig
@@ -67,6 +68,7 @@ class PrefillUnit(Component):
         self.live_feed: list[tuple[Any, ...]] | None = None  # first tokens, for the live view
         self.cache = prefix_cache
         self.cached_tokens = 0  # prompt tokens served from the prefix cache
+        self.token_feed: TokenFeed | None = None  # disagg serve: first tokens for the gateway
         self.handlers = {PrefillAssigned: self._on_assigned}
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
@@ -120,6 +122,8 @@ class PrefillUnit(Component):
         self.batch_start_s = t
         self._report(t)
         self._record_start(requests, t, end, cached)
+        if self.token_feed is not None:
+            self.token_feed.first_tokens(self.peers, self.name, requests, t, end)
         streamed = {r.request_id for r in requests if self.layer_wise and r.output_tokens > 1}
         for r in requests:
             if r.request_id in streamed:
@@ -201,7 +205,7 @@ class PrefillUnit(Component):
         now = min(self.clock.now(), self.free_at_s)
         running_s = now - self.batch_start_s if self.running else 0.0
         out = {
-            "name": self.name, "queue": len(self.queue),
+            "name": self.name, "queue": len(self.queue), "running": len(self.running),
             "batch_tokens": sum(r.prompt_tokens for r in self.running), "batches": self.batches,
             "tokens_done": self.tokens_in, "busy_s": self.busy_s + max(0.0, running_s),
         }

@@ -9,6 +9,7 @@ import numpy as np
 from disagg.actors.components.closed_loop import ClosedLoopGenerator
 from disagg.actors.components.collector import Collector
 from disagg.actors.components.decode import DecodeUnit
+from disagg.actors.components.gateway import Gateway
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.load_generator import (
     LoadGenerator,
@@ -18,6 +19,7 @@ from disagg.actors.components.load_generator import (
 from disagg.actors.components.prefill import PrefillUnit
 from disagg.actors.components.router import Router
 from disagg.actors.components.store import ObjectStore
+from disagg.actors.components.token_feed import TokenFeed
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
@@ -118,9 +120,15 @@ def check_experiment(exp: Experiment) -> None:
 
 
 def build_component(
-    exp: Experiment, name: str, clock: Clock, store: ObjectStore, control_delay_s: float = 0.0
+    exp: Experiment, name: str, clock: Clock, store: ObjectStore, control_delay_s: float = 0.0,
+    serving: bool = False,
 ) -> Component:
-    """Construct the component called ``name`` with its own random stream and policies."""
+    """Construct the component called ``name`` with its own random stream and policies.
+
+    ``serving`` (``disagg serve``): a :class:`Gateway` takes the load generator's place (and
+    name), the collector forwards every end to it and the units feed it token times."""
+    if serving:
+        return _serving_component(exp, name, clock, store, control_delay_s)
     seed = exp.experiment.seed
     rng = component_rng(seed, name)
     comp: Component
@@ -161,3 +169,20 @@ def build_component(
     comp.rng = rng
     return comp
 
+
+
+def _serving_component(exp: Experiment, name: str, clock: Clock, store: ObjectStore,
+                       control_delay_s: float) -> Component:
+    """``build_component`` for ``disagg serve`` (see there)."""
+    if name == "loadgen":
+        comp: Component = Gateway(name, clock, slo_targets(exp))
+        comp.rng = component_rng(exp.experiment.seed, name)
+        return comp
+    if name == "collector":
+        comp = Collector(name, clock, forward_ended_to="loadgen")
+        comp.rng = component_rng(exp.experiment.seed, name)
+        return comp
+    comp = build_component(exp, name, clock, store, control_delay_s)
+    if isinstance(comp, PrefillUnit | DecodeUnit):
+        comp.token_feed = TokenFeed("loadgen")
+    return comp

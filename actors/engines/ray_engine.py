@@ -71,9 +71,9 @@ class RayStore:
 class ComponentHost:
     """The body of one Ray actor: hosts one component and records its errors."""
 
-    def __init__(self, exp: Experiment, name: str) -> None:
+    def __init__(self, exp: Experiment, name: str, serving: bool = False) -> None:
         self.clock = WallClock()
-        self.component = build_component(exp, name, self.clock, RayStore())
+        self.component = build_component(exp, name, self.clock, RayStore(), serving=serving)
         self.errors: list[str] = []
         self._task: asyncio.Task[None] | None = None
         self._reports: asyncio.Task[None] | None = None
@@ -159,7 +159,7 @@ class ComponentHost:
         return out
 
 
-def _init(exp: Experiment, address: str | None) -> bool:
+def init_ray(exp: Experiment, address: str | None) -> bool:
     """Connect to or start Ray; True if this call started (and so must shut down) Ray."""
     if ray.is_initialized():
         return False
@@ -171,11 +171,12 @@ def _init(exp: Experiment, address: str | None) -> bool:
             common["runtime_env"] = {"py_modules": [str(stage_package())]}
         ray.init(address=address, **common)
     else:
-        ray.init(resources=local_resources(exp), **common)
+        # "local": an embedded Ray even if another local cluster left its address in /tmp/ray
+        ray.init(address="local", resources=local_resources(exp), **common)
     return True
 
 
-def _node_ips() -> dict[str, str]:
+def node_ips() -> dict[str, str]:
     return {n["NodeID"]: n.get("NodeManagerAddress", "") for n in ray.nodes()}
 
 
@@ -191,7 +192,7 @@ def run_ray(
     so the snapshot carries the live picture, and the collector is polled every ``live_s``.
     """
     poll_s = live_s if live_s > 0 else poll_s
-    started = _init(exp, address)
+    started = init_ray(exp, address)
     handles: dict[str, Any] = {}
     placement: Placement | None = None
     lost: dict[str, str] = {}
@@ -210,13 +211,13 @@ def run_ray(
         last = ray.get(handles["loadgen"].last_arrival_s.remote())
         deadline = t0 + (last + exp.experiment.drain_timeout_s) * dilation
         Supervisor(exp, handles, t0, lost).wait(deadline, poll_s, progress)
-        parts = _gather(handles, lost)
+        parts = gather_results(handles, lost)
     finally:
         for h in handles.values():
             ray.kill(h)
         if placement is not None:
             placement.release()
-        ips = _node_ips() if ray.is_initialized() else {}
+        ips = node_ips() if ray.is_initialized() else {}
         if started:
             ray.shutdown()
     errors = [e for p in parts for e in p.get("errors", [])]
@@ -231,7 +232,7 @@ def run_ray(
     }
 
 
-def _gather(handles: dict[str, Any], lost: dict[str, str]) -> list[dict[str, Any]]:
+def gather_results(handles: dict[str, Any], lost: dict[str, str]) -> list[dict[str, Any]]:
     """Every surviving component's results (a unit lost at the very end is recorded as lost)."""
     parts = []
     for name, h in handles.items():

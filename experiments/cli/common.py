@@ -21,7 +21,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"disagg: error: {message}\n")
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if getattr(args, "ship_code", False):
         out["placement.ship_code"] = True
@@ -35,6 +35,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def load(args: argparse.Namespace) -> Experiment:
     """Load, override and fully check the experiment named on the command line."""
-    exp = load_experiment(args.experiment, _overrides(args))
+    exp = load_experiment(args.experiment, overrides(args))
     check_experiment(exp)
     return exp

@@ -27,6 +27,7 @@ from disagg.experiments.cli.common import (
     load,
 )
 from disagg.experiments.cli.compare import add_commands
+from disagg.experiments.cli.serve import add_command as add_serve
 from disagg.experiments.results.timeline import (
     TraceFormatError,
     chrome_trace,
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub)
     add_capacity(sub)
+    add_serve(sub)
     return parser
 
 

@@ -1,0 +1,218 @@
+"""The serving gateway: stands in the load generator's place under ``disagg serve``.
+
+Each HTTP request becomes an emulated :class:`Request` that the gateway sends to the router at its
+arrival time, like the load generator does for a planned one. The units tell the gateway when each
+request's tokens come out (``token_feed.py``) and the collector forwards every request's end, so
+the gateway keeps, per request, a :class:`TokenPlan`: the first token's emu time, the decode
+tokens' planned emu times and the final status. The HTTP side long-polls it (:meth:`Gateway.wait`)
+and releases tokens to the client at those times; :meth:`Gateway.outcomes` hands finished requests
+to the metrics. When serving stops, :meth:`Gateway.close` tells the collector how many came in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from disagg.cluster.component import Clock, Component
+from disagg.cluster.messages import (
+    ArrivalsDone,
+    DecodeJoined,
+    FirstTokenPlanned,
+    Request,
+    RequestArrived,
+    RequestEnded,
+    TokenSchedule,
+)
+from disagg.cluster.workload.plan import SloTargets
+
+
+class GatewayClosed(RuntimeError):
+    """A request was submitted after the gateway stopped taking arrivals."""
+
+
+@dataclass
+class TokenPlan:
+    """One request's token times as the units planned them (emu s), and how it ended."""
+
+    request: Request
+    version: int = 0
+    prefill_unit: str = ""
+    prefill_start_s: float | None = None
+    first_token_s: float | None = None
+    decode_unit: str = ""
+    kv_bytes: float = 0.0
+    transfer_s: tuple[float, float] | None = None
+    decode_times_s: list[float] = field(default_factory=list)
+    status: str = ""  # "" while running, then completed | rejected | failed
+    reason: str = ""
+    end_s: float | None = None
+
+    def replan(self, start_s: float, times_s: tuple[float, ...]) -> None:
+        """Keep decode tokens planned at or before ``start_s``, then the new times (capped at the
+        request's ``output_tokens - 1`` decode tokens)."""
+        kept = [t for t in self.decode_times_s if t <= start_s + 1e-12]
+        room = max(0, self.request.output_tokens - 1 - len(kept))
+        self.decode_times_s = kept + list(times_s[:room])
+
+    def update(self, from_index: int) -> PlanUpdate:
+        """What the HTTP side needs, with decode times from ``from_index`` on."""
+        return PlanUpdate(
+            self.request.request_id, self.version, self.first_token_s,
+            tuple(self.decode_times_s[from_index:]), from_index, self.status, self.reason,
+            self.end_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanUpdate:
+    """A snapshot of one request's :class:`TokenPlan` for the HTTP side (emu s).
+
+    ``decode_times_s[k]`` is decode token ``from_index + k``'s time; ``status`` is empty while the
+    request runs."""
+
+    request_id: int
+    version: int
+    first_token_s: float | None
+    decode_times_s: tuple[float, ...]
+    from_index: int
+    status: str
+    reason: str
+    end_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A finished request, for the metrics: units, phase times (emu s) and decode token times."""
+
+    request_id: int
+    status: str
+    reason: str
+    prompt_tokens: int
+    output_tokens: int
+    arrival_s: float
+    prefill_unit: str
+    prefill_start_s: float | None
+    first_token_s: float | None
+    decode_unit: str
+    kv_bytes: float
+    transfer_s: tuple[float, float] | None
+    decode_times_s: tuple[float, ...]
+    end_s: float | None
+
+
+class Gateway(Component):
+    """Turns submitted requests into arrivals at the router and tracks their token plans."""
+
+    def __init__(self, name: str, clock: Clock, slo: SloTargets) -> None:
+        super().__init__(name, clock)
+        self.slo = slo
+        self.plans: dict[int, TokenPlan] = {}
+        self.finished: list[int] = []  # request ids in the order they ended
+        self.closed = False
+        self._changed: dict[int, asyncio.Event] = {}
+        self._last_arrival_s = 0.0
+        self.handlers = {FirstTokenPlanned: self._on_first, DecodeJoined: self._on_joined,
+                         TokenSchedule: self._on_schedule, RequestEnded: self._on_ended}
+
+    # -- the HTTP side ----------------------------------------------------------------------
+    def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int:
+        """Admit one request arriving at emu time ``arrival_s`` (no earlier than the previous
+        arrival) and send it to the router; returns its request id."""
+        if self.closed:
+            raise GatewayClosed("the server is shutting down")
+        rid = len(self.plans)
+        arrival_s = max(arrival_s, self._last_arrival_s)
+        self._last_arrival_s = arrival_s
+        request = Request(rid, arrival_s, prompt_tokens, output_tokens, "default",
+                          self.slo.ttft_s, self.slo.tpot_s)
+        self.plans[rid] = TokenPlan(request)
+        self.act_at(arrival_s)
+        self.peers["router"].send(RequestArrived(request, sent_s=arrival_s))
+        return rid
+
+    async def wait(self, request_id: int, version: int, from_index: int,
+                   timeout_s: float) -> PlanUpdate:
+        """The request's plan once its version exceeds ``version`` (or after ``timeout_s`` wall
+        seconds, unchanged)."""
+        plan = self.plans[request_id]
+        if plan.version <= version and not plan.status:
+            event = self._changed.setdefault(request_id, asyncio.Event())
+            event.clear()
+            try:
+                await asyncio.wait_for(event.wait(), timeout_s)
+            except TimeoutError:
+                pass
+        return plan.update(from_index)
+
+    def outcomes(self, cursor: int) -> list[Outcome]:
+        """Requests that ended after the first ``cursor`` ends, in the order they ended."""
+        out = []
+        for rid in self.finished[cursor:]:
+            p = self.plans[rid]
+            r = p.request
+            out.append(Outcome(rid, p.status, p.reason, r.prompt_tokens, r.output_tokens,
+                               r.arrival_s, p.prefill_unit, p.prefill_start_s, p.first_token_s,
+                               p.decode_unit, p.kv_bytes, p.transfer_s, tuple(p.decode_times_s),
+                               p.end_s))
+        return out
+
+    def close(self) -> int:
+        """Stop taking arrivals and tell the collector how many came in; returns that number."""
+        if not self.closed:
+            self.closed = True
+            self.peers["collector"].send(ArrivalsDone(len(self.plans), sent_s=self.clock.now()))
+        return len(self.plans)
+
+    # -- messages from the cluster ----------------------------------------------------------
+    def _touch(self, plan: TokenPlan) -> None:
+        plan.version += 1
+        event = self._changed.get(plan.request.request_id)
+        if event is not None:
+            event.set()
+
+    def _on_first(self, msg: FirstTokenPlanned) -> None:
+        plan = self.plans[msg.request_id]
+        plan.prefill_unit, plan.prefill_start_s = msg.prefill_unit, msg.prefill_start_s
+        plan.first_token_s = msg.first_token_s
+        self._touch(plan)
+
+    def _on_joined(self, msg: DecodeJoined) -> None:
+        plan = self.plans[msg.request_id]
+        plan.decode_unit, plan.kv_bytes = msg.decode_unit, msg.kv_bytes
+        plan.transfer_s = (msg.transfer_start_s, msg.transfer_end_s)
+        self._touch(plan)
+
+    def _on_schedule(self, msg: TokenSchedule) -> None:
+        for rid in msg.request_ids:
+            plan = self.plans[rid]
+            plan.replan(msg.sent_s, msg.times_s)
+            self._touch(plan)
+
+    def _on_ended(self, msg: RequestEnded) -> None:
+        plan = self.plans[msg.request_id]
+        if plan.status:
+            return  # a redone request: its first end stands, as in the collector
+        plan.status, plan.reason, plan.end_s = msg.status, msg.reason, msg.sent_s
+        self.finished.append(msg.request_id)
+        self._touch(plan)
+
+    # -- results ----------------------------------------------------------------------------
+    def arrivals_end_s(self) -> float:
+        """Emu time of the latest arrival so far."""
+        return self._last_arrival_s
+
+    def results(self) -> dict[str, Any]:
+        out = super().results()
+        out["requests"] = {
+            rid: {"slo_class": p.request.slo_class, "arrival_s": p.request.arrival_s,
+                  "prompt_tokens": p.request.prompt_tokens,
+                  "output_tokens": p.request.output_tokens,
+                  "ttft_slo_s": p.request.ttft_slo_s, "tpot_slo_s": p.request.tpot_slo_s}
+            for rid, p in self.plans.items()
+        }
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"name": self.name, "submitted": len(self.plans), "total": len(self.plans)}

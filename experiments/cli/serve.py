@@ -1,0 +1,84 @@
+"""``disagg serve EXP``: the experiment's cluster behind an OpenAI-compatible HTTP endpoint
+(docs/serve.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from disagg.actors.engines.build import check_experiment
+from disagg.cluster.config import load_experiment
+from disagg.cluster.errors import ConfigError
+from disagg.experiments.cli.common import EXIT_OK, overrides
+from disagg.experiments.serve.app import ServeSettings
+from disagg.experiments.serve.protocol import Limits
+from disagg.experiments.serve.server import ServeOptions, ServeRunner
+from disagg.experiments.view.console import summary_table
+
+LLAMA_31_CONTEXT = 131072  # Llama 3.1's context length (Meta's model card: 128K tokens)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"argument '--port': value {args.port} is not a port (0..65535)")
+    for flag in ("max_model_len", "default_max_tokens", "max_body_bytes"):
+        value = getattr(args, flag)
+        if value < 1:
+            raise ConfigError(f"argument '--{flag.replace('_', '-')}': value {value} must be "
+                              f"at least 1")
+
+
+def cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    _check(args)
+    exp = load_experiment(args.experiment, {**overrides(args), "experiment.engine": "ray"})
+    check_experiment(exp)
+    limits = Limits(args.served_model_name or exp.model.name, args.max_model_len,
+                    args.default_max_tokens)
+    settings = ServeSettings(limits, args.api_key or os.environ.get("DISAGG_API_KEY"),
+                             args.max_body_bytes)
+    out_dir = Path(args.out) if args.out else exp.output_dir
+    runner = ServeRunner(exp, ServeOptions(args.host, args.port, args.address, settings, out_dir))
+    console.print(f"disagg: starting {exp.experiment.name} ({limits.model}) on the ray engine, "
+                  f"dilation {exp.experiment.dilation:g}")
+
+    def announce() -> None:
+        if runner.ready.wait():
+            console.print(f"disagg: serving on http://{args.host}:{runner.port}/v1; Ctrl-C stops "
+                          f"and writes {out_dir}")
+
+    threading.Thread(target=announce, daemon=True).start()
+    result = runner.run()
+    console.print(summary_table(result.summary))
+    console.print(f"results in {result.out_dir}")
+    return EXIT_OK
+
+
+def add_command(sub: Any) -> None:
+    """Register ``serve`` on the ``disagg`` parser's subcommands."""
+    p = sub.add_parser("serve", help="serve the experiment's cluster over an OpenAI-compatible "
+                       "HTTP API (vLLM's endpoints and /metrics)")
+    p.add_argument("experiment", help="experiment TOML file (its workload is not used)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free)")
+    p.add_argument("--dilation", type=float, help="wall seconds per emu second (tokens are "
+                   "released at emu times scaled by this)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an "
+                   "embedded local Ray)")
+    p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1 (default: "
+                   "DISAGG_API_KEY, else no key)")
+    p.add_argument("--out", help="results folder written on stop (default: output.dir)")
+    p.add_argument("--served-model-name", help="model name clients use (default: the "
+                   "experiment's model name)")
+    p.add_argument("--max-model-len", type=int, default=LLAMA_31_CONTEXT,
+                   help="context length in tokens: prompt + max_tokens beyond it is refused")
+    p.add_argument("--default-max-tokens", type=int, default=256,
+                   help="output tokens of a chat request that sets no max_tokens")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20,
+                   help="largest request body accepted (default 1 MiB)")
+    p.set_defaults(func=cmd_serve)

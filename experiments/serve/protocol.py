@@ -1,0 +1,168 @@
+"""The OpenAI / vLLM request and response shapes ``disagg serve`` speaks, the prompt-token
+counting rule and the synthetic output text (docs/serve.md).
+
+Everything here is pure: request bodies in, a :class:`Generation` (how many prompt and output
+tokens the emulated request has) or an :class:`ApiError` out; response bodies from a finished or
+streaming generation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BYTES_PER_TOKEN = 4  # the counting rule: one prompt token per 4 UTF-8 bytes, rounded up
+WORDS = ("the", "cluster", "emulates", "a", "token", "stream", "at", "its", "modeled", "time",
+         "prefill", "decode", "fabric", "kv", "cache", "moves")
+
+
+class ApiError(Exception):
+    """A request the API refuses: HTTP ``status``, OpenAI error ``kind`` and a message."""
+
+    def __init__(self, status: int, message: str, kind: str = "BadRequestError",
+                 param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param = status, message, kind, param
+
+    def body(self) -> dict[str, Any]:
+        """The OpenAI-style error body."""
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param,
+                          "code": self.status}}
+
+
+class StreamOptions(BaseModel):
+    """``stream_options``: ``include_usage`` adds a final chunk with ``usage``."""
+
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="allow")  # clients send many parameters we accept and ignore
+    model: str
+    max_tokens: int | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = 1
+    ignore_eos: bool = False
+    prompt_token_ids: list[int] | None = None
+
+
+class CompletionRequest(_Common):
+    """``POST /v1/completions``: one prompt (text, or token ids)."""
+
+    prompt: str | list[str] | list[int] | list[list[int]] = Field(default="")
+    max_tokens: int | None = 16  # the OpenAI and vLLM default for completions
+
+
+class ChatCompletionRequest(_Common):
+    """``POST /v1/chat/completions``: messages with string or text-part contents."""
+
+    messages: list[dict[str, Any]]
+    max_completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One emulated request as the API sees it: token counts and how the reply ends."""
+
+    kind: Literal["completion", "chat"]
+    model: str
+    prompt_tokens: int
+    output_tokens: int
+    finish_reason: str
+    stream: bool
+    include_usage: bool
+    response_id: str
+    created: int
+
+
+def count_text_tokens(text: str) -> int:
+    """Prompt tokens of a text: ceil(UTF-8 bytes / 4), at least 1 (a BOS token)."""
+    return max(1, math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN))
+
+
+def _prompt_tokens_completion(req: CompletionRequest) -> int:
+    p = req.prompt
+    if isinstance(p, list) and p and isinstance(p[0], list | str):
+        if len(p) != 1:
+            raise ApiError(400, "disagg serve takes one prompt per request", param="prompt")
+        p = p[0]  # type: ignore[assignment]
+    if isinstance(p, list):
+        if not p:
+            raise ApiError(400, "the prompt is empty", param="prompt")
+        return len(p)
+    return count_text_tokens(p)  # type: ignore[arg-type]
+
+
+def chat_text(messages: list[dict[str, Any]]) -> str:
+    """The text the counting rule sees for a chat: one ``role: content`` line per message."""
+    lines = []
+    for m in messages:
+        content = m.get("content") or ""
+        if isinstance(content, list):
+            content = "".join(str(part.get("text", "")) for part in content
+                              if isinstance(part, dict))
+        lines.append(f"{m.get('role', 'user')}: {content}\n")
+    return "".join(lines)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the server accepts: the model's name and context length (tokens)."""
+
+    model: str
+    max_model_len: int
+    default_max_tokens: int  # chat requests without max_tokens (no EOS to stop them)
+
+
+def parse_generation(kind: Literal["completion", "chat"], body: dict[str, Any],
+                     limits: Limits) -> Generation:
+    """Validate a request body against ``limits``; raises :class:`ApiError`."""
+    model_cls = CompletionRequest if kind == "completion" else ChatCompletionRequest
+    try:
+        req = model_cls.model_validate(body)
+    except ValueError as e:
+        first = getattr(e, "errors", lambda: [{}])()[0]
+        loc = ".".join(str(x) for x in first.get("loc", ())) or None
+        raise ApiError(400, f"invalid request: {loc}: {first.get('msg', e)}", param=loc) from None
+    if req.model != limits.model:
+        raise ApiError(404, f"The model `{req.model}` does not exist.", "NotFoundError", "model")
+    if req.n != 1:
+        raise ApiError(400, "disagg serve supports n=1 only", param="n")
+    if req.prompt_token_ids is not None:
+        prompt = len(req.prompt_token_ids)
+    elif isinstance(req, CompletionRequest):
+        prompt = _prompt_tokens_completion(req)
+    else:
+        prompt = count_text_tokens(chat_text(req.messages))
+    asked = req.max_completion_tokens if isinstance(req, ChatCompletionRequest) else None
+    asked = asked if asked is not None else req.max_tokens
+    if asked is not None and asked < 1:
+        raise ApiError(400, f"max_tokens must be at least 1, got {asked}", param="max_tokens")
+    output = asked if asked is not None else limits.default_max_tokens
+    if prompt + output > limits.max_model_len:
+        raise ApiError(400, f"This model's maximum context length is {limits.max_model_len} "
+                       f"tokens. However, you requested {prompt + output} tokens ({prompt} in "
+                       f"the prompt, {output} in the completion).", param="max_tokens")
+    prefix = "cmpl-" if kind == "completion" else "chatcmpl-"
+    include = bool(req.stream_options and req.stream_options.include_usage)
+    return Generation(kind, req.model, prompt, output, "length" if asked or req.ignore_eos
+                      else "stop", req.stream, include, prefix + uuid.uuid4().hex,
+                      int(time.time()))
+
+
+def token_text(index: int) -> str:
+    """Output token ``index``'s synthetic text (deterministic: the same for every request)."""
+    return " " + WORDS[index % len(WORDS)]
+
+
+def usage(gen: Generation) -> dict[str, int]:
+    """The ``usage`` object."""
+    return {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.output_tokens,
+            "total_tokens": gen.prompt_tokens + gen.output_tokens}

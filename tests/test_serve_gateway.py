@@ -1,0 +1,87 @@
+"""The serving gateway on the virtual engine (no Ray, no HTTP): the token times the units feed it
+are the run's own token times, requests end once each, and arrivals enter the router as usual."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from conftest import make_experiment
+
+from disagg.actors.components.gateway import Gateway, GatewayClosed, TokenPlan
+from disagg.actors.components.store import LocalStore
+from disagg.actors.engines.build import build_component, component_names
+from disagg.actors.engines.virtual import LocalPeer, VirtualClock, VirtualTimeLoop
+from disagg.cluster.messages import Request
+from disagg.experiments.results.tables import request_rows
+
+
+def _serve_virtually(exp, arrivals: list[tuple[float, int, int]]) -> tuple[Gateway, dict]:
+    """Run the serving components on virtual time; submit (emu s, prompt, output) arrivals."""
+    loop = VirtualTimeLoop()
+    clock = VirtualClock(loop)
+    store = LocalStore()
+
+    async def drive() -> tuple[Gateway, dict]:
+        comps = {n: build_component(exp, n, clock, store, serving=True)
+                 for n in component_names(exp)}
+        peers = {n: LocalPeer(loop, c, 0.0) for n, c in comps.items()}
+        for c in comps.values():
+            c.connect(peers)
+        tasks = [loop.create_task(c.run()) for c in comps.values()]
+        gateway = comps["loadgen"]
+        for at_s, prompt, output in arrivals:
+            await clock.sleep_until(at_s)
+            gateway.submit(prompt, output, clock.now())
+        gateway.close()
+        await asyncio.wait_for(comps["collector"].done.wait(), 600.0)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return gateway, {"components": [c.results() for c in comps.values()]}
+
+    try:
+        return loop.run_until_complete(drive())
+    finally:
+        loop.close()
+
+
+def test_gateway_plans_are_the_runs_token_times_under_joins() -> None:
+    exp = make_experiment()
+    # 12 requests 50 ms apart: decode batches change as they join, so plans get re-planned
+    arrivals = [(0.05 * i, 500 + 100 * i, 150 + 7 * i) for i in range(12)]
+    gateway, raw = _serve_virtually(exp, arrivals)
+    rows = {r["request_id"]: r for r in request_rows(raw)}
+    assert len(rows) == 12 and all(r["status"] == "completed" for r in rows.values())
+    for rid, plan in gateway.plans.items():
+        row = rows[rid]
+        assert (row["prompt_tokens"], row["output_tokens"]) == arrivals[rid][1:]
+        assert plan.first_token_s == pytest.approx(row["first_token_s"], abs=1e-12)
+        assert len(plan.decode_times_s) == row["output_tokens"] - 1
+        assert plan.decode_times_s == sorted(plan.decode_times_s)
+        assert plan.decode_times_s[-1] == pytest.approx(row["last_token_s"], abs=1e-12)
+        assert plan.decode_times_s[0] == pytest.approx(row["first_decode_token_s"], abs=1e-12)
+        assert plan.prefill_unit == row["prefill_unit"] and plan.decode_unit == row["decode_unit"]
+        assert plan.status == "completed"
+    outcomes = gateway.outcomes(0)
+    assert sorted(o.request_id for o in outcomes) == list(range(12))
+    assert gateway.outcomes(12) == []
+
+
+def test_one_token_outputs_end_at_prefill_and_closed_gateway_refuses() -> None:
+    gateway, raw = _serve_virtually(make_experiment(), [(0.0, 300, 1), (0.01, 300, 2)])
+    rows = {r["request_id"]: r for r in request_rows(raw)}
+    assert gateway.plans[0].decode_times_s == [] and gateway.plans[0].status == "completed"
+    assert gateway.plans[0].first_token_s == pytest.approx(rows[0]["last_token_s"])
+    assert len(gateway.plans[1].decode_times_s) == 1
+    with pytest.raises(GatewayClosed):
+        gateway.submit(10, 10, 1.0)
+
+
+def test_replan_keeps_earlier_tokens_and_caps_at_the_output_length() -> None:
+    plan = TokenPlan(Request(0, 0.0, 10, 5))
+    plan.replan(1.0, (1.1, 1.2, 1.3))
+    plan.replan(1.2, (1.25, 1.35, 1.45, 1.55))  # a join cut the run at 1.2: 1.3 is re-planned
+    assert plan.decode_times_s == [1.1, 1.2, 1.25, 1.35]  # 4 = output_tokens - 1 decode tokens
+    update = plan.update(2)
+    assert update.decode_times_s == (1.25, 1.35) and update.from_index == 2
