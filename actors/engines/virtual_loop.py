@@ -185,23 +185,33 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
             while timers and timers[0][1]._cancelled:
                 heapq.heappop(timers)[1].scheduled = False  # not counted down: as before
             if timers:
-                self._now_s = max(self._now_s, timers[0][0])
+                if timers[0][0] > self._now_s:
+                    self._now_s = timers[0][0]
             elif not self._stopping:
                 raise RuntimeError("virtual engine deadlock: every task waits and no timer is set")
-        self._drop_cancelled()
-        end_s = self._now_s + _CLOCK_RESOLUTION_S
-        while timers and timers[0][0] < end_s:
-            timer = heapq.heappop(timers)[1]
-            timer.scheduled = False
-            ready.append(timer)
+        if timers:
+            self._drop_cancelled(timers)
+            end_s = self._now_s + _CLOCK_RESOLUTION_S
+            timers = self._timers
+            while timers and timers[0][0] < end_s:
+                timer = heapq.heappop(timers)[1]
+                timer.scheduled = False
+                ready.append(timer)
         for _ in range(len(ready)):
             call = ready.popleft()
-            if not call._cancelled:
-                self._run(call)
+            if call._cancelled:
+                continue
+            try:
+                call.context.run(call.callback, *call.args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - reported as asyncio's loop does
+                self.call_exception_handler({
+                    "message": f"Exception in callback {call.callback!r}", "exception": exc,
+                })
 
-    def _drop_cancelled(self) -> None:
+    def _drop_cancelled(self, timers: list[tuple[float, _Timer]]) -> None:
         """Remove cancelled timers: all of them when they are many, else those at the top."""
-        timers = self._timers
         if (len(timers) > _MIN_SCHEDULED_TO_COMPACT
                 and self.timers_cancelled / len(timers) > _MIN_CANCELLED_FRACTION):
             kept = []
@@ -217,16 +227,6 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
         while timers and timers[0][1]._cancelled:
             self.timers_cancelled -= 1
             heapq.heappop(timers)[1].scheduled = False
-
-    def _run(self, call: _Call) -> None:
-        try:
-            call.context.run(call.callback, *call.args)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # noqa: BLE001 - reported as asyncio's loop does
-            self.call_exception_handler({
-                "message": f"Exception in callback {call.callback!r}", "exception": exc,
-            })
 
     def stop(self) -> None:
         """Stop after the current step."""
