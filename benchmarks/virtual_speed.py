@@ -19,9 +19,12 @@ seconds to assemble the results tables and summary (``assemble``), requests per 
 and per whole-run wall second, and the child's peak resident memory (MB).
 
     python benchmarks/virtual_speed.py [--only speed,requests,units] [--max-requests 100000]
+        [--max-units 256] [--baseline-python OTHER_VENV/bin/python]
 
-Works on any commit with ``disagg.experiments.run.execute``/``assemble`` (the "before" figures in
-docs/performance.md were measured by running this file against the base commit's install).
+With ``--baseline-python``, each point also runs under that interpreter (an install of another
+commit, e.g. a temporary ``git worktree`` of the base commit with its own venv), right before the
+current code, and a speed-up row follows: ratios from one run, as both saw the same machine load.
+The child only needs ``disagg.experiments.run.execute``/``assemble``, so any commit works.
 """
 
 from __future__ import annotations
@@ -78,12 +81,29 @@ def run_point(prefill: int, decode: int, rate: float, duration_s: float) -> dict
     }
 
 
-def in_child(prefill: int, decode: int, rate: float, duration_s: float) -> dict[str, Any]:
-    """:func:`run_point` in a fresh interpreter (same Python), so peak memory is its own."""
+def in_child(prefill: int, decode: int, rate: float, duration_s: float,
+             python: str = sys.executable) -> dict[str, Any]:
+    """:func:`run_point` in a fresh interpreter, so peak memory is its own; ``python`` may be
+    another install's interpreter (the baseline)."""
     args = json.dumps([prefill, decode, rate, duration_s])
-    out = subprocess.run([sys.executable, __file__, "--point", args], check=True,
+    out = subprocess.run([python, __file__, "--point", args], check=True,
                          capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(label: str, point: tuple[int, int, float, float], baseline: str | None) -> None:
+    """Print the row of one point; with a baseline interpreter, its row first (run just before,
+    so both see the same machine load) and the ratios of engine wall and CPU seconds."""
+    if baseline is None:
+        print(row(label, in_child(*point)), flush=True)
+        return
+    before = in_child(*point, python=baseline)
+    after = in_child(*point)
+    print(row(f"{label}, before", before), flush=True)
+    print(row(f"{label}, after", after), flush=True)
+    print(f"| {label}: speed-up | | | | x{before['engine_wall_s'] / after['engine_wall_s']:.1f} | "
+          f"x{before['engine_cpu_s'] / after['engine_cpu_s']:.1f} | | | "
+          f"x{after['req_per_wall_s'] / before['req_per_wall_s']:.1f} | | |", flush=True)
 
 
 def row(label: str, r: dict[str, Any]) -> str:
@@ -106,6 +126,8 @@ def main() -> None:
     ap.add_argument("--only", default="speed,requests,units", help="which tables")
     ap.add_argument("--max-requests", type=int, default=100_000)
     ap.add_argument("--max-units", type=int, default=256)
+    ap.add_argument("--baseline-python", help="also run each point with this interpreter (an "
+                    "install of the commit to compare against), just before this one")
     ap.add_argument("--point", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.point:
@@ -119,12 +141,12 @@ def main() -> None:
         for label, p, d, rate, dur in [("quickstart", 2, 1, 4.0, 1000.0),
                                        ("16 + 4 at 80 %", 16, 4, 16 * per_prefill, 100.0),
                                        ("64 + 16 at 80 %", 64, 16, 64 * per_prefill, 30.0)]:
-            print(row(label, in_child(p, d, rate, dur)), flush=True)
+            measure(label, (p, d, rate, dur), args.baseline_python)
     if "requests" in only:
         print("\nrequests (quickstart cluster, 4 req/s)\n" + HEADER, flush=True)
         n = 1000
         while n <= args.max_requests:
-            print(row(f"{n:,} requests", in_child(2, 1, 4.0, n / 4.0)), flush=True)
+            measure(f"{n:,} requests", (2, 1, 4.0, n / 4.0), args.baseline_python)
             n *= 10
     if "units" in only:
         print("\nunits (prefill : decode = 3 : 1, 80 % prefill load, 20 emu s)\n" + HEADER,
@@ -132,7 +154,7 @@ def main() -> None:
         units = 4
         while units <= args.max_units:
             p, d = 3 * units // 4, units // 4
-            print(row(f"{units} units", in_child(p, d, p * per_prefill, 20.0)), flush=True)
+            measure(f"{units} units", (p, d, p * per_prefill, 20.0), args.baseline_python)
             units *= 4
 
 
