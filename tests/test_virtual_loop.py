@@ -81,7 +81,7 @@ def test_cancelled_timers_do_not_run_and_a_mostly_cancelled_heap_is_compacted() 
         for t in timers[:250]:
             t.cancel()
         await asyncio.sleep(0)
-        return len(loop._timers)  # noqa: SLF001 - the heap after one step
+        return len(loop._timers)  # the heap after one step
 
     left, _ = run(main())
     assert left == 50  # sleep(0) sets no timer

@@ -151,7 +151,7 @@ def run_virtual(
     With ``progress``, every ``live_s`` wall seconds the components' state is folded into the
     collector and ``progress`` gets the collector's snapshot plus ``now_s`` (as on the ray engine).
     """
-    loop = VirtualTimeLoop()
+    loop = VirtualTimeLoop()  # type: ignore[abstract]
     errors: list[BaseException] = []
 
     def handler(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ _MIN_CANCELLED_FRACTION = 0.5  # asyncio.base_events._MIN_CANCELLED_TIMER_HANDLE
 class _Call:
     """A callback scheduled on the loop (what ``call_soon`` returns)."""
 
-    __slots__ = ("callback", "args", "context", "_cancelled")
+    __slots__ = ("_cancelled", "args", "callback", "context")
 
     def __init__(self, callback: Callable[..., Any], args: tuple[Any, ...],
                  context: contextvars.Context | None) -> None:
@@ -54,7 +54,7 @@ class _Call:
 class _Timer(_Call):
     """A callback due at emu time ``when_s`` (what ``call_at`` / ``call_later`` return)."""
 
-    __slots__ = ("when_s", "loop", "scheduled")
+    __slots__ = ("loop", "scheduled", "when_s")
 
     def __init__(self, when_s: float, callback: Callable[..., Any], args: tuple[Any, ...],
                  context: contextvars.Context | None, loop: VirtualTimeLoop) -> None:
@@ -82,7 +82,10 @@ class _Timer(_Call):
 
 
 class VirtualTimeLoop(asyncio.AbstractEventLoop):
-    """An event loop whose clock (emu seconds) jumps to the next timer whenever nothing is ready."""
+    """An event loop whose clock (emu seconds) jumps to the next timer whenever nothing is ready.
+
+    I/O, signals, subprocesses and executors are not implemented (the virtual engine does none);
+    typeshed declares them abstract, hence the ``type: ignore[abstract]`` where it is made."""
 
     def __init__(self) -> None:
         self._now_s = 0.0
@@ -103,27 +106,28 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
         """Emu time, seconds."""
         return self._now_s
 
-    def call_soon(self, callback: Callable[..., Any], *args: Any,
+    # the handles offer asyncio.Handle's public interface (cancel, cancelled, when), not its class
+    def call_soon(self, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                   context: contextvars.Context | None = None) -> _Call:
         """Run ``callback(*args)`` in a later step, after the callbacks already ready."""
         call = _Call(callback, args, context)
         self._ready.append(call)
         return call
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                 context: contextvars.Context | None = None) -> _Timer:
         """Run ``callback(*args)`` at emu time ``when`` (seconds)."""
         timer = _Timer(when, callback, args, context, self)
         heapq.heappush(self._timers, (when, timer))
         return timer
 
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,
-                   context: contextvars.Context | None = None) -> _Timer:
+    def call_later(self, delay: float, callback: Callable[..., Any],  # type: ignore[override]
+                   *args: Any, context: contextvars.Context | None = None) -> _Timer:
         """Run ``callback(*args)`` after ``delay`` emu seconds."""
         return self.call_at(self._now_s + delay, callback, *args, context=context)
 
-    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any,
-                             context: contextvars.Context | None = None) -> _Call:
+    def call_soon_threadsafe(self, callback: Callable[..., Any],  # type: ignore[override]
+                             *args: Any, context: contextvars.Context | None = None) -> _Call:
         """As :meth:`call_soon` (the virtual engine has one thread)."""
         return self.call_soon(callback, *args, context=context)
 
@@ -188,8 +192,7 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
             while timers and timers[0][1]._cancelled:
                 heapq.heappop(timers)[1].scheduled = False  # not counted down: as before
             if timers:
-                if timers[0][0] > self._now_s:
-                    self._now_s = timers[0][0]
+                self._now_s = max(self._now_s, timers[0][0])
             elif not self._stopping:
                 raise RuntimeError("virtual engine deadlock: every task waits and no timer is set")
         if timers:
