@@ -41,7 +41,8 @@ class Clock(ABC):
         if delay <= 0:
             return False
         try:
-            await asyncio.wait_for(event.wait(), delay)
+            async with asyncio.timeout(delay):  # waits in this task: no inner task, fewer hops
+                await event.wait()
         except TimeoutError:
             return False
         return True

@@ -68,6 +68,8 @@ class Fabric(Component):
         self._starts: list[tuple[float, int]] = []  # (chunk may leave at, transfer seq)
         self._deliveries: list[tuple[float, int, str, KvDelivered]] = []
         self._last_rates: dict[Any, tuple[float, int]] = {}
+        self._link_order = {link: i for i, link in enumerate(topology.capacity)}
+        self._busy_links: set[Any] = set()  # links whose last logged (rate, flows) is not zero
         self._transfers: dict[int, _Transfer] = {}
         self._seq = 0
         self.wake = asyncio.Event()
@@ -181,17 +183,24 @@ class Fabric(Component):
         self.peers[dst].send(msg)
 
     def _log_links(self, t: float) -> None:
-        rates = self.net.link_rates()
+        """Log each link whose (rate, flows) changed, in topology order; only links that carry
+        something now or did at their last entry can have changed."""
+        rates = self.net.busy_link_rates()
         counts: dict[Any, int] = {}
         for tr in self._transfers.values():
             if tr.in_flight:
                 for hop in tr.path:
                     counts[hop] = counts.get(hop, 0) + 1
-        for link, rate in rates.items():
-            now = (rate, counts.get(link, 0))
+        changed = self._busy_links.union(rates, counts)
+        for link in sorted(changed, key=self._link_order.__getitem__):
+            now = (rates.get(link, 0.0), counts.get(link, 0))
             if self._last_rates.get(link, (0.0, 0)) != now:
                 self._last_rates[link] = now
                 self.link_log.append((t, f"{link[0]}/{link[1]}", *now))
+            if now == (0.0, 0):
+                self._busy_links.discard(link)
+            else:
+                self._busy_links.add(link)
 
     def results(self) -> dict[str, Any]:
         out = super().results()

@@ -132,6 +132,14 @@ class FluidNetwork:
                 out[link] += flow.rate
         return out
 
+    def busy_link_rates(self) -> dict[Any, float]:
+        """Bytes/s crossing each link that carries a flow (the others carry 0)."""
+        out: dict[Any, float] = {}
+        for flow in self._flows.values():
+            for link in flow.links:
+                out[link] = out.get(link, 0.0) + flow.rate
+        return out
+
     def _rebalance(self) -> None:
         rates = max_min_rates(
             {fid: f.links for fid, f in self._flows.items()}, self.capacity, self.per_flow_cap

@@ -3,10 +3,17 @@
 One record batch per transfer: a column ``kv`` of per-layer blocks (fixed-size binary), and schema
 metadata naming the request, tokens, model, dtype, modeled bytes, real bytes and a CRC-32 of the
 blocks. Real bytes = modeled bytes x payload_scale (rounded down to whole per-layer blocks).
+
+The blocks' bytes are random, but not drawn per request: every payload is a zero-copy prefix of one
+process-wide, read-only buffer of random bytes (:class:`_BytePool`), whose CRC-32 per prefix length
+is computed once. Verification trusts that cached CRC only for a buffer that *is* such a prefix
+(same address, same length — a pool is never freed, so no other buffer can take its address); any
+other buffer (a payload that crossed Ray's object store, a tampered copy) is checksummed in full.
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 import numpy as np
@@ -21,29 +28,78 @@ class PayloadError(Exception):
         self.reason = reason
 
 
+_CHECKPOINT_BYTES = 4096  # the pool's running CRC is kept every this many bytes
+
+
+class _BytePool:
+    """Read-only random bytes that payloads are prefixes of, with a running CRC-32 every
+    ``_CHECKPOINT_BYTES``, so the CRC of any prefix costs at most one checkpoint's bytes.
+
+    Grows by doubling when a larger payload is asked for; every buffer it ever made is kept alive,
+    so no other buffer can ever have the address of one of them.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._checkpoints: dict[int, tuple[pa.Buffer, list[int]]] = {}  # address -> (buf, crcs)
+        self._newest: pa.Buffer | None = None
+
+    def prefix(self, nbytes: int) -> pa.Buffer:
+        """A zero-copy buffer of the pool's first ``nbytes`` bytes."""
+        newest = self._newest
+        if newest is None or newest.size < nbytes:
+            size = max(nbytes, 2 * newest.size if newest is not None else 1 << 20)
+            newest = pa.py_buffer(self._rng.bytes(size))
+            view, crcs = memoryview(newest), [0]
+            for start in range(0, size - _CHECKPOINT_BYTES + 1, _CHECKPOINT_BYTES):
+                crcs.append(zlib.crc32(view[start:start + _CHECKPOINT_BYTES], crcs[-1]))
+            self._checkpoints[newest.address] = (newest, crcs)
+            self._newest = newest
+        return newest.slice(0, nbytes)
+
+    def crc(self, data: pa.Buffer, nbytes: int) -> int:
+        """CRC-32 of the first ``nbytes`` of ``data``: from the checkpoints when ``data`` starts
+        at a pool buffer (so holds its bytes), else computed over all the bytes."""
+        pooled = self._checkpoints.get(data.address)
+        if pooled is None or pooled[0].size < nbytes:
+            return zlib.crc32(memoryview(data)[:nbytes])
+        k = nbytes // _CHECKPOINT_BYTES
+        start = k * _CHECKPOINT_BYTES
+        return zlib.crc32(memoryview(pooled[0])[start:nbytes], pooled[1][k])
+
+
+_POOL = _BytePool()
+
+
 def _crc(blocks: pa.Array) -> int:
     data = blocks.buffers()[1]
-    return zlib.crc32(memoryview(data)[: blocks.type.byte_width * len(blocks)]) if data else 0
+    return _POOL.crc(data, blocks.type.byte_width * len(blocks)) if data else 0
 
 
 def make_payload(
     request_id: int, tokens: int, model: str, kv_dtype_bytes: float, layers: int,
     modeled_bytes: float, payload_scale: float, seed: int = 0,
 ) -> pa.RecordBatch:
-    """A payload of ``modeled_bytes * payload_scale`` real bytes in ``layers`` blocks."""
+    """A payload of ``modeled_bytes * payload_scale`` real bytes in ``layers`` blocks (``seed``
+    is kept for callers; the bytes are the shared pool's, see the module docstring)."""
     block = int(modeled_bytes * payload_scale) // layers
-    rng = np.random.default_rng([seed, request_id])
-    raw = rng.bytes(block * layers)
+    base = _schema(block)
     blocks = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(block), layers, [None, pa.py_buffer(raw)]
+        base.field(0).type, layers, [None, _POOL.prefix(block * layers)]
     )
     meta = {
-        "request_id": str(request_id), "tokens": str(tokens), "model": model,
-        "kv_dtype_bytes": str(kv_dtype_bytes), "modeled_bytes": str(modeled_bytes),
-        "real_bytes": str(block * layers), "crc32": str(_crc(blocks)),
+        b"request_id": str(request_id).encode(), b"tokens": str(tokens).encode(),
+        b"model": model.encode(), b"kv_dtype_bytes": str(kv_dtype_bytes).encode(),
+        b"modeled_bytes": str(modeled_bytes).encode(), b"real_bytes": str(block * layers).encode(),
+        b"crc32": str(_crc(blocks)).encode(),
     }
-    schema = pa.schema([pa.field("kv", pa.binary(block))], metadata=meta)
-    return pa.RecordBatch.from_arrays([blocks], schema=schema)
+    return pa.RecordBatch.from_arrays([blocks], schema=base.with_metadata(meta))
+
+
+@functools.lru_cache(maxsize=4096)
+def _schema(block_bytes: int) -> pa.Schema:
+    """The payload schema for blocks of ``block_bytes`` (without the per-request metadata)."""
+    return pa.schema([pa.field("kv", pa.binary(block_bytes))])
 
 
 def real_bytes(payload: pa.RecordBatch) -> int:

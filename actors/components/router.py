@@ -48,6 +48,8 @@ class Router(Component):
         self.policy = policy
         self.context = context
         self.views: dict[str, UnitView] = {u.name: u for u in units}
+        self._prefill_names = [u.name for u in self.views.values() if u.kind == "prefill"]
+        self._decode_names = [u.name for u in self.views.values() if u.kind == "decode"]
         self.control_delay_s = control_delay_s
         self.waiting: list[KvReady] = []
         self.records: dict[int, dict[str, Any]] = {}
@@ -62,12 +64,9 @@ class Router(Component):
         }
 
     def _view(self, now_s: float) -> RouterView:
-        units = self.views.values()
-        return RouterView(
-            now_s,
-            tuple(u for u in units if u.kind == "prefill"),
-            tuple(u for u in units if u.kind == "decode"),
-        )
+        get = self.views.__getitem__
+        return RouterView(now_s, tuple(map(get, self._prefill_names)),
+                          tuple(map(get, self._decode_names)))
 
     def _on_arrived(self, msg: RequestArrived) -> None:
         t = msg.sent_s + self.control_delay_s

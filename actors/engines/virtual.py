@@ -8,8 +8,6 @@ callback scheduled on the loop (after an optional modeled control-plane delay, F
 from __future__ import annotations
 
 import asyncio
-import heapq
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -17,44 +15,10 @@ from typing import Any
 from disagg.actors.components.live_state import LiveReporter
 from disagg.actors.components.store import LocalStore
 from disagg.actors.engines.build import build_component, component_names
+from disagg.actors.engines.virtual_loop import VirtualTimeLoop
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.messages import UnitDown
-
-
-class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """An event loop whose clock jumps to the next timer whenever nothing is ready to run."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._virtual_now = 0.0
-        self._tick: Callable[[], None] | None = None
-        self._tick_every_s = 0.0
-        self._next_tick_wall = 0.0
-
-    def time(self) -> float:
-        return self._virtual_now
-
-    def set_tick(self, tick: Callable[[], None], every_wall_s: float) -> None:
-        """Call ``tick`` between loop steps every ``every_wall_s`` seconds of *wall* time."""
-        self._tick, self._tick_every_s = tick, every_wall_s
-        self._next_tick_wall = time.monotonic() + every_wall_s
-
-    def _run_once(self) -> None:
-        if self._tick is not None and time.monotonic() >= self._next_tick_wall:
-            self._next_tick_wall = time.monotonic() + self._tick_every_s
-            self._tick()
-        ready: deque[Any] = self._ready  # type: ignore[attr-defined]
-        scheduled: list[Any] = self._scheduled  # type: ignore[attr-defined]
-        if not ready:
-            while scheduled and scheduled[0]._cancelled:
-                handle = heapq.heappop(scheduled)
-                handle._scheduled = False
-            if scheduled:
-                self._virtual_now = max(self._virtual_now, scheduled[0]._when)
-            elif not self._stopping:  # type: ignore[attr-defined]
-                raise RuntimeError("virtual engine deadlock: every task waits and no timer is set")
-        super()._run_once()  # type: ignore[misc]
 
 
 class VirtualClock(Clock):
@@ -187,7 +151,7 @@ def run_virtual(
     With ``progress``, every ``live_s`` wall seconds the components' state is folded into the
     collector and ``progress`` gets the collector's snapshot plus ``now_s`` (as on the ray engine).
     """
-    loop = VirtualTimeLoop()
+    loop = VirtualTimeLoop()  # type: ignore[abstract]
     errors: list[BaseException] = []
 
     def handler(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -71,8 +71,29 @@ class FitCheck:
         return self.capacity_bytes - self.weight_bytes
 
 
+# id(model) -> (the model, kept alive so its id stays its own; tokens -> KV bytes)
+_KV_BYTES_CACHE: dict[int, tuple[ModelSpec, dict[int, float]]] = {}
+_KV_BYTES_CACHE_MODELS = 64  # models remembered before the cache starts over
+
+
 def kv_bytes(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float64] | float:
-    """KV-cache bytes for a sequence of ``tokens`` (sliding-window layers stop growing)."""
+    """KV-cache bytes for a sequence of ``tokens`` (sliding-window layers stop growing).
+
+    A plain ``int`` of tokens is answered from a per-model cache (models are frozen)."""
+    if type(tokens) is not int:
+        return _kv_bytes(tokens, model)
+    entry = _KV_BYTES_CACHE.get(id(model))
+    if entry is None or entry[0] is not model:
+        if len(_KV_BYTES_CACHE) >= _KV_BYTES_CACHE_MODELS:
+            _KV_BYTES_CACHE.clear()
+        entry = _KV_BYTES_CACHE[id(model)] = (model, {})
+    value = entry[1].get(tokens)
+    if value is None:
+        value = entry[1][tokens] = _kv_bytes(tokens, model)  # type: ignore[assignment]
+    return value
+
+
+def _kv_bytes(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float64] | float:
     t = np.asarray(tokens, dtype=np.float64)
     full = model.layers - model.sliding_window_layers
     windowed = np.minimum(t, model.sliding_window_tokens) * model.sliding_window_layers

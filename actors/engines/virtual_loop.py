@@ -1,0 +1,291 @@
+"""An asyncio event loop on virtual time that owns its timer heap and ready queue.
+
+``time()`` is emu time. Each step runs the callbacks that were ready when it began; when none is
+ready, the clock jumps to the earliest timer first. There is no selector (the virtual engine does
+no I/O) and nothing of asyncio's private loop internals is used: asyncio's Tasks, Futures,
+``sleep``, ``wait``, ``wait_for`` and ``Event`` only need the public loop methods defined here.
+
+The order of callbacks is the one ``asyncio.BaseEventLoop`` gives (the virtual engine used to be a
+subclass of it, and its results must not change): FIFO for ready callbacks; timers in a binary
+heap compared by due time only (ties come out in heap order); every timer due within the clock
+resolution of now joins one step; cancelled timers leave the heap when they reach its top, or all
+at once when more than half of a heap of over 100 is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import heapq
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+
+_log = logging.getLogger(__name__)
+
+_CLOCK_RESOLUTION_S = time.get_clock_info("monotonic").resolution  # as asyncio's loop uses
+_MIN_SCHEDULED_TO_COMPACT = 100  # asyncio.base_events._MIN_SCHEDULED_TIMER_HANDLES
+_MIN_CANCELLED_FRACTION = 0.5  # asyncio.base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
+
+
+class _Call:
+    """A callback scheduled on the loop (what ``call_soon`` returns)."""
+
+    __slots__ = ("_cancelled", "args", "callback", "context")
+
+    def __init__(self, callback: Callable[..., Any], args: tuple[Any, ...],
+                 context: contextvars.Context | None) -> None:
+        self.callback = callback
+        self.args = args
+        self.context = context if context is not None else contextvars.copy_context()
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        """Do not run the callback."""
+        self._cancelled = True
+
+    def cancelled(self) -> bool:
+        """True once cancelled."""
+        return self._cancelled
+
+
+class _Timer(_Call):
+    """A callback due at emu time ``when_s`` (what ``call_at`` / ``call_later`` return)."""
+
+    __slots__ = ("loop", "scheduled", "when_s")
+
+    def __init__(self, when_s: float, callback: Callable[..., Any], args: tuple[Any, ...],
+                 context: contextvars.Context | None, loop: VirtualTimeLoop) -> None:
+        self.callback = callback  # as _Call.__init__, inlined: timers are made by the thousand
+        self.args = args
+        self.context = context if context is not None else contextvars.copy_context()
+        self._cancelled = False
+        self.when_s = when_s
+        self.loop = loop
+        self.scheduled = True
+
+    def cancel(self) -> None:
+        """Do not run the callback; the loop counts it for compacting its heap."""
+        if not self._cancelled and self.scheduled:
+            self.loop.timers_cancelled += 1
+        self._cancelled = True
+
+    def when(self) -> float:
+        """Emu time the callback is due, seconds."""
+        return self.when_s
+
+    def __lt__(self, other: _Timer) -> bool:
+        # heap entries are (when_s, timer): reached only on equal times, where "<" is False
+        return False
+
+
+class VirtualTimeLoop(asyncio.AbstractEventLoop):
+    """An event loop whose clock (emu seconds) jumps to the next timer whenever nothing is ready.
+
+    I/O, signals, subprocesses and executors are not implemented (the virtual engine does none);
+    typeshed declares them abstract, hence the ``type: ignore[abstract]`` where it is made."""
+
+    def __init__(self) -> None:
+        self._now_s = 0.0
+        self._ready: deque[_Call] = deque()
+        self._timers: list[tuple[float, _Timer]] = []
+        self.timers_cancelled = 0  # cancelled timers still in the heap, as asyncio counts them
+        self._running = False
+        self._stopping = False
+        self._closed = False
+        self._exception_handler: Callable[[Any, dict[str, Any]], object] | None = None
+        self._tick: Callable[[], None] | None = None
+        self._tick_every_s = 0.0
+        self._next_tick_wall = 0.0
+        self.steps = 0  # loop steps run (for profiles and benchmarks)
+
+    # -- the clock and scheduling ------------------------------------------------------------
+    def time(self) -> float:
+        """Emu time, seconds."""
+        return self._now_s
+
+    # the handles offer asyncio.Handle's public interface (cancel, cancelled, when), not its class
+    def call_soon(self, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
+                  context: contextvars.Context | None = None) -> _Call:
+        """Run ``callback(*args)`` in a later step, after the callbacks already ready."""
+        call = _Call(callback, args, context)
+        self._ready.append(call)
+        return call
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
+                context: contextvars.Context | None = None) -> _Timer:
+        """Run ``callback(*args)`` at emu time ``when`` (seconds)."""
+        timer = _Timer(when, callback, args, context, self)
+        heapq.heappush(self._timers, (when, timer))
+        return timer
+
+    def call_later(self, delay: float, callback: Callable[..., Any],  # type: ignore[override]
+                   *args: Any, context: contextvars.Context | None = None) -> _Timer:
+        """Run ``callback(*args)`` after ``delay`` emu seconds."""
+        return self.call_at(self._now_s + delay, callback, *args, context=context)
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any],  # type: ignore[override]
+                             *args: Any, context: contextvars.Context | None = None) -> _Call:
+        """As :meth:`call_soon` (the virtual engine has one thread)."""
+        return self.call_soon(callback, *args, context=context)
+
+    def create_future(self) -> asyncio.Future[Any]:
+        """A Future bound to this loop."""
+        return asyncio.Future(loop=self)
+
+    def create_task(self, coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any], *,
+                    name: str | None = None,
+                    context: contextvars.Context | None = None) -> asyncio.Task[Any]:
+        """A Task running ``coro`` on this loop."""
+        return asyncio.Task(coro, loop=self, name=name, context=context)
+
+    def set_tick(self, tick: Callable[[], None], every_wall_s: float) -> None:
+        """Call ``tick`` between loop steps every ``every_wall_s`` seconds of *wall* time."""
+        self._tick, self._tick_every_s = tick, every_wall_s
+        self._next_tick_wall = time.monotonic() + every_wall_s
+
+    # -- running ------------------------------------------------------------------------------
+    def run_until_complete(self, future: Any) -> Any:
+        """Run until ``future`` (a coroutine, Task or Future) is done; return its result."""
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        task = asyncio.ensure_future(future, loop=self)
+        task.add_done_callback(self._stop_when_done)
+        try:
+            self.run_forever()
+        finally:
+            task.remove_done_callback(self._stop_when_done)
+        if not task.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return task.result()
+
+    def _stop_when_done(self, _future: asyncio.Future[Any]) -> None:
+        self.stop()
+
+    def run_forever(self) -> None:
+        """Run steps until :meth:`stop` is called."""
+        if self._running:
+            raise RuntimeError("This event loop is already running")
+        self._running = True
+        asyncio._set_running_loop(self)  # the hook every event loop sets (asyncio.events.__all__)
+        try:
+            while True:
+                self._step()
+                if self._stopping:
+                    break
+        finally:
+            self._stopping = False
+            self._running = False
+            asyncio._set_running_loop(None)
+
+    def _step(self) -> None:
+        """One step: jump the clock if nothing is ready, move due timers to the ready queue, run
+        the callbacks that are ready now (those they schedule wait for the next step)."""
+        if self._tick is not None and time.monotonic() >= self._next_tick_wall:
+            self._next_tick_wall = time.monotonic() + self._tick_every_s
+            self._tick()
+        self.steps += 1
+        ready, timers = self._ready, self._timers
+        if not ready:
+            while timers and timers[0][1]._cancelled:
+                heapq.heappop(timers)[1].scheduled = False  # not counted down: as before
+            if timers:
+                self._now_s = max(self._now_s, timers[0][0])
+            elif not self._stopping:
+                raise RuntimeError("virtual engine deadlock: every task waits and no timer is set")
+        if timers:
+            self._drop_cancelled(timers)
+            end_s = self._now_s + _CLOCK_RESOLUTION_S
+            timers = self._timers
+            while timers and timers[0][0] < end_s:
+                timer = heapq.heappop(timers)[1]
+                timer.scheduled = False
+                ready.append(timer)
+        for _ in range(len(ready)):
+            call = ready.popleft()
+            if call._cancelled:
+                continue
+            try:
+                call.context.run(call.callback, *call.args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - reported as asyncio's loop does
+                self.call_exception_handler({
+                    "message": f"Exception in callback {call.callback!r}", "exception": exc,
+                })
+
+    def _drop_cancelled(self, timers: list[tuple[float, _Timer]]) -> None:
+        """Remove cancelled timers: all of them when they are many, else those at the top."""
+        if (len(timers) > _MIN_SCHEDULED_TO_COMPACT
+                and self.timers_cancelled / len(timers) > _MIN_CANCELLED_FRACTION):
+            kept = []
+            for entry in timers:
+                if entry[1]._cancelled:
+                    entry[1].scheduled = False
+                else:
+                    kept.append(entry)
+            heapq.heapify(kept)
+            self._timers = kept
+            self.timers_cancelled = 0
+            return
+        while timers and timers[0][1]._cancelled:
+            self.timers_cancelled -= 1
+            heapq.heappop(timers)[1].scheduled = False
+
+    def stop(self) -> None:
+        """Stop after the current step."""
+        self._stopping = True
+
+    def is_running(self) -> bool:
+        """True while :meth:`run_forever` runs."""
+        return self._running
+
+    def is_closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    def close(self) -> None:
+        """Drop every pending callback; the loop cannot run again."""
+        if self._running:
+            raise RuntimeError("Cannot close a running event loop")
+        self._closed = True
+        self._ready.clear()
+        self._timers.clear()
+
+    async def shutdown_asyncgens(self) -> None:
+        """Nothing to do: the loop does not track async generators."""
+
+    async def shutdown_default_executor(self) -> None:
+        """Nothing to do: the loop has no executor."""
+
+    # -- errors and debug ---------------------------------------------------------------------
+    def get_debug(self) -> bool:
+        """Always False: asyncio's debug mode is not supported."""
+        return False
+
+    def set_debug(self, enabled: bool) -> None:
+        """Refuse debug mode, which the loop does not support."""
+        if enabled:
+            raise NotImplementedError("the virtual-time loop has no debug mode")
+
+    def set_exception_handler(self, handler: Callable[[Any, dict[str, Any]], object] | None) -> None:
+        """Call ``handler(loop, context)`` for errors no task awaits (None: log them)."""
+        self._exception_handler = handler
+
+    def get_exception_handler(self) -> Callable[[Any, dict[str, Any]], object] | None:
+        """The handler set by :meth:`set_exception_handler`, or None."""
+        return self._exception_handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """Log the error (as asyncio's default handler does)."""
+        _log.error(context.get("message", "Unhandled exception in event loop"),
+                   exc_info=context.get("exception"))
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """Hand ``context`` to the exception handler (or log it)."""
+        if self._exception_handler is None:
+            self.default_exception_handler(context)
+        else:
+            self._exception_handler(self, context)
