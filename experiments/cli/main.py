@@ -1,5 +1,5 @@
-"""The ``disagg`` command line: run, validate, trace, catalog (compare, report, capacity live in
-their own modules).
+"""The ``disagg`` command line: run, validate, trace, catalog (compare, report, capacity, plan live
+in their own modules).
 
 Exit codes: 0 success; 2 bad input (one message naming the field, the value and what is allowed;
 nothing written); 1 internal error.
@@ -26,6 +26,7 @@ from disagg.experiments.cli.common import (
     load,
 )
 from disagg.experiments.cli.compare import add_commands
+from disagg.experiments.cli.plan import add_command as add_plan
 from disagg.experiments.results.timeline import (
     TraceFormatError,
     chrome_trace,
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub)
     add_capacity(sub)
+    add_plan(sub)
     return parser
 
 
