@@ -60,7 +60,8 @@ def test_footprint_adds_both_pools_price_by_hand() -> None:
     trn2_chip_hour = 35.76 / 16  # catalog: trn2.48xlarge Capacity Block $35.76/h over 16 chips
     expected = 3 * 4 * trn2_chip_hour + 1 * 4 * CS3_PRICE
     assert footprint(exp, space).usd_per_hour == pytest.approx(expected)
-    assert footprint(exp, space).power_kw is None  # trainium2 power is not published
+    # catalog: Trainium2 500 W per chip (an assumption), CS-3 23 kW per system
+    assert footprint(exp, space).power_kw == pytest.approx((3 * 4 * 500 + 1 * 4 * 23_000) / 1e3)
 
 
 def test_frontier_by_hand() -> None:
@@ -131,7 +132,7 @@ def test_resume_skips_finished_candidates(tmp_path: Path, monkeypatch: pytest.Mo
 def test_existing_folder_and_missing_price_are_refused(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     exp_file = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.toml"
     space_file = tmp_path / "space.toml"
-    space_file.write_text('[[family]]\nname = "x"\nprefill = { hardware = ["trainium2"], '
+    space_file.write_text('[[family]]\nname = "x"\nprefill = { hardware = ["trainium3"], '
                           'chips_per_unit = [4], units = [1] }\ndecode = { hardware = ["cs3"], '
                           'chips_per_unit = [4], units = [1] }\n')
     user = tmp_path / "mine"
@@ -140,8 +141,10 @@ def test_existing_folder_and_missing_price_are_refused(tmp_path: Path, capsys) -
     assert main(["plan", str(exp_file), "--search", str(space_file), "--out", str(user),
                  "--local"]) == 2
     err = capsys.readouterr().err
-    assert "cs3" in err and "price_per_chip_hour_usd" in err  # checked before the folder
-    space_file.write_text(space_file.read_text() + "[hardware.cs3]\nprice_per_chip_hour_usd = 50.0\n")
+    # Trainium3 has no published price: refused before the folder is even looked at
+    assert "trainium3" in err and "price_per_chip_hour_usd" in err
+    space_file.write_text(space_file.read_text() + "[hardware.trainium3]\n"
+                          "price_per_chip_hour_usd = 3.0\n")
     assert main(["plan", str(exp_file), "--search", str(space_file), "--out", str(user),
                  "--local"]) == 2
     assert "not written by disagg plan" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from disagg.cluster.errors import ConfigError
+from disagg.experiments.cli.calibrate import add_command as add_calibrate
 from disagg.experiments.cli.capacity import add_command as add_capacity
 from disagg.experiments.cli.common import (
     EXIT_BAD_INPUT,
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.set_defaults(func=cmd_trace)
     cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
     cat.set_defaults(func=cmd_catalog)
+    add_calibrate(sub)
 
     add_commands(sub)
     add_capacity(sub)

@@ -71,19 +71,24 @@ def _prefill_mfu(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]
 
 
 def _costs(exp: Experiment, end_s: float, tokens: int) -> dict[str, Any]:
-    hours = end_s / 3600
-    prices = [p.price_per_unit_hour_usd for p in (exp.prefill, exp.decode)]
-    powers = [p.hardware.power_w for p in (exp.prefill, exp.decode)]
-    out: dict[str, Any] = {"cost_per_million_tokens": None, "energy_per_token_j": None}
+    """Dollars per million output tokens and joules per output token over the run's makespan,
+    every unit of both pools counted as busy the whole time (price and power per hour of use)."""
     pools = (exp.prefill, exp.decode)
-    if tokens and prices[0] is not None and prices[1] is not None:
-        dollars = pools[0].units * prices[0] * hours + pools[1].units * prices[1] * hours
-        out["cost_per_million_tokens"] = dollars / tokens * 1e6
-        out["cost_usd"] = dollars
-    if tokens and powers[0] is not None and powers[1] is not None:
-        joules = sum(pool.units * pool.chips_per_unit * w * end_s
-                     for pool, w in zip(pools, (powers[0], powers[1]), strict=True))
-        out["energy_per_token_j"] = joules / tokens
+    prices = [p.price_per_unit_hour_usd for p in pools]
+    powers = [p.power_per_unit_w for p in pools]
+    out: dict[str, Any] = {"cost_per_million_tokens": None, "energy_per_token_j": None,
+                           "cluster_price_per_hour_usd": None, "cluster_power_w": None}
+    if None not in prices:
+        per_hour = sum(pool.units * (p or 0.0) for pool, p in zip(pools, prices, strict=True))
+        out["cluster_price_per_hour_usd"] = per_hour
+        if tokens:
+            out["cost_usd"] = per_hour * end_s / 3600
+            out["cost_per_million_tokens"] = out["cost_usd"] / tokens * 1e6
+    if None not in powers:
+        watts = sum(pool.units * (w or 0.0) for pool, w in zip(pools, powers, strict=True))
+        out["cluster_power_w"] = watts
+        if tokens:
+            out["energy_per_token_j"] = watts * end_s / tokens
     return out
 
 
