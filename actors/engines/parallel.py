@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from disagg.actors.engines.virtual import run_virtual
@@ -85,3 +86,64 @@ def _map_ray(exps: Sequence[Experiment], address: str | None,
         if started:
             ray.shutdown()
     return results  # type: ignore[return-value]
+
+
+_CALLS: dict[Any, Any] = {}  # remote wrappers of plain functions, one per function per process
+
+
+def map_calls(fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], use_ray: bool = True,
+              address: str | None = None,
+              on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
+    """``fn(*a)`` for every ``a`` in ``args`` — as Ray tasks (one CPU each) when ``use_ray`` and
+    there is more than one call, else in order in this process; results in input order, and
+    ``on_done(index, result)`` as each finishes. ``fn`` must be a module-level function."""
+    if not use_ray or len(args) <= 1 or not ray_available():
+        out = []
+        for i, a in enumerate(args):
+            out.append(fn(*a))
+            if on_done is not None:
+                on_done(i, out[-1])
+        return out
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
+                 logging_level=logging.WARNING)
+    try:
+        if fn not in _CALLS:
+            _CALLS[fn] = ray.remote(num_cpus=1, max_retries=0)(fn)
+        refs = [_CALLS[fn].remote(*a) for a in args]
+        index = {ref: i for i, ref in enumerate(refs)}
+        results: list[Any] = [None] * len(args)
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            i = index[ready[0]]
+            results[i] = ray.get(ready[0])
+            if on_done is not None:
+                on_done(i, results[i])
+    finally:
+        if started:
+            ray.shutdown()
+    return results
+
+
+@contextmanager
+def parallel_session(use_ray: bool, address: str | None = None) -> Iterator[int]:
+    """Keep one Ray session for several :func:`map_calls` (joining ``address``/``RAY_ADDRESS``
+    or starting an embedded Ray, shut down on exit); yields how many calls run at once."""
+    if not use_ray or not ray_available():
+        yield 1
+        return
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
+                 logging_level=logging.WARNING)
+    try:
+        yield max(1, int(ray.cluster_resources().get("CPU", 1)))
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,5 +1,5 @@
-"""The ``disagg`` command line: run, validate, trace, catalog (compare, report, capacity live in
-their own modules).
+"""The ``disagg`` command line: run, validate, trace, catalog (compare, report, capacity, plan live
+in their own modules).
 
 Exit codes: 0 success; 2 bad input (one message naming the field, the value and what is allowed;
 nothing written); 1 internal error.
@@ -28,6 +28,7 @@ from disagg.experiments.cli.common import (
 )
 from disagg.experiments.cli.compare import add_commands
 from disagg.experiments.cli.serve import add_command as add_serve
+from disagg.experiments.cli.plan import add_command as add_plan
 from disagg.experiments.results.timeline import (
     TraceFormatError,
     chrome_trace,
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub)
     add_capacity(sub)
     add_serve(sub)
+    add_plan(sub)
     return parser
 
 

@@ -1,0 +1,78 @@
+"""An optimistic capacity bound per candidate, used to prune the search and to bracket bisection.
+
+A candidate cannot serve more requests per second than its busier pool allows:
+
+* prefill: ``units / min_k (prefill_time(k prompts of the mean length) / k)`` for k = 1..256 —
+  perfectly packed batches of mean-length prompts (the prefill time is convex in the prompt length
+  through attention, so mean-length prompts are the optimistic case by Jensen's inequality);
+* decode: ``units x max_b (b / step_time(b)) / mean output tokens``, b up to the streams whose KV
+  (mean prompt + mean output, reserved on admission) fits one unit, at most 1024.
+
+The bound ignores queueing, SLOs and transfers, so it is optimistic for steady state. A finite
+run can still meet the attainment target a little above steady-state capacity (the queue needs
+time to build), so the planner multiplies the bound by ``1 + prune_slack`` (default 0.5) before
+it prunes or brackets with it; docs/plan.md states this, and the test compares the pruned search
+with brute force.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from disagg.cluster.config import Experiment
+from disagg.cluster.hardware.perf import decode_step_times, fit_check, kv_bytes, prefill_time
+from disagg.cluster.workload.kinds import ClosedLoopWorkload
+from disagg.cluster.workload.plan import SloTargets, plan_requests
+
+MAX_PREFILL_BATCH = 256
+MAX_DECODE_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class WorkloadShape:
+    """Mean prompt and output tokens of the workload (from its planned request stream)."""
+
+    mean_prompt_tokens: float
+    mean_output_tokens: float
+
+
+def workload_shape(exp: Experiment) -> WorkloadShape:
+    """Means of the experiment's own request stream (seeded; closed loops are refused earlier)."""
+    if isinstance(exp.workload, ClosedLoopWorkload):
+        raise TypeError("a closed-loop workload has no arrival rate to plan for")
+    rng = np.random.default_rng(exp.experiment.seed)
+    reqs = plan_requests(exp.workload, SloTargets(exp.slo.ttft_s, exp.slo.tpot_s),
+                         exp.experiment.duration_s, rng)
+    if not reqs:
+        return WorkloadShape(1.0, 1.0)
+    return WorkloadShape(float(np.mean([r.prompt_tokens for r in reqs])),
+                         float(np.mean([r.output_tokens for r in reqs])))
+
+
+def prefill_bound_per_s(exp: Experiment, shape: WorkloadShape) -> float:
+    """Requests per second the prefill pool could finish with perfectly packed batches."""
+    p = exp.prefill
+    prompt = max(1, round(shape.mean_prompt_tokens))
+    per_request = min(prefill_time([prompt] * k, exp.model, p.hardware, p.chips_per_unit).seconds / k
+                      for k in (1, 2, 4, 8, 16, 32, 64, 128, MAX_PREFILL_BATCH))
+    return p.units / per_request
+
+
+def decode_bound_per_s(exp: Experiment, shape: WorkloadShape) -> float:
+    """Requests per second the decode pool could finish at its best batch size."""
+    d = exp.decode
+    need = float(kv_bytes(round(shape.mean_prompt_tokens + shape.mean_output_tokens), exp.model))
+    room = fit_check(exp.model, d.hardware, d.chips_per_unit).kv_capacity_bytes
+    streams = int(max(1, min(MAX_DECODE_BATCH, room // need if need > 0 else MAX_DECODE_BATCH)))
+    b = np.arange(1, streams + 1, dtype=np.float64)
+    ctx = b * (shape.mean_prompt_tokens + shape.mean_output_tokens / 2)
+    tokens_per_s = float(np.max(b / decode_step_times(b, ctx, exp.model, d.hardware,
+                                                      d.chips_per_unit)))
+    return d.units * tokens_per_s / max(1.0, shape.mean_output_tokens)
+
+
+def capacity_bound_per_s(exp: Experiment, shape: WorkloadShape, slack: float) -> float:
+    """The optimistic bound times ``1 + slack`` (req/s)."""
+    return min(prefill_bound_per_s(exp, shape), decode_bound_per_s(exp, shape)) * (1 + slack)

@@ -1,0 +1,135 @@
+"""What a plan writes: plan.parquet (one row per candidate), frontier.csv, best.toml (the
+winning candidate as a ready-to-run experiment), report.md and a self-contained report.html with
+the frontier plot (matplotlib PNG embedded as base64)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import pyarrow as pa
+import pyarrow.parquet as pq
+from matplotlib.figure import Figure
+
+from disagg.cluster.config import Experiment
+from disagg.experiments.plan.search import EVALUATED, Evaluation
+from disagg.experiments.results.writing import config_toml
+
+UNITS = {"goodput_per_dollar": ("USD per hour", "req/s per USD/h"),
+         "goodput_per_watt": ("kW", "req/s per kW"),
+         "goodput_per_rack": ("racks", "req/s per rack")}
+
+
+def best(rows: list[Evaluation]) -> Evaluation | None:
+    """The evaluated candidate with the highest objective (ties: cheaper, then key)."""
+    ok = [r for r in rows if r.status == EVALUATED and r.objective is not None]
+    return max(ok, key=lambda r: (r.objective, -(r.denominator or 0), r.candidate.key),
+               default=None)
+
+
+def best_per_family(rows: list[Evaluation]) -> dict[str, Evaluation]:
+    """The best candidate of each family that has an evaluated one."""
+    out: dict[str, Evaluation] = {}
+    for fam in dict.fromkeys(r.candidate.family for r in rows):
+        winner = best([r for r in rows if r.candidate.family == fam])
+        if winner is not None:
+            out[fam] = winner
+    return out
+
+
+def write_table(rows: list[Evaluation], path: Path) -> None:
+    """plan.parquet: every candidate's row (null where not measured)."""
+    dicts = [r.row() for r in rows]
+    pq.write_table(pa.Table.from_pylist(dicts), path)
+
+
+def write_frontier_csv(front: list[Evaluation], path: Path) -> None:
+    """frontier.csv: the Pareto frontier, cheapest first."""
+    cols = ["label", "family", "denominator", "capacity_per_s", "objective", "usd_per_hour",
+            "power_kw", "racks", "key"]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in front:
+            row = r.row()
+            w.writerow([row[c] for c in cols])
+
+
+def frontier_plot(rows: list[Evaluation], front: list[Evaluation], metric: str) -> bytes:
+    """Capacity against the objective's denominator: every evaluated candidate by family, the
+    frontier as a line."""
+    denom_label = UNITS[metric][0]
+    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for fam in dict.fromkeys(r.candidate.family for r in rows):
+        pts = [r for r in rows if r.candidate.family == fam and r.status == EVALUATED]
+        ax.scatter([r.denominator for r in pts], [r.capacity_per_s or 0 for r in pts],
+                   label=fam, alpha=0.7)
+    ax.plot([r.denominator for r in front], [r.capacity_per_s or 0 for r in front], "k--",
+            label="frontier")
+    ax.set_xlabel(denom_label)
+    ax.set_ylabel("capacity at the SLO target, req/s")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+def markdown(rows: list[Evaluation], front: list[Evaluation], metric: str, title: str) -> str:
+    """report.md: counts, the winner, the best per family and the frontier."""
+    denom, unit = UNITS[metric]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    lines = [f"# Plan: {title}", "", f"Objective: {metric} ({unit}); candidates: {len(rows)} — "
+             + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), ""]
+    winner = best(rows)
+    if winner is not None:
+        lines += [f"Best: **{winner.candidate.label}** — {winner.capacity_per_s:.3g} req/s at "
+                  f"{winner.denominator:.4g} {denom} = {winner.objective:.4g} {unit} "
+                  "(written as best.toml)", ""]
+    lines += ["## Best per family", "", f"| family | candidate | capacity req/s | {denom} | {unit} |",
+              "|---|---|---|---|---|"]
+    for fam, r in best_per_family(rows).items():
+        lines.append(f"| {fam} | {r.candidate.label} | {r.capacity_per_s:.3g} | "
+                     f"{r.denominator:.4g} | {r.objective:.4g} |")
+    lines += ["", "## Pareto frontier (cheapest first)", "",
+              f"| candidate | {denom} | capacity req/s |", "|---|---|---|"]
+    lines += [f"| {r.candidate.label} | {r.denominator:.4g} | {r.capacity_per_s:.3g} |"
+              for r in front]
+    return "\n".join(lines) + "\n"
+
+
+def html_page(md: str, plot_png: bytes, title: str) -> str:
+    """report.html: the Markdown's content as preformatted text and the embedded plot."""
+    img = base64.b64encode(plot_png).decode()
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
+            "</title></head><body style=\"font-family:sans-serif;max-width:60em\">"
+            f"<img alt=\"frontier\" src=\"data:image/png;base64,{img}\">"
+            f"<pre>{html.escape(md)}</pre></body></html>\n")
+
+
+def write_outputs(out_dir: Path, rows: list[Evaluation], front: list[Evaluation], metric: str,
+                  experiments: dict[str, Experiment], title: str) -> Evaluation | None:
+    """Every output file into ``out_dir``; returns the winner (None if nothing was measured)."""
+    write_table(rows, out_dir / "plan.parquet")
+    write_frontier_csv(front, out_dir / "frontier.csv")
+    md = markdown(rows, front, metric, title)
+    (out_dir / "report.md").write_text(md, encoding="utf-8")
+    (out_dir / "report.html").write_text(html_page(md, frontier_plot(rows, front, metric), title),
+                                         encoding="utf-8")
+    winner = best(rows)
+    if winner is not None:
+        exp = experiments[winner.candidate.key]
+        header = (f"# The best candidate of plan {title!r}: {winner.candidate.label}\n"
+                  f"# capacity {winner.capacity_per_s:.4g} req/s at the SLO target; "
+                  f"{metric} = {winner.objective:.4g}\n")
+        (out_dir / "best.toml").write_text(header + config_toml(exp), encoding="utf-8")
+    return winner

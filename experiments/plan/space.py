@@ -1,0 +1,140 @@
+"""The search space file of ``disagg plan`` (TOML): what to vary, what to maximise, what to respect.
+
+```toml
+[objective]
+maximize = "goodput_per_dollar"   # or goodput_per_watt, goodput_per_rack
+target_attainment = 0.9           # capacity = highest rate with this SLO attainment
+
+[constraints]                     # optional; a candidate over any of them is not run
+max_usd_per_hour = 1500.0
+max_power_kw = 200.0
+max_racks = 4.0
+
+[[family]]                        # one or more; every list is an axis of the grid
+name = "trn2+cs3"
+prefill = { hardware = ["trainium2"], chips_per_unit = [4], units = [2, 4, 8] }
+decode = { hardware = ["cs3"], chips_per_unit = [4], units = [1, 2] }
+host_nic_gbps = [800.0, 3200.0]   # optional: both pools' host NIC
+
+[policies]                        # optional; default: the experiment's
+router = ["round_robin", "slo_aware"]
+prefill_batching = ["fcfs"]
+
+[search]                          # capacity bisection per candidate (virtual engine)
+tol_fraction = 0.05               # stop when hi - lo <= tol_fraction x hi
+repeats = 1                       # seeds averaged per rate
+prune_slack = 0.5                 # see bounds.py
+
+[hardware.cs3]                    # optional per-hardware facts the catalog lacks
+price_per_chip_hour_usd = 100.0
+power_w = 23000.0
+chips_per_rack = 2
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from disagg.cluster.errors import ConfigError, describe_validation_error
+
+Metric = Literal["goodput_per_dollar", "goodput_per_watt", "goodput_per_rack"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Objective(_Section):
+    """What the plan maximises: capacity at the SLO divided by dollars/hour, kW or racks."""
+
+    maximize: Metric = Field("goodput_per_dollar", description="the ratio to maximise")
+    target_attainment: float = Field(0.9, gt=0, le=1, description="SLO attainment that counts")
+
+
+class Constraints(_Section):
+    """Limits a candidate must respect to be run at all (None: no limit)."""
+
+    max_usd_per_hour: float | None = Field(None, gt=0, description="cluster price, USD per hour")
+    max_power_kw: float | None = Field(None, gt=0, description="cluster power, kW")
+    max_racks: float | None = Field(None, gt=0, description="cluster footprint, racks")
+
+
+class PoolAxes(_Section):
+    """Axes of one pool: every combination of these values is a candidate pool."""
+
+    hardware: list[str] = Field(min_length=1, description="catalog hardware names")
+    chips_per_unit: list[int] = Field(min_length=1, description="chips (or wafers) per unit")
+    units: list[int] = Field(min_length=1, description="units in the pool")
+
+    @model_validator(mode="after")
+    def _positive(self) -> PoolAxes:
+        for field in ("chips_per_unit", "units"):
+            bad = [v for v in getattr(self, field) if v < 1]
+            if bad:
+                raise ValueError(f"{field} values must be >= 1, got {bad[0]}")
+        return self
+
+
+class Family(_Section):
+    """A family of disaggregated clusters: prefill pool x decode pool x host NIC."""
+
+    name: str = Field(min_length=1, max_length=60, description="label in the outputs")
+    prefill: PoolAxes
+    decode: PoolAxes
+    host_nic_gbps: list[float | None] = Field([None], min_length=1,
+                                              description="host NIC of both pools; None: catalog")
+
+
+class PolicyAxes(_Section):
+    """Policy axes (registry names); empty: the experiment's own."""
+
+    router: list[str] = Field(default_factory=list)
+    prefill_batching: list[str] = Field(default_factory=list)
+
+
+class SearchSettings(_Section):
+    """How each candidate's capacity is measured."""
+
+    tol_fraction: float = Field(0.05, gt=0, lt=1, description="bisection resolution / hi")
+    repeats: int = Field(1, ge=1, le=20, description="seeds averaged per rate")
+    prune_slack: float = Field(0.5, ge=0, description="optimism added to the analytic bound")
+    lo_fraction: float = Field(1 / 64, gt=0, lt=1, description="lowest rate searched / bound")
+
+
+class HardwareFacts(_Section):
+    """Per-hardware facts for the objective, overriding the catalog (assumptions of the user)."""
+
+    price_per_chip_hour_usd: float | None = Field(None, gt=0)
+    power_w: float | None = Field(None, gt=0, description="per chip or system")
+    chips_per_rack: float | None = Field(None, gt=0, description="chips or systems per rack")
+
+
+class SearchSpace(_Section):
+    """A whole search space file."""
+
+    objective: Objective = Objective()
+    constraints: Constraints = Constraints()
+    family: list[Family] = Field(min_length=1, description="at least one [[family]]")
+    policies: PolicyAxes = PolicyAxes()
+    search: SearchSettings = SearchSettings()
+    hardware: dict[str, HardwareFacts] = Field(default_factory=dict)
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a search space file; :class:`ConfigError` names the field and value."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--search: {path}: no such search space file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, IsADirectoryError) as e:
+        raise ConfigError(f"--search: {path}: not a valid TOML file: {e}") from None
+    try:
+        return SearchSpace.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f"--search {path}: {describe_validation_error(e, SearchSpace)}") from None
