@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Status = Literal["completed", "rejected", "failed"]
+Status = Literal["completed", "rejected", "failed", "cancelled"]
 UnitKind = Literal["prefill", "decode"]
 
 
@@ -148,4 +148,31 @@ class ArrivalsDone:
     """Load generator -> collector: no more arrivals; ``submitted`` requests in all."""
 
     submitted: int
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class UnitUp:
+    """Engine -> router: a fresh ``unit`` replaces a lost one (empty queues) from ``sent_s``."""
+
+    unit: str
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeedChanged:
+    """Engine -> unit (injected straggler): from ``sent_s`` the unit's modeled batch and
+    iteration durations are multiplied by ``factor`` (1 = back to normal)."""
+
+    factor: float
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LinkScaled:
+    """Engine -> fabric (injected link fault): from ``sent_s`` ``link`` (``HOST/egress``,
+    ``HOST/ingress`` or ``core``) carries its nominal capacity x ``factor`` (0 = cut)."""
+
+    link: str
+    factor: float
     sent_s: float

@@ -22,7 +22,7 @@ from typing import Any
 
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import FabricConfig
-from disagg.cluster.messages import KvDelivered, KvPrefetch, TransferRequested
+from disagg.cluster.messages import KvDelivered, KvPrefetch, LinkScaled, TransferRequested
 from disagg.fabric.flows import FluidNetwork
 from disagg.fabric.topology import Link, Topology
 
@@ -76,7 +76,17 @@ class Fabric(Component):
         self.bytes_moved = 0.0
         self.backdated = 0  # transfers started at their modeled time after arriving late
         self.link_bytes: dict[Any, float] = {}  # modeled bytes of finished transfers per link
-        self.handlers = {TransferRequested: self._on_transfer}
+        self.handlers = {TransferRequested: self._on_transfer, LinkScaled: self._on_link_scaled}
+
+    def _on_link_scaled(self, msg: LinkScaled) -> None:
+        """An injected link fault: the link's capacity becomes nominal x ``factor`` (0 = cut)
+        from the later of the fault's time and the network's own clock."""
+        host, _, side = msg.link.partition("/")
+        link = ("core", "core") if msg.link == "core" else (host, side)
+        t = max(msg.sent_s, self.net.now_s)
+        self.net.set_capacity(link, self.topology.capacity[link] * msg.factor, t)
+        self._log_links(t)
+        self.wake.set()
 
     def _on_transfer(self, msg: TransferRequested) -> None:
         start = msg.sent_s + self.control_delay_s + self.config.setup_s

@@ -29,6 +29,7 @@ from disagg.cluster.messages import (
     LoadReport,
     Request,
     RequestEnded,
+    SpeedChanged,
 )
 from disagg.fabric.payload import PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
@@ -75,9 +76,18 @@ class DecodeUnit(Component):
         self.live_feed: list[tuple[Any, ...]] | None = None  # last tokens, for the live view
         self._fetches: set[asyncio.Task[None]] = set()
         self._prefetch: dict[int, asyncio.Task[Any]] = {}
-        self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch}
+        self.speed_factor = 1.0  # an injected straggler's slow-down (modeled durations x this)
+        self._speed_from_s: float | None = None
+        self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch,
+                         SpeedChanged: self._on_speed}
 
     # -- messages -------------------------------------------------------------------------
+    def _on_speed(self, msg: SpeedChanged) -> None:
+        """An injected straggler: iterations planned from now on take ``factor`` x longer."""
+        self.speed_factor = msg.factor
+        self._speed_from_s = msg.sent_s
+        self.wake.set()
+
     def _on_prefetch(self, msg: KvPrefetch) -> None:
         async def get() -> Any:
             payload = await self.store.get(msg.payload)
@@ -208,7 +218,8 @@ class DecodeUnit(Component):
         b = len(self.running)
         ctx0 = sum(r.context for r in self.running.values())
         ctx = ctx0 + b * np.arange(steps, dtype=np.float64)
-        return self.t + np.cumsum(decode_step_times(b, ctx, self.model, self.hw, self.chips))
+        steps_s = decode_step_times(b, ctx, self.model, self.hw, self.chips)
+        return self.t + np.cumsum(steps_s * self.speed_factor if self.speed_factor != 1.0 else steps_s)
 
     async def _iterate(self) -> None:
         steps = min(r.left for r in self.running.values())
@@ -218,6 +229,9 @@ class DecodeUnit(Component):
             if self._unseen:  # a request becoming ready joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
                 idx = min(idx, int(np.searchsorted(bounds, first, side="left")))
+            if self._speed_from_s is not None:  # a new speed applies from the next boundary
+                idx = min(idx, int(np.searchsorted(bounds, self._speed_from_s, side="left")))
+                self._speed_from_s = None
             self.wake.clear()
             if not await self.clock.wait_until(float(bounds[idx]), self.wake):
                 break

@@ -14,7 +14,6 @@ from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import Clock, Component
-from disagg.cluster.config import FaultsConfig
 from disagg.cluster.hardware.perf import kv_bytes, prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import (
@@ -23,8 +22,9 @@ from disagg.cluster.messages import (
     PrefillAssigned,
     Request,
     RequestEnded,
+    SpeedChanged,
 )
-from disagg.fabric.payload import make_payload, tamper
+from disagg.fabric.payload import make_payload
 from disagg.policies.base import Batch, PrefillBatchingPolicy, QueuedPrefill
 
 
@@ -34,7 +34,7 @@ class PrefillUnit(Component):
     def __init__(
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         policy: PrefillBatchingPolicy, store: ObjectStore, payload_scale: float,
-        seed: int = 0, faults: FaultsConfig | None = None, control_delay_s: float = 0.0,
+        seed: int = 0, control_delay_s: float = 0.0,
         report_interval_s: float = 0.0, layer_wise: bool = False,
     ) -> None:
         super().__init__(name, clock)
@@ -43,7 +43,7 @@ class PrefillUnit(Component):
         self.store = store
         self.payload_scale = payload_scale
         self.seed = seed
-        self.faults = faults or FaultsConfig()
+        self.speed_factor = 1.0  # an injected straggler's slow-down (modeled durations x this)
         self.control_delay_s = control_delay_s
         self.layer_wise = layer_wise  # hand KV over at batch start (fabric streams it per layer)
         self.queue: list[QueuedPrefill] = []
@@ -59,7 +59,11 @@ class PrefillUnit(Component):
         self.busy_s = 0.0  # emu s spent on finished batches
         self.batch_start_s = 0.0
         self.live_feed: list[tuple[Any, ...]] | None = None  # first tokens, for the live view
-        self.handlers = {PrefillAssigned: self._on_assigned}
+        self.handlers = {PrefillAssigned: self._on_assigned, SpeedChanged: self._on_speed}
+
+    def _on_speed(self, msg: SpeedChanged) -> None:
+        """An injected straggler: batches that start from now on take ``factor`` x longer."""
+        self.speed_factor = msg.factor
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
         queued_s = msg.sent_s + self.control_delay_s
@@ -100,7 +104,7 @@ class PrefillUnit(Component):
         self.queue = [q for q in self.queue if q.request.request_id not in chosen]
         self.decide_at(t)
         duration = prefill_time([r.prompt_tokens for r in requests], self.model, self.hw, self.chips)
-        end = t + duration.seconds
+        end = t + duration.seconds * self.speed_factor
         self.running = requests
         self.batches += 1
         tokens = sum(r.prompt_tokens for r in requests)
@@ -141,9 +145,7 @@ class PrefillUnit(Component):
             self.seed,
         )
         self.records[request.request_id].update(kv_bytes=modeled, real_bytes=payload.nbytes)
-        if request.request_id in self.faults.corrupt_kv_requests:
-            payload = tamper(payload)
-        ref = None if request.request_id in self.faults.drop_kv_requests else self.store.put(payload)
+        ref = self.store.put(payload)  # None if an injected fault dropped it
         window = None if stream_from_s is None else (stream_from_s, end)
         sent_s = end if stream_from_s is None else stream_from_s
         self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s, window))

@@ -17,6 +17,7 @@ from disagg.cluster.messages import (
     RequestRedone,
     TransferRequested,
     UnitDown,
+    UnitUp,
 )
 from disagg.policies.base import (
     PolicyContext,
@@ -40,6 +41,7 @@ class Router(Component):
         self.policy = policy
         self.context = context
         self.views: dict[str, UnitView] = {u.name: u for u in units}
+        self._fresh = dict(self.views)  # what a unit looks like before any report
         self.control_delay_s = control_delay_s
         self.waiting: list[KvReady] = []
         self.records: dict[int, dict[str, Any]] = {}
@@ -48,7 +50,7 @@ class Router(Component):
         self.redone = 0
         self.handlers = {
             RequestArrived: self._on_arrived, KvReady: self._on_kv_ready, LoadReport: self._on_report,
-            UnitDown: self._on_unit_down,
+            UnitDown: self._on_unit_down, UnitUp: self._on_unit_up,
         }
 
     def _view(self, now_s: float) -> RouterView:
@@ -138,6 +140,16 @@ class Router(Component):
             self.redone += 1
             self.peers["collector"].send(RequestRedone(request.request_id, msg.unit, t))
             self._route_prefill(request, t)
+
+    def _on_unit_up(self, msg: UnitUp) -> None:
+        """A fresh unit replaced a lost one: it is up and empty from ``sent_s``."""
+        t = max(msg.sent_s, self.last_decision_s)
+        self.decide_at(t)
+        self.down.discard(msg.unit)
+        self.views[msg.unit] = dataclasses.replace(self._fresh[msg.unit], reported_s=t)
+        if self.waiting and self.views[msg.unit].kind == "decode":
+            retry, self.waiting = self.waiting, []
+            self.waiting = [w for w in retry if not self._place_decode(w, max(t, w.sent_s))]
 
     def _checked(self, decision: Route, kind: str) -> UnitView:
         unit = self.views.get(decision.unit)

@@ -17,9 +17,11 @@ from disagg.actors.components.load_generator import (
 from disagg.actors.components.prefill import PrefillUnit
 from disagg.actors.components.router import Router
 from disagg.actors.components.store import ObjectStore
+from disagg.actors.engines.faults import with_kv_faults
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
+from disagg.cluster.faults import fault_schedule
 from disagg.cluster.hardware.perf import fit_check
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 from disagg.cluster.workload.plan import ClosedLoop, check_workload
@@ -62,6 +64,22 @@ def initial_views(exp: Experiment) -> list[UnitView]:
     ]
 
 
+def check_faults(exp: Experiment) -> None:
+    """Every ``[[faults]]`` entry names a unit or fabric link this experiment has."""
+    names = set(component_names(exp))
+    links = {f"{h}/{side}" if h != "core" else "core" for h, side in build_topology(exp).capacity}
+    for i, entry in enumerate(exp.faults):
+        unit = getattr(entry, "unit", None)
+        if unit is not None and unit not in names:
+            raise ConfigError(f"field 'faults.{i}.unit': value {unit!r} is not a unit of this "
+                              f"experiment (prefill-0..{exp.prefill.units - 1}, "
+                              f"decode-0..{exp.decode.units - 1})")
+        link = getattr(entry, "link", None)
+        if link is not None and link not in links:
+            raise ConfigError(f"field 'faults.{i}.link': value {link!r} is not a link of this "
+                              f"experiment; allowed: {', '.join(sorted(links))}")
+
+
 def check_experiment(exp: Experiment) -> None:
     """Checks that need the catalog, the performance models and the policy registries."""
     gb = 1e9
@@ -73,12 +91,7 @@ def check_experiment(exp: Experiment) -> None:
                 f"{exp.model.name} weights ({fit.weight_bytes / gb:.1f} GB) exceed "
                 f"{pool.chips_per_unit} x {pool.hardware.name} ({fit.capacity_bytes / gb:.1f} GB)"
             )
-    names = set(component_names(exp))
-    for loss in exp.faults.unit_loss:
-        if loss.unit not in names:
-            raise ConfigError(f"field 'faults.unit_loss.unit': value {loss.unit!r} is not a unit "
-                              f"of this experiment (prefill-0..{exp.prefill.units - 1}, "
-                              f"decode-0..{exp.decode.units - 1})")
+    check_faults(exp)
     check_workload(exp.workload, slo_targets(exp), exp.experiment.duration_s)
     ctx = policy_context(exp, "check")
     for field, registry in (("router", ROUTERS), ("prefill_batching", PREFILL_BATCHING),
@@ -118,7 +131,8 @@ def build_component(
         comp = PrefillUnit(
             name, clock, exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit,
             PREFILL_BATCHING.create(spec.name, spec.params, policy_context(exp, name)),
-            store, exp.output.payload_scale, seed, exp.faults, control_delay_s,
+            with_kv_faults(store, fault_schedule(exp.faults)), exp.output.payload_scale, seed,
+            control_delay_s,
             exp.experiment.load_report_interval_s, exp.fabric.layer_wise,
         )
     elif name.startswith("decode-"):

@@ -22,7 +22,8 @@ from disagg.actors.engines.build import check_experiment
 from disagg.cluster.config import Experiment, PolicySpec
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.compare.report import Report, render_report
-from disagg.experiments.results.writing import swap_into_place, write_results
+from disagg.experiments.results.guard import MARKER, marker_bytes
+from disagg.experiments.results.writing import OutputInTheWay, swap_into_place, write_results
 from disagg.experiments.run import assemble, execute
 
 MAX_RATE_PER_S = 1e6
@@ -190,10 +191,13 @@ def compare(base: Experiment, plans: list[RunPlan], out_dir: Path, address: str 
                     "policies": list(dict.fromkeys(p.policy.label for p in plans)),
                     "rates_per_s": sorted({p.rate_per_s for p in plans}),
                     "repeats": len({p.repeat for p in plans}), "runs": len(plans)}
+        (tmp / MARKER).write_bytes(marker_bytes("compare"))
         (tmp / "compare.json").write_text(json.dumps(manifest, indent=2) + "\n")
         run_plans(plans, tmp, address=address, use_ray=use_ray, progress=progress, live=live)
         report = render_report(tmp)
         swap_into_place(tmp, out_dir)
+    except OutputInTheWay:
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

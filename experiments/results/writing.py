@@ -1,5 +1,7 @@
 """Write a run's results folder atomically: everything goes to a temporary sibling folder that is
-renamed into place only when complete, so a failed run never leaves half-written output."""
+renamed into place only when complete, so a failed run never leaves half-written output. Every
+folder written holds disagg's marker file (``experiments/results/guard.py``); only such a folder is
+ever replaced."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pyarrow.parquet as pq
 import tomli_w
 
 from disagg.cluster.config import Experiment
+from disagg.experiments.results.guard import MARKER, marker_bytes, written_by_disagg
 
 
 def _toml_ready(value: Any) -> Any:
@@ -40,9 +43,17 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
+class OutputInTheWay(RuntimeError):
+    """The output path was taken, by something disagg did not write, while the run went on."""
+
+
 def swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished folder ``tmp`` to ``out_dir``, replacing any older one."""
-    if out_dir.exists():
+    """Rename the finished folder ``tmp`` to ``out_dir``, replacing an older folder only if disagg
+    wrote it (it holds the marker); anything else there is left alone and ``tmp`` is kept."""
+    if out_dir.exists() or out_dir.is_symlink():
+        if not written_by_disagg(out_dir):
+            raise OutputInTheWay(f"{out_dir} appeared during the run and was not written by "
+                                 f"disagg; it was left alone and the results are in {tmp}")
         old = out_dir.with_name(f".{out_dir.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         out_dir.rename(old)
@@ -59,6 +70,7 @@ def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
+        (tmp / MARKER).write_bytes(marker_bytes("run"))
         for name, table in tables.items():
             pq.write_table(table, tmp / f"{name}.parquet")
         (tmp / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2) + "\n")
@@ -66,6 +78,8 @@ def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
         for name, data in (extra or {}).items():
             (tmp / name).write_bytes(data)
         swap_into_place(tmp, out_dir)
+    except OutputInTheWay:
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
