@@ -13,10 +13,12 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.config import Experiment
 
 OnDone = Callable[[int, dict[str, Any]], None]
+POLL_S = 0.5  # wall seconds between checks for a stop request while Ray tasks run
 _REMOTE: dict[str, Any] = {}  # the remote function, defined once per process (Ray anti-pattern)
 
 
@@ -38,30 +40,36 @@ def ray_available() -> bool:
 
 
 def map_virtual_runs(exps: Sequence[Experiment], use_ray: bool = True, address: str | None = None,
-                     on_done: OnDone | None = None) -> list[dict[str, Any]]:
+                     on_done: OnDone | None = None, stop: StopFlag | None = None
+                     ) -> list[dict[str, Any] | None]:
     """Run every experiment on the virtual engine; returns raw results in the input order.
 
     ``use_ray`` runs them as Ray tasks (joining ``address``, ``RAY_ADDRESS`` or an already
     initialised Ray, else starting an embedded one that is shut down afterwards); a single run,
     or Ray not installed, runs locally. ``on_done(index, raw)`` is called as each run finishes.
+    Once ``stop`` is requested no run starts (a local run in progress ends early, its unfinished
+    requests ``cancelled``; Ray tasks not finished are cancelled): their results are None.
     """
     if not use_ray or len(exps) <= 1 or not ray_available():
-        return _map_local(exps, on_done)
-    return _map_ray(exps, address, on_done)
+        return _map_local(exps, on_done, stop)
+    return _map_ray(exps, address, on_done, stop)
 
 
-def _map_local(exps: Sequence[Experiment], on_done: OnDone | None) -> list[dict[str, Any]]:
-    out = []
+def _map_local(exps: Sequence[Experiment], on_done: OnDone | None,
+               stop: StopFlag | None) -> list[dict[str, Any] | None]:
+    out: list[dict[str, Any] | None] = [None] * len(exps)
     for i, exp in enumerate(exps):
-        raw = run_virtual(exp)
+        if stop is not None and stop.requested:
+            break
+        raw = run_virtual(exp, stop=stop)
         if on_done is not None:
             on_done(i, raw)
-        out.append(raw)
+        out[i] = raw
     return out
 
 
 def _map_ray(exps: Sequence[Experiment], address: str | None,
-             on_done: OnDone | None) -> list[dict[str, Any]]:
+             on_done: OnDone | None, stop: StopFlag | None) -> list[dict[str, Any] | None]:
     import ray
 
     started = False
@@ -76,7 +84,13 @@ def _map_ray(exps: Sequence[Experiment], address: str | None,
         results: list[dict[str, Any] | None] = [None] * len(exps)
         pending = list(refs)
         while pending:  # handle each run as it finishes (ray.wait), not in submission order
-            ready, pending = ray.wait(pending, num_returns=1)
+            if stop is not None and stop.requested:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                break
+            ready, pending = ray.wait(pending, num_returns=1, timeout=POLL_S)
+            if not ready:
+                continue
             i = index[ready[0]]
             results[i] = ray.get(ready[0])
             if on_done is not None:
@@ -84,4 +98,4 @@ def _map_ray(exps: Sequence[Experiment], address: str | None,
     finally:
         if started:
             ray.shutdown()
-    return results  # type: ignore[return-value]
+    return results
