@@ -135,7 +135,6 @@ def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
     out.update(_stats("itl", itl, itl_w))
     out.update(_stats("e2el", [r["e2e_s"] for r in done]))
     out["faults"] = [f"{text}" for _, text in raw.get("faults", [])]
-    out["lost_units"] = list(raw.get("lost_units", []))
     out["redone"] = sum(1 for r in rows if r.get("redone_from"))
     out["prefill_utilization"] = utilization(raw, "prefill", end_s)
     out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, rows)
@@ -177,7 +176,8 @@ def _itl(comps: dict[str, dict[str, Any]], done: list[dict[str, Any]]) -> tuple[
 def _cluster(raw: dict[str, Any]) -> dict[str, Any]:
     """Where the components ran (ray engine), the clock alignment, and units lost mid-run."""
     clock = raw.get("clock", {})
-    out: dict[str, Any] = {"lost_units": raw.get("lost_units", [])}
+    out: dict[str, Any] = {"lost_units": raw.get("lost_units", []),
+                           "component_lost": raw.get("component_lost")}
     if "placement" in raw:
         out["placement_mode"] = raw.get("placement_mode")
         out["placement"] = raw["placement"]
