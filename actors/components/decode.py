@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from disagg.actors.components.reporting import LoadReporter
+from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import Clock, Component
@@ -76,16 +77,15 @@ class DecodeUnit(Component):
         self.live_feed: list[tuple[Any, ...]] | None = None  # last tokens, for the live view
         self._fetches: set[asyncio.Task[None]] = set()
         self._prefetch: dict[int, asyncio.Task[Any]] = {}
-        self.speed_factor = 1.0  # an injected straggler's slow-down (modeled durations x this)
-        self._speed_from_s: float | None = None
+        self.speed = SpeedSchedule()  # an injected straggler's slow-down over emu time
         self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch,
                          SpeedChanged: self._on_speed}
 
     # -- messages -------------------------------------------------------------------------
     def _on_speed(self, msg: SpeedChanged) -> None:
-        """An injected straggler: iterations planned from now on take ``factor`` x longer."""
-        self.speed_factor = msg.factor
-        self._speed_from_s = msg.sent_s
+        """An injected straggler: iterations from the first boundary at or after ``sent_s`` take
+        ``factor`` x longer (a running plan is cut there)."""
+        self.speed.change(msg.sent_s, msg.factor)
         self.wake.set()
 
     def _on_prefetch(self, msg: KvPrefetch) -> None:
@@ -219,7 +219,8 @@ class DecodeUnit(Component):
         ctx0 = sum(r.context for r in self.running.values())
         ctx = ctx0 + b * np.arange(steps, dtype=np.float64)
         steps_s = decode_step_times(b, ctx, self.model, self.hw, self.chips)
-        return self.t + np.cumsum(steps_s * self.speed_factor if self.speed_factor != 1.0 else steps_s)
+        factor = self.speed.factor_at(self.t)
+        return self.t + np.cumsum(steps_s * factor if factor != 1.0 else steps_s)
 
     async def _iterate(self) -> None:
         steps = min(r.left for r in self.running.values())
@@ -229,9 +230,9 @@ class DecodeUnit(Component):
             if self._unseen:  # a request becoming ready joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
                 idx = min(idx, int(np.searchsorted(bounds, first, side="left")))
-            if self._speed_from_s is not None:  # a new speed applies from the next boundary
-                idx = min(idx, int(np.searchsorted(bounds, self._speed_from_s, side="left")))
-                self._speed_from_s = None
+            change = self.speed.next_change_after(self.t)
+            if change is not None:  # a new speed applies from the first boundary at or after it
+                idx = min(idx, int(np.searchsorted(bounds, change, side="left")))
             self.wake.clear()
             if not await self.clock.wait_until(float(bounds[idx]), self.wake):
                 break

@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 from disagg.actors.components.reporting import LoadReporter
+from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import Clock, Component
@@ -43,7 +44,7 @@ class PrefillUnit(Component):
         self.store = store
         self.payload_scale = payload_scale
         self.seed = seed
-        self.speed_factor = 1.0  # an injected straggler's slow-down (modeled durations x this)
+        self.speed = SpeedSchedule()  # an injected straggler's slow-down over emu time
         self.control_delay_s = control_delay_s
         self.layer_wise = layer_wise  # hand KV over at batch start (fabric streams it per layer)
         self.queue: list[QueuedPrefill] = []
@@ -62,8 +63,8 @@ class PrefillUnit(Component):
         self.handlers = {PrefillAssigned: self._on_assigned, SpeedChanged: self._on_speed}
 
     def _on_speed(self, msg: SpeedChanged) -> None:
-        """An injected straggler: batches that start from now on take ``factor`` x longer."""
-        self.speed_factor = msg.factor
+        """An injected straggler: batches that start from ``sent_s`` on take ``factor`` x longer."""
+        self.speed.change(msg.sent_s, msg.factor)
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
         queued_s = msg.sent_s + self.control_delay_s
@@ -104,7 +105,7 @@ class PrefillUnit(Component):
         self.queue = [q for q in self.queue if q.request.request_id not in chosen]
         self.decide_at(t)
         duration = prefill_time([r.prompt_tokens for r in requests], self.model, self.hw, self.chips)
-        end = t + duration.seconds * self.speed_factor
+        end = t + duration.seconds * self.speed.factor_at(t)
         self.running = requests
         self.batches += 1
         tokens = sum(r.prompt_tokens for r in requests)

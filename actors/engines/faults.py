@@ -32,23 +32,39 @@ class FaultHost(Protocol):
         """Deliver ``message`` to the component called ``component``."""
 
 
+TIMED_BY_RECEIVER = ("speed", "link")  # actions whose message carries its own emu time
+
+
 class FaultPlayer:
     """Plays a schedule's timed actions on a :class:`FaultHost`; ``log`` records what happened
-    as ``(emu s, description)`` for the results and the console summary."""
+    as ``(emu s, description)`` for the results and the console summary.
+
+    A speed or link change is a message stamped with its emu time that the receiver applies at
+    that time, so an engine whose clock runs on wall time may hand it over up to ``lead_s``
+    early (the ray engine does, so that polling and message latency do not delay it); a kill or
+    restart happens when it is due."""
 
     def __init__(self, schedule: FaultSchedule, host: FaultHost) -> None:
         self.pending = list(schedule.actions)
         self.host = host
         self.log: list[tuple[float, str]] = []
 
-    def next_at_s(self) -> float | None:
-        """Emu time of the next action, or None when all have been played."""
-        return self.pending[0].at_s if self.pending else None
+    def next_at_s(self, lead_s: float = 0.0) -> float | None:
+        """Emu time at which the next action is to be played (with ``lead_s`` of lead for
+        receiver-timed ones), or None when all have been played."""
+        return min((self._play_at(a, lead_s) for a in self.pending), default=None)
 
-    def play_due(self, now_s: float) -> None:
-        """Execute every action due at or before ``now_s``, in schedule order."""
-        while self.pending and self.pending[0].at_s <= now_s:
-            self._play(self.pending.pop(0))
+    @staticmethod
+    def _play_at(action: FaultAction, lead_s: float) -> float:
+        return action.at_s - (lead_s if action.action in TIMED_BY_RECEIVER else 0.0)
+
+    def play_due(self, now_s: float, lead_s: float = 0.0) -> None:
+        """Execute every action to be played by ``now_s`` (receiver-timed ones ``lead_s``
+        early), in schedule order."""
+        due = [a for a in self.pending if self._play_at(a, lead_s) <= now_s]
+        self.pending = [a for a in self.pending if a not in due]
+        for action in due:
+            self._play(action)
 
     def _play(self, action: FaultAction) -> None:
         if action.action == "kill":
@@ -60,6 +76,7 @@ class FaultPlayer:
         else:
             self.host.send("fabric", LinkScaled(action.target, action.factor, action.at_s))
         self.log.append((action.at_s, action.describe()))
+        self.log.sort(key=lambda entry: entry[0])  # in emu-time order even if played early
 
 
 def payload_request_id(payload: Any) -> int | None:

@@ -25,6 +25,8 @@ from disagg.cluster.faults import fault_schedule
 from disagg.cluster.messages import UnitDown, UnitUp
 
 PING_TIMEOUT_S = 5.0  # wall seconds an actor may take to answer a ping before the next check
+FAULT_LEAD_S = 2.0  # emu s: speed and link changes are handed over this early (stamped with
+# their own time, applied by the receiver then), so polling and message latency cannot delay them
 
 
 class RayEngineError(RuntimeError):
@@ -80,7 +82,7 @@ class Supervisor:
         return (time.time() - self.t0) / self.exp.experiment.dilation
 
     def _timeout_s(self, deadline: float, poll_s: float) -> float:
-        next_fault = self.player.next_at_s()
+        next_fault = self.player.next_at_s(FAULT_LEAD_S)
         until_fault = (poll_s if next_fault is None
                        else (next_fault - self.emu_now()) * self.exp.experiment.dilation)
         return max(0.0, min(poll_s, deadline - time.time(), until_fault))
@@ -102,7 +104,7 @@ class Supervisor:
                 raise ComponentLost("collector", type(e).__name__) from None
             if status["errors"]:
                 raise RayEngineError("; ".join(status["errors"]))
-            self.player.play_due(self.emu_now())
+            self.player.play_due(self.emu_now(), FAULT_LEAD_S)
             if time.time() >= self._next_check:
                 self._next_check = time.time() + self.exp.placement.failure_poll_s
                 self.check_actors()
