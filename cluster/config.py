@@ -77,6 +77,12 @@ class ExperimentSection(_Section):
     start_margin_s: float = Field(
         1.0, ge=0, le=60, description="ray engine: wall seconds between set-up and emu time 0"
     )
+    over_context: Literal["reject", "truncate"] = Field(
+        "reject", description="a request whose prompt + output exceeds model.max_context_tokens: "
+        "rejected (reason exceeds_context) or its prompt truncated to fit")
+    max_memory_fraction: float = Field(
+        0.8, gt=0, le=1, description="refuse a run whose estimated peak memory exceeds this "
+        "fraction of the machine's RAM (see docs/reliability.md)")
 
 
 class PoolConfig(_Section):
@@ -265,6 +271,13 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such experiment file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; allowed: an experiment TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot be read (permission denied)") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); allowed: a UTF-8 TOML "
+                          "experiment file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     for dotted, value in (overrides or {}).items():

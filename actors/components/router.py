@@ -35,12 +35,13 @@ class Router(Component):
 
     def __init__(
         self, name: str, clock: Clock, policy: RouterPolicy, context: PolicyContext,
-        units: list[UnitView], control_delay_s: float = 0.0,
+        units: list[UnitView], control_delay_s: float = 0.0, over_context: str = "reject",
     ) -> None:
         super().__init__(name, clock)
         self.policy = policy
         self.context = context
         self.views: dict[str, UnitView] = {u.name: u for u in units}
+        self.over_context = over_context  # "reject" or "truncate" a request beyond the context
         self._fresh = dict(self.views)  # what a unit looks like before any report
         self.control_delay_s = control_delay_s
         self.waiting: list[KvReady] = []
@@ -64,7 +65,22 @@ class Router(Component):
     def _on_arrived(self, msg: RequestArrived) -> None:
         t = msg.sent_s + self.control_delay_s
         self.decide_at(t)
-        self._route_prefill(msg.request, t)
+        request = self._fit_context(msg.request, t)
+        if request is not None:
+            self._route_prefill(request, t)
+
+    def _fit_context(self, request: Request, t: float) -> Request | None:
+        """The request if it fits the model's context; else rejected (None) or, under
+        ``truncate``, with its prompt cut to what fits beside its output (tokens)."""
+        limit = self.context.model.max_context_tokens
+        if limit is None or request.prompt_tokens + request.output_tokens <= limit:
+            return request
+        room = limit - request.output_tokens
+        if self.over_context != "truncate" or room < 1:
+            self._end(request, "rejected", "exceeds_context", t)
+            return None
+        self.records.setdefault(request.request_id, {})["prompt_tokens"] = room
+        return dataclasses.replace(request, prompt_tokens=room)
 
     def _route_prefill(self, request: Request, t: float) -> None:
         decision = self.policy.choose_prefill(request, self._view(t))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zlib
 
 import numpy as np
@@ -22,6 +23,7 @@ from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.faults import fault_schedule
+from disagg.cluster.sizing import estimate_run_size
 from disagg.cluster.hardware.perf import fit_check
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 from disagg.cluster.workload.plan import ClosedLoop, check_workload
@@ -80,6 +82,24 @@ def check_faults(exp: Experiment) -> None:
                               f"experiment; allowed: {', '.join(sorted(links))}")
 
 
+def machine_memory_bytes() -> float:
+    """Physical memory of this machine, bytes (POSIX sysconf)."""
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def check_size(exp: Experiment, memory_bytes: float | None = None) -> None:
+    """Refuse a run whose estimated peak memory exceeds ``experiment.max_memory_fraction`` of the
+    machine's (``memory_bytes``, default this machine's), naming the estimate."""
+    size = estimate_run_size(exp, len(build_topology(exp).capacity))
+    limit = exp.experiment.max_memory_fraction * (memory_bytes or machine_memory_bytes())
+    if size.bytes > limit:
+        raise ConfigError(
+            f"run size: estimated {size.describe()} exceeds {limit / 1e9:.1f} GB "
+            f"({exp.experiment.max_memory_fraction:g} of this machine's memory); allowed: a "
+            "shorter experiment.duration_s, a lower workload.rate_per_s or a larger "
+            "output.sample_interval_s")
+
+
 def check_experiment(exp: Experiment) -> None:
     """Checks that need the catalog, the performance models and the policy registries."""
     gb = 1e9
@@ -92,6 +112,7 @@ def check_experiment(exp: Experiment) -> None:
                 f"{pool.chips_per_unit} x {pool.hardware.name} ({fit.capacity_bytes / gb:.1f} GB)"
             )
     check_faults(exp)
+    check_size(exp)
     check_workload(exp.workload, slo_targets(exp), exp.experiment.duration_s)
     ctx = policy_context(exp, "check")
     for field, registry in (("router", ROUTERS), ("prefill_batching", PREFILL_BATCHING),
@@ -122,7 +143,7 @@ def build_component(
         spec = exp.policies.router
         policy = ROUTERS.create(spec.name, spec.params, policy_context(exp, name))
         comp = Router(name, clock, policy, policy_context(exp, name), initial_views(exp),
-                      control_delay_s)
+                      control_delay_s, exp.experiment.over_context)
     elif name == "fabric":
         comp = Fabric(name, clock, build_topology(exp), exp.fabric, control_delay_s,
                       exp.model.layers)

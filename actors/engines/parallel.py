@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from disagg.actors.engines.address import use_token_auth_for_embedded_ray
 from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.config import Experiment
@@ -75,6 +76,8 @@ def _map_ray(exps: Sequence[Experiment], address: str | None,
     started = False
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS")
+        if not address:
+            use_token_auth_for_embedded_ray()
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
         started = True
     try:

@@ -18,6 +18,7 @@ import ray
 
 from disagg.actors.components.load_generator import LoadGenerator
 from disagg.actors.components.store import LocalStore
+from disagg.actors.engines.address import HINT, use_token_auth_for_embedded_ray
 from disagg.actors.engines.build import CONTROL, build_component, component_names
 from disagg.actors.engines.clock_sync import measure_offsets
 from disagg.actors.engines.placement import (
@@ -35,6 +36,7 @@ from disagg.actors.engines.supervisor import (
     Supervisor,
 )
 from disagg.cluster.config import Experiment
+from disagg.cluster.errors import ConfigError
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 
 __all__ = ["CONTROL_RESOURCE", "ComponentHost", "ComponentLost", "RayEngineError", "RayPeer",
@@ -53,8 +55,14 @@ def _init(exp: Experiment, address: str | None) -> bool:
     if address:
         if exp.placement.ship_code:
             common["runtime_env"] = {"py_modules": [str(stage_package())]}
-        ray.init(address=address, **common)
+        try:
+            ray.init(address=address, **common)
+        except (ConnectionError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"Ray address {address!r}: cannot connect ({first}); hint: "
+                              f"{HINT}") from None
     else:
+        use_token_auth_for_embedded_ray()
         ray.init(resources=local_resources(exp), **common)
     return True
 

@@ -33,6 +33,8 @@ class ModelSpec(_Frozen):
     kv_bytes_per_element: float = Field(2.0, gt=0, description="2 = BF16 KV cache, 1 = FP8")
     sliding_window_layers: int = Field(0, ge=0, description="layers with a sliding-window KV")
     sliding_window_tokens: int = Field(0, ge=0, description="window length of those layers")
+    max_context_tokens: int | None = Field(
+        None, gt=0, description="longest prompt + output the model accepts (None = unchecked)")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> source string")
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from disagg.actors.engines.address import check_address
 from disagg.actors.engines.build import check_experiment
 from disagg.cluster.config import Experiment, load_experiment
 from disagg.experiments.results.guard import check_output, check_template_root
@@ -41,6 +42,8 @@ def load(args: argparse.Namespace, check: bool = True) -> Experiment:
     exp = load_experiment(args.experiment, _overrides(args))
     if check:
         check_experiment(exp)
+    if exp.experiment.engine == "ray" or not getattr(args, "local", True):
+        check_address(getattr(args, "address", None))
     return exp
 
 
