@@ -44,10 +44,14 @@ class RunSize:
 
 
 def estimate_run_size(exp: Experiment, links: int) -> RunSize:
-    """The size of ``exp`` over its arrival window (``links``: fabric links of its topology).
-    Workloads without a planned rate (closed loop, a trace at its own speed) count 0 requests."""
-    rate = getattr(exp.workload, "rate_per_s", None) or 0.0
+    """The size of ``exp`` over its arrival window (``links``: fabric links of its topology), or
+    until ``workload.max_requests`` have arrived. Workloads without a planned rate (closed loop,
+    a trace at its own speed) count 0 requests."""
+    rate = float(getattr(exp.workload, "rate_per_s", None) or 0.0)
+    cap = getattr(exp.workload, "max_requests", None)
     duration = exp.experiment.duration_s
+    if rate > 0 and cap is not None:
+        duration = min(duration, cap / rate)
     series = exp.prefill.units + exp.decode.units + links
     points = math.ceil(duration / exp.output.sample_interval_s)
-    return RunSize(float(rate) * duration, float(points) * series, series)
+    return RunSize(rate * duration, float(points) * series, series)

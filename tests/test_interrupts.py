@@ -83,3 +83,15 @@ def test_sigint_keeps_results_on_the_ray_engine(tmp_path: Path) -> None:
     survivors = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(proc.pid)],
                                capture_output=True, text=True).stdout.strip()
     assert survivors == ""
+
+
+def test_first_signal_asks_to_stop_the_second_exits_at_once() -> None:
+    from disagg.experiments.cli.interrupts import graceful_stop
+
+    before = signal.getsignal(signal.SIGTERM)
+    with graceful_stop() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next bytecode
+        assert stop.requested and stop.reason == "terminated"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -109,7 +109,6 @@ def run_ray(
     exp: Experiment, address: str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None, poll_s: float = 0.5,
     live_s: float = 0.0, stop: StopFlag | None = None,
-    on_start: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``exp`` with one actor per component; returns raw component results.
 
@@ -119,7 +118,6 @@ def run_ray(
     ``stop``, once requested, ends the run: arrivals stop, unfinished requests are ``cancelled``.
     A lost control-plane actor ends the run too: what the others hold is returned, unfinished
     requests ``failed`` with reason ``emulator_component_lost`` and ``component_lost`` naming it.
-    ``on_start(handles)`` is called once every actor runs (tests use it to kill one).
     """
     poll_s = live_s if live_s > 0 else poll_s
     started = _init(exp, address)
@@ -130,8 +128,6 @@ def run_ray(
     try:
         placement = Placement(exp, ray.cluster_resources())
         handles, nodes, offsets, t0, start_unit = _start_actors(exp, placement, live_s)
-        if on_start is not None:
-            on_start(handles)
         sup = Supervisor(exp, handles, t0, lost, start_unit)
         _supervise(exp, sup, poll_s, progress, stop, raw)
         raw["components"] = _gather(exp, handles, lost, sup.emu_now())
@@ -147,15 +143,20 @@ def run_ray(
     errors = [e for p in raw["components"] for e in p.get("errors", [])]
     if errors and "component_lost" not in raw:
         raise RayEngineError("; ".join(errors[:3]))
-    raw.update({
-        "end_s": (time.time() - t0) / exp.experiment.dilation,
-        "lost_units": sorted(n for n in lost if n not in CONTROL),
-        "placement_mode": placement.mode,
+    raw.update(end_s=(time.time() - t0) / exp.experiment.dilation,
+               lost_units=sorted(n for n in lost if n not in CONTROL),
+               placement_mode=placement.mode, **_where(nodes, ips, offsets))
+    return raw
+
+
+def _where(nodes: dict[str, str], ips: dict[str, str], offsets: dict[str, Any]
+           ) -> dict[str, Any]:
+    """Which node each component ran on, and each node's measured clock offset."""
+    return {
         "placement": {n: {"node_id": nodes[n], "node_ip": ips.get(nodes[n], "")} for n in nodes},
         "clock": {node: {"offset_ms": o.offset_s * 1e3, "uncertainty_ms": o.uncertainty_s * 1e3}
                   for node, o in offsets.items()},
-    })
-    return raw
+    }
 
 
 def _supervise(exp: Experiment, sup: Supervisor, poll_s: float,
