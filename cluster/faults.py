@@ -2,7 +2,7 @@
 both engines execute (``actors/engines/faults.py``).
 
 Each entry is a table with a ``kind``: ``unit_loss`` (a unit's machine goes away at ``at_s``,
-optionally back ``restart_after_s`` later), ``straggler`` (a unit runs ``factor`` times slower
+optionally back ``restart_after_s`` later), ``host_loss`` (every unit of a host), ``straggler`` (a unit runs ``factor`` times slower
 from ``from_s`` to ``to_s``), ``link`` (a fabric link's capacity times ``factor`` from ``from_s``
 to ``to_s``; ``factor = 0`` cuts it), ``kv_drop`` / ``kv_corrupt`` (the KV payloads of the listed
 request ids go missing / get one byte flipped). All times are emu seconds. The older table form
@@ -35,6 +35,15 @@ class UnitLoss(_Entry):
     at_s: float = Field(ge=0, description="emu time of the loss")
     restart_after_s: float | None = Field(
         None, gt=0, description="emu seconds until a fresh unit replaces it (default: never)")
+
+
+class HostLoss(_Entry):
+    """A whole host lost at an emu time (every unit on it; ray engine: their actors killed), as
+    when a node of the cluster goes away."""
+
+    kind: Literal["host_loss"] = "host_loss"
+    host: str = Field(pattern=r"^(prefill|decode)-host-[0-9]+$", description="e.g. prefill-host-0")
+    at_s: float = Field(ge=0, description="emu time of the loss")
 
 
 class Straggler(_Entry):
@@ -77,7 +86,8 @@ class KvFault(_Entry):
     requests: list[int] = Field(min_length=1, description="request ids")
 
 
-FaultEntry = Annotated[UnitLoss | Straggler | LinkFault | KvFault, Field(discriminator="kind")]
+FaultEntry = Annotated[UnitLoss | HostLoss | Straggler | LinkFault | KvFault,
+                      Field(discriminator="kind")]
 
 
 def entries_from_legacy(value: Any) -> Any:
@@ -132,7 +142,9 @@ class FaultSchedule:
         return not (self.actions or self.kv_drop or self.kv_corrupt)
 
 
-def _actions(entry: Any, seq: int) -> list[FaultAction]:
+def _actions(entry: Any, seq: int, host_units: dict[str, list[str]]) -> list[FaultAction]:
+    if isinstance(entry, HostLoss):
+        return [FaultAction(entry.at_s, seq, "kill", u) for u in host_units.get(entry.host, [])]
     if isinstance(entry, UnitLoss):
         out = [FaultAction(entry.at_s, seq, "kill", entry.unit)]
         if entry.restart_after_s is not None:
@@ -148,9 +160,11 @@ def _actions(entry: Any, seq: int) -> list[FaultAction]:
     return []
 
 
-def fault_schedule(entries: list[Any] | tuple[Any, ...]) -> FaultSchedule:
-    """The one schedule for ``entries`` (validated ``[[faults]]`` tables), in time order."""
-    actions = [a for seq, e in enumerate(entries) for a in _actions(e, seq)]
+def fault_schedule(entries: list[Any] | tuple[Any, ...],
+                   host_units: dict[str, list[str]] | None = None) -> FaultSchedule:
+    """The one schedule for ``entries`` (validated ``[[faults]]`` tables), in time order;
+    ``host_units`` (host -> its units, from the topology) expands a host loss into unit kills."""
+    actions = [a for seq, e in enumerate(entries) for a in _actions(e, seq, host_units or {})]
     kv = {"kv_drop": set(), "kv_corrupt": set()}  # type: dict[str, set[int]]
     for e in entries:
         if isinstance(e, KvFault):

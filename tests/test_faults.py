@@ -175,3 +175,18 @@ def test_kv_faults_fail_their_requests_only() -> None:
 
 def test_action_descriptions_name_what_happened() -> None:
     assert FaultAction(1.5, 0, "kill", "decode-0").describe() == "1.500 s: decode-0 lost"
+
+
+def test_losing_a_host_loses_every_unit_on_it() -> None:
+    # 8 Trainium2 TP4 units, 4 per trn2.48xlarge host (16 chips): prefill-host-0 holds 0..3
+    exp = make_experiment(prefill__units=8, workload__rate_per_s=12.0,
+                          workload__output_tokens={"kind": "fixed", "value": 1500},
+                          faults=[{"kind": "host_loss", "host": "prefill-host-0", "at_s": 2.0}])
+    result = run_experiment(exp)
+    rows = _balanced(result)
+    assert all(r["status"] == "completed" for r in rows)
+    lost = ["prefill-0", "prefill-1", "prefill-2", "prefill-3"]
+    assert result.summary["lost_units"] == lost
+    late = [r for r in rows if r["arrival_s"] > 2.5]
+    assert late and all(r["prefill_unit"] not in lost for r in late)
+    assert all(f"2.000 s: {u} lost" in result.summary["faults"] for u in lost)

@@ -95,3 +95,42 @@ def test_first_signal_asks_to_stop_the_second_exits_at_once() -> None:
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_interrupted_comparison_keeps_the_runs_that_finished(tmp_path: Path) -> None:
+    from conftest import make_experiment
+
+    from disagg.actors.engines.stop import StopFlag
+    from disagg.experiments.compare.runs import compare, parse_policies, plan_runs
+
+    base = make_experiment(experiment__duration_s=2.0)
+    plans = plan_runs(base, parse_policies("round_robin,least_loaded"), [2.0, 4.0], 1)
+    stop = StopFlag()
+
+    def stop_after_the_first(plan, summary) -> None:
+        stop.request("interrupted")
+
+    report = compare(base, plans, tmp_path / "cmp", use_ray=False, progress=stop_after_the_first,
+                     stop=stop)
+    assert report is not None and len(report.rows) == 1
+    assert len(list((tmp_path / "cmp" / "runs").glob("*/*/*/run.json"))) == 1
+    assert compare(base, plans, tmp_path / "none", use_ray=False, stop=stop) is None
+    assert not (tmp_path / "none").exists()
+
+
+def test_an_interrupted_capacity_search_prints_its_bracket(capsys, monkeypatch) -> None:
+    from disagg.experiments.cli import capacity as capacity_cli
+    from disagg.experiments.cli.main import main
+
+    quickstart = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
+    real = capacity_cli.attainment
+
+    def stop_on_second_rate(exp, rate, repeats, stop):  # the second measurement is cut short
+        if stop.requested or rate != 0.25 * exp.workload.rate_per_s:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(exp, rate, repeats, stop)
+
+    monkeypatch.setattr(capacity_cli, "attainment", stop_on_second_rate)
+    assert main(["capacity", str(quickstart), "--duration", "2"]) == 130
+    out = capsys.readouterr().out
+    assert "interrupted: search stopped after 1 rate(s)" in out

@@ -22,7 +22,7 @@ from disagg.actors.engines.faults import with_kv_faults
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.faults import fault_schedule
+from disagg.cluster.faults import FaultSchedule, fault_schedule
 from disagg.cluster.sizing import estimate_run_size
 from disagg.cluster.hardware.perf import fit_check
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
@@ -66,11 +66,29 @@ def initial_views(exp: Experiment) -> list[UnitView]:
     ]
 
 
+def host_units(exp: Experiment) -> dict[str, list[str]]:
+    """Each host of the experiment's topology and the units on it."""
+    out: dict[str, list[str]] = {}
+    for unit, host in build_topology(exp).unit_host.items():
+        out.setdefault(host, []).append(unit)
+    return out
+
+
+def experiment_faults(exp: Experiment) -> FaultSchedule:
+    """The experiment's one fault schedule (host losses expanded to the units on each host)."""
+    return fault_schedule(exp.faults, host_units(exp))
+
+
 def check_faults(exp: Experiment) -> None:
-    """Every ``[[faults]]`` entry names a unit or fabric link this experiment has."""
+    """Every ``[[faults]]`` entry names a unit, host or fabric link this experiment has."""
     names = set(component_names(exp))
     links = {f"{h}/{side}" if h != "core" else "core" for h, side in build_topology(exp).capacity}
+    hosts = host_units(exp)
     for i, entry in enumerate(exp.faults):
+        host = getattr(entry, "host", None)
+        if host is not None and host not in hosts:
+            raise ConfigError(f"field 'faults.{i}.host': value {host!r} is not a host of this "
+                              f"experiment; allowed: {', '.join(sorted(hosts))}")
         unit = getattr(entry, "unit", None)
         if unit is not None and unit not in names:
             raise ConfigError(f"field 'faults.{i}.unit': value {unit!r} is not a unit of this "
@@ -152,7 +170,7 @@ def build_component(
         comp = PrefillUnit(
             name, clock, exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit,
             PREFILL_BATCHING.create(spec.name, spec.params, policy_context(exp, name)),
-            with_kv_faults(store, fault_schedule(exp.faults)), exp.output.payload_scale, seed,
+            with_kv_faults(store, experiment_faults(exp)), exp.output.payload_scale, seed,
             control_delay_s,
             exp.experiment.load_report_interval_s, exp.fabric.layer_wise,
         )

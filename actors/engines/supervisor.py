@@ -17,11 +17,10 @@ from typing import Any
 
 import ray
 
-from disagg.actors.engines.build import CONTROL
+from disagg.actors.engines.build import CONTROL, experiment_faults
 from disagg.actors.engines.faults import FaultPlayer
 from disagg.actors.engines.stop import StopFlag
 from disagg.cluster.config import Experiment
-from disagg.cluster.faults import fault_schedule
 from disagg.cluster.messages import UnitDown, UnitUp
 
 PING_TIMEOUT_S = 5.0  # wall seconds an actor may take to answer a ping before the next check
@@ -74,7 +73,7 @@ class Supervisor:
         self.handles = handles
         self.t0 = t0
         self.lost = lost
-        self.player = FaultPlayer(fault_schedule(exp.faults),
+        self.player = FaultPlayer(experiment_faults(exp),
                                   RayFaultHost(self, start_unit or _no_restart))
         self._next_check = 0.0
 

@@ -16,12 +16,11 @@ from typing import Any
 
 from disagg.actors.components.live_state import LiveReporter
 from disagg.actors.components.store import LocalStore
-from disagg.actors.engines.build import build_component, component_names
+from disagg.actors.engines.build import build_component, component_names, experiment_faults
 from disagg.actors.engines.faults import FaultPlayer
 from disagg.actors.engines.stop import StopFlag
 from disagg.cluster.component import Clock, Component, as_arrivals, as_ledger
 from disagg.cluster.config import Experiment
-from disagg.cluster.faults import fault_schedule
 from disagg.cluster.messages import UnitDown, UnitUp
 
 
@@ -239,7 +238,7 @@ async def _drive(
     if on_start is not None:
         on_start(run.comps)
     run.start()
-    player = FaultPlayer(fault_schedule(exp.faults), run)
+    player = FaultPlayer(experiment_faults(exp), run)
     run.play_faults(player)
     if progress is not None:
         _live_tick(run, progress, live_s)

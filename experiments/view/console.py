@@ -57,6 +57,10 @@ def summary_table(s: dict[str, Any]) -> Group:
         k.add_row(label, value)
     if s.get("reasons"):
         k.add_row("not completed", ", ".join(f"{r}: {n}" for r, n in sorted(s["reasons"].items())))
+    if s.get("lost_units"):
+        k.add_row("lost units", ", ".join(s["lost_units"]))
+    if s.get("component_lost"):
+        k.add_row("run ended", f"the {s['component_lost']} component was lost")
     for i, fault in enumerate(s.get("faults") or []):
         k.add_row("faults" if i == 0 else "", fault)
     if s.get("redone"):
