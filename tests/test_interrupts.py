@@ -23,8 +23,10 @@ STATUSES = {"completed", "rejected", "failed", "cancelled"}
 
 def _start(tmp_path: Path, engine: str, duration_s: float) -> subprocess.Popen[str]:
     exp = tmp_path / "exp.toml"
-    exp.write_text(tomli_w.dumps(experiment_dict(experiment__engine=engine,
-                                                 experiment__duration_s=duration_s)))
+    # 3,000-token outputs keep requests in flight at any moment, so some are cancelled
+    exp.write_text(tomli_w.dumps(experiment_dict(
+        experiment__engine=engine, experiment__duration_s=duration_s,
+        workload__output_tokens={"kind": "fixed", "value": 3000})))
     cmd = [sys.executable, "-m", "disagg.experiments.cli.main", "run", str(exp), "--no-live",
            "--out", str(tmp_path / "out")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -78,7 +78,7 @@ def _map_ray(exps: Sequence[Experiment], address: str | None,
         address = address or os.environ.get("RAY_ADDRESS")
         if not address:
             use_token_auth_for_embedded_ray()
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(address=address or "local", include_dashboard=False, logging_level=logging.WARNING)
         started = True
     try:
         run = _remote_run()

@@ -3,7 +3,8 @@
 Every actor declares ``num_cpus=0`` and a custom resource named after the hardware it emulates
 (``trainium2``, ``cs3``, ...; control-plane components use ``disagg_control``), so many actors fit
 on a small machine and, on a cluster, units land on nodes that advertise their hardware.
-``ray.init()`` with no address starts an embedded local Ray; ``RAY_ADDRESS`` or ``address`` joins
+``ray.init(address="local")`` starts an embedded local Ray (never joining a cluster that
+something else started on this machine); ``RAY_ADDRESS`` or ``address`` joins
 an existing cluster.
 """
 
@@ -63,7 +64,8 @@ def _init(exp: Experiment, address: str | None) -> bool:
                               f"{HINT}") from None
     else:
         use_token_auth_for_embedded_ray()
-        ray.init(resources=local_resources(exp), **common)
+        # "local": always a new embedded Ray, never a cluster another program started here
+        ray.init(address="local", resources=local_resources(exp), **common)
     return True
 
 
