@@ -2,9 +2,9 @@
 both engines execute (``actors/engines/faults.py``).
 
 Each entry is a table with a ``kind``: ``unit_loss`` (a unit's machine goes away at ``at_s``,
-optionally back ``restart_after_s`` later), ``host_loss`` (every unit of a host), ``straggler`` (a unit runs ``factor`` times slower
-from ``from_s`` to ``to_s``), ``link`` (a fabric link's capacity times ``factor`` from ``from_s``
-to ``to_s``; ``factor = 0`` cuts it), ``kv_drop`` / ``kv_corrupt`` (the KV payloads of the listed
+optionally back ``restart_after_s`` later), ``host_loss`` (every unit of a host), ``straggler``
+(a unit runs ``factor`` times slower from ``from_s`` to ``to_s``), ``link`` (a fabric link's
+capacity times ``factor`` from ``from_s`` to ``to_s``; ``factor = 0`` cuts it), ``kv_drop`` / ``kv_corrupt`` (the KV payloads of the listed
 request ids go missing / get one byte flipped). All times are emu seconds. The older table form
 ``[faults] unit_loss = [...], corrupt_kv_requests = [...], drop_kv_requests = [...]`` is read as
 the equivalent entries (:func:`entries_from_legacy`).

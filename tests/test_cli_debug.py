@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from disagg.experiments import run as run_module
-from disagg.experiments.cli import common, main as main_module
+from disagg.experiments.cli import common
+from disagg.experiments.cli import main as main_module
 from disagg.experiments.cli.main import main
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"

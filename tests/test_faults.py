@@ -80,7 +80,8 @@ def test_the_player_plays_due_actions_in_order_through_the_host() -> None:
 
 @pytest.mark.parametrize("entry, field", [
     ({"kind": "unit_loss", "unit": "decode-3", "at_s": 1.0}, "faults.0.unit"),
-    ({"kind": "link", "link": "decode-host-9/egress", "factor": 0.5, "from_s": 1.0}, "faults.0.link"),
+    ({"kind": "link", "link": "decode-host-9/egress", "factor": 0.5, "from_s": 1.0},
+     "faults.0.link"),
 ])
 def test_faults_must_name_what_the_experiment_has(entry: dict[str, Any], field: str) -> None:
     from disagg.actors.engines.build import check_experiment

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from conftest import experiment_dict
 
 from disagg.experiments.cli.main import main
 from disagg.experiments.results.guard import MARKER
-from conftest import experiment_dict
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 

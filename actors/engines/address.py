@@ -26,7 +26,8 @@ def use_token_auth_for_embedded_ray() -> None:
     if "RAY_AUTH_MODE" in os.environ:
         return
     os.environ["RAY_AUTH_MODE"] = "token"
-    from ray._raylet import Config  # kept out of the module: the CLI checks addresses without Ray
+    # imported here, not at the top: the CLI checks addresses without importing Ray
+    from ray._raylet import Config  # type: ignore[attr-defined]
 
     Config.initialize("")
 

@@ -23,8 +23,8 @@ from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.faults import FaultSchedule, fault_schedule
-from disagg.cluster.sizing import estimate_run_size
 from disagg.cluster.hardware.perf import fit_check
+from disagg.cluster.sizing import estimate_run_size
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 from disagg.cluster.workload.plan import ClosedLoop, check_workload
 from disagg.fabric.component import Fabric

@@ -22,13 +22,13 @@ from disagg.actors.components.store import LocalStore
 from disagg.actors.engines.address import HINT, use_token_auth_for_embedded_ray
 from disagg.actors.engines.build import CONTROL, build_component, component_names
 from disagg.actors.engines.clock_sync import measure_offsets
+from disagg.actors.engines.host import ComponentHost, RayPeer, RayStore, WallClock
 from disagg.actors.engines.placement import (
     CONTROL_RESOURCE,
     Placement,
     local_resources,
     stage_package,
 )
-from disagg.actors.engines.host import ComponentHost, RayPeer, RayStore, WallClock
 from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.supervisor import (
     PING_TIMEOUT_S,
@@ -86,9 +86,9 @@ def _start_actors(exp: Experiment, placement: Placement, live_s: float
                   ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any], float, Any]:
     """Create, connect and start one actor per component; returns handles, node per component,
     clock offsets per node, t0 and the function that starts a fresh unit (for restarts)."""
-    host_cls = ray.remote(ComponentHost)
-    handles = {name: host_cls.options(**placement.options(name)).remote(exp, name)
-               for name in component_names(exp)}
+    host_cls: Any = ray.remote(ComponentHost)
+    handles: dict[str, Any] = {name: host_cls.options(**placement.options(name)).remote(exp, name)
+                               for name in component_names(exp)}
     nodes = dict(zip(handles, ray.get([h.connect.remote(handles) for h in handles.values()]),
                      strict=True))
     offsets = measure_offsets(nodes, handles)
@@ -98,8 +98,8 @@ def _start_actors(exp: Experiment, placement: Placement, live_s: float
              for n, h in handles.items()])
 
     def start_unit(name: str) -> Any:
-        handle = host_cls.options(**placement.options(name)).remote(exp, name)
-        node = ray.get(handle.connect.remote(handles))
+        handle: Any = host_cls.options(**placement.options(name)).remote(exp, name)
+        node: str = ray.get(handle.connect.remote(handles))
         offset = offsets[node].offset_s if node in offsets else 0.0
         ray.get(handle.start.remote(t0, dilation, offset, live_s))
         return handle

@@ -244,7 +244,7 @@ async def _drive(
         _live_tick(run, progress, live_s)
     stopped: asyncio.Future[None] = loop.create_future()
     if stop is not None:
-        loop.set_stop(stop, lambda: stopped.done() or stopped.set_result(None))
+        loop.set_stop(stop, lambda: None if stopped.done() else stopped.set_result(None))
     await _wait(run, stopped)
     raw: dict[str, Any] = {
         "end_s": loop.time(), "lost_units": sorted(run.lost), "faults": player.log,

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from disagg.cluster import config as c
-from disagg.cluster import faults as f
+from disagg.cluster import faults as fk
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.workload import kinds as ws
 from disagg.cluster.workload import synthetic as w
@@ -19,9 +19,10 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ('[workload] kind = "trace"', ws.TraceWorkload),
     ('[workload] kind = "closed_loop"', ws.ClosedLoopWorkload), ("[slo]", c.SloConfig),
     ("[policies]", c.PoliciesConfig), ("[output]", c.OutputConfig),
-    ('[[faults]] kind = "unit_loss"', f.UnitLoss), ('[[faults]] kind = "host_loss"', f.HostLoss),
-    ('[[faults]] kind = "straggler"', f.Straggler),
-    ('[[faults]] kind = "link"', f.LinkFault), ('[[faults]] kind = "kv_drop" or "kv_corrupt"', f.KvFault),
+    ('[[faults]] kind = "unit_loss"', fk.UnitLoss), ('[[faults]] kind = "host_loss"', fk.HostLoss),
+    ('[[faults]] kind = "straggler"', fk.Straggler),
+    ('[[faults]] kind = "link"', fk.LinkFault),
+    ('[[faults]] kind = "kv_drop" or "kv_corrupt"', fk.KvFault),
     ("[placement]", c.PlacementConfig),
     ("[model] inline spec", ModelSpec), ("hardware inline spec", HardwareProfile),
     ('length kind = "fixed"', w.FixedLength), ('length kind = "uniform"', w.UniformLength),
