@@ -8,7 +8,11 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +58,29 @@ def swap_into_place(tmp: Path, out_dir: Path) -> None:
         if not written_by_disagg(out_dir):
             raise OutputInTheWay(f"{out_dir} appeared during the run and was not written by "
                                  f"disagg; it was left alone and the results are in {tmp}")
-        old = out_dir.with_name(f".{out_dir.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-        tmp.rename(out_dir)
+        # a fresh hidden name (never a user's folder), and no signal between the two renames: a
+        # Ctrl-C leaves either the old folder or the new one in place, never neither
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        with _signals_held():
+            out_dir.rename(old)
+            tmp.rename(out_dir)
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(out_dir)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM (delivered when the block ends) in the main thread."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
