@@ -167,8 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"disagg: {e}", markup=False, soft_wrap=True)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        err.print("disagg: interrupted again: exited at once (any results folder is either as it "
-                  "was before or complete)")
+        err.print("disagg: interrupted: exited at once (any results folder is either as it was "
+                  "before or complete)")
         return EXIT_INTERRUPTED
     except OutputInTheWay as e:
         err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
