@@ -22,10 +22,6 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 _NAMES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 
-class Interrupted(Exception):
-    """A command stopped early on a signal after writing what it had (exit 130)."""
-
-
 @contextmanager
 def graceful_stop() -> Iterator[StopFlag]:
     """Handle SIGINT and SIGTERM while the block runs; yields the flag the engines check."""

@@ -31,7 +31,7 @@ from disagg.experiments.cli.common import (
     output_path,
 )
 from disagg.experiments.cli.compare import add_commands
-from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, Interrupted, graceful_stop
+from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.results.timeline import (
     TraceFormatError,
     chrome_trace,
@@ -163,9 +163,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
-    except Interrupted as e:
-        err.print(f"disagg: {e}", markup=False, soft_wrap=True)
-        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         err.print("disagg: interrupted: exited at once (any results folder is either as it was "
                   "before or complete)")
