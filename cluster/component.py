@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -52,6 +52,45 @@ class Peer(Protocol):
     """A handle to another component; ``send`` delivers a message asynchronously."""
 
     def send(self, message: Any) -> None: ...
+
+
+@runtime_checkable
+class RunLedger(Protocol):
+    """What an engine asks of the component that keeps the request ledger (the collector):
+    ``done`` is set once every submitted request has ended."""
+
+    done: asyncio.Event
+
+    def ended_ids(self) -> frozenset[int]:
+        """Ids of the requests that have ended so far."""
+        ...
+
+
+@runtime_checkable
+class ArrivalSource(Protocol):
+    """What an engine asks of the component that submits requests (the load generator)."""
+
+    def arrivals_end_s(self) -> float:
+        """Emu time by which every arrival has happened (the drain deadline counts from it)."""
+        ...
+
+    def stop_arrivals(self) -> None:
+        """Submit nothing more (an interrupted run); results hold only what was submitted."""
+        ...
+
+
+def as_ledger(component: object) -> RunLedger:
+    """``component`` as a :class:`RunLedger`, or TypeError naming what it lacks."""
+    if not isinstance(component, RunLedger):
+        raise TypeError(f"{type(component).__name__} does not keep a request ledger")
+    return component
+
+
+def as_arrivals(component: object) -> ArrivalSource:
+    """``component`` as an :class:`ArrivalSource`, or TypeError naming what it lacks."""
+    if not isinstance(component, ArrivalSource):
+        raise TypeError(f"{type(component).__name__} submits no requests")
+    return component
 
 
 class Component:

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from disagg.cluster.errors import ConfigError, describe_validation_error
+from disagg.cluster.faults import FaultEntry, entries_from_legacy
 from disagg.cluster.hardware.catalog import (
     UnknownCatalogEntry,
     get_hardware,
@@ -77,6 +78,12 @@ class ExperimentSection(_Section):
     start_margin_s: float = Field(
         1.0, ge=0, le=60, description="ray engine: wall seconds between set-up and emu time 0"
     )
+    over_context: Literal["reject", "truncate"] = Field(
+        "reject", description="a request whose prompt + output exceeds model.max_context_tokens: "
+        "rejected (reason exceeds_context) or its prompt truncated to fit")
+    max_memory_fraction: float = Field(
+        0.8, gt=0, le=1, description="refuse a run whose estimated peak memory exceeds this "
+        "fraction of the machine's RAM (see docs/reliability.md)")
 
 
 class PoolConfig(_Section):
@@ -192,28 +199,6 @@ class PoliciesConfig(_Section):
                                          description="admits requests into the running batch")
 
 
-class UnitLoss(_Section):
-    """A unit lost at an emu time, as if its machine went away."""
-
-    unit: str = Field(pattern=r"^(prefill|decode)-[0-9]+$", description="e.g. decode-1")
-    at_s: float = Field(ge=0, description="emu time of the loss")
-
-
-class FaultsConfig(_Section):
-    """Injected faults, to exercise failure handling (off by default)."""
-
-    unit_loss: list[UnitLoss] = Field(
-        default_factory=list, description="units lost mid-run; their unfinished requests are redone"
-    )
-
-    corrupt_kv_requests: list[int] = Field(
-        default_factory=list, description="request ids whose KV payload gets one byte flipped"
-    )
-    drop_kv_requests: list[int] = Field(
-        default_factory=list, description="request ids whose KV payload goes missing"
-    )
-
-
 class OutputConfig(_Section):
     """Where results go and how big the real KV payloads are."""
 
@@ -226,6 +211,18 @@ class OutputConfig(_Section):
         False, description="also write events.msgpack: the run's event log (arrivals, batches, "
         "transfers, admissions, ends; emu s), for `disagg trace`",
     )
+
+    @field_validator("dir")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            value.format(name="x")
+        except (KeyError, IndexError, ValueError, AttributeError) as e:
+            raise ValueError(f"bad placeholder ({type(e).__name__}: {e}); allowed: a path whose "
+                             "only placeholder is {name}") from None
+        if not value.strip():
+            raise ValueError("empty; allowed: a path whose only placeholder is {name}")
+        return value
 
 
 class PlacementConfig(_Section):
@@ -258,9 +255,15 @@ class Experiment(_Section):
     slo: SloConfig
     policies: PoliciesConfig = PoliciesConfig()
     output: OutputConfig = OutputConfig()
-    faults: FaultsConfig = FaultsConfig()
+    faults: list[FaultEntry] = Field(default_factory=list,
+                                     description="injected faults, see docs/reliability.md")
     placement: PlacementConfig = PlacementConfig()
     prefix_cache: PrefixCacheConfig = PrefixCacheConfig()
+
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _legacy_faults(cls, value: Any) -> Any:
+        return entries_from_legacy(value)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -279,6 +282,13 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such experiment file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; allowed: an experiment TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot be read (permission denied)") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); allowed: a UTF-8 TOML "
+                          "experiment file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     for dotted, value in (overrides or {}).items():

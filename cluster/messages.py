@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Status = Literal["completed", "rejected", "failed"]
+Status = Literal["completed", "rejected", "failed", "cancelled"]
 UnitKind = Literal["prefill", "decode"]
 PREFIX_BLOCK_TOKENS = 512  # tokens per prefix-hash block (Mooncake's trace release uses 512)
 
@@ -177,6 +177,14 @@ class FirstTokenPlanned:
 
 
 @dataclass(frozen=True, slots=True)
+class UnitUp:
+    """Engine -> router: a fresh ``unit`` replaces a lost one (empty queues) from ``sent_s``."""
+
+    unit: str
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class DecodeJoined:
     """Decode unit -> gateway (``disagg serve`` only): the request joined the running batch at
     ``decode_start_s``; its KV (``kv_bytes`` modeled) crossed the fabric from
@@ -192,6 +200,15 @@ class DecodeJoined:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeedChanged:
+    """Engine -> unit (injected straggler): from ``sent_s`` the unit's modeled batch and
+    iteration durations are multiplied by ``factor`` (1 = back to normal)."""
+
+    factor: float
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class TokenSchedule:
     """Decode unit -> gateway (``disagg serve`` only), at the start of a run of iterations: each
     request in ``request_ids`` gets one token at each boundary in ``times_s`` (emu s, ascending),
@@ -201,4 +218,14 @@ class TokenSchedule:
     decode_unit: str
     request_ids: tuple[int, ...]
     times_s: tuple[float, ...]
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LinkScaled:
+    """Engine -> fabric (injected link fault): from ``sent_s`` ``link`` (``HOST/egress``,
+    ``HOST/ingress`` or ``core``) carries its nominal capacity x ``factor`` (0 = cut)."""
+
+    link: str
+    factor: float
     sent_s: float

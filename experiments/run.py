@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from disagg.actors.engines.build import check_experiment
+from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.config import Experiment
 from disagg.experiments.results.summary import makespan, summarize
@@ -33,21 +34,29 @@ class RunResult:
     raw: dict[str, Any]
     out_dir: Path | None = None
 
+    @property
+    def interrupted(self) -> bool:
+        """True if the run was stopped early (its unfinished requests were cancelled)."""
+        return self.raw.get("unfinished", {}).get("status") == "cancelled"
+
 
 def execute(exp: Experiment, address: str | None = None, progress: Any = None,
-            live_s: float = 0.0) -> dict[str, Any]:
+            live_s: float = 0.0, stop: StopFlag | None = None, checked: bool = False
+            ) -> dict[str, Any]:
     """Run the components on the experiment's engine and return their raw results.
 
     ``progress`` gets collector snapshots while the run goes; ``live_s`` > 0 (wall s) makes the
     units report their state so the snapshots carry the live picture (``experiments/view/live.py``).
+    ``stop``, once requested, ends the run early (unfinished requests ``cancelled``). ``checked``
+    says the caller already ran :func:`check_experiment` (the command line does, once).
     """
-    check_experiment(exp)
+    if not checked:
+        check_experiment(exp)
     if exp.experiment.engine == "virtual":
+        return run_virtual(exp, progress=progress, live_s=live_s or 0.5, stop=stop)
+    from disagg.actors.engines.ray_engine import run_ray  # Ray is imported only when used
 
-        return run_virtual(exp, progress=progress, live_s=live_s or 0.5)
-    from disagg.actors.engines.ray_engine import run_ray
-
-    return run_ray(exp, address=address, progress=progress, live_s=live_s)
+    return run_ray(exp, address=address, progress=progress, live_s=live_s, stop=stop)
 
 
 def assemble(exp: Experiment, raw: dict[str, Any]) -> RunResult:
@@ -75,9 +84,13 @@ def _extra_files(result: RunResult) -> dict[str, bytes]:
 
 
 def run_experiment(exp: Experiment, out_dir: Path | None = None, address: str | None = None,
-                   progress: Any = None, live_s: float = 0.0) -> RunResult:
-    """Run, assemble and (if ``out_dir`` is given) write the results folder."""
-    result = assemble(exp, execute(exp, address=address, progress=progress, live_s=live_s))
+                   progress: Any = None, live_s: float = 0.0, stop: StopFlag | None = None,
+                   checked: bool = False) -> RunResult:
+    """Run, assemble and (if ``out_dir`` is given) write the results folder (also for a run
+    stopped early by ``stop``: what it holds so far)."""
+    raw = execute(exp, address=address, progress=progress, live_s=live_s, stop=stop,
+                  checked=checked)
+    result = assemble(exp, raw)
     if out_dir is not None:
         result.out_dir = write_results(out_dir, exp, result.tables, result.summary,
                                        extra=_extra_files(result))

@@ -22,7 +22,7 @@ from typing import Any
 
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import FabricConfig
-from disagg.cluster.messages import KvDelivered, KvPrefetch, TransferRequested
+from disagg.cluster.messages import KvDelivered, KvPrefetch, LinkScaled, TransferRequested
 from disagg.fabric.flows import FluidNetwork
 from disagg.fabric.topology import Link, Topology
 
@@ -67,6 +67,7 @@ class Fabric(Component):
         self.net = FluidNetwork(topology.capacity, cap)
         self._starts: list[tuple[float, int]] = []  # (chunk may leave at, transfer seq)
         self._deliveries: list[tuple[float, int, str, KvDelivered]] = []
+        self._link_changes: list[tuple[float, int, LinkScaled]] = []  # injected link faults
         self._last_rates: dict[Any, tuple[float, int]] = {}
         self._link_order = {link: i for i, link in enumerate(topology.capacity)}
         self._busy_links: set[Any] = set()  # links whose last logged (rate, flows) is not zero
@@ -78,7 +79,22 @@ class Fabric(Component):
         self.bytes_moved = 0.0
         self.backdated = 0  # transfers started at their modeled time after arriving late
         self.link_bytes: dict[Any, float] = {}  # modeled bytes of finished transfers per link
-        self.handlers = {TransferRequested: self._on_transfer}
+        self.handlers = {TransferRequested: self._on_transfer, LinkScaled: self._on_link_scaled}
+
+    def _on_link_scaled(self, msg: LinkScaled) -> None:
+        """An injected link fault: from ``sent_s`` (it may arrive early) the link's capacity is
+        nominal x ``factor`` (0 = cut)."""
+        self._seq += 1
+        heapq.heappush(self._link_changes, (msg.sent_s, self._seq, msg))
+        self.wake.set()
+
+    def _do_link(self, t: float) -> None:
+        _, _, msg = heapq.heappop(self._link_changes)
+        host, _, side = msg.link.partition("/")
+        link = ("core", "core") if msg.link == "core" else (host, side)
+        t = max(t, self.net.now_s)
+        self.net.set_capacity(link, self.topology.capacity[link] * msg.factor, t)
+        self._log_links(t)
 
     def _on_transfer(self, msg: TransferRequested) -> None:
         start = msg.sent_s + self.control_delay_s + self.config.setup_s
@@ -100,6 +116,8 @@ class Fabric(Component):
             candidates.append((done[0], "finish"))
         if self._deliveries:
             candidates.append((self._deliveries[0][0], "deliver"))
+        if self._link_changes:
+            candidates.append((self._link_changes[0][0], "link"))
         return min(candidates)
 
     async def run(self) -> None:

@@ -104,10 +104,20 @@ class FluidNetwork:
         """(time, flow id) of the next flow to finish at current rates, or None when idle."""
         best: tuple[float, int] | None = None
         for fid, flow in self._flows.items():
+            if flow.left_bytes > 0 and flow.rate <= 0:
+                continue  # stalled on a cut link
             t = self.now_s + (flow.left_bytes / flow.rate if flow.left_bytes > 0 else 0.0)
             if best is None or (t, fid) < best:
                 best = (t, fid)
         return best
+
+    def set_capacity(self, link: Link, bytes_per_s: float, t: float) -> None:
+        """From time ``t`` ``link`` carries ``bytes_per_s`` (0 stalls its flows); rebalance."""
+        if link not in self.capacity:
+            raise KeyError(f"unknown link {link!r}")
+        self.advance(t)
+        self.capacity[link] = bytes_per_s
+        self._rebalance()
 
     def finish(self, flow_id: int, t: float) -> None:
         """Remove a flow that completes at ``t`` and rebalance the others."""

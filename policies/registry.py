@@ -10,6 +10,8 @@ import dataclasses
 import difflib
 import importlib
 import inspect
+import types
+import typing
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -71,6 +73,8 @@ class Registry(Generic[T]):
                 f"{self.kind} policy {name!r}: unknown parameter {unknown[0]!r} "
                 f"(allowed: {allowed})"
             )
+        for key, value in params.items():
+            _check_type(factory, key, value, f"{self.kind} policy {name!r}")
         kwargs = dict(params)
         if "context" in accepted:
             kwargs["context"] = context
@@ -78,6 +82,34 @@ class Registry(Generic[T]):
             return factory(**kwargs)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{self.kind} policy {name!r}: {e}") from None
+
+
+_SIMPLE: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,),
+                                        "str": (str,)}
+
+
+def _check_type(factory: Callable[..., Any], key: str, value: Any, what: str) -> None:
+    """ConfigError naming ``key`` if ``value`` does not have the parameter's declared simple type
+    (int, float, bool, str, optionally ``| None``); other annotations are left to the factory."""
+    try:
+        hints = typing.get_type_hints(factory)
+    except (NameError, TypeError):
+        return
+    hint = hints.get(key)
+    if hint is None:
+        return
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) \
+        else (hint,)
+    names = [getattr(a, "__name__", str(a)) for a in args]
+    if value is None and "NoneType" in names:
+        return
+    allowed = [t for n in names for t in _SIMPLE.get(n, ())]
+    if len(allowed) == 0 or any(n not in _SIMPLE and n != "NoneType" for n in names):
+        return
+    if isinstance(value, bool) and bool not in allowed or not isinstance(value, tuple(allowed)):
+        expected = " or ".join(n for n in names if n != "NoneType")
+        raise ConfigError(f"{what}: parameter {key!r}: value {value!r} is not allowed: "
+                          f"expected {expected}")
 
 
 def _parameters(factory: Callable[..., Any]) -> set[str]:

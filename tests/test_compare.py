@@ -31,8 +31,8 @@ from disagg.experiments.compare.table import COLUMNS, REGRET_COLUMNS
 POLICIES = ["round_robin", "compare_policies.FirstUnit"]
 RATES = [4.0, 10.0]
 REPEATS = 2
-RUN_FILES = ["config.toml", "requests.parquet", "run.json", "summary.json", "timeseries.parquet",
-             "transfers.parquet"]
+RUN_FILES = [".disagg-results", "config.toml", "requests.parquet", "run.json", "summary.json",
+             "timeseries.parquet", "transfers.parquet"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

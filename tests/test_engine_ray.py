@@ -48,7 +48,7 @@ def test_cli_run_on_ray_writes_the_five_files(ray_cluster, tmp_path, capsys) -> 
     code = main(["run", str(QUICKSTART), "--duration", "3", "--dilation", "0.5", "--out", str(out)])
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.toml", "requests.parquet", "summary.json", "timeseries.parquet",
+        ".disagg-results", "config.toml", "requests.parquet", "summary.json", "timeseries.parquet",
         "transfers.parquet"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["engine"] == "ray" and summary["dilation"] == 0.5

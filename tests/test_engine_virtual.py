@@ -56,8 +56,8 @@ def test_same_seed_gives_identical_requests(tmp_path) -> None:
 def test_results_folder_has_the_five_files(tmp_path) -> None:
     run_experiment(make_experiment(), tmp_path / "out")
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["config.toml", "requests.parquet", "summary.json", "timeseries.parquet",
-                     "transfers.parquet"]
+    assert names == [".disagg-results", "config.toml", "requests.parquet", "summary.json",
+                     "timeseries.parquet", "transfers.parquet"]
 
 
 def test_every_request_ends_in_exactly_one_status_under_overload() -> None:
@@ -121,7 +121,8 @@ def test_prefill_queueing_matches_md1() -> None:
 
 
 def test_tampered_and_missing_payloads_fail_with_reasons() -> None:
-    exp = make_experiment(faults={"corrupt_kv_requests": [1], "drop_kv_requests": [2]},
+    exp = make_experiment(faults=[{"kind": "kv_corrupt", "requests": [1]},
+                                  {"kind": "kv_drop", "requests": [2]}],
                           workload__output_tokens={"kind": "fixed", "value": 20})
     rows = {r["request_id"]: r for r in _rows(run_experiment(exp))}
     assert (rows[1]["status"], rows[1]["reason"]) == ("failed", "kv_checksum")
@@ -170,7 +171,7 @@ def test_batching_policies_run_end_to_end(batching) -> None:
 def test_losing_a_unit_redoes_its_requests(lost) -> None:
     exp = make_experiment(decode__units=2, workload__rate_per_s=12.0,
                           workload__output_tokens={"kind": "fixed", "value": 1500},
-                          faults={"unit_loss": [{"unit": lost, "at_s": 2.0}]})
+                          faults=[{"kind": "unit_loss", "unit": lost, "at_s": 2.0}])
     result = run_experiment(exp)
     rows = _rows(result)
     assert len(rows) == result.summary["submitted"]
@@ -190,7 +191,8 @@ def test_unit_loss_must_name_a_unit(tmp_path) -> None:
     from disagg.cluster.errors import ConfigError
 
     with pytest.raises(ConfigError, match="decode-5"):
-        check_experiment(make_experiment(faults={"unit_loss": [{"unit": "decode-5", "at_s": 1}]}))
+        check_experiment(make_experiment(
+            faults=[{"kind": "unit_loss", "unit": "decode-5", "at_s": 1}]))
 
 
 def test_a_run_with_no_requests_still_writes_its_results(tmp_path) -> None:

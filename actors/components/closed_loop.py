@@ -50,6 +50,8 @@ class ClosedLoopGenerator(LoadGenerator):
             self._wake.clear()
             if await self.clock.wait_until(t, self._wake):
                 continue
+            if self.stopped:
+                return
             _, _, request = heapq.heappop(self._pending)
             self.act_at(t)
             router.send(RequestArrived(request, sent_s=t))

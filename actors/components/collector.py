@@ -26,7 +26,7 @@ class Collector(Component):
         self.done = asyncio.Event()
         self.redone: dict[int, str] = {}  # request id -> the unit it lost
         self.ignored_ends = 0
-        self._counts = {"completed": 0, "rejected": 0, "failed": 0}
+        self._counts = {"completed": 0, "rejected": 0, "failed": 0, "cancelled": 0}
         self.live = LiveAggregator()
         self.handlers = {RequestEnded: self._on_ended, ArrivalsDone: self._on_arrivals_done,
                          RequestRedone: self._on_redone, StateReport: self.live.add}
@@ -58,6 +58,10 @@ class Collector(Component):
     def _check_done(self) -> None:
         if self.submitted is not None and len(self.ended) >= self.submitted:
             self.done.set()
+
+    def ended_ids(self) -> frozenset[int]:
+        """Ids of the requests that have ended so far (the engine's :class:`RunLedger` view)."""
+        return frozenset(self.ended)
 
     def counts(self) -> dict[str, int]:
         """Requests ended so far, by status."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.reporting import LoadReporter
+from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
@@ -32,6 +33,7 @@ from disagg.cluster.messages import (
     LoadReport,
     Request,
     RequestEnded,
+    SpeedChanged,
 )
 from disagg.fabric.payload import PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
@@ -80,9 +82,17 @@ class DecodeUnit(Component):
         self._fetches: set[asyncio.Task[None]] = set()
         self._prefetch: dict[int, asyncio.Task[Any]] = {}
         self.kept = kept  # prompt blocks of finished requests, kept for the next turn
-        self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch}
+        self.speed = SpeedSchedule()  # an injected straggler's slow-down over emu time
+        self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch,
+                         SpeedChanged: self._on_speed}
 
     # -- messages -------------------------------------------------------------------------
+    def _on_speed(self, msg: SpeedChanged) -> None:
+        """An injected straggler: iterations from the first boundary at or after ``sent_s`` take
+        ``factor`` x longer (a running plan is cut there)."""
+        self.speed.change(msg.sent_s, msg.factor)
+        self.wake.set()
+
     def _on_prefetch(self, msg: KvPrefetch) -> None:
         async def get() -> Any:
             payload = await self.store.get(msg.payload)
@@ -228,7 +238,9 @@ class DecodeUnit(Component):
         b = len(self.running)
         ctx0 = sum(r.context for r in self.running.values())
         ctx = ctx0 + b * np.arange(steps, dtype=np.float64)
-        return self.t + np.cumsum(decode_step_times(b, ctx, self.model, self.hw, self.chips))
+        steps_s = decode_step_times(b, ctx, self.model, self.hw, self.chips)
+        factor = self.speed.factor_at(self.t)
+        return self.t + np.cumsum(steps_s * factor if factor != 1.0 else steps_s)
 
     async def _iterate(self) -> None:
         steps = min(r.left for r in self.running.values())
@@ -240,6 +252,9 @@ class DecodeUnit(Component):
             if self._unseen:  # a request becoming ready joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
                 idx = min(idx, int(np.searchsorted(bounds, first, side="left")))
+            change = self.speed.next_change_after(self.t)
+            if change is not None:  # a new speed applies from the first boundary at or after it
+                idx = min(idx, int(np.searchsorted(bounds, change, side="left")))
             self.wake.clear()
             if not await self.clock.wait_until(float(bounds[idx]), self.wake):
                 break

@@ -32,11 +32,14 @@ class LoadGenerator(Component):
         super().__init__(name, clock)
         self.requests = requests
         self.sent = 0
+        self.stopped = False
 
     async def run(self) -> None:
         router = self.peers["router"]
         for request in self.requests:
             await self.clock.sleep_until(request.arrival_s)
+            if self.stopped:
+                return
             self.act_at(request.arrival_s)
             router.send(RequestArrived(request, sent_s=request.arrival_s))
             self.sent += 1
@@ -47,7 +50,12 @@ class LoadGenerator(Component):
         """Emu time by which every arrival has happened (the drain deadline counts from it)."""
         return self.requests[-1].arrival_s if self.requests else 0.0
 
+    def stop_arrivals(self) -> None:
+        """Submit nothing more (an interrupted run); results hold only the requests sent."""
+        self.stopped = True
+
     def results(self) -> dict[str, Any]:
+        """The submitted requests' arrival facts (only those sent, if arrivals were stopped)."""
         out = super().results()
         out["requests"] = {
             r.request_id: {
@@ -55,7 +63,7 @@ class LoadGenerator(Component):
                 "prompt_tokens": r.prompt_tokens, "output_tokens": r.output_tokens,
                 "ttft_slo_s": r.ttft_slo_s, "tpot_slo_s": r.tpot_slo_s,
             }
-            for r in self.requests
+            for r in self.requests[: self.sent]
         }
         return out
 

@@ -15,11 +15,11 @@ import asyncio
 from typing import Any
 
 from disagg.actors.components.reporting import LoadReporter
+from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import Clock, Component
-from disagg.cluster.config import FaultsConfig
 from disagg.cluster.hardware.perf import kv_bytes, prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import (
@@ -28,9 +28,10 @@ from disagg.cluster.messages import (
     PrefillAssigned,
     Request,
     RequestEnded,
+    SpeedChanged,
 )
 from disagg.cluster.prefix_cache import PrefixCache, cached_prefix_tokens
-from disagg.fabric.payload import make_payload, tamper
+from disagg.fabric.payload import make_payload
 from disagg.policies.base import Batch, PrefillBatchingPolicy, QueuedPrefill
 
 
@@ -40,7 +41,7 @@ class PrefillUnit(Component):
     def __init__(
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         policy: PrefillBatchingPolicy, store: ObjectStore, payload_scale: float,
-        seed: int = 0, faults: FaultsConfig | None = None, control_delay_s: float = 0.0,
+        seed: int = 0, control_delay_s: float = 0.0,
         report_interval_s: float = 0.0, layer_wise: bool = False,
         prefix_cache: PrefixCache | None = None,
     ) -> None:
@@ -50,7 +51,7 @@ class PrefillUnit(Component):
         self.store = store
         self.payload_scale = payload_scale
         self.seed = seed
-        self.faults = faults or FaultsConfig()
+        self.speed = SpeedSchedule()  # an injected straggler's slow-down over emu time
         self.control_delay_s = control_delay_s
         self.layer_wise = layer_wise  # hand KV over at batch start (fabric streams it per layer)
         self.queue: list[QueuedPrefill] = []
@@ -69,7 +70,11 @@ class PrefillUnit(Component):
         self.cache = prefix_cache
         self.cached_tokens = 0  # prompt tokens served from the prefix cache
         self.token_feed: TokenFeed | None = None  # disagg serve: first tokens for the gateway
-        self.handlers = {PrefillAssigned: self._on_assigned}
+        self.handlers = {PrefillAssigned: self._on_assigned, SpeedChanged: self._on_speed}
+
+    def _on_speed(self, msg: SpeedChanged) -> None:
+        """An injected straggler: batches that start from ``sent_s`` on take ``factor`` x longer."""
+        self.speed.change(msg.sent_s, msg.factor)
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
         queued_s = msg.sent_s + self.control_delay_s
@@ -112,7 +117,7 @@ class PrefillUnit(Component):
         cached = self._lookup(requests)
         duration = prefill_time([r.prompt_tokens for r in requests], self.model, self.hw,
                                 self.chips, cached)
-        end = t + duration.seconds
+        end = t + duration.seconds * self.speed.factor_at(t)
         self.running = requests
         self.batches += 1
         tokens = sum(r.prompt_tokens for r in requests)
@@ -174,9 +179,7 @@ class PrefillUnit(Component):
             self.seed,
         )
         self.records[request.request_id].update(kv_bytes=modeled, real_bytes=payload.nbytes)
-        if request.request_id in self.faults.corrupt_kv_requests:
-            payload = tamper(payload)
-        ref = None if request.request_id in self.faults.drop_kv_requests else self.store.put(payload)
+        ref = self.store.put(payload)  # None if an injected fault dropped it
         window = None if stream_from_s is None else (stream_from_s, end)
         sent_s = end if stream_from_s is None else stream_from_s
         self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s, window))

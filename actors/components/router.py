@@ -24,6 +24,7 @@ from disagg.cluster.messages import (
     RequestRedone,
     TransferRequested,
     UnitDown,
+    UnitUp,
 )
 from disagg.cluster.prefix_cache import leading_overlap
 from disagg.policies.base import (
@@ -43,6 +44,7 @@ class Router(Component):
     def __init__(
         self, name: str, clock: Clock, policy: RouterPolicy, context: PolicyContext,
         units: list[UnitView], control_delay_s: float = 0.0, transfer_missing: bool = False,
+        over_context: str = "reject",
     ) -> None:
         super().__init__(name, clock)
         self.policy = policy
@@ -50,6 +52,8 @@ class Router(Component):
         self.views: dict[str, UnitView] = {u.name: u for u in units}
         self._prefill_names = [u.name for u in self.views.values() if u.kind == "prefill"]
         self._decode_names = [u.name for u in self.views.values() if u.kind == "decode"]
+        self.over_context = over_context  # "reject" or "truncate" a request beyond the context
+        self._fresh = dict(self.views)  # what a unit looks like before any report
         self.control_delay_s = control_delay_s
         self.waiting: list[KvReady] = []
         self.records: dict[int, dict[str, Any]] = {}
@@ -60,7 +64,7 @@ class Router(Component):
         self.kv_reused_bytes = 0.0  # KV left out of transfers: the decode unit held it
         self.handlers = {
             RequestArrived: self._on_arrived, KvReady: self._on_kv_ready, LoadReport: self._on_report,
-            UnitDown: self._on_unit_down,
+            UnitDown: self._on_unit_down, UnitUp: self._on_unit_up,
         }
 
     def _view(self, now_s: float) -> RouterView:
@@ -71,7 +75,22 @@ class Router(Component):
     def _on_arrived(self, msg: RequestArrived) -> None:
         t = msg.sent_s + self.control_delay_s
         self.decide_at(t)
-        self._route_prefill(msg.request, t)
+        request = self._fit_context(msg.request, t)
+        if request is not None:
+            self._route_prefill(request, t)
+
+    def _fit_context(self, request: Request, t: float) -> Request | None:
+        """The request if it fits the model's context; else rejected (None) or, under
+        ``truncate``, with its prompt cut to what fits beside its output (tokens)."""
+        limit = self.context.model.max_context_tokens
+        if limit is None or request.prompt_tokens + request.output_tokens <= limit:
+            return request
+        room = limit - request.output_tokens
+        if self.over_context != "truncate" or room < 1:
+            self._end(request, "rejected", "exceeds_context", t)
+            return None
+        self.records.setdefault(request.request_id, {})["prompt_tokens"] = room
+        return dataclasses.replace(request, prompt_tokens=room)
 
     def _route_prefill(self, request: Request, t: float) -> None:
         decision = self.policy.choose_prefill(request, self._view(t))
@@ -157,6 +176,16 @@ class Router(Component):
             self.redone += 1
             self.peers["collector"].send(RequestRedone(request.request_id, msg.unit, t))
             self._route_prefill(request, t)
+
+    def _on_unit_up(self, msg: UnitUp) -> None:
+        """A fresh unit replaced a lost one: it is up and empty from ``sent_s``."""
+        t = max(msg.sent_s, self.last_decision_s)
+        self.decide_at(t)
+        self.down.discard(msg.unit)
+        self.views[msg.unit] = dataclasses.replace(self._fresh[msg.unit], reported_s=t)
+        if self.waiting and self.views[msg.unit].kind == "decode":
+            retry, self.waiting = self.waiting, []
+            self.waiting = [w for w in retry if not self._place_decode(w, max(t, w.sent_s))]
 
     def _checked(self, decision: Route, kind: str) -> UnitView:
         unit = self.views.get(decision.unit)

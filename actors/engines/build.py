@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zlib
 
 import numpy as np
@@ -20,12 +21,15 @@ from disagg.actors.components.prefill import PrefillUnit
 from disagg.actors.components.router import Router
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
+from disagg.actors.engines.faults import with_kv_faults
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
+from disagg.cluster.faults import FaultSchedule, fault_schedule
 from disagg.cluster.hardware.perf import fit_check, kv_bytes
 from disagg.cluster.messages import PREFIX_BLOCK_TOKENS
 from disagg.cluster.prefix_cache import PrefixCache
+from disagg.cluster.sizing import estimate_run_size
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 from disagg.cluster.workload.plan import ClosedLoop, check_workload
 from disagg.fabric.component import Fabric
@@ -91,6 +95,58 @@ def initial_views(exp: Experiment) -> list[UnitView]:
     ]
 
 
+def host_units(exp: Experiment) -> dict[str, list[str]]:
+    """Each host of the experiment's topology and the units on it."""
+    out: dict[str, list[str]] = {}
+    for unit, host in build_topology(exp).unit_host.items():
+        out.setdefault(host, []).append(unit)
+    return out
+
+
+def experiment_faults(exp: Experiment) -> FaultSchedule:
+    """The experiment's one fault schedule (host losses expanded to the units on each host)."""
+    return fault_schedule(exp.faults, host_units(exp))
+
+
+def check_faults(exp: Experiment) -> None:
+    """Every ``[[faults]]`` entry names a unit, host or fabric link this experiment has."""
+    names = set(component_names(exp))
+    links = {f"{h}/{side}" if h != "core" else "core" for h, side in build_topology(exp).capacity}
+    hosts = host_units(exp)
+    for i, entry in enumerate(exp.faults):
+        host = getattr(entry, "host", None)
+        if host is not None and host not in hosts:
+            raise ConfigError(f"field 'faults.{i}.host': value {host!r} is not a host of this "
+                              f"experiment; allowed: {', '.join(sorted(hosts))}")
+        unit = getattr(entry, "unit", None)
+        if unit is not None and unit not in names:
+            raise ConfigError(f"field 'faults.{i}.unit': value {unit!r} is not a unit of this "
+                              f"experiment (prefill-0..{exp.prefill.units - 1}, "
+                              f"decode-0..{exp.decode.units - 1})")
+        link = getattr(entry, "link", None)
+        if link is not None and link not in links:
+            raise ConfigError(f"field 'faults.{i}.link': value {link!r} is not a link of this "
+                              f"experiment; allowed: {', '.join(sorted(links))}")
+
+
+def machine_memory_bytes() -> float:
+    """Physical memory of this machine, bytes (POSIX sysconf)."""
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def check_size(exp: Experiment, memory_bytes: float | None = None) -> None:
+    """Refuse a run whose estimated peak memory exceeds ``experiment.max_memory_fraction`` of the
+    machine's (``memory_bytes``, default this machine's), naming the estimate."""
+    size = estimate_run_size(exp, len(build_topology(exp).capacity))
+    limit = exp.experiment.max_memory_fraction * (memory_bytes or machine_memory_bytes())
+    if size.bytes > limit:
+        raise ConfigError(
+            f"run size: estimated {size.describe()} exceeds {limit / 1e9:.1f} GB "
+            f"({exp.experiment.max_memory_fraction:g} of this machine's memory); allowed: a "
+            "shorter experiment.duration_s, a lower workload.rate_per_s or a larger "
+            "output.sample_interval_s")
+
+
 def check_experiment(exp: Experiment) -> None:
     """Checks that need the catalog, the performance models and the policy registries."""
     gb = 1e9
@@ -102,12 +158,8 @@ def check_experiment(exp: Experiment) -> None:
                 f"{exp.model.name} weights ({fit.weight_bytes / gb:.1f} GB) exceed "
                 f"{pool.chips_per_unit} x {pool.hardware.name} ({fit.capacity_bytes / gb:.1f} GB)"
             )
-    names = set(component_names(exp))
-    for loss in exp.faults.unit_loss:
-        if loss.unit not in names:
-            raise ConfigError(f"field 'faults.unit_loss.unit': value {loss.unit!r} is not a unit "
-                              f"of this experiment (prefill-0..{exp.prefill.units - 1}, "
-                              f"decode-0..{exp.decode.units - 1})")
+    check_faults(exp)
+    check_size(exp)
     check_workload(exp.workload, slo_targets(exp), exp.experiment.duration_s)
     ctx = policy_context(exp, "check")
     for field, registry in (("router", ROUTERS), ("prefill_batching", PREFILL_BATCHING),
@@ -144,7 +196,8 @@ def build_component(
         spec = exp.policies.router
         policy = ROUTERS.create(spec.name, spec.params, policy_context(exp, name))
         comp = Router(name, clock, policy, policy_context(exp, name), initial_views(exp),
-                      control_delay_s, exp.prefix_cache.transfer == "missing")
+                      control_delay_s, exp.prefix_cache.transfer == "missing",
+                      exp.experiment.over_context)
     elif name == "fabric":
         comp = Fabric(name, clock, build_topology(exp), exp.fabric, control_delay_s,
                       exp.model.layers)
@@ -153,8 +206,9 @@ def build_component(
         comp = PrefillUnit(
             name, clock, exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit,
             PREFILL_BATCHING.create(spec.name, spec.params, policy_context(exp, name)),
-            store, exp.output.payload_scale, seed, exp.faults, control_delay_s,
-            exp.experiment.load_report_interval_s, exp.fabric.layer_wise, _prefill_cache(exp),
+            with_kv_faults(store, experiment_faults(exp)), exp.output.payload_scale, seed,
+            control_delay_s, exp.experiment.load_report_interval_s, exp.fabric.layer_wise,
+            _prefill_cache(exp),
         )
     elif name.startswith("decode-"):
         spec = exp.policies.decode_admission

@@ -14,10 +14,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from disagg.actors.engines.address import use_token_auth_for_embedded_ray
+from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.config import Experiment
 
 OnDone = Callable[[int, dict[str, Any]], None]
+POLL_S = 0.5  # wall seconds between checks for a stop request while Ray tasks run
 _REMOTE: dict[str, Any] = {}  # the remote function, defined once per process (Ray anti-pattern)
 
 
@@ -39,37 +42,53 @@ def ray_available() -> bool:
 
 
 def map_virtual_runs(exps: Sequence[Experiment], use_ray: bool = True, address: str | None = None,
-                     on_done: OnDone | None = None) -> list[dict[str, Any]]:
+                     on_done: OnDone | None = None, stop: StopFlag | None = None
+                     ) -> list[dict[str, Any] | None]:
     """Run every experiment on the virtual engine; returns raw results in the input order.
 
     ``use_ray`` runs them as Ray tasks (joining ``address``, ``RAY_ADDRESS`` or an already
     initialised Ray, else starting an embedded one that is shut down afterwards); a single run,
     or Ray not installed, runs locally. ``on_done(index, raw)`` is called as each run finishes.
+    Once ``stop`` is requested no run starts (a local run in progress ends early, its unfinished
+    requests ``cancelled``; Ray tasks not finished are cancelled): their results are None.
     """
     if not use_ray or len(exps) <= 1 or not ray_available():
-        return _map_local(exps, on_done)
-    return _map_ray(exps, address, on_done)
+        return _map_local(exps, on_done, stop)
+    return _map_ray(exps, address, on_done, stop)
 
 
-def _map_local(exps: Sequence[Experiment], on_done: OnDone | None) -> list[dict[str, Any]]:
-    out = []
+def _map_local(exps: Sequence[Experiment], on_done: OnDone | None,
+               stop: StopFlag | None) -> list[dict[str, Any] | None]:
+    out: list[dict[str, Any] | None] = [None] * len(exps)
     for i, exp in enumerate(exps):
-        raw = run_virtual(exp)
+        if stop is not None and stop.requested:
+            break
+        raw = run_virtual(exp, stop=stop)
         if on_done is not None:
             on_done(i, raw)
-        out.append(raw)
+        out[i] = raw
     return out
 
 
-def _map_ray(exps: Sequence[Experiment], address: str | None,
-             on_done: OnDone | None) -> list[dict[str, Any]]:
+def _ensure_ray(address: str | None) -> bool:
+    """Join ``address`` (or ``RAY_ADDRESS``) or start an embedded Ray with token authentication,
+    unless Ray is already initialised; True if this call started it (and must shut it down)."""
     import ray
 
-    started = False
-    if not ray.is_initialized():
-        address = address or os.environ.get("RAY_ADDRESS")
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
-        started = True
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        use_token_auth_for_embedded_ray()
+    ray.init(address=address or "local", include_dashboard=False, logging_level=logging.WARNING)
+    return True
+
+
+def _map_ray(exps: Sequence[Experiment], address: str | None,
+             on_done: OnDone | None, stop: StopFlag | None) -> list[dict[str, Any] | None]:
+    import ray
+
+    started = _ensure_ray(address)
     try:
         run = _remote_run()
         refs = [run.remote(exp) for exp in exps]
@@ -77,7 +96,13 @@ def _map_ray(exps: Sequence[Experiment], address: str | None,
         results: list[dict[str, Any] | None] = [None] * len(exps)
         pending = list(refs)
         while pending:  # handle each run as it finishes (ray.wait), not in submission order
-            ready, pending = ray.wait(pending, num_returns=1)
+            if stop is not None and stop.requested:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                break
+            ready, pending = ray.wait(pending, num_returns=1, timeout=POLL_S)
+            if not ready:
+                continue
             i = index[ready[0]]
             results[i] = ray.get(ready[0])
             if on_done is not None:
@@ -85,7 +110,7 @@ def _map_ray(exps: Sequence[Experiment], address: str | None,
     finally:
         if started:
             ray.shutdown()
-    return results  # type: ignore[return-value]
+    return results
 
 
 _CALLS: dict[Any, Any] = {}  # remote wrappers of plain functions, one per function per process
@@ -106,10 +131,7 @@ def map_calls(fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], use_ray: 
         return out
     import ray
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
-                 logging_level=logging.WARNING)
+    started = _ensure_ray(address)
     try:
         if fn not in _CALLS:
             _CALLS[fn] = ray.remote(num_cpus=1, max_retries=0)(fn)
@@ -138,10 +160,7 @@ def parallel_session(use_ray: bool, address: str | None = None) -> Iterator[int]
         return
     import ray
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
-                 logging_level=logging.WARNING)
+    started = _ensure_ray(address)
     try:
         yield max(1, int(ray.cluster_resources().get("CPU", 1)))
     finally:

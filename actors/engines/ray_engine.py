@@ -3,160 +3,47 @@
 Every actor declares ``num_cpus=0`` and a custom resource named after the hardware it emulates
 (``trainium2``, ``cs3``, ...; control-plane components use ``disagg_control``), so many actors fit
 on a small machine and, on a cluster, units land on nodes that advertise their hardware.
-``ray.init()`` with no address starts an embedded local Ray; ``RAY_ADDRESS`` or ``address`` joins
+``ray.init(address="local")`` starts an embedded local Ray (never joining a cluster that
+something else started on this machine); ``RAY_ADDRESS`` or ``address`` joins
 an existing cluster.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-import zlib
 from collections.abc import Callable
 from typing import Any
 
 import ray
 
-from disagg.actors.components.live_state import LiveReporter
+from disagg.actors.components.load_generator import LoadGenerator
+from disagg.actors.components.store import LocalStore
+from disagg.actors.engines.address import HINT, use_token_auth_for_embedded_ray
 from disagg.actors.engines.build import CONTROL, build_component, component_names
 from disagg.actors.engines.clock_sync import measure_offsets
+from disagg.actors.engines.host import ComponentHost, RayPeer, RayStore, WallClock
 from disagg.actors.engines.placement import (
     CONTROL_RESOURCE,
     Placement,
     local_resources,
     stage_package,
 )
-from disagg.actors.engines.supervisor import RayEngineError, Supervisor
-from disagg.cluster.component import Clock
+from disagg.actors.engines.stop import StopFlag
+from disagg.actors.engines.supervisor import (
+    PING_TIMEOUT_S,
+    ComponentLost,
+    RayEngineError,
+    Supervisor,
+)
 from disagg.cluster.config import Experiment
+from disagg.cluster.errors import ConfigError
+from disagg.cluster.workload.kinds import ClosedLoopWorkload
 
-__all__ = ["CONTROL_RESOURCE", "ComponentHost", "RayEngineError", "local_resources", "run_ray"]
+__all__ = ["CONTROL_RESOURCE", "ComponentHost", "ComponentLost", "RayEngineError", "RayPeer",
+           "RayStore", "WallClock", "local_resources", "run_ray"]
 
-
-class WallClock(Clock):
-    """Emu time from wall time: ``emu = (time.time() - t0) / dilation``."""
-
-    def __init__(self) -> None:
-        self.t0 = time.time()
-        self.dilation = 1.0
-
-    def now(self) -> float:
-        return (time.time() - self.t0) / self.dilation
-
-    def loop_delay_s(self, emu_s: float) -> float:
-        return self.t0 + emu_s * self.dilation - time.time()
-
-
-class RayPeer:
-    """A message to another component is a fire-and-forget actor call."""
-
-    def __init__(self, handle: Any) -> None:
-        self.handle = handle
-
-    def send(self, message: Any) -> None:
-        self.handle.deliver.remote(message)
-
-
-class RayStore:
-    """KV payloads go into Ray's object store once; the reference travels in messages."""
-
-    def put(self, value: Any) -> Any:
-        return ray.put(value)
-
-    async def get(self, ref: Any) -> Any:
-        return await ref
-
-
-class ComponentHost:
-    """The body of one Ray actor: hosts one component and records its errors."""
-
-    def __init__(self, exp: Experiment, name: str, serving: bool = False) -> None:
-        self.clock = WallClock()
-        self.component = build_component(exp, name, self.clock, RayStore(), serving=serving)
-        self.errors: list[str] = []
-        self._task: asyncio.Task[None] | None = None
-        self._reports: asyncio.Task[None] | None = None
-        self._collector: Any = None
-
-    def connect(self, handles: dict[str, Any]) -> str:
-        self.component.connect({n: RayPeer(h) for n, h in handles.items()})
-        self._collector = handles.get("collector")
-        return ray.get_runtime_context().get_node_id()
-
-    def clock_probe(self) -> float:
-        """This node's wall clock, for the driver's offset measurement."""
-        return time.time()
-
-    def ping(self) -> bool:
-        return True
-
-    def memory_rss_bytes(self) -> int:
-        """Resident memory of this actor's process (Linux /proc), for sizing clusters."""
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
-    def ended_ids(self) -> list[int]:
-        """Collector only: the requests that have ended so far."""
-        return list(self.component.ended)  # type: ignore[attr-defined]
-
-    async def start(self, t0: float, dilation: float, offset_s: float = 0.0,
-                    live_s: float = 0.0) -> None:
-        """Start the component's activity; ``t0`` is the driver's, shifted by this node's offset.
-        With ``live_s`` > 0 also report its state to the collector every ``live_s`` wall seconds
-        when it changed (for the live view)."""
-        self.clock.t0, self.clock.dilation = t0 + offset_s, dilation
-        loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self.component.run())
-        self._task.add_done_callback(self._on_done)
-        if live_s > 0 and self.component.name != "collector":
-            self._reports = loop.create_task(self._report_loop(LiveReporter(self.component), live_s))
-            self._reports.add_done_callback(self._on_done)
-
-    async def _report_loop(self, reporter: LiveReporter, live_s: float) -> None:
-        # a phase per component, so that reports do not all wake their actors at the same moment
-        await asyncio.sleep(live_s * (zlib.crc32(self.component.name.encode()) % 1000) / 1000)
-        while True:
-            await asyncio.sleep(live_s)
-            report = reporter.next_report()
-            if report is not None:
-                self._collector.deliver.remote(report)
-
-    def _on_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self.errors.append(f"{self.component.name}: {task.exception()!r}")
-
-    async def deliver(self, message: Any) -> None:
-        try:
-            self.component.deliver(message)
-        except Exception as e:  # noqa: BLE001 - reported to the driver, which raises
-            self.errors.append(f"{self.component.name}: {e!r}")
-
-    async def wait_done(self, timeout_s: float) -> bool:
-        """Collector only: True once every submitted request has ended."""
-        try:
-            await asyncio.wait_for(self.component.done.wait(), max(timeout_s, 0.0))  # type: ignore[attr-defined]
-        except TimeoutError:
-            return False
-        return True
-
-    async def status(self) -> dict[str, Any]:
-        return {"errors": list(self.errors), "snapshot": self.component.snapshot(),
-                "now_s": self.clock.now()}
-
-    async def last_arrival_s(self) -> float:
-        return float(self.component.arrivals_end_s())  # type: ignore[attr-defined]
-
-    async def results(self) -> dict[str, Any]:
-        for task in (self._task, self._reports):
-            if task is not None:
-                task.cancel()
-        out = self.component.results()
-        out["errors"] = list(self.errors)
-        return out
+GATHER_TIMEOUT_S = 60.0  # wall seconds the surviving actors get to hand over their results
 
 
 def init_ray(exp: Experiment, address: str | None) -> bool:
@@ -169,49 +56,84 @@ def init_ray(exp: Experiment, address: str | None) -> bool:
     if address:
         if exp.placement.ship_code:
             common["runtime_env"] = {"py_modules": [str(stage_package())]}
-        ray.init(address=address, **common)
+        try:
+            ray.init(address=address, **common)
+        except (ConnectionError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"Ray address {address!r}: cannot connect ({first}); hint: "
+                              f"{HINT}") from None
     else:
-        # "local": an embedded Ray even if another local cluster left its address in /tmp/ray
+        use_token_auth_for_embedded_ray()
+        # "local": always a new embedded Ray, never a cluster another program started here
         ray.init(address="local", resources=local_resources(exp), **common)
     return True
+
+
+def replanned_arrivals(exp: Experiment, now_s: float) -> dict[str, Any]:
+    """A lost open-loop load generator's results, planned again from the seed (the plan is a pure
+    function of it): the requests due by emu time ``now_s`` count as submitted."""
+    gen = build_component(exp, "loadgen", WallClock(), LocalStore())
+    assert isinstance(gen, LoadGenerator)
+    gen.sent = sum(1 for r in gen.requests if r.arrival_s <= now_s)
+    return gen.results()
 
 
 def node_ips() -> dict[str, str]:
     return {n["NodeID"]: n.get("NodeManagerAddress", "") for n in ray.nodes()}
 
 
+def _start_actors(exp: Experiment, placement: Placement, live_s: float
+                  ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any], float, Any]:
+    """Create, connect and start one actor per component; returns handles, node per component,
+    clock offsets per node, t0 and the function that starts a fresh unit (for restarts)."""
+    host_cls: Any = ray.remote(ComponentHost)
+    handles: dict[str, Any] = {name: host_cls.options(**placement.options(name)).remote(exp, name)
+                               for name in component_names(exp)}
+    nodes = dict(zip(handles, ray.get([h.connect.remote(handles) for h in handles.values()]),
+                     strict=True))
+    offsets = measure_offsets(nodes, handles)
+    dilation = exp.experiment.dilation
+    t0 = time.time() + exp.experiment.start_margin_s
+    ray.get([h.start.remote(t0, dilation, offsets[nodes[n]].offset_s, live_s)
+             for n, h in handles.items()])
+
+    def start_unit(name: str) -> Any:
+        handle: Any = host_cls.options(**placement.options(name)).remote(exp, name)
+        node: str = ray.get(handle.connect.remote(handles))
+        offset = offsets[node].offset_s if node in offsets else 0.0
+        ray.get(handle.start.remote(t0, dilation, offset, live_s))
+        return handle
+
+    return handles, nodes, offsets, t0, start_unit
+
+
 def run_ray(
     exp: Experiment, address: str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None, poll_s: float = 0.5,
-    live_s: float = 0.0,
+    live_s: float = 0.0, stop: StopFlag | None = None,
 ) -> dict[str, Any]:
     """Run ``exp`` with one actor per component; returns raw component results.
 
     ``progress`` gets the collector's snapshot (plus ``now_s``) every ``poll_s`` wall seconds; with
     ``live_s`` > 0 every component reports its state to the collector at most that often (wall s),
     so the snapshot carries the live picture, and the collector is polled every ``live_s``.
+    ``stop``, once requested, ends the run: arrivals stop, unfinished requests are ``cancelled``.
+    A lost control-plane actor ends the run too: what the others hold is returned, unfinished
+    requests ``failed`` with reason ``emulator_component_lost`` and ``component_lost`` naming it.
     """
     poll_s = live_s if live_s > 0 else poll_s
     started = init_ray(exp, address)
     handles: dict[str, Any] = {}
     placement: Placement | None = None
     lost: dict[str, str] = {}
+    raw: dict[str, Any] = {"engine": "ray"}
     try:
         placement = Placement(exp, ray.cluster_resources())
-        host_cls = ray.remote(ComponentHost)
-        for name in component_names(exp):
-            handles[name] = host_cls.options(**placement.options(name)).remote(exp, name)
-        nodes = dict(zip(handles, ray.get([h.connect.remote(handles) for h in handles.values()]),
-                         strict=True))
-        offsets = measure_offsets(nodes, handles)
-        dilation = exp.experiment.dilation
-        t0 = time.time() + exp.experiment.start_margin_s
-        ray.get([h.start.remote(t0, dilation, offsets[nodes[n]].offset_s, live_s)
-                 for n, h in handles.items()])
-        last = ray.get(handles["loadgen"].last_arrival_s.remote())
-        deadline = t0 + (last + exp.experiment.drain_timeout_s) * dilation
-        Supervisor(exp, handles, t0, lost).wait(deadline, poll_s, progress)
-        parts = gather_results(handles, lost)
+        handles, nodes, offsets, t0, start_unit = _start_actors(exp, placement, live_s)
+        sup = Supervisor(exp, handles, t0, lost, start_unit)
+        _supervise(exp, sup, poll_s, progress, stop, raw)
+        raw["components"] = gather_results(exp, handles, lost, sup.emu_now())
+        raw["faults"] = sup.player.log
     finally:
         for h in handles.values():
             ray.kill(h)
@@ -220,28 +142,66 @@ def run_ray(
         ips = node_ips() if ray.is_initialized() else {}
         if started:
             ray.shutdown()
-    errors = [e for p in parts for e in p.get("errors", [])]
-    if errors:
+    errors = [e for p in raw["components"] for e in p.get("errors", [])]
+    if errors and "component_lost" not in raw:
         raise RayEngineError("; ".join(errors[:3]))
+    raw.update(end_s=(time.time() - t0) / exp.experiment.dilation,
+               lost_units=sorted(n for n in lost if n not in CONTROL),
+               placement_mode=placement.mode, **_where(nodes, ips, offsets))
+    return raw
+
+
+def _where(nodes: dict[str, str], ips: dict[str, str], offsets: dict[str, Any]
+           ) -> dict[str, Any]:
+    """Which node each component ran on, and each node's measured clock offset."""
     return {
-        "engine": "ray", "end_s": (time.time() - t0) / dilation, "components": parts,
-        "lost_units": sorted(lost), "placement_mode": placement.mode,
         "placement": {n: {"node_id": nodes[n], "node_ip": ips.get(nodes[n], "")} for n in nodes},
         "clock": {node: {"offset_ms": o.offset_s * 1e3, "uncertainty_ms": o.uncertainty_s * 1e3}
                   for node, o in offsets.items()},
     }
 
 
-def gather_results(handles: dict[str, Any], lost: dict[str, str]) -> list[dict[str, Any]]:
-    """Every surviving component's results (a unit lost at the very end is recorded as lost)."""
-    parts = []
-    for name, h in handles.items():
-        if name in lost:
-            continue
+def _supervise(exp: Experiment, sup: Supervisor, poll_s: float,
+               progress: Callable[[dict[str, Any]], None] | None, stop: StopFlag | None,
+               raw: dict[str, Any]) -> None:
+    """Wait for the run's end; note in ``raw`` why it ended early (stop, lost control actor)."""
+    try:
+        last = ray.get(sup.handles["loadgen"].last_arrival_s.remote())
+        deadline = sup.t0 + (last + exp.experiment.drain_timeout_s) * exp.experiment.dilation
+        how = sup.wait(deadline, poll_s, progress, stop)
+    except ray.exceptions.RayActorError as e:
+        how = ""
+        sup.lost["loadgen"] = type(e).__name__
+        raw["component_lost"] = "loadgen"
+    except ComponentLost as e:
+        how = ""
+        sup.lost[e.name] = str(e)
+        raw["component_lost"] = e.name
+    if how == "stopped" and stop is not None:
         try:
-            parts.append(ray.get(h.results.remote(), timeout=60))
-        except ray.exceptions.RayActorError as e:
-            if name in CONTROL:
-                raise RayEngineError(f"control component {name} was lost: {e}") from None
+            ray.get(sup.handles["loadgen"].stop_arrivals.remote(), timeout=PING_TIMEOUT_S)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            sup.lost["loadgen"] = "lost while stopping"
+            raw["component_lost"] = "loadgen"
+        raw["unfinished"] = {"status": "cancelled", "reason": stop.reason}
+    if "component_lost" in raw:
+        raw["unfinished"] = {"status": "failed", "reason": "emulator_component_lost"}
+
+
+def gather_results(exp: Experiment, handles: dict[str, Any], lost: dict[str, str],
+            now_s: float) -> list[dict[str, Any]]:
+    """Every surviving component's results, fetched together (a unit lost at the very end is
+    recorded as lost). A lost open-loop load generator's submitted requests are planned again
+    (the plan is a pure function of the seed): those due by ``now_s``."""
+    names = [n for n in handles if n not in lost]
+    refs = [handles[n].results.remote() for n in names]
+    ray.wait(refs, num_returns=len(refs), timeout=GATHER_TIMEOUT_S)
+    parts = []
+    for name, ref in zip(names, refs, strict=True):
+        try:
+            parts.append(ray.get(ref, timeout=0))
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
             lost[name] = "lost before results were gathered"
+    if "loadgen" in lost and not isinstance(exp.workload, ClosedLoopWorkload):
+        parts.append(replanned_arrivals(exp, now_s))
     return parts

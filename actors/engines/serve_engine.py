@@ -20,13 +20,8 @@ from disagg.actors.components.gateway import Gateway, Outcome, PlanUpdate
 from disagg.actors.engines.build import component_names
 from disagg.actors.engines.clock_sync import measure_offsets
 from disagg.actors.engines.placement import Placement
-from disagg.actors.engines.ray_engine import (
-    ComponentHost,
-    RayEngineError,
-    gather_results,
-    init_ray,
-    node_ips,
-)
+from disagg.actors.engines.host import ComponentHost
+from disagg.actors.engines.ray_engine import RayEngineError, gather_results, init_ray, node_ips
 from disagg.cluster.config import Experiment
 
 
@@ -121,7 +116,7 @@ class ServedCluster:
                 raise RayEngineError("the served cluster did not start completely")
             ray.get(self.handles["loadgen"].close.remote())
             ray.get(self.handles["collector"].wait_done.remote(drain_wall_s))
-            parts = gather_results(self.handles, lost)
+            parts = gather_results(self.exp, self.handles, lost, self.emu_now())
         finally:
             for h in self.handles.values():
                 ray.kill(h)

@@ -1,9 +1,12 @@
-"""The driver's watch over a ray-engine run: progress, errors, lost units, injected unit loss.
+"""The driver's watch over a ray-engine run: progress, errors, lost actors, the fault schedule.
 
-Every ``failure_poll_s`` the supervisor pings the unit actors; one whose actor has died (its node
-went away, or ``faults.unit_loss`` killed it) is reported to the router as ``UnitDown`` together
-with the requests the collector has already ended, and the router redoes the rest from prefill.
-A lost control-plane actor ends the run with an error.
+Every ``failure_poll_s`` the supervisor pings every actor, control plane included. A ping answers
+with the errors its component has raised so far, so an error inside any actor surfaces at once
+(:class:`RayEngineError`). A unit whose actor has died (its node went away, or a fault killed it)
+is reported to the router as ``UnitDown`` together with the requests the collector has already
+ended, and the router redoes the rest from prefill. A lost control-plane actor (collector, router,
+fabric, load generator) ends the run: :class:`ComponentLost`. The fault schedule is played through
+:class:`RayFaultHost` (a killed unit's actor really dies: ``ray.kill``).
 """
 
 from __future__ import annotations
@@ -14,63 +17,127 @@ from typing import Any
 
 import ray
 
+from disagg.actors.engines.build import CONTROL, experiment_faults
+from disagg.actors.engines.faults import FaultPlayer
+from disagg.actors.engines.stop import StopFlag
 from disagg.cluster.config import Experiment
-from disagg.cluster.messages import UnitDown
+from disagg.cluster.messages import UnitDown, UnitUp
+
+PING_TIMEOUT_S = 5.0  # wall seconds an actor may take to answer a ping before the next check
+FAULT_LEAD_S = 2.0  # emu s: speed and link changes are handed over this early (stamped with
+# their own time, applied by the receiver then), so polling and message latency cannot delay them
 
 
 class RayEngineError(RuntimeError):
-    """A component failed inside its actor, or a control-plane actor was lost."""
+    """A component failed inside its actor."""
+
+
+class ComponentLost(RuntimeError):
+    """A control-plane actor died: the run cannot go on."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"the {name} actor was lost ({why})")
+        self.name = name
+
+
+class RayFaultHost:
+    """The ray engine's side of the fault schedule: ``ray.kill`` a unit's actor, start a fresh
+    one in its place (every peer is re-pointed to it), deliver messages."""
+
+    def __init__(self, sup: Supervisor, start_unit: Callable[[str], Any]) -> None:
+        self.sup = sup
+        self.start_unit = start_unit
+
+    def kill_unit(self, unit: str, at_s: float) -> None:
+        ray.kill(self.sup.handles[unit], no_restart=True)
+        self.sup.unit_down(unit, "killed by an injected fault", at_s)
+
+    def restart_unit(self, unit: str, at_s: float) -> None:
+        handle = self.start_unit(unit)
+        self.sup.handles[unit] = handle
+        ray.get([h.repoint.remote(unit, handle) for n, h in self.sup.handles.items()
+                 if n not in self.sup.lost and n != unit])
+        self.sup.lost.pop(unit, None)
+        self.sup.handles["router"].deliver.remote(UnitUp(unit, at_s))
+
+    def send(self, component: str, message: Any) -> None:
+        self.sup.handles[component].deliver.remote(message)
 
 
 class Supervisor:
-    """Waits for the collector to finish while watching the unit actors."""
+    """Waits for the collector to finish while watching every actor and playing the faults."""
 
     def __init__(self, exp: Experiment, handles: dict[str, Any], t0: float,
-                 lost: dict[str, str]) -> None:
+                 lost: dict[str, str], start_unit: Callable[[str], Any] | None = None) -> None:
         self.exp = exp
         self.handles = handles
         self.t0 = t0
         self.lost = lost
-        self.units = [n for n in handles if n.startswith(("prefill-", "decode-"))]
-        self.faults = sorted(exp.faults.unit_loss, key=lambda f: f.at_s)
+        self.player = FaultPlayer(experiment_faults(exp),
+                                  RayFaultHost(self, start_unit or _no_restart))
         self._next_check = 0.0
 
     def emu_now(self) -> float:
         return (time.time() - self.t0) / self.exp.experiment.dilation
 
+    def _timeout_s(self, deadline: float, poll_s: float) -> float:
+        next_fault = self.player.next_at_s(FAULT_LEAD_S)
+        until_fault = (poll_s if next_fault is None
+                       else (next_fault - self.emu_now()) * self.exp.experiment.dilation)
+        return max(0.0, min(poll_s, deadline - time.time(), until_fault))
+
     def wait(self, deadline: float, poll_s: float,
-             progress: Callable[[dict[str, Any]], None] | None) -> None:
-        """Return when every request has ended or at ``deadline`` (wall clock)."""
+             progress: Callable[[dict[str, Any]], None] | None,
+             stop: StopFlag | None = None) -> str:
+        """Until every request has ended (``"done"``), ``deadline`` (wall clock, ``"deadline"``)
+        or a stop request (``"stopped"``); raises on a component error or a lost control actor."""
         collector = self.handles["collector"]
         while time.time() < deadline:
-            if ray.get(collector.wait_done.remote(min(poll_s, deadline - time.time()))):
-                return
-            status = ray.get(collector.status.remote())
+            if stop is not None and stop.requested:
+                return "stopped"
+            try:
+                if ray.get(collector.wait_done.remote(self._timeout_s(deadline, poll_s))):
+                    return "done"
+                status = ray.get(collector.status.remote())
+            except ray.exceptions.RayActorError as e:
+                raise ComponentLost("collector", type(e).__name__) from None
             if status["errors"]:
                 raise RayEngineError("; ".join(status["errors"]))
-            self._inject_faults()
+            self.player.play_due(self.emu_now(), FAULT_LEAD_S)
             if time.time() >= self._next_check:
                 self._next_check = time.time() + self.exp.placement.failure_poll_s
-                self._check_units()
+                self.check_actors()
             if progress is not None:
                 progress({"now_s": status["now_s"], **status["snapshot"]})
+        return "deadline"
 
-    def _inject_faults(self) -> None:
-        while self.faults and self.faults[0].at_s <= self.emu_now():
-            fault = self.faults.pop(0)
-            ray.kill(self.handles[fault.unit], no_restart=True)
-
-    def _check_units(self) -> None:
-        alive = [n for n in self.units if n not in self.lost]
+    def check_actors(self) -> None:
+        """Ping every live actor: raise on a component's error or a lost control actor; report
+        a lost unit to the router."""
+        alive = [n for n in self.handles if n not in self.lost]
         refs = {self.handles[n].ping.remote(): n for n in alive}
-        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=5.0)
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=PING_TIMEOUT_S)
         for ref in ready:
+            name = refs[ref]
             try:
-                ray.get(ref)
+                errors = ray.get(ref)
             except ray.exceptions.RayActorError as e:
-                self._unit_down(refs[ref], type(e).__name__)
+                if name in CONTROL:
+                    raise ComponentLost(name, type(e).__name__) from None
+                self.unit_down(name, type(e).__name__, self.emu_now())
+                continue
+            if errors:
+                raise RayEngineError("; ".join(errors))
 
-    def _unit_down(self, name: str, why: str) -> None:
+    def unit_down(self, name: str, why: str, at_s: float) -> None:
+        """Record ``name`` as lost and tell the router, with the requests already ended."""
         self.lost[name] = why
-        ended = frozenset(ray.get(self.handles["collector"].ended_ids.remote()))
-        self.handles["router"].deliver.remote(UnitDown(name, ended, self.emu_now()))
+        try:
+            ended = frozenset(ray.get(self.handles["collector"].ended_ids.remote()))
+        except ray.exceptions.RayActorError as e:
+            raise ComponentLost("collector", type(e).__name__) from None
+        self.handles["router"].deliver.remote(UnitDown(name, ended, at_s))
+
+
+def _no_restart(unit: str) -> Any:
+    raise RayEngineError(f"cannot restart {unit}: this run has no way to start actors")

@@ -14,11 +14,13 @@ from typing import Any
 
 from disagg.actors.components.live_state import LiveReporter
 from disagg.actors.components.store import LocalStore
-from disagg.actors.engines.build import build_component, component_names
+from disagg.actors.engines.build import build_component, component_names, experiment_faults
+from disagg.actors.engines.faults import FaultPlayer
+from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
-from disagg.cluster.component import Clock, Component
+from disagg.cluster.component import Clock, Component, as_arrivals, as_ledger
 from disagg.cluster.config import Experiment
-from disagg.cluster.messages import UnitDown
+from disagg.cluster.messages import UnitDown, UnitUp
 
 
 class VirtualClock(Clock):
@@ -36,7 +38,8 @@ class VirtualClock(Clock):
 
 class LocalPeer:
     """Delivers messages to a component as loop callbacks, after ``delay_s`` of virtual time.
-    Messages to or from a lost unit vanish (``alive`` False), as they would with its machine."""
+    Messages to or from a lost unit vanish (``alive`` False), as they would with its machine;
+    a restarted unit gets the same peer pointed at its fresh component."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, target: Component, delay_s: float) -> None:
         self.loop = loop
@@ -49,15 +52,25 @@ class LocalPeer:
         if not self.alive:
             return
         if self.delay_s <= 0:
-            self.loop.call_soon(self.target.deliver, message)
+            self.loop.call_soon(self._deliver_now, self.target, message)
             return
         self._fifo.append(message)
         self.loop.call_later(self.delay_s, self._deliver_next)
 
+    def _deliver_now(self, target: Component, message: Any) -> None:
+        if self.alive and target is self.target:
+            target.deliver(message)
+
     def _deliver_next(self) -> None:
-        message = self._fifo.popleft()
-        if self.alive:
-            self.target.deliver(message)
+        if self._fifo:
+            message = self._fifo.popleft()
+            if self.alive:
+                self.target.deliver(message)
+
+    def cut(self) -> None:
+        """The unit is lost: drop what is in flight to it and everything sent from now on."""
+        self.alive = False
+        self._fifo.clear()
 
 
 class _Lost:
@@ -67,84 +80,140 @@ class _Lost:
         return None
 
 
-def _lose_unit(name: str, comps: dict[str, Component], peers: dict[str, LocalPeer],
-               tasks: dict[str, asyncio.Task[None]], lost: set[str]) -> None:
-    """Cut ``name`` off and tell the router, as the ray engine does when an actor dies."""
-    lost.add(name)
-    peers[name].alive = False
-    comps[name].peers = {n: _Lost() for n in comps}
-    tasks[name].cancel()
-    ended = frozenset(comps["collector"].ended)  # type: ignore[attr-defined]
-    now = comps["router"].clock.now()
-    peers["router"].send(UnitDown(name, ended, now))
+class VirtualRun:
+    """One virtual-engine run's components, peers and tasks; the :class:`FaultHost` the fault
+    schedule is played on (a unit is lost by cutting it off the loop, as the ray engine loses an
+    actor, and restarted as a fresh component)."""
+
+    def __init__(self, exp: Experiment, loop: VirtualTimeLoop) -> None:
+        self.exp, self.loop = exp, loop
+        self.clock = VirtualClock(loop)
+        self.store = LocalStore()
+        delay = exp.experiment.control_delay_s
+        self.comps = {n: build_component(exp, n, self.clock, self.store, delay)
+                      for n in component_names(exp)}
+        self.peers = {n: LocalPeer(loop, c, delay) for n, c in self.comps.items()}
+        for c in self.comps.values():
+            c.connect(self.peers)  # type: ignore[arg-type]
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.lost: set[str] = set()
+        self.ledger = as_ledger(self.comps["collector"])
+        self.arrivals = as_arrivals(self.comps["loadgen"])
+
+    def start(self) -> None:
+        """Start every component's activity."""
+        for name, comp in self.comps.items():
+            self.tasks[name] = self.loop.create_task(comp.run(), name=name)
+
+    def kill_unit(self, unit: str, at_s: float) -> None:
+        """Cut ``unit`` off and tell the router, as the ray engine does when an actor dies."""
+        self.lost.add(unit)
+        self.peers[unit].cut()
+        self.comps[unit].peers = {n: _Lost() for n in self.comps}
+        self.tasks[unit].cancel()
+        self.peers["router"].send(UnitDown(unit, self.ledger.ended_ids(), at_s))
+
+    def restart_unit(self, unit: str, at_s: float) -> None:
+        """A fresh ``unit`` (empty queues) takes the lost one's place; the router hears of it."""
+        comp = build_component(self.exp, unit, self.clock, self.store,
+                               self.exp.experiment.control_delay_s)
+        comp.connect(self.peers)  # type: ignore[arg-type]
+        self.comps[unit] = comp
+        self.peers[unit].target, self.peers[unit].alive = comp, True
+        self.lost.discard(unit)
+        self.tasks[unit] = self.loop.create_task(comp.run(), name=unit)
+        self.peers["router"].send(UnitUp(unit, at_s))
+
+    def send(self, component: str, message: Any) -> None:
+        """Deliver an engine message (a fault) to ``component``."""
+        self.peers[component].send(message)
+
+    def play_faults(self, player: FaultPlayer) -> None:
+        """Schedule each of the player's actions at its emu time on the loop."""
+        at = player.next_at_s()
+        if at is None:
+            return
+
+        def step() -> None:
+            player.play_due(self.loop.time())
+            self.play_faults(player)
+
+        self.loop.call_at(at, step)
 
 
-def _live_tick(loop: VirtualTimeLoop, comps: dict[str, Component],
-               progress: Callable[[dict[str, Any]], None], live_s: float, lost: set[str]) -> None:
+def _live_tick(run: VirtualRun, progress: Callable[[dict[str, Any]], None], live_s: float) -> None:
     """Every ``live_s`` wall seconds: fold the components' state reports into the collector (the
     engine does what the ray hosts' report loops do) and hand its snapshot to ``progress``.
     A lost unit reports no more, as its actor would not."""
-    collector = comps["collector"]
-    reporters = [LiveReporter(c) for n, c in comps.items() if n != "collector"]
+    collector = run.comps["collector"]
+    reporters = {n: LiveReporter(c) for n, c in run.comps.items() if n != "collector"}
 
     def tick() -> None:
-        for reporter in reporters:
-            if reporter.component.name in lost:
+        for name, reporter in reporters.items():
+            if name in run.lost:
                 continue
+            if reporter.component is not run.comps[name]:  # restarted
+                reporter = reporters[name] = LiveReporter(run.comps[name])
             report = reporter.next_report()
             if report is not None:
                 collector.deliver(report)
-        progress({"now_s": loop.time(), **collector.snapshot()})
+        progress({"now_s": run.loop.time(), **collector.snapshot()})
 
-    loop.set_tick(tick, live_s)
+    run.loop.set_tick(tick, live_s)
+
+
+async def _wait(run: VirtualRun, stopped: asyncio.Future[None]) -> None:
+    """Until every request has ended, the drain deadline, a stop request, or a component error."""
+    exp, loop = run.exp, run.loop
+    done = loop.create_task(run.ledger.done.wait())
+    deadline = loop.create_task(
+        asyncio.sleep(run.arrivals.arrivals_end_s() + exp.experiment.drain_timeout_s))
+    waits: list[asyncio.Future[Any]] = [done, deadline, stopped]
+    try:
+        while not any(w.done() for w in waits):
+            tasks = [t for t in run.tasks.values() if not t.done()]
+            finished, _ = await asyncio.wait([*waits, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                if task not in waits and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+    finally:
+        pending = [*run.tasks.values(), done, deadline]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def _drive(
     exp: Experiment, loop: VirtualTimeLoop,
     on_start: Callable[[dict[str, Component]], None] | None,
     progress: Callable[[dict[str, Any]], None] | None = None, live_s: float = 0.25,
+    stop: StopFlag | None = None,
 ) -> dict[str, Any]:
-    clock = VirtualClock(loop)
-    store = LocalStore()
-    delay = exp.experiment.control_delay_s
-    comps = {n: build_component(exp, n, clock, store, delay) for n in component_names(exp)}
-    peers = {n: LocalPeer(loop, c, delay) for n, c in comps.items()}
-    for c in comps.values():
-        c.connect(peers)  # type: ignore[arg-type]
+    run = VirtualRun(exp, loop)
     if on_start is not None:
-        on_start(comps)
-    named = {n: loop.create_task(c.run(), name=n) for n, c in comps.items()}
-    tasks = list(named.values())
-    lost: set[str] = set()
-    for loss in exp.faults.unit_loss:
-        loop.call_at(loss.at_s, _lose_unit, loss.unit, comps, peers, named, lost)
+        on_start(run.comps)
+    run.start()
+    player = FaultPlayer(experiment_faults(exp), run)
+    run.play_faults(player)
     if progress is not None:
-        _live_tick(loop, comps, progress, live_s, lost)
-    collector = comps["collector"]
-    done = loop.create_task(collector.done.wait())  # type: ignore[attr-defined]
-    last_arrival = comps["loadgen"].arrivals_end_s()  # type: ignore[attr-defined]
-    deadline = loop.create_task(asyncio.sleep(last_arrival + exp.experiment.drain_timeout_s))
-    try:
-        while not done.done() and not deadline.done():
-            finished, _ = await asyncio.wait(
-                [done, deadline, *tasks], return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in finished:
-                if task in tasks and not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-                if task in tasks:
-                    tasks.remove(task)
-    finally:
-        for task in [*tasks, done, deadline]:
-            task.cancel()
-        await asyncio.gather(*tasks, done, deadline, return_exceptions=True)
-    return {"end_s": loop.time(), "lost_units": sorted(lost),
-            "components": [c.results() for n, c in comps.items() if n not in lost]}
+        _live_tick(run, progress, live_s)
+    stopped: asyncio.Future[None] = loop.create_future()
+    if stop is not None:
+        loop.set_stop(stop, lambda: None if stopped.done() else stopped.set_result(None))
+    await _wait(run, stopped)
+    raw: dict[str, Any] = {
+        "end_s": loop.time(), "lost_units": sorted(run.lost), "faults": player.log,
+        "components": [c.results() for n, c in run.comps.items() if n not in run.lost]}
+    if stopped.done() and stop is not None:
+        run.arrivals.stop_arrivals()
+        raw["unfinished"] = {"status": "cancelled", "reason": stop.reason}
+    return raw
 
 
 def run_virtual(
     exp: Experiment, on_start: Callable[[dict[str, Component]], None] | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None, live_s: float = 0.25,
+    stop: StopFlag | None = None,
 ) -> dict[str, Any]:
     """Run ``exp`` on virtual time; returns the raw component results and the end time.
 
@@ -160,7 +229,7 @@ def run_virtual(
 
     loop.set_exception_handler(handler)
     try:
-        raw = loop.run_until_complete(_drive(exp, loop, on_start, progress, live_s))
+        raw = loop.run_until_complete(_drive(exp, loop, on_start, progress, live_s, stop))
     except RuntimeError as e:
         if errors:
             raise errors[0] from e

@@ -23,6 +23,8 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
+from disagg.actors.engines.stop import StopFlag
+
 _log = logging.getLogger(__name__)
 
 _CLOCK_RESOLUTION_S = time.get_clock_info("monotonic").resolution  # as asyncio's loop uses
@@ -99,6 +101,8 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
         self._tick: Callable[[], None] | None = None
         self._tick_every_s = 0.0
         self._next_tick_wall = 0.0
+        self._stop_flag: StopFlag | None = None
+        self._on_stop: Callable[[], Any] | None = None
         self.steps = 0  # loop steps run (for profiles and benchmarks)
 
     # -- the clock and scheduling ------------------------------------------------------------
@@ -146,6 +150,10 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
         self._tick, self._tick_every_s = tick, every_wall_s
         self._next_tick_wall = time.monotonic() + every_wall_s
 
+    def set_stop(self, stop: StopFlag, on_stop: Callable[[], Any]) -> None:
+        """Call ``on_stop`` once, between loop steps, after ``stop`` is requested (Ctrl-C)."""
+        self._stop_flag, self._on_stop = stop, on_stop
+
     # -- running ------------------------------------------------------------------------------
     def run_until_complete(self, future: Any) -> Any:
         """Run until ``future`` (a coroutine, Task or Future) is done; return its result."""
@@ -183,6 +191,9 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
     def _step(self) -> None:
         """One step: jump the clock if nothing is ready, move due timers to the ready queue, run
         the callbacks that are ready now (those they schedule wait for the next step)."""
+        if self._on_stop is not None and self._stop_flag is not None and self._stop_flag.requested:
+            on_stop, self._on_stop = self._on_stop, None
+            on_stop()
         if self._tick is not None and time.monotonic() >= self._next_tick_wall:
             self._next_tick_wall = time.monotonic() + self._tick_every_s
             self._tick()

@@ -35,7 +35,10 @@ def _llama(name: str, params: float, layers: int, hidden: int, q: int, ffn: int)
     return ModelSpec(
         name=name, layers=layers, hidden_size=hidden, q_heads=q, kv_heads=8, head_dim=128,
         ffn_size=ffn, vocab=128_256, total_params=params, active_params=params,
-        sources={"shape": _LLAMA_SRC, "weight_bytes_per_param": "BF16 weights (assumption)"},
+        max_context_tokens=131_072,
+        sources={"shape": _LLAMA_SRC, "weight_bytes_per_param": "BF16 weights (assumption)",
+                 "max_context_tokens": "[V] Llama 3.1 model card (128K context; config.json "
+                                       "max_position_embeddings 131072)"},
     )
 
 
@@ -49,14 +52,20 @@ def models() -> dict[str, ModelSpec]:
         ModelSpec(
             name="qwen3-32b", layers=64, hidden_size=5_120, q_heads=64, kv_heads=8, head_dim=128,
             ffn_size=25_600, vocab=151_936, total_params=32.76e9, active_params=32.76e9,
-            sources={"shape": "[V] Qwen3 technical report"},
+            max_context_tokens=32_768,
+            sources={"shape": "[V] Qwen3 technical report",
+                     "max_context_tokens": "[V] Qwen3-32B model card (32,768 native; 131,072 "
+                                           "only with YaRN scaling)"},
         ),
         ModelSpec(
             name="gpt-oss-120b", experts=128, experts_per_token=4, layers=36,
             hidden_size=2_880, q_heads=64, kv_heads=8, head_dim=64, ffn_size=2_880,
             vocab=201_088, total_params=116.8e9,
             active_params=5.1e9, sliding_window_layers=18, sliding_window_tokens=128,
+            max_context_tokens=131_072,
             sources={
+                "max_context_tokens": "[V] gpt-oss model card (128k context; config.json "
+                                      "max_position_embeddings 131072)",
                 "shape": "[V] vLLM GptOssConfig (MoE, 128 experts, top-4)",
                 "weight_bytes_per_param": "16-bit weights as Cerebras serves them (assumption)",
             },

@@ -44,6 +44,8 @@ class ModelSpec(_Frozen):
     experts_per_token: int = Field(0, ge=0, description="MoE: experts each token activates (top-k)")
     sliding_window_layers: int = Field(0, ge=0, description="layers with a sliding-window KV")
     sliding_window_tokens: int = Field(0, ge=0, description="window length of those layers")
+    max_context_tokens: int | None = Field(
+        None, gt=0, description="longest prompt + output the model accepts (None = unchecked)")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> source string")
 
     @model_validator(mode="before")

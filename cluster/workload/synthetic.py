@@ -60,6 +60,9 @@ class LognormalLength(_Frozen):
     def _order(self) -> LognormalLength:
         if self.max < self.min:
             raise ValueError(f"max {self.max} is below min {self.min}")
+        if not self.min <= self.median <= self.max:
+            raise ValueError(f"median {self.median:g} is outside [min {self.min}, max {self.max}]"
+                             "; at least half the lengths would be clipped")
         return self
 
     def sample(self, rng: np.random.Generator, n: int) -> NDArray[np.int64]:

@@ -203,7 +203,13 @@ def read_trace(path: str | Path, cols: TraceColumns, jsonl: bool = False) -> Tra
 
 @lru_cache(maxsize=16)
 def _cached(path: str, _size: int, _mtime_ns: int, cols: TraceColumns, jsonl: bool) -> Trace:
-    rows, hashes = _read_jsonl(path, cols) if jsonl else (_read_csv(path, cols), [])
+    try:
+        rows, hashes = _read_jsonl(path, cols) if jsonl else (_read_csv(path, cols), [])
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"trace {path}: not UTF-8 text (byte {e.start}); allowed: a CSV or "
+                          "JSON-lines text file") from None
+    except (csv.Error, IsADirectoryError) as e:
+        raise ConfigError(f"trace {path}: cannot be parsed: {e}") from None
     if not rows:
         raise _bad(path, 2 if not jsonl else 1, "the file has no requests")
     arr = np.array(rows, dtype=np.int64)

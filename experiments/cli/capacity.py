@@ -12,12 +12,13 @@ from disagg.actors.engines.build import check_experiment
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.cli.common import load
-from disagg.experiments.compare.capacity import attainment, bisect_capacity
+from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
+from disagg.experiments.compare.capacity import SearchStopped, attainment, bisect_capacity
 from disagg.experiments.compare.runs import parse_policies, variant
 
 
 def _base(args: argparse.Namespace) -> Experiment:
-    exp = load(args)
+    exp = load(args, check=not args.policy)  # a --policy variant is checked below, once
     if "rate_per_s" not in type(exp.workload).model_fields:
         raise ConfigError(f"workload.kind: value {exp.workload.kind!r} has no arrival rate to "
                           "search; allowed: synthetic, mix or trace workloads")
@@ -25,12 +26,12 @@ def _base(args: argparse.Namespace) -> Experiment:
         [choice] = parse_policies(args.policy)
         exp = variant(exp, choice, float(getattr(exp.workload, "rate_per_s", 0) or 0),
                       exp.experiment.seed, "virtual")
+        check_experiment(exp)
     return exp
 
 
 def cmd_capacity(args: argparse.Namespace, console: Console) -> int:
     exp = _base(args)
-    check_experiment(exp)
     nominal = float(getattr(exp.workload, "rate_per_s", None) or 1.0)
     lo, hi = args.lo or nominal / 4, args.hi or nominal * 4
     tol = args.tol or nominal / 20
@@ -38,8 +39,11 @@ def cmd_capacity(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"--lo/--hi/--tol: values {lo:g}/{hi:g}/{tol:g} are not allowed; "
                           "allowed: 0 < lo < hi and tol > 0")
 
+    measured: dict[float, float] = {}
+
     def measure(e: Experiment, rate: float, repeats: int) -> float:
-        value = attainment(e, rate, repeats)
+        value = attainment(e, rate, repeats, stop)
+        measured[rate] = value
         console.print(f"  {rate:10.3f} req/s -> SLO attainment {100 * value:5.1f} %",
                       markup=False)
         return value
@@ -47,7 +51,12 @@ def cmd_capacity(args: argparse.Namespace, console: Console) -> int:
     console.print(f"disagg: capacity of {exp.experiment.name} with router "
                   f"{exp.policies.router.name} (virtual engine, {args.repeats} seed(s) per rate, "
                   f"target {100 * args.target:g} %), searching {lo:g}..{hi:g} req/s")
-    cap = bisect_capacity(exp, lo, hi, tol, args.repeats, args.target, measure)
+    with graceful_stop() as stop:
+        try:
+            cap = bisect_capacity(exp, lo, hi, tol, args.repeats, args.target, measure)
+        except SearchStopped as e:
+            _print_bracket(console, str(e), measured, args.target)
+            return EXIT_INTERRUPTED
     if cap is None:
         console.print(f"capacity: below {lo:g} req/s (the lowest rate already misses the target)")
     elif cap >= hi:
@@ -55,6 +64,17 @@ def cmd_capacity(args: argparse.Namespace, console: Console) -> int:
     else:
         console.print(f"capacity: {cap:.3f} req/s (within {tol:g} req/s)")
     return 0
+
+
+def _print_bracket(console: Console, reason: str, measured: dict[float, float],
+                   target: float) -> None:
+    """What an interrupted search found so far: the rates measured and the bracket they give."""
+    ok = [r for r, v in measured.items() if v >= target]
+    miss = [r for r, v in measured.items() if v < target and r > max(ok, default=0.0)]
+    found = f"at least {max(ok):g} req/s" if ok else "no rate measured so far met the target"
+    below = f", below {min(miss):g} req/s" if ok and miss else ""
+    console.print(f"disagg: {reason}: search stopped after {len(measured)} rate(s); capacity so "
+                  f"far: {found}{below}", markup=False)
 
 
 def add_command(sub: Any) -> None:

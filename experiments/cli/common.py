@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
+from disagg.actors.engines.address import check_address
 from disagg.actors.engines.build import check_experiment
 from disagg.cluster.config import Experiment, load_experiment
+from disagg.experiments.results.guard import check_output, check_template_root
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -33,8 +36,22 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def load(args: argparse.Namespace) -> Experiment:
-    """Load, override and fully check the experiment named on the command line."""
+def load(args: argparse.Namespace, check: bool = True) -> Experiment:
+    """Load, override and (unless ``check`` is False, for a caller that checks each variant it
+    derives) fully check the experiment named on the command line."""
     exp = load_experiment(args.experiment, overrides(args))
-    check_experiment(exp)
+    if check:
+        check_experiment(exp)
+    if exp.experiment.engine == "ray" or not getattr(args, "local", True):
+        check_address(getattr(args, "address", None))
     return exp
+
+
+def output_path(args: argparse.Namespace, exp: Experiment, suffix: str = "") -> Path:
+    """Where the command writes: ``--out``, else ``output.dir`` (plus ``suffix``), checked before
+    anything runs (new, or with ``--force`` a folder disagg wrote; in a writable place)."""
+    if args.out:
+        return check_output("--out", Path(args.out), args.force)
+    check_template_root(exp.output.dir, exp.experiment.name)
+    default = exp.output_dir
+    return check_output("output.dir", default.with_name(default.name + suffix), args.force)

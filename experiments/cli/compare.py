@@ -19,7 +19,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from disagg.experiments.cli.common import EXIT_OK, load
+from disagg.experiments.cli.common import EXIT_OK, load, output_path
+from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.compare.report import render_report
 from disagg.experiments.compare.runs import (
     RunPlan,
@@ -96,21 +97,28 @@ def _print_tables(console: Console, report: Any) -> None:
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
-    base = load(args)
+    base = load(args, check=False)  # plan_runs checks every policy's variant once
     policies = parse_policies(args.policies)
     rates = parse_rates(args.rates) if args.rates else None
     plans = plan_runs(base, policies, rates, args.repeats)
-    out = Path(args.out) if args.out else base.output_dir.with_name(base.output_dir.name + "-compare")
+    out = output_path(args, base, "-compare")
     engine = plans[0].experiment.experiment.engine
     how = "in parallel as Ray tasks" if engine == "virtual" and not args.local else "one after another"
     console.print(f"disagg: comparing {len(policies)} policies x {len(plans) // len(policies)} "
                   f"(rate, repeat) cells = {len(plans)} runs on the {engine} engine, {how} -> {out}")
     started = time.time()
-    with CompareProgress(console, len(plans)) as progress:
+    with graceful_stop() as stop, CompareProgress(console, len(plans)) as progress:
         report = compare(base, plans, out, address=args.address, use_ray=not args.local,
-                         progress=progress, live=progress.live_run)
+                         progress=progress, live=progress.live_run, stop=stop)
+    if report is None:
+        console.print(f"disagg: {stop.reason} before any run finished; nothing written")
+        return EXIT_INTERRUPTED
     _print_tables(console, report)
     console.print(f"report in {out / 'report.html'} ({time.time() - started:.1f} s wall)")
+    if stop.requested:
+        console.print(f"disagg: {stop.reason}: the report covers the {progress.done} of "
+                      f"{len(plans)} runs that finished")
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 
@@ -132,7 +140,10 @@ def add_commands(sub: Any) -> None:
                                      "(default: the experiment's workload.rate_per_s)")
     cmp.add_argument("--repeats", type=int, default=1, help="seeds per cell: seed, seed+1, ...")
     cmp.add_argument("--engine", choices=["ray", "virtual"])
-    cmp.add_argument("--out", help="comparison folder (default: <output.dir>-compare)")
+    cmp.add_argument("--out", help="comparison folder (default: <output.dir>-compare); must not "
+                                   "exist")
+    cmp.add_argument("--force", action="store_true",
+                     help="replace the comparison folder if disagg wrote it (never anything else)")
     cmp.add_argument("--duration", type=float, help="emu seconds of arrivals")
     cmp.add_argument("--seed", type=int, help="base seed (repeat k uses seed + k)")
     cmp.add_argument("--dilation", type=float, help="ray engine: wall seconds per emu second")

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from disagg.cluster import config as c
+from disagg.cluster import faults as fk
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.workload import kinds as ws
 from disagg.cluster.workload import synthetic as w
@@ -17,9 +18,12 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ('[workload] kind = "mix"', ws.MixWorkload), ("[[workload.classes]]", ws.RequestClass),
     ('[workload] kind = "trace"', ws.TraceWorkload),
     ('[workload] kind = "closed_loop"', ws.ClosedLoopWorkload), ("[slo]", c.SloConfig),
-    ("[policies]", c.PoliciesConfig), ("[output]", c.OutputConfig), ("[faults]", c.FaultsConfig),
-    ("[[faults.unit_loss]]", c.UnitLoss), ("[placement]", c.PlacementConfig),
-    ("[prefix_cache]", c.PrefixCacheConfig),
+    ("[policies]", c.PoliciesConfig), ("[output]", c.OutputConfig),
+    ('[[faults]] kind = "unit_loss"', fk.UnitLoss), ('[[faults]] kind = "host_loss"', fk.HostLoss),
+    ('[[faults]] kind = "straggler"', fk.Straggler),
+    ('[[faults]] kind = "link"', fk.LinkFault),
+    ('[[faults]] kind = "kv_drop" or "kv_corrupt"', fk.KvFault),
+    ("[placement]", c.PlacementConfig), ("[prefix_cache]", c.PrefixCacheConfig),
     ("[model] inline spec", ModelSpec), ("hardware inline spec", HardwareProfile),
     ('length kind = "fixed"', w.FixedLength), ('length kind = "uniform"', w.UniformLength),
     ('length kind = "lognormal"', w.LognormalLength),
@@ -34,7 +38,7 @@ def _type(annotation: object) -> str:
     text = str(annotation)
     for junk in ("typing.", "<class '", "'>", "disagg.cluster.hardware.specs.", "disagg.cluster.config."):
         text = text.replace(junk, "")
-    if "RequestClass" in text:
+    if "RequestClass" in text or "UnitLoss" in text:
         return "list of tables"
     if "Length" in text or "Arrivals" in text or "Workload" in text:
         return "table with `kind`"

@@ -2,15 +2,19 @@
 in their own modules).
 
 Exit codes: 0 success; 2 bad input (one message naming the field, the value and what is allowed;
-nothing written); 1 internal error.
+nothing written); 1 internal error (or a run that lost a control-plane component: its results so
+far are written); 130 interrupted (Ctrl-C or SIGTERM; results so far are written). ``--debug``
+shows the traceback of an internal error.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,16 +29,19 @@ from disagg.experiments.cli.common import (
     EXIT_OK,
     Parser,
     load,
+    output_path,
 )
 from disagg.experiments.cli.compare import add_commands
 from disagg.experiments.cli.serve import add_command as add_serve
 from disagg.experiments.cli.plan import add_command as add_plan
+from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.results.timeline import (
     TraceFormatError,
     chrome_trace,
     read_event_log,
 )
-from disagg.experiments.run import run_experiment
+from disagg.experiments.results.writing import OutputInTheWay
+from disagg.experiments.run import RunResult, run_experiment
 from disagg.experiments.view.console import (
     calibration_table,
     hardware_table,
@@ -57,19 +64,34 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     exp = load(args)
-    out_dir = Path(args.out) if args.out else exp.output_dir
+    out_dir = output_path(args, exp)
     console.print(f"disagg: running {exp.experiment.name} on the {exp.experiment.engine} engine "
                   f"({exp.experiment.duration_s:g} emu s of arrivals, dilation "
                   f"{exp.experiment.dilation:g}) -> {out_dir}")
     started = time.time()
     live = console.is_terminal if args.live is None else args.live
-    with run_progress(console, exp, live) as progress:
+    with graceful_stop() as stop, run_progress(console, exp, live) as progress:
         result = run_experiment(exp, out_dir, address=args.address, progress=progress,
-                                live_s=live_interval(live))
+                                live_s=live_interval(live), stop=stop, checked=True)
     console.print(summary_table(result.summary))
     if result.summary["submitted"] == 0:
         console.print("note: the workload produced no requests within experiment.duration_s")
     console.print(f"results in {result.out_dir} ({time.time() - started:.1f} s wall)")
+    return _run_exit(result)
+
+
+def _run_exit(result: RunResult) -> int:
+    """1 if a control-plane component was lost, 130 if interrupted, else 0 (results written)."""
+    lost = result.raw.get("component_lost")
+    if lost:
+        print(f"disagg: error: the emulator's {lost} component was lost mid-run; the run ended "
+              f"early, unfinished requests are 'failed' with reason emulator_component_lost; "
+              f"results so far in {result.out_dir}", file=sys.stderr)
+        return EXIT_INTERNAL
+    if result.interrupted:
+        print(f"disagg: {result.raw['unfinished']['reason']}: results so far in "
+              f"{result.out_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 
@@ -98,11 +120,16 @@ def cmd_catalog(args: argparse.Namespace, console: Console) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="disagg", description="Emulate disaggregated LLM-inference clusters.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     run = sub.add_parser("run", help="run an experiment and write its results folder")
     run.add_argument("experiment", help="experiment TOML file")
     run.add_argument("--engine", choices=["ray", "virtual"])
-    run.add_argument("--out", help="results folder (default: the experiment's output.dir)")
+    run.add_argument("--out", help="results folder (default: the experiment's output.dir); "
+                     "must not exist")
+    run.add_argument("--force", action="store_true",
+                     help="replace the output folder if disagg wrote it (never anything else)")
     run.add_argument("--dilation", type=float, help="wall seconds per emu second")
     run.add_argument("--seed", type=int)
     run.add_argument("--duration", type=float, help="emu seconds of arrivals")
@@ -143,12 +170,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        err.print("disagg: interrupted; nothing written")
+        err.print("disagg: interrupted: exited at once (any results folder is either as it was "
+                  "before or complete)")
+        return EXIT_INTERRUPTED
+    except OutputInTheWay as e:
+        err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
         return EXIT_INTERNAL
     except Exception as e:  # noqa: BLE001 - the last line of defence: say what broke
+        if args.debug or os.environ.get("DISAGG_DEBUG"):
+            err.print(traceback.format_exc(), markup=False, end="")
         err.print(f"disagg: internal error: {type(e).__name__}: {e}", markup=False)
-        if "--debug" in sys.argv or __import__("os").environ.get("DISAGG_DEBUG"):
-            raise
+        if not args.debug:
+            err.print("disagg: run again with --debug to see the traceback", markup=False)
         return EXIT_INTERNAL
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.config import Experiment
 from disagg.experiments.compare.data import TARGET_ATTAINMENT
@@ -16,14 +17,23 @@ from disagg.experiments.compare.runs import PolicyChoice, variant
 from disagg.experiments.run import assemble
 
 
-def attainment(exp: Experiment, rate_per_s: float, repeats: int = 1) -> float:
-    """Mean SLO attainment of ``exp`` at ``rate_per_s`` over ``repeats`` seeds, virtual engine."""
+class SearchStopped(Exception):
+    """The search was stopped (Ctrl-C) in the middle of a measurement."""
+
+
+def attainment(exp: Experiment, rate_per_s: float, repeats: int = 1,
+               stop: StopFlag | None = None) -> float:
+    """Mean SLO attainment of ``exp`` at ``rate_per_s`` over ``repeats`` seeds, virtual engine;
+    :class:`SearchStopped` if ``stop`` is requested meanwhile."""
     router = PolicyChoice(exp.policies.router.name, exp.policies.router.name,
                           dict(exp.policies.router.params))
     values = []
     for k in range(repeats):
         run = variant(exp, router, rate_per_s, exp.experiment.seed + k, "virtual")
-        values.append(assemble(run, run_virtual(run)).summary["slo_attainment"] or 0.0)
+        raw = run_virtual(run, stop=stop)
+        if stop is not None and stop.requested:
+            raise SearchStopped(stop.reason)
+        values.append(assemble(run, raw).summary["slo_attainment"] or 0.0)
     return sum(values) / len(values)
 
 

@@ -52,7 +52,7 @@ def load_runs(out_dir: Path) -> list[SavedRun]:
     if not metas:
         raise ConfigError(f"{out_dir}: no runs found (expected runs/<policy>/rate-<r>/repeat-<k>/"
                           "run.json); allowed: a folder written by `disagg compare`")
-    runs = [_load_run(m.parent) for m in metas]
+    runs = [_load_run_checked(m.parent) for m in metas]
     order = {p: i for i, p in enumerate(_manifest(out_dir).get("policies", []))}
     runs.sort(key=lambda r: (order.get(r.policy, len(order)), r.policy, r.rate_per_s, r.repeat))
     return runs
@@ -60,7 +60,22 @@ def load_runs(out_dir: Path) -> list[SavedRun]:
 
 def _manifest(out_dir: Path) -> dict[str, Any]:
     path = out_dir / "compare.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: unreadable ({type(e).__name__}: {e}); allowed: the "
+                          "compare.json `disagg compare` wrote") from None
+
+
+def _load_run_checked(path: Path) -> SavedRun:
+    """:func:`_load_run`, with a corrupt or missing file a ConfigError naming the run folder."""
+    try:
+        return _load_run(path)
+    except ConfigError as e:
+        raise ConfigError(f"run {path}: {e}") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:  # JSON and Arrow errors are ValueError
+        raise ConfigError(f"run {path}: unreadable ({type(e).__name__}: {e}); allowed: a run "
+                          "folder as `disagg compare` wrote it") from None
 
 
 def _load_run(path: Path) -> SavedRun:

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any, ContextManager
 
 from disagg.actors.engines.build import check_experiment
+from disagg.actors.engines.stop import StopFlag
 from disagg.cluster.config import Experiment, PolicySpec
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.compare.report import Report, render_report
-from disagg.experiments.results.writing import swap_into_place, write_results
+from disagg.experiments.results.guard import MARKER, marker_bytes
+from disagg.experiments.results.writing import OutputInTheWay, swap_into_place, write_results
 from disagg.experiments.run import assemble, execute
 
 MAX_RATE_PER_S = 1e6
@@ -151,11 +153,17 @@ LiveRun = Callable[[RunPlan], ContextManager[tuple[Any, float]]]
 
 def run_plans(plans: list[RunPlan], out_dir: Path, address: str | None = None,
               use_ray: bool = True, progress: Progress | None = None,
-              live: LiveRun | None = None) -> None:
-    """Run every plan and write its results folder under ``out_dir`` (virtual: in parallel).
-    ``live(plan)`` gives (progress callback, live interval) to show each ray-engine run."""
+              live: LiveRun | None = None, stop: StopFlag | None = None) -> int:
+    """Run every plan and write its results folder under ``out_dir`` (virtual: in parallel);
+    returns how many were written. ``live(plan)`` gives (progress callback, live interval) to
+    show each ray-engine run. Once ``stop`` is requested no run starts and a run cut short is
+    not saved (a comparison holds only complete runs)."""
+    saved = [0]
 
     def save(plan: RunPlan, raw: dict[str, Any]) -> None:
+        if raw.get("unfinished", {}).get("status") == "cancelled":
+            return
+        saved[0] += 1
         result = assemble(plan.experiment, raw)
         extra = {"run.json": (json.dumps(plan.meta(), indent=2) + "\n").encode()}
         write_results(out_dir / plan.rel_dir, plan.experiment, result.tables, result.summary, extra)
@@ -167,20 +175,26 @@ def run_plans(plans: list[RunPlan], out_dir: Path, address: str | None = None,
         from disagg.actors.engines.parallel import map_virtual_runs
 
         map_virtual_runs([p.experiment for p in virtual], use_ray=use_ray, address=address,
-                         on_done=lambda i, raw: save(virtual[i], raw))
+                         on_done=lambda i, raw: save(virtual[i], raw), stop=stop)
     for plan in (p for p in plans if p.experiment.experiment.engine == "ray"):
+        if stop is not None and stop.requested:
+            break
         if live is None:
-            save(plan, execute(plan.experiment, address=address))
+            save(plan, execute(plan.experiment, address=address, stop=stop, checked=True))
             continue
         with live(plan) as (callback, live_s):
-            raw = execute(plan.experiment, address=address, progress=callback, live_s=live_s)
+            raw = execute(plan.experiment, address=address, progress=callback, live_s=live_s,
+                          stop=stop, checked=True)
         save(plan, raw)
+    return saved[0]
 
 
 def compare(base: Experiment, plans: list[RunPlan], out_dir: Path, address: str | None = None,
             use_ray: bool = True, progress: Progress | None = None,
-            live: LiveRun | None = None) -> Report:
-    """Run ``plans``, render the report, and move the finished folder to ``out_dir``."""
+            live: LiveRun | None = None, stop: StopFlag | None = None) -> Report | None:
+    """Run ``plans``, render the report, and move the finished folder to ``out_dir``. Stopped
+    early by ``stop``: the report covers the runs that finished (None, and nothing written, if
+    none did)."""
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -190,10 +204,17 @@ def compare(base: Experiment, plans: list[RunPlan], out_dir: Path, address: str 
                     "policies": list(dict.fromkeys(p.policy.label for p in plans)),
                     "rates_per_s": sorted({p.rate_per_s for p in plans}),
                     "repeats": len({p.repeat for p in plans}), "runs": len(plans)}
+        (tmp / MARKER).write_bytes(marker_bytes("compare"))
         (tmp / "compare.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        run_plans(plans, tmp, address=address, use_ray=use_ray, progress=progress, live=live)
+        saved = run_plans(plans, tmp, address=address, use_ray=use_ray, progress=progress,
+                          live=live, stop=stop)
+        if saved == 0 and plans:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return None
         report = render_report(tmp)
         swap_into_place(tmp, out_dir)
+    except OutputInTheWay:
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,3 +1,3 @@
-"""A run's results: the per-request table and the others, summary.json, the event log and timeline,
-and writing the results folder.
-"""
+"""A run's results: the request, timeseries and transfer tables, the summary (with prefix-cache
+hit rates), writing the folder (atomically, never over a user's data), golden digests of
+`requests.parquet`, and the event-log timeline."""

@@ -129,6 +129,7 @@ def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
         "submitted": len(rows), "completed": len(done),
         "rejected": sum(1 for r in rows if r["status"] == "rejected"),
         "failed": sum(1 for r in rows if r["status"] == "failed"),
+        "cancelled": sum(1 for r in rows if r["status"] == "cancelled"),
         "duration_s": end_s, "total_input_tokens": int(sum(r["prompt_tokens"] for r in done)),
         "total_output_tokens": tokens,
         "request_throughput": len(done) / end_s if end_s else 0.0,
@@ -140,6 +141,8 @@ def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
     out.update(_stats("tpot", [r["tpot_s"] for r in done if r["output_tokens"] > 1]))
     out.update(_stats("itl", itl, itl_w))
     out.update(_stats("e2el", [r["e2e_s"] for r in done]))
+    out["faults"] = [f"{text}" for _, text in raw.get("faults", [])]
+    out["redone"] = sum(1 for r in rows if r.get("redone_from"))
     out["prefill_utilization"] = utilization(raw, "prefill", end_s)
     out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, rows)
     out["decode_utilization"] = utilization(raw, "decode", end_s)
@@ -181,7 +184,8 @@ def _itl(comps: dict[str, dict[str, Any]], done: list[dict[str, Any]]) -> tuple[
 def _cluster(raw: dict[str, Any]) -> dict[str, Any]:
     """Where the components ran (ray engine), the clock alignment, and units lost mid-run."""
     clock = raw.get("clock", {})
-    out: dict[str, Any] = {"lost_units": raw.get("lost_units", [])}
+    out: dict[str, Any] = {"lost_units": raw.get("lost_units", []),
+                           "component_lost": raw.get("component_lost")}
     if "placement" in raw:
         out["placement_mode"] = raw.get("placement_mode")
         out["placement"] = raw["placement"]

@@ -21,7 +21,7 @@ REQUEST_COLUMNS = [
     "transfer_start_s", "transfer_end_s", "decode_start_s", "last_token_s", "ttft_s", "tpot_s",
     "e2e_s", "slo_met", "ttft_slo_s", "tpot_slo_s", "prefill_view_age_s", "decode_view_age_s",
 ]
-_STRINGS = {"slo_class", "status", "reason", "prefill_unit", "decode_unit"}
+_STRINGS = {"slo_class", "status", "reason", "prefill_unit", "decode_unit", "redone_from"}
 _INTS = {"request_id", "prompt_tokens", "output_tokens", "cached_tokens"}
 PREFIX_COLUMNS = ["cached_tokens"]  # only with prefix caching on (prompt tokens served from cache)
 
@@ -43,14 +43,25 @@ def request_rows(raw: dict[str, Any]) -> list[dict[str, Any]]:
         for rid, frag in comp.get("requests", {}).items():
             if rid in rows:
                 rows[rid].update({k: v for k, v in frag.items() if k != "real_bytes"})
+    unfinished = raw.get("unfinished") or {"status": "failed",
+                                           "reason": "unfinished_at_drain_deadline"}
+    _mark_redone(rows, comps.get("collector", {}).get("redone", {}))
     for row in rows.values():
-        _derive(row)
+        _derive(row, unfinished)
     return [rows[rid] for rid in sorted(rows)]
 
 
-def _derive(row: dict[str, Any]) -> None:
+def _mark_redone(rows: dict[int, dict[str, Any]], redone: dict[int, str]) -> None:
+    """``redone_from``: the lost unit a redone request started again from (only when any was)."""
+    if redone:
+        for rid, row in rows.items():
+            row["redone_from"] = redone.get(rid)
+
+
+def _derive(row: dict[str, Any], unfinished: dict[str, str]) -> None:
+    """Fill status (requests without an end get ``unfinished``'s), latencies and the SLO verdict."""
     if "status" not in row:
-        row["status"], row["reason"] = "failed", "unfinished_at_drain_deadline"
+        row["status"], row["reason"] = unfinished["status"], unfinished["reason"]
     if row["status"] == "completed" and row.get("first_token_s") is None:
         row["first_token_s"] = row.get("end_s")  # a one-token output whose prefill unit was lost
     if row["status"] == "completed" and row.get("last_token_s") is None:
@@ -70,10 +81,12 @@ def _derive(row: dict[str, Any]) -> None:
 
 def requests_table(rows: list[dict[str, Any]]) -> pa.Table:
     """requests.parquet: one row per submitted request (missing values are null); with prefix
-    caching on (a prefill unit recorded ``cached_tokens``), also ``PREFIX_COLUMNS``."""
+    caching on (a prefill unit recorded ``cached_tokens``), also ``PREFIX_COLUMNS``; a run in which
+    a lost unit made requests start again has a ``redone_from`` column too."""
     cols: dict[str, pa.Array] = {}
     extra = PREFIX_COLUMNS if any("cached_tokens" in r for r in rows) else []
-    for c in REQUEST_COLUMNS + extra:
+    extra += ["redone_from"] if any("redone_from" in r for r in rows) else []
+    for c in [*REQUEST_COLUMNS, *extra]:
         values = [r.get(c) for r in rows]
         if c in _STRINGS:
             cols[c] = pa.array([None if v is None else str(v) for v in values], pa.string())

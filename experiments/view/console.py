@@ -39,7 +39,8 @@ def summary_table(s: dict[str, Any]) -> Group:
     attain = s["slo_attainment"]
     for label, value in (
         ("requests", f"submitted {s['submitted']}, completed {s['completed']}, "
-                     f"rejected {s['rejected']}, failed {s['failed']}"),
+                     f"rejected {s['rejected']}, failed {s['failed']}"
+                     + (f", cancelled {s['cancelled']}" if s.get("cancelled") else "")),
         ("SLO attainment", f"{_fmt(None if attain is None else 100 * attain)} %"),
         ("goodput", f"{_fmt(s['request_goodput'], 2)} req/s"),
         ("output throughput", f"{_fmt(s['output_throughput'])} tok/s"),
@@ -61,6 +62,15 @@ def summary_table(s: dict[str, Any]) -> Group:
         k.add_row(label, value)
     if s.get("reasons"):
         k.add_row("not completed", ", ".join(f"{r}: {n}" for r, n in sorted(s["reasons"].items())))
+    if s.get("lost_units"):
+        k.add_row("lost units", ", ".join(s["lost_units"]))
+    if s.get("component_lost"):
+        k.add_row("run ended", f"the {s['component_lost']} component was lost")
+    for i, fault in enumerate(s.get("faults") or []):
+        k.add_row("faults" if i == 0 else "", fault)
+    if s.get("redone"):
+        k.add_row("recovery", f"{s['redone']} request(s) redone from prefill after a unit loss "
+                              "(requests.parquet column redone_from)")
     return Group(t, k)
 
 

@@ -1,0 +1,25 @@
+"""A request to stop a run early, shared by the command line (which sets it on Ctrl-C or
+SIGTERM) and the engines (which check it between steps and then end the run cleanly)."""
+
+from __future__ import annotations
+
+import threading
+
+
+class StopFlag:
+    """Set once, from a signal handler or another thread; ``reason`` says why."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def request(self, reason: str) -> None:
+        """Ask the run to stop (the first reason given stands)."""
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        """True once a stop was requested."""
+        return self._event.is_set()

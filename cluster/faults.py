@@ -1,0 +1,173 @@
+"""Injected faults: the ``[[faults]]`` entries of an experiment and the one time-ordered schedule
+both engines execute (``actors/engines/faults.py``).
+
+Each entry is a table with a ``kind``: ``unit_loss`` (a unit's machine goes away at ``at_s``,
+optionally back ``restart_after_s`` later), ``host_loss`` (every unit of a host), ``straggler``
+(a unit runs ``factor`` times slower from ``from_s`` to ``to_s``), ``link`` (a fabric link's
+capacity times ``factor`` from ``from_s`` to ``to_s``; ``factor = 0`` cuts it), ``kv_drop`` / ``kv_corrupt`` (the KV payloads of the listed
+request ids go missing / get one byte flipped). All times are emu seconds. The older table form
+``[faults] unit_loss = [...], corrupt_kv_requests = [...], drop_kv_requests = [...]`` is read as
+the equivalent entries (:func:`entries_from_legacy`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+UNIT_PATTERN = r"^(prefill|decode)-[0-9]+$"
+LINK_PATTERN = r"^(core|(prefill|decode)-host-[0-9]+/(egress|ingress))$"
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UnitLoss(_Entry):
+    """A unit lost at an emu time, as if its machine went away (ray engine: its actor is killed).
+
+    With ``restart_after_s`` a fresh unit (empty queues) takes its place that much later."""
+
+    kind: Literal["unit_loss"] = "unit_loss"
+    unit: str = Field(pattern=UNIT_PATTERN, description="e.g. decode-1")
+    at_s: float = Field(ge=0, description="emu time of the loss")
+    restart_after_s: float | None = Field(
+        None, gt=0, description="emu seconds until a fresh unit replaces it (default: never)")
+
+
+class HostLoss(_Entry):
+    """A whole host lost at an emu time (every unit on it; ray engine: their actors killed), as
+    when a node of the cluster goes away."""
+
+    kind: Literal["host_loss"] = "host_loss"
+    host: str = Field(pattern=r"^(prefill|decode)-host-[0-9]+$", description="e.g. prefill-host-0")
+    at_s: float = Field(ge=0, description="emu time of the loss")
+
+
+class Straggler(_Entry):
+    """A unit whose batches and iterations take ``factor`` times their modeled time."""
+
+    kind: Literal["straggler"] = "straggler"
+    unit: str = Field(pattern=UNIT_PATTERN, description="e.g. prefill-0")
+    factor: float = Field(gt=1, le=1000, description="slow-down: modeled durations x this")
+    from_s: float = Field(ge=0, description="emu time it starts")
+    to_s: float | None = Field(None, description="emu time it ends (default: never)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Straggler:
+        if self.to_s is not None and self.to_s <= self.from_s:
+            raise ValueError(f"to_s ({self.to_s}) must be after from_s ({self.from_s})")
+        return self
+
+
+class LinkFault(_Entry):
+    """A fabric link degraded (capacity x ``factor``) or cut (``factor = 0``), then restored."""
+
+    kind: Literal["link"] = "link"
+    link: str = Field(pattern=LINK_PATTERN,
+                      description="HOST/egress, HOST/ingress (e.g. decode-host-0/ingress) or core")
+    factor: float = Field(ge=0, lt=1, description="capacity x this while it lasts; 0 cuts the link")
+    from_s: float = Field(ge=0, description="emu time it starts")
+    to_s: float | None = Field(None, description="emu time it is restored (default: never)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LinkFault:
+        if self.to_s is not None and self.to_s <= self.from_s:
+            raise ValueError(f"to_s ({self.to_s}) must be after from_s ({self.from_s})")
+        return self
+
+
+class KvFault(_Entry):
+    """KV payloads of the listed requests dropped (``kv_drop``) or corrupted (``kv_corrupt``)."""
+
+    kind: Literal["kv_drop", "kv_corrupt"]
+    requests: list[int] = Field(min_length=1, description="request ids")
+
+
+FaultEntry = Annotated[UnitLoss | HostLoss | Straggler | LinkFault | KvFault,
+                      Field(discriminator="kind")]
+
+
+def entries_from_legacy(value: Any) -> Any:
+    """The table form ``[faults]`` (unit_loss, corrupt_kv_requests, drop_kv_requests) as entries;
+    anything else is returned unchanged for validation."""
+    if not isinstance(value, dict):
+        return value
+    legacy = {"unit_loss", "corrupt_kv_requests", "drop_kv_requests"}
+    if set(value) - legacy:
+        return value  # validation names the unknown key
+    out: list[Any] = [{"kind": "unit_loss", **u} if isinstance(u, dict) else u
+                      for u in value.get("unit_loss", [])]
+    for key, kind in (("drop_kv_requests", "kv_drop"), ("corrupt_kv_requests", "kv_corrupt")):
+        if value.get(key):
+            out.append({"kind": kind, "requests": value[key]})
+    return out
+
+
+Action = Literal["kill", "restart", "speed", "link"]
+
+
+@dataclass(frozen=True)
+class FaultAction:
+    """One thing an engine does at emu time ``at_s``: ``kill`` / ``restart`` a unit, set a unit's
+    ``speed`` (its modeled durations x ``factor``), or scale a fabric ``link``'s capacity."""
+
+    at_s: float
+    seq: int  # entry order, breaks ties at equal times
+    action: Action
+    target: str
+    factor: float = 1.0
+
+    def describe(self) -> str:
+        """One line for the console summary and summary.json."""
+        what = {"kill": f"{self.target} lost", "restart": f"{self.target} restarted",
+                "speed": f"{self.target} speed: durations x {self.factor:g}",
+                "link": f"link {self.target} capacity x {self.factor:g}"
+                        + (" (cut)" if self.factor == 0 else "")}[self.action]
+        return f"{self.at_s:.3f} s: {what}"
+
+
+@dataclass(frozen=True)
+class FaultSchedule:
+    """An experiment's faults: the timed actions in time order, and the KV faults by request."""
+
+    actions: tuple[FaultAction, ...] = ()
+    kv_drop: frozenset[int] = frozenset()
+    kv_corrupt: frozenset[int] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.actions or self.kv_drop or self.kv_corrupt)
+
+
+def _actions(entry: Any, seq: int, host_units: dict[str, list[str]]) -> list[FaultAction]:
+    if isinstance(entry, HostLoss):
+        return [FaultAction(entry.at_s, seq, "kill", u) for u in host_units.get(entry.host, [])]
+    if isinstance(entry, UnitLoss):
+        out = [FaultAction(entry.at_s, seq, "kill", entry.unit)]
+        if entry.restart_after_s is not None:
+            out.append(FaultAction(entry.at_s + entry.restart_after_s, seq, "restart", entry.unit))
+        return out
+    if isinstance(entry, Straggler | LinkFault):
+        action: Action = "speed" if isinstance(entry, Straggler) else "link"
+        target = entry.unit if isinstance(entry, Straggler) else entry.link
+        out = [FaultAction(entry.from_s, seq, action, target, entry.factor)]
+        if entry.to_s is not None:
+            out.append(FaultAction(entry.to_s, seq, action, target, 1.0))
+        return out
+    return []
+
+
+def fault_schedule(entries: list[Any] | tuple[Any, ...],
+                   host_units: dict[str, list[str]] | None = None) -> FaultSchedule:
+    """The one schedule for ``entries`` (validated ``[[faults]]`` tables), in time order;
+    ``host_units`` (host -> its units, from the topology) expands a host loss into unit kills."""
+    actions = [a for seq, e in enumerate(entries) for a in _actions(e, seq, host_units or {})]
+    kv = {"kv_drop": set(), "kv_corrupt": set()}  # type: dict[str, set[int]]
+    for e in entries:
+        if isinstance(e, KvFault):
+            kv[e.kind].update(e.requests)
+    return FaultSchedule(tuple(sorted(actions, key=lambda a: (a.at_s, a.seq))),
+                         frozenset(kv["kv_drop"]), frozenset(kv["kv_corrupt"]))

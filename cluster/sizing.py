@@ -1,0 +1,57 @@
+"""How big a run will be before it starts: requests, timeseries rows and the memory they take.
+
+A lower-bound estimate from the config alone (arrival window only, mean arrival rate), so that a
+run which cannot fit on the machine is refused up front with the estimate instead of dying of a
+MemoryError (or swapping) after minutes. The per-item byte costs are measured, not derived:
+
+- ``BYTES_PER_REQUEST``: 30 kB — issue 11's review measured a 100k-request virtual run of the
+  quickstart cluster peaking at 3.0 GB (results assembled whole in memory).
+- ``BYTES_PER_TIMESERIES_ROW``: 210 B — fitted to issue 12's report that ``sample_interval_s =
+  1e-6`` took 7.3 GB for a 5 s run of the quickstart cluster (7 series: 3 units and 4 links, so
+  3.5e7 rows).
+
+Both fall when results stream to disk (issue 11); update them with the memory benchmark then.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from disagg.cluster.config import Experiment
+
+BYTES_PER_REQUEST = 30_000.0
+BYTES_PER_TIMESERIES_ROW = 210.0
+
+
+@dataclass(frozen=True)
+class RunSize:
+    """Lower-bound size of a run: requests submitted, timeseries rows, peak bytes in memory."""
+
+    requests: float
+    timeseries_rows: float
+    series: int
+
+    @property
+    def bytes(self) -> float:
+        return self.requests * BYTES_PER_REQUEST + self.timeseries_rows * BYTES_PER_TIMESERIES_ROW
+
+    def describe(self) -> str:
+        """One line: the estimate and what it is made of."""
+        return (f"~{self.bytes / 1e9:.1f} GB ({self.requests:.3g} requests x "
+                f"{BYTES_PER_REQUEST / 1e3:g} kB + {self.timeseries_rows:.3g} timeseries rows x "
+                f"{BYTES_PER_TIMESERIES_ROW:g} B)")
+
+
+def estimate_run_size(exp: Experiment, links: int) -> RunSize:
+    """The size of ``exp`` over its arrival window (``links``: fabric links of its topology), or
+    until ``workload.max_requests`` have arrived. Workloads without a planned rate (closed loop,
+    a trace at its own speed) count 0 requests."""
+    rate = float(getattr(exp.workload, "rate_per_s", None) or 0.0)
+    cap = getattr(exp.workload, "max_requests", None)
+    duration = exp.experiment.duration_s
+    if rate > 0 and cap is not None:
+        duration = min(duration, cap / rate)
+    series = exp.prefill.units + exp.decode.units + links
+    points = math.ceil(duration / exp.output.sample_interval_s)
+    return RunSize(rate * duration, float(points) * series, series)

@@ -1,0 +1,60 @@
+"""Every fault kind on the ray engine (issue 12 item 4), in one run on the shared Ray fixture: a
+unit's actor really killed (``ray.kill``) and restarted, a host lost, a straggler, a degraded link
+and a dropped KV payload; the ledger balances and each recovery shows in the results."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import make_experiment
+
+from disagg.cluster.hardware.perf import prefill_time
+from disagg.experiments.run import run_experiment
+
+pytestmark = pytest.mark.ray
+
+
+def test_every_fault_kind_on_the_ray_engine(ray_cluster, tmp_path) -> None:
+    exp = make_experiment(
+        experiment__engine="ray", experiment__duration_s=8.0, decode__units=2, prefill__units=8,
+        workload__rate_per_s=12.0, workload__output_tokens={"kind": "fixed", "value": 1500},
+        faults=[
+            {"kind": "unit_loss", "unit": "decode-1", "at_s": 2.0, "restart_after_s": 1.5},
+            {"kind": "straggler", "unit": "prefill-0", "factor": 3.0, "from_s": 1.0, "to_s": 3.0},
+            {"kind": "link", "link": "decode-host-0/ingress", "factor": 0.5, "from_s": 1.0,
+             "to_s": 4.0},
+            {"kind": "kv_drop", "requests": [3]},
+            {"kind": "host_loss", "host": "prefill-host-1", "at_s": 2.5},  # prefill-4..7
+        ])
+    result = run_experiment(exp, tmp_path / "out")
+    rows = result.tables["requests"].to_pylist()
+    assert len(rows) == result.summary["submitted"] > 10
+    assert {r["status"] for r in rows} <= {"completed", "failed"}
+    by_id = {r["request_id"]: r for r in rows}
+    assert (by_id[3]["status"], by_id[3]["reason"]) == ("failed", "kv_missing")
+    assert all(r["status"] == "completed" for r in rows if r["request_id"] != 3)
+
+    redone = [r for r in rows if r["redone_from"] == "decode-1"]
+    assert redone and result.summary["redone"] == sum(1 for r in rows if r["redone_from"])
+    lost_host = ["prefill-4", "prefill-5", "prefill-6", "prefill-7"]
+    assert result.summary["lost_units"] == lost_host  # decode-1 was restarted
+    late = [r for r in rows if r["arrival_s"] > 3.0]
+    assert late and all(r["prefill_unit"] not in lost_host for r in late)
+    back = [r for r in rows if r["decode_unit"] == "decode-1" and (r["decode_start_s"] or 0) > 3.5]
+    assert back, "the restarted actor takes requests again"
+
+    # (a redone request's prefill times may come from its first unit: issue 11's record owners)
+    slow = [r for r in rows if r["prefill_unit"] == "prefill-0" and r["redone_from"] is None
+            and r["prefill_start_s"] is not None and 1.0 <= r["prefill_start_s"] < 3.0]
+    for r in slow:  # a batch lasts at least its longest prompt alone, x 3 while slow
+        alone = prefill_time([r["prompt_tokens"]], exp.model, exp.prefill.hardware,
+                             exp.prefill.chips_per_unit).seconds
+        assert r["first_token_s"] - r["prefill_start_s"] >= 3.0 * alone * (1 - 1e-9)
+    assert slow
+
+    faults = result.summary["faults"]
+    assert faults == ["1.000 s: prefill-0 speed: durations x 3",
+                      "1.000 s: link decode-host-0/ingress capacity x 0.5",
+                      "2.000 s: decode-1 lost", *[f"2.500 s: {u} lost" for u in lost_host],
+                      "3.000 s: prefill-0 speed: durations x 1",
+                      "3.500 s: decode-1 restarted",
+                      "4.000 s: link decode-host-0/ingress capacity x 1"]
