@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Status = Literal["completed", "rejected", "failed"]
-UnitKind = Literal["prefill", "decode"]
+UnitKind = Literal["prefill", "decode", "colocated"]
 
 
 @dataclass(frozen=True, slots=True)

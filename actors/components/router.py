@@ -55,7 +55,7 @@ class Router(Component):
         units = self.views.values()
         return RouterView(
             now_s,
-            tuple(u for u in units if u.kind == "prefill"),
+            tuple(u for u in units if u.kind in ("prefill", "colocated")),  # take new requests
             tuple(u for u in units if u.kind == "decode"),
         )
 
@@ -69,7 +69,7 @@ class Router(Component):
         if isinstance(decision, Reject):
             self._end(request, "rejected", decision.reason, t)
             return
-        unit = self._checked(decision, "prefill")
+        unit = self._checked(decision, ("prefill", "colocated"))
         self.records.setdefault(request.request_id, {}).update(
             prefill_unit=unit.name, prefill_view_age_s=t - unit.reported_s)
         self.inflight[request.request_id] = (request, unit.name)
@@ -95,7 +95,7 @@ class Router(Component):
             return True
         if not isinstance(decision, Route):
             return False
-        unit = self._checked(decision, "decode")
+        unit = self._checked(decision, ("decode",))
         rec = self.records.setdefault(request.request_id, {})
         rec.update(decode_unit=unit.name, decode_view_age_s=t - unit.reported_s)
         self.inflight[request.request_id] = (request, unit.name)
@@ -139,10 +139,11 @@ class Router(Component):
             self.peers["collector"].send(RequestRedone(request.request_id, msg.unit, t))
             self._route_prefill(request, t)
 
-    def _checked(self, decision: Route, kind: str) -> UnitView:
+    def _checked(self, decision: Route, kinds: tuple[str, ...]) -> UnitView:
         unit = self.views.get(decision.unit)
-        if unit is None or unit.kind != kind:
-            raise ValueError(f"router policy chose {decision.unit!r}, not a {kind} unit")
+        if unit is None or unit.kind not in kinds:
+            raise ValueError(f"router policy chose {decision.unit!r}, not a {' or '.join(kinds)}"
+                             " unit")
         return unit
 
     def _end(self, request: Request, status: str, reason: str, t: float) -> None:

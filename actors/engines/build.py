@@ -8,6 +8,7 @@ import numpy as np
 
 from disagg.actors.components.closed_loop import ClosedLoopGenerator
 from disagg.actors.components.collector import Collector
+from disagg.actors.components.colocated import ColocatedUnit
 from disagg.actors.components.decode import DecodeUnit
 from disagg.actors.components.load_generator import (
     LoadGenerator,
@@ -33,8 +34,7 @@ CONTROL = ("collector", "router", "fabric", "loadgen")
 
 def component_names(exp: Experiment) -> list[str]:
     """Every component of the experiment, control plane first."""
-    return [*CONTROL, *unit_names("prefill", exp.prefill.units),
-            *unit_names("decode", exp.decode.units)]
+    return [*CONTROL, *(u for kind, pool in exp.pools.items() for u in unit_names(kind, pool.units))]
 
 
 def component_rng(seed: int, name: str) -> np.random.Generator:
@@ -43,29 +43,31 @@ def component_rng(seed: int, name: str) -> np.random.Generator:
 
 
 def decode_kv_capacity(exp: Experiment) -> float:
-    """KV bytes one decode unit can hold once its model copy is resident."""
-    return fit_check(exp.model, exp.decode.hardware, exp.decode.chips_per_unit).kv_capacity_bytes
+    """KV bytes one decode (or colocated) unit can hold once its model copy is resident."""
+    pool = exp.last_pool
+    return fit_check(exp.model, pool.hardware, pool.chips_per_unit).kv_capacity_bytes
 
 
 def policy_context(exp: Experiment, name: str) -> PolicyContext:
+    """What policies read; a colocated pool stands for both the prefill and the decode side."""
+    first, last = exp.first_pool, exp.last_pool
     return PolicyContext(
-        exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit, exp.decode.hardware,
-        exp.decode.chips_per_unit, component_rng(exp.experiment.seed, name + "/policy"),
+        exp.model, first.hardware, first.chips_per_unit, last.hardware, last.chips_per_unit,
+        component_rng(exp.experiment.seed, name + "/policy"),
     )
 
 
 def initial_views(exp: Experiment) -> list[UnitView]:
     """What the router knows before any report: every unit up and empty."""
     cap = decode_kv_capacity(exp)
-    return [UnitView(u, "prefill") for u in unit_names("prefill", exp.prefill.units)] + [
-        UnitView(u, "decode", kv_capacity_bytes=cap) for u in unit_names("decode", exp.decode.units)
-    ]
+    return [UnitView(u, kind, kv_capacity_bytes=float("inf") if kind == "prefill" else cap)  # type: ignore[arg-type]
+            for kind, pool in exp.pools.items() for u in unit_names(kind, pool.units)]
 
 
 def check_experiment(exp: Experiment) -> None:
     """Checks that need the catalog, the performance models and the policy registries."""
     gb = 1e9
-    for kind, pool in (("prefill", exp.prefill), ("decode", exp.decode)):
+    for kind, pool in exp.pools.items():
         fit = fit_check(exp.model, pool.hardware, pool.chips_per_unit)
         if fit.kv_capacity_bytes <= 0:
             raise ConfigError(
@@ -76,9 +78,9 @@ def check_experiment(exp: Experiment) -> None:
     names = set(component_names(exp))
     for loss in exp.faults.unit_loss:
         if loss.unit not in names:
+            known = ", ".join(f"{k}-0..{p.units - 1}" for k, p in exp.pools.items())
             raise ConfigError(f"field 'faults.unit_loss.unit': value {loss.unit!r} is not a unit "
-                              f"of this experiment (prefill-0..{exp.prefill.units - 1}, "
-                              f"decode-0..{exp.decode.units - 1})")
+                              f"of this experiment ({known})")
     check_workload(exp.workload, slo_targets(exp), exp.experiment.duration_s)
     ctx = policy_context(exp, "check")
     for field, registry in (("router", ROUTERS), ("prefill_batching", PREFILL_BATCHING),
@@ -113,7 +115,7 @@ def build_component(
     elif name == "fabric":
         comp = Fabric(name, clock, build_topology(exp), exp.fabric, control_delay_s,
                       exp.model.layers)
-    elif name.startswith("prefill-"):
+    elif name.startswith("prefill-") and exp.prefill is not None:
         spec = exp.policies.prefill_batching
         comp = PrefillUnit(
             name, clock, exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit,
@@ -121,12 +123,19 @@ def build_component(
             store, exp.output.payload_scale, seed, exp.faults, control_delay_s,
             exp.experiment.load_report_interval_s, exp.fabric.layer_wise,
         )
-    elif name.startswith("decode-"):
+    elif name.startswith("decode-") and exp.decode is not None:
         spec = exp.policies.decode_admission
         comp = DecodeUnit(
             name, clock, exp.model, exp.decode.hardware, exp.decode.chips_per_unit,
             DECODE_ADMISSION.create(spec.name, spec.params, policy_context(exp, name)),
             store, decode_kv_capacity(exp), control_delay_s, exp.experiment.load_report_interval_s,
+        )
+    elif name.startswith("colocated-") and exp.colocated is not None:
+        pool = exp.colocated
+        comp = ColocatedUnit(
+            name, clock, exp.model, pool.hardware, pool.chips_per_unit, decode_kv_capacity(exp),
+            pool.token_budget, pool.max_running, control_delay_s,
+            exp.experiment.load_report_interval_s,
         )
     else:
         raise KeyError(f"no component called {name!r}")

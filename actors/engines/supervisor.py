@@ -31,7 +31,7 @@ class Supervisor:
         self.handles = handles
         self.t0 = t0
         self.lost = lost
-        self.units = [n for n in handles if n.startswith(("prefill-", "decode-"))]
+        self.units = [n for n in handles if n.split("-")[0] in exp.pools]
         self.faults = sorted(exp.faults.unit_loss, key=lambda f: f.at_s)
         self._next_check = 0.0
 

@@ -62,7 +62,7 @@ def _prefill_mfu(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]
     time was used (batching small prompts raises it when the weights read dominates)."""
     busy = sum(e - s for name, c in by_name(raw).items() if name.startswith("prefill-")
                for s, e in c["log"]["busy"])
-    if busy <= 0:
+    if busy <= 0 or exp.prefill is None:
         return None
     flops = sum(prefill_flops([r["prompt_tokens"]], exp.model) for r in rows
                 if r.get("first_token_s") is not None)
@@ -72,17 +72,18 @@ def _prefill_mfu(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]
 
 def _costs(exp: Experiment, end_s: float, tokens: int) -> dict[str, Any]:
     hours = end_s / 3600
-    prices = [p.price_per_unit_hour_usd for p in (exp.prefill, exp.decode)]
-    powers = [p.hardware.power_w for p in (exp.prefill, exp.decode)]
+    pools = list(exp.pools.values())
+    prices = [p.price_per_unit_hour_usd for p in pools]
+    powers = [p.hardware.power_w for p in pools]
     out: dict[str, Any] = {"cost_per_million_tokens": None, "energy_per_token_j": None}
-    pools = (exp.prefill, exp.decode)
-    if tokens and prices[0] is not None and prices[1] is not None:
-        dollars = pools[0].units * prices[0] * hours + pools[1].units * prices[1] * hours
+    if tokens and all(p is not None for p in prices):
+        dollars = sum(pool.units * price * hours  # type: ignore[operator]
+                      for pool, price in zip(pools, prices, strict=True))
         out["cost_per_million_tokens"] = dollars / tokens * 1e6
         out["cost_usd"] = dollars
-    if tokens and powers[0] is not None and powers[1] is not None:
-        joules = sum(pool.units * pool.chips_per_unit * w * end_s
-                     for pool, w in zip(pools, (powers[0], powers[1]), strict=True))
+    if tokens and all(w is not None for w in powers):
+        joules = sum(pool.units * pool.chips_per_unit * w * end_s  # type: ignore[operator]
+                     for pool, w in zip(pools, powers, strict=True))
         out["energy_per_token_j"] = joules / tokens
     return out
 
@@ -136,6 +137,8 @@ def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
     out["prefill_utilization"] = utilization(raw, "prefill", end_s)
     out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, rows)
     out["decode_utilization"] = utilization(raw, "decode", end_s)
+    if exp.colocated is not None:
+        out["colocated_utilization"] = utilization(raw, "colocated", end_s)
     out.update(_costs(exp, end_s, tokens))
     out.update(_fabric(transfers, timeseries))
     out["lag_p50_ms"] = float(np.percentile(lags, 50)) * 1e3 if len(lags) else 0.0
@@ -159,7 +162,7 @@ def _itl(comps: dict[str, dict[str, Any]], done: list[dict[str, Any]]) -> tuple[
     itl: list[float] = []
     weights: list[float] = []
     for name, comp in comps.items():
-        if name.startswith("decode-"):
+        if name.startswith(("decode-", "colocated-")):
             itl.extend(comp["itl_s"])
             weights.extend(comp["itl_weight"])
     for r in done:
