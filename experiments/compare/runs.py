@@ -179,8 +179,9 @@ def run_plans(plans: list[RunPlan], out_dir: Path, address: str | None = None,
 
 def compare(base: Experiment, plans: list[RunPlan], out_dir: Path, address: str | None = None,
             use_ray: bool = True, progress: Progress | None = None,
-            live: LiveRun | None = None) -> Report:
-    """Run ``plans``, render the report, and move the finished folder to ``out_dir``."""
+            live: LiveRun | None = None, manifest_extra: dict[str, Any] | None = None) -> Report:
+    """Run ``plans``, render the report, and move the finished folder to ``out_dir``;
+    ``manifest_extra`` goes into compare.json as it is (e.g. a cluster line-up)."""
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +190,8 @@ def compare(base: Experiment, plans: list[RunPlan], out_dir: Path, address: str 
         manifest = {"experiment": base.experiment.name,
                     "policies": list(dict.fromkeys(p.policy.label for p in plans)),
                     "rates_per_s": sorted({p.rate_per_s for p in plans}),
-                    "repeats": len({p.repeat for p in plans}), "runs": len(plans)}
+                    "repeats": len({p.repeat for p in plans}), "runs": len(plans),
+                    **(manifest_extra or {})}
         (tmp / "compare.json").write_text(json.dumps(manifest, indent=2) + "\n")
         run_plans(plans, tmp, address=address, use_ray=use_ray, progress=progress, live=live)
         report = render_report(tmp)

@@ -38,7 +38,9 @@ COLUMNS = (
     Column("output_throughput", "throughput tok/s", digits=0, better="max"),
     Column("prefill_utilization", "prefill util %", scale=100, better=None),
     Column("decode_utilization", "decode util %", scale=100, better=None),
+    Column("colocated_utilization", "colocated util %", scale=100, better=None),
     Column("cost_per_million_tokens", "$ per M tok", digits=3),
+    Column("energy_per_token_j", "J per tok", digits=2),
 )
 REGRET_COLUMNS = (
     Column("mean_regret_ms", "mean regret ms", digits=2), Column("p99_regret_ms", "p99 regret ms", digits=2),

@@ -137,8 +137,7 @@ def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
     out["prefill_utilization"] = utilization(raw, "prefill", end_s)
     out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, rows)
     out["decode_utilization"] = utilization(raw, "decode", end_s)
-    if exp.colocated is not None:
-        out["colocated_utilization"] = utilization(raw, "colocated", end_s)
+    out["colocated_utilization"] = utilization(raw, "colocated", end_s)
     out.update(_costs(exp, end_s, tokens))
     out.update(_fabric(transfers, timeseries))
     out["lag_p50_ms"] = float(np.percentile(lags, 50)) * 1e3 if len(lags) else 0.0

@@ -44,7 +44,7 @@ def summary_table(s: dict[str, Any]) -> Group:
         ("goodput", f"{_fmt(s['request_goodput'], 2)} req/s"),
         ("output throughput", f"{_fmt(s['output_throughput'])} tok/s"),
         ("utilization", f"colocated {_fmt(_pct(s['colocated_utilization']))} %"
-         if "colocated_utilization" in s else
+         if s.get("colocated_utilization") is not None else
          f"prefill {_fmt(_pct(s['prefill_utilization']))} %, "
          f"decode {_fmt(_pct(s['decode_utilization']))} %"),
         ("cost", "n/a: a pool has no price (set price_per_chip_hour_usd)"
