@@ -54,6 +54,18 @@ def test_units_scale_by_one_factor_and_round_down() -> None:
     assert line_up([ref, disagg], "racks", ["r", "d"])[1].units == {"prefill": 2, "decode": 2}
 
 
+def test_budget_left_after_rounding_down_buys_whole_units_in_pool_order() -> None:
+    ref = _colocated("ref", "h100", 4)  # $157.32/h
+    raw = experiment_dict(experiment__name="mixed",
+                          prefill={"hardware": "h200", "chips_per_unit": 8, "units": 1},
+                          decode={"hardware": "h100", "chips_per_unit": 8, "units": 1})
+    # $43.26 + $39.33 = $82.59/h: f = 1.90 -> 1 + 1; +1 H200 prefill = $125.85 fits, then
+    # +1 H100 decode ($165.18) and +1 more H200 ($169.11) do not
+    [_, got] = line_up([ref, experiment_from_dict(raw)], "cost", ["r", "m"])
+    assert got.units == {"prefill": 2, "decode": 1}
+    assert got.budget == pytest.approx(2 * 43.26 + 39.33)
+
+
 def test_every_cluster_sees_the_first_ones_stream() -> None:
     ref = _colocated("ref", "h100", 1, workload__rate_per_s=9.0, experiment__seed=3)
     other = _colocated("other", "h100", 1)

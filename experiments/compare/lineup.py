@@ -1,11 +1,13 @@
 """Line clusters up at an equal budget: ``disagg compare EXP_A EXP_B ... --equal cost|power|racks``.
 
 Each experiment is a cluster. The first one is the reference: its budget (dollars per hour, watts,
-or racks) is what every other cluster gets. A cluster's units are scaled by one factor
-``f = reference budget / its budget`` across all its pools, and each pool's unit count is rounded
-**down**: ``units = max(1, floor(units x f))`` — so no cluster exceeds the reference budget except
-when a pool is already at one unit (the achieved budget and its ratio to the reference are
-reported, so any shortfall or excess is visible). ``--equal none`` runs the clusters as given.
+or racks) is what every other cluster gets. Rounding rule: a cluster's units are scaled by one
+factor ``f = reference budget / its budget`` across all its pools and rounded **down**
+(``units = max(1, floor(units x f))``); then, while budget is left, whole units are added one at a
+time to the pools in their order (prefill before decode) as long as the cluster stays within the
+reference budget. So no cluster exceeds the reference except when a pool is already at its
+minimum of one unit; the achieved budget and its ratio to the reference are reported.
+``--equal none`` runs the clusters as given.
 
 Every cluster sees the first experiment's workload, SLOs, seed, duration and drain timeout — the
 identical request stream — and keeps its own model (precision), pools and policies.
@@ -94,6 +96,21 @@ def scaled(exp: Experiment, factor: float) -> Experiment:
     return exp.model_copy(update=update)
 
 
+def filled(exp: Experiment, equal: str, target: float) -> Experiment:
+    """``exp`` with whole units added, pool by pool in order, while its budget stays <= target."""
+    per_pool = BUDGETS[equal]
+    grew = True
+    while grew:
+        grew = False
+        for kind, pool in exp.pools.items():
+            bigger = pool.model_copy(update={"units": pool.units + 1})
+            extra = per_pool(bigger, kind) - per_pool(pool, kind)
+            if budget(exp, equal) + extra <= target * (1 + 1e-9):
+                exp = exp.model_copy(update={kind: bigger})
+                grew = True
+    return exp
+
+
 def common_stream(exp: Experiment, reference: Experiment) -> Experiment:
     """``exp`` with the reference's workload, SLOs, seed, duration, drain timeout and engine."""
     section = exp.experiment.model_copy(update={
@@ -118,7 +135,7 @@ def line_up(experiments: list[Experiment], equal: str, sources: list[str]) -> li
             out.append(LinedUp(label, exp, {k: p.units for k, p in exp.pools.items()}, None, None))
             continue
         target = budget(reference, equal, sources[0])
-        exp = scaled(exp, target / budget(exp, equal, source))
+        exp = filled(scaled(exp, target / budget(exp, equal, source)), equal, target)
         got = budget(exp, equal)
         out.append(LinedUp(label, exp, {k: p.units for k, p in exp.pools.items()}, got,
                            got / target))
@@ -151,6 +168,8 @@ def plan_lineup(lined: list[LinedUp], rates: list[float] | None, repeats: int,
 def lineup_manifest(lined: list[LinedUp], equal: str) -> dict[str, object]:
     """What compare.json records about the line-up: the rule and each cluster's units and budget."""
     unit = {"cost": "usd_per_hour", "power": "watts", "racks": "racks", "none": None}[equal]
-    return {"equal": equal, "budget_unit": unit, "rounding": "units = max(1, floor(units x f))",
+    return {"equal": equal, "budget_unit": unit,
+            "rounding": "units = max(1, floor(units x f)), then whole units added in pool order "
+                        "while within the reference budget",
             "clusters": [{"label": c.label, "units": c.units, "budget": c.budget,
                           "budget_ratio": c.ratio} for c in lined]}
