@@ -96,10 +96,10 @@ def _tpot_ms(raw: dict) -> float:
 
 
 def _workload(prompt: int) -> dict:
-    return dict(experiment__duration_s=10.0, workload__arrivals={"kind": "constant"},
-                workload__rate_per_s=2.0,
-                workload__prompt_tokens={"kind": "fixed", "value": prompt},
-                workload__output_tokens={"kind": "fixed", "value": 200})
+    return {"experiment__duration_s": 10.0, "workload__arrivals": {"kind": "constant"},
+            "workload__rate_per_s": 2.0,
+            "workload__prompt_tokens": {"kind": "fixed", "value": prompt},
+            "workload__output_tokens": {"kind": "fixed", "value": 200}}
 
 
 def test_prefill_load_slows_colocated_decodes_but_not_disaggregated_ones() -> None:

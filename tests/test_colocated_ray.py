@@ -14,8 +14,9 @@ pytestmark = pytest.mark.ray
 
 def _pair(engine: str) -> dict[str, dict]:
     gpu = {"hardware": "h100", "chips_per_unit": 8, "units": 1}
-    common = dict(experiment__duration_s=3.0, experiment__engine=engine,
-                  workload__rate_per_s=3.0, workload__output_tokens={"kind": "fixed", "value": 50})
+    common = {"experiment__duration_s": 3.0, "experiment__engine": engine,
+              "workload__rate_per_s": 3.0,
+              "workload__output_tokens": {"kind": "fixed", "value": 50}}
     coloc = experiment_dict(**common)
     del coloc["prefill"], coloc["decode"]
     coloc["colocated"] = {**gpu, "units": 2}
@@ -27,8 +28,8 @@ def test_colocated_and_disaggregated_h100_complete_on_ray(ray_cluster, tmp_path)
             for k, v in _pair("ray").items()}
     ref = {k: run_experiment(experiment_from_dict(v)).summary
            for k, v in _pair("virtual").items()}
-    for k in real:
-        s, v = real[k], ref[k]
+    for k, s in real.items():
+        v = ref[k]
         assert s["completed"] == s["submitted"] == v["submitted"] > 3, k
         assert s["mean_tpot_ms"] == pytest.approx(v["mean_tpot_ms"], rel=0.05), k
     assert real["colocated"]["colocated_utilization"] > 0

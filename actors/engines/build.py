@@ -115,7 +115,18 @@ def build_component(
     elif name == "fabric":
         comp = Fabric(name, clock, build_topology(exp), exp.fabric, control_delay_s,
                       exp.model.layers)
-    elif name.startswith("prefill-") and exp.prefill is not None:
+    else:
+        comp = _build_unit(exp, name, clock, store, control_delay_s)
+    comp.rng = rng
+    return comp
+
+
+def _build_unit(exp: Experiment, name: str, clock: Clock, store: ObjectStore,
+                control_delay_s: float) -> Component:
+    """A prefill, decode or colocated unit of ``exp`` by name."""
+    seed = exp.experiment.seed
+    comp: Component
+    if name.startswith("prefill-") and exp.prefill is not None:
         spec = exp.policies.prefill_batching
         comp = PrefillUnit(
             name, clock, exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit,
@@ -139,6 +150,5 @@ def build_component(
         )
     else:
         raise KeyError(f"no component called {name!r}")
-    comp.rng = rng
     return comp
 
