@@ -89,7 +89,10 @@ class PoolConfig(_Section):
     units_per_host: int | None = Field(
         None, ge=1, description="units sharing one host NIC; default chips_per_host // chips_per_unit"
     )
-    price_per_chip_hour_usd: float | None = Field(None, gt=0, description="overrides the catalog")
+    price_per_chip_hour_usd: float | None = Field(
+        None, gt=0, description="$ per chip (or system) hour; overrides the catalog's price")
+    power_per_chip_w: float | None = Field(
+        None, gt=0, description="W per chip (or system); overrides the catalog's power")
     host_nic_gbps: float | None = Field(None, gt=0, description="overrides the catalog NIC")
 
     @field_validator("hardware", mode="before")
@@ -108,6 +111,12 @@ class PoolConfig(_Section):
     def price_per_unit_hour_usd(self) -> float | None:
         price = self.price_per_chip_hour_usd or self.hardware.price_per_hour_usd
         return None if price is None else price * self.chips_per_unit
+
+    @property
+    def power_per_unit_w(self) -> float | None:
+        """Watts drawn by one unit (all its chips), or None when the power is unknown."""
+        power = self.power_per_chip_w or self.hardware.power_w
+        return None if power is None else power * self.chips_per_unit
 
     @property
     def host_nic_bytes_per_s(self) -> float:

@@ -10,7 +10,7 @@ from disagg.cluster.config import experiment_from_dict
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.hardware.catalog import get_hardware, get_model
 from disagg.cluster.hardware.mixed import mixed_iteration_s
-from disagg.cluster.hardware.perf import decode_step_time, kv_bytes
+from disagg.cluster.hardware.perf import decode_step_time, kv_bytes, prefill_time
 from disagg.experiments.run import run_experiment
 from disagg.policies.chunked_prefill import WaitingPrefill, plan_chunks
 
@@ -46,13 +46,23 @@ def test_decode_only_iteration_is_a_decode_step() -> None:
 
 
 def test_a_compute_bound_chunk_costs_its_flops() -> None:
-    """A 4,096-token chunk of Llama-70B on 8 x H100 is compute-bound: FLOPs / (8 x peak x eff)."""
+    """A 4,096-token chunk of Llama-70B on 8 x H100 is compute-bound: FLOPs / (8 x peak x eff),
+    plus the step's fixed costs and the all-reduces of the chunk's activations (TP8)."""
     c, p = 4096, 2048
     rate = 8 * H100.peak_flops_bf16 * H100.compute_efficiency
     linear = 2 * LLAMA.active_params * c
     attn = LLAMA.layers * LLAMA.q_heads * LLAMA.head_dim * (2 * c * c + 4 * c * p)
-    expected = (linear + attn) / rate + H100.step_overhead_s
+    fixed = H100.step_overhead_s + LLAMA.layers * (H100.layer_overhead_s
+                                                    + 3 * H100.tp_layer_latency_s)  # log2(8) = 3
+    ring = LLAMA.layers * 4 * 7 / 8 * c * LLAMA.hidden_size * H100.activation_bytes / (
+        H100.interconnect_bytes_per_s)
+    expected = (linear + attn) / rate + fixed + ring
     assert mixed_iteration_s(0, 0, [p], [c], LLAMA, H100, 8) == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_whole_prompt_alone_is_a_prefill() -> None:
+    assert mixed_iteration_s(0, 0, [0], [700], LLAMA, H100, 8) == pytest.approx(
+        prefill_time([700], LLAMA, H100, 8).seconds, rel=1e-12)
 
 
 def test_config_needs_one_layout() -> None:

@@ -207,8 +207,8 @@ def test_report_on_a_folder_without_runs_exits_2(tmp_path, capsys) -> None:
 
 
 def test_capacity_agrees_with_a_bisection_within_one_rate_step(tmp_path) -> None:
-    step = 3.0
-    rates = [3.0, 6.0, 9.0, 12.0, 15.0, 18.0]  # both policies break inside this range
+    step = 1.5
+    rates = [1.5, 3.0, 4.5, 6.0, 7.5, 9.0]  # both policies break inside this range
     base = make_experiment(experiment__duration_s=10.0)
     choices = parse_policies(",".join(POLICIES))
     run_plans(plan_runs(base, choices, rates, 1), tmp_path, use_ray=False)

@@ -15,7 +15,11 @@ from disagg.cluster.messages import KvDelivered
 from disagg.fabric.payload import make_payload
 from disagg.policies.batching import FcfsAdmission
 
-STEP = 1 / 2100  # Llama-3.1-70B on 4 CS-3 at the latency floor
+STEP = 1 / 2100  # Llama-3.1-70B on 4 CS-3 at the latency floor (the timings below assume it)
+# a flat concurrency curve and a per-token cost that make every step exactly STEP
+FLAT_CS3 = get_hardware("cs3").model_copy(update={
+    "concurrency_exponent": 0.0, "layer_latency_s": 0.0, "layer_latency_s_per_gparam": 0.0,
+    "token_latency_s": STEP - 3 * get_hardware("cs3").hop_latency_s})
 
 
 class _Sink:
@@ -30,7 +34,7 @@ def _run(late_by_s: float, output_tokens: int) -> tuple[DecodeUnit, _Sink]:
     loop = VirtualTimeLoop()
     clock = VirtualClock(loop)
     model = get_model("llama-3.1-70b")
-    unit = DecodeUnit("decode-0", clock, model, get_hardware("cs3"), 4, FcfsAdmission(),
+    unit = DecodeUnit("decode-0", clock, model, FLAT_CS3, 4, FcfsAdmission(),
                       LocalStore(), 1e11)
     collector, router = _Sink(), _Sink()
     unit.connect({"collector": collector, "router": router})

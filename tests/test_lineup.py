@@ -76,7 +76,8 @@ def test_every_cluster_sees_the_first_ones_stream() -> None:
 
 def test_missing_price_names_the_field() -> None:
     with pytest.raises(ConfigError, match=r"b\.toml: field 'colocated\.price_per_chip_hour_usd'"):
-        line_up([_colocated("a", "h100", 1), _colocated("b", "b200", 1)], "cost", ["a.toml", "b.toml"])
+        line_up([_colocated("a", "h100", 1), _colocated("b", "trainium3", 1)], "cost",
+                ["a.toml", "b.toml"])
     with pytest.raises(ConfigError, match="--equal"):
         line_up([_colocated("a", "h100", 1)], "floor_space", ["a.toml"])
 

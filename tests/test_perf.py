@@ -9,10 +9,14 @@ import pytest
 from disagg.cluster.hardware.catalog import get_hardware, get_model
 from disagg.cluster.hardware.perf import (
     decode_step_time,
+    expected_experts,
     fit_check,
     kv_bytes,
+    peak_flops,
     prefill_time,
+    weights_read_bytes,
 )
+from disagg.cluster.hardware.specs import ModelSpec
 
 
 @pytest.mark.parametrize("name, per_token", [
@@ -36,14 +40,17 @@ def test_fp8_kv_halves_bytes() -> None:
     assert kv_bytes(1, m) == 163_840
 
 
-def test_prefill_time_trainium2_is_compute_bound_by_hand() -> None:
+def test_prefill_time_trainium2_by_hand() -> None:
     m, hw = get_model("llama-3.1-70b"), get_hardware("trainium2")
-    s = 1000
+    s, n = 1000, 4
     flops = 2 * 70.55e9 * s + 2 * 80 * 64 * 128 * s * s
-    expected = flops / (4 * 667e12 * 0.5)
-    t = prefill_time([s], m, hw, 4)
+    compute = flops / (n * 667e12 * hw.compute_efficiency)
+    memory = (70.55e9 * 2 + 327_680 * s) / (n * 2.9e12 * hw.memory_efficiency)
+    # per layer: latency x log2(4) + two ring all-reduces of 1000 x 8192 BF16 activations
+    comm = 80 * (hw.tp_layer_latency_s * 2 + 4 * 3 / 4 * s * 8192 * 2 / 1.28e12)
+    t = prefill_time([s], m, hw, n)
     assert t.bound == "compute"
-    assert t.seconds == pytest.approx(expected, rel=1e-12)
+    assert t.seconds == pytest.approx(max(compute, memory) + comm + hw.step_overhead_s, rel=1e-12)
 
 
 def test_prefill_batch_sums_flops() -> None:
@@ -57,30 +64,81 @@ def test_prefill_rejects_empty_batch() -> None:
         prefill_time([], get_model("llama-3.1-8b"), get_hardware("h100"), 1)
 
 
-def test_h100_decode_is_memory_bound_by_hand() -> None:
+def test_h100_decode_by_hand() -> None:
     m, hw = get_model("llama-3.1-70b"), get_hardware("h100")
-    ctx = 1000
-    moved = 70.55e9 * 2 + 327_680 * ctx
-    expected = moved / (8 * 3.35e12 * 0.67)
-    assert decode_step_time(1, ctx, m, hw, 8) == pytest.approx(expected, rel=1e-12)
-    # ~128 tok/s per user, the published figure the efficiency came from
-    assert 1 / expected == pytest.approx(128, rel=0.02)
+    ctx, n = 1000, 8
+    memory = (70.55e9 * 2 + 327_680 * ctx) / (n * 3.35e12 * hw.memory_efficiency)
+    fixed = hw.step_overhead_s + 80 * (hw.layer_overhead_s + hw.tp_layer_latency_s * 3)  # log2 8
+    ring = 80 * 4 * 7 / 8 * 1 * 8192 * 2 / 900e9
+    assert decode_step_time(1, ctx, m, hw, n) == pytest.approx(memory + fixed + ring, rel=1e-12)
 
 
-def test_cs3_fit_reproduces_published_70b_speed() -> None:
+def test_one_chip_has_no_tensor_parallel_cost() -> None:
+    m, hw = get_model("llama-3.1-8b"), get_hardware("h100")
+    memory = (8.03e9 * 2 + 131_072 * 500) / (3.35e12 * hw.memory_efficiency)
+    fixed = hw.step_overhead_s + 32 * hw.layer_overhead_s  # launches, no collectives
+    assert decode_step_time(1, 500, m, hw, 1) == pytest.approx(memory + fixed, rel=1e-12)
+
+
+def test_roofline_concurrency_exponent_scales_the_fixed_part() -> None:
+    m = get_model("llama-3.1-70b")
+    hw = get_hardware("trainium2").model_copy(update={"concurrency_exponent": 1.0})
+    flat = get_hardware("trainium2")
+    fixed = flat.step_overhead_s + 80 * (flat.layer_overhead_s + flat.tp_layer_latency_s * 4)
+    # the fixed part of a 4-stream step counts 4 times; the roofline and ring parts do not change
+    extra = decode_step_time(4, 4000, m, hw, 16) - decode_step_time(4, 4000, m, flat, 16)
+    assert extra == pytest.approx(3 * fixed, rel=1e-9)
+
+
+def test_cs3_single_stream_is_the_pipeline_latency() -> None:
     m, hw = get_model("llama-3.1-70b"), get_hardware("cs3")
-    assert 1 / decode_step_time(1, 1000, m, hw, 4) == pytest.approx(2100, rel=1e-9)
-    expected_layer = (1 / 2100 - 3 * 5e-6) / 80
-    assert hw.layer_latency_s == pytest.approx(expected_layer, rel=1e-12)
+    layer = hw.layer_latency_s + hw.layer_latency_s_per_gparam * (70.55e9 - 2 * 128_256 * 8192) / 80 / 1e9
+    floor = hw.token_latency_s + 80 * layer + 3 * 5e-6
+    assert decode_step_time(1, 1000, m, hw, 4) == pytest.approx(floor, rel=1e-12)
 
 
-def test_cs3_large_batch_becomes_compute_bound() -> None:
-    m, hw = get_model("llama-3.1-70b"), get_hardware("cs3")
+def test_cs3_concurrency_share_follows_the_exponent() -> None:
+    m = get_model("llama-3.1-70b")
+    hw = get_hardware("cs3").model_copy(update={"concurrency_exponent": 0.5,
+                                                "concurrency_free_streams": 1.0})
+    one = decode_step_time(1, 1000, m, hw, 4)
+    assert decode_step_time(16, 16_000, m, hw, 4) == pytest.approx(4 * one, rel=1e-12)
+    shared = hw.model_copy(update={"concurrency_exponent": 1.0, "concurrency_free_streams": 4.0})
+    assert decode_step_time(4, 4000, m, shared, 4) == pytest.approx(one, rel=1e-12)
+    assert decode_step_time(16, 16_000, m, shared, 4) == pytest.approx(4 * one, rel=1e-12)
+
+
+def test_cs3_flat_curve_becomes_compute_bound() -> None:
+    m = get_model("llama-3.1-70b")
+    hw = get_hardware("cs3").model_copy(update={"concurrency_exponent": 0.0})
     floor = decode_step_time(1, 1000, m, hw, 4)
     big = decode_step_time(4000, 4000 * 1000, m, hw, 4)
     flops = 2 * 70.55e9 * 4000 + 4 * 80 * 64 * 128 * 4000 * 1000
-    assert big == pytest.approx(max(floor, flops / (4 * 125e15 * 0.5)), rel=1e-12)
+    assert big == pytest.approx(max(floor, flops / (4 * 125e15 * hw.compute_efficiency)),
+                                rel=1e-12)
     assert big > floor
+
+
+def test_moe_reads_the_experts_a_batch_activates() -> None:
+    m = get_model("gpt-oss-120b")
+    assert expected_experts(1, m) == pytest.approx(4.0)  # one token: its top-4
+    assert expected_experts(10_000, m) == pytest.approx(128.0)  # all of them
+    expert = 3 * 2880 * 2880
+    shared = 116.8e9 - 36 * 128 * expert
+    assert weights_read_bytes(1, m) == pytest.approx((shared + 36 * 4 * expert) * 2)
+    two = 128 * (1 - (1 - 4 / 128) ** 2)  # 7.875 distinct experts for two tokens
+    assert weights_read_bytes(2, m) == pytest.approx((shared + 36 * two * expert) * 2)
+    assert weights_read_bytes(10_000, m) == pytest.approx(116.8e9 * 2)
+    dense = get_model("llama-3.1-70b")
+    assert weights_read_bytes(1, dense) == weights_read_bytes(64, dense) == 70.55e9 * 2
+
+
+def test_weight_and_kv_dtype_set_bytes_and_peak() -> None:
+    m = ModelSpec.model_validate({**get_model("llama-3.1-70b").model_dump(),
+                                  "weight_dtype": "fp8", "kv_dtype": "fp8"})
+    assert m.weight_bytes_per_param == 1.0 and m.kv_bytes_per_element == 1.0
+    assert kv_bytes(1, m) == 163_840
+    assert peak_flops(get_hardware("h100"), m) == 1_979e12
 
 
 def test_fit_check() -> None:

@@ -28,8 +28,12 @@ from disagg.policies.base import (
 MODEL = get_model("llama-3.1-70b")
 
 
+# CS-3 with a flat concurrency curve: the policies' own logic, not the curve, is under test
+FLAT_CS3 = get_hardware("cs3").model_copy(update={"concurrency_exponent": 0.0})
+
+
 def ctx(seed: int = 0) -> PolicyContext:
-    return PolicyContext(MODEL, get_hardware("trainium2"), 4, get_hardware("cs3"), 4,
+    return PolicyContext(MODEL, get_hardware("trainium2"), 4, FLAT_CS3, 4,
                          np.random.default_rng(seed))
 
 
@@ -158,15 +162,15 @@ def test_batch_forming_waits_then_releases() -> None:
 def test_batch_forming_releases_early_when_slack_runs_low() -> None:
     policy = PREFILL_BATCHING.create(
         "batch_forming", {"max_batch_tokens": 8192, "max_wait_s": 10.0}, ctx())
-    q = _queue(1000, ttft=0.2)
+    q = _queue(1000, ttft=0.5)
     run = prefill_time([1000], MODEL, get_hardware("trainium2"), 4).seconds
     decision = policy.form_batch(q, 0.0)
-    assert decision == WaitUntil(pytest.approx(0.2 - run))
+    assert decision == WaitUntil(pytest.approx(0.5 - run))
 
 
 def test_tpot_aware_admission_caps_the_batch() -> None:
     policy = DECODE_ADMISSION.create("tpot_aware", {}, ctx())
-    step = 1 / 2100  # CS-3 latency floor for 70B
+    step = FLAT_CS3.token_latency_s + 3 * FLAT_CS3.hop_latency_s  # CS-3 latency floor for 70B
     tight = tuple(PendingDecode(make_request(request_id=i, tpot_slo_s=step * 1.001), 1e6, 0.0)
                   for i in range(5))
     assert policy.admit(tight, DecodeState(0.0, 0, 0.0, 1e12)) == (0, 1, 2, 3, 4)

@@ -55,6 +55,7 @@ def models() -> dict[str, ModelSpec]:
             name="gpt-oss-120b", layers=36, hidden_size=2_880, q_heads=64, kv_heads=8,
             head_dim=64, ffn_size=2_880, vocab=201_088, total_params=116.8e9,
             active_params=5.1e9, sliding_window_layers=18, sliding_window_tokens=128,
+            experts=128, experts_per_token=4,
             sources={
                 "shape": "[V] vLLM GptOssConfig (MoE, 128 experts, top-4)",
                 "weight_bytes_per_param": "16-bit weights as Cerebras serves them (assumption)",
@@ -64,102 +65,137 @@ def models() -> dict[str, ModelSpec]:
     return {m.name: m for m in entries}
 
 
-def fit_layer_latency_s(
-    model: ModelSpec, tokens_per_s: float, wafers: int, hop_latency_s: float
-) -> float:
-    """Per-layer latency that makes a wafer pipeline decode one stream at ``tokens_per_s``.
-
-    Single-stream step time = layers x layer latency + (wafers - 1) x hop latency, so
-    layer latency = (1 / tokens_per_s - (wafers - 1) x hop) / layers.
-    """
-    step_s = 1.0 / tokens_per_s - (wafers - 1) * hop_latency_s
-    if step_s <= 0:
-        raise ValueError("hop latency alone exceeds the published step time")
-    return step_s / model.layers
-
-
+# Constants fitted by disagg.cluster.hardware.fit (``disagg calibrate`` re-runs the fit, prints
+# both, and tests/test_calibrate.py checks they agree); rounded to 3 significant digits.
+H100_FIT = {"compute_efficiency": 0.485, "memory_efficiency": 0.9, "layer_overhead_s": 60.5e-6}
+TRN2_FIT = {"compute_efficiency": 0.277, "tp_layer_latency_s": 44.3e-6}
+CS3_FIT = {"token_latency_s": 444e-6, "layer_latency_s": 0.0, "layer_latency_s_per_gparam": 0.0}
+_H100_SRC = ("fitted (least squares, disagg calibrate) to NIM 1.8.0 Llama-3.3-70B 2 x H100 FP8 TP2 "
+             "5000/500: TTFT and ITL at concurrency 1, ITL at concurrency 5")
+_TRN2_SRC = ("fitted (least squares, disagg calibrate) to Neuron trn2 Llama-3.3-70B TP64 (16 chips) "
+             "10,000/1,500 run A: TTFT 575.7 ms, ITL 19.83 ms")
+_CS3_SRC = ("fitted (least squares, disagg calibrate) to the single-user speeds Llama 3.1 8B 2,200 "
+            "(1 wafer) and Llama 70B 2,100 and 2,314 tok/s (4 wafers)")
 CS3_HOP_LATENCY_S = 5e-6  # assumption: no published wafer-to-wafer figure
-CS3_FIT = ("llama-3.1-70b", 2_100.0, 4)  # model, published tok/s per user, wafers
+
+
+def _fitted(values: dict[str, float], source: str) -> dict[str, str]:
+    return {k: source for k in values}
 
 
 @cache
 def hardware() -> dict[str, HardwareProfile]:
     """Catalog hardware by name (one chip or system each)."""
-    neuron = "[V] AWS Neuron docs, arch/neuron-hardware"
-    gpu = "[2] NVIDIA whitepapers as quoted by glennklockwood.com"
-    gpu_eff = "derived: Llama-3.1-70B at 128 tok/s on 8 x H100 = ~67% of HBM peak"
-    prefill_eff = "assumption: 50% of dense peak in prefill"
-    fit_model, fit_tps, fit_wafers = CS3_FIT
-    entries = [
-        HardwareProfile(
-            name="trainium2", peak_flops_bf16=667e12, peak_flops_fp8=1_299e12,
-            memory_bytes=96 * GIB, memory_bandwidth_bytes_per_s=2.9e12,
-            interconnect_bytes_per_s=1.28e12, price_per_hour_usd=35.76 / 16,
-            chips_per_host=16, host_nic_bytes_per_s=3_200 * GBPS,
-            sources={
-                "compute/memory/interconnect": f"{neuron} trainium2",
-                "price_per_hour_usd": "derived: trn2.48xlarge Capacity Block $35.76/h "
-                "(AWS Capacity Blocks pricing, US East Ohio, 2026-10) / 16 chips",
-                "chips_per_host/host_nic": "[V] Neuron docs trn2-arch: 16 chips, EFA 3,200 Gbps",
-                "compute_efficiency": prefill_eff, "memory_efficiency": gpu_eff + " (assumed)",
-                "power_w": "not published",
-            },
-        ),
-        HardwareProfile(
-            name="trainium3", peak_flops_bf16=671e12, peak_flops_fp8=2_517e12,
-            memory_bytes=144 * GIB, memory_bandwidth_bytes_per_s=4.9e12,
-            interconnect_bytes_per_s=2.56e12, power_w=1_000.0,
-            chips_per_host=64, host_nic_bytes_per_s=64 * 200 * GBPS,
-            sources={
-                "compute/memory/interconnect": f"{neuron} trainium3",
-                "power_w": "[2] press, ~1 kW",
-                "chips_per_host/host_nic": "[V] Neuron docs trn3-arch: UltraServer Gen1, 64 chips,"
-                " 200 Gbps per chip (derived 12,800/64)",
-                "compute_efficiency": prefill_eff, "price_per_hour_usd": "not published",
-            },
-        ),
-        HardwareProfile(
-            name="cs3", peak_flops_bf16=125e15, peak_flops_fp8=125e15,
-            memory_bytes=44e9, memory_bandwidth_bytes_per_s=21e15,
-            interconnect_bytes_per_s=1.56e12 / 8, power_w=23_000.0,
-            chips_per_host=1, host_nic_bytes_per_s=1.56e12 / 8,
-            decode_model="wafer_pipeline", hop_latency_s=CS3_HOP_LATENCY_S,
-            layer_latency_s=fit_layer_latency_s(
-                models()[fit_model], fit_tps, fit_wafers, CS3_HOP_LATENCY_S
-            ),
-            sources={
-                "memory_bytes/bandwidth": "[2] nextplatform.com 2024-03-14: 44 GB SRAM, 21 PB/s",
-                "peak_flops": "[2] The Register 2024-03: 125 PFLOP/s sparse FP16 (dense "
-                "unpublished; used as peak with compute_efficiency 0.5, an assumption)",
-                "interconnect/host_nic": "derived: CS-2 1.2 Tb/s (Argonne SC24) + 30% = 1.56 Tb/s",
-                "power_w": "[2] third-party hardware summaries, ~23 kW",
-                "layer_latency_s": "derived: fitted so Llama-3.1-70B on 4 CS-3 decodes 2,100 "
-                "tok/s per user ([V] Cerebras blog 2024-10; reportedly with speculative decoding)",
-                "hop_latency_s": "assumption: 5 us per wafer-to-wafer hop (no published figure)",
-                "price_per_hour_usd": "not published; set price_per_chip_hour_usd in the pool",
-            },
-        ),
-        _gpu("h100", 989e12, 1_979e12, 80e9, 3.35e12, 900e9, 700.0, 39.33 / 8,
-             "derived: p5.48xlarge Capacity Block $39.33/h [2] / 8 GPUs", gpu, gpu_eff),
-        _gpu("h200", 989e12, 1_979e12, 141e9, 4.8e12, 900e9, 700.0, 43.26 / 8,
-             "derived: p5e Capacity Block $43.26/h [2] / 8 GPUs", gpu, gpu_eff),
-        _gpu("b200", 2_250e12, 4_500e12, 180e9, 8e12, 1.8e12, 1_000.0, None,
-             "not published in the reference", gpu, gpu_eff),
-    ]
-    return {h.name: h for h in entries}
+    trn2, trn3, cs3 = _trainium2(), _trainium3(), _cs3()
+    h100 = _gpu("h100", 989e12, 1_979e12, 80e9, 3.35e12, 900e9, 700.0, 39.33 / 8,
+                "derived: p5.48xlarge Capacity Block $39.33/h [2] / 8 GPUs")
+    h200 = _gpu("h200", 989e12, 1_979e12, 141e9, 4.8e12, 900e9, 700.0, 43.26 / 8,
+                "derived: p5e Capacity Block $43.26/h [2] / 8 GPUs")
+    b200 = _gpu("b200", 2_250e12, 4_500e12, 180e9, 8e12, 1.8e12, 1_000.0, 113.93 / 8,
+                "assumption: p6-b200.48xlarge on-demand ~$113.93/h for 8 GPUs (AWS pricing "
+                "page as quoted by third parties; not in the reference)")
+    return {h.name: h for h in (trn2, trn3, cs3, h100, h200, b200)}
+
+
+_NEURON = "[V] AWS Neuron docs, arch/neuron-hardware"
+_TRN_ASSUMED = {
+    "memory_efficiency": "assumption: 0.67 of peak HBM bandwidth, the GPU decode figure derived "
+    "from Llama-3.1-70B at 128 tok/s on 8 x H100 (not identifiable from one TP configuration)",
+    "step_overhead_s": "assumption: 1 ms per iteration of host scheduling (not identifiable from "
+    "one TP configuration: it trades off against tp_layer_latency_s)",
+    "layer_overhead_s": "assumption: 0; the fixed per-layer cost at TP64 is attributed to the "
+    "collectives (tp_layer_latency_s), as in the reference's derivation",
+    "concurrency": "assumption: batched decode follows the roofline (exponent 0); the Neuron docs "
+    "publish no batched curve — sweep concurrency_exponent",
+}
+
+
+def _trainium2() -> HardwareProfile:
+    return HardwareProfile(
+        name="trainium2", peak_flops_bf16=667e12, peak_flops_fp8=1_299e12,
+        memory_bytes=96 * GIB, memory_bandwidth_bytes_per_s=2.9e12,
+        interconnect_bytes_per_s=1.28e12, price_per_hour_usd=35.76 / 16, power_w=500.0,
+        chips_per_host=16, host_nic_bytes_per_s=3_200 * GBPS, memory_efficiency=0.67,
+        step_overhead_s=1e-3, **TRN2_FIT,
+        sources={
+            "compute/memory/interconnect": f"{_NEURON} trainium2",
+            "price_per_hour_usd": "derived: trn2.48xlarge Capacity Block $35.76/h "
+            "(AWS Capacity Blocks pricing, US East Ohio, 2026-10) / 16 chips",
+            "chips_per_host/host_nic": "[V] Neuron docs trn2-arch: 16 chips, EFA 3,200 Gbps",
+            "power_w": "assumption: 500 W per chip (not published; Trainium3 is ~1 kW [2])",
+            **_TRN_ASSUMED, **_fitted(TRN2_FIT, _TRN2_SRC),
+        },
+    )
+
+
+def _trainium3() -> HardwareProfile:
+    return HardwareProfile(
+        name="trainium3", peak_flops_bf16=671e12, peak_flops_fp8=2_517e12,
+        memory_bytes=144 * GIB, memory_bandwidth_bytes_per_s=4.9e12,
+        interconnect_bytes_per_s=2.56e12, power_w=1_000.0,
+        chips_per_host=64, host_nic_bytes_per_s=64 * 200 * GBPS, memory_efficiency=0.67,
+        step_overhead_s=1e-3, **TRN2_FIT,
+        sources={
+            "compute/memory/interconnect": f"{_NEURON} trainium3",
+            "power_w": "[2] press, ~1 kW",
+            "chips_per_host/host_nic": "[V] Neuron docs trn3-arch: UltraServer Gen1, 64 chips,"
+            " 200 Gbps per chip (derived 12,800/64)",
+            "price_per_hour_usd": "not published; set price_per_chip_hour_usd in the pool",
+            **_TRN_ASSUMED,
+            **_fitted(TRN2_FIT, "assumption: Trainium2's fitted value (no Trainium3 figure "
+                      "published); " + _TRN2_SRC),
+        },
+    )
+
+
+def _cs3() -> HardwareProfile:
+    return HardwareProfile(
+        name="cs3", peak_flops_bf16=125e15, peak_flops_fp8=125e15,
+        memory_bytes=44e9, memory_bandwidth_bytes_per_s=21e15,
+        interconnect_bytes_per_s=1.56e12 / 8, power_w=23_000.0, price_per_hour_usd=114.0,
+        chips_per_host=1, host_nic_bytes_per_s=1.56e12 / 8,
+        decode_model="wafer_pipeline", hop_latency_s=CS3_HOP_LATENCY_S, compute_efficiency=0.25,
+        concurrency_exponent=0.5, concurrency_free_streams=1.0, **CS3_FIT,
+        sources={
+            "memory_bytes/bandwidth": "[2] nextplatform.com 2024-03-14: 44 GB SRAM, 21 PB/s",
+            "peak_flops": "[2] The Register 2024-03: 125 PFLOP/s sparse FP16 (dense "
+            "unpublished)",
+            "compute_efficiency": "assumption: 0.25 of the sparse headline = half of it dense "
+            "(2:1 sparsity) at 50 % utilisation; sets CS-3 prefill and large-batch decode",
+            "interconnect/host_nic": "derived: CS-2 1.2 Tb/s (Argonne SC24) + 30% = 1.56 Tb/s",
+            "power_w": "[2] third-party hardware summaries, ~23 kW (assumption for the default)",
+            "price_per_hour_usd": "assumption: ~$3M per system (unconfirmed press estimates) "
+            "amortised over 3 years of continuous use = $114/h, power and hosting excluded",
+            "hop_latency_s": "assumption: 5 us per wafer-to-wafer hop (no published figure)",
+            "concurrency": "assumption (default): per-user speed falls as 1/sqrt(streams) "
+            "(exponent 0.5, 1 free stream); nobody publishes CS-3 multi-user curves — sweep "
+            "concurrency_exponent from 0 (flat) to 1 (shared pipeline)",
+            **_fitted(CS3_FIT, _CS3_SRC),
+        },
+    )
+
+
+_GPU_SRC = "[2] NVIDIA whitepapers as quoted by glennklockwood.com"
 
 
 def _gpu(name: str, bf16: float, fp8: float, mem: float, bw: float, nvlink: float,
-         power_w: float, price: float | None, price_src: str, src: str,
-         eff_src: str) -> HardwareProfile:
+         power_w: float, price: float | None, price_src: str) -> HardwareProfile:
+    fitted_src = _H100_SRC if name == "h100" else (
+        "assumption: H100's fitted value (same serving stack); " + _H100_SRC)
     return HardwareProfile(
         name=name, peak_flops_bf16=bf16, peak_flops_fp8=fp8, memory_bytes=mem,
         memory_bandwidth_bytes_per_s=bw, interconnect_bytes_per_s=nvlink, power_w=power_w,
         price_per_hour_usd=price, chips_per_host=8, host_nic_bytes_per_s=3_200 * GBPS,
+        tp_layer_latency_s=15e-6, step_overhead_s=0.5e-3, **H100_FIT,
         sources={
-            "compute/memory/nvlink/power": src, "price_per_hour_usd": price_src,
-            "memory_efficiency": eff_src, "compute_efficiency": "assumption: 50% of dense peak",
+            "compute/memory/nvlink/power": _GPU_SRC, "price_per_hour_usd": price_src,
+            "step_overhead_s": "assumption: 0.5 ms per iteration of host-side scheduling and "
+            "sampling (in-flight batching); one model size cannot separate it from the per-layer "
+            "cost",
+            "tp_layer_latency_s": "assumption: 15 us per layer per doubling of TP (two NCCL "
+            "all-reduces of small messages over NVLink; not identifiable from one TP size)",
             "host_nic": "[V] AWS EC2 docs: p5.48xlarge EFA 3,200 Gbps (assumed for this family)",
+            **_fitted(H100_FIT, fitted_src),
         },
     )
 

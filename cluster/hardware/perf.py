@@ -1,9 +1,26 @@
 """Performance models: pure functions of a batch, a model and a unit, returning named results.
 
-Roofline (Trainium, GPUs): time = max(FLOPs / (chips x peak x compute_efficiency),
-bytes moved / (chips x bandwidth x memory_efficiency)) + step overhead.
-Wafer pipeline (CS-3 decode): time = max(layers x layer latency + (wafers - 1) x hop latency,
-FLOPs / (wafers x peak x compute_efficiency)) + step overhead; weights stay in SRAM.
+Roofline hardware (Trainium, GPUs), a unit of n chips in one tensor-parallel group:
+
+    step = max(FLOPs / (n x peak x compute_efficiency), bytes read / (n x bandwidth x
+           memory_efficiency)) + layers x (layer_overhead + tp_layer_latency x log2 n +
+           all-reduce bytes / interconnect) + step_overhead
+
+The per-layer term is a fixed launch cost plus the two all-reduces a tensor-parallel layer needs:
+a latency that grows with the number of ranks (log2 n, a tree) plus the activation bytes a ring
+moves per chip,
+2 x 2 (n - 1) / n x tokens x hidden x activation bytes. Mixture-of-experts models read the
+weights of the experts the step's tokens activate: E (1 - (1 - k/E)^tokens) per layer on average.
+
+Wafer pipeline (CS-3): weights stay in SRAM; one token's latency through the pipeline is
+token_latency + sum over layers of (layer_latency + layer_latency_per_gparam x layer size) +
+(wafers - 1) x hop_latency. Decode is max(compute, that floor x share(streams)); prefill is the
+prompt's FLOPs at compute_efficiency plus one trip through the pipeline (its assumptions are in
+docs/calibration.md).
+
+share(streams) = max(1, streams / concurrency_free_streams) ** concurrency_exponent: how the
+latency floor (wafer) or the fixed per-step part (roofline) grows with concurrent streams — an
+explicit assumption, since nobody publishes CS-3 or Trainium batched-decode curves.
 
 FLOPs (calibration.md): 2 x active params per token for the linear layers, plus attention
 4 x layers x q_heads x head_dim per token per context token; a causal prefill of S tokens costs
@@ -75,6 +92,66 @@ def prefill_flops(prompt_tokens: Sequence[int] | NDArray[np.int64], model: Model
     return float(np.sum(2.0 * model.active_params * s + attn))
 
 
+def expected_experts(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float64] | float:
+    """Expected distinct experts per layer that ``tokens`` tokens activate: E (1 - (1-k/E)^t),
+    assuming each token picks its top-k experts uniformly and independently."""
+    t = np.asarray(tokens, dtype=np.float64)
+    if not model.experts:
+        return 0.0 if t.ndim == 0 else np.zeros_like(t)
+    e, k = float(model.experts), float(model.experts_per_token)
+    out = e * (1.0 - (1.0 - k / e) ** t)
+    return float(out) if out.ndim == 0 else out
+
+
+def weights_read_bytes(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float64] | float:
+    """Weight bytes a step over ``tokens`` tokens reads: all of a dense model; for an MoE model
+    the shared weights plus the experts those tokens activate (bytes)."""
+    if not model.experts:
+        t = np.asarray(tokens, dtype=np.float64)
+        return model.weight_bytes if t.ndim == 0 else np.full_like(t, model.weight_bytes)
+    all_experts = model.layers * model.experts * model.expert_params
+    shared = max(model.total_params - all_experts, 0.0)
+    touched = model.layers * model.expert_params * expected_experts(tokens, model)
+    return (shared + np.minimum(touched, all_experts)) * model.weight_bytes_per_param
+
+
+def layers_fixed_s(model: ModelSpec, hw: HardwareProfile, chips: int) -> float:
+    """Seconds per step of fixed per-layer costs: layers x (launch + collective latency x
+    log2(chips))."""
+    per_layer = hw.layer_overhead_s + hw.tp_layer_latency_s * float(np.log2(max(chips, 1)))
+    return model.layers * per_layer
+
+
+def tp_ring_s(tokens: ArrayLike, model: ModelSpec, hw: HardwareProfile,
+              chips: int) -> NDArray[np.float64] | float:
+    """Seconds per step the two ring all-reduces of each layer spend moving the activations of
+    ``tokens`` tokens: 2 x 2 (n-1)/n x tokens x hidden x activation bytes / interconnect."""
+    t = np.asarray(tokens, dtype=np.float64)
+    ring = 4.0 * (chips - 1) / max(chips, 1) * t * model.hidden_size * hw.activation_bytes
+    out = model.layers * ring / hw.interconnect_bytes_per_s
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def layers_comm_s(tokens: ArrayLike, model: ModelSpec, hw: HardwareProfile,
+                  chips: int) -> NDArray[np.float64] | float:
+    """Seconds of per-layer fixed costs and tensor-parallel communication per step over
+    ``tokens`` tokens."""
+    return layers_fixed_s(model, hw, chips) + tp_ring_s(tokens, model, hw, chips)
+
+
+def concurrency_share(streams: ArrayLike, hw: HardwareProfile) -> NDArray[np.float64]:
+    """How much the decode latency floor (or fixed step part) grows with concurrent streams."""
+    b = np.asarray(streams, dtype=np.float64)
+    return np.maximum(1.0, b / hw.concurrency_free_streams) ** hw.concurrency_exponent
+
+
+def pipeline_latency_s(model: ModelSpec, hw: HardwareProfile, wafers: int) -> float:
+    """One token's trip through a wafer pipeline: per-token cost, per-layer costs that grow with
+    the layer's size (billions of active parameters), and the wafer-to-wafer hops (seconds)."""
+    per_layer = hw.layer_latency_s + hw.layer_latency_s_per_gparam * model.layer_active_params / 1e9
+    return hw.token_latency_s + model.layers * per_layer + (wafers - 1) * hw.hop_latency_s
+
+
 def prefill_time(
     prompt_tokens: Sequence[int] | NDArray[np.int64],
     model: ModelSpec,
@@ -87,10 +164,23 @@ def prefill_time(
     compute = prefill_flops(prompt_tokens, model) / (
         chips * peak_flops(hw, model) * hw.compute_efficiency
     )
-    moved = model.weight_bytes + float(np.sum(kv_bytes(np.asarray(prompt_tokens), model)))
+    total = float(np.sum(np.asarray(prompt_tokens, dtype=np.float64)))
+    if hw.decode_model == "wafer_pipeline":
+        fill = pipeline_latency_s(model, hw, chips)
+        return StepTime(compute + fill + hw.step_overhead_s, compute, fill, hw.step_overhead_s)
+    moved = float(weights_read_bytes(total, model)) + float(
+        np.sum(kv_bytes(np.asarray(prompt_tokens), model)))
     memory = moved / (chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency)
-    overhead = hw.step_overhead_s
+    overhead = hw.step_overhead_s + float(layers_comm_s(total, model, hw, chips))
     return StepTime(max(compute, memory) + overhead, compute, memory, overhead)
+
+
+def _attention(b: NDArray[np.float64], ctx: NDArray[np.float64],
+               model: ModelSpec) -> NDArray[np.float64]:
+    """Context tokens attended per step, counting each layer (sliding windows capped)."""
+    full = model.layers - model.sliding_window_layers
+    win_ctx = np.minimum(ctx, b * model.sliding_window_tokens)
+    return full * ctx + model.sliding_window_layers * win_ctx
 
 
 def decode_step_times(
@@ -106,25 +196,17 @@ def decode_step_times(
     """
     b = np.asarray(batch_size, dtype=np.float64)
     ctx = np.asarray(context_tokens, dtype=np.float64)
-    full = model.layers - model.sliding_window_layers
-    win_ctx = np.minimum(ctx, b * model.sliding_window_tokens)
-    attn_flops = 4.0 * model.q_heads * model.head_dim * (
-        full * ctx + model.sliding_window_layers * win_ctx
-    )
-    flops = 2.0 * model.active_params * b + attn_flops
+    attended = _attention(b, ctx, model)
+    flops = 2.0 * model.active_params * b + 4.0 * model.q_heads * model.head_dim * attended
     compute = flops / (chips * peak_flops(hw, model) * hw.compute_efficiency)
+    share = concurrency_share(b, hw)
     if hw.decode_model == "wafer_pipeline":
-        floor = model.layers * hw.layer_latency_s + (chips - 1) * hw.hop_latency_s
-        body = np.maximum(compute, floor)
-    else:
-        kv_read = model.kv_bytes_per_token_per_layer * (
-            full * ctx + model.sliding_window_layers * win_ctx
-        )
-        memory = (model.weight_bytes + kv_read) / (
-            chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency
-        )
-        body = np.maximum(compute, memory)
-    return body + hw.step_overhead_s
+        floor = pipeline_latency_s(model, hw, chips) * share
+        return np.maximum(compute, floor) + hw.step_overhead_s
+    read = weights_read_bytes(b, model) + model.kv_bytes_per_token_per_layer * attended
+    memory = read / (chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency)
+    fixed = hw.step_overhead_s + layers_fixed_s(model, hw, chips)
+    return np.maximum(compute, memory) + fixed * share + tp_ring_s(b, model, hw, chips)
 
 
 def decode_step_time(

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from disagg.cluster.errors import ConfigError
+from disagg.experiments.cli.calibrate import add_command as add_calibrate
 from disagg.experiments.cli.capacity import add_command as add_capacity
 from disagg.experiments.cli.common import (
     EXIT_BAD_INPUT,
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub)
     add_capacity(sub)
+    add_calibrate(sub)
     return parser
 
 

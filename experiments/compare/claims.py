@@ -6,18 +6,17 @@ workload) and ``experiments/aws_vs_gpu/*.toml`` (b: Trainium3 + CS-3, c: 8 x H10
 d: H100 prefill + H100 decode, e: 8 x B200 colocated), lined up by
 ``experiments/compare/lineup.py`` (same request stream; units scaled to the reference's budget).
 
-CS-3 concurrency assumption: the wafer-pipeline decode model keeps a step at its latency floor
-(``layers x layer latency + hops``) until the batch's FLOPs take longer, so per-user speed is
-flat up to a *knee* of concurrent streams and falls as 1 / streams beyond it. The knee follows
-from the CS-3 ``compute_efficiency``; this module sets that efficiency so the knee sits at a given
-number of streams (``knee_efficiency``) — from pessimistic (8 streams share one pipeline's
-2,100 tok/s x 8) to the catalog's default (hundreds). Figures per run: per-user output tok/s
-(mean of 1 / TPOT), TTFT p50 / p99, goodput (req/s meeting both SLOs), SLO attainment, $/M output
+CS-3 concurrency assumption (docs/calibration.md, "Beyond one user"): the wafer pipeline's
+latency floor grows as ``max(1, streams / concurrency_free_streams) ** concurrency_exponent``;
+this module sweeps the exponent of every CS-3 pool — 0 (flat: streams interleave for free),
+0.5 (the catalog default: per-user speed ~ 1 / sqrt(streams)), 1 (streams share the pipeline's
+single-user speed). Figures per run: per-user output tok/s (mean of 1 / TPOT), TTFT p50 / p99,
+goodput (req/s meeting both SLOs), SLO attainment, $/M output
 tokens, J / output token, and "high-speed" output tok/s: tokens of requests served at >= 500
 tok/s per user, per emu second.
 
     python -m disagg.experiments.compare.claims [--trace azure|mooncake] [--equal cost|racks]
-        [--rates 7,14,28] [--knees 8,64,default] [--duration 60]
+        [--rates 7,14,28] [--exponents 0,0.5,1] [--duration 60]
 """
 
 from __future__ import annotations
@@ -27,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from disagg.cluster.config import Experiment, PoolConfig, load_experiment
-from disagg.cluster.hardware.specs import ModelSpec
+from disagg.cluster.config import Experiment, load_experiment
 from disagg.experiments.compare.lineup import line_up
 from disagg.experiments.compare.runs import PolicyChoice, variant
 from disagg.experiments.run import run_experiment
@@ -41,24 +39,14 @@ MOONCAKE = {"kind": "trace", "path": str(ROOT / "traces" / "mooncake_conversatio
 HIGH_SPEED_TOK_S = 500.0  # per-user output tok/s that counts as "high-speed"
 
 
-def knee_efficiency(model: ModelSpec, pool: PoolConfig, streams: int) -> float:
-    """CS-3 compute efficiency at which a decode step of ``streams`` sequences is as long in
-    FLOPs as the pipeline's latency floor: 2 N streams / (wafers x peak x eff) = floor."""
-    hw = pool.hardware
-    floor_s = model.layers * hw.layer_latency_s + (pool.chips_per_unit - 1) * hw.hop_latency_s
-    peak = hw.peak_flops_fp8 if model.weight_bytes_per_param <= 1 else hw.peak_flops_bf16
-    return 2.0 * model.active_params * streams / (pool.chips_per_unit * peak * floor_s)
-
-
-def with_knee(exp: Experiment, streams: int | None) -> Experiment:
-    """``exp`` with every wafer-pipeline pool's knee at ``streams`` (None: the catalog's)."""
-    if streams is None:
+def with_concurrency(exp: Experiment, exponent: float | None) -> Experiment:
+    """``exp`` with every wafer-pipeline pool's ``concurrency_exponent`` set (None: the catalog's)."""
+    if exponent is None:
         return exp
     update = {}
     for kind, pool in exp.pools.items():
         if pool.hardware.decode_model == "wafer_pipeline":
-            eff = knee_efficiency(exp.model, pool, streams)
-            hw = pool.hardware.model_copy(update={"compute_efficiency": eff})
+            hw = pool.hardware.model_copy(update={"concurrency_exponent": exponent})
             update[kind] = pool.model_copy(update={"hardware": hw})
     return exp.model_copy(update=update)
 
@@ -75,11 +63,11 @@ def load_clusters(trace: str, duration_s: float) -> list[Experiment]:
 
 @dataclass(frozen=True)
 class ClaimRow:
-    """One run: a cluster at a rate under a CS-3 knee, its units and headline figures."""
+    """One run: a cluster at a rate under a CS-3 concurrency exponent, its units and figures."""
 
     cluster: str
     rate_per_s: float
-    knee: str
+    exponent: str
     units: dict[str, int]
     figures: dict[str, float | None]
 
@@ -99,9 +87,9 @@ def figures(summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, fl
     }
 
 
-def run_claims(trace: str, equal: str, rates: list[float], knees: list[int | None],
+def run_claims(trace: str, equal: str, rates: list[float], exponents: list[float | None],
                duration_s: float) -> list[ClaimRow]:
-    """Every (cluster, rate, knee) run; knees only vary the clusters with a CS-3 pool."""
+    """Every (cluster, exponent, rate) run; exponents only vary the clusters with a CS-3 pool."""
     clusters = load_clusters(trace, duration_s)
     lined = line_up(clusters, equal, [str(f) for f in FILES])
     out = []
@@ -110,12 +98,13 @@ def run_claims(trace: str, equal: str, rates: list[float], knees: list[int | Non
                       for p in c.experiment.pools.values())
         router = c.experiment.policies.router
         choice = PolicyChoice(c.label, router.name, dict(router.params))
-        for knee in knees if has_cs3 else [None]:
+        for exponent in exponents if has_cs3 else [None]:
             for rate in rates:
-                exp = variant(with_knee(c.experiment, knee), choice, rate,
+                exp = variant(with_concurrency(c.experiment, exponent), choice, rate,
                               c.experiment.experiment.seed, "virtual")
                 result = run_experiment(exp)
-                out.append(ClaimRow(c.label, rate, "default" if knee is None else str(knee),
+                label = "-" if not has_cs3 else "default" if exponent is None else f"{exponent:g}"
+                out.append(ClaimRow(c.label, rate, label,
                                     c.units, figures(result.summary,
                                                      result.tables["requests"].to_pylist())))
     return out
@@ -129,19 +118,19 @@ COLUMNS = (("user_tok_s", "tok/s per user", 0), ("ttft_p50_ms", "TTFT p50 ms", 0
 
 
 def to_markdown(rows: list[ClaimRow]) -> str:
-    """One Markdown table: a row per (cluster, CS-3 knee, rate)."""
-    head = ["cluster", "units", "CS-3 knee", "rate req/s", *(label for _, label, _ in COLUMNS)]
+    """One Markdown table: a row per (cluster, CS-3 concurrency exponent, rate)."""
+    head = ["cluster", "units", "CS-3 exponent", "rate req/s", *(label for _, label, _ in COLUMNS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         units = " + ".join(f"{n} {k}" for k, n in r.units.items())
         cells = ["n/a" if r.figures[k] is None else f"{r.figures[k]:,.{d}f}" for k, _, d in COLUMNS]
-        lines.append(f"| {r.cluster} | {units} | {r.knee} | {r.rate_per_s:g} | "
+        lines.append(f"| {r.cluster} | {units} | {r.exponent} | {r.rate_per_s:g} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _knees(text: str) -> list[int | None]:
-    return [None if k == "default" else int(k) for k in text.split(",")]
+def _exponents(text: str) -> list[float | None]:
+    return [None if k == "default" else float(k) for k in text.split(",")]
 
 
 def main() -> None:
@@ -149,11 +138,12 @@ def main() -> None:
     ap.add_argument("--trace", choices=["azure", "mooncake"], default="azure")
     ap.add_argument("--equal", choices=["cost", "racks"], default="cost")
     ap.add_argument("--rates", default="7,14,28", help="mean request rates (trace rescaled)")
-    ap.add_argument("--knees", default="8,64,default", help="CS-3 streams at the knee")
+    ap.add_argument("--exponents", default="0,0.5,1",
+                    help="CS-3 concurrency_exponent values ('default': the catalog's)")
     ap.add_argument("--duration", type=float, default=60.0, help="emu s of the trace")
     args = ap.parse_args()
     rows = run_claims(args.trace, args.equal, [float(r) for r in args.rates.split(",")],
-                      _knees(args.knees), args.duration)
+                      _exponents(args.exponents), args.duration)
     print(f"{args.trace} trace, {args.duration:g} s, equal {args.equal}, virtual engine\n")
     print(to_markdown(rows))
 

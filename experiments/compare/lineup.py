@@ -13,7 +13,8 @@ Every cluster sees the first experiment's workload, SLOs, seed, duration and dra
 identical request stream — and keeps its own model (precision), pools and policies.
 
 Budgets per unit: cost = ``price_per_unit_hour_usd`` (catalog or pool override); power =
-``chips_per_unit x power_w``; racks = hosts x rack units per host / 42 (rack units below).
+``power_per_unit_w`` (chips x catalog or pool power); racks = hosts x rack units per host / 42
+(rack units below).
 """
 
 from __future__ import annotations
@@ -60,10 +61,11 @@ def _pool_cost(pool: PoolConfig, where: str) -> float:
 
 
 def _pool_power(pool: PoolConfig, where: str) -> float:
-    if pool.hardware.power_w is None:
-        raise ConfigError(f"field '{where}.hardware.power_w': value None is not allowed for "
-                          f"--equal power: {pool.hardware.name} has no published power; set one")
-    return pool.units * pool.chips_per_unit * pool.hardware.power_w
+    power = pool.power_per_unit_w
+    if power is None:
+        raise ConfigError(f"field '{where}.power_per_chip_w': value None is not allowed for "
+                          f"--equal power: {pool.hardware.name} has no catalog power; set one")
+    return pool.units * power
 
 
 def _pool_racks(pool: PoolConfig, where: str) -> float:

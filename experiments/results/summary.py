@@ -71,20 +71,24 @@ def _prefill_mfu(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]
 
 
 def _costs(exp: Experiment, end_s: float, tokens: int) -> dict[str, Any]:
-    hours = end_s / 3600
+    """Dollars per million output tokens and joules per output token over the run's makespan,
+    every unit of every pool counted as busy the whole time (price and power per hour of use)."""
     pools = list(exp.pools.values())
     prices = [p.price_per_unit_hour_usd for p in pools]
-    powers = [p.hardware.power_w for p in pools]
-    out: dict[str, Any] = {"cost_per_million_tokens": None, "energy_per_token_j": None}
-    if tokens and all(p is not None for p in prices):
-        dollars = sum(pool.units * price * hours  # type: ignore[operator]
-                      for pool, price in zip(pools, prices, strict=True))
-        out["cost_per_million_tokens"] = dollars / tokens * 1e6
-        out["cost_usd"] = dollars
-    if tokens and all(w is not None for w in powers):
-        joules = sum(pool.units * pool.chips_per_unit * w * end_s  # type: ignore[operator]
-                     for pool, w in zip(pools, powers, strict=True))
-        out["energy_per_token_j"] = joules / tokens
+    powers = [p.power_per_unit_w for p in pools]
+    out: dict[str, Any] = {"cost_per_million_tokens": None, "energy_per_token_j": None,
+                           "cluster_price_per_hour_usd": None, "cluster_power_w": None}
+    if all(p is not None for p in prices):
+        per_hour = sum(pool.units * p for pool, p in zip(pools, prices, strict=True))
+        out["cluster_price_per_hour_usd"] = per_hour
+        if tokens:
+            out["cost_usd"] = per_hour * end_s / 3600
+            out["cost_per_million_tokens"] = out["cost_usd"] / tokens * 1e6
+    if all(w is not None for w in powers):
+        watts = sum(pool.units * w for pool, w in zip(pools, powers, strict=True))
+        out["cluster_power_w"] = watts
+        if tokens:
+            out["energy_per_token_j"] = watts * end_s / tokens
     return out
 
 

@@ -50,6 +50,9 @@ def summary_table(s: dict[str, Any]) -> Group:
         ("cost", "n/a: a pool has no price (set price_per_chip_hour_usd)"
          if s["cost_per_million_tokens"] is None
          else f"${s['cost_per_million_tokens']:,.3f} per million output tokens"),
+        ("energy", "n/a: a pool has no power (set power_per_chip_w)"
+         if s.get("energy_per_token_j") is None
+         else f"{s['energy_per_token_j']:,.3f} J per output token"),
         ("fabric", f"{_fmt(s['fabric_bytes'] / 1e9, 2)} GB, transfer p50 "
                    f"{_fmt(s['p50_transfer_ms'], 2)} ms, p99 {_fmt(s['p99_transfer_ms'], 2)} ms"),
         ("emulator lag", f"p50 {_fmt(s['lag_p50_ms'], 2)} ms, p99 {_fmt(s['lag_p99_ms'], 2)} ms, "
@@ -115,14 +118,13 @@ def hardware_table() -> Table:
 
 
 def calibration_table() -> Table:
-    t = Table(title="calibration: single-stream decode tokens/s per user (1,000-token context)")
-    t.add_column("model", no_wrap=True)
-    t.add_column("unit", no_wrap=True)
-    for col in ("published", "predicted", "error", "source", "note"):
-        t.add_column(col)
+    """Every reference figure against the emulated value (the full report: ``disagg calibrate``)."""
+    t = Table(title="calibration: reference figures against the models (see disagg calibrate)")
+    for col in ("figure", "configuration", "metric", "published", "emulated", "error", "use"):
+        t.add_column(col, no_wrap=col == "figure")
     for row in calibration_rows():
-        p = row.published
-        t.add_row(p.model, f"{p.chips} x {p.hardware}", f"{p.tokens_per_s:,.0f}",
-                  f"{row.predicted_tokens_per_s:,.0f}", f"{100 * row.error:+.0f} %", p.source,
-                  p.note)
+        f = row.figure
+        use = f.kind if f.comparable else f"{f.kind} (not comparable)"
+        t.add_row(f.key, f.configuration, f.metric, f"{f.published:,.2f}",
+                  f"{row.emulated:,.2f}", f"{100 * row.error:+.1f} %", use)
     return t
