@@ -78,9 +78,10 @@ def main() -> None:
     ap.add_argument("--users", default=",".join(str(u) for u in NIM_TABLE))
     ap.add_argument("--duration", type=float, default=120.0, help="emu s of arrivals per run")
     ap.add_argument("--kv-bytes", type=float, default=None,
-                    help="model.kv_bytes_per_element (2 = BF16 KV, the file's; 1 = FP8 KV)")
+                    help="model.kv_bytes_per_element (1 = FP8 KV, the file's; 2 = BF16 KV)")
     args = ap.parse_args()
-    over = {} if args.kv_bytes is None else {"model.kv_bytes_per_element": args.kv_bytes}
+    over = {} if args.kv_bytes is None else {"model.kv_dtype": None,
+                                             "model.kv_bytes_per_element": args.kv_bytes}
     rows = [emulate(int(u), args.duration, over) for u in args.users.split(",")]
     print(f"reference: {SOURCE}\nemulated: {EXPERIMENT.name} {over}, virtual engine, "
           f"{args.duration:g} emu s per concurrency\n")
