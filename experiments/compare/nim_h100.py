@@ -5,9 +5,10 @@ Llama-3.3-70B-Instruct on 2 x H100 80 GB, FP8, TP2, AIPerf with 5,000 prompt / 5
 fixed concurrency (docs.nvidia.com/nim/benchmarking/llm/1.0.0/performance). The emulated side is
 ``experiments/nim_h100.toml`` with ``workload.users`` = the concurrency and zero think time, on the
 virtual engine. Printed: TTFT, ITL and total output tok/s, published and emulated, with the error.
-The emulated TTFT and ITL are means over the requests sent in steady state — after the first
+The emulated TTFT and ITL are means over the requests of the steady state — sent after the first
 request ends (every user sends its first request at t = 0, a burst the published table, measured
-over a long run, does not show); ITL is each request's TPOT, (last token - first token) / (output
+over a long run, does not show) and ended before the users stop sending (``duration_s``; after
+it fewer users remain); ITL is each request's TPOT, (last token - first token) / (output
 tokens - 1); tok/s is the whole run's output throughput.
 
     python -m disagg.experiments.compare.nim_h100 [--users 1,5,25,50,100,200] [--duration 120]
@@ -55,7 +56,8 @@ def emulate(users: int, duration_s: float, overrides: dict[str, Any] | None = No
     result = run_experiment(exp)
     rows = [r for r in result.tables["requests"].to_pylist() if r["status"] == "completed"]
     warm_s = min(r["last_token_s"] for r in rows)  # the opening burst: every user sends at t = 0
-    steady = [r for r in rows if r["arrival_s"] >= warm_s] or rows
+    steady = [r for r in rows if r["arrival_s"] >= warm_s
+              and r["last_token_s"] <= exp.experiment.duration_s] or rows
     ttft_ms = 1e3 * sum(r["ttft_s"] for r in steady) / len(steady)
     itl_ms = 1e3 * sum(r["tpot_s"] for r in steady) / len(steady)
     return NimRow(users, NIM_TABLE[users],
