@@ -5,6 +5,9 @@ Clusters: ``experiments/aws_cerebras_vs_gpu.toml`` (a: Trainium2 + CS-3, the ref
 workload) and ``experiments/aws_vs_gpu/*.toml`` (b: Trainium3 + CS-3, c: 8 x H100 colocated,
 d: H100 prefill + H100 decode, e: 8 x B200 colocated), lined up by
 ``experiments/compare/lineup.py`` (same request stream; units scaled to the reference's budget).
+A rate rescales the trace (from the Azure trace's busiest half hour on, or from the start of the
+Mooncake subset) to that mean rate, and arrivals run for ``duration_s``: a sustained load of
+about rate x duration requests with the trace's own burstiness and lengths.
 
 CS-3 concurrency assumption (docs/calibration.md, "Beyond one user"): the wafer pipeline's
 latency floor grows as ``max(1, streams / concurrency_free_streams) ** concurrency_exponent``;
@@ -16,7 +19,7 @@ tokens, J / output token, and "high-speed" output tok/s: tokens of requests serv
 tok/s per user, per emu second.
 
     python -m disagg.experiments.compare.claims [--trace azure|mooncake] [--equal cost|racks]
-        [--rates 7,14,28] [--exponents 0,0.5,1] [--duration 60]
+        [--rates 7,14,28] [--exponents 0,0.5,1] [--duration 60] [--prefill-units N]
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "aws_cerebras_vs_gpu.toml", *(ROOT / "aws_vs_gpu" / f"{n}.toml" for n in (
     "trn3_cs3", "h100_colocated", "h100_disagg", "b200_colocated"))]
 MOONCAKE = {"kind": "trace", "path": str(ROOT / "traces" / "mooncake_conversation_10min.jsonl"),
-            "format": "mooncake", "start_s": 0.0, "end_s": 60.0, "speedup": 1.0}
+            "format": "mooncake", "start_s": 0.0, "end_s": None, "speedup": 1.0}
 HIGH_SPEED_TOK_S = 500.0  # per-user output tok/s that counts as "high-speed"
 
 
@@ -51,13 +54,17 @@ def with_concurrency(exp: Experiment, exponent: float | None) -> Experiment:
     return exp.model_copy(update=update)
 
 
-def load_clusters(trace: str, duration_s: float) -> list[Experiment]:
-    """The five cluster files, the reference's workload switched to ``trace`` if asked."""
+def load_clusters(trace: str, duration_s: float, prefill_units: int | None = None
+                  ) -> list[Experiment]:
+    """The five cluster files, the reference's workload switched to ``trace`` if asked and its
+    prefill pool resized to ``prefill_units`` (which moves the budget every cluster gets)."""
     over: dict[str, Any] = {"experiment.duration_s": duration_s}
+    if prefill_units is not None:
+        over["prefill.units"] = prefill_units
     if trace == "mooncake":
-        over["workload"] = dict(MOONCAKE, end_s=MOONCAKE["start_s"] + duration_s)
+        over["workload"] = dict(MOONCAKE)
     else:
-        over["workload.end_s"] = 1800.0 + duration_s
+        over["workload.end_s"] = None  # the rest of the hour: a sustained rate for duration_s
     return [load_experiment(FILES[0], over), *(load_experiment(f) for f in FILES[1:])]
 
 
@@ -88,9 +95,9 @@ def figures(summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, fl
 
 
 def run_claims(trace: str, equal: str, rates: list[float], exponents: list[float | None],
-               duration_s: float) -> list[ClaimRow]:
+               duration_s: float, prefill_units: int | None = None) -> list[ClaimRow]:
     """Every (cluster, exponent, rate) run; exponents only vary the clusters with a CS-3 pool."""
-    clusters = load_clusters(trace, duration_s)
+    clusters = load_clusters(trace, duration_s, prefill_units)
     lined = line_up(clusters, equal, [str(f) for f in FILES])
     out = []
     for c in lined:
@@ -141,10 +148,13 @@ def main() -> None:
     ap.add_argument("--exponents", default="0,0.5,1",
                     help="CS-3 concurrency_exponent values ('default': the catalog's)")
     ap.add_argument("--duration", type=float, default=60.0, help="emu s of the trace")
+    ap.add_argument("--prefill-units", type=int, default=None,
+                    help="Trainium2 TP4 prefill units of the reference (a) (the file's: 8)")
     args = ap.parse_args()
     rows = run_claims(args.trace, args.equal, [float(r) for r in args.rates.split(",")],
-                      _exponents(args.exponents), args.duration)
-    print(f"{args.trace} trace, {args.duration:g} s, equal {args.equal}, virtual engine\n")
+                      _exponents(args.exponents), args.duration, args.prefill_units)
+    print(f"{args.trace} trace, {args.duration:g} s, equal {args.equal}, reference prefill units "
+          f"{args.prefill_units or 'as in the file'}, virtual engine\n")
     print(to_markdown(rows))
 
 
