@@ -138,3 +138,18 @@ def test_kv_reserved_never_exceeds_capacity_and_every_request_ends() -> None:
     unit = [r for r in ts if r["kind"] == "colocated"]
     assert unit and max(r["kv_used_bytes"] for r in unit) <= cap
     assert max(r["kv_used_bytes"] for r in unit) >= float(kv_bytes(6200, LLAMA))
+
+
+def test_losing_a_colocated_unit_redoes_its_requests() -> None:
+    raw = colocated_dict(units=2, workload__rate_per_s=6.0,
+                         workload__output_tokens={"kind": "fixed", "value": 400},
+                         faults={"unit_loss": [{"unit": "colocated-1", "at_s": 2.0}]})
+    result = run_experiment(experiment_from_dict(raw))
+    rows = result.tables["requests"].to_pylist()
+    assert len(rows) == result.summary["submitted"] > 10
+    assert all(r["status"] == "completed" for r in rows)
+    router = next(c for c in result.raw["components"] if c["name"] == "router")
+    assert router["units_down"] == ["colocated-1"] and router["redone"] > 0
+    late = [r for r in rows if r["arrival_s"] > 2.5]
+    assert late and all(r["prefill_unit"] == r["decode_unit"] == "colocated-0" for r in late)
+    assert all(r["first_token_s"] <= r["last_token_s"] for r in rows)
