@@ -8,7 +8,10 @@ chunk runs in an iteration has its first token at that iteration's end and decod
 one. While no prefill is waiting the iterations are decode-only and computed arithmetically, as
 on a decode unit (DESIGN timing rule 2); a request arriving mid-iteration joins at the next
 boundary. The router assigns a request to the unit once; no KV crosses the fabric. KV memory
-(prompt + output tokens) is reserved when a request's prefill starts.
+(prompt + output tokens) is reserved when a request's prefill starts. An assignment that reaches
+the unit after it committed iterations past the assignment's modeled arrival (lag, ray engine)
+joins at the current boundary and counts as a late decision (no retroactive join: the past
+iterations' durations would change).
 """
 
 from __future__ import annotations
@@ -87,8 +90,8 @@ class ColocatedUnit(Component):
             self.peers["collector"].send(
                 RequestEnded(r.request_id, "failed", "kv_exceeds_unit_capacity", queued_s))
             return
-        if queued_s < self.last_decision_s - 1e-9:
-            self.late_decisions += 1
+        if queued_s < max(self.last_decision_s, self.t) - 1e-9:
+            self.late_decisions += 1  # the unit already committed iterations past its arrival
         self.waiting.append(_Prefilling(r, queued_s))
         self._unseen.append(queued_s)
         self.waiting.sort(key=lambda w: (not w.started, w.queued_s))
