@@ -79,3 +79,9 @@ def test_calibrate_prints_a_table_and_both_mapes(capsys) -> None:
     out = capsys.readouterr().out
     assert "MAPE over fitted figures" in out and "over predicted figures" in out
     assert "fitted constants" in out and "nim70b-c1-itl" in out
+
+
+def test_calibrate_out_to_a_missing_folder_exits_2_naming_the_flag(tmp_path, capsys) -> None:
+    assert main(["calibrate", "--out", str(tmp_path / "nope" / "cal.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("disagg: error: --out") and "\n" not in err

@@ -92,7 +92,8 @@ def test_roofline_concurrency_exponent_scales_the_fixed_part() -> None:
 
 def test_cs3_single_stream_is_the_pipeline_latency() -> None:
     m, hw = get_model("llama-3.1-70b"), get_hardware("cs3")
-    layer = hw.layer_latency_s + hw.layer_latency_s_per_gparam * (70.55e9 - 2 * 128_256 * 8192) / 80 / 1e9
+    layer_gparams = (70.55e9 - 2 * 128_256 * 8192) / 80 / 1e9  # embeddings excluded
+    layer = hw.layer_latency_s + hw.layer_latency_s_per_gparam * layer_gparams
     floor = hw.token_latency_s + 80 * layer + 3 * 5e-6
     assert decode_step_time(1, 1000, m, hw, 4) == pytest.approx(floor, rel=1e-12)
 
@@ -148,3 +149,9 @@ def test_fit_check() -> None:
     assert fit.fits
     assert fit.kv_capacity_bytes == pytest.approx(2 * 96 * 2**30 - 70.55e9 * 2)
     assert math.isclose(fit.kv_bytes, 327_680 * 10_000)
+
+
+def test_cs3_streams_are_bounded_by_the_sram_left_after_weights() -> None:
+    fit = fit_check(get_model("llama-3.1-70b"), get_hardware("cs3"), 4)
+    assert fit.kv_capacity_bytes == pytest.approx(4 * 44e9 - 70.55e9 * 2)  # 34.9 GB
+    assert fit.kv_capacity_bytes // (327_680 * 2000) == 53  # streams of 2,000 tokens

@@ -52,10 +52,10 @@ def models() -> dict[str, ModelSpec]:
             sources={"shape": "[V] Qwen3 technical report"},
         ),
         ModelSpec(
-            name="gpt-oss-120b", layers=36, hidden_size=2_880, q_heads=64, kv_heads=8,
-            head_dim=64, ffn_size=2_880, vocab=201_088, total_params=116.8e9,
+            name="gpt-oss-120b", experts=128, experts_per_token=4, layers=36,
+            hidden_size=2_880, q_heads=64, kv_heads=8, head_dim=64, ffn_size=2_880,
+            vocab=201_088, total_params=116.8e9,
             active_params=5.1e9, sliding_window_layers=18, sliding_window_tokens=128,
-            experts=128, experts_per_token=4,
             sources={
                 "shape": "[V] vLLM GptOssConfig (MoE, 128 experts, top-4)",
                 "weight_bytes_per_param": "16-bit weights as Cerebras serves them (assumption)",
@@ -72,8 +72,8 @@ TRN2_FIT = {"compute_efficiency": 0.277, "tp_layer_latency_s": 44.3e-6}
 CS3_FIT = {"token_latency_s": 444e-6, "layer_latency_s": 0.0, "layer_latency_s_per_gparam": 0.0}
 _H100_SRC = ("fitted (least squares, disagg calibrate) to NIM 1.8.0 Llama-3.3-70B 2 x H100 FP8 TP2 "
              "5000/500: TTFT and ITL at concurrency 1, ITL at concurrency 5")
-_TRN2_SRC = ("fitted (least squares, disagg calibrate) to Neuron trn2 Llama-3.3-70B TP64 (16 chips) "
-             "10,000/1,500 run A: TTFT 575.7 ms, ITL 19.83 ms")
+_TRN2_SRC = ("fitted (least squares, disagg calibrate) to Neuron trn2 Llama-3.3-70B TP64 (16 chips)"
+             ", 10,000/1,500 run A: TTFT 575.7 ms, ITL 19.83 ms")
 _CS3_SRC = ("fitted (least squares, disagg calibrate) to the single-user speeds Llama 3.1 8B 2,200 "
             "(1 wafer) and Llama 70B 2,100 and 2,314 tok/s (4 wafers)")
 CS3_HOP_LATENCY_S = 5e-6  # assumption: no published wafer-to-wafer figure
@@ -92,8 +92,8 @@ def hardware() -> dict[str, HardwareProfile]:
     h200 = _gpu("h200", 989e12, 1_979e12, 141e9, 4.8e12, 900e9, 700.0, 43.26 / 8,
                 "derived: p5e Capacity Block $43.26/h [2] / 8 GPUs")
     b200 = _gpu("b200", 2_250e12, 4_500e12, 180e9, 8e12, 1.8e12, 1_000.0, 113.93 / 8,
-                "assumption: p6-b200.48xlarge on-demand ~$113.93/h for 8 GPUs (AWS pricing "
-                "page as quoted by third parties; not in the reference)")
+                "assumption: ~$113.93/h for 8 GPUs (a p6-b200.48xlarge on-demand figure, "
+                "unverified and not in the reference): set price_per_chip_hour_usd")
     return {h.name: h for h in (trn2, trn3, cs3, h100, h200, b200)}
 
 

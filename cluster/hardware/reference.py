@@ -15,6 +15,7 @@ users in a closed loop, steady state, see :func:`calibration.closed_loop`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 Kind = Literal["fit", "predict"]
@@ -61,20 +62,19 @@ class Figure:
 
 def _nim(c: int, itl: float | None, tput: float, kind_itl: Kind, ttft: float | None = None,
          kind_ttft: Kind = "predict") -> list[Figure]:
-    base = dict(model="llama-3.1-70b", hardware="h100", chips=2, weight_dtype="fp8",
-                kv_dtype="fp8", scenario="closed_loop", prompt=5_000, output=500, batch=c,
-                source=f"{NIM}, Llama-3.3-70B, 2 x H100 FP8 TP2, 5000/500")
+    nim = partial(Figure, model="llama-3.1-70b", hardware="h100", chips=2, weight_dtype="fp8",
+                  kv_dtype="fp8", scenario="closed_loop", prompt=5_000, output=500, batch=c,
+                  source=f"{NIM}, Llama-3.3-70B, 2 x H100 FP8 TP2, 5000/500")
     note = ("follows almost directly from the fitted TTFT and ITL" if c <= 5 else
             "KV capacity bounds the running users here" if c >= 100 else "")
-    out = [Figure(key=f"nim70b-c{c}-tput", metric="total_tok_s", published=tput,
-                  kind="predict", note=note, **base)]  # type: ignore[arg-type]
+    out = [nim(key=f"nim70b-c{c}-tput", metric="total_tok_s", published=tput, kind="predict",
+               note=note)]
     if itl is not None:
-        out.append(Figure(key=f"nim70b-c{c}-itl", metric="itl_ms", published=itl,
-                          kind=kind_itl, note=note if c >= 100 else "",
-                          **base))  # type: ignore[arg-type]
+        out.append(nim(key=f"nim70b-c{c}-itl", metric="itl_ms", published=itl, kind=kind_itl,
+                       note=note if c >= 100 else ""))
     if ttft is not None:
-        out.append(Figure(key=f"nim70b-c{c}-ttft", metric="ttft_ms", published=ttft,
-                          kind=kind_ttft, **base))  # type: ignore[arg-type]
+        out.append(nim(key=f"nim70b-c{c}-ttft", metric="ttft_ms", published=ttft,
+                       kind=kind_ttft))
     return out
 
 
@@ -82,17 +82,18 @@ def _h100() -> list[Figure]:
     rows = (_nim(1, 18.58, 51.67, "fit", 406.77, "fit") + _nim(5, 21.83, 218.48, "fit")
             + _nim(25, 38.75, 623.4, "predict") + _nim(50, 59.73, 814.37, "predict")
             + _nim(100, 92.91, 917.26, "predict") + _nim(200, 93.06, 920.54, "predict"))
-    long_out = dict(model="llama-3.1-70b", hardware="h100", chips=2, weight_dtype="fp8",
+    long_out = partial(Figure, model="llama-3.1-70b", hardware="h100", chips=2,
+                       weight_dtype="fp8", kv_dtype="fp8", scenario="closed_loop", prompt=500,
+                       output=2_000, kind="predict",
+                       source=f"{NIM}, Llama-3.3-70B, 2 x H100 FP8 TP2, 500/2000")
+    rows += [long_out(key="nim70b-long-ttft", metric="ttft_ms", published=47.8),
+             long_out(key="nim70b-long-itl", metric="itl_ms", published=18.9)]
+    small = partial(Figure, model="llama-3.1-8b", hardware="h100", chips=1, weight_dtype="fp8",
                     kv_dtype="fp8", scenario="closed_loop", prompt=500, output=2_000,
-                    kind="predict", source=f"{NIM}, Llama-3.3-70B, 2 x H100 FP8 TP2, 500/2000")
-    rows += [Figure(key="nim70b-long-ttft", metric="ttft_ms", published=47.8, **long_out),
-             Figure(key="nim70b-long-itl", metric="itl_ms", published=18.9, **long_out)]
-    small = dict(model="llama-3.1-8b", hardware="h100", chips=1, weight_dtype="fp8",
-                 kv_dtype="fp8", scenario="closed_loop", prompt=500, output=2_000, kind="predict",
-                 source=f"{NIM}, Llama-3.1-8B", comparable=False,
-                 note="configuration not read from the page: 1 x H100 FP8, 500/2000 assumed")
-    rows += [Figure(key="nim8b-c1-ttft", metric="ttft_ms", published=10.3, **small),
-             Figure(key="nim8b-c1-itl", metric="itl_ms", published=4.63, **small)]
+                    kind="predict", source=f"{NIM}, Llama-3.1-8B", comparable=False,
+                    note="configuration not read from the page: 1 x H100 FP8, 500/2000 assumed")
+    rows += [small(key="nim8b-c1-ttft", metric="ttft_ms", published=10.3),
+             small(key="nim8b-c1-itl", metric="itl_ms", published=4.63)]
     rows += [
         Figure("aa70b-h100", "llama-3.1-70b", "h100", 8, "bf16", "bf16", "decode", "user_tok_s",
                128, "predict", AA, comparable=False,
@@ -105,19 +106,20 @@ def _h100() -> list[Figure]:
 
 
 def _trainium() -> list[Figure]:
-    t70 = dict(model="llama-3.1-70b", hardware="trainium2", chips=16, weight_dtype="bf16",
-               kv_dtype="bf16", prompt=10_000, output=1_500, batch=1)
-    spec = "EAGLE3 speculative decoding on (not modeled): plain decode would be slower than published"
+    t70 = partial(Figure, model="llama-3.1-70b", hardware="trainium2", chips=16,
+                  weight_dtype="bf16", kv_dtype="bf16", prompt=10_000, output=1_500, batch=1)
+    spec = ("EAGLE3 speculative decoding on (not modeled): plain decode would be slower than "
+            "published")
     return [
-        Figure("trn2-70b-ttft-a", scenario="ttft", metric="ttft_ms", published=575.7,
-               kind="fit", source=f"{NEURON_70B}, run A", **t70),  # type: ignore[arg-type]
-        Figure("trn2-70b-itl-a", scenario="decode", metric="itl_ms", published=19.83,
-               kind="fit", source=f"{NEURON_70B}, run A", **t70),  # type: ignore[arg-type]
-        Figure("trn2-70b-ttft-b", scenario="ttft", metric="ttft_ms", published=814.3,
-               kind="predict", source=f"{NEURON_70B}, run B (later SDK)",
-               note="same configuration as run A: the spread between runs", **t70),  # type: ignore[arg-type]
-        Figure("trn2-70b-itl-b", scenario="decode", metric="itl_ms", published=19.66,
-               kind="predict", source=f"{NEURON_70B}, run B (later SDK)", **t70),  # type: ignore[arg-type]
+        t70(key="trn2-70b-ttft-a", scenario="ttft", metric="ttft_ms", published=575.7,
+            kind="fit", source=f"{NEURON_70B}, run A"),
+        t70(key="trn2-70b-itl-a", scenario="decode", metric="itl_ms", published=19.83,
+            kind="fit", source=f"{NEURON_70B}, run A"),
+        t70(key="trn2-70b-ttft-b", scenario="ttft", metric="ttft_ms", published=814.3,
+            kind="predict", source=f"{NEURON_70B}, run B (later SDK)",
+            note="same configuration as run A: the spread between runs"),
+        t70(key="trn2-70b-itl-b", scenario="decode", metric="itl_ms", published=19.66,
+            kind="predict", source=f"{NEURON_70B}, run B (later SDK)"),
         Figure("trn2-8b-ttft", "llama-3.1-8b", "trainium2", 2, "bf16", "bf16", "ttft", "ttft_ms",
                51.1, "predict", f"{NEURON_EAGLE}, Llama-3.1-8B TP8", prompt=512, output=128,
                batch=1, comparable=False, note=spec + "; concurrency 2"),

@@ -35,10 +35,11 @@ class ModelSpec(_Frozen):
     weight_bytes_per_param: float = Field(2.0, gt=0, description="2 = BF16, 1 = FP8")
     kv_bytes_per_element: float = Field(2.0, gt=0, description="2 = BF16 KV cache, 1 = FP8")
     weight_dtype: Dtype | None = Field(
-        None, description="bf16 | fp16 | fp8: sets weight_bytes_per_param (and FP8 peak FLOP/s "
-        "for fp8); None = keep weight_bytes_per_param")
+        None, description="bf16 | fp16 | fp8: sets weight_bytes_per_param, winning over it (and "
+        "FP8 peak FLOP/s for fp8); None = keep weight_bytes_per_param")
     kv_dtype: Dtype | None = Field(
-        None, description="bf16 | fp16 | fp8: sets kv_bytes_per_element; None = keep it")
+        None, description="bf16 | fp16 | fp8: sets kv_bytes_per_element, winning over it; None = "
+        "keep it")
     experts: int = Field(0, ge=0, description="MoE: routed experts per layer (0 = dense)")
     experts_per_token: int = Field(0, ge=0, description="MoE: experts each token activates (top-k)")
     sliding_window_layers: int = Field(0, ge=0, description="layers with a sliding-window KV")
@@ -83,7 +84,8 @@ class ModelSpec(_Frozen):
 
     @property
     def expert_params(self) -> float:
-        """Parameters of one expert in one layer: gate, up and down projections, 3 x hidden x ffn."""
+        """Parameters of one expert in one layer: gate, up and down projections (3 x hidden x
+        ffn)."""
         return 3.0 * self.hidden_size * self.ffn_size if self.experts else 0.0
 
     @property
@@ -117,13 +119,15 @@ class HardwareProfile(_Frozen):
     price_per_hour_usd: float | None = Field(None, gt=0, description="per chip; None if unknown")
     compute_efficiency: float = Field(0.5, gt=0, le=1, description="achieved / peak FLOP/s")
     memory_efficiency: float = Field(0.67, gt=0, le=1, description="achieved / peak bandwidth")
-    step_overhead_s: float = Field(0.0, ge=0, description="fixed cost per prefill batch / decode step")
+    step_overhead_s: float = Field(
+        0.0, ge=0, description="fixed cost per prefill batch / decode step")
     layer_overhead_s: float = Field(
         0.0, ge=0, description="roofline: fixed cost per layer per step (kernel launches), any TP")
     tp_layer_latency_s: float = Field(
         0.0, ge=0, description="roofline: per layer, per doubling of the tensor-parallel degree "
         "(collective latency and launch; x log2(chips), 0 on one chip)")
-    activation_bytes: float = Field(2.0, gt=0, description="bytes per activation all-reduced")
+    activation_bytes: float = Field(
+        2.0, gt=0, description="bytes per activation element all-reduced (2 = BF16 activations)")
     concurrency_exponent: float = Field(
         0.0, ge=0, le=1, description="decode: the step's latency floor (wafer pipeline) or fixed "
         "part (roofline) grows as max(1, streams / concurrency_free_streams) ** this; 0 = flat "

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
+from disagg.cluster.errors import ConfigError
 from disagg.cluster.hardware.calibration import calibration_rows
 from disagg.cluster.hardware.fit import fit_all
 from disagg.experiments.cli.common import EXIT_OK
@@ -24,7 +25,11 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     else:
         console.print(calibration_view(report))
     if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+        try:
+            Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+        except OSError as e:
+            raise ConfigError(f"--out: value {args.out!r} cannot be written ({e.strerror}); "
+                              "allowed: a file path in an existing, writable folder") from None
         if not args.json:
             console.print(f"calibration written to {args.out}")
     return EXIT_OK

@@ -121,10 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     trace.set_defaults(func=cmd_trace)
     cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
     cat.set_defaults(func=cmd_catalog)
+    add_calibrate(sub)
 
     add_commands(sub)
     add_capacity(sub)
-    add_calibrate(sub)
     return parser
 
 

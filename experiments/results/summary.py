@@ -78,14 +78,14 @@ def _costs(exp: Experiment, end_s: float, tokens: int) -> dict[str, Any]:
     powers = [p.power_per_unit_w for p in pools]
     out: dict[str, Any] = {"cost_per_million_tokens": None, "energy_per_token_j": None,
                            "cluster_price_per_hour_usd": None, "cluster_power_w": None}
-    if all(p is not None for p in prices):
-        per_hour = sum(pool.units * p for pool, p in zip(pools, prices, strict=True))
+    if None not in prices:
+        per_hour = sum(pool.units * (p or 0.0) for pool, p in zip(pools, prices, strict=True))
         out["cluster_price_per_hour_usd"] = per_hour
         if tokens:
             out["cost_usd"] = per_hour * end_s / 3600
             out["cost_per_million_tokens"] = out["cost_usd"] / tokens * 1e6
-    if all(w is not None for w in powers):
-        watts = sum(pool.units * w for pool, w in zip(pools, powers, strict=True))
+    if None not in powers:
+        watts = sum(pool.units * (w or 0.0) for pool, w in zip(pools, powers, strict=True))
         out["cluster_power_w"] = watts
         if tokens:
             out["energy_per_token_j"] = watts * end_s / tokens

@@ -96,7 +96,8 @@ def model_table() -> Table:
         t.add_column(col)
     for m in models().values():
         kv = m.kv_bytes_per_token_per_layer * (m.layers - m.sliding_window_layers)
-        t.add_row(m.name, f"{m.total_params / 1e9:.2f}B / {m.active_params / 1e9:.2f}B",
+        moe = f" ({m.experts} experts, top-{m.experts_per_token})" if m.experts else ""
+        t.add_row(m.name, f"{m.total_params / 1e9:.2f}B / {m.active_params / 1e9:.2f}B{moe}",
                   str(m.layers), f"{m.hidden_size:,}", f"{m.q_heads}/{m.kv_heads}",
                   str(m.head_dim), f"{kv:,.0f}", "; ".join(m.sources.values()))
     return t
