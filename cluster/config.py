@@ -133,6 +133,21 @@ class PoolConfig(_Section):
         return self.hardware.host_nic_bytes_per_s
 
 
+class ColocatedPoolConfig(PoolConfig):
+    """A pool of units that each run prefill and decode themselves (a GPU server with vLLM-style
+    continuous batching and chunked prefill); used instead of ``[prefill]`` and ``[decode]``."""
+
+    token_budget: int = Field(
+        8192, ge=1, le=1_000_000,
+        description="tokens per iteration: running decodes (1 each) + prefill chunks; default "
+        "vLLM V1's max_num_batched_tokens for its API server on >= 70 GiB GPUs",
+    )
+    max_running: int = Field(
+        256, ge=1, le=100_000,
+        description="requests in flight per unit (prefilling + decoding); vLLM's max_num_seqs",
+    )
+
+
 class FabricConfig(_Section):
     """EFA between hosts: one-way latency, per-host NICs, optional core, per-flow caps."""
 
@@ -248,8 +263,11 @@ class Experiment(_Section):
 
     experiment: ExperimentSection
     model: ModelSpec
-    prefill: PoolConfig
-    decode: PoolConfig
+    prefill: PoolConfig | None = Field(None, description="prefill pool (with [decode])")
+    decode: PoolConfig | None = Field(None, description="decode pool (with [prefill])")
+    colocated: ColocatedPoolConfig | None = Field(
+        None, description="units doing both phases, instead of [prefill] and [decode]"
+    )
     fabric: FabricConfig = FabricConfig()
     workload: WorkloadSpec = Field(description="see docs/workloads.md")
     slo: SloConfig
@@ -269,6 +287,34 @@ class Experiment(_Section):
     @classmethod
     def _resolve_model(cls, value: Any) -> Any:
         return _resolve(value, get_model, models)
+
+    @model_validator(mode="after")
+    def _pools(self) -> Experiment:
+        if self.colocated is not None and (self.prefill is not None or self.decode is not None):
+            raise ValueError("give either [colocated] or [prefill] and [decode], not both")
+        if self.colocated is None and (self.prefill is None or self.decode is None):
+            missing = "prefill" if self.prefill is None else "decode"
+            raise ValueError(f"[{missing}] is missing: give [prefill] and [decode], "
+                             "or one [colocated] pool")
+        return self
+
+    @property
+    def pools(self) -> dict[str, PoolConfig]:
+        """The experiment's pools by unit kind: prefill and decode, or colocated alone."""
+        if self.colocated is not None:
+            return {"colocated": self.colocated}
+        assert self.prefill is not None and self.decode is not None  # checked by _pools
+        return {"prefill": self.prefill, "decode": self.decode}
+
+    @property
+    def first_pool(self) -> PoolConfig:
+        """The pool new requests go to: prefill, or the colocated pool."""
+        return next(iter(self.pools.values()))
+
+    @property
+    def last_pool(self) -> PoolConfig:
+        """The pool that generates the output tokens: decode, or the colocated pool."""
+        return list(self.pools.values())[-1]
 
     @property
     def output_dir(self) -> Path:

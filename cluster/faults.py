@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-UNIT_PATTERN = r"^(prefill|decode)-[0-9]+$"
-LINK_PATTERN = r"^(core|(prefill|decode)-host-[0-9]+/(egress|ingress))$"
+UNIT_PATTERN = r"^(prefill|decode|colocated)-[0-9]+$"
+LINK_PATTERN = r"^(core|(prefill|decode|colocated)-host-[0-9]+/(egress|ingress))$"
 
 
 class _Entry(BaseModel):
@@ -42,7 +42,7 @@ class HostLoss(_Entry):
     when a node of the cluster goes away."""
 
     kind: Literal["host_loss"] = "host_loss"
-    host: str = Field(pattern=r"^(prefill|decode)-host-[0-9]+$", description="e.g. prefill-host-0")
+    host: str = Field(pattern=r"^(prefill|decode|colocated)-host-[0-9]+$", description="e.g. prefill-host-0")
     at_s: float = Field(ge=0, description="emu time of the loss")
 
 

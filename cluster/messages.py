@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Status = Literal["completed", "rejected", "failed", "cancelled"]
-UnitKind = Literal["prefill", "decode"]
+UnitKind = Literal["prefill", "decode", "colocated"]
 PREFIX_BLOCK_TOKENS = 512  # tokens per prefix-hash block (Mooncake's trace release uses 512)
 
 

@@ -52,6 +52,6 @@ def estimate_run_size(exp: Experiment, links: int) -> RunSize:
     duration = exp.experiment.duration_s
     if rate > 0 and cap is not None:
         duration = min(duration, cap / rate)
-    series = exp.prefill.units + exp.decode.units + links
+    series = sum(pool.units for pool in exp.pools.values()) + links
     points = math.ceil(duration / exp.output.sample_interval_s)
     return RunSize(rate * duration, float(points) * series, series)

@@ -43,7 +43,7 @@ def build_topology(exp: Experiment) -> Topology:
     unit_host: dict[str, str] = {}
     capacity: dict[Link, float] = {}
     total_nic = 0.0
-    for kind, pool in (("prefill", exp.prefill), ("decode", exp.decode)):
+    for kind, pool in exp.pools.items():
         per_host = pool.hosts_units
         # a unit spanning several hosts (e.g. 4 CS-3 systems) brings each host's NIC
         span = -(-pool.chips_per_unit // pool.hardware.chips_per_host)

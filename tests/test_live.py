@@ -195,3 +195,23 @@ def test_every_request_is_joined_exactly_once_in_any_order(reqs, rnd, n_reports)
     assert abs(slo["met"] - expected_met) <= sum(  # float ties at the SLO boundary aside
         1 for _, t, _, g in reqs if abs(t - 1.0) < 1e-9 or abs(g - 0.1) < 1e-9)
     assert not agg._firsts and not agg._lasts
+
+
+def test_colocated_pool_renders_its_units() -> None:
+    from conftest import experiment_dict
+
+    from disagg.cluster.config import experiment_from_dict
+
+    raw_exp = experiment_dict()
+    del raw_exp["prefill"], raw_exp["decode"]
+    raw_exp["colocated"] = {"hardware": "h100", "chips_per_unit": 8, "units": 2}
+    exp = experiment_from_dict(raw_exp)
+    raw, snap = _run_with_final_snapshot(exp)
+    text = _plain(render(snap))
+    summary = assemble(exp, raw).summary
+    assert "colocated pool (prefill + decode)" in text
+    assert "colocated-0" in text and "colocated-1" in text and "prefill-0" not in text
+    assert "decoding" in text and "prefilling" in text
+    # 8 x 80 GB less Llama-70B's 141 GB of BF16 weights
+    assert "498.9 GB" in text
+    assert f"completed {summary['completed']}" in text

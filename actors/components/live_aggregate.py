@@ -105,7 +105,7 @@ class LiveAggregator:
         """The live picture at emu time ``now_s`` (plain data, as the live view renders it)."""
         self._calls.append(now_s)
         since = self._calls[0] if len(self._calls) > 1 else now_s
-        units: dict[str, list[dict[str, Any]]] = {"prefill": [], "decode": []}
+        units: dict[str, list[dict[str, Any]]] = {"prefill": [], "decode": [], "colocated": []}
         total_decode_rate = 0.0
         for name in sorted(self.states, key=_unit_order):
             kind = name.split("-")[0]
@@ -113,7 +113,7 @@ class LiveAggregator:
                 continue
             rate, util = self._samples[name].rates(now_s, since) if name in self._samples else (0, 0)
             units[kind].append({**self.states[name], "tokens_per_s": rate, "utilization": util})
-            total_decode_rate += rate if kind == "decode" else 0.0
+            total_decode_rate += rate if kind in ("decode", "colocated") else 0.0
         self.throughput.append(total_decode_rate)
         return {
             "units": units, "fabric": self._fabric(now_s, since),

@@ -50,7 +50,8 @@ class Router(Component):
         self.policy = policy
         self.context = context
         self.views: dict[str, UnitView] = {u.name: u for u in units}
-        self._prefill_names = [u.name for u in self.views.values() if u.kind == "prefill"]
+        self._prefill_names = [u.name for u in self.views.values()  # take new requests
+                               if u.kind in ("prefill", "colocated")]
         self._decode_names = [u.name for u in self.views.values() if u.kind == "decode"]
         self.over_context = over_context  # "reject" or "truncate" a request beyond the context
         self._fresh = dict(self.views)  # what a unit looks like before any report
@@ -97,7 +98,7 @@ class Router(Component):
         if isinstance(decision, Reject):
             self._end(request, "rejected", decision.reason, t)
             return
-        unit = self._checked(decision, "prefill")
+        unit = self._checked(decision, ("prefill", "colocated"))
         self.records.setdefault(request.request_id, {}).update(
             prefill_unit=unit.name, prefill_view_age_s=t - unit.reported_s)
         self.inflight[request.request_id] = (request, unit.name)
@@ -126,7 +127,7 @@ class Router(Component):
             return True
         if not isinstance(decision, Route):
             return False
-        unit = self._checked(decision, "decode")
+        unit = self._checked(decision, ("decode",))
         rec = self.records.setdefault(request.request_id, {})
         rec.update(decode_unit=unit.name, decode_view_age_s=t - unit.reported_s)
         self.inflight[request.request_id] = (request, unit.name)
@@ -187,10 +188,11 @@ class Router(Component):
             retry, self.waiting = self.waiting, []
             self.waiting = [w for w in retry if not self._place_decode(w, max(t, w.sent_s))]
 
-    def _checked(self, decision: Route, kind: str) -> UnitView:
+    def _checked(self, decision: Route, kinds: tuple[str, ...]) -> UnitView:
         unit = self.views.get(decision.unit)
-        if unit is None or unit.kind != kind:
-            raise ValueError(f"router policy chose {decision.unit!r}, not a {kind} unit")
+        if unit is None or unit.kind not in kinds:
+            raise ValueError(f"router policy chose {decision.unit!r}, not a {' or '.join(kinds)}"
+                             " unit")
         return unit
 
     def _end(self, request: Request, status: str, reason: str, t: float) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 
 from disagg.actors.components.closed_loop import ClosedLoopGenerator
 from disagg.actors.components.collector import Collector
+from disagg.actors.components.colocated import ColocatedUnit
 from disagg.actors.components.decode import DecodeUnit
 from disagg.actors.components.gateway import Gateway
 from disagg.actors.components.kept_kv import KeptKv
@@ -42,8 +43,7 @@ CONTROL = ("collector", "router", "fabric", "loadgen")
 
 def component_names(exp: Experiment) -> list[str]:
     """Every component of the experiment, control plane first."""
-    return [*CONTROL, *unit_names("prefill", exp.prefill.units),
-            *unit_names("decode", exp.decode.units)]
+    return [*CONTROL, *(u for kind, pool in exp.pools.items() for u in unit_names(kind, pool.units))]
 
 
 def component_rng(seed: int, name: str) -> np.random.Generator:
@@ -52,8 +52,9 @@ def component_rng(seed: int, name: str) -> np.random.Generator:
 
 
 def decode_kv_capacity(exp: Experiment) -> float:
-    """KV bytes one decode unit can hold once its model copy is resident."""
-    return fit_check(exp.model, exp.decode.hardware, exp.decode.chips_per_unit).kv_capacity_bytes
+    """KV bytes one decode (or colocated) unit can hold once its model copy is resident."""
+    pool = exp.last_pool
+    return fit_check(exp.model, pool.hardware, pool.chips_per_unit).kv_capacity_bytes
 
 
 def prefill_cache_blocks(exp: Experiment) -> int:
@@ -62,7 +63,8 @@ def prefill_cache_blocks(exp: Experiment) -> int:
     cfg = exp.prefix_cache
     if cfg.capacity_blocks is not None:
         return cfg.capacity_blocks
-    free = fit_check(exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit).kv_capacity_bytes
+    pool = exp.first_pool  # the prefill pool (or the colocated one)
+    free = fit_check(exp.model, pool.hardware, pool.chips_per_unit).kv_capacity_bytes
     return max(0, int(free // float(kv_bytes(PREFIX_BLOCK_TOKENS, exp.model))))
 
 
@@ -81,18 +83,19 @@ def _kept_kv(exp: Experiment) -> KeptKv | None:
 
 
 def policy_context(exp: Experiment, name: str) -> PolicyContext:
+    """What policies read; a colocated pool stands for both the prefill and the decode side."""
+    first, last = exp.first_pool, exp.last_pool
     return PolicyContext(
-        exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit, exp.decode.hardware,
-        exp.decode.chips_per_unit, component_rng(exp.experiment.seed, name + "/policy"),
+        exp.model, first.hardware, first.chips_per_unit, last.hardware, last.chips_per_unit,
+        component_rng(exp.experiment.seed, name + "/policy"),
     )
 
 
 def initial_views(exp: Experiment) -> list[UnitView]:
     """What the router knows before any report: every unit up and empty."""
     cap = decode_kv_capacity(exp)
-    return [UnitView(u, "prefill") for u in unit_names("prefill", exp.prefill.units)] + [
-        UnitView(u, "decode", kv_capacity_bytes=cap) for u in unit_names("decode", exp.decode.units)
-    ]
+    return [UnitView(u, kind, kv_capacity_bytes=float("inf") if kind == "prefill" else cap)  # type: ignore[arg-type]
+            for kind, pool in exp.pools.items() for u in unit_names(kind, pool.units)]
 
 
 def host_units(exp: Experiment) -> dict[str, list[str]]:
@@ -120,9 +123,9 @@ def check_faults(exp: Experiment) -> None:
                               f"experiment; allowed: {', '.join(sorted(hosts))}")
         unit = getattr(entry, "unit", None)
         if unit is not None and unit not in names:
+            known = ", ".join(f"{k}-0..{p.units - 1}" for k, p in exp.pools.items())
             raise ConfigError(f"field 'faults.{i}.unit': value {unit!r} is not a unit of this "
-                              f"experiment (prefill-0..{exp.prefill.units - 1}, "
-                              f"decode-0..{exp.decode.units - 1})")
+                              f"experiment ({known})")
         link = getattr(entry, "link", None)
         if link is not None and link not in links:
             raise ConfigError(f"field 'faults.{i}.link': value {link!r} is not a link of this "
@@ -150,7 +153,7 @@ def check_size(exp: Experiment, memory_bytes: float | None = None) -> None:
 def check_experiment(exp: Experiment) -> None:
     """Checks that need the catalog, the performance models and the policy registries."""
     gb = 1e9
-    for kind, pool in (("prefill", exp.prefill), ("decode", exp.decode)):
+    for kind, pool in exp.pools.items():
         fit = fit_check(exp.model, pool.hardware, pool.chips_per_unit)
         if fit.kv_capacity_bytes <= 0:
             raise ConfigError(
@@ -201,7 +204,18 @@ def build_component(
     elif name == "fabric":
         comp = Fabric(name, clock, build_topology(exp), exp.fabric, control_delay_s,
                       exp.model.layers)
-    elif name.startswith("prefill-"):
+    else:
+        comp = _build_unit(exp, name, clock, store, control_delay_s)
+    comp.rng = rng
+    return comp
+
+
+def _build_unit(exp: Experiment, name: str, clock: Clock, store: ObjectStore,
+                control_delay_s: float) -> Component:
+    """A prefill, decode or colocated unit of ``exp`` by name."""
+    seed = exp.experiment.seed
+    comp: Component
+    if name.startswith("prefill-") and exp.prefill is not None:
         spec = exp.policies.prefill_batching
         comp = PrefillUnit(
             name, clock, exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit,
@@ -210,7 +224,7 @@ def build_component(
             control_delay_s, exp.experiment.load_report_interval_s, exp.fabric.layer_wise,
             _prefill_cache(exp),
         )
-    elif name.startswith("decode-"):
+    elif name.startswith("decode-") and exp.decode is not None:
         spec = exp.policies.decode_admission
         comp = DecodeUnit(
             name, clock, exp.model, exp.decode.hardware, exp.decode.chips_per_unit,
@@ -218,9 +232,15 @@ def build_component(
             store, decode_kv_capacity(exp), control_delay_s, exp.experiment.load_report_interval_s,
             _kept_kv(exp),
         )
+    elif name.startswith("colocated-") and exp.colocated is not None:
+        pool = exp.colocated
+        comp = ColocatedUnit(
+            name, clock, exp.model, pool.hardware, pool.chips_per_unit, decode_kv_capacity(exp),
+            pool.token_budget, pool.max_running, control_delay_s,
+            exp.experiment.load_report_interval_s,
+        )
     else:
         raise KeyError(f"no component called {name!r}")
-    comp.rng = rng
     return comp
 
 

@@ -23,7 +23,7 @@ import ray
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from disagg.actors.engines.build import component_names
+from disagg.actors.engines.build import CONTROL, component_names
 from disagg.cluster.config import Experiment
 
 CONTROL_RESOURCE = "disagg_control"
@@ -32,11 +32,9 @@ HEAD_RESOURCE = "node:__internal_head__"
 
 def unit_resource(name: str, exp: Experiment) -> dict[str, float]:
     """The hardware resource a unit actor asks for (empty for control components)."""
-    if name.startswith("prefill-"):
-        return {exp.prefill.hardware.name: float(exp.prefill.chips_per_unit)}
-    if name.startswith("decode-"):
-        return {exp.decode.hardware.name: float(exp.decode.chips_per_unit)}
-    return {}
+    kind = name.split("-")[0]
+    pool = exp.pools.get(kind) if name not in CONTROL else None
+    return {} if pool is None else {pool.hardware.name: float(pool.chips_per_unit)}
 
 
 def local_resources(exp: Experiment) -> dict[str, float]:
@@ -50,7 +48,7 @@ def local_resources(exp: Experiment) -> dict[str, float]:
 
 def placement_mode(exp: Experiment, available: dict[str, float]) -> str:
     """"resources" when the cluster offers both pools' hardware, else "spread"."""
-    needed = {exp.prefill.hardware.name, exp.decode.hardware.name}
+    needed = {pool.hardware.name for pool in exp.pools.values()}
     return "resources" if needed <= set(available) else "spread"
 
 

@@ -19,8 +19,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from disagg.cluster.errors import ConfigError
 from disagg.experiments.cli.common import EXIT_OK, load, output_path
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
+from disagg.experiments.compare.lineup import (
+    EQUAL,
+    LinedUp,
+    line_up,
+    lineup_manifest,
+    plan_lineup,
+)
 from disagg.experiments.compare.report import render_report
 from disagg.experiments.compare.runs import (
     RunPlan,
@@ -96,20 +104,51 @@ def _print_tables(console: Console, report: Any) -> None:
     console.print(f"capacity (highest rate at >= 90% SLO attainment, req/s): {caps}", soft_wrap=True)
 
 
-def cmd_compare(args: argparse.Namespace, console: Console) -> int:
-    base = load(args, check=False)  # plan_runs checks every policy's variant once
-    policies = parse_policies(args.policies)
+def _print_lineup(console: Console, lined: list[LinedUp], equal: str) -> None:
+    unit = {"cost": "$/h", "power": "kW", "racks": "racks"}.get(equal)
+    scale = 1e-3 if equal == "power" else 1.0
+    for c in lined:
+        pools = ", ".join(f"{n} {k}" for k, n in c.units.items())
+        spent = "" if c.budget is None else \
+            f" · {c.budget * scale:,.2f} {unit} ({100 * (c.ratio or 0):.0f} % of the first)"
+        console.print(f"  {c.label}: {pools} units{spent}", markup=False, highlight=False)
+
+
+def _plans(args: argparse.Namespace, console: Console) -> tuple[Any, list[RunPlan], dict[str, Any]]:
+    """The runs of a policy comparison (one experiment) or of a cluster line-up (several)."""
     rates = parse_rates(args.rates) if args.rates else None
-    plans = plan_runs(base, policies, rates, args.repeats)
+    if len(args.experiment) == 1 and args.equal is None:
+        if not args.policies:
+            raise ConfigError("--policies: value None is not allowed; allowed: comma-separated "
+                              "router policies (or give several experiments to line up)")
+        base = load(argparse.Namespace(**{**vars(args), "experiment": args.experiment[0]}),
+                    check=False)  # plan_runs checks every policy's variant once
+        return base, plan_runs(base, parse_policies(args.policies), rates, args.repeats), {}
+    if args.policies:
+        raise ConfigError(f"--policies: value {args.policies!r} is not allowed with a line-up of "
+                          "clusters; allowed: omit it (each cluster keeps its own router)")
+    exps = [load(argparse.Namespace(**{**vars(args), "experiment": p})) for p in args.experiment]
+    equal = args.equal or "none"
+    lined = line_up(exps, equal, list(args.experiment))
+    console.print(f"line-up at equal {equal} (the first cluster's; units rounded down):")
+    _print_lineup(console, lined, equal)
+    return lined[0].experiment, plan_lineup(lined, rates, args.repeats), lineup_manifest(lined, equal)
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    base, plans, extra = _plans(args, console)
+    labels = list(dict.fromkeys(p.policy.label for p in plans))
     out = output_path(args, base, "-compare")
     engine = plans[0].experiment.experiment.engine
     how = "in parallel as Ray tasks" if engine == "virtual" and not args.local else "one after another"
-    console.print(f"disagg: comparing {len(policies)} policies x {len(plans) // len(policies)} "
+    what = "clusters" if extra else "policies"
+    console.print(f"disagg: comparing {len(labels)} {what} x {len(plans) // len(labels)} "
                   f"(rate, repeat) cells = {len(plans)} runs on the {engine} engine, {how} -> {out}")
     started = time.time()
     with graceful_stop() as stop, CompareProgress(console, len(plans)) as progress:
         report = compare(base, plans, out, address=args.address, use_ray=not args.local,
-                         progress=progress, live=progress.live_run, stop=stop)
+                         progress=progress, live=progress.live_run, stop=stop,
+                         manifest_extra=extra)
     if report is None:
         console.print(f"disagg: {stop.reason} before any run finished; nothing written")
         return EXIT_INTERRUPTED
@@ -131,11 +170,16 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 def add_commands(sub: Any) -> None:
     """Register ``compare`` and ``report`` on the CLI's subparsers."""
-    cmp = sub.add_parser("compare", help="run an experiment under several router policies and "
-                                         "write a comparison report")
-    cmp.add_argument("experiment", help="experiment TOML file")
-    cmp.add_argument("--policies", required=True,
-                     help="comma-separated router policies: name, name:key=value:..., or a dotted path")
+    cmp = sub.add_parser("compare", help="run an experiment under several router policies, or "
+                                         "line several clusters up, and write a comparison report")
+    cmp.add_argument("experiment", nargs="+",
+                     help="experiment TOML file; several: a line-up of clusters (see --equal)")
+    cmp.add_argument("--policies",
+                     help="comma-separated router policies: name, name:key=value:..., or a dotted "
+                          "path (one experiment only)")
+    cmp.add_argument("--equal", choices=EQUAL,
+                     help="line-up: scale every cluster's units to the first's cost ($/h), power "
+                          "(W) or racks, rounded down (none: as given)")
     cmp.add_argument("--rates", help="comma-separated request rates per emu s "
                                      "(default: the experiment's workload.rate_per_s)")
     cmp.add_argument("--repeats", type=int, default=1, help="seeds per cell: seed, seed+1, ...")

@@ -14,6 +14,7 @@ from disagg.cluster.workload import synthetic as w
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("[experiment]", c.ExperimentSection), ("[prefill] and [decode]", c.PoolConfig),
+    ("[colocated] (instead of [prefill] and [decode])", c.ColocatedPoolConfig),
     ("[fabric]", c.FabricConfig), ('[workload] kind = "synthetic" (the default)', c.WorkloadConfig),
     ('[workload] kind = "mix"', ws.MixWorkload), ("[[workload.classes]]", ws.RequestClass),
     ('[workload] kind = "trace"', ws.TraceWorkload),

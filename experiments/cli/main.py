@@ -53,11 +53,11 @@ from disagg.experiments.view.runner import live_interval, run_progress
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     exp = load(args)
+    pools = ", ".join(f"{p.units} x {p.chips_per_unit} {p.hardware.name} {kind}"
+                      for kind, p in exp.pools.items())
     console.print(
         f"[green]ok[/green] {args.experiment}: {exp.experiment.name} — {exp.model.name}, "
-        f"{exp.prefill.units} x {exp.prefill.chips_per_unit} {exp.prefill.hardware.name} prefill, "
-        f"{exp.decode.units} x {exp.decode.chips_per_unit} {exp.decode.hardware.name} decode, "
-        f"engine {exp.experiment.engine}"
+        f"{pools}, engine {exp.experiment.engine}"
     )
     return EXIT_OK
 

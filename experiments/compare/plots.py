@@ -154,7 +154,7 @@ def _unit_busy(runs: list[SavedRun]) -> dict[str, float]:
             continue
         per: dict[str, list[float]] = {}
         for entity, kind, busy in zip(ts["entity"], ts["kind"], ts["busy_fraction"], strict=True):
-            if kind in ("prefill", "decode"):
+            if kind in ("prefill", "decode", "colocated"):
                 per.setdefault(entity, []).append(busy)
         for entity, values in per.items():
             sums.setdefault(entity, []).append(float(np.mean(values)))
@@ -164,13 +164,16 @@ def _unit_busy(runs: list[SavedRun]) -> dict[str, float]:
 def phase_durations_s(row: dict[str, Any]) -> dict[str, float] | None:
     """A completed request's end-to-end latency split into the report's five phases (seconds):
     prefill queue, prefill, transfer (from first token to KV delivered, waiting for a decode unit
-    included), decode wait (KV delivered to decode admission), decode. They sum to ``e2e_s``."""
+    included), decode wait (KV delivered to decode admission), decode. They sum to ``e2e_s``.
+    A colocated unit moves no KV: its transfer and decode wait are 0."""
     if row["status"] != "completed" or row.get("decode_start_s") is None:
         return None
+    delivered = row["transfer_end_s"] if row.get("transfer_end_s") is not None \
+        else row["first_token_s"]
     return {"prefill queue": row["prefill_start_s"] - row["arrival_s"],
             "prefill": row["first_token_s"] - row["prefill_start_s"],
-            "transfer": row["transfer_end_s"] - row["first_token_s"],
-            "decode wait": row["decode_start_s"] - row["transfer_end_s"],
+            "transfer": delivered - row["first_token_s"],
+            "decode wait": row["decode_start_s"] - delivered,
             "decode": row["last_token_s"] - row["decode_start_s"]}
 
 

@@ -69,7 +69,10 @@ def schedules(rows: list[dict[str, Any]], units: list[str]) -> dict[str, UnitSch
 
 
 def request_regrets_s(rows: list[dict[str, Any]], exp: Experiment) -> list[float]:
-    """Router regret in emu seconds of every request that got a first token (input order)."""
+    """Router regret in emu seconds of every request that got a first token (input order);
+    none for a colocated pool (its prefills share iterations with decodes: no batch schedule)."""
+    if exp.prefill is None:
+        return []
     units = unit_names("prefill", exp.prefill.units)
     sched = schedules(rows, units)
     index = {u: {(s, e): i for i, (s, e) in enumerate(zip(sc.starts_s, sc.ends_s, strict=True))}

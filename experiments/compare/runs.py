@@ -191,10 +191,11 @@ def run_plans(plans: list[RunPlan], out_dir: Path, address: str | None = None,
 
 def compare(base: Experiment, plans: list[RunPlan], out_dir: Path, address: str | None = None,
             use_ray: bool = True, progress: Progress | None = None,
-            live: LiveRun | None = None, stop: StopFlag | None = None) -> Report | None:
-    """Run ``plans``, render the report, and move the finished folder to ``out_dir``. Stopped
-    early by ``stop``: the report covers the runs that finished (None, and nothing written, if
-    none did)."""
+            live: LiveRun | None = None, stop: StopFlag | None = None,
+            manifest_extra: dict[str, Any] | None = None) -> Report | None:
+    """Run ``plans``, render the report, and move the finished folder to ``out_dir``;
+    ``manifest_extra`` goes into compare.json as it is (e.g. a cluster line-up). Stopped early by
+    ``stop``: the report covers the runs that finished (None, and nothing written, if none did)."""
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -203,7 +204,8 @@ def compare(base: Experiment, plans: list[RunPlan], out_dir: Path, address: str 
         manifest = {"experiment": base.experiment.name,
                     "policies": list(dict.fromkeys(p.policy.label for p in plans)),
                     "rates_per_s": sorted({p.rate_per_s for p in plans}),
-                    "repeats": len({p.repeat for p in plans}), "runs": len(plans)}
+                    "repeats": len({p.repeat for p in plans}), "runs": len(plans),
+                    **(manifest_extra or {})}
         (tmp / MARKER).write_bytes(marker_bytes("compare"))
         (tmp / "compare.json").write_text(json.dumps(manifest, indent=2) + "\n")
         saved = run_plans(plans, tmp, address=address, use_ray=use_ray, progress=progress,

@@ -38,6 +38,7 @@ COLUMNS = (
     Column("output_throughput", "throughput tok/s", digits=0, better="max"),
     Column("prefill_utilization", "prefill util %", scale=100, better=None),
     Column("decode_utilization", "decode util %", scale=100, better=None),
+    Column("colocated_utilization", "colocated util %", scale=100, better=None),
     Column("cost_per_million_tokens", "$ per M tok", digits=3),
     Column("energy_per_token_j", "J per tok", digits=2),
 )

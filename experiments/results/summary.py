@@ -63,7 +63,7 @@ def _prefill_mfu(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]
     time was used (batching small prompts raises it when the weights read dominates)."""
     busy = sum(e - s for name, c in by_name(raw).items() if name.startswith("prefill-")
                for s, e in c["log"]["busy"])
-    if busy <= 0:
+    if busy <= 0 or exp.prefill is None:
         return None
     flops = sum(prefill_flops([r["prompt_tokens"]], exp.model,
                               None if r.get("cached_tokens") is None else [r["cached_tokens"]])
@@ -74,8 +74,8 @@ def _prefill_mfu(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]
 
 def _costs(exp: Experiment, end_s: float, tokens: int) -> dict[str, Any]:
     """Dollars per million output tokens and joules per output token over the run's makespan,
-    every unit of both pools counted as busy the whole time (price and power per hour of use)."""
-    pools = (exp.prefill, exp.decode)
+    every unit of every pool counted as busy the whole time (price and power per hour of use)."""
+    pools = list(exp.pools.values())
     prices = [p.price_per_unit_hour_usd for p in pools]
     powers = [p.power_per_unit_w for p in pools]
     out: dict[str, Any] = {"cost_per_million_tokens": None, "energy_per_token_j": None,
@@ -146,6 +146,7 @@ def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
     out["prefill_utilization"] = utilization(raw, "prefill", end_s)
     out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, rows)
     out["decode_utilization"] = utilization(raw, "decode", end_s)
+    out["colocated_utilization"] = utilization(raw, "colocated", end_s)
     out.update(_costs(exp, end_s, tokens))
     out.update(_fabric(transfers, timeseries))
     out["lag_p50_ms"] = float(np.percentile(lags, 50)) * 1e3 if len(lags) else 0.0
@@ -170,7 +171,7 @@ def _itl(comps: dict[str, dict[str, Any]], done: list[dict[str, Any]]) -> tuple[
     itl: list[float] = []
     weights: list[float] = []
     for name, comp in comps.items():
-        if name.startswith("decode-"):
+        if name.startswith(("decode-", "colocated-")):
             itl.extend(comp["itl_s"])
             weights.extend(comp["itl_weight"])
     for r in done:

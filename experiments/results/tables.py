@@ -198,7 +198,7 @@ def transfer_rows(raw: dict[str, Any]) -> list[dict[str, Any]]:
     fabric = comps.get("fabric", {"transfers": []})
     decode_recs: dict[int, dict[str, Any]] = {}
     for name, comp in comps.items():
-        if name.startswith("decode-"):
+        if name.startswith("decode-"):  # colocated units move no KV
             decode_recs.update(comp["requests"])
     node = {n: p["node_id"] for n, p in raw.get("placement", {}).items()}
     rows = []

@@ -23,7 +23,7 @@ from disagg.experiments.results.tables import by_name
 FORMAT = "disagg-events"
 VERSION = 1
 _PIDS = {"prefill": (1, "prefill pool"), "decode": (2, "decode pool"), "fabric": (3, "fabric"),
-         "requests": (4, "requests")}
+         "requests": (4, "requests"), "colocated": (5, "colocated pool")}
 
 
 def _unit_events(name: str, comp: dict[str, Any]) -> list[dict[str, Any]]:
@@ -52,7 +52,7 @@ def event_log(raw: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str,
     rate changes and request ends. ``rows`` are the merged request rows (``tables.request_rows``)."""
     events: list[dict[str, Any]] = []
     for name, comp in by_name(raw).items():
-        if name.startswith(("prefill-", "decode-")):
+        if name.startswith(("prefill-", "decode-", "colocated-")):
             events += _unit_events(name, comp)
         elif name == "fabric":
             events += _fabric_events(comp)

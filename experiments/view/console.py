@@ -44,8 +44,10 @@ def summary_table(s: dict[str, Any]) -> Group:
         ("SLO attainment", f"{_fmt(None if attain is None else 100 * attain)} %"),
         ("goodput", f"{_fmt(s['request_goodput'], 2)} req/s"),
         ("output throughput", f"{_fmt(s['output_throughput'])} tok/s"),
-        ("utilization", f"prefill {_fmt(_pct(s['prefill_utilization']))} %, "
-                        f"decode {_fmt(_pct(s['decode_utilization']))} %"),
+        ("utilization", f"colocated {_fmt(_pct(s['colocated_utilization']))} %"
+         if s.get("colocated_utilization") is not None else
+         f"prefill {_fmt(_pct(s['prefill_utilization']))} %, "
+         f"decode {_fmt(_pct(s['decode_utilization']))} %"),
         ("cost", "n/a: a pool has no price (set price_per_chip_hour_usd)"
          if s["cost_per_million_tokens"] is None
          else f"${s['cost_per_million_tokens']:,.3f} per million output tokens"),

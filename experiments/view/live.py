@@ -159,6 +159,26 @@ def _decode(units: list[dict[str, Any]]) -> RenderableType:
     return _pool("decode pool", units, columns, metrics)
 
 
+def _colocated(units: list[dict[str, Any]]) -> RenderableType:
+    columns = [
+        ("queue", lambda u: str(u.get("queue", 0))),
+        ("prefilling", lambda u: str(u.get("prefilling", 0))),
+        ("decoding", lambda u: str(u.get("running", 0))),
+        ("KV used of capacity", lambda u: f"{bar(_kv_fraction(u))} "
+         f"{u.get('kv_used_bytes', 0) / GB:,.1f} / {u.get('kv_capacity_bytes', 0) / GB:,.1f} GB"),
+        ("utilization", lambda u: f"{bar(u['utilization'])} {100 * u['utilization']:3.0f} %"),
+        ("tokens/s", lambda u: f"{u['tokens_per_s']:,.0f}"),
+    ]
+    metrics = [
+        ("queue depth", lambda u: u.get("queue", 0)),
+        ("decoding batch", lambda u: u.get("running", 0)),
+        ("KV used %", lambda u: 100 * _kv_fraction(u)),
+        ("utilization %", lambda u: 100 * u["utilization"]),
+        ("tokens/s", lambda u: u["tokens_per_s"]),
+    ]
+    return _pool("colocated pool (prefill + decode)", units, columns, metrics)
+
+
 def _fabric(fabric: dict[str, Any]) -> RenderableType:
     head = Text(f"fabric: {fabric.get('active', 0)} active transfers · "
                 f"{fabric.get('bytes_moved', 0.0) / GB:,.2f} GB moved")
@@ -209,7 +229,7 @@ def render(snapshot: dict[str, Any]) -> RenderableType:
     """The whole dashboard for one snapshot (see the module docstring for its keys)."""
     live = snapshot.get("live", {})
     units = live.get("units", {})
-    return Group(
-        _header(snapshot), _prefill(units.get("prefill", [])), _decode(units.get("decode", [])),
-        _fabric(live.get("fabric", {})), _slo_and_counts(snapshot), _throughput(live),
-    )
+    pools = [_colocated(units["colocated"])] if units.get("colocated") else [
+        _prefill(units.get("prefill", [])), _decode(units.get("decode", []))]
+    return Group(_header(snapshot), *pools, _fabric(live.get("fabric", {})),
+                 _slo_and_counts(snapshot), _throughput(live))

@@ -1,0 +1,259 @@
+"""A colocated unit: one GPU server doing prefill and decode itself, vLLM / Sarathi style.
+
+Continuous batching with chunked prefill: each iteration runs one token for every decoding
+request plus prefill chunks up to the token budget (``policies/chunked_prefill.py``), and lasts
+``mixed_iteration_s`` of that batch (``cluster/hardware/mixed.py``):
+``decode_step_time(b, ctx) + max(0, R(F_d + F_c, M_d + M_c) - R(F_d, M_d))``. A request whose last
+chunk runs in an iteration has its first token at that iteration's end and decodes from the next
+one. While no prefill is waiting the iterations are decode-only and computed arithmetically, as
+on a decode unit (DESIGN timing rule 2); a request arriving mid-iteration joins at the next
+boundary. The router assigns a request to the unit once; no KV crosses the fabric. KV memory
+(prompt + output tokens) is reserved when a request's prefill starts. An assignment that reaches
+the unit after it committed iterations past the assignment's modeled arrival (lag, ray engine)
+joins at the current boundary and counts as a late decision (no retroactive join: the past
+iterations' durations would change).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from disagg.actors.components.reporting import LoadReporter
+from disagg.actors.components.unit_log import UnitLog
+from disagg.cluster.component import Clock, Component
+from disagg.cluster.hardware.mixed import mixed_iteration_s
+from disagg.cluster.hardware.perf import decode_step_times, kv_bytes
+from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.messages import LoadReport, PrefillAssigned, Request, RequestEnded
+from disagg.policies.chunked_prefill import WaitingPrefill, plan_chunks
+
+
+@dataclass
+class _Prefilling:
+    request: Request
+    queued_s: float
+    done: int = 0  # prompt tokens already prefilled
+    started: bool = False
+
+
+@dataclass
+class _Decoding:
+    request: Request
+    left: int  # decode tokens still to generate
+    context: int  # tokens in the KV cache now
+
+
+class ColocatedUnit(Component):
+    """Runs its requests' chunked prefills and decodes in shared iterations."""
+
+    def __init__(
+        self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
+        kv_capacity_bytes: float, token_budget: int, max_running: int,
+        control_delay_s: float = 0.0, report_interval_s: float = 0.0,
+    ) -> None:
+        super().__init__(name, clock)
+        self.model, self.hw, self.chips = model, hw, chips
+        self.kv_capacity_bytes = kv_capacity_bytes
+        self.token_budget, self.max_running = token_budget, max_running
+        self.control_delay_s = control_delay_s
+        self.reporter = LoadReporter(clock, report_interval_s, self._load)
+        self.waiting: list[_Prefilling] = []
+        self.decoding: dict[int, _Decoding] = {}
+        self.kv: dict[int, float] = {}  # reserved KV bytes per started request
+        self._unseen: list[float] = []  # arrival times not yet offered to an iteration plan
+        self.t = 0.0  # the iteration boundary the state is committed at
+        self.wake = asyncio.Event()
+        self.log = UnitLog()
+        self.records: dict[int, dict[str, Any]] = {}
+        self.itl_steps: list[tuple[np.ndarray, int]] = []  # (step durations, batch size)
+        self.tokens_out = 0
+        self.busy_s = 0.0
+        self.live_feed: list[tuple[Any, ...]] | None = None
+        self.handlers = {PrefillAssigned: self._on_assigned}
+
+    @property
+    def kv_used_bytes(self) -> float:
+        return sum(self.kv.values())
+
+    def _record(self, rid: int, **fields: float | str) -> None:
+        """The one place this unit writes a request's record fields."""
+        self.records.setdefault(rid, {}).update(fields)
+
+    def _on_assigned(self, msg: PrefillAssigned) -> None:
+        r, queued_s = msg.request, msg.sent_s + self.control_delay_s
+        need = float(kv_bytes(r.prompt_tokens + r.output_tokens, self.model))
+        if need > self.kv_capacity_bytes:
+            self.peers["collector"].send(
+                RequestEnded(r.request_id, "failed", "kv_exceeds_unit_capacity", queued_s))
+            return
+        if queued_s < max(self.last_decision_s, self.t) - 1e-9:
+            self.late_decisions += 1  # the unit already committed iterations past its arrival
+        self.waiting.append(_Prefilling(r, queued_s))
+        self._unseen.append(queued_s)
+        self.waiting.sort(key=lambda w: (not w.started, w.queued_s))
+        self.log.state(queued_s, len(self.waiting), len(self.decoding), self.kv_used_bytes)
+        self.wake.set()
+
+    # -- the iteration loop ---------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            if not self.decoding and not self.waiting:
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            if not self.decoding and not any(w.started for w in self.waiting):
+                self.t = max(self.t, self.waiting[0].queued_s)
+            chunks = self._plan()
+            if chunks:
+                await self._mixed(chunks)
+            elif self.decoding:
+                await self._decode_run()
+            else:
+                await self._wait_for_arrival()
+
+    def _plan(self) -> tuple[tuple[_Prefilling, int], ...]:
+        self._unseen = [q for q in self._unseen if q > self.t + 1e-12]
+        eligible = [w for w in self.waiting if w.queued_s <= self.t + 1e-12]
+        queue = tuple(WaitingPrefill(w.request.request_id, w.request.prompt_tokens - w.done,
+                                     w.started, self._need(w.request)) for w in eligible)
+        plan = plan_chunks(queue, len(self.decoding), self.token_budget, self.max_running,
+                           self.kv_capacity_bytes - self.kv_used_bytes)
+        by_id = {w.request.request_id: w for w in eligible}
+        return tuple((by_id[rid], tokens) for rid, tokens in plan.chunks)
+
+    def _need(self, r: Request) -> float:
+        return float(kv_bytes(r.prompt_tokens + r.output_tokens, self.model))
+
+    async def _wait_for_arrival(self) -> None:
+        later = [w.queued_s for w in self.waiting if w.queued_s > self.t + 1e-12]
+        if not later:
+            raise RuntimeError(f"{self.name}: a waiting request fits in no empty unit")
+        self.wake.clear()
+        if not await self.clock.wait_until(min(later), self.wake):
+            self.t = min(later)
+
+    async def _mixed(self, chunks: tuple[tuple[_Prefilling, int], ...]) -> None:
+        """One iteration with prefill chunks: sleep until its end, then apply it."""
+        start = self.t
+        self.decide_at(start)
+        for w, _ in chunks:
+            if not w.started:
+                w.started = True
+                self.kv[w.request.request_id] = self._need(w.request)
+                self._record(w.request.request_id, prefill_start_s=start)
+        b = len(self.decoding)
+        ctx = sum(d.context for d in self.decoding.values())
+        end = start + mixed_iteration_s(b, ctx, [w.done for w, _ in chunks],
+                                        [c for _, c in chunks], self.model, self.hw, self.chips)
+        self._changed(start)
+        await self.clock.sleep_until(end)
+        self.act_at(end)
+        firsts = 0
+        for w, c in chunks:
+            w.done += c
+            if w.done >= w.request.prompt_tokens:
+                self._first_token(w, end)
+                firsts += 1
+        self._advance(1, np.array([end]), start, extra_tokens=firsts)
+
+    def _first_token(self, w: _Prefilling, end: float) -> None:
+        r = w.request
+        self.waiting.remove(w)
+        self._record(r.request_id, first_token_s=end, decode_unit=self.name, decode_start_s=end)
+        if self.live_feed is not None:
+            self.live_feed.append(("first", r.request_id, r.arrival_s, end, r.ttft_slo_s,
+                                   r.output_tokens))
+        if r.output_tokens <= 1:
+            self._finish(r.request_id, end)
+        else:  # decodes from the next iteration on
+            self.decoding[r.request_id] = _Decoding(r, r.output_tokens - 1, r.prompt_tokens + 1)
+
+    async def _decode_run(self) -> None:
+        """Decode-only iterations until a request finishes or one arrives (then its boundary)."""
+        b = len(self.decoding)
+        steps = min(d.left for d in self.decoding.values())
+        ctx = sum(d.context for d in self.decoding.values()) + b * np.arange(steps, dtype=float)
+        bounds = self.t + np.cumsum(decode_step_times(b, ctx, self.model, self.hw, self.chips))
+        idx = steps - 1
+        while True:
+            if self._unseen:  # an arrival joins at the first boundary at or after it
+                first = max(min(self._unseen), self.t)
+                idx = min(idx, int(np.searchsorted(bounds, first, side="left")))
+            self.wake.clear()
+            if not await self.clock.wait_until(float(bounds[idx]), self.wake):
+                break
+        self.act_at(float(bounds[idx]))
+        self._advance(idx + 1, bounds, self.t)
+
+    def _advance(self, steps: int, bounds: np.ndarray, start: float, extra_tokens: int = 0) -> None:
+        """Commit ``steps`` iterations ending at ``bounds``: the decodes that ran in them each
+        gain ``steps`` tokens (requests that just had their first token did not run in them)."""
+        self.t = float(bounds[steps - 1])
+        running = [d for d in self.decoding.values()
+                   if "first_token_s" in self.records[d.request.request_id]
+                   and self.records[d.request.request_id]["first_token_s"] < self.t - 1e-12]
+        b = len(running)
+        durations = np.diff(np.concatenate(([start], bounds[:steps])))
+        joined = [d for d in running if "first_decode_token_s" not in self.records[d.request.request_id]]
+        self.itl_steps.append((durations[:1], b - len(joined)))
+        self.itl_steps.append((durations[1:], b))
+        self.log.work(start, self.t, b * steps + extra_tokens, b)
+        self.tokens_out += b * steps + extra_tokens
+        self.busy_s += self.t - start
+        for d in joined:
+            self._record(d.request.request_id, first_decode_token_s=float(bounds[0]))
+        for d in running:
+            d.left -= steps
+            d.context += steps
+            if d.left <= 0:
+                del self.decoding[d.request.request_id]
+                if self.live_feed is not None:
+                    self.live_feed.append(("last", d.request.request_id, self.t,
+                                           d.request.output_tokens, d.request.tpot_slo_s))
+                self._finish(d.request.request_id, self.t)
+        self._changed(self.t)
+
+    def _finish(self, rid: int, t: float) -> None:
+        self.kv.pop(rid, None)
+        self._record(rid, last_token_s=t)
+        self.peers["collector"].send(RequestEnded(rid, "completed", "", t))
+
+    def _changed(self, t: float) -> None:
+        self.log.state(t, sum(1 for w in self.waiting if not w.started), len(self.decoding),
+                       self.kv_used_bytes)
+        self.reporter.router = self.peers["router"]
+        self.reporter.changed(t)
+
+    def _load(self, t: float) -> LoadReport:
+        return LoadReport(
+            self.name, "colocated", sum(1 for w in self.waiting if not w.started),
+            sum(w.request.prompt_tokens - w.done for w in self.waiting),
+            len(self.decoding) + sum(1 for w in self.waiting if w.started),
+            self.kv_used_bytes, self.kv_capacity_bytes, self.t, sent_s=t,
+            running_tokens=sum(d.context for d in self.decoding.values()),
+        )
+
+    def results(self) -> dict[str, Any]:
+        out = super().results()
+        durations = [d for d, _ in self.itl_steps]
+        weights = [np.full(len(d), b) for d, b in self.itl_steps]
+        out.update(
+            requests=self.records, log=self.log.as_dict(), tokens_out=self.tokens_out,
+            itl_s=np.concatenate(durations).tolist() if durations else [],
+            itl_weight=np.concatenate(weights).tolist() if weights else [],
+        )
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """Waiting and prefilling requests, the decoding batch, KV in use, tokens out, busy s."""
+        return {
+            "name": self.name, "queue": sum(1 for w in self.waiting if not w.started),
+            "prefilling": sum(1 for w in self.waiting if w.started),
+            "running": len(self.decoding), "kv_used_bytes": self.kv_used_bytes,
+            "kv_capacity_bytes": self.kv_capacity_bytes, "tokens_done": self.tokens_out,
+            "busy_s": self.busy_s,
+        }
