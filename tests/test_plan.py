@@ -38,6 +38,8 @@ SPACE = {
          "decode": {"hardware": ["cs3"], "chips_per_unit": [4], "units": [1]}},
         {"name": "h100", "prefill": {"hardware": ["h100"], "chips_per_unit": [8], "units": [1]},
          "decode": {"hardware": ["h100"], "chips_per_unit": [8], "units": [1]}},
+        {"name": "h100 colocated",
+         "colocated": {"hardware": ["h100"], "chips_per_unit": [8], "units": [1, 2]}},
     ],
     "search": {"tol_fraction": 0.25},
     "hardware": {"cs3": {"price_per_chip_hour_usd": CS3_PRICE}},
@@ -62,6 +64,27 @@ def test_footprint_adds_both_pools_price_by_hand() -> None:
     assert footprint(exp, space).usd_per_hour == pytest.approx(expected)
     # catalog: Trainium2 500 W per chip (an assumption), CS-3 23 kW per system
     assert footprint(exp, space).power_kw == pytest.approx((3 * 4 * 500 + 1 * 4 * 23_000) / 1e3)
+
+
+def test_a_colocated_candidate_is_one_pool_priced_by_hand() -> None:
+    space = SearchSpace.model_validate(SPACE)
+    cands = [c for c in enumerate_candidates(space, make_experiment())
+             if c.family == "h100 colocated"]
+    assert [c.colocated_units for c in cands] == [1, 2]
+    exp = candidate_experiment(make_experiment(), cands[1], space)
+    assert exp.prefill is None and exp.decode is None and exp.colocated is not None
+    assert exp.colocated.token_budget == 8192
+    h100_gpu_hour = 39.33 / 8  # catalog: p5.48xlarge Capacity Block $39.33/h over 8 GPUs
+    assert footprint(exp, space).usd_per_hour == pytest.approx(2 * 8 * h100_gpu_hour)
+    assert footprint(exp, space).power_kw == pytest.approx(2 * 8 * 700 / 1e3)  # H100 TDP 700 W
+
+
+def test_a_family_is_disaggregated_or_colocated() -> None:
+    bad = {"family": [{"name": "x", "colocated": {"hardware": ["h100"], "chips_per_unit": [8],
+                                                   "units": [1]},
+                       "prefill": {"hardware": ["h100"], "chips_per_unit": [8], "units": [1]}}]}
+    with pytest.raises(ValueError, match="either colocated or prefill"):
+        SearchSpace.model_validate(bad)
 
 
 def test_frontier_by_hand() -> None:

@@ -8,6 +8,9 @@ A candidate cannot serve more requests per second than its busier pool allows:
 * decode: ``units x max_b (b / step_time(b)) / mean output tokens``, b up to the streams whose KV
   (mean prompt + mean output, reserved on admission) fits one unit, at most 1024.
 
+A colocated pool does both phases on the same units, so its throughput is at most the smaller of
+the two bounds computed for that one pool (each phase alone can go no faster).
+
 The bound ignores queueing, SLOs and transfers, so it is optimistic for steady state. A finite
 run can still meet the attainment target a little above steady-state capacity (the queue needs
 time to build), so the planner multiplies the bound by ``1 + prune_slack`` (default 0.5) before
@@ -53,7 +56,7 @@ def workload_shape(exp: Experiment) -> WorkloadShape:
 
 def prefill_bound_per_s(exp: Experiment, shape: WorkloadShape) -> float:
     """Requests per second the prefill pool could finish with perfectly packed batches."""
-    p = exp.prefill
+    p = exp.first_pool  # the prefill pool, or the colocated one
     prompt = max(1, round(shape.mean_prompt_tokens))
     per_request = min(prefill_time([prompt] * k, exp.model, p.hardware, p.chips_per_unit).seconds / k
                       for k in (1, 2, 4, 8, 16, 32, 64, 128, MAX_PREFILL_BATCH))
@@ -62,7 +65,7 @@ def prefill_bound_per_s(exp: Experiment, shape: WorkloadShape) -> float:
 
 def decode_bound_per_s(exp: Experiment, shape: WorkloadShape) -> float:
     """Requests per second the decode pool could finish at its best batch size."""
-    d = exp.decode
+    d = exp.last_pool  # the decode pool, or the colocated one
     need = float(kv_bytes(round(shape.mean_prompt_tokens + shape.mean_output_tokens), exp.model))
     room = fit_check(exp.model, d.hardware, d.chips_per_unit).kv_capacity_bytes
     streams = int(max(1, min(MAX_DECODE_BATCH, room // need if need > 0 else MAX_DECODE_BATCH)))

@@ -8,7 +8,7 @@ import itertools
 import json
 from dataclasses import asdict, dataclass
 
-from disagg.cluster.config import Experiment, PolicySpec, PoolConfig
+from disagg.cluster.config import ColocatedPoolConfig, Experiment, PolicySpec, PoolConfig
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.hardware.specs import HardwareProfile
 from disagg.experiments.plan.space import Family, SearchSpace
@@ -29,18 +29,23 @@ DEFAULT_CHIPS_PER_RACK: dict[str, tuple[float, str]] = {
 
 @dataclass(frozen=True)
 class Candidate:
-    """One cluster and policy choice of the grid (hardware by catalog name)."""
+    """One cluster and policy choice of the grid (hardware by catalog name): a prefill and a
+    decode pool, or (the ``colocated_*`` fields set, the others None) one colocated pool."""
 
     family: str
-    prefill_hardware: str
-    prefill_chips_per_unit: int
-    prefill_units: int
-    decode_hardware: str
-    decode_chips_per_unit: int
-    decode_units: int
+    prefill_hardware: str | None
+    prefill_chips_per_unit: int | None
+    prefill_units: int | None
+    decode_hardware: str | None
+    decode_chips_per_unit: int | None
+    decode_units: int | None
     host_nic_gbps: float | None
     router: str
     prefill_batching: str
+    colocated_hardware: str | None = None
+    colocated_chips_per_unit: int | None = None
+    colocated_units: int | None = None
+    token_budget: int | None = None
 
     @property
     def key(self) -> str:
@@ -50,11 +55,15 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        """Short human label, e.g. ``4x trainium2x4 + 1x cs3x4 | slo_aware``."""
+        """Short human label, e.g. ``4x trainium2x4 + 1x cs3x4 | slo_aware/fcfs``."""
         nic = "" if self.host_nic_gbps is None else f" @{self.host_nic_gbps:g}G"
-        return (f"{self.prefill_units}x {self.prefill_hardware}x{self.prefill_chips_per_unit} + "
-                f"{self.decode_units}x {self.decode_hardware}x{self.decode_chips_per_unit}{nic}"
-                f" | {self.router}/{self.prefill_batching}")
+        if self.colocated_hardware is not None:
+            pools = (f"{self.colocated_units}x {self.colocated_hardware}x"
+                     f"{self.colocated_chips_per_unit} colocated (budget {self.token_budget})")
+        else:
+            pools = (f"{self.prefill_units}x {self.prefill_hardware}x{self.prefill_chips_per_unit}"
+                     f" + {self.decode_units}x {self.decode_hardware}x{self.decode_chips_per_unit}")
+        return f"{pools}{nic} | {self.router}/{self.prefill_batching}"
 
 
 @dataclass(frozen=True)
@@ -79,37 +88,58 @@ def enumerate_candidates(space: SearchSpace, base: Experiment) -> list[Candidate
 
 
 def _family(fam: Family, routers: list[str], batchers: list[str]) -> list[Candidate]:
+    if fam.colocated is not None:
+        c = fam.colocated
+        grid = itertools.product(c.hardware, c.chips_per_unit, c.units, fam.token_budget,
+                                 fam.host_nic_gbps, routers, batchers)
+        return [Candidate(fam.name, None, None, None, None, None, None, nic, router, batcher,
+                          hw, chips, units, budget)
+                for hw, chips, units, budget, nic, router, batcher in grid]
     p, d = fam.prefill, fam.decode
+    assert p is not None and d is not None  # checked by Family
     grid = itertools.product(p.hardware, p.chips_per_unit, p.units, d.hardware, d.chips_per_unit,
                              d.units, fam.host_nic_gbps, routers, batchers)
     return [Candidate(fam.name, *values) for values in grid]
 
 
-def _pool(base: PoolConfig, hardware: str, chips: int, units: int,
-          nic_gbps: float | None) -> PoolConfig:
-    fields = base.model_dump(exclude={"hardware"})
+def _pool(kind: type[PoolConfig], base: PoolConfig | None, hardware: str, chips: int, units: int,
+          nic_gbps: float | None, **extra: object) -> PoolConfig:
+    """A pool of ``kind`` on the candidate's hardware, keeping the base pool's other fields when
+    the base has a pool of that kind."""
+    keep = base if base is not None and type(base) is kind else None
+    fields = {} if keep is None else keep.model_dump(exclude={"hardware"})
+    nic = nic_gbps if nic_gbps is not None else (keep.host_nic_gbps if keep is not None else None)
     fields.update(hardware=hardware, chips_per_unit=chips, units=units, units_per_host=None,
-                  host_nic_gbps=nic_gbps if nic_gbps is not None else base.host_nic_gbps)
-    return PoolConfig.model_validate(fields)
+                  host_nic_gbps=nic, **extra)
+    return kind.model_validate(fields)
 
 
 def candidate_experiment(base: Experiment, c: Candidate, space: SearchSpace) -> Experiment:
     """``base`` with the candidate's pools and policies (the base's policy parameters are kept
     for the policy it names; another policy gets its defaults). Prices from the space file."""
+    pools: dict[str, PoolConfig | None] = {"prefill": None, "decode": None, "colocated": None}
     try:
-        prefill = _pool(base.prefill, c.prefill_hardware, c.prefill_chips_per_unit,
-                        c.prefill_units, c.host_nic_gbps)
-        decode = _pool(base.decode, c.decode_hardware, c.decode_chips_per_unit, c.decode_units,
-                       c.host_nic_gbps)
+        if c.colocated_hardware is not None:
+            assert c.colocated_chips_per_unit is not None and c.colocated_units is not None
+            pools["colocated"] = _pool(ColocatedPoolConfig, base.colocated, c.colocated_hardware,
+                                       c.colocated_chips_per_unit, c.colocated_units,
+                                       c.host_nic_gbps, token_budget=c.token_budget)
+        else:
+            assert c.prefill_hardware is not None and c.decode_hardware is not None
+            pools["prefill"] = _pool(PoolConfig, base.prefill, c.prefill_hardware,
+                                     c.prefill_chips_per_unit or 1, c.prefill_units or 1,
+                                     c.host_nic_gbps)
+            pools["decode"] = _pool(PoolConfig, base.decode, c.decode_hardware,
+                                    c.decode_chips_per_unit or 1, c.decode_units or 1,
+                                    c.host_nic_gbps)
     except ValueError as e:
         raise ConfigError(f"--search: family {c.family!r}: {e}") from None
-    prefill = _priced(prefill, space)
-    decode = _priced(decode, space)
+    priced = {k: None if v is None else _priced(v, space) for k, v in pools.items()}
     policies = base.policies.model_copy(update={
         "router": _spec(base.policies.router, c.router),
         "prefill_batching": _spec(base.policies.prefill_batching, c.prefill_batching),
     })
-    return base.model_copy(update={"prefill": prefill, "decode": decode, "policies": policies})
+    return base.model_copy(update={**priced, "policies": policies})
 
 
 def _spec(current: PolicySpec, name: str) -> PolicySpec:
@@ -140,7 +170,7 @@ def footprint(exp: Experiment, space: SearchSpace) -> Footprint:
     """Price, power and racks of an experiment's two pools (None if any pool lacks the fact)."""
     totals = {"usd_per_hour": 0.0, "power_kw": 0.0, "racks": 0.0}
     lacking: dict[str, str] = {}
-    for pool in (exp.prefill, exp.decode):
+    for pool in exp.pools.values():
         chips = pool.units * pool.chips_per_unit
         price = pool.price_per_unit_hour_usd
         watts, per_rack = _power_w(pool.hardware, space), _chips_per_rack(pool.hardware, space)

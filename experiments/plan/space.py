@@ -16,6 +16,11 @@ prefill = { hardware = ["trainium2"], chips_per_unit = [4], units = [2, 4, 8] }
 decode = { hardware = ["cs3"], chips_per_unit = [4], units = [1, 2] }
 host_nic_gbps = [800.0, 3200.0]   # optional: both pools' host NIC
 
+[[family]]                        # a colocated GPU baseline: one pool doing both phases
+name = "h100 colocated"
+colocated = { hardware = ["h100"], chips_per_unit = [8], units = [1, 2, 4] }
+token_budget = [8192]             # optional; tokens per iteration (chunked prefill)
+
 [policies]                        # optional; default: the experiment's
 router = ["round_robin", "slo_aware"]
 prefill_batching = ["fcfs"]
@@ -81,13 +86,28 @@ class PoolAxes(_Section):
 
 
 class Family(_Section):
-    """A family of disaggregated clusters: prefill pool x decode pool x host NIC."""
+    """A family of clusters: a prefill pool x a decode pool (disaggregated), or one colocated
+    pool whose units do both phases (``colocated``, with its iteration token budgets)."""
 
     name: str = Field(min_length=1, max_length=60, description="label in the outputs")
-    prefill: PoolAxes
-    decode: PoolAxes
+    prefill: PoolAxes | None = None
+    decode: PoolAxes | None = None
+    colocated: PoolAxes | None = None
+    token_budget: list[int] = Field([8192], min_length=1,
+                                    description="colocated only: tokens per iteration")
     host_nic_gbps: list[float | None] = Field([None], min_length=1,
-                                              description="host NIC of both pools; None: catalog")
+                                              description="host NIC of the pools; None: catalog")
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Family:
+        split = self.prefill is not None or self.decode is not None
+        if self.colocated is not None and split:
+            raise ValueError("give either colocated or prefill and decode, not both")
+        if self.colocated is None and (self.prefill is None or self.decode is None):
+            raise ValueError("give prefill and decode, or colocated")
+        if any(b < 1 for b in self.token_budget):
+            raise ValueError("token_budget values must be >= 1")
+        return self
 
 
 class PolicyAxes(_Section):
