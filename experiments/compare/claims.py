@@ -37,8 +37,8 @@ from disagg.experiments.run import run_experiment
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "aws_cerebras_vs_gpu.toml", *(ROOT / "aws_vs_gpu" / f"{n}.toml" for n in (
     "trn3_cs3", "h100_colocated", "h100_disagg", "b200_colocated"))]
-MOONCAKE = {"kind": "trace", "path": str(ROOT / "traces" / "mooncake_conversation_10min.jsonl"),
-            "format": "mooncake", "start_s": 0.0, "end_s": None, "speedup": 1.0}
+MOONCAKE = {"kind": "trace", "path": str(ROOT / "traces" / "mooncake_conversation_trace.jsonl"),
+            "format": "mooncake", "start_s": 0.0, "end_s": 600.0, "speedup": 1.0}  # first 10 min
 HIGH_SPEED_TOK_S = 500.0  # per-user output tok/s that counts as "high-speed"
 
 
