@@ -110,6 +110,7 @@ def _brute_force_frontier(base_exp, space: SearchSpace) -> set[str]:  # type: ig
         cap, _, _ = evaluate(p.experiment, p.evaluation.bound_per_s, s.tol_fraction,
                              s.lo_fraction, s.repeats, space.objective.target_attainment)
         pts.append((p.candidate.key, p.evaluation.denominator, cap))
+    pts = [p for p in pts if p[2] > 0]  # no capacity at all: on no frontier
     keep = set()
     for k, den, cap in pts:
         if not any((d2 < den and c2 >= cap) or (d2 <= den and c2 > cap) or

@@ -55,7 +55,7 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        """Short human label, e.g. ``4x trainium2x4 + 1x cs3x4 | slo_aware/fcfs``."""
+        """Short human label, e.g. ``4x trainium2x4 + 1x cs3x4 · slo_aware/fcfs``."""
         nic = "" if self.host_nic_gbps is None else f" @{self.host_nic_gbps:g}G"
         if self.colocated_hardware is not None:
             pools = (f"{self.colocated_units}x {self.colocated_hardware}x"
@@ -63,7 +63,7 @@ class Candidate:
         else:
             pools = (f"{self.prefill_units}x {self.prefill_hardware}x{self.prefill_chips_per_unit}"
                      f" + {self.decode_units}x {self.decode_hardware}x{self.decode_chips_per_unit}")
-        return f"{pools}{nic} | {self.router}/{self.prefill_batching}"
+        return f"{pools}{nic} · {self.router}/{self.prefill_batching}"
 
 
 @dataclass(frozen=True)

@@ -69,8 +69,12 @@ def frontier_plot(rows: list[Evaluation], front: list[Evaluation], metric: str) 
     ax = fig.subplots()
     for fam in dict.fromkeys(r.candidate.family for r in rows):
         pts = [r for r in rows if r.candidate.family == fam and r.status == EVALUATED]
-        ax.scatter([r.denominator for r in pts], [r.capacity_per_s or 0 for r in pts],
-                   label=fam, alpha=0.7)
+        if pts:  # a family whose every candidate was pruned or refused has no point to show
+            ax.scatter([r.denominator for r in pts], [r.capacity_per_s or 0 for r in pts],
+                       label=fam, alpha=0.7)
+    skipped = sum(1 for r in rows if r.status != EVALUATED)
+    ax.set_title(f"{len(rows) - skipped} candidates measured, {skipped} not run (pruned as "
+                 "dominated, over a constraint or infeasible: see report)", fontsize=9)
     ax.plot([r.denominator for r in front], [r.capacity_per_s or 0 for r in front], "k--",
             label="frontier")
     ax.set_xlabel(denom_label)

@@ -211,8 +211,10 @@ def read_journal(journal: Path) -> list[Evaluation]:
 
 def frontier(rows: list[Evaluation]) -> list[Evaluation]:
     """The Pareto frontier of denominator (lower is better) against capacity (higher is better)
-    among evaluated candidates; ties in both are broken by key so the frontier is a set."""
-    pts = [r for r in rows if r.status == EVALUATED and r.denominator is not None]
+    among evaluated candidates with some capacity (one that meets the SLO target at no rate is on
+    no frontier); ties in both are broken by key so the frontier is a set."""
+    pts = [r for r in rows if r.status == EVALUATED and r.denominator is not None
+           and (r.capacity_per_s or 0.0) > 0]
     out = []
     for x in pts:
         cx = x.capacity_per_s or 0.0
