@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import make_experiment
 
+from disagg.actors.engines.stop import StopFlag
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.cli.main import main
 from disagg.experiments.plan import search as search_mod
@@ -182,3 +183,25 @@ def test_bad_space_file_names_the_field(tmp_path: Path) -> None:
                    'decode = { hardware = ["h100"], chips_per_unit = [8], units = [1] }\n')
     with pytest.raises(ConfigError, match="objective.maximize"):
         load_space(bad)
+
+
+def test_a_stop_request_keeps_what_finished_and_resume_completes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = make_experiment(experiment__duration_s=2.0)
+    space = SearchSpace.model_validate(SPACE)
+    stop = StopFlag()
+    done: list[str] = []
+
+    def fake(exp, bound, *rest):  # type: ignore[no-untyped-def]
+        done.append("run")
+        stop.request("interrupted")  # as if Ctrl-C came while the first wave ran
+        return bound / 2, 1, 0.0
+
+    monkeypatch.setattr(search_mod, "evaluate", fake)
+    out = tmp_path / "plan"
+    first = run_plan(base, space, out, use_ray=False, stop=stop)
+    assert first.stopped and len(done) == 1  # the wave in flight finished, no new one started
+    assert pq.read_table(out / "plan.parquet").num_rows == len(first.rows) >= 1
+    again = run_plan(base, space, out, resume=True, use_ray=False)
+    assert not again.stopped and again.resumed == len(first.rows)
+    assert len(again.rows) == len(enumerate_candidates(space, base))

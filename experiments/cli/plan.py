@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from disagg.experiments.cli.common import EXIT_OK, load
+from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.plan.output import UNITS
 from disagg.experiments.plan.runner import run_plan
 from disagg.experiments.plan.search import EVALUATED, Evaluation
@@ -36,8 +37,10 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     out_dir = Path(args.out) if args.out else Path("results") / f"plan-{base.experiment.name}"
     console.print(f"disagg: planning {base.experiment.name} over {args.search} -> {out_dir} "
                   f"({'in this process' if args.local else 'as Ray tasks'})")
-    result = run_plan(base, space, out_dir, resume=args.resume, use_ray=not args.local,
-                      address=args.address, progress=_progress(console, space.objective.maximize))
+    with graceful_stop() as stop:
+        result = run_plan(base, space, out_dir, resume=args.resume, use_ray=not args.local,
+                          address=args.address,
+                          progress=_progress(console, space.objective.maximize), stop=stop)
     n = {s: sum(1 for r in result.rows if r.status == s) for s in {r.status for r in result.rows}}
     console.print(f"candidates {len(result.rows)}: " + ", ".join(f"{k} {v}" for k, v in sorted(n.items()))
                   + (f" ({result.resumed} from the earlier run)" if result.resumed else ""))
@@ -48,6 +51,10 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
         console.print(f"best: {w.candidate.label} — {w.capacity_per_s:.3g} req/s, "
                       f"{space.objective.maximize} {w.objective:.4g} (best.toml)", markup=False)
     console.print(f"results in {out_dir} (plan.parquet, frontier.csv, report.html, best.toml)")
+    if result.stopped:
+        console.print(f"disagg: {stop.reason}: the outputs cover the candidates that finished; "
+                      "continue with the same command and --resume")
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 

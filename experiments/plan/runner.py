@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from disagg.actors.engines.parallel import parallel_session
+from disagg.actors.engines.stop import StopFlag
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.plan.bounds import workload_shape
@@ -39,6 +40,7 @@ class PlanResult:
     winner: Evaluation | None
     out_dir: Path
     resumed: int  # candidates taken from an earlier, interrupted run
+    stopped: bool = False  # a stop request ended the search early (resume it with --resume)
 
 
 def fingerprint(base: Experiment, space: SearchSpace) -> str:
@@ -70,8 +72,9 @@ def open_folder(out_dir: Path, print_: str, resume: bool) -> None:
 
 def run_plan(base: Experiment, space: SearchSpace, out_dir: Path, resume: bool = False,
              use_ray: bool = True, address: str | None = None,
-             progress: Progress | None = None) -> PlanResult:
-    """Check, search and write a plan; see the module docstring."""
+             progress: Progress | None = None, stop: StopFlag | None = None) -> PlanResult:
+    """Check, search and write a plan; see the module docstring. A ``stop`` request (first
+    Ctrl-C) lets the candidates in flight finish and writes the outputs of what finished."""
     if "rate_per_s" not in type(base.workload).model_fields:
         raise ConfigError(f"workload.kind: value {base.workload.kind!r} has no arrival rate to "
                           "plan for; allowed: synthetic, mix or trace workloads")
@@ -82,7 +85,7 @@ def run_plan(base: Experiment, space: SearchSpace, out_dir: Path, resume: bool =
     experiments = {p.candidate.key: p.experiment for p in prepared}
     try:
         with parallel_session(use_ray, address) as width:
-            rows = search(prepared, space, journal, resumed, use_ray, width, progress)
+            rows = search(prepared, space, journal, resumed, use_ray, width, progress, stop)
     except KeyboardInterrupt:
         done = {e.candidate.key: e for e in read_journal(journal)}
         rows = [done[p.candidate.key] for p in prepared if p.candidate.key in done]
@@ -92,4 +95,5 @@ def run_plan(base: Experiment, space: SearchSpace, out_dir: Path, resume: bool =
     front = frontier(rows)
     winner = write_outputs(out_dir, rows, front, space.objective.maximize, experiments,
                            base.experiment.name)
-    return PlanResult(rows, front, winner, out_dir, len(resumed))
+    return PlanResult(rows, front, winner, out_dir, len(resumed),
+                      stop is not None and stop.requested)

@@ -15,6 +15,7 @@ from typing import Any
 
 from disagg.actors.engines.build import check_experiment
 from disagg.actors.engines.parallel import map_calls
+from disagg.actors.engines.stop import StopFlag
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.compare.capacity import attainment, bisect_capacity
@@ -131,9 +132,11 @@ Progress = Callable[[Evaluation, int, int], None]
 
 
 def search(prepared: list[Prepared], space: SearchSpace, journal: Path, resumed: list[Evaluation],
-           use_ray: bool, width: int, progress: Progress | None = None) -> list[Evaluation]:
+           use_ray: bool, width: int, progress: Progress | None = None,
+           stop: StopFlag | None = None) -> list[Evaluation]:
     """Evaluate the runnable candidates cheapest first, ``width`` at a time; rows already in the
-    journal (``resumed``) are not run again. Returns every candidate's evaluation."""
+    journal (``resumed``) are not run again. Once ``stop`` is requested no new wave starts.
+    Returns every finished candidate's evaluation (all of them unless stopped)."""
     have = {e.candidate.key: e for e in resumed}
     rows = [have.get(p.candidate.key, p.evaluation) for p in prepared]
     done = [r for r in rows if r.status]
@@ -143,7 +146,7 @@ def search(prepared: list[Prepared], space: SearchSpace, journal: Path, resumed:
     for r in done:
         if r.candidate.key not in have:
             _append(journal, r)
-    while todo:
+    while todo and not (stop is not None and stop.requested):
         wave, todo = _next_wave(todo, done, journal, width, progress, total)
         if not wave:
             continue
@@ -166,7 +169,7 @@ def search(prepared: list[Prepared], space: SearchSpace, journal: Path, resumed:
 
         map_calls(evaluate, args, use_ray=use_ray, on_done=finished)
     by_key = {r.candidate.key: r for r in done}
-    return [by_key[p.candidate.key] for p in prepared]
+    return [by_key[p.candidate.key] for p in prepared if p.candidate.key in by_key]
 
 
 def _next_wave(todo: list[Prepared], done: list[Evaluation], journal: Path, width: int,
