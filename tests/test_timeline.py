@@ -89,3 +89,13 @@ def test_trace_without_an_event_log_is_bad_input(tmp_path, capsys) -> None:
     with pytest.raises(TraceFormatError):
         read_event_log(tmp_path / "bad" / "events.msgpack")
     assert main(["trace", str(tmp_path / "bad"), "--chrome", str(tmp_path / "t.json")]) == 2
+
+
+def test_trace_never_replaces_an_existing_file_unless_forced(traced, capsys) -> None:
+    _, out, _ = traced
+    mine = out.parent / "mine.json"
+    mine.write_text("keep me")
+    assert main(["trace", str(out), "--chrome", str(mine)]) == 2
+    assert "already exists" in capsys.readouterr().err and mine.read_text() == "keep me"
+    assert main(["trace", str(out), "--chrome", str(mine), "--force"]) == 0
+    assert json.loads(mine.read_text())["traceEvents"]

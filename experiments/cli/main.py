@@ -96,7 +96,12 @@ def _run_exit(result: RunResult) -> int:
 
 
 def cmd_trace(args: argparse.Namespace, console: Console) -> int:
-
+    out = Path(args.chrome)
+    if out.is_dir():
+        raise ConfigError(f"--chrome: value '{out}' is a folder; allowed: a file path")
+    if (out.exists() or out.is_symlink()) and not args.force:
+        raise ConfigError(f"--chrome: value '{out}' already exists; allowed: a new file, or "
+                          "--force to replace it")
     src = Path(args.results) / "events.msgpack"
     if not src.is_file():
         raise ConfigError(f"argument 'DIR': {args.results} has no events.msgpack; run the "
@@ -106,7 +111,9 @@ def cmd_trace(args: argparse.Namespace, console: Console) -> int:
     except (TraceFormatError, ValueError) as e:
         raise ConfigError(f"argument 'DIR': {e}") from None
     trace = chrome_trace(events, header.get("experiment", ""))
-    Path(args.chrome).write_text(json.dumps(trace))
+    tmp = out.with_name(f".{out.name}.tmp")  # written whole, then renamed into place
+    tmp.write_text(json.dumps(trace))
+    os.replace(tmp, out)
     console.print(f"{len(events)} events -> {args.chrome} (open in ui.perfetto.dev)")
     return EXIT_OK
 
@@ -147,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("results", metavar="DIR", help="results folder with events.msgpack")
     trace.add_argument("--chrome", required=True, metavar="FILE",
                        help="write Chrome trace JSON (Perfetto, chrome://tracing) here")
+    trace.add_argument("--force", action="store_true", help="replace FILE if it exists")
     trace.set_defaults(func=cmd_trace)
     cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
     cat.set_defaults(func=cmd_catalog)
