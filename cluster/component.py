@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
+
+from disagg.cluster.sketch import QuantileSketch
+
+TIME_EPS_S = 1e-9
+"""The one tolerance for comparing emu times, seconds: events closer than this are simultaneous
+(float seconds accumulate rounding). Every time comparison in the components uses it."""
+RECENT_LAGS = 1000
+"""Lags each component keeps in full for the live view (the rest go into its sketch only)."""
 
 
 class Clock(ABC):
@@ -64,9 +73,12 @@ class Component:
         self.name = name
         self.clock = clock
         self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.unit: Any = None  # a unit's UnitId (cluster/records.py); None for control components
         self.peers: dict[str, Peer] = {}
         self.handlers: dict[type, Callable[[Any], None]] = {}
-        self.lags_s: list[float] = []
+        self.lags = QuantileSketch()  # every lag, emu s (bounded memory)
+        self.recent_lags_s: deque[float] = deque(maxlen=RECENT_LAGS)
+        self.acts = 0  # actions whose lag was recorded
         self.late_decisions = 0
         self.last_decision_s = 0.0
 
@@ -85,19 +97,37 @@ class Component:
         """The component's own activity; the default has none."""
 
     def act_at(self, modeled_s: float) -> None:
-        """Record lag for an action whose modeled time is ``modeled_s``."""
-        self.lags_s.append(max(0.0, self.clock.now() - modeled_s))
+        """Record lag (emu s) for an action whose modeled time is ``modeled_s``."""
+        lag_s = max(0.0, self.clock.now() - modeled_s)
+        self.lags.add(lag_s)
+        self.recent_lags_s.append(lag_s)
+        self.acts += 1
+
+    def note_input(self, modeled_s: float) -> bool:
+        """The one late-decision rule: an input (a message's modeled arrival, or a decision) at
+        modeled time ``modeled_s`` earlier than a decision this component already took, by more
+        than :data:`TIME_EPS_S`, was late: lag reordered events. Counts it; True if late."""
+        late = modeled_s < self.last_decision_s - TIME_EPS_S
+        if late:
+            self.late_decisions += 1
+        return late
 
     def decide_at(self, modeled_s: float) -> None:
-        """Record a decision at ``modeled_s``; one earlier than the last decision was late."""
-        if modeled_s < self.last_decision_s - 1e-9:
-            self.late_decisions += 1
+        """Record a decision at ``modeled_s`` (late per :meth:`note_input`) and its lag."""
+        self.note_input(modeled_s)
         self.last_decision_s = max(self.last_decision_s, modeled_s)
         self.act_at(modeled_s)
 
     def results(self) -> dict[str, Any]:
-        """What the component hands to the results at the end of a run."""
-        return {"name": self.name, "lags_s": self.lags_s, "late_decisions": self.late_decisions}
+        """What the component hands to the results at the end of a run: its lag sketch's state
+        and its late decisions."""
+        unit = None if self.unit is None else {"kind": self.unit.kind, "index": self.unit.index}
+        return {"name": self.name, "unit": unit, "lags": self.lags.state(),
+                "late_decisions": self.late_decisions}
+
+    def _identity(self) -> dict[str, Any]:
+        """A unit's kind and index, for views (empty for control components)."""
+        return {} if self.unit is None else {"kind": self.unit.kind, "index": self.unit.index}
 
     def snapshot(self) -> dict[str, Any]:
         """A small live view of the component's state (for the live view)."""

@@ -3,6 +3,9 @@
 Batches start at the modeled time they could start — the later of the unit's free time and the
 head request's modeled arrival — and last ``prefill_time`` of the batch; the unit then sleeps
 until the batch's end, so wake-up jitter is absorbed rather than accumulated (DESIGN timing rule 1).
+Each request's ``PrefillRecord`` (batch start, first token at the batch's end, modeled KV bytes)
+goes on with its KV hand-over — at the batch's start under layer-wise streaming, when the first
+token's modeled time is already known.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from disagg.cluster.messages import (
     Request,
     RequestEnded,
 )
+from disagg.cluster.records import PrefillRecord
 from disagg.fabric.payload import make_payload, tamper
 from disagg.policies.base import Batch, PrefillBatchingPolicy, QueuedPrefill
 
@@ -52,7 +56,7 @@ class PrefillUnit(Component):
         self.running: tuple[Request, ...] = ()
         self.wake = asyncio.Event()
         self.log = UnitLog()
-        self.records: dict[int, dict[str, Any]] = {}
+        self._carried: dict[int, tuple[Any, ...]] = {}  # queued or running: records so far
         self.batches = 0
         self.reporter = LoadReporter(clock, report_interval_s, self._load)
         self.tokens_in = 0  # prompt tokens of finished batches
@@ -63,8 +67,8 @@ class PrefillUnit(Component):
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
         queued_s = msg.sent_s + self.control_delay_s
-        if queued_s < self.last_decision_s - 1e-9:
-            self.late_decisions += 1
+        self.note_input(queued_s)
+        self._carried[msg.request.request_id] = msg.records
         self.queue.append(QueuedPrefill(msg.request, queued_s))
         self.queue.sort(key=lambda q: q.queued_s)
         self.log.state(queued_s, len(self.queue), len(self.running), 0.0)
@@ -109,12 +113,10 @@ class PrefillUnit(Component):
         self.free_at_s = end
         self.batch_start_s = t
         self._report(t)
-        for r in requests:
-            self.records[r.request_id] = {"prefill_start_s": t, "first_token_s": end}
         streamed = {r.request_id for r in requests if self.layer_wise and r.output_tokens > 1}
         for r in requests:
             if r.request_id in streamed:
-                self._finish(r, end, stream_from_s=t)
+                self._finish(r, t, end, stream=True)
         await self.clock.sleep_until(end)
         self.act_at(end)
         self.running = ()
@@ -126,13 +128,17 @@ class PrefillUnit(Component):
                 self.live_feed.append(("first", r.request_id, r.arrival_s, end, r.ttft_slo_s,
                                        r.output_tokens))
             if r.request_id not in streamed:
-                self._finish(r, end)
+                self._finish(r, t, end)
         self._report(end)
 
-    def _finish(self, request: Request, end: float, stream_from_s: float | None = None) -> None:
-        """Hand the KV to the router at ``end``, or (layer-wise) at ``stream_from_s``."""
+    def _finish(self, request: Request, start: float, end: float, stream: bool = False) -> None:
+        """Hand the KV to the router at the batch's ``end``, or (layer-wise) at its ``start``."""
+        rid = request.request_id
+        carried = self._carried.pop(rid, (request,))
         if request.output_tokens <= 1:
-            self.peers["collector"].send(RequestEnded(request.request_id, "completed", "", end))
+            record = PrefillRecord(rid, request.attempt, start, end, None)
+            self.peers["collector"].send(
+                RequestEnded(rid, "completed", "", end, (*carried, record)))
             return
         modeled = float(kv_bytes(request.prompt_tokens, self.model))
         payload = make_payload(
@@ -140,13 +146,14 @@ class PrefillUnit(Component):
             self.model.kv_bytes_per_element, self.model.layers, modeled, self.payload_scale,
             self.seed,
         )
-        self.records[request.request_id].update(kv_bytes=modeled, real_bytes=payload.nbytes)
-        if request.request_id in self.faults.corrupt_kv_requests:
+        record = PrefillRecord(rid, request.attempt, start, end, modeled)
+        if rid in self.faults.corrupt_kv_requests:
             payload = tamper(payload)
-        ref = None if request.request_id in self.faults.drop_kv_requests else self.store.put(payload)
-        window = None if stream_from_s is None else (stream_from_s, end)
-        sent_s = end if stream_from_s is None else stream_from_s
-        self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s, window))
+        ref = None if rid in self.faults.drop_kv_requests else self.store.put(payload)
+        window = (start, end) if stream else None
+        sent_s = start if stream else end
+        self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s, window,
+                                          (*carried, record)))
 
     def _report(self, t: float) -> None:
         self.reporter.router = self.peers["router"]
@@ -161,7 +168,7 @@ class PrefillUnit(Component):
 
     def results(self) -> dict[str, Any]:
         out = super().results()
-        out.update(requests=self.records, log=self.log.as_dict(), batches=self.batches)
+        out.update(log=self.log.as_dict(), batches=self.batches)
         return out
 
     def snapshot(self) -> dict[str, Any]:
@@ -169,7 +176,7 @@ class PrefillUnit(Component):
         now = min(self.clock.now(), self.free_at_s)
         running_s = now - self.batch_start_s if self.running else 0.0
         return {
-            "name": self.name, "queue": len(self.queue),
+            "name": self.name, **self._identity(), "queue": len(self.queue),
             "batch_tokens": sum(r.prompt_tokens for r in self.running), "batches": self.batches,
             "tokens_done": self.tokens_in, "busy_s": self.busy_s + max(0.0, running_s),
         }

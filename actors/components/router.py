@@ -1,5 +1,8 @@
 """The router: asks its policy where each request's prefill and decode run, on a possibly stale
-view of the units built from their load reports (and its own assignments since)."""
+view of the units built from their load reports (and its own assignments since).
+
+It writes each request's routing records (``PrefillRouting``, ``DecodeRouting``) into the messages
+that carry the request on, and raises ``Request.attempt`` when it redoes a request."""
 
 from __future__ import annotations
 
@@ -15,9 +18,11 @@ from disagg.cluster.messages import (
     RequestArrived,
     RequestEnded,
     RequestRedone,
+    RequestsEnded,
     TransferRequested,
     UnitDown,
 )
+from disagg.cluster.records import DecodeRouting, PrefillRouting, UnitId
 from disagg.policies.base import (
     PolicyContext,
     Reject,
@@ -42,14 +47,18 @@ class Router(Component):
         self.views: dict[str, UnitView] = {u.name: u for u in units}
         self.control_delay_s = control_delay_s
         self.waiting: list[KvReady] = []
-        self.records: dict[int, dict[str, Any]] = {}
+        self.unit_ids = _unit_ids(units)
         self.inflight: dict[int, tuple[Request, str]] = {}  # request id -> (request, unit holding it)
         self.down: set[str] = set()
         self.redone = 0
         self.handlers = {
             RequestArrived: self._on_arrived, KvReady: self._on_kv_ready, LoadReport: self._on_report,
-            UnitDown: self._on_unit_down,
+            UnitDown: self._on_unit_down, RequestsEnded: self._on_ended,
         }
+
+    def _on_ended(self, msg: RequestsEnded) -> None:
+        for rid in msg.request_ids:
+            self.inflight.pop(rid, None)
 
     def _view(self, now_s: float) -> RouterView:
         units = self.views.values()
@@ -67,23 +76,21 @@ class Router(Component):
     def _route_prefill(self, request: Request, t: float) -> None:
         decision = self.policy.choose_prefill(request, self._view(t))
         if isinstance(decision, Reject):
-            self._end(request, "rejected", decision.reason, t)
+            self._end(request, "rejected", decision.reason, t, (request,))
             return
         unit = self._checked(decision, "prefill")
-        self.records.setdefault(request.request_id, {}).update(
-            prefill_unit=unit.name, prefill_view_age_s=t - unit.reported_s)
+        routing = PrefillRouting(request.request_id, request.attempt, self.unit_ids[unit.name],
+                                 t - unit.reported_s)
         self.inflight[request.request_id] = (request, unit.name)
         self.views[unit.name] = dataclasses.replace(
             unit, queued_requests=unit.queued_requests + 1,
             queued_tokens=unit.queued_tokens + request.prompt_tokens,
         )
-        self.peers[unit.name].send(PrefillAssigned(request, sent_s=t))
+        self.peers[unit.name].send(PrefillAssigned(request, t, (request, routing)))
 
     def _on_kv_ready(self, msg: KvReady) -> None:
         t = msg.sent_s + self.control_delay_s
         self.decide_at(t)
-        # kept here too: the router outlives a lost prefill unit and its records
-        self.records.setdefault(msg.request.request_id, {})["first_token_s"] = msg.sent_s
         if not self._place_decode(msg, t):
             self.waiting.append(msg)
 
@@ -91,13 +98,13 @@ class Router(Component):
         request = msg.request
         decision = self.policy.choose_decode(request, self._view(t))
         if isinstance(decision, Reject):
-            self._end(request, "failed", decision.reason, t)
+            self._end(request, "failed", decision.reason, t, msg.records)
             return True
         if not isinstance(decision, Route):
             return False
         unit = self._checked(decision, "decode")
-        rec = self.records.setdefault(request.request_id, {})
-        rec.update(decode_unit=unit.name, decode_view_age_s=t - unit.reported_s)
+        routing = DecodeRouting(request.request_id, request.attempt, self.unit_ids[unit.name],
+                                t - unit.reported_s)
         self.inflight[request.request_id] = (request, unit.name)
         need = decode_kv_need(request, self.context)
         self.views[unit.name] = dataclasses.replace(
@@ -105,7 +112,7 @@ class Router(Component):
         )
         self.peers["fabric"].send(
             TransferRequested(request, msg.prefill_unit, unit.name, msg.kv_bytes, msg.payload, t,
-                              msg.layers_ready_s)
+                              msg.layers_ready_s, (*msg.records, routing))
         )
         return True
 
@@ -137,7 +144,7 @@ class Router(Component):
         for request in sorted(lost, key=lambda r: r.request_id):
             self.redone += 1
             self.peers["collector"].send(RequestRedone(request.request_id, msg.unit, t))
-            self._route_prefill(request, t)
+            self._route_prefill(dataclasses.replace(request, attempt=request.attempt + 1), t)
 
     def _checked(self, decision: Route, kind: str) -> UnitView:
         unit = self.views.get(decision.unit)
@@ -145,13 +152,14 @@ class Router(Component):
             raise ValueError(f"router policy chose {decision.unit!r}, not a {kind} unit")
         return unit
 
-    def _end(self, request: Request, status: str, reason: str, t: float) -> None:
-        self.records.setdefault(request.request_id, {})
-        self.peers["collector"].send(RequestEnded(request.request_id, status, reason, t))  # type: ignore[arg-type]
+    def _end(self, request: Request, status: str, reason: str, t: float,
+             records: tuple[Any, ...]) -> None:
+        self.inflight.pop(request.request_id, None)
+        self.peers["collector"].send(
+            RequestEnded(request.request_id, status, reason, t, records))  # type: ignore[arg-type]
 
     def results(self) -> dict[str, Any]:
         out = super().results()
-        out["requests"] = self.records
         out["units_down"] = sorted(self.down)
         out["redone"] = self.redone
         return out
@@ -159,3 +167,13 @@ class Router(Component):
     def snapshot(self) -> dict[str, Any]:
         return {"name": self.name, "waiting_for_decode": len(self.waiting),
                 "units_down": sorted(self.down), "redone": self.redone}
+
+
+def _unit_ids(units: list[UnitView]) -> dict[str, UnitId]:
+    """Each unit's identity: its kind and its position among the units of that kind."""
+    seen: dict[str, int] = {}
+    out = {}
+    for u in units:
+        out[u.name] = UnitId(u.kind, seen.get(u.kind, 0))
+        seen[u.kind] = seen.get(u.kind, 0) + 1
+    return out

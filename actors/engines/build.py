@@ -17,10 +17,12 @@ from disagg.actors.components.load_generator import (
 from disagg.actors.components.prefill import PrefillUnit
 from disagg.actors.components.router import Router
 from disagg.actors.components.store import ObjectStore
+from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.hardware.perf import fit_check
+from disagg.cluster.records import UnitId
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 from disagg.cluster.workload.plan import ClosedLoop, check_workload
 from disagg.fabric.component import Fabric
@@ -31,10 +33,18 @@ from disagg.policies.base import PolicyContext, UnitView
 CONTROL = ("collector", "router", "fabric", "loadgen")
 
 
+def unit_ids(exp: Experiment) -> dict[str, UnitId]:
+    """Every unit of the experiment by component name: its kind and index, as data."""
+    return {u.name: u for kind, pool in (("prefill", exp.prefill), ("decode", exp.decode))
+            for u in (UnitId(kind, i) for i in range(pool.units))}
+
+
 def component_names(exp: Experiment) -> list[str]:
     """Every component of the experiment, control plane first."""
-    return [*CONTROL, *unit_names("prefill", exp.prefill.units),
-            *unit_names("decode", exp.decode.units)]
+    names = [*CONTROL, *unit_names("prefill", exp.prefill.units),
+             *unit_names("decode", exp.decode.units)]
+    assert names[len(CONTROL):] == list(unit_ids(exp)), "unit names and ids disagree"
+    return names
 
 
 def component_rng(seed: int, name: str) -> np.random.Generator:
@@ -94,8 +104,17 @@ def build_component(
     exp: Experiment, name: str, clock: Clock, store: ObjectStore, control_delay_s: float = 0.0
 ) -> Component:
     """Construct the component called ``name`` with its own random stream and policies."""
-    seed = exp.experiment.seed
-    rng = component_rng(seed, name)
+    rng = component_rng(exp.experiment.seed, name)
+    unit = unit_ids(exp).get(name)
+    comp = _build_unit(exp, unit, clock, store, control_delay_s) if unit is not None else \
+        _build_control(exp, name, clock, rng, control_delay_s)
+    comp.rng = rng
+    comp.unit = unit
+    return comp
+
+
+def _build_control(exp: Experiment, name: str, clock: Clock, rng: np.random.Generator,
+                   control_delay_s: float) -> Component:
     comp: Component
     closed = isinstance(exp.workload, ClosedLoopWorkload)
     if name == "collector":
@@ -112,24 +131,31 @@ def build_component(
                       control_delay_s)
     elif name == "fabric":
         comp = Fabric(name, clock, build_topology(exp), exp.fabric, control_delay_s,
-                      exp.model.layers)
-    elif name.startswith("prefill-"):
+                      exp.model.layers, exp.output.sample_interval_s, exp.output.event_log)
+    else:
+        raise KeyError(f"no component called {name!r}")
+    return comp
+
+
+def _build_unit(exp: Experiment, unit: UnitId, clock: Clock, store: ObjectStore,
+                control_delay_s: float) -> Component:
+    name = unit.name
+    comp: PrefillUnit | DecodeUnit
+    if unit.kind == "prefill":
         spec = exp.policies.prefill_batching
         comp = PrefillUnit(
             name, clock, exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit,
             PREFILL_BATCHING.create(spec.name, spec.params, policy_context(exp, name)),
-            store, exp.output.payload_scale, seed, exp.faults, control_delay_s,
+            store, exp.output.payload_scale, exp.experiment.seed, exp.faults, control_delay_s,
             exp.experiment.load_report_interval_s, exp.fabric.layer_wise,
         )
-    elif name.startswith("decode-"):
+    else:
         spec = exp.policies.decode_admission
         comp = DecodeUnit(
             name, clock, exp.model, exp.decode.hardware, exp.decode.chips_per_unit,
             DECODE_ADMISSION.create(spec.name, spec.params, policy_context(exp, name)),
             store, decode_kv_capacity(exp), control_delay_s, exp.experiment.load_report_interval_s,
         )
-    else:
-        raise KeyError(f"no component called {name!r}")
-    comp.rng = rng
+    comp.log = UnitLog(exp.output.sample_interval_s, exp.output.event_log)
     return comp
 

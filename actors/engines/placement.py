@@ -23,7 +23,7 @@ import ray
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from disagg.actors.engines.build import component_names
+from disagg.actors.engines.build import component_names, unit_ids
 from disagg.cluster.config import Experiment
 
 CONTROL_RESOURCE = "disagg_control"
@@ -32,11 +32,11 @@ HEAD_RESOURCE = "node:__internal_head__"
 
 def unit_resource(name: str, exp: Experiment) -> dict[str, float]:
     """The hardware resource a unit actor asks for (empty for control components)."""
-    if name.startswith("prefill-"):
-        return {exp.prefill.hardware.name: float(exp.prefill.chips_per_unit)}
-    if name.startswith("decode-"):
-        return {exp.decode.hardware.name: float(exp.decode.chips_per_unit)}
-    return {}
+    unit = unit_ids(exp).get(name)
+    if unit is None:
+        return {}
+    pool = exp.prefill if unit.kind == "prefill" else exp.decode
+    return {pool.hardware.name: float(pool.chips_per_unit)}
 
 
 def local_resources(exp: Experiment) -> dict[str, float]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import ray
 
+from disagg.actors.components.collector import Drained
 from disagg.actors.components.live_state import LiveReporter
 from disagg.actors.engines.build import CONTROL, build_component, component_names
 from disagg.actors.engines.clock_sync import measure_offsets
@@ -30,6 +31,8 @@ from disagg.actors.engines.placement import (
 from disagg.actors.engines.supervisor import RayEngineError, Supervisor
 from disagg.cluster.component import Clock
 from disagg.cluster.config import Experiment
+from disagg.cluster.messages import RequestsEnded
+from disagg.cluster.records import with_nodes
 
 __all__ = ["CONTROL_RESOURCE", "ComponentHost", "RayEngineError", "local_resources", "run_ray"]
 
@@ -98,6 +101,10 @@ class ComponentHost:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         return 0
+
+    def drain(self, final: bool = False) -> Any:
+        """Collector only: the rows finished since the last drain (``Collector.drain``)."""
+        return self.component.drain(final)  # type: ignore[attr-defined]
 
     def ended_ids(self) -> list[int]:
         """Collector only: the requests that have ended so far."""
@@ -182,19 +189,23 @@ def _node_ips() -> dict[str, str]:
 def run_ray(
     exp: Experiment, address: str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None, poll_s: float = 0.5,
-    live_s: float = 0.0,
+    live_s: float = 0.0, sink: Callable[[Drained], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``exp`` with one actor per component; returns raw component results.
 
     ``progress`` gets the collector's snapshot (plus ``now_s``) every ``poll_s`` wall seconds; with
     ``live_s`` > 0 every component reports its state to the collector at most that often (wall s),
     so the snapshot carries the live picture, and the collector is polled every ``live_s``.
+    Each poll drains the collector's finished rows into ``sink`` (kept in memory under
+    ``requests`` and ``transfers`` without one).
     """
     poll_s = live_s if live_s > 0 else poll_s
     started = _init(exp, address)
     handles: dict[str, Any] = {}
     placement: Placement | None = None
     lost: dict[str, str] = {}
+    kept = Drained()
+    nodes: dict[str, str] = {}
     try:
         placement = Placement(exp, ray.cluster_resources())
         host_cls = ray.remote(ComponentHost)
@@ -209,7 +220,9 @@ def run_ray(
                  for n, h in handles.items()])
         last = ray.get(handles["loadgen"].last_arrival_s.remote())
         deadline = t0 + (last + exp.experiment.drain_timeout_s) * dilation
-        Supervisor(exp, handles, t0, lost).wait(deadline, poll_s, progress)
+        drain = _drainer(handles, nodes, sink or kept.extend, t0, dilation)
+        Supervisor(exp, handles, t0, lost).wait(deadline, poll_s, progress, drain)
+        drain(True)
         parts = _gather(handles, lost)
     finally:
         for h in handles.values():
@@ -224,11 +237,28 @@ def run_ray(
         raise RayEngineError("; ".join(errors[:3]))
     return {
         "engine": "ray", "end_s": (time.time() - t0) / dilation, "components": parts,
+        "requests": kept.rows, "transfers": kept.transfers,
         "lost_units": sorted(lost), "placement_mode": placement.mode,
         "placement": {n: {"node_id": nodes[n], "node_ip": ips.get(nodes[n], "")} for n in nodes},
         "clock": {node: {"offset_ms": o.offset_s * 1e3, "uncertainty_ms": o.uncertainty_s * 1e3}
                   for node, o in offsets.items()},
     }
+
+
+def _drainer(handles: dict[str, Any], nodes: dict[str, str], sink: Callable[[Drained], None],
+             t0: float, dilation: float) -> Callable[[bool], None]:
+    """A drain of the collector's finished rows into ``sink`` (transfers with their Ray nodes);
+    the router forgets the requests that ended."""
+
+    def drain(final: bool = False) -> None:
+        drained: Drained = ray.get(handles["collector"].drain.remote(final))
+        if drained.ended_ids:
+            handles["router"].deliver.remote(
+                RequestsEnded(tuple(drained.ended_ids), (time.time() - t0) / dilation))
+        with_nodes(drained.transfers, nodes)
+        sink(drained)
+
+    return drain
 
 
 def _gather(handles: dict[str, Any], lost: dict[str, str]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from disagg.actors.engines.build import unit_ids
 from disagg.cluster.config import Experiment
 from disagg.cluster.messages import UnitDown
 
@@ -31,7 +32,7 @@ class Supervisor:
         self.handles = handles
         self.t0 = t0
         self.lost = lost
-        self.units = [n for n in handles if n.startswith(("prefill-", "decode-"))]
+        self.units = list(unit_ids(exp))
         self.faults = sorted(exp.faults.unit_loss, key=lambda f: f.at_s)
         self._next_check = 0.0
 
@@ -39,8 +40,10 @@ class Supervisor:
         return (time.time() - self.t0) / self.exp.experiment.dilation
 
     def wait(self, deadline: float, poll_s: float,
-             progress: Callable[[dict[str, Any]], None] | None) -> None:
-        """Return when every request has ended or at ``deadline`` (wall clock)."""
+             progress: Callable[[dict[str, Any]], None] | None,
+             drain: Callable[[], None] | None = None) -> None:
+        """Return when every request has ended or at ``deadline`` (wall clock); ``drain`` is
+        called every poll (finished rows into the results)."""
         collector = self.handles["collector"]
         while time.time() < deadline:
             if ray.get(collector.wait_done.remote(min(poll_s, deadline - time.time()))):
@@ -48,6 +51,8 @@ class Supervisor:
             status = ray.get(collector.status.remote())
             if status["errors"]:
                 raise RayEngineError("; ".join(status["errors"]))
+            if drain is not None:
+                drain()
             self._inject_faults()
             if time.time() >= self._next_check:
                 self._next_check = time.time() + self.exp.placement.failure_poll_s

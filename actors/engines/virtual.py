@@ -3,6 +3,8 @@
 The loop's ``time()`` is emu time; whenever no callback is ready it jumps to the earliest timer, so
 a run takes only the CPU time its events cost and is deterministic for a seed. A message is a
 callback scheduled on the loop (after an optional modeled control-plane delay, FIFO per receiver).
+Every ``drain_s`` wall seconds (between loop steps) the finished rows are drained from the
+collector into the results sink, and the router forgets the requests that ended.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from disagg.actors.components.collector import Collector, Drained
 from disagg.actors.components.live_state import LiveReporter
 from disagg.actors.components.store import LocalStore
 from disagg.actors.engines.build import build_component, component_names
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
-from disagg.cluster.messages import UnitDown
+from disagg.cluster.messages import RequestsEnded, UnitDown
+
+Sink = Callable[[Drained], None]
+DRAIN_S = 0.5
+"""Wall seconds between drains of finished rows from the collector."""
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
@@ -115,11 +122,11 @@ def _lose_unit(name: str, comps: dict[str, Component], peers: dict[str, LocalPee
     peers["router"].send(UnitDown(name, ended, now))
 
 
-def _live_tick(loop: VirtualTimeLoop, comps: dict[str, Component],
-               progress: Callable[[dict[str, Any]], None], live_s: float, lost: set[str]) -> None:
-    """Every ``live_s`` wall seconds: fold the components' state reports into the collector (the
-    engine does what the ray hosts' report loops do) and hand its snapshot to ``progress``.
-    A lost unit reports no more, as its actor would not."""
+def _live_tick(comps: dict[str, Component], progress: Callable[[dict[str, Any]], None],
+               now: Callable[[], float], lost: set[str]) -> Callable[[], None]:
+    """Fold the components' state reports into the collector (the engine does what the ray
+    hosts' report loops do) and hand its snapshot to ``progress``. A lost unit reports no more,
+    as its actor would not."""
     collector = comps["collector"]
     reporters = [LiveReporter(c) for n, c in comps.items() if n != "collector"]
 
@@ -130,15 +137,41 @@ def _live_tick(loop: VirtualTimeLoop, comps: dict[str, Component],
             report = reporter.next_report()
             if report is not None:
                 collector.deliver(report)
-        progress({"now_s": loop.time(), **collector.snapshot()})
+        progress({"now_s": now(), **collector.snapshot()})
 
-    loop.set_tick(tick, live_s)
+    return tick
+
+
+def drain_into(collector: Collector, router: Component, sink: Sink, now_s: float,
+               final: bool = False) -> None:
+    """Move the collector's finished rows into ``sink``; the router forgets those requests."""
+    drained = collector.drain(final)
+    if drained.ended_ids:
+        router.deliver(RequestsEnded(tuple(drained.ended_ids), now_s))
+    sink(drained)
+
+
+def _ticks(loop: VirtualTimeLoop, comps: dict[str, Component], sink: Sink,
+           live: Callable[[], None] | None, live_s: float) -> None:
+    """Drain every ``DRAIN_S`` and report live every ``live_s`` wall seconds, between steps."""
+    collector: Collector = comps["collector"]  # type: ignore[assignment]
+    every = min(DRAIN_S, live_s) if live is not None else DRAIN_S
+    next_live = [0.0]
+
+    def tick() -> None:
+        drain_into(collector, comps["router"], sink, loop.time())
+        if live is not None and time.monotonic() >= next_live[0]:
+            next_live[0] = time.monotonic() + live_s
+            live()
+
+    loop.set_tick(tick, every)
 
 
 async def _drive(
     exp: Experiment, loop: VirtualTimeLoop,
     on_start: Callable[[dict[str, Component]], None] | None,
     progress: Callable[[dict[str, Any]], None] | None = None, live_s: float = 0.25,
+    sink: Sink | None = None,
 ) -> dict[str, Any]:
     clock = VirtualClock(loop)
     store = LocalStore()
@@ -154,8 +187,10 @@ async def _drive(
     lost: set[str] = set()
     for loss in exp.faults.unit_loss:
         loop.call_at(loss.at_s, _lose_unit, loss.unit, comps, peers, named, lost)
-    if progress is not None:
-        _live_tick(loop, comps, progress, live_s, lost)
+    kept = Drained()
+    sink = sink or kept.extend
+    live = None if progress is None else _live_tick(comps, progress, loop.time, lost)
+    _ticks(loop, comps, sink, live, live_s)
     collector = comps["collector"]
     done = loop.create_task(collector.done.wait())  # type: ignore[attr-defined]
     last_arrival = comps["loadgen"].arrivals_end_s()  # type: ignore[attr-defined]
@@ -174,18 +209,23 @@ async def _drive(
         for task in [*tasks, done, deadline]:
             task.cancel()
         await asyncio.gather(*tasks, done, deadline, return_exceptions=True)
-    return {"end_s": loop.time(), "lost_units": sorted(lost),
+    drain_into(collector, comps["router"], sink, loop.time(), final=True)  # type: ignore[arg-type]
+    return {"end_s": loop.time(), "lost_units": sorted(lost), "requests": kept.rows,
+            "transfers": kept.transfers,
             "components": [c.results() for n, c in comps.items() if n not in lost]}
 
 
 def run_virtual(
     exp: Experiment, on_start: Callable[[dict[str, Component]], None] | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None, live_s: float = 0.25,
+    sink: Sink | None = None,
 ) -> dict[str, Any]:
     """Run ``exp`` on virtual time; returns the raw component results and the end time.
 
     With ``progress``, every ``live_s`` wall seconds the components' state is folded into the
     collector and ``progress`` gets the collector's snapshot plus ``now_s`` (as on the ray engine).
+    Finished request rows go to ``sink`` as the run goes; without one they are returned under
+    ``requests`` and ``transfers`` (in memory).
     """
     loop = VirtualTimeLoop()
     errors: list[BaseException] = []
@@ -196,7 +236,7 @@ def run_virtual(
 
     loop.set_exception_handler(handler)
     try:
-        raw = loop.run_until_complete(_drive(exp, loop, on_start, progress, live_s))
+        raw = loop.run_until_complete(_drive(exp, loop, on_start, progress, live_s, sink))
     except RuntimeError as e:
         if errors:
             raise errors[0] from e

@@ -3,6 +3,10 @@
 Keys follow vLLM's ``bench serve`` results where the concept is the same (``mean_ttft_ms``,
 ``p99_itl_ms``, ``output_throughput``, ``request_goodput``, ...) and add the emulator's own
 (``engine``, ``lag_p99_ms``, utilization per pool, cost per million tokens, fabric figures).
+
+Computed from the written columns of ``requests.parquet`` and ``transfers.parquet`` (exact
+percentiles), and for lag and inter-token latency from the components' mergeable sketches
+(``cluster/sketch.py``: exact up to 65,536 values, within 0.5 % beyond).
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import pyarrow as pa
 
 from disagg.cluster.config import Experiment
 from disagg.cluster.hardware.perf import peak_flops, prefill_flops
-from disagg.experiments.results.tables import _busy_step, by_name, step_integral
+from disagg.cluster.sketch import QuantileSketch
+from disagg.experiments.results.columns import Columns, busy_until, by_name, units_of
 
 PERCENTILES = (50, 90, 99)
 
 
-def _stats(prefix: str, values_s: list[float], weights: list[float] | None = None) -> dict[str, Any]:
+def _stats(prefix: str, values_s: Any, weights: Any = None) -> dict[str, Any]:
     """mean / median / p90 / p99 in milliseconds (None when there are no values)."""
     v = np.asarray(values_s, dtype=np.float64) * 1e3
     out: dict[str, Any] = {}
@@ -49,23 +54,18 @@ def utilization(raw: dict[str, Any], kind: str, end_s: float) -> float | None:
     """Mean busy fraction over [0, end_s] of a pool's units."""
     if end_s <= 0:
         return None
-    fractions = []
-    for name, comp in by_name(raw).items():
-        if name.startswith(kind + "-") and "log" in comp:
-            t, v = _busy_step(comp["log"]["busy"])
-            fractions.append(float(step_integral(t, v, np.array([end_s]))[0]) / end_s)
-    return float(np.mean(fractions)) if fractions and end_s > 0 else None
+    fractions = [busy_until(c["log"], end_s) / end_s for c in units_of(raw, kind)]
+    return float(np.mean(fractions)) if fractions else None
 
 
-def _prefill_mfu(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]]) -> float | None:
+def _prefill_mfu(exp: Experiment, raw: dict[str, Any], cols: Columns) -> float | None:
     """Model FLOPs of the prefills done / (busy seconds x chips x peak): how well busy prefill
     time was used (batching small prompts raises it when the weights read dominates)."""
-    busy = sum(e - s for name, c in by_name(raw).items() if name.startswith("prefill-")
-               for s, e in c["log"]["busy"])
+    busy = sum(c["log"]["busy_s"] for c in units_of(raw, "prefill"))
     if busy <= 0:
         return None
-    flops = sum(prefill_flops([r["prompt_tokens"]], exp.model) for r in rows
-                if r.get("first_token_s") is not None)
+    prompts = cols.num("prompt_tokens")[~np.isnan(cols.num("first_token_s"))]
+    flops = float(sum(prefill_flops([int(p)], exp.model) for p in prompts))
     hw = exp.prefill.hardware
     return flops / (busy * exp.prefill.chips_per_unit * peak_flops(hw, exp.model))
 
@@ -87,11 +87,17 @@ def _costs(exp: Experiment, end_s: float, tokens: int) -> dict[str, Any]:
     return out
 
 
-def _fabric(transfers: list[dict[str, Any]], timeseries: pa.Table) -> dict[str, Any]:
-    durations = [t["modeled_end_s"] - t["start_s"] for t in transfers]
-    out: dict[str, Any] = {"fabric_bytes": float(sum(t["modeled_bytes"] for t in transfers))}
-    out.update({f"p{p}_transfer_ms": (float(np.percentile(durations, p)) * 1e3 if durations else None)
-                for p in (50, 99)})
+def _floats(table: pa.Table, name: str) -> np.ndarray:
+    """A numeric column as float64 (nulls as nan)."""
+    return Columns(table).num(name)
+
+
+def _fabric(transfers: pa.Table, timeseries: pa.Table) -> dict[str, Any]:
+    start = _floats(transfers, "start_s")
+    durations = _floats(transfers, "modeled_end_s") - start
+    out: dict[str, Any] = {"fabric_bytes": float(_floats(transfers, "modeled_bytes").sum())}
+    out.update({f"p{p}_transfer_ms": (float(np.percentile(durations, p)) * 1e3
+                                      if len(durations) else None) for p in (50, 99)})
     # the per-link utilization the timeseries already sampled, not a second resampling
     use = [u for k, u in zip(timeseries.column("kind").to_pylist(),
                              timeseries.column("utilization").to_pylist(), strict=True)
@@ -100,74 +106,101 @@ def _fabric(transfers: list[dict[str, Any]], timeseries: pa.Table) -> dict[str, 
     return out
 
 
-def makespan(rows: list[dict[str, Any]]) -> float:
+def makespan(cols: Columns) -> float:
     """Emu seconds from 0 to the last completion (or the last arrival, if later)."""
-    done = [r["last_token_s"] for r in rows if r["status"] == "completed"]
-    return max(done + [r["arrival_s"] for r in rows], default=0.0)
+    done = cols.num("last_token_s")[cols.mask("status", "completed")]
+    both = np.concatenate((done, cols.num("arrival_s")))
+    return float(both.max()) if len(both) else 0.0
 
 
-def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
-              transfers: list[dict[str, Any]], timeseries: pa.Table) -> dict[str, Any]:
-    """The summary.json dict for one run."""
-    done = [r for r in rows if r["status"] == "completed"]
-    end_s = makespan(rows)
-    tokens = int(sum(r["output_tokens"] for r in done))
-    good = sum(1 for r in rows if r["slo_met"])
+def summarize(exp: Experiment, raw: dict[str, Any], requests: pa.Table, transfers: pa.Table,
+              timeseries: pa.Table) -> dict[str, Any]:
+    """The summary.json dict for one run, from the written columns of ``requests.parquet`` and
+    ``transfers.parquet`` and the components' running aggregates (lag and ITL sketches)."""
+    cols = Columns(requests)
+    done = cols.mask("status", "completed")
+    end_s = makespan(cols)
+    n = cols.rows
+    tokens = int(cols.num("output_tokens")[done].sum())
+    good = int(cols.num("slo_met")[~np.isnan(cols.num("slo_met"))].sum())
     comps = by_name(raw)
-    lags = np.concatenate([np.asarray(c.get("lags_s", []), dtype=np.float64) for c in comps.values()])
-    itl, itl_w = _itl(comps, done)
+    lags = QuantileSketch()
+    for c in comps.values():
+        lags.merge(QuantileSketch.from_state(c["lags"]))
     out: dict[str, Any] = {
         "experiment": exp.experiment.name, "engine": raw["engine"],
         "dilation": exp.experiment.dilation, "seed": exp.experiment.seed,
-        "submitted": len(rows), "completed": len(done),
-        "rejected": sum(1 for r in rows if r["status"] == "rejected"),
-        "failed": sum(1 for r in rows if r["status"] == "failed"),
-        "duration_s": end_s, "total_input_tokens": int(sum(r["prompt_tokens"] for r in done)),
+        "submitted": n, "completed": int(done.sum()),
+        "rejected": int(cols.mask("status", "rejected").sum()),
+        "failed": int(cols.mask("status", "failed").sum()),
+        "duration_s": end_s, "total_input_tokens": int(cols.num("prompt_tokens")[done].sum()),
         "total_output_tokens": tokens,
-        "request_throughput": len(done) / end_s if end_s else 0.0,
+        "request_throughput": int(done.sum()) / end_s if end_s else 0.0,
         "output_throughput": tokens / end_s if end_s else 0.0,
         "request_goodput": good / end_s if end_s else 0.0,
-        "slo_attainment": good / len(rows) if rows else None,
+        "slo_attainment": good / n if n else None,
     }
-    out.update(_stats("ttft", [r["ttft_s"] for r in done]))
-    out.update(_stats("tpot", [r["tpot_s"] for r in done if r["output_tokens"] > 1]))
-    out.update(_stats("itl", itl, itl_w))
-    out.update(_stats("e2el", [r["e2e_s"] for r in done]))
+    out.update(_latencies(cols, done))
+    out.update(_sketch_stats("itl", _itl(comps)))
     out["prefill_utilization"] = utilization(raw, "prefill", end_s)
-    out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, rows)
+    out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, cols)
     out["decode_utilization"] = utilization(raw, "decode", end_s)
     out.update(_costs(exp, end_s, tokens))
     out.update(_fabric(transfers, timeseries))
-    out["lag_p50_ms"] = float(np.percentile(lags, 50)) * 1e3 if len(lags) else 0.0
-    out["lag_p99_ms"] = float(np.percentile(lags, 99)) * 1e3 if len(lags) else 0.0
+    lag_v, lag_w = lags.values()
+    out["lag_p50_ms"] = _percentile(lag_v, lag_w, lags.exact, 50) * 1e3
+    out["lag_p99_ms"] = _percentile(lag_v, lag_w, lags.exact, 99) * 1e3
     out["late_decisions"] = int(sum(c.get("late_decisions", 0) for c in comps.values()))
     out["retroactive_joins"] = int(sum(c.get("retroactive_joins", 0) for c in comps.values()))
     out["backdated_transfers"] = int(comps.get("fabric", {}).get("backdated", 0))
-    ages = [r[k] for r in rows for k in ("prefill_view_age_s", "decode_view_age_s")
-            if r.get(k) is not None]
-    out["view_age_p50_ms"] = float(np.percentile(ages, 50)) * 1e3 if ages else None
-    out["view_age_p99_ms"] = float(np.percentile(ages, 99)) * 1e3 if ages else None
+    ages = np.concatenate([cols.num(k) for k in ("prefill_view_age_s", "decode_view_age_s")])
+    ages = ages[~np.isnan(ages)]
+    out["view_age_p50_ms"] = float(np.percentile(ages, 50)) * 1e3 if len(ages) else None
+    out["view_age_p99_ms"] = float(np.percentile(ages, 99)) * 1e3 if len(ages) else None
     out.update(_cluster(raw))
-    out["reasons"] = _reasons(rows)
-    out["by_slo_class"] = _by_class(rows, end_s)
+    out["reasons"] = _reasons(cols, done)
+    out["by_slo_class"] = _by_class(cols, end_s)
     return out
 
 
-def _itl(comps: dict[str, dict[str, Any]], done: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
-    """Inter-token latencies: decode step times weighted by batch size, plus each request's gap
-    from its first token (prefill) to its first decode token (transfer and admission wait)."""
-    itl: list[float] = []
-    weights: list[float] = []
-    for name, comp in comps.items():
-        if name.startswith("decode-"):
-            itl.extend(comp["itl_s"])
-            weights.extend(comp["itl_weight"])
-    for r in done:
-        if r.get("first_decode_token_s") is not None:
-            # the decode unit leaves each request's first step out of its weights
-            itl.append(r["first_decode_token_s"] - r["first_token_s"])
-            weights.append(1.0)
-    return itl, weights
+def _latencies(cols: Columns, done: np.ndarray) -> dict[str, Any]:
+    multi = done & (cols.num("output_tokens") > 1)
+    out: dict[str, Any] = {}
+    out.update(_stats("ttft", cols.num("ttft_s")[done]))
+    out.update(_stats("tpot", cols.num("tpot_s")[multi]))
+    out.update(_stats("e2el", cols.num("e2e_s")[done]))
+    return out
+
+
+def _percentile(v: np.ndarray, w: np.ndarray, exact: bool, p: float) -> float:
+    """Percentile ``p`` of unweighted exact values, or of a bucketed sketch (0 if empty)."""
+    if len(v) == 0:
+        return 0.0
+    if exact:
+        return float(np.percentile(v, p))
+    return _weighted_quantiles(v, w, [p / 100])[0]
+
+
+def _sketch_stats(prefix: str, sketch: QuantileSketch) -> dict[str, Any]:
+    """:func:`_stats` of a sketch: exact while it is, within its relative accuracy beyond."""
+    v, w = sketch.values()
+    out = _stats(prefix, v, w)
+    if len(v) and not sketch.exact:
+        out[f"mean_{prefix}_ms"] = float(sketch.mean() or 0.0) * 1e3
+    return out
+
+
+def _itl(comps: dict[str, dict[str, Any]]) -> QuantileSketch:
+    """Inter-token latencies: decode step times weighted by batch size (each decode unit's
+    sketch), plus each request's gap from its first token (prefill) to its first decode token
+    (transfer and admission wait; the collector's sketch)."""
+    itl = QuantileSketch()
+    for comp in comps.values():
+        if "itl" in comp:
+            itl.merge(QuantileSketch.from_state(comp["itl"]))
+    if "collector" in comps:
+        itl.merge(QuantileSketch.from_state(comps["collector"]["itl_gaps"]))
+    return itl
 
 
 def _cluster(raw: dict[str, Any]) -> dict[str, Any]:
@@ -183,24 +216,27 @@ def _cluster(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _reasons(rows: list[dict[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in rows:
-        if r["status"] != "completed":
-            out[r["reason"]] = out.get(r["reason"], 0) + 1
-    return out
+def _reasons(cols: Columns, done: np.ndarray) -> dict[str, int]:
+    codes, names = cols.codes("reason")
+    counts = np.bincount(codes[~done & (codes >= 0)], minlength=len(names))
+    return {names[i]: int(c) for i, c in enumerate(counts) if c}
 
 
-def _by_class(rows: list[dict[str, Any]], end_s: float) -> dict[str, dict[str, Any]]:
-    classes = sorted({r["slo_class"] for r in rows})
+def _by_class(cols: Columns, end_s: float) -> dict[str, dict[str, Any]]:
+    codes, names = cols.codes("slo_class")
+    done_all = cols.mask("status", "completed")
+    met = cols.num("slo_met") == 1
     out = {}
-    for c in classes:
-        rs = [r for r in rows if r["slo_class"] == c]
-        done = [r for r in rs if r["status"] == "completed"]
-        good = sum(1 for r in rs if r["slo_met"])
-        entry = {"submitted": len(rs), "completed": len(done),
-                 "slo_attainment": good / len(rs), "request_goodput": good / end_s if end_s else 0.0}
-        entry.update(_stats("ttft", [r["ttft_s"] for r in done]))
-        entry.update(_stats("tpot", [r["tpot_s"] for r in done if r["output_tokens"] > 1]))
-        out[c] = entry
+    for k in sorted(range(len(names)), key=lambda i: names[i]):
+        mine = codes == k
+        if not mine.any():
+            continue
+        done = mine & done_all
+        good = int((mine & met).sum())
+        entry = {"submitted": int(mine.sum()), "completed": int(done.sum()),
+                 "slo_attainment": good / int(mine.sum()),
+                 "request_goodput": good / end_s if end_s else 0.0}
+        entry.update(_stats("ttft", cols.num("ttft_s")[done]))
+        entry.update(_stats("tpot", cols.num("tpot_s")[done & (cols.num("output_tokens") > 1)]))
+        out[names[k]] = entry
     return out

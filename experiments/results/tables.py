@@ -1,70 +1,33 @@
-"""Turn the components' raw results into the results contract's tables (DESIGN.md, Results).
+"""The results contract's tables (DESIGN.md, Results) from folded rows and sampled histories.
 
-``requests_table`` merges each request's fragments (load generator, router, prefill, fabric,
-decode, collector) into one row; ``timeseries_table`` resamples unit and link histories onto a
-fixed grid; ``transfers_table`` lists KV transfers with modeled and real times.
+``requests_table`` and ``transfers_table`` turn rows (folded by the collector from the
+components' records, ``cluster/records.py``) into Arrow tables, one row group per drain;
+``timeseries_table`` lays the units' and links' per-bin histories (``cluster/timeseries.py``)
+onto the run's grid.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from disagg.cluster.component import TIME_EPS_S
 from disagg.cluster.config import Experiment
+from disagg.experiments.results.columns import by_name
 
 REQUEST_COLUMNS = [
     "request_id", "slo_class", "arrival_s", "prompt_tokens", "output_tokens", "status", "reason",
     "prefill_unit", "prefill_start_s", "first_token_s", "decode_unit", "kv_bytes",
     "transfer_start_s", "transfer_end_s", "decode_start_s", "last_token_s", "ttft_s", "tpot_s",
     "e2e_s", "slo_met", "ttft_slo_s", "tpot_slo_s", "prefill_view_age_s", "decode_view_age_s",
+    "attempts", "end_s",
 ]
 _STRINGS = {"slo_class", "status", "reason", "prefill_unit", "decode_unit"}
-_INTS = {"request_id", "prompt_tokens", "output_tokens"}
-
-
-def by_name(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Component results keyed by component name."""
-    return {c["name"]: c for c in raw["components"]}
-
-
-def request_rows(raw: dict[str, Any]) -> list[dict[str, Any]]:
-    """One merged dict per submitted request, with derived latencies and SLO verdicts."""
-    comps = by_name(raw)
-    rows: dict[int, dict[str, Any]] = {
-        rid: {"request_id": rid, **base} for rid, base in comps["loadgen"]["requests"].items()
-    }
-    for name, comp in comps.items():
-        if name == "loadgen":
-            continue
-        for rid, frag in comp.get("requests", {}).items():
-            if rid in rows:
-                rows[rid].update({k: v for k, v in frag.items() if k != "real_bytes"})
-    for row in rows.values():
-        _derive(row)
-    return [rows[rid] for rid in sorted(rows)]
-
-
-def _derive(row: dict[str, Any]) -> None:
-    if "status" not in row:
-        row["status"], row["reason"] = "failed", "unfinished_at_drain_deadline"
-    if row["status"] == "completed" and row.get("first_token_s") is None:
-        row["first_token_s"] = row.get("end_s")  # a one-token output whose prefill unit was lost
-    if row["status"] == "completed" and row.get("last_token_s") is None:
-        # one-token outputs end at prefill; a lost unit's records are gone but the end time stands
-        row["last_token_s"] = row.get("end_s") or row.get("first_token_s")
-    if row["status"] != "completed":
-        row["slo_met"] = False
-        return
-    row["ttft_s"] = row["first_token_s"] - row["arrival_s"]
-    row["e2e_s"] = row["last_token_s"] - row["arrival_s"]
-    decode_tokens = row["output_tokens"] - 1
-    row["tpot_s"] = (row["last_token_s"] - row["first_token_s"]) / decode_tokens if decode_tokens else 0.0
-    row["slo_met"] = bool(
-        row["ttft_s"] <= row["ttft_slo_s"] + 1e-12 and row["tpot_s"] <= row["tpot_slo_s"] + 1e-12
-    )
+_INTS = {"request_id", "prompt_tokens", "output_tokens", "attempts"}
 
 
 def requests_table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -83,38 +46,17 @@ def requests_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.table(cols)
 
 
-def step_integral(times: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Integral from 0 to each query time of a step function that is ``values[i]`` from
-    ``times[i]`` until the next change (0 before the first)."""
-    if len(times) == 0:
-        return np.zeros(len(query))
-    order = np.argsort(times, kind="stable")
-    t, v = times[order], values[order]
-    area = np.concatenate(([0.0], np.cumsum(v[:-1] * np.diff(t))))
-    idx = np.searchsorted(t, query, side="right") - 1
-    out = np.where(idx >= 0, area[np.maximum(idx, 0)] + v[np.maximum(idx, 0)] * (query - t[np.maximum(idx, 0)]), 0.0)
-    return out
-
-
-def step_value(times: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Value at each query time of the step function (0 before the first change)."""
-    if len(times) == 0:
-        return np.zeros(len(query))
-    order = np.argsort(times, kind="stable")
-    idx = np.searchsorted(times[order], query, side="right") - 1
-    return np.where(idx >= 0, values[order][np.maximum(idx, 0)], 0.0)
-
-
-def _busy_step(busy: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    times = np.array([t for s, e in busy for t in (s, e)], dtype=np.float64)
-    values = np.array([v for _ in busy for v in (1.0, 0.0)], dtype=np.float64)
-    return times, values
-
-
 def grid(end_s: float, step_s: float) -> np.ndarray:
     """Sample times step, 2 step, ... covering [0, end_s]."""
-    n = max(1, math.ceil(end_s / step_s - 1e-9))
+    n = max(1, math.ceil(end_s / step_s - TIME_EPS_S))
     return step_s * np.arange(1, n + 1, dtype=np.float64)
+
+
+def _fit(values: np.ndarray, n: int, carry: bool) -> np.ndarray:
+    """``values`` cut or padded to n bins (padding carries the last value, or is 0)."""
+    v = np.asarray(values, dtype=np.float64)[:n]
+    pad = (v[-1] if len(v) else 0.0) if carry else 0.0
+    return np.concatenate((v, np.full(n - len(v), pad)))
 
 
 def timeseries_table(raw: dict[str, Any], exp: Experiment, end_s: float) -> pa.Table:
@@ -124,87 +66,68 @@ def timeseries_table(raw: dict[str, Any], exp: Experiment, end_s: float) -> pa.T
     frames: list[dict[str, Any]] = []
     for name, comp in by_name(raw).items():
         if "log" in comp:
-            frames.append(_unit_frame(name, comp["log"], g, step))
+            frames.append(_unit_frame(name, comp["unit"]["kind"], comp["log"], g, step))
     fabric = by_name(raw).get("fabric")
     if fabric is not None:
         frames.extend(_link_frames(fabric, g, step))
     if not frames:
         return pa.table({"time_s": pa.array([], pa.float64())})
     keys = list(frames[0])
-    return pa.table({k: pa.array(np.concatenate([f[k] for f in frames]).tolist()) for k in keys})
+    return pa.table({k: pa.array(np.concatenate([f[k] for f in frames])) for k in keys})
 
 
-def _unit_frame(name: str, log: dict[str, Any], g: np.ndarray, step: float) -> dict[str, Any]:
-    ch = np.array(log["changes"], dtype=np.float64).reshape(-1, 4)
-    bt, bv = _busy_step(log["busy"])
-    busy = (step_integral(bt, bv, g) - step_integral(bt, bv, g - step)) / step
-    tok = np.array(log["tokens"], dtype=np.float64).reshape(-1, 3)
-    order = np.argsort(tok[:, 1], kind="stable")  # tokens count when their work ends
-    ends, cum = tok[order, 1], np.concatenate(([0.0], np.cumsum(tok[order, 2])))
-    tok_done = cum[np.searchsorted(ends, np.concatenate(([0.0], g)), side="right")]
+def _unit_frame(name: str, kind: str, log: dict[str, Any], g: np.ndarray,
+                step: float) -> dict[str, Any]:
     n = len(g)
+    busy = np.clip(_fit(log["busy"], n, False) / step, 0.0, 1.0)
     return {
         "time_s": g, "entity": np.array([name] * n, dtype=object),
-        "kind": np.array([name.split("-")[0]] * n, dtype=object),
-        "queue_depth": step_value(ch[:, 0], ch[:, 1], g),
-        "batch_size": step_value(ch[:, 0], ch[:, 2], g),
-        "kv_used_bytes": step_value(ch[:, 0], ch[:, 3], g),
-        "busy_fraction": np.clip(busy, 0.0, 1.0),
-        "tokens_per_s": np.diff(tok_done) / step,
+        "kind": np.array([kind] * n, dtype=object),
+        "queue_depth": _fit(log["queue_depth"], n, True),
+        "batch_size": _fit(log["batch_size"], n, True),
+        "kv_used_bytes": _fit(log["kv_used_bytes"], n, True),
+        "busy_fraction": busy,
+        "tokens_per_s": _fit(log["tokens"], n, False) / step,
         "throughput_bytes_per_s": np.full(n, np.nan), "active_flows": np.full(n, np.nan),
-        "utilization": np.clip(busy, 0.0, 1.0),
+        "utilization": busy,
     }
 
 
 def _link_frames(fabric: dict[str, Any], g: np.ndarray, step: float) -> list[dict[str, Any]]:
     frames = []
     n = len(g)
+    state = fabric["link_state"]
     for link, cap in fabric["capacity"].items():
-        rows = [r for r in fabric["link_log"] if r[1] == link]
-        t = np.array([r[0] for r in rows], dtype=np.float64)
-        rate = np.array([r[2] for r in rows], dtype=np.float64)
-        flows = np.array([r[3] for r in rows], dtype=np.float64)
-        tput = (step_integral(t, rate, g) - step_integral(t, rate, g - step)) / step
+        if link in state["flows"]:
+            since, rate = state["rate"][link]
+            carried = copy.deepcopy(state["bytes"][link])
+            carried.interval(since, step * n, rate)  # the last rate runs on to the grid's end
+            tput = carried.per_bin(n) / step
+            flows = state["flows"][link].sampled(n)[0]
+        else:
+            tput, flows = np.zeros(n), np.zeros(n)
         frames.append({
             "time_s": g, "entity": np.array([link] * n, dtype=object),
             "kind": np.array(["link"] * n, dtype=object),
             "queue_depth": np.full(n, np.nan), "batch_size": np.full(n, np.nan),
             "kv_used_bytes": np.full(n, np.nan), "busy_fraction": np.full(n, np.nan),
             "tokens_per_s": np.full(n, np.nan), "throughput_bytes_per_s": tput,
-            "active_flows": step_value(t, flows, g), "utilization": tput / cap,
+            "active_flows": flows, "utilization": tput / cap,
         })
     return frames
 
 
-def transfer_rows(raw: dict[str, Any]) -> list[dict[str, Any]]:
-    """One dict per KV transfer, joined with the real bytes and real arrival at the decode unit."""
-    comps = by_name(raw)
-    fabric = comps.get("fabric", {"transfers": []})
-    decode_recs: dict[int, dict[str, Any]] = {}
-    for name, comp in comps.items():
-        if name.startswith("decode-"):
-            decode_recs.update(comp["requests"])
-    node = {n: p["node_id"] for n, p in raw.get("placement", {}).items()}
-    rows = []
-    for t in fabric["transfers"]:
-        rec = decode_recs.get(t["request_id"], {})
-        src, dst = node.get(t["src_unit"]), node.get(t["dst_unit"])
-        rows.append({**t, "real_bytes": rec.get("real_bytes"), "real_end_s": rec.get("real_end_s"),
-                     "src_node": src, "dst_node": dst,
-                     "crosses_nodes": None if src is None or dst is None else src != dst})
-    return rows
-
-
 TRANSFER_COLUMNS = ["request_id", "src_unit", "dst_unit", "src_host", "dst_host", "modeled_bytes",
                     "real_bytes", "start_s", "modeled_end_s", "real_end_s", "src_node", "dst_node",
-                    "crosses_nodes"]
+                    "crosses_nodes", "attempt"]
 
 
 def transfers_table(rows: list[dict[str, Any]]) -> pa.Table:
     """transfers.parquet: one row per KV transfer."""
     types = {"request_id": pa.int64(), "src_unit": pa.string(), "dst_unit": pa.string(),
              "src_host": pa.string(), "dst_host": pa.string(), "real_bytes": pa.int64(),
-             "src_node": pa.string(), "dst_node": pa.string(), "crosses_nodes": pa.bool_()}
+             "src_node": pa.string(), "dst_node": pa.string(), "crosses_nodes": pa.bool_(),
+             "attempt": pa.int64()}
     return pa.table({
         c: pa.array([r.get(c) for r in rows], types.get(c, pa.float64())) for c in TRANSFER_COLUMNS
     })

@@ -1,5 +1,7 @@
 """Write a run's results folder atomically: everything goes to a temporary sibling folder that is
-renamed into place only when complete, so a failed run never leaves half-written output."""
+renamed into place only when complete, so a failed run never leaves half-written output.
+:class:`ResultsWriter` streams ``requests.parquet`` and ``transfers.parquet`` into that folder as
+row groups while the run goes."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pyarrow.parquet as pq
 import tomli_w
 
 from disagg.cluster.config import Experiment
+from disagg.experiments.results.tables import requests_table, transfers_table
 
 
 def _toml_ready(value: Any) -> Any:
@@ -70,3 +73,63 @@ def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+class ResultsWriter:
+    """A results folder written as the run goes: request and transfer rows are appended as
+    Parquet row groups (one per drain) into a temporary sibling of ``out_dir``; :meth:`finish`
+    adds the rest and swaps the folder into place, :meth:`abort` removes it."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", dir=self.out_dir.parent))
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self.rows_written = 0
+
+    def write(self, drained: Any) -> None:
+        """Append a drain's rows (``actors.components.collector.Drained``) as row groups."""
+        if drained.rows:
+            self._append("requests", requests_table(drained.rows))
+            self.rows_written += len(drained.rows)
+        if drained.transfers:
+            self._append("transfers", transfers_table(drained.transfers))
+
+    def _append(self, name: str, table: pa.Table) -> None:
+        if name not in self._writers:
+            self._writers[name] = pq.ParquetWriter(self.tmp / f"{name}.parquet", table.schema)
+        self._writers[name].write_table(table)
+
+    def close_tables(self) -> None:
+        """Close the streamed tables (an empty table for one that got no rows)."""
+        for name, empty in (("requests", requests_table([])), ("transfers", transfers_table([]))):
+            if name not in self._writers:
+                self._append(name, empty)
+            self._writers.pop(name).close()
+
+    def read(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        """A streamed table read back (only ``columns``, if given), after :meth:`close_tables`."""
+        return pq.read_table(self.tmp / f"{name}.parquet", columns=columns)
+
+    def finish(self, exp: Experiment, tables: dict[str, pa.Table], summary: dict[str, Any],
+               extra: dict[str, bytes] | None = None) -> Path:
+        """Write the remaining tables, summary.json, config.toml and ``extra``; swap into place."""
+        try:
+            for name, table in tables.items():
+                pq.write_table(table, self.tmp / f"{name}.parquet")
+            (self.tmp / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2) + "\n")
+            (self.tmp / "config.toml").write_text(config_toml(exp))
+            for name, data in (extra or {}).items():
+                (self.tmp / name).write_bytes(data)
+            swap_into_place(self.tmp, self.out_dir)
+        except BaseException:
+            self.abort()
+            raise
+        return self.out_dir
+
+    def abort(self) -> None:
+        """Drop the temporary folder (the run failed)."""
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
