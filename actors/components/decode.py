@@ -232,8 +232,9 @@ class DecodeUnit(Component):
         self._recent = np.concatenate((self._recent, bounds[:steps]))[-RECENT_BOUNDARIES:]
         joined = sum(1 for rid in self.running if "first_decode_token_s" not in self.records[rid])
         # a request's first decode token's gap is measured from its first token (summary.py)
-        self.itl.add_many(durations[:1], np.full(1, float(b - joined)))
-        self.itl.add_many(durations[1:], np.full(len(durations) - 1, float(b)))
+        weights = np.full(len(durations), float(b))
+        weights[0] = b - joined
+        self.itl.add_many(durations, weights)
         self.log.work(start, self.t, b * steps, b)
         self.tokens_out += b * steps
         self.busy_s += self.t - start
