@@ -21,6 +21,9 @@ from disagg.cluster.sketch import QuantileSketch
 TIME_EPS_S = 1e-9
 """The one tolerance for comparing emu times, seconds: events closer than this are simultaneous
 (float seconds accumulate rounding). Every time comparison in the components uses it."""
+SERIES_MARGIN_S = 1.0
+"""Emu seconds a component keeps timeseries bins open behind its own frontier, for events whose
+modeled time comes late (lag on the ray engine)."""
 RECENT_LAGS = 1000
 """Lags each component keeps in full for the live view (the rest go into its sketch only)."""
 
@@ -124,6 +127,11 @@ class Component:
         unit = None if self.unit is None else {"kind": self.unit.kind, "index": self.unit.index}
         return {"name": self.name, "unit": unit, "lags": self.lags.state(),
                 "late_decisions": self.late_decisions}
+
+    def drain_series(self) -> list[dict[str, Any]]:
+        """Per-bin history that has become final (``timeseries.parquet`` rows, as plain data),
+        handed out as the run goes and forgotten here; none by default."""
+        return []
 
     def _identity(self) -> dict[str, Any]:
         """A unit's kind and index, for views (empty for control components)."""

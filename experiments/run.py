@@ -20,7 +20,12 @@ from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.config import Experiment
 from disagg.experiments.results.columns import Columns
 from disagg.experiments.results.summary import makespan, summarize
-from disagg.experiments.results.tables import requests_table, timeseries_table, transfers_table
+from disagg.experiments.results.tables import (
+    final_series,
+    requests_table,
+    series_table,
+    transfers_table,
+)
 from disagg.experiments.results.timeline import event_log, event_log_bytes
 from disagg.experiments.results.writing import ResultsWriter, write_results
 
@@ -80,7 +85,8 @@ def assemble(exp: Experiment, raw: dict[str, Any]) -> RunResult:
     """Build the tables and the summary from raw results whose rows were kept in memory."""
     requests = requests_table(raw["requests"])
     transfers = transfers_table(raw["transfers"])
-    timeseries = timeseries_table(raw, exp, makespan(Columns(requests)))
+    end_s = makespan(Columns(requests))
+    timeseries = series_table(raw["series"] + final_series(raw, exp, end_s))
     summary = summarize(exp, raw, requests, transfers, timeseries)
     tables = {"requests": requests, "timeseries": timeseries, "transfers": transfers}
     return RunResult(exp, tables, summary, raw)
@@ -100,17 +106,19 @@ def _streamed(exp: Experiment, out_dir: Path, address: str | None, progress: Any
     writer = ResultsWriter(out_dir)
     try:
         raw = execute(exp, address=address, progress=progress, live_s=live_s, sink=writer.write)
-        writer.close_tables()
+        writer.close_tables(keep_open=("timeseries",))
         cols = writer.read("requests", SUMMARY_COLUMNS)
+        writer.write_series(final_series(raw, exp, makespan(Columns(cols))))
+        writer.close_tables()
         transfers = writer.read("transfers", ["start_s", "modeled_end_s", "modeled_bytes"])
-        timeseries = timeseries_table(raw, exp, makespan(Columns(cols)))
+        timeseries = writer.read("timeseries", ["kind", "utilization"])
         summary = summarize(exp, raw, cols, transfers, timeseries)
         extra = (_extra_files(exp, raw, writer.read("requests"), writer.read("transfers"))
                  if exp.output.event_log else {})
     except BaseException:
         writer.abort()
         raise
-    folder = writer.finish(exp, {"timeseries": timeseries}, summary, extra)
+    folder = writer.finish(exp, {}, summary, extra)
     tables = FolderTables(folder, ("requests", "timeseries", "transfers"))
     return RunResult(exp, tables, summary, raw, folder)
 

@@ -20,11 +20,11 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
-from disagg.cluster.component import TIME_EPS_S, Clock, Component
+from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component
 from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import KvDelivered, KvPrefetch, TransferRequested
 from disagg.cluster.records import TransferRecord
-from disagg.cluster.timeseries import BinnedIntegral, SteppedValues
+from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, final_bins
 from disagg.fabric.flows import FluidNetwork
 from disagg.fabric.topology import Link, Topology
 
@@ -77,9 +77,11 @@ class Fabric(Component):
         # (t, link, bytes/s, flows) per change, kept only for the event log (output.event_log)
         self.link_log: list[tuple[float, str, float, int]] | None = [] if keep_events else None
         self.step_s = sample_interval_s
-        self.link_flows: dict[str, SteppedValues] = {}  # active flows, sampled per bin
-        self.link_bytes_binned: dict[str, BinnedIntegral] = {}  # bytes carried per bin
-        self._link_rate: dict[str, tuple[float, float]] = {}  # link -> (since, bytes/s)
+        self.capacity = {f"{k[0]}/{k[1]}": v for k, v in topology.capacity.items()}
+        links = [f"{k[0]}/{k[1]}" for k in topology.capacity]
+        self.link_flows = {k: SteppedValues(self.step_s, 1) for k in links}  # flows per bin
+        self.link_bytes_binned = {k: BinnedIntegral(self.step_s) for k in links}  # bytes per bin
+        self._link_rate: dict[str, tuple[float, float]] = {k: (0.0, 0.0) for k in links}
         self.bytes_moved = 0.0
         self.backdated = 0  # transfers started at their modeled time after arriving late
         self.link_bytes: dict[Any, float] = {}  # modeled bytes of finished transfers per link
@@ -202,12 +204,9 @@ class Fabric(Component):
         """Fold a link's new rate (bytes/s) and flow count from emu time ``t`` into its bins."""
         if self.link_log is not None:
             self.link_log.append((t, link, rate, flows))
-        if link not in self.link_flows:
-            self.link_flows[link] = SteppedValues(self.step_s, 1)
-            self.link_bytes_binned[link] = BinnedIntegral(self.step_s)
-        since, old = self._link_rate.get(link, (t, 0.0))
+        since, old = self._link_rate[link]
         self.link_bytes_binned[link].interval(since, t, old)
-        self._link_rate[link] = (t, rate)
+        self._link_rate[link] = (max(since, t), rate)
         self.link_flows[link].change(t, flows)
 
     def results(self) -> dict[str, Any]:
@@ -215,6 +214,25 @@ class Fabric(Component):
         out.update(link_log=self.link_log or [], backdated=self.backdated,
                    link_state=self._link_state(),
                    capacity={f"{k[0]}/{k[1]}": v for k, v in self.topology.capacity.items()})
+        return out
+
+    def drain_series(self) -> list[dict[str, Any]]:
+        """Final bins of every link's history (bytes carried, active flows): the fabric acts in
+        modeled-time order, so nothing changes before its network's clock any more."""
+        frontier = min(self.clock.now(), self.net.now_s) - SERIES_MARGIN_S
+        k = final_bins(frontier, self.step_s)
+        out = []
+        for link, flows in self.link_flows.items():
+            first = flows.base
+            if k <= first:
+                continue
+            since, rate = self._link_rate[link]
+            if frontier > since:  # the current rate carries on to the frontier
+                self.link_bytes_binned[link].interval(since, frontier, rate)
+                self._link_rate[link] = (frontier, rate)
+            out.append({"entity": link, "kind": "link", "step_s": self.step_s, "first_bin": first,
+                        "bytes": self.link_bytes_binned[link].pop_before(k),
+                        "flows": flows.pop_before(k)[0], "capacity": self.capacity[link]})
         return out
 
     def _link_state(self) -> dict[str, Any]:

@@ -128,7 +128,7 @@ def test_same_host_transfer_skips_the_nic() -> None:
     topo = _topology({"p": "A", "d": "A"}, {"A": 1 * GB})
     log, fabric = run_fabric(topo, [(0.0, "p", "d", 100 * GB)])
     assert log[0] == pytest.approx(LAT)
-    assert fabric.link_flows == {}  # no link ever carried a flow
+    assert fabric.link_bytes == {}  # no NIC link carried any byte
 
 
 def test_chunk_ready_times_spread_over_the_prefill() -> None:

@@ -61,16 +61,19 @@ class EndedIds:
 @dataclass
 class Drained:
     """What one drain hands the results sink: finished rows (request-id order), their transfer
-    rows, and the ids that ended since the last drain (the router forgets them)."""
+    rows, the ids that ended since the last drain (the router forgets them), and the components'
+    timeseries bins that became final (``Component.drain_series``; the engine adds them)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     transfers: list[dict[str, Any]] = field(default_factory=list)
     ended_ids: list[int] = field(default_factory=list)
+    series: list[dict[str, Any]] = field(default_factory=list)
 
     def extend(self, other: Drained) -> None:
         """Keep ``other``'s rows too (a sink that holds everything in memory)."""
         self.rows.extend(other.rows)
         self.transfers.extend(other.transfers)
+        self.series.extend(other.series)
 
 
 class Collector(Component):

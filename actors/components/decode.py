@@ -21,7 +21,7 @@ import numpy as np
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import TIME_EPS_S, Clock, Component
+from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component
 from disagg.cluster.errors import CapacityExceeded
 from disagg.cluster.hardware.perf import decode_step_times, kv_bytes
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
@@ -267,6 +267,12 @@ class DecodeUnit(Component):
         carried = self._carried.pop(rid, (request,))
         self.peers["collector"].send(
             RequestEnded(rid, status, reason, t, (*carried, record)))  # type: ignore[arg-type]
+
+    def drain_series(self) -> list[dict[str, Any]]:
+        """Final bins of the unit's history: its next work starts at the committed boundary."""
+        frontier = min(self.clock.now(), self.t) - SERIES_MARGIN_S
+        series = self.log.pop_final(frontier)
+        return [] if series is None else [{"entity": self.name, **self._identity(), **series}]
 
     def _changed(self) -> None:
         self.log.state(self.t, len(self.pending), len(self.running), self.kv_used_bytes)

@@ -16,7 +16,7 @@ from typing import Any
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import Clock, Component
+from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component
 from disagg.cluster.config import FaultsConfig
 from disagg.cluster.hardware.perf import kv_bytes, prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
@@ -154,6 +154,11 @@ class PrefillUnit(Component):
         sent_s = start if stream else end
         self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s, window,
                                           (*carried, record)))
+
+    def drain_series(self) -> list[dict[str, Any]]:
+        """Final bins of the unit's history (nothing it does can start before now)."""
+        series = self.log.pop_final(self.clock.now() - SERIES_MARGIN_S)
+        return [] if series is None else [{"entity": self.name, **self._identity(), **series}]
 
     def _report(self, t: float) -> None:
         self.reporter.router = self.peers["router"]

@@ -1,8 +1,9 @@
 """A unit's own history, folded onto the timeseries grid as it happens (``cluster/timeseries.py``):
 queue depth, batch size and KV bytes in use as step functions, busy time and tokens per bin.
 
-Memory grows with the run's duration over the sample interval, not with its events. With
-``keep_events`` (``output.event_log``) it also keeps every batch, for the event log.
+Final bins are handed out as the run goes (:meth:`UnitLog.pop_final`), so a unit holds only a
+window of recent bins. With ``keep_events`` (``output.event_log``) it also keeps every batch,
+for the event log.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from disagg.cluster.component import TIME_EPS_S
-from disagg.cluster.timeseries import BinnedIntegral, SteppedValues
+from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, final_bins
 
 
 class UnitLog:
@@ -41,12 +42,29 @@ class UnitLog:
         if self.batches is not None:
             self.batches.append((start_s, end_s, requests, tokens))
 
-    def as_dict(self, n_bins: int | None = None) -> dict[str, Any]:
-        """Plain data for the results: per-bin series up to the last bin touched (or ``n_bins``),
-        total busy emu s, and the batches if kept."""
-        n = n_bins or max(self.changes._t.n, self.busy._bins.n, self.tokens._bins.n, 2) - 1
-        queue, batch, kv = self.changes.sampled(n)
-        return {"step_s": self.step_s, "queue_depth": queue, "batch_size": batch,
-                "kv_used_bytes": kv, "busy": self.busy.per_bin(n), "tokens": self.tokens.per_bin(n),
-                "busy_s": self.busy.total, "busy_last_s": self.busy.last_s,
-                "batches": self.batches or []}
+    def pop_final(self, frontier_s: float) -> dict[str, Any] | None:
+        """The bins that are final once nothing can happen before ``frontier_s`` (emu s), as a
+        series (see :meth:`series`), forgotten here; None if there are none yet."""
+        k = final_bins(frontier_s, self.step_s)
+        first = self.changes.base
+        if k <= first:
+            return None
+        queue, batch, kv = self.changes.pop_before(k)
+        return {"step_s": self.step_s, "first_bin": first, "queue_depth": queue, "batch_size": batch,
+                "kv_used_bytes": kv, "busy": self.busy.pop_before(k),
+                "tokens": self.tokens.pop_before(k)}
+
+    def series(self, n_bins: int) -> dict[str, Any]:
+        """The bins still held, up to bin ``n_bins`` (the grid's end): ``first_bin`` and per bin
+        the sampled state, busy emu s and tokens finished."""
+        queue, batch, kv = self.changes.sampled(n_bins)
+        return {"step_s": self.step_s, "first_bin": self.changes.base, "queue_depth": queue, "batch_size": batch,
+                "kv_used_bytes": kv, "busy": self.busy.per_bin(n_bins),
+                "tokens": self.tokens.per_bin(n_bins)}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for the results: the log itself (its held window, to be sampled once the
+        grid's end is known), total busy emu s, and the batches if kept."""
+        return {"step_s": self.step_s, "window": self, "busy_s": self.busy.total,
+                "busy_last_s": self.busy.last_s, "batches": self.batches or [],
+                "late": self.changes._t.late + self.busy._bins.late + self.tokens._bins.late}

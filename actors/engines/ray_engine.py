@@ -106,6 +106,10 @@ class ComponentHost:
         """Collector only: the rows finished since the last drain (``Collector.drain``)."""
         return self.component.drain(final)  # type: ignore[attr-defined]
 
+    def drain_series(self) -> list[dict[str, Any]]:
+        """The component's timeseries bins that became final (``Component.drain_series``)."""
+        return self.component.drain_series()
+
     def ended_ids(self) -> list[int]:
         """Collector only: the requests that have ended so far."""
         return list(self.component.ended)  # type: ignore[attr-defined]
@@ -220,7 +224,7 @@ def run_ray(
                  for n, h in handles.items()])
         last = ray.get(handles["loadgen"].last_arrival_s.remote())
         deadline = t0 + (last + exp.experiment.drain_timeout_s) * dilation
-        drain = _drainer(handles, nodes, sink or kept.extend, t0, dilation)
+        drain = _drainer(handles, nodes, sink or kept.extend, t0, dilation, lost)
         Supervisor(exp, handles, t0, lost).wait(deadline, poll_s, progress, drain)
         drain(True)
         parts = _gather(handles, lost)
@@ -237,7 +241,7 @@ def run_ray(
         raise RayEngineError("; ".join(errors[:3]))
     return {
         "engine": "ray", "end_s": (time.time() - t0) / dilation, "components": parts,
-        "requests": kept.rows, "transfers": kept.transfers,
+        "requests": kept.rows, "transfers": kept.transfers, "series": kept.series,
         "lost_units": sorted(lost), "placement_mode": placement.mode,
         "placement": {n: {"node_id": nodes[n], "node_ip": ips.get(nodes[n], "")} for n in nodes},
         "clock": {node: {"offset_ms": o.offset_s * 1e3, "uncertainty_ms": o.uncertainty_s * 1e3}
@@ -246,9 +250,10 @@ def run_ray(
 
 
 def _drainer(handles: dict[str, Any], nodes: dict[str, str], sink: Callable[[Drained], None],
-             t0: float, dilation: float) -> Callable[[bool], None]:
-    """A drain of the collector's finished rows into ``sink`` (transfers with their Ray nodes);
-    the router forgets the requests that ended."""
+             t0: float, dilation: float, lost: dict[str, str]) -> Callable[[bool], None]:
+    """A drain of the collector's finished rows (transfers with their Ray nodes) and of the
+    components' final timeseries bins into ``sink``; the router forgets the requests that ended.
+    A unit lost meanwhile contributes no bins this time (the supervisor notices it)."""
 
     def drain(final: bool = False) -> None:
         drained: Drained = ray.get(handles["collector"].drain.remote(final))
@@ -256,6 +261,11 @@ def _drainer(handles: dict[str, Any], nodes: dict[str, str], sink: Callable[[Dra
             handles["router"].deliver.remote(
                 RequestsEnded(tuple(drained.ended_ids), (time.time() - t0) / dilation))
         with_nodes(drained.transfers, nodes)
+        refs = [h.drain_series.remote() for n, h in handles.items() if n not in lost]
+        try:
+            drained.series = [s for part in ray.get(refs) for s in part]
+        except ray.exceptions.RayActorError:
+            pass  # a unit was lost: this drain's bins are dropped (a gap in the timeseries)
         sink(drained)
 
     return drain

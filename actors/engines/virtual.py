@@ -142,24 +142,26 @@ def _live_tick(comps: dict[str, Component], progress: Callable[[dict[str, Any]],
     return tick
 
 
-def drain_into(collector: Collector, router: Component, sink: Sink, now_s: float,
+def drain_into(comps: dict[str, Component], sink: Sink, now_s: float, lost: set[str],
                final: bool = False) -> None:
-    """Move the collector's finished rows into ``sink``; the router forgets those requests."""
+    """Move the collector's finished rows and the components' final timeseries bins into
+    ``sink``; the router forgets the requests that ended."""
+    collector: Collector = comps["collector"]  # type: ignore[assignment]
     drained = collector.drain(final)
     if drained.ended_ids:
-        router.deliver(RequestsEnded(tuple(drained.ended_ids), now_s))
+        comps["router"].deliver(RequestsEnded(tuple(drained.ended_ids), now_s))
+    drained.series = [s for n, c in comps.items() if n not in lost for s in c.drain_series()]
     sink(drained)
 
 
 def _ticks(loop: VirtualTimeLoop, comps: dict[str, Component], sink: Sink,
-           live: Callable[[], None] | None, live_s: float) -> None:
+           live: Callable[[], None] | None, live_s: float, lost: set[str]) -> None:
     """Drain every ``DRAIN_S`` and report live every ``live_s`` wall seconds, between steps."""
-    collector: Collector = comps["collector"]  # type: ignore[assignment]
     every = min(DRAIN_S, live_s) if live is not None else DRAIN_S
     next_live = [0.0]
 
     def tick() -> None:
-        drain_into(collector, comps["router"], sink, loop.time())
+        drain_into(comps, sink, loop.time(), lost)
         if live is not None and time.monotonic() >= next_live[0]:
             next_live[0] = time.monotonic() + live_s
             live()
@@ -190,7 +192,7 @@ async def _drive(
     kept = Drained()
     sink = sink or kept.extend
     live = None if progress is None else _live_tick(comps, progress, loop.time, lost)
-    _ticks(loop, comps, sink, live, live_s)
+    _ticks(loop, comps, sink, live, live_s, lost)
     collector = comps["collector"]
     done = loop.create_task(collector.done.wait())  # type: ignore[attr-defined]
     last_arrival = comps["loadgen"].arrivals_end_s()  # type: ignore[attr-defined]
@@ -209,9 +211,9 @@ async def _drive(
         for task in [*tasks, done, deadline]:
             task.cancel()
         await asyncio.gather(*tasks, done, deadline, return_exceptions=True)
-    drain_into(collector, comps["router"], sink, loop.time(), final=True)  # type: ignore[arg-type]
+    drain_into(comps, sink, loop.time(), lost, final=True)
     return {"end_s": loop.time(), "lost_units": sorted(lost), "requests": kept.rows,
-            "transfers": kept.transfers,
+            "transfers": kept.transfers, "series": kept.series,
             "components": [c.results() for n, c in comps.items() if n not in lost]}
 
 

@@ -99,10 +99,11 @@ def _fabric(transfers: pa.Table, timeseries: pa.Table) -> dict[str, Any]:
     out.update({f"p{p}_transfer_ms": (float(np.percentile(durations, p)) * 1e3
                                       if len(durations) else None) for p in (50, 99)})
     # the per-link utilization the timeseries already sampled, not a second resampling
-    use = [u for k, u in zip(timeseries.column("kind").to_pylist(),
-                             timeseries.column("utilization").to_pylist(), strict=True)
-           if k == "link" and u is not None] if "kind" in timeseries.column_names else []
-    out["peak_link_utilization"] = max(use, default=0.0)
+    ts = Columns(timeseries)
+    use = ts.num("utilization")[ts.mask("kind", "link")] if "kind" in timeseries.column_names \
+        else np.zeros(0)
+    use = use[~np.isnan(use)]
+    out["peak_link_utilization"] = float(use.max()) if len(use) else 0.0
     return out
 
 

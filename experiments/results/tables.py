@@ -52,69 +52,63 @@ def grid(end_s: float, step_s: float) -> np.ndarray:
     return step_s * np.arange(1, n + 1, dtype=np.float64)
 
 
-def _fit(values: np.ndarray, n: int, carry: bool) -> np.ndarray:
-    """``values`` cut or padded to n bins (padding carries the last value, or is 0)."""
-    v = np.asarray(values, dtype=np.float64)[:n]
-    pad = (v[-1] if len(v) else 0.0) if carry else 0.0
-    return np.concatenate((v, np.full(n - len(v), pad)))
+TIMESERIES_COLUMNS = ["time_s", "entity", "kind", "queue_depth", "batch_size", "kv_used_bytes",
+                      "busy_fraction", "tokens_per_s", "throughput_bytes_per_s", "active_flows",
+                      "utilization"]
 
 
-def timeseries_table(raw: dict[str, Any], exp: Experiment, end_s: float) -> pa.Table:
-    """timeseries.parquet: per unit and per fabric link, sampled every ``sample_interval_s``."""
+def series_table(series: list[dict[str, Any]]) -> pa.Table:
+    """timeseries.parquet rows from per-bin series of units and links (as components hand
+    them out, ``Component.drain_series``, or as :func:`final_series` samples what is left)."""
+    frames = [_frame(s) for s in series if len(s["busy" if "busy" in s else "bytes"])]
+    types = {"entity": pa.string(), "kind": pa.string()}
+    cols = {c: np.concatenate([f[c] for f in frames]) if frames else
+            np.zeros(0, dtype=object if c in types else np.float64) for c in TIMESERIES_COLUMNS}
+    return pa.table({c: pa.array(cols[c], types.get(c, pa.float64())) for c in TIMESERIES_COLUMNS})
+
+
+def _frame(s: dict[str, Any]) -> dict[str, np.ndarray]:
+    step = s["step_s"]
+    n = len(s["busy"] if "busy" in s else s["bytes"])
+    nan = np.full(n, np.nan)
+    out = {"time_s": step * np.arange(s["first_bin"], s["first_bin"] + n, dtype=np.float64),
+           "entity": np.array([s["entity"]] * n, dtype=object),
+           "kind": np.array([s["kind"]] * n, dtype=object)}
+    if s["kind"] == "link":
+        tput = np.asarray(s["bytes"]) / step
+        out.update(queue_depth=nan, batch_size=nan, kv_used_bytes=nan, busy_fraction=nan,
+                   tokens_per_s=nan, throughput_bytes_per_s=tput, active_flows=s["flows"],
+                   utilization=tput / s["capacity"])
+        return out
+    busy = np.clip(np.asarray(s["busy"]) / step, 0.0, 1.0)
+    out.update(queue_depth=s["queue_depth"], batch_size=s["batch_size"],
+               kv_used_bytes=s["kv_used_bytes"], busy_fraction=busy,
+               tokens_per_s=np.asarray(s["tokens"]) / step, throughput_bytes_per_s=nan,
+               active_flows=nan, utilization=busy)
+    return out
+
+
+def final_series(raw: dict[str, Any], exp: Experiment, end_s: float) -> list[dict[str, Any]]:
+    """What the components still hold of their histories, sampled up to the grid's end (the
+    bins covering [0, end_s]); the current link rates run on to it."""
     step = exp.output.sample_interval_s
-    g = grid(end_s, step)
-    frames: list[dict[str, Any]] = []
+    n = len(grid(end_s, step))
+    out = []
     for name, comp in by_name(raw).items():
         if "log" in comp:
-            frames.append(_unit_frame(name, comp["unit"]["kind"], comp["log"], g, step))
+            out.append({"entity": name, "kind": comp["unit"]["kind"],
+                        **comp["log"]["window"].series(n)})
     fabric = by_name(raw).get("fabric")
     if fabric is not None:
-        frames.extend(_link_frames(fabric, g, step))
-    if not frames:
-        return pa.table({"time_s": pa.array([], pa.float64())})
-    keys = list(frames[0])
-    return pa.table({k: pa.array(np.concatenate([f[k] for f in frames])) for k in keys})
-
-
-def _unit_frame(name: str, kind: str, log: dict[str, Any], g: np.ndarray,
-                step: float) -> dict[str, Any]:
-    n = len(g)
-    busy = np.clip(_fit(log["busy"], n, False) / step, 0.0, 1.0)
-    return {
-        "time_s": g, "entity": np.array([name] * n, dtype=object),
-        "kind": np.array([kind] * n, dtype=object),
-        "queue_depth": _fit(log["queue_depth"], n, True),
-        "batch_size": _fit(log["batch_size"], n, True),
-        "kv_used_bytes": _fit(log["kv_used_bytes"], n, True),
-        "busy_fraction": busy,
-        "tokens_per_s": _fit(log["tokens"], n, False) / step,
-        "throughput_bytes_per_s": np.full(n, np.nan), "active_flows": np.full(n, np.nan),
-        "utilization": busy,
-    }
-
-
-def _link_frames(fabric: dict[str, Any], g: np.ndarray, step: float) -> list[dict[str, Any]]:
-    frames = []
-    n = len(g)
-    state = fabric["link_state"]
-    for link, cap in fabric["capacity"].items():
-        if link in state["flows"]:
-            since, rate = state["rate"][link]
+        state = fabric["link_state"]
+        for link, cap in fabric["capacity"].items():
             carried = copy.deepcopy(state["bytes"][link])
-            carried.interval(since, step * n, rate)  # the last rate runs on to the grid's end
-            tput = carried.per_bin(n) / step
-            flows = state["flows"][link].sampled(n)[0]
-        else:
-            tput, flows = np.zeros(n), np.zeros(n)
-        frames.append({
-            "time_s": g, "entity": np.array([link] * n, dtype=object),
-            "kind": np.array(["link"] * n, dtype=object),
-            "queue_depth": np.full(n, np.nan), "batch_size": np.full(n, np.nan),
-            "kv_used_bytes": np.full(n, np.nan), "busy_fraction": np.full(n, np.nan),
-            "tokens_per_s": np.full(n, np.nan), "throughput_bytes_per_s": tput,
-            "active_flows": flows, "utilization": tput / cap,
-        })
-    return frames
+            since, rate = state["rate"][link]
+            carried.interval(since, step * n, rate)
+            out.append({"entity": link, "kind": "link", "step_s": step,
+                        "first_bin": state["flows"][link].base, "bytes": carried.per_bin(n),
+                        "flows": state["flows"][link].sampled(n)[0], "capacity": cap})
+    return out
 
 
 TRANSFER_COLUMNS = ["request_id", "src_unit", "dst_unit", "src_host", "dst_host", "modeled_bytes",

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import tomli_w
 
 from disagg.cluster.config import Experiment
-from disagg.experiments.results.tables import requests_table, transfers_table
+from disagg.experiments.results.tables import requests_table, series_table, transfers_table
 
 
 def _toml_ready(value: Any) -> Any:
@@ -76,8 +76,8 @@ def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
 
 
 class ResultsWriter:
-    """A results folder written as the run goes: request and transfer rows are appended as
-    Parquet row groups (one per drain) into a temporary sibling of ``out_dir``; :meth:`finish`
+    """A results folder written as the run goes: request and transfer rows and timeseries bins
+    are appended as Parquet row groups (one per drain) into a temporary sibling of ``out_dir``; :meth:`finish`
     adds the rest and swaps the folder into place, :meth:`abort` removes it."""
 
     def __init__(self, out_dir: Path) -> None:
@@ -85,6 +85,7 @@ class ResultsWriter:
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", dir=self.out_dir.parent))
         self._writers: dict[str, pq.ParquetWriter] = {}
+        self._closed: set[str] = set()
         self.rows_written = 0
 
     def write(self, drained: Any) -> None:
@@ -94,18 +95,30 @@ class ResultsWriter:
             self.rows_written += len(drained.rows)
         if drained.transfers:
             self._append("transfers", transfers_table(drained.transfers))
+        self.write_series(drained.series)
+
+    def write_series(self, series: list[dict[str, Any]]) -> None:
+        """Append timeseries bins (``tables.series_table``) as a row group."""
+        table = series_table(series)
+        if table.num_rows:
+            self._append("timeseries", table)
 
     def _append(self, name: str, table: pa.Table) -> None:
         if name not in self._writers:
             self._writers[name] = pq.ParquetWriter(self.tmp / f"{name}.parquet", table.schema)
         self._writers[name].write_table(table)
 
-    def close_tables(self) -> None:
-        """Close the streamed tables (an empty table for one that got no rows)."""
-        for name, empty in (("requests", requests_table([])), ("transfers", transfers_table([]))):
+    def close_tables(self, keep_open: tuple[str, ...] = ()) -> None:
+        """Close the streamed tables but ``keep_open`` (an empty table for one that got no
+        rows); a closed table gets no more rows."""
+        for name, empty in (("requests", requests_table([])), ("transfers", transfers_table([])),
+                            ("timeseries", series_table([]))):
+            if name in keep_open or name in self._closed:
+                continue
             if name not in self._writers:
                 self._append(name, empty)
             self._writers.pop(name).close()
+            self._closed.add(name)
 
     def read(self, name: str, columns: list[str] | None = None) -> pa.Table:
         """A streamed table read back (only ``columns``, if given), after :meth:`close_tables`."""
