@@ -75,9 +75,14 @@ def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
     return out_dir
 
 
+ROW_GROUP_ROWS = 50_000
+"""Rows buffered (as Arrow, ~0.2 KB a request row) before they are written as one row group:
+few row groups keep the writer's footer metadata, which it holds until closing, small."""
+
+
 class ResultsWriter:
     """A results folder written as the run goes: request and transfer rows and timeseries bins
-    are appended as Parquet row groups (one per drain) into a temporary sibling of ``out_dir``; :meth:`finish`
+    are appended as Parquet row groups (every 50,000 rows) into a temporary sibling of ``out_dir``; :meth:`finish`
     adds the rest and swaps the folder into place, :meth:`abort` removes it."""
 
     def __init__(self, out_dir: Path) -> None:
@@ -85,6 +90,7 @@ class ResultsWriter:
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", dir=self.out_dir.parent))
         self._writers: dict[str, pq.ParquetWriter] = {}
+        self._pending: dict[str, list[pa.Table]] = {}  # rows not yet written, per table
         self._closed: set[str] = set()
         self.rows_written = 0
 
@@ -104,9 +110,20 @@ class ResultsWriter:
             self._append("timeseries", table)
 
     def _append(self, name: str, table: pa.Table) -> None:
+        """Buffer ``table``; write a row group once ``ROW_GROUP_ROWS`` rows are buffered."""
+        pending = self._pending.setdefault(name, [])
+        pending.append(table)
+        if sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS:
+            self._flush(name)
+
+    def _flush(self, name: str) -> None:
+        pending = self._pending.pop(name, [])
+        if not pending:
+            return
+        table = pa.concat_tables(pending)
         if name not in self._writers:
             self._writers[name] = pq.ParquetWriter(self.tmp / f"{name}.parquet", table.schema)
-        self._writers[name].write_table(table)
+        self._writers[name].write_table(table, row_group_size=max(1, table.num_rows))
 
     def close_tables(self, keep_open: tuple[str, ...] = ()) -> None:
         """Close the streamed tables but ``keep_open`` (an empty table for one that got no
@@ -115,8 +132,10 @@ class ResultsWriter:
                             ("timeseries", series_table([]))):
             if name in keep_open or name in self._closed:
                 continue
+            self._flush(name)
             if name not in self._writers:
-                self._append(name, empty)
+                self._pending[name] = [empty]
+                self._flush(name)
             self._writers.pop(name).close()
             self._closed.add(name)
 
@@ -142,6 +161,7 @@ class ResultsWriter:
 
     def abort(self) -> None:
         """Drop the temporary folder (the run failed)."""
+        self._pending.clear()
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
