@@ -1,8 +1,8 @@
 """Run one experiment on the engine it names and turn the raw results into the results contract.
 
 With an output folder the run streams: finished request rows are written as Parquet row groups
-while it goes (``results/writing.py``), and the summary is computed from the written columns
-plus the components' running aggregates. Without one, rows are kept in memory (tests, compare).
+while it goes (``results/writing.py``), and the summary is computed from running aggregates of
+the written columns, read back batch by batch (``results/aggregate.py``), and the components'. Without one, rows are kept in memory (tests, compare).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 from disagg.actors.engines.build import check_experiment
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.config import Experiment
-from disagg.experiments.results.columns import Columns
-from disagg.experiments.results.summary import makespan, summarize
+from disagg.experiments.results.aggregate import request_aggregates, transfer_aggregates
+from disagg.experiments.results.summary import summarize
 from disagg.experiments.results.tables import (
     final_series,
     requests_table,
@@ -28,11 +28,6 @@ from disagg.experiments.results.tables import (
 )
 from disagg.experiments.results.timeline import event_log, event_log_bytes
 from disagg.experiments.results.writing import ResultsWriter, write_results
-
-SUMMARY_COLUMNS = ["status", "slo_class", "reason", "arrival_s", "last_token_s", "first_token_s",
-                   "prompt_tokens", "output_tokens", "ttft_s", "tpot_s", "e2e_s", "slo_met",
-                   "prefill_view_age_s", "decode_view_age_s"]
-"""The requests.parquet columns the summary reads back."""
 
 
 class FolderTables(Mapping[str, pa.Table]):
@@ -85,9 +80,9 @@ def assemble(exp: Experiment, raw: dict[str, Any]) -> RunResult:
     """Build the tables and the summary from raw results whose rows were kept in memory."""
     requests = requests_table(raw["requests"])
     transfers = transfers_table(raw["transfers"])
-    end_s = makespan(Columns(requests))
-    timeseries = series_table(raw["series"] + final_series(raw, exp, end_s))
-    summary = summarize(exp, raw, requests, transfers, timeseries)
+    agg = request_aggregates(requests, exp.model)
+    timeseries = series_table(raw["series"] + final_series(raw, exp, agg.makespan_s))
+    summary = summarize(exp, raw, agg, transfer_aggregates(transfers, timeseries))
     tables = {"requests": requests, "timeseries": timeseries, "transfers": transfers}
     return RunResult(exp, tables, summary, raw)
 
@@ -107,12 +102,11 @@ def _streamed(exp: Experiment, out_dir: Path, address: str | None, progress: Any
     try:
         raw = execute(exp, address=address, progress=progress, live_s=live_s, sink=writer.write)
         writer.close_tables(keep_open=("timeseries",))
-        cols = writer.read("requests", SUMMARY_COLUMNS)
-        writer.write_series(final_series(raw, exp, makespan(Columns(cols))))
+        agg = request_aggregates(writer.path("requests"), exp.model)
+        writer.write_series(final_series(raw, exp, agg.makespan_s))
         writer.close_tables()
-        transfers = writer.read("transfers", ["start_s", "modeled_end_s", "modeled_bytes"])
-        timeseries = writer.read("timeseries", ["kind", "utilization"])
-        summary = summarize(exp, raw, cols, transfers, timeseries)
+        tr = transfer_aggregates(writer.path("transfers"), writer.path("timeseries"))
+        summary = summarize(exp, raw, agg, tr)
         extra = (_extra_files(exp, raw, writer.read("requests"), writer.read("transfers"))
                  if exp.output.event_log else {})
     except BaseException:

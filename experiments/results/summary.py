@@ -4,9 +4,10 @@ Keys follow vLLM's ``bench serve`` results where the concept is the same (``mean
 ``p99_itl_ms``, ``output_throughput``, ``request_goodput``, ...) and add the emulator's own
 (``engine``, ``lag_p99_ms``, utilization per pool, cost per million tokens, fabric figures).
 
-Computed from the written columns of ``requests.parquet`` and ``transfers.parquet`` (exact
-percentiles), and for lag and inter-token latency from the components' mergeable sketches
-(``cluster/sketch.py``: exact up to 65,536 values, within 0.5 % beyond).
+Computed from running aggregates of the written tables, read back batch by batch
+(``aggregate.py``), and of the components (lag and inter-token latency sketches, busy time):
+percentiles are exact up to 65,536 values per distribution and within 0.5 % beyond
+(``cluster/sketch.py``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from disagg.cluster.config import Experiment
-from disagg.cluster.hardware.perf import peak_flops, prefill_flops
+from disagg.cluster.hardware.perf import peak_flops
 from disagg.cluster.sketch import QuantileSketch
-from disagg.experiments.results.columns import Columns, busy_until, by_name, units_of
+from disagg.experiments.results.aggregate import RequestAggregates, Tally, TransferAggregates
+from disagg.experiments.results.columns import busy_until, by_name, units_of
 
 PERCENTILES = (50, 90, 99)
 
@@ -58,14 +59,12 @@ def utilization(raw: dict[str, Any], kind: str, end_s: float) -> float | None:
     return float(np.mean(fractions)) if fractions else None
 
 
-def _prefill_mfu(exp: Experiment, raw: dict[str, Any], cols: Columns) -> float | None:
+def _prefill_mfu(exp: Experiment, raw: dict[str, Any], flops: float) -> float | None:
     """Model FLOPs of the prefills done / (busy seconds x chips x peak): how well busy prefill
     time was used (batching small prompts raises it when the weights read dominates)."""
     busy = sum(c["log"]["busy_s"] for c in units_of(raw, "prefill"))
     if busy <= 0:
         return None
-    prompts = cols.num("prompt_tokens")[~np.isnan(cols.num("first_token_s"))]
-    flops = float(sum(prefill_flops([int(p)], exp.model) for p in prompts))
     hw = exp.prefill.hardware
     return flops / (busy * exp.prefill.chips_per_unit * peak_flops(hw, exp.model))
 
@@ -87,106 +86,88 @@ def _costs(exp: Experiment, end_s: float, tokens: int) -> dict[str, Any]:
     return out
 
 
-def _floats(table: pa.Table, name: str) -> np.ndarray:
-    """A numeric column as float64 (nulls as nan)."""
-    return Columns(table).num(name)
-
-
-def _fabric(transfers: pa.Table, timeseries: pa.Table) -> dict[str, Any]:
-    start = _floats(transfers, "start_s")
-    durations = _floats(transfers, "modeled_end_s") - start
-    out: dict[str, Any] = {"fabric_bytes": float(_floats(transfers, "modeled_bytes").sum())}
-    out.update({f"p{p}_transfer_ms": (float(np.percentile(durations, p)) * 1e3
-                                      if len(durations) else None) for p in (50, 99)})
+def _fabric(tr: TransferAggregates) -> dict[str, Any]:
+    out: dict[str, Any] = {"fabric_bytes": tr.bytes}
+    out.update({f"p{p}_transfer_ms": _percentile(tr.durations, p) * 1e3
+                if tr.durations.totals()[0] else None for p in (50, 99)})
     # the per-link utilization the timeseries already sampled, not a second resampling
-    ts = Columns(timeseries)
-    use = ts.num("utilization")[ts.mask("kind", "link")] if "kind" in timeseries.column_names \
-        else np.zeros(0)
-    use = use[~np.isnan(use)]
-    out["peak_link_utilization"] = float(use.max()) if len(use) else 0.0
+    out["peak_link_utilization"] = tr.peak_link_utilization
     return out
 
 
-def makespan(cols: Columns) -> float:
-    """Emu seconds from 0 to the last completion (or the last arrival, if later)."""
-    done = cols.num("last_token_s")[cols.mask("status", "completed")]
-    both = np.concatenate((done, cols.num("arrival_s")))
-    return float(both.max()) if len(both) else 0.0
+def _counts(agg: RequestAggregates, end_s: float) -> dict[str, Any]:
+    t = agg.all
+    return {
+        "submitted": t.submitted, "completed": t.completed,
+        "rejected": agg.statuses["rejected"], "failed": agg.statuses["failed"],
+        "duration_s": end_s, "total_input_tokens": t.input_tokens,
+        "total_output_tokens": t.output_tokens,
+        "request_throughput": t.completed / end_s if end_s else 0.0,
+        "output_throughput": t.output_tokens / end_s if end_s else 0.0,
+        "request_goodput": t.good / end_s if end_s else 0.0,
+        "slo_attainment": t.good / t.submitted if t.submitted else None,
+    }
 
 
-def summarize(exp: Experiment, raw: dict[str, Any], requests: pa.Table, transfers: pa.Table,
-              timeseries: pa.Table) -> dict[str, Any]:
-    """The summary.json dict for one run, from the written columns of ``requests.parquet`` and
-    ``transfers.parquet`` and the components' running aggregates (lag and ITL sketches)."""
-    cols = Columns(requests)
-    done = cols.mask("status", "completed")
-    end_s = makespan(cols)
-    n = cols.rows
-    tokens = int(cols.num("output_tokens")[done].sum())
-    good = int(cols.num("slo_met")[~np.isnan(cols.num("slo_met"))].sum())
+def summarize(exp: Experiment, raw: dict[str, Any], agg: RequestAggregates,
+              tr: TransferAggregates) -> dict[str, Any]:
+    """The summary.json dict for one run, from the aggregates of the written tables
+    (``aggregate.py``) and the components' own (lag and ITL sketches, busy time)."""
+    end_s = agg.makespan_s
     comps = by_name(raw)
     lags = QuantileSketch()
     for c in comps.values():
         lags.merge(QuantileSketch.from_state(c["lags"]))
     out: dict[str, Any] = {
         "experiment": exp.experiment.name, "engine": raw["engine"],
-        "dilation": exp.experiment.dilation, "seed": exp.experiment.seed,
-        "submitted": n, "completed": int(done.sum()),
-        "rejected": int(cols.mask("status", "rejected").sum()),
-        "failed": int(cols.mask("status", "failed").sum()),
-        "duration_s": end_s, "total_input_tokens": int(cols.num("prompt_tokens")[done].sum()),
-        "total_output_tokens": tokens,
-        "request_throughput": int(done.sum()) / end_s if end_s else 0.0,
-        "output_throughput": tokens / end_s if end_s else 0.0,
-        "request_goodput": good / end_s if end_s else 0.0,
-        "slo_attainment": good / n if n else None,
-    }
-    out.update(_latencies(cols, done))
-    out.update(_sketch_stats("itl", _itl(comps)))
+        "dilation": exp.experiment.dilation, "seed": exp.experiment.seed, **_counts(agg, end_s)}
+    out.update(_latencies(agg.all))
+    out.update(_sketch_stats("itl", _itl(comps), weighted=True))
     out["prefill_utilization"] = utilization(raw, "prefill", end_s)
-    out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, cols)
+    out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, agg.prefill_flops)
     out["decode_utilization"] = utilization(raw, "decode", end_s)
-    out.update(_costs(exp, end_s, tokens))
-    out.update(_fabric(transfers, timeseries))
-    lag_v, lag_w = lags.values()
-    out["lag_p50_ms"] = _percentile(lag_v, lag_w, lags.exact, 50) * 1e3
-    out["lag_p99_ms"] = _percentile(lag_v, lag_w, lags.exact, 99) * 1e3
+    out.update(_costs(exp, end_s, agg.all.output_tokens))
+    out.update(_fabric(tr))
+    out["lag_p50_ms"] = _percentile(lags, 50) * 1e3
+    out["lag_p99_ms"] = _percentile(lags, 99) * 1e3
     out["late_decisions"] = int(sum(c.get("late_decisions", 0) for c in comps.values()))
     out["retroactive_joins"] = int(sum(c.get("retroactive_joins", 0) for c in comps.values()))
     out["backdated_transfers"] = int(comps.get("fabric", {}).get("backdated", 0))
-    ages = np.concatenate([cols.num(k) for k in ("prefill_view_age_s", "decode_view_age_s")])
-    ages = ages[~np.isnan(ages)]
-    out["view_age_p50_ms"] = float(np.percentile(ages, 50)) * 1e3 if len(ages) else None
-    out["view_age_p99_ms"] = float(np.percentile(ages, 99)) * 1e3 if len(ages) else None
+    has_ages = agg.view_ages.totals()[0] > 0
+    out["view_age_p50_ms"] = _percentile(agg.view_ages, 50) * 1e3 if has_ages else None
+    out["view_age_p99_ms"] = _percentile(agg.view_ages, 99) * 1e3 if has_ages else None
     out.update(_cluster(raw))
-    out["reasons"] = _reasons(cols, done)
-    out["by_slo_class"] = _by_class(cols, end_s)
+    out["reasons"] = {k: v for k, v in agg.reasons.items() if v}
+    out["by_slo_class"] = _by_class(agg, end_s)
     return out
 
 
-def _latencies(cols: Columns, done: np.ndarray) -> dict[str, Any]:
-    multi = done & (cols.num("output_tokens") > 1)
+def _latencies(t: Tally) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    out.update(_stats("ttft", cols.num("ttft_s")[done]))
-    out.update(_stats("tpot", cols.num("tpot_s")[multi]))
-    out.update(_stats("e2el", cols.num("e2e_s")[done]))
+    out.update(_sketch_stats("ttft", t.ttft))
+    out.update(_sketch_stats("tpot", t.tpot))
+    out.update(_sketch_stats("e2el", t.e2e))
     return out
 
 
-def _percentile(v: np.ndarray, w: np.ndarray, exact: bool, p: float) -> float:
-    """Percentile ``p`` of unweighted exact values, or of a bucketed sketch (0 if empty)."""
+def _percentile(sketch: QuantileSketch, p: float) -> float:
+    """Percentile ``p`` (linear interpolation while exact; the weighted bucket quantile beyond);
+    0 if empty."""
+    v, w = sketch.values()
     if len(v) == 0:
         return 0.0
-    if exact:
+    if sketch.exact:
         return float(np.percentile(v, p))
     return _weighted_quantiles(v, w, [p / 100])[0]
 
 
-def _sketch_stats(prefix: str, sketch: QuantileSketch) -> dict[str, Any]:
+def _sketch_stats(prefix: str, sketch: QuantileSketch, weighted: bool = False) -> dict[str, Any]:
     """:func:`_stats` of a sketch: exact while it is, within its relative accuracy beyond."""
     v, w = sketch.values()
+    if sketch.exact:
+        return _stats(prefix, v, w if weighted else None)
     out = _stats(prefix, v, w)
-    if len(v) and not sketch.exact:
+    if len(v):
         out[f"mean_{prefix}_ms"] = float(sketch.mean() or 0.0) * 1e3
     return out
 
@@ -217,27 +198,16 @@ def _cluster(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _reasons(cols: Columns, done: np.ndarray) -> dict[str, int]:
-    codes, names = cols.codes("reason")
-    counts = np.bincount(codes[~done & (codes >= 0)], minlength=len(names))
-    return {names[i]: int(c) for i, c in enumerate(counts) if c}
-
-
-def _by_class(cols: Columns, end_s: float) -> dict[str, dict[str, Any]]:
-    codes, names = cols.codes("slo_class")
-    done_all = cols.mask("status", "completed")
-    met = cols.num("slo_met") == 1
+def _by_class(agg: RequestAggregates, end_s: float) -> dict[str, dict[str, Any]]:
     out = {}
-    for k in sorted(range(len(names)), key=lambda i: names[i]):
-        mine = codes == k
-        if not mine.any():
+    for name in sorted(agg.classes):
+        t = agg.classes[name]
+        if not t.submitted:
             continue
-        done = mine & done_all
-        good = int((mine & met).sum())
-        entry = {"submitted": int(mine.sum()), "completed": int(done.sum()),
-                 "slo_attainment": good / int(mine.sum()),
-                 "request_goodput": good / end_s if end_s else 0.0}
-        entry.update(_stats("ttft", cols.num("ttft_s")[done]))
-        entry.update(_stats("tpot", cols.num("tpot_s")[done & (cols.num("output_tokens") > 1)]))
-        out[names[k]] = entry
+        entry = {"submitted": t.submitted, "completed": t.completed,
+                 "slo_attainment": t.good / t.submitted,
+                 "request_goodput": t.good / end_s if end_s else 0.0}
+        entry.update(_sketch_stats("ttft", t.ttft))
+        entry.update(_sketch_stats("tpot", t.tpot))
+        out[name] = entry
     return out

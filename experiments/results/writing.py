@@ -75,52 +75,54 @@ def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
     return out_dir
 
 
-ROW_GROUP_ROWS = 50_000
-"""Rows buffered (as Arrow, ~0.2 KB a request row) before they are written as one row group:
-few row groups keep the writer's footer metadata, which it holds until closing, small."""
+ROW_GROUP_ROWS = 16_384
+"""Rows buffered as plain data before they are converted and written as one row group: one
+conversion per row group (not per drain) keeps Arrow from holding many tiny buffers, and few row
+groups keep the writer's footer metadata, which it holds until closing, small."""
+
+_TO_TABLE = {"requests": requests_table, "transfers": transfers_table, "timeseries": series_table}
 
 
 class ResultsWriter:
     """A results folder written as the run goes: request and transfer rows and timeseries bins
-    are appended as Parquet row groups (every 50,000 rows) into a temporary sibling of ``out_dir``; :meth:`finish`
-    adds the rest and swaps the folder into place, :meth:`abort` removes it."""
+    are appended as Parquet row groups (of ``ROW_GROUP_ROWS`` rows) into a temporary sibling of
+    ``out_dir``; :meth:`finish` adds the rest and swaps the folder into place, :meth:`abort`
+    removes it."""
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", dir=self.out_dir.parent))
         self._writers: dict[str, pq.ParquetWriter] = {}
-        self._pending: dict[str, list[pa.Table]] = {}  # rows not yet written, per table
+        self._pending: dict[str, list[dict[str, Any]]] = {n: [] for n in _TO_TABLE}
+        self._counts: dict[str, int] = dict.fromkeys(_TO_TABLE, 0)  # rows pending
         self._closed: set[str] = set()
         self.rows_written = 0
 
     def write(self, drained: Any) -> None:
-        """Append a drain's rows (``actors.components.collector.Drained``) as row groups."""
-        if drained.rows:
-            self._append("requests", requests_table(drained.rows))
-            self.rows_written += len(drained.rows)
-        if drained.transfers:
-            self._append("transfers", transfers_table(drained.transfers))
+        """Append a drain's rows (``actors.components.collector.Drained``)."""
+        self._append("requests", drained.rows, len(drained.rows))
+        self.rows_written += len(drained.rows)
+        self._append("transfers", drained.transfers, len(drained.transfers))
         self.write_series(drained.series)
 
     def write_series(self, series: list[dict[str, Any]]) -> None:
-        """Append timeseries bins (``tables.series_table``) as a row group."""
-        table = series_table(series)
-        if table.num_rows:
-            self._append("timeseries", table)
+        """Append timeseries bins (per-bin series, ``tables.series_table``)."""
+        bins = sum(len(s["busy"] if "busy" in s else s["bytes"]) for s in series)
+        self._append("timeseries", series, bins)
 
-    def _append(self, name: str, table: pa.Table) -> None:
-        """Buffer ``table``; write a row group once ``ROW_GROUP_ROWS`` rows are buffered."""
-        pending = self._pending.setdefault(name, [])
-        pending.append(table)
-        if sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS:
+    def _append(self, name: str, items: list[dict[str, Any]], rows: int) -> None:
+        """Buffer ``items``; write a row group once ``ROW_GROUP_ROWS`` rows are pending."""
+        self._pending[name].extend(items)
+        self._counts[name] += rows
+        if self._counts[name] >= ROW_GROUP_ROWS:
             self._flush(name)
 
-    def _flush(self, name: str) -> None:
-        pending = self._pending.pop(name, [])
-        if not pending:
+    def _flush(self, name: str, empty_ok: bool = False) -> None:
+        items, self._pending[name], self._counts[name] = self._pending[name], [], 0
+        if not items and not empty_ok:
             return
-        table = pa.concat_tables(pending)
+        table = _TO_TABLE[name](items)
         if name not in self._writers:
             self._writers[name] = pq.ParquetWriter(self.tmp / f"{name}.parquet", table.schema)
         self._writers[name].write_table(table, row_group_size=max(1, table.num_rows))
@@ -128,16 +130,16 @@ class ResultsWriter:
     def close_tables(self, keep_open: tuple[str, ...] = ()) -> None:
         """Close the streamed tables but ``keep_open`` (an empty table for one that got no
         rows); a closed table gets no more rows."""
-        for name, empty in (("requests", requests_table([])), ("transfers", transfers_table([])),
-                            ("timeseries", series_table([]))):
+        for name in _TO_TABLE:
             if name in keep_open or name in self._closed:
                 continue
-            self._flush(name)
-            if name not in self._writers:
-                self._pending[name] = [empty]
-                self._flush(name)
+            self._flush(name, empty_ok=name not in self._writers)
             self._writers.pop(name).close()
             self._closed.add(name)
+
+    def path(self, name: str) -> Path:
+        """Where the streamed table ``name`` is written (in the temporary folder)."""
+        return self.tmp / f"{name}.parquet"
 
     def read(self, name: str, columns: list[str] | None = None) -> pa.Table:
         """A streamed table read back (only ``columns``, if given), after :meth:`close_tables`."""
@@ -161,7 +163,7 @@ class ResultsWriter:
 
     def abort(self) -> None:
         """Drop the temporary folder (the run failed)."""
-        self._pending.clear()
+        self._pending = {n: [] for n in _TO_TABLE}
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
