@@ -107,8 +107,8 @@ class LiveAggregator:
         since = self._calls[0] if len(self._calls) > 1 else now_s
         units: dict[str, list[dict[str, Any]]] = {"prefill": [], "decode": [], "colocated": []}
         total_decode_rate = 0.0
-        for name in sorted(self.states, key=_unit_order):
-            kind = name.split("-")[0]
+        for name in sorted(self.states, key=lambda n: _unit_order(self.states[n], n)):
+            kind = self.states[name].get("kind")
             if kind not in units:
                 continue
             rate, util = self._samples[name].rates(now_s, since) if name in self._samples else (0, 0)
@@ -144,6 +144,6 @@ class LiveAggregator:
         return out
 
 
-def _unit_order(name: str) -> tuple[str, int]:
-    head, _, tail = name.rpartition("-")
-    return (head, int(tail)) if tail.isdigit() else (name, -1)
+def _unit_order(state: dict[str, Any], name: str) -> tuple[str, int, str]:
+    """Units by kind and index (their snapshots carry both), other components by name."""
+    return (str(state.get("kind", "")), int(state.get("index", -1)), name)
