@@ -3,7 +3,9 @@ takes the latest attempt's records (the redone prefill's first token), on the vi
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,3 +138,19 @@ def test_unit_ids_are_data() -> None:
     assert (unit.kind, unit.index, unit.name) == ("decode", 3, "decode-3")
     routing = PrefillRouting(1, 0, UnitId("prefill", 1), 0.0)
     assert fold([make_request(request_id=1), routing], None)["prefill_unit"] == "prefill-1"
+
+
+def test_the_documented_owner_table_matches_the_code() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
+    names = {"load generator": "loadgen", "router": "router", "prefill unit": "prefill",
+             "fabric": "fabric", "decode unit": "decode", "collector": "collector",
+             "derived by `records.derive` from the above": "derived"}
+    documented: dict[str, str] = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[1] in names:
+            for span in re.findall(r"`([^`]+)`", cells[0].split("(")[0]):
+                for col in span.split(","):
+                    documented[col.strip()] = names[cells[1]]
+    assert {c: documented.get(c) for c in REQUEST_COLUMNS} == {
+        c: FIELD_OWNERS[c] for c in REQUEST_COLUMNS}
