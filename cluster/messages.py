@@ -176,6 +176,15 @@ class RequestRedone:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestAmended:
+    """Router -> collector: the request as the router passes it on (its prompt cut to fit the
+    model's context, ``over_context = "truncate"``); its row's arrival fields come from it."""
+
+    request: Request
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Arrivals:
     """Load generator -> collector: requests sent to the router since the last batch (so the
     collector can write a row for any that never ends)."""

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_experiment, make_request
+from conftest import experiment_dict, make_experiment, make_request
 
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.config import Experiment, experiment_from_dict
 from disagg.cluster.messages import Request, RequestEnded
 from disagg.cluster.records import (
     DERIVED,
@@ -26,7 +27,7 @@ from disagg.cluster.records import (
     fold,
     record_fields,
 )
-from disagg.experiments.results.tables import REQUEST_COLUMNS
+from disagg.experiments.results.tables import PREFIX_COLUMNS, REDONE_COLUMNS, REQUEST_COLUMNS
 from disagg.experiments.run import assemble
 
 LOSS_S = 2.0
@@ -40,9 +41,10 @@ def test_every_column_has_exactly_one_owner() -> None:
         "loadgen", "router", "prefill", "fabric", "decode", "collector"}
 
 
-def _spied_run(**overrides: Any) -> tuple[list[dict[str, Any]], dict[int, list[Any]], Any]:
+def _spied_run(exp: Experiment | None = None, **overrides: Any
+               ) -> tuple[list[dict[str, Any]], dict[int, list[Any]], Any]:
     """A virtual run; the records each RequestEnded brought to the collector, by request id."""
-    exp = make_experiment(**overrides)
+    exp = exp or make_experiment(**overrides)
     seen: dict[int, list[Any]] = defaultdict(list)
 
     def spy(comps: dict[str, Any]) -> None:
@@ -152,5 +154,30 @@ def test_the_documented_owner_table_matches_the_code() -> None:
             for span in re.findall(r"`([^`]+)`", cells[0].split("(")[0]):
                 for col in span.split(","):
                     documented[col.strip()] = names[cells[1]]
-    assert {c: documented.get(c) for c in REQUEST_COLUMNS} == {
-        c: FIELD_OWNERS[c] for c in REQUEST_COLUMNS}
+    every = [*REQUEST_COLUMNS, *PREFIX_COLUMNS, *REDONE_COLUMNS]
+    assert {c: documented.get(c) for c in every} == {c: FIELD_OWNERS[c] for c in every}
+
+
+def test_the_optional_columns_have_one_owner() -> None:
+    assert FIELD_OWNERS["cached_tokens"] == "prefill"
+    assert FIELD_OWNERS["redone_from"] == "collector"
+
+
+def test_a_colocated_runs_fields_have_one_owner_each() -> None:
+    """A colocated unit writes the prefill and decode records; the router both routings."""
+    raw = experiment_dict(workload__rate_per_s=4.0)
+    del raw["prefill"], raw["decode"]
+    raw["colocated"] = {"hardware": "h100", "chips_per_unit": 8, "units": 2}
+    rows, seen, _ = _spied_run(experiment_from_dict(raw))
+    assert rows and all(r["status"] == "completed" for r in rows)
+    for rid, records in seen.items():
+        writers: dict[str, set[str]] = defaultdict(set)
+        for rec in records:
+            owner = "loadgen" if type(rec) is Request else type(rec).OWNER
+            for f in record_fields(type(rec)):
+                writers[f].add(owner)
+        assert all(len(w) == 1 for w in writers.values()), (rid, writers)
+    for r in rows:
+        assert r["decode_unit"] == r["prefill_unit"] and r["decode_view_age_s"] is None
+        assert r["prefill_start_s"] <= r["first_token_s"] <= r["last_token_s"]
+        assert r["kv_bytes"] is None

@@ -18,7 +18,14 @@ from typing import Any
 from disagg.actors.components.live_aggregate import LiveAggregator
 from disagg.actors.components.live_state import StateReport
 from disagg.cluster.component import Clock, Component
-from disagg.cluster.messages import Arrivals, ArrivalsDone, Request, RequestEnded, RequestRedone
+from disagg.cluster.messages import (
+    Arrivals,
+    ArrivalsDone,
+    Request,
+    RequestAmended,
+    RequestEnded,
+    RequestRedone,
+)
 from disagg.cluster.records import EndRecord, fold, transfer_rows
 from disagg.cluster.sketch import QuantileSketch
 
@@ -100,14 +107,23 @@ class Collector(Component):
         self.live = LiveAggregator()
         self.handlers = {RequestEnded: self._on_ended, ArrivalsDone: self._on_arrivals_done,
                          RequestRedone: self._on_redone, StateReport: self.live.add,
-                         Arrivals: self._on_arrivals}
+                         Arrivals: self._on_arrivals, RequestAmended: self._on_amended}
+        self._amended: dict[int, Request] = {}  # not yet ended: as the router passed it on
 
     def _on_arrivals(self, msg: Arrivals) -> None:
         for r in msg.requests:  # idempotent: an engine may report arrivals again
+            r = self._amended.get(r.request_id, r)
             if r.request_id in self._early:
                 self._early.discard(r.request_id)
             elif r.request_id not in self.ended:
                 self.open[r.request_id] = r
+
+    def _on_amended(self, msg: RequestAmended) -> None:
+        rid = msg.request.request_id
+        if rid not in self.ended:
+            self._amended[rid] = msg.request
+            if rid in self.open:
+                self.open[rid] = msg.request
 
     def _on_redone(self, msg: RequestRedone) -> None:
         self.redone[msg.request_id] = msg.lost_unit
@@ -123,6 +139,7 @@ class Collector(Component):
                 self._held[rid][0].extend(msg.records)
             return
         self.ended.add(rid)
+        self._amended.pop(rid, None)
         self._out.ended_ids.append(rid)
         if self.open.pop(rid, None) is None:
             self._early.add(rid)

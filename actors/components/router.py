@@ -24,6 +24,7 @@ from disagg.cluster.messages import (
     Request,
     RequestArrived,
     RequestEnded,
+    RequestAmended,
     RequestRedone,
     RequestsEnded,
     TransferRequested,
@@ -97,10 +98,12 @@ class Router(Component):
             return request
         room = limit - request.output_tokens
         if self.over_context != "truncate" or room < 1:
-            self._end(request, "rejected", "exceeds_context", t)
+            self._end(request, "rejected", "exceeds_context", t, (request,))
             return None
-        self.records.setdefault(request.request_id, {})["prompt_tokens"] = room
-        return dataclasses.replace(request, prompt_tokens=room)
+        # the truncated copy is the request's record from here on (its row's prompt_tokens)
+        cut = dataclasses.replace(request, prompt_tokens=room)
+        self.peers["collector"].send(RequestAmended(cut, t))
+        return cut
 
     def _route_prefill(self, request: Request, t: float) -> None:
         decision = self.policy.choose_prefill(request, self._view(t))
