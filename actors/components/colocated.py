@@ -102,7 +102,8 @@ class ColocatedUnit(Component):
                                      rec.get("first_decode_token_s"), rec.get("last_token_s"),
                                      None, None))
         carried = self._carried.pop(rid, (request,))
-        self.peers["collector"].send(RequestEnded(rid, status, reason, t, (*carried, *mine)))  # type: ignore[arg-type]
+        self.peers["collector"].send(
+            RequestEnded(rid, status, reason, t, (*carried, *mine)))  # type: ignore[arg-type]
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
         r, queued_s = msg.request, msg.sent_s + self.control_delay_s

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import ray
 
-from disagg.actors.components.collector import Drained
+from disagg.actors.components.collector import Drained, EndedIds
 from disagg.actors.components.load_generator import LoadGenerator
 from disagg.actors.components.store import LocalStore
 from disagg.actors.engines.address import HINT, use_token_auth_for_embedded_ray
@@ -41,7 +41,7 @@ from disagg.actors.engines.supervisor import (
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.messages import Arrivals, Request, RequestsEnded
-from disagg.cluster.records import with_nodes
+from disagg.cluster.records import EndRecord, fold, with_nodes
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 
 __all__ = ["CONTROL_RESOURCE", "ComponentHost", "ComponentLost", "RayEngineError", "RayPeer",
@@ -139,7 +139,7 @@ def run_ray(
         placement = Placement(exp, ray.cluster_resources())
         handles, nodes, offsets, t0, start_unit = _start_actors(exp, placement, live_s)
         sup = Supervisor(exp, handles, t0, lost, start_unit)
-        drain = _drainer(handles, nodes, sink or kept.extend, t0, exp.experiment.dilation, lost)
+        drain = Drainer(handles, nodes, sink or kept.extend, t0, exp.experiment.dilation, lost)
         _supervise(exp, sup, poll_s, progress, stop, raw, drain)
         raw["components"] = gather_results(handles, lost)
         raw["faults"] = sup.player.log
@@ -173,7 +173,7 @@ def _where(nodes: dict[str, str], ips: dict[str, str], offsets: dict[str, Any]
 
 def _supervise(exp: Experiment, sup: Supervisor, poll_s: float,
                progress: Callable[[dict[str, Any]], None] | None, stop: StopFlag | None,
-               raw: dict[str, Any], drain: Callable[..., None]) -> None:
+               raw: dict[str, Any], drain: Drainer) -> None:
     """Wait for the run's end, draining rows as it goes, then drain the rest; note in ``raw``
     why it ended early (stop, lost control actor)."""
     unsent: tuple[Request, ...] = ()
@@ -190,44 +190,69 @@ def _supervise(exp: Experiment, sup: Supervisor, poll_s: float,
         sup.lost[e.name] = str(e)
         raw["component_lost"] = e.name
     if how == "stopped" and stop is not None:
-        try:
+        raw["unfinished"] = {"status": "cancelled", "reason": stop.reason}
+    if how != "done" and how != "deadline" and "loadgen" not in sup.lost:
+        try:  # stop arrivals; the requests sent but not yet reported to the collector
             unsent = ray.get(sup.handles["loadgen"].stop_arrivals.remote(), timeout=PING_TIMEOUT_S)
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
             sup.lost["loadgen"] = "lost while stopping"
-            raw["component_lost"] = "loadgen"
-        raw["unfinished"] = {"status": "cancelled", "reason": stop.reason}
+            raw["component_lost"] = raw.get("component_lost", "loadgen")
     if "component_lost" in raw:
         raw["unfinished"] = {"status": "failed", "reason": "emulator_component_lost"}
-    if "loadgen" in sup.lost and not isinstance(exp.workload, ClosedLoopWorkload):
+    open_loop = not isinstance(exp.workload, ClosedLoopWorkload)
+    if ("loadgen" in sup.lost or "collector" in sup.lost) and open_loop:
         unsent = replanned_arrivals(exp, sup.emu_now())
-    if "collector" in sup.lost:
-        return  # its rows are gone with it
+    unfinished = raw.get("unfinished")
+    status = None if unfinished is None else (unfinished["status"], unfinished["reason"])
+    if "collector" in sup.lost:  # its rows went with it: the requests it held get theirs here
+        drain.without_collector(unsent, status)
+        return
     if unsent:
         sup.handles["collector"].deliver.remote(Arrivals(unsent, sup.emu_now()))
-    unfinished = raw.get("unfinished")
-    drain(True, None if unfinished is None else (unfinished["status"], unfinished["reason"]))
+    drain(True, status)
 
 
-def _drainer(handles: dict[str, Any], nodes: dict[str, str], sink: Callable[[Drained], None],
-             t0: float, dilation: float, lost: dict[str, str]) -> Callable[..., None]:
-    """A drain of the collector's finished rows (transfers with their Ray nodes) and of the
+class Drainer:
+    """Drains the collector's finished rows (transfers with their Ray nodes) and the
     components' final timeseries bins into ``sink``; the router forgets the requests that ended.
     A unit lost meanwhile contributes no bins this time (the supervisor notices it)."""
 
-    def drain(final: bool = False, unfinished: tuple[str, str] | None = None) -> None:
-        drained: Drained = ray.get(handles["collector"].drain.remote(final, unfinished))
-        if drained.ended_ids and "router" not in lost:
-            handles["router"].deliver.remote(
-                RequestsEnded(tuple(drained.ended_ids), (time.time() - t0) / dilation))
-        with_nodes(drained.transfers, nodes)
-        refs = [h.drain_series.remote() for n, h in handles.items() if n not in lost]
+    def __init__(self, handles: dict[str, Any], nodes: dict[str, str],
+                 sink: Callable[[Drained], None], t0: float, dilation: float,
+                 lost: dict[str, str]) -> None:
+        self.handles, self.nodes, self.sink = handles, nodes, sink
+        self.t0, self.dilation, self.lost = t0, dilation, lost
+        self.written = EndedIds()  # request ids whose rows went to the sink
+
+    def __call__(self, final: bool = False, unfinished: tuple[str, str] | None = None) -> None:
+        try:
+            drained: Drained = ray.get(self.handles["collector"].drain.remote(final, unfinished))
+        except ray.exceptions.RayActorError as e:
+            raise ComponentLost("collector", type(e).__name__) from None
+        if drained.ended_ids and "router" not in self.lost:
+            self.handles["router"].deliver.remote(
+                RequestsEnded(tuple(drained.ended_ids), (time.time() - self.t0) / self.dilation))
+        with_nodes(drained.transfers, self.nodes)
+        self._out(drained)
+
+    def without_collector(self, requests: tuple[Request, ...],
+                          unfinished: tuple[str, str] | None) -> None:
+        """The collector was lost: a row for each of ``requests`` not yet written, ended with
+        ``unfinished`` (what the collector held of them went with it)."""
+        status, reason = unfinished or ("failed", "emulator_component_lost")
+        rows = [fold([r], EndRecord(r.request_id, status, reason, None, r.attempt + 1))
+                for r in requests if r.request_id not in self.written]
+        self._out(Drained(rows=rows))
+
+    def _out(self, drained: Drained) -> None:
+        refs = [h.drain_series.remote() for n, h in self.handles.items() if n not in self.lost]
         try:
             drained.series = [s for part in ray.get(refs, timeout=GATHER_TIMEOUT_S) for s in part]
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
             pass  # a unit was lost: this drain's bins are dropped (a gap in the timeseries)
-        sink(drained)
-
-    return drain
+        for row in drained.rows:
+            self.written.add(row["request_id"])
+        self.sink(drained)
 
 
 def gather_results(handles: dict[str, Any], lost: dict[str, str]) -> list[dict[str, Any]]:
