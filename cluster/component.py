@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from disagg.cluster.sketch import QuantileSketch
+
+TIME_EPS_S = 1e-9
+"""The one tolerance for comparing emu times, seconds: events closer than this are simultaneous
+(float seconds accumulate rounding). Every time comparison in the components uses it."""
+SERIES_MARGIN_S = 1.0
+"""Emu seconds a component keeps timeseries bins open behind its own frontier, for events whose
+modeled time comes late (lag on the ray engine)."""
+RECENT_LAGS = 1000
+"""Lags each component keeps in full for the live view (the rest go into its sketch only)."""
 
 
 class Clock(ABC):
@@ -65,6 +77,11 @@ class RunLedger(Protocol):
         """Ids of the requests that have ended so far."""
         ...
 
+    def drain(self, final: bool = False, unfinished: tuple[str, str] | None = None) -> Any:
+        """The rows finished since the last drain; ``final``: every remaining row, requests that
+        never ended getting ``unfinished`` (status, reason)."""
+        ...
+
 
 @runtime_checkable
 class ArrivalSource(Protocol):
@@ -74,8 +91,9 @@ class ArrivalSource(Protocol):
         """Emu time by which every arrival has happened (the drain deadline counts from it)."""
         ...
 
-    def stop_arrivals(self) -> None:
-        """Submit nothing more (an interrupted run); results hold only what was submitted."""
+    def stop_arrivals(self) -> tuple[Any, ...]:
+        """Submit nothing more (an interrupted run); returns the requests submitted but not yet
+        reported to the ledger (the engine reports them, as ``Arrivals``, before the last drain)."""
         ...
 
 
@@ -104,9 +122,12 @@ class Component:
         self.name = name
         self.clock = clock
         self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.unit: Any = None  # a unit's UnitId (cluster/records.py); None for control components
         self.peers: dict[str, Peer] = {}
         self.handlers: dict[type, Callable[[Any], None]] = {}
-        self.lags_s: list[float] = []
+        self.lags = QuantileSketch()  # every lag, emu s (bounded memory)
+        self.recent_lags_s: deque[float] = deque(maxlen=RECENT_LAGS)
+        self.acts = 0  # actions whose lag was recorded
         self.late_decisions = 0
         self.last_decision_s = 0.0
 
@@ -125,19 +146,42 @@ class Component:
         """The component's own activity; the default has none."""
 
     def act_at(self, modeled_s: float) -> None:
-        """Record lag for an action whose modeled time is ``modeled_s``."""
-        self.lags_s.append(max(0.0, self.clock.now() - modeled_s))
+        """Record lag (emu s) for an action whose modeled time is ``modeled_s``."""
+        lag_s = max(0.0, self.clock.now() - modeled_s)
+        self.lags.add(lag_s)
+        self.recent_lags_s.append(lag_s)
+        self.acts += 1
+
+    def note_input(self, modeled_s: float) -> bool:
+        """The one late-decision rule: an input (a message's modeled arrival, or a decision) at
+        modeled time ``modeled_s`` earlier than a decision this component already took, by more
+        than :data:`TIME_EPS_S`, was late: lag reordered events. Counts it; True if late."""
+        late = modeled_s < self.last_decision_s - TIME_EPS_S
+        if late:
+            self.late_decisions += 1
+        return late
 
     def decide_at(self, modeled_s: float) -> None:
-        """Record a decision at ``modeled_s``; one earlier than the last decision was late."""
-        if modeled_s < self.last_decision_s - 1e-9:
-            self.late_decisions += 1
+        """Record a decision at ``modeled_s`` (late per :meth:`note_input`) and its lag."""
+        self.note_input(modeled_s)
         self.last_decision_s = max(self.last_decision_s, modeled_s)
         self.act_at(modeled_s)
 
     def results(self) -> dict[str, Any]:
-        """What the component hands to the results at the end of a run."""
-        return {"name": self.name, "lags_s": self.lags_s, "late_decisions": self.late_decisions}
+        """What the component hands to the results at the end of a run: its lag sketch's state
+        and its late decisions."""
+        unit = None if self.unit is None else {"kind": self.unit.kind, "index": self.unit.index}
+        return {"name": self.name, "unit": unit, "lags": self.lags.state(),
+                "late_decisions": self.late_decisions}
+
+    def drain_series(self) -> list[dict[str, Any]]:
+        """Per-bin history that has become final (``timeseries.parquet`` rows, as plain data),
+        handed out as the run goes and forgotten here; none by default."""
+        return []
+
+    def _identity(self) -> dict[str, Any]:
+        """A unit's kind and index, for views (empty for control components)."""
+        return {} if self.unit is None else {"kind": self.unit.kind, "index": self.unit.index}
 
     def snapshot(self) -> dict[str, Any]:
         """A small live view of the component's state (for the live view)."""

@@ -1,7 +1,10 @@
 """Requests and the messages components exchange: frozen dataclasses named as nouns.
 
 Every message carries ``sent_s``, the emu time at which its sender acted; the receiver treats
-``sent_s`` (plus any modeled control delay) as the message's modeled arrival time.
+``sent_s`` (plus any modeled control delay) as the message's modeled arrival time. Messages that
+carry a request along its path also carry ``records``: the per-request records
+(``cluster/records.py``) the components on the way have written, which reach the collector with
+the request's ``RequestEnded``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Request:
     ttft_slo_s: float = float("inf")
     tpot_slo_s: float = float("inf")
     prefix_hashes: tuple[int, ...] = ()
+    attempt: int = 0  # raised by the router each time the request is redone (cluster/records.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class PrefillAssigned:
 
     request: Request
     sent_s: float
+    records: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,7 @@ class KvReady:
     payload: Any  # an object-store reference (ray engine) or the payload itself (virtual)
     sent_s: float
     layers_ready_s: tuple[float, float] | None = None
+    records: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,7 @@ class TransferRequested:
     sent_s: float
     layers_ready_s: tuple[float, float] | None = None
     reused_blocks: int = 0
+    records: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +104,7 @@ class KvDelivered:
     transfer_start_s: float
     sent_s: float
     reused_blocks: int = 0
+    records: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +137,14 @@ class LoadReport:
 
 @dataclass(frozen=True, slots=True)
 class RequestEnded:
-    """Any component -> collector: the request reached its one final status."""
+    """Any component -> collector: the request reached its one final status; ``records`` are
+    the request's records written on its way (the load generator's ``Request`` first)."""
 
     request_id: int
     status: Status
     reason: str
     sent_s: float
+    records: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +158,38 @@ class UnitDown:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestsEnded:
+    """Engine -> router: these requests have ended (drained from the collector); the router
+    stops tracking them for redo."""
+
+    request_ids: tuple[int, ...]
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class RequestRedone:
     """Router -> collector: the request lost its unit and starts again from prefill."""
 
     request_id: int
     lost_unit: str
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAmended:
+    """Router -> collector: the request as the router passes it on (its prompt cut to fit the
+    model's context, ``over_context = "truncate"``); its row's arrival fields come from it."""
+
+    request: Request
+    sent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Arrivals:
+    """Load generator -> collector: requests sent to the router since the last batch (so the
+    collector can write a row for any that never ends)."""
+
+    requests: tuple[Request, ...]
     sent_s: float
 
 

@@ -1,27 +1,54 @@
-"""Run one experiment on the engine it names and turn the raw results into the results contract."""
+"""Run one experiment on the engine it names and turn the raw results into the results contract.
+
+With an output folder the run streams: finished request rows are written as Parquet row groups
+while it goes (``results/writing.py``), and the summary is computed from running aggregates of
+the written columns, read back batch by batch (``results/aggregate.py``), and the components'. Without one, rows are kept in memory (tests, compare).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from disagg.actors.engines.build import check_experiment
 from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.config import Experiment
-from disagg.experiments.results.summary import makespan, summarize
+from disagg.experiments.results.aggregate import request_aggregates, transfer_aggregates
+from disagg.experiments.results.summary import summarize
 from disagg.experiments.results.tables import (
-    request_rows,
+    final_series,
+    request_columns,
     requests_table,
-    timeseries_table,
-    transfer_rows,
+    series_table,
     transfers_table,
 )
 from disagg.experiments.results.timeline import event_log, event_log_bytes
-from disagg.experiments.results.writing import write_results
+from disagg.experiments.results.writing import ResultsWriter, write_results
+
+
+class FolderTables(Mapping[str, pa.Table]):
+    """A written results folder's tables, each read from its Parquet file when asked for."""
+
+    def __init__(self, folder: Path, names: tuple[str, ...]) -> None:
+        self.folder = folder
+        self.names = names
+
+    def __getitem__(self, name: str) -> pa.Table:
+        if name not in self.names:
+            raise KeyError(name)
+        return pq.read_table(self.folder / f"{name}.parquet")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 @dataclass
@@ -29,7 +56,7 @@ class RunResult:
     """A finished run: its tables, its summary and where they were written (if anywhere)."""
 
     experiment: Experiment
-    tables: dict[str, pa.Table]
+    tables: Mapping[str, pa.Table]
     summary: dict[str, Any]
     raw: dict[str, Any]
     out_dir: Path | None = None
@@ -41,57 +68,76 @@ class RunResult:
 
 
 def execute(exp: Experiment, address: str | None = None, progress: Any = None,
-            live_s: float = 0.0, stop: StopFlag | None = None, checked: bool = False
-            ) -> dict[str, Any]:
+            live_s: float = 0.0, stop: StopFlag | None = None, checked: bool = False,
+            sink: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Run the components on the experiment's engine and return their raw results.
 
     ``progress`` gets collector snapshots while the run goes; ``live_s`` > 0 (wall s) makes the
     units report their state so the snapshots carry the live picture (``experiments/view/live.py``).
     ``stop``, once requested, ends the run early (unfinished requests ``cancelled``). ``checked``
     says the caller already ran :func:`check_experiment` (the command line does, once).
+    Finished request rows go to ``sink`` as the run goes, or (no sink) into ``raw["requests"]``.
     """
     if not checked:
         check_experiment(exp)
     if exp.experiment.engine == "virtual":
-        return run_virtual(exp, progress=progress, live_s=live_s or 0.5, stop=stop)
+        return run_virtual(exp, progress=progress, live_s=live_s or 0.5, stop=stop, sink=sink)
     from disagg.actors.engines.ray_engine import run_ray  # Ray is imported only when used
 
-    return run_ray(exp, address=address, progress=progress, live_s=live_s, stop=stop)
+    return run_ray(exp, address=address, progress=progress, live_s=live_s, stop=stop, sink=sink)
 
 
 def assemble(exp: Experiment, raw: dict[str, Any]) -> RunResult:
-    """Build the tables and the summary from raw component results."""
-    rows = request_rows(raw)
-    transfers = transfer_rows(raw)
-    timeseries = timeseries_table(raw, exp, makespan(rows))
-    summary = summarize(exp, raw, rows, transfers, timeseries)
-    tables = {
-        "requests": requests_table(rows),
-        "timeseries": timeseries,
-        "transfers": transfers_table(transfers),
-    }
+    """Build the tables and the summary from raw results whose rows were kept in memory."""
+    requests = requests_table(raw["requests"], request_columns(exp))
+    transfers = transfers_table(raw["transfers"])
+    agg = request_aggregates(requests, exp.model)
+    timeseries = series_table(raw["series"] + final_series(raw, exp, agg.makespan_s))
+    summary = summarize(exp, raw, agg, transfer_aggregates(transfers, timeseries))
+    tables = {"requests": requests, "timeseries": timeseries, "transfers": transfers}
     return RunResult(exp, tables, summary, raw)
 
 
-def _extra_files(result: RunResult) -> dict[str, bytes]:
+def _extra_files(exp: Experiment, raw: dict[str, Any], requests: pa.Table,
+                 transfers: pa.Table) -> dict[str, bytes]:
     """Optional files of the results folder: ``events.msgpack`` if ``output.event_log``."""
-    exp = result.experiment
     if not exp.output.event_log:
         return {}
-
-    events = event_log(result.raw, request_rows(result.raw))
+    events = event_log(raw, requests.to_pylist(), transfers.to_pylist())
     return {"events.msgpack": event_log_bytes(events, exp.experiment.name)}
+
+
+def _streamed(exp: Experiment, out_dir: Path, address: str | None, progress: Any,
+              live_s: float, stop: StopFlag | None, checked: bool) -> RunResult:
+    writer = ResultsWriter(out_dir, request_columns(exp))
+    try:
+        raw = execute(exp, address=address, progress=progress, live_s=live_s, stop=stop,
+                      checked=checked, sink=writer.write)
+        writer.close_tables(keep_open=("timeseries",))
+        agg = request_aggregates(writer.path("requests"), exp.model)
+        writer.write_series(final_series(raw, exp, agg.makespan_s))
+        writer.close_tables()
+        tr = transfer_aggregates(writer.path("transfers"), writer.path("timeseries"))
+        summary = summarize(exp, raw, agg, tr)
+        extra = (_extra_files(exp, raw, writer.read("requests"), writer.read("transfers"))
+                 if exp.output.event_log else {})
+    except BaseException:
+        writer.abort()
+        raise
+    folder = writer.finish(exp, {}, summary, extra)
+    tables = FolderTables(folder, ("requests", "timeseries", "transfers"))
+    return RunResult(exp, tables, summary, raw, folder)
 
 
 def run_experiment(exp: Experiment, out_dir: Path | None = None, address: str | None = None,
                    progress: Any = None, live_s: float = 0.0, stop: StopFlag | None = None,
                    checked: bool = False) -> RunResult:
-    """Run, assemble and (if ``out_dir`` is given) write the results folder (also for a run
-    stopped early by ``stop``: what it holds so far)."""
-    raw = execute(exp, address=address, progress=progress, live_s=live_s, stop=stop,
-                  checked=checked)
-    result = assemble(exp, raw)
+    """Run, assemble and (if ``out_dir`` is given) write the results folder, streaming (also for
+    a run stopped early by ``stop``: what it holds so far)."""
     if out_dir is not None:
-        result.out_dir = write_results(out_dir, exp, result.tables, result.summary,
-                                       extra=_extra_files(result))
-    return result
+        return _streamed(exp, Path(out_dir), address, progress, live_s, stop, checked)
+    return assemble(exp, execute(exp, address=address, progress=progress, live_s=live_s,
+                                 stop=stop, checked=checked))
+
+
+__all__ = ["RunResult", "assemble", "execute", "run_experiment", "write_results"]

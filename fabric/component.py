@@ -20,9 +20,11 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
-from disagg.cluster.component import Clock, Component
+from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component
 from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import KvDelivered, KvPrefetch, LinkScaled, TransferRequested
+from disagg.cluster.records import TransferRecord
+from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, final_bins
 from disagg.fabric.flows import FluidNetwork
 from disagg.fabric.topology import Link, Topology
 
@@ -56,7 +58,8 @@ class Fabric(Component):
 
     def __init__(
         self, name: str, clock: Clock, topology: Topology, config: FabricConfig,
-        control_delay_s: float = 0.0, layers: int = 1,
+        control_delay_s: float = 0.0, layers: int = 1, sample_interval_s: float = 0.5,
+        keep_events: bool = False,
     ) -> None:
         super().__init__(name, clock)
         self.topology = topology
@@ -74,8 +77,14 @@ class Fabric(Component):
         self._transfers: dict[int, _Transfer] = {}
         self._seq = 0
         self.wake = asyncio.Event()
-        self.transfers: list[dict[str, Any]] = []
-        self.link_log: list[tuple[float, str, float, int]] = []  # (t, link, bytes/s, flows)
+        # (t, link, bytes/s, flows) per change, kept only for the event log (output.event_log)
+        self.link_log: list[tuple[float, str, float, int]] | None = [] if keep_events else None
+        self.step_s = sample_interval_s
+        self.capacity = {f"{k[0]}/{k[1]}": v for k, v in topology.capacity.items()}
+        links = [f"{k[0]}/{k[1]}" for k in topology.capacity]
+        self.link_flows = {k: SteppedValues(self.step_s, 1) for k in links}  # flows per bin
+        self.link_bytes_binned = {k: BinnedIntegral(self.step_s) for k in links}  # bytes per bin
+        self._link_rate: dict[str, tuple[float, float]] = {k: (0.0, 0.0) for k in links}
         self.bytes_moved = 0.0
         self.backdated = 0  # transfers started at their modeled time after arriving late
         self.link_bytes: dict[Any, float] = {}  # modeled bytes of finished transfers per link
@@ -145,7 +154,7 @@ class Fabric(Component):
         self.net.add(seq, tr.path, tr.chunk_bytes, start)
         self._log_links(start)
         late = start - t
-        if late > 1e-12 and len(tr.ready_s) == 1 and tr.sent_chunks == 0:
+        if late > TIME_EPS_S and len(tr.ready_s) == 1 and tr.sent_chunks == 0:
             self._backdate(seq, tr, t, late)
 
     def _backdate(self, seq: int, tr: Any, t: float, late: float) -> None:
@@ -185,14 +194,13 @@ class Fabric(Component):
         self.bytes_moved += msg.kv_bytes
         for link in self.topology.path(msg.src_unit, msg.dst_unit):
             self.link_bytes[link] = self.link_bytes.get(link, 0.0) + msg.kv_bytes
-        self.transfers.append({
-            "request_id": msg.request.request_id, "src_unit": msg.src_unit,
-            "dst_unit": msg.dst_unit, "src_host": self.topology.unit_host[msg.src_unit],
-            "dst_host": self.topology.unit_host[msg.dst_unit], "modeled_bytes": msg.kv_bytes,
-            "start_s": start, "modeled_end_s": deliver_s,
-        })
+        record = TransferRecord(
+            msg.request.request_id, msg.request.attempt, msg.src_unit, msg.dst_unit,
+            self.topology.unit_host[msg.src_unit], self.topology.unit_host[msg.dst_unit],
+            msg.kv_bytes, start, deliver_s)
         delivered = KvDelivered(msg.request, msg.src_unit, msg.kv_bytes, msg.payload, start,
-                                sent_s=deliver_s, reused_blocks=msg.reused_blocks)
+                                deliver_s, reused_blocks=msg.reused_blocks,
+                                records=(*msg.records, record))
         heapq.heappush(self._deliveries, (deliver_s, seq, msg.dst_unit, delivered))
 
     def _do_deliver(self, t: float) -> None:
@@ -214,17 +222,51 @@ class Fabric(Component):
             now = (rates.get(link, 0.0), counts.get(link, 0))
             if self._last_rates.get(link, (0.0, 0)) != now:
                 self._last_rates[link] = now
-                self.link_log.append((t, f"{link[0]}/{link[1]}", *now))
+                self._link_changed(t, f"{link[0]}/{link[1]}", *now)
             if now == (0.0, 0):
                 self._busy_links.discard(link)
             else:
                 self._busy_links.add(link)
 
+    def _link_changed(self, t: float, link: str, rate: float, flows: int) -> None:
+        """Fold a link's new rate (bytes/s) and flow count from emu time ``t`` into its bins."""
+        if self.link_log is not None:
+            self.link_log.append((t, link, rate, flows))
+        since, old = self._link_rate[link]
+        self.link_bytes_binned[link].interval(since, t, old)
+        self._link_rate[link] = (max(since, t), rate)
+        self.link_flows[link].change(t, flows)
+
     def results(self) -> dict[str, Any]:
         out = super().results()
-        out.update(transfers=self.transfers, link_log=self.link_log, backdated=self.backdated,
+        out.update(link_log=self.link_log or [], backdated=self.backdated,
+                   link_state=self._link_state(),
                    capacity={f"{k[0]}/{k[1]}": v for k, v in self.topology.capacity.items()})
         return out
+
+    def drain_series(self) -> list[dict[str, Any]]:
+        """Final bins of every link's history (bytes carried, active flows): the fabric acts in
+        modeled-time order, so nothing changes before its network's clock any more."""
+        frontier = min(self.clock.now(), self.net.now_s) - SERIES_MARGIN_S
+        k = final_bins(frontier, self.step_s)
+        out = []
+        for link, flows in self.link_flows.items():
+            first = flows.base
+            if k <= first:
+                continue
+            since, rate = self._link_rate[link]
+            if frontier > since:  # the current rate carries on to the frontier
+                self.link_bytes_binned[link].interval(since, frontier, rate)
+                self._link_rate[link] = (frontier, rate)
+            out.append({"entity": link, "kind": "link", "step_s": self.step_s, "first_bin": first,
+                        "bytes": self.link_bytes_binned[link].pop_before(k),
+                        "flows": flows.pop_before(k)[0], "capacity": self.capacity[link]})
+        return out
+
+    def _link_state(self) -> dict[str, Any]:
+        """What the timeseries needs of the links (they are sampled once the grid is known)."""
+        return {"step_s": self.step_s, "flows": self.link_flows, "bytes": self.link_bytes_binned,
+                "rate": dict(self._link_rate)}
 
     def snapshot(self) -> dict[str, Any]:
         """Active transfers, bytes delivered so far, and per link (``host/egress``...) the bytes

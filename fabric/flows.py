@@ -11,6 +11,8 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from disagg.cluster.component import TIME_EPS_S
+
 Link = Hashable
 _EPS_BYTES = 1e-6
 _TIME_RESOLUTION = 1e-12  # relative: seconds of slack per second of clock when checking ends
@@ -71,7 +73,7 @@ class FluidNetwork:
     def advance(self, t: float) -> None:
         """Move every flow forward at its current rate to time ``t``."""
         dt = t - self.now_s
-        if dt < -1e-9:
+        if dt < -TIME_EPS_S:
             raise ValueError(f"time moves backwards: {t} < {self.now_s}")
         if dt > 0:
             for flow in self._flows.values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from disagg.cluster.component import TIME_EPS_S
 from disagg.cluster.hardware.perf import prefill_time
 from disagg.policies.base import Batch, PolicyContext, QueuedPrefill, WaitUntil
 from disagg.policies.batching import PREFILL_BATCHING, check_budget, take_fcfs
@@ -43,4 +44,4 @@ class BatchForming:
         deadline = oldest.request.arrival_s + oldest.request.ttft_slo_s
         latest_start = deadline - run_s - self.min_slack_s
         release = min(release, latest_start)
-        return batch if release <= now_s + 1e-12 else WaitUntil(release)
+        return batch if release <= now_s + TIME_EPS_S else WaitUntil(release)

@@ -12,6 +12,7 @@ from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
 from disagg.cluster.hardware.catalog import get_hardware, get_model
 from disagg.cluster.hardware.perf import kv_bytes
 from disagg.cluster.messages import KvDelivered
+from disagg.cluster.records import DecodeRecord
 from disagg.fabric.payload import make_payload
 from disagg.policies.batching import FcfsAdmission
 
@@ -59,20 +60,27 @@ def _run(late_by_s: float, output_tokens: int) -> tuple[DecodeUnit, _Sink]:
     return unit, collector
 
 
+def _record(collector: _Sink, rid: int) -> DecodeRecord:
+    """The decode unit's record of request ``rid``, as it went to the collector with its end."""
+    [end] = [m for m in collector.got if m.request_id == rid]
+    [rec] = [r for r in end.records if isinstance(r, DecodeRecord)]
+    return rec
+
+
 def test_late_kv_joins_at_its_modeled_boundary() -> None:
-    on_time, _ = _run(0.0, 100)
-    late, _ = _run(0.05, 100)  # 50 ms of lag while request 0 keeps the unit busy
-    for unit in (on_time, late):
-        rec = unit.records[1]
-        assert rec["decode_start_s"] == pytest.approx(0.1, abs=STEP)
-        assert rec["last_token_s"] == pytest.approx(rec["decode_start_s"] + 99 * STEP, rel=1e-6)
+    (on_time, c_on), (late, c_late) = _run(0.0, 100), _run(0.05, 100)  # 50 ms of lag
+    for collector in (c_on, c_late):
+        rec = _record(collector, 1)
+        assert rec.decode_start_s == pytest.approx(0.1, abs=STEP)
+        assert rec.last_token_s == pytest.approx(rec.decode_start_s + 99 * STEP, rel=1e-6)
     assert late.retroactive_joins == 1 and on_time.retroactive_joins == 0
-    assert late.records[1]["last_token_s"] == pytest.approx(on_time.records[1]["last_token_s"])
+    assert _record(c_late, 1).last_token_s == pytest.approx(_record(c_on, 1).last_token_s)
 
 
 def test_late_kv_that_would_already_be_done_completes_at_once() -> None:
     unit, collector = _run(0.2, 20)  # 19 decode steps take ~9 ms: done long before it arrives
     ends = {m.request_id: m for m in collector.got}
     assert ends[1].status == "completed"
-    assert ends[1].sent_s == pytest.approx(unit.records[1]["decode_start_s"] + 19 * STEP, rel=1e-6)
+    rec = _record(collector, 1)
+    assert ends[1].sent_s == pytest.approx(rec.decode_start_s + 19 * STEP, rel=1e-6)
     assert 1 not in unit.running and unit.retroactive_joins == 1

@@ -11,6 +11,7 @@ from conftest import make_request
 from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
 from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import TransferRequested
+from disagg.cluster.records import TransferRecord
 from disagg.fabric.component import Fabric
 from disagg.fabric.flows import FluidNetwork
 from disagg.fabric.topology import Topology
@@ -22,9 +23,12 @@ LAT = 35e-6
 class _Sink:
     def __init__(self) -> None:
         self.got: dict[int, float] = {}
+        self.transfers: dict[int, TransferRecord] = {}  # the fabric's record of each delivery
 
     def send(self, msg) -> None:
         self.got[msg.request.request_id] = msg.sent_s
+        [rec] = [r for r in msg.records if isinstance(r, TransferRecord)]
+        self.transfers[msg.request.request_id] = rec
 
 
 def _run(sends: list[tuple[float, float, str, float]]) -> tuple[dict[int, float], Fabric]:
@@ -47,6 +51,7 @@ def _run(sends: list[tuple[float, float, str, float]]) -> tuple[dict[int, float]
 
     loop.run_until_complete(main())
     loop.close()
+    fabric.delivered = sink.transfers  # type: ignore[attr-defined]
     return sink.got, fabric
 
 
@@ -56,8 +61,7 @@ def test_a_late_request_starts_at_its_modeled_time() -> None:
     assert got[0] == pytest.approx(0.3 + LAT)
     assert got[1] == pytest.approx(0.2 + 2 / 10 + LAT)  # it would have finished at 0.4 s
     assert fabric.backdated == 1
-    row = next(r for r in fabric.transfers if r["request_id"] == 1)
-    assert row["start_s"] == pytest.approx(0.2)
+    assert fabric.delivered[1].transfer_start_s == pytest.approx(0.2)
 
 
 def test_a_late_request_still_in_flight_is_credited_its_bytes() -> None:
@@ -80,5 +84,4 @@ def test_backdate_credits_bytes_at_the_current_rate() -> None:
 def test_a_late_request_that_would_be_done_is_delivered_at_its_modeled_end() -> None:
     got, fabric = _run([(0.0, 0.0, "p0", 3 * GB), (0.5, 0.2, "p1", 0.5 * GB)])
     assert got[1] == pytest.approx(0.2 + 0.05 + LAT)
-    row = next(r for r in fabric.transfers if r["request_id"] == 1)
-    assert row["modeled_end_s"] == pytest.approx(0.25 + LAT)
+    assert fabric.delivered[1].transfer_end_s == pytest.approx(0.25 + LAT)

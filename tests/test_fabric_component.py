@@ -12,6 +12,7 @@ from conftest import make_experiment, make_request
 from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
 from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import KvDelivered, TransferRequested
+from disagg.cluster.records import TransferRecord
 from disagg.fabric.component import Fabric, chunk_ready_times
 from disagg.fabric.topology import Topology, build_topology
 
@@ -25,10 +26,12 @@ class _Inbox:
     def __init__(self, loop: asyncio.AbstractEventLoop, log: dict[int, float], want: int,
                  done: asyncio.Event) -> None:
         self.loop, self.log, self.want, self.done = loop, log, want, done
+        self.transfers: list[TransferRecord] = []  # the fabric's records of its deliveries
 
     def send(self, msg: KvDelivered) -> None:
         assert msg.sent_s == pytest.approx(self.loop.time(), abs=1e-12)
         self.log[msg.request.request_id] = msg.sent_s
+        self.transfers.extend(r for r in msg.records if isinstance(r, TransferRecord))
         if len(self.log) == self.want:
             self.done.set()
 
@@ -55,7 +58,8 @@ def run_fabric(
     async def main() -> None:
         done = asyncio.Event()
         dsts = {dst for _, _, dst, _ in sends}
-        fabric.connect({d: _Inbox(loop, log, len(sends), done) for d in dsts})  # type: ignore[misc]
+        inboxes = {d: _Inbox(loop, log, len(sends), done) for d in dsts}
+        fabric.connect(inboxes)  # type: ignore[arg-type]
         task = loop.create_task(fabric.run())
         task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or done.set())
         for i, (t, src, dst, size) in enumerate(sends):
@@ -63,6 +67,7 @@ def run_fabric(
             msg = TransferRequested(make_request(request_id=i), src, dst, size, None, t, window)
             loop.call_at(t, fabric.deliver, msg)
         await done.wait()
+        fabric.delivered = [t for i in inboxes.values() for t in i.transfers]  # type: ignore[attr-defined]
         if task.done():
             raise task.exception()  # type: ignore[misc]
         task.cancel()
@@ -80,8 +85,8 @@ def test_one_flow_alone_takes_latency_plus_bytes_over_bandwidth() -> None:
     expected = 1.0 + LAT + 3.2768 / 195
     assert log[0] == pytest.approx(expected, rel=5e-3)  # the bar
     assert log[0] == pytest.approx(expected, rel=1e-12)  # and in fact exact
-    [row] = fabric.transfers
-    assert row["start_s"] == 1.0 and row["modeled_end_s"] == log[0]
+    [row] = fabric.delivered
+    assert row.transfer_start_s == 1.0 and row.transfer_end_s == log[0]
 
 
 def test_n_equal_flows_leaving_one_host_finish_at_latency_plus_n_bytes_over_bandwidth() -> None:
@@ -116,14 +121,14 @@ def test_per_flow_cap_and_setup_cost() -> None:
     cfg = FabricConfig(latency_s=LAT, setup_s=0.002, per_flow_cap_gbps=8 * 69.5)  # 69.5 GB/s
     log, fabric = run_fabric(topo, [(0.0, "p", "d", 6.95 * GB)], cfg)
     assert log[0] == pytest.approx(0.002 + 0.1 + LAT, rel=1e-12)
-    assert fabric.transfers[0]["start_s"] == pytest.approx(0.002)
+    assert fabric.delivered[0].transfer_start_s == pytest.approx(0.002)
 
 
 def test_same_host_transfer_skips_the_nic() -> None:
     topo = _topology({"p": "A", "d": "A"}, {"A": 1 * GB})
     log, fabric = run_fabric(topo, [(0.0, "p", "d", 100 * GB)])
     assert log[0] == pytest.approx(LAT)
-    assert fabric.link_log == []
+    assert fabric.link_bytes == {}  # no NIC link carried any byte
 
 
 def test_chunk_ready_times_spread_over_the_prefill() -> None:
@@ -139,7 +144,7 @@ def test_layer_wise_fast_network_ends_one_chunk_after_the_prefill() -> None:
     cfg = FabricConfig(latency_s=LAT, layer_wise=True)
     log, fabric = run_fabric(topo, [(1.0, "p", "d", 8 * GB)], cfg, {0: (1.0, 2.0)}, layers=80)
     assert log[0] == pytest.approx(2.0 + 0.001 + LAT, rel=1e-12)
-    assert fabric.transfers[0]["start_s"] == pytest.approx(1.0125)
+    assert fabric.delivered[0].transfer_start_s == pytest.approx(1.0125)
     after, _ = run_fabric(topo, [(2.0, "p", "d", 8 * GB)], FabricConfig(latency_s=LAT))
     assert after[0] == pytest.approx(2.0 + 0.08 + LAT, rel=1e-12)  # what streaming saves: 79 ms
 

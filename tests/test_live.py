@@ -119,7 +119,9 @@ def test_render_before_any_report() -> None:
 
 
 def _report(unit, t, finished=(), **state):
-    return StateReport(unit, {"name": unit, **state}, tuple(finished), 0.0, t)
+    kind, index = unit.rsplit("-", 1)  # test names follow the engine's <kind>-<index>
+    return StateReport(unit, {"name": unit, "kind": kind, "index": int(index), **state},
+                       tuple(finished), 0.0, t)
 
 
 def test_aggregator_joins_first_and_last_tokens_in_any_order() -> None:

@@ -13,7 +13,6 @@ from disagg.actors.components.store import LocalStore
 from disagg.actors.engines.build import build_component, component_names
 from disagg.actors.engines.virtual import LocalPeer, VirtualClock, VirtualTimeLoop
 from disagg.cluster.messages import Request
-from disagg.experiments.results.tables import request_rows
 
 
 def _serve_virtually(exp, arrivals: list[tuple[float, int, int]]) -> tuple[Gateway, dict]:
@@ -38,7 +37,8 @@ def _serve_virtually(exp, arrivals: list[tuple[float, int, int]]) -> tuple[Gatew
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        return gateway, {"components": [c.results() for c in comps.values()]}
+        rows = comps["collector"].drain(final=True).rows  # the collector's folded rows
+        return gateway, {"requests": rows}
 
     try:
         return loop.run_until_complete(drive())
@@ -51,7 +51,7 @@ def test_gateway_plans_are_the_runs_token_times_under_joins() -> None:
     # 12 requests 50 ms apart: decode batches change as they join, so plans get re-planned
     arrivals = [(0.05 * i, 500 + 100 * i, 150 + 7 * i) for i in range(12)]
     gateway, raw = _serve_virtually(exp, arrivals)
-    rows = {r["request_id"]: r for r in request_rows(raw)}
+    rows = {r["request_id"]: r for r in raw["requests"]}
     assert len(rows) == 12 and all(r["status"] == "completed" for r in rows.values())
     for rid, plan in gateway.plans.items():
         row = rows[rid]
@@ -70,7 +70,7 @@ def test_gateway_plans_are_the_runs_token_times_under_joins() -> None:
 
 def test_one_token_outputs_end_at_prefill_and_closed_gateway_refuses() -> None:
     gateway, raw = _serve_virtually(make_experiment(), [(0.0, 300, 1), (0.01, 300, 2)])
-    rows = {r["request_id"]: r for r in request_rows(raw)}
+    rows = {r["request_id"]: r for r in raw["requests"]}
     assert gateway.plans[0].decode_times_s == [] and gateway.plans[0].status == "completed"
     assert gateway.plans[0].first_token_s == pytest.approx(rows[0]["last_token_s"])
     assert len(gateway.plans[1].decode_times_s) == 1

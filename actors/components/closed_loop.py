@@ -13,7 +13,7 @@ from typing import Any
 
 from disagg.actors.components.load_generator import LoadGenerator
 from disagg.cluster.component import Clock
-from disagg.cluster.messages import ArrivalsDone, Request, RequestArrived, RequestEnded
+from disagg.cluster.messages import ArrivalsDone, Request, RequestEnded
 from disagg.cluster.workload.plan import ClosedLoop
 
 
@@ -23,8 +23,9 @@ class ClosedLoopGenerator(LoadGenerator):
     user has stopped (its next arrival would fall after ``duration_s``, or the cap is reached)."""
 
     def __init__(self, name: str, clock: Clock, loop: ClosedLoop) -> None:
-        super().__init__(name, clock, [])  # self.requests: those sent so far, in order
+        super().__init__(name, clock, [])
         self.loop = loop
+        self.last_arrival_s = 0.0
         self._pending: list[tuple[float, int, Request]] = []
         self._wake = asyncio.Event()
         self.handlers = {RequestEnded: self._on_ended}
@@ -38,7 +39,6 @@ class ClosedLoopGenerator(LoadGenerator):
         self._push(self.loop.after(msg.request_id, msg.sent_s))
 
     async def run(self) -> None:
-        router = self.peers["router"]
         for request in self.loop.start():
             self._push(request)
         while self._pending or self.loop.active_users > 0:
@@ -54,11 +54,10 @@ class ClosedLoopGenerator(LoadGenerator):
                 return
             _, _, request = heapq.heappop(self._pending)
             self.act_at(t)
-            router.send(RequestArrived(request, sent_s=t))
-            self.requests.append(request)
-            self.sent += 1
-        last = max((r.arrival_s for r in self.requests), default=0.0)
-        self.peers["collector"].send(ArrivalsDone(len(self.requests), sent_s=last))
+            self._sent(request, t)
+            self.last_arrival_s = max(self.last_arrival_s, request.arrival_s)
+        self._flush(self.last_arrival_s)
+        self.peers["collector"].send(ArrivalsDone(self.sent, sent_s=self.last_arrival_s))
 
     def arrivals_end_s(self) -> float:
         """No request is sent at or after the run's duration."""

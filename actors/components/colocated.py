@@ -12,6 +12,10 @@ boundary. The router assigns a request to the unit once; no KV crosses the fabri
 the unit after it committed iterations past the assignment's modeled arrival (lag, ray engine)
 joins at the current boundary and counts as a late decision (no retroactive join: the past
 iterations' durations would change).
+
+The unit writes a request's prefill fields as a ``PrefillRecord`` and its decode fields as a
+``DecodeRecord`` (``cluster/records.py``; the router writes both routings, this unit being the
+request's prefill and decode unit), sent with the request's ``RequestEnded``.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import numpy as np
 
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import Clock, Component
+from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component
 from disagg.cluster.hardware.mixed import mixed_iteration_s
 from disagg.cluster.hardware.perf import decode_step_times, kv_bytes
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import LoadReport, PrefillAssigned, Request, RequestEnded
+from disagg.cluster.records import DecodeRecord, PrefillRecord
+from disagg.cluster.sketch import QuantileSketch
 from disagg.policies.chunked_prefill import WaitingPrefill, plan_chunks
 
 
@@ -68,8 +74,9 @@ class ColocatedUnit(Component):
         self.t = 0.0  # the iteration boundary the state is committed at
         self.wake = asyncio.Event()
         self.log = UnitLog()
-        self.records: dict[int, dict[str, Any]] = {}
-        self.itl_steps: list[tuple[np.ndarray, int]] = []  # (step durations, batch size)
+        self.records: dict[int, dict[str, float]] = {}  # in flight here: this unit's fields
+        self._carried: dict[int, tuple[Any, ...]] = {}  # in flight here: records that came with it
+        self.itl = QuantileSketch()  # iteration durations (emu s), weighted by decoding requests
         self.tokens_out = 0
         self.busy_s = 0.0
         self.live_feed: list[tuple[Any, ...]] | None = None
@@ -79,18 +86,33 @@ class ColocatedUnit(Component):
     def kv_used_bytes(self) -> float:
         return sum(self.kv.values())
 
-    def _record(self, rid: int, **fields: float | str) -> None:
+    def _record(self, rid: int, **fields: float) -> None:
         """The one place this unit writes a request's record fields."""
         self.records.setdefault(rid, {}).update(fields)
 
+    def _end(self, request: Request, status: str, reason: str, t: float) -> None:
+        """Send the request's end with the records it came with and this unit's records."""
+        rid = request.request_id
+        rec = self.records.pop(rid, {})
+        mine: list[Any] = []
+        if "first_token_s" in rec:
+            mine.append(PrefillRecord(rid, request.attempt, rec["prefill_start_s"],
+                                      rec["first_token_s"], None))
+            mine.append(DecodeRecord(rid, request.attempt, rec.get("decode_start_s"),
+                                     rec.get("first_decode_token_s"), rec.get("last_token_s"),
+                                     None, None))
+        carried = self._carried.pop(rid, (request,))
+        self.peers["collector"].send(
+            RequestEnded(rid, status, reason, t, (*carried, *mine)))  # type: ignore[arg-type]
+
     def _on_assigned(self, msg: PrefillAssigned) -> None:
         r, queued_s = msg.request, msg.sent_s + self.control_delay_s
+        self._carried[r.request_id] = msg.records
         need = float(kv_bytes(r.prompt_tokens + r.output_tokens, self.model))
         if need > self.kv_capacity_bytes:
-            self.peers["collector"].send(
-                RequestEnded(r.request_id, "failed", "kv_exceeds_unit_capacity", queued_s))
+            self._end(r, "failed", "kv_exceeds_unit_capacity", queued_s)
             return
-        if queued_s < max(self.last_decision_s, self.t) - 1e-9:
+        if queued_s < max(self.last_decision_s, self.t) - TIME_EPS_S:
             self.late_decisions += 1  # the unit already committed iterations past its arrival
         self.waiting.append(_Prefilling(r, queued_s))
         self._unseen.append(queued_s)
@@ -116,8 +138,8 @@ class ColocatedUnit(Component):
                 await self._wait_for_arrival()
 
     def _plan(self) -> tuple[tuple[_Prefilling, int], ...]:
-        self._unseen = [q for q in self._unseen if q > self.t + 1e-12]
-        eligible = [w for w in self.waiting if w.queued_s <= self.t + 1e-12]
+        self._unseen = [q for q in self._unseen if q > self.t + TIME_EPS_S]
+        eligible = [w for w in self.waiting if w.queued_s <= self.t + TIME_EPS_S]
         queue = tuple(WaitingPrefill(w.request.request_id, w.request.prompt_tokens - w.done,
                                      w.started, self._need(w.request)) for w in eligible)
         plan = plan_chunks(queue, len(self.decoding), self.token_budget, self.max_running,
@@ -129,7 +151,7 @@ class ColocatedUnit(Component):
         return float(kv_bytes(r.prompt_tokens + r.output_tokens, self.model))
 
     async def _wait_for_arrival(self) -> None:
-        later = [w.queued_s for w in self.waiting if w.queued_s > self.t + 1e-12]
+        later = [w.queued_s for w in self.waiting if w.queued_s > self.t + TIME_EPS_S]
         if not later:
             raise RuntimeError(f"{self.name}: a waiting request fits in no empty unit")
         self.wake.clear()
@@ -163,12 +185,12 @@ class ColocatedUnit(Component):
     def _first_token(self, w: _Prefilling, end: float) -> None:
         r = w.request
         self.waiting.remove(w)
-        self._record(r.request_id, first_token_s=end, decode_unit=self.name, decode_start_s=end)
+        self._record(r.request_id, first_token_s=end, decode_start_s=end)
         if self.live_feed is not None:
             self.live_feed.append(("first", r.request_id, r.arrival_s, end, r.ttft_slo_s,
                                    r.output_tokens))
         if r.output_tokens <= 1:
-            self._finish(r.request_id, end)
+            self._finish(r, end)
         else:  # decodes from the next iteration on
             self.decoding[r.request_id] = _Decoding(r, r.output_tokens - 1, r.prompt_tokens + 1)
 
@@ -195,12 +217,13 @@ class ColocatedUnit(Component):
         self.t = float(bounds[steps - 1])
         running = [d for d in self.decoding.values()
                    if "first_token_s" in self.records[d.request.request_id]
-                   and self.records[d.request.request_id]["first_token_s"] < self.t - 1e-12]
+                   and self.records[d.request.request_id]["first_token_s"] < self.t - TIME_EPS_S]
         b = len(running)
         durations = np.diff(np.concatenate(([start], bounds[:steps])))
         joined = [d for d in running if "first_decode_token_s" not in self.records[d.request.request_id]]
-        self.itl_steps.append((durations[:1], b - len(joined)))
-        self.itl_steps.append((durations[1:], b))
+        weights = np.full(len(durations), float(b))
+        weights[0] = b - len(joined)  # a first decode token's gap counts from its first token
+        self.itl.add_many(durations, weights)
         self.log.work(start, self.t, b * steps + extra_tokens, b)
         self.tokens_out += b * steps + extra_tokens
         self.busy_s += self.t - start
@@ -214,13 +237,18 @@ class ColocatedUnit(Component):
                 if self.live_feed is not None:
                     self.live_feed.append(("last", d.request.request_id, self.t,
                                            d.request.output_tokens, d.request.tpot_slo_s))
-                self._finish(d.request.request_id, self.t)
+                self._finish(d.request, self.t)
         self._changed(self.t)
 
-    def _finish(self, rid: int, t: float) -> None:
-        self.kv.pop(rid, None)
-        self._record(rid, last_token_s=t)
-        self.peers["collector"].send(RequestEnded(rid, "completed", "", t))
+    def _finish(self, request: Request, t: float) -> None:
+        self.kv.pop(request.request_id, None)
+        self._record(request.request_id, last_token_s=t)
+        self._end(request, "completed", "", t)
+
+    def drain_series(self) -> list[dict[str, Any]]:
+        """Final bins of the unit's history: its next work starts at the committed boundary."""
+        series = self.log.pop_final(min(self.clock.now(), self.t) - SERIES_MARGIN_S)
+        return [] if series is None else [{"entity": self.name, **self._identity(), **series}]
 
     def _changed(self, t: float) -> None:
         self.log.state(t, sum(1 for w in self.waiting if not w.started), len(self.decoding),
@@ -239,19 +267,14 @@ class ColocatedUnit(Component):
 
     def results(self) -> dict[str, Any]:
         out = super().results()
-        durations = [d for d, _ in self.itl_steps]
-        weights = [np.full(len(d), b) for d, b in self.itl_steps]
-        out.update(
-            requests=self.records, log=self.log.as_dict(), tokens_out=self.tokens_out,
-            itl_s=np.concatenate(durations).tolist() if durations else [],
-            itl_weight=np.concatenate(weights).tolist() if weights else [],
-        )
+        out.update(log=self.log.as_dict(), tokens_out=self.tokens_out, itl=self.itl.state())
         return out
 
     def snapshot(self) -> dict[str, Any]:
         """Waiting and prefilling requests, the decoding batch, KV in use, tokens out, busy s."""
         return {
-            "name": self.name, "queue": sum(1 for w in self.waiting if not w.started),
+            "name": self.name, **self._identity(),
+            "queue": sum(1 for w in self.waiting if not w.started),
             "prefilling": sum(1 for w in self.waiting if w.started),
             "running": len(self.decoding), "kv_used_bytes": self.kv_used_bytes,
             "kv_capacity_bytes": self.kv_capacity_bytes, "tokens_done": self.tokens_out,

@@ -6,6 +6,8 @@ iterations are a cumulative sum of modeled step times. The unit sleeps until the
 which something changes; a request that becomes ready mid-iteration joins at the next boundary.
 KV memory is reserved on admission (prompt + output tokens); a request waits until it fits.
 With ``decode_keep``, finished prompts' blocks stay in free KV memory (``kept_kv.py``).
+A request's ``DecodeRecord`` (admission, first decode token, last token, real payload) goes to the
+collector with its ``RequestEnded``, after the records that came with its KV.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import Clock, Component
+from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component
 from disagg.cluster.errors import CapacityExceeded
 from disagg.cluster.hardware.perf import decode_step_times, kv_bytes
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
@@ -35,6 +37,8 @@ from disagg.cluster.messages import (
     RequestEnded,
     SpeedChanged,
 )
+from disagg.cluster.records import DecodeRecord, TransferRecord
+from disagg.cluster.sketch import QuantileSketch
 from disagg.fabric.payload import PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
 
@@ -73,8 +77,9 @@ class DecodeUnit(Component):
         self.retroactive_joins = 0
         self.wake = asyncio.Event()
         self.log = UnitLog()
-        self.records: dict[int, dict[str, Any]] = {}
-        self.itl_steps: list[tuple[np.ndarray, int]] = []  # (step durations, batch size)
+        self.records: dict[int, dict[str, Any]] = {}  # in flight here: decode facts so far
+        self._carried: dict[int, tuple[Any, ...]] = {}  # in flight here: records that came with it
+        self.itl = QuantileSketch()  # decode step durations (emu s), weighted by batch size
         self.tokens_out = 0
         self.busy_s = 0.0  # emu s with a non-empty running batch, up to the committed boundary
         self.live_feed: list[tuple[Any, ...]] | None = None  # last tokens, for the live view
@@ -110,7 +115,7 @@ class DecodeUnit(Component):
         rid = msg.request.request_id
         ready_s = msg.sent_s + self.control_delay_s
         rec = self.records.setdefault(rid, {})
-        rec.update(transfer_start_s=msg.transfer_start_s, transfer_end_s=msg.sent_s)
+        self._carried[rid] = msg.records
         try:
             prefetch = self._prefetch.pop(rid, None)
             if prefetch is not None:
@@ -119,11 +124,10 @@ class DecodeUnit(Component):
                 payload = await self.store.get(msg.payload) if msg.payload is not None else None
             verify_payload(payload, rid)
         except PayloadError as e:
-            self.peers["collector"].send(RequestEnded(rid, "failed", e.reason, ready_s))
+            self._end(msg.request, "failed", e.reason, ready_s)
             return
         except Exception as e:  # noqa: BLE001 - e.g. the object store lost the payload
-            self.peers["collector"].send(
-                RequestEnded(rid, "failed", f"kv_missing: {type(e).__name__}", ready_s))
+            self._end(msg.request, "failed", f"kv_missing: {type(e).__name__}", ready_s)
             return
         rec.setdefault("real_end_s", self.clock.now())
         rec["real_bytes"] = payload.nbytes
@@ -131,12 +135,9 @@ class DecodeUnit(Component):
             self.kept.reuse(msg.request.prefix_hashes, msg.reused_blocks)
         need = float(kv_bytes(msg.request.prompt_tokens + msg.request.output_tokens, self.model))
         if need > self.kv_capacity_bytes:
-            self.peers["collector"].send(
-                RequestEnded(rid, "failed", "kv_exceeds_decode_capacity", ready_s)
-            )
+            self._end(msg.request, "failed", "kv_exceeds_decode_capacity", ready_s)
             return
-        if ready_s < self.last_decision_s - 1e-9:
-            self.late_decisions += 1
+        self.note_input(ready_s)
         bisect.insort(self.pending, PendingDecode(msg.request, need, ready_s),
                       key=lambda p: p.ready_s)
         self._unseen.append(ready_s)
@@ -160,8 +161,8 @@ class DecodeUnit(Component):
             await self._iterate()
 
     def _admit(self) -> None:
-        self._unseen = [r for r in self._unseen if r > self.t + 1e-12]
-        eligible = tuple(p for p in self.pending if p.ready_s <= self.t + 1e-12)
+        self._unseen = [r for r in self._unseen if r > self.t + TIME_EPS_S]
+        eligible = tuple(p for p in self.pending if p.ready_s <= self.t + TIME_EPS_S)
         if not eligible:
             return
         state = DecodeState(
@@ -178,7 +179,7 @@ class DecodeUnit(Component):
             run = _Running(r, r.output_tokens - 1, r.prompt_tokens + 1, p.kv_bytes)
             self.kv_used_bytes += p.kv_bytes
             self.records.setdefault(r.request_id, {})["decode_start_s"] = self.t
-            if p.ready_s < self.t - 1e-12:
+            if p.ready_s < self.t - TIME_EPS_S:
                 self._join_late(run, p.ready_s)
             if self.token_feed is not None:
                 self._feed_join(r)
@@ -217,17 +218,21 @@ class DecodeUnit(Component):
         if run.left <= 0:
             self._release(run)
             rec["last_token_s"] = float(recent[i + done])
-            self.peers["collector"].send(
-                RequestEnded(rid, "completed", "", float(recent[i + done])))
+            self._end(run.request, "completed", "", float(recent[i + done]))
 
     def _feed_join(self, r: Request) -> None:
-        rec = self.records[r.request_id]
+        """Tell the gateway the request joined: its transfer (the fabric's record that came with
+        its KV) and its admission (this unit's)."""
+        transfer = [t for t in self._carried.get(r.request_id, ()) if isinstance(t, TransferRecord)
+                    and t.attempt == r.attempt]
+        start_s, end_s = ((transfer[-1].transfer_start_s, transfer[-1].transfer_end_s)
+                          if transfer else (self.t, self.t))
         self.token_feed.joined(  # type: ignore[union-attr]
             self.peers, self.name, r.request_id, float(kv_bytes(r.prompt_tokens, self.model)),
-            rec["transfer_start_s"], rec["transfer_end_s"], rec["decode_start_s"])
+            start_s, end_s, self.records[r.request_id]["decode_start_s"])
 
     async def _wait_for_ready(self) -> None:
-        later = [p.ready_s for p in self.pending if p.ready_s > self.t + 1e-12]
+        later = [p.ready_s for p in self.pending if p.ready_s > self.t + TIME_EPS_S]
         if not later:
             raise CapacityExceeded(f"{self.name}: a pending request fits in no empty batch")
         self.wake.clear()
@@ -269,8 +274,9 @@ class DecodeUnit(Component):
         self._recent = np.concatenate((self._recent, bounds[:steps]))[-RECENT_BOUNDARIES:]
         joined = sum(1 for rid in self.running if "first_decode_token_s" not in self.records[rid])
         # a request's first decode token's gap is measured from its first token (summary.py)
-        self.itl_steps.append((durations[:1], b - joined))
-        self.itl_steps.append((durations[1:], b))
+        weights = np.full(len(durations), float(b))
+        weights[0] = b - joined
+        self.itl.add_many(durations, weights)
         self.log.work(start, self.t, b * steps, b)
         self.tokens_out += b * steps
         self.busy_s += self.t - start
@@ -290,7 +296,7 @@ class DecodeUnit(Component):
             if self.live_feed is not None:
                 self.live_feed.append(("last", rid, self.t, r.request.output_tokens,
                                        r.request.tpot_slo_s))
-            self.peers["collector"].send(RequestEnded(rid, "completed", "", self.t))
+            self._end(r.request, "completed", "", self.t)
         self._changed()
 
     def _release(self, run: _Running) -> None:
@@ -298,6 +304,23 @@ class DecodeUnit(Component):
         self.kv_used_bytes -= run.kv_bytes
         if self.kept is not None:
             self.kept.keep(run.request.prefix_hashes, self.kv_capacity_bytes - self.kv_used_bytes)
+
+    def _end(self, request: Request, status: str, reason: str, t: float) -> None:
+        """Send the request's end, with the records it came with and this unit's record."""
+        rid = request.request_id
+        rec = self.records.pop(rid, {})
+        record = DecodeRecord(rid, request.attempt, rec.get("decode_start_s"),
+                              rec.get("first_decode_token_s"), rec.get("last_token_s"),
+                              rec.get("real_bytes"), rec.get("real_end_s"))
+        carried = self._carried.pop(rid, (request,))
+        self.peers["collector"].send(
+            RequestEnded(rid, status, reason, t, (*carried, record)))  # type: ignore[arg-type]
+
+    def drain_series(self) -> list[dict[str, Any]]:
+        """Final bins of the unit's history: its next work starts at the committed boundary."""
+        frontier = min(self.clock.now(), self.t) - SERIES_MARGIN_S
+        series = self.log.pop_final(frontier)
+        return [] if series is None else [{"entity": self.name, **self._identity(), **series}]
 
     def _changed(self) -> None:
         self.log.state(self.t, len(self.pending), len(self.running), self.kv_used_bytes)
@@ -315,13 +338,9 @@ class DecodeUnit(Component):
 
     def results(self) -> dict[str, Any]:
         out = super().results()
-        durations = [d for d, _ in self.itl_steps]
-        weights = [np.full(len(d), b) for d, b in self.itl_steps]
         out.update(
-            requests=self.records, log=self.log.as_dict(), tokens_out=self.tokens_out,
-            retroactive_joins=self.retroactive_joins,
-            itl_s=np.concatenate(durations).tolist() if durations else [],
-            itl_weight=np.concatenate(weights).tolist() if weights else [],
+            log=self.log.as_dict(), tokens_out=self.tokens_out,
+            retroactive_joins=self.retroactive_joins, itl=self.itl.state(),
         )
         if self.kept is not None:
             out["prefix_cache"] = self.kept.results()
@@ -330,7 +349,7 @@ class DecodeUnit(Component):
     def snapshot(self) -> dict[str, Any]:
         """Running batch, pending requests, KV in use of capacity, cumulative tokens and busy s."""
         return {
-            "name": self.name, "running": len(self.running), "pending": len(self.pending),
+            "name": self.name, **self._identity(), "running": len(self.running), "pending": len(self.pending),
             "kv_used_bytes": self.kv_used_bytes, "kv_capacity_bytes": self.kv_capacity_bytes,
             "tokens_out": self.tokens_out, "tokens_done": self.tokens_out, "busy_s": self.busy_s,
         }

@@ -6,7 +6,8 @@ request's tokens come out (``token_feed.py``) and the collector forwards every r
 the gateway keeps, per request, a :class:`TokenPlan`: the first token's emu time, the decode
 tokens' planned emu times and the final status. The HTTP side long-polls it (:meth:`Gateway.wait`)
 and releases tokens to the client at those times; :meth:`Gateway.outcomes` hands finished requests
-to the metrics. When serving stops, :meth:`Gateway.close` tells the collector how many came in.
+to the metrics. It tells the collector of each arrival (the collector makes every row). When
+serving stops, :meth:`Gateway.close` tells the collector how many came in.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.messages import (
+    Arrivals,
     ArrivalsDone,
     DecodeJoined,
     FirstTokenPlanned,
@@ -130,6 +132,7 @@ class Gateway(Component):
         self.plans[rid] = TokenPlan(request)
         self.act_at(arrival_s)
         self.peers["router"].send(RequestArrived(request, sent_s=arrival_s))
+        self.peers["collector"].send(Arrivals((request,), arrival_s))
         return rid
 
     async def wait(self, request_id: int, version: int, from_index: int,
@@ -202,17 +205,6 @@ class Gateway(Component):
     def arrivals_end_s(self) -> float:
         """Emu time of the latest arrival so far."""
         return self._last_arrival_s
-
-    def results(self) -> dict[str, Any]:
-        out = super().results()
-        out["requests"] = {
-            rid: {"slo_class": p.request.slo_class, "arrival_s": p.request.arrival_s,
-                  "prompt_tokens": p.request.prompt_tokens,
-                  "output_tokens": p.request.output_tokens,
-                  "ttft_slo_s": p.request.ttft_slo_s, "tpot_slo_s": p.request.tpot_slo_s}
-            for rid, p in self.plans.items()
-        }
-        return out
 
     def snapshot(self) -> dict[str, Any]:
         return {"name": self.name, "submitted": len(self.plans), "total": len(self.plans)}

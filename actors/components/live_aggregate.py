@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from disagg.actors.components.live_state import StateReport
+from disagg.cluster.component import TIME_EPS_S
 
 RATE_CALLS = 4  # rates span at least the emu time of the last this-many snapshot calls
 
@@ -37,7 +38,7 @@ class _Samples:
         t0, tok0, busy0 = self.points[0]
         _, tok1, busy1 = self.points[-1]
         span = now_s - t0
-        if span <= 1e-12:
+        if span <= TIME_EPS_S:
             return 0.0, 0.0
         return (tok1 - tok0) / span, min(1.0, max(0.0, (busy1 - busy0) / span))
 
@@ -97,7 +98,7 @@ class LiveAggregator:
         arrival_s, first_s, ttft_slo_s, output_tokens = self._firsts.pop(rid)
         ttft = first_s - arrival_s
         tpot = (last_s - first_s) / (output_tokens - 1) if output_tokens > 1 else 0.0
-        met = ttft <= ttft_slo_s + 1e-12 and (output_tokens <= 1 or tpot <= tpot_slo_s + 1e-12)
+        met = ttft <= ttft_slo_s + TIME_EPS_S and (output_tokens <= 1 or tpot <= tpot_slo_s + TIME_EPS_S)
         self.met += int(met)
         self.recent.append((ttft, tpot, met))
 
@@ -107,8 +108,8 @@ class LiveAggregator:
         since = self._calls[0] if len(self._calls) > 1 else now_s
         units: dict[str, list[dict[str, Any]]] = {"prefill": [], "decode": [], "colocated": []}
         total_decode_rate = 0.0
-        for name in sorted(self.states, key=_unit_order):
-            kind = name.split("-")[0]
+        for name in sorted(self.states, key=lambda n: _unit_order(self.states[n], n)):
+            kind = self.states[name].get("kind")
             if kind not in units:
                 continue
             rate, util = self._samples[name].rates(now_s, since) if name in self._samples else (0, 0)
@@ -144,6 +145,6 @@ class LiveAggregator:
         return out
 
 
-def _unit_order(name: str) -> tuple[str, int]:
-    head, _, tail = name.rpartition("-")
-    return (head, int(tail)) if tail.isdigit() else (name, -1)
+def _unit_order(state: dict[str, Any], name: str) -> tuple[str, int, str]:
+    """Units by kind and index (their snapshots carry both), other components by name."""
+    return (str(state.get("kind", "")), int(state.get("index", -1)), name)

@@ -53,10 +53,10 @@ class LiveReporter:
         enable_live_feed(component)
 
     def _lag_p99_s(self) -> float:
-        lags = self.component.lags_s
-        if len(lags) != self._lag[0]:
-            tail = lags[-LAG_TAIL:]
-            self._lag = (len(lags), float(np.percentile(tail, 99)) if tail else 0.0)
+        c = self.component
+        if c.acts != self._lag[0]:
+            tail = list(c.recent_lags_s)[-LAG_TAIL:]
+            self._lag = (c.acts, float(np.percentile(tail, 99)) if tail else 0.0)
         return self._lag[1]
 
     def next_report(self) -> StateReport | None:

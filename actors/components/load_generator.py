@@ -1,16 +1,24 @@
-"""The load generator: samples the workload once, then sends each request at its arrival time."""
+"""The load generator: samples the workload once, then sends each request at its arrival time.
+
+The ``Request`` it sends is its per-request record (arrival, lengths, SLO targets); it also tells
+the collector, in batches of :data:`ARRIVAL_BATCH`, which requests it sent.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
-from disagg.cluster.messages import ArrivalsDone, Request, RequestArrived
+from disagg.cluster.messages import Arrivals, ArrivalsDone, Request, RequestArrived
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 from disagg.cluster.workload.plan import SloTargets, plan_requests
+
+ARRIVAL_BATCH = 1024
+"""Requests per ``Arrivals`` message to the collector."""
 
 
 def slo_targets(exp: Experiment) -> SloTargets:
@@ -28,44 +36,47 @@ def make_requests(exp: Experiment, rng: np.random.Generator) -> list[Request]:
 class LoadGenerator(Component):
     """Sends ``RequestArrived`` to the router at each request's arrival time."""
 
-    def __init__(self, name: str, clock: Clock, requests: list[Request]) -> None:
+    def __init__(self, name: str, clock: Clock, requests: Sequence[Request]) -> None:
         super().__init__(name, clock)
         self.requests = requests
         self.sent = 0
         self.stopped = False
+        self._batch: list[Request] = []
+
+    def _sent(self, request: Request, t: float) -> None:
+        """``request`` went to the router at emu time ``t``: tell the collector (batched)."""
+        self.peers["router"].send(RequestArrived(request, sent_s=t))
+        self.sent += 1
+        self._batch.append(request)
+        if len(self._batch) >= ARRIVAL_BATCH:
+            self._flush(t)
+
+    def _flush(self, t: float) -> None:
+        if self._batch:
+            self.peers["collector"].send(Arrivals(tuple(self._batch), t))
+            self._batch = []
 
     async def run(self) -> None:
-        router = self.peers["router"]
         for request in self.requests:
             await self.clock.sleep_until(request.arrival_s)
             if self.stopped:
                 return
             self.act_at(request.arrival_s)
-            router.send(RequestArrived(request, sent_s=request.arrival_s))
-            self.sent += 1
+            self._sent(request, request.arrival_s)
         last = self.requests[-1].arrival_s if self.requests else 0.0
+        self._flush(last)
         self.peers["collector"].send(ArrivalsDone(len(self.requests), sent_s=last))
 
     def arrivals_end_s(self) -> float:
         """Emu time by which every arrival has happened (the drain deadline counts from it)."""
         return self.requests[-1].arrival_s if self.requests else 0.0
 
-    def stop_arrivals(self) -> None:
-        """Submit nothing more (an interrupted run); results hold only the requests sent."""
+    def stop_arrivals(self) -> tuple[Request, ...]:
+        """Submit nothing more (an interrupted run); returns the requests sent but not yet
+        reported to the collector (the engine reports them before its last drain)."""
         self.stopped = True
-
-    def results(self) -> dict[str, Any]:
-        """The submitted requests' arrival facts (only those sent, if arrivals were stopped)."""
-        out = super().results()
-        out["requests"] = {
-            r.request_id: {
-                "slo_class": r.slo_class, "arrival_s": r.arrival_s,
-                "prompt_tokens": r.prompt_tokens, "output_tokens": r.output_tokens,
-                "ttft_slo_s": r.ttft_slo_s, "tpot_slo_s": r.tpot_slo_s,
-            }
-            for r in self.requests[: self.sent]
-        }
-        return out
+        batch, self._batch = tuple(self._batch), []
+        return batch
 
     def snapshot(self) -> dict[str, Any]:
         return {"name": self.name, "submitted": self.sent, "total": len(self.requests)}

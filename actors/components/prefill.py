@@ -7,6 +7,10 @@ until the batch's end, so wake-up jitter is absorbed rather than accumulated (DE
 With a prefix cache (``[prefix_cache] enabled``) the unit looks each request's leading prompt
 blocks up when its batch starts, is charged only for the uncached tokens, then holds the batch's
 blocks; its load reports carry the held block ids (what a cache-aware router scores against).
+
+Each request's ``PrefillRecord`` (batch start, first token at the batch's end, modeled KV bytes,
+cached prompt tokens) goes on with its KV hand-over — at the batch's start under layer-wise
+streaming, when the first token's modeled time is already known.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import Clock, Component
+from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component
 from disagg.cluster.hardware.perf import kv_bytes, prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import (
@@ -31,6 +35,7 @@ from disagg.cluster.messages import (
     SpeedChanged,
 )
 from disagg.cluster.prefix_cache import PrefixCache, cached_prefix_tokens
+from disagg.cluster.records import PrefillRecord
 from disagg.fabric.payload import make_payload
 from disagg.policies.base import Batch, PrefillBatchingPolicy, QueuedPrefill
 
@@ -60,7 +65,8 @@ class PrefillUnit(Component):
         self.running: tuple[Request, ...] = ()
         self.wake = asyncio.Event()
         self.log = UnitLog()
-        self.records: dict[int, dict[str, Any]] = {}
+        self._carried: dict[int, tuple[Any, ...]] = {}  # queued or running: records so far
+        self._started: dict[int, PrefillRecord] = {}  # running: this unit's record
         self.batches = 0
         self.reporter = LoadReporter(clock, report_interval_s, self._load)
         self.tokens_in = 0  # prompt tokens of finished batches
@@ -78,8 +84,8 @@ class PrefillUnit(Component):
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
         queued_s = msg.sent_s + self.control_delay_s
-        if queued_s < self.last_decision_s - 1e-9:
-            self.late_decisions += 1
+        self.note_input(queued_s)
+        self._carried[msg.request.request_id] = msg.records
         self.queue.append(QueuedPrefill(msg.request, queued_s))
         self.queue.sort(key=lambda q: q.queued_s)
         self.log.state(queued_s, len(self.queue), len(self.running), 0.0)
@@ -132,7 +138,7 @@ class PrefillUnit(Component):
         streamed = {r.request_id for r in requests if self.layer_wise and r.output_tokens > 1}
         for r in requests:
             if r.request_id in streamed:
-                self._finish(r, end, stream_from_s=t)
+                self._finish(r, stream=True)
         await self.clock.sleep_until(end)
         self.act_at(end)
         self.running = ()
@@ -144,15 +150,16 @@ class PrefillUnit(Component):
                 self.live_feed.append(("first", r.request_id, r.arrival_s, end, r.ttft_slo_s,
                                        r.output_tokens))
             if r.request_id not in streamed:
-                self._finish(r, end)
+                self._finish(r)
         self._report(end)
 
     def _record_start(self, requests: tuple[Request, ...], t: float, end: float,
                       cached: list[int] | None) -> None:
+        """Each request's ``PrefillRecord`` (the one place its ``cached_tokens`` is recorded)."""
         for i, r in enumerate(requests):
-            self.records[r.request_id] = {"prefill_start_s": t, "first_token_s": end}
-            if cached is not None:  # the one place a request's cached_tokens is recorded
-                self.records[r.request_id]["cached_tokens"] = cached[i]
+            modeled = float(kv_bytes(r.prompt_tokens, self.model)) if r.output_tokens > 1 else None
+            self._started[r.request_id] = PrefillRecord(
+                r.request_id, r.attempt, t, end, modeled, None if cached is None else cached[i])
 
     def _lookup(self, requests: tuple[Request, ...]) -> list[int] | None:
         """Cached prompt tokens per request (None without a cache); the batch's blocks are then
@@ -167,22 +174,32 @@ class PrefillUnit(Component):
         self.cached_tokens += sum(cached)
         return cached
 
-    def _finish(self, request: Request, end: float, stream_from_s: float | None = None) -> None:
-        """Hand the KV to the router at ``end``, or (layer-wise) at ``stream_from_s``."""
+    def _finish(self, request: Request, stream: bool = False) -> None:
+        """Hand the KV to the router at the batch's end, or (layer-wise) at its start."""
+        rid = request.request_id
+        carried = self._carried.pop(rid, (request,))
+        record = self._started.pop(rid)
         if request.output_tokens <= 1:
-            self.peers["collector"].send(RequestEnded(request.request_id, "completed", "", end))
+            self.peers["collector"].send(
+                RequestEnded(rid, "completed", "", record.first_token_s, (*carried, record)))
             return
         modeled = float(kv_bytes(request.prompt_tokens, self.model))
+        start, end = record.prefill_start_s, record.first_token_s
         payload = make_payload(
             request.request_id, request.prompt_tokens, self.model.name,
             self.model.kv_bytes_per_element, self.model.layers, modeled, self.payload_scale,
             self.seed,
         )
-        self.records[request.request_id].update(kv_bytes=modeled, real_bytes=payload.nbytes)
         ref = self.store.put(payload)  # None if an injected fault dropped it
-        window = None if stream_from_s is None else (stream_from_s, end)
-        sent_s = end if stream_from_s is None else stream_from_s
-        self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s, window))
+        window = (start, end) if stream else None
+        sent_s = start if stream else end
+        self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s, window,
+                                          (*carried, record)))
+
+    def drain_series(self) -> list[dict[str, Any]]:
+        """Final bins of the unit's history (nothing it does can start before now)."""
+        series = self.log.pop_final(self.clock.now() - SERIES_MARGIN_S)
+        return [] if series is None else [{"entity": self.name, **self._identity(), **series}]
 
     def _report(self, t: float) -> None:
         self.reporter.router = self.peers["router"]
@@ -198,7 +215,7 @@ class PrefillUnit(Component):
 
     def results(self) -> dict[str, Any]:
         out = super().results()
-        out.update(requests=self.records, log=self.log.as_dict(), batches=self.batches)
+        out.update(log=self.log.as_dict(), batches=self.batches)
         if self.cache is not None:
             out["prefix_cache"] = {**vars(self.cache.stats()), "cached_tokens": self.cached_tokens}
         return out
@@ -208,7 +225,8 @@ class PrefillUnit(Component):
         now = min(self.clock.now(), self.free_at_s)
         running_s = now - self.batch_start_s if self.running else 0.0
         out = {
-            "name": self.name, "queue": len(self.queue), "running": len(self.running),
+            "name": self.name, **self._identity(), "queue": len(self.queue),
+            "running": len(self.running),
             "batch_tokens": sum(r.prompt_tokens for r in self.running), "batches": self.batches,
             "tokens_done": self.tokens_in, "busy_s": self.busy_s + max(0.0, running_s),
         }

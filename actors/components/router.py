@@ -4,7 +4,10 @@ view of the units built from their load reports (and its own assignments since).
 Prefix blocks: a unit's view holds the block ids of its last report, plus (prefill) the blocks of
 the requests the router assigned to it since, as the unit will hold them once their batch starts.
 With ``transfer_missing`` the KV sent to a decode unit leaves out the leading prompt blocks its
-view says it holds."""
+view says it holds.
+
+It writes each request's routing records (``PrefillRouting``, ``DecodeRouting``) into the messages
+that carry the request on, and raises ``Request.attempt`` when it redoes a request."""
 
 from __future__ import annotations
 
@@ -21,12 +24,15 @@ from disagg.cluster.messages import (
     Request,
     RequestArrived,
     RequestEnded,
+    RequestAmended,
     RequestRedone,
+    RequestsEnded,
     TransferRequested,
     UnitDown,
     UnitUp,
 )
 from disagg.cluster.prefix_cache import leading_overlap
+from disagg.cluster.records import DecodeRouting, PrefillRouting, UnitId
 from disagg.policies.base import (
     PolicyContext,
     Reject,
@@ -57,7 +63,7 @@ class Router(Component):
         self._fresh = dict(self.views)  # what a unit looks like before any report
         self.control_delay_s = control_delay_s
         self.waiting: list[KvReady] = []
-        self.records: dict[int, dict[str, Any]] = {}
+        self.unit_ids = _unit_ids(units)
         self.inflight: dict[int, tuple[Request, str]] = {}  # request id -> (request, unit holding it)
         self.down: set[str] = set()
         self.redone = 0
@@ -65,8 +71,12 @@ class Router(Component):
         self.kv_reused_bytes = 0.0  # KV left out of transfers: the decode unit held it
         self.handlers = {
             RequestArrived: self._on_arrived, KvReady: self._on_kv_ready, LoadReport: self._on_report,
-            UnitDown: self._on_unit_down, UnitUp: self._on_unit_up,
+            UnitDown: self._on_unit_down, UnitUp: self._on_unit_up, RequestsEnded: self._on_ended,
         }
+
+    def _on_ended(self, msg: RequestsEnded) -> None:
+        for rid in msg.request_ids:
+            self.inflight.pop(rid, None)
 
     def _view(self, now_s: float) -> RouterView:
         get = self.views.__getitem__
@@ -88,19 +98,21 @@ class Router(Component):
             return request
         room = limit - request.output_tokens
         if self.over_context != "truncate" or room < 1:
-            self._end(request, "rejected", "exceeds_context", t)
+            self._end(request, "rejected", "exceeds_context", t, (request,))
             return None
-        self.records.setdefault(request.request_id, {})["prompt_tokens"] = room
-        return dataclasses.replace(request, prompt_tokens=room)
+        # the truncated copy is the request's record from here on (its row's prompt_tokens)
+        cut = dataclasses.replace(request, prompt_tokens=room)
+        self.peers["collector"].send(RequestAmended(cut, t))
+        return cut
 
     def _route_prefill(self, request: Request, t: float) -> None:
         decision = self.policy.choose_prefill(request, self._view(t))
         if isinstance(decision, Reject):
-            self._end(request, "rejected", decision.reason, t)
+            self._end(request, "rejected", decision.reason, t, (request,))
             return
         unit = self._checked(decision, ("prefill", "colocated"))
-        self.records.setdefault(request.request_id, {}).update(
-            prefill_unit=unit.name, prefill_view_age_s=t - unit.reported_s)
+        routing = PrefillRouting(request.request_id, request.attempt, self.unit_ids[unit.name],
+                                 t - unit.reported_s)
         self.inflight[request.request_id] = (request, unit.name)
         held = unit.cached_blocks
         if request.prefix_hashes and not held.issuperset(request.prefix_hashes):
@@ -109,13 +121,15 @@ class Router(Component):
             unit, queued_requests=unit.queued_requests + 1,
             queued_tokens=unit.queued_tokens + request.prompt_tokens, cached_blocks=held,
         )
-        self.peers[unit.name].send(PrefillAssigned(request, sent_s=t))
+        records: tuple[Any, ...] = (request, routing)
+        if unit.kind == "colocated":  # the unit decodes it too: no second placement decision
+            records += (DecodeRouting(request.request_id, request.attempt, routing.prefill_unit,
+                                      None),)
+        self.peers[unit.name].send(PrefillAssigned(request, t, records))
 
     def _on_kv_ready(self, msg: KvReady) -> None:
         t = msg.sent_s + self.control_delay_s
         self.decide_at(t)
-        # kept here too: the router outlives a lost prefill unit and its records
-        self.records.setdefault(msg.request.request_id, {})["first_token_s"] = msg.sent_s
         if not self._place_decode(msg, t):
             self.waiting.append(msg)
 
@@ -123,13 +137,13 @@ class Router(Component):
         request = msg.request
         decision = self.policy.choose_decode(request, self._view(t))
         if isinstance(decision, Reject):
-            self._end(request, "failed", decision.reason, t)
+            self._end(request, "failed", decision.reason, t, msg.records)
             return True
         if not isinstance(decision, Route):
             return False
         unit = self._checked(decision, ("decode",))
-        rec = self.records.setdefault(request.request_id, {})
-        rec.update(decode_unit=unit.name, decode_view_age_s=t - unit.reported_s)
+        routing = DecodeRouting(request.request_id, request.attempt, self.unit_ids[unit.name],
+                                t - unit.reported_s)
         self.inflight[request.request_id] = (request, unit.name)
         need = decode_kv_need(request, self.context)
         self.views[unit.name] = dataclasses.replace(
@@ -144,7 +158,7 @@ class Router(Component):
             self.kv_reused_bytes += msg.kv_bytes - send_bytes
         self.peers["fabric"].send(
             TransferRequested(request, msg.prefill_unit, unit.name, send_bytes, msg.payload, t,
-                              msg.layers_ready_s, reused)
+                              msg.layers_ready_s, reused, (*msg.records, routing))
         )
         return True
 
@@ -176,7 +190,7 @@ class Router(Component):
         for request in sorted(lost, key=lambda r: r.request_id):
             self.redone += 1
             self.peers["collector"].send(RequestRedone(request.request_id, msg.unit, t))
-            self._route_prefill(request, t)
+            self._route_prefill(dataclasses.replace(request, attempt=request.attempt + 1), t)
 
     def _on_unit_up(self, msg: UnitUp) -> None:
         """A fresh unit replaced a lost one: it is up and empty from ``sent_s``."""
@@ -195,13 +209,14 @@ class Router(Component):
                              " unit")
         return unit
 
-    def _end(self, request: Request, status: str, reason: str, t: float) -> None:
-        self.records.setdefault(request.request_id, {})
-        self.peers["collector"].send(RequestEnded(request.request_id, status, reason, t))  # type: ignore[arg-type]
+    def _end(self, request: Request, status: str, reason: str, t: float,
+             records: tuple[Any, ...]) -> None:
+        self.inflight.pop(request.request_id, None)
+        self.peers["collector"].send(
+            RequestEnded(request.request_id, status, reason, t, records))  # type: ignore[arg-type]
 
     def results(self) -> dict[str, Any]:
         out = super().results()
-        out["requests"] = self.records
         out["units_down"] = sorted(self.down)
         out["redone"] = self.redone
         out["kv_reused_bytes"] = self.kv_reused_bytes
@@ -210,3 +225,13 @@ class Router(Component):
     def snapshot(self) -> dict[str, Any]:
         return {"name": self.name, "waiting_for_decode": len(self.waiting),
                 "units_down": sorted(self.down), "redone": self.redone}
+
+
+def _unit_ids(units: list[UnitView]) -> dict[str, UnitId]:
+    """Each unit's identity: its kind and its position among the units of that kind."""
+    seen: dict[str, int] = {}
+    out = {}
+    for u in units:
+        out[u.name] = UnitId(u.kind, seen.get(u.kind, 0))
+        seen[u.kind] = seen.get(u.kind, 0) + 1
+    return out

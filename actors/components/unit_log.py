@@ -1,33 +1,70 @@
-"""A unit's own history: state changes and busy intervals, resampled into the timeseries."""
+"""A unit's own history, folded onto the timeseries grid as it happens (``cluster/timeseries.py``):
+queue depth, batch size and KV bytes in use as step functions, busy time and tokens per bin.
+
+Final bins are handed out as the run goes (:meth:`UnitLog.pop_final`), so a unit holds only a
+window of recent bins. With ``keep_events`` (``output.event_log``) it also keeps every batch,
+for the event log.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from disagg.cluster.component import TIME_EPS_S
+from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, final_bins
 
-@dataclass
+
 class UnitLog:
-    """Step-function state changes ``(t, queue_depth, batch_size, kv_used_bytes)`` and busy spans."""
+    """State changes ``(t, queue_depth, batch_size, kv_used_bytes)`` and busy work of one unit,
+    sampled every ``step_s`` emu seconds."""
 
-    changes: list[tuple[float, int, int, float]] = field(default_factory=list)
-    busy: list[tuple[float, float]] = field(default_factory=list)
-    tokens: list[tuple[float, float, int]] = field(default_factory=list)  # (start, end, tokens)
-    batches: list[tuple[float, float, int]] = field(default_factory=list)  # (start, end, requests)
+    def __init__(self, step_s: float = 0.5, keep_events: bool = False) -> None:
+        self.step_s = step_s
+        self.changes = SteppedValues(step_s, 3)
+        self.busy = BinnedIntegral(step_s)  # busy emu s per bin (union of work spans)
+        self.tokens = BinnedIntegral(step_s)  # tokens per bin, counted when their work ends
+        self._busy_end_s = -float("inf")
+        self.batches: list[tuple[float, float, int, int]] | None = [] if keep_events else None
 
     def state(self, t: float, queue_depth: int, batch_size: int, kv_used_bytes: float) -> None:
-        self.changes.append((t, queue_depth, batch_size, kv_used_bytes))
+        """The unit's state from emu time ``t`` on."""
+        self.changes.change(t, queue_depth, batch_size, kv_used_bytes)
 
     def work(self, start_s: float, end_s: float, tokens: int, requests: int = 0) -> None:
         """The unit was busy on ``tokens`` tokens of ``requests`` requests (one batch, or a run of
         decode iterations with a fixed batch) from ``start_s`` to ``end_s``."""
-        if self.busy and start_s <= self.busy[-1][1] + 1e-12:
-            self.busy[-1] = (self.busy[-1][0], max(end_s, self.busy[-1][1]))
+        if start_s <= self._busy_end_s + TIME_EPS_S:
+            self.busy.interval(max(start_s, self._busy_end_s), end_s)
         else:
-            self.busy.append((start_s, end_s))
-        self.tokens.append((start_s, end_s, tokens))
-        self.batches.append((start_s, end_s, requests))
+            self.busy.interval(start_s, end_s)
+        self._busy_end_s = max(self._busy_end_s, end_s)
+        self.tokens.point(end_s, tokens)
+        if self.batches is not None:
+            self.batches.append((start_s, end_s, requests, tokens))
+
+    def pop_final(self, frontier_s: float) -> dict[str, Any] | None:
+        """The bins that are final once nothing can happen before ``frontier_s`` (emu s), as a
+        series (see :meth:`series`), forgotten here; None if there are none yet."""
+        k = final_bins(frontier_s, self.step_s)
+        first = self.changes.base
+        if k <= first:
+            return None
+        queue, batch, kv = self.changes.pop_before(k)
+        return {"step_s": self.step_s, "first_bin": first, "queue_depth": queue, "batch_size": batch,
+                "kv_used_bytes": kv, "busy": self.busy.pop_before(k),
+                "tokens": self.tokens.pop_before(k)}
+
+    def series(self, n_bins: int) -> dict[str, Any]:
+        """The bins still held, up to bin ``n_bins`` (the grid's end): ``first_bin`` and per bin
+        the sampled state, busy emu s and tokens finished."""
+        queue, batch, kv = self.changes.sampled(n_bins)
+        return {"step_s": self.step_s, "first_bin": self.changes.base, "queue_depth": queue, "batch_size": batch,
+                "kv_used_bytes": kv, "busy": self.busy.per_bin(n_bins),
+                "tokens": self.tokens.per_bin(n_bins)}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"changes": self.changes, "busy": self.busy, "tokens": self.tokens,
-                "batches": self.batches}
+        """Plain data for the results: the log itself (its held window, to be sampled once the
+        grid's end is known), total busy emu s, and the batches if kept."""
+        return {"step_s": self.step_s, "window": self, "busy_s": self.busy.total,
+                "busy_last_s": self.busy.last_s, "batches": self.batches or [],
+                "late": self.changes._t.late + self.busy._bins.late + self.tokens._bins.late}

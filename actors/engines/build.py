@@ -22,6 +22,7 @@ from disagg.actors.components.prefill import PrefillUnit
 from disagg.actors.components.router import Router
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
+from disagg.actors.components.unit_log import UnitLog
 from disagg.actors.engines.faults import with_kv_faults
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
@@ -30,6 +31,7 @@ from disagg.cluster.faults import FaultSchedule, fault_schedule
 from disagg.cluster.hardware.perf import fit_check, kv_bytes
 from disagg.cluster.messages import PREFIX_BLOCK_TOKENS
 from disagg.cluster.prefix_cache import PrefixCache
+from disagg.cluster.records import UnitId
 from disagg.cluster.sizing import estimate_run_size
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 from disagg.cluster.workload.plan import ClosedLoop, check_workload
@@ -41,9 +43,17 @@ from disagg.policies.base import PolicyContext, UnitView
 CONTROL = ("collector", "router", "fabric", "loadgen")
 
 
+def unit_ids(exp: Experiment) -> dict[str, UnitId]:
+    """Every unit of the experiment by component name: its kind and index, as data."""
+    return {u.name: u for kind, pool in exp.pools.items()
+            for u in (UnitId(kind, i) for i in range(pool.units))}
+
+
 def component_names(exp: Experiment) -> list[str]:
     """Every component of the experiment, control plane first."""
-    return [*CONTROL, *(u for kind, pool in exp.pools.items() for u in unit_names(kind, pool.units))]
+    names = [*CONTROL, *(u for kind, pool in exp.pools.items() for u in unit_names(kind, pool.units))]
+    assert names[len(CONTROL):] == list(unit_ids(exp)), "unit names and ids disagree"
+    return names
 
 
 def component_rng(seed: int, name: str) -> np.random.Generator:
@@ -184,8 +194,17 @@ def build_component(
     name), the collector forwards every end to it and the units feed it token times."""
     if serving:
         return _serving_component(exp, name, clock, store, control_delay_s)
-    seed = exp.experiment.seed
-    rng = component_rng(seed, name)
+    rng = component_rng(exp.experiment.seed, name)
+    unit = unit_ids(exp).get(name)
+    comp = _build_unit(exp, unit, clock, store, control_delay_s) if unit is not None else \
+        _build_control(exp, name, clock, rng, control_delay_s)
+    comp.rng = rng
+    comp.unit = unit
+    return comp
+
+
+def _build_control(exp: Experiment, name: str, clock: Clock, rng: np.random.Generator,
+                   control_delay_s: float) -> Component:
     comp: Component
     closed = isinstance(exp.workload, ClosedLoopWorkload)
     if name == "collector":
@@ -203,19 +222,18 @@ def build_component(
                       exp.experiment.over_context)
     elif name == "fabric":
         comp = Fabric(name, clock, build_topology(exp), exp.fabric, control_delay_s,
-                      exp.model.layers)
+                      exp.model.layers, exp.output.sample_interval_s, exp.output.event_log)
     else:
-        comp = _build_unit(exp, name, clock, store, control_delay_s)
-    comp.rng = rng
+        raise KeyError(f"no component called {name!r}")
     return comp
 
 
-def _build_unit(exp: Experiment, name: str, clock: Clock, store: ObjectStore,
+def _build_unit(exp: Experiment, unit: UnitId, clock: Clock, store: ObjectStore,
                 control_delay_s: float) -> Component:
-    """A prefill, decode or colocated unit of ``exp`` by name."""
-    seed = exp.experiment.seed
-    comp: Component
-    if name.startswith("prefill-") and exp.prefill is not None:
+    """A prefill, decode or colocated unit of ``exp``."""
+    name, seed = unit.name, exp.experiment.seed
+    comp: PrefillUnit | DecodeUnit | ColocatedUnit
+    if unit.kind == "prefill" and exp.prefill is not None:
         spec = exp.policies.prefill_batching
         comp = PrefillUnit(
             name, clock, exp.model, exp.prefill.hardware, exp.prefill.chips_per_unit,
@@ -224,7 +242,7 @@ def _build_unit(exp: Experiment, name: str, clock: Clock, store: ObjectStore,
             control_delay_s, exp.experiment.load_report_interval_s, exp.fabric.layer_wise,
             _prefill_cache(exp),
         )
-    elif name.startswith("decode-") and exp.decode is not None:
+    elif unit.kind == "decode" and exp.decode is not None:
         spec = exp.policies.decode_admission
         comp = DecodeUnit(
             name, clock, exp.model, exp.decode.hardware, exp.decode.chips_per_unit,
@@ -232,7 +250,7 @@ def _build_unit(exp: Experiment, name: str, clock: Clock, store: ObjectStore,
             store, decode_kv_capacity(exp), control_delay_s, exp.experiment.load_report_interval_s,
             _kept_kv(exp),
         )
-    elif name.startswith("colocated-") and exp.colocated is not None:
+    elif unit.kind == "colocated" and exp.colocated is not None:
         pool = exp.colocated
         comp = ColocatedUnit(
             name, clock, exp.model, pool.hardware, pool.chips_per_unit, decode_kv_capacity(exp),
@@ -241,8 +259,8 @@ def _build_unit(exp: Experiment, name: str, clock: Clock, store: ObjectStore,
         )
     else:
         raise KeyError(f"no component called {name!r}")
+    comp.log = UnitLog(exp.output.sample_interval_s, exp.output.event_log)
     return comp
-
 
 
 def _serving_component(exp: Experiment, name: str, clock: Clock, store: ObjectStore,

@@ -93,9 +93,18 @@ class ComponentHost:
         """Collector only: the requests that have ended so far."""
         return sorted(as_ledger(self.component).ended_ids())
 
-    def stop_arrivals(self) -> None:
-        """Load generator only: submit nothing more (an interrupted run)."""
-        as_arrivals(self.component).stop_arrivals()
+    def stop_arrivals(self) -> tuple[Any, ...]:
+        """Load generator only: submit nothing more (an interrupted run); the requests sent but
+        not yet reported to the collector."""
+        return as_arrivals(self.component).stop_arrivals()
+
+    def drain(self, final: bool = False, unfinished: tuple[str, str] | None = None) -> Any:
+        """Collector only: the rows finished since the last drain (``Collector.drain``)."""
+        return as_ledger(self.component).drain(final, unfinished)
+
+    def drain_series(self) -> list[dict[str, Any]]:
+        """The component's timeseries bins that became final (``Component.drain_series``)."""
+        return self.component.drain_series()
 
     async def start(self, t0: float, dilation: float, offset_s: float = 0.0,
                     live_s: float = 0.0) -> None:

@@ -23,7 +23,7 @@ import ray
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from disagg.actors.engines.build import CONTROL, component_names
+from disagg.actors.engines.build import component_names, unit_ids
 from disagg.cluster.config import Experiment
 
 CONTROL_RESOURCE = "disagg_control"
@@ -32,9 +32,11 @@ HEAD_RESOURCE = "node:__internal_head__"
 
 def unit_resource(name: str, exp: Experiment) -> dict[str, float]:
     """The hardware resource a unit actor asks for (empty for control components)."""
-    kind = name.split("-")[0]
-    pool = exp.pools.get(kind) if name not in CONTROL else None
-    return {} if pool is None else {pool.hardware.name: float(pool.chips_per_unit)}
+    unit = unit_ids(exp).get(name)
+    if unit is None:
+        return {}
+    pool = exp.pools[unit.kind]
+    return {pool.hardware.name: float(pool.chips_per_unit)}
 
 
 def local_resources(exp: Experiment) -> dict[str, float]:

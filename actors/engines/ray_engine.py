@@ -15,8 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import ray
 
+from disagg.actors.components.collector import Drained, EndedIds
 from disagg.actors.components.load_generator import LoadGenerator
 from disagg.actors.components.store import LocalStore
 from disagg.actors.engines.address import HINT, use_token_auth_for_embedded_ray
@@ -38,6 +40,8 @@ from disagg.actors.engines.supervisor import (
 )
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
+from disagg.cluster.messages import Arrivals, Request, RequestsEnded
+from disagg.cluster.records import EndRecord, fold, with_nodes
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 
 __all__ = ["CONTROL_RESOURCE", "ComponentHost", "ComponentLost", "RayEngineError", "RayPeer",
@@ -69,13 +73,13 @@ def init_ray(exp: Experiment, address: str | None) -> bool:
     return True
 
 
-def replanned_arrivals(exp: Experiment, now_s: float) -> dict[str, Any]:
-    """A lost open-loop load generator's results, planned again from the seed (the plan is a pure
-    function of it): the requests due by emu time ``now_s`` count as submitted."""
+def replanned_arrivals(exp: Experiment, now_s: float) -> tuple[Request, ...]:
+    """A lost open-loop load generator's requests, planned again from the seed (the plan is a
+    pure function of it): the requests due by emu time ``now_s`` count as submitted."""
     gen = build_component(exp, "loadgen", WallClock(), LocalStore())
     assert isinstance(gen, LoadGenerator)
-    gen.sent = sum(1 for r in gen.requests if r.arrival_s <= now_s)
-    return gen.results()
+    due = int(np.searchsorted([r.arrival_s for r in gen.requests], now_s, side="right"))
+    return tuple(gen.requests[:due])
 
 
 def node_ips() -> dict[str, str]:
@@ -111,6 +115,7 @@ def run_ray(
     exp: Experiment, address: str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None, poll_s: float = 0.5,
     live_s: float = 0.0, stop: StopFlag | None = None,
+    sink: Callable[[Drained], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``exp`` with one actor per component; returns raw component results.
 
@@ -120,6 +125,8 @@ def run_ray(
     ``stop``, once requested, ends the run: arrivals stop, unfinished requests are ``cancelled``.
     A lost control-plane actor ends the run too: what the others hold is returned, unfinished
     requests ``failed`` with reason ``emulator_component_lost`` and ``component_lost`` naming it.
+    Each poll drains the collector's finished rows into ``sink`` (kept in memory under
+    ``requests`` and ``transfers`` without one).
     """
     poll_s = live_s if live_s > 0 else poll_s
     started = init_ray(exp, address)
@@ -127,12 +134,14 @@ def run_ray(
     placement: Placement | None = None
     lost: dict[str, str] = {}
     raw: dict[str, Any] = {"engine": "ray"}
+    kept = Drained()
     try:
         placement = Placement(exp, ray.cluster_resources())
         handles, nodes, offsets, t0, start_unit = _start_actors(exp, placement, live_s)
         sup = Supervisor(exp, handles, t0, lost, start_unit)
-        _supervise(exp, sup, poll_s, progress, stop, raw)
-        raw["components"] = gather_results(exp, handles, lost, sup.emu_now())
+        drain = Drainer(handles, nodes, sink or kept.extend, t0, exp.experiment.dilation, lost)
+        _supervise(exp, sup, poll_s, progress, stop, raw, drain)
+        raw["components"] = gather_results(handles, lost)
         raw["faults"] = sup.player.log
     finally:
         for h in handles.values():
@@ -145,7 +154,8 @@ def run_ray(
     errors = [e for p in raw["components"] for e in p.get("errors", [])]
     if errors and "component_lost" not in raw:
         raise RayEngineError("; ".join(errors[:3]))
-    raw.update(end_s=(time.time() - t0) / exp.experiment.dilation,
+    raw.update(requests=kept.rows, transfers=kept.transfers, series=kept.series,
+               end_s=(time.time() - t0) / exp.experiment.dilation,
                lost_units=sorted(n for n in lost if n not in CONTROL),
                placement_mode=placement.mode, **_where(nodes, ips, offsets))
     return raw
@@ -163,12 +173,14 @@ def _where(nodes: dict[str, str], ips: dict[str, str], offsets: dict[str, Any]
 
 def _supervise(exp: Experiment, sup: Supervisor, poll_s: float,
                progress: Callable[[dict[str, Any]], None] | None, stop: StopFlag | None,
-               raw: dict[str, Any]) -> None:
-    """Wait for the run's end; note in ``raw`` why it ended early (stop, lost control actor)."""
+               raw: dict[str, Any], drain: Drainer) -> None:
+    """Wait for the run's end, draining rows as it goes, then drain the rest; note in ``raw``
+    why it ended early (stop, lost control actor)."""
+    unsent: tuple[Request, ...] = ()
     try:
         last = ray.get(sup.handles["loadgen"].last_arrival_s.remote())
         deadline = sup.t0 + (last + exp.experiment.drain_timeout_s) * exp.experiment.dilation
-        how = sup.wait(deadline, poll_s, progress, stop)
+        how = sup.wait(deadline, poll_s, progress, stop, drain)
     except ray.exceptions.RayActorError as e:
         how = ""
         sup.lost["loadgen"] = type(e).__name__
@@ -178,21 +190,74 @@ def _supervise(exp: Experiment, sup: Supervisor, poll_s: float,
         sup.lost[e.name] = str(e)
         raw["component_lost"] = e.name
     if how == "stopped" and stop is not None:
-        try:
-            ray.get(sup.handles["loadgen"].stop_arrivals.remote(), timeout=PING_TIMEOUT_S)
+        raw["unfinished"] = {"status": "cancelled", "reason": stop.reason}
+    if how != "done" and how != "deadline" and "loadgen" not in sup.lost:
+        try:  # stop arrivals; the requests sent but not yet reported to the collector
+            unsent = ray.get(sup.handles["loadgen"].stop_arrivals.remote(), timeout=PING_TIMEOUT_S)
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
             sup.lost["loadgen"] = "lost while stopping"
-            raw["component_lost"] = "loadgen"
-        raw["unfinished"] = {"status": "cancelled", "reason": stop.reason}
+            raw["component_lost"] = raw.get("component_lost", "loadgen")
     if "component_lost" in raw:
         raw["unfinished"] = {"status": "failed", "reason": "emulator_component_lost"}
+    open_loop = not isinstance(exp.workload, ClosedLoopWorkload)
+    if ("loadgen" in sup.lost or "collector" in sup.lost) and open_loop:
+        unsent = replanned_arrivals(exp, sup.emu_now())
+    unfinished = raw.get("unfinished")
+    status = None if unfinished is None else (unfinished["status"], unfinished["reason"])
+    if "collector" in sup.lost:  # its rows went with it: the requests it held get theirs here
+        drain.without_collector(unsent, status)
+        return
+    if unsent:
+        sup.handles["collector"].deliver.remote(Arrivals(unsent, sup.emu_now()))
+    drain(True, status)
 
 
-def gather_results(exp: Experiment, handles: dict[str, Any], lost: dict[str, str],
-            now_s: float) -> list[dict[str, Any]]:
+class Drainer:
+    """Drains the collector's finished rows (transfers with their Ray nodes) and the
+    components' final timeseries bins into ``sink``; the router forgets the requests that ended.
+    A unit lost meanwhile contributes no bins this time (the supervisor notices it)."""
+
+    def __init__(self, handles: dict[str, Any], nodes: dict[str, str],
+                 sink: Callable[[Drained], None], t0: float, dilation: float,
+                 lost: dict[str, str]) -> None:
+        self.handles, self.nodes, self.sink = handles, nodes, sink
+        self.t0, self.dilation, self.lost = t0, dilation, lost
+        self.written = EndedIds()  # request ids whose rows went to the sink
+
+    def __call__(self, final: bool = False, unfinished: tuple[str, str] | None = None) -> None:
+        try:
+            drained: Drained = ray.get(self.handles["collector"].drain.remote(final, unfinished))
+        except ray.exceptions.RayActorError as e:
+            raise ComponentLost("collector", type(e).__name__) from None
+        if drained.ended_ids and "router" not in self.lost:
+            self.handles["router"].deliver.remote(
+                RequestsEnded(tuple(drained.ended_ids), (time.time() - self.t0) / self.dilation))
+        with_nodes(drained.transfers, self.nodes)
+        self._out(drained)
+
+    def without_collector(self, requests: tuple[Request, ...],
+                          unfinished: tuple[str, str] | None) -> None:
+        """The collector was lost: a row for each of ``requests`` not yet written, ended with
+        ``unfinished`` (what the collector held of them went with it)."""
+        status, reason = unfinished or ("failed", "emulator_component_lost")
+        rows = [fold([r], EndRecord(r.request_id, status, reason, None, r.attempt + 1))
+                for r in requests if r.request_id not in self.written]
+        self._out(Drained(rows=rows))
+
+    def _out(self, drained: Drained) -> None:
+        refs = [h.drain_series.remote() for n, h in self.handles.items() if n not in self.lost]
+        try:
+            drained.series = [s for part in ray.get(refs, timeout=GATHER_TIMEOUT_S) for s in part]
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            pass  # a unit was lost: this drain's bins are dropped (a gap in the timeseries)
+        for row in drained.rows:
+            self.written.add(row["request_id"])
+        self.sink(drained)
+
+
+def gather_results(handles: dict[str, Any], lost: dict[str, str]) -> list[dict[str, Any]]:
     """Every surviving component's results, fetched together (a unit lost at the very end is
-    recorded as lost). A lost open-loop load generator's submitted requests are planned again
-    (the plan is a pure function of the seed): those due by ``now_s``."""
+    recorded as lost)."""
     names = [n for n in handles if n not in lost]
     refs = [handles[n].results.remote() for n in names]
     ray.wait(refs, num_returns=len(refs), timeout=GATHER_TIMEOUT_S)
@@ -202,6 +267,4 @@ def gather_results(exp: Experiment, handles: dict[str, Any], lost: dict[str, str
             parts.append(ray.get(ref, timeout=0))
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
             lost[name] = "lost before results were gathered"
-    if "loadgen" in lost and not isinstance(exp.workload, ClosedLoopWorkload):
-        parts.append(replanned_arrivals(exp, now_s))
     return parts

@@ -21,7 +21,9 @@ from disagg.actors.engines.build import component_names
 from disagg.actors.engines.clock_sync import measure_offsets
 from disagg.actors.engines.placement import Placement
 from disagg.actors.engines.host import ComponentHost
+from disagg.actors.components.collector import Drained
 from disagg.actors.engines.ray_engine import RayEngineError, gather_results, init_ray, node_ips
+from disagg.cluster.records import with_nodes
 from disagg.cluster.config import Experiment
 
 
@@ -116,7 +118,11 @@ class ServedCluster:
                 raise RayEngineError("the served cluster did not start completely")
             ray.get(self.handles["loadgen"].close.remote())
             ray.get(self.handles["collector"].wait_done.remote(drain_wall_s))
-            parts = gather_results(self.exp, self.handles, lost, self.emu_now())
+            drained: Drained = ray.get(self.handles["collector"].drain.remote(True))
+            with_nodes(drained.transfers, self._nodes)
+            drained.series = [s for part in ray.get(
+                [h.drain_series.remote() for h in self.handles.values()]) for s in part]
+            parts = gather_results(self.handles, lost)
         finally:
             for h in self.handles.values():
                 ray.kill(h)
@@ -130,6 +136,7 @@ class ServedCluster:
             raise RayEngineError("; ".join(errors[:3]))
         return {
             "engine": "ray", "end_s": self.emu_now(), "components": parts,
+            "requests": drained.rows, "transfers": drained.transfers, "series": drained.series,
             "lost_units": sorted(lost), "placement_mode": self._placement.mode,  # type: ignore[union-attr]
             "placement": {n: {"node_id": node, "node_ip": ips.get(node, "")}
                           for n, node in self._nodes.items()},

@@ -88,9 +88,10 @@ class Supervisor:
 
     def wait(self, deadline: float, poll_s: float,
              progress: Callable[[dict[str, Any]], None] | None,
-             stop: StopFlag | None = None) -> str:
+             stop: StopFlag | None = None, drain: Callable[[], None] | None = None) -> str:
         """Until every request has ended (``"done"``), ``deadline`` (wall clock, ``"deadline"``)
-        or a stop request (``"stopped"``); raises on a component error or a lost control actor."""
+        or a stop request (``"stopped"``); raises on a component error or a lost control actor.
+        ``drain`` is called every poll (finished rows into the results)."""
         collector = self.handles["collector"]
         while time.time() < deadline:
             if stop is not None and stop.requested:
@@ -103,6 +104,8 @@ class Supervisor:
                 raise ComponentLost("collector", type(e).__name__) from None
             if status["errors"]:
                 raise RayEngineError("; ".join(status["errors"]))
+            if drain is not None:
+                drain()
             self.player.play_due(self.emu_now(), FAULT_LEAD_S)
             if time.time() >= self._next_check:
                 self._next_check = time.time() + self.exp.placement.failure_poll_s

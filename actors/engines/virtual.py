@@ -3,15 +3,19 @@
 The loop's ``time()`` is emu time; whenever no callback is ready it jumps to the earliest timer, so
 a run takes only the CPU time its events cost and is deterministic for a seed. A message is a
 callback scheduled on the loop (after an optional modeled control-plane delay, FIFO per receiver).
+Every ``drain_s`` wall seconds (between loop steps) the finished rows are drained from the
+collector into the results sink, and the router forgets the requests that ended.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from disagg.actors.components.collector import Drained
 from disagg.actors.components.live_state import LiveReporter
 from disagg.actors.components.store import LocalStore
 from disagg.actors.engines.build import build_component, component_names, experiment_faults
@@ -20,7 +24,11 @@ from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
 from disagg.cluster.component import Clock, Component, as_arrivals, as_ledger
 from disagg.cluster.config import Experiment
-from disagg.cluster.messages import UnitDown, UnitUp
+from disagg.cluster.messages import Arrivals, RequestsEnded, UnitDown, UnitUp
+
+Sink = Callable[[Drained], None]
+DRAIN_S = 0.5
+"""Wall seconds between drains of finished rows from the collector."""
 
 
 class VirtualClock(Clock):
@@ -141,10 +149,10 @@ class VirtualRun:
         self.loop.call_at(at, step)
 
 
-def _live_tick(run: VirtualRun, progress: Callable[[dict[str, Any]], None], live_s: float) -> None:
-    """Every ``live_s`` wall seconds: fold the components' state reports into the collector (the
-    engine does what the ray hosts' report loops do) and hand its snapshot to ``progress``.
-    A lost unit reports no more, as its actor would not."""
+def _live_tick(run: VirtualRun, progress: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+    """Fold the components' state reports into the collector (the engine does what the ray
+    hosts' report loops do) and hand its snapshot to ``progress``. A lost unit reports no more,
+    as its actor would not."""
     collector = run.comps["collector"]
     reporters = {n: LiveReporter(c) for n, c in run.comps.items() if n != "collector"}
 
@@ -159,7 +167,7 @@ def _live_tick(run: VirtualRun, progress: Callable[[dict[str, Any]], None], live
                 collector.deliver(report)
         progress({"now_s": run.loop.time(), **collector.snapshot()})
 
-    run.loop.set_tick(tick, live_s)
+    return tick
 
 
 async def _wait(run: VirtualRun, stopped: asyncio.Future[None]) -> None:
@@ -183,11 +191,37 @@ async def _wait(run: VirtualRun, stopped: asyncio.Future[None]) -> None:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
+def drain_into(run: VirtualRun, sink: Sink, final: bool = False,
+               unfinished: tuple[str, str] | None = None) -> None:
+    """Move the collector's finished rows and the components' final timeseries bins into
+    ``sink``; the router forgets the requests that ended."""
+    drained: Drained = run.ledger.drain(final, unfinished)
+    if drained.ended_ids and "router" not in run.lost:
+        run.comps["router"].deliver(RequestsEnded(tuple(drained.ended_ids), run.loop.time()))
+    drained.series = [s for n, c in run.comps.items() if n not in run.lost
+                      for s in c.drain_series()]
+    sink(drained)
+
+
+def _ticks(run: VirtualRun, sink: Sink, live: Callable[[], None] | None, live_s: float) -> None:
+    """Drain every ``DRAIN_S`` and report live every ``live_s`` wall seconds, between steps."""
+    every = min(DRAIN_S, live_s) if live is not None else DRAIN_S
+    next_live = [0.0]
+
+    def tick() -> None:
+        drain_into(run, sink)
+        if live is not None and time.monotonic() >= next_live[0]:
+            next_live[0] = time.monotonic() + live_s
+            live()
+
+    run.loop.set_tick(tick, every)
+
+
 async def _drive(
     exp: Experiment, loop: VirtualTimeLoop,
     on_start: Callable[[dict[str, Component]], None] | None,
     progress: Callable[[dict[str, Any]], None] | None = None, live_s: float = 0.25,
-    stop: StopFlag | None = None,
+    stop: StopFlag | None = None, sink: Sink | None = None,
 ) -> dict[str, Any]:
     run = VirtualRun(exp, loop)
     if on_start is not None:
@@ -195,8 +229,10 @@ async def _drive(
     run.start()
     player = FaultPlayer(experiment_faults(exp), run)
     run.play_faults(player)
-    if progress is not None:
-        _live_tick(run, progress, live_s)
+    kept = Drained()
+    sink = sink or kept.extend
+    live = None if progress is None else _live_tick(run, progress)
+    _ticks(run, sink, live, live_s)
     stopped: asyncio.Future[None] = loop.create_future()
     if stop is not None:
         loop.set_stop(stop, lambda: None if stopped.done() else stopped.set_result(None))
@@ -205,20 +241,28 @@ async def _drive(
         "end_s": loop.time(), "lost_units": sorted(run.lost), "faults": player.log,
         "components": [c.results() for n, c in run.comps.items() if n not in run.lost]}
     if stopped.done() and stop is not None:
-        run.arrivals.stop_arrivals()
+        unsent = run.arrivals.stop_arrivals()
+        if unsent:
+            run.comps["collector"].deliver(Arrivals(tuple(unsent), loop.time()))
         raw["unfinished"] = {"status": "cancelled", "reason": stop.reason}
+    unfinished = raw.get("unfinished")
+    drain_into(run, sink, final=True,
+               unfinished=None if unfinished is None else (unfinished["status"], unfinished["reason"]))
+    raw.update(requests=kept.rows, transfers=kept.transfers, series=kept.series)
     return raw
 
 
 def run_virtual(
     exp: Experiment, on_start: Callable[[dict[str, Component]], None] | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None, live_s: float = 0.25,
-    stop: StopFlag | None = None,
+    stop: StopFlag | None = None, sink: Sink | None = None,
 ) -> dict[str, Any]:
     """Run ``exp`` on virtual time; returns the raw component results and the end time.
 
     With ``progress``, every ``live_s`` wall seconds the components' state is folded into the
     collector and ``progress`` gets the collector's snapshot plus ``now_s`` (as on the ray engine).
+    Finished request rows go to ``sink`` as the run goes; without one they are returned under
+    ``requests`` and ``transfers`` (in memory).
     """
     loop = VirtualTimeLoop()  # type: ignore[abstract]
     errors: list[BaseException] = []
@@ -229,7 +273,8 @@ def run_virtual(
 
     loop.set_exception_handler(handler)
     try:
-        raw = loop.run_until_complete(_drive(exp, loop, on_start, progress, live_s, stop))
+        raw = loop.run_until_complete(
+            _drive(exp, loop, on_start, progress, live_s, stop, sink))
     except RuntimeError as e:
         if errors:
             raise errors[0] from e

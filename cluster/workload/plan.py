@@ -5,7 +5,9 @@ per-user state machine of a closed loop (pure; the load generator drives it).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,18 +33,64 @@ class SloTargets:
     tpot_s: float
 
 
+class RequestPlan(Sequence[Request]):
+    """An open-loop workload's requests, ids 0..n-1 in arrival order, held as arrays (arrival
+    emu s, prompt and output tokens, class index into ``classes`` = (slo class, TTFT target s,
+    TPOT target s), and for a replay with prefix hashes the trace and its rows); a
+    :class:`Request` is made when one is asked for, so a plan of a million
+    requests costs ~30 MB, not a million objects."""
+
+    def __init__(self, times_s: np.ndarray, prompts: np.ndarray, outputs: np.ndarray,
+                 which: np.ndarray, classes: list[tuple[str, float, float]],
+                 prefixes: tuple[Trace, np.ndarray] | None = None) -> None:
+        self.times_s = np.asarray(times_s, dtype=np.float64)
+        self.prompts = np.asarray(prompts, dtype=np.int64)
+        self.outputs = np.asarray(outputs, dtype=np.int64)
+        self.which = np.asarray(which, dtype=np.int32)
+        self.classes = classes
+        self.prefixes = prefixes  # a replay's trace and its rows: prefix-block hash ids
+
+    def __len__(self) -> int:
+        return len(self.times_s)
+
+    @overload
+    def __getitem__(self, i: int) -> Request: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Request]: ...
+
+    def __getitem__(self, i: int | slice) -> Request | list[Request]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        k = range(len(self))[i]
+        name, ttft_s, tpot_s = self.classes[int(self.which[k])]
+        hashes = () if self.prefixes is None else self.prefixes[0].hashes_of(
+            int(self.prefixes[1][k]))
+        return Request(k, float(self.times_s[k]), int(self.prompts[k]), int(self.outputs[k]),
+                       name, ttft_s, tpot_s, hashes)
+
+    def __iter__(self) -> Iterator[Request]:
+        return (self[k] for k in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and all(
+            a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def plan_requests(
     workload: SyntheticWorkload | MixWorkload | TraceWorkload, slo: SloTargets,
     duration_s: float, rng: np.random.Generator,
-) -> list[Request]:
+) -> RequestPlan:
     """An open-loop workload's requests in arrival order (emu s), ids 0..n-1."""
     if isinstance(workload, SyntheticWorkload):
         w = workload
         times = arrival_times(w.arrivals, rng, w.rate_per_s, duration_s, w.max_requests)
         n = len(times)
         prompts, outputs = w.prompt_tokens.sample(rng, n), w.output_tokens.sample(rng, n)
-        return [Request(i, float(times[i]), int(prompts[i]), int(outputs[i]), w.slo_class,
-                        slo.ttft_s, slo.tpot_s) for i in range(n)]
+        return RequestPlan(times, prompts, outputs, np.zeros(n),
+                           [(w.slo_class, slo.ttft_s, slo.tpot_s)])
     if isinstance(workload, MixWorkload):
         times = arrival_times(workload.arrivals, rng, workload.rate_per_s, duration_s,
                               workload.max_requests)
@@ -57,7 +105,7 @@ def draw_classes(classes: list[RequestClass], rng: np.random.Generator, n: int) 
 
 
 def _mix(times: NDArray[np.float64], classes: list[RequestClass], slo: SloTargets,
-         rng: np.random.Generator) -> list[Request]:
+         rng: np.random.Generator) -> RequestPlan:
     n = len(times)
     which = draw_classes(classes, rng, n)
     prompts = np.zeros(n, dtype=np.int64)
@@ -66,12 +114,8 @@ def _mix(times: NDArray[np.float64], classes: list[RequestClass], slo: SloTarget
         idx = np.flatnonzero(which == k)
         prompts[idx] = c.prompt_tokens.sample(rng, len(idx))
         outputs[idx] = c.output_tokens.sample(rng, len(idx))
-    out = []
-    for i in range(n):
-        c = classes[int(which[i])]
-        out.append(Request(i, float(times[i]), int(prompts[i]), int(outputs[i]), c.name,
-                           c.ttft_s or slo.ttft_s, c.tpot_s or slo.tpot_s))
-    return out
+    table = [(c.name, c.ttft_s or slo.ttft_s, c.tpot_s or slo.tpot_s) for c in classes]
+    return RequestPlan(times, prompts, outputs, which, table)
 
 
 @dataclass(frozen=True)
@@ -110,14 +154,15 @@ def select_replay(w: TraceWorkload, trace: Trace, rng: np.random.Generator) -> R
 
 
 def _replay(w: TraceWorkload, slo: SloTargets, duration_s: float,
-            rng: np.random.Generator) -> list[Request]:
+            rng: np.random.Generator) -> RequestPlan:
     trace = w.load()
     sel = select_replay(w, trace, rng)
     times = (trace.arrival_ns[sel.rows] - sel.origin_ns) / 1e9 / sel.speedup
-    rows = sel.rows[times < duration_s]
-    return [Request(i, float(times[i]), int(trace.prompt_tokens[r]), int(trace.output_tokens[r]),
-                    w.slo_class, slo.ttft_s, slo.tpot_s, trace.hashes_of(int(r)))
-            for i, r in enumerate(rows)]
+    keep = times < duration_s
+    rows = sel.rows[keep]
+    return RequestPlan(times[keep], trace.prompt_tokens[rows], trace.output_tokens[rows],
+                       np.zeros(len(rows)), [(w.slo_class, slo.ttft_s, slo.tpot_s)],
+                       prefixes=(trace, rows) if trace.prefix_hashes else None)
 
 
 @dataclass(frozen=True)

@@ -135,8 +135,9 @@ def utilization_plot(runs: list[SavedRun]) -> bytes:
     fig, axes = _per_rate_axes(len(rates(runs)), "per-unit utilization (mean busy fraction)")
     for ax, rate in zip(axes, rates(runs), strict=True):
         per_policy = {p: _unit_busy(cells.get((p, rate), [])) for p in policies(runs)}
+        order = _unit_order(cells.get((policies(runs)[0], rate), []))
         units = sorted({u for busy in per_policy.values() for u in busy},
-                       key=lambda u: (u.split("-")[0] != "prefill", int(u.rsplit("-", 1)[1])))
+                       key=lambda u: order.get(u, len(order)))
         _grouped_bars(ax, units, {p: [100 * busy.get(u, 0.0) for u in units]
                                   for p, busy in per_policy.items()})
         ax.set_title(f"{rate:g} req/s")
@@ -144,6 +145,19 @@ def utilization_plot(runs: list[SavedRun]) -> bytes:
         ax.set_ylim(0, 105)
     axes[0].legend(fontsize="small")
     return _png(fig)
+
+
+def _unit_order(runs: list[SavedRun]) -> dict[str, int]:
+    """Units in the order the timeseries lists them (prefill pool first, by index)."""
+    order: dict[str, int] = {}
+    for run in runs:
+        if "kind" in run.timeseries.column_names:
+            for entity, kind in zip(run.timeseries.column("entity").to_pylist(),
+                                    run.timeseries.column("kind").to_pylist(), strict=True):
+                if kind in ("prefill", "decode"):
+                    order.setdefault(entity, (kind != "prefill", len(order)))  # type: ignore[arg-type]
+    ranked = sorted(order, key=lambda u: order[u])
+    return {u: i for i, u in enumerate(ranked)}
 
 
 def _unit_busy(runs: list[SavedRun]) -> dict[str, float]:

@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from disagg.cluster.component import TIME_EPS_S
 from disagg.cluster.config import Experiment
 from disagg.cluster.hardware.perf import prefill_time
 from disagg.fabric.topology import unit_names
 
-_EPS_S = 1e-9
+_EPS_S = TIME_EPS_S
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from disagg.experiments.results.tables import by_name
+from disagg.experiments.results.aggregate import RequestAggregates
+from disagg.experiments.results.columns import by_name
 
 
 def _rate(hit: float, looked: float) -> float | None:
@@ -26,17 +27,15 @@ def _pool(comps: dict[str, dict[str, Any]], kind: str) -> dict[str, dict[str, An
     return out
 
 
-def prefix_summary(raw: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+def prefix_summary(raw: dict[str, Any], agg: RequestAggregates) -> dict[str, Any]:
     """The prefix-cache keys of summary.json; empty when no unit had a cache."""
     comps = by_name(raw)
     prefill, decode = _pool(comps, "prefill"), _pool(comps, "decode")
     out: dict[str, Any] = {}
     if prefill:
-        prefilled = [r for r in rows if r.get("cached_tokens") is not None]
-        prompt = sum(r["prompt_tokens"] for r in prefilled)
         out["prefix_hit_rate"] = _rate(sum(u["hit_blocks"] for u in prefill.values()),
                                        sum(u["lookup_blocks"] for u in prefill.values()))
-        out["cached_token_share"] = _rate(sum(r["cached_tokens"] for r in prefilled), prompt)
+        out["cached_token_share"] = _rate(agg.cached_tokens, agg.cached_prompt_tokens)
         out["prefix_cache_by_unit"] = prefill
     if decode:
         out["decode_kv_hit_rate"] = _rate(sum(u["hit_blocks"] for u in decode.values()),

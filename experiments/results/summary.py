@@ -3,6 +3,11 @@
 Keys follow vLLM's ``bench serve`` results where the concept is the same (``mean_ttft_ms``,
 ``p99_itl_ms``, ``output_throughput``, ``request_goodput``, ...) and add the emulator's own
 (``engine``, ``lag_p99_ms``, utilization per pool, cost per million tokens, fabric figures).
+
+Computed from running aggregates of the written tables, read back batch by batch
+(``aggregate.py``), and of the components (lag and inter-token latency sketches, busy time):
+percentiles are exact up to 65,536 values per distribution and within 0.5 % beyond
+(``cluster/sketch.py``).
 """
 
 from __future__ import annotations
@@ -10,17 +15,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from disagg.cluster.config import Experiment
-from disagg.cluster.hardware.perf import peak_flops, prefill_flops
+from disagg.cluster.hardware.perf import peak_flops
+from disagg.cluster.sketch import QuantileSketch
+from disagg.experiments.results.aggregate import RequestAggregates, Tally, TransferAggregates
+from disagg.experiments.results.columns import busy_until, by_name, units_of
 from disagg.experiments.results.prefix import prefix_summary
-from disagg.experiments.results.tables import _busy_step, by_name, step_integral
 
 PERCENTILES = (50, 90, 99)
 
 
-def _stats(prefix: str, values_s: list[float], weights: list[float] | None = None) -> dict[str, Any]:
+def _stats(prefix: str, values_s: Any, weights: Any = None) -> dict[str, Any]:
     """mean / median / p90 / p99 in milliseconds (None when there are no values)."""
     v = np.asarray(values_s, dtype=np.float64) * 1e3
     out: dict[str, Any] = {}
@@ -50,24 +56,16 @@ def utilization(raw: dict[str, Any], kind: str, end_s: float) -> float | None:
     """Mean busy fraction over [0, end_s] of a pool's units."""
     if end_s <= 0:
         return None
-    fractions = []
-    for name, comp in by_name(raw).items():
-        if name.startswith(kind + "-") and "log" in comp:
-            t, v = _busy_step(comp["log"]["busy"])
-            fractions.append(float(step_integral(t, v, np.array([end_s]))[0]) / end_s)
-    return float(np.mean(fractions)) if fractions and end_s > 0 else None
+    fractions = [busy_until(c["log"], end_s) / end_s for c in units_of(raw, kind)]
+    return float(np.mean(fractions)) if fractions else None
 
 
-def _prefill_mfu(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]]) -> float | None:
+def _prefill_mfu(exp: Experiment, raw: dict[str, Any], flops: float) -> float | None:
     """Model FLOPs of the prefills done / (busy seconds x chips x peak): how well busy prefill
     time was used (batching small prompts raises it when the weights read dominates)."""
-    busy = sum(e - s for name, c in by_name(raw).items() if name.startswith("prefill-")
-               for s, e in c["log"]["busy"])
+    busy = sum(c["log"]["busy_s"] for c in units_of(raw, "prefill"))
     if busy <= 0 or exp.prefill is None:
         return None
-    flops = sum(prefill_flops([r["prompt_tokens"]], exp.model,
-                              None if r.get("cached_tokens") is None else [r["cached_tokens"]])
-                for r in rows if r.get("first_token_s") is not None)
     hw = exp.prefill.hardware
     return flops / (busy * exp.prefill.chips_per_unit * peak_flops(hw, exp.model))
 
@@ -94,92 +92,108 @@ def _costs(exp: Experiment, end_s: float, tokens: int) -> dict[str, Any]:
     return out
 
 
-def _fabric(transfers: list[dict[str, Any]], timeseries: pa.Table) -> dict[str, Any]:
-    durations = [t["modeled_end_s"] - t["start_s"] for t in transfers]
-    out: dict[str, Any] = {"fabric_bytes": float(sum(t["modeled_bytes"] for t in transfers))}
-    out.update({f"p{p}_transfer_ms": (float(np.percentile(durations, p)) * 1e3 if durations else None)
-                for p in (50, 99)})
+def _fabric(tr: TransferAggregates) -> dict[str, Any]:
+    out: dict[str, Any] = {"fabric_bytes": tr.bytes}
+    out.update({f"p{p}_transfer_ms": _percentile(tr.durations, p) * 1e3
+                if tr.durations.totals()[0] else None for p in (50, 99)})
     # the per-link utilization the timeseries already sampled, not a second resampling
-    use = [u for k, u in zip(timeseries.column("kind").to_pylist(),
-                             timeseries.column("utilization").to_pylist(), strict=True)
-           if k == "link" and u is not None] if "kind" in timeseries.column_names else []
-    out["peak_link_utilization"] = max(use, default=0.0)
+    out["peak_link_utilization"] = tr.peak_link_utilization
     return out
 
 
-def makespan(rows: list[dict[str, Any]]) -> float:
-    """Emu seconds from 0 to the last completion (or the last arrival, if later)."""
-    done = [r["last_token_s"] for r in rows if r["status"] == "completed"]
-    return max(done + [r["arrival_s"] for r in rows], default=0.0)
+def _counts(agg: RequestAggregates, end_s: float) -> dict[str, Any]:
+    t = agg.all
+    return {
+        "submitted": t.submitted, "completed": t.completed,
+        "rejected": agg.statuses["rejected"], "failed": agg.statuses["failed"],
+        "cancelled": agg.statuses["cancelled"],
+        "duration_s": end_s, "total_input_tokens": t.input_tokens,
+        "total_output_tokens": t.output_tokens,
+        "request_throughput": t.completed / end_s if end_s else 0.0,
+        "output_throughput": t.output_tokens / end_s if end_s else 0.0,
+        "request_goodput": t.good / end_s if end_s else 0.0,
+        "slo_attainment": t.good / t.submitted if t.submitted else None,
+    }
 
 
-def summarize(exp: Experiment, raw: dict[str, Any], rows: list[dict[str, Any]],
-              transfers: list[dict[str, Any]], timeseries: pa.Table) -> dict[str, Any]:
-    """The summary.json dict for one run."""
-    done = [r for r in rows if r["status"] == "completed"]
-    end_s = makespan(rows)
-    tokens = int(sum(r["output_tokens"] for r in done))
-    good = sum(1 for r in rows if r["slo_met"])
+def summarize(exp: Experiment, raw: dict[str, Any], agg: RequestAggregates,
+              tr: TransferAggregates) -> dict[str, Any]:
+    """The summary.json dict for one run, from the aggregates of the written tables
+    (``aggregate.py``) and the components' own (lag and ITL sketches, busy time)."""
+    end_s = agg.makespan_s
     comps = by_name(raw)
-    lags = np.concatenate([np.asarray(c.get("lags_s", []), dtype=np.float64) for c in comps.values()])
-    itl, itl_w = _itl(comps, done)
+    lags = QuantileSketch()
+    for c in comps.values():
+        lags.merge(QuantileSketch.from_state(c["lags"]))
     out: dict[str, Any] = {
         "experiment": exp.experiment.name, "engine": raw["engine"],
-        "dilation": exp.experiment.dilation, "seed": exp.experiment.seed,
-        "submitted": len(rows), "completed": len(done),
-        "rejected": sum(1 for r in rows if r["status"] == "rejected"),
-        "failed": sum(1 for r in rows if r["status"] == "failed"),
-        "cancelled": sum(1 for r in rows if r["status"] == "cancelled"),
-        "duration_s": end_s, "total_input_tokens": int(sum(r["prompt_tokens"] for r in done)),
-        "total_output_tokens": tokens,
-        "request_throughput": len(done) / end_s if end_s else 0.0,
-        "output_throughput": tokens / end_s if end_s else 0.0,
-        "request_goodput": good / end_s if end_s else 0.0,
-        "slo_attainment": good / len(rows) if rows else None,
-    }
-    out.update(_stats("ttft", [r["ttft_s"] for r in done]))
-    out.update(_stats("tpot", [r["tpot_s"] for r in done if r["output_tokens"] > 1]))
-    out.update(_stats("itl", itl, itl_w))
-    out.update(_stats("e2el", [r["e2e_s"] for r in done]))
+        "dilation": exp.experiment.dilation, "seed": exp.experiment.seed, **_counts(agg, end_s)}
+    out.update(_latencies(agg.all))
+    out.update(_sketch_stats("itl", _itl(comps), weighted=True))
     out["faults"] = [f"{text}" for _, text in raw.get("faults", [])]
-    out["redone"] = sum(1 for r in rows if r.get("redone_from"))
+    out["redone"] = agg.redone
     out["prefill_utilization"] = utilization(raw, "prefill", end_s)
-    out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, rows)
+    out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, agg.prefill_flops)
     out["decode_utilization"] = utilization(raw, "decode", end_s)
     out["colocated_utilization"] = utilization(raw, "colocated", end_s)
-    out.update(_costs(exp, end_s, tokens))
-    out.update(_fabric(transfers, timeseries))
-    out["lag_p50_ms"] = float(np.percentile(lags, 50)) * 1e3 if len(lags) else 0.0
-    out["lag_p99_ms"] = float(np.percentile(lags, 99)) * 1e3 if len(lags) else 0.0
+    out.update(_costs(exp, end_s, agg.all.output_tokens))
+    out.update(_fabric(tr))
+    out["lag_p50_ms"] = _percentile(lags, 50) * 1e3
+    out["lag_p99_ms"] = _percentile(lags, 99) * 1e3
     out["late_decisions"] = int(sum(c.get("late_decisions", 0) for c in comps.values()))
     out["retroactive_joins"] = int(sum(c.get("retroactive_joins", 0) for c in comps.values()))
     out["backdated_transfers"] = int(comps.get("fabric", {}).get("backdated", 0))
-    ages = [r[k] for r in rows for k in ("prefill_view_age_s", "decode_view_age_s")
-            if r.get(k) is not None]
-    out["view_age_p50_ms"] = float(np.percentile(ages, 50)) * 1e3 if ages else None
-    out["view_age_p99_ms"] = float(np.percentile(ages, 99)) * 1e3 if ages else None
+    has_ages = agg.view_ages.totals()[0] > 0
+    out["view_age_p50_ms"] = _percentile(agg.view_ages, 50) * 1e3 if has_ages else None
+    out["view_age_p99_ms"] = _percentile(agg.view_ages, 99) * 1e3 if has_ages else None
     out.update(_cluster(raw))
-    out.update(prefix_summary(raw, rows))
-    out["reasons"] = _reasons(rows)
-    out["by_slo_class"] = _by_class(rows, end_s)
+    out.update(prefix_summary(raw, agg))
+    out["reasons"] = {k: v for k, v in agg.reasons.items() if v}
+    out["by_slo_class"] = _by_class(agg, end_s)
     return out
 
 
-def _itl(comps: dict[str, dict[str, Any]], done: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
-    """Inter-token latencies: decode step times weighted by batch size, plus each request's gap
-    from its first token (prefill) to its first decode token (transfer and admission wait)."""
-    itl: list[float] = []
-    weights: list[float] = []
-    for name, comp in comps.items():
-        if name.startswith(("decode-", "colocated-")):
-            itl.extend(comp["itl_s"])
-            weights.extend(comp["itl_weight"])
-    for r in done:
-        if r.get("first_decode_token_s") is not None:
-            # the decode unit leaves each request's first step out of its weights
-            itl.append(r["first_decode_token_s"] - r["first_token_s"])
-            weights.append(1.0)
-    return itl, weights
+def _latencies(t: Tally) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    out.update(_sketch_stats("ttft", t.ttft))
+    out.update(_sketch_stats("tpot", t.tpot))
+    out.update(_sketch_stats("e2el", t.e2e))
+    return out
+
+
+def _percentile(sketch: QuantileSketch, p: float) -> float:
+    """Percentile ``p`` (linear interpolation while exact; the weighted bucket quantile beyond);
+    0 if empty."""
+    v, w = sketch.values()
+    if len(v) == 0:
+        return 0.0
+    if sketch.exact:
+        return float(np.percentile(v, p))
+    return _weighted_quantiles(v, w, [p / 100])[0]
+
+
+def _sketch_stats(prefix: str, sketch: QuantileSketch, weighted: bool = False) -> dict[str, Any]:
+    """:func:`_stats` of a sketch: exact while it is, within its relative accuracy beyond."""
+    v, w = sketch.values()
+    if sketch.exact:
+        return _stats(prefix, v, w if weighted else None)
+    out = _stats(prefix, v, w)
+    if len(v):
+        out[f"mean_{prefix}_ms"] = float(sketch.mean() or 0.0) * 1e3
+    return out
+
+
+def _itl(comps: dict[str, dict[str, Any]]) -> QuantileSketch:
+    """Inter-token latencies: decode step times weighted by batch size (each decode unit's
+    sketch), plus each request's gap from its first token (prefill) to its first decode token
+    (transfer and admission wait; the collector's sketch)."""
+    itl = QuantileSketch()
+    for comp in comps.values():
+        if "itl" in comp:
+            itl.merge(QuantileSketch.from_state(comp["itl"]))
+    if "collector" in comps:
+        itl.merge(QuantileSketch.from_state(comps["collector"]["itl_gaps"]))
+    return itl
 
 
 def _cluster(raw: dict[str, Any]) -> dict[str, Any]:
@@ -196,24 +210,16 @@ def _cluster(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _reasons(rows: list[dict[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in rows:
-        if r["status"] != "completed":
-            out[r["reason"]] = out.get(r["reason"], 0) + 1
-    return out
-
-
-def _by_class(rows: list[dict[str, Any]], end_s: float) -> dict[str, dict[str, Any]]:
-    classes = sorted({r["slo_class"] for r in rows})
+def _by_class(agg: RequestAggregates, end_s: float) -> dict[str, dict[str, Any]]:
     out = {}
-    for c in classes:
-        rs = [r for r in rows if r["slo_class"] == c]
-        done = [r for r in rs if r["status"] == "completed"]
-        good = sum(1 for r in rs if r["slo_met"])
-        entry = {"submitted": len(rs), "completed": len(done),
-                 "slo_attainment": good / len(rs), "request_goodput": good / end_s if end_s else 0.0}
-        entry.update(_stats("ttft", [r["ttft_s"] for r in done]))
-        entry.update(_stats("tpot", [r["tpot_s"] for r in done if r["output_tokens"] > 1]))
-        out[c] = entry
+    for name in sorted(agg.classes):
+        t = agg.classes[name]
+        if not t.submitted:
+            continue
+        entry = {"submitted": t.submitted, "completed": t.completed,
+                 "slo_attainment": t.good / t.submitted,
+                 "request_goodput": t.good / end_s if end_s else 0.0}
+        entry.update(_sketch_stats("ttft", t.ttft))
+        entry.update(_sketch_stats("tpot", t.tpot))
+        out[name] = entry
     return out

@@ -18,7 +18,8 @@ from typing import Any
 
 import msgpack
 
-from disagg.experiments.results.tables import by_name
+from disagg.cluster.component import TIME_EPS_S
+from disagg.experiments.results.columns import by_name
 
 FORMAT = "disagg-events"
 VERSION = 1
@@ -27,44 +28,50 @@ _PIDS = {"prefill": (1, "prefill pool"), "decode": (2, "decode pool"), "fabric":
 
 
 def _unit_events(name: str, comp: dict[str, Any]) -> list[dict[str, Any]]:
-    log = comp.get("log", {})
-    out = [{"kind": "batch", "unit": name, "t_s": s, "end_s": e, "requests": n, "tokens": tok}
-           for (s, e, n), (_, _, tok) in zip(log.get("batches", []), log.get("tokens", []),
-                                             strict=True)]
-    if name.startswith("decode-"):
-        out += [{"kind": "admission", "unit": name, "t_s": rec["decode_start_s"], "request_id": rid}
-                for rid, rec in comp.get("requests", {}).items() if "decode_start_s" in rec]
-    return out
+    pool = comp["unit"]["kind"]
+    return [{"kind": "batch", "unit": name, "pool": pool, "t_s": s, "end_s": e, "requests": n,
+             "tokens": tok} for s, e, n, tok in comp.get("log", {}).get("batches", [])]
 
 
-def _fabric_events(fabric: dict[str, Any]) -> list[dict[str, Any]]:
+def _fabric_events(fabric: dict[str, Any], transfers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = [{"kind": "transfer", "unit": "fabric", "t_s": t["start_s"], "end_s": t["modeled_end_s"],
             "request_id": t["request_id"], "src_unit": t["src_unit"], "dst_unit": t["dst_unit"],
             "src_host": t["src_host"], "dst_host": t["dst_host"], "bytes": t["modeled_bytes"]}
-           for t in fabric.get("transfers", [])]
+           for t in transfers]
     out += [{"kind": "link_rate", "unit": "fabric", "t_s": t, "link": link, "bytes_per_s": rate,
              "flows": flows} for t, link, rate, flows in fabric.get("link_log", [])]
     return out
 
 
-def event_log(raw: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _request_events(r: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [{"kind": "arrival", "unit": "loadgen", "t_s": r["arrival_s"],
+            "request_id": r["request_id"], "prompt_tokens": r["prompt_tokens"],
+            "output_tokens": r["output_tokens"]}]
+    if r.get("decode_start_s") is not None:
+        out.append({"kind": "admission", "unit": r["decode_unit"], "t_s": r["decode_start_s"],
+                    "request_id": r["request_id"]})
+    end_s = r.get("end_s")
+    if end_s is not None:
+        unit = r.get("decode_unit") or r.get("prefill_unit") or "router"
+        out.append({"kind": "end", "unit": unit, "t_s": end_s, "request_id": r["request_id"],
+                    "status": r["status"], "reason": r.get("reason") or ""})
+    return out
+
+
+def event_log(raw: dict[str, Any], rows: list[dict[str, Any]],
+              transfers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every event of a run ordered by emu time: arrivals, batches, admissions, transfers, link
-    rate changes and request ends. ``rows`` are the merged request rows (``tables.request_rows``)."""
+    rate changes and request ends. ``rows`` and ``transfers`` are the rows of requests.parquet
+    and transfers.parquet; batches and link rates are kept by the components when
+    ``output.event_log`` is on."""
     events: list[dict[str, Any]] = []
     for name, comp in by_name(raw).items():
-        if name.startswith(("prefill-", "decode-", "colocated-")):
+        if comp.get("unit") is not None:
             events += _unit_events(name, comp)
         elif name == "fabric":
-            events += _fabric_events(comp)
+            events += _fabric_events(comp, transfers)
     for r in rows:
-        events.append({"kind": "arrival", "unit": "loadgen", "t_s": r["arrival_s"],
-                       "request_id": r["request_id"], "prompt_tokens": r["prompt_tokens"],
-                       "output_tokens": r["output_tokens"]})
-        end_s = r.get("end_s")
-        if end_s is not None:
-            unit = r.get("decode_unit") or r.get("prefill_unit") or "router"
-            events.append({"kind": "end", "unit": unit, "t_s": end_s, "request_id": r["request_id"],
-                           "status": r["status"], "reason": r.get("reason") or ""})
+        events += _request_events(r)
     events.sort(key=lambda e: (e["t_s"], e["kind"]))
     return events
 
@@ -114,7 +121,7 @@ class _Tracks:
         """The link's first lane free at ``start_s`` (transfers on one track must not overlap)."""
         ends = self.lanes.setdefault(link, [])
         for i, end in enumerate(ends):
-            if end <= start_s + 1e-12:
+            if end <= start_s + TIME_EPS_S:
                 ends[i] = end_s
                 return link if i == 0 else f"{link} #{i + 1}"
         ends.append(end_s)
@@ -128,7 +135,7 @@ def _us(seconds: float) -> float:
 def _trace_event(e: dict[str, Any], tracks: _Tracks) -> dict[str, Any] | None:
     kind = e["kind"]
     if kind == "batch":
-        pid = _PIDS[e["unit"].split("-")[0]][0]
+        pid = _PIDS[e["pool"]][0]
         return {"ph": "X", "cat": "batch", "name": f"batch {e['requests']} req", "pid": pid,
                 "tid": tracks.tid(pid, e["unit"]), "ts": _us(e["t_s"]),
                 "dur": _us(e["end_s"] - e["t_s"]),

@@ -1,7 +1,8 @@
 """Write a run's results folder atomically: everything goes to a temporary sibling folder that is
 renamed into place only when complete, so a failed run never leaves half-written output. Every
 folder written holds disagg's marker file (``experiments/results/guard.py``); only such a folder is
-ever replaced."""
+ever replaced. :class:`ResultsWriter` streams ``requests.parquet``, ``transfers.parquet`` and
+``timeseries.parquet`` into that folder as row groups while the run goes."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import tomli_w
 
 from disagg.cluster.config import Experiment
 from disagg.experiments.results.guard import MARKER, marker_bytes, written_by_disagg
+from disagg.experiments.results.tables import requests_table, series_table, transfers_table
 
 
 def _toml_ready(value: Any) -> Any:
@@ -104,3 +106,103 @@ def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+ROW_GROUP_ROWS = 16_384
+"""Rows buffered as plain data before they are converted and written as one row group: one
+conversion per row group (not per drain) keeps Arrow from holding many tiny buffers, and few row
+groups keep the writer's footer metadata, which it holds until closing, small."""
+
+_TO_TABLE = {"requests": requests_table, "transfers": transfers_table, "timeseries": series_table}
+
+
+class ResultsWriter:
+    """A results folder written as the run goes: request and transfer rows and timeseries bins
+    are appended as Parquet row groups (of ``ROW_GROUP_ROWS`` rows) into a temporary sibling of
+    ``out_dir``; :meth:`finish` adds the rest and swaps the folder into place, :meth:`abort`
+    removes it."""
+
+    def __init__(self, out_dir: Path, request_columns: list[str] | None = None) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", dir=self.out_dir.parent))
+        (self.tmp / MARKER).write_bytes(marker_bytes("run"))
+        self.request_columns = request_columns  # requests.parquet's columns (tables.request_columns)
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self._pending: dict[str, list[dict[str, Any]]] = {n: [] for n in _TO_TABLE}
+        self._counts: dict[str, int] = dict.fromkeys(_TO_TABLE, 0)  # rows pending
+        self._closed: set[str] = set()
+        self.rows_written = 0
+
+    def write(self, drained: Any) -> None:
+        """Append a drain's rows (``actors.components.collector.Drained``)."""
+        self._append("requests", drained.rows, len(drained.rows))
+        self.rows_written += len(drained.rows)
+        self._append("transfers", drained.transfers, len(drained.transfers))
+        self.write_series(drained.series)
+
+    def write_series(self, series: list[dict[str, Any]]) -> None:
+        """Append timeseries bins (per-bin series, ``tables.series_table``)."""
+        bins = sum(len(s["busy"] if "busy" in s else s["bytes"]) for s in series)
+        self._append("timeseries", series, bins)
+
+    def _append(self, name: str, items: list[dict[str, Any]], rows: int) -> None:
+        """Buffer ``items``; write a row group once ``ROW_GROUP_ROWS`` rows are pending."""
+        self._pending[name].extend(items)
+        self._counts[name] += rows
+        if self._counts[name] >= ROW_GROUP_ROWS:
+            self._flush(name)
+
+    def _flush(self, name: str, empty_ok: bool = False) -> None:
+        items, self._pending[name], self._counts[name] = self._pending[name], [], 0
+        if not items and not empty_ok:
+            return
+        table = (requests_table(items, self.request_columns) if name == "requests"
+                 else _TO_TABLE[name](items))
+        if name not in self._writers:
+            self._writers[name] = pq.ParquetWriter(self.tmp / f"{name}.parquet", table.schema)
+        self._writers[name].write_table(table, row_group_size=max(1, table.num_rows))
+
+    def close_tables(self, keep_open: tuple[str, ...] = ()) -> None:
+        """Close the streamed tables but ``keep_open`` (an empty table for one that got no
+        rows); a closed table gets no more rows."""
+        for name in _TO_TABLE:
+            if name in keep_open or name in self._closed:
+                continue
+            self._flush(name, empty_ok=name not in self._writers)
+            self._writers.pop(name).close()
+            self._closed.add(name)
+
+    def path(self, name: str) -> Path:
+        """Where the streamed table ``name`` is written (in the temporary folder)."""
+        return self.tmp / f"{name}.parquet"
+
+    def read(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        """A streamed table read back (only ``columns``, if given), after :meth:`close_tables`."""
+        return pq.read_table(self.tmp / f"{name}.parquet", columns=columns)
+
+    def finish(self, exp: Experiment, tables: dict[str, pa.Table], summary: dict[str, Any],
+               extra: dict[str, bytes] | None = None) -> Path:
+        """Write the remaining tables, summary.json, config.toml and ``extra``; swap into place."""
+        try:
+            for name, table in tables.items():
+                pq.write_table(table, self.tmp / f"{name}.parquet")
+            (self.tmp / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2) + "\n")
+            (self.tmp / "config.toml").write_text(config_toml(exp))
+            for name, data in (extra or {}).items():
+                (self.tmp / name).write_bytes(data)
+            swap_into_place(self.tmp, self.out_dir)
+        except OutputInTheWay:
+            raise  # the finished results stay in self.tmp (the error names it)
+        except BaseException:
+            self.abort()
+            raise
+        return self.out_dir
+
+    def abort(self) -> None:
+        """Drop the temporary folder (the run failed)."""
+        self._pending = {n: [] for n in _TO_TABLE}
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,246 @@
+"""Per-request records, one frozen record type per owning component, and the one reducer that
+folds them into a ``requests.parquet`` row.
+
+Each column of ``requests.parquet`` is set by exactly one component (:data:`FIELD_OWNERS`):
+
+- the load generator's record is the :class:`~disagg.cluster.messages.Request` itself (arrival,
+  lengths, SLO targets);
+- the router writes :class:`PrefillRouting` and :class:`DecodeRouting` (which unit, how old its
+  view was);
+- the prefill unit writes :class:`PrefillRecord` (batch start, first token, modeled KV bytes);
+- the fabric writes :class:`TransferRecord` (modeled transfer start and delivery);
+- the decode unit writes :class:`DecodeRecord` (admission, tokens, the real payload's arrival);
+- the collector writes the end (status, reason, end time) and the attempt count.
+
+Records travel with the request through the messages that carry it (``records`` fields), and the
+collector folds the ones that arrive with a ``RequestEnded``. When a request is redone (its unit
+was lost), the router raises ``Request.attempt``; for every record owned by a unit or the router
+the latest attempt stands, and the collector's first end stands (see :func:`fold`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from disagg.cluster.component import TIME_EPS_S
+from disagg.cluster.messages import Request
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class UnitId:
+    """A unit's identity as data: its pool (``prefill``, ``decode`` or ``colocated``) and its
+    index in it."""
+
+    kind: str
+    index: int
+
+    @property
+    def name(self) -> str:
+        """The unit's component name, ``<kind>-<index>``."""
+        return f"{self.kind}-{self.index}"
+
+
+@dataclass(frozen=True, slots=True)
+class PrefillRouting:
+    """Router: where the request's prefill (attempt ``attempt``) was sent, and how old (emu s) the
+    router's view of that unit was when it decided."""
+
+    OWNER: ClassVar[str] = "router"
+    request_id: int
+    attempt: int
+    prefill_unit: UnitId
+    prefill_view_age_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeRouting:
+    """Router: where the request's decode (attempt ``attempt``) was placed, and its view's age
+    (None for a colocated unit, which decodes what it prefilled: no second decision)."""
+
+    OWNER: ClassVar[str] = "router"
+    request_id: int
+    attempt: int
+    decode_unit: UnitId
+    decode_view_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PrefillRecord:
+    """Prefill unit: the batch start and end (= first token, emu s), the modeled KV bytes
+    (None for one-token outputs, which hand no KV over) and the prompt tokens served from its
+    prefix cache (None with caching off)."""
+
+    OWNER: ClassVar[str] = "prefill"
+    request_id: int
+    attempt: int
+    prefill_start_s: float
+    first_token_s: float
+    kv_bytes: float | None
+    cached_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRecord:
+    """Fabric: one KV transfer, modeled start and delivery at the decode unit (emu s)."""
+
+    OWNER: ClassVar[str] = "fabric"
+    request_id: int
+    attempt: int
+    src_unit: str
+    dst_unit: str
+    src_host: str
+    dst_host: str
+    modeled_bytes: float
+    transfer_start_s: float
+    transfer_end_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeRecord:
+    """Decode unit: admission, first decode token and last token (emu s; None if the request
+    failed before), and the real payload's size and arrival (emu s on the unit's clock)."""
+
+    OWNER: ClassVar[str] = "decode"
+    request_id: int
+    attempt: int
+    decode_start_s: float | None
+    first_decode_token_s: float | None
+    last_token_s: float | None
+    real_bytes: int | None
+    real_end_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EndRecord:
+    """Collector: the request's one final status, its reason and when it ended (emu s; None for
+    a request that never ended), how many attempts it took (1 unless redone) and the lost unit
+    it was last redone from (None unless redone)."""
+
+    OWNER: ClassVar[str] = "collector"
+    request_id: int
+    status: str
+    reason: str
+    end_s: float | None
+    attempts: int
+    redone_from: str | None = None
+
+
+Record = Request | PrefillRouting | DecodeRouting | PrefillRecord | TransferRecord | DecodeRecord
+UNIT_RECORDS: tuple[type, ...] = (PrefillRouting, DecodeRouting, PrefillRecord, TransferRecord,
+                                  DecodeRecord)
+_ARRIVAL_FIELDS = ("request_id", "slo_class", "arrival_s", "prompt_tokens", "output_tokens",
+                   "ttft_slo_s", "tpot_slo_s")
+_NOT_COLUMNS = {"request_id", "attempt", "src_unit", "dst_unit", "src_host", "dst_host",
+                "modeled_bytes"}
+
+
+def record_fields(kind: type) -> tuple[str, ...]:
+    """The row fields a record type sets (ids, attempts and transfer-only fields left out)."""
+    if kind is Request:
+        return _ARRIVAL_FIELDS
+    return tuple(f.name for f in dataclasses.fields(kind) if f.name not in _NOT_COLUMNS)
+
+
+DERIVED = ("ttft_s", "tpot_s", "e2e_s", "slo_met")
+"""Row fields computed by :func:`derive` from owned fields, never written by a component."""
+
+
+def owner_table() -> dict[str, str]:
+    """Row field -> the one component kind that writes it (``derived`` for computed fields).
+    Raises if two record types claim the same field."""
+    out: dict[str, str] = {}
+    owners: list[tuple[type, str]] = [(Request, "loadgen")]
+    owners += [(k, k.OWNER) for k in (*UNIT_RECORDS, EndRecord)]
+    for kind, owner in owners:
+        for name in record_fields(kind):
+            if name in out:
+                raise ValueError(f"row field {name!r} has two owners: {out[name]} and {owner}")
+            out[name] = owner
+    for name in DERIVED:
+        out[name] = "derived"
+    return out
+
+
+FIELD_OWNERS = owner_table()
+
+
+class DuplicateRecord(RuntimeError):
+    """Two records of one owner for the same request attempt: a bug in a component."""
+
+
+def _unit_name(value: Any) -> Any:
+    return value.name if isinstance(value, UnitId) else value
+
+
+def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
+    """One row from a request's records. Precedence: of each unit or router record type the one
+    with the highest attempt stands (a second one for the same attempt raises); the arrival is
+    the load generator's; ``end`` is the collector's first end."""
+    best: dict[type, Any] = {}
+    row: dict[str, Any] = {}
+    for rec in records:
+        kind = type(rec)
+        if kind is Request:
+            row.update({f: getattr(rec, f) for f in _ARRIVAL_FIELDS})
+            continue
+        held = best.get(kind)
+        if held is not None and held.attempt == rec.attempt:
+            raise DuplicateRecord(f"request {rec.request_id}: two {kind.__name__} for attempt "
+                                  f"{rec.attempt}")
+        if held is None or rec.attempt > held.attempt:
+            best[kind] = rec
+    for kind, rec in best.items():
+        row.update({f: _unit_name(getattr(rec, f)) for f in record_fields(kind)})
+    if end is not None:
+        row.update({f: getattr(end, f) for f in record_fields(EndRecord)})
+    derive(row)
+    return row
+
+
+def derive(row: dict[str, Any]) -> None:
+    """Fill the derived fields (ttft, tpot, e2e, slo verdict) of a folded row in place."""
+    if "status" not in row:
+        row["status"], row["reason"] = "failed", "unfinished_at_drain_deadline"
+    if row["status"] == "completed" and row.get("first_token_s") is None:
+        row["first_token_s"] = row.get("end_s")  # the prefill record went with a lost unit
+    if row["status"] == "completed" and row.get("last_token_s") is None:
+        # one-token outputs end at prefill; a lost unit's records are gone but the end time stands
+        row["last_token_s"] = row.get("end_s") or row.get("first_token_s")
+    if row["status"] != "completed":
+        row["slo_met"] = False
+        return
+    row["ttft_s"] = row["first_token_s"] - row["arrival_s"]
+    row["e2e_s"] = row["last_token_s"] - row["arrival_s"]
+    decode_tokens = row["output_tokens"] - 1
+    row["tpot_s"] = (row["last_token_s"] - row["first_token_s"]) / decode_tokens if decode_tokens else 0.0
+    row["slo_met"] = bool(row["ttft_s"] <= row["ttft_slo_s"] + TIME_EPS_S
+                          and row["tpot_s"] <= row["tpot_slo_s"] + TIME_EPS_S)
+
+
+def transfer_rows(records: list[Record]) -> list[dict[str, Any]]:
+    """transfers.parquet rows of one request: each transfer joined with the decode record of the
+    same attempt (real bytes and real arrival)."""
+    decode = {r.attempt: r for r in records if isinstance(r, DecodeRecord)}
+    out = []
+    for t in records:
+        if isinstance(t, TransferRecord):
+            d = decode.get(t.attempt)
+            out.append({
+                "request_id": t.request_id, "src_unit": t.src_unit, "dst_unit": t.dst_unit,
+                "src_host": t.src_host, "dst_host": t.dst_host, "modeled_bytes": t.modeled_bytes,
+                "start_s": t.transfer_start_s, "modeled_end_s": t.transfer_end_s,
+                "real_bytes": None if d is None else d.real_bytes,
+                "real_end_s": None if d is None else d.real_end_s, "attempt": t.attempt,
+            })
+    return out
+
+
+def with_nodes(rows: list[dict[str, Any]], node_of: dict[str, str]) -> list[dict[str, Any]]:
+    """Transfer rows with the Ray nodes of their source and destination units (ray engine)."""
+    for t in rows:
+        src, dst = node_of.get(t["src_unit"]), node_of.get(t["dst_unit"])
+        t.update(src_node=src, dst_node=dst,
+                 crosses_nodes=None if src is None or dst is None else src != dst)
+    return rows

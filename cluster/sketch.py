@@ -1,0 +1,174 @@
+"""A mergeable, bounded-memory quantile sketch for per-event figures that grow with a run (lag,
+inter-token latency): exact while small, then a log-bucket histogram with bounded relative error.
+
+Up to :data:`EXACT_LIMIT` weighted values are kept exactly, so quantiles of small runs equal the
+exact (weighted) quantiles. Past that the sketch folds every value into logarithmic buckets
+(ratio ``(1 + alpha) / (1 - alpha)`` between bucket edges, like DDSketch, each bucket also keeping
+its weight, smallest and largest value): a quantile is then reported within relative error
+``alpha`` of a value of the data, and memory is bounded by the number of buckets
+(~ log(max/min) / (2 alpha)), not by the number of values. The count, the total weight and the
+weighted sum, and so the mean, stay exact.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+EXACT_LIMIT = 65_536
+"""Values kept exactly before the sketch switches to buckets."""
+ALPHA = 0.005
+"""Relative accuracy of quantiles once bucketed (0.5 %)."""
+_GAMMA = (1 + ALPHA) / (1 - ALPHA)
+_LOG_GAMMA = math.log(_GAMMA)
+_ZERO = 1e-12  # values at or below this (s) fall in the zero bucket
+_ZERO_KEY = -(2**31)
+_LOOSE = 4096  # single values buffered before they are folded in
+
+Bucket = tuple[float, float, float]  # (weight, smallest value, largest value)
+
+
+class QuantileSketch:
+    """Weighted values (non-negative, e.g. seconds) with exact count, total weight and mean, and
+    quantiles exact up to :data:`EXACT_LIMIT` values, within relative error :data:`ALPHA` beyond."""
+
+    def __init__(self) -> None:
+        self._values: list[np.ndarray] = []
+        self._weights: list[np.ndarray | None] = []  # None: weight 1 each
+        self._held = 0
+        self._loose: list[float] = []  # single weight-1 values not yet folded in
+        self._buckets: dict[int, Bucket] | None = None
+        self._bucketed = (0, 0.0, 0.0)  # (count, total weight, weighted sum) in buckets
+
+    def add(self, value: float) -> None:
+        """Add one value of weight 1 (buffered: cheap per call)."""
+        self._loose.append(value)
+        if len(self._loose) >= _LOOSE:
+            self._settle()
+
+    def add_many(self, values: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Add values (with weights of the same length; 1 each if None)."""
+        if len(values) == 0:
+            return
+        self._values.append(np.asarray(values, dtype=np.float64))
+        self._weights.append(None if weights is None else np.asarray(weights, dtype=np.float64))
+        self._held += len(values)
+        if self._held > (EXACT_LIMIT if self._buckets is None else _LOOSE):
+            self._to_buckets()
+
+    def _to_buckets(self) -> None:
+        """Fold every held value into the buckets (values arriving after the switch are held
+        in batches of ``_LOOSE`` first, to fold them cheaply)."""
+        v, w = self._held_values()
+        self._values, self._weights, self._held = [], [], 0
+        if self._buckets is None:
+            self._buckets = {}
+        self._bucket(v, w)
+
+    def _settle(self) -> None:
+        if self._loose:
+            loose, self._loose = np.array(self._loose, dtype=np.float64), []
+            self.add_many(loose)
+        if self._buckets is not None and self._held:
+            self._to_buckets()
+
+    def _bucket(self, v: np.ndarray, w: np.ndarray) -> None:
+        assert self._buckets is not None
+        n, tw, ws = self._bucketed
+        self._bucketed = (n + len(v), tw + float(w.sum()), ws + float((v * w).sum()))
+        keys = np.where(v > _ZERO, np.ceil(np.log(np.maximum(v, _ZERO)) / _LOG_GAMMA), _ZERO_KEY)
+        uniq, inv = np.unique(keys.astype(np.int64), return_inverse=True)
+        sums = np.bincount(inv, weights=w)
+        lows = np.full(len(uniq), np.inf)
+        highs = np.full(len(uniq), -np.inf)
+        np.minimum.at(lows, inv, v)
+        np.maximum.at(highs, inv, v)
+        for k, s, lo, hi in zip(uniq.tolist(), sums.tolist(), lows.tolist(), highs.tolist(),
+                                strict=True):
+            self._fold(k, (s, lo, hi))
+
+    def _fold(self, key: int, bucket: Bucket) -> None:
+        """Add (weight, min, max) to bucket ``key``."""
+        assert self._buckets is not None
+        old = self._buckets.get(key)
+        self._buckets[key] = bucket if old is None else (
+            old[0] + bucket[0], min(old[1], bucket[1]), max(old[2], bucket[2]))
+
+    def _exact(self) -> tuple[np.ndarray, np.ndarray]:
+        self._settle()
+        return self._held_values()
+
+    def _held_values(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self._values:
+            return np.zeros(0), np.zeros(0)
+        v = np.concatenate(self._values)
+        w = np.concatenate([_weights(a, b) for a, b in zip(self._values, self._weights,
+                                                            strict=True)])
+        return v, w
+
+    def merge(self, other: QuantileSketch) -> None:
+        """Fold ``other`` into this sketch."""
+        self._settle()
+        if other.exact:
+            self.add_many(*other._exact())
+            return
+        if self._buckets is None:
+            self._to_buckets()
+        assert self._buckets is not None and other._buckets is not None
+        for k, bucket in other._buckets.items():
+            self._fold(k, bucket)
+        n, tw, ws = self._bucketed
+        on, otw, ows = other._bucketed
+        self._bucketed = (n + on, tw + otw, ws + ows)
+
+    @property
+    def exact(self) -> bool:
+        """True while every value is still held exactly."""
+        self._settle()
+        return self._buckets is None
+
+    def totals(self) -> tuple[int, float, float]:
+        """(count, total weight, weighted sum), exact."""
+        if not self.exact:
+            return self._bucketed
+        v, w = self._exact()
+        return len(v), float(w.sum()), float((v * w).sum())
+
+    def mean(self) -> float | None:
+        """The weighted mean (exact), None if empty."""
+        _, tw, ws = self.totals()
+        return ws / tw if tw > 0 else None
+
+    def values(self) -> tuple[np.ndarray, np.ndarray]:
+        """(values, weights): the exact values, or bucket representatives with their weights —
+        the bucket's centre (within relative error ``ALPHA`` of every value in it) clamped to the
+        smallest and largest value it holds (so a bucket of equal values is exact)."""
+        if self.exact:
+            return self._exact()
+        assert self._buckets is not None
+        keys = np.array(sorted(self._buckets), dtype=np.int64)
+        rows = np.array([self._buckets[k] for k in keys.tolist()], dtype=np.float64)
+        centre = np.where(keys == _ZERO_KEY, 0.0, 2 * np.power(_GAMMA, keys) / (_GAMMA + 1))
+        return np.clip(centre, rows[:, 1], rows[:, 2]), rows[:, 0]
+
+    def state(self) -> dict[str, Any]:
+        """Plain data (for crossing an actor boundary); :meth:`from_state` rebuilds it."""
+        v, w = self._exact()
+        return {"values": v, "weights": w, "buckets": self._buckets, "bucketed": self._bucketed}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> QuantileSketch:
+        """The sketch whose :meth:`state` this is."""
+        out = cls()
+        out._buckets = None if state["buckets"] is None else dict(state["buckets"])
+        out._bucketed = tuple(state["bucketed"])  # type: ignore[assignment]
+        if len(state["values"]):
+            out._values, out._weights = [state["values"]], [state["weights"]]
+            out._held = len(state["values"])
+        return out
+
+
+def _weights(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    return np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64)

@@ -1,0 +1,190 @@
+"""Histories folded onto the timeseries grid as events happen, and handed out bin by bin once
+final, so a component holds only a window of recent bins whatever the run's length.
+
+The grid is ``step, 2 step, ...`` (emu s); bin k (k >= 1) covers (g_{k-1}, g_k] with g_k = k step.
+A step function's value at g_k is its latest change at or before g_k (ties: the later change);
+an integral per bin is accumulated from the intervals it covers. ``pop_before(k)`` hands out
+bins below k and forgets them; an event that still lands in a handed-out bin (it came later than
+the owner's frontier promised) is counted in ``late`` and folded into the first bin held.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def bin_of(t: float, step_s: float) -> int:
+    """The index k >= 1 of the first grid point g_k = k step at or after ``t``."""
+    k = max(1, math.ceil(t / step_s))
+    while k > 1 and t <= step_s * (k - 1):
+        k -= 1
+    while t > step_s * k:
+        k += 1
+    return k
+
+
+def final_bins(frontier_s: float, step_s: float) -> int:
+    """The first bin not yet final when nothing can happen before ``frontier_s`` any more:
+    every bin whose end g_k <= frontier is final."""
+    return max(1, math.floor(frontier_s / step_s) + 1) if frontier_s > 0 else 1
+
+
+class _Window:
+    """A float64 array over bins base, base+1, ... grown on demand (amortised doubling)."""
+
+    def __init__(self, fill: float = 0.0) -> None:
+        self.fill = fill
+        self.data = np.full(16, fill)
+        self.base = 1  # the first bin held
+        self.end = 1  # one past the last bin touched
+        self.late = 0  # events that landed in bins already handed out
+
+    def index(self, k: int) -> int:
+        """Position of bin ``k`` in ``data`` (a bin already handed out maps to ``base``)."""
+        if k < self.base:
+            self.late += 1
+            k = self.base
+        i = k - self.base
+        if i >= len(self.data):
+            grown = np.full(max(i + 1, 2 * len(self.data)), self.fill)
+            grown[: len(self.data)] = self.data
+            self.data = grown
+        self.end = max(self.end, k + 1)
+        return i
+
+    def upto(self, n: int) -> np.ndarray:
+        """Bins base..n (filled beyond what was touched); empty if n < base."""
+        if n < self.base:
+            return np.zeros(0)
+        self.index(n)
+        return self.data[: n - self.base + 1].copy()
+
+    def pop_before(self, k: int) -> np.ndarray:
+        """Hand out bins base..k-1 and forget them."""
+        if k <= self.base:
+            return np.zeros(0)
+        out = self.upto(k - 1)
+        rest = self.data[len(out):]
+        self.data = np.concatenate((rest, np.full(max(16 - len(rest), 0), self.fill)))
+        self.base = k
+        return out
+
+
+class SteppedValues:
+    """Several step functions changing together (e.g. queue depth, batch size, KV bytes):
+    per bin, the latest change (by time, then order of arrival)."""
+
+    def __init__(self, step_s: float, width: int) -> None:
+        self.step_s = step_s
+        self._t = _Window(-math.inf)
+        self._seq = _Window(-1.0)
+        self._values = [_Window(math.nan) for _ in range(width)]
+        self._carry = [0.0] * width  # values at the last bin handed out
+        self._count = 0
+
+    def change(self, t: float, *values: float) -> None:
+        """The functions take ``values`` from emu time ``t`` on."""
+        i = self._t.index(bin_of(t, self.step_s))
+        self._seq.index(self._t.base + i)  # grows both windows alike
+        self._count += 1
+        if (t, self._count) >= (self._t.data[i], self._seq.data[i]):
+            self._t.data[i], self._seq.data[i] = t, self._count
+            for window, v in zip(self._values, values, strict=True):
+                j = window.index(self._t.base + i)
+                window.data[j] = v
+
+    @property
+    def base(self) -> int:
+        """The first bin held."""
+        return self._t.base
+
+    @property
+    def end(self) -> int:
+        """One past the last bin touched."""
+        return self._t.end
+
+    def _sample(self, raw: list[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        for j, v in enumerate(raw):
+            idx = np.maximum.accumulate(np.where(~np.isnan(v), np.arange(len(v)), -1))
+            out.append(np.where(idx >= 0, v[np.maximum(idx, 0)], self._carry[j]))
+        return out
+
+    def sampled(self, n: int) -> list[np.ndarray]:
+        """Each function's value at g_base..g_n (0 before its first change)."""
+        return self._sample([w.upto(n) for w in self._values])
+
+    def pop_before(self, k: int) -> list[np.ndarray]:
+        """Each function's value at g_base..g_{k-1}; those bins are forgotten."""
+        self._t.pop_before(k)
+        self._seq.pop_before(k)
+        out = self._sample([w.pop_before(k) for w in self._values])
+        self._carry = [float(v[-1]) if len(v) else c for v, c in zip(out, self._carry, strict=True)]
+        return out
+
+
+class BinnedIntegral:
+    """The integral per bin of a quantity that is ``rate`` over intervals (emu s x rate)."""
+
+    def __init__(self, step_s: float) -> None:
+        self.step_s = step_s
+        self._bins = _Window()
+        self.total = 0.0
+        self.last_s = 0.0  # latest time anything was added at
+
+    @property
+    def base(self) -> int:
+        """The first bin held."""
+        return self._bins.base
+
+    @property
+    def end(self) -> int:
+        """One past the last bin touched."""
+        return self._bins.end
+
+    def interval(self, start_s: float, end_s: float, rate: float = 1.0) -> None:
+        """Add ``rate`` over [start_s, end_s]."""
+        if end_s <= start_s or rate == 0.0:
+            return
+        self.total += rate * (end_s - start_s)
+        self.last_s = max(self.last_s, end_s)
+        k = bin_of(start_s, self.step_s) if start_s > 0 else 1
+        lo = start_s
+        while lo < end_s:
+            hi = min(end_s, self.step_s * k)
+            if hi > lo:
+                i = self._bins.index(k)  # may grow the array: index first
+                self._bins.data[i] += rate * (hi - lo)
+            lo = max(lo, hi)
+            k += 1
+
+    def point(self, t: float, amount: float) -> None:
+        """Add ``amount`` at emu time ``t`` (counted in the bin that holds ``t``)."""
+        i = self._bins.index(bin_of(t, self.step_s))
+        self._bins.data[i] += amount
+        self.total += amount
+        self.last_s = max(self.last_s, t)
+
+    def per_bin(self, n: int) -> np.ndarray:
+        """The integral over each of bins base..n."""
+        return self._bins.upto(n)
+
+    def pop_before(self, k: int) -> np.ndarray:
+        """The integral over each of bins base..k-1; those bins are forgotten."""
+        return self._bins.pop_before(k)
+
+    def until(self, end_s: float) -> float:
+        """The integral over [0, end_s]: exact when nothing lies after ``end_s`` (the usual
+        case: the run ends with its last work), else the held bins after it are taken off (the
+        bin holding ``end_s`` pro rata)."""
+        if self.last_s <= end_s:
+            return self.total
+        k = bin_of(end_s, self.step_s)
+        held = self._bins.upto(max(self._bins.end - 1, k))
+        i = k - self._bins.base
+        if i < 0:
+            return self.total - float(held.sum())
+        frac = min(1.0, max(0.0, (end_s - self.step_s * (k - 1)) / self.step_s))
+        return self.total - float(held[i + 1:].sum()) - float(held[i]) * (1 - frac)
