@@ -77,9 +77,11 @@ class RunLedger(Protocol):
         """Ids of the requests that have ended so far."""
         ...
 
-    def drain(self, final: bool = False, unfinished: tuple[str, str] | None = None) -> Any:
+    def drain(self, final: bool = False, unfinished: tuple[str, str] | None = None,
+              arrivals: tuple[Any, ...] = ()) -> Any:
         """The rows finished since the last drain; ``final``: every remaining row, requests that
-        never ended getting ``unfinished`` (status, reason)."""
+        never ended getting ``unfinished`` (status, reason); ``arrivals``: requests sent but not
+        yet reported, counted in first."""
         ...
 
 

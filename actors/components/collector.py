@@ -184,10 +184,14 @@ class Collector(Component):
         self._out.rows.append(row)
         self._out.transfers.extend(transfers)
 
-    def drain(self, final: bool = False, unfinished: tuple[str, str] | None = None) -> Drained:
+    def drain(self, final: bool = False, unfinished: tuple[str, str] | None = None,
+              arrivals: tuple[Request, ...] = ()) -> Drained:
         """Hand over the rows finished since the last drain. ``final``: also the held (redone)
         rows and a row for every submitted request that never ended, with ``unfinished``'s
-        (status, reason): by default failed, ``unfinished_at_drain_deadline``."""
+        (status, reason): by default failed, ``unfinished_at_drain_deadline``. ``arrivals``:
+        requests sent but not yet reported (an interrupted run's), counted in first."""
+        if arrivals:
+            self._on_arrivals(Arrivals(arrivals, self.clock.now()))
         if final:
             for rid, (records, end) in sorted(self._held.items()):
                 self._finish(records, dataclasses.replace(end, redone_from=self.redone.get(rid)))

@@ -98,9 +98,10 @@ class ComponentHost:
         not yet reported to the collector."""
         return as_arrivals(self.component).stop_arrivals()
 
-    def drain(self, final: bool = False, unfinished: tuple[str, str] | None = None) -> Any:
+    def drain(self, final: bool = False, unfinished: tuple[str, str] | None = None,
+              arrivals: tuple[Any, ...] = ()) -> Any:
         """Collector only: the rows finished since the last drain (``Collector.drain``)."""
-        return as_ledger(self.component).drain(final, unfinished)
+        return as_ledger(self.component).drain(final, unfinished, arrivals)
 
     def drain_series(self) -> list[dict[str, Any]]:
         """The component's timeseries bins that became final (``Component.drain_series``)."""

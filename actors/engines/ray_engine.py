@@ -40,7 +40,7 @@ from disagg.actors.engines.supervisor import (
 )
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.messages import Arrivals, Request, RequestsEnded
+from disagg.cluster.messages import Request, RequestsEnded
 from disagg.cluster.records import EndRecord, fold, with_nodes
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 
@@ -207,9 +207,7 @@ def _supervise(exp: Experiment, sup: Supervisor, poll_s: float,
     if "collector" in sup.lost:  # its rows went with it: the requests it held get theirs here
         drain.without_collector(unsent, status)
         return
-    if unsent:
-        sup.handles["collector"].deliver.remote(Arrivals(unsent, sup.emu_now()))
-    drain(True, status)
+    drain(True, status, unsent)  # in the same call: Ray orders no two calls of an async actor
 
 
 class Drainer:
@@ -224,9 +222,11 @@ class Drainer:
         self.t0, self.dilation, self.lost = t0, dilation, lost
         self.written = EndedIds()  # request ids whose rows went to the sink
 
-    def __call__(self, final: bool = False, unfinished: tuple[str, str] | None = None) -> None:
+    def __call__(self, final: bool = False, unfinished: tuple[str, str] | None = None,
+                 arrivals: tuple[Request, ...] = ()) -> None:
         try:
-            drained: Drained = ray.get(self.handles["collector"].drain.remote(final, unfinished))
+            drained: Drained = ray.get(
+                self.handles["collector"].drain.remote(final, unfinished, arrivals))
         except ray.exceptions.RayActorError as e:
             raise ComponentLost("collector", type(e).__name__) from None
         if drained.ended_ids and "router" not in self.lost:

@@ -24,7 +24,7 @@ from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
 from disagg.cluster.component import Clock, Component, as_arrivals, as_ledger
 from disagg.cluster.config import Experiment
-from disagg.cluster.messages import Arrivals, RequestsEnded, UnitDown, UnitUp
+from disagg.cluster.messages import RequestsEnded, UnitDown, UnitUp
 
 Sink = Callable[[Drained], None]
 DRAIN_S = 0.5
@@ -192,10 +192,10 @@ async def _wait(run: VirtualRun, stopped: asyncio.Future[None]) -> None:
 
 
 def drain_into(run: VirtualRun, sink: Sink, final: bool = False,
-               unfinished: tuple[str, str] | None = None) -> None:
+               unfinished: tuple[str, str] | None = None, arrivals: tuple[Any, ...] = ()) -> None:
     """Move the collector's finished rows and the components' final timeseries bins into
     ``sink``; the router forgets the requests that ended."""
-    drained: Drained = run.ledger.drain(final, unfinished)
+    drained: Drained = run.ledger.drain(final, unfinished, arrivals)
     if drained.ended_ids and "router" not in run.lost:
         run.comps["router"].deliver(RequestsEnded(tuple(drained.ended_ids), run.loop.time()))
     drained.series = [s for n, c in run.comps.items() if n not in run.lost
@@ -240,14 +240,14 @@ async def _drive(
     raw: dict[str, Any] = {
         "end_s": loop.time(), "lost_units": sorted(run.lost), "faults": player.log,
         "components": [c.results() for n, c in run.comps.items() if n not in run.lost]}
+    unsent: tuple[Any, ...] = ()
     if stopped.done() and stop is not None:
-        unsent = run.arrivals.stop_arrivals()
-        if unsent:
-            run.comps["collector"].deliver(Arrivals(tuple(unsent), loop.time()))
+        unsent = tuple(run.arrivals.stop_arrivals())
         raw["unfinished"] = {"status": "cancelled", "reason": stop.reason}
     unfinished = raw.get("unfinished")
     drain_into(run, sink, final=True,
-               unfinished=None if unfinished is None else (unfinished["status"], unfinished["reason"]))
+               unfinished=None if unfinished is None else (unfinished["status"], unfinished["reason"]),
+               arrivals=unsent)
     raw.update(requests=kept.rows, transfers=kept.transfers, series=kept.series)
     return raw
 
