@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,8 +22,11 @@ from disagg.actors.engines.stop import StopFlag
 from disagg.cluster.config import Experiment, PolicySpec
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.compare.report import Report, render_report
-from disagg.experiments.results.guard import MARKER, marker_bytes
-from disagg.experiments.results.writing import OutputInTheWay, swap_into_place, write_results
+from disagg.experiments.results.writing import (
+    staged_folder,
+    swap_into_place,
+    write_results,
+)
 from disagg.experiments.run import assemble, execute
 
 MAX_RATE_PER_S = 1e6
@@ -198,15 +200,12 @@ def compare(base: Experiment, plans: list[RunPlan], out_dir: Path, address: str 
     ``stop``: the report covers the runs that finished (None, and nothing written, if none did)."""
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_folder(out_dir, "compare") as tmp:
         manifest = {"experiment": base.experiment.name,
                     "policies": list(dict.fromkeys(p.policy.label for p in plans)),
                     "rates_per_s": sorted({p.rate_per_s for p in plans}),
                     "repeats": len({p.repeat for p in plans}), "runs": len(plans),
                     **(manifest_extra or {})}
-        (tmp / MARKER).write_bytes(marker_bytes("compare"))
         (tmp / "compare.json").write_text(json.dumps(manifest, indent=2) + "\n")
         saved = run_plans(plans, tmp, address=address, use_ray=use_ray, progress=progress,
                           live=live, stop=stop)
@@ -215,10 +214,5 @@ def compare(base: Experiment, plans: list[RunPlan], out_dir: Path, address: str 
             return None
         report = render_report(tmp)
         swap_into_place(tmp, out_dir)
-    except OutputInTheWay:
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report
 

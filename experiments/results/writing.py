@@ -85,14 +85,28 @@ def _signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+@contextmanager
+def staged_folder(out_dir: Path, kind: str) -> Iterator[Path]:
+    """A fresh hidden sibling of ``out_dir`` holding disagg's marker (``kind``: run, compare), to
+    fill and then :func:`swap_into_place`; removed if the block raises — except when ``out_dir``
+    was taken meanwhile (:class:`OutputInTheWay` says where the finished folder waits)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        (tmp / MARKER).write_bytes(marker_bytes(kind))
+        yield tmp
+    except OutputInTheWay:
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
                   summary: dict[str, Any], extra: dict[str, bytes] | None = None) -> Path:
     """Write ``tables`` as Parquet, summary.json and config.toml into ``out_dir`` atomically."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        (tmp / MARKER).write_bytes(marker_bytes("run"))
+    with staged_folder(out_dir, "run") as tmp:
         for name, table in tables.items():
             pq.write_table(table, tmp / f"{name}.parquet")
         (tmp / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2) + "\n")
@@ -100,11 +114,6 @@ def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
         for name, data in (extra or {}).items():
             (tmp / name).write_bytes(data)
         swap_into_place(tmp, out_dir)
-    except OutputInTheWay:
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 
