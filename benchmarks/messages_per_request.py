@@ -1,13 +1,17 @@
-"""Component messages per request, by message type, on the quickstart (or any experiment).
+"""Component messages and actor calls per request, by message type, on either engine.
 
-Counts every message a component delivers to another (each ``Peer.send``) while the experiment
-runs on the virtual engine. On the ray engine each of these is one actor call
-(``RayPeer.send`` -> ``handle.deliver.remote``), so the counts are the ray engine's messages on
-the request path, less what only the ray engine sends (live-view state reports every ``live_s``
-wall seconds, start-up and results calls). Load reports are rate-limited in emu time, so their
-count is the same on both engines for the same seed.
+``--engine virtual`` (default) counts every message a component delivers to another (each
+``Peer.send``) on the virtual engine; load reports are rate-limited in emu time, so for the same
+seed these are the messages the ray engine's components send too. ``--engine ray`` runs the
+experiment on an embedded Ray and reports what really crossed actors, as counted by the ray
+engine's transport (``actors/engines/transport.py``; the run's ``summary.json`` ``messages``):
+messages sent, and the actor calls that carried them (one call carries every message one actor
+sends to one other actor in one event-loop tick). ``--markdown`` prints the table by type.
+``--prefill``/``--decode``/``--load`` size the quickstart (16 + 4 at 0.8 is the scenario of
+``benchmarks/virtual_speed.py``: arrivals keeping the prefill units busy that fraction of time).
 
-    python benchmarks/messages_per_request.py [experiments/quickstart.toml] [--duration 1000]
+    python benchmarks/messages_per_request.py [EXPERIMENT] [--duration 1000] [--engine ray]
+        [--prefill 16 --decode 4 --load 0.8] [--markdown]
 """
 
 from __future__ import annotations
@@ -17,25 +21,25 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from virtual_speed import prefill_rate_for_load
+
+from disagg.actors.engines.ray_engine import run_ray
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.component import Component
-from disagg.cluster.config import load_experiment
+from disagg.cluster.config import Experiment, load_experiment
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 
 
-def count_messages(experiment: Path, duration_s: float) -> tuple[Counter[tuple[str, str]], int]:
-    """((message type, receiver kind) -> messages delivered, requests submitted)."""
-    exp = load_experiment(experiment, {"experiment.engine": "virtual",
-                                       "experiment.duration_s": duration_s})
-    counts: Counter[tuple[str, str]] = Counter()
+def count_virtual(exp: Experiment) -> tuple[Counter[str], int]:
+    """(message type -> messages delivered, requests submitted) on the virtual engine."""
+    counts: Counter[str] = Counter()
 
     def counting(component: Component) -> Any:
         deliver = component.deliver
-        kind = component.name.split("-")[0]
 
         def wrapped(message: Any) -> None:
-            counts[(type(message).__name__, kind)] += 1
+            counts[type(message).__name__] += 1
             deliver(message)
         return wrapped
 
@@ -48,17 +52,48 @@ def count_messages(experiment: Path, duration_s: float) -> tuple[Counter[tuple[s
     return counts, int(collector["submitted"])
 
 
+def load_sized(path: Path, args: argparse.Namespace) -> Experiment:
+    """The experiment on ``args.engine`` for ``args.duration``, sized by the size options."""
+    overrides: dict[str, Any] = {"experiment.engine": args.engine,
+                                 "experiment.duration_s": args.duration}
+    if args.prefill:
+        overrides["prefill.units"] = args.prefill
+        rate = prefill_rate_for_load(args.load, args.prefill)
+        overrides["workload.rate_per_s"] = rate
+    if args.decode:
+        overrides["decode.units"] = args.decode
+    return load_experiment(path, overrides)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("experiment", nargs="?", type=Path, default=QUICKSTART)
     ap.add_argument("--duration", type=float, default=1000.0, help="emu seconds of arrivals")
+    ap.add_argument("--engine", choices=("virtual", "ray"), default="virtual")
+    ap.add_argument("--prefill", type=int, default=0, help="prefill units (0: the file's)")
+    ap.add_argument("--decode", type=int, default=0, help="decode units (0: the file's)")
+    ap.add_argument("--load", type=float, default=0.8, help="prefill load with --prefill")
+    ap.add_argument("--markdown", action="store_true", help="a markdown table by type")
     args = ap.parse_args()
-    counts, requests = count_messages(args.experiment, args.duration)
-    total = sum(counts.values())
-    print(f"{requests:,} requests, {total:,} messages, {total / requests:.2f} per request\n")
-    print("| message | to | messages | per request |\n|---|---|---:|---:|")
-    for (name, kind), n in counts.most_common():
-        print(f"| `{name}` | {kind} | {n:,} | {n / requests:.2f} |")
+    exp = load_sized(args.experiment, args)
+    if args.engine == "virtual":
+        sent, requests = count_virtual(exp)
+        calls: Counter[str] = Counter(sent)  # one call per message, had each its own
+        total_calls = sum(sent.values())
+    else:
+        m = run_ray(exp)["messages"]
+        sent = Counter({k: v["sent"] for k, v in m["by_type"].items()})
+        calls = Counter({k: v["calls_with"] for k, v in m["by_type"].items()})
+        requests, total_calls = m["requests"], m["actor_calls"]
+    total = sum(sent.values())
+    print(f"{args.engine}: {requests:,} requests, {total:,} messages ({total / requests:.2f} per "
+          f"request), {total_calls:,} actor calls ({total_calls / requests:.2f} per request)")
+    if args.markdown:
+        print("\n| message | sent | per request | actor calls carrying it | per request |")
+        print("|---|---:|---:|---:|---:|")
+        for name, n in sent.most_common():
+            print(f"| `{name}` | {n:,} | {n / requests:.2f} | {calls[name]:,} | "
+                  f"{calls[name] / requests:.2f} |")
 
 
 if __name__ == "__main__":

@@ -256,6 +256,11 @@ class PlacementConfig(_Section):
     failure_poll_s: float = Field(
         0.5, gt=0, le=60, description="wall seconds between checks that every unit actor is alive"
     )
+    units_per_actor: int = Field(
+        1, ge=1, le=64,
+        description="unit components of one kind hosted by one Ray actor process (memory per "
+        "unit); each is still its own component (not the fabric's units_per_host)",
+    )
 
 
 class Experiment(_Section):

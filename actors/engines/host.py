@@ -1,6 +1,7 @@
-"""What runs inside each Ray actor of the ray engine: a wall clock with dilation, peers that are
-actor calls, the object store, and :class:`ComponentHost`, the body of one actor hosting one
-component (wrapped by ``ray.remote`` only where it is created, in ``ray_engine.py``)."""
+"""What runs inside each Ray actor of the ray engine: a wall clock with dilation, the object store,
+and :class:`ComponentHost`, the body of one actor hosting one component or several units (wrapped
+by ``ray.remote`` only where it is created, in ``ray_engine.py``); peers send through the actor's
+:class:`~disagg.actors.engines.transport.Transport`."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import ray
 
 from disagg.actors.components.live_state import LiveReporter
 from disagg.actors.engines.build import build_component
-from disagg.cluster.component import Clock, as_arrivals, as_ledger
+from disagg.actors.engines.transport import Transport
+from disagg.cluster.component import Clock, Component, as_arrivals, as_ledger
 from disagg.cluster.config import Experiment
+from disagg.cluster.workload.kinds import ClosedLoopWorkload
 
 
 class WallClock(Clock):
@@ -32,7 +35,8 @@ class WallClock(Clock):
 
 
 class RayPeer:
-    """A message to another component is a fire-and-forget actor call."""
+    """A message to another component as its own fire-and-forget actor call (benchmarks that
+    drive one component directly; the engine's actors send through :class:`Transport`)."""
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
@@ -52,18 +56,40 @@ class RayStore:
 
 
 class ComponentHost:
-    """The body of one Ray actor: hosts one component and records its errors."""
+    """The body of one Ray actor: hosts one component, or several units of one kind
+    (``[placement] units_per_actor``), each with its own clock, peers, state and tasks; sends
+    through one :class:`Transport` and records the components' errors."""
 
-    def __init__(self, exp: Experiment, name: str, serving: bool = False) -> None:
-        self.clock = WallClock()
-        self.component = build_component(exp, name, self.clock, RayStore(), serving=serving)
+    def __init__(self, exp: Experiment, names: str | tuple[str, ...],
+                 serving: bool = False) -> None:
+        names = (names,) if isinstance(names, str) else tuple(names)
+        self.exp, self.serving = exp, serving
+        self.components = {n: self._build(n) for n in names}
+        self.component = self.components[names[0]]  # the one component of a control actor
+        self.clock = self.component.clock
         self.errors: list[str] = []
-        self._task: asyncio.Task[None] | None = None
-        self._reports: asyncio.Task[None] | None = None
+        self.stopped: set[str] = set()  # components stopped by a fault (messages dropped)
+        self._tasks: dict[str, list[asyncio.Task[None]]] = {}
+        self._started: tuple[float, float, float, float] | None = None
         self._collector: Any = None
+        self.transport: Transport | None = None
 
-    def connect(self, handles: dict[str, Any]) -> str:
-        self.component.connect({n: RayPeer(h) for n, h in handles.items()})
+    def _named(self, name: str) -> Component:
+        """Component ``name`` if this actor hosts it, else its only one (a control actor)."""
+        return self.components.get(name, self.component)
+
+    def _build(self, name: str) -> Component:
+        return build_component(self.exp, name, WallClock(), RayStore(), serving=self.serving)
+
+    def connect(self, handles: dict[str, Any], actor_of: dict[str, str] | None = None) -> str:
+        """Peers by name (``actor_of``: each component's actor key, when actors host several);
+        returns this actor's Ray node id."""
+        open_loop = not isinstance(self.exp.workload, ClosedLoopWorkload)
+        self.transport = Transport(handles, actor_of or {n: n for n in handles},
+                                   self._deliver_local, frozenset(self.components),
+                                   hold_records=open_loop and not self.serving)
+        for comp in self.components.values():
+            comp.connect({n: self.transport.peer(n) for n in handles})
         self._collector = handles.get("collector")
         return ray.get_runtime_context().get_node_id()
 
@@ -72,12 +98,13 @@ class ComponentHost:
         return time.time()
 
     def ping(self) -> list[str]:
-        """Alive: the errors the component has raised so far (the supervisor raises on any)."""
+        """Alive: the errors the components have raised so far (the supervisor raises on any)."""
         return list(self.errors)
 
     def repoint(self, name: str, handle: Any) -> None:
         """Peer ``name`` was restarted as a fresh actor: send to ``handle`` from now on."""
-        self.component.peers[name] = RayPeer(handle)
+        assert self.transport is not None
+        self.transport.repoint(name, handle)
         if name == "collector":
             self._collector = handle
 
@@ -91,73 +118,122 @@ class ComponentHost:
 
     def ended_ids(self) -> list[int]:
         """Collector only: the requests that have ended so far."""
-        return sorted(as_ledger(self.component).ended_ids())
+        return sorted(as_ledger(self._named("collector")).ended_ids())
 
     def stop_arrivals(self) -> tuple[Any, ...]:
         """Load generator only: submit nothing more (an interrupted run); the requests sent but
         not yet reported to the collector."""
-        return as_arrivals(self.component).stop_arrivals()
+        return as_arrivals(self._named("loadgen")).stop_arrivals()
 
     def drain(self, final: bool = False, unfinished: tuple[str, str] | None = None,
               arrivals: tuple[Any, ...] = ()) -> Any:
         """Collector only: the rows finished since the last drain (``Collector.drain``)."""
-        return as_ledger(self.component).drain(final, unfinished, arrivals)
+        return as_ledger(self._named("collector")).drain(final, unfinished, arrivals)
 
     def drain_series(self) -> list[dict[str, Any]]:
-        """The component's timeseries bins that became final (``Component.drain_series``)."""
-        return self.component.drain_series()
+        """The components' timeseries bins that became final (``Component.drain_series``)."""
+        return [s for c in self.components.values() for s in c.drain_series()]
+
+    async def flush(self) -> None:
+        """Send every held message and wait until the calls carrying records were handled
+        (before the final drain, so that it carries everything)."""
+        if self.transport is not None:
+            await self.transport.flush()
 
     async def start(self, t0: float, dilation: float, offset_s: float = 0.0,
                     live_s: float = 0.0) -> None:
-        """Start the component's activity; ``t0`` is the driver's, shifted by this node's offset.
-        With ``live_s`` > 0 also report its state to the collector every ``live_s`` wall seconds
-        when it changed (for the live view)."""
-        self.clock.t0, self.clock.dilation = t0 + offset_s, dilation
-        loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self.component.run())
-        self._task.add_done_callback(self._on_done)
-        if live_s > 0 and self.component.name != "collector":
-            self._reports = loop.create_task(self._report_loop(LiveReporter(self.component), live_s))
-            self._reports.add_done_callback(self._on_done)
+        """Start the components' activity; ``t0`` is the driver's, shifted by this node's offset.
+        With ``live_s`` > 0 also report each one's state to the collector every ``live_s`` wall
+        seconds when it changed (for the live view)."""
+        self._started = (t0, dilation, offset_s, live_s)
+        for name in self.components:
+            self._start_one(name)
 
-    async def _report_loop(self, reporter: LiveReporter, live_s: float) -> None:
+    def _start_one(self, name: str) -> None:
+        assert self._started is not None
+        t0, dilation, offset_s, live_s = self._started
+        comp = self.components[name]
+        clock = comp.clock
+        assert isinstance(clock, WallClock)
+        clock.t0, clock.dilation = t0 + offset_s, dilation
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(comp.run())]
+        if live_s > 0 and name != "collector":
+            tasks.append(loop.create_task(self._report_loop(comp, LiveReporter(comp), live_s)))
+        for task in tasks:
+            task.add_done_callback(lambda t, n=name: self._on_done(n, t))
+        self._tasks[name] = tasks
+
+    def stop_component(self, name: str) -> None:
+        """A fault stopped unit ``name`` (its actor hosts others that go on): its activity ends
+        and messages to it are dropped, as if its machine went away."""
+        for task in self._tasks.pop(name, []):
+            task.cancel()
+        self.stopped.add(name)
+
+    async def restart_component(self, name: str) -> None:
+        """A fresh unit ``name`` in place of a stopped one, connected to the same peers."""
+        assert self.transport is not None
+        self.components[name] = comp = self._build(name)
+        comp.connect({n: self.transport.peer(n) for n in self.transport.handles})
+        self.stopped.discard(name)
+        self._start_one(name)
+
+    async def _report_loop(self, comp: Component, reporter: LiveReporter, live_s: float) -> None:
         # a phase per component, so that reports do not all wake their actors at the same moment
-        await asyncio.sleep(live_s * (zlib.crc32(self.component.name.encode()) % 1000) / 1000)
+        await asyncio.sleep(live_s * (zlib.crc32(comp.name.encode()) % 1000) / 1000)
         while True:
             await asyncio.sleep(live_s)
             report = reporter.next_report()
             if report is not None:
-                self._collector.deliver.remote(report)
+                comp.peers["collector"].send(report)
 
-    def _on_done(self, task: asyncio.Task[None]) -> None:
+    def _on_done(self, name: str, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            self.errors.append(f"{self.component.name}: {task.exception()!r}")
+            self.errors.append(f"{name}: {task.exception()!r}")
 
-    async def deliver(self, message: Any) -> None:
+    def _deliver_local(self, name: str, message: Any) -> None:
+        if name in self.stopped:
+            return
         try:
-            self.component.deliver(message)
+            self.components[name].deliver(message)
         except Exception as e:  # noqa: BLE001 - reported to the driver, which raises
-            self.errors.append(f"{self.component.name}: {e!r}")
+            self.errors.append(f"{name}: {e!r}")
+
+    async def deliver(self, message: Any, name: str | None = None) -> None:
+        """One message from the driver to component ``name`` (the only one, by default)."""
+        self._deliver_local(name or self.component.name, message)
+
+    async def deliver_batch(self, items: list[tuple[str, Any]]) -> None:
+        """Messages from another actor's transport, handled in the order they were sent."""
+        for name, message in items:
+            self._deliver_local(name, message)
 
     async def wait_done(self, timeout_s: float) -> bool:
         """Collector only: True once every submitted request has ended."""
         try:
-            await asyncio.wait_for(as_ledger(self.component).done.wait(), max(timeout_s, 0.0))
+            done = as_ledger(self._named("collector")).done
+            await asyncio.wait_for(done.wait(), max(timeout_s, 0.0))
         except TimeoutError:
             return False
         return True
 
     async def status(self) -> dict[str, Any]:
-        return {"errors": list(self.errors), "snapshot": self.component.snapshot(),
+        return {"errors": list(self.errors), "snapshot": self._named("collector").snapshot(),
                 "now_s": self.clock.now()}
 
     async def last_arrival_s(self) -> float:
-        return float(as_arrivals(self.component).arrivals_end_s())
+        return float(as_arrivals(self._named("loadgen")).arrivals_end_s())
 
-    async def results(self) -> dict[str, Any]:
-        for task in (self._task, self._reports):
-            if task is not None:
+    async def results(self) -> list[dict[str, Any]]:
+        """Every hosted component's results (stopped ones included); the first also carries
+        this actor's transport counts and its errors."""
+        for tasks in self._tasks.values():
+            for task in tasks:
                 task.cancel()
-        out = self.component.results()
-        out["errors"] = list(self.errors)
-        return out
+        parts = [c.results() for c in self.components.values()]
+        for part in parts:
+            part["errors"] = [e for e in self.errors if e.startswith(f"{part['name']}: ")]
+        if self.transport is not None:
+            parts[0]["transport"] = self.transport.stats.as_dict()
+        return parts

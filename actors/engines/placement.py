@@ -39,6 +39,27 @@ def unit_resource(name: str, exp: Experiment) -> dict[str, float]:
     return {pool.hardware.name: float(pool.chips_per_unit)}
 
 
+def actor_groups(exp: Experiment) -> dict[str, tuple[str, ...]]:
+    """The components each actor hosts, keyed by its first: a control component alone, units of
+    one kind in groups of ``[placement] units_per_actor`` (in index order)."""
+    size = exp.placement.units_per_actor
+    ids = unit_ids(exp)
+    groups: dict[str, tuple[str, ...]] = {}
+    open_group: dict[str, list[str]] = {}  # unit kind -> the group being filled
+    for name in component_names(exp):
+        unit = ids.get(name)
+        if unit is None:
+            groups[name] = (name,)
+            continue
+        members = open_group.get(unit.kind)
+        if members is None or len(members) == size:
+            members = open_group[unit.kind] = []
+            groups[name] = ()
+        members.append(name)
+        groups[members[0]] = tuple(members)
+    return groups
+
+
 def local_resources(exp: Experiment) -> dict[str, float]:
     """Custom resources an embedded local Ray must offer to host every actor of ``exp``."""
     out: dict[str, float] = {CONTROL_RESOURCE: 8.0}
@@ -68,8 +89,9 @@ class Placement:
             self.group = placement_group([{"memory": memory}] * len(self.units), strategy="SPREAD")
             ray.get(self.group.ready(), timeout=60)
 
-    def options(self, name: str) -> dict[str, Any]:
-        """``.options(...)`` for the actor hosting component ``name``."""
+    def options(self, name: str, units: int = 1) -> dict[str, Any]:
+        """``.options(...)`` for the actor hosting component ``name`` (and, with ``units`` > 1,
+        the next units of its kind: their hardware together)."""
         base: dict[str, Any] = {"num_cpus": 0}
         if name not in self.units:
             if CONTROL_RESOURCE in self.available:
@@ -78,7 +100,7 @@ class Placement:
                 base["resources"] = {HEAD_RESOURCE: 0.001}
             return base
         if self.mode == "resources":
-            base["resources"] = unit_resource(name, self.exp)
+            base["resources"] = {k: v * units for k, v in unit_resource(name, self.exp).items()}
             return base
         assert self.group is not None
         base["memory"] = self.exp.placement.unit_memory_mb * 2**20

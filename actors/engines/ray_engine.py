@@ -28,10 +28,12 @@ from disagg.actors.engines.host import ComponentHost, RayPeer, RayStore, WallClo
 from disagg.actors.engines.placement import (
     CONTROL_RESOURCE,
     Placement,
+    actor_groups,
     local_resources,
     stage_package,
 )
 from disagg.actors.engines.stop import StopFlag
+from disagg.actors.engines.transport import merge_stats
 from disagg.actors.engines.supervisor import (
     PING_TIMEOUT_S,
     ComponentLost,
@@ -88,22 +90,28 @@ def node_ips() -> dict[str, str]:
 
 def _start_actors(exp: Experiment, placement: Placement, live_s: float
                   ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any], float, Any]:
-    """Create, connect and start one actor per component; returns handles, node per component,
-    clock offsets per node, t0 and the function that starts a fresh unit (for restarts)."""
+    """Create, connect and start the actors (one per control component, units in groups of
+    ``[placement] units_per_actor``); returns the handle and node per component (components of
+    one actor share them), clock offsets per node, t0 and the function that starts a fresh
+    one-unit actor (for restarts)."""
     host_cls: Any = ray.remote(ComponentHost)
-    handles: dict[str, Any] = {name: host_cls.options(**placement.options(name)).remote(exp, name)
-                               for name in component_names(exp)}
-    nodes = dict(zip(handles, ray.get([h.connect.remote(handles) for h in handles.values()]),
-                     strict=True))
+    groups = actor_groups(exp)
+    actor_of = {n: key for key, members in groups.items() for n in members}
+    actors = {key: host_cls.options(**placement.options(key, len(members))).remote(
+        exp, members[0] if len(members) == 1 else members) for key, members in groups.items()}
+    handles = {n: actors[actor_of[n]] for n in component_names(exp)}
+    node_of = dict(zip(actors, ray.get([a.connect.remote(handles, actor_of)
+                                        for a in actors.values()]), strict=True))
+    nodes = {n: node_of[actor_of[n]] for n in handles}
     offsets = measure_offsets(nodes, handles)
     dilation = exp.experiment.dilation
     t0 = time.time() + exp.experiment.start_margin_s
-    ray.get([h.start.remote(t0, dilation, offsets[nodes[n]].offset_s, live_s)
-             for n, h in handles.items()])
+    ray.get([a.start.remote(t0, dilation, offsets[node_of[k]].offset_s, live_s)
+             for k, a in actors.items()])
 
     def start_unit(name: str) -> Any:
         handle: Any = host_cls.options(**placement.options(name)).remote(exp, name)
-        node: str = ray.get(handle.connect.remote(handles))
+        node: str = ray.get(handle.connect.remote(handles, actor_of))
         offset = offsets[node].offset_s if node in offsets else 0.0
         ray.get(handle.start.remote(t0, dilation, offset, live_s))
         return handle
@@ -142,9 +150,10 @@ def run_ray(
         drain = Drainer(handles, nodes, sink or kept.extend, t0, exp.experiment.dilation, lost)
         _supervise(exp, sup, poll_s, progress, stop, raw, drain)
         raw["components"] = gather_results(handles, lost)
+        raw["messages"] = message_counts(raw["components"])
         raw["faults"] = sup.player.log
     finally:
-        for h in handles.values():
+        for h in set(handles.values()):
             ray.kill(h)
         if placement is not None:
             placement.release()
@@ -207,6 +216,7 @@ def _supervise(exp: Experiment, sup: Supervisor, poll_s: float,
     if "collector" in sup.lost:  # its rows went with it: the requests it held get theirs here
         drain.without_collector(unsent, status)
         return
+    flush_transports(sup.handles, sup.lost)
     drain(True, status, unsent)  # in the same call: Ray orders no two calls of an async actor
 
 
@@ -245,7 +255,7 @@ class Drainer:
         self._out(Drained(rows=rows))
 
     def _out(self, drained: Drained) -> None:
-        refs = [h.drain_series.remote() for n, h in self.handles.items() if n not in self.lost]
+        refs = [h.drain_series.remote() for h in live_actors(self.handles, self.lost).values()]
         try:
             drained.series = [s for part in ray.get(refs, timeout=GATHER_TIMEOUT_S) for s in part]
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
@@ -255,16 +265,41 @@ class Drainer:
         self.sink(drained)
 
 
+def live_actors(handles: dict[str, Any], lost: dict[str, str]) -> dict[str, Any]:
+    """One handle per actor (by the first live component it hosts) among those not lost."""
+    out: dict[str, Any] = {}
+    seen: set[Any] = set()
+    for name, handle in handles.items():
+        if name not in lost and handle not in seen:
+            seen.add(handle)
+            out[name] = handle
+    return out
+
+
 def gather_results(handles: dict[str, Any], lost: dict[str, str]) -> list[dict[str, Any]]:
     """Every surviving component's results, fetched together (a unit lost at the very end is
     recorded as lost)."""
-    names = [n for n in handles if n not in lost]
+    names = list(live_actors(handles, lost))
     refs = [handles[n].results.remote() for n in names]
     ray.wait(refs, num_returns=len(refs), timeout=GATHER_TIMEOUT_S)
     parts = []
     for name, ref in zip(names, refs, strict=True):
         try:
-            parts.append(ray.get(ref, timeout=0))
+            parts.extend(ray.get(ref, timeout=0))
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
             lost[name] = "lost before results were gathered"
     return parts
+
+
+def flush_transports(handles: dict[str, Any], lost: dict[str, str]) -> None:
+    """Every live actor sends what its transport holds and waits until the collector handled
+    it, so that the final drain (called after this) carries every record."""
+    refs = [h.flush.remote() for h in live_actors(handles, lost).values()]
+    ray.wait(refs, num_returns=len(refs), timeout=GATHER_TIMEOUT_S)
+
+
+def message_counts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """What crossed actors in this run (every actor's transport counts summed), per request."""
+    collector = next((p for p in parts if p.get("name") == "collector"), {})
+    return merge_stats([p["transport"] for p in parts if "transport" in p],
+                       int(collector.get("submitted") or 0))

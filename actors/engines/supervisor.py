@@ -49,10 +49,19 @@ class RayFaultHost:
         self.start_unit = start_unit
 
     def kill_unit(self, unit: str, at_s: float) -> None:
-        ray.kill(self.sup.handles[unit], no_restart=True)
+        """The unit's actor dies; on an actor hosting other units too, only the unit stops."""
+        if self.sup.shared(unit):
+            self.sup.handles[unit].stop_component.remote(unit)
+        else:
+            ray.kill(self.sup.handles[unit], no_restart=True)
         self.sup.unit_down(unit, "killed by an injected fault", at_s)
 
     def restart_unit(self, unit: str, at_s: float) -> None:
+        if self.sup.shared(unit):  # its actor lives on: a fresh component in it
+            ray.get(self.sup.handles[unit].restart_component.remote(unit))
+            self.sup.lost.pop(unit, None)
+            self.sup.handles["router"].deliver.remote(UnitUp(unit, at_s))
+            return
         handle = self.start_unit(unit)
         self.sup.handles[unit] = handle
         ray.get([h.repoint.remote(unit, handle) for n, h in self.sup.handles.items()
@@ -61,7 +70,7 @@ class RayFaultHost:
         self.sup.handles["router"].deliver.remote(UnitUp(unit, at_s))
 
     def send(self, component: str, message: Any) -> None:
-        self.sup.handles[component].deliver.remote(message)
+        self.sup.handles[component].deliver.remote(message, component)
 
 
 class Supervisor:
@@ -114,11 +123,16 @@ class Supervisor:
                 progress({"now_s": status["now_s"], **status["snapshot"]})
         return "deadline"
 
+    def shared(self, unit: str) -> bool:
+        """True if ``unit``'s actor hosts other units too (``[placement] units_per_actor``)."""
+        handle = self.handles[unit]
+        return sum(h == handle for h in self.handles.values()) > 1
+
     def check_actors(self) -> None:
         """Ping every live actor: raise on a component's error or a lost control actor; report
-        a lost unit to the router."""
+        every unit of a lost actor to the router."""
         alive = [n for n in self.handles if n not in self.lost]
-        refs = {self.handles[n].ping.remote(): n for n in alive}
+        refs = {self.handles[n].ping.remote(): n for n in _one_per_actor(self.handles, alive)}
         ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=PING_TIMEOUT_S)
         for ref in ready:
             name = refs[ref]
@@ -127,7 +141,9 @@ class Supervisor:
             except ray.exceptions.RayActorError as e:
                 if name in CONTROL:
                     raise ComponentLost(name, type(e).__name__) from None
-                self.unit_down(name, type(e).__name__, self.emu_now())
+                handle = self.handles[name]
+                for unit in [n for n in alive if self.handles[n] == handle]:
+                    self.unit_down(unit, type(e).__name__, self.emu_now())
                 continue
             if errors:
                 raise RayEngineError("; ".join(errors))
@@ -140,6 +156,17 @@ class Supervisor:
         except ray.exceptions.RayActorError as e:
             raise ComponentLost("collector", type(e).__name__) from None
         self.handles["router"].deliver.remote(UnitDown(name, ended, at_s))
+
+
+def _one_per_actor(handles: dict[str, Any], names: list[str]) -> list[str]:
+    """The first of ``names`` on each actor."""
+    seen: set[Any] = set()
+    out = []
+    for name in names:
+        if handles[name] not in seen:
+            seen.add(handles[name])
+            out.append(name)
+    return out
 
 
 def _no_restart(unit: str) -> Any:

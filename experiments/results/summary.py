@@ -201,6 +201,8 @@ def _cluster(raw: dict[str, Any]) -> dict[str, Any]:
     clock = raw.get("clock", {})
     out: dict[str, Any] = {"lost_units": raw.get("lost_units", []),
                            "component_lost": raw.get("component_lost")}
+    if "messages" in raw:
+        out["messages"] = raw["messages"]
     if "placement" in raw:
         out["placement_mode"] = raw.get("placement_mode")
         out["placement"] = raw["placement"]

@@ -1,0 +1,46 @@
+"""Several units per Ray actor (``[placement] units_per_actor``): the same requests end the same
+way as with one actor per unit, a unit-loss fault on a shared actor stops only that unit (and its
+restart brings it back), and the transport's message counts reach the summary."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import make_experiment
+
+from disagg.experiments.run import run_experiment
+
+pytestmark = pytest.mark.ray
+
+
+def statuses(result) -> dict[int, str]:
+    return {r["request_id"]: r["status"] for r in result.tables["requests"].to_pylist()}
+
+
+def test_shared_actors_end_the_same_requests_the_same_way(ray_cluster, tmp_path) -> None:
+    common = {"experiment__engine": "ray", "experiment__duration_s": 4.0,
+              "prefill__units": 4, "decode__units": 2}
+    one = run_experiment(make_experiment(**common), tmp_path / "one")
+    shared = run_experiment(make_experiment(placement__units_per_actor=4, **common),
+                            tmp_path / "shared")
+    assert statuses(shared) == statuses(one)
+    assert set(statuses(one).values()) == {"completed"}
+    assert {r["prefill_unit"] for r in shared.tables["requests"].to_pylist()} == \
+        {f"prefill-{i}" for i in range(4)}
+    messages = shared.summary["messages"]
+    assert messages["requests"] == shared.summary["submitted"]
+    assert 0 < messages["actor_calls"] <= messages["messages_sent"]
+
+
+def test_unit_loss_on_a_shared_actor_stops_only_that_unit(ray_cluster, tmp_path) -> None:
+    exp = make_experiment(
+        experiment__engine="ray", experiment__duration_s=6.0, prefill__units=2,
+        placement__units_per_actor=2, workload__rate_per_s=8.0,
+        workload__output_tokens={"kind": "fixed", "value": 1500},
+        faults=[{"kind": "unit_loss", "unit": "prefill-1", "at_s": 1.5, "restart_after_s": 2.0}])
+    result = run_experiment(exp, tmp_path / "out")
+    rows = result.tables["requests"].to_pylist()
+    assert {r["status"] for r in rows} == {"completed"}
+    assert result.summary["lost_units"] == []  # restarted
+    down = [r for r in rows if 1.7 <= r["arrival_s"] < 3.3]
+    assert down and all(r["prefill_unit"] == "prefill-0" for r in down)
+    assert any(r["prefill_unit"] == "prefill-1" and r["arrival_s"] > 4.0 for r in rows)
