@@ -5,6 +5,7 @@ Trainium2; node 2: CS-3), then runs experiments of growing size at dilation 1 an
 wall time, lag p99 and late decisions; then the resident memory of the unit actors.
 
     python benchmarks/cluster_scale.py [--sizes 4:2,8:2,16:4,32:8] [--dilations 1,4] [--duration 10]
+    python benchmarks/cluster_scale.py --sizes ""     # memory per unit only (1, 4, 16 per actor)
 
 Measured numbers are in docs/cluster.md.
 """
@@ -36,18 +37,21 @@ def start_cluster() -> Cluster:
     return cluster
 
 
-def unit_memory(n: int = 6) -> float:
-    """Mean resident memory (MB) of ``n`` idle prefill-unit actors."""
+def unit_memory(n: int = 6, per_actor: int = 1) -> float:
+    """Mean resident memory (MB) per unit of ``n`` idle prefill units, ``per_actor`` hosted by
+    each actor (``[placement] units_per_actor``): actor RSS / units it hosts."""
     from disagg.actors.engines.ray_engine import ComponentHost
 
     exp = make_experiment(experiment__engine="ray", prefill__units=n)
     host = ray.remote(ComponentHost)
-    actors = [host.options(num_cpus=0, resources={"trainium2": 4}).remote(exp, f"prefill-{i}")
-              for i in range(n)]
+    names = [f"prefill-{i}" for i in range(n)]
+    groups = [tuple(names[i:i + per_actor]) for i in range(0, n, per_actor)]
+    actors = [host.options(num_cpus=0, resources={"trainium2": 4 * len(g)}).remote(exp, g)
+              for g in groups]
     rss = ray.get([a.memory_rss_bytes.remote() for a in actors])
     for a in actors:
         ray.kill(a)
-    return sum(rss) / len(rss) / 2**20
+    return sum(rss) / n / 2**20
 
 
 def main() -> None:
@@ -64,7 +68,7 @@ def main() -> None:
         print(f"{'prefill':>7s} {'decode':>6s} {'actors':>6s} {'dilation':>8s} {'req':>5s} "
               f"{'wall s':>7s} {'lag p50 ms':>10s} {'lag p99 ms':>10s} {'late':>5s} "
               f"{'completed':>9s} {'TTFT vs virtual':>15s}")
-        for size in args.sizes.split(","):
+        for size in filter(None, args.sizes.split(",")):  # --sizes "": memory only
             p, d = (int(x) for x in size.split(":"))
             for dilation in (float(x) for x in args.dilations.split(",")):
                 exp = make_experiment(
@@ -80,7 +84,9 @@ def main() -> None:
                 print(f"{p:7d} {d:6d} {p + d + 4:6d} {dilation:8g} {s['submitted']:5d} {wall:7.1f} "
                       f"{s['lag_p50_ms']:10.2f} {s['lag_p99_ms']:10.2f} {s['late_decisions']:5d} "
                       f"{s['completed']:9d} {100 * drift:+14.1f}%", flush=True)
-        print(f"memory per unit actor: {unit_memory():.0f} MB resident")
+        for per_actor in (1, 4, 16):
+            print(f"memory per unit, {per_actor} per actor: "
+                  f"{unit_memory(16, per_actor):.1f} MB resident")
     finally:
         ray.shutdown()
         cluster.shutdown()
