@@ -11,7 +11,8 @@ sends to one other actor in one event-loop tick). ``--markdown`` prints the tabl
 ``benchmarks/virtual_speed.py``: arrivals keeping the prefill units busy that fraction of time).
 
     python benchmarks/messages_per_request.py [EXPERIMENT] [--duration 1000] [--engine ray]
-        [--prefill 16 --decode 4 --load 0.8] [--markdown]
+        [--prefill 16 --decode 4 --load 0.8] [--markdown] [--one-control-actor]
+        [--units-per-actor N]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from disagg.actors.engines.ray_engine import run_ray
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.component import Component
 from disagg.cluster.config import Experiment, load_experiment
+from disagg.experiments.run import assemble, execute
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 
@@ -62,6 +64,8 @@ def load_sized(path: Path, args: argparse.Namespace) -> Experiment:
         overrides["workload.rate_per_s"] = rate
     if args.decode:
         overrides["decode.units"] = args.decode
+    overrides["placement.one_control_actor"] = args.one_control_actor
+    overrides["placement.units_per_actor"] = args.units_per_actor
     return load_experiment(path, overrides)
 
 
@@ -74,6 +78,9 @@ def main() -> None:
     ap.add_argument("--decode", type=int, default=0, help="decode units (0: the file's)")
     ap.add_argument("--load", type=float, default=0.8, help="prefill load with --prefill")
     ap.add_argument("--markdown", action="store_true", help="a markdown table by type")
+    ap.add_argument("--one-control-actor", action="store_true",
+                    help="[placement] one_control_actor: the control plane in one actor")
+    ap.add_argument("--units-per-actor", type=int, default=1, help="[placement] units_per_actor")
     args = ap.parse_args()
     exp = load_sized(args.experiment, args)
     if args.engine == "virtual":
@@ -81,7 +88,13 @@ def main() -> None:
         calls: Counter[str] = Counter(sent)  # one call per message, had each its own
         total_calls = sum(sent.values())
     else:
-        m = run_ray(exp)["messages"]
+        raw = run_ray(exp)
+        m = raw["messages"]
+        ray_s = assemble(exp, raw).summary
+        ref = assemble(exp, execute(exp.model_copy(update={"experiment": exp.experiment.model_copy(
+            update={"engine": "virtual"})}))).summary
+        print(f"lag p99 {ray_s['lag_p99_ms']:.1f} ms, late decisions {ray_s['late_decisions']}, "
+              f"mean TTFT {ray_s['mean_ttft_ms']:.1f} ms (virtual {ref['mean_ttft_ms']:.1f} ms)")
         sent = Counter({k: v["sent"] for k, v in m["by_type"].items()})
         calls = Counter({k: v["calls_with"] for k, v in m["by_type"].items()})
         requests, total_calls = m["requests"], m["actor_calls"]

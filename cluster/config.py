@@ -261,6 +261,10 @@ class PlacementConfig(_Section):
         description="unit components of one kind hosted by one Ray actor process (memory per "
         "unit); each is still its own component (not the fabric's units_per_host)",
     )
+    one_control_actor: bool = Field(
+        False, description="host the collector, router, fabric and load generator in one Ray "
+        "actor (their messages to each other cross no actor; fewer actor calls per request)",
+    )
 
 
 class Experiment(_Section):

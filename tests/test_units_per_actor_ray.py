@@ -1,12 +1,17 @@
 """Several units per Ray actor (``[placement] units_per_actor``): the same requests end the same
 way as with one actor per unit, a unit-loss fault on a shared actor stops only that unit (and its
-restart brings it back), and the transport's message counts reach the summary."""
+restart brings it back), an actor that dies loses all its units (their requests redone), and
+the transport's message counts reach the summary."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+import ray
 from conftest import make_experiment
 
+from disagg.actors.engines import ray_engine
 from disagg.experiments.run import run_experiment
 
 pytestmark = pytest.mark.ray
@@ -20,7 +25,8 @@ def test_shared_actors_end_the_same_requests_the_same_way(ray_cluster, tmp_path)
     common = {"experiment__engine": "ray", "experiment__duration_s": 4.0,
               "prefill__units": 4, "decode__units": 2}
     one = run_experiment(make_experiment(**common), tmp_path / "one")
-    shared = run_experiment(make_experiment(placement__units_per_actor=4, **common),
+    shared = run_experiment(make_experiment(placement__units_per_actor=4,
+                                            placement__one_control_actor=True, **common),
                             tmp_path / "shared")
     assert statuses(shared) == statuses(one)
     assert set(statuses(one).values()) == {"completed"}
@@ -28,7 +34,38 @@ def test_shared_actors_end_the_same_requests_the_same_way(ray_cluster, tmp_path)
         {f"prefill-{i}" for i in range(4)}
     messages = shared.summary["messages"]
     assert messages["requests"] == shared.summary["submitted"]
-    assert 0 < messages["actor_calls"] <= messages["messages_sent"]
+    assert 0 < messages["actor_calls"] < messages["messages_sent"]
+    assert messages["by_type"]["RequestArrived"]["local"] == messages["requests"]  # same actor
+
+
+def test_a_lost_shared_actor_loses_all_its_units(ray_cluster, tmp_path, monkeypatch) -> None:
+    handles: dict[str, Any] = {}
+    real_start = ray_engine._start_actors
+
+    def start_and_keep(*args: Any, **kwargs: Any) -> Any:
+        out = real_start(*args, **kwargs)
+        handles.update(out[0])
+        return out
+
+    monkeypatch.setattr(ray_engine, "_start_actors", start_and_keep)
+
+    killed_s: list[float] = []
+
+    def kill_after_first_completion(snapshot: dict[str, Any]) -> None:
+        if snapshot["completed"] >= 1 and not killed_s:
+            killed_s.append(snapshot["now_s"])
+            ray.kill(handles["prefill-0"], no_restart=True)  # hosts prefill-0 and prefill-1
+
+    exp = make_experiment(experiment__engine="ray", experiment__duration_s=5.0,
+                          prefill__units=4, placement__units_per_actor=2,
+                          workload__rate_per_s=8.0)
+    result = run_experiment(exp, tmp_path / "out", progress=kill_after_first_completion)
+    rows = result.tables["requests"].to_pylist()
+    assert result.summary["lost_units"] == ["prefill-0", "prefill-1"]
+    assert len(rows) == result.summary["submitted"]
+    assert {r["status"] for r in rows} == {"completed"}  # the router redid the lost ones
+    after = [r for r in rows if r["arrival_s"] > killed_s[0] + 1.5]  # noticed by then
+    assert after and all(r["prefill_unit"] in ("prefill-2", "prefill-3") for r in after)
 
 
 def test_unit_loss_on_a_shared_actor_stops_only_that_unit(ray_cluster, tmp_path) -> None:

@@ -23,7 +23,7 @@ import ray
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from disagg.actors.engines.build import component_names, unit_ids
+from disagg.actors.engines.build import CONTROL, component_names, unit_ids
 from disagg.cluster.config import Experiment
 
 CONTROL_RESOURCE = "disagg_control"
@@ -40,16 +40,20 @@ def unit_resource(name: str, exp: Experiment) -> dict[str, float]:
 
 
 def actor_groups(exp: Experiment) -> dict[str, tuple[str, ...]]:
-    """The components each actor hosts, keyed by its first: a control component alone, units of
-    one kind in groups of ``[placement] units_per_actor`` (in index order)."""
+    """The components each actor hosts, keyed by its first: each control component alone (or all
+    four together, ``[placement] one_control_actor``), units of one kind in groups of
+    ``[placement] units_per_actor`` (in index order)."""
     size = exp.placement.units_per_actor
     ids = unit_ids(exp)
     groups: dict[str, tuple[str, ...]] = {}
+    if exp.placement.one_control_actor:
+        groups[CONTROL[0]] = CONTROL
     open_group: dict[str, list[str]] = {}  # unit kind -> the group being filled
     for name in component_names(exp):
         unit = ids.get(name)
         if unit is None:
-            groups[name] = (name,)
+            if not exp.placement.one_control_actor:
+                groups[name] = (name,)
             continue
         members = open_group.get(unit.kind)
         if members is None or len(members) == size:

@@ -241,7 +241,8 @@ class Drainer:
             raise ComponentLost("collector", type(e).__name__) from None
         if drained.ended_ids and "router" not in self.lost:
             self.handles["router"].deliver.remote(
-                RequestsEnded(tuple(drained.ended_ids), (time.time() - self.t0) / self.dilation))
+                RequestsEnded(tuple(drained.ended_ids), (time.time() - self.t0) / self.dilation),
+                "router")
         with_nodes(drained.transfers, self.nodes)
         self._out(drained)
 

@@ -60,14 +60,14 @@ class RayFaultHost:
         if self.sup.shared(unit):  # its actor lives on: a fresh component in it
             ray.get(self.sup.handles[unit].restart_component.remote(unit))
             self.sup.lost.pop(unit, None)
-            self.sup.handles["router"].deliver.remote(UnitUp(unit, at_s))
+            self.sup.handles["router"].deliver.remote(UnitUp(unit, at_s), "router")
             return
         handle = self.start_unit(unit)
         self.sup.handles[unit] = handle
         ray.get([h.repoint.remote(unit, handle) for n, h in self.sup.handles.items()
                  if n not in self.sup.lost and n != unit])
         self.sup.lost.pop(unit, None)
-        self.sup.handles["router"].deliver.remote(UnitUp(unit, at_s))
+        self.sup.handles["router"].deliver.remote(UnitUp(unit, at_s), "router")
 
     def send(self, component: str, message: Any) -> None:
         self.sup.handles[component].deliver.remote(message, component)
@@ -155,7 +155,7 @@ class Supervisor:
             ended = frozenset(ray.get(self.handles["collector"].ended_ids.remote()))
         except ray.exceptions.RayActorError as e:
             raise ComponentLost("collector", type(e).__name__) from None
-        self.handles["router"].deliver.remote(UnitDown(name, ended, at_s))
+        self.handles["router"].deliver.remote(UnitDown(name, ended, at_s), "router")
 
 
 def _one_per_actor(handles: dict[str, Any], names: list[str]) -> list[str]:

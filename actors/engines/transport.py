@@ -177,7 +177,7 @@ class Transport:
         items, box.items = box.items, []
         self.stats.record_call(items)
         ref = box.handle.deliver_batch.remote(items)
-        if items[0][0] == COLLECTOR:  # records: the final drain waits for these (``flush``)
+        if any(dest == COLLECTOR for dest, _ in items):  # the final drain waits for these
             future = asyncio.wrap_future(ref.future())
             self.pending.add(future)
             future.add_done_callback(self.pending.discard)
