@@ -248,7 +248,8 @@ class PlacementConfig(_Section):
     )
     unit_memory_mb: float = Field(
         128.0, gt=0, le=65_536,
-        description="memory reserved per unit actor when nodes advertise no hardware (spread mode)",
+        description="memory reserved per unit when nodes advertise no hardware (spread mode; "
+        "an actor of N units reserves N x)",
     )
     ship_code: bool = Field(
         False, description="send the disagg package to the cluster's nodes (runtime_env py_modules)"

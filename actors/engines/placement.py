@@ -86,11 +86,13 @@ class Placement:
         self.exp = exp
         self.available = available
         self.mode = placement_mode(exp, available)
-        self.units = [n for n in component_names(exp) if unit_resource(n, exp)]
+        # the unit actors (by their first unit) and how many units each hosts
+        self.units = {k: len(g) for k, g in actor_groups(exp).items() if unit_resource(k, exp)}
         self.group = None
         if self.mode == "spread":
             memory = exp.placement.unit_memory_mb * 2**20
-            self.group = placement_group([{"memory": memory}] * len(self.units), strategy="SPREAD")
+            self.group = placement_group([{"memory": memory * n} for n in self.units.values()],
+                                         strategy="SPREAD")
             ray.get(self.group.ready(), timeout=60)
 
     def options(self, name: str, units: int = 1) -> dict[str, Any]:
@@ -107,9 +109,9 @@ class Placement:
             base["resources"] = {k: v * units for k, v in unit_resource(name, self.exp).items()}
             return base
         assert self.group is not None
-        base["memory"] = self.exp.placement.unit_memory_mb * 2**20
+        base["memory"] = self.exp.placement.unit_memory_mb * 2**20 * units
         base["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
-            self.group, placement_group_bundle_index=self.units.index(name))
+            self.group, placement_group_bundle_index=list(self.units).index(name))
         return base
 
     def release(self) -> None:

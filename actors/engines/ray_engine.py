@@ -1,4 +1,7 @@
-"""The ray engine: one Ray async actor per component, on wall-clock time with dilation.
+"""The ray engine: Ray async actors on wall-clock time with dilation — one per component, or
+several units of one kind per actor (``[placement] units_per_actor``) and the control plane in one
+(``[placement] one_control_actor``); messages travel through each actor's transport
+(``transport.py``: one call per destination actor per loop tick, counted in ``messages``).
 
 Every actor declares ``num_cpus=0`` and a custom resource named after the hardware it emulates
 (``trainium2``, ``cs3``, ...; control-plane components use ``disagg_control``), so many actors fit
@@ -33,7 +36,7 @@ from disagg.actors.engines.placement import (
     stage_package,
 )
 from disagg.actors.engines.stop import StopFlag
-from disagg.actors.engines.transport import merge_stats
+from disagg.actors.engines.transport import message_counts
 from disagg.actors.engines.supervisor import (
     PING_TIMEOUT_S,
     ComponentLost,
@@ -125,7 +128,8 @@ def run_ray(
     live_s: float = 0.0, stop: StopFlag | None = None,
     sink: Callable[[Drained], None] | None = None,
 ) -> dict[str, Any]:
-    """Run ``exp`` with one actor per component; returns raw component results.
+    """Run ``exp`` on Ray actors; returns raw component results (and ``messages``: what crossed
+    actors, ``transport.message_counts``).
 
     ``progress`` gets the collector's snapshot (plus ``now_s``) every ``poll_s`` wall seconds; with
     ``live_s`` > 0 every component reports its state to the collector at most that often (wall s),
@@ -297,10 +301,3 @@ def flush_transports(handles: dict[str, Any], lost: dict[str, str]) -> None:
     it, so that the final drain (called after this) carries every record."""
     refs = [h.flush.remote() for h in live_actors(handles, lost).values()]
     ray.wait(refs, num_returns=len(refs), timeout=GATHER_TIMEOUT_S)
-
-
-def message_counts(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """What crossed actors in this run (every actor's transport counts summed), per request."""
-    collector = next((p for p in parts if p.get("name") == "collector"), {})
-    return merge_stats([p["transport"] for p in parts if "transport" in p],
-                       int(collector.get("submitted") or 0))

@@ -94,6 +94,13 @@ def merge_stats(parts: list[dict[str, Any]], requests: int) -> dict[str, Any]:
             "by_type": by_type}
 
 
+def message_counts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """What crossed actors in this run (every actor's transport counts summed), per request."""
+    collector = next((p for p in parts if p.get("name") == "collector"), {})
+    return merge_stats([p["transport"] for p in parts if "transport" in p],
+                       int(collector.get("submitted") or 0))
+
+
 class Outbox:
     """Messages from this actor to one other actor, not yet sent."""
 
