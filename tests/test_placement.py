@@ -10,6 +10,7 @@ from disagg.actors.engines.placement import (
     CONTROL_RESOURCE,
     HEAD_RESOURCE,
     Placement,
+    actor_groups,
     local_resources,
     placement_mode,
     stage_package,
@@ -31,6 +32,23 @@ def test_resources_mode_when_the_cluster_advertises_the_hardware() -> None:
     assert p.options("decode-0") == {"num_cpus": 0, "resources": {"cs3": 4.0}}
     assert p.options("router") == {"num_cpus": 0, "resources": {HEAD_RESOURCE: 0.001}}
     assert placement_mode(exp, {"trainium2": 64.0}) == "spread"
+
+
+def test_units_per_actor_groups_units_of_one_kind_in_index_order() -> None:
+    exp = make_experiment(prefill__units=5, decode__units=2, placement__units_per_actor=2)
+    assert actor_groups(exp) == {
+        "collector": ("collector",), "router": ("router",), "fabric": ("fabric",),
+        "loadgen": ("loadgen",), "prefill-0": ("prefill-0", "prefill-1"),
+        "prefill-2": ("prefill-2", "prefill-3"), "prefill-4": ("prefill-4",),
+        "decode-0": ("decode-0", "decode-1")}
+    p = Placement(exp, {"trainium2": 64.0, "cs3": 16.0, HEAD_RESOURCE: 1.0})
+    assert p.options("prefill-2", 2) == {"num_cpus": 0, "resources": {"trainium2": 8.0}}
+
+
+def test_one_control_actor_hosts_the_whole_control_plane() -> None:
+    groups = actor_groups(make_experiment(placement__one_control_actor=True))
+    assert groups["collector"] == ("collector", "router", "fabric", "loadgen")
+    assert [k for k in groups if k != "collector"] == ["prefill-0", "prefill-1", "decode-0"]
 
 
 def test_control_anywhere_when_asked() -> None:

@@ -71,7 +71,6 @@ class ComponentHost:
         self.stopped: set[str] = set()  # components stopped by a fault (messages dropped)
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._started: tuple[float, float, float, float] | None = None
-        self._collector: Any = None
         self.transport: Transport | None = None
 
     def _named(self, name: str) -> Component:
@@ -90,7 +89,6 @@ class ComponentHost:
                                    hold_records=open_loop and not self.serving)
         for comp in self.components.values():
             comp.connect({n: self.transport.peer(n) for n in handles})
-        self._collector = handles.get("collector")
         return ray.get_runtime_context().get_node_id()
 
     def clock_probe(self) -> float:
@@ -105,8 +103,6 @@ class ComponentHost:
         """Peer ``name`` was restarted as a fresh actor: send to ``handle`` from now on."""
         assert self.transport is not None
         self.transport.repoint(name, handle)
-        if name == "collector":
-            self._collector = handle
 
     def memory_rss_bytes(self) -> int:
         """Resident memory of this actor's process (Linux /proc), for sizing clusters."""

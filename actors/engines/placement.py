@@ -86,8 +86,10 @@ class Placement:
         self.exp = exp
         self.available = available
         self.mode = placement_mode(exp, available)
-        # the unit actors (by their first unit) and how many units each hosts
-        self.units = {k: len(g) for k, g in actor_groups(exp).items() if unit_resource(k, exp)}
+        # the unit actors (by their first unit) and how many units each hosts; each unit's actor
+        groups = {k: g for k, g in actor_groups(exp).items() if unit_resource(k, exp)}
+        self.units = {k: len(g) for k, g in groups.items()}
+        self.bundle_of = {n: i for i, g in enumerate(groups.values()) for n in g}
         self.group = None
         if self.mode == "spread":
             memory = exp.placement.unit_memory_mb * 2**20
@@ -99,7 +101,7 @@ class Placement:
         """``.options(...)`` for the actor hosting component ``name`` (and, with ``units`` > 1,
         the next units of its kind: their hardware together)."""
         base: dict[str, Any] = {"num_cpus": 0}
-        if name not in self.units:
+        if name not in self.bundle_of:  # a control component
             if CONTROL_RESOURCE in self.available:
                 base["resources"] = {CONTROL_RESOURCE: 1.0}
             elif self.exp.placement.control == "head" and HEAD_RESOURCE in self.available:
@@ -111,7 +113,7 @@ class Placement:
         assert self.group is not None
         base["memory"] = self.exp.placement.unit_memory_mb * 2**20 * units
         base["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
-            self.group, placement_group_bundle_index=list(self.units).index(name))
+            self.group, placement_group_bundle_index=self.bundle_of[name])
         return base
 
     def release(self) -> None:

@@ -58,10 +58,14 @@ class RayFaultHost:
 
     def restart_unit(self, unit: str, at_s: float) -> None:
         if self.sup.shared(unit):  # its actor lives on: a fresh component in it
-            ray.get(self.sup.handles[unit].restart_component.remote(unit))
-            self.sup.lost.pop(unit, None)
-            self.sup.handles["router"].deliver.remote(UnitUp(unit, at_s), "router")
-            return
+            try:
+                ray.get(self.sup.handles[unit].restart_component.remote(unit))
+            except ray.exceptions.RayActorError:
+                pass  # the whole actor died meanwhile: the unit gets an actor of its own
+            else:
+                self.sup.lost.pop(unit, None)
+                self.sup.handles["router"].deliver.remote(UnitUp(unit, at_s), "router")
+                return
         handle = self.start_unit(unit)
         self.sup.handles[unit] = handle
         ray.get([h.repoint.remote(unit, handle) for n, h in self.sup.handles.items()
