@@ -81,3 +81,31 @@ def test_unit_loss_on_a_shared_actor_stops_only_that_unit(ray_cluster, tmp_path)
     down = [r for r in rows if 1.7 <= r["arrival_s"] < 3.3]
     assert down and all(r["prefill_unit"] == "prefill-0" for r in down)
     assert any(r["prefill_unit"] == "prefill-1" and r["arrival_s"] > 4.0 for r in rows)
+
+
+def test_a_lost_control_actor_ends_the_run_when_it_hosts_the_control_plane(
+        ray_cluster, tmp_path, monkeypatch) -> None:
+    handles: dict[str, Any] = {}
+    real_start = ray_engine._start_actors
+
+    def start_and_keep(*args: Any, **kwargs: Any) -> Any:
+        out = real_start(*args, **kwargs)
+        handles.update(out[0])
+        return out
+
+    monkeypatch.setattr(ray_engine, "_start_actors", start_and_keep)
+
+    def kill_after_first_completion(snapshot: dict[str, Any]) -> None:
+        if snapshot["completed"] >= 1 and handles:
+            ray.kill(handles["router"], no_restart=True)  # the actor of all four
+            handles.clear()
+
+    exp = make_experiment(experiment__engine="ray", experiment__duration_s=60.0,
+                          experiment__drain_timeout_s=60.0, placement__one_control_actor=True)
+    result = run_experiment(exp, tmp_path / "out", progress=kill_after_first_completion)
+    rows = result.tables["requests"].to_pylist()
+    assert result.summary["component_lost"] == "collector"  # the first component it hosted
+    assert len(rows) == result.summary["submitted"] > 0
+    assert {r["status"] for r in rows} <= {"completed", "failed"}  # completed: drained before
+    unended = [r for r in rows if r["reason"] == "emulator_component_lost"]
+    assert unended and all(r["status"] == "failed" for r in unended)
