@@ -21,6 +21,7 @@ the latest attempt stands, and the collector's first end stands (see :func:`fold
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -136,6 +137,7 @@ _NOT_COLUMNS = {"request_id", "attempt", "src_unit", "dst_unit", "src_host", "ds
                 "modeled_bytes"}
 
 
+@functools.cache
 def record_fields(kind: type) -> tuple[str, ...]:
     """The row fields a record type sets (ids, attempts and transfer-only fields left out)."""
     if kind is Request:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.speed import SpeedSchedule
-from disagg.actors.components.store import ObjectStore
+from disagg.actors.components.store import ObjectStore, fetched
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component
@@ -100,35 +101,59 @@ class DecodeUnit(Component):
 
     def _on_prefetch(self, msg: KvPrefetch) -> None:
         async def get() -> Any:
-            payload = await self.store.get(msg.payload)
+            payload = await fetched(self.store.get(msg.payload))
             self.records.setdefault(msg.request_id, {})["real_end_s"] = self.clock.now()
             return payload
 
         self._prefetch[msg.request_id] = asyncio.get_running_loop().create_task(get())
 
     def _on_delivered(self, msg: KvDelivered) -> None:
-        task = asyncio.get_running_loop().create_task(self._fetch(msg))
-        self._fetches.add(task)
-        task.add_done_callback(self._fetches.discard)
+        """The KV is here: take it now if the store hands it over at once, else in a task."""
+        rid = msg.request.request_id
+        got = None
+        if rid not in self._prefetch and msg.payload is not None:
+            try:
+                got = self.store.get(msg.payload)
+            except Exception as e:  # noqa: BLE001 - as in _fetch
+                got = e
+        if rid in self._prefetch or inspect.isawaitable(got):
+            task = asyncio.get_running_loop().create_task(self._fetch(msg, got))
+            self._fetches.add(task)
+            task.add_done_callback(self._fetches.discard)
+            return
+        self._arrived(msg)
+        if isinstance(got, Exception):
+            self._end(msg.request, "failed", f"kv_missing: {type(got).__name__}", msg.sent_s + self.control_delay_s)
+            return
+        self._take(msg, got)
 
-    async def _fetch(self, msg: KvDelivered) -> None:
+    def _arrived(self, msg: KvDelivered) -> None:
+        self.records.setdefault(msg.request.request_id, {})
+        self._carried[msg.request.request_id] = msg.records
+
+    async def _fetch(self, msg: KvDelivered, got: Any) -> None:
+        self._arrived(msg)
+        try:
+            prefetch = self._prefetch.pop(msg.request.request_id, None)
+            payload = await (prefetch if prefetch is not None else got)
+        except Exception as e:  # noqa: BLE001 - e.g. the object store lost the payload
+            self._end(msg.request, "failed", f"kv_missing: {type(e).__name__}", msg.sent_s + self.control_delay_s)
+            return
+        self._take(msg, payload)
+
+    def _take(self, msg: KvDelivered, payload: Any) -> None:
+        """Verify the payload and queue the request for admission from its modeled arrival."""
         rid = msg.request.request_id
         ready_s = msg.sent_s + self.control_delay_s
-        rec = self.records.setdefault(rid, {})
-        self._carried[rid] = msg.records
         try:
-            prefetch = self._prefetch.pop(rid, None)
-            if prefetch is not None:
-                payload = await prefetch
-            else:
-                payload = await self.store.get(msg.payload) if msg.payload is not None else None
             verify_payload(payload, rid)
         except PayloadError as e:
             self._end(msg.request, "failed", e.reason, ready_s)
             return
-        except Exception as e:  # noqa: BLE001 - e.g. the object store lost the payload
+        except Exception as e:  # noqa: BLE001 - a payload that is no KV batch at all
             self._end(msg.request, "failed", f"kv_missing: {type(e).__name__}", ready_s)
             return
+        rec = self.records[rid]
         rec.setdefault("real_end_s", self.clock.now())
         rec["real_bytes"] = payload.nbytes
         if self.kept is not None:

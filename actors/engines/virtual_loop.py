@@ -10,6 +10,11 @@ subclass of it, and its results must not change): FIFO for ready callbacks; time
 heap compared by due time only (ties come out in heap order); every timer due within the clock
 resolution of now joins one step; cancelled timers leave the heap when they reach its top, or all
 at once when more than half of a heap of over 100 is cancelled.
+
+Two shortcuts asyncio's loop does not take (neither changes the order of callbacks): a callback
+scheduled without a context (messages, timers) runs in the loop's own context instead of a copy
+made per callback — nothing in the engine sets context variables, and Tasks and Futures pass
+their own; and the wall clock is read for the tick only every ``_TICK_CHECK_STEPS`` steps.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ _log = logging.getLogger(__name__)
 _CLOCK_RESOLUTION_S = time.get_clock_info("monotonic").resolution  # as asyncio's loop uses
 _MIN_SCHEDULED_TO_COMPACT = 100  # asyncio.base_events._MIN_SCHEDULED_TIMER_HANDLES
 _MIN_CANCELLED_FRACTION = 0.5  # asyncio.base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
+_TICK_CHECK_STEPS = 64  # steps between looks at the wall clock for the tick
 
 
 class _Call:
@@ -41,7 +47,7 @@ class _Call:
                  context: contextvars.Context | None) -> None:
         self.callback = callback
         self.args = args
-        self.context = context if context is not None else contextvars.copy_context()
+        self.context = context  # None: run as is (see the module docstring)
         self._cancelled = False
 
     def cancel(self) -> None:
@@ -62,7 +68,7 @@ class _Timer(_Call):
                  context: contextvars.Context | None, loop: VirtualTimeLoop) -> None:
         self.callback = callback  # as _Call.__init__, inlined: timers are made by the thousand
         self.args = args
-        self.context = context if context is not None else contextvars.copy_context()
+        self.context = context
         self._cancelled = False
         self.when_s = when_s
         self.loop = loop
@@ -194,32 +200,39 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
         if self._on_stop is not None and self._stop_flag is not None and self._stop_flag.requested:
             on_stop, self._on_stop = self._on_stop, None
             on_stop()
-        if self._tick is not None and time.monotonic() >= self._next_tick_wall:
-            self._next_tick_wall = time.monotonic() + self._tick_every_s
-            self._tick()
         self.steps += 1
+        if self._tick is not None and not self.steps % _TICK_CHECK_STEPS:
+            if time.monotonic() >= self._next_tick_wall:
+                self._next_tick_wall = time.monotonic() + self._tick_every_s
+                self._tick()
         ready, timers = self._ready, self._timers
         if not ready:
             while timers and timers[0][1]._cancelled:
                 heapq.heappop(timers)[1].scheduled = False  # not counted down: as before
             if timers:
-                self._now_s = max(self._now_s, timers[0][0])
+                if timers[0][0] > self._now_s:
+                    self._now_s = timers[0][0]
             elif not self._stopping:
                 raise RuntimeError("virtual engine deadlock: every task waits and no timer is set")
         if timers:
-            self._drop_cancelled(timers)
+            if self.timers_cancelled or timers[0][1]._cancelled:
+                self._drop_cancelled(timers)
+                timers = self._timers
             end_s = self._now_s + _CLOCK_RESOLUTION_S
-            timers = self._timers
             while timers and timers[0][0] < end_s:
                 timer = heapq.heappop(timers)[1]
                 timer.scheduled = False
                 ready.append(timer)
+        popleft = ready.popleft
         for _ in range(len(ready)):
-            call = ready.popleft()
+            call = popleft()
             if call._cancelled:
                 continue
             try:
-                call.context.run(call.callback, *call.args)
+                if call.context is None:
+                    call.callback(*call.args)
+                else:
+                    call.context.run(call.callback, *call.args)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:  # noqa: BLE001 - reported as asyncio's loop does
