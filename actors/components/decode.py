@@ -26,7 +26,7 @@ from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore, fetched
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component
+from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
 from disagg.cluster.errors import CapacityExceeded
 from disagg.cluster.hardware.perf import decode_step_times, kv_bytes
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
@@ -76,7 +76,7 @@ class DecodeUnit(Component):
         self._unseen: list[float] = []  # ready times of pending requests not yet offered to admit
         self._recent = np.zeros(0)  # the latest iteration boundaries, for late joins
         self.retroactive_joins = 0
-        self.wake = asyncio.Event()
+        self.wake = Wake()
         self.log = UnitLog()
         self.records: dict[int, dict[str, Any]] = {}  # in flight here: decode facts so far
         self._carried: dict[int, tuple[Any, ...]] = {}  # in flight here: records that came with it
