@@ -15,7 +15,6 @@ and the last byte cannot leave before the prefill ends.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 from dataclasses import dataclass, field
 from typing import Any

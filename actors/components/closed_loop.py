@@ -7,7 +7,6 @@ late delivery shows as lag rather than as a shifted workload.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 from typing import Any
 

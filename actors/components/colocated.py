@@ -20,7 +20,6 @@ request's prefill and decode unit), sent with the request's ``RequestEnded``.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 

@@ -15,7 +15,6 @@ streaming, when the first token's modeled time is already known.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from disagg.actors.components.reporting import LoadReporter
