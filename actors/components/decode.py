@@ -71,6 +71,8 @@ class DecodeUnit(Component):
         self.control_delay_s = control_delay_s
         self.pending: list[PendingDecode] = []
         self.running: dict[int, _Running] = {}
+        self._left = 0  # decode tokens still to generate, summed over the running batch
+        self._context = 0  # tokens in the KV cache, summed over the running batch
         self.kv_used_bytes = 0.0
         self.t = 0.0  # the iteration boundary the state is committed at
         self._unseen: list[float] = []  # ready times of pending requests not yet offered to admit
@@ -192,7 +194,7 @@ class DecodeUnit(Component):
             return
         state = DecodeState(
             self.t, len(self.running), self.kv_used_bytes, self.kv_capacity_bytes,
-            sum(r.context for r in self.running.values()),
+            self._context,
             min((r.request.tpot_slo_s for r in self.running.values()), default=float("inf")),
         )
         admitted = set(self.policy.admit(eligible, state))
@@ -210,6 +212,8 @@ class DecodeUnit(Component):
                 self._feed_join(r)
             if run.left > 0:
                 self.running[r.request_id] = run
+                self._left += run.left
+                self._context += run.context
         if self.kv_used_bytes > self.kv_capacity_bytes * (1 + 1e-9):
             raise CapacityExceeded(f"{self.name}: admission exceeded KV capacity")
         self.pending = [p for p in self.pending if p.request.request_id not in admitted]
@@ -266,7 +270,7 @@ class DecodeUnit(Component):
 
     def _boundaries(self, steps: int) -> np.ndarray:
         b = len(self.running)
-        ctx0 = sum(r.context for r in self.running.values())
+        ctx0 = self._context
         ctx = ctx0 + b * np.arange(steps, dtype=np.float64)
         steps_s = decode_step_times(b, ctx, self.model, self.hw, self.chips)
         factor = self.speed.factor_at(self.t)
@@ -297,7 +301,20 @@ class DecodeUnit(Component):
         b = len(self.running)
         durations = np.diff(np.concatenate(([start], bounds[:steps])))
         self._recent = np.concatenate((self._recent, bounds[:steps]))[-RECENT_BOUNDARIES:]
-        joined = sum(1 for rid in self.running if "first_decode_token_s" not in self.records[rid])
+        finished = []
+        joined = 0  # requests whose first decode token is this run's first
+        first_s = float(bounds[0])
+        for rid, r in self.running.items():
+            rec = self.records[rid]
+            if "first_decode_token_s" not in rec:
+                rec["first_decode_token_s"] = first_s
+                joined += 1
+            r.left -= steps
+            r.context += steps
+            if r.left <= 0:
+                finished.append(rid)
+        self._left -= b * steps
+        self._context += b * steps
         # a request's first decode token's gap is measured from its first token (summary.py)
         weights = np.full(len(durations), float(b))
         weights[0] = b - joined
@@ -305,17 +322,10 @@ class DecodeUnit(Component):
         self.log.work(start, self.t, b * steps, b)
         self.tokens_out += b * steps
         self.busy_s += self.t - start
-        finished = []
-        for rid, r in self.running.items():
-            rec = self.records[rid]
-            if "first_decode_token_s" not in rec:
-                rec["first_decode_token_s"] = float(bounds[0])
-            r.left -= steps
-            r.context += steps
-            if r.left <= 0:
-                finished.append(rid)
         for rid in finished:
             r = self.running.pop(rid)
+            self._left -= r.left
+            self._context -= r.context
             self._release(r)
             self.records[rid]["last_token_s"] = self.t
             if self.live_feed is not None:
@@ -355,9 +365,9 @@ class DecodeUnit(Component):
     def _load(self, t: float) -> LoadReport:
         return LoadReport(
             self.name, "decode", len(self.pending),
-            sum(r.left for r in self.running.values()), len(self.running),
+            self._left, len(self.running),
             self.kv_used_bytes + sum(p.kv_bytes for p in self.pending), self.kv_capacity_bytes,
-            self.t, sent_s=t, running_tokens=sum(r.context for r in self.running.values()),
+            self.t, sent_s=t, running_tokens=self._context,
             cached_blocks=self.kept.cache.blocks() if self.kept is not None else frozenset(),
         )
 
