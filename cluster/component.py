@@ -216,7 +216,9 @@ class Component:
 
     def act_at(self, modeled_s: float) -> None:
         """Record lag (emu s) for an action whose modeled time is ``modeled_s``."""
-        lag_s = max(0.0, self.clock.now() - modeled_s)
+        lag_s = self.clock.now() - modeled_s
+        if not lag_s > 0.0:  # max(0.0, lag_s), without the call
+            lag_s = 0.0
         self.lags.add(lag_s)
         self.recent_lags_s.append(lag_s)
         self.acts += 1

@@ -23,7 +23,7 @@ import numpy as np
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.speed import SpeedSchedule
-from disagg.actors.components.store import ObjectStore, fetched
+from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
@@ -101,31 +101,43 @@ class DecodeUnit(Component):
         self.speed.change(msg.sent_s, msg.factor)
         self.wake.set()
 
-    def _on_prefetch(self, msg: KvPrefetch) -> None:
-        async def get() -> Any:
-            payload = await fetched(self.store.get(msg.payload))
-            self.records.setdefault(msg.request_id, {})["real_end_s"] = self.clock.now()
-            return payload
+    def _get(self, ref: Any) -> Any:
+        """The store's answer for ``ref``: the payload, an awaitable of it, or the error."""
+        try:
+            return self.store.get(ref)
+        except Exception as e:  # noqa: BLE001 - e.g. the object store lost the payload
+            return e
 
-        self._prefetch[msg.request_id] = asyncio.get_running_loop().create_task(get())
+    def _on_prefetch(self, msg: KvPrefetch) -> None:
+        """Start getting the payload before its transfer ends (layer-wise transfer)."""
+        got = self._get(msg.payload)
+        if inspect.isawaitable(got):
+            async def get() -> Any:
+                payload = await got
+                self.records.setdefault(msg.request_id, {})["real_end_s"] = self.clock.now()
+                return payload
+
+            self._prefetch[msg.request_id] = asyncio.get_running_loop().create_task(get())
+            return
+        if not isinstance(got, Exception):
+            self.records.setdefault(msg.request_id, {})["real_end_s"] = self.clock.now()
+        self._prefetch[msg.request_id] = got
 
     def _on_delivered(self, msg: KvDelivered) -> None:
-        """The KV is here: take it now if the store hands it over at once, else in a task."""
+        """The KV is here: take it now if the payload is at hand, else in a task."""
         rid = msg.request.request_id
-        got = None
-        if rid not in self._prefetch and msg.payload is not None:
-            try:
-                got = self.store.get(msg.payload)
-            except Exception as e:  # noqa: BLE001 - as in _fetch
-                got = e
-        if rid in self._prefetch or inspect.isawaitable(got):
+        if rid in self._prefetch:
+            got = self._prefetch.pop(rid)
+        else:
+            got = None if msg.payload is None else self._get(msg.payload)
+        if inspect.isawaitable(got):
             task = asyncio.get_running_loop().create_task(self._fetch(msg, got))
             self._fetches.add(task)
             task.add_done_callback(self._fetches.discard)
             return
         self._arrived(msg)
         if isinstance(got, Exception):
-            self._end(msg.request, "failed", f"kv_missing: {type(got).__name__}", msg.sent_s + self.control_delay_s)
+            self._missing(msg, got)
             return
         self._take(msg, got)
 
@@ -133,13 +145,16 @@ class DecodeUnit(Component):
         self.records.setdefault(msg.request.request_id, {})
         self._carried[msg.request.request_id] = msg.records
 
+    def _missing(self, msg: KvDelivered, error: Exception) -> None:
+        self._end(msg.request, "failed", f"kv_missing: {type(error).__name__}",
+                  msg.sent_s + self.control_delay_s)
+
     async def _fetch(self, msg: KvDelivered, got: Any) -> None:
         self._arrived(msg)
         try:
-            prefetch = self._prefetch.pop(msg.request.request_id, None)
-            payload = await (prefetch if prefetch is not None else got)
+            payload = await got
         except Exception as e:  # noqa: BLE001 - e.g. the object store lost the payload
-            self._end(msg.request, "failed", f"kv_missing: {type(e).__name__}", msg.sent_s + self.control_delay_s)
+            self._missing(msg, e)
             return
         self._take(msg, payload)
 

@@ -9,7 +9,6 @@ of it (Ray's store); a caller awaits only in the second case, so a payload at ha
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
@@ -30,8 +29,3 @@ class LocalStore:
 
     def get(self, ref: Any) -> Any:
         return ref
-
-
-async def fetched(got: Any) -> Any:
-    """The payload of what ``ObjectStore.get`` returned: awaited if it is awaitable."""
-    return await got if inspect.isawaitable(got) else got

@@ -215,9 +215,10 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
             elif not self._stopping:
                 raise RuntimeError("virtual engine deadlock: every task waits and no timer is set")
         if timers:
-            if timers[0][1]._cancelled or (len(timers) > _MIN_SCHEDULED_TO_COMPACT
-                                           and self.timers_cancelled / len(timers)
-                                           > _MIN_CANCELLED_FRACTION):
+            if timers[0][1]._cancelled or (  # the first test is implied by the other two
+                    self.timers_cancelled > _MIN_SCHEDULED_TO_COMPACT * _MIN_CANCELLED_FRACTION
+                    and len(timers) > _MIN_SCHEDULED_TO_COMPACT
+                    and self.timers_cancelled / len(timers) > _MIN_CANCELLED_FRACTION):
                 self._drop_cancelled(timers)  # else it would do nothing
                 timers = self._timers
             end_s = self._now_s + _CLOCK_RESOLUTION_S
