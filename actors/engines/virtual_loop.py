@@ -29,6 +29,7 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 from disagg.actors.engines.stop import StopFlag
+from disagg.actors.engines.virtual_handles import Call, Timer
 
 _log = logging.getLogger(__name__)
 
@@ -36,57 +37,6 @@ _CLOCK_RESOLUTION_S = time.get_clock_info("monotonic").resolution  # as asyncio'
 _MIN_SCHEDULED_TO_COMPACT = 100  # asyncio.base_events._MIN_SCHEDULED_TIMER_HANDLES
 _MIN_CANCELLED_FRACTION = 0.5  # asyncio.base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
 _TICK_CHECK_STEPS = 64  # steps between looks at the wall clock for the tick
-
-
-class _Call:
-    """A callback scheduled on the loop (what ``call_soon`` returns)."""
-
-    __slots__ = ("_cancelled", "args", "callback", "context")
-
-    def __init__(self, callback: Callable[..., Any], args: tuple[Any, ...],
-                 context: contextvars.Context | None) -> None:
-        self.callback = callback
-        self.args = args
-        self.context = context  # None: run as is (see the module docstring)
-        self._cancelled = False
-
-    def cancel(self) -> None:
-        """Do not run the callback."""
-        self._cancelled = True
-
-    def cancelled(self) -> bool:
-        """True once cancelled."""
-        return self._cancelled
-
-
-class _Timer(_Call):
-    """A callback due at emu time ``when_s`` (what ``call_at`` / ``call_later`` return)."""
-
-    __slots__ = ("loop", "scheduled", "when_s")
-
-    def __init__(self, when_s: float, callback: Callable[..., Any], args: tuple[Any, ...],
-                 context: contextvars.Context | None, loop: VirtualTimeLoop) -> None:
-        self.callback = callback  # as _Call.__init__, inlined: timers are made by the thousand
-        self.args = args
-        self.context = context
-        self._cancelled = False
-        self.when_s = when_s
-        self.loop = loop
-        self.scheduled = True
-
-    def cancel(self) -> None:
-        """Do not run the callback; the loop counts it for compacting its heap."""
-        if not self._cancelled and self.scheduled:
-            self.loop.timers_cancelled += 1
-        self._cancelled = True
-
-    def when(self) -> float:
-        """Emu time the callback is due, seconds."""
-        return self.when_s
-
-    def __lt__(self, other: _Timer) -> bool:
-        # heap entries are (when_s, timer): reached only on equal times, where "<" is False
-        return False
 
 
 class VirtualTimeLoop(asyncio.AbstractEventLoop):
@@ -97,8 +47,8 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
 
     def __init__(self) -> None:
         self._now_s = 0.0
-        self._ready: deque[_Call] = deque()
-        self._timers: list[tuple[float, _Timer]] = []
+        self._ready: deque[Call] = deque()
+        self._timers: list[tuple[float, Timer]] = []
         self.timers_cancelled = 0  # cancelled timers still in the heap, as asyncio counts them
         self._running = False
         self._stopping = False
@@ -118,26 +68,26 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
 
     # the handles offer asyncio.Handle's public interface (cancel, cancelled, when), not its class
     def call_soon(self, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
-                  context: contextvars.Context | None = None) -> _Call:
+                  context: contextvars.Context | None = None) -> Call:
         """Run ``callback(*args)`` in a later step, after the callbacks already ready."""
-        call = _Call(callback, args, context)
+        call = Call(callback, args, context)
         self._ready.append(call)
         return call
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
-                context: contextvars.Context | None = None) -> _Timer:
+                context: contextvars.Context | None = None) -> Timer:
         """Run ``callback(*args)`` at emu time ``when`` (seconds)."""
-        timer = _Timer(when, callback, args, context, self)
+        timer = Timer(when, callback, args, context, self)
         heapq.heappush(self._timers, (when, timer))
         return timer
 
     def call_later(self, delay: float, callback: Callable[..., Any],  # type: ignore[override]
-                   *args: Any, context: contextvars.Context | None = None) -> _Timer:
+                   *args: Any, context: contextvars.Context | None = None) -> Timer:
         """Run ``callback(*args)`` after ``delay`` emu seconds."""
         return self.call_at(self._now_s + delay, callback, *args, context=context)
 
     def call_soon_threadsafe(self, callback: Callable[..., Any],  # type: ignore[override]
-                             *args: Any, context: contextvars.Context | None = None) -> _Call:
+                             *args: Any, context: contextvars.Context | None = None) -> Call:
         """As :meth:`call_soon` (the virtual engine has one thread)."""
         return self.call_soon(callback, *args, context=context)
 
@@ -243,7 +193,7 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
                     "message": f"Exception in callback {call.callback!r}", "exception": exc,
                 })
 
-    def _drop_cancelled(self, timers: list[tuple[float, _Timer]]) -> None:
+    def _drop_cancelled(self, timers: list[tuple[float, Timer]]) -> None:
         """Remove cancelled timers: all of them when they are many, else those at the top."""
         if (len(timers) > _MIN_SCHEDULED_TO_COMPACT
                 and self.timers_cancelled / len(timers) > _MIN_CANCELLED_FRACTION):
