@@ -14,6 +14,7 @@ from disagg.actors.engines.virtual import VirtualClock
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
 from disagg.cluster.component import Wake
 from disagg.cluster.config import load_experiment
+from disagg.cluster import sketch
 from disagg.cluster.hardware import perf
 from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, bin_of
 from disagg.experiments.run import execute
@@ -127,3 +128,11 @@ def test_payload_at_hand_or_awaited_gives_the_same_rows(
     at_hand = rows()
     monkeypatch.setattr(virtual, "LocalStore", _AwaitedStore)
     assert rows() == at_hand and len(at_hand) > 10
+
+
+def test_sketch_keys_made_unique_by_counting_as_by_sorting() -> None:
+    rng = np.random.default_rng(5)
+    for keys in (rng.integers(-300, 300, 5000), np.array([7]), np.array([-2**31, 4, 4, -2**31]),
+                 np.zeros(0, dtype=np.int64)):
+        fast, slow = sketch._unique(keys), np.unique(keys, return_inverse=True)
+        assert fast[0].tolist() == slow[0].tolist() and fast[1].tolist() == slow[1].tolist()

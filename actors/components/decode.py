@@ -172,7 +172,7 @@ class DecodeUnit(Component):
             return
         rec = self.records[rid]
         rec.setdefault("real_end_s", self.clock.now())
-        rec["real_bytes"] = payload.nbytes
+        rec["real_bytes"] = payload.get_total_buffer_size()  # = nbytes (unsliced), 30 x cheaper
         if self.kept is not None:
             self.kept.reuse(msg.request.prefix_hashes, msg.reused_blocks)
         need = float(kv_bytes(msg.request.prompt_tokens + msg.request.output_tokens, self.model))
