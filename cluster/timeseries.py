@@ -32,11 +32,13 @@ def final_bins(frontier_s: float, step_s: float) -> int:
 
 
 class _Window:
-    """A float64 array over bins base, base+1, ... grown on demand (amortised doubling)."""
+    """Floats over bins base, base+1, ... in a Python list grown on demand (amortised
+    doubling): bins are read and written one at a time, which a list does several times faster
+    than a numpy array; they become arrays only when handed out."""
 
     def __init__(self, fill: float = 0.0) -> None:
         self.fill = fill
-        self.data = np.full(16, fill)
+        self.data: list[float] = [fill] * 16
         self.base = 1  # the first bin held
         self.end = 1  # one past the last bin touched
         self.late = 0  # events that landed in bins already handed out
@@ -48,10 +50,9 @@ class _Window:
             k = self.base
         i = k - self.base
         if i >= len(self.data):
-            grown = np.full(max(i + 1, 2 * len(self.data)), self.fill)
-            grown[: len(self.data)] = self.data
-            self.data = grown
-        self.end = max(self.end, k + 1)
+            self.data.extend([self.fill] * (max(i + 1, 2 * len(self.data)) - len(self.data)))
+        if k >= self.end:
+            self.end = k + 1
         return i
 
     def upto(self, n: int) -> np.ndarray:
@@ -59,7 +60,7 @@ class _Window:
         if n < self.base:
             return np.zeros(0)
         self.index(n)
-        return self.data[: n - self.base + 1].copy()
+        return np.array(self.data[: n - self.base + 1], dtype=np.float64)
 
     def pop_before(self, k: int) -> np.ndarray:
         """Hand out bins base..k-1 and forget them."""
@@ -67,7 +68,7 @@ class _Window:
             return np.zeros(0)
         out = self.upto(k - 1)
         rest = self.data[len(out):]
-        self.data = np.concatenate((rest, np.full(max(16 - len(rest), 0), self.fill)))
+        self.data = rest + [self.fill] * max(16 - len(rest), 0)
         self.base = k
         return out
 
@@ -111,7 +112,7 @@ class SteppedValues:
     def _write(self, i: int, t: float, values: tuple[float, ...]) -> None:
         self._t.data[i] = t
         for window, v in zip(self._values, values, strict=True):
-            j = window.index(self._t.base + i)  # may grow the array: index first
+            j = window.index(self._t.base + i)  # may grow the list: index first
             window.data[j] = v
 
     def _flush(self) -> None:
@@ -192,8 +193,8 @@ class BinnedIntegral:
     def _hold(self, k: int) -> None:
         """Hold bin ``k`` (not yet handed out) in Python."""
         self._held_k = k
-        i = self._bins.index(k)  # may grow the array: index first
-        self._held_v = float(self._bins.data[i])
+        i = self._bins.index(k)  # may grow the list: index first
+        self._held_v = self._bins.data[i]
         self._held_lo_s = self.step_s * (k - 1) if k > 1 else -math.inf
         self._held_hi_s = self.step_s * k
 
@@ -212,7 +213,7 @@ class BinnedIntegral:
         while lo < end_s:
             hi = min(end_s, self.step_s * k)
             if hi > lo:
-                i = self._bins.index(k)  # may grow the array: index first
+                i = self._bins.index(k)  # may grow the list: index first
                 self._bins.data[i] += rate * (hi - lo)
             lo = max(lo, hi)
             k += 1
