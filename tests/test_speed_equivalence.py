@@ -9,6 +9,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from disagg.actors.components.recent_boundaries import RecentBoundaries
 from disagg.actors.engines import virtual
 from disagg.actors.engines.virtual import VirtualClock
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
@@ -136,3 +137,14 @@ def test_sketch_keys_made_unique_by_counting_as_by_sorting() -> None:
                  np.zeros(0, dtype=np.int64)):
         fast, slow = sketch._unique(keys), np.unique(keys, return_inverse=True)
         assert fast[0].tolist() == slow[0].tolist() and fast[1].tolist() == slow[1].tolist()
+
+
+def test_recent_boundaries_hold_the_last_ones_as_a_concatenation_would() -> None:
+    rng = np.random.default_rng(6)
+    recent, plain, t = RecentBoundaries(64), np.zeros(0), 0.0
+    for k in rng.integers(1, 90, 200):
+        bounds = t + np.cumsum(rng.uniform(0.01, 0.02, k))
+        t = float(bounds[-1])
+        recent.extend(bounds)
+        plain = np.concatenate((plain, bounds))[-64:]
+        assert recent.view().tolist() == plain.tolist()

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from disagg.actors.components.kept_kv import KeptKv
+from disagg.actors.components.recent_boundaries import RecentBoundaries
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
@@ -76,7 +77,7 @@ class DecodeUnit(Component):
         self.kv_used_bytes = 0.0
         self.t = 0.0  # the iteration boundary the state is committed at
         self._unseen: list[float] = []  # ready times of pending requests not yet offered to admit
-        self._recent = np.zeros(0)  # the latest iteration boundaries, for late joins
+        self._recent = RecentBoundaries(RECENT_BOUNDARIES)  # for late joins
         self.retroactive_joins = 0
         self.wake = Wake()
         self.log = UnitLog()
@@ -241,7 +242,7 @@ class DecodeUnit(Component):
         (lag) joins at the first past boundary at or after that arrival, as it would have on
         time: it is credited the tokens of the iterations since (the batch's step times are not
         recomputed for it — exact while steps are latency-bound, as on CS-3)."""
-        recent = self._recent
+        recent = self._recent.view()
         i = int(np.searchsorted(recent, ready_s, side="left"))
         if i >= len(recent):
             return
@@ -254,8 +255,8 @@ class DecodeUnit(Component):
             return
         rec["first_decode_token_s"] = float(recent[i + 1])
         if self.token_feed is not None:
-            self.token_feed.schedule(self.peers, self.name, (rid,), recent[i + 1:i + done + 1],
-                                     float(recent[i]))
+            self.token_feed.schedule(self.peers, self.name, (rid,),
+                                     recent[i + 1:i + done + 1].copy(), float(recent[i]))
         run.left -= done
         run.context += done
         self.tokens_out += done
@@ -314,8 +315,11 @@ class DecodeUnit(Component):
         self.t = float(bounds[steps - 1])
         self.act_at(self.t)
         b = len(self.running)
-        durations = np.diff(np.concatenate(([start], bounds[:steps])))
-        self._recent = np.concatenate((self._recent, bounds[:steps]))[-RECENT_BOUNDARIES:]
+        done = bounds[:steps]
+        durations = done.copy()  # np.diff of (start, *done), without the concatenation
+        durations[1:] -= done[:-1]
+        durations[0] -= start
+        self._recent.extend(done)
         finished = []
         joined = 0  # requests whose first decode token is this run's first
         first_s = float(bounds[0])
