@@ -7,27 +7,27 @@ which something changes; a request that becomes ready mid-iteration joins at the
 KV memory is reserved on admission (prompt + output tokens); a request waits until it fits.
 With ``decode_keep``, finished prompts' blocks stay in free KV memory (``kept_kv.py``).
 A request's ``DecodeRecord`` (admission, first decode token, last token, real payload) goes to the
-collector with its ``RequestEnded``, after the records that came with its KV.
+collector with its ``RequestEnded``, after the records that came with its KV. How the KV
+comes in (from the object store, with or without a task) is ``kv_intake.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import bisect
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from disagg.actors.components.kept_kv import KeptKv
+from disagg.actors.components.kv_intake import KvIntake
 from disagg.actors.components.recent_boundaries import RecentBoundaries
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
+from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Wake
 from disagg.cluster.errors import CapacityExceeded
 from disagg.cluster.hardware.perf import decode_step_times, kv_bytes
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
@@ -55,7 +55,7 @@ class _Running:
     kv_bytes: float
 
 
-class DecodeUnit(Component):
+class DecodeUnit(KvIntake):
     """Runs admitted requests' decode iterations and reports completions to the collector."""
 
     def __init__(
@@ -63,13 +63,11 @@ class DecodeUnit(Component):
         policy: DecodeAdmissionPolicy, store: ObjectStore, kv_capacity_bytes: float,
         control_delay_s: float = 0.0, report_interval_s: float = 0.0, kept: KeptKv | None = None,
     ) -> None:
-        super().__init__(name, clock)
+        super().__init__(name, clock, store, control_delay_s)
         self.model, self.hw, self.chips = model, hw, chips
         self.policy = policy
-        self.store = store
         self.kv_capacity_bytes = kv_capacity_bytes
         self.reporter = LoadReporter(clock, report_interval_s, self._load)
-        self.control_delay_s = control_delay_s
         self.pending: list[PendingDecode] = []
         self.running: dict[int, _Running] = {}
         self._left = 0  # decode tokens still to generate, summed over the running batch
@@ -81,15 +79,11 @@ class DecodeUnit(Component):
         self.retroactive_joins = 0
         self.wake = Wake()
         self.log = UnitLog()
-        self.records: dict[int, dict[str, Any]] = {}  # in flight here: decode facts so far
-        self._carried: dict[int, tuple[Any, ...]] = {}  # in flight here: records that came with it
         self.itl = QuantileSketch()  # decode step durations (emu s), weighted by batch size
         self.tokens_out = 0
         self.busy_s = 0.0  # emu s with a non-empty running batch, up to the committed boundary
         self.live_feed: list[tuple[Any, ...]] | None = None  # last tokens, for the live view
         self.token_feed: TokenFeed | None = None  # disagg serve: token times for the gateway
-        self._fetches: set[asyncio.Task[None]] = set()
-        self._prefetch: dict[int, asyncio.Task[Any]] = {}
         self.kept = kept  # prompt blocks of finished requests, kept for the next turn
         self.speed = SpeedSchedule()  # an injected straggler's slow-down over emu time
         self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch,
@@ -101,63 +95,6 @@ class DecodeUnit(Component):
         ``factor`` x longer (a running plan is cut there)."""
         self.speed.change(msg.sent_s, msg.factor)
         self.wake.set()
-
-    def _get(self, ref: Any) -> Any:
-        """The store's answer for ``ref``: the payload, an awaitable of it, or the error."""
-        try:
-            return self.store.get(ref)
-        except Exception as e:  # noqa: BLE001 - e.g. the object store lost the payload
-            return e
-
-    def _on_prefetch(self, msg: KvPrefetch) -> None:
-        """Start getting the payload before its transfer ends (layer-wise transfer)."""
-        got = self._get(msg.payload)
-        if inspect.isawaitable(got):
-            async def get() -> Any:
-                payload = await got
-                self.records.setdefault(msg.request_id, {})["real_end_s"] = self.clock.now()
-                return payload
-
-            self._prefetch[msg.request_id] = asyncio.get_running_loop().create_task(get())
-            return
-        if not isinstance(got, Exception):
-            self.records.setdefault(msg.request_id, {})["real_end_s"] = self.clock.now()
-        self._prefetch[msg.request_id] = got
-
-    def _on_delivered(self, msg: KvDelivered) -> None:
-        """The KV is here: take it now if the payload is at hand, else in a task."""
-        rid = msg.request.request_id
-        if rid in self._prefetch:
-            got = self._prefetch.pop(rid)
-        else:
-            got = None if msg.payload is None else self._get(msg.payload)
-        if inspect.isawaitable(got):
-            task = asyncio.get_running_loop().create_task(self._fetch(msg, got))
-            self._fetches.add(task)
-            task.add_done_callback(self._fetches.discard)
-            return
-        self._arrived(msg)
-        if isinstance(got, Exception):
-            self._missing(msg, got)
-            return
-        self._take(msg, got)
-
-    def _arrived(self, msg: KvDelivered) -> None:
-        self.records.setdefault(msg.request.request_id, {})
-        self._carried[msg.request.request_id] = msg.records
-
-    def _missing(self, msg: KvDelivered, error: Exception) -> None:
-        self._end(msg.request, "failed", f"kv_missing: {type(error).__name__}",
-                  msg.sent_s + self.control_delay_s)
-
-    async def _fetch(self, msg: KvDelivered, got: Any) -> None:
-        self._arrived(msg)
-        try:
-            payload = await got
-        except Exception as e:  # noqa: BLE001 - e.g. the object store lost the payload
-            self._missing(msg, e)
-            return
-        self._take(msg, payload)
 
     def _take(self, msg: KvDelivered, payload: Any) -> None:
         """Verify the payload and queue the request for admission from its modeled arrival."""
@@ -311,6 +248,7 @@ class DecodeUnit(Component):
         self._advance(idx + 1, bounds)
 
     def _advance(self, steps: int, bounds: np.ndarray) -> None:
+        """Commit ``steps`` iterations of the running batch, ending at ``bounds[steps - 1]``."""
         start = self.t
         self.t = float(bounds[steps - 1])
         self.act_at(self.t)
@@ -320,20 +258,7 @@ class DecodeUnit(Component):
         durations[1:] -= done[:-1]
         durations[0] -= start
         self._recent.extend(done)
-        finished = []
-        joined = 0  # requests whose first decode token is this run's first
-        first_s = float(bounds[0])
-        for rid, r in self.running.items():
-            rec = self.records[rid]
-            if "first_decode_token_s" not in rec:
-                rec["first_decode_token_s"] = first_s
-                joined += 1
-            r.left -= steps
-            r.context += steps
-            if r.left <= 0:
-                finished.append(rid)
-        self._left -= b * steps
-        self._context += b * steps
+        finished, joined = self._step_batch(steps, float(bounds[0]))
         # a request's first decode token's gap is measured from its first token (summary.py)
         weights = np.full(len(durations), float(b))
         weights[0] = b - joined
@@ -352,6 +277,24 @@ class DecodeUnit(Component):
                                        r.request.tpot_slo_s))
             self._end(r.request, "completed", "", self.t)
         self._changed()
+
+    def _step_batch(self, steps: int, first_s: float) -> tuple[list[int], int]:
+        """Every running request generates ``steps`` tokens, the first at ``first_s``: the ids
+        that finished, and how many got their first decode token now."""
+        finished = []
+        joined = 0
+        for rid, r in self.running.items():
+            rec = self.records[rid]
+            if "first_decode_token_s" not in rec:
+                rec["first_decode_token_s"] = first_s
+                joined += 1
+            r.left -= steps
+            r.context += steps
+            if r.left <= 0:
+                finished.append(rid)
+        self._left -= len(self.running) * steps
+        self._context += len(self.running) * steps
+        return finished, joined
 
     def _release(self, run: _Running) -> None:
         """A request finished: free its KV (keeping its prompt blocks, with decode_keep)."""

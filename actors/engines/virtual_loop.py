@@ -176,6 +176,10 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
                 timer = heapq.heappop(timers)[1]
                 timer.scheduled = False
                 ready.append(timer)
+        self._run_ready(ready)
+
+    def _run_ready(self, ready: deque[Call]) -> None:
+        """Run the callbacks in ``ready`` now (those they schedule wait for the next step)."""
         popleft = ready.popleft
         for _ in range(len(ready)):
             call = popleft()
