@@ -21,6 +21,9 @@ the latest attempt stands, and the collector's first end stands (see :func:`fold
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -136,6 +139,7 @@ _NOT_COLUMNS = {"request_id", "attempt", "src_unit", "dst_unit", "src_host", "ds
                 "modeled_bytes"}
 
 
+@functools.cache
 def record_fields(kind: type) -> tuple[str, ...]:
     """The row fields a record type sets (ids, attempts and transfer-only fields left out)."""
     if kind is Request:
@@ -192,11 +196,27 @@ def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
         if held is None or rec.attempt > held.attempt:
             best[kind] = rec
     for kind, rec in best.items():
-        row.update({f: _unit_name(getattr(rec, f)) for f in record_fields(kind)})
+        fields, get, units = _reader(kind)
+        values = get(rec)
+        if units:
+            values = [_unit_name(v) if i in units else v for i, v in enumerate(values)]
+        row.update(zip(fields, values))
     if end is not None:
-        row.update({f: getattr(end, f) for f in record_fields(EndRecord)})
+        fields, get, _ = _reader(EndRecord)
+        row.update(zip(fields, get(end)))
     derive(row)
     return row
+
+
+@functools.cache
+def _reader(kind: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]], frozenset[int]]:
+    """A record type's row fields, a getter of their values (one C call), and the positions of
+    fields that may hold a :class:`UnitId` (written as its name)."""
+    fields = record_fields(kind)
+    get = operator.attrgetter(*fields)
+    getter = get if len(fields) > 1 else (lambda rec: (get(rec),))
+    types = {f.name: str(f.type) for f in dataclasses.fields(kind)}
+    return fields, getter, frozenset(i for i, f in enumerate(fields) if "UnitId" in types[f])
 
 
 def derive(row: dict[str, Any]) -> None:

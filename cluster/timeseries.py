@@ -32,11 +32,13 @@ def final_bins(frontier_s: float, step_s: float) -> int:
 
 
 class _Window:
-    """A float64 array over bins base, base+1, ... grown on demand (amortised doubling)."""
+    """Floats over bins base, base+1, ... in a Python list grown on demand (amortised
+    doubling): bins are read and written one at a time, which a list does several times faster
+    than a numpy array; they become arrays only when handed out."""
 
     def __init__(self, fill: float = 0.0) -> None:
         self.fill = fill
-        self.data = np.full(16, fill)
+        self.data: list[float] = [fill] * 16
         self.base = 1  # the first bin held
         self.end = 1  # one past the last bin touched
         self.late = 0  # events that landed in bins already handed out
@@ -48,10 +50,9 @@ class _Window:
             k = self.base
         i = k - self.base
         if i >= len(self.data):
-            grown = np.full(max(i + 1, 2 * len(self.data)), self.fill)
-            grown[: len(self.data)] = self.data
-            self.data = grown
-        self.end = max(self.end, k + 1)
+            self.data.extend([self.fill] * (max(i + 1, 2 * len(self.data)) - len(self.data)))
+        if k >= self.end:
+            self.end = k + 1
         return i
 
     def upto(self, n: int) -> np.ndarray:
@@ -59,7 +60,7 @@ class _Window:
         if n < self.base:
             return np.zeros(0)
         self.index(n)
-        return self.data[: n - self.base + 1].copy()
+        return np.array(self.data[: n - self.base + 1], dtype=np.float64)
 
     def pop_before(self, k: int) -> np.ndarray:
         """Hand out bins base..k-1 and forget them."""
@@ -67,33 +68,62 @@ class _Window:
             return np.zeros(0)
         out = self.upto(k - 1)
         rest = self.data[len(out):]
-        self.data = np.concatenate((rest, np.full(max(16 - len(rest), 0), self.fill)))
+        self.data = rest + [self.fill] * max(16 - len(rest), 0)
         self.base = k
         return out
 
 
 class SteppedValues:
     """Several step functions changing together (e.g. queue depth, batch size, KV bytes):
-    per bin, the latest change (by time, then order of arrival)."""
+    per bin, the latest change (by time, then order of arrival).
+
+    The newest change's bin is held in plain Python (``_held_*``) and written to the arrays only
+    when a change lands in another bin or the bins are read: a unit changes state many times per
+    bin, and a held change costs one comparison. The held change always came after everything
+    written, so "latest by time, then arrival" is kept by comparing times alone."""
 
     def __init__(self, step_s: float, width: int) -> None:
         self.step_s = step_s
         self._t = _Window(-math.inf)
-        self._seq = _Window(-1.0)
         self._values = [_Window(math.nan) for _ in range(width)]
         self._carry = [0.0] * width  # values at the last bin handed out
-        self._count = 0
+        self._held_k = 0  # the held bin (0: none) and its span (lo, hi], emu s
+        self._held_lo_s, self._held_hi_s = math.inf, -math.inf
+        self._held_t = -math.inf
+        self._held_values: tuple[float, ...] = ()
 
     def change(self, t: float, *values: float) -> None:
         """The functions take ``values`` from emu time ``t`` on."""
-        i = self._t.index(bin_of(t, self.step_s))
-        self._seq.index(self._t.base + i)  # grows both windows alike
-        self._count += 1
-        if (t, self._count) >= (self._t.data[i], self._seq.data[i]):
-            self._t.data[i], self._seq.data[i] = t, self._count
-            for window, v in zip(self._values, values, strict=True):
-                j = window.index(self._t.base + i)
-                window.data[j] = v
+        if self._held_lo_s < t <= self._held_hi_s:  # the held bin: keep the later change
+            if t >= self._held_t:
+                self._held_t, self._held_values = t, values
+            return
+        self._flush()
+        k = bin_of(t, self.step_s)
+        i = self._t.index(k)
+        if k < self._t.base:  # a bin already handed out: folded into the first held one
+            if t >= self._t.data[i]:
+                self._write(i, t, values)
+            return
+        self._held_k, self._held_t, self._held_values = k, t, values
+        self._held_lo_s = self.step_s * (k - 1) if k > 1 else -math.inf
+        self._held_hi_s = self.step_s * k
+
+    def _write(self, i: int, t: float, values: tuple[float, ...]) -> None:
+        self._t.data[i] = t
+        for window, v in zip(self._values, values, strict=True):
+            j = window.index(self._t.base + i)  # may grow the list: index first
+            window.data[j] = v
+
+    def _flush(self) -> None:
+        """Write the held change to its bin (if it is the bin's latest) and hold none."""
+        if self._held_k == 0:
+            return
+        i = self._t.index(self._held_k)
+        if self._held_t >= self._t.data[i]:
+            self._write(i, self._held_t, self._held_values)
+        self._held_k = 0
+        self._held_lo_s, self._held_hi_s = math.inf, -math.inf
 
     @property
     def base(self) -> int:
@@ -114,29 +144,38 @@ class SteppedValues:
 
     def sampled(self, n: int) -> list[np.ndarray]:
         """Each function's value at g_base..g_n (0 before its first change)."""
+        self._flush()
         return self._sample([w.upto(n) for w in self._values])
 
     def pop_before(self, k: int) -> list[np.ndarray]:
         """Each function's value at g_base..g_{k-1}; those bins are forgotten."""
+        self._flush()
         self._t.pop_before(k)
-        self._seq.pop_before(k)
         out = self._sample([w.pop_before(k) for w in self._values])
         self._carry = [float(v[-1]) if len(v) else c for v, c in zip(out, self._carry, strict=True)]
         return out
 
 
 class BinnedIntegral:
-    """The integral per bin of a quantity that is ``rate`` over intervals (emu s x rate)."""
+    """The integral per bin of a quantity that is ``rate`` over intervals (emu s x rate).
+
+    The latest bin added to is held as a Python float (``_held_v``, the bin's sum so far) and
+    written back when an addition lands elsewhere or the bins are read: the same additions in
+    the same order as on the array, so the sums are bit for bit the same."""
 
     def __init__(self, step_s: float) -> None:
         self.step_s = step_s
         self._bins = _Window()
         self.total = 0.0
         self.last_s = 0.0  # latest time anything was added at
+        self._held_k = 0  # the held bin (0: none) and its span (lo, hi], emu s
+        self._held_lo_s, self._held_hi_s = math.inf, -math.inf
+        self._held_v = 0.0
 
     @property
     def base(self) -> int:
         """The first bin held."""
+        self._flush()
         return self._bins.base
 
     @property
@@ -144,35 +183,67 @@ class BinnedIntegral:
         """One past the last bin touched."""
         return self._bins.end
 
+    def _flush(self) -> None:
+        if self._held_k:
+            i = self._bins.index(self._held_k)
+            self._bins.data[i] = self._held_v
+            self._held_k = 0
+            self._held_lo_s, self._held_hi_s = math.inf, -math.inf
+
+    def _hold(self, k: int) -> None:
+        """Hold bin ``k`` (not yet handed out) in Python."""
+        self._held_k = k
+        i = self._bins.index(k)  # may grow the list: index first
+        self._held_v = self._bins.data[i]
+        self._held_lo_s = self.step_s * (k - 1) if k > 1 else -math.inf
+        self._held_hi_s = self.step_s * k
+
     def interval(self, start_s: float, end_s: float, rate: float = 1.0) -> None:
         """Add ``rate`` over [start_s, end_s]."""
         if end_s <= start_s or rate == 0.0:
             return
         self.total += rate * (end_s - start_s)
         self.last_s = max(self.last_s, end_s)
+        if self._held_lo_s < start_s and end_s <= self._held_hi_s:  # within the held bin
+            self._held_v += rate * (end_s - start_s)
+            return
+        self._flush()
         k = bin_of(start_s, self.step_s) if start_s > 0 else 1
         lo = start_s
         while lo < end_s:
             hi = min(end_s, self.step_s * k)
             if hi > lo:
-                i = self._bins.index(k)  # may grow the array: index first
+                i = self._bins.index(k)  # may grow the list: index first
                 self._bins.data[i] += rate * (hi - lo)
             lo = max(lo, hi)
             k += 1
+        if k - 1 >= self._bins.base:
+            self._hold(k - 1)
 
     def point(self, t: float, amount: float) -> None:
         """Add ``amount`` at emu time ``t`` (counted in the bin that holds ``t``)."""
-        i = self._bins.index(bin_of(t, self.step_s))
-        self._bins.data[i] += amount
         self.total += amount
         self.last_s = max(self.last_s, t)
+        if self._held_lo_s < t <= self._held_hi_s:
+            self._held_v += amount
+            return
+        self._flush()
+        k = bin_of(t, self.step_s)
+        if k < self._bins.base:  # a bin already handed out: folded into the first held one
+            i = self._bins.index(k)
+            self._bins.data[i] += amount
+            return
+        self._hold(k)
+        self._held_v += amount
 
     def per_bin(self, n: int) -> np.ndarray:
         """The integral over each of bins base..n."""
+        self._flush()
         return self._bins.upto(n)
 
     def pop_before(self, k: int) -> np.ndarray:
         """The integral over each of bins base..k-1; those bins are forgotten."""
+        self._flush()
         return self._bins.pop_before(k)
 
     def until(self, end_s: float) -> float:
@@ -181,6 +252,7 @@ class BinnedIntegral:
         bin holding ``end_s`` pro rata)."""
         if self.last_s <= end_s:
             return self.total
+        self._flush()
         k = bin_of(end_s, self.step_s)
         held = self._bins.upto(max(self._bins.end - 1, k))
         i = k - self._bins.base

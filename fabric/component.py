@@ -15,12 +15,11 @@ and the last byte cannot leave before the prefill ends.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
-from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component
+from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
 from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import KvDelivered, KvPrefetch, LinkScaled, TransferRequested
 from disagg.cluster.records import TransferRecord
@@ -76,7 +75,7 @@ class Fabric(Component):
         self._busy_links: set[Any] = set()  # links whose last logged (rate, flows) is not zero
         self._transfers: dict[int, _Transfer] = {}
         self._seq = 0
-        self.wake = asyncio.Event()
+        self.wake = Wake()
         # (t, link, bytes/s, flows) per change, kept only for the event log (output.event_log)
         self.link_log: list[tuple[float, str, float, int]] | None = [] if keep_events else None
         self.step_s = sample_interval_s

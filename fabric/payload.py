@@ -83,23 +83,24 @@ def make_payload(
     """A payload of ``modeled_bytes * payload_scale`` real bytes in ``layers`` blocks (``seed``
     is kept for callers; the bytes are the shared pool's, see the module docstring)."""
     block = int(modeled_bytes * payload_scale) // layers
-    base = _schema(block)
-    blocks = pa.FixedSizeBinaryArray.from_buffers(
-        base.field(0).type, layers, [None, _POOL.prefix(block * layers)]
-    )
+    base, kind = _schema(block)
+    data = _POOL.prefix(block * layers)
+    blocks = pa.FixedSizeBinaryArray.from_buffers(kind, layers, [None, data])
     meta = {
         b"request_id": str(request_id).encode(), b"tokens": str(tokens).encode(),
         b"model": model.encode(), b"kv_dtype_bytes": str(kv_dtype_bytes).encode(),
         b"modeled_bytes": str(modeled_bytes).encode(), b"real_bytes": str(block * layers).encode(),
-        b"crc32": str(_crc(blocks)).encode(),
+        b"crc32": str(_POOL.crc(data, block * layers) if block * layers else 0).encode(),
     }
     return pa.RecordBatch.from_arrays([blocks], schema=base.with_metadata(meta))
 
 
 @functools.lru_cache(maxsize=4096)
-def _schema(block_bytes: int) -> pa.Schema:
-    """The payload schema for blocks of ``block_bytes`` (without the per-request metadata)."""
-    return pa.schema([pa.field("kv", pa.binary(block_bytes))])
+def _schema(block_bytes: int) -> tuple[pa.Schema, pa.DataType]:
+    """The payload schema for blocks of ``block_bytes`` (without the per-request metadata), and
+    its one column's type."""
+    kind = pa.binary(block_bytes)
+    return pa.schema([pa.field("kv", kind)]), kind
 
 
 def real_bytes(payload: pa.RecordBatch) -> int:
@@ -111,10 +112,11 @@ def verify_payload(payload: object, request_id: int) -> pa.RecordBatch:
     """Check schema, identity and checksum; raise :class:`PayloadError` if any is off."""
     if payload is None:
         raise PayloadError("kv_missing", f"no payload for request {request_id}")
-    if not isinstance(payload, pa.RecordBatch) or payload.schema.metadata is None:
+    schema = payload.schema if isinstance(payload, pa.RecordBatch) else None
+    meta = None if schema is None else schema.metadata
+    if meta is None:
         raise PayloadError("kv_schema", f"payload of request {request_id} is not a KV batch")
-    meta = payload.schema.metadata
-    if payload.schema.names != ["kv"] or b"crc32" not in meta:
+    if schema.names != ["kv"] or b"crc32" not in meta:  # type: ignore[union-attr]
         raise PayloadError("kv_schema", f"payload of request {request_id} has a wrong schema")
     if int(meta[b"request_id"]) != request_id:
         raise PayloadError("kv_schema", f"payload is for request {meta[b'request_id']!r}")

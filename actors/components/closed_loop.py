@@ -7,12 +7,11 @@ late delivery shows as lag rather than as a shifted workload.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 from typing import Any
 
 from disagg.actors.components.load_generator import LoadGenerator
-from disagg.cluster.component import Clock
+from disagg.cluster.component import Clock, Wake
 from disagg.cluster.messages import ArrivalsDone, Request, RequestEnded
 from disagg.cluster.workload.plan import ClosedLoop
 
@@ -27,7 +26,7 @@ class ClosedLoopGenerator(LoadGenerator):
         self.loop = loop
         self.last_arrival_s = 0.0
         self._pending: list[tuple[float, int, Request]] = []
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         self.handlers = {RequestEnded: self._on_ended}
 
     def _push(self, request: Request | None) -> None:

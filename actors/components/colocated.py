@@ -20,7 +20,6 @@ request's prefill and decode unit), sent with the request's ``RequestEnded``.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,7 @@ import numpy as np
 
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component
+from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
 from disagg.cluster.hardware.mixed import mixed_iteration_s
 from disagg.cluster.hardware.perf import decode_step_times, kv_bytes
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
@@ -72,7 +71,7 @@ class ColocatedUnit(Component):
         self.kv: dict[int, float] = {}  # reserved KV bytes per started request
         self._unseen: list[float] = []  # arrival times not yet offered to an iteration plan
         self.t = 0.0  # the iteration boundary the state is committed at
-        self.wake = asyncio.Event()
+        self.wake = Wake()
         self.log = UnitLog()
         self.records: dict[int, dict[str, float]] = {}  # in flight here: this unit's fields
         self._carried: dict[int, tuple[Any, ...]] = {}  # in flight here: records that came with it

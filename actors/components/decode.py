@@ -7,12 +7,12 @@ which something changes; a request that becomes ready mid-iteration joins at the
 KV memory is reserved on admission (prompt + output tokens); a request waits until it fits.
 With ``decode_keep``, finished prompts' blocks stay in free KV memory (``kept_kv.py``).
 A request's ``DecodeRecord`` (admission, first decode token, last token, real payload) goes to the
-collector with its ``RequestEnded``, after the records that came with its KV.
+collector with its ``RequestEnded``, after the records that came with its KV. How the KV
+comes in (from the object store, with or without a task) is ``kv_intake.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 
 from disagg.actors.components.kept_kv import KeptKv
+from disagg.actors.components.kv_intake import KvIntake
+from disagg.actors.components.recent_boundaries import RecentBoundaries
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component
+from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Wake
 from disagg.cluster.errors import CapacityExceeded
 from disagg.cluster.hardware.perf import decode_step_times, kv_bytes
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
@@ -53,7 +55,7 @@ class _Running:
     kv_bytes: float
 
 
-class DecodeUnit(Component):
+class DecodeUnit(KvIntake):
     """Runs admitted requests' decode iterations and reports completions to the collector."""
 
     def __init__(
@@ -61,31 +63,27 @@ class DecodeUnit(Component):
         policy: DecodeAdmissionPolicy, store: ObjectStore, kv_capacity_bytes: float,
         control_delay_s: float = 0.0, report_interval_s: float = 0.0, kept: KeptKv | None = None,
     ) -> None:
-        super().__init__(name, clock)
+        super().__init__(name, clock, store, control_delay_s)
         self.model, self.hw, self.chips = model, hw, chips
         self.policy = policy
-        self.store = store
         self.kv_capacity_bytes = kv_capacity_bytes
         self.reporter = LoadReporter(clock, report_interval_s, self._load)
-        self.control_delay_s = control_delay_s
         self.pending: list[PendingDecode] = []
         self.running: dict[int, _Running] = {}
+        self._left = 0  # decode tokens still to generate, summed over the running batch
+        self._context = 0  # tokens in the KV cache, summed over the running batch
         self.kv_used_bytes = 0.0
         self.t = 0.0  # the iteration boundary the state is committed at
         self._unseen: list[float] = []  # ready times of pending requests not yet offered to admit
-        self._recent = np.zeros(0)  # the latest iteration boundaries, for late joins
+        self._recent = RecentBoundaries(RECENT_BOUNDARIES)  # for late joins
         self.retroactive_joins = 0
-        self.wake = asyncio.Event()
+        self.wake = Wake()
         self.log = UnitLog()
-        self.records: dict[int, dict[str, Any]] = {}  # in flight here: decode facts so far
-        self._carried: dict[int, tuple[Any, ...]] = {}  # in flight here: records that came with it
         self.itl = QuantileSketch()  # decode step durations (emu s), weighted by batch size
         self.tokens_out = 0
         self.busy_s = 0.0  # emu s with a non-empty running batch, up to the committed boundary
         self.live_feed: list[tuple[Any, ...]] | None = None  # last tokens, for the live view
         self.token_feed: TokenFeed | None = None  # disagg serve: token times for the gateway
-        self._fetches: set[asyncio.Task[None]] = set()
-        self._prefetch: dict[int, asyncio.Task[Any]] = {}
         self.kept = kept  # prompt blocks of finished requests, kept for the next turn
         self.speed = SpeedSchedule()  # an injected straggler's slow-down over emu time
         self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch,
@@ -98,39 +96,21 @@ class DecodeUnit(Component):
         self.speed.change(msg.sent_s, msg.factor)
         self.wake.set()
 
-    def _on_prefetch(self, msg: KvPrefetch) -> None:
-        async def get() -> Any:
-            payload = await self.store.get(msg.payload)
-            self.records.setdefault(msg.request_id, {})["real_end_s"] = self.clock.now()
-            return payload
-
-        self._prefetch[msg.request_id] = asyncio.get_running_loop().create_task(get())
-
-    def _on_delivered(self, msg: KvDelivered) -> None:
-        task = asyncio.get_running_loop().create_task(self._fetch(msg))
-        self._fetches.add(task)
-        task.add_done_callback(self._fetches.discard)
-
-    async def _fetch(self, msg: KvDelivered) -> None:
+    def _take(self, msg: KvDelivered, payload: Any) -> None:
+        """Verify the payload and queue the request for admission from its modeled arrival."""
         rid = msg.request.request_id
         ready_s = msg.sent_s + self.control_delay_s
-        rec = self.records.setdefault(rid, {})
-        self._carried[rid] = msg.records
         try:
-            prefetch = self._prefetch.pop(rid, None)
-            if prefetch is not None:
-                payload = await prefetch
-            else:
-                payload = await self.store.get(msg.payload) if msg.payload is not None else None
             verify_payload(payload, rid)
         except PayloadError as e:
             self._end(msg.request, "failed", e.reason, ready_s)
             return
-        except Exception as e:  # noqa: BLE001 - e.g. the object store lost the payload
+        except Exception as e:  # noqa: BLE001 - a payload that is no KV batch at all
             self._end(msg.request, "failed", f"kv_missing: {type(e).__name__}", ready_s)
             return
+        rec = self.records[rid]
         rec.setdefault("real_end_s", self.clock.now())
-        rec["real_bytes"] = payload.nbytes
+        rec["real_bytes"] = payload.get_total_buffer_size()  # = nbytes (unsliced), 30 x cheaper
         if self.kept is not None:
             self.kept.reuse(msg.request.prefix_hashes, msg.reused_blocks)
         need = float(kv_bytes(msg.request.prompt_tokens + msg.request.output_tokens, self.model))
@@ -167,7 +147,7 @@ class DecodeUnit(Component):
             return
         state = DecodeState(
             self.t, len(self.running), self.kv_used_bytes, self.kv_capacity_bytes,
-            sum(r.context for r in self.running.values()),
+            self._context,
             min((r.request.tpot_slo_s for r in self.running.values()), default=float("inf")),
         )
         admitted = set(self.policy.admit(eligible, state))
@@ -185,6 +165,8 @@ class DecodeUnit(Component):
                 self._feed_join(r)
             if run.left > 0:
                 self.running[r.request_id] = run
+                self._left += run.left
+                self._context += run.context
         if self.kv_used_bytes > self.kv_capacity_bytes * (1 + 1e-9):
             raise CapacityExceeded(f"{self.name}: admission exceeded KV capacity")
         self.pending = [p for p in self.pending if p.request.request_id not in admitted]
@@ -197,7 +179,7 @@ class DecodeUnit(Component):
         (lag) joins at the first past boundary at or after that arrival, as it would have on
         time: it is credited the tokens of the iterations since (the batch's step times are not
         recomputed for it — exact while steps are latency-bound, as on CS-3)."""
-        recent = self._recent
+        recent = self._recent.view()
         i = int(np.searchsorted(recent, ready_s, side="left"))
         if i >= len(recent):
             return
@@ -210,8 +192,8 @@ class DecodeUnit(Component):
             return
         rec["first_decode_token_s"] = float(recent[i + 1])
         if self.token_feed is not None:
-            self.token_feed.schedule(self.peers, self.name, (rid,), recent[i + 1:i + done + 1],
-                                     float(recent[i]))
+            self.token_feed.schedule(self.peers, self.name, (rid,),
+                                     recent[i + 1:i + done + 1].copy(), float(recent[i]))
         run.left -= done
         run.context += done
         self.tokens_out += done
@@ -241,7 +223,7 @@ class DecodeUnit(Component):
 
     def _boundaries(self, steps: int) -> np.ndarray:
         b = len(self.running)
-        ctx0 = sum(r.context for r in self.running.values())
+        ctx0 = self._context
         ctx = ctx0 + b * np.arange(steps, dtype=np.float64)
         steps_s = decode_step_times(b, ctx, self.model, self.hw, self.chips)
         factor = self.speed.factor_at(self.t)
@@ -266,13 +248,17 @@ class DecodeUnit(Component):
         self._advance(idx + 1, bounds)
 
     def _advance(self, steps: int, bounds: np.ndarray) -> None:
+        """Commit ``steps`` iterations of the running batch, ending at ``bounds[steps - 1]``."""
         start = self.t
         self.t = float(bounds[steps - 1])
         self.act_at(self.t)
         b = len(self.running)
-        durations = np.diff(np.concatenate(([start], bounds[:steps])))
-        self._recent = np.concatenate((self._recent, bounds[:steps]))[-RECENT_BOUNDARIES:]
-        joined = sum(1 for rid in self.running if "first_decode_token_s" not in self.records[rid])
+        done = bounds[:steps]
+        durations = done.copy()  # np.diff of (start, *done), without the concatenation
+        durations[1:] -= done[:-1]
+        durations[0] -= start
+        self._recent.extend(done)
+        finished, joined = self._step_batch(steps, float(bounds[0]))
         # a request's first decode token's gap is measured from its first token (summary.py)
         weights = np.full(len(durations), float(b))
         weights[0] = b - joined
@@ -280,17 +266,10 @@ class DecodeUnit(Component):
         self.log.work(start, self.t, b * steps, b)
         self.tokens_out += b * steps
         self.busy_s += self.t - start
-        finished = []
-        for rid, r in self.running.items():
-            rec = self.records[rid]
-            if "first_decode_token_s" not in rec:
-                rec["first_decode_token_s"] = float(bounds[0])
-            r.left -= steps
-            r.context += steps
-            if r.left <= 0:
-                finished.append(rid)
         for rid in finished:
             r = self.running.pop(rid)
+            self._left -= r.left
+            self._context -= r.context
             self._release(r)
             self.records[rid]["last_token_s"] = self.t
             if self.live_feed is not None:
@@ -298,6 +277,24 @@ class DecodeUnit(Component):
                                        r.request.tpot_slo_s))
             self._end(r.request, "completed", "", self.t)
         self._changed()
+
+    def _step_batch(self, steps: int, first_s: float) -> tuple[list[int], int]:
+        """Every running request generates ``steps`` tokens, the first at ``first_s``: the ids
+        that finished, and how many got their first decode token now."""
+        finished = []
+        joined = 0
+        for rid, r in self.running.items():
+            rec = self.records[rid]
+            if "first_decode_token_s" not in rec:
+                rec["first_decode_token_s"] = first_s
+                joined += 1
+            r.left -= steps
+            r.context += steps
+            if r.left <= 0:
+                finished.append(rid)
+        self._left -= len(self.running) * steps
+        self._context += len(self.running) * steps
+        return finished, joined
 
     def _release(self, run: _Running) -> None:
         """A request finished: free its KV (keeping its prompt blocks, with decode_keep)."""
@@ -330,9 +327,9 @@ class DecodeUnit(Component):
     def _load(self, t: float) -> LoadReport:
         return LoadReport(
             self.name, "decode", len(self.pending),
-            sum(r.left for r in self.running.values()), len(self.running),
+            self._left, len(self.running),
             self.kv_used_bytes + sum(p.kv_bytes for p in self.pending), self.kv_capacity_bytes,
-            self.t, sent_s=t, running_tokens=sum(r.context for r in self.running.values()),
+            self.t, sent_s=t, running_tokens=self._context,
             cached_blocks=self.kept.cache.blocks() if self.kept is not None else frozenset(),
         )
 

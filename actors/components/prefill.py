@@ -15,7 +15,6 @@ streaming, when the first token's modeled time is already known.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from disagg.actors.components.reporting import LoadReporter
@@ -23,7 +22,7 @@ from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component
+from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component, Wake
 from disagg.cluster.hardware.perf import kv_bytes, prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import (
@@ -63,7 +62,7 @@ class PrefillUnit(Component):
         self.free_at_s = 0.0
         self.eval_s = 0.0  # earliest modeled time of the next batching decision
         self.running: tuple[Request, ...] = ()
-        self.wake = asyncio.Event()
+        self.wake = Wake()
         self.log = UnitLog()
         self._carried: dict[int, tuple[Any, ...]] = {}  # queued or running: records so far
         self._started: dict[int, PrefillRecord] = {}  # running: this unit's record

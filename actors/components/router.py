@@ -117,9 +117,10 @@ class Router(Component):
         held = unit.cached_blocks
         if request.prefix_hashes and not held.issuperset(request.prefix_hashes):
             held = held.union(request.prefix_hashes)
-        self.views[unit.name] = dataclasses.replace(
-            unit, queued_requests=unit.queued_requests + 1,
-            queued_tokens=unit.queued_tokens + request.prompt_tokens, cached_blocks=held,
+        self.views[unit.name] = UnitView(  # dataclasses.replace, spelt out: once per request
+            unit.name, unit.kind, unit.queued_requests + 1, unit.queued_tokens + request.prompt_tokens,
+            unit.running_requests, unit.running_tokens, unit.kv_used_bytes, unit.kv_capacity_bytes,
+            unit.free_at_s, unit.reported_s, unit.up, held,
         )
         records: tuple[Any, ...] = (request, routing)
         if unit.kind == "colocated":  # the unit decodes it too: no second placement decision
@@ -146,8 +147,10 @@ class Router(Component):
                                 t - unit.reported_s)
         self.inflight[request.request_id] = (request, unit.name)
         need = decode_kv_need(request, self.context)
-        self.views[unit.name] = dataclasses.replace(
-            unit, queued_requests=unit.queued_requests + 1, kv_used_bytes=unit.kv_used_bytes + need
+        self.views[unit.name] = UnitView(  # dataclasses.replace, spelt out: once per request
+            unit.name, unit.kind, unit.queued_requests + 1, unit.queued_tokens,
+            unit.running_requests, unit.running_tokens, unit.kv_used_bytes + need,
+            unit.kv_capacity_bytes, unit.free_at_s, unit.reported_s, unit.up, unit.cached_blocks,
         )
         reused = leading_overlap(request.prefix_hashes, unit.cached_blocks) \
             if self.transfer_missing else 0

@@ -2,10 +2,14 @@
 
 The virtual engine keeps payloads in process (the reference is the payload); the ray engine puts
 them in Ray's object store once and passes the reference (see ``ray_engine.RayStore``).
+
+``get`` returns the payload itself when it is at hand (the in-process store), else an awaitable
+of it (Ray's store); a caller awaits only in the second case, so a payload at hand costs no task.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 
@@ -14,7 +18,7 @@ class ObjectStore(Protocol):
 
     def put(self, value: Any) -> Any: ...
 
-    async def get(self, ref: Any) -> Any: ...
+    def get(self, ref: Any) -> Any | Awaitable[Any]: ...
 
 
 class LocalStore:
@@ -23,5 +27,5 @@ class LocalStore:
     def put(self, value: Any) -> Any:
         return value
 
-    async def get(self, ref: Any) -> Any:
+    def get(self, ref: Any) -> Any:
         return ref

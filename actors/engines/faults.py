@@ -104,8 +104,8 @@ class FaultyStore:
             value = tamper(value)
         return self.inner.put(value)
 
-    async def get(self, ref: Any) -> Any:
-        return await self.inner.get(ref)
+    def get(self, ref: Any) -> Any:
+        return self.inner.get(ref)  # the payload, or an awaitable of it (see store.py)
 
 
 def with_kv_faults(store: ObjectStore, schedule: FaultSchedule) -> ObjectStore:

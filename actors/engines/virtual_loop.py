@@ -10,6 +10,11 @@ subclass of it, and its results must not change): FIFO for ready callbacks; time
 heap compared by due time only (ties come out in heap order); every timer due within the clock
 resolution of now joins one step; cancelled timers leave the heap when they reach its top, or all
 at once when more than half of a heap of over 100 is cancelled.
+
+Two shortcuts asyncio's loop does not take (neither changes the order of callbacks): a callback
+scheduled without a context (messages, timers) runs in the loop's own context instead of a copy
+made per callback — nothing in the engine sets context variables, and Tasks and Futures pass
+their own; and the wall clock is read for the tick only every ``_TICK_CHECK_STEPS`` steps.
 """
 
 from __future__ import annotations
@@ -24,63 +29,14 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 from disagg.actors.engines.stop import StopFlag
+from disagg.actors.engines.virtual_handles import Call, Timer
 
 _log = logging.getLogger(__name__)
 
 _CLOCK_RESOLUTION_S = time.get_clock_info("monotonic").resolution  # as asyncio's loop uses
 _MIN_SCHEDULED_TO_COMPACT = 100  # asyncio.base_events._MIN_SCHEDULED_TIMER_HANDLES
 _MIN_CANCELLED_FRACTION = 0.5  # asyncio.base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
-
-
-class _Call:
-    """A callback scheduled on the loop (what ``call_soon`` returns)."""
-
-    __slots__ = ("_cancelled", "args", "callback", "context")
-
-    def __init__(self, callback: Callable[..., Any], args: tuple[Any, ...],
-                 context: contextvars.Context | None) -> None:
-        self.callback = callback
-        self.args = args
-        self.context = context if context is not None else contextvars.copy_context()
-        self._cancelled = False
-
-    def cancel(self) -> None:
-        """Do not run the callback."""
-        self._cancelled = True
-
-    def cancelled(self) -> bool:
-        """True once cancelled."""
-        return self._cancelled
-
-
-class _Timer(_Call):
-    """A callback due at emu time ``when_s`` (what ``call_at`` / ``call_later`` return)."""
-
-    __slots__ = ("loop", "scheduled", "when_s")
-
-    def __init__(self, when_s: float, callback: Callable[..., Any], args: tuple[Any, ...],
-                 context: contextvars.Context | None, loop: VirtualTimeLoop) -> None:
-        self.callback = callback  # as _Call.__init__, inlined: timers are made by the thousand
-        self.args = args
-        self.context = context if context is not None else contextvars.copy_context()
-        self._cancelled = False
-        self.when_s = when_s
-        self.loop = loop
-        self.scheduled = True
-
-    def cancel(self) -> None:
-        """Do not run the callback; the loop counts it for compacting its heap."""
-        if not self._cancelled and self.scheduled:
-            self.loop.timers_cancelled += 1
-        self._cancelled = True
-
-    def when(self) -> float:
-        """Emu time the callback is due, seconds."""
-        return self.when_s
-
-    def __lt__(self, other: _Timer) -> bool:
-        # heap entries are (when_s, timer): reached only on equal times, where "<" is False
-        return False
+_TICK_CHECK_STEPS = 64  # steps between looks at the wall clock for the tick
 
 
 class VirtualTimeLoop(asyncio.AbstractEventLoop):
@@ -91,8 +47,8 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
 
     def __init__(self) -> None:
         self._now_s = 0.0
-        self._ready: deque[_Call] = deque()
-        self._timers: list[tuple[float, _Timer]] = []
+        self._ready: deque[Call] = deque()
+        self._timers: list[tuple[float, Timer]] = []
         self.timers_cancelled = 0  # cancelled timers still in the heap, as asyncio counts them
         self._running = False
         self._stopping = False
@@ -112,26 +68,26 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
 
     # the handles offer asyncio.Handle's public interface (cancel, cancelled, when), not its class
     def call_soon(self, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
-                  context: contextvars.Context | None = None) -> _Call:
+                  context: contextvars.Context | None = None) -> Call:
         """Run ``callback(*args)`` in a later step, after the callbacks already ready."""
-        call = _Call(callback, args, context)
+        call = Call(callback, args, context)
         self._ready.append(call)
         return call
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
-                context: contextvars.Context | None = None) -> _Timer:
+                context: contextvars.Context | None = None) -> Timer:
         """Run ``callback(*args)`` at emu time ``when`` (seconds)."""
-        timer = _Timer(when, callback, args, context, self)
+        timer = Timer(when, callback, args, context, self)
         heapq.heappush(self._timers, (when, timer))
         return timer
 
     def call_later(self, delay: float, callback: Callable[..., Any],  # type: ignore[override]
-                   *args: Any, context: contextvars.Context | None = None) -> _Timer:
+                   *args: Any, context: contextvars.Context | None = None) -> Timer:
         """Run ``callback(*args)`` after ``delay`` emu seconds."""
         return self.call_at(self._now_s + delay, callback, *args, context=context)
 
     def call_soon_threadsafe(self, callback: Callable[..., Any],  # type: ignore[override]
-                             *args: Any, context: contextvars.Context | None = None) -> _Call:
+                             *args: Any, context: contextvars.Context | None = None) -> Call:
         """As :meth:`call_soon` (the virtual engine has one thread)."""
         return self.call_soon(callback, *args, context=context)
 
@@ -194,32 +150,46 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
         if self._on_stop is not None and self._stop_flag is not None and self._stop_flag.requested:
             on_stop, self._on_stop = self._on_stop, None
             on_stop()
-        if self._tick is not None and time.monotonic() >= self._next_tick_wall:
-            self._next_tick_wall = time.monotonic() + self._tick_every_s
-            self._tick()
         self.steps += 1
+        if self._tick is not None and not self.steps % _TICK_CHECK_STEPS:
+            if time.monotonic() >= self._next_tick_wall:
+                self._next_tick_wall = time.monotonic() + self._tick_every_s
+                self._tick()
         ready, timers = self._ready, self._timers
         if not ready:
             while timers and timers[0][1]._cancelled:
                 heapq.heappop(timers)[1].scheduled = False  # not counted down: as before
             if timers:
-                self._now_s = max(self._now_s, timers[0][0])
+                if timers[0][0] > self._now_s:
+                    self._now_s = timers[0][0]
             elif not self._stopping:
                 raise RuntimeError("virtual engine deadlock: every task waits and no timer is set")
         if timers:
-            self._drop_cancelled(timers)
+            if timers[0][1]._cancelled or (  # the first test is implied by the other two
+                    self.timers_cancelled > _MIN_SCHEDULED_TO_COMPACT * _MIN_CANCELLED_FRACTION
+                    and len(timers) > _MIN_SCHEDULED_TO_COMPACT
+                    and self.timers_cancelled / len(timers) > _MIN_CANCELLED_FRACTION):
+                self._drop_cancelled(timers)  # else it would do nothing
+                timers = self._timers
             end_s = self._now_s + _CLOCK_RESOLUTION_S
-            timers = self._timers
             while timers and timers[0][0] < end_s:
                 timer = heapq.heappop(timers)[1]
                 timer.scheduled = False
                 ready.append(timer)
+        self._run_ready(ready)
+
+    def _run_ready(self, ready: deque[Call]) -> None:
+        """Run the callbacks in ``ready`` now (those they schedule wait for the next step)."""
+        popleft = ready.popleft
         for _ in range(len(ready)):
-            call = ready.popleft()
+            call = popleft()
             if call._cancelled:
                 continue
             try:
-                call.context.run(call.callback, *call.args)
+                if call.context is None:
+                    call.callback(*call.args)
+                else:
+                    call.context.run(call.callback, *call.args)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:  # noqa: BLE001 - reported as asyncio's loop does
@@ -227,7 +197,7 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
                     "message": f"Exception in callback {call.callback!r}", "exception": exc,
                 })
 
-    def _drop_cancelled(self, timers: list[tuple[float, _Timer]]) -> None:
+    def _drop_cancelled(self, timers: list[tuple[float, Timer]]) -> None:
         """Remove cancelled timers: all of them when they are many, else those at the top."""
         if (len(timers) > _MIN_SCHEDULED_TO_COMPACT
                 and self.timers_cancelled / len(timers) > _MIN_CANCELLED_FRACTION):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -182,7 +183,40 @@ def pipeline_latency_s(model: ModelSpec, hw: HardwareProfile, wafers: int) -> fl
     return hw.token_latency_s + model.layers * per_layer + (wafers - 1) * hw.hop_latency_s
 
 
+# (id(model), id(hw), chips) -> (model, hw kept alive so their ids stay theirs; batch -> time)
+_PREFILL_CACHE: dict[tuple[int, int, int], tuple[Any, Any, dict[Any, StepTime]]] = {}
+_PREFILL_CACHE_BATCHES = 1 << 16  # batches remembered per unit type before its cache starts over
+
+
 def prefill_time(
+    prompt_tokens: Sequence[int] | NDArray[np.int64],
+    model: ModelSpec,
+    hw: HardwareProfile,
+    chips: int,
+    cached_tokens: Sequence[int] | NDArray[np.int64] | None = None,
+) -> StepTime:
+    """Duration of one prefill batch of the given prompt lengths on a unit of ``chips`` chips
+    (see :func:`_prefill_time`). Batches given as lists of ints are answered from a cache per
+    (model, hardware, chips): the model and hardware are frozen, so the answer is the same."""
+    if type(prompt_tokens) is not list or not (cached_tokens is None
+                                               or type(cached_tokens) is list):
+        return _prefill_time(prompt_tokens, model, hw, chips, cached_tokens)
+    unit = (id(model), id(hw), chips)
+    entry = _PREFILL_CACHE.get(unit)
+    if entry is None or entry[0] is not model or entry[1] is not hw:
+        if len(_PREFILL_CACHE) >= _KV_BYTES_CACHE_MODELS:
+            _PREFILL_CACHE.clear()
+        entry = _PREFILL_CACHE[unit] = (model, hw, {})
+    key = (tuple(prompt_tokens), None if cached_tokens is None else tuple(cached_tokens))
+    value = entry[2].get(key)
+    if value is None:
+        if len(entry[2]) >= _PREFILL_CACHE_BATCHES:
+            entry[2].clear()
+        value = entry[2][key] = _prefill_time(prompt_tokens, model, hw, chips, cached_tokens)
+    return value
+
+
+def _prefill_time(
     prompt_tokens: Sequence[int] | NDArray[np.int64],
     model: ModelSpec,
     hw: HardwareProfile,
