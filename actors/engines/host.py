@@ -61,6 +61,7 @@ class ComponentHost:
         self._task: asyncio.Task[None] | None = None
         self._reports: asyncio.Task[None] | None = None
         self._collector: Any = None
+        self._cpu0_s = 0.0  # process CPU seconds when the run started
 
     def connect(self, handles: dict[str, Any]) -> str:
         self.component.connect({n: RayPeer(h) for n, h in handles.items()})
@@ -113,6 +114,7 @@ class ComponentHost:
         With ``live_s`` > 0 also report its state to the collector every ``live_s`` wall seconds
         when it changed (for the live view)."""
         self.clock.t0, self.clock.dilation = t0 + offset_s, dilation
+        self._cpu0_s = time.process_time()
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self.component.run())
         self._task.add_done_callback(self._on_done)
@@ -160,4 +162,6 @@ class ComponentHost:
                 task.cancel()
         out = self.component.results()
         out["errors"] = list(self.errors)
+        # this actor process's CPU seconds since the run started (for the fidelity benchmark)
+        out["cpu_s"] = time.process_time() - self._cpu0_s
         return out
