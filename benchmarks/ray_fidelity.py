@@ -4,8 +4,8 @@ Each point runs one experiment twice with the same config and seed — on the vi
 reference) and on the ray engine — and reports, as % error of the ray run against the virtual
 one: mean and p99 TTFT, mean TPOT and output throughput (tokens per emu s); then late decisions as
 % of decisions (every component's ``decide_at``), lag p50/p99 (emu ms), where the late decisions
-happened (by component kind), the lag corrections made (``retroactive_joins``,
-``backdated_transfers``), the ray run's wall seconds, and the actors' CPU seconds over the run as %
+happened and the lag corrections made (prefill and decode ``retroactive_joins``, the fabric's
+backdated transfers), by component kind, the ray run's wall seconds, and the actors' CPU seconds over the run as %
 of this machine's cores with the three busiest actors (``ComponentHost.results``' ``cpu_s``). A point is **faithful** when the four
 metrics are within 2 % and late decisions under 0.1 % of decisions.
 
@@ -80,7 +80,7 @@ class Point:
     lag_p99_ms: float
     wall_s: float
     late_by_kind: dict[str, int]
-    corrections: int
+    corrections: dict[str, int]
     completed: str
     cpu_pct: float
     busiest: str
@@ -119,12 +119,13 @@ def experiment(s: Scenario, engine: str, dilation: float, duration_s: float,
         "decode.units": s.decode, "workload.rate_per_s": s.rate_per_s, **sets})
 
 
-def late_by_kind(raw: dict[str, Any]) -> dict[str, int]:
-    """Late decisions per component kind (unit kind, else the control component's name)."""
+def by_kind(raw: dict[str, Any], *keys: str) -> dict[str, int]:
+    """The sum of the components' ``keys`` per component kind (unit kind, else the control
+    component's name), kinds with none left out."""
     out: dict[str, int] = {}
     for c in raw["components"]:
         kind = c["unit"]["kind"] if c.get("unit") else c["name"]
-        out[kind] = out.get(kind, 0) + int(c.get("late_decisions", 0))
+        out[kind] = out.get(kind, 0) + sum(int(c.get(key, 0)) for key in keys)
     return {k: v for k, v in out.items() if v}
 
 
@@ -151,8 +152,8 @@ def measure(s: Scenario, dilation: float, duration_s: float, sets: dict[str, Any
     decisions = int(got["decisions"])
     return Point(s, dilation, errors, 100.0 * got["late_decisions"] / max(decisions, 1),
                  decisions, got["lag_p50_ms"], got["lag_p99_ms"], wall_s,
-                 late_by_kind(result.raw), int(got["retroactive_joins"])
-                 + int(got["backdated_transfers"]),
+                 by_kind(result.raw, "late_decisions"),
+                 by_kind(result.raw, "retroactive_joins", "backdated"),
                  f"{got['completed']}/{got['submitted']}", *cpu_use(result.raw, dilation))
 
 
@@ -170,10 +171,11 @@ HEADER = ("| cluster | dilation | mean TTFT | p99 TTFT | mean TPOT | throughput 
 def row(p: Point, markdown: bool) -> str:
     """One table row (markdown), or the same fields space-separated."""
     err = [f"{p.errors_pct[label]:+.2f} %" for label, _ in METRICS]
-    kinds = ", ".join(f"{k} {v}" for k, v in sorted(p.late_by_kind.items())) or "none"
+    kinds, fixes = (", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"
+                    for d in (p.late_by_kind, p.corrections))
     cells = [p.scenario.label, f"{p.dilation:g}", *err,
              f"{p.late_pct:.2f} % of {p.decisions:,}", f"{p.lag_p50_ms:,.1f}",
-             f"{p.lag_p99_ms:,.1f}", kinds, f"{p.corrections:,}", p.completed,
+             f"{p.lag_p99_ms:,.1f}", kinds, fixes, p.completed,
              f"{p.wall_s:.1f}", f"{p.cpu_pct:.0f} %", p.busiest,
              "yes" if p.faithful else "metrics only" if p.metrics_ok else "no"]
     return "| " + " | ".join(cells) + " |" if markdown else "  ".join(cells)
