@@ -196,8 +196,9 @@ def largest(args: argparse.Namespace, per_prefill: float, sets: dict[str, Any],
             address: str | None, where: str) -> None:
     """Growing clusters at 80 % load at each dilation, until the four metrics leave their
     bounds; then the largest faithful size and the largest with the metrics in bounds."""
-    title(f"largest faithful cluster ({where}, 80 % prefill load)", args)
     for dilation in floats(args.largest_dilations):
+        title(f"largest faithful cluster ({where}, 80 % prefill load, dilation {dilation:g})",
+              args)
         faithful, metrics_ok = "none", "none"
         for size in args.sizes.split(","):
             p, d = (int(x) for x in size.split(":"))
