@@ -5,9 +5,10 @@ reference) and on the ray engine — and reports, as % error of the ray run agai
 one: mean and p99 TTFT, mean TPOT and output throughput (tokens per emu s); then late decisions as
 % of decisions (every component's ``decide_at``), lag p50/p99 (emu ms), where the late decisions
 happened and the lag corrections made (prefill and decode ``retroactive_joins``, the fabric's
-backdated transfers), by component kind, the ray run's wall seconds, and the actors' CPU seconds over the run as %
-of this machine's cores with the three busiest actors (``ComponentHost.results``' ``cpu_s``). A point is **faithful** when the four
-metrics are within 2 % and late decisions under 0.1 % of decisions.
+backdated transfers), by component kind, the ray run's wall seconds, and the actors' CPU seconds
+over the run as % of this machine's cores with the three busiest actors
+(``ComponentHost.results``' ``cpu_s``). A point is **faithful** when the four metrics are within
+2 % and late decisions under 0.1 % of decisions.
 
 Tables (``--only``):
 
@@ -210,8 +211,8 @@ def largest(args: argparse.Namespace, per_prefill: float, sets: dict[str, Any],
                 break
             metrics_ok = s.label
             faithful = s.label if point.faithful and faithful == previous(s, args) else faithful
-        print(f"\ndilation {dilation:g}: largest faithful {faithful}; largest with the four metrics "
-              f"within {MAX_ERROR_PCT:g} %: {metrics_ok}\n", flush=True)
+        print(f"\ndilation {dilation:g}: largest faithful {faithful}; largest with the four "
+              f"metrics within {MAX_ERROR_PCT:g} %: {metrics_ok}\n", flush=True)
 
 
 def on_cluster(args: argparse.Namespace, per_prefill: float, sets: dict[str, Any]) -> None:
