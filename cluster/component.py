@@ -197,6 +197,7 @@ class Component:
         self.lags = QuantileSketch()  # every lag, emu s (bounded memory)
         self.recent_lags_s: deque[float] = deque(maxlen=RECENT_LAGS)
         self.acts = 0  # actions whose lag was recorded
+        self.decisions = 0  # decisions taken (:meth:`decide_at`), the late ones' denominator
         self.late_decisions = 0
         self.last_decision_s = 0.0
 
@@ -235,15 +236,16 @@ class Component:
     def decide_at(self, modeled_s: float) -> None:
         """Record a decision at ``modeled_s`` (late per :meth:`note_input`) and its lag."""
         self.note_input(modeled_s)
+        self.decisions += 1
         self.last_decision_s = max(self.last_decision_s, modeled_s)
         self.act_at(modeled_s)
 
     def results(self) -> dict[str, Any]:
         """What the component hands to the results at the end of a run: its lag sketch's state
-        and its late decisions."""
+        and its decisions, late ones among them."""
         unit = None if self.unit is None else {"kind": self.unit.kind, "index": self.unit.index}
         return {"name": self.name, "unit": unit, "lags": self.lags.state(),
-                "late_decisions": self.late_decisions}
+                "decisions": self.decisions, "late_decisions": self.late_decisions}
 
     def drain_series(self) -> list[dict[str, Any]]:
         """Per-bin history that has become final (``timeseries.parquet`` rows, as plain data),

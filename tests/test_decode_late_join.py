@@ -3,6 +3,7 @@ ray engine) joins at the first past iteration boundary at or after that arrival.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from conftest import make_request
 
@@ -11,7 +12,7 @@ from disagg.actors.components.store import LocalStore
 from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
 from disagg.cluster.hardware.catalog import get_hardware, get_model
 from disagg.cluster.hardware.perf import kv_bytes
-from disagg.cluster.messages import KvDelivered
+from disagg.cluster.messages import KvDelivered, SpeedChanged
 from disagg.cluster.records import DecodeRecord
 from disagg.fabric.payload import make_payload
 from disagg.policies.batching import FcfsAdmission
@@ -84,3 +85,51 @@ def test_late_kv_that_would_already_be_done_completes_at_once() -> None:
     rec = _record(collector, 1)
     assert ends[1].sent_s == pytest.approx(rec.decode_start_s + 19 * STEP, rel=1e-6)
     assert 1 not in unit.running and unit.retroactive_joins == 1
+
+
+# one stream per step at the latency floor: a step of a batch of b takes b x STEP
+SHARED_CS3 = FLAT_CS3.model_copy(update={"concurrency_exponent": 1.0,
+                                         "concurrency_free_streams": 1.0})
+
+
+def _run_shared(late_by_s: float) -> DecodeRecord:
+    """Request 0 (1,001 tokens) runs alone from 0; request 1 (101 tokens) is modeled to arrive
+    at 0.1 s; a speed change of factor 1 at 0.12 s makes the unit commit there (nothing else
+    changes). Request 1's decode record."""
+    loop = VirtualTimeLoop()
+    clock = VirtualClock(loop)
+    model = get_model("llama-3.1-70b")
+    unit = DecodeUnit("decode-0", clock, model, SHARED_CS3, 4, FcfsAdmission(), LocalStore(), 1e11)
+    collector = _Sink()
+    unit.connect({"collector": collector, "router": _Sink()})
+
+    def deliver(rid: int, ready_s: float, tokens: int) -> None:
+        req = make_request(request_id=rid, output_tokens=tokens, tpot_slo_s=1.0)
+        payload = make_payload(rid, req.prompt_tokens, model.name, 2, 80,
+                               float(kv_bytes(1000, model)), 0.0)
+        unit.deliver(KvDelivered(req, "prefill-0", 1.0, payload, ready_s, sent_s=ready_s))
+
+    async def drive() -> None:
+        task = loop.create_task(unit.run())
+        loop.call_at(0.0, deliver, 0, 0.0, 1001)
+        loop.call_at(0.12, unit.deliver, SpeedChanged(1.0, 0.12))
+        loop.call_at(0.1 + late_by_s, deliver, 1, 0.1, 101)
+        await clock.sleep_until(2.0)
+        task.cancel()
+
+    loop.run_until_complete(drive())
+    loop.close()
+    return _record(collector, 1)
+
+
+def test_late_kv_is_credited_at_the_pace_of_the_batch_it_joins() -> None:
+    # on time: request 1 joins at the first boundary at or after 0.1 s and its 100 decode
+    # tokens take 2 x STEP each (a batch of two); 50 ms late, the unit already ran alone past
+    # 0.12 s: it is credited its tokens since at 2 x STEP too, not at the STEP the unit ran
+    on_time, late = _run_shared(0.0), _run_shared(0.05)
+    join_s = np.ceil(0.1 / STEP - 1e-6) * STEP
+    assert on_time.decode_start_s == pytest.approx(join_s, abs=1e-9)
+    assert on_time.last_token_s == pytest.approx(join_s + 100 * 2 * STEP, abs=1e-6)
+    assert late.decode_start_s == pytest.approx(join_s, abs=1e-9)
+    # the credited tokens end on its own grid; it then steps on the unit's: at most one STEP off
+    assert late.last_token_s == pytest.approx(on_time.last_token_s, abs=STEP * 1.01)

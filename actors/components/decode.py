@@ -177,30 +177,44 @@ class DecodeUnit(KvIntake):
     def _join_late(self, run: _Running, ready_s: float) -> None:
         """A request whose KV really arrived after the unit had moved past its modeled arrival
         (lag) joins at the first past boundary at or after that arrival, as it would have on
-        time: it is credited the tokens of the iterations since (the batch's step times are not
-        recomputed for it — exact while steps are latency-bound, as on CS-3)."""
+        time: it is credited the tokens it would have had since, at the step times of the batch
+        it joins (one more than the batch that ran; the others' past steps are not recomputed —
+        exact when steps do not depend on the batch, as with a flat concurrency curve)."""
         recent = self._recent.view()
         i = int(np.searchsorted(recent, ready_s, side="left"))
         if i >= len(recent):
             return
         rid = run.request.request_id
         rec = self.records[rid]
-        rec["decode_start_s"] = float(recent[i])
-        done = min(len(recent) - 1 - i, run.left)
+        start = float(recent[i])
+        rec["decode_start_s"] = start
         self.retroactive_joins += 1
+        if i >= len(recent) - 1:
+            return
+        tokens = self._joined_tokens(run, start, len(recent) - 1 - i)
+        done = min(len(tokens), run.left)
         if done <= 0:
             return
-        rec["first_decode_token_s"] = float(recent[i + 1])
+        rec["first_decode_token_s"] = float(tokens[0])
         if self.token_feed is not None:
-            self.token_feed.schedule(self.peers, self.name, (rid,),
-                                     recent[i + 1:i + done + 1].copy(), float(recent[i]))
+            self.token_feed.schedule(self.peers, self.name, (rid,), tokens[:done], start)
         run.left -= done
         run.context += done
         self.tokens_out += done
         if run.left <= 0:
             self._release(run)
-            rec["last_token_s"] = float(recent[i + done])
-            self._end(run.request, "completed", "", float(recent[i + done]))
+            rec["last_token_s"] = float(tokens[done - 1])
+            self._end(run.request, "completed", "", float(tokens[done - 1]))
+
+    def _joined_tokens(self, run: _Running, start_s: float, steps: int) -> np.ndarray:
+        """Token times (emu s) of a request that joined at ``start_s`` in the past, up to the
+        committed boundary: at most ``steps`` iterations of the running batch with it added."""
+        b = len(self.running) + 1
+        ctx0 = self._context + run.context
+        step_s = decode_step_times(b, ctx0 + b * np.arange(steps, dtype=np.float64),
+                                   self.model, self.hw, self.chips)
+        tokens = start_s + np.cumsum(step_s * self.speed.factor_at(start_s))
+        return tokens[tokens <= self.t + TIME_EPS_S]
 
     def _feed_join(self, r: Request) -> None:
         """Tell the gateway the request joined: its transfer (the fabric's record that came with

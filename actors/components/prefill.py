@@ -11,10 +11,20 @@ blocks; its load reports carry the held block ids (what a cache-aware router sco
 Each request's ``PrefillRecord`` (batch start, first token at the batch's end, modeled KV bytes,
 cached prompt tokens) goes on with its KV hand-over — at the batch's start under layer-wise
 streaming, when the first token's modeled time is already known.
+
+A request whose modeled arrival precedes the start of the batch now running (lag on the ray
+engine: the unit had already decided without it) re-forms that batch: while the batch has not
+ended and nothing about it has left the unit but a load report (no layer-wise KV hand-over, no
+first tokens to a gateway, no prefix-cache blocks taken), the batch's start is undone — queue,
+free time and last decision as they were — and the unit decides again from there with the late
+request eligible, as it would have on time (``retroactive_joins``). The virtual engine delivers
+no message late, so it never re-forms.
 """
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from disagg.actors.components.reporting import LoadReporter
@@ -22,7 +32,7 @@ from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component, Wake
+from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
 from disagg.cluster.hardware.perf import kv_bytes, prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import (
@@ -37,6 +47,23 @@ from disagg.cluster.prefix_cache import PrefixCache, cached_prefix_tokens
 from disagg.cluster.records import PrefillRecord
 from disagg.fabric.payload import make_payload
 from disagg.policies.base import Batch, PrefillBatchingPolicy, QueuedPrefill
+
+
+@dataclass(frozen=True)
+class _BatchStart:
+    """What starting the running batch changed, to undo it: the queue, the unit's free time and
+    last decision (emu s) before it, and the batch's requests."""
+
+    queue: tuple[QueuedPrefill, ...]
+    free_at_s: float
+    last_decision_s: float
+    batch_start_s: float
+    requests: tuple[Request, ...]
+
+
+def _end_sleep(ended: asyncio.Future[bool]) -> None:
+    if not ended.done():
+        ended.set_result(False)
 
 
 class PrefillUnit(Component):
@@ -71,6 +98,9 @@ class PrefillUnit(Component):
         self.tokens_in = 0  # prompt tokens of finished batches
         self.busy_s = 0.0  # emu s spent on finished batches
         self.batch_start_s = 0.0
+        self.retroactive_joins = 0  # running batches re-formed for a request that came late
+        self._start: _BatchStart | None = None  # the running batch, while it may be re-formed
+        self._reform: asyncio.Future[bool] | None = None  # resolved True to re-form it
         self.live_feed: list[tuple[Any, ...]] | None = None  # first tokens, for the live view
         self.cache = prefix_cache
         self.cached_tokens = 0  # prompt tokens served from the prefix cache
@@ -83,10 +113,13 @@ class PrefillUnit(Component):
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
         queued_s = msg.sent_s + self.control_delay_s
-        self.note_input(queued_s)
         self._carried[msg.request.request_id] = msg.records
         self.queue.append(QueuedPrefill(msg.request, queued_s))
         self.queue.sort(key=lambda q: q.queued_s)
+        if (self._start is not None and self._reform is not None and not self._reform.done()
+                and queued_s < self.batch_start_s - TIME_EPS_S):
+            self._undo_start(self._start)
+        self.note_input(queued_s)  # late only if before a decision that stands
         self.log.state(queued_s, len(self.queue), len(self.running), 0.0)
         self.wake.set()
 
@@ -117,6 +150,8 @@ class PrefillUnit(Component):
         requests = tuple(q.request for q in self.queue if q.request.request_id in chosen)
         if len(requests) != len(chosen):
             raise ValueError(f"{self.name}: batch names requests that are not queued")
+        before = _BatchStart(tuple(self.queue), self.free_at_s, self.last_decision_s,
+                             self.batch_start_s, requests)
         self.queue = [q for q in self.queue if q.request.request_id not in chosen]
         self.decide_at(t)
         cached = self._lookup(requests)
@@ -138,7 +173,9 @@ class PrefillUnit(Component):
         for r in requests:
             if r.request_id in streamed:
                 self._finish(r, stream=True)
-        await self.clock.sleep_until(end)
+        revisable = not streamed and self.token_feed is None and self.cache is None
+        if await self._sleep_unless_reformed(end, before if revisable else None):
+            return
         self.act_at(end)
         self.running = ()
         self.tokens_in += tokens
@@ -151,6 +188,43 @@ class PrefillUnit(Component):
             if r.request_id not in streamed:
                 self._finish(r)
         self._report(end)
+
+    async def _sleep_unless_reformed(self, end_s: float, start: _BatchStart | None) -> bool:
+        """Sleep until the running batch's end (emu s), as ``Clock.sleep_until`` does (the same
+        timer, so the same event order); True if a late request re-formed the batch meanwhile
+        (``start``: what to undo, None if the batch cannot be re-formed)."""
+        delay = self.clock.loop_delay_s(end_s)
+        if delay <= 0:
+            return False
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[bool] = loop.create_future()
+        timer = loop.call_later(delay, _end_sleep, ended)
+        self._start, self._reform = start, ended
+        try:
+            return await ended
+        finally:
+            timer.cancel()
+            self._start, self._reform = None, None
+
+    def _undo_start(self, start: _BatchStart) -> None:
+        """Undo the running batch's start (a request that came late is queued): the unit decides
+        again from where it stood before it; what it told the router is corrected by the load
+        reports of the batch it then starts."""
+        taken = {q.request.request_id for q in start.queue}
+        self.queue = sorted([*start.queue, *(q for q in self.queue
+                                             if q.request.request_id not in taken)],
+                            key=lambda q: q.queued_s)
+        self.free_at_s, self.batch_start_s = start.free_at_s, start.batch_start_s
+        self.last_decision_s = start.last_decision_s
+        self.decisions -= 1
+        self.running = ()
+        self.batches -= 1
+        self.log.undo_work()
+        for r in start.requests:
+            del self._started[r.request_id]
+        self.retroactive_joins += 1
+        assert self._reform is not None
+        self._reform.set_result(True)
 
     def _record_start(self, requests: tuple[Request, ...], t: float, end: float,
                       cached: list[int] | None) -> None:
@@ -214,7 +288,8 @@ class PrefillUnit(Component):
 
     def results(self) -> dict[str, Any]:
         out = super().results()
-        out.update(log=self.log.as_dict(), batches=self.batches)
+        out.update(log=self.log.as_dict(), batches=self.batches,
+                   retroactive_joins=self.retroactive_joins)
         if self.cache is not None:
             out["prefix_cache"] = {**vars(self.cache.stats()), "cached_tokens": self.cached_tokens}
         return out

@@ -24,6 +24,7 @@ class UnitLog:
         self.busy = BinnedIntegral(step_s)  # busy emu s per bin (union of work spans)
         self.tokens = BinnedIntegral(step_s)  # tokens per bin, counted when their work ends
         self._busy_end_s = -float("inf")
+        self._undo = (0.0, 0.0, 0, -float("inf"))  # the last work: start, end, tokens, busy end
         self.batches: list[tuple[float, float, int, int]] | None = [] if keep_events else None
 
     def state(self, t: float, queue_depth: int, batch_size: int, kv_used_bytes: float) -> None:
@@ -37,10 +38,21 @@ class UnitLog:
             self.busy.interval(max(start_s, self._busy_end_s), end_s)
         else:
             self.busy.interval(start_s, end_s)
+        self._undo = (start_s, end_s, tokens, self._busy_end_s)
         self._busy_end_s = max(self._busy_end_s, end_s)
         self.tokens.point(end_s, tokens)
         if self.batches is not None:
             self.batches.append((start_s, end_s, requests, tokens))
+
+    def undo_work(self) -> None:
+        """Take back the last :meth:`work` (a prefill batch re-formed before it ended); its bins
+        must still be held (a bin already handed out counts as late)."""
+        start_s, end_s, tokens, busy_end_s = self._undo
+        self.busy.interval(max(start_s, busy_end_s), end_s, -1.0)
+        self.tokens.point(end_s, -tokens)
+        self._busy_end_s = busy_end_s
+        if self.batches is not None:
+            self.batches.pop()
 
     def pop_final(self, frontier_s: float) -> dict[str, Any] | None:
         """The bins that are final once nothing can happen before ``frontier_s`` (emu s), as a

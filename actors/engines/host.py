@@ -72,6 +72,7 @@ class ComponentHost:
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._started: tuple[float, float, float, float] | None = None
         self.transport: Transport | None = None
+        self._cpu0_s = 0.0  # process CPU seconds when the run started
 
     def _named(self, name: str) -> Component:
         """Component ``name`` if this actor hosts it, else its only one (a control actor)."""
@@ -142,6 +143,7 @@ class ComponentHost:
         With ``live_s`` > 0 also report each one's state to the collector every ``live_s`` wall
         seconds when it changed (for the live view)."""
         self._started = (t0, dilation, offset_s, live_s)
+        self._cpu0_s = time.process_time()
         for name in self.components:
             self._start_one(name)
 
@@ -232,4 +234,6 @@ class ComponentHost:
             part["errors"] = [e for e in self.errors if e.startswith(f"{part['name']}: ")]
         if self.transport is not None:
             parts[0]["transport"] = self.transport.stats.as_dict()
+        # this actor process's CPU seconds since the run started (for the fidelity benchmark)
+        parts[0]["cpu_s"] = time.process_time() - self._cpu0_s
         return parts

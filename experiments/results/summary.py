@@ -140,6 +140,7 @@ def summarize(exp: Experiment, raw: dict[str, Any], agg: RequestAggregates,
     out.update(_fabric(tr))
     out["lag_p50_ms"] = _percentile(lags, 50) * 1e3
     out["lag_p99_ms"] = _percentile(lags, 99) * 1e3
+    out["decisions"] = int(sum(c.get("decisions", 0) for c in comps.values()))
     out["late_decisions"] = int(sum(c.get("late_decisions", 0) for c in comps.values()))
     out["retroactive_joins"] = int(sum(c.get("retroactive_joins", 0) for c in comps.values()))
     out["backdated_transfers"] = int(comps.get("fabric", {}).get("backdated", 0))
