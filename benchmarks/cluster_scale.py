@@ -6,6 +6,7 @@ wall time, lag p99 and late decisions; then the resident memory of the unit acto
 
     python benchmarks/cluster_scale.py [--sizes 4:2,8:2,16:4,32:8] [--dilations 1,4] [--duration 10]
     python benchmarks/cluster_scale.py --sizes ""     # memory per unit only (1, 4, 16 per actor)
+    python benchmarks/cluster_scale.py --markdown     # that table as markdown, nothing else
 
 Measured numbers are in docs/cluster.md.
 """
@@ -54,17 +55,32 @@ def unit_memory(n: int = 6, per_actor: int = 1) -> float:
     return sum(rss) / n / 2**20
 
 
+def print_memory_markdown(units: int = 16) -> None:
+    """The memory-per-unit table: ``units`` idle prefill units at 1, 4 and 16 units per actor."""
+    print(f"| units per actor | actors for {units} units | resident memory per unit (MB) |")
+    print("|---:|---:|---:|")
+    for per_actor in (1, 4, 16):
+        print(f"| {per_actor} | {-(-units // per_actor)} | {unit_memory(units, per_actor):.1f} |",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="4:2,8:2,16:4,32:8", help="prefill:decode units")
     ap.add_argument("--dilations", default="1,4", help="wall seconds per emu second")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--rate-per-prefill", type=float, default=4.0)
+    ap.add_argument("--markdown", action="store_true",
+                    help="print the memory-per-unit table as markdown (and nothing else)")
     args = ap.parse_args()
     t = time.time()
     cluster = start_cluster()
-    print(f"3-node cluster up in {time.time() - t:.1f} s")
+    if not args.markdown:
+        print(f"3-node cluster up in {time.time() - t:.1f} s")
     try:
+        if args.markdown:
+            print_memory_markdown()
+            return
         print(f"{'prefill':>7s} {'decode':>6s} {'actors':>6s} {'dilation':>8s} {'req':>5s} "
               f"{'wall s':>7s} {'lag p50 ms':>10s} {'lag p99 ms':>10s} {'late':>5s} "
               f"{'completed':>9s} {'TTFT vs virtual':>15s}")
