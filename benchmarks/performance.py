@@ -178,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         if body is None:
             failed.append(step.name)
             continue
-        text = replace_block(text, step.name, body + "\n" + stamp(commit, before,
-                                                                  os.getloadavg()[0], args.quick))
+        # read again: the doc may have been edited by hand while the step ran
+        text = replace_block(args.doc.read_text(encoding="utf-8"), step.name,
+                             body + "\n\n" + stamp(commit, before, os.getloadavg()[0], args.quick))
         write_atomically(args.doc, text)  # after every step: an interrupted run keeps the rest
     if failed:
         print(f"failed steps (their tables were left as they were): {', '.join(failed)}",

@@ -4,13 +4,16 @@ A lower-bound estimate from the config alone (arrival window only, mean arrival 
 run which cannot fit on the machine is refused up front with the estimate instead of dying of a
 MemoryError (or swapping) after minutes. The per-item byte costs are measured, not derived:
 
-- ``BYTES_PER_REQUEST``: 30 kB — issue 11's review measured a 100k-request virtual run of the
-  quickstart cluster peaking at 3.0 GB (results assembled whole in memory).
+- ``BYTES_PER_REQUEST``: 200 B — fitted to issue 11's memory benchmark once results streamed to
+  Parquet (``benchmarks/memory.py``: peak RSS 211 MiB at 10k requests of the quickstart cluster,
+  385 MiB at 1M, so 184 B per added request — the planned requests the load generator holds —
+  rounded up). Before streaming it was 30 kB (a 100k-request run peaked at 3.0 GB).
 - ``BYTES_PER_TIMESERIES_ROW``: 210 B — fitted to issue 12's report that ``sample_interval_s =
   1e-6`` took 7.3 GB for a 5 s run of the quickstart cluster (7 series: 3 units and 4 links, so
   3.5e7 rows).
 
-Both fall when results stream to disk (issue 11); update them with the memory benchmark then.
+The timeseries figure predates streaming (bins are now drained as the run goes), so it
+overestimates; it is kept until a run with a tiny ``sample_interval_s`` is measured again.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 from disagg.cluster.config import Experiment
 
-BYTES_PER_REQUEST = 30_000.0
+BYTES_PER_REQUEST = 200.0
 BYTES_PER_TIMESERIES_ROW = 210.0
 
 
@@ -39,7 +42,7 @@ class RunSize:
     def describe(self) -> str:
         """One line: the estimate and what it is made of."""
         return (f"~{self.bytes / 1e9:.1f} GB ({self.requests:.3g} requests x "
-                f"{BYTES_PER_REQUEST / 1e3:g} kB + {self.timeseries_rows:.3g} timeseries rows x "
+                f"{BYTES_PER_REQUEST:g} B + {self.timeseries_rows:.3g} timeseries rows x "
                 f"{BYTES_PER_TIMESERIES_ROW:g} B)")
 
 
