@@ -71,7 +71,8 @@ class DecodeUnit(KvIntake):
         self.model, self.hw, self.chips = model, hw, chips
         self.policy = policy
         self.kv_capacity_bytes = kv_capacity_bytes
-        self.reporter = LoadReporter(clock, report_interval_s, self._load)
+        self.reporter = LoadReporter(clock, report_interval_s, self._load,
+                                     lambda: self.hold_s)
         self.pending: list[PendingDecode] = []
         self.running: dict[int, _Running] = {}
         self._left = 0  # decode tokens still to generate, summed over the running batch

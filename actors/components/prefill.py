@@ -97,7 +97,8 @@ class PrefillUnit(Component):
         self._carried: dict[int, tuple[Any, ...]] = {}  # queued or running: records so far
         self._started: dict[int, PrefillRecord] = {}  # running: this unit's record
         self.batches = 0
-        self.reporter = LoadReporter(clock, report_interval_s, self._load)
+        self.reporter = LoadReporter(clock, report_interval_s, self._load,
+                                     lambda: self.hold_s)
         self.tokens_in = 0  # prompt tokens of finished batches
         self.busy_s = 0.0  # emu s spent on finished batches
         self.batch_start_s = 0.0
