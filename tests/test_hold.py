@@ -16,15 +16,16 @@ from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import load_experiment
 from disagg.experiments.run import assemble
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+QUICKSTART = EXPERIMENTS / "quickstart.toml"
 
 
-def _requests(hold_s: float) -> tuple[Any, list[dict[str, Any]]]:
-    """Quickstart (round robin) on the virtual engine, every component held by its stage x
-    ``hold_s`` emu s: the requests table and the components' raw results."""
-    exp = load_experiment(QUICKSTART, {"experiment.engine": "virtual",
-                                       "experiment.duration_s": 10.0})
-    assert exp.policies.router.name == "round_robin"
+def _requests(hold_s: float, path: Path = QUICKSTART,
+              stages: frozenset[str] = frozenset({"Router", "PrefillUnit", "Fabric", "DecodeUnit"}),
+              ) -> tuple[Any, list[dict[str, Any]]]:
+    """``path`` on the virtual engine, every component held by its stage x ``hold_s`` emu s:
+    the requests table and the components' raw results."""
+    exp = load_experiment(path, {"experiment.engine": "virtual", "experiment.duration_s": 10.0})
     held: list[str] = []
 
     def on_start(comps: dict[str, Component]) -> None:
@@ -35,7 +36,7 @@ def _requests(hold_s: float) -> tuple[Any, list[dict[str, Any]]]:
 
     raw = run_virtual(exp, on_start=on_start)
     if hold_s > 0:
-        assert {"Router", "PrefillUnit", "DecodeUnit"} <= set(held)
+        assert stages <= set(held)
     return assemble(exp, raw).tables["requests"], raw["components"]
 
 
@@ -53,6 +54,15 @@ def test_hold_leaves_virtual_requests_unchanged() -> None:
     held, comps = _requests(0.05)  # the default hold_wall_s at dilation 1
     kept = [c for c in base.column_names if c not in VIEW_AGES]
     assert held.select(kept).equals(base.select(kept))
+    assert sum(c["late_decisions"] for c in comps) == 0
+
+
+def test_hold_leaves_virtual_colocated_requests_unchanged() -> None:
+    path = EXPERIMENTS / "gpu_colocated.toml"
+    base, _ = _requests(0.0, path)
+    held, comps = _requests(0.002, path, frozenset({"Router", "ColocatedUnit"}))
+    assert base.num_rows > 20
+    assert held.equals(base)
     assert sum(c["late_decisions"] for c in comps) == 0
 
 
