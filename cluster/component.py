@@ -9,7 +9,6 @@ through one type -> handler table.
 from __future__ import annotations
 
 import asyncio
-import heapq
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from disagg.cluster.hold import HeldMessages
 from disagg.cluster.sketch import QuantileSketch
 
 TIME_EPS_S = 1e-9
@@ -214,9 +214,7 @@ class Component:
         self.late_decisions = 0
         self.last_decision_s = 0.0
         self.hold_s = 0.0  # emu s between an event's modeled time and acting on it
-        self._held: list[tuple[float, int, Any]] = []  # (modeled s, arrival seq, message)
-        self._held_seq = 0
-        self._hold_timer: asyncio.TimerHandle | None = None
+        self._held = HeldMessages(clock, self._handle)  # messages waiting for their hold
 
     def connect(self, peers: dict[str, Peer]) -> None:
         """Give the component its peers by name (called once by the engine before ``run``)."""
@@ -224,37 +222,13 @@ class Component:
 
     def deliver(self, message: Any) -> None:
         """Handle one message (the engine calls this in arrival order); with a hold, a message
-        carrying a modeled time ``sent_s`` waits until ``sent_s + hold_s`` (:meth:`_hold`)."""
+        carrying a modeled time ``sent_s`` waits until ``sent_s + hold_s`` (``cluster/hold.py``)."""
         if self.hold_s > 0.0 and self.holds_messages:
             sent_s = getattr(message, "sent_s", None)
             if sent_s is not None:
-                self._hold(float(sent_s), message)
+                self._held.push(float(sent_s) + self.hold_s, message)
                 return
         self._handle(message)
-
-    def _hold(self, sent_s: float, message: Any) -> None:
-        """Keep ``message`` (modeled time ``sent_s``) until the clock reaches ``sent_s + hold_s``;
-        one loop timer, for the earliest held message."""
-        heapq.heappush(self._held, (sent_s, self._held_seq, message))
-        self._held_seq += 1
-        if self._held[0][2] is message:
-            self._arm_hold()
-
-    def _arm_hold(self) -> None:
-        if self._hold_timer is not None:
-            self._hold_timer.cancel()
-            self._hold_timer = None
-        if self._held:
-            delay = self.clock.loop_delay_s(self._held[0][0] + self.hold_s)
-            self._hold_timer = asyncio.get_running_loop().call_later(
-                max(delay, 0.0), self._release_held)
-
-    def _release_held(self) -> None:
-        """Hand every held message whose hold has passed to its handler, in modeled order."""
-        self._hold_timer = None
-        while self._held and self.clock.loop_delay_s(self._held[0][0] + self.hold_s) <= 0:
-            self._handle(heapq.heappop(self._held)[2])
-        self._arm_hold()
 
     async def hold_until(self, modeled_s: float, wake: Wake) -> bool:
         """Timer-driven components: wait until ``modeled_s + hold_s`` before acting at modeled
