@@ -232,7 +232,7 @@ class Component:
 
     async def hold_until(self, modeled_s: float, wake: Wake) -> bool:
         """Timer-driven components: wait until ``modeled_s + hold_s`` before acting at modeled
-        ``modeled_s``; True if ``wake`` was set first (an input came: decide ``modeled_s`` again)."""
+        ``modeled_s``; True if ``wake`` was set first (an input came: decide again)."""
         wake.clear()
         return await self.clock.wait_until(modeled_s + self.hold_s, wake)
 
