@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from disagg.cluster.hold import HeldMessages
 from disagg.cluster.sketch import QuantileSketch
 
 TIME_EPS_S = 1e-9
@@ -185,7 +186,19 @@ class Component:
 
     Subclasses fill ``self.handlers`` (message type -> method) and may override :meth:`run`
     (started once by the engine) and :meth:`results` (gathered once at the end).
+
+    Conservative hold (ray engine): ``hold_s`` (emu s, set by the engine's host at the start;
+    ``hold_stage`` x ``[experiment] hold_wall_s`` / dilation) is how long after an event's modeled
+    time the component acts on it, so that inputs with earlier modeled times that lag brought
+    late still arrive first. A message-driven component (``hold_stage`` > 0, hold > 0) handles
+    messages carrying ``sent_s`` at ``sent_s + hold_s`` in modeled-time order; timer-driven ones
+    (prefill, decode) wait with :meth:`hold_until`. 0 (virtual engine, ``disagg serve``): none.
     """
+
+    hold_stage = 0
+    """Position on the request path (router 1, prefill 2, decode 3): hold = stage x hold_wall_s."""
+    holds_messages = False
+    """True for message-driven components: with a hold, messages wait in modeled-time order."""
 
     def __init__(self, name: str, clock: Clock, rng: np.random.Generator | None = None) -> None:
         self.name = name
@@ -200,13 +213,31 @@ class Component:
         self.decisions = 0  # decisions taken (:meth:`decide_at`), the late ones' denominator
         self.late_decisions = 0
         self.last_decision_s = 0.0
+        self.hold_s = 0.0  # emu s between an event's modeled time and acting on it
+        self._held = HeldMessages(clock, self._handle)  # messages waiting for their hold
 
     def connect(self, peers: dict[str, Peer]) -> None:
         """Give the component its peers by name (called once by the engine before ``run``)."""
         self.peers = dict(peers)
 
     def deliver(self, message: Any) -> None:
-        """Handle one message (the engine calls this in arrival order)."""
+        """Handle one message (the engine calls this in arrival order); with a hold, a message
+        carrying a modeled time ``sent_s`` waits until ``sent_s + hold_s`` (``cluster/hold.py``)."""
+        if self.hold_s > 0.0 and self.holds_messages:
+            sent_s = getattr(message, "sent_s", None)
+            if sent_s is not None:
+                self._held.push(float(sent_s) + self.hold_s, message)
+                return
+        self._handle(message)
+
+    async def hold_until(self, modeled_s: float, wake: Wake) -> bool:
+        """Timer-driven components: wait until ``modeled_s + hold_s`` before acting at modeled
+        ``modeled_s``; True if ``wake`` was set first (an input came: decide again)."""
+        wake.clear()
+        return await self.clock.wait_until(modeled_s + self.hold_s, wake)
+
+    def _handle(self, message: Any) -> None:
+        """Hand one message to the handler for its type."""
         handler = self.handlers.get(type(message))
         if handler is None:
             raise TypeError(f"{self.name} has no handler for {type(message).__name__}")
@@ -215,9 +246,10 @@ class Component:
     async def run(self) -> None:
         """The component's own activity; the default has none."""
 
-    def act_at(self, modeled_s: float) -> None:
-        """Record lag (emu s) for an action whose modeled time is ``modeled_s``."""
-        lag_s = self.clock.now() - modeled_s
+    def act_at(self, modeled_s: float, hold_s: float | None = None) -> None:
+        """Record lag (emu s) for an action whose modeled time is ``modeled_s``, against the
+        intended time ``modeled_s + hold_s`` (``hold_s``: the component's hold by default)."""
+        lag_s = self.clock.now() - modeled_s - (self.hold_s if hold_s is None else hold_s)
         if not lag_s > 0.0:  # max(0.0, lag_s), without the call
             lag_s = 0.0
         self.lags.add(lag_s)

@@ -53,7 +53,11 @@ def chunk_ready_times(start_s: float, window: tuple[float, float] | None, chunks
 
 
 class Fabric(Component):
-    """Moves KV payload references between units at the modeled speed of the network."""
+    """Moves KV payload references between units at the modeled speed of the network. With a
+    hold (ray engine) it acts on an event at modeled ``t`` at ``t + hold_s``, after the router's
+    hold, so transfer requests that lag behind the router's decisions need no backdating."""
+
+    hold_stage = 2
 
     def __init__(
         self, name: str, clock: Clock, topology: Topology, config: FabricConfig,
@@ -135,7 +139,7 @@ class Fabric(Component):
             if t == INF:
                 await self.wake.wait()
                 continue
-            if await self.clock.wait_until(t, self.wake):
+            if await self.clock.wait_until(t + self.hold_s, self.wake):
                 continue
             getattr(self, f"_do_{kind}")(t)
 

@@ -53,7 +53,10 @@ class _Decoding:
 
 
 class ColocatedUnit(Component):
-    """Runs its requests' chunked prefills and decodes in shared iterations."""
+    """Runs its requests' chunked prefills and decodes in shared iterations. With a hold (ray
+    engine) it passes an iteration boundary ``b`` only at ``b + hold_s``, as the decode unit."""
+
+    hold_stage = 2
 
     def __init__(
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
@@ -65,7 +68,8 @@ class ColocatedUnit(Component):
         self.kv_capacity_bytes = kv_capacity_bytes
         self.token_budget, self.max_running = token_budget, max_running
         self.control_delay_s = control_delay_s
-        self.reporter = LoadReporter(clock, report_interval_s, self._load)
+        self.reporter = LoadReporter(clock, report_interval_s, self._load,
+                                     lambda: self.hold_s)
         self.waiting: list[_Prefilling] = []
         self.decoding: dict[int, _Decoding] = {}
         self.kv: dict[int, float] = {}  # reserved KV bytes per started request
@@ -127,7 +131,10 @@ class ColocatedUnit(Component):
                 await self.wake.wait()
                 continue
             if not self.decoding and not any(w.started for w in self.waiting):
-                self.t = max(self.t, self.waiting[0].queued_s)
+                t = max(self.t, self.waiting[0].queued_s)
+                if self.hold_s > 0.0 and await self.hold_until(t, self.wake):
+                    continue  # a request came during the hold: plan from the earliest again
+                self.t = t
             chunks = self._plan()
             if chunks:
                 await self._mixed(chunks)
@@ -154,7 +161,7 @@ class ColocatedUnit(Component):
         if not later:
             raise RuntimeError(f"{self.name}: a waiting request fits in no empty unit")
         self.wake.clear()
-        if not await self.clock.wait_until(min(later), self.wake):
+        if not await self.clock.wait_until(min(later) + self.hold_s, self.wake):
             self.t = min(later)
 
     async def _mixed(self, chunks: tuple[tuple[_Prefilling, int], ...]) -> None:
@@ -171,7 +178,7 @@ class ColocatedUnit(Component):
         end = start + mixed_iteration_s(b, ctx, [w.done for w, _ in chunks],
                                         [c for _, c in chunks], self.model, self.hw, self.chips)
         self._changed(start)
-        await self.clock.sleep_until(end)
+        await self.clock.sleep_until(end + self.hold_s)
         self.act_at(end)
         firsts = 0
         for w, c in chunks:
@@ -205,7 +212,7 @@ class ColocatedUnit(Component):
                 first = max(min(self._unseen), self.t)
                 idx = min(idx, int(np.searchsorted(bounds, first, side="left")))
             self.wake.clear()
-            if not await self.clock.wait_until(float(bounds[idx]), self.wake):
+            if not await self.clock.wait_until(float(bounds[idx]) + self.hold_s, self.wake):
                 break
         self.act_at(float(bounds[idx]))
         self._advance(idx + 1, bounds, self.t)

@@ -56,7 +56,11 @@ class _Running:
 
 
 class DecodeUnit(KvIntake):
-    """Runs admitted requests' decode iterations and reports completions to the collector."""
+    """Runs admitted requests' decode iterations and reports completions to the collector.
+    With a hold (ray engine) it passes iteration boundary ``b`` only at ``b + hold_s``, so a KV
+    that arrives within the hold joins at its exact boundary."""
+
+    hold_stage = 3
 
     def __init__(
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
@@ -67,7 +71,8 @@ class DecodeUnit(KvIntake):
         self.model, self.hw, self.chips = model, hw, chips
         self.policy = policy
         self.kv_capacity_bytes = kv_capacity_bytes
-        self.reporter = LoadReporter(clock, report_interval_s, self._load)
+        self.reporter = LoadReporter(clock, report_interval_s, self._load,
+                                     lambda: self.hold_s)
         self.pending: list[PendingDecode] = []
         self.running: dict[int, _Running] = {}
         self._left = 0  # decode tokens still to generate, summed over the running batch
@@ -132,7 +137,10 @@ class DecodeUnit(KvIntake):
                     self.wake.clear()
                     await self.wake.wait()
                     continue
-                self.t = max(self.t, self.pending[0].ready_s)
+                t = max(self.t, self.pending[0].ready_s)
+                if self.hold_s > 0.0 and await self.hold_until(t, self.wake):
+                    continue  # a KV came during the hold: admit from the earliest again
+                self.t = t
             self._admit()
             if not self.running:
                 if self.pending:
@@ -232,7 +240,7 @@ class DecodeUnit(KvIntake):
         if not later:
             raise CapacityExceeded(f"{self.name}: a pending request fits in no empty batch")
         self.wake.clear()
-        if not await self.clock.wait_until(min(later), self.wake):
+        if not await self.clock.wait_until(min(later) + self.hold_s, self.wake):
             self.t = min(later)
 
     def _boundaries(self, steps: int) -> np.ndarray:
@@ -257,7 +265,7 @@ class DecodeUnit(KvIntake):
             if change is not None:  # a new speed applies from the first boundary at or after it
                 idx = min(idx, int(np.searchsorted(bounds, change, side="left")))
             self.wake.clear()
-            if not await self.clock.wait_until(float(bounds[idx]), self.wake):
+            if not await self.clock.wait_until(float(bounds[idx]) + self.hold_s, self.wake):
                 break
         self._advance(idx + 1, bounds)
 

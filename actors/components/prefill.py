@@ -67,7 +67,10 @@ def _end_sleep(ended: asyncio.Future[bool]) -> None:
 
 
 class PrefillUnit(Component):
-    """Queues assigned requests, runs batches chosen by its batching policy, emits first tokens."""
+    """Queues assigned requests, runs batches chosen by its batching policy, emits first tokens.
+    With a hold (ray engine) it forms the batch at modeled ``t`` only at ``t + hold_s``."""
+
+    hold_stage = 2
 
     def __init__(
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
@@ -94,7 +97,8 @@ class PrefillUnit(Component):
         self._carried: dict[int, tuple[Any, ...]] = {}  # queued or running: records so far
         self._started: dict[int, PrefillRecord] = {}  # running: this unit's record
         self.batches = 0
-        self.reporter = LoadReporter(clock, report_interval_s, self._load)
+        self.reporter = LoadReporter(clock, report_interval_s, self._load,
+                                     lambda: self.hold_s)
         self.tokens_in = 0  # prompt tokens of finished batches
         self.busy_s = 0.0  # emu s spent on finished batches
         self.batch_start_s = 0.0
@@ -130,6 +134,8 @@ class PrefillUnit(Component):
                 await self.wake.wait()
                 continue
             t = max(self.free_at_s, self.queue[0].queued_s, self.eval_s)
+            if self.hold_s > 0.0 and await self.hold_until(t, self.wake):
+                continue  # a request came during the hold: form the batch again
             eligible = tuple(q for q in self.queue if q.queued_s <= t)
             decision = self.policy.form_batch(eligible, t)
             if not isinstance(decision, Batch):
@@ -176,7 +182,7 @@ class PrefillUnit(Component):
         revisable = not streamed and self.token_feed is None and self.cache is None
         if await self._sleep_unless_reformed(end, before if revisable else None):
             return
-        self.act_at(end)
+        self.act_at(end, max(0.0, t + self.hold_s - end))  # the end's timer is not held
         self.running = ()
         self.tokens_in += tokens
         self.busy_s += end - t

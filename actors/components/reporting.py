@@ -18,8 +18,12 @@ from disagg.cluster.messages import LoadReport
 class LoadReporter:
     """Rate-limits one unit's ``LoadReport`` messages."""
 
-    def __init__(self, clock: Clock, interval_s: float, make: Callable[[float], LoadReport]) -> None:
+    def __init__(self, clock: Clock, interval_s: float, make: Callable[[float], LoadReport],
+                 hold_s: Callable[[], float] | None = None) -> None:
         self.clock = clock
+        # the unit's conservative hold, emu s (ray engine): a trailing report for modeled ``due``
+        # goes at ``due + hold``, when the unit's state is its modeled state at ``due``
+        self.hold_s = hold_s
         self.interval_s = interval_s
         self.make = make
         self.router: Peer | None = None
@@ -34,7 +38,8 @@ class LoadReporter:
         elif self._trailing is None:
             due = self.last_sent_s + self.interval_s
             loop = asyncio.get_running_loop()
-            self._trailing = loop.call_later(max(0.0, self.clock.loop_delay_s(due)),
+            at_s = due if self.hold_s is None else due + self.hold_s()
+            self._trailing = loop.call_later(max(0.0, self.clock.loop_delay_s(at_s)),
                                              self._flush, due)
 
     def _flush(self, due: float) -> None:

@@ -47,6 +47,9 @@ from disagg.policies.router import decode_kv_need
 class Router(Component):
     """Routes arrivals to prefill units and finished prefills to decode units via the fabric."""
 
+    hold_stage = 1
+    holds_messages = True
+
     def __init__(
         self, name: str, clock: Clock, policy: RouterPolicy, context: PolicyContext,
         units: list[UnitView], control_delay_s: float = 0.0, transfer_missing: bool = False,

@@ -154,6 +154,9 @@ class ComponentHost:
         clock = comp.clock
         assert isinstance(clock, WallClock)
         clock.t0, clock.dilation = t0 + offset_s, dilation
+        # conservative hold (docs/cluster.md); none for disagg serve, paced in wall time
+        hold_wall_s = 0.0 if self.serving else self.exp.experiment.hold_wall_s
+        comp.hold_s = comp.hold_stage * hold_wall_s / dilation
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(comp.run())]
         if live_s > 0 and name != "collector":
