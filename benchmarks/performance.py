@@ -125,8 +125,23 @@ def run_step(step: Step, quick: bool) -> str | None:
         if done.returncode != 0 or not done.stdout.strip():
             return None
         parts.append(f"`python benchmarks/{' '.join(_quoted(a) for a in args)}`:\n\n"
-                     + done.stdout.strip("\n"))
+                     + without_ray_logs(done.stdout).strip("\n"))
     return "\n\n".join(parts)
+
+
+def without_ray_logs(text: str) -> str:
+    """``text`` without the log lines Ray's workers forward to the driver's stdout (coloured,
+    prefixed ``(raylet)`` or ``(ComponentHost pid=...)``), and with a blank line before every
+    table that follows a line of text (markdown needs it)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        if "\x1b[" in line or line.startswith("(raylet)") or (
+                line.startswith("(") and " pid=" in line.split(")")[0]):
+            continue
+        if line.startswith("|") and out and out[-1].strip() and not out[-1].startswith("|"):
+            out.append("")
+        out.append(line)
+    return "\n".join(out)
 
 
 def _quoted(arg: str) -> str:

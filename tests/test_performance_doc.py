@@ -79,3 +79,13 @@ def test_a_failing_command_leaves_its_block_and_exits_1(
     doc.write_text(original, encoding="utf-8")
     assert performance.main(["--doc", str(doc), "--quick"]) == 1
     assert doc.read_text(encoding="utf-8") == original
+
+
+def test_ray_worker_log_lines_are_left_out_of_the_tables() -> None:
+    text = ("| a |\n\x1b[33m(raylet)\x1b[0m WARNING: 8 PYTHON worker processes\n"
+            "(raylet) WARNING: more\n(ComponentHost pid=123) a log line\n| b |\n(not a log)\n")
+    assert performance.without_ray_logs(text) == "| a |\n| b |\n(not a log)"
+
+
+def test_a_table_after_a_line_of_text_gets_a_blank_line() -> None:
+    assert performance.without_ray_logs("title\n| a |\n|---|\n") == "title\n\n| a |\n|---|"
