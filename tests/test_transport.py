@@ -8,9 +8,15 @@ import asyncio
 from concurrent.futures import Future
 from typing import Any
 
-from conftest import make_request
+import pytest
+from conftest import make_experiment, make_request
 
-from disagg.actors.engines.transport import Transport, merge_stats
+from disagg.actors.engines.transport import (
+    PREFETCH_HOLD_WALL_S,
+    Transport,
+    merge_stats,
+    prefetch_hold_wall_s,
+)
 from disagg.cluster.messages import KvPrefetch, LoadReport, RequestArrived, RequestEnded
 
 
@@ -140,3 +146,11 @@ def test_merge_stats_sums_actors_and_divides_by_requests() -> None:
     assert out["messages_sent"] == 8 and out["messages_per_request"] == 4.0
     assert list(out["by_type"]) == ["LoadReport", "KvReady"]
     assert out["by_type"]["LoadReport"]["superseded"] == 1
+
+
+def test_a_prefetch_waits_for_its_delivery_within_all_but_one_decode_hold_stage() -> None:
+    exp = make_experiment(experiment__hold_wall_s=0.05)
+    assert prefetch_hold_wall_s(exp, serving=False) == pytest.approx(0.10)  # 2 of decode's 3
+    assert prefetch_hold_wall_s(exp, serving=True) == PREFETCH_HOLD_WALL_S  # serve holds nothing
+    assert prefetch_hold_wall_s(make_experiment(experiment__hold_wall_s=0.0),
+                                serving=False) == PREFETCH_HOLD_WALL_S

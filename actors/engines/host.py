@@ -14,7 +14,7 @@ import ray
 
 from disagg.actors.components.live_state import LiveReporter
 from disagg.actors.engines.build import build_component
-from disagg.actors.engines.transport import Transport
+from disagg.actors.engines.transport import Transport, prefetch_hold_wall_s
 from disagg.cluster.component import Clock, Component, as_arrivals, as_ledger
 from disagg.cluster.config import Experiment
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
@@ -87,7 +87,8 @@ class ComponentHost:
         open_loop = not isinstance(self.exp.workload, ClosedLoopWorkload)
         self.transport = Transport(handles, actor_of or {n: n for n in handles},
                                    self._deliver_local, frozenset(self.components),
-                                   hold_records=open_loop and not self.serving)
+                                   hold_records=open_loop and not self.serving,
+                                   prefetch_hold_s=prefetch_hold_wall_s(self.exp, self.serving))
         for comp in self.components.values():
             comp.connect({n: self.transport.peer(n) for n in handles})
         return ray.get_runtime_context().get_node_id()

@@ -9,8 +9,10 @@ handling one event travels together, and the receiver handles them in the order 
 Nothing is delayed past the tick, with two exceptions that no modeled time depends on:
 
 * **KV prefetches** (``KvPrefetch``, fabric -> decode: start copying the real bytes) wait up to
-  :data:`PREFETCH_HOLD_WALL_S`, so on a short transfer they travel with the ``KvDelivered`` that
-  follows; the decode unit still handles the prefetch first. The modeled transfer is untouched;
+  :func:`prefetch_hold_wall_s` (two of the decode unit's three conservative-hold stages, at least
+  :data:`PREFETCH_HOLD_WALL_S`), so they travel with the ``KvDelivered`` that follows unless the
+  transfer is longer; the decode unit still handles the prefetch first and passes the KV's
+  boundary only a third hold later, time enough to copy the payload (1-13 ms measured here). The modeled transfer is untouched;
   only the real copy may start that much later (measured: ``transfers.parquet`` real end).
 * **records to the collector** (``RequestEnded``, first-token and join records, arrivals) of an
   open-loop, non-serving run are held up to :data:`RECORDS_HOLD_WALL_S` wall seconds and go out
@@ -39,12 +41,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from disagg.actors.components.decode import DecodeUnit
+from disagg.cluster.config import Experiment
 from disagg.cluster.messages import KvPrefetch, LoadReport
 
 RECORDS_HOLD_WALL_S = 0.2  # wall s a record bound for the collector may wait for company
 PREFETCH_HOLD_WALL_S = 0.02  # wall s a KV prefetch may wait (for its delivery, on short transfers)
 COLLECTOR = "collector"
 DeliverLocal = Callable[[str, Any], None]
+
+
+def prefetch_hold_wall_s(exp: Experiment, serving: bool) -> float:
+    """Wall s a ``KvPrefetch`` may wait for its ``KvDelivered``: all but one stage of the decode
+    unit's hold (``experiment.hold_wall_s``; a served run holds nothing), at least
+    :data:`PREFETCH_HOLD_WALL_S`."""
+    hold_s = 0.0 if serving else exp.experiment.hold_wall_s
+    return max(PREFETCH_HOLD_WALL_S, (DecodeUnit.hold_stage - 1) * hold_s)
 
 
 @dataclass
@@ -124,12 +136,14 @@ class Transport:
     """One actor's sending side: an outbox per destination actor, flushed once per tick."""
 
     def __init__(self, handles: dict[str, Any], actor_of: dict[str, str],
-                 local: DeliverLocal, local_names: frozenset[str], hold_records: bool) -> None:
+                 local: DeliverLocal, local_names: frozenset[str], hold_records: bool,
+                 prefetch_hold_s: float = PREFETCH_HOLD_WALL_S) -> None:
         self.handles = dict(handles)  # component name -> its actor's handle
         self.actor_of = dict(actor_of)  # component name -> its actor's key
         self.local = local
         self.local_names = local_names
         self.hold_records = hold_records
+        self.prefetch_hold_s = prefetch_hold_s
         self.stats = TransportStats()
         self.outboxes: dict[str, Outbox] = {}
         self.pending: set[asyncio.Future[Any]] = set()  # held-record calls not yet handled
@@ -147,7 +161,7 @@ class Transport:
     def hold_s(self, dest: str, message: Any) -> float:
         """Wall seconds ``message`` may wait in its outbox for company (0: end of this tick)."""
         if isinstance(message, KvPrefetch):
-            return PREFETCH_HOLD_WALL_S
+            return self.prefetch_hold_s
         if dest == COLLECTOR and self.hold_records:
             return RECORDS_HOLD_WALL_S
         return 0.0
