@@ -63,7 +63,12 @@ def test_a_lost_shared_actor_loses_all_its_units(ray_cluster, tmp_path, monkeypa
     rows = result.tables["requests"].to_pylist()
     assert result.summary["lost_units"] == ["prefill-0", "prefill-1"]
     assert len(rows) == result.summary["submitted"]
-    assert {r["status"] for r in rows} == {"completed"}  # the router redid the lost ones
+    # the router redid the requests the lost units held; a KV they had already handed on but
+    # whose real bytes were still being copied dies with its owner (Ray objects do): kv_missing
+    lost_kv = [r for r in rows if r["status"] != "completed"]
+    assert all(r["status"] == "failed" and r["reason"].startswith("kv_missing")
+               and r["prefill_unit"] in ("prefill-0", "prefill-1") for r in lost_kv), lost_kv
+    assert len(lost_kv) < len(rows) / 4
     after = [r for r in rows if r["arrival_s"] > killed_s[0] + 1.5]  # noticed by then
     assert after and all(r["prefill_unit"] in ("prefill-2", "prefill-3") for r in after)
 
