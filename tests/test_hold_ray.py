@@ -1,5 +1,6 @@
 """The conservative hold on the ray engine (shared Ray fixture): the quickstart's late decisions
-drop with the default hold against ``hold_wall_s = 0``, and its requests all complete."""
+are no more with the default hold than with ``hold_wall_s = 0`` and stay under 2 %, and its
+requests all complete."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def test_hold_cuts_late_decisions(ray_cluster) -> None:
     late_h, decisions_h, missing_h = _late(0.05)
     assert missing_0 == missing_h == 0
     assert decisions_0 > 50 and decisions_h > 50
-    # without a hold the decode unit decides before KVs of one prefill batch all arrive (~5 %,
-    # docs/performance.md); 3 x 50 ms of hold covers that hand-off even on a loaded machine
-    assert late_h < late_0
+    # without a hold the decode unit may decide before the KVs of one prefill batch all arrive
+    # (0-5 % of decisions, more under load: docs/performance.md); 3 x 50 ms of hold covers that
+    # hand-off (0-0.4 % measured, loaded or not). On a quiet machine both can be 0.
+    assert late_h <= late_0
+    assert late_h <= 0.02 * decisions_h
