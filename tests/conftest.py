@@ -80,3 +80,20 @@ def ray_cluster():
                          cs3.node_id)
     ray.shutdown()
     cluster.shutdown()
+
+
+@pytest.fixture
+def actor_handles(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The ray engine's actor handles by component name, filled once the run has started them
+    (for tests that kill an actor mid-run)."""
+    ray_engine = pytest.importorskip("disagg.actors.engines.ray_engine")
+    handles: dict[str, Any] = {}
+    real_start = ray_engine._start_actors
+
+    def start_and_keep(*args: Any, **kwargs: Any) -> Any:
+        out = real_start(*args, **kwargs)
+        handles.update(out[0])
+        return out
+
+    monkeypatch.setattr(ray_engine, "_start_actors", start_and_keep)
+    return handles

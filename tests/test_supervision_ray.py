@@ -14,7 +14,6 @@ import pytest
 import ray
 from conftest import make_experiment
 
-from disagg.actors.engines import ray_engine
 from disagg.experiments.cli.main import _run_exit
 from disagg.experiments.run import run_experiment
 
@@ -22,17 +21,9 @@ pytestmark = pytest.mark.ray
 
 
 @pytest.mark.parametrize("victim", ["collector", "router", "fabric", "loadgen"])
-def test_a_lost_control_actor_ends_the_run_with_results(ray_cluster, tmp_path: Path, monkeypatch,
+def test_a_lost_control_actor_ends_the_run_with_results(ray_cluster, tmp_path: Path, actor_handles,
                                                          capsys, victim: str) -> None:
-    handles: dict[str, Any] = {}
-    real_start = ray_engine._start_actors
-
-    def start_and_keep(*args: Any, **kwargs: Any) -> Any:
-        out = real_start(*args, **kwargs)
-        handles.update(out[0])
-        return out
-
-    monkeypatch.setattr(ray_engine, "_start_actors", start_and_keep)
+    handles = actor_handles
     killed_at: list[float] = []
 
     def kill_after_first_completion(snapshot: dict[str, Any]) -> None:

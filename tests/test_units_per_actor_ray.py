@@ -11,7 +11,6 @@ import pytest
 import ray
 from conftest import make_experiment
 
-from disagg.actors.engines import ray_engine
 from disagg.experiments.run import run_experiment
 
 pytestmark = pytest.mark.ray
@@ -38,16 +37,8 @@ def test_shared_actors_end_the_same_requests_the_same_way(ray_cluster, tmp_path)
     assert messages["by_type"]["RequestArrived"]["local"] == messages["requests"]  # same actor
 
 
-def test_a_lost_shared_actor_loses_all_its_units(ray_cluster, tmp_path, monkeypatch) -> None:
-    handles: dict[str, Any] = {}
-    real_start = ray_engine._start_actors
-
-    def start_and_keep(*args: Any, **kwargs: Any) -> Any:
-        out = real_start(*args, **kwargs)
-        handles.update(out[0])
-        return out
-
-    monkeypatch.setattr(ray_engine, "_start_actors", start_and_keep)
+def test_a_lost_shared_actor_loses_all_its_units(ray_cluster, tmp_path, actor_handles) -> None:
+    handles = actor_handles
 
     killed_s: list[float] = []
 
@@ -89,16 +80,8 @@ def test_unit_loss_on_a_shared_actor_stops_only_that_unit(ray_cluster, tmp_path)
 
 
 def test_a_lost_control_actor_ends_the_run_when_it_hosts_the_control_plane(
-        ray_cluster, tmp_path, monkeypatch) -> None:
-    handles: dict[str, Any] = {}
-    real_start = ray_engine._start_actors
-
-    def start_and_keep(*args: Any, **kwargs: Any) -> Any:
-        out = real_start(*args, **kwargs)
-        handles.update(out[0])
-        return out
-
-    monkeypatch.setattr(ray_engine, "_start_actors", start_and_keep)
+        ray_cluster, tmp_path, actor_handles) -> None:
+    handles = actor_handles
 
     def kill_after_first_completion(snapshot: dict[str, Any]) -> None:
         if snapshot["completed"] >= 1 and handles:
