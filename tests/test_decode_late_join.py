@@ -74,7 +74,7 @@ def test_late_kv_joins_at_its_modeled_boundary() -> None:
         rec = _record(collector, 1)
         assert rec.decode_start_s == pytest.approx(0.1, abs=STEP)
         assert rec.last_token_s == pytest.approx(rec.decode_start_s + 99 * STEP, rel=1e-6)
-    assert late.retroactive_joins == 1 and on_time.retroactive_joins == 0
+    assert late.gate.late_joins == 1 and on_time.gate.late_joins == 0
     assert _record(c_late, 1).last_token_s == pytest.approx(_record(c_on, 1).last_token_s)
 
 
@@ -84,7 +84,7 @@ def test_late_kv_that_would_already_be_done_completes_at_once() -> None:
     assert ends[1].status == "completed"
     rec = _record(collector, 1)
     assert ends[1].sent_s == pytest.approx(rec.decode_start_s + 19 * STEP, rel=1e-6)
-    assert 1 not in unit.running and unit.retroactive_joins == 1
+    assert 1 not in unit.running and unit.gate.late_joins == 1
 
 
 # one stream per step at the latency floor: a step of a batch of b takes b x STEP

@@ -56,8 +56,6 @@ class ColocatedUnit(Component):
     """Runs its requests' chunked prefills and decodes in shared iterations. With a hold (ray
     engine) it passes an iteration boundary ``b`` only at ``b + hold_s``, as the decode unit."""
 
-    hold_stage = 2
-
     def __init__(
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         kv_capacity_bytes: float, token_budget: int, max_running: int,
@@ -69,7 +67,7 @@ class ColocatedUnit(Component):
         self.token_budget, self.max_running = token_budget, max_running
         self.control_delay_s = control_delay_s
         self.reporter = LoadReporter(clock, report_interval_s, self._load,
-                                     lambda: self.hold_s)
+                                     self.gate_release)
         self.waiting: list[_Prefilling] = []
         self.decoding: dict[int, _Decoding] = {}
         self.kv: dict[int, float] = {}  # reserved KV bytes per started request
@@ -132,7 +130,7 @@ class ColocatedUnit(Component):
                 continue
             if not self.decoding and not any(w.started for w in self.waiting):
                 t = max(self.t, self.waiting[0].queued_s)
-                if self.hold_s > 0.0 and await self.hold_until(t, self.wake):
+                if await self.hold_until(t, self.wake):
                     continue  # a request came during the hold: plan from the earliest again
                 self.t = t
             chunks = self._plan()
@@ -161,7 +159,7 @@ class ColocatedUnit(Component):
         if not later:
             raise RuntimeError(f"{self.name}: a waiting request fits in no empty unit")
         self.wake.clear()
-        if not await self.clock.wait_until(min(later) + self.hold_s, self.wake):
+        if not await self.clock.wait_until(self.gate.release_s(min(later)), self.wake):
             self.t = min(later)
 
     async def _mixed(self, chunks: tuple[tuple[_Prefilling, int], ...]) -> None:
@@ -178,7 +176,7 @@ class ColocatedUnit(Component):
         end = start + mixed_iteration_s(b, ctx, [w.done for w, _ in chunks],
                                         [c for _, c in chunks], self.model, self.hw, self.chips)
         self._changed(start)
-        await self.clock.sleep_until(end + self.hold_s)
+        await self.clock.sleep_until(self.gate.release_s(end))
         self.act_at(end)
         firsts = 0
         for w, c in chunks:
@@ -212,7 +210,7 @@ class ColocatedUnit(Component):
                 first = max(min(self._unseen), self.t)
                 idx = min(idx, int(np.searchsorted(bounds, first, side="left")))
             self.wake.clear()
-            if not await self.clock.wait_until(float(bounds[idx]) + self.hold_s, self.wake):
+            if not await self.clock.wait_until(self.gate.release_s(float(bounds[idx])), self.wake):
                 break
         self.act_at(float(bounds[idx]))
         self._advance(idx + 1, bounds, self.t)
