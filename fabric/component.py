@@ -19,7 +19,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
-from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
+from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component, Wake
 from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import KvDelivered, KvPrefetch, LinkScaled, TransferRequested
 from disagg.cluster.records import TransferRecord

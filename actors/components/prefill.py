@@ -33,7 +33,7 @@ from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
+from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component, Wake
 from disagg.cluster.hardware.perf import kv_bytes, prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import (
