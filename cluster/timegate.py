@@ -27,6 +27,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from disagg.cluster.hold import HeldMessages, LoopClock
 from disagg.cluster.messages import (
     KvDelivered,
@@ -155,7 +158,7 @@ class TimeGate:
         decision the component already took at ``last_decision_s`` (same stream) came late."""
         return modeled_s < last_decision_s - TIME_EPS_S
 
-    def join_index(self, arrival_s: float, boundaries: Sequence[float],
+    def join_index(self, arrival_s: float, boundaries: Sequence[float] | NDArray[np.float64],
                    fits: Callable[[int], bool]) -> int | None:
         """A late input joins a unit's batch at the earliest remembered past boundary at or
         after its modeled arrival at which ``fits(i)`` (the batch had room and its KV fitted
@@ -194,7 +197,7 @@ class TimeGate:
                 "reformed_batches": self.reformed_batches, "backdated": self.backdated}
 
 
-def _first_at_or_after(sorted_s: Sequence[float], t: float) -> int:
+def _first_at_or_after(sorted_s: Sequence[float] | NDArray[np.float64], t: float) -> int:
     """Index of the first element >= ``t`` (len if none)."""
     lo, hi = 0, len(sorted_s)
     while lo < hi:

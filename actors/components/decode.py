@@ -14,12 +14,11 @@ comes in (from the object store, with or without a task) is ``kv_intake.py``.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from disagg.actors.components.decode_late import BoundaryLoad, late_join_index
+from disagg.actors.components.decode_late import BoundaryLoad, LateJoins, Running
 from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.kv_intake import KvIntake
@@ -46,15 +45,7 @@ from disagg.fabric.payload import PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
 
 
-@dataclass
-class _Running:
-    request: Request
-    left: int  # decode tokens still to generate
-    context: int  # tokens in the KV cache now
-    kv_bytes: float
-
-
-class DecodeUnit(KvIntake):
+class DecodeUnit(LateJoins, KvIntake):
     """Runs admitted requests' decode iterations and reports completions to the collector.
     It passes iteration boundary ``b`` at its gate's release time for ``b`` (with a hold, ray
     engine: later, so a KV that arrives within the hold joins at its exact boundary); a KV that
@@ -72,7 +63,7 @@ class DecodeUnit(KvIntake):
         self.reporter = LoadReporter(clock, report_interval_s, self._load,
                                      self.gate_release)
         self.pending: list[PendingDecode] = []
-        self.running: dict[int, _Running] = {}
+        self.running: dict[int, Running] = {}
         self._left = 0  # decode tokens still to generate, summed over the running batch
         self._context = 0  # tokens in the KV cache, summed over the running batch
         self.kv_used_bytes = 0.0
@@ -163,14 +154,11 @@ class DecodeUnit(KvIntake):
         self.decide_at(self.t)
         for p in [p for p in eligible if p.request.request_id in admitted]:
             r = p.request
-            run = _Running(r, r.output_tokens - 1, r.prompt_tokens + 1, p.kv_bytes)
+            run = Running(r, r.output_tokens - 1, r.prompt_tokens + 1, p.kv_bytes)
             self.kv_used_bytes += p.kv_bytes
             rec = self._draft(r.request_id)
             rec.decode_start_s = self.t
-            at = None
-            if rec.late and p.ready_s < self.t - TIME_EPS_S:
-                at = late_join_index(self.gate, self._load_hist, self.policy, p,
-                                     self.kv_capacity_bytes)
+            at = self._late_join_at(p, rec)
             if at is not None:
                 rec.decode_start_s = float(self._load_hist.bounds()[at])
             if self.token_feed is not None:
@@ -190,43 +178,6 @@ class DecodeUnit(KvIntake):
             self.kept.fit(self.kv_capacity_bytes - self.kv_used_bytes)
         self._changed()
 
-    def _credit_late(self, run: _Running, rec: RequestDraft, at: int) -> None:
-        """A late KV joined at past boundary ``at`` (the gate's choice): it is credited the
-        tokens it would have had since, at the step times of the batch it joins (one more than
-        the batch that ran; the others' past steps are not recomputed — exact when steps do not
-        depend on the batch, as with a flat concurrency curve)."""
-        bounds = self._load_hist.bounds()
-        start, steps = float(bounds[at]), len(bounds) - 1 - at
-        tokens = self._joined_tokens(run, start, steps) if steps > 0 else np.empty(0)
-        done = min(len(tokens), run.left)
-        if done <= 0:
-            self._load_hist.add(at, len(bounds), run.kv_bytes)
-            return
-        rid = run.request.request_id
-        rec.first_decode_token_s = float(tokens[0])
-        if self.token_feed is not None:
-            self.token_feed.schedule(self.peers, self.name, (rid,), tokens[:done], start)
-        run.left -= done
-        run.context += done
-        self.tokens_out += done
-        if run.left > 0:
-            self._load_hist.add(at, len(bounds), run.kv_bytes)
-            return
-        self._load_hist.add(at, at + done, run.kv_bytes)
-        self._release(run)
-        rec.last_token_s = float(tokens[done - 1])
-        self._end(run.request, "completed", "", float(tokens[done - 1]))
-
-    def _joined_tokens(self, run: _Running, start_s: float, steps: int) -> np.ndarray:
-        """Token times (emu s) of a request that joined at ``start_s`` in the past, up to the
-        committed boundary: at most ``steps`` iterations of the running batch with it added."""
-        b = len(self.running) + 1
-        ctx0 = self._context + run.context
-        step_s = decode_step_times(b, ctx0 + b * np.arange(steps, dtype=np.float64),
-                                   self.model, self.hw, self.chips)
-        tokens = start_s + np.cumsum(step_s * self.speed.factor_at(start_s))
-        return tokens[tokens <= self.t + TIME_EPS_S]
-
     def _feed_join(self, r: Request, rec: RequestDraft) -> None:
         """Tell the gateway the request joined: its transfer (the fabric's record that came with
         its KV) and its admission (this unit's)."""
@@ -236,7 +187,7 @@ class DecodeUnit(KvIntake):
                           if transfer else (self.t, self.t))
         self.token_feed.joined(  # type: ignore[union-attr]
             self.peers, self.name, r.request_id, float(kv_bytes(r.prompt_tokens, self.model)),
-            start_s, end_s, rec.decode_start_s)
+            start_s, end_s, self.t if rec.decode_start_s is None else rec.decode_start_s)
 
     async def _wait_for_ready(self) -> None:
         later = [p.ready_s for p in self.pending if p.ready_s > self.t + TIME_EPS_S]
@@ -324,7 +275,7 @@ class DecodeUnit(KvIntake):
         self._context += len(self.running) * steps
         return finished, joined
 
-    def _release(self, run: _Running) -> None:
+    def _release(self, run: Running) -> None:
         """A request finished: free its KV (keeping its prompt blocks, with decode_keep)."""
         self.kv_used_bytes -= run.kv_bytes
         if self.kept is not None:

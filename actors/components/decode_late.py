@@ -13,13 +13,32 @@ back-dated (the unit only asks for requests marked late on arrival).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
+from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.recent_boundaries import RecentBoundaries
-from disagg.cluster.timegate import TimeGate
+from disagg.actors.components.speed import SpeedSchedule
+from disagg.actors.components.token_feed import TokenFeed
+from disagg.cluster.hardware.perf import decode_step_times
+from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.messages import Request
+from disagg.cluster.timegate import TIME_EPS_S, TimeGate
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
 
 RECENT_BOUNDARIES = 4096  # iteration boundaries remembered for late joins
+
+
+@dataclass
+class Running:
+    """A request in a decode unit's running batch."""
+
+    request: Request
+    left: int  # decode tokens still to generate
+    context: int  # tokens in the KV cache now
+    kv_bytes: float
 
 
 class BoundaryLoad:
@@ -70,3 +89,74 @@ def late_join_index(gate: TimeGate, load: BoundaryLoad, policy: DecodeAdmissionP
         return rid in policy.admit((pending,), load.state(i, kv_capacity_bytes))
 
     return gate.join_index(pending.ready_s, load.bounds(), fits)
+
+
+class LateJoins:
+    """The decode unit's side of late joins: where a late KV joins (asking the gate) and the
+    tokens it is credited. Mixed into :class:`~disagg.actors.components.decode.DecodeUnit`."""
+
+    gate: TimeGate
+    policy: DecodeAdmissionPolicy
+    model: ModelSpec
+    hw: HardwareProfile
+    chips: int
+    kv_capacity_bytes: float
+    kv_used_bytes: float
+    t: float
+    running: dict[int, Running]
+    _context: int
+    _load_hist: BoundaryLoad
+    speed: SpeedSchedule
+    token_feed: TokenFeed | None
+    tokens_out: int
+    peers: dict[str, Any]
+    name: str
+
+    def _release(self, run: Running) -> None: ...
+
+    def _end(self, request: Request, status: str, reason: str, t: float) -> None: ...
+
+    def _late_join_at(self, pending: PendingDecode, rec: RequestDraft) -> int | None:
+        """Past boundary index at which an admitted request joins: only a request whose KV
+        came late (marked on arrival) and only where the gate says; None: now."""
+        if not (rec.late and pending.ready_s < self.t - TIME_EPS_S):
+            return None
+        return late_join_index(self.gate, self._load_hist, self.policy, pending,
+                               self.kv_capacity_bytes)
+
+    def _credit_late(self, run: Running, rec: RequestDraft, at: int) -> None:
+        """A late KV joined at past boundary ``at`` (the gate's choice): it is credited the
+        tokens it would have had since, at the step times of the batch it joins (one more than
+        the batch that ran; the others' past steps are not recomputed — exact when steps do not
+        depend on the batch, as with a flat concurrency curve)."""
+        bounds = self._load_hist.bounds()
+        start, steps = float(bounds[at]), len(bounds) - 1 - at
+        tokens = self._joined_tokens(run, start, steps) if steps > 0 else np.empty(0)
+        done = min(len(tokens), run.left)
+        if done <= 0:
+            self._load_hist.add(at, len(bounds), run.kv_bytes)
+            return
+        rid = run.request.request_id
+        rec.first_decode_token_s = float(tokens[0])
+        if self.token_feed is not None:
+            self.token_feed.schedule(self.peers, self.name, (rid,), tokens[:done], start)
+        run.left -= done
+        run.context += done
+        self.tokens_out += done
+        if run.left > 0:
+            self._load_hist.add(at, len(bounds), run.kv_bytes)
+            return
+        self._load_hist.add(at, at + done, run.kv_bytes)
+        self._release(run)
+        rec.last_token_s = float(tokens[done - 1])
+        self._end(run.request, "completed", "", float(tokens[done - 1]))
+
+    def _joined_tokens(self, run: Running, start_s: float, steps: int) -> np.ndarray:
+        """Token times (emu s) of a request that joined at ``start_s`` in the past, up to the
+        committed boundary: at most ``steps`` iterations of the running batch with it added."""
+        b = len(self.running) + 1
+        ctx0 = self._context + run.context
+        step_s = decode_step_times(b, ctx0 + b * np.arange(steps, dtype=np.float64),
+                                   self.model, self.hw, self.chips)
+        tokens = start_s + np.cumsum(step_s * self.speed.factor_at(start_s))
+        return tokens[tokens <= self.t + TIME_EPS_S]
