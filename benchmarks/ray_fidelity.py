@@ -4,8 +4,8 @@ Each point runs one experiment twice with the same config and seed — on the vi
 reference) and on the ray engine — and reports, as % error of the ray run against the virtual
 one: mean and p99 TTFT, mean TPOT and output throughput (tokens per emu s); then late decisions as
 % of decisions (every component's ``decide_at``), lag p50/p99 (emu ms), where the late decisions
-happened and the lag corrections made (prefill and decode ``retroactive_joins``, the fabric's
-backdated transfers), by component kind, the ray run's wall seconds, and the actors' CPU seconds
+happened and the lag corrections made (the time gate's counts: decode ``late_joins``, prefill
+``reformed_batches``, the fabric's ``backdated`` transfers), by component kind, the ray run's wall seconds, and the actors' CPU seconds
 over the run as % of this machine's cores with the three busiest actors
 (``ComponentHost.results``' ``cpu_s``). A point is **faithful** when the four metrics are within
 2 % and late decisions under 0.1 % of decisions.
@@ -154,7 +154,7 @@ def measure(s: Scenario, dilation: float, duration_s: float, sets: dict[str, Any
     return Point(s, dilation, errors, 100.0 * got["late_decisions"] / max(decisions, 1),
                  decisions, got["lag_p50_ms"], got["lag_p99_ms"], wall_s,
                  by_kind(result.raw, "late_decisions"),
-                 by_kind(result.raw, "retroactive_joins", "backdated"),
+                 by_kind(result.raw, "late_joins", "reformed_batches", "backdated"),
                  f"{got['completed']}/{got['submitted']}", *cpu_use(result.raw, dilation))
 
 

@@ -16,12 +16,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from disagg.cluster.hold import HeldMessages
 from disagg.cluster.sketch import QuantileSketch
+from disagg.cluster.timegate import TIME_EPS_S, TimeGate
 
-TIME_EPS_S = 1e-9
-"""The one tolerance for comparing emu times, seconds: events closer than this are simultaneous
-(float seconds accumulate rounding). Every time comparison in the components uses it."""
+__all__ = ["TIME_EPS_S", "Clock", "Component", "Peer", "Wake"]
 SERIES_MARGIN_S = 1.0
 """Emu seconds a component keeps timeseries bins open behind its own frontier, for events whose
 modeled time comes late (lag on the ray engine)."""
@@ -187,18 +185,15 @@ class Component:
     Subclasses fill ``self.handlers`` (message type -> method) and may override :meth:`run`
     (started once by the engine) and :meth:`results` (gathered once at the end).
 
-    Conservative hold (ray engine): ``hold_s`` (emu s, set by the engine's host at the start;
-    ``hold_stage`` x ``[experiment] hold_wall_s`` / dilation) is how long after an event's modeled
-    time the component acts on it, so that inputs with earlier modeled times that lag brought
-    late still arrive first. A message-driven component (``hold_stage`` > 0, hold > 0) handles
-    messages carrying ``sent_s`` at ``sent_s + hold_s`` in modeled-time order; timer-driven ones
-    (prefill, decode) wait with :meth:`hold_until`. 0 (virtual engine, ``disagg serve``): none.
+    Lateness (``cluster/timegate.py``): the engine hands the component a :class:`TimeGate`
+    (``gate``) that says when it may act on modeled ``t`` (its release time: ``t`` on the
+    virtual engine, ``t`` + a conservative hold on the ray engine) and what becomes of an input
+    that comes late. A message-driven component (``holds_messages``) has its messages held per
+    edge by the gate; timer-driven ones (prefill, decode) wait with :meth:`hold_until`.
     """
 
-    hold_stage = 0
-    """Position on the request path (router 1, prefill 2, decode 3): hold = stage x hold_wall_s."""
     holds_messages = False
-    """True for message-driven components: with a hold, messages wait in modeled-time order."""
+    """True for message-driven components: with a hold, messages wait in release-time order."""
 
     def __init__(self, name: str, clock: Clock, rng: np.random.Generator | None = None) -> None:
         self.name = name
@@ -213,28 +208,39 @@ class Component:
         self.decisions = 0  # decisions taken (:meth:`decide_at`), the late ones' denominator
         self.late_decisions = 0
         self.last_decision_s = 0.0
-        self.hold_s = 0.0  # emu s between an event's modeled time and acting on it
-        self._held = HeldMessages(clock, self._handle)  # messages waiting for their hold
+        self._last_by_stream: dict[str, float] = {}  # other decision streams (see decide_at)
+        self.gate = TimeGate()  # no hold, corrections on; the engine hands its own
+
+    def set_gate(self, gate: TimeGate) -> None:
+        """Use ``gate`` (the engine's, before ``run``) for release times and late inputs."""
+        self.gate = gate
+        if self.holds_messages:
+            gate.hold_messages(self.clock, self._handle)
+
+    @property
+    def hold_s(self) -> float:
+        """Emu s between modeled ``t`` and acting on it (the gate's; 0 without a hold)."""
+        return self.gate.hold_s
 
     def connect(self, peers: dict[str, Peer]) -> None:
         """Give the component its peers by name (called once by the engine before ``run``)."""
         self.peers = dict(peers)
 
     def deliver(self, message: Any) -> None:
-        """Handle one message (the engine calls this in arrival order); with a hold, a message
-        carrying a modeled time ``sent_s`` waits until ``sent_s + hold_s`` (``cluster/hold.py``)."""
-        if self.hold_s > 0.0 and self.holds_messages:
-            sent_s = getattr(message, "sent_s", None)
-            if sent_s is not None:
-                self._held.push(float(sent_s) + self.hold_s, message)
-                return
-        self._handle(message)
+        """Handle one message (the engine calls this in arrival order); the gate may hold it
+        until its release time (a message-driven component on the ray engine)."""
+        if self.gate.admit_message(message):
+            self._handle(message)
+
+    def gate_release(self, modeled_s: float) -> float:
+        """Emu time at which this component acts on modeled ``modeled_s`` (its gate's)."""
+        return self.gate.release_s(modeled_s)
 
     async def hold_until(self, modeled_s: float, wake: Wake) -> bool:
-        """Timer-driven components: wait until ``modeled_s + hold_s`` before acting at modeled
+        """Timer-driven components: wait until the gate's release time for modeled
         ``modeled_s``; True if ``wake`` was set first (an input came: decide again)."""
         wake.clear()
-        return await self.clock.wait_until(modeled_s + self.hold_s, wake)
+        return await self.clock.wait_until(self.gate.release_s(modeled_s), wake)
 
     def _handle(self, message: Any) -> None:
         """Hand one message to the handler for its type."""
@@ -256,20 +262,25 @@ class Component:
         self.recent_lags_s.append(lag_s)
         self.acts += 1
 
-    def note_input(self, modeled_s: float) -> bool:
-        """The one late-decision rule: an input (a message's modeled arrival, or a decision) at
-        modeled time ``modeled_s`` earlier than a decision this component already took, by more
-        than :data:`TIME_EPS_S`, was late: lag reordered events. Counts it; True if late."""
-        late = modeled_s < self.last_decision_s - TIME_EPS_S
+    def note_input(self, modeled_s: float, stream: str = "") -> bool:
+        """An input (a message's modeled arrival, or a decision) at modeled ``modeled_s``:
+        late per the gate's rule if before a decision this component already took on
+        ``stream`` (a router decides on arrivals and on KVs, released by different holds).
+        Counts it; True if late."""
+        last = self.last_decision_s if not stream else self._last_by_stream.get(stream, 0.0)
+        late = self.gate.late_decision(modeled_s, last)
         if late:
             self.late_decisions += 1
         return late
 
-    def decide_at(self, modeled_s: float) -> None:
-        """Record a decision at ``modeled_s`` (late per :meth:`note_input`) and its lag."""
-        self.note_input(modeled_s)
+    def decide_at(self, modeled_s: float, stream: str = "") -> None:
+        """Record a decision at ``modeled_s`` on ``stream`` (late per :meth:`note_input`)."""
+        self.note_input(modeled_s, stream)
         self.decisions += 1
-        self.last_decision_s = max(self.last_decision_s, modeled_s)
+        if stream:
+            self._last_by_stream[stream] = max(self._last_by_stream.get(stream, 0.0), modeled_s)
+        else:
+            self.last_decision_s = max(self.last_decision_s, modeled_s)
         self.act_at(modeled_s)
 
     def results(self) -> dict[str, Any]:
@@ -277,7 +288,8 @@ class Component:
         and its decisions, late ones among them."""
         unit = None if self.unit is None else {"kind": self.unit.kind, "index": self.unit.index}
         return {"name": self.name, "unit": unit, "lags": self.lags.state(),
-                "decisions": self.decisions, "late_decisions": self.late_decisions}
+                "decisions": self.decisions, "late_decisions": self.late_decisions,
+                **self.gate.counts()}
 
     def drain_series(self) -> list[dict[str, Any]]:
         """Per-bin history that has become final (``timeseries.parquet`` rows, as plain data),

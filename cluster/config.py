@@ -79,9 +79,10 @@ class ExperimentSection(_Section):
         1.0, ge=0, le=60, description="ray engine: wall seconds between set-up and emu time 0"
     )
     hold_wall_s: float = Field(
-        0.05, ge=0, le=10, description="ray engine: conservative hold, wall s per stage of the "
-        "request path (router 1, prefill 2, decode 3; emu hold = stage x this / dilation); "
-        "0 = none; the virtual engine and disagg serve use 0")
+        0.05, ge=0, le=10, description="ray engine: conservative hold unit, wall s; each edge "
+        "(sender -> receiver) is held a multiple of it (cluster/timegate.py HOLD_MULTIPLIERS; "
+        "emu hold = multiple x this / dilation); 0 = none; the virtual engine and disagg serve "
+        "use 0")
     over_context: Literal["reject", "truncate"] = Field(
         "reject", description="a request whose prompt + output exceeds model.max_context_tokens: "
         "rejected (reason exceeds_context) or its prompt truncated to fit")

@@ -1,9 +1,10 @@
 """Messages a component holds back until their modeled time plus its conservative hold.
 
 On the ray engine a message arrives 1-100 ms (wall) after its modeled time, so a message-driven
-component (the router) would decide in arrival order, not modeled order. With a hold ``hold_s``
-(emu s) it keeps every message carrying a modeled time ``sent_s`` until its clock reaches
-``sent_s + hold_s`` and then hands them out in modeled-time order (ties: arrival order).
+component (the router) would decide in arrival order, not modeled order. Its
+:class:`~disagg.cluster.timegate.TimeGate` keeps every message carrying a modeled time ``sent_s``
+here until its release time (``sent_s`` + the hold of the edge it came by) and then hands them out
+in release-time order (ties: arrival order).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 
-class _Clock(Protocol):
+class LoopClock(Protocol):
+    """What holding needs of a clock: loop seconds until an emu time."""
+
     def loop_delay_s(self, emu_s: float) -> float: ...
 
 
@@ -23,7 +26,7 @@ class HeldMessages:
 
     __slots__ = ("_clock", "_handle", "_heap", "_seq", "_timer")
 
-    def __init__(self, clock: _Clock, handle: Callable[[Any], None]) -> None:
+    def __init__(self, clock: LoopClock, handle: Callable[[Any], None]) -> None:
         self._clock, self._handle = clock, handle
         self._heap: list[tuple[float, int, Any]] = []  # (release at, emu s; arrival seq; message)
         self._seq = 0

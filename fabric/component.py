@@ -19,7 +19,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
-from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
+from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component, Wake
 from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import KvDelivered, KvPrefetch, LinkScaled, TransferRequested
 from disagg.cluster.records import TransferRecord
@@ -54,10 +54,9 @@ def chunk_ready_times(start_s: float, window: tuple[float, float] | None, chunks
 
 class Fabric(Component):
     """Moves KV payload references between units at the modeled speed of the network. With a
-    hold (ray engine) it acts on an event at modeled ``t`` at ``t + hold_s``, after the router's
-    hold, so transfer requests that lag behind the router's decisions need no backdating."""
-
-    hold_stage = 2
+    hold (ray engine) it acts on an event at modeled ``t`` at its gate's release time, after the
+    router's, so transfer requests that lag behind the router's decisions need no backdating;
+    whether one that comes later still is backdated is the gate's rule (``may_backdate``)."""
 
     def __init__(
         self, name: str, clock: Clock, topology: Topology, config: FabricConfig,
@@ -89,7 +88,6 @@ class Fabric(Component):
         self.link_bytes_binned = {k: BinnedIntegral(self.step_s) for k in links}  # bytes per bin
         self._link_rate: dict[str, tuple[float, float]] = {k: (0.0, 0.0) for k in links}
         self.bytes_moved = 0.0
-        self.backdated = 0  # transfers started at their modeled time after arriving late
         self.link_bytes: dict[Any, float] = {}  # modeled bytes of finished transfers per link
         self.handlers = {TransferRequested: self._on_transfer, LinkScaled: self._on_link_scaled}
 
@@ -139,7 +137,7 @@ class Fabric(Component):
             if t == INF:
                 await self.wake.wait()
                 continue
-            if await self.clock.wait_until(t + self.hold_s, self.wake):
+            if await self.clock.wait_until(self.gate.release_s(t), self.wake):
                 continue
             getattr(self, f"_do_{kind}")(t)
 
@@ -157,7 +155,7 @@ class Fabric(Component):
         self.net.add(seq, tr.path, tr.chunk_bytes, start)
         self._log_links(start)
         late = start - t
-        if late > TIME_EPS_S and len(tr.ready_s) == 1 and tr.sent_chunks == 0:
+        if self.gate.may_backdate(late, len(tr.ready_s) == 1 and tr.sent_chunks == 0):
             self._backdate(seq, tr, t, late)
 
     def _backdate(self, seq: int, tr: Any, t: float, late: float) -> None:
@@ -165,7 +163,6 @@ class Fabric(Component):
         (lag on the ray engine): start it at its modeled time anyway, crediting the bytes it
         would have sent since at its current fair rate."""
         tr.start_s = t
-        self.backdated += 1
         early = self.net.backdate(seq, late)
         if early > 0:  # it would already have finished: deliver at the modeled end
             self.net.finish(seq, self.net.now_s)
@@ -242,7 +239,7 @@ class Fabric(Component):
 
     def results(self) -> dict[str, Any]:
         out = super().results()
-        out.update(link_log=self.link_log or [], backdated=self.backdated,
+        out.update(link_log=self.link_log or [],
                    link_state=self._link_state(),
                    capacity={f"{k[0]}/{k[1]}": v for k, v in self.topology.capacity.items()})
         return out

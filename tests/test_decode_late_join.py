@@ -9,6 +9,7 @@ from conftest import make_request
 
 from disagg.actors.components.decode import DecodeUnit
 from disagg.actors.components.store import LocalStore
+from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
 from disagg.cluster.hardware.catalog import get_hardware, get_model
 from disagg.cluster.hardware.perf import kv_bytes
@@ -32,14 +33,17 @@ class _Sink:
         self.got.append(msg)
 
 
-def _run(late_by_s: float, output_tokens: int) -> tuple[DecodeUnit, _Sink]:
+def _run(late_by_s: float, output_tokens: int, batch: int = 256,
+         feed: bool = False) -> tuple[DecodeUnit, _Sink]:
     loop = VirtualTimeLoop()
     clock = VirtualClock(loop)
     model = get_model("llama-3.1-70b")
-    unit = DecodeUnit("decode-0", clock, model, FLAT_CS3, 4, FcfsAdmission(),
+    unit = DecodeUnit("decode-0", clock, model, FLAT_CS3, 4, FcfsAdmission(batch),
                       LocalStore(), 1e11)
     collector, router = _Sink(), _Sink()
-    unit.connect({"collector": collector, "router": router})
+    unit.connect({"collector": collector, "router": router, "gateway": _Sink()})
+    if feed:  # disagg serve: token times go to the gateway
+        unit.token_feed = TokenFeed("gateway")
 
     def deliver(rid: int, ready_s: float, tokens: int) -> None:
         req = make_request(request_id=rid, output_tokens=tokens, tpot_slo_s=1.0)
@@ -54,6 +58,8 @@ def _run(late_by_s: float, output_tokens: int) -> tuple[DecodeUnit, _Sink]:
         # request 1's KV was modeled to arrive at 0.1 s but reaches the unit late
         loop.call_at(0.1 + late_by_s, deliver, 1, 0.1, output_tokens)
         await clock.sleep_until(2.0)
+        if task.done():
+            task.result()  # the unit's loop died: raise its error here
         task.cancel()
 
     loop.run_until_complete(drive())
@@ -74,7 +80,7 @@ def test_late_kv_joins_at_its_modeled_boundary() -> None:
         rec = _record(collector, 1)
         assert rec.decode_start_s == pytest.approx(0.1, abs=STEP)
         assert rec.last_token_s == pytest.approx(rec.decode_start_s + 99 * STEP, rel=1e-6)
-    assert late.retroactive_joins == 1 and on_time.retroactive_joins == 0
+    assert late.gate.late_joins == 1 and on_time.gate.late_joins == 0
     assert _record(c_late, 1).last_token_s == pytest.approx(_record(c_on, 1).last_token_s)
 
 
@@ -84,7 +90,28 @@ def test_late_kv_that_would_already_be_done_completes_at_once() -> None:
     assert ends[1].status == "completed"
     rec = _record(collector, 1)
     assert ends[1].sent_s == pytest.approx(rec.decode_start_s + 19 * STEP, rel=1e-6)
-    assert 1 not in unit.running and unit.retroactive_joins == 1
+    assert 1 not in unit.running and unit.gate.late_joins == 1
+
+
+def test_late_kv_that_completes_within_its_join_feeds_the_gateway_first() -> None:
+    # disagg serve: the late join used to end the request (dropping its draft) and then tell
+    # the gateway it joined, reading the dropped draft (KeyError)
+    unit, collector = _run(0.2, 20, feed=True)
+    ends = {m.request_id: m for m in collector.got}
+    assert ends[1].status == "completed"
+    assert _record(collector, 1).decode_start_s == pytest.approx(0.1, abs=STEP)
+    assert unit.gate.late_joins == 1
+
+
+def test_late_kv_joins_only_where_the_batch_had_room() -> None:
+    # two requests per batch: requests 0 and 2 fill it from 0; request 2 ends after its 250
+    # decode steps, at 250 x STEP = 0.119 s. Request 1 (modeled at 0.1 s, 0.1 s late) had no
+    # room at 0.1 s: it joins at request 2's last boundary, not at 0.1 s
+    unit, collector = _run(0.1, 20, batch=2)
+    assert _record(collector, 2).last_token_s == pytest.approx(250 * STEP, rel=1e-9)
+    assert _record(collector, 1).decode_start_s == pytest.approx(250 * STEP, rel=1e-9)
+    assert _record(collector, 1).last_token_s == pytest.approx(269 * STEP, rel=1e-6)
+    assert unit.gate.late_joins == 1
 
 
 # one stream per step at the latency floor: a step of a batch of b takes b x STEP

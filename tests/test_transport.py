@@ -12,10 +12,10 @@ import pytest
 from conftest import make_experiment, make_request
 
 from disagg.actors.engines.transport import (
-    PREFETCH_HOLD_WALL_S,
+    PREFETCH_WAIT_WALL_S,
     Transport,
     merge_stats,
-    prefetch_hold_wall_s,
+    prefetch_wait_wall_s,
 )
 from disagg.cluster.messages import KvPrefetch, LoadReport, RequestArrived, RequestEnded
 
@@ -46,7 +46,7 @@ def report(unit: str, queued: int) -> LoadReport:
     return LoadReport(unit, "prefill", queued, 0, 0, 0.0, 1.0, 0.0, sent_s=float(queued))
 
 
-def make(hold_records: bool = True) -> tuple[Transport, dict[str, FakeActor], list[Any]]:
+def make(coalesce_records: bool = True) -> tuple[Transport, dict[str, FakeActor], list[Any]]:
     actors = {"router": FakeActor(), "collector": FakeActor(), "fabric": FakeActor()}
     handles = {"router": actors["router"], "collector": actors["collector"],
                "fabric": actors["fabric"], "decode-0": actors["fabric"]}
@@ -54,7 +54,7 @@ def make(hold_records: bool = True) -> tuple[Transport, dict[str, FakeActor], li
     transport = Transport(handles, {"router": "r", "collector": "c", "fabric": "f",
                                     "decode-0": "f", "prefill-0": "p"},
                           lambda name, m: local.append((name, m)),
-                          frozenset({"prefill-0"}), hold_records)
+                          frozenset({"prefill-0"}), coalesce_records)
     return transport, actors, local
 
 
@@ -115,7 +115,7 @@ def test_records_held_until_flush_and_prefetch_waits_for_its_delivery() -> None:
 
 def test_closed_loop_records_go_at_once() -> None:
     async def scenario() -> dict[str, FakeActor]:
-        transport, actors, _ = make(hold_records=False)
+        transport, actors, _ = make(coalesce_records=False)
         transport.peer("collector").send(RequestEnded(1, "completed", "", 0.1))
         await asyncio.sleep(0)
         return actors
@@ -148,9 +148,9 @@ def test_merge_stats_sums_actors_and_divides_by_requests() -> None:
     assert out["by_type"]["LoadReport"]["superseded"] == 1
 
 
-def test_a_prefetch_waits_for_its_delivery_within_all_but_one_decode_hold_stage() -> None:
+def test_a_prefetch_waits_for_its_delivery_up_to_two_holds() -> None:
     exp = make_experiment(experiment__hold_wall_s=0.05)
-    assert prefetch_hold_wall_s(exp, serving=False) == pytest.approx(0.10)  # 2 of decode's 3
-    assert prefetch_hold_wall_s(exp, serving=True) == PREFETCH_HOLD_WALL_S  # serve holds nothing
-    assert prefetch_hold_wall_s(make_experiment(experiment__hold_wall_s=0.0),
-                                serving=False) == PREFETCH_HOLD_WALL_S
+    assert prefetch_wait_wall_s(exp, serving=False) == pytest.approx(0.10)  # PREFETCH_WAIT_HOLDS x hold_wall_s
+    assert prefetch_wait_wall_s(exp, serving=True) == PREFETCH_WAIT_WALL_S  # serve holds nothing
+    assert prefetch_wait_wall_s(make_experiment(experiment__hold_wall_s=0.0),
+                                serving=False) == PREFETCH_WAIT_WALL_S

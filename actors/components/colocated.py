@@ -10,8 +10,11 @@ on a decode unit (DESIGN timing rule 2); a request arriving mid-iteration joins 
 boundary. The router assigns a request to the unit once; no KV crosses the fabric. KV memory
 (prompt + output tokens) is reserved when a request's prefill starts. An assignment that reaches
 the unit after it committed iterations past the assignment's modeled arrival (lag, ray engine)
-joins at the current boundary and counts as a late decision (no retroactive join: the past
-iterations' durations would change).
+joins at the current boundary and counts as a late decision (no late join at a past boundary:
+the past iterations' durations would change); the time gate judges lateness
+(``TimeGate.is_late``). A request that waited for room was not late and is never back-dated.
+An injected straggler (``SpeedChanged``) slows iterations from the first boundary at or after its
+time, as on a decode unit.
 
 The unit writes a request's prefill fields as a ``PrefillRecord`` and its decode fields as a
 ``DecodeRecord`` (``cluster/records.py``; the router writes both routings, this unit being the
@@ -25,14 +28,21 @@ from typing import Any
 
 import numpy as np
 
+from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.reporting import LoadReporter
+from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
 from disagg.cluster.hardware.mixed import mixed_iteration_s
 from disagg.cluster.hardware.perf import decode_step_times, kv_bytes
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
-from disagg.cluster.messages import LoadReport, PrefillAssigned, Request, RequestEnded
-from disagg.cluster.records import DecodeRecord, PrefillRecord
+from disagg.cluster.messages import (
+    LoadReport,
+    PrefillAssigned,
+    Request,
+    RequestEnded,
+    SpeedChanged,
+)
 from disagg.cluster.sketch import QuantileSketch
 from disagg.policies.chunked_prefill import WaitingPrefill, plan_chunks
 
@@ -53,10 +63,8 @@ class _Decoding:
 
 
 class ColocatedUnit(Component):
-    """Runs its requests' chunked prefills and decodes in shared iterations. With a hold (ray
-    engine) it passes an iteration boundary ``b`` only at ``b + hold_s``, as the decode unit."""
-
-    hold_stage = 2
+    """Runs its requests' chunked prefills and decodes in shared iterations. It passes an
+    iteration boundary ``b`` at its gate's release time for ``b``, as the decode unit."""
 
     def __init__(
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
@@ -69,7 +77,7 @@ class ColocatedUnit(Component):
         self.token_budget, self.max_running = token_budget, max_running
         self.control_delay_s = control_delay_s
         self.reporter = LoadReporter(clock, report_interval_s, self._load,
-                                     lambda: self.hold_s)
+                                     self.gate_release)
         self.waiting: list[_Prefilling] = []
         self.decoding: dict[int, _Decoding] = {}
         self.kv: dict[int, float] = {}  # reserved KV bytes per started request
@@ -77,33 +85,40 @@ class ColocatedUnit(Component):
         self.t = 0.0  # the iteration boundary the state is committed at
         self.wake = Wake()
         self.log = UnitLog()
-        self.records: dict[int, dict[str, float]] = {}  # in flight here: this unit's fields
+        self.records: dict[int, RequestDraft] = {}  # in flight here: this unit's fields
         self._carried: dict[int, tuple[Any, ...]] = {}  # in flight here: records that came with it
         self.itl = QuantileSketch()  # iteration durations (emu s), weighted by decoding requests
         self.tokens_out = 0
         self.busy_s = 0.0
         self.live_feed: list[tuple[Any, ...]] | None = None
-        self.handlers = {PrefillAssigned: self._on_assigned}
+        self.speed = SpeedSchedule()  # an injected straggler's slow-down over emu time
+        self.handlers = {PrefillAssigned: self._on_assigned, SpeedChanged: self._on_speed}
 
     @property
     def kv_used_bytes(self) -> float:
         return sum(self.kv.values())
 
-    def _record(self, rid: int, **fields: float) -> None:
-        """The one place this unit writes a request's record fields."""
-        self.records.setdefault(rid, {}).update(fields)
+    def _draft(self, rid: int) -> RequestDraft:
+        """Request ``rid``'s draft here (a new one if it has none yet)."""
+        draft = self.records.get(rid)
+        if draft is None:
+            draft = self.records[rid] = RequestDraft()
+        return draft
+
+    def _on_speed(self, msg: SpeedChanged) -> None:
+        """An injected straggler: iterations from the first boundary at or after ``sent_s`` take
+        ``factor`` x longer (a running plan is cut there), as on a decode unit."""
+        self.speed.change(msg.sent_s, msg.factor)
+        self.wake.set()
 
     def _end(self, request: Request, status: str, reason: str, t: float) -> None:
         """Send the request's end with the records it came with and this unit's records."""
         rid = request.request_id
-        rec = self.records.pop(rid, {})
+        rec = self.records.pop(rid, RequestDraft())
         mine: list[Any] = []
-        if "first_token_s" in rec:
-            mine.append(PrefillRecord(rid, request.attempt, rec["prefill_start_s"],
-                                      rec["first_token_s"], None))
-            mine.append(DecodeRecord(rid, request.attempt, rec.get("decode_start_s"),
-                                     rec.get("first_decode_token_s"), rec.get("last_token_s"),
-                                     None, None))
+        if rec.first_token_s is not None:
+            mine.append(rec.prefill_record(rid, request.attempt))
+            mine.append(rec.decode_record(rid, request.attempt))
         carried = self._carried.pop(rid, (request,))
         self.peers["collector"].send(
             RequestEnded(rid, status, reason, t, (*carried, *mine)))  # type: ignore[arg-type]
@@ -115,8 +130,8 @@ class ColocatedUnit(Component):
         if need > self.kv_capacity_bytes:
             self._end(r, "failed", "kv_exceeds_unit_capacity", queued_s)
             return
-        if queued_s < max(self.last_decision_s, self.t) - TIME_EPS_S:
-            self.late_decisions += 1  # the unit already committed iterations past its arrival
+        if self.gate.is_late(queued_s, max(self.last_decision_s, self.t)):
+            self.late_decisions += 1  # joins at the current boundary (the past is not redone)
         self.waiting.append(_Prefilling(r, queued_s))
         self._unseen.append(queued_s)
         self.waiting.sort(key=lambda w: (not w.started, w.queued_s))
@@ -132,7 +147,7 @@ class ColocatedUnit(Component):
                 continue
             if not self.decoding and not any(w.started for w in self.waiting):
                 t = max(self.t, self.waiting[0].queued_s)
-                if self.hold_s > 0.0 and await self.hold_until(t, self.wake):
+                if await self.hold_until(t, self.wake):
                     continue  # a request came during the hold: plan from the earliest again
                 self.t = t
             chunks = self._plan()
@@ -161,7 +176,7 @@ class ColocatedUnit(Component):
         if not later:
             raise RuntimeError(f"{self.name}: a waiting request fits in no empty unit")
         self.wake.clear()
-        if not await self.clock.wait_until(min(later) + self.hold_s, self.wake):
+        if not await self.clock.wait_until(self.gate.release_s(min(later)), self.wake):
             self.t = min(later)
 
     async def _mixed(self, chunks: tuple[tuple[_Prefilling, int], ...]) -> None:
@@ -172,13 +187,14 @@ class ColocatedUnit(Component):
             if not w.started:
                 w.started = True
                 self.kv[w.request.request_id] = self._need(w.request)
-                self._record(w.request.request_id, prefill_start_s=start)
+                self._draft(w.request.request_id).prefill_start_s = start
         b = len(self.decoding)
         ctx = sum(d.context for d in self.decoding.values())
-        end = start + mixed_iteration_s(b, ctx, [w.done for w, _ in chunks],
-                                        [c for _, c in chunks], self.model, self.hw, self.chips)
+        end = start + self.speed.factor_at(start) * mixed_iteration_s(
+            b, ctx, [w.done for w, _ in chunks], [c for _, c in chunks],
+            self.model, self.hw, self.chips)
         self._changed(start)
-        await self.clock.sleep_until(end + self.hold_s)
+        await self.clock.sleep_until(self.gate.release_s(end))
         self.act_at(end)
         firsts = 0
         for w, c in chunks:
@@ -191,7 +207,8 @@ class ColocatedUnit(Component):
     def _first_token(self, w: _Prefilling, end: float) -> None:
         r = w.request
         self.waiting.remove(w)
-        self._record(r.request_id, first_token_s=end, decode_start_s=end)
+        rec = self._draft(r.request_id)
+        rec.first_token_s = rec.decode_start_s = end
         if self.live_feed is not None:
             self.live_feed.append(("first", r.request_id, r.arrival_s, end, r.ttft_slo_s,
                                    r.output_tokens))
@@ -205,14 +222,19 @@ class ColocatedUnit(Component):
         b = len(self.decoding)
         steps = min(d.left for d in self.decoding.values())
         ctx = sum(d.context for d in self.decoding.values()) + b * np.arange(steps, dtype=float)
-        bounds = self.t + np.cumsum(decode_step_times(b, ctx, self.model, self.hw, self.chips))
+        factor = self.speed.factor_at(self.t)
+        bounds = self.t + np.cumsum(
+            factor * decode_step_times(b, ctx, self.model, self.hw, self.chips))
         idx = steps - 1
         while True:
             if self._unseen:  # an arrival joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
                 idx = min(idx, int(np.searchsorted(bounds, first, side="left")))
+            change = self.speed.next_change_after(self.t)
+            if change is not None:  # a new speed applies from the first boundary at or after it
+                idx = min(idx, int(np.searchsorted(bounds, change, side="left")))
             self.wake.clear()
-            if not await self.clock.wait_until(float(bounds[idx]) + self.hold_s, self.wake):
+            if not await self.clock.wait_until(self.gate.release_s(float(bounds[idx])), self.wake):
                 break
         self.act_at(float(bounds[idx]))
         self._advance(idx + 1, bounds, self.t)
@@ -222,11 +244,12 @@ class ColocatedUnit(Component):
         gain ``steps`` tokens (requests that just had their first token did not run in them)."""
         self.t = float(bounds[steps - 1])
         running = [d for d in self.decoding.values()
-                   if "first_token_s" in self.records[d.request.request_id]
-                   and self.records[d.request.request_id]["first_token_s"] < self.t - TIME_EPS_S]
+                   if (ft := self.records[d.request.request_id].first_token_s) is not None
+                   and ft < self.t - TIME_EPS_S]
         b = len(running)
         durations = np.diff(np.concatenate(([start], bounds[:steps])))
-        joined = [d for d in running if "first_decode_token_s" not in self.records[d.request.request_id]]
+        joined = [d for d in running
+                  if self.records[d.request.request_id].first_decode_token_s is None]
         weights = np.full(len(durations), float(b))
         weights[0] = b - len(joined)  # a first decode token's gap counts from its first token
         self.itl.add_many(durations, weights)
@@ -234,7 +257,7 @@ class ColocatedUnit(Component):
         self.tokens_out += b * steps + extra_tokens
         self.busy_s += self.t - start
         for d in joined:
-            self._record(d.request.request_id, first_decode_token_s=float(bounds[0]))
+            self.records[d.request.request_id].first_decode_token_s = float(bounds[0])
         for d in running:
             d.left -= steps
             d.context += steps
@@ -248,7 +271,7 @@ class ColocatedUnit(Component):
 
     def _finish(self, request: Request, t: float) -> None:
         self.kv.pop(request.request_id, None)
-        self._record(request.request_id, last_token_s=t)
+        self._draft(request.request_id).last_token_s = t
         self._end(request, "completed", "", t)
 
     def drain_series(self) -> list[dict[str, Any]]:

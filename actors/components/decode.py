@@ -14,14 +14,14 @@ comes in (from the object store, with or without a task) is ``kv_intake.py``.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from disagg.actors.components.decode_late import BoundaryLoad, LateJoins, Running
+from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.kv_intake import KvIntake
-from disagg.actors.components.recent_boundaries import RecentBoundaries
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
@@ -39,28 +39,17 @@ from disagg.cluster.messages import (
     RequestEnded,
     SpeedChanged,
 )
-from disagg.cluster.records import DecodeRecord, TransferRecord
+from disagg.cluster.records import TransferRecord
 from disagg.cluster.sketch import QuantileSketch
 from disagg.fabric.payload import PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
 
-RECENT_BOUNDARIES = 4096  # iteration boundaries remembered for late joins
 
-
-@dataclass
-class _Running:
-    request: Request
-    left: int  # decode tokens still to generate
-    context: int  # tokens in the KV cache now
-    kv_bytes: float
-
-
-class DecodeUnit(KvIntake):
+class DecodeUnit(LateJoins, KvIntake):
     """Runs admitted requests' decode iterations and reports completions to the collector.
-    With a hold (ray engine) it passes iteration boundary ``b`` only at ``b + hold_s``, so a KV
-    that arrives within the hold joins at its exact boundary."""
-
-    hold_stage = 3
+    It passes iteration boundary ``b`` at its gate's release time for ``b`` (with a hold, ray
+    engine: later, so a KV that arrives within the hold joins at its exact boundary); a KV that
+    comes later still joins where the gate says (``decode_late.py``)."""
 
     def __init__(
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
@@ -72,16 +61,15 @@ class DecodeUnit(KvIntake):
         self.policy = policy
         self.kv_capacity_bytes = kv_capacity_bytes
         self.reporter = LoadReporter(clock, report_interval_s, self._load,
-                                     lambda: self.hold_s)
+                                     self.gate_release)
         self.pending: list[PendingDecode] = []
-        self.running: dict[int, _Running] = {}
+        self.running: dict[int, Running] = {}
         self._left = 0  # decode tokens still to generate, summed over the running batch
         self._context = 0  # tokens in the KV cache, summed over the running batch
         self.kv_used_bytes = 0.0
         self.t = 0.0  # the iteration boundary the state is committed at
         self._unseen: list[float] = []  # ready times of pending requests not yet offered to admit
-        self._recent = RecentBoundaries(RECENT_BOUNDARIES)  # for late joins
-        self.retroactive_joins = 0
+        self._load_hist = BoundaryLoad()  # past boundaries and their batches, for late joins
         self.wake = Wake()
         self.log = UnitLog()
         self.itl = QuantileSketch()  # decode step durations (emu s), weighted by batch size
@@ -113,9 +101,10 @@ class DecodeUnit(KvIntake):
         except Exception as e:  # noqa: BLE001 - a payload that is no KV batch at all
             self._end(msg.request, "failed", f"kv_missing: {type(e).__name__}", ready_s)
             return
-        rec = self.records[rid]
-        rec.setdefault("real_end_s", self.clock.now())
-        rec["real_bytes"] = payload.get_total_buffer_size()  # = nbytes (unsliced), 30 x cheaper
+        rec = self._draft(rid)
+        if rec.real_end_s is None:
+            rec.real_end_s = self.clock.now()
+        rec.real_bytes = payload.get_total_buffer_size()  # = nbytes (unsliced), 30 x cheaper
         if self.kept is not None:
             self.kept.reuse(msg.request.prefix_hashes, msg.reused_blocks)
         need = float(kv_bytes(msg.request.prompt_tokens + msg.request.output_tokens, self.model))
@@ -123,6 +112,7 @@ class DecodeUnit(KvIntake):
             self._end(msg.request, "failed", "kv_exceeds_decode_capacity", ready_s)
             return
         self.note_input(ready_s)
+        rec.late = self.gate.is_late(ready_s, self.t)  # it came after the unit committed past it
         bisect.insort(self.pending, PendingDecode(msg.request, need, ready_s),
                       key=lambda p: p.ready_s)
         self._unseen.append(ready_s)
@@ -138,7 +128,7 @@ class DecodeUnit(KvIntake):
                     await self.wake.wait()
                     continue
                 t = max(self.t, self.pending[0].ready_s)
-                if self.hold_s > 0.0 and await self.hold_until(t, self.wake):
+                if await self.hold_until(t, self.wake):
                     continue  # a KV came during the hold: admit from the earliest again
                 self.t = t
             self._admit()
@@ -164,13 +154,19 @@ class DecodeUnit(KvIntake):
         self.decide_at(self.t)
         for p in [p for p in eligible if p.request.request_id in admitted]:
             r = p.request
-            run = _Running(r, r.output_tokens - 1, r.prompt_tokens + 1, p.kv_bytes)
+            run = Running(r, r.output_tokens - 1, r.prompt_tokens + 1, p.kv_bytes)
             self.kv_used_bytes += p.kv_bytes
-            self.records.setdefault(r.request_id, {})["decode_start_s"] = self.t
-            if p.ready_s < self.t - TIME_EPS_S:
-                self._join_late(run, p.ready_s)
+            rec = self._draft(r.request_id)
+            rec.decode_start_s = self.t
+            at = self._late_join_at(p, rec)
+            if at is not None:
+                rec.decode_start_s = float(self._load_hist.bounds()[at])
             if self.token_feed is not None:
-                self._feed_join(r)
+                self._feed_join(r, rec)
+            if at is None:
+                self._load_hist.joined(self.t, p.kv_bytes)
+            else:
+                self._credit_late(run, rec, at)
             if run.left > 0:
                 self.running[r.request_id] = run
                 self._left += run.left
@@ -182,49 +178,7 @@ class DecodeUnit(KvIntake):
             self.kept.fit(self.kv_capacity_bytes - self.kv_used_bytes)
         self._changed()
 
-    def _join_late(self, run: _Running, ready_s: float) -> None:
-        """A request whose KV really arrived after the unit had moved past its modeled arrival
-        (lag) joins at the first past boundary at or after that arrival, as it would have on
-        time: it is credited the tokens it would have had since, at the step times of the batch
-        it joins (one more than the batch that ran; the others' past steps are not recomputed —
-        exact when steps do not depend on the batch, as with a flat concurrency curve)."""
-        recent = self._recent.view()
-        i = int(np.searchsorted(recent, ready_s, side="left"))
-        if i >= len(recent):
-            return
-        rid = run.request.request_id
-        rec = self.records[rid]
-        start = float(recent[i])
-        rec["decode_start_s"] = start
-        self.retroactive_joins += 1
-        if i >= len(recent) - 1:
-            return
-        tokens = self._joined_tokens(run, start, len(recent) - 1 - i)
-        done = min(len(tokens), run.left)
-        if done <= 0:
-            return
-        rec["first_decode_token_s"] = float(tokens[0])
-        if self.token_feed is not None:
-            self.token_feed.schedule(self.peers, self.name, (rid,), tokens[:done], start)
-        run.left -= done
-        run.context += done
-        self.tokens_out += done
-        if run.left <= 0:
-            self._release(run)
-            rec["last_token_s"] = float(tokens[done - 1])
-            self._end(run.request, "completed", "", float(tokens[done - 1]))
-
-    def _joined_tokens(self, run: _Running, start_s: float, steps: int) -> np.ndarray:
-        """Token times (emu s) of a request that joined at ``start_s`` in the past, up to the
-        committed boundary: at most ``steps`` iterations of the running batch with it added."""
-        b = len(self.running) + 1
-        ctx0 = self._context + run.context
-        step_s = decode_step_times(b, ctx0 + b * np.arange(steps, dtype=np.float64),
-                                   self.model, self.hw, self.chips)
-        tokens = start_s + np.cumsum(step_s * self.speed.factor_at(start_s))
-        return tokens[tokens <= self.t + TIME_EPS_S]
-
-    def _feed_join(self, r: Request) -> None:
+    def _feed_join(self, r: Request, rec: RequestDraft) -> None:
         """Tell the gateway the request joined: its transfer (the fabric's record that came with
         its KV) and its admission (this unit's)."""
         transfer = [t for t in self._carried.get(r.request_id, ()) if isinstance(t, TransferRecord)
@@ -233,14 +187,14 @@ class DecodeUnit(KvIntake):
                           if transfer else (self.t, self.t))
         self.token_feed.joined(  # type: ignore[union-attr]
             self.peers, self.name, r.request_id, float(kv_bytes(r.prompt_tokens, self.model)),
-            start_s, end_s, self.records[r.request_id]["decode_start_s"])
+            start_s, end_s, self.t if rec.decode_start_s is None else rec.decode_start_s)
 
     async def _wait_for_ready(self) -> None:
         later = [p.ready_s for p in self.pending if p.ready_s > self.t + TIME_EPS_S]
         if not later:
             raise CapacityExceeded(f"{self.name}: a pending request fits in no empty batch")
         self.wake.clear()
-        if not await self.clock.wait_until(min(later) + self.hold_s, self.wake):
+        if not await self.clock.wait_until(self.gate.release_s(min(later)), self.wake):
             self.t = min(later)
 
     def _boundaries(self, steps: int) -> np.ndarray:
@@ -265,7 +219,7 @@ class DecodeUnit(KvIntake):
             if change is not None:  # a new speed applies from the first boundary at or after it
                 idx = min(idx, int(np.searchsorted(bounds, change, side="left")))
             self.wake.clear()
-            if not await self.clock.wait_until(float(bounds[idx]) + self.hold_s, self.wake):
+            if not await self.clock.wait_until(self.gate.release_s(float(bounds[idx])), self.wake):
                 break
         self._advance(idx + 1, bounds)
 
@@ -279,7 +233,7 @@ class DecodeUnit(KvIntake):
         durations = done.copy()  # np.diff of (start, *done), without the concatenation
         durations[1:] -= done[:-1]
         durations[0] -= start
-        self._recent.extend(done)
+        kv_before = self.kv_used_bytes
         finished, joined = self._step_batch(steps, float(bounds[0]))
         # a request's first decode token's gap is measured from its first token (summary.py)
         weights = np.full(len(durations), float(b))
@@ -293,11 +247,14 @@ class DecodeUnit(KvIntake):
             self._left -= r.left
             self._context -= r.context
             self._release(r)
-            self.records[rid]["last_token_s"] = self.t
+            self.records[rid].last_token_s = self.t
             if self.live_feed is not None:
                 self.live_feed.append(("last", rid, self.t, r.request.output_tokens,
                                        r.request.tpot_slo_s))
             self._end(r.request, "completed", "", self.t)
+        running, kv = np.full(steps, float(b)), np.full(steps, kv_before)
+        running[-1], kv[-1] = len(self.running), self.kv_used_bytes  # finished ones left
+        self._load_hist.extend(done, running, kv)
         self._changed()
 
     def _step_batch(self, steps: int, first_s: float) -> tuple[list[int], int]:
@@ -307,8 +264,8 @@ class DecodeUnit(KvIntake):
         joined = 0
         for rid, r in self.running.items():
             rec = self.records[rid]
-            if "first_decode_token_s" not in rec:
-                rec["first_decode_token_s"] = first_s
+            if rec.first_decode_token_s is None:
+                rec.first_decode_token_s = first_s
                 joined += 1
             r.left -= steps
             r.context += steps
@@ -318,7 +275,7 @@ class DecodeUnit(KvIntake):
         self._context += len(self.running) * steps
         return finished, joined
 
-    def _release(self, run: _Running) -> None:
+    def _release(self, run: Running) -> None:
         """A request finished: free its KV (keeping its prompt blocks, with decode_keep)."""
         self.kv_used_bytes -= run.kv_bytes
         if self.kept is not None:
@@ -327,10 +284,7 @@ class DecodeUnit(KvIntake):
     def _end(self, request: Request, status: str, reason: str, t: float) -> None:
         """Send the request's end, with the records it came with and this unit's record."""
         rid = request.request_id
-        rec = self.records.pop(rid, {})
-        record = DecodeRecord(rid, request.attempt, rec.get("decode_start_s"),
-                              rec.get("first_decode_token_s"), rec.get("last_token_s"),
-                              rec.get("real_bytes"), rec.get("real_end_s"))
+        record = self.records.pop(rid, RequestDraft()).decode_record(rid, request.attempt)
         carried = self._carried.pop(rid, (request,))
         self.peers["collector"].send(
             RequestEnded(rid, status, reason, t, (*carried, record)))  # type: ignore[arg-type]
@@ -358,8 +312,7 @@ class DecodeUnit(KvIntake):
     def results(self) -> dict[str, Any]:
         out = super().results()
         out.update(
-            log=self.log.as_dict(), tokens_out=self.tokens_out,
-            retroactive_joins=self.retroactive_joins, itl=self.itl.state(),
+            log=self.log.as_dict(), tokens_out=self.tokens_out, itl=self.itl.state(),
         )
         if self.kept is not None:
             out["prefix_cache"] = self.kept.results()

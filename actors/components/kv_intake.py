@@ -14,6 +14,7 @@ import asyncio
 import inspect
 from typing import Any
 
+from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.store import ObjectStore
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.messages import KvDelivered, KvPrefetch, Request
@@ -27,7 +28,7 @@ class KvIntake(Component):
         super().__init__(name, clock)
         self.store = store
         self.control_delay_s = control_delay_s
-        self.records: dict[int, dict[str, Any]] = {}  # in flight here: decode facts so far
+        self.records: dict[int, RequestDraft] = {}  # in flight here: decode facts so far
         self._carried: dict[int, tuple[Any, ...]] = {}  # in flight here: records that came with it
         self._fetches: set[asyncio.Task[None]] = set()
         self._prefetch: dict[int, Any] = {}  # request id -> payload, error, or task getting it
@@ -39,6 +40,13 @@ class KvIntake(Component):
     def _end(self, request: Request, status: str, reason: str, t: float) -> None:
         """End the request (the unit sends its records to the collector)."""
         raise NotImplementedError
+
+    def _draft(self, rid: int) -> RequestDraft:
+        """Request ``rid``'s draft here (a new one if it has none yet)."""
+        draft = self.records.get(rid)
+        if draft is None:
+            draft = self.records[rid] = RequestDraft()
+        return draft
 
     def _get(self, ref: Any) -> Any:
         """The store's answer for ``ref``: the payload, an awaitable of it, or the error."""
@@ -53,13 +61,13 @@ class KvIntake(Component):
         if inspect.isawaitable(got):
             async def get() -> Any:
                 payload = await got
-                self.records.setdefault(msg.request_id, {})["real_end_s"] = self.clock.now()
+                self._draft(msg.request_id).real_end_s = self.clock.now()
                 return payload
 
             self._prefetch[msg.request_id] = asyncio.get_running_loop().create_task(get())
             return
         if not isinstance(got, Exception):
-            self.records.setdefault(msg.request_id, {})["real_end_s"] = self.clock.now()
+            self._draft(msg.request_id).real_end_s = self.clock.now()
         self._prefetch[msg.request_id] = got
 
     def _on_delivered(self, msg: KvDelivered) -> None:
@@ -81,7 +89,7 @@ class KvIntake(Component):
         self._take(msg, got)
 
     def _arrived(self, msg: KvDelivered) -> None:
-        self.records.setdefault(msg.request.request_id, {})
+        self._draft(msg.request.request_id)
         self._carried[msg.request.request_id] = msg.records
 
     def _missing(self, msg: KvDelivered, error: Exception) -> None:

@@ -17,8 +17,9 @@ engine: the unit had already decided without it) re-forms that batch: while the 
 ended and nothing about it has left the unit but a load report (no layer-wise KV hand-over, no
 first tokens to a gateway, no prefix-cache blocks taken), the batch's start is undone — queue,
 free time and last decision as they were — and the unit decides again from there with the late
-request eligible, as it would have on time (``retroactive_joins``). The virtual engine delivers
-no message late, so it never re-forms.
+request eligible, as it would have on time. Whether it re-forms is the time gate's rule
+(``TimeGate.may_reform``, counted as ``reformed_batches``); the virtual engine delivers no message
+late, so it never re-forms.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
+from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component, Wake
 from disagg.cluster.hardware.perf import kv_bytes, prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import (
@@ -68,9 +69,7 @@ def _end_sleep(ended: asyncio.Future[bool]) -> None:
 
 class PrefillUnit(Component):
     """Queues assigned requests, runs batches chosen by its batching policy, emits first tokens.
-    With a hold (ray engine) it forms the batch at modeled ``t`` only at ``t + hold_s``."""
-
-    hold_stage = 2
+    It forms the batch at modeled ``t`` at its gate's release time for ``t``."""
 
     def __init__(
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
@@ -98,11 +97,10 @@ class PrefillUnit(Component):
         self._started: dict[int, PrefillRecord] = {}  # running: this unit's record
         self.batches = 0
         self.reporter = LoadReporter(clock, report_interval_s, self._load,
-                                     lambda: self.hold_s)
+                                     self.gate_release)
         self.tokens_in = 0  # prompt tokens of finished batches
         self.busy_s = 0.0  # emu s spent on finished batches
         self.batch_start_s = 0.0
-        self.retroactive_joins = 0  # running batches re-formed for a request that came late
         self._start: _BatchStart | None = None  # the running batch, while it may be re-formed
         self._reform: asyncio.Future[bool] | None = None  # resolved True to re-form it
         self.live_feed: list[tuple[Any, ...]] | None = None  # first tokens, for the live view
@@ -120,8 +118,9 @@ class PrefillUnit(Component):
         self._carried[msg.request.request_id] = msg.records
         self.queue.append(QueuedPrefill(msg.request, queued_s))
         self.queue.sort(key=lambda q: q.queued_s)
-        if (self._start is not None and self._reform is not None and not self._reform.done()
-                and queued_s < self.batch_start_s - TIME_EPS_S):
+        revisable = self._reform is not None and not self._reform.done()
+        if self._start is not None and self.gate.may_reform(queued_s, self.batch_start_s,
+                                                            revisable):
             self._undo_start(self._start)
         self.note_input(queued_s)  # late only if before a decision that stands
         self.log.state(queued_s, len(self.queue), len(self.running), 0.0)
@@ -134,7 +133,7 @@ class PrefillUnit(Component):
                 await self.wake.wait()
                 continue
             t = max(self.free_at_s, self.queue[0].queued_s, self.eval_s)
-            if self.hold_s > 0.0 and await self.hold_until(t, self.wake):
+            if await self.hold_until(t, self.wake):
                 continue  # a request came during the hold: form the batch again
             eligible = tuple(q for q in self.queue if q.queued_s <= t)
             decision = self.policy.form_batch(eligible, t)
@@ -182,7 +181,7 @@ class PrefillUnit(Component):
         revisable = not streamed and self.token_feed is None and self.cache is None
         if await self._sleep_unless_reformed(end, before if revisable else None):
             return
-        self.act_at(end, max(0.0, t + self.hold_s - end))  # the end's timer is not held
+        self.act_at(end, max(0.0, self.gate.release_s(t) - end))  # the end's timer is not held
         self.running = ()
         self.tokens_in += tokens
         self.busy_s += end - t
@@ -228,7 +227,6 @@ class PrefillUnit(Component):
         self.log.undo_work()
         for r in start.requests:
             del self._started[r.request_id]
-        self.retroactive_joins += 1
         assert self._reform is not None
         self._reform.set_result(True)
 
@@ -294,8 +292,7 @@ class PrefillUnit(Component):
 
     def results(self) -> dict[str, Any]:
         out = super().results()
-        out.update(log=self.log.as_dict(), batches=self.batches,
-                   retroactive_joins=self.retroactive_joins)
+        out.update(log=self.log.as_dict(), batches=self.batches)
         if self.cache is not None:
             out["prefix_cache"] = {**vars(self.cache.stats()), "cached_tokens": self.cached_tokens}
         return out

@@ -19,11 +19,11 @@ class LoadReporter:
     """Rate-limits one unit's ``LoadReport`` messages."""
 
     def __init__(self, clock: Clock, interval_s: float, make: Callable[[float], LoadReport],
-                 hold_s: Callable[[], float] | None = None) -> None:
+                 release_s: Callable[[float], float] | None = None) -> None:
         self.clock = clock
-        # the unit's conservative hold, emu s (ray engine): a trailing report for modeled ``due``
-        # goes at ``due + hold``, when the unit's state is its modeled state at ``due``
-        self.hold_s = hold_s
+        # the unit's time gate (cluster/timegate.py): a trailing report for modeled ``due`` goes
+        # at the unit's release time for ``due``, when its state is its modeled state at ``due``
+        self.release_s = release_s
         self.interval_s = interval_s
         self.make = make
         self.router: Peer | None = None
@@ -38,7 +38,7 @@ class LoadReporter:
         elif self._trailing is None:
             due = self.last_sent_s + self.interval_s
             loop = asyncio.get_running_loop()
-            at_s = due if self.hold_s is None else due + self.hold_s()
+            at_s = due if self.release_s is None else self.release_s(due)
             self._trailing = loop.call_later(max(0.0, self.clock.loop_delay_s(at_s)),
                                              self._flush, due)
 

@@ -47,7 +47,6 @@ from disagg.policies.router import decode_kv_need
 class Router(Component):
     """Routes arrivals to prefill units and finished prefills to decode units via the fabric."""
 
-    hold_stage = 1
     holds_messages = True
 
     def __init__(
@@ -133,7 +132,7 @@ class Router(Component):
 
     def _on_kv_ready(self, msg: KvReady) -> None:
         t = msg.sent_s + self.control_delay_s
-        self.decide_at(t)
+        self.decide_at(t, stream="kv")  # released later than arrivals (cluster/timegate.py)
         if not self._place_decode(msg, t):
             self.waiting.append(msg)
 

@@ -14,9 +14,10 @@ import ray
 
 from disagg.actors.components.live_state import LiveReporter
 from disagg.actors.engines.build import build_component
-from disagg.actors.engines.transport import Transport, prefetch_hold_wall_s
+from disagg.actors.engines.transport import Transport, prefetch_wait_wall_s
 from disagg.cluster.component import Clock, Component, as_arrivals, as_ledger
 from disagg.cluster.config import Experiment
+from disagg.cluster.timegate import TimeGate
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 
 
@@ -87,8 +88,8 @@ class ComponentHost:
         open_loop = not isinstance(self.exp.workload, ClosedLoopWorkload)
         self.transport = Transport(handles, actor_of or {n: n for n in handles},
                                    self._deliver_local, frozenset(self.components),
-                                   hold_records=open_loop and not self.serving,
-                                   prefetch_hold_s=prefetch_hold_wall_s(self.exp, self.serving))
+                                   coalesce_records=open_loop and not self.serving,
+                                   prefetch_wait_s=prefetch_wait_wall_s(self.exp, self.serving))
         for comp in self.components.values():
             comp.connect({n: self.transport.peer(n) for n in handles})
         return ray.get_runtime_context().get_node_id()
@@ -155,9 +156,10 @@ class ComponentHost:
         clock = comp.clock
         assert isinstance(clock, WallClock)
         clock.t0, clock.dilation = t0 + offset_s, dilation
-        # conservative hold (docs/cluster.md); none for disagg serve, paced in wall time
+        # the time gate: holds per edge (docs/cluster.md); none for disagg serve (wall-paced)
         hold_wall_s = 0.0 if self.serving else self.exp.experiment.hold_wall_s
-        comp.hold_s = comp.hold_stage * hold_wall_s / dilation
+        kind = comp.unit.kind if comp.unit is not None else name
+        comp.set_gate(TimeGate.for_ray(kind, hold_wall_s, dilation))
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(comp.run())]
         if live_s > 0 and name != "collector":

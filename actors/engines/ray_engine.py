@@ -36,13 +36,13 @@ from disagg.actors.engines.placement import (
     stage_package,
 )
 from disagg.actors.engines.stop import StopFlag
-from disagg.actors.engines.transport import message_counts
 from disagg.actors.engines.supervisor import (
     PING_TIMEOUT_S,
     ComponentLost,
     RayEngineError,
     Supervisor,
 )
+from disagg.actors.engines.transport import message_counts
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.messages import Request, RequestsEnded

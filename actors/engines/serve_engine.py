@@ -16,15 +16,15 @@ from typing import Any
 
 import ray
 
+from disagg.actors.components.collector import Drained
 from disagg.actors.components.gateway import Gateway, Outcome, PlanUpdate
 from disagg.actors.engines.build import component_names
 from disagg.actors.engines.clock_sync import measure_offsets
-from disagg.actors.engines.placement import Placement
 from disagg.actors.engines.host import ComponentHost
-from disagg.actors.components.collector import Drained
+from disagg.actors.engines.placement import Placement
 from disagg.actors.engines.ray_engine import RayEngineError, gather_results, init_ray, node_ips
-from disagg.cluster.records import with_nodes
 from disagg.cluster.config import Experiment
+from disagg.cluster.records import with_nodes
 
 
 class GatewayHost(ComponentHost):

@@ -9,13 +9,14 @@ handling one event travels together, and the receiver handles them in the order 
 Nothing is delayed past the tick, with two exceptions that no modeled time depends on:
 
 * **KV prefetches** (``KvPrefetch``, fabric -> decode: start copying the real bytes) wait up to
-  :func:`prefetch_hold_wall_s` (two of the decode unit's three conservative-hold stages, at least
-  :data:`PREFETCH_HOLD_WALL_S`), so they travel with the ``KvDelivered`` that follows unless the
-  transfer is longer; the decode unit still handles the prefetch first and passes the KV's
-  boundary only a third hold later, time enough to copy the payload (1-13 ms measured here). The modeled transfer is untouched;
+  :func:`prefetch_wait_wall_s` (two ``hold_wall_s``, at least :data:`PREFETCH_WAIT_WALL_S`), so
+  they travel with the ``KvDelivered`` that follows unless the transfer is longer; the decode unit
+  still handles the prefetch first and passes the KV's boundary a hold after the delivery left
+  the fabric (``cluster/timegate.py``), time enough to copy the payload (1-13 ms measured here).
+  This wait is coalescing, not the conservative hold. The modeled transfer is untouched;
   only the real copy may start that much later (measured: ``transfers.parquet`` real end).
 * **records to the collector** (``RequestEnded``, first-token and join records, arrivals) of an
-  open-loop, non-serving run are held up to :data:`RECORDS_HOLD_WALL_S` wall seconds and go out
+  open-loop, non-serving run wait up to :data:`RECORDS_WAIT_WALL_S` wall seconds and go out
   together. In a closed-loop run the collector forwards each end to the load generator (the next
   turn of a user), and a served run streams tokens from them, so there they go out at once. The
   driver calls :meth:`Transport.flush` on every actor (awaiting the calls) before the final drain,
@@ -41,22 +42,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from disagg.actors.components.decode import DecodeUnit
 from disagg.cluster.config import Experiment
 from disagg.cluster.messages import KvPrefetch, LoadReport
 
-RECORDS_HOLD_WALL_S = 0.2  # wall s a record bound for the collector may wait for company
-PREFETCH_HOLD_WALL_S = 0.02  # wall s a KV prefetch may wait (for its delivery, on short transfers)
+RECORDS_WAIT_WALL_S = 0.2  # wall s a record bound for the collector may wait for company
+PREFETCH_WAIT_WALL_S = 0.02  # wall s a KV prefetch may wait (for its delivery, on short transfers)
+PREFETCH_WAIT_HOLDS = 2  # a KV prefetch may wait this many hold_wall_s for its delivery
 COLLECTOR = "collector"
 DeliverLocal = Callable[[str, Any], None]
 
 
-def prefetch_hold_wall_s(exp: Experiment, serving: bool) -> float:
-    """Wall s a ``KvPrefetch`` may wait for its ``KvDelivered``: all but one stage of the decode
-    unit's hold (``experiment.hold_wall_s``; a served run holds nothing), at least
-    :data:`PREFETCH_HOLD_WALL_S`."""
+def prefetch_wait_wall_s(exp: Experiment, serving: bool) -> float:
+    """Wall s a ``KvPrefetch`` may wait for its ``KvDelivered``: :data:`PREFETCH_WAIT_HOLDS` x
+    ``experiment.hold_wall_s`` (a served run holds nothing), at least
+    :data:`PREFETCH_WAIT_WALL_S`."""
     hold_s = 0.0 if serving else exp.experiment.hold_wall_s
-    return max(PREFETCH_HOLD_WALL_S, (DecodeUnit.hold_stage - 1) * hold_s)
+    return max(PREFETCH_WAIT_WALL_S, PREFETCH_WAIT_HOLDS * hold_s)
 
 
 @dataclass
@@ -136,14 +137,14 @@ class Transport:
     """One actor's sending side: an outbox per destination actor, flushed once per tick."""
 
     def __init__(self, handles: dict[str, Any], actor_of: dict[str, str],
-                 local: DeliverLocal, local_names: frozenset[str], hold_records: bool,
-                 prefetch_hold_s: float = PREFETCH_HOLD_WALL_S) -> None:
+                 local: DeliverLocal, local_names: frozenset[str], coalesce_records: bool,
+                 prefetch_wait_s: float = PREFETCH_WAIT_WALL_S) -> None:
         self.handles = dict(handles)  # component name -> its actor's handle
         self.actor_of = dict(actor_of)  # component name -> its actor's key
         self.local = local
         self.local_names = local_names
-        self.hold_records = hold_records
-        self.prefetch_hold_s = prefetch_hold_s
+        self.coalesce_records = coalesce_records  # records to the collector wait for company
+        self.prefetch_wait_s = prefetch_wait_s
         self.stats = TransportStats()
         self.outboxes: dict[str, Outbox] = {}
         self.pending: set[asyncio.Future[Any]] = set()  # held-record calls not yet handled
@@ -158,12 +159,12 @@ class Transport:
         if box is not None:
             box.handle = handle
 
-    def hold_s(self, dest: str, message: Any) -> float:
+    def coalesce_wait_s(self, dest: str, message: Any) -> float:
         """Wall seconds ``message`` may wait in its outbox for company (0: end of this tick)."""
         if isinstance(message, KvPrefetch):
-            return self.prefetch_hold_s
-        if dest == COLLECTOR and self.hold_records:
-            return RECORDS_HOLD_WALL_S
+            return self.prefetch_wait_s
+        if dest == COLLECTOR and self.coalesce_records:
+            return RECORDS_WAIT_WALL_S
         return 0.0
 
     def send(self, dest: str, message: Any) -> None:
@@ -178,15 +179,15 @@ class Transport:
         if box is None:
             box = self.outboxes[key] = Outbox(self.handles[dest])
         box.put(dest, message, self.stats)
-        hold_s = self.hold_s(dest, message)
-        if hold_s <= 0:
+        wait_s = self.coalesce_wait_s(dest, message)
+        if wait_s <= 0:
             if not box.soon:
                 box.soon = True
                 loop.call_soon(self._flush, box)
-        elif box.timer is None or loop.time() + hold_s < box.timer.when():
+        elif box.timer is None or loop.time() + wait_s < box.timer.when():
             if box.timer is not None:
                 box.timer.cancel()
-            box.timer = loop.call_later(hold_s, self._flush, box)
+            box.timer = loop.call_later(wait_s, self._flush, box)
 
     def _flush(self, box: Outbox) -> None:
         box.soon = False

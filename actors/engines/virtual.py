@@ -25,6 +25,7 @@ from disagg.actors.engines.virtual_loop import VirtualTimeLoop
 from disagg.cluster.component import Clock, Component, as_arrivals, as_ledger
 from disagg.cluster.config import Experiment
 from disagg.cluster.messages import RequestsEnded, UnitDown, UnitUp
+from disagg.cluster.timegate import TimeGate
 
 Sink = Callable[[Drained], None]
 DRAIN_S = 0.5
@@ -81,6 +82,11 @@ class LocalPeer:
         self._fifo.clear()
 
 
+def _virtual_gate(name: str, comp: Component) -> TimeGate:
+    """The virtual engine's time gate for ``comp``: no hold; a late input raises."""
+    return TimeGate.for_virtual(comp.unit.kind if comp.unit is not None else name)
+
+
 class _Lost:
     """The peers of a lost unit: whatever it still tries to send goes nowhere."""
 
@@ -101,8 +107,9 @@ class VirtualRun:
         self.comps = {n: build_component(exp, n, self.clock, self.store, delay)
                       for n in component_names(exp)}
         self.peers = {n: LocalPeer(loop, c, delay) for n, c in self.comps.items()}
-        for c in self.comps.values():
+        for n, c in self.comps.items():
             c.connect(self.peers)  # type: ignore[arg-type]
+            c.set_gate(_virtual_gate(n, c))
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.lost: set[str] = set()
         self.ledger = as_ledger(self.comps["collector"])
@@ -126,6 +133,7 @@ class VirtualRun:
         comp = build_component(self.exp, unit, self.clock, self.store,
                                self.exp.experiment.control_delay_s)
         comp.connect(self.peers)  # type: ignore[arg-type]
+        comp.set_gate(_virtual_gate(unit, comp))
         self.comps[unit] = comp
         self.peers[unit].target, self.peers[unit].alive = comp, True
         self.lost.discard(unit)

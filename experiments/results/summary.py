@@ -142,7 +142,9 @@ def summarize(exp: Experiment, raw: dict[str, Any], agg: RequestAggregates,
     out["lag_p99_ms"] = _percentile(lags, 99) * 1e3
     out["decisions"] = int(sum(c.get("decisions", 0) for c in comps.values()))
     out["late_decisions"] = int(sum(c.get("late_decisions", 0) for c in comps.values()))
-    out["retroactive_joins"] = int(sum(c.get("retroactive_joins", 0) for c in comps.values()))
+    # the time gate's corrections for inputs that came late (cluster/timegate.py)
+    out["late_joins"] = int(sum(c.get("late_joins", 0) for c in comps.values()))
+    out["reformed_batches"] = int(sum(c.get("reformed_batches", 0) for c in comps.values()))
     out["backdated_transfers"] = int(comps.get("fabric", {}).get("backdated", 0))
     has_ages = agg.view_ages.totals()[0] > 0
     out["view_age_p50_ms"] = _percentile(agg.view_ages, 50) * 1e3 if has_ages else None
