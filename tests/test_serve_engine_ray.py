@@ -29,8 +29,8 @@ from disagg.experiments.serve.server import ServeOptions, ServeRunner
 pytestmark = pytest.mark.ray
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 MODEL = "llama-3.1-70b"
-RAISING = {"policies.decode_admission.name": "failing_policy.RaisingAdmission",
-           "policies.decode_admission.params": {"fail_at": 0}}
+RAISING = {"policies.decode_admission": {"name": "failing_policy.RaisingAdmission",
+                                         "params": {"fail_at": 0}}}
 
 
 @dataclass
@@ -48,6 +48,8 @@ def _stream(base: str, max_tokens: int, prompt: str = "x" * 400) -> Streamed:
     tokens, done, error = 0, False, ""
     with httpx.stream("POST", f"{base}/v1/completions", json=body, timeout=300.0) as r:
         status = r.status_code
+        if status != 200:
+            return Streamed(status, 0, False, r.read().decode())
         for line in r.iter_lines():
             if not line.startswith("data: "):
                 continue
@@ -131,7 +133,7 @@ def test_32_concurrent_streams_at_dilation_1_all_complete(ray_cluster, tmp_path)
         with ThreadPoolExecutor(32) as pool:
             got = list(pool.map(lambda i: _stream(base, 32 + i), range(32)))
     assert [(s.status, s.done, s.error, s.tokens) for s in got] == [
-        (200, True, "", 32 + i) for i in range(32)]
+        (200, True, "", 32 + i) for i in range(32)], ended
     rows = pq.read_table(tmp_path / "out" / "requests.parquet").to_pylist()
     assert len(rows) == 32 and {r["status"] for r in rows} == {"completed"}
 

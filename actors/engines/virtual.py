@@ -117,7 +117,7 @@ class VirtualRun:
         """Move the collector's finished rows and the components' final timeseries bins into
         ``sink``; the router forgets the requests that ended."""
         drained: Drained = self.ledger.drain(final, unfinished, arrivals)
-        if drained.ended_ids and "router" not in self.lost:
+        if drained.ended_ids and "router" not in self.lost and not final:  # (the run is over)
             self.comps["router"].deliver(RequestsEnded(tuple(drained.ended_ids), self.loop.time()))
         drained.series = [s for n, c in self.comps.items() if n not in self.lost
                           for s in c.drain_series()]
