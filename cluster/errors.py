@@ -13,6 +13,24 @@ class ConfigError(ValueError):
     """Bad user input: the message names the field, the value and what is allowed (exit 2)."""
 
 
+class ComponentFailed(RuntimeError):
+    """A component's message handler or task raised: the run ends, naming the component and
+    what it raised (``exc_type`` and ``message``, e.g. ``KeyError`` and ``24``)."""
+
+    def __init__(self, name: str, exc_type: str, message: str) -> None:
+        super().__init__(f"component {name} failed: {exc_type}: {message}")
+        self.name, self.exc_type, self.message = name, exc_type, message
+
+    @classmethod
+    def of(cls, name: str, error: BaseException) -> ComponentFailed:
+        """The failure of component ``name`` that raised ``error``."""
+        return cls(name, type(error).__name__, str(error))
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        # pickled across Ray actors with the constructor's own arguments
+        return (type(self), (self.name, self.exc_type, self.message))
+
+
 class CapacityExceeded(RuntimeError):
     """A unit was asked to hold more than it can (a bug in a policy or a unit)."""
 

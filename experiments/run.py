@@ -15,10 +15,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from disagg.actors.engines.build import check_experiment
+from disagg.actors.engines.engine import Engine, RunResults, Sink, raise_failure, run_engine
 from disagg.actors.engines.stop import StopFlag
-from disagg.actors.engines.virtual import run_virtual
+from disagg.actors.engines.virtual import VirtualEngine
 from disagg.cluster.config import Experiment
+from disagg.cluster.errors import ComponentFailed
+from disagg.experiments.checks import check_experiment
 from disagg.experiments.results.aggregate import request_aggregates, transfer_aggregates
 from disagg.experiments.results.summary import summarize
 from disagg.experiments.results.tables import (
@@ -67,24 +69,40 @@ class RunResult:
         return self.raw.get("unfinished", {}).get("status") == "cancelled"
 
 
-def execute(exp: Experiment, address: str | None = None, progress: Any = None,
-            live_s: float = 0.0, stop: StopFlag | None = None, checked: bool = False,
-            sink: Callable[[Any], None] | None = None) -> dict[str, Any]:
-    """Run the components on the experiment's engine and return their raw results.
+def engine_for(exp: Experiment, address: str | None = None, sink: Sink | None = None,
+               live_s: float = 0.0) -> Engine:
+    """The engine ``exp`` names (``experiment.engine``), sending finished rows to ``sink``."""
+    if exp.experiment.engine == "virtual":
+        return VirtualEngine(exp, sink, live_s or 0.5)
+    from disagg.actors.engines.ray_engine import RayEngine  # Ray is imported only when used
+
+    return RayEngine(exp, address, sink, live_s)
+
+
+def run_results(exp: Experiment, address: str | None = None, progress: Any = None,
+                live_s: float = 0.0, stop: StopFlag | None = None, checked: bool = False,
+                sink: Callable[[Any], None] | None = None) -> RunResults:
+    """Run the components on the experiment's engine and return their :class:`RunResults`
+    (a component failure ends the run and is in ``failure``, not raised).
 
     ``progress`` gets collector snapshots while the run goes; ``live_s`` > 0 (wall s) makes the
     units report their state so the snapshots carry the live picture (``experiments/view/live.py``).
     ``stop``, once requested, ends the run early (unfinished requests ``cancelled``). ``checked``
     says the caller already ran :func:`check_experiment` (the command line does, once).
-    Finished request rows go to ``sink`` as the run goes, or (no sink) into ``raw["requests"]``.
+    Finished request rows go to ``sink`` as the run goes, or (no sink) into ``requests``.
     """
     if not checked:
         check_experiment(exp)
-    if exp.experiment.engine == "virtual":
-        return run_virtual(exp, progress=progress, live_s=live_s or 0.5, stop=stop, sink=sink)
-    from disagg.actors.engines.ray_engine import run_ray  # Ray is imported only when used
+    return run_engine(engine_for(exp, address, sink, live_s), stop, progress)
 
-    return run_ray(exp, address=address, progress=progress, live_s=live_s, stop=stop, sink=sink)
+
+def execute(exp: Experiment, address: str | None = None, progress: Any = None,
+            live_s: float = 0.0, stop: StopFlag | None = None, checked: bool = False,
+            sink: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """:func:`run_results` as the raw dict; raises :class:`ComponentFailed` if a component
+    failed (the rows reached so far are in ``sink``)."""
+    return raise_failure(run_results(exp, address, progress, live_s, stop, checked,
+                                     sink)).as_raw()
 
 
 def assemble(exp: Experiment, raw: dict[str, Any]) -> RunResult:
@@ -111,8 +129,9 @@ def _streamed(exp: Experiment, out_dir: Path, address: str | None, progress: Any
               live_s: float, stop: StopFlag | None, checked: bool) -> RunResult:
     writer = ResultsWriter(out_dir, request_columns(exp))
     try:
-        raw = execute(exp, address=address, progress=progress, live_s=live_s, stop=stop,
-                      checked=checked, sink=writer.write)
+        results = run_results(exp, address=address, progress=progress, live_s=live_s,
+                              stop=stop, checked=checked, sink=writer.write)
+        raw = results.as_raw()
         writer.close_tables(keep_open=("timeseries",))
         agg = request_aggregates(writer.path("requests"), exp.model)
         writer.write_series(final_series(raw, exp, agg.makespan_s))
@@ -129,15 +148,36 @@ def _streamed(exp: Experiment, out_dir: Path, address: str | None, progress: Any
     return RunResult(exp, tables, summary, raw, folder)
 
 
+def write_run(exp: Experiment, results: RunResults, out_dir: Path | None) -> RunResult:
+    """Assemble results whose rows were kept in memory and write them to ``out_dir`` (if given);
+    raises the run's :class:`ComponentFailed` once they are written."""
+    result = assemble(exp, results.as_raw())
+    if out_dir is not None:
+        result.out_dir = write_results(out_dir, exp, dict(result.tables), result.summary)
+    if results.failure is not None:
+        results.failure.result = result  # type: ignore[attr-defined]
+    raise_failure(results)
+    return result
+
+
 def run_experiment(exp: Experiment, out_dir: Path | None = None, address: str | None = None,
                    progress: Any = None, live_s: float = 0.0, stop: StopFlag | None = None,
                    checked: bool = False) -> RunResult:
     """Run, assemble and (if ``out_dir`` is given) write the results folder, streaming (also for
-    a run stopped early by ``stop``: what it holds so far)."""
+    a run stopped early by ``stop`` or ended by a failure: what it holds so far). A component
+    failure raises :class:`ComponentFailed` once the folder is written (its ``result``: the
+    :class:`RunResult` reached)."""
     if out_dir is not None:
-        return _streamed(exp, Path(out_dir), address, progress, live_s, stop, checked)
-    return assemble(exp, execute(exp, address=address, progress=progress, live_s=live_s,
-                                 stop=stop, checked=checked))
+        result = _streamed(exp, Path(out_dir), address, progress, live_s, stop, checked)
+        failed = result.raw.get("component_failed")
+        if failed is not None:
+            error = ComponentFailed(failed["name"], failed["exc_type"], failed["message"])
+            error.result = result  # type: ignore[attr-defined]
+            raise error
+        return result
+    return write_run(exp, run_results(exp, address=address, progress=progress, live_s=live_s,
+                                      stop=stop, checked=checked), None)
 
 
-__all__ = ["RunResult", "assemble", "execute", "run_experiment", "write_results"]
+__all__ = ["RunResult", "assemble", "engine_for", "execute", "run_experiment", "run_results",
+           "write_results", "write_run"]

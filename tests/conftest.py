@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,6 +70,10 @@ def ray_cluster():
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
+    # the Ray workers import test-only modules by dotted path too (tests/failing_policy.py)
+    tests_dir = str(Path(__file__).resolve().parent)
+    path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = tests_dir + (os.pathsep + path if path else "")
     mib = 2**20
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 2, "resources": {"disagg_control": 64}, "object_store_memory": 300 * mib})

@@ -187,7 +187,7 @@ def test_losing_a_unit_redoes_its_requests(lost) -> None:
 
 
 def test_unit_loss_must_name_a_unit(tmp_path) -> None:
-    from disagg.actors.engines.build import check_experiment
+    from disagg.experiments.checks import check_experiment
     from disagg.cluster.errors import ConfigError
 
     with pytest.raises(ConfigError, match="decode-5"):

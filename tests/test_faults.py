@@ -84,7 +84,7 @@ def test_the_player_plays_due_actions_in_order_through_the_host() -> None:
      "faults.0.link"),
 ])
 def test_faults_must_name_what_the_experiment_has(entry: dict[str, Any], field: str) -> None:
-    from disagg.actors.engines.build import check_experiment
+    from disagg.experiments.checks import check_experiment
 
     with pytest.raises(ConfigError, match=f"field '{field}'"):
         check_experiment(make_experiment(faults=[entry]))

@@ -10,7 +10,8 @@ from conftest import make_experiment
 
 from disagg.actors.components.gateway import Gateway, GatewayClosed, TokenPlan
 from disagg.actors.components.store import LocalStore
-from disagg.actors.engines.build import build_component, component_names
+from disagg.actors.engines.build import build_component
+from disagg.cluster.facts import component_names
 from disagg.actors.engines.virtual import LocalPeer, VirtualClock, VirtualTimeLoop
 from disagg.cluster.messages import Request
 
@@ -23,12 +24,12 @@ def _serve_virtually(exp, arrivals: list[tuple[float, int, int]]) -> tuple[Gatew
 
     async def drive() -> tuple[Gateway, dict]:
         comps = {n: build_component(exp, n, clock, store, serving=True)
-                 for n in component_names(exp)}
+                 for n in component_names(exp, serving=True)}
         peers = {n: LocalPeer(loop, c, 0.0) for n, c in comps.items()}
         for c in comps.values():
             c.connect(peers)
         tasks = [loop.create_task(c.run()) for c in comps.values()]
-        gateway = comps["loadgen"]
+        gateway = comps["gateway"]
         for at_s, prompt, output in arrivals:
             await clock.sleep_until(at_s)
             gateway.submit(prompt, output, clock.now())

@@ -15,15 +15,11 @@ from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.messages import Arrivals, ArrivalsDone, Request, RequestArrived
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
-from disagg.cluster.workload.plan import SloTargets, plan_requests
+from disagg.cluster.facts import slo_targets
+from disagg.cluster.workload.plan import plan_requests
 
 ARRIVAL_BATCH = 1024
 """Requests per ``Arrivals`` message to the collector."""
-
-
-def slo_targets(exp: Experiment) -> SloTargets:
-    """The experiment's default SLO targets."""
-    return SloTargets(exp.slo.ttft_s, exp.slo.tpot_s)
 
 
 def make_requests(exp: Experiment, rng: np.random.Generator) -> list[Request]:

@@ -14,9 +14,11 @@ import ray
 
 from disagg.actors.components.live_state import LiveReporter
 from disagg.actors.engines.build import build_component
+from disagg.actors.engines.host_roles import ArrivalsRole, GatewayRole, LedgerRole
 from disagg.actors.engines.transport import Transport, prefetch_wait_wall_s
-from disagg.cluster.component import Clock, Component, as_arrivals, as_ledger
+from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
+from disagg.cluster.errors import ComponentFailed
 from disagg.cluster.timegate import TimeGate
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 
@@ -56,10 +58,13 @@ class RayStore:
         return await ref
 
 
-class ComponentHost:
+class ComponentHost(LedgerRole, ArrivalsRole, GatewayRole):
     """The body of one Ray actor: hosts one component, or several units of one kind
-    (``[placement] units_per_actor``), each with its own clock, peers, state and tasks; sends
-    through one :class:`Transport` and records the components' errors."""
+    (``[placement] units_per_actor``), or the whole control plane, each with its own clock,
+    peers, state and tasks; sends through one :class:`Transport`. The first exception a hosted
+    component raises is kept as :class:`ComponentFailed` and raised by :meth:`ping` (and the
+    collector's calls), so the driver gets it typed through ``ray.get``. The role-specific calls
+    live in ``host_roles.py``."""
 
     def __init__(self, exp: Experiment, names: str | tuple[str, ...],
                  serving: bool = False) -> None:
@@ -68,7 +73,7 @@ class ComponentHost:
         self.components = {n: self._build(n) for n in names}
         self.component = self.components[names[0]]  # the one component of a control actor
         self.clock = self.component.clock
-        self.errors: list[str] = []
+        self.failure: ComponentFailed | None = None
         self.stopped: set[str] = set()  # components stopped by a fault (messages dropped)
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._started: tuple[float, float, float, float] | None = None
@@ -98,9 +103,18 @@ class ComponentHost:
         """This node's wall clock, for the driver's offset measurement."""
         return time.time()
 
-    def ping(self) -> list[str]:
-        """Alive: the errors the components have raised so far (the supervisor raises on any)."""
-        return list(self.errors)
+    def ping(self) -> None:
+        """Alive; raises the failure of a hosted component (:class:`ComponentFailed`)."""
+        self.raise_failure()
+
+    def raise_failure(self) -> None:
+        """Raise the first failure of a hosted component, if one failed."""
+        if self.failure is not None:
+            raise self.failure
+
+    def _fail(self, name: str, error: BaseException) -> None:
+        if self.failure is None:
+            self.failure = ComponentFailed.of(name, error)
 
     def repoint(self, name: str, handle: Any) -> None:
         """Peer ``name`` was restarted as a fresh actor: send to ``handle`` from now on."""
@@ -114,20 +128,6 @@ class ComponentHost:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         return 0
-
-    def ended_ids(self) -> list[int]:
-        """Collector only: the requests that have ended so far."""
-        return sorted(as_ledger(self._named("collector")).ended_ids())
-
-    def stop_arrivals(self) -> tuple[Any, ...]:
-        """Load generator only: submit nothing more (an interrupted run); the requests sent but
-        not yet reported to the collector."""
-        return as_arrivals(self._named("loadgen")).stop_arrivals()
-
-    def drain(self, final: bool = False, unfinished: tuple[str, str] | None = None,
-              arrivals: tuple[Any, ...] = ()) -> Any:
-        """Collector only: the rows finished since the last drain (``Collector.drain``)."""
-        return as_ledger(self._named("collector")).drain(final, unfinished, arrivals)
 
     def drain_series(self) -> list[dict[str, Any]]:
         """The components' timeseries bins that became final (``Component.drain_series``)."""
@@ -194,15 +194,15 @@ class ComponentHost:
 
     def _on_done(self, name: str, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            self.errors.append(f"{name}: {task.exception()!r}")
+            self._fail(name, task.exception())  # type: ignore[arg-type]
 
     def _deliver_local(self, name: str, message: Any) -> None:
         if name in self.stopped:
             return
         try:
             self.components[name].deliver(message)
-        except Exception as e:  # noqa: BLE001 - reported to the driver, which raises
-            self.errors.append(f"{name}: {e!r}")
+        except Exception as e:  # noqa: BLE001 - raised to the driver by ping()
+            self._fail(name, e)
 
     async def deliver(self, message: Any, name: str | None = None) -> None:
         """One message from the driver to component ``name`` (the only one, by default)."""
@@ -213,31 +213,13 @@ class ComponentHost:
         for name, message in items:
             self._deliver_local(name, message)
 
-    async def wait_done(self, timeout_s: float) -> bool:
-        """Collector only: True once every submitted request has ended."""
-        try:
-            done = as_ledger(self._named("collector")).done
-            await asyncio.wait_for(done.wait(), max(timeout_s, 0.0))
-        except TimeoutError:
-            return False
-        return True
-
-    async def status(self) -> dict[str, Any]:
-        return {"errors": list(self.errors), "snapshot": self._named("collector").snapshot(),
-                "now_s": self.clock.now()}
-
-    async def last_arrival_s(self) -> float:
-        return float(as_arrivals(self._named("loadgen")).arrivals_end_s())
-
     async def results(self) -> list[dict[str, Any]]:
         """Every hosted component's results (stopped ones included); the first also carries
-        this actor's transport counts and its errors."""
+        this actor's transport counts."""
         for tasks in self._tasks.values():
             for task in tasks:
                 task.cancel()
         parts = [c.results() for c in self.components.values()]
-        for part in parts:
-            part["errors"] = [e for e in self.errors if e.startswith(f"{part['name']}: ")]
         if self.transport is not None:
             parts[0]["transport"] = self.transport.stats.as_dict()
         # this actor process's CPU seconds since the run started (for the fidelity benchmark)

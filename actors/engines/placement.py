@@ -23,7 +23,7 @@ import ray
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from disagg.actors.engines.build import CONTROL, component_names, unit_ids
+from disagg.cluster.facts import component_names, control_names, unit_ids
 from disagg.cluster.config import Experiment
 
 CONTROL_RESOURCE = "disagg_control"
@@ -39,17 +39,19 @@ def unit_resource(name: str, exp: Experiment) -> dict[str, float]:
     return {pool.hardware.name: float(pool.chips_per_unit)}
 
 
-def actor_groups(exp: Experiment) -> dict[str, tuple[str, ...]]:
+def actor_groups(exp: Experiment, serving: bool = False) -> dict[str, tuple[str, ...]]:
     """The components each actor hosts, keyed by its first: each control component alone (or all
     four together, ``[placement] one_control_actor``), units of one kind in groups of
-    ``[placement] units_per_actor`` (in index order)."""
+    ``[placement] units_per_actor`` (in index order). ``serving``: ``disagg serve``'s
+    components (the gateway in the load generator's place)."""
     size = exp.placement.units_per_actor
     ids = unit_ids(exp)
     groups: dict[str, tuple[str, ...]] = {}
+    control = control_names(serving)
     if exp.placement.one_control_actor:
-        groups[CONTROL[0]] = CONTROL
+        groups[control[0]] = control
     open_group: dict[str, list[str]] = {}  # unit kind -> the group being filled
-    for name in component_names(exp):
+    for name in component_names(exp, serving):
         unit = ids.get(name)
         if unit is None:
             if not exp.placement.one_control_actor:

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import ray
 
-from disagg.actors.components.collector import Drained, EndedIds
+from disagg.actors.components.collector import Drained
 from disagg.actors.components.load_generator import LoadGenerator
 from disagg.actors.components.store import LocalStore
 from disagg.actors.engines.address import HINT, use_token_auth_for_embedded_ray
-from disagg.actors.engines.build import CONTROL, build_component, component_names
+from disagg.actors.engines.build import build_component
 from disagg.actors.engines.clock_sync import measure_offsets
+from disagg.actors.engines.engine import Ending, Progress, RunResults, Sink, run_engine
 from disagg.actors.engines.host import ComponentHost, RayPeer, RayStore, WallClock
 from disagg.actors.engines.placement import (
     CONTROL_RESOURCE,
@@ -35,6 +35,8 @@ from disagg.actors.engines.placement import (
     local_resources,
     stage_package,
 )
+from disagg.actors.engines.ray_drain import Drainer, flush_transports, gather_results
+from disagg.actors.engines.roles import ArrivalsFacade
 from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.supervisor import (
     PING_TIMEOUT_S,
@@ -44,15 +46,13 @@ from disagg.actors.engines.supervisor import (
 )
 from disagg.actors.engines.transport import message_counts
 from disagg.cluster.config import Experiment
-from disagg.cluster.errors import ConfigError
-from disagg.cluster.messages import Request, RequestsEnded
-from disagg.cluster.records import EndRecord, fold, with_nodes
+from disagg.cluster.errors import ComponentFailed, ConfigError
+from disagg.cluster.facts import arrivals_name, component_names, control_names
+from disagg.cluster.messages import Request
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 
-__all__ = ["CONTROL_RESOURCE", "ComponentHost", "ComponentLost", "RayEngineError", "RayPeer",
-           "RayStore", "WallClock", "local_resources", "run_ray"]
-
-GATHER_TIMEOUT_S = 60.0  # wall seconds the surviving actors get to hand over their results
+__all__ = ["CONTROL_RESOURCE", "ComponentHost", "ComponentLost", "RayEngine", "RayEngineError",
+           "RayPeer", "RayStore", "WallClock", "local_resources", "run_ray"]
 
 
 def init_ray(exp: Experiment, address: str | None) -> bool:
@@ -91,18 +91,19 @@ def node_ips() -> dict[str, str]:
     return {n["NodeID"]: n.get("NodeManagerAddress", "") for n in ray.nodes()}
 
 
-def _start_actors(exp: Experiment, placement: Placement, live_s: float
+def _start_actors(exp: Experiment, placement: Placement, live_s: float, serving: bool = False
                   ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any], float, Any]:
-    """Create, connect and start the actors (one per control component, units in groups of
-    ``[placement] units_per_actor``); returns the handle and node per component (components of
-    one actor share them), clock offsets per node, t0 and the function that starts a fresh
-    one-unit actor (for restarts)."""
+    """Create, connect and start the actors (one per control component or all four in one,
+    units in groups of ``[placement] units_per_actor``; ``serving``: ``disagg serve``'s
+    components); returns the handle and node per component (components of one actor share them),
+    clock offsets per node, t0 and the function that starts a fresh one-unit actor (restarts)."""
     host_cls: Any = ray.remote(ComponentHost)
-    groups = actor_groups(exp)
+    groups = actor_groups(exp, serving)
     actor_of = {n: key for key, members in groups.items() for n in members}
     actors = {key: host_cls.options(**placement.options(key, len(members))).remote(
-        exp, members[0] if len(members) == 1 else members) for key, members in groups.items()}
-    handles = {n: actors[actor_of[n]] for n in component_names(exp)}
+        exp, members[0] if len(members) == 1 else members, serving)
+        for key, members in groups.items()}
+    handles = {n: actors[actor_of[n]] for n in component_names(exp, serving)}
     node_of = dict(zip(actors, ray.get([a.connect.remote(handles, actor_of)
                                         for a in actors.values()]), strict=True))
     nodes = {n: node_of[actor_of[n]] for n in handles}
@@ -113,7 +114,7 @@ def _start_actors(exp: Experiment, placement: Placement, live_s: float
              for k, a in actors.items()])
 
     def start_unit(name: str) -> Any:
-        handle: Any = host_cls.options(**placement.options(name)).remote(exp, name)
+        handle: Any = host_cls.options(**placement.options(name)).remote(exp, name, serving)
         node: str = ray.get(handle.connect.remote(handles, actor_of))
         offset = offsets[node].offset_s if node in offsets else 0.0
         ray.get(handle.start.remote(t0, dilation, offset, live_s))
@@ -122,182 +123,147 @@ def _start_actors(exp: Experiment, placement: Placement, live_s: float
     return handles, nodes, offsets, t0, start_unit
 
 
+
+class RayEngine:
+    """The ray engine behind the :class:`~disagg.actors.engines.engine.Engine` interface.
+
+    ``serving`` builds ``disagg serve``'s components (a gateway in the load generator's place),
+    through the same placement. Finished rows go to ``sink`` every poll (kept in memory without
+    one); ``live_s`` > 0 (wall s) makes every component report its state to the collector."""
+
+    def __init__(self, exp: Experiment, address: str | None = None, sink: Sink | None = None,
+                 live_s: float = 0.0, poll_s: float = 0.5, serving: bool = False) -> None:
+        self.exp, self.address, self.serving = exp, address, serving
+        self.live_s, self.poll_s = live_s, live_s if live_s > 0 else poll_s
+        self.kept = Drained()
+        self.sink: Sink = sink or self.kept.extend
+        self.handles: dict[str, Any] = {}
+        self.lost: dict[str, str] = {}
+        self.nodes: dict[str, str] = {}
+        self.offsets: dict[str, Any] = {}
+        self.t0 = 0.0
+        self.placement: Placement | None = None
+        self.lost_control = ""  # the control component lost while the run ended, if any
+        self._started_ray = False
+        self._sup: Supervisor | None = None
+        self._drain: Drainer | None = None
+
+    @property
+    def arrivals(self) -> str:
+        """The name of the component that submits requests (load generator or gateway)."""
+        return arrivals_name(self.serving)
+
+    def start(self) -> None:
+        """Start Ray (or join ``address``), place, connect and start every actor."""
+        self._started_ray = init_ray(self.exp, self.address)
+        self.placement = Placement(self.exp, ray.cluster_resources())
+        self.handles, self.nodes, self.offsets, self.t0, start_unit = _start_actors(
+            self.exp, self.placement, self.live_s, self.serving)
+        self._sup = Supervisor(self.exp, self.handles, self.t0, self.lost, start_unit)
+        self._drain = Drainer(self.handles, self.nodes, self.sink, self.t0,
+                              self.exp.experiment.dilation, self.lost)
+
+    def emu_now(self) -> float:
+        """The run's emu time now (driver clock)."""
+        return (time.time() - self.t0) / self.exp.experiment.dilation
+
+    def wait(self, stop: StopFlag | None = None, progress: Progress | None = None) -> Ending:
+        """Supervise until the run ends, draining rows as it goes (see :class:`Ending`)."""
+        assert self._sup is not None and self._drain is not None
+        try:
+            last = ArrivalsFacade(self.handles[self.arrivals]).last_arrival_s()
+            deadline = self.t0 + (last + self.exp.experiment.drain_timeout_s) * \
+                self.exp.experiment.dilation
+            how = self._sup.wait(deadline, self.poll_s, progress, stop, self._drain)
+        except ray.exceptions.RayActorError as e:
+            self.lost[self.arrivals] = type(e).__name__
+            return Ending("lost", component=self.arrivals)
+        except ComponentLost as e:
+            self.lost[e.name] = str(e)
+            return Ending("lost", component=e.name)
+        except ComponentFailed as e:
+            return Ending("failed", component=e.name, failure=e)
+        if how == "stopped":
+            return Ending("stopped", stop.reason if stop is not None else "")
+        return Ending("done" if how == "done" else "deadline")
+
+    def check(self) -> None:
+        """Ping every actor: raises :class:`ComponentFailed` or :class:`ComponentLost`."""
+        assert self._sup is not None
+        self._sup.check_actors()
+
+    def stop_arrivals(self) -> tuple[Any, ...]:
+        """Arrivals stop; the requests sent but not reported (planned again from the seed when
+        the load generator or the collector was lost on an open-loop workload)."""
+        if self.arrivals not in self.lost:
+            try:
+                unsent = ArrivalsFacade(self.handles[self.arrivals]).stop_arrivals(PING_TIMEOUT_S)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                self.lost[self.arrivals] = "lost while stopping"
+                self.lost_control = self.arrivals
+                unsent = ()
+        open_loop = not isinstance(self.exp.workload, ClosedLoopWorkload) and not self.serving
+        if open_loop and ("loadgen" in self.lost or "collector" in self.lost):
+            unsent = replanned_arrivals(self.exp, self.emu_now())
+        return unsent
+
+    def drain(self, final: bool = False, unfinished: tuple[str, str] | None = None,
+              arrivals: tuple[Any, ...] = ()) -> None:
+        """See :meth:`Engine.drain`; the final one flushes every transport first (and, with the
+        collector lost, writes a row for each request it held)."""
+        assert self._drain is not None
+        if self.lost_control and (unfinished is None or unfinished[0] == "cancelled"):
+            unfinished = ("failed", "emulator_component_lost")
+        if "collector" in self.lost:
+            self._drain.without_collector(arrivals, unfinished)
+            return
+        if final:
+            flush_transports(self.handles, self.lost)
+        self._drain(final, unfinished, arrivals)  # one call: Ray orders no two calls of an actor
+
+    def results(self, ending: Ending) -> RunResults:
+        """The surviving components' results, where each ran, and what crossed actors."""
+        assert self._sup is not None and self.placement is not None
+        if self.lost_control and ending.kind in ("stopped", "done", "deadline"):
+            ending = Ending("lost", component=self.lost_control)
+        components = gather_results(self.handles, self.lost)
+        control = control_names(self.serving)
+        ips = node_ips()
+        return RunResults(
+            "ray", self.emu_now(), components, self.kept.rows, self.kept.transfers,
+            self.kept.series, sorted(n for n in self.lost if n not in control),
+            self._sup.player.log, message_counts(components), self.placement.mode,
+            {n: {"node_id": node, "node_ip": ips.get(node, "")} for n, node in self.nodes.items()},
+            {node: {"offset_ms": o.offset_s * 1e3, "uncertainty_ms": o.uncertainty_s * 1e3}
+             for node, o in self.offsets.items()},
+            ending=ending)
+
+    def close(self) -> None:
+        """Kill the actors, free the placement, and shut Ray down if this engine started it."""
+        for h in set(self.handles.values()):
+            ray.kill(h)
+        if self.placement is not None:
+            self.placement.release()
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
+
 def run_ray(
-    exp: Experiment, address: str | None = None,
-    progress: Callable[[dict[str, Any]], None] | None = None, poll_s: float = 0.5,
-    live_s: float = 0.0, stop: StopFlag | None = None,
-    sink: Callable[[Drained], None] | None = None,
+    exp: Experiment, address: str | None = None, progress: Progress | None = None,
+    poll_s: float = 0.5, live_s: float = 0.0, stop: StopFlag | None = None,
+    sink: Sink | None = None,
 ) -> dict[str, Any]:
-    """Run ``exp`` on Ray actors; returns raw component results (and ``messages``: what crossed
-    actors, ``transport.message_counts``).
+    """Run ``exp`` on Ray actors; returns the raw results (``RunResults.as_raw``, with
+    ``messages``: what crossed actors, ``transport.message_counts``).
 
     ``progress`` gets the collector's snapshot (plus ``now_s``) every ``poll_s`` wall seconds; with
-    ``live_s`` > 0 every component reports its state to the collector at most that often (wall s),
-    so the snapshot carries the live picture, and the collector is polled every ``live_s``.
+    ``live_s`` > 0 every component reports its state to the collector at most that often (wall s).
     ``stop``, once requested, ends the run: arrivals stop, unfinished requests are ``cancelled``.
-    A lost control-plane actor ends the run too: what the others hold is returned, unfinished
-    requests ``failed`` with reason ``emulator_component_lost`` and ``component_lost`` naming it.
-    Each poll drains the collector's finished rows into ``sink`` (kept in memory under
-    ``requests`` and ``transfers`` without one).
+    A lost control-plane actor ends the run too: unfinished requests ``failed`` with reason
+    ``emulator_component_lost`` and ``component_lost`` naming it. A component that raised ends
+    it as :class:`ComponentFailed`, raised once the rows reached so far are in ``sink``.
     """
-    poll_s = live_s if live_s > 0 else poll_s
-    started = init_ray(exp, address)
-    handles: dict[str, Any] = {}
-    placement: Placement | None = None
-    lost: dict[str, str] = {}
-    raw: dict[str, Any] = {"engine": "ray"}
-    kept = Drained()
-    try:
-        placement = Placement(exp, ray.cluster_resources())
-        handles, nodes, offsets, t0, start_unit = _start_actors(exp, placement, live_s)
-        sup = Supervisor(exp, handles, t0, lost, start_unit)
-        drain = Drainer(handles, nodes, sink or kept.extend, t0, exp.experiment.dilation, lost)
-        _supervise(exp, sup, poll_s, progress, stop, raw, drain)
-        raw["components"] = gather_results(handles, lost)
-        raw["messages"] = message_counts(raw["components"])
-        raw["faults"] = sup.player.log
-    finally:
-        for h in set(handles.values()):
-            ray.kill(h)
-        if placement is not None:
-            placement.release()
-        ips = node_ips() if ray.is_initialized() else {}
-        if started:
-            ray.shutdown()
-    errors = [e for p in raw["components"] for e in p.get("errors", [])]
-    if errors and "component_lost" not in raw:
-        raise RayEngineError("; ".join(errors[:3]))
-    raw.update(requests=kept.rows, transfers=kept.transfers, series=kept.series,
-               end_s=(time.time() - t0) / exp.experiment.dilation,
-               lost_units=sorted(n for n in lost if n not in CONTROL),
-               placement_mode=placement.mode, **_where(nodes, ips, offsets))
-    return raw
-
-
-def _where(nodes: dict[str, str], ips: dict[str, str], offsets: dict[str, Any]
-           ) -> dict[str, Any]:
-    """Which node each component ran on, and each node's measured clock offset."""
-    return {
-        "placement": {n: {"node_id": nodes[n], "node_ip": ips.get(nodes[n], "")} for n in nodes},
-        "clock": {node: {"offset_ms": o.offset_s * 1e3, "uncertainty_ms": o.uncertainty_s * 1e3}
-                  for node, o in offsets.items()},
-    }
-
-
-def _supervise(exp: Experiment, sup: Supervisor, poll_s: float,
-               progress: Callable[[dict[str, Any]], None] | None, stop: StopFlag | None,
-               raw: dict[str, Any], drain: Drainer) -> None:
-    """Wait for the run's end, draining rows as it goes, then drain the rest; note in ``raw``
-    why it ended early (stop, lost control actor)."""
-    unsent: tuple[Request, ...] = ()
-    try:
-        last = ray.get(sup.handles["loadgen"].last_arrival_s.remote())
-        deadline = sup.t0 + (last + exp.experiment.drain_timeout_s) * exp.experiment.dilation
-        how = sup.wait(deadline, poll_s, progress, stop, drain)
-    except ray.exceptions.RayActorError as e:
-        how = ""
-        sup.lost["loadgen"] = type(e).__name__
-        raw["component_lost"] = "loadgen"
-    except ComponentLost as e:
-        how = ""
-        sup.lost[e.name] = str(e)
-        raw["component_lost"] = e.name
-    if how == "stopped" and stop is not None:
-        raw["unfinished"] = {"status": "cancelled", "reason": stop.reason}
-    if how != "done" and how != "deadline" and "loadgen" not in sup.lost:
-        try:  # stop arrivals; the requests sent but not yet reported to the collector
-            unsent = ray.get(sup.handles["loadgen"].stop_arrivals.remote(), timeout=PING_TIMEOUT_S)
-        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-            sup.lost["loadgen"] = "lost while stopping"
-            raw["component_lost"] = raw.get("component_lost", "loadgen")
-    if "component_lost" in raw:
-        raw["unfinished"] = {"status": "failed", "reason": "emulator_component_lost"}
-    open_loop = not isinstance(exp.workload, ClosedLoopWorkload)
-    if ("loadgen" in sup.lost or "collector" in sup.lost) and open_loop:
-        unsent = replanned_arrivals(exp, sup.emu_now())
-    unfinished = raw.get("unfinished")
-    status = None if unfinished is None else (unfinished["status"], unfinished["reason"])
-    if "collector" in sup.lost:  # its rows went with it: the requests it held get theirs here
-        drain.without_collector(unsent, status)
-        return
-    flush_transports(sup.handles, sup.lost)
-    drain(True, status, unsent)  # in the same call: Ray orders no two calls of an async actor
-
-
-class Drainer:
-    """Drains the collector's finished rows (transfers with their Ray nodes) and the
-    components' final timeseries bins into ``sink``; the router forgets the requests that ended.
-    A unit lost meanwhile contributes no bins this time (the supervisor notices it)."""
-
-    def __init__(self, handles: dict[str, Any], nodes: dict[str, str],
-                 sink: Callable[[Drained], None], t0: float, dilation: float,
-                 lost: dict[str, str]) -> None:
-        self.handles, self.nodes, self.sink = handles, nodes, sink
-        self.t0, self.dilation, self.lost = t0, dilation, lost
-        self.written = EndedIds()  # request ids whose rows went to the sink
-
-    def __call__(self, final: bool = False, unfinished: tuple[str, str] | None = None,
-                 arrivals: tuple[Request, ...] = ()) -> None:
-        try:
-            drained: Drained = ray.get(
-                self.handles["collector"].drain.remote(final, unfinished, arrivals))
-        except ray.exceptions.RayActorError as e:
-            raise ComponentLost("collector", type(e).__name__) from None
-        if drained.ended_ids and "router" not in self.lost:
-            self.handles["router"].deliver.remote(
-                RequestsEnded(tuple(drained.ended_ids), (time.time() - self.t0) / self.dilation),
-                "router")
-        with_nodes(drained.transfers, self.nodes)
-        self._out(drained)
-
-    def without_collector(self, requests: tuple[Request, ...],
-                          unfinished: tuple[str, str] | None) -> None:
-        """The collector was lost: a row for each of ``requests`` not yet written, ended with
-        ``unfinished`` (what the collector held of them went with it)."""
-        status, reason = unfinished or ("failed", "emulator_component_lost")
-        rows = [fold([r], EndRecord(r.request_id, status, reason, None, r.attempt + 1))
-                for r in requests if r.request_id not in self.written]
-        self._out(Drained(rows=rows))
-
-    def _out(self, drained: Drained) -> None:
-        refs = [h.drain_series.remote() for h in live_actors(self.handles, self.lost).values()]
-        try:
-            drained.series = [s for part in ray.get(refs, timeout=GATHER_TIMEOUT_S) for s in part]
-        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-            pass  # a unit was lost: this drain's bins are dropped (a gap in the timeseries)
-        for row in drained.rows:
-            self.written.add(row["request_id"])
-        self.sink(drained)
-
-
-def live_actors(handles: dict[str, Any], lost: dict[str, str]) -> dict[str, Any]:
-    """One handle per actor (by the first live component it hosts) among those not lost."""
-    out: dict[str, Any] = {}
-    seen: set[Any] = set()
-    for name, handle in handles.items():
-        if name not in lost and handle not in seen:
-            seen.add(handle)
-            out[name] = handle
-    return out
-
-
-def gather_results(handles: dict[str, Any], lost: dict[str, str]) -> list[dict[str, Any]]:
-    """Every surviving component's results, fetched together (a unit lost at the very end is
-    recorded as lost)."""
-    names = list(live_actors(handles, lost))
-    refs = [handles[n].results.remote() for n in names]
-    ray.wait(refs, num_returns=len(refs), timeout=GATHER_TIMEOUT_S)
-    parts = []
-    for name, ref in zip(names, refs, strict=True):
-        try:
-            parts.extend(ray.get(ref, timeout=0))
-        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-            lost[name] = "lost before results were gathered"
-    return parts
-
-
-def flush_transports(handles: dict[str, Any], lost: dict[str, str]) -> None:
-    """Every live actor sends what its transport holds and waits until the collector handled
-    it, so that the final drain (called after this) carries every record."""
-    refs = [h.flush.remote() for h in live_actors(handles, lost).values()]
-    ray.wait(refs, num_returns=len(refs), timeout=GATHER_TIMEOUT_S)
+    results = run_engine(RayEngine(exp, address, sink, live_s, poll_s), stop, progress)
+    if results.failure is not None:
+        raise results.failure
+    return results.as_raw()

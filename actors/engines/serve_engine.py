@@ -1,55 +1,35 @@
-"""The ray engine behind ``disagg serve``: the experiment's cluster with a gateway actor in the
-load generator's place, running until the server stops.
+"""The engine behind ``disagg serve``: the ray engine (:class:`RayEngine` with ``serving``,
+the same placement, clock offsets and start margin, so every ``[placement]`` option holds) plus
+a gateway in the load generator's place, running until the server stops.
 
-:class:`ServedCluster` starts the actors as ``run_ray`` does (same placement, clock offsets and
-start margin), hands the HTTP side awaitable calls into the gateway (submit a request, long-poll
-its token plan, fetch finished requests for the metrics) and the collector (the live picture),
-and on :meth:`ServedCluster.stop` closes the gateway, lets the requests in flight finish within a
-drain time, and returns the raw results in ``run_ray``'s shape, for the usual results folder.
-Unit loss is not watched while serving (no supervisor): a lost unit shows as failed requests.
+:class:`ServedCluster` hands the HTTP side awaitable calls into the gateway (submit a request,
+long-poll its token plan, fetch finished requests for the metrics) and the collector (the live
+picture). :meth:`ServedCluster.watch` pings every actor every ``[placement] failure_poll_s``: a
+component that raised (:class:`ComponentFailed`) or a lost control actor marks the cluster
+failed, so ``/health`` answers 503, open streams end with an error and new requests are refused.
+:meth:`ServedCluster.stop` ends the run the way every engine does
+(:func:`~disagg.actors.engines.engine.finish`): arrivals stop, the requests still open are
+``cancelled`` (or ``failed`` after a failure) and the results come back as :class:`RunResults`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import ray
 
-from disagg.actors.components.collector import Drained
-from disagg.actors.components.gateway import Gateway, Outcome, PlanUpdate
-from disagg.actors.engines.build import component_names
-from disagg.actors.engines.clock_sync import measure_offsets
-from disagg.actors.engines.host import ComponentHost
-from disagg.actors.engines.placement import Placement
-from disagg.actors.engines.ray_engine import RayEngineError, gather_results, init_ray, node_ips
+from disagg.actors.components.gateway import Outcome, PlanUpdate
+from disagg.actors.engines.engine import Ending, RunResults, finish
+from disagg.actors.engines.ray_engine import RayEngine
+from disagg.actors.engines.roles import GatewayFacade, LedgerFacade
+from disagg.actors.engines.supervisor import ComponentLost
 from disagg.cluster.config import Experiment
-from disagg.cluster.records import with_nodes
+from disagg.cluster.errors import ComponentFailed
 
-
-class GatewayHost(ComponentHost):
-    """The gateway's Ray actor: the component host plus the calls the HTTP side makes."""
-
-    def __init__(self, exp: Experiment, name: str) -> None:
-        super().__init__(exp, name, serving=True)
-        self.gateway: Gateway = self.component  # type: ignore[assignment]
-
-    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int:
-        """See :meth:`Gateway.submit`."""
-        return self.gateway.submit(prompt_tokens, output_tokens, arrival_s)
-
-    async def wait(self, request_id: int, version: int, from_index: int,
-                   timeout_s: float) -> PlanUpdate:
-        """See :meth:`Gateway.wait` (an async actor runs many of these at once)."""
-        return await self.gateway.wait(request_id, version, from_index, timeout_s)
-
-    async def outcomes(self, cursor: int) -> list[Outcome]:
-        """See :meth:`Gateway.outcomes`."""
-        return self.gateway.outcomes(cursor)
-
-    async def close(self) -> int:
-        """See :meth:`Gateway.close`."""
-        return self.gateway.close()
+FAILED_REASON = "emulator_component_failed"
+LOST_REASON = "emulator_component_lost"
 
 
 class ServedCluster:
@@ -57,89 +37,119 @@ class ServedCluster:
 
     def __init__(self, exp: Experiment, address: str | None = None, live_s: float = 0.5) -> None:
         self.exp = exp
-        self.address = address
-        self.live_s = live_s  # wall s between the units' state reports (gauges in /metrics)
-        self.handles: dict[str, Any] = {}
-        self.t0 = 0.0
+        self.engine = RayEngine(exp, address, live_s=live_s, serving=True)
         self.dilation = exp.experiment.dilation
-        self._started_ray = False
-        self._placement: Placement | None = None
-        self._nodes: dict[str, str] = {}
-        self._offsets: dict[str, Any] = {}
+        self.failure: ComponentFailed | None = None
+        self.lost = ""  # a lost control component, if one was
+        self._broken = asyncio.Event()  # set once failed or lost (in the server's loop)
+        self._gateway: GatewayFacade | None = None
+        self._ledger: LedgerFacade | None = None
+
+    @property
+    def t0(self) -> float:
+        """Wall time of emu time 0."""
+        return self.engine.t0
 
     def start(self) -> None:
-        """Start Ray (or join ``address``), place and start every actor; returns at ``t0``, once
+        """Start Ray (or join the address), place and start every actor; returns at ``t0``, once
         emu time runs."""
-        self._started_ray = init_ray(self.exp, self.address)
-        self._placement = Placement(self.exp, ray.cluster_resources())
-        host_cls, gateway_cls = ray.remote(ComponentHost), ray.remote(GatewayHost)
-        for name in component_names(self.exp):
-            cls = gateway_cls if name == "loadgen" else host_cls
-            args = (self.exp, name) if name == "loadgen" else (self.exp, name, True)
-            self.handles[name] = cls.options(**self._placement.options(name)).remote(*args)
-        refs = [h.connect.remote(self.handles) for h in self.handles.values()]
-        self._nodes = dict(zip(self.handles, ray.get(refs), strict=True))
-        self._offsets = measure_offsets(self._nodes, self.handles)
-        self.t0 = time.time() + self.exp.experiment.start_margin_s
-        ray.get([h.start.remote(self.t0, self.dilation, self._offsets[self._nodes[n]].offset_s,
-                                self.live_s) for n, h in self.handles.items()])
+        self.engine.start()
+        self._gateway = GatewayFacade(self.engine.handles["gateway"])
+        self._ledger = LedgerFacade(self.engine.handles["collector"])
         # take requests only once emu time runs (a request before t0 would wait for it)
         time.sleep(max(0.0, self.t0 - time.time()))
 
     def emu_now(self) -> float:
         """The cluster's emu time now (driver clock)."""
-        return (time.time() - self.t0) / self.dilation
+        return self.engine.emu_now()
+
+    def _mark(self, failure: ComponentFailed | None, lost: str = "") -> None:
+        if self.failure is None and not self.lost:
+            self.failure, self.lost = failure, lost
+        self._broken.set()
+
+    @property
+    def broken(self) -> str:
+        """Why the cluster can serve no more ('' while it can)."""
+        if self.failure is not None:
+            return str(self.failure)
+        return f"the {self.lost} component was lost" if self.lost else ""
+
+    async def watch(self) -> None:
+        """Ping every actor every ``[placement] failure_poll_s`` wall s until one fails."""
+        while not self.broken:
+            await asyncio.sleep(self.exp.placement.failure_poll_s)
+            try:
+                await asyncio.to_thread(self.engine.check)
+            except ComponentFailed as e:
+                self._mark(e)
+            except ComponentLost as e:
+                self._mark(None, e.name)
+
+    def _ended(self, request_id: int, version: int, from_index: int) -> PlanUpdate:
+        reason = FAILED_REASON if self.failure is not None else LOST_REASON
+        return PlanUpdate(request_id, version + 1, None, (), from_index, "failed", reason, None)
 
     async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int:
-        """One request into the router at emu time ``arrival_s``; its request id."""
-        return int(await self.handles["loadgen"].submit.remote(prompt_tokens, output_tokens,
-                                                                arrival_s))
+        """One request into the router at emu time ``arrival_s``; its request id (-1 once the
+        cluster failed: its plan ends at once)."""
+        assert self._gateway is not None
+        if self.broken:
+            return -1
+        return await self._gateway.submit(prompt_tokens, output_tokens, arrival_s)
 
     async def wait(self, request_id: int, version: int, from_index: int,
                    timeout_s: float) -> PlanUpdate:
-        """The request's token plan once it changed past ``version`` (or after ``timeout_s``)."""
-        return await self.handles["loadgen"].wait.remote(request_id, version, from_index,
-                                                         timeout_s)
+        """The request's token plan once it changed past ``version`` (or after ``timeout_s``);
+        ended ``failed`` as soon as the cluster failed."""
+        assert self._gateway is not None
+        if self.broken or request_id < 0:
+            return self._ended(request_id, version, from_index)
+        poll = asyncio.ensure_future(self._gateway.wait(request_id, version, from_index,
+                                                        timeout_s))
+        broken = asyncio.ensure_future(self._broken.wait())
+        try:
+            await asyncio.wait({poll, broken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            broken.cancel()
+        if poll.done():
+            return poll.result()
+        poll.cancel()
+        return self._ended(request_id, version, from_index)
 
     async def outcomes(self, cursor: int) -> list[Outcome]:
         """Requests that ended after the first ``cursor`` ends."""
-        return await self.handles["loadgen"].outcomes.remote(cursor)
+        assert self._gateway is not None
+        return await self._gateway.outcomes(cursor)
 
     async def status(self) -> dict[str, Any]:
-        """The collector's errors, snapshot (with the live picture) and emu time."""
-        return await self.handles["collector"].status.remote()
+        """The collector's snapshot (with the live picture) and emu time; ``errors`` names the
+        failure once the cluster failed."""
+        assert self._ledger is not None
+        if not self.broken:
+            try:
+                return {"errors": [], **await self._ledger.status_async()}
+            except ComponentFailed as e:
+                self._mark(e)
+            except ray.exceptions.RayActorError:
+                self._mark(None, "collector")
+        return {"errors": [self.broken], "snapshot": {}, "now_s": self.emu_now()}
 
-    def stop(self, drain_wall_s: float) -> dict[str, Any]:
-        """Stop taking requests, let those in flight end within ``drain_wall_s`` wall seconds,
-        gather every component's results, remove the actors (and Ray, if this started it)."""
-        lost: dict[str, str] = {}
+    def stop(self, reason: str = "interrupted") -> RunResults:
+        """Stop taking requests and end the run at once: requests still open are ``cancelled``
+        with ``reason`` (``failed`` after a failure); gather every component's results and remove
+        the actors (and Ray, if this started it)."""
+        if self.failure is not None:
+            ending = Ending("failed", component=self.failure.name, failure=self.failure)
+        elif self.lost:
+            ending = Ending("lost", component=self.lost)
+        else:
+            ending = Ending("stopped", reason)
         try:
-            if set(self.handles) != set(component_names(self.exp)):
-                raise RayEngineError("the served cluster did not start completely")
-            ray.get(self.handles["loadgen"].close.remote())
-            ray.get(self.handles["collector"].wait_done.remote(drain_wall_s))
-            drained: Drained = ray.get(self.handles["collector"].drain.remote(True))
-            with_nodes(drained.transfers, self._nodes)
-            drained.series = [s for part in ray.get(
-                [h.drain_series.remote() for h in self.handles.values()]) for s in part]
-            parts = gather_results(self.handles, lost)
+            return finish(self.engine, ending)
         finally:
-            for h in self.handles.values():
-                ray.kill(h)
-            if self._placement is not None:
-                self._placement.release()
-            ips = node_ips() if ray.is_initialized() else {}
-            if self._started_ray:
-                ray.shutdown()
-        errors = [e for p in parts for e in p.get("errors", [])]
-        if errors:
-            raise RayEngineError("; ".join(errors[:3]))
-        return {
-            "engine": "ray", "end_s": self.emu_now(), "components": parts,
-            "requests": drained.rows, "transfers": drained.transfers, "series": drained.series,
-            "lost_units": sorted(lost), "placement_mode": self._placement.mode,  # type: ignore[union-attr]
-            "placement": {n: {"node_id": node, "node_ip": ips.get(node, "")}
-                          for n, node in self._nodes.items()},
-            "clock": {node: {"offset_ms": o.offset_s * 1e3, "uncertainty_ms": o.uncertainty_s * 1e3}
-                      for node, o in self._offsets.items()},
-        }
+            self.close()
+
+    def close(self) -> None:
+        """Remove the actors (and Ray, if this started it)."""
+        self.engine.close()

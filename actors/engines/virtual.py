@@ -5,81 +5,35 @@ a run takes only the CPU time its events cost and is deterministic for a seed. A
 callback scheduled on the loop (after an optional modeled control-plane delay, FIFO per receiver).
 Every ``drain_s`` wall seconds (between loop steps) the finished rows are drained from the
 collector into the results sink, and the router forgets the requests that ended.
+:class:`VirtualEngine` is this engine behind the :class:`~disagg.actors.engines.engine.Engine`
+interface; an exception in a component's handler or task ends the run as
+:class:`~disagg.cluster.errors.ComponentFailed` naming it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from disagg.actors.components.collector import Drained
-from disagg.actors.components.live_state import LiveReporter
 from disagg.actors.components.store import LocalStore
-from disagg.actors.engines.build import build_component, component_names, experiment_faults
+from disagg.actors.engines.build import build_component
+from disagg.actors.engines.engine import Ending, Progress, RunResults, Sink, run_engine
 from disagg.actors.engines.faults import FaultPlayer
 from disagg.actors.engines.stop import StopFlag
+from disagg.actors.engines.virtual_peers import LocalPeer, VirtualClock, Lost, live_tick
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
-from disagg.cluster.component import Clock, Component, as_arrivals, as_ledger
+from disagg.cluster.component import Component, as_arrivals, as_ledger
 from disagg.cluster.config import Experiment
+from disagg.cluster.errors import ComponentFailed
+from disagg.cluster.facts import component_names, experiment_faults
 from disagg.cluster.messages import RequestsEnded, UnitDown, UnitUp
 from disagg.cluster.timegate import TimeGate
 
-Sink = Callable[[Drained], None]
 DRAIN_S = 0.5
 """Wall seconds between drains of finished rows from the collector."""
-
-
-class VirtualClock(Clock):
-    """Emu time is the loop's virtual time."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-
-    def now(self) -> float:
-        return self.loop.time()
-
-    def loop_delay_s(self, emu_s: float) -> float:
-        return emu_s - self.loop.time()
-
-
-class LocalPeer:
-    """Delivers messages to a component as loop callbacks, after ``delay_s`` of virtual time.
-    Messages to or from a lost unit vanish (``alive`` False), as they would with its machine;
-    a restarted unit gets the same peer pointed at its fresh component."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, target: Component, delay_s: float) -> None:
-        self.loop = loop
-        self.target = target
-        self.delay_s = delay_s
-        self.alive = True
-        self._fifo: deque[Any] = deque()
-
-    def send(self, message: Any) -> None:
-        if not self.alive:
-            return
-        if self.delay_s <= 0:
-            self.loop.call_soon(self._deliver_now, self.target, message)
-            return
-        self._fifo.append(message)
-        self.loop.call_later(self.delay_s, self._deliver_next)
-
-    def _deliver_now(self, target: Component, message: Any) -> None:
-        if self.alive and target is self.target:
-            target.deliver(message)
-
-    def _deliver_next(self) -> None:
-        if self._fifo:
-            message = self._fifo.popleft()
-            if self.alive:
-                self.target.deliver(message)
-
-    def cut(self) -> None:
-        """The unit is lost: drop what is in flight to it and everything sent from now on."""
-        self.alive = False
-        self._fifo.clear()
 
 
 def _virtual_gate(name: str, comp: Component) -> TimeGate:
@@ -87,26 +41,21 @@ def _virtual_gate(name: str, comp: Component) -> TimeGate:
     return TimeGate.for_virtual(comp.unit.kind if comp.unit is not None else name)
 
 
-class _Lost:
-    """The peers of a lost unit: whatever it still tries to send goes nowhere."""
-
-    def send(self, message: Any) -> None:
-        return None
-
-
 class VirtualRun:
     """One virtual-engine run's components, peers and tasks; the :class:`FaultHost` the fault
     schedule is played on (a unit is lost by cutting it off the loop, as the ray engine loses an
-    actor, and restarted as a fresh component)."""
+    actor, and restarted as a fresh component). ``failed`` is set by the first component
+    failure."""
 
     def __init__(self, exp: Experiment, loop: VirtualTimeLoop) -> None:
         self.exp, self.loop = exp, loop
         self.clock = VirtualClock(loop)
         self.store = LocalStore()
+        self.failed: asyncio.Future[ComponentFailed] = loop.create_future()
         delay = exp.experiment.control_delay_s
         self.comps = {n: build_component(exp, n, self.clock, self.store, delay)
                       for n in component_names(exp)}
-        self.peers = {n: LocalPeer(loop, c, delay) for n, c in self.comps.items()}
+        self.peers = {n: LocalPeer(loop, c, delay, self.fail) for n, c in self.comps.items()}
         for n, c in self.comps.items():
             c.connect(self.peers)  # type: ignore[arg-type]
             c.set_gate(_virtual_gate(n, c))
@@ -115,16 +64,30 @@ class VirtualRun:
         self.ledger = as_ledger(self.comps["collector"])
         self.arrivals = as_arrivals(self.comps["loadgen"])
 
+    def fail(self, failure: ComponentFailed) -> None:
+        """The first component failure ends the run."""
+        if not self.failed.done():
+            self.failed.set_result(failure)
+
     def start(self) -> None:
         """Start every component's activity."""
         for name, comp in self.comps.items():
-            self.tasks[name] = self.loop.create_task(comp.run(), name=name)
+            self._start_task(name, comp)
+
+    def _start_task(self, name: str, comp: Component) -> None:
+        task = self.loop.create_task(comp.run(), name=name)
+        task.add_done_callback(self._on_done)
+        self.tasks[name] = task
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.fail(ComponentFailed.of(task.get_name(), task.exception()))  # type: ignore[arg-type]
 
     def kill_unit(self, unit: str, at_s: float) -> None:
         """Cut ``unit`` off and tell the router, as the ray engine does when an actor dies."""
         self.lost.add(unit)
         self.peers[unit].cut()
-        self.comps[unit].peers = {n: _Lost() for n in self.comps}
+        self.comps[unit].peers = {n: Lost() for n in self.comps}
         self.tasks[unit].cancel()
         self.peers["router"].send(UnitDown(unit, self.ledger.ended_ids(), at_s))
 
@@ -137,7 +100,7 @@ class VirtualRun:
         self.comps[unit] = comp
         self.peers[unit].target, self.peers[unit].alive = comp, True
         self.lost.discard(unit)
-        self.tasks[unit] = self.loop.create_task(comp.run(), name=unit)
+        self._start_task(unit, comp)
         self.peers["router"].send(UnitUp(unit, at_s))
 
     def send(self, component: str, message: Any) -> None:
@@ -156,140 +119,148 @@ class VirtualRun:
 
         self.loop.call_at(at, step)
 
-
-def _live_tick(run: VirtualRun, progress: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
-    """Fold the components' state reports into the collector (the engine does what the ray
-    hosts' report loops do) and hand its snapshot to ``progress``. A lost unit reports no more,
-    as its actor would not."""
-    collector = run.comps["collector"]
-    reporters = {n: LiveReporter(c) for n, c in run.comps.items() if n != "collector"}
-
-    def tick() -> None:
-        for name, reporter in reporters.items():
-            if name in run.lost:
-                continue
-            if reporter.component is not run.comps[name]:  # restarted
-                reporter = reporters[name] = LiveReporter(run.comps[name])
-            report = reporter.next_report()
-            if report is not None:
-                collector.deliver(report)
-        progress({"now_s": run.loop.time(), **collector.snapshot()})
-
-    return tick
+    def drain_into(self, sink: Sink, final: bool = False,
+                   unfinished: tuple[str, str] | None = None,
+                   arrivals: tuple[Any, ...] = ()) -> None:
+        """Move the collector's finished rows and the components' final timeseries bins into
+        ``sink``; the router forgets the requests that ended."""
+        drained: Drained = self.ledger.drain(final, unfinished, arrivals)
+        if drained.ended_ids and "router" not in self.lost and not final:  # (the run is over)
+            self.comps["router"].deliver(RequestsEnded(tuple(drained.ended_ids), self.loop.time()))
+        drained.series = [s for n, c in self.comps.items() if n not in self.lost
+                          for s in c.drain_series()]
+        sink(drained)
 
 
-async def _wait(run: VirtualRun, stopped: asyncio.Future[None]) -> None:
-    """Until every request has ended, the drain deadline, a stop request, or a component error."""
-    exp, loop = run.exp, run.loop
+async def _wait(run: VirtualRun, stopped: asyncio.Future[None]) -> Ending:
+    """Until every request has ended, the drain deadline, a stop request or a component failure;
+    then every component's activity is cancelled."""
+    loop = run.loop
     done = loop.create_task(run.ledger.done.wait())
     deadline = loop.create_task(
-        asyncio.sleep(run.arrivals.arrivals_end_s() + exp.experiment.drain_timeout_s))
-    waits: list[asyncio.Future[Any]] = [done, deadline, stopped]
+        asyncio.sleep(run.arrivals.arrivals_end_s() + run.exp.experiment.drain_timeout_s))
     try:
-        while not any(w.done() for w in waits):
-            tasks = [t for t in run.tasks.values() if not t.done()]
-            finished, _ = await asyncio.wait([*waits, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            for task in finished:
-                if task not in waits and not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+        await asyncio.wait([done, deadline, stopped, run.failed],
+                           return_when=asyncio.FIRST_COMPLETED)
     finally:
         pending = [*run.tasks.values(), done, deadline]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+    if run.failed.done():
+        failure = run.failed.result()
+        return Ending("failed", component=failure.name, failure=failure)
+    if stopped.done():
+        return Ending("stopped")
+    return Ending("done" if done.done() and not done.cancelled() else "deadline")
 
 
-def drain_into(run: VirtualRun, sink: Sink, final: bool = False,
-               unfinished: tuple[str, str] | None = None, arrivals: tuple[Any, ...] = ()) -> None:
-    """Move the collector's finished rows and the components' final timeseries bins into
-    ``sink``; the router forgets the requests that ended."""
-    drained: Drained = run.ledger.drain(final, unfinished, arrivals)
-    if drained.ended_ids and "router" not in run.lost:
-        run.comps["router"].deliver(RequestsEnded(tuple(drained.ended_ids), run.loop.time()))
-    drained.series = [s for n, c in run.comps.items() if n not in run.lost
-                      for s in c.drain_series()]
-    sink(drained)
+class VirtualEngine:
+    """The virtual engine behind the :class:`~disagg.actors.engines.engine.Engine` interface.
 
+    Finished rows go to ``sink`` every ``DRAIN_S`` wall seconds (kept in memory without one);
+    with a ``progress`` callback the live picture is folded in every ``live_s`` wall seconds.
+    ``on_start`` sees the components before they start (tests)."""
 
-def _ticks(run: VirtualRun, sink: Sink, live: Callable[[], None] | None, live_s: float) -> None:
-    """Drain every ``DRAIN_S`` and report live every ``live_s`` wall seconds, between steps."""
-    every = min(DRAIN_S, live_s) if live is not None else DRAIN_S
-    next_live = [0.0]
+    def __init__(self, exp: Experiment, sink: Sink | None = None, live_s: float = 0.25,
+                 on_start: Callable[[dict[str, Component]], None] | None = None) -> None:
+        self.exp, self.live_s, self.on_start = exp, live_s, on_start
+        self.kept = Drained()
+        self.sink: Sink = sink or self.kept.extend
+        self.loop = VirtualTimeLoop()  # type: ignore[abstract]
+        self.errors: list[BaseException] = []  # raised by callbacks no component owns
+        self.loop.set_exception_handler(self._on_loop_error)
+        self.run = VirtualRun(exp, self.loop)
+        self.player = FaultPlayer(experiment_faults(exp), self.run)
 
-    def tick() -> None:
-        drain_into(run, sink)
-        if live is not None and time.monotonic() >= next_live[0]:
-            next_live[0] = time.monotonic() + live_s
-            live()
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        self.errors.append(context.get("exception") or RuntimeError(context.get("message")))
+        loop.stop()
 
-    run.loop.set_tick(tick, every)
+    def start(self) -> None:
+        """Create every component's task and schedule the faults (they run once waited on)."""
+        self.loop.run_until_complete(self._start())
 
+    async def _start(self) -> None:
+        # inside the loop, as components and ``on_start`` may ask for the running loop
+        if self.on_start is not None:
+            self.on_start(self.run.comps)
+        self.run.start()
+        self.run.play_faults(self.player)
 
-async def _drive(
-    exp: Experiment, loop: VirtualTimeLoop,
-    on_start: Callable[[dict[str, Component]], None] | None,
-    progress: Callable[[dict[str, Any]], None] | None = None, live_s: float = 0.25,
-    stop: StopFlag | None = None, sink: Sink | None = None,
-) -> dict[str, Any]:
-    run = VirtualRun(exp, loop)
-    if on_start is not None:
-        on_start(run.comps)
-    run.start()
-    player = FaultPlayer(experiment_faults(exp), run)
-    run.play_faults(player)
-    kept = Drained()
-    sink = sink or kept.extend
-    live = None if progress is None else _live_tick(run, progress)
-    _ticks(run, sink, live, live_s)
-    stopped: asyncio.Future[None] = loop.create_future()
-    if stop is not None:
-        loop.set_stop(stop, lambda: None if stopped.done() else stopped.set_result(None))
-    await _wait(run, stopped)
-    raw: dict[str, Any] = {
-        "end_s": loop.time(), "lost_units": sorted(run.lost), "faults": player.log,
-        "components": [c.results() for n, c in run.comps.items() if n not in run.lost]}
-    unsent: tuple[Any, ...] = ()
-    if stopped.done() and stop is not None:
-        unsent = tuple(run.arrivals.stop_arrivals())
-        raw["unfinished"] = {"status": "cancelled", "reason": stop.reason}
-    unfinished = raw.get("unfinished")
-    drain_into(run, sink, final=True,
-               unfinished=None if unfinished is None else (unfinished["status"], unfinished["reason"]),
-               arrivals=unsent)
-    raw.update(requests=kept.rows, transfers=kept.transfers, series=kept.series)
-    return raw
+    def wait(self, stop: StopFlag | None = None, progress: Progress | None = None) -> Ending:
+        """Run the loop until the run ends (see :class:`Ending`)."""
+        live = None if progress is None else live_tick(self.run, progress)
+        every = min(DRAIN_S, self.live_s) if live is not None else DRAIN_S
+        next_live = [0.0]
+
+        def tick() -> None:
+            self.run.drain_into(self.sink)
+            if live is not None and time.monotonic() >= next_live[0]:
+                next_live[0] = time.monotonic() + self.live_s
+                live()
+
+        self.loop.set_tick(tick, every)
+        stopped: asyncio.Future[None] = self.loop.create_future()
+        if stop is not None:
+            self.loop.set_stop(stop, lambda: None if stopped.done() else stopped.set_result(None))
+        ending: Ending = self._run_until(_wait(self.run, stopped))
+        return Ending("stopped", stop.reason) if ending.kind == "stopped" and stop else ending
+
+    def _run_until(self, coro: Any) -> Any:
+        try:
+            ending = self.loop.run_until_complete(coro)
+        except RuntimeError as e:
+            if self.errors:
+                raise self.errors[0] from e
+            raise
+        if self.errors:
+            raise self.errors[0]
+        return ending
+
+    def _in_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` inside the loop (components may ask for the running loop)."""
+        async def call() -> Any:
+            return fn(*args)
+
+        return self._run_until(call())
+
+    def stop_arrivals(self) -> tuple[Any, ...]:
+        """The load generator submits nothing more; what it sent but did not yet report."""
+        return tuple(self._in_loop(self.run.arrivals.stop_arrivals))
+
+    def drain(self, final: bool = False, unfinished: tuple[str, str] | None = None,
+              arrivals: tuple[Any, ...] = ()) -> None:
+        """See :meth:`Engine.drain`."""
+        self._in_loop(self.run.drain_into, self.sink, final, unfinished, arrivals)
+
+    def results(self, ending: Ending) -> RunResults:
+        """The surviving components' results and the rows kept in memory (if no sink)."""
+        return RunResults(
+            "virtual", self.loop.time(),
+            [c.results() for n, c in self.run.comps.items() if n not in self.run.lost],
+            self.kept.rows, self.kept.transfers, self.kept.series, sorted(self.run.lost),
+            self.player.log, ending=ending)
+
+    def close(self) -> None:
+        """Close the loop."""
+        self.loop.close()
 
 
 def run_virtual(
     exp: Experiment, on_start: Callable[[dict[str, Component]], None] | None = None,
-    progress: Callable[[dict[str, Any]], None] | None = None, live_s: float = 0.25,
+    progress: Progress | None = None, live_s: float = 0.25,
     stop: StopFlag | None = None, sink: Sink | None = None,
 ) -> dict[str, Any]:
-    """Run ``exp`` on virtual time; returns the raw component results and the end time.
+    """Run ``exp`` on virtual time; returns the raw results (``RunResults.as_raw``).
 
     With ``progress``, every ``live_s`` wall seconds the components' state is folded into the
     collector and ``progress`` gets the collector's snapshot plus ``now_s`` (as on the ray engine).
     Finished request rows go to ``sink`` as the run goes; without one they are returned under
-    ``requests`` and ``transfers`` (in memory).
+    ``requests`` and ``transfers`` (in memory). A component failure raises
+    :class:`ComponentFailed` once the rows reached so far are in ``sink``.
     """
-    loop = VirtualTimeLoop()  # type: ignore[abstract]
-    errors: list[BaseException] = []
-
-    def handler(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        errors.append(context.get("exception") or RuntimeError(context.get("message")))
-        _loop.stop()
-
-    loop.set_exception_handler(handler)
-    try:
-        raw = loop.run_until_complete(
-            _drive(exp, loop, on_start, progress, live_s, stop, sink))
-    except RuntimeError as e:
-        if errors:
-            raise errors[0] from e
-        raise
-    finally:
-        loop.close()
-    if errors:
-        raise errors[0]
-    raw["engine"] = "virtual"
-    return raw
+    results = run_engine(VirtualEngine(exp, sink, live_s, on_start), stop, progress)
+    if results.failure is not None:
+        raise results.failure
+    return results.as_raw()

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from disagg.actors.engines.build import check_experiment
+from disagg.experiments.checks import check_experiment
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.cli.common import load

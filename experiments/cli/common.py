@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from disagg.actors.engines.address import check_address
-from disagg.actors.engines.build import check_experiment
+from disagg.experiments.checks import check_experiment
 from disagg.cluster.config import Experiment, load_experiment
 from disagg.experiments.results.guard import check_output, check_template_root
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from disagg.cluster.errors import ConfigError
+from disagg.cluster.errors import ComponentFailed, ConfigError
 from disagg.experiments.cli.calibrate import add_command as add_calibrate
 from disagg.experiments.cli.capacity import add_command as add_capacity
 from disagg.experiments.cli.common import (
@@ -183,6 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except OutputInTheWay as e:
         err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
+        return EXIT_INTERNAL
+    except ComponentFailed as e:  # the run ended; the results reached are written
+        result = getattr(e, "result", None)
+        where = "" if result is None or result.out_dir is None else \
+            f"; results so far in {result.out_dir}"
+        err.print(f"disagg: error: {e}{where}", markup=False, soft_wrap=True)
         return EXIT_INTERNAL
     except Exception as e:  # noqa: BLE001 - the last line of defence: say what broke
         if args.debug or os.environ.get("DISAGG_DEBUG"):

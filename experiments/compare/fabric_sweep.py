@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from disagg.actors.engines.build import check_experiment
+from disagg.experiments.checks import check_experiment
 from disagg.cluster.config import load_experiment
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.run import run_experiment

@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from disagg.actors.engines.build import check_experiment
+from disagg.experiments.checks import check_experiment
 from disagg.cluster.config import Experiment, PoolConfig
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.compare.runs import PolicyChoice, RunPlan, variant

@@ -29,7 +29,7 @@ import numpy as np
 from disagg.cluster.component import TIME_EPS_S
 from disagg.cluster.config import Experiment
 from disagg.cluster.hardware.perf import prefill_time
-from disagg.fabric.topology import unit_names
+from disagg.cluster.topology import unit_names
 
 _EPS_S = TIME_EPS_S
 

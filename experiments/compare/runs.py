@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ContextManager
 
-from disagg.actors.engines.build import check_experiment
+from disagg.experiments.checks import check_experiment
 from disagg.actors.engines.stop import StopFlag
 from disagg.cluster.config import Experiment, PolicySpec
 from disagg.cluster.errors import ConfigError

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from disagg.actors.engines.build import check_experiment
+from disagg.experiments.checks import check_experiment
 from disagg.actors.engines.parallel import map_calls
 from disagg.actors.engines.stop import StopFlag
 from disagg.cluster.config import Experiment

@@ -2,9 +2,12 @@
 SIGTERM, or :meth:`ServeRunner.stop`), then write the results folder as ``disagg run`` does.
 
 uvicorn installs its own SIGINT/SIGTERM handlers when it runs in the main thread and returns from
-``serve`` after a graceful shutdown (open streams get ``GRACEFUL_S`` wall seconds); the cluster
-then lets requests still in flight end within the experiment's ``drain_timeout_s`` (scaled by the
-dilation), and every request that came in is written with its one status.
+``serve`` after a graceful shutdown (open streams get ``GRACEFUL_S`` wall seconds); the run then
+ends at once, as an interrupted ``disagg run`` does: requests still in flight are ``cancelled``,
+and every request that came in is written with its one status. While serving, the cluster is
+watched (:meth:`ServedCluster.watch`): a component failure makes ``/health`` answer 503 and ends
+open streams with an error; the results are still written on stop, then the failure is raised
+(:class:`ComponentFailed`: ``disagg serve`` exits 1 naming the component).
 """
 
 from __future__ import annotations
@@ -23,8 +26,7 @@ import uvicorn
 from disagg.actors.engines.serve_engine import ServedCluster
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
-from disagg.experiments.results.writing import write_results
-from disagg.experiments.run import RunResult, assemble
+from disagg.experiments.run import RunResult, write_run
 from disagg.experiments.serve.app import ServeSettings, create_app
 
 GRACEFUL_S = 5.0  # wall seconds open connections get once a stop is requested
@@ -95,10 +97,14 @@ class ServeRunner:
         self._server: ReadyServer | None = None
 
     def run(self) -> RunResult:
-        """Start the cluster, serve until stopped, stop the cluster and write the results."""
-        raw: dict[str, Any] | None = None
+        """Start the cluster, serve until stopped, stop the cluster and write the results;
+        raises :class:`ComponentFailed` (once they are written) if a component failed."""
         try:
             self.cluster.start()
+        except BaseException:
+            self.cluster.close()
+            raise
+        try:
             app = create_app(self.cluster, self.options.settings)  # type: ignore[arg-type]
             config = uvicorn.Config(app, host=self.options.host, port=self.options.port,
                                     log_level="warning", timeout_graceful_shutdown=GRACEFUL_S,
@@ -106,20 +112,23 @@ class ServeRunner:
             self._server = ReadyServer(config, self._listening)
             try:
                 with _sigterm_as_stop():
-                    asyncio.run(self._server.serve())
+                    asyncio.run(self._serve(self._server))
             except (KeyboardInterrupt, _Stopped):
                 pass  # Ctrl-C or SIGTERM: uvicorn shut down gracefully, then re-raised it
             except SystemExit:  # uvicorn exits when it cannot bind
                 raise ListenError(f"argument '--port': cannot listen on {self.options.host}:"
                                   f"{self.options.port} (in use, or not allowed)") from None
         finally:
-            drain = self.exp.experiment.drain_timeout_s * self.exp.experiment.dilation
-            raw = self.cluster.stop(drain)
-        result = assemble(self.exp, raw)
-        if self.options.out_dir is not None:
-            result.out_dir = write_results(self.options.out_dir, self.exp, result.tables,
-                                           result.summary)
-        return result
+            results = self.cluster.stop("interrupted")
+        return write_run(self.exp, results, self.options.out_dir)
+
+    async def _serve(self, server: ReadyServer) -> None:
+        """Serve HTTP while watching the cluster for a failed component."""
+        watch = asyncio.ensure_future(self.cluster.watch())
+        try:
+            await server.serve()
+        finally:
+            watch.cancel()
 
     def _listening(self, port: int) -> None:
         self.port = port

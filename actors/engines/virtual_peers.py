@@ -1,0 +1,118 @@
+"""The virtual engine's plumbing: its clock (the loop's virtual time), the peers that deliver
+messages as loop callbacks after a modeled delay, and the live-view tick that folds the
+components' state reports into the collector."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from disagg.actors.components.live_state import LiveReporter
+from disagg.cluster.component import Clock, Component
+from disagg.cluster.errors import ComponentFailed
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+class _Run(Protocol):
+    """What the live tick reads of a virtual run."""
+
+    comps: dict[str, Component]
+    lost: set[str]
+    loop: Any  # the run's VirtualTimeLoop
+
+
+class VirtualClock(Clock):
+    """Emu time is the loop's virtual time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def loop_delay_s(self, emu_s: float) -> float:
+        return emu_s - self.loop.time()
+
+
+class LocalPeer:
+    """Delivers messages to a component as loop callbacks, after ``delay_s`` of virtual time.
+    Messages to or from a lost unit vanish (``alive`` False), as they would with its machine;
+    a restarted unit gets the same peer pointed at its fresh component. A handler that raises
+    goes to ``on_error`` as a :class:`ComponentFailed` naming the component (without one it
+    propagates to the loop)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, target: Component, delay_s: float,
+                 on_error: Callable[[ComponentFailed], None] | None = None) -> None:
+        self.loop = loop
+        self.target = target
+        self.delay_s = delay_s
+        self.alive = True
+        self.on_error = on_error
+        self._fifo: deque[Any] = deque()
+
+    def send(self, message: Any) -> None:
+        if not self.alive:
+            return
+        if self.delay_s <= 0:
+            self.loop.call_soon(self._deliver_now, self.target, message)
+            return
+        self._fifo.append(message)
+        self.loop.call_later(self.delay_s, self._deliver_next)
+
+    def _deliver_now(self, target: Component, message: Any) -> None:
+        if self.alive and target is self.target:
+            self._handle(message)
+
+    def _deliver_next(self) -> None:
+        if self._fifo:
+            message = self._fifo.popleft()
+            if self.alive:
+                self._handle(message)
+
+    def _handle(self, message: Any) -> None:
+        if self.on_error is None:
+            self.target.deliver(message)
+            return
+        try:
+            self.target.deliver(message)
+        except Exception as e:  # noqa: BLE001 - ends the run naming the component
+            self.on_error(ComponentFailed.of(self.target.name, e))
+
+    def cut(self) -> None:
+        """The unit is lost: drop what is in flight to it and everything sent from now on."""
+        self.alive = False
+        self._fifo.clear()
+
+
+class Lost:
+    """The peers of a lost unit: whatever it still tries to send goes nowhere."""
+
+    def send(self, message: Any) -> None:
+        return None
+
+
+
+def live_tick(run: _Run, progress: Progress) -> Callable[[], None]:
+    """Fold the components' state reports into the collector (the engine does what the ray
+    hosts' report loops do) and hand its snapshot to ``progress``. A lost unit reports no more,
+    as its actor would not."""
+    collector = run.comps["collector"]
+    reporters = {n: LiveReporter(c) for n, c in run.comps.items() if n != "collector"}
+
+    def tick() -> None:
+        for name, reporter in reporters.items():
+            if name in run.lost:
+                continue
+            if reporter.component is not run.comps[name]:  # restarted
+                reporter = reporters[name] = LiveReporter(run.comps[name])
+            report = reporter.next_report()
+            if report is not None:
+                collector.deliver(report)
+        progress({"now_s": run.loop.time(), **collector.snapshot()})
+
+    return tick
+
+
