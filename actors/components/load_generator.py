@@ -26,7 +26,7 @@ def slo_targets(exp: Experiment) -> SloTargets:
     return SloTargets(exp.slo.ttft_s, exp.slo.tpot_s)
 
 
-def make_requests(exp: Experiment, rng: np.random.Generator) -> list[Request]:
+def make_requests(exp: Experiment, rng: np.random.Generator) -> Sequence[Request]:
     """The experiment's open-loop request stream, in arrival order (emu seconds)."""
     if isinstance(exp.workload, ClosedLoopWorkload):
         raise TypeError("a closed-loop workload has no request list planned ahead")

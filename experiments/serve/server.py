@@ -27,7 +27,7 @@ from disagg.experiments.results.writing import write_results
 from disagg.experiments.run import RunResult, assemble
 from disagg.experiments.serve.app import ServeSettings, create_app
 
-GRACEFUL_S = 5.0  # wall seconds open connections get once a stop is requested
+GRACEFUL_S = 5  # wall seconds open connections get once a stop is requested
 
 
 class _Stopped(Exception):
