@@ -15,7 +15,7 @@ from disagg.experiments.results.invariants import check_results
 from disagg.experiments.run import run_experiment
 
 # few examples, no shrinking (a run is ~0.3 s; a failing example is printed as it was drawn)
-SETTINGS = settings(max_examples=12, deadline=None, database=None, derandomize=True,
+SETTINGS = settings(max_examples=20, deadline=None, database=None, derandomize=True,
                     phases=(Phase.explicit, Phase.generate),
                     suppress_health_check=[HealthCheck.too_slow])
 POOL = {"hardware": "h100", "chips_per_unit": 1, "units_per_host": 1}
