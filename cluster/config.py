@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from disagg.cluster.errors import ConfigError, describe_validation_error
-from disagg.cluster.faults import FaultEntry, entries_from_legacy
+from disagg.cluster.faults import FaultEntry, check_fault_kinds, entries_from_legacy
 from disagg.cluster.hardware.catalog import (
     UnknownCatalogEntry,
     get_hardware,
@@ -311,6 +311,7 @@ class Experiment(_Section):
             missing = "prefill" if self.prefill is None else "decode"
             raise ValueError(f"[{missing}] is missing: give [prefill] and [decode], "
                              "or one [colocated] pool")
+        check_fault_kinds(self.faults, tuple(self.pools))
         return self
 
     @property

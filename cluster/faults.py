@@ -90,6 +90,45 @@ FaultEntry = Annotated[UnitLoss | HostLoss | Straggler | LinkFault | KvFault,
                       Field(discriminator="kind")]
 
 
+UNIT_KINDS = ("prefill", "decode", "colocated")
+
+FAULT_UNIT_KINDS: dict[str, tuple[str, ...]] = {
+    "unit_loss": UNIT_KINDS,  # every unit can be lost: the router redoes its requests
+    "host_loss": UNIT_KINDS,
+    "straggler": UNIT_KINDS,  # each unit handles SpeedChanged
+    "link": ("prefill", "decode"),  # a colocated run moves no KV over the fabric
+    "kv_drop": ("prefill", "decode"),  # a prefill unit's KV payload, verified by a decode unit
+    "kv_corrupt": ("prefill", "decode"),
+}
+"""Fault kind -> the unit kinds that handle it. An entry naming a unit, host or link of another
+kind (or, naming none — a KV fault, the ``core`` link — in an experiment with a pool of another
+kind) is refused at validation (:func:`check_fault_kinds`), never silently ignored."""
+
+
+def _named_kind(entry: Any) -> str | None:
+    """The unit kind an entry names (its unit, host or host link), or None (KV faults, core)."""
+    name = getattr(entry, "unit", None) or getattr(entry, "host", None) \
+        or getattr(entry, "link", None)
+    if name is None or name == "core":
+        return None
+    base = name.split("/")[0]  # a host link: HOST/egress
+    return base.split("-host-")[0] if "-host-" in base else base.rsplit("-", 1)[0]
+
+
+def check_fault_kinds(entries: list[Any] | tuple[Any, ...], pools: tuple[str, ...]) -> None:
+    """Raise ValueError (field, value, what is allowed) for the first entry whose kind no unit
+    it targets handles (``FAULT_UNIT_KINDS``); ``pools`` are the experiment's unit kinds."""
+    for i, entry in enumerate(entries):
+        allowed = FAULT_UNIT_KINDS[entry.kind]
+        named = _named_kind(entry)
+        targets = (named,) if named is not None else pools
+        bad = [k for k in targets if k not in allowed]
+        if bad:
+            where = f"a {bad[0]} unit" if named is not None else f"an experiment with {bad[0]} units"
+            raise ValueError(f"field 'faults.{i}.kind': value {entry.kind!r} is not handled by "
+                             f"{where}; allowed: {entry.kind} on {' or '.join(allowed)} units")
+
+
 def entries_from_legacy(value: Any) -> Any:
     """The table form ``[faults]`` (unit_loss, corrupt_kv_requests, drop_kv_requests) as entries;
     anything else is returned unchanged for validation."""

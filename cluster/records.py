@@ -131,8 +131,12 @@ class EndRecord:
 
 
 Record = Request | PrefillRouting | DecodeRouting | PrefillRecord | TransferRecord | DecodeRecord
-UNIT_RECORDS: tuple[type, ...] = (PrefillRouting, DecodeRouting, PrefillRecord, TransferRecord,
-                                  DecodeRecord)
+OwnedRecord = (type[PrefillRouting] | type[DecodeRouting] | type[PrefillRecord]
+               | type[TransferRecord] | type[DecodeRecord] | type[EndRecord])
+UNIT_RECORDS: tuple[OwnedRecord, ...] = (PrefillRouting, DecodeRouting, PrefillRecord,
+                                         TransferRecord, DecodeRecord)
+OWNED_RECORDS: tuple[OwnedRecord, ...] = (*UNIT_RECORDS, EndRecord)
+"""The record types a component owns (each names its owner in ``OWNER``)."""
 _ARRIVAL_FIELDS = ("request_id", "slo_class", "arrival_s", "prompt_tokens", "output_tokens",
                    "ttft_slo_s", "tpot_slo_s")
 _NOT_COLUMNS = {"request_id", "attempt", "src_unit", "dst_unit", "src_host", "dst_host",
@@ -156,7 +160,7 @@ def owner_table() -> dict[str, str]:
     Raises if two record types claim the same field."""
     out: dict[str, str] = {}
     owners: list[tuple[type, str]] = [(Request, "loadgen")]
-    owners += [(k, k.OWNER) for k in (*UNIT_RECORDS, EndRecord)]
+    owners += [(k, k.OWNER) for k in OWNED_RECORDS]
     for kind, owner in owners:
         for name in record_fields(kind):
             if name in out:
@@ -185,7 +189,7 @@ def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
     best: dict[type, Any] = {}
     row: dict[str, Any] = {}
     for rec in records:
-        kind = type(rec)
+        kind: type = type(rec)
         if kind is Request:
             row.update({f: getattr(rec, f) for f in _ARRIVAL_FIELDS})
             continue
@@ -199,7 +203,7 @@ def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
         fields, get, units = _reader(kind)
         values = get(rec)
         if units:
-            values = [_unit_name(v) if i in units else v for i, v in enumerate(values)]
+            values = tuple(_unit_name(v) if i in units else v for i, v in enumerate(values))
         row.update(zip(fields, values))
     if end is not None:
         fields, get, _ = _reader(EndRecord)

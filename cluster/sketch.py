@@ -68,11 +68,18 @@ class QuantileSketch:
             self._settle()
 
     def add_many(self, values: np.ndarray, weights: np.ndarray | None = None) -> None:
-        """Add values (with weights of the same length; 1 each if None)."""
+        """Add values (with weights of the same length; 1 each if None). A value of weight 0 is
+        no observation (an iteration of a colocated unit with no request decoding) and is left
+        out: kept, it counted in unweighted statistics and made a sketch of only such values
+        have weights summing to 0."""
+        values = np.asarray(values, dtype=np.float64)
+        w = None if weights is None else np.asarray(weights, dtype=np.float64)
+        if w is not None and not (w > 0).all():
+            values, w = values[w > 0], w[w > 0]
         if len(values) == 0:
             return
-        self._values.append(np.asarray(values, dtype=np.float64))
-        self._weights.append(None if weights is None else np.asarray(weights, dtype=np.float64))
+        self._values.append(values)
+        self._weights.append(w)
         self._held += len(values)
         if self._held > (EXACT_LIMIT if self._buckets is None else _LOOSE):
             self._to_buckets()

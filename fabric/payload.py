@@ -112,11 +112,10 @@ def verify_payload(payload: object, request_id: int) -> pa.RecordBatch:
     """Check schema, identity and checksum; raise :class:`PayloadError` if any is off."""
     if payload is None:
         raise PayloadError("kv_missing", f"no payload for request {request_id}")
-    schema = payload.schema if isinstance(payload, pa.RecordBatch) else None
-    meta = None if schema is None else schema.metadata
-    if meta is None:
+    if not isinstance(payload, pa.RecordBatch) or payload.schema.metadata is None:
         raise PayloadError("kv_schema", f"payload of request {request_id} is not a KV batch")
-    if schema.names != ["kv"] or b"crc32" not in meta:  # type: ignore[union-attr]
+    meta = payload.schema.metadata
+    if payload.schema.names != ["kv"] or b"crc32" not in meta:
         raise PayloadError("kv_schema", f"payload of request {request_id} has a wrong schema")
     if int(meta[b"request_id"]) != request_id:
         raise PayloadError("kv_schema", f"payload is for request {meta[b'request_id']!r}")

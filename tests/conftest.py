@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import pytest
 
 from disagg.cluster.config import Experiment, experiment_from_dict
 from disagg.cluster.messages import Request
+from disagg.experiments import run as run_module
+from disagg.experiments.results import invariants, writing
 
 BASE: dict[str, Any] = {
     "experiment": {"name": "t", "seed": 7, "duration_s": 5.0, "engine": "virtual"},
@@ -103,3 +106,48 @@ def actor_handles(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(ray_engine, "_start_actors", start_and_keep)
     return handles
+
+
+ASSEMBLERS = ("disagg.experiments.run", "disagg.experiments.serve.server",
+              "disagg.experiments.compare.capacity", "disagg.experiments.compare.runs")
+RESULTS_FILES = ("config.toml", "requests.parquet", "transfers.parquet", "summary.json")
+
+
+@pytest.fixture(autouse=True)
+def results_invariants(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Check the invariants (``experiments/results/invariants.py``) of every run a test makes:
+    each results folder as it is swapped into place (complete, before the test can touch it),
+    and each run assembled in memory. The test fails at teardown with one line per violation.
+    A test that feeds the writer hand-made or deliberately broken results opts out with
+    ``@pytest.mark.no_invariants``; ``@pytest.mark.no_invariants("kv_capacity", ...)`` skips only
+    the invariants named."""
+    mark = request.node.get_closest_marker("no_invariants")
+    if mark is not None and not mark.args:
+        yield
+        return
+    skipped = set(mark.args) if mark is not None else set()  # only these invariants are skipped
+    found: list[str] = []
+    real_swap, real_assemble = writing.swap_into_place, run_module.assemble
+
+    def swap_checked(tmp: Path, out_dir: Path) -> None:
+        if all((tmp / f).is_file() for f in RESULTS_FILES):
+            found.extend(f"{out_dir}: {v.describe()}" for v in invariants.check_folder(tmp)
+                         if v.invariant not in skipped)
+        real_swap(tmp, out_dir)
+
+    def assemble_checked(exp: Experiment, raw: dict[str, Any]) -> Any:
+        result = real_assemble(exp, raw)
+        found.extend(f"{exp.experiment.name} (in memory): {v.describe()}" for v in
+                     invariants.check_results(exp, result.tables["requests"],
+                                              result.tables["transfers"], result.summary)
+                     if v.invariant not in skipped)
+        return result
+
+    monkeypatch.setattr(writing, "swap_into_place", swap_checked)
+    for name in ASSEMBLERS:  # the modules that call assemble, where they are imported
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "assemble", None) is real_assemble:
+            monkeypatch.setattr(module, "assemble", assemble_checked)
+    yield
+    if found:
+        pytest.fail("results invariants violated:\n" + "\n".join(found[:20]), pytrace=False)

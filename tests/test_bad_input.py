@@ -10,8 +10,8 @@ import pytest
 import tomli_w
 from conftest import experiment_dict, make_experiment
 
-from disagg.cluster.facts import check_size
 from disagg.cluster.errors import ConfigError
+from disagg.cluster.facts import check_size
 from disagg.cluster.sizing import BYTES_PER_REQUEST, BYTES_PER_TIMESERIES_ROW
 from disagg.experiments.cli.main import main
 from disagg.experiments.run import run_experiment

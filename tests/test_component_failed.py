@@ -11,8 +11,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import experiment_dict, make_experiment
+
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.errors import ComponentFailed
 from disagg.cluster.messages import RequestArrived

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.config import load_experiment
 from disagg.cluster.hardware.catalog import get_hardware, get_model
 from disagg.cluster.hardware.perf import decode_step_time
 from disagg.experiments.run import assemble
-from disagg.actors.engines.virtual import run_virtual
 
 OVERLOAD = """
 [experiment]

@@ -187,8 +187,8 @@ def test_losing_a_unit_redoes_its_requests(lost) -> None:
 
 
 def test_unit_loss_must_name_a_unit(tmp_path) -> None:
-    from disagg.experiments.checks import check_experiment
     from disagg.cluster.errors import ConfigError
+    from disagg.experiments.checks import check_experiment
 
     with pytest.raises(ConfigError, match="decode-5"):
         check_experiment(make_experiment(

@@ -3,10 +3,9 @@ hand-built Mooncake trace (virtual engine)."""
 
 from __future__ import annotations
 
-import math
-
 import io
 import json
+import math
 from pathlib import Path
 
 import pytest

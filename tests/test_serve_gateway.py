@@ -11,8 +11,8 @@ from conftest import make_experiment
 from disagg.actors.components.gateway import Gateway, GatewayClosed, TokenPlan
 from disagg.actors.components.store import LocalStore
 from disagg.actors.engines.build import build_component
-from disagg.cluster.facts import component_names
 from disagg.actors.engines.virtual import LocalPeer, VirtualClock, VirtualTimeLoop
+from disagg.cluster.facts import component_names
 from disagg.cluster.messages import Request
 
 

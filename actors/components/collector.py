@@ -98,7 +98,7 @@ class Collector(Component):
         self.ignored_ends = 0
         self.open: dict[int, Request] = {}  # arrived, not yet ended
         self._early: set[int] = set()  # ended before their arrival was reported
-        self._held: dict[int, tuple[list[Any], EndRecord]] = {}  # redone: folded at the end
+        self._redone_rows: dict[int, tuple[list[Any], EndRecord]] = {}  # redone: folded at the end
         self._order: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         self._next_rid = 0
         self._out = Drained()
@@ -135,8 +135,8 @@ class Collector(Component):
             if rid not in self.redone:
                 raise DuplicateStatus(f"request {rid} ended twice (then {msg.status})")
             self.ignored_ends += 1  # a redone request: its first end stands, its records count
-            if rid in self._held:
-                self._held[rid][0].extend(msg.records)
+            if rid in self._redone_rows:
+                self._redone_rows[rid][0].extend(msg.records)
             return
         self.ended.add(rid)
         self._amended.pop(rid, None)
@@ -147,7 +147,7 @@ class Collector(Component):
         end = EndRecord(rid, msg.status, msg.reason, msg.sent_s, self.attempts.get(rid, 1),
                         self.redone.get(rid))
         if rid in self.redone:
-            self._held[rid] = (list(msg.records), end)
+            self._redone_rows[rid] = (list(msg.records), end)
         else:
             self._finish(list(msg.records), end)
         if msg.status != "completed":
@@ -193,9 +193,9 @@ class Collector(Component):
         if arrivals:
             self._on_arrivals(Arrivals(arrivals, self.clock.now()))
         if final:
-            for rid, (records, end) in sorted(self._held.items()):
+            for rid, (records, end) in sorted(self._redone_rows.items()):
                 self._finish(records, dataclasses.replace(end, redone_from=self.redone.get(rid)))
-            self._held.clear()
+            self._redone_rows.clear()
             status, reason = unfinished or ("failed", "unfinished_at_drain_deadline")
             for rid, request in sorted(self.open.items()):
                 self._finish([request], EndRecord(rid, status, reason, None,

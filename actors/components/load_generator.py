@@ -13,16 +13,16 @@ import numpy as np
 
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
+from disagg.cluster.facts import slo_targets
 from disagg.cluster.messages import Arrivals, ArrivalsDone, Request, RequestArrived
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
-from disagg.cluster.facts import slo_targets
 from disagg.cluster.workload.plan import plan_requests
 
 ARRIVAL_BATCH = 1024
 """Requests per ``Arrivals`` message to the collector."""
 
 
-def make_requests(exp: Experiment, rng: np.random.Generator) -> list[Request]:
+def make_requests(exp: Experiment, rng: np.random.Generator) -> Sequence[Request]:
     """The experiment's open-loop request stream, in arrival order (emu seconds)."""
     if isinstance(exp.workload, ClosedLoopWorkload):
         raise TypeError("a closed-loop workload has no request list planned ahead")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from disagg.cluster.component import Peer
 from disagg.cluster.messages import DecodeJoined, FirstTokenPlanned, Request, TokenSchedule
 
@@ -33,7 +35,7 @@ class TokenFeed:
                                            transfer_end_s, decode_start_s, decode_start_s))
 
     def schedule(self, peers: dict[str, Peer], unit: str, request_ids: Sequence[int],
-                 times_s: Sequence[float], start_s: float) -> None:
+                 times_s: Sequence[float] | np.ndarray, start_s: float) -> None:
         """Iteration boundaries ``times_s`` (emu s) planned from ``start_s`` for ``request_ids``."""
         if request_ids and len(times_s):
             peers[self.sink].send(TokenSchedule(unit, tuple(request_ids),

@@ -6,6 +6,7 @@ by ``ray.remote`` only where it is created, in ``ray_engine.py``); peers send th
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import zlib
 from typing import Any
@@ -165,7 +166,7 @@ class ComponentHost(LedgerRole, ArrivalsRole, GatewayRole):
         if live_s > 0 and name != "collector":
             tasks.append(loop.create_task(self._report_loop(comp, LiveReporter(comp), live_s)))
         for task in tasks:
-            task.add_done_callback(lambda t, n=name: self._on_done(n, t))
+            task.add_done_callback(functools.partial(self._on_done, name))
         self._tasks[name] = tasks
 
     def stop_component(self, name: str) -> None:

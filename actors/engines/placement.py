@@ -23,8 +23,8 @@ import ray
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from disagg.cluster.facts import component_names, control_names, unit_ids
 from disagg.cluster.config import Experiment
+from disagg.cluster.facts import component_names, control_names, unit_ids
 
 CONTROL_RESOURCE = "disagg_control"
 HEAD_RESOURCE = "node:__internal_head__"

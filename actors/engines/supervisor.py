@@ -17,11 +17,11 @@ from typing import Any
 
 import ray
 
-from disagg.cluster.facts import CONTROL, SERVE_CONTROL, experiment_faults
 from disagg.actors.engines.faults import FaultPlayer
 from disagg.actors.engines.roles import LedgerFacade, UnitsFacade, reraise_typed
 from disagg.actors.engines.stop import StopFlag
 from disagg.cluster.config import Experiment
+from disagg.cluster.facts import CONTROL, SERVE_CONTROL, experiment_faults
 from disagg.cluster.messages import UnitDown, UnitUp
 
 PING_TIMEOUT_S = 5.0  # wall seconds an actor may take to answer a ping before the next check

@@ -23,8 +23,8 @@ from disagg.actors.engines.build import build_component
 from disagg.actors.engines.engine import Ending, Progress, RunResults, Sink, run_engine
 from disagg.actors.engines.faults import FaultPlayer
 from disagg.actors.engines.stop import StopFlag
-from disagg.actors.engines.virtual_peers import LocalPeer, VirtualClock, Lost, live_tick
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
+from disagg.actors.engines.virtual_peers import LocalPeer, Lost, VirtualClock, live_tick
 from disagg.cluster.component import Component, as_arrivals, as_ledger
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ComponentFailed

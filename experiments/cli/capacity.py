@@ -8,9 +8,9 @@ from typing import Any
 
 from rich.console import Console
 
-from disagg.experiments.checks import check_experiment
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
+from disagg.experiments.checks import check_experiment
 from disagg.experiments.cli.common import load
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.compare.capacity import SearchStopped, attainment, bisect_capacity

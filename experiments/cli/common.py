@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from disagg.actors.engines.address import check_address
-from disagg.experiments.checks import check_experiment
 from disagg.cluster.config import Experiment, load_experiment
+from disagg.experiments.checks import check_experiment
 from disagg.experiments.results.guard import check_output, check_template_root
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2

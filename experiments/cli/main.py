@@ -32,9 +32,10 @@ from disagg.experiments.cli.common import (
     output_path,
 )
 from disagg.experiments.cli.compare import add_commands
-from disagg.experiments.cli.serve import add_command as add_serve
-from disagg.experiments.cli.plan import add_command as add_plan
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
+from disagg.experiments.cli.plan import add_command as add_plan
+from disagg.experiments.cli.serve import add_command as add_serve
+from disagg.experiments.results.invariants import check_folder
 from disagg.experiments.results.timeline import (
     TraceFormatError,
     chrome_trace,
@@ -118,6 +119,19 @@ def cmd_trace(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace, console: Console) -> int:
+    """Check a results folder's invariants: 0 when all hold, 1 with one line per violation."""
+    violations = check_folder(args.results)
+    for v in violations:
+        print(v.describe())
+    if violations:
+        print(f"disagg: {len(violations)} invariant violation(s) in {args.results}",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+    console.print(f"ok {args.results}: every invariant holds", soft_wrap=True)
+    return EXIT_OK
+
+
 def cmd_catalog(args: argparse.Namespace, console: Console) -> int:
     console.print(model_table())
     console.print(hardware_table())
@@ -156,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write Chrome trace JSON (Perfetto, chrome://tracing) here")
     trace.add_argument("--force", action="store_true", help="replace FILE if it exists")
     trace.set_defaults(func=cmd_trace)
+    check = sub.add_parser("check", help="check a results folder's invariants "
+                           "(batch caps, KV capacity, ledger, conservation, causality)")
+    check.add_argument("results", metavar="DIR", help="results folder written by disagg run")
+    check.set_defaults(func=cmd_check)
     cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
     cat.set_defaults(func=cmd_catalog)
     add_calibrate(sub)

@@ -11,9 +11,9 @@ from typing import Any
 
 from rich.console import Console
 
-from disagg.experiments.checks import check_experiment
 from disagg.cluster.config import load_experiment
 from disagg.cluster.errors import ConfigError
+from disagg.experiments.checks import check_experiment
 from disagg.experiments.cli.common import EXIT_OK, overrides
 from disagg.experiments.serve.app import ServeSettings
 from disagg.experiments.serve.protocol import Limits

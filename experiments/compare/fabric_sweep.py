@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from disagg.experiments.checks import check_experiment
 from disagg.cluster.config import load_experiment
 from disagg.cluster.errors import ConfigError
+from disagg.experiments.checks import check_experiment
 from disagg.experiments.run import run_experiment
 
 DEFAULT_NIC_GBPS = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0)

@@ -23,9 +23,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from disagg.experiments.checks import check_experiment
 from disagg.cluster.config import Experiment, PoolConfig
 from disagg.cluster.errors import ConfigError
+from disagg.experiments.checks import check_experiment
 from disagg.experiments.compare.runs import PolicyChoice, RunPlan, variant
 
 EQUAL = ("cost", "power", "racks", "none")

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ContextManager
 
-from disagg.experiments.checks import check_experiment
 from disagg.actors.engines.stop import StopFlag
 from disagg.cluster.config import Experiment, PolicySpec
 from disagg.cluster.errors import ConfigError
+from disagg.experiments.checks import check_experiment
 from disagg.experiments.compare.report import Report, render_report
 from disagg.experiments.results.writing import (
     staged_folder,

@@ -97,9 +97,11 @@ def _family(fam: Family, routers: list[str], batchers: list[str]) -> list[Candid
                 for hw, chips, units, budget, nic, router, batcher in grid]
     p, d = fam.prefill, fam.decode
     assert p is not None and d is not None  # checked by Family
-    grid = itertools.product(p.hardware, p.chips_per_unit, p.units, d.hardware, d.chips_per_unit,
-                             d.units, fam.host_nic_gbps, routers, batchers)
-    return [Candidate(fam.name, *values) for values in grid]
+    pairs = itertools.product(p.hardware, p.chips_per_unit, p.units, d.hardware,
+                              d.chips_per_unit, d.units, fam.host_nic_gbps, routers, batchers)
+    return [Candidate(fam.name, p_hw, p_chips, p_units, d_hw, d_chips, d_units, nic, router,
+                      batcher)
+            for p_hw, p_chips, p_units, d_hw, d_chips, d_units, nic, router, batcher in pairs]
 
 
 def _pool(kind: type[PoolConfig], base: PoolConfig | None, hardware: str, chips: int, units: int,
@@ -182,7 +184,8 @@ def footprint(exp: Experiment, space: SearchSpace) -> Footprint:
                 lacking.setdefault(attr, pool.hardware.name)
             else:
                 totals[attr] += value
-    return Footprint(*(None if a in lacking else totals[a] for a in totals),
+    known = {a: None if a in lacking else total for a, total in totals.items()}
+    return Footprint(known["usd_per_hour"], known["power_kw"], known["racks"],
                      lacking=tuple(sorted(lacking.items())))
 
 

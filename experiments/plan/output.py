@@ -8,6 +8,7 @@ import base64
 import csv
 import html
 import io
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -61,6 +62,12 @@ def write_frontier_csv(front: list[Evaluation], path: Path) -> None:
             w.writerow([row[c] for c in cols])
 
 
+def _points(rows: Iterable[Evaluation]) -> tuple[list[float], list[float]]:
+    """(denominator, capacity req/s) of the rows that have a denominator, as plot coordinates."""
+    pairs = [(r.denominator, r.capacity_per_s or 0.0) for r in rows if r.denominator is not None]
+    return [x for x, _ in pairs], [y for _, y in pairs]
+
+
 def frontier_plot(rows: list[Evaluation], front: list[Evaluation], metric: str) -> bytes:
     """Capacity against the objective's denominator: every evaluated candidate by family, the
     frontier as a line."""
@@ -68,15 +75,13 @@ def frontier_plot(rows: list[Evaluation], front: list[Evaluation], metric: str) 
     fig = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = fig.subplots()
     for fam in dict.fromkeys(r.candidate.family for r in rows):
-        pts = [r for r in rows if r.candidate.family == fam and r.status == EVALUATED]
-        if pts:  # a family whose every candidate was pruned or refused has no point to show
-            ax.scatter([r.denominator for r in pts], [r.capacity_per_s or 0 for r in pts],
-                       label=fam, alpha=0.7)
+        pts = _points(r for r in rows if r.candidate.family == fam and r.status == EVALUATED)
+        if pts[0]:  # a family whose every candidate was pruned or refused has no point to show
+            ax.scatter(*pts, label=fam, alpha=0.7)
     skipped = sum(1 for r in rows if r.status != EVALUATED)
     ax.set_title(f"{len(rows) - skipped} candidates measured, {skipped} not run (pruned as "
                  "dominated, over a constraint or infeasible: see report)", fontsize=9)
-    ax.plot([r.denominator for r in front], [r.capacity_per_s or 0 for r in front], "k--",
-            label="frontier")
+    ax.plot(*_points(front), "k--", label="frontier")
     ax.set_xlabel(denom_label)
     ax.set_ylabel("capacity at the SLO target, req/s")
     ax.legend(fontsize=8)

@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from disagg.experiments.checks import check_experiment
 from disagg.actors.engines.parallel import map_calls
 from disagg.actors.engines.stop import StopFlag
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
+from disagg.experiments.checks import check_experiment
 from disagg.experiments.compare.capacity import attainment, bisect_capacity
 from disagg.experiments.plan.bounds import WorkloadShape, capacity_bound_per_s
 from disagg.experiments.plan.candidates import (

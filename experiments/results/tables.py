@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from disagg.cluster.facts import experiment_faults
 from disagg.cluster.component import TIME_EPS_S
 from disagg.cluster.config import Experiment
+from disagg.cluster.facts import experiment_faults
 from disagg.experiments.results.columns import by_name
 
 REQUEST_COLUMNS = [

@@ -12,7 +12,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,7 @@ def staged_folder(out_dir: Path, kind: str) -> Iterator[Path]:
         raise
 
 
-def write_results(out_dir: Path, exp: Experiment, tables: dict[str, pa.Table],
+def write_results(out_dir: Path, exp: Experiment, tables: Mapping[str, pa.Table],
                   summary: dict[str, Any], extra: dict[str, bytes] | None = None) -> Path:
     """Write ``tables`` as Parquet, summary.json and config.toml into ``out_dir`` atomically."""
     out_dir = Path(out_dir)
@@ -122,7 +122,7 @@ ROW_GROUP_ROWS = 16_384
 conversion per row group (not per drain) keeps Arrow from holding many tiny buffers, and few row
 groups keep the writer's footer metadata, which it holds until closing, small."""
 
-_TO_TABLE = {"requests": requests_table, "transfers": transfers_table, "timeseries": series_table}
+_TO_TABLE: dict[str, Callable[[list[dict[str, Any]]], pa.Table]] = {"requests": requests_table, "transfers": transfers_table, "timeseries": series_table}
 
 
 class ResultsWriter:

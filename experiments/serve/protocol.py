@@ -128,7 +128,7 @@ def parse_generation(kind: Literal["completion", "chat"], body: dict[str, Any],
     try:
         req = model_cls.model_validate(body)
     except ValueError as e:
-        first = getattr(e, "errors", lambda: [{}])()[0]
+        first: dict[str, Any] = getattr(e, "errors", lambda: [{}])()[0]
         loc = ".".join(str(x) for x in first.get("loc", ())) or None
         raise ApiError(400, f"invalid request: {loc}: {first.get('msg', e)}", param=loc) from None
     if req.model != limits.model:

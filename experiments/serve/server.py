@@ -29,7 +29,7 @@ from disagg.cluster.errors import ConfigError
 from disagg.experiments.run import RunResult, write_run
 from disagg.experiments.serve.app import ServeSettings, create_app
 
-GRACEFUL_S = 5.0  # wall seconds open connections get once a stop is requested
+GRACEFUL_S = 5  # wall seconds open connections get once a stop is requested
 
 
 class _Stopped(Exception):
