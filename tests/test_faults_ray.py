@@ -13,10 +13,6 @@ from disagg.experiments.run import run_experiment
 pytestmark = pytest.mark.ray
 
 
-# A decode unit whose requests wait for KV memory joins them retroactively (issue 21: "decode
-# late-join over capacity", fixed on the timegate branch): under load decode-0 can hold more KV
-# than its capacity. The other invariants are checked; remove the argument with that fix.
-@pytest.mark.no_invariants("kv_capacity", "batch_cap")
 def test_every_fault_kind_on_the_ray_engine(ray_cluster, tmp_path) -> None:
     exp = make_experiment(
         experiment__engine="ray", experiment__duration_s=8.0, decode__units=2, prefill__units=8,
