@@ -6,7 +6,7 @@ request plus prefill chunks up to the token budget (``policies/chunked_prefill.p
 ``decode_step_time(b, ctx) + max(0, R(F_d + F_c, M_d + M_c) - R(F_d, M_d))``. A request whose last
 chunk runs in an iteration has its first token at that iteration's end and decodes from the next
 one. While no prefill is waiting the iterations are decode-only and computed arithmetically, as
-on a decode unit (DESIGN timing rule 2); a request arriving mid-iteration joins at the next
+on a decode unit (docs/design.md, timing rule 2); a request arriving mid-iteration joins at the next
 boundary. The router assigns a request to the unit once; no KV crosses the fabric. KV memory
 (prompt + output tokens) is reserved when a request's prefill starts. An assignment that reaches
 the unit after it committed iterations past the assignment's modeled arrival (lag, ray engine)

@@ -1,6 +1,6 @@
 """A decode unit: one CS-3 pipeline (or GPU server) running continuous batching.
 
-Iteration times are arithmetic (DESIGN timing rule 2): between visible events — a request
+Iteration times are arithmetic (docs/design.md, timing rule 2): between visible events — a request
 finishing, one joining, a message arriving — the batch is fixed, so the boundaries of the next k
 iterations are a cumulative sum of modeled step times. The unit sleeps until the next boundary at
 which something changes; a request that becomes ready mid-iteration joins at the next boundary.

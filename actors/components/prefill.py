@@ -2,7 +2,7 @@
 
 Batches start at the modeled time they could start — the later of the unit's free time and the
 head request's modeled arrival — and last ``prefill_time`` of the batch; the unit then sleeps
-until the batch's end, so wake-up jitter is absorbed rather than accumulated (DESIGN timing rule 1).
+until the batch's end, so wake-up jitter is absorbed rather than accumulated (docs/design.md, timing rule 1).
 
 With a prefix cache (``[prefix_cache] enabled``) the unit looks each request's leading prompt
 blocks up when its batch starts, is charged only for the uncached tokens, then holds the batch's

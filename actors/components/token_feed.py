@@ -3,7 +3,7 @@ tokens to its HTTP client at their emulated times (``disagg serve``, docs/serve.
 
 A unit has no feed unless the engine gives it one (``TokenFeed("loadgen")`` when the gateway
 stands in the load generator's place): ``disagg run`` sends none of these messages. Messages are
-per batch or per run of decode iterations, never per token (DESIGN timing rule 2).
+per batch or per run of decode iterations, never per token (docs/design.md, timing rule 2).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The results contract's tables (DESIGN.md, Results) from folded rows and sampled histories.
+"""The results contract's tables (docs/design.md, "The results contract") from folded rows and sampled histories.
 
 ``requests_table`` and ``transfers_table`` turn rows (folded by the collector from the
 components' records, ``cluster/records.py``) into Arrow tables, one row group per drain;
