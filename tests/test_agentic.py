@@ -19,6 +19,8 @@ from disagg.cluster.workload.agentic import plan_tasks
 from disagg.cluster.workload.kinds import AgenticWorkload
 from disagg.cluster.workload.plan import SloTargets
 from disagg.cluster.workload.sessions import AgentSessions
+from disagg.experiments.plan.bounds import workload_shape
+from disagg.experiments.plan.candidates import objective_value
 from disagg.experiments.results.invariants import check_results
 from disagg.experiments.run import run_experiment
 
@@ -183,3 +185,13 @@ def test_reasoning_preset_lengths_are_thousands_of_tokens() -> None:
     with pytest.raises(ValueError, match="unknown preset 'nope'; known: reasoning_hard"):
         experiment_from_dict(experiment_dict(workload__output_tokens={"kind": "preset",
                                                                      "name": "nope"}))
+
+
+def test_plan_bounds_and_objective_count_tasks() -> None:
+    shape = workload_shape(_agentic())
+    assert shape.calls_per_task == 3
+    assert shape.mean_prompt_tokens == pytest.approx((1000 + 1310 + 1620) / 3)
+    assert shape.mean_new_tokens == pytest.approx((1000 + 300 + 300) / 3)
+    # 0.1 tasks/s = 360 tasks/h on a 360 $/h cluster: one task per dollar
+    assert objective_value("tasks_per_dollar", 0.1, 360.0) == pytest.approx(1.0)
+    assert objective_value("goodput_per_dollar", 0.1, 360.0) == pytest.approx(0.1 / 360)

@@ -75,5 +75,5 @@ class ClosedLoopGenerator(LoadGenerator):
         out = {**super().snapshot(), "users_active": self.loop.active_users}
         if isinstance(self.loop, AgentSessions):
             out["tasks_total"] = len(self.loop.tasks)
-            out["tasks_active"] = self.loop.active_users
+            out["tasks"] = self.loop.counts()
         return out

@@ -100,7 +100,7 @@ def _replayed(w: AgenticWorkload, sessions: tuple[Session, ...], duration_s: flo
     origin = sessions[0].start_s
     out: list[TaskPlan] = []
     for s in sessions:
-        at = (s.start_s - origin) / w.speedup
+        at = (s.start_s - origin) / w.trace_speedup
         if at >= duration_s or (w.max_tasks is not None and len(out) >= w.max_tasks):
             break
         calls: list[CallPlan] = []
@@ -109,7 +109,7 @@ def _replayed(w: AgenticWorkload, sessions: tuple[Session, ...], duration_s: flo
             if c.prompt_tokens + c.output_tokens > limit:
                 end = "context_limit"
                 break
-            calls.append(CallPlan(c.prompt_tokens, c.output_tokens, c.delay_s / w.speedup,
+            calls.append(CallPlan(c.prompt_tokens, c.output_tokens, c.delay_s / w.trace_speedup,
                                   c.hashes))
         if not calls:
             raise ConfigError(f"field 'workload.trace': session {s.session_id!r}'s first call "

@@ -175,7 +175,7 @@ class AgenticWorkload(_Section):
     rate_per_s: float | None = Field(None, gt=0, le=1e6, description="task arrivals per emu s")
     arrivals: ArrivalProcess = Field(PoissonArrivals(), description="task inter-arrivals")
     trace: SessionTrace | None = Field(None, description="replay recorded sessions instead")
-    speedup: float = Field(1.0, gt=0, le=1e6, description="trace: trace s per emu s (arrivals "
+    trace_speedup: float = Field(1.0, gt=0, le=1e6, description="trace: trace s per emu s (arrivals "
                            "and delays)")
     max_tasks: int | None = Field(None, gt=0, description="cap on tasks started")
     calls_per_task: LengthDist = Field(_CALLS, description="calls (LLM requests) per task")

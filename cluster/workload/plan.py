@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.messages import PREFIX_BLOCK_TOKENS, Request
 from disagg.cluster.workload.kinds import (
+    AgenticWorkload,
     ClosedLoopWorkload,
     MixWorkload,
     RequestClass,
@@ -262,11 +263,11 @@ def extend_conversation(prev: Conversation, new_tokens: int, output_tokens: int,
 
 
 def check_workload(
-    workload: SyntheticWorkload | MixWorkload | TraceWorkload | ClosedLoopWorkload,
-    slo: SloTargets, duration_s: float,
+    workload: SyntheticWorkload | MixWorkload | TraceWorkload | ClosedLoopWorkload
+    | AgenticWorkload, slo: SloTargets, duration_s: float,
 ) -> None:
     """Read every trace the workload names and plan a replay once: ConfigError on bad input."""
-    pieces: list[object] = [workload]
+    pieces: list[object] = [workload, getattr(workload, "trace", None)]
     for holder in [workload, *getattr(workload, "classes", [])]:
         pieces += [getattr(holder, "prompt_tokens", None), getattr(holder, "output_tokens", None)]
     for piece in pieces:

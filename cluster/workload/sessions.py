@@ -59,19 +59,20 @@ class AgentSessions:
         if task is None:
             return None
         done = len(task.request_ids)
+        t = end_s + (task.plan.calls[done].delay_s if done < len(task.plan.calls) else 0.0)
         if status != "completed":
-            return self._end(task, "failed", end_s)
-        if done == len(task.plan.calls):
-            return self._end(task, task.plan.end, end_s)
-        t = end_s + task.plan.calls[done].delay_s
-        if t >= self.duration_s:
-            return self._end(task, "unfinished", None)
-        return self._send(task, t)
+            self._end(task, "failed", end_s)
+        elif done == len(task.plan.calls):
+            self._end(task, task.plan.end, end_s)
+        elif t >= self.duration_s:
+            self._end(task, "unfinished", None)
+        else:
+            return self._send(task, t)
+        return None
 
     def _end(self, task: TaskProgress, status: str, end_s: float | None) -> None:
         task.status, task.end_s = status, end_s
         self.active_users -= 1
-        return None
 
     def _send(self, task: TaskProgress, t: float) -> Request:
         call = task.plan.calls[len(task.request_ids)]
@@ -81,6 +82,15 @@ class AgentSessions:
         task.request_ids.append(request.request_id)
         self._task_of[request.request_id] = task
         return request
+
+    def counts(self) -> dict[str, int]:
+        """Tasks by status so far (``active``: started or waiting to, not yet ended)."""
+        out = dict.fromkeys(TASK_STATUSES, 0)
+        for t in self.tasks:
+            if t.status is not None:
+                out[t.status] += 1
+        out["active"] = self.active_users
+        return out
 
     def task_rows(self) -> list[dict[str, Any]]:
         """One row per task (``tasks.parquet`` before the SLO verdict): a task still going when
