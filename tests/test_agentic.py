@@ -195,3 +195,16 @@ def test_plan_bounds_and_objective_count_tasks() -> None:
     # 0.1 tasks/s = 360 tasks/h on a 360 $/h cluster: one task per dollar
     assert objective_value("tasks_per_dollar", 0.1, 360.0) == pytest.approx(1.0)
     assert objective_value("goodput_per_dollar", 0.1, 360.0) == pytest.approx(0.1 / 360)
+
+
+def test_live_view_task_line_is_plain_counts() -> None:
+    from rich.console import Console
+
+    from disagg.experiments.view.live_tasks import task_line
+
+    console = Console(record=True, width=200)
+    console.print(*task_line({"tasks_total": 60, "tasks": {
+        "active": 12, "completed": 40, "context_limit": 1, "failed": 2, "unfinished": 5}}))
+    assert console.export_text().strip() == ("tasks: 60 planned · active 12 · completed 40 · "
+                                             "context limit 1 · failed 2 · unfinished 5")
+    assert task_line({"submitted": 3}) == []

@@ -159,9 +159,11 @@ _DELAY = LognormalDelay(median_s=1.0, sigma=1.0, max_s=120.0)
 
 
 class AgenticWorkload(_Section):
-    """Agent tasks: each a chain of calls, a call sent only when the previous one ended plus a
-    tool/think delay; its prompt is the context so far (previous prompt + output) plus new
-    tokens, with prefix-block hashes, so prefix caching and KV kept on decode units apply.
+    """Agent tasks: chains of dependent calls, each sent when the previous one ended + a delay.
+
+    A call is sent only when the task's previous call ended plus a tool/think delay; its prompt
+    is the context so far (previous prompt + output) plus new tokens, with prefix-block hashes,
+    so prefix caching and KV kept on decode units apply.
 
     Tasks arrive at ``rate_per_s`` (tasks per emu s), or as recorded in a session ``trace``
     (agentic Mooncake JSONL; its ``delay`` after each previous call's end is honoured). A call
@@ -175,8 +177,8 @@ class AgenticWorkload(_Section):
     rate_per_s: float | None = Field(None, gt=0, le=1e6, description="task arrivals per emu s")
     arrivals: ArrivalProcess = Field(PoissonArrivals(), description="task inter-arrivals")
     trace: SessionTrace | None = Field(None, description="replay recorded sessions instead")
-    trace_speedup: float = Field(1.0, gt=0, le=1e6, description="trace: trace s per emu s (arrivals "
-                           "and delays)")
+    trace_speedup: float = Field(1.0, gt=0, le=1e6,
+                                 description="trace: trace s per emu s (arrivals and delays)")
     max_tasks: int | None = Field(None, gt=0, description="cap on tasks started")
     calls_per_task: LengthDist = Field(_CALLS, description="calls (LLM requests) per task")
     first_prompt_tokens: LengthDist = Field(_FIRST_PROMPT, description="the first call's prompt")
