@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from conftest import experiment_dict
+from rich.console import Console
 
 from disagg.cluster.config import experiment_from_dict
 from disagg.cluster.errors import ConfigError
@@ -23,6 +24,7 @@ from disagg.experiments.plan.bounds import workload_shape
 from disagg.experiments.plan.candidates import objective_value
 from disagg.experiments.results.invariants import check_results
 from disagg.experiments.run import run_experiment
+from disagg.experiments.view.live_tasks import task_line
 
 
 def _fixed(value: float) -> dict[str, Any]:
@@ -198,10 +200,6 @@ def test_plan_bounds_and_objective_count_tasks() -> None:
 
 
 def test_live_view_task_line_is_plain_counts() -> None:
-    from rich.console import Console
-
-    from disagg.experiments.view.live_tasks import task_line
-
     console = Console(record=True, width=200)
     console.print(*task_line({"tasks_total": 60, "tasks": {
         "active": 12, "completed": 40, "context_limit": 1, "failed": 2, "unfinished": 5}}))
