@@ -4,6 +4,7 @@ session-trace replay, context limits and the task invariants."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from conftest import experiment_dict
 from rich.console import Console
 
-from disagg.cluster.config import experiment_from_dict
+from disagg.cluster.config import experiment_from_dict, load_experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.hardware.perf import decode_step_time, kv_bytes, prefill_time
 from disagg.cluster.messages import PREFIX_BLOCK_TOKENS
@@ -25,6 +26,8 @@ from disagg.experiments.plan.candidates import objective_value
 from disagg.experiments.results.invariants import check_results
 from disagg.experiments.run import run_experiment
 from disagg.experiments.view.live_tasks import task_line
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def _fixed(value: float) -> dict[str, Any]:
@@ -206,3 +209,15 @@ def test_live_view_task_line_is_plain_counts() -> None:
     assert console.export_text().strip() == ("tasks: 60 planned · active 12 · completed 40 · "
                                              "context limit 1 · failed 2 · unfinished 5")
     assert task_line({"submitted": 3}) == []
+
+
+@pytest.mark.parametrize("name", ["agentic_coding", "reasoning"])
+def test_shipped_experiments_run_and_every_task_ends_once(name: str) -> None:
+    exp = load_experiment(EXPERIMENTS / f"{name}.toml",
+                          {"experiment.duration_s": 60.0, "workload.max_tasks": 4})
+    result = run_experiment(exp)
+    s = result.summary
+    assert s["tasks"] == 4 == result.tables["tasks"].num_rows
+    assert sum(s["tasks_by_status"].values()) == 4
+    calls = sum(len(t["request_ids"]) for t in result.tables["tasks"].to_pylist())
+    assert calls == result.tables["requests"].num_rows
