@@ -189,6 +189,8 @@ class SloConfig(_Section):
 
     ttft_s: float = Field(gt=0, description="time to first token")
     tpot_s: float = Field(gt=0, description="time per output token after the first")
+    task_s: float | None = Field(None, gt=0, description="agentic workloads: a task's target "
+                                 "completion time (first call sent to last call ended), emu s")
 
 
 class PolicySpec(_Section):

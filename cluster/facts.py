@@ -18,6 +18,7 @@ from disagg.cluster.messages import PREFIX_BLOCK_TOKENS
 from disagg.cluster.records import UnitId
 from disagg.cluster.sizing import estimate_run_size
 from disagg.cluster.topology import build_topology, unit_names
+from disagg.cluster.workload.kinds import AgenticWorkload, ClosedLoopWorkload
 from disagg.cluster.workload.plan import SloTargets
 
 CONTROL = ("collector", "router", "fabric", "loadgen")
@@ -53,6 +54,12 @@ def component_names(exp: Experiment, serving: bool = False) -> list[str]:
 def component_rng(seed: int, name: str) -> np.random.Generator:
     """An independent, reproducible random stream per (root seed, component name)."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(zlib.crc32(name.encode()),)))
+
+
+def closed_loop(exp: Experiment) -> bool:
+    """True when the workload's next requests depend on earlier ones ending (chat users in a
+    closed loop, agent tasks' chains of calls): nothing can be planned ahead."""
+    return isinstance(exp.workload, ClosedLoopWorkload | AgenticWorkload)
 
 
 def slo_targets(exp: Experiment) -> SloTargets:

@@ -23,6 +23,7 @@ from disagg.cluster.errors import ComponentFailed
 from disagg.experiments.checks import check_experiment
 from disagg.experiments.results.aggregate import request_aggregates, transfer_aggregates
 from disagg.experiments.results.summary import summarize
+from disagg.experiments.results.tasks import task_summary, tasks_table
 from disagg.experiments.results.tables import (
     final_series,
     request_columns,
@@ -113,7 +114,18 @@ def assemble(exp: Experiment, raw: dict[str, Any]) -> RunResult:
     timeseries = series_table(raw["series"] + final_series(raw, exp, agg.makespan_s))
     summary = summarize(exp, raw, agg, transfer_aggregates(transfers, timeseries))
     tables = {"requests": requests, "timeseries": timeseries, "transfers": transfers}
+    tables.update(_with_tasks(exp, raw, summary))
     return RunResult(exp, tables, summary, raw)
+
+
+def _with_tasks(exp: Experiment, raw: dict[str, Any], summary: dict[str, Any]
+                ) -> dict[str, pa.Table]:
+    """An agentic run's ``tasks`` table (its keys added to ``summary``); none otherwise."""
+    table = tasks_table(exp, raw)
+    if table is None:
+        return {}
+    summary.update(task_summary(exp, table, summary))
+    return {"tasks": table}
 
 
 def _extra_files(exp: Experiment, raw: dict[str, Any], requests: pa.Table,
@@ -138,13 +150,14 @@ def _streamed(exp: Experiment, out_dir: Path, address: str | None, progress: Any
         writer.close_tables()
         tr = transfer_aggregates(writer.path("transfers"), writer.path("timeseries"))
         summary = summarize(exp, raw, agg, tr)
+        tasks = _with_tasks(exp, raw, summary)
         extra = (_extra_files(exp, raw, writer.read("requests"), writer.read("transfers"))
                  if exp.output.event_log else {})
     except BaseException:
         writer.abort()
         raise
-    folder = writer.finish(exp, {}, summary, extra)
-    tables = FolderTables(folder, ("requests", "timeseries", "transfers"))
+    folder = writer.finish(exp, tasks, summary, extra)
+    tables = FolderTables(folder, ("requests", "timeseries", "transfers", *tasks))
     return RunResult(exp, tables, summary, raw, folder)
 
 

@@ -139,7 +139,8 @@ def results_invariants(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
         result = real_assemble(exp, raw)
         found.extend(f"{exp.experiment.name} (in memory): {v.describe()}" for v in
                      invariants.check_results(exp, result.tables["requests"],
-                                              result.tables["transfers"], result.summary)
+                                              result.tables["transfers"], result.summary,
+                                              result.tables.get("tasks"))
                      if v.invariant not in skipped)
         return result
 

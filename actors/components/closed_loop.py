@@ -1,4 +1,5 @@
-"""The closed-loop load generator: each user's next request follows the end of its previous one.
+"""The closed-loop load generator: each user's next request follows the end of its previous one
+(chat users, ``ClosedLoop``; agent tasks' dependent calls, ``AgentSessions``).
 
 The collector forwards every ``RequestEnded`` here (only for closed-loop workloads); the user then
 thinks and sends again. A request's next one is timed from the modeled end (``sent_s``), so a
@@ -14,6 +15,7 @@ from disagg.actors.components.load_generator import LoadGenerator
 from disagg.cluster.component import Clock, Wake
 from disagg.cluster.messages import ArrivalsDone, Request, RequestEnded
 from disagg.cluster.workload.plan import ClosedLoop
+from disagg.cluster.workload.sessions import AgentSessions
 
 
 class ClosedLoopGenerator(LoadGenerator):
@@ -21,7 +23,7 @@ class ClosedLoopGenerator(LoadGenerator):
     the user's next one when a ``RequestEnded`` comes back. ``ArrivalsDone`` goes out once every
     user has stopped (its next arrival would fall after ``duration_s``, or the cap is reached)."""
 
-    def __init__(self, name: str, clock: Clock, loop: ClosedLoop) -> None:
+    def __init__(self, name: str, clock: Clock, loop: ClosedLoop | AgentSessions) -> None:
         super().__init__(name, clock, [])
         self.loop = loop
         self.last_arrival_s = 0.0
@@ -35,7 +37,7 @@ class ClosedLoopGenerator(LoadGenerator):
         self._wake.set()
 
     def _on_ended(self, msg: RequestEnded) -> None:
-        self._push(self.loop.after(msg.request_id, msg.sent_s))
+        self._push(self.loop.after(msg.request_id, msg.sent_s, msg.status))
 
     async def run(self) -> None:
         for request in self.loop.start():
@@ -62,5 +64,16 @@ class ClosedLoopGenerator(LoadGenerator):
         """No request is sent at or after the run's duration."""
         return self.loop.duration_s
 
+    def results(self) -> dict[str, Any]:
+        """The base results and, for agent sessions, one row per task (``tasks.parquet``)."""
+        out = super().results()
+        if isinstance(self.loop, AgentSessions):
+            out["tasks"] = self.loop.task_rows()
+        return out
+
     def snapshot(self) -> dict[str, Any]:
-        return {**super().snapshot(), "users_active": self.loop.active_users}
+        out = {**super().snapshot(), "users_active": self.loop.active_users}
+        if isinstance(self.loop, AgentSessions):
+            out["tasks_total"] = len(self.loop.tasks)
+            out["tasks"] = self.loop.counts()
+        return out

@@ -15,7 +15,7 @@ from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.facts import slo_targets
 from disagg.cluster.messages import Arrivals, ArrivalsDone, Request, RequestArrived
-from disagg.cluster.workload.kinds import ClosedLoopWorkload
+from disagg.cluster.workload.kinds import AgenticWorkload, ClosedLoopWorkload
 from disagg.cluster.workload.plan import plan_requests
 
 ARRIVAL_BATCH = 1024
@@ -24,7 +24,7 @@ ARRIVAL_BATCH = 1024
 
 def make_requests(exp: Experiment, rng: np.random.Generator) -> Sequence[Request]:
     """The experiment's open-loop request stream, in arrival order (emu seconds)."""
-    if isinstance(exp.workload, ClosedLoopWorkload):
+    if isinstance(exp.workload, ClosedLoopWorkload | AgenticWorkload):
         raise TypeError("a closed-loop workload has no request list planned ahead")
     return plan_requests(exp.workload, slo_targets(exp), exp.experiment.duration_s, rng)
 

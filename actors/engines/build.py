@@ -26,6 +26,7 @@ from disagg.cluster.facts import (
     decode_kv_capacity,
     experiment_faults,
     prefill_cache_blocks,
+    closed_loop,
     slo_targets,
     unit_ids,
 )
@@ -34,8 +35,10 @@ from disagg.cluster.messages import PREFIX_BLOCK_TOKENS
 from disagg.cluster.prefix_cache import PrefixCache
 from disagg.cluster.records import UnitId
 from disagg.cluster.topology import build_topology
-from disagg.cluster.workload.kinds import ClosedLoopWorkload
+from disagg.cluster.workload.agentic import context_limit, plan_tasks
+from disagg.cluster.workload.kinds import AgenticWorkload, ClosedLoopWorkload
 from disagg.cluster.workload.plan import ClosedLoop
+from disagg.cluster.workload.sessions import AgentSessions
 from disagg.fabric.component import Fabric
 from disagg.policies import DECODE_ADMISSION, PREFILL_BATCHING, ROUTERS
 from disagg.policies.context import initial_views, policy_context
@@ -77,12 +80,13 @@ def build_component(
 def _build_control(exp: Experiment, name: str, clock: Clock, rng: np.random.Generator,
                    control_delay_s: float) -> Component:
     comp: Component
-    closed = isinstance(exp.workload, ClosedLoopWorkload)
     if name == "collector":
-        comp = Collector(name, clock, forward_ended_to="loadgen" if closed else None)
+        comp = Collector(name, clock, forward_ended_to="loadgen" if closed_loop(exp) else None)
     elif name == "loadgen" and isinstance(exp.workload, ClosedLoopWorkload):
         loop = ClosedLoop(exp.workload, slo_targets(exp), exp.experiment.duration_s, rng)
         comp = ClosedLoopGenerator(name, clock, loop)
+    elif name == "loadgen" and isinstance(exp.workload, AgenticWorkload):
+        comp = ClosedLoopGenerator(name, clock, agent_sessions(exp, rng))
     elif name == "loadgen":
         comp = LoadGenerator(name, clock, make_requests(exp, rng))
     elif name == "router":
@@ -97,6 +101,15 @@ def _build_control(exp: Experiment, name: str, clock: Clock, rng: np.random.Gene
     else:
         raise KeyError(f"no component called {name!r}")
     return comp
+
+
+def agent_sessions(exp: Experiment, rng: np.random.Generator) -> AgentSessions:
+    """The agentic workload's tasks, planned from ``rng``, as sessions to run."""
+    w = exp.workload
+    assert isinstance(w, AgenticWorkload)
+    limit = context_limit(w, exp.model.max_context_tokens)
+    tasks = plan_tasks(w, exp.experiment.duration_s, limit, rng)
+    return AgentSessions(tasks, slo_targets(exp), w.slo_class, exp.experiment.duration_s)
 
 
 def _build_unit(exp: Experiment, unit: UnitId, clock: Clock, store: ObjectStore,

@@ -20,8 +20,8 @@ from disagg.actors.engines.transport import Transport, prefetch_wait_wall_s
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ComponentFailed
+from disagg.cluster.facts import closed_loop
 from disagg.cluster.timegate import TimeGate
-from disagg.cluster.workload.kinds import ClosedLoopWorkload
 
 
 class WallClock(Clock):
@@ -91,7 +91,7 @@ class ComponentHost(LedgerRole, ArrivalsRole, GatewayRole):
     def connect(self, handles: dict[str, Any], actor_of: dict[str, str] | None = None) -> str:
         """Peers by name (``actor_of``: each component's actor key, when actors host several);
         returns this actor's Ray node id."""
-        open_loop = not isinstance(self.exp.workload, ClosedLoopWorkload)
+        open_loop = not closed_loop(self.exp)
         self.transport = Transport(handles, actor_of or {n: n for n in handles},
                                    self._deliver_local, frozenset(self.components),
                                    coalesce_records=open_loop and not self.serving,

@@ -47,9 +47,8 @@ from disagg.actors.engines.supervisor import (
 from disagg.actors.engines.transport import message_counts
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ComponentFailed, ConfigError
-from disagg.cluster.facts import arrivals_name, component_names, control_names
+from disagg.cluster.facts import arrivals_name, closed_loop, component_names, control_names
 from disagg.cluster.messages import Request
-from disagg.cluster.workload.kinds import ClosedLoopWorkload
 
 __all__ = ["CONTROL_RESOURCE", "ComponentHost", "ComponentLost", "RayEngine", "RayEngineError",
            "RayPeer", "RayStore", "WallClock", "local_resources", "run_ray"]
@@ -202,7 +201,7 @@ class RayEngine:
                 self.lost[self.arrivals] = "lost while stopping"
                 self.lost_control = self.arrivals
                 unsent = ()
-        open_loop = not isinstance(self.exp.workload, ClosedLoopWorkload) and not self.serving
+        open_loop = not closed_loop(self.exp) and not self.serving
         if open_loop and ("loadgen" in self.lost or "collector" in self.lost):
             unsent = replanned_arrivals(self.exp, self.emu_now())
         return unsent

@@ -6,6 +6,7 @@
 - ``trace``: replay a trace file's arrivals and lengths (time window, speed-up or target rate,
   sampling, cap).
 - ``closed_loop``: N users; each sends a request, waits for it to end, thinks, sends the next.
+- ``agentic``: tasks arrive; each is a chain of dependent calls (``cluster/workload/agentic.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from disagg.cluster.workload.delays import DelayDist, LognormalDelay
+from disagg.cluster.workload.sessions_trace import SessionTrace
 from disagg.cluster.workload.synthetic import (
     ArrivalProcess,
     LengthDist,
@@ -141,6 +144,63 @@ class ClosedLoopWorkload(_Section):
         return self
 
 
+# Agentic coding defaults. Published: SWE-agent trajectories on SWE-Bench Pro take a median of
+# 29 to 78 steps (LLM calls) per task across four models (nilenso, "SWE-Bench Pro trajectory
+# analysis", 2,920 trajectories, nilenso.github.io/swe-bench-pro-cost-token-time-analysis);
+# SWE-agent runs on SWE-bench Verified are capped at 250 turns (Lindenbauer et al., "The
+# Complexity Trap", arXiv 2508.21433), which also find that tool observations are the bulk of
+# each turn's new tokens. Assumed (no published per-call table; sweep them): the first prompt
+# (system prompt, tools, issue), the tokens a call adds, its output and the tool delay.
+_CALLS = LognormalLength(median=50, sigma=0.5, min=1, max=250)
+_FIRST_PROMPT = LognormalLength(median=4_000, sigma=0.5, max=16_384)
+_NEW_TOKENS = LognormalLength(median=600, sigma=1.0, max=8_192)
+_CALL_OUTPUT = LognormalLength(median=250, sigma=0.7, max=4_096)
+_DELAY = LognormalDelay(median_s=1.0, sigma=1.0, max_s=120.0)
+
+
+class AgenticWorkload(_Section):
+    """Agent tasks: chains of dependent calls, each sent when the previous one ended + a delay.
+
+    A call is sent only when the task's previous call ended plus a tool/think delay; its prompt
+    is the context so far (previous prompt + output) plus new tokens, with prefix-block hashes,
+    so prefix caching and KV kept on decode units apply.
+
+    Tasks arrive at ``rate_per_s`` (tasks per emu s), or as recorded in a session ``trace``
+    (agentic Mooncake JSONL; its ``delay`` after each previous call's end is honoured). A call
+    whose prompt + output would exceed ``max_context_tokens`` (default: the model's limit):
+    ``truncate`` drops the task's earlier calls from the context and keeps its first prompt (as
+    agents that mask old observations do; prefix reuse keeps those first blocks), or ends the
+    task (``end_task``, status ``context_limit``); a call that does not fit even then ends it.
+    """
+
+    kind: Literal["agentic"]
+    rate_per_s: float | None = Field(None, gt=0, le=1e6, description="task arrivals per emu s")
+    arrivals: ArrivalProcess = Field(PoissonArrivals(), description="task inter-arrivals")
+    trace: SessionTrace | None = Field(None, description="replay recorded sessions instead")
+    trace_speedup: float = Field(1.0, gt=0, le=1e6,
+                                 description="trace: trace s per emu s (arrivals and delays)")
+    max_tasks: int | None = Field(None, gt=0, description="cap on tasks started")
+    calls_per_task: LengthDist = Field(_CALLS, description="calls (LLM requests) per task")
+    first_prompt_tokens: LengthDist = Field(_FIRST_PROMPT, description="the first call's prompt")
+    new_tokens: LengthDist = Field(_NEW_TOKENS, description="tokens each later call adds to the "
+                                   "context (tool output, observation)")
+    output_tokens: LengthDist = Field(_CALL_OUTPUT, description="each call's output tokens "
+                                      "(a reasoning preset fits reasoning agents)")
+    delay_s: DelayDist = Field(_DELAY, description="tool/think delay after a call ends, emu s")
+    max_context_tokens: int | None = Field(None, gt=0, le=10_000_000,
+                                           description="context limit; default the model's")
+    on_context_limit: Literal["truncate", "end_task"] = Field(
+        "truncate", description="a call over the limit: drop earlier calls, or end the task")
+    slo_class: str = Field("agent", description="label of the calls' SLO class")
+
+    @model_validator(mode="after")
+    def _source(self) -> AgenticWorkload:
+        if (self.trace is None) == (self.rate_per_s is None):
+            raise ValueError("give rate_per_s (synthetic tasks) or trace (recorded sessions), "
+                             "exactly one")
+        return self
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("kind", "synthetic"))
@@ -149,6 +209,7 @@ def _kind(value: Any) -> str:
 
 WorkloadSpec = Annotated[
     Annotated[SyntheticWorkload, Tag("synthetic")] | Annotated[MixWorkload, Tag("mix")]
-    | Annotated[TraceWorkload, Tag("trace")] | Annotated[ClosedLoopWorkload, Tag("closed_loop")],
+    | Annotated[TraceWorkload, Tag("trace")] | Annotated[ClosedLoopWorkload, Tag("closed_loop")]
+    | Annotated[AgenticWorkload, Tag("agentic")],
     Discriminator(_kind),
 ]

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.messages import PREFIX_BLOCK_TOKENS, Request
 from disagg.cluster.workload.kinds import (
+    AgenticWorkload,
     ClosedLoopWorkload,
     MixWorkload,
     RequestClass,
@@ -199,8 +200,9 @@ class ClosedLoop:
         firsts = [self._next(u, 0.0) for u in range(self.workload.users)]
         return sorted((r for r in firsts if r is not None), key=lambda r: r.arrival_s)
 
-    def after(self, request_id: int, end_s: float) -> Request | None:
-        """The next request of the user whose request ``request_id`` ended at ``end_s``."""
+    def after(self, request_id: int, end_s: float, status: str = "completed") -> Request | None:
+        """The next request of the user whose request ``request_id`` ended at ``end_s`` (with
+        ``status``, whatever it was: a user sends again)."""
         user = self.user_of.pop(request_id, None)
         if user is None:
             return None
@@ -239,22 +241,33 @@ class ClosedLoop:
         new_tokens = request.prompt_tokens
         if prev is None or prev.context_tokens + new_tokens > self.workload.max_context_tokens:
             prev = Conversation(0, ())
-        prompt = prev.context_tokens + new_tokens
-        blocks = -(-prompt // PREFIX_BLOCK_TOKENS)
-        fresh = blocks - len(prev.block_ids)
-        ids = prev.block_ids + tuple(range(self.next_block_id, self.next_block_id + fresh))
-        self.next_block_id += fresh
-        full = ids[: prompt // PREFIX_BLOCK_TOKENS]
-        self.conversations[user] = Conversation(prompt + request.output_tokens, full)
-        return dataclasses.replace(request, prompt_tokens=prompt, prefix_hashes=ids)
+        conv, ids, self.next_block_id = extend_conversation(
+            prev, new_tokens, request.output_tokens, self.next_block_id)
+        self.conversations[user] = conv
+        return dataclasses.replace(request, prompt_tokens=prev.context_tokens + new_tokens,
+                                   prefix_hashes=ids)
+
+
+def extend_conversation(prev: Conversation, new_tokens: int, output_tokens: int,
+                        next_block_id: int) -> tuple[Conversation, tuple[int, ...], int]:
+    """The next turn of a conversation: its prompt is ``prev``'s context plus ``new_tokens``;
+    returns the conversation after it (prompt + output, the prompt's full blocks), the prompt's
+    block hash ids (``prev``'s blocks first, fresh ids from ``next_block_id`` after) and the
+    next fresh id."""
+    prompt = prev.context_tokens + new_tokens
+    blocks = -(-prompt // PREFIX_BLOCK_TOKENS)
+    fresh = blocks - len(prev.block_ids)
+    ids = prev.block_ids + tuple(range(next_block_id, next_block_id + fresh))
+    full = ids[: prompt // PREFIX_BLOCK_TOKENS]
+    return Conversation(prompt + output_tokens, full), ids, next_block_id + fresh
 
 
 def check_workload(
-    workload: SyntheticWorkload | MixWorkload | TraceWorkload | ClosedLoopWorkload,
-    slo: SloTargets, duration_s: float,
+    workload: SyntheticWorkload | MixWorkload | TraceWorkload | ClosedLoopWorkload
+    | AgenticWorkload, slo: SloTargets, duration_s: float,
 ) -> None:
     """Read every trace the workload names and plan a replay once: ConfigError on bad input."""
-    pieces: list[object] = [workload]
+    pieces: list[object] = [workload, getattr(workload, "trace", None)]
     for holder in [workload, *getattr(workload, "classes", [])]:
         pieces += [getattr(holder, "prompt_tokens", None), getattr(holder, "output_tokens", None)]
     for piece in pieces:

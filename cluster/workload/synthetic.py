@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from disagg.cluster.workload.presets import PRESETS
 from disagg.cluster.workload.traces import TraceSource
 
 
@@ -84,8 +85,32 @@ class EmpiricalLength(TraceSource):
         return out if self.max is None else np.minimum(out, self.max)
 
 
+class PresetLength(_Frozen):
+    """A named distribution of :data:`~disagg.cluster.workload.presets.PRESETS` (reasoning
+    models' output lengths, with their sources), e.g. ``{ kind = "preset", name =
+    "reasoning_r1" }``."""
+
+    kind: Literal["preset"] = "preset"
+    name: str = Field(description="one of the presets in docs/workloads.md")
+
+    @model_validator(mode="after")
+    def _known(self) -> PresetLength:
+        if self.name not in PRESETS:
+            raise ValueError(f"unknown preset {self.name!r}; known: {', '.join(sorted(PRESETS))}")
+        return self
+
+    def lognormal(self) -> LognormalLength:
+        """The preset as a clipped lognormal."""
+        p = PRESETS[self.name]
+        return LognormalLength(median=p.median, sigma=p.sigma, min=p.min, max=p.max)
+
+    def sample(self, rng: np.random.Generator, n: int) -> NDArray[np.int64]:
+        return self.lognormal().sample(rng, n)
+
+
 LengthDist = Annotated[
-    FixedLength | UniformLength | LognormalLength | EmpiricalLength, Field(discriminator="kind")
+    FixedLength | UniformLength | LognormalLength | EmpiricalLength | PresetLength,
+    Field(discriminator="kind"),
 ]
 
 

@@ -9,8 +9,10 @@ from pydantic_core import PydanticUndefined
 from disagg.cluster import config as c
 from disagg.cluster import faults as fk
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.workload import delays as d
 from disagg.cluster.workload import kinds as ws
 from disagg.cluster.workload import synthetic as w
+from disagg.cluster.workload.sessions_trace import SessionTrace
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("[experiment]", c.ExperimentSection), ("[prefill] and [decode]", c.PoolConfig),
@@ -18,7 +20,9 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("[fabric]", c.FabricConfig), ('[workload] kind = "synthetic" (the default)', c.WorkloadConfig),
     ('[workload] kind = "mix"', ws.MixWorkload), ("[[workload.classes]]", ws.RequestClass),
     ('[workload] kind = "trace"', ws.TraceWorkload),
-    ('[workload] kind = "closed_loop"', ws.ClosedLoopWorkload), ("[slo]", c.SloConfig),
+    ('[workload] kind = "closed_loop"', ws.ClosedLoopWorkload),
+    ('[workload] kind = "agentic"', ws.AgenticWorkload), ("[workload.trace] (agentic)", SessionTrace),
+    ("[slo]", c.SloConfig),
     ("[policies]", c.PoliciesConfig), ("[output]", c.OutputConfig),
     ('[[faults]] kind = "unit_loss"', fk.UnitLoss), ('[[faults]] kind = "host_loss"', fk.HostLoss),
     ('[[faults]] kind = "straggler"', fk.Straggler),
@@ -28,7 +32,9 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("[model] inline spec", ModelSpec), ("hardware inline spec", HardwareProfile),
     ('length kind = "fixed"', w.FixedLength), ('length kind = "uniform"', w.UniformLength),
     ('length kind = "lognormal"', w.LognormalLength),
-    ('length kind = "empirical"', w.EmpiricalLength),
+    ('length kind = "empirical"', w.EmpiricalLength), ('length kind = "preset"', w.PresetLength),
+    ('delay kind = "fixed"', d.FixedDelay), ('delay kind = "exponential"', d.ExponentialDelay),
+    ('delay kind = "lognormal"', d.LognormalDelay),
     ('arrivals kind = "poisson"', w.PoissonArrivals), ('arrivals kind = "gamma"', w.GammaArrivals),
     ('arrivals kind = "constant"', w.ConstantArrivals), ('arrivals kind = "onoff"', w.OnOffArrivals),
     ('arrivals kind = "diurnal"', w.DiurnalArrivals),
@@ -41,7 +47,9 @@ def _type(annotation: object) -> str:
         text = text.replace(junk, "")
     if "RequestClass" in text or "UnitLoss" in text:
         return "list of tables"
-    if "Length" in text or "Arrivals" in text or "Workload" in text:
+    if "SessionTrace" in text:
+        return "table"
+    if "Length" in text or "Arrivals" in text or "Workload" in text or "Delay" in text:
         return "table with `kind`"
     return text.replace("|", "or")
 

@@ -22,9 +22,10 @@ class SearchStopped(Exception):
 
 
 def attainment(exp: Experiment, rate_per_s: float, repeats: int = 1,
-               stop: StopFlag | None = None) -> float:
-    """Mean SLO attainment of ``exp`` at ``rate_per_s`` over ``repeats`` seeds, virtual engine;
-    :class:`SearchStopped` if ``stop`` is requested meanwhile."""
+               stop: StopFlag | None = None, key: str = "slo_attainment") -> float:
+    """Mean SLO attainment (summary.json ``key``: ``task_slo_attainment`` for tasks) of ``exp``
+    at ``rate_per_s`` over ``repeats`` seeds, virtual engine; :class:`SearchStopped` if
+    ``stop`` is requested meanwhile."""
     router = PolicyChoice(exp.policies.router.name, exp.policies.router.name,
                           dict(exp.policies.router.params))
     values = []
@@ -33,7 +34,7 @@ def attainment(exp: Experiment, rate_per_s: float, repeats: int = 1,
         raw = run_virtual(run, stop=stop)
         if stop is not None and stop.requested:
             raise SearchStopped(stop.reason)
-        values.append(assemble(run, raw).summary["slo_attainment"] or 0.0)
+        values.append(assemble(run, raw).summary[key] or 0.0)
     return sum(values) / len(values)
 
 

@@ -34,6 +34,7 @@ from disagg.experiments.compare.table import (
     to_html,
     to_markdown,
 )
+from disagg.experiments.compare.task_plots import TASK_PLOT_TITLES, task_plots
 
 PLOT_TITLES = {
     "ttft_cdf.png": "TTFT CDF", "tpot_cdf.png": "TPOT CDF",
@@ -64,7 +65,7 @@ def build_report(out_dir: Path) -> Report:
     columns = summary_columns(rows)
     report = Report(runs[0].summary["experiment"], rows, build_rows(rows, columns),
                     build_rows(rows, REGRET_COLUMNS), cap, columns=columns)
-    report.plots = _plots(runs, rows, cap)
+    report.plots = {**_plots(runs, rows, cap), **task_plots(runs)}
     return report
 
 
@@ -82,6 +83,11 @@ def _plots(runs: list[SavedRun], rows: list[dict[str, Any]], cap: dict[str, floa
                                            ("late_decisions", "late decisions")],
                                     "emulator lag (mean ± 95% CI over repeats)"),
     }
+
+
+def _titles(report: Report) -> dict[str, str]:
+    """Plot file -> title of the plots the report has (task plots only with tasks)."""
+    return {n: t for n, t in {**PLOT_TITLES, **TASK_PLOT_TITLES}.items() if n in report.plots}
 
 
 def _write(path: Path, data: bytes | str) -> None:
@@ -150,7 +156,7 @@ def markdown(report: Report) -> str:
     if body:
         parts += ["## Prefix cache per unit", "", prefix.NOTE, "", prefix.to_markdown(header, body)]
     parts += ["## Plots", ""]
-    for name, title in PLOT_TITLES.items():
+    for name, title in _titles(report).items():
         parts += [f"### {title}", "", f"![{title}](plots/{name})", ""]
     return "\n".join(parts)
 
@@ -170,7 +176,7 @@ def html_page(report: Report) -> str:
                   f"</td></tr>" for p, c in report.capacity.items())
     imgs = "".join(
         f"<h3>{e(title)}</h3><img alt=\"{e(title)}\" src=\"data:image/png;base64,"
-        f"{base64.b64encode(report.plots[name]).decode()}\">" for name, title in PLOT_TITLES.items())
+        f"{base64.b64encode(report.plots[name]).decode()}\">" for name, title in _titles(report).items())
     setup = "".join(f"<p>{e(s).replace('`', '')}</p>" for s in _setup(report))
     header, body = prefix.unit_hit_table(report.rows)
     hits = (f"<h2>Prefix cache per unit</h2><p class=\"note\">{e(prefix.NOTE)}</p>"

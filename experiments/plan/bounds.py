@@ -26,7 +26,8 @@ import numpy as np
 
 from disagg.cluster.config import Experiment
 from disagg.cluster.hardware.perf import decode_step_times, fit_check, kv_bytes, prefill_time
-from disagg.cluster.workload.kinds import ClosedLoopWorkload
+from disagg.cluster.workload.agentic import context_limit, plan_tasks
+from disagg.cluster.workload.kinds import AgenticWorkload, ClosedLoopWorkload
 from disagg.cluster.workload.plan import SloTargets, plan_requests
 
 MAX_PREFILL_BATCH = 256
@@ -39,12 +40,16 @@ class WorkloadShape:
 
     mean_prompt_tokens: float
     mean_output_tokens: float
+    calls_per_task: float = 1.0  # agentic: the rate searched is tasks/s, each this many calls
+    mean_new_tokens: float | None = None  # agentic: prompt tokens not in the previous context
 
 
 def workload_shape(exp: Experiment) -> WorkloadShape:
     """Means of the experiment's own request stream (seeded; closed loops are refused earlier)."""
     if isinstance(exp.workload, ClosedLoopWorkload):
         raise TypeError("a closed-loop workload has no arrival rate to plan for")
+    if isinstance(exp.workload, AgenticWorkload):
+        return _agentic_shape(exp, exp.workload)
     rng = np.random.default_rng(exp.experiment.seed)
     reqs = plan_requests(exp.workload, SloTargets(exp.slo.ttft_s, exp.slo.tpot_s),
                          exp.experiment.duration_s, rng)
@@ -54,10 +59,28 @@ def workload_shape(exp: Experiment) -> WorkloadShape:
                          float(np.mean([r.output_tokens for r in reqs])))
 
 
+def _agentic_shape(exp: Experiment, w: AgenticWorkload) -> WorkloadShape:
+    """Means over the planned tasks' calls; a call's new tokens are those beyond the previous
+    call's prompt + output (all of the first call's), the optimistic prefill work when the rest
+    is cached."""
+    limit = context_limit(w, exp.model.max_context_tokens)
+    tasks = plan_tasks(w, exp.experiment.duration_s, limit,
+                       np.random.default_rng(exp.experiment.seed))
+    calls = [c for t in tasks for c in t.calls]
+    if not calls:
+        return WorkloadShape(1.0, 1.0)
+    new = [max(1, c.prompt_tokens - (p.prompt_tokens + p.output_tokens if k else 0))
+           for t in tasks for k, (p, c) in enumerate(zip((t.calls[0], *t.calls), t.calls))]
+    return WorkloadShape(float(np.mean([c.prompt_tokens for c in calls])),
+                         float(np.mean([c.output_tokens for c in calls])),
+                         len(calls) / len(tasks), float(np.mean(new)))
+
+
 def prefill_bound_per_s(exp: Experiment, shape: WorkloadShape) -> float:
-    """Requests per second the prefill pool could finish with perfectly packed batches."""
+    """Requests per second the prefill pool could finish with perfectly packed batches (of the
+    new tokens only, for agent calls whose context is cached)."""
     p = exp.first_pool  # the prefill pool, or the colocated one
-    prompt = max(1, round(shape.mean_prompt_tokens))
+    prompt = max(1, round(shape.mean_new_tokens or shape.mean_prompt_tokens))
     per_request = min(prefill_time([prompt] * k, exp.model, p.hardware, p.chips_per_unit).seconds / k
                       for k in (1, 2, 4, 8, 16, 32, 64, 128, MAX_PREFILL_BATCH))
     return p.units / per_request
@@ -77,5 +100,6 @@ def decode_bound_per_s(exp: Experiment, shape: WorkloadShape) -> float:
 
 
 def capacity_bound_per_s(exp: Experiment, shape: WorkloadShape, slack: float) -> float:
-    """The optimistic bound times ``1 + slack`` (req/s)."""
-    return min(prefill_bound_per_s(exp, shape), decode_bound_per_s(exp, shape)) * (1 + slack)
+    """The optimistic bound times ``1 + slack`` (req/s; tasks/s for agentic workloads)."""
+    calls = min(prefill_bound_per_s(exp, shape), decode_bound_per_s(exp, shape))
+    return calls / shape.calls_per_task * (1 + slack)

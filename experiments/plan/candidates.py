@@ -192,7 +192,20 @@ def footprint(exp: Experiment, space: SearchSpace) -> Footprint:
 DENOMINATOR = {"goodput_per_dollar": ("usd_per_hour", "price per hour",
                                       "price_per_chip_hour_usd"),
                "goodput_per_watt": ("power_kw", "power", "power_w"),
-               "goodput_per_rack": ("racks", "rack footprint", "chips_per_rack")}
+               "goodput_per_rack": ("racks", "rack footprint", "chips_per_rack"),
+               "tasks_per_dollar": ("usd_per_hour", "price per hour", "price_per_chip_hour_usd")}
+
+ATTAINMENT_KEY = {"tasks_per_dollar": "task_slo_attainment"}
+"""summary.json key whose share must reach the target, by objective (default slo_attainment)."""
+
+
+def objective_value(metric: str, capacity_per_s: float, denominator: float | None) -> float | None:
+    """The objective at a capacity: capacity / denominator; for ``tasks_per_dollar``, tasks
+    per dollar (task capacity per s x 3600 / USD per hour)."""
+    if not denominator:
+        return None
+    scale = 3600.0 if metric == "tasks_per_dollar" else 1.0
+    return capacity_per_s * scale / denominator
 
 
 def objective_denominator(fp: Footprint, metric: str) -> float:

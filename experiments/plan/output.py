@@ -24,7 +24,8 @@ from disagg.experiments.results.writing import config_toml
 
 UNITS = {"goodput_per_dollar": ("USD per hour", "req/s per USD/h"),
          "goodput_per_watt": ("kW", "req/s per kW"),
-         "goodput_per_rack": ("racks", "req/s per rack")}
+         "goodput_per_rack": ("racks", "req/s per rack"),
+         "tasks_per_dollar": ("USD per hour", "tasks per USD")}
 
 
 def best(rows: list[Evaluation]) -> Evaluation | None:

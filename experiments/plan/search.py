@@ -21,10 +21,12 @@ from disagg.experiments.checks import check_experiment
 from disagg.experiments.compare.capacity import attainment, bisect_capacity
 from disagg.experiments.plan.bounds import WorkloadShape, capacity_bound_per_s
 from disagg.experiments.plan.candidates import (
+    ATTAINMENT_KEY,
     Candidate,
     candidate_experiment,
     footprint,
     objective_denominator,
+    objective_value,
     within,
 )
 from disagg.experiments.plan.space import SearchSpace
@@ -100,7 +102,7 @@ def prepare(base: Experiment, candidates: list[Candidate], space: SearchSpace,
 
 
 def evaluate(exp: Experiment, bound_per_s: float, tol_fraction: float, lo_fraction: float,
-             repeats: int, target: float) -> tuple[float, int, float]:
+             repeats: int, target: float, key: str = "slo_attainment") -> tuple[float, int, float]:
     """Capacity (req/s; 0 below the lowest rate searched) by bisection in
     [bound x lo_fraction, bound], the virtual runs it took, and its wall seconds. Module level so
     that it runs as a Ray task."""
@@ -110,7 +112,7 @@ def evaluate(exp: Experiment, bound_per_s: float, tol_fraction: float, lo_fracti
     def measure(e: Experiment, rate: float, k: int) -> float:
         nonlocal runs
         runs += k
-        return attainment(e, rate, k)
+        return attainment(e, rate, k, key=key)
 
     cap = bisect_capacity(exp, bound_per_s * lo_fraction, bound_per_s,
                           tol_fraction * bound_per_s, repeats, target, measure)
@@ -152,7 +154,8 @@ def search(prepared: list[Prepared], space: SearchSpace, journal: Path, resumed:
             continue
         s = space.search
         args = [(p.experiment, p.evaluation.bound_per_s, s.tol_fraction, s.lo_fraction, s.repeats,
-                 space.objective.target_attainment) for p in wave]
+                 space.objective.target_attainment,
+                 ATTAINMENT_KEY.get(space.objective.maximize, "slo_attainment")) for p in wave]
 
         def finished(i: int, result: tuple[float, int, float], wave: list[Prepared] = wave) -> None:
             cap, runs, wall = result
@@ -160,7 +163,8 @@ def search(prepared: list[Prepared], space: SearchSpace, journal: Path, resumed:
             reason = "capacity reached the bound; raise search.prune_slack" if (
                 row.bound_per_s is not None and cap >= row.bound_per_s) else ""
             row = replace(row, status=EVALUATED, reason=reason, capacity_per_s=cap,
-                          objective=cap / row.denominator if row.denominator else None,
+                          objective=objective_value(space.objective.maximize, cap,
+                                                    row.denominator),
                           runs=runs, wall_s=wall)
             done.append(row)
             _append(journal, row)

@@ -2,8 +2,9 @@
 
 ```toml
 [objective]
-maximize = "goodput_per_dollar"   # or goodput_per_watt, goodput_per_rack
+maximize = "goodput_per_dollar"   # or goodput_per_watt, goodput_per_rack, tasks_per_dollar
 target_attainment = 0.9           # capacity = highest rate with this SLO attainment
+                                  # (tasks_per_dollar: task arrivals, share within [slo] task_s)
 
 [constraints]                     # optional; a candidate over any of them is not run
 max_usd_per_hour = 1500.0
@@ -47,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from disagg.cluster.errors import ConfigError, describe_validation_error
 
-Metric = Literal["goodput_per_dollar", "goodput_per_watt", "goodput_per_rack"]
+Metric = Literal["goodput_per_dollar", "goodput_per_watt", "goodput_per_rack", "tasks_per_dollar"]
 
 
 class _Section(BaseModel):

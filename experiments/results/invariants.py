@@ -17,7 +17,9 @@ engine (virtual, ray, serve).
   the completed requests' output tokens sum to ``total_output_tokens``;
 - ``causality``: arrival <= prefill start <= first token; the transfer starts no earlier than
   the first token (the prefill batch's start under layer-wise streaming); decode starts once its
-  KV arrived (the transfer's end) and the last token comes at or after the decode start.
+  KV arrived (the transfer's end) and the last token comes at or after the decode start;
+- with agent tasks (``tasks.parquet``): ``task_ledger``, ``task_sequence`` (no call before its
+  predecessor ended) and ``task_status`` (``results/task_invariants.py``).
 
 Tolerance: times are compared with ``TIME_EPS_S`` (1e-9 emu s), the components' own tolerance
 for "simultaneous" — emu times are float sums of modeled durations, and two writers of one
@@ -43,6 +45,7 @@ from disagg.cluster.config import Experiment, load_experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.facts import decode_kv_capacity
 from disagg.cluster.hardware.perf import kv_bytes
+from disagg.experiments.results.task_invariants import check_tasks
 from disagg.policies.batching import DECODE_ADMISSION
 
 STATUSES = ("completed", "rejected", "failed", "cancelled")
@@ -67,13 +70,15 @@ class Violation:
 
 
 def check_results(exp: Experiment, requests: pa.Table, transfers: pa.Table,
-                  summary: dict[str, Any]) -> list[Violation]:
+                  summary: dict[str, Any], tasks: pa.Table | None = None) -> list[Violation]:
     """Every invariant of one run's results (see the module docstring); [] when all hold."""
     rows = requests.to_pylist()
     out = check_ledger(rows, summary)
     out += check_occupancy(exp, rows)
     out += check_conservation(exp, rows, transfers.to_pylist(), summary)
     out += check_causality(exp, rows)
+    if tasks is not None:
+        out += [Violation(k, m) for k, m in check_tasks(rows, tasks.to_pylist(), summary)]
     return out
 
 
@@ -92,10 +97,12 @@ def check_folder(folder: Path | str) -> list[Violation]:
         requests = pq.read_table(folder / "requests.parquet")
         transfers = pq.read_table(folder / "transfers.parquet")
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        tasks = (pq.read_table(folder / "tasks.parquet")
+                 if (folder / "tasks.parquet").is_file() else None)
     except (OSError, ValueError, pa.ArrowException) as e:
         raise ConfigError(f"argument 'DIR': {folder} holds an unreadable results file "
                           f"({type(e).__name__}: {e})") from None
-    return check_results(exp, requests, transfers, summary)
+    return check_results(exp, requests, transfers, summary, tasks)
 
 
 # -- ledger -------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from disagg.experiments.view.live_tasks import task_line
+
 MAX_ROWS = 16  # beyond this many units (or links), a pool is shown as aggregate rows
 SPARK = "▁▂▃▄▅▆▇█"
 GB = 1e9
@@ -232,4 +234,5 @@ def render(snapshot: dict[str, Any]) -> RenderableType:
     pools = [_colocated(units["colocated"])] if units.get("colocated") else [
         _prefill(units.get("prefill", [])), _decode(units.get("decode", []))]
     return Group(_header(snapshot), *pools, _fabric(live.get("fabric", {})),
-                 _slo_and_counts(snapshot), _throughput(live))
+                 _slo_and_counts(snapshot), *task_line(live.get("loadgen", {})),
+                 _throughput(live))
