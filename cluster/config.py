@@ -31,15 +31,26 @@ from disagg.cluster.hardware.catalog import (
     models,
 )
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.overrides import apply_overrides
 from disagg.cluster.prefix_cache import PrefixCacheConfig
 from disagg.cluster.workload.kinds import SyntheticWorkload, WorkloadSpec
 
 
 def _resolve(value: Any, getter: Callable[[str], BaseModel], known: Callable[[], dict[str, Any]]) -> Any:
-    """A catalog name, a table naming a catalog entry plus overrides, or a full inline spec."""
+    """A catalog name, a table naming a catalog entry (``base``, or ``name`` when it is a catalog
+    name) plus overrides, or a full inline spec. With ``base`` the entry may be renamed
+    (``name``); its sources follow it, overridden fields marked "user override"."""
     try:
         if isinstance(value, str):
             return getter(value)
+        if isinstance(value, dict) and "base" in value:
+            if not isinstance(value["base"], str):
+                raise ValueError(f"base: value {value['base']!r} is not a catalog name; allowed: "
+                                 f"{', '.join(sorted(known()))}")
+            base = getter(value["base"]).model_dump()
+            overrides = {k: v for k, v in value.items() if k not in ("base", "name")}
+            base["sources"] = {**base["sources"], **{k: "user override" for k in overrides}}
+            return {**base, **overrides, "name": value.get("name", base["name"])}
         if isinstance(value, dict) and value.get("name") in known():
             base = getter(value["name"]).model_dump()
             overrides = {k: v for k, v in value.items() if k != "name"}
@@ -246,7 +257,14 @@ class OutputConfig(_Section):
 
 
 class PlacementConfig(_Section):
-    """Where actors run on a Ray cluster (ray engine)."""
+    """Where units share hosts (``same_host``) and where actors run on a Ray cluster (ray
+    engine)."""
+
+    same_host: bool = Field(
+        False, description="prefill and decode units share hosts (a DGX-style server): packed "
+        "in order, prefill units first, onto hosts of hardware.chips_per_host chips; KV between "
+        "units of one host moves over the intra-host link (NVLink-class, docs/fabric.md); both "
+        "pools must use the same hardware")
 
     control: Literal["head", "any"] = Field(
         "head", description="router, fabric, collector, load generator: on the head node or anywhere"
@@ -312,6 +330,8 @@ class Experiment(_Section):
             raise ValueError(f"[{missing}] is missing: give [prefill] and [decode], "
                              "or one [colocated] pool")
         check_fault_kinds(self.faults, tuple(self.pools))
+        if self.placement.same_host:
+            _check_same_host(self)
         return self
 
     @property
@@ -337,6 +357,27 @@ class Experiment(_Section):
         return Path(self.output.dir.format(name=self.experiment.name))
 
 
+def _check_same_host(exp: Experiment) -> None:
+    """``placement.same_host`` needs a prefill and a decode pool of one chip type, units that
+    fit one host, and no per-pool units_per_host (hosts are packed by chips)."""
+    if exp.colocated is not None:
+        raise ValueError("placement.same_host: value true needs [prefill] and [decode]; a "
+                         "[colocated] unit already does both phases on one host")
+    names = {p.hardware.name for p in exp.pools.values()}
+    if len(names) > 1:
+        raise ValueError(f"placement.same_host: value true needs one hardware for both pools, "
+                         f"got {', '.join(sorted(names))}; allowed: the same hardware")
+    for kind, pool in exp.pools.items():
+        if pool.chips_per_unit > pool.hardware.chips_per_host:
+            raise ValueError(f"{kind}.chips_per_unit: value {pool.chips_per_unit} exceeds the "
+                             f"{pool.hardware.chips_per_host} chips of one host; allowed with "
+                             "placement.same_host: units within one host")
+        if pool.units_per_host is not None:
+            raise ValueError(f"{kind}.units_per_host: value {pool.units_per_host} is not allowed "
+                             "with placement.same_host (hosts are packed by chips); allowed: "
+                             "leave it out")
+
+
 def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> Experiment:
     """Read and validate an experiment TOML file; ``overrides`` maps dotted keys to values."""
     path = Path(path)
@@ -353,12 +394,7 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
                           "experiment file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+    apply_overrides(raw, overrides or {})
     return experiment_from_dict(raw, source=str(path), base_dir=path.parent)
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.checks import check_experiment
-from disagg.experiments.cli.common import load
+from disagg.experiments.cli.common import add_override_flags, load
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.compare.capacity import SearchStopped, attainment, bisect_capacity
 from disagg.experiments.compare.runs import parse_policies, variant
@@ -90,4 +90,5 @@ def add_command(sub: Any) -> None:
     cap.add_argument("--target", type=float, default=0.9, help="SLO attainment target (0.9)")
     cap.add_argument("--duration", type=float, help="emu seconds of arrivals")
     cap.add_argument("--seed", type=int)
+    add_override_flags(cap)
     cap.set_defaults(func=cmd_capacity)

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 
 from disagg.cluster.errors import ConfigError
-from disagg.experiments.cli.common import EXIT_OK, load, output_path
+from disagg.experiments.cli.common import EXIT_OK, add_override_flags, load, output_path
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.compare.lineup import (
     EQUAL,
@@ -182,6 +182,7 @@ def add_commands(sub: Any) -> None:
                           "(W) or racks, rounded down (none: as given)")
     cmp.add_argument("--rates", help="comma-separated request rates per emu s "
                                      "(default: the experiment's workload.rate_per_s)")
+    add_override_flags(cmp)
     cmp.add_argument("--repeats", type=int, default=1, help="seeds per cell: seed, seed+1, ...")
     cmp.add_argument("--engine", choices=["ray", "virtual"])
     cmp.add_argument("--out", help="comparison folder (default: <output.dir>-compare); must not "
