@@ -33,6 +33,7 @@ from disagg.cluster.hardware.catalog import (
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.overrides import apply_overrides
 from disagg.cluster.prefix_cache import PrefixCacheConfig
+from disagg.cluster.slo import SloConfig
 from disagg.cluster.workload.kinds import SyntheticWorkload, WorkloadSpec
 
 
@@ -193,13 +194,6 @@ class FabricConfig(_Section):
 
 # the [workload] variants live in cluster/workload/kinds.py; the synthetic one keeps its old name
 WorkloadConfig = SyntheticWorkload
-
-
-class SloConfig(_Section):
-    """Latency targets a request must meet to count toward goodput."""
-
-    ttft_s: float = Field(gt=0, description="time to first token")
-    tpot_s: float = Field(gt=0, description="time per output token after the first")
 
 
 class PolicySpec(_Section):
