@@ -30,8 +30,8 @@ from disagg.cluster.hardware.specs import HardwareProfile
 
 Metric = Literal["ttft", "tpot", "e2e"]
 METRICS: tuple[Metric, ...] = ("ttft", "tpot", "e2e")
-_PERCENTILE_KEY = re.compile(r"^(ttft|tpot|e2e)_p(\d{1,2}(?:\.\d+)?)_s$")
-_LEVEL_KEY = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
+_PERCENTILE_KEY = re.compile(r"^(ttft|tpot|e2e)_p(\d+(?:\.\d+)?)_s$")
+_LEVEL_KEY = re.compile(r"^p(\d+(?:\.\d+)?)$")
 
 
 class _Section(BaseModel):
