@@ -72,7 +72,8 @@ class SlowdownTargets(_Section):
     reference: ReferenceUnit
     metrics: list[Metric] = Field(default_factory=lambda: list(METRICS),
                                   description="which latencies the factors bound")
-    levels: dict[float, float] = Field(description="percentile -> slowdown factor (>= 1)")
+    levels: dict[float, float] = Field(
+        description="percentile -> slowdown factor (>= 1), written as keys p50 = 2, p90 = 5, ...")
 
     @classmethod
     def _collect(cls, value: Any) -> Any:

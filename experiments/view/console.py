@@ -116,25 +116,28 @@ def model_table() -> Table:
     t = Table(title="models")
     t.add_column("name", no_wrap=True)
     for col in ("params (total/active)", "layers", "hidden", "q/kv heads", "head dim",
-                "KV bytes/token", "source"):
+                "KV bytes/token", "context", "source"):
         t.add_column(col)
     for m in models().values():
         kv = m.kv_bytes_per_token_per_layer * (m.layers - m.sliding_window_layers)
         moe = f" ({m.experts} experts, top-{m.experts_per_token})" if m.experts else ""
         t.add_row(m.name, f"{m.total_params / 1e9:.2f}B / {m.active_params / 1e9:.2f}B{moe}",
                   str(m.layers), f"{m.hidden_size:,}", f"{m.q_heads}/{m.kv_heads}",
-                  str(m.head_dim), f"{kv:,.0f}", "; ".join(m.sources.values()))
+                  str(m.head_dim), f"{kv:,.0f}",
+                  "-" if m.max_context_tokens is None else f"{m.max_context_tokens:,}",
+                  "; ".join(m.sources.values()))
     return t
 
 
 def hardware_table() -> Table:
     t = Table(title="hardware (per chip or system)")
     t.add_column("name", no_wrap=True)
-    for col in ("BF16 TFLOP/s", "memory GB", "mem BW TB/s", "host NIC Gb/s", "power W",
+    for col in ("BF16 TFLOP/s", "FP8 TFLOP/s", "memory GB", "mem BW TB/s", "host NIC Gb/s", "power W",
                 "$/h", "sources"):
         t.add_column(col)
     for h in hardware().values():
-        t.add_row(h.name, f"{h.peak_flops_bf16 / 1e12:,.0f}", f"{h.memory_bytes / 1e9:,.1f}",
+        fp8 = "none" if h.peak_flops_fp8 is None else f"{h.peak_flops_fp8 / 1e12:,.0f}"
+        t.add_row(h.name, f"{h.peak_flops_bf16 / 1e12:,.0f}", fp8, f"{h.memory_bytes / 1e9:,.1f}",
                   f"{h.memory_bandwidth_bytes_per_s / 1e12:,.2f}",
                   f"{h.host_nic_bytes_per_s * 8 / 1e9:,.0f}", _fmt(h.power_w, 0),
                   _fmt(h.price_per_hour_usd, 3),
