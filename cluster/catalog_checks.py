@@ -7,6 +7,7 @@ from __future__ import annotations
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.hardware.catalog_literature import DEFAULT_EFFICIENCY_SRC
+from disagg.cluster.hardware.specs import HardwareProfile
 from disagg.cluster.workload.synthetic import FixedLength
 
 EFFICIENCY_FIELDS = ("compute_efficiency", "memory_efficiency")
@@ -57,14 +58,25 @@ def check_context(exp: Experiment) -> None:
             "with output < the context)")
 
 
+def check_slo_classes(exp: Experiment) -> None:
+    """ConfigError when ``[slo.classes.NAME]`` names a class the workload never produces."""
+    w = exp.workload
+    names = {getattr(w, "slo_class", None), *(c.name for c in getattr(w, "classes", []) or [])}
+    for name in exp.slo.classes:
+        if name not in names:
+            known = ", ".join(sorted(n for n in names if n is not None))
+            raise ConfigError(f"field 'slo.classes.{name}': the workload has no SLO class "
+                              f"{name!r}; allowed: {known}")
+
+
 def efficiency_warnings(exp: Experiment) -> list[str]:
     """One line per chip whose efficiencies are the documented defaults, not fitted values."""
-    out = []
-    seen = set()
+    out: list[str] = []
+    seen: list[HardwareProfile] = []
     for hw in (pool.hardware for pool in exp.pools.values()):
-        if hw.name in seen:
+        if hw in seen:  # the same profile in two pools: one warning
             continue
-        seen.add(hw.name)
+        seen.append(hw)
         used = EFFICIENCY_FIELDS if hw.decode_model == "roofline" else ("compute_efficiency",)
         unfitted = [f for f in used
                     if f not in hw.model_fields_set or hw.sources.get(f) == DEFAULT_EFFICIENCY_SRC]

@@ -157,3 +157,34 @@ def test_shipped_literature_experiments_validate_and_run(tmp_path: Path, name: s
         rows = pq.read_table(out / "transfers.parquet").to_pylist()
         assert rows and {(r["src_host"], r["dst_host"]) for r in rows} == {
             ("prefill-host-0", "prefill-host-0")}
+
+
+def test_rate_time_scales_a_trace_replacing_its_speedup() -> None:
+    # azure_conv.toml replays at speedup = 1.0; --rate 3 rescales it to a mean of 3 req/s
+    from argparse import Namespace
+
+    from disagg.experiments.cli.common import load
+    args = Namespace(experiment=str(ROOT / "experiments" / "azure_conv.toml"), rate=3.0,
+                     set=["experiment.engine=virtual"], local=True)
+    exp = load(args, check=False)
+    assert exp.workload.rate_per_s == 3.0 and exp.workload.speedup is None
+
+
+def test_hardware_base_with_overrides_silences_the_warning(tmp_path: Path, capsys) -> None:
+    hw = {"base": "a100-80gb", "compute_efficiency": 0.45, "memory_efficiency": 0.8}
+    exp = _file(tmp_path, model="llama-2-70b", prefill__hardware=hw, prefill__chips_per_unit=8,
+                decode__hardware="a100-80gb", decode__chips_per_unit=8,
+                workload__prompt_tokens={"kind": "fixed", "value": 1000},
+                workload__output_tokens={"kind": "fixed", "value": 100})
+    assert main(["validate", exp]) == 0
+    out = capsys.readouterr().out
+    assert out.count("'a100-80gb' has no fitted efficiency") == 1  # the decode pool's, not both
+    assert "compute_efficiency = 0.5, memory_efficiency = 0.67" in out
+
+
+def test_slo_class_the_workload_lacks_exits_2(tmp_path: Path, capsys) -> None:
+    exp = _file(tmp_path, slo={"ttft_s": 1.0, "tpot_s": 0.02,
+                               "classes": {"chat": {"percentiles": {"ttft_p90_s": 0.4}}}})
+    assert main(["validate", exp]) == 2
+    err = capsys.readouterr().err
+    assert "slo.classes.chat" in err and "allowed: default" in err

@@ -22,6 +22,17 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def slo_targets_line(rows: list[dict[str, Any]]) -> str:
+    """'k of n met', and the missed targets with their value > limit (docs/slo.md)."""
+    missed = [r for r in rows if not r["met"]]
+    text = f"{len(rows) - len(missed)} of {len(rows)} met"
+    if missed:
+        text += "; missed: " + ", ".join(
+            f"{r['slo_class']} {r['target']} {_fmt(r['value'], 3)} > {r['limit']:g}"
+            for r in missed)
+    return text
+
+
 def summary_table(s: dict[str, Any]) -> Group:
     """The headline metrics of one run: a latency table and a table of run-wide figures."""
     t = Table(title=f"{s['experiment']} — {s['engine']} engine, seed {s['seed']}, "
@@ -62,6 +73,8 @@ def summary_table(s: dict[str, Any]) -> Group:
         k.add_row(label, value)
     for label, value in _prefix_rows(s):
         k.add_row(label, value)
+    if s.get("slo_targets"):
+        k.add_row("SLO targets", slo_targets_line(s["slo_targets"]))
     if s.get("reasons"):
         k.add_row("not completed", ", ".join(f"{r}: {n}" for r, n in sorted(s["reasons"].items())))
     if s.get("lost_units"):
