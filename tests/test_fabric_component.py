@@ -15,6 +15,7 @@ from disagg.cluster.errors import ConfigError
 from disagg.cluster.messages import KvDelivered, TransferRequested
 from disagg.cluster.records import TransferRecord
 from disagg.fabric.component import Fabric, chunk_ready_times
+from disagg.experiments.results.fabric_invariants import check_transfers
 from disagg.fabric.topology import Topology, build_topology
 
 GB = 1e9
@@ -234,3 +235,17 @@ def test_same_host_refuses_mixed_hardware() -> None:
     with pytest.raises(ConfigError, match="placement.same_host"):
         make_experiment(prefill__hardware="a100-80gb", decode__hardware="h100",
                         placement={"same_host": True})
+
+
+def test_transfer_invariants_flag_a_copy_faster_than_nvlink() -> None:
+    exp = make_experiment(model="opt-13b", prefill__hardware="a100-80gb",
+                          prefill__chips_per_unit=1, decode__hardware="a100-80gb",
+                          decode__chips_per_unit=1, placement={"same_host": True})
+    # 600 MB over one-way NVLink 300 GB/s + 5 us: 2.005 ms at least
+    row = {"request_id": 0, "src_unit": "prefill-0", "dst_unit": "decode-0",
+           "src_host": "prefill-host-0", "dst_host": "prefill-host-0", "modeled_bytes": 600e6,
+           "start_s": 1.0, "modeled_end_s": 1.002005}
+    assert check_transfers(exp, [row]) == []
+    fast = {**row, "modeled_end_s": 1.0019}
+    moved = {**row, "dst_host": "decode-host-0"}
+    assert [b[0] for b in check_transfers(exp, [fast, moved])] == ["transfer_speed", "placement"]

@@ -17,7 +17,9 @@ engine (virtual, ray, serve).
   the completed requests' output tokens sum to ``total_output_tokens``;
 - ``causality``: arrival <= prefill start <= first token; the transfer starts no earlier than
   the first token (the prefill batch's start under layer-wise streaming); decode starts once its
-  KV arrived (the transfer's end) and the last token comes at or after the decode start.
+  KV arrived (the transfer's end) and the last token comes at or after the decode start;
+- ``placement`` and ``transfer_speed``: transfers on the topology's hosts, none faster than its
+  path's narrowest link and latency allow (:mod:`~disagg.experiments.results.fabric_invariants`).
 
 Tolerance: times are compared with ``TIME_EPS_S`` (1e-9 emu s), the components' own tolerance
 for "simultaneous" — emu times are float sums of modeled durations, and two writers of one
@@ -43,6 +45,7 @@ from disagg.cluster.config import Experiment, load_experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.facts import decode_kv_capacity
 from disagg.cluster.hardware.perf import kv_bytes
+from disagg.experiments.results.fabric_invariants import check_transfers
 from disagg.policies.batching import DECODE_ADMISSION
 
 STATUSES = ("completed", "rejected", "failed", "cancelled")
@@ -74,6 +77,7 @@ def check_results(exp: Experiment, requests: pa.Table, transfers: pa.Table,
     out += check_occupancy(exp, rows)
     out += check_conservation(exp, rows, transfers.to_pylist(), summary)
     out += check_causality(exp, rows)
+    out += [Violation(*broken) for broken in check_transfers(exp, transfers.to_pylist())]
     return out
 
 
