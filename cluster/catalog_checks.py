@@ -70,10 +70,13 @@ def check_slo_classes(exp: Experiment) -> None:
 
 
 def efficiency_warnings(exp: Experiment) -> list[str]:
-    """One line per chip whose efficiencies are the documented defaults, not fitted values."""
+    """One line per chip (of a pool, or a slowdown SLO's reference unit) whose efficiencies are
+    the documented defaults, not fitted values."""
     out: list[str] = []
     seen: list[HardwareProfile] = []
-    for hw in (pool.hardware for pool in exp.pools.values()):
+    refs = [t.slowdown.reference.profile for t in (exp.slo, *exp.slo.classes.values())
+            if t.slowdown is not None]
+    for hw in [*(pool.hardware for pool in exp.pools.values()), *refs]:
         if hw in seen:  # the same profile in two pools: one warning
             continue
         seen.append(hw)

@@ -188,3 +188,12 @@ def test_slo_class_the_workload_lacks_exits_2(tmp_path: Path, capsys) -> None:
     assert main(["validate", exp]) == 2
     err = capsys.readouterr().err
     assert "slo.classes.chat" in err and "allowed: default" in err
+
+
+def test_capacity_targets_every_percentile_by_default(capsys) -> None:
+    # slowdown SLOs: attainment 1.0 means every target met, so capacity searches for 1.0
+    exp = str(ROOT / "experiments" / "llama2_70b_slowdown_h100.toml")
+    assert main(["capacity", exp, "--duration", "2", "--lo", "0.5", "--hi", "1",
+                 "--tol", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "target 100 %" in out and "capacity:" in out

@@ -101,7 +101,8 @@ def _print_tables(console: Console, report: Any) -> None:
         console.print(table)
     caps = ", ".join(f"{p} {'below the lowest rate' if c is None else f'{c:g}'}"
                      for p, c in report.capacity.items())
-    console.print(f"capacity (highest rate at >= 90% SLO attainment, req/s): {caps}", soft_wrap=True)
+    console.print(f"capacity (highest rate at the SLO attainment target — 90 %, or every "
+                  f"percentile target met: docs/slo.md — req/s): {caps}", soft_wrap=True)
 
 
 def _print_lineup(console: Console, lined: list[LinedUp], equal: str) -> None:
