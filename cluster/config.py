@@ -33,6 +33,7 @@ from disagg.cluster.hardware.catalog import (
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.overrides import apply_overrides
 from disagg.cluster.prefix_cache import PrefixCacheConfig
+from disagg.cluster.same_host import check_same_host
 from disagg.cluster.slo import SloConfig
 from disagg.cluster.workload.kinds import SyntheticWorkload, WorkloadSpec
 
@@ -325,7 +326,7 @@ class Experiment(_Section):
                              "or one [colocated] pool")
         check_fault_kinds(self.faults, tuple(self.pools))
         if self.placement.same_host:
-            _check_same_host(self)
+            check_same_host(self)
         return self
 
     @property
@@ -349,27 +350,6 @@ class Experiment(_Section):
     @property
     def output_dir(self) -> Path:
         return Path(self.output.dir.format(name=self.experiment.name))
-
-
-def _check_same_host(exp: Experiment) -> None:
-    """``placement.same_host`` needs a prefill and a decode pool of one chip type, units that
-    fit one host, and no per-pool units_per_host (hosts are packed by chips)."""
-    if exp.colocated is not None:
-        raise ValueError("placement.same_host: value true needs [prefill] and [decode]; a "
-                         "[colocated] unit already does both phases on one host")
-    names = {p.hardware.name for p in exp.pools.values()}
-    if len(names) > 1:
-        raise ValueError(f"placement.same_host: value true needs one hardware for both pools, "
-                         f"got {', '.join(sorted(names))}; allowed: the same hardware")
-    for kind, pool in exp.pools.items():
-        if pool.chips_per_unit > pool.hardware.chips_per_host:
-            raise ValueError(f"{kind}.chips_per_unit: value {pool.chips_per_unit} exceeds the "
-                             f"{pool.hardware.chips_per_host} chips of one host; allowed with "
-                             "placement.same_host: units within one host")
-        if pool.units_per_host is not None:
-            raise ValueError(f"{kind}.units_per_host: value {pool.units_per_host} is not allowed "
-                             "with placement.same_host (hosts are packed by chips); allowed: "
-                             "leave it out")
 
 
 def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> Experiment:
