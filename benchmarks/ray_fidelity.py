@@ -36,7 +36,6 @@ import argparse
 import os
 import sys
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from virtual_speed import QUICKSTART, prefill_rate_for_load  # noqa: E402
 
 from disagg.cluster.config import Experiment, load_experiment  # noqa: E402
 from disagg.cluster.errors import ConfigError  # noqa: E402
+from disagg.cluster.overrides import parse_sets  # noqa: E402
 from disagg.experiments.run import run_experiment  # noqa: E402
 
 MAX_ERROR_PCT = 2.0  # faithful: each metric within this % of the virtual engine's
@@ -95,20 +95,6 @@ class Point:
     def faithful(self) -> bool:
         """Metrics within bounds and late decisions under :data:`MAX_LATE_PCT` of decisions."""
         return self.metrics_ok and self.late_pct < MAX_LATE_PCT
-
-
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs as config overrides; a VALUE that is not TOML is taken as a string."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: allowed: KEY=VALUE, KEY a dotted config path")
-        try:
-            out[key.strip()] = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key.strip()] = text
-    return out
 
 
 def experiment(s: Scenario, engine: str, dilation: float, duration_s: float,

@@ -31,15 +31,28 @@ from disagg.cluster.hardware.catalog import (
     models,
 )
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.overrides import apply_overrides
 from disagg.cluster.prefix_cache import PrefixCacheConfig
+from disagg.cluster.same_host import check_same_host
+from disagg.cluster.slo import SloConfig
 from disagg.cluster.workload.kinds import SyntheticWorkload, WorkloadSpec
 
 
 def _resolve(value: Any, getter: Callable[[str], BaseModel], known: Callable[[], dict[str, Any]]) -> Any:
-    """A catalog name, a table naming a catalog entry plus overrides, or a full inline spec."""
+    """A catalog name, a table naming a catalog entry (``base``, or ``name`` when it is a catalog
+    name) plus overrides, or a full inline spec. With ``base`` the entry may be renamed
+    (``name``); its sources follow it, overridden fields marked "user override"."""
     try:
         if isinstance(value, str):
             return getter(value)
+        if isinstance(value, dict) and "base" in value:
+            if not isinstance(value["base"], str):
+                raise ValueError(f"base: value {value['base']!r} is not a catalog name; allowed: "
+                                 f"{', '.join(sorted(known()))}")
+            base = getter(value["base"]).model_dump()
+            overrides = {k: v for k, v in value.items() if k not in ("base", "name")}
+            base["sources"] = {**base["sources"], **{k: "user override" for k in overrides}}
+            return {**base, **overrides, "name": value.get("name", base["name"])}
         if isinstance(value, dict) and value.get("name") in known():
             base = getter(value["name"]).model_dump()
             overrides = {k: v for k, v in value.items() if k != "name"}
@@ -184,15 +197,6 @@ class FabricConfig(_Section):
 WorkloadConfig = SyntheticWorkload
 
 
-class SloConfig(_Section):
-    """Latency targets a request must meet to count toward goodput."""
-
-    ttft_s: float = Field(gt=0, description="time to first token")
-    tpot_s: float = Field(gt=0, description="time per output token after the first")
-    task_s: float | None = Field(None, gt=0, description="agentic workloads: a task's target "
-                                 "completion time (first call sent to last call ended), emu s")
-
-
 class PolicySpec(_Section):
     """A policy by registry name (or dotted path) with its parameters as extra keys."""
 
@@ -248,7 +252,14 @@ class OutputConfig(_Section):
 
 
 class PlacementConfig(_Section):
-    """Where actors run on a Ray cluster (ray engine)."""
+    """Where units share hosts (``same_host``) and where actors run on a Ray cluster (ray
+    engine)."""
+
+    same_host: bool = Field(
+        False, description="prefill and decode units share hosts (a DGX-style server): packed "
+        "in order, prefill units first, onto hosts of hardware.chips_per_host chips; KV between "
+        "units of one host moves over the intra-host link (NVLink-class, docs/fabric.md); both "
+        "pools must use the same hardware")
 
     control: Literal["head", "any"] = Field(
         "head", description="router, fabric, collector, load generator: on the head node or anywhere"
@@ -314,6 +325,8 @@ class Experiment(_Section):
             raise ValueError(f"[{missing}] is missing: give [prefill] and [decode], "
                              "or one [colocated] pool")
         check_fault_kinds(self.faults, tuple(self.pools))
+        if self.placement.same_host:
+            check_same_host(self)
         return self
 
     @property
@@ -355,12 +368,7 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
                           "experiment file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+    apply_overrides(raw, overrides or {})
     return experiment_from_dict(raw, source=str(path), base_dir=path.parent)
 
 

@@ -4,6 +4,7 @@ policy exists. Pure: no engine is built."""
 
 from __future__ import annotations
 
+from disagg.cluster.catalog_checks import check_context, check_fp8, check_slo_classes
 from disagg.cluster.config import Experiment
 from disagg.cluster.facts import check_faults, check_fit, check_size, slo_targets
 from disagg.cluster.workload.plan import check_workload
@@ -12,6 +13,9 @@ from disagg.policies.context import check_policies
 
 def check_experiment(exp: Experiment) -> None:
     """Checks that need the catalog, the performance models and the policy registries."""
+    check_fp8(exp)
+    check_context(exp)
+    check_slo_classes(exp)
     check_fit(exp)
     check_faults(exp)
     check_size(exp)

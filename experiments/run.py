@@ -110,7 +110,7 @@ def assemble(exp: Experiment, raw: dict[str, Any]) -> RunResult:
     """Build the tables and the summary from raw results whose rows were kept in memory."""
     requests = requests_table(raw["requests"], request_columns(exp))
     transfers = transfers_table(raw["transfers"])
-    agg = request_aggregates(requests, exp.model)
+    agg = request_aggregates(requests, exp.model, exp.slo)
     timeseries = series_table(raw["series"] + final_series(raw, exp, agg.makespan_s))
     summary = summarize(exp, raw, agg, transfer_aggregates(transfers, timeseries))
     tables = {"requests": requests, "timeseries": timeseries, "transfers": transfers}
@@ -145,7 +145,7 @@ def _streamed(exp: Experiment, out_dir: Path, address: str | None, progress: Any
                               stop=stop, checked=checked, sink=writer.write)
         raw = results.as_raw()
         writer.close_tables(keep_open=("timeseries",))
-        agg = request_aggregates(writer.path("requests"), exp.model)
+        agg = request_aggregates(writer.path("requests"), exp.model, exp.slo)
         writer.write_series(final_series(raw, exp, agg.makespan_s))
         writer.close_tables()
         tr = transfer_aggregates(writer.path("transfers"), writer.path("timeseries"))

@@ -190,7 +190,8 @@ class Fabric(Component):
         tr = self._transfers.pop(seq)
         msg, start = tr.msg, tr.start_s
         assert start is not None
-        deliver_s = t_end + self.config.latency_s
+        deliver_s = t_end + self.topology.latency_s(msg.src_unit, msg.dst_unit,
+                                                     self.config.latency_s)
         self.bytes_moved += msg.kv_bytes
         for link in self.topology.path(msg.src_unit, msg.dst_unit):
             self.link_bytes[link] = self.link_bytes.get(link, 0.0) + msg.kv_bytes

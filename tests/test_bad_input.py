@@ -4,6 +4,7 @@ what is allowed, before anything runs, and leaves the folder as it was."""
 from __future__ import annotations
 
 import time
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from conftest import experiment_dict, make_experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.facts import check_size
 from disagg.cluster.sizing import BYTES_PER_REQUEST, BYTES_PER_TIMESERIES_ROW
+from disagg.experiments.checks import check_experiment
 from disagg.experiments.cli.main import main
 from disagg.experiments.run import run_experiment
 
@@ -111,9 +113,12 @@ def test_a_binary_trace_is_bad_input(tmp_path: Path, capsys) -> None:
 
 @pytest.mark.parametrize("mode", ["reject", "truncate"])
 def test_prompts_beyond_the_models_context(mode: str) -> None:
+    # a distribution is checked per request by the router (fixed lengths are refused at
+    # validation: test_fixed_lengths_beyond_the_context_are_refused)
     limit = 131_072  # Llama 3.1 70B: 128K context (model card)
     exp = make_experiment(experiment__over_context=mode, experiment__duration_s=2.0,
-                          workload__prompt_tokens={"kind": "fixed", "value": 200_000},
+                          workload__prompt_tokens={"kind": "uniform", "low": 200_000,
+                                                   "high": 200_000},
                           workload__output_tokens={"kind": "fixed", "value": 100})
     rows = run_experiment(exp).tables["requests"].to_pylist()
     assert rows
@@ -122,3 +127,20 @@ def test_prompts_beyond_the_models_context(mode: str) -> None:
     else:
         assert {r["prompt_tokens"] for r in rows} == {limit - 100}
         assert {r["status"] for r in rows} <= {"completed", "failed"}
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-70b", "inline"])
+def test_fixed_lengths_beyond_the_context_are_refused(model: str) -> None:
+    # the same rule for a catalog model and an inline one (here: OPT-13B's shape, 2,048 tokens)
+    spec: Any = model if model != "inline" else {
+        "name": "my-opt", "layers": 40, "hidden_size": 5120, "q_heads": 40, "kv_heads": 40,
+        "head_dim": 128, "ffn_size": 20480, "vocab": 50272, "total_params": 12.85e9,
+        "active_params": 12.85e9, "max_context_tokens": 2048}
+    prompt = 131_000 if model != "inline" else 2_000
+    exp = make_experiment(model=spec, workload__prompt_tokens={"kind": "fixed", "value": prompt},
+                          workload__output_tokens={"kind": "fixed", "value": 100})
+    with pytest.raises(ConfigError, match="workload.prompt_tokens.*exceeds model"):
+        check_experiment(exp)
+    # truncate: the prompt is cut per request, so the same lengths validate
+    check_experiment(exp.model_copy(update={"experiment": exp.experiment.model_copy(
+        update={"over_context": "truncate"})}))

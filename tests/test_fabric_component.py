@@ -11,9 +11,11 @@ from conftest import make_experiment, make_request
 
 from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
 from disagg.cluster.config import FabricConfig
+from disagg.cluster.errors import ConfigError
 from disagg.cluster.messages import KvDelivered, TransferRequested
 from disagg.cluster.records import TransferRecord
 from disagg.fabric.component import Fabric, chunk_ready_times
+from disagg.experiments.results.fabric_invariants import check_transfers
 from disagg.fabric.topology import Topology, build_topology
 
 GB = 1e9
@@ -194,3 +196,56 @@ def test_host_nic_override_units_per_host_and_core() -> None:
     assert "prefill-host-1/egress" in nics
     assert nics["core/core"] == pytest.approx((2 * 400e9 + 12.5e9) / 4)
     assert build_topology(exp).path("prefill-1", "decode-0")[1] == ("core", "core")
+
+
+def test_same_host_transfer_moves_at_nvlink_speed() -> None:
+    # [placement] same_host on 8 x A100-80GB: 2 prefill + 1 decode single-GPU units share one host.
+    # A copy crosses the source GPU's and the destination GPU's one-way NVLink: 600 GB/s total
+    # NVLink per A100 / 2 = 300 GB/s (catalog a100-80gb), and arrives 5 us (the catalog's
+    # intra_host_latency_s) after its last byte, not the EFA latency.
+    exp = make_experiment(model="opt-13b", prefill__hardware="a100-80gb",
+                          prefill__chips_per_unit=1, decode__hardware="a100-80gb",
+                          decode__chips_per_unit=1, placement={"same_host": True})
+    topo = build_topology(exp)
+    assert set(topo.unit_host.values()) == {"prefill-host-0"}
+    size = 600e6  # bytes
+    log, _ = run_fabric(topo, [(1.0, "prefill-1", "decode-0", size)])
+    assert log[0] == pytest.approx(1.0 + size / 300e9 + 5e-6, rel=1e-9)  # 1.002005 s
+    # two copies into one decode GPU share its ingress: each at 150 GB/s
+    log, _ = run_fabric(topo, [(1.0, "prefill-0", "decode-0", size),
+                               (1.0, "prefill-1", "decode-0", size)])
+    assert log[1] == pytest.approx(1.0 + 2 * size / 300e9 + 5e-6, rel=1e-9)
+
+
+def test_same_host_packs_by_chips_and_crosses_hosts_over_efa() -> None:
+    # TP4 units on 8-GPU hosts: prefill-0, prefill-1 on host 0; decode-0 on host 1 (EFA path)
+    exp = make_experiment(model="opt-13b", prefill__hardware="a100-80gb",
+                          prefill__chips_per_unit=4, decode__hardware="a100-80gb",
+                          decode__chips_per_unit=4, placement={"same_host": True})
+    topo = build_topology(exp)
+    assert topo.unit_host == {"prefill-0": "prefill-host-0", "prefill-1": "prefill-host-0",
+                              "decode-0": "prefill-host-1"}
+    assert topo.path("prefill-0", "decode-0") == (("prefill-host-0", "egress"),
+                                                  ("prefill-host-1", "ingress"))
+    assert topo.latency_s("prefill-0", "decode-0", LAT) == LAT
+    assert topo.capacity[("prefill-0", "intra-out")] == 4 * 300e9
+
+
+def test_same_host_refuses_mixed_hardware() -> None:
+    with pytest.raises(ConfigError, match="placement.same_host"):
+        make_experiment(prefill__hardware="a100-80gb", decode__hardware="h100",
+                        placement={"same_host": True})
+
+
+def test_transfer_invariants_flag_a_copy_faster_than_nvlink() -> None:
+    exp = make_experiment(model="opt-13b", prefill__hardware="a100-80gb",
+                          prefill__chips_per_unit=1, decode__hardware="a100-80gb",
+                          decode__chips_per_unit=1, placement={"same_host": True})
+    # 600 MB over one-way NVLink 300 GB/s + 5 us: 2.005 ms at least
+    row = {"request_id": 0, "src_unit": "prefill-0", "dst_unit": "decode-0",
+           "src_host": "prefill-host-0", "dst_host": "prefill-host-0", "modeled_bytes": 600e6,
+           "start_s": 1.0, "modeled_end_s": 1.002005}
+    assert check_transfers(exp, [row]) == []
+    fast = {**row, "modeled_end_s": 1.0019}
+    moved = {**row, "dst_host": "decode-host-0"}
+    assert [b[0] for b in check_transfers(exp, [fast, moved])] == ["transfer_speed", "placement"]

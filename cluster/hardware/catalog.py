@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from functools import cache
 
+from disagg.cluster.hardware.catalog_literature import literature_hardware, literature_models
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 
 GIB = 2**30
@@ -70,6 +71,7 @@ def models() -> dict[str, ModelSpec]:
                 "weight_bytes_per_param": "16-bit weights as Cerebras serves them (assumption)",
             },
         ),
+        *literature_models(),
     ]
     return {m.name: m for m in entries}
 
@@ -103,7 +105,7 @@ def hardware() -> dict[str, HardwareProfile]:
     b200 = _gpu("b200", 2_250e12, 4_500e12, 180e9, 8e12, 1.8e12, 1_000.0, 113.93 / 8,
                 "assumption: ~$113.93/h for 8 GPUs (a p6-b200.48xlarge on-demand figure, "
                 "unverified and not in the reference): set price_per_chip_hour_usd")
-    return {h.name: h for h in (trn2, trn3, cs3, h100, h200, b200)}
+    return {h.name: h for h in (trn2, trn3, cs3, h100, h200, b200, *literature_hardware())}
 
 
 _NEURON = "[V] AWS Neuron docs, arch/neuron-hardware"
@@ -195,9 +197,13 @@ def _gpu(name: str, bf16: float, fp8: float, mem: float, bw: float, nvlink: floa
         name=name, peak_flops_bf16=bf16, peak_flops_fp8=fp8, memory_bytes=mem,
         memory_bandwidth_bytes_per_s=bw, interconnect_bytes_per_s=nvlink, power_w=power_w,
         price_per_hour_usd=price, chips_per_host=8, host_nic_bytes_per_s=3_200 * GBPS,
-        tp_layer_latency_s=15e-6, step_overhead_s=0.5e-3, **H100_FIT,
+        intra_host_bytes_per_s=nvlink / 2, intra_host_latency_s=5e-6, tp_layer_latency_s=15e-6, step_overhead_s=0.5e-3, **H100_FIT,
         sources={
             "compute/memory/nvlink/power": _GPU_SRC, "price_per_hour_usd": price_src,
+            "intra_host_bytes_per_s": f"derived: NVLink {nvlink / 1e9:,.0f} GB/s total / 2 (one "
+            f"direction of a KV copy); {_GPU_SRC}",
+            "intra_host_latency_s": "assumption: 5 us per NVLink copy (launch and first byte; "
+            "no published figure)",
             "step_overhead_s": "assumption: 0.5 ms per iteration of host-side scheduling and "
             "sampling (in-flight batching); one model size cannot separate it from the per-layer "
             "cost",

@@ -103,8 +103,13 @@ def _kv_bytes(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float64] | floa
 
 
 def peak_flops(hw: HardwareProfile, model: ModelSpec) -> float:
-    """Dense peak FLOP/s per chip at the model's weight precision (FP8 for 1-byte weights)."""
-    return hw.peak_flops_fp8 if model.weight_bytes_per_param <= 1 else hw.peak_flops_bf16
+    """Dense peak FLOP/s per chip at the model's weight precision (FP8 for 1-byte weights); a
+    chip without FP8 (validation refuses FP8 weights on it) raises ValueError."""
+    if model.weight_bytes_per_param > 1:
+        return hw.peak_flops_bf16
+    if hw.peak_flops_fp8 is None:
+        raise ValueError(f"hardware {hw.name!r} has no FP8 compute for FP8 weights")
+    return hw.peak_flops_fp8
 
 
 def prefill_flops(prompt_tokens: Sequence[int] | NDArray[np.int64], model: ModelSpec,

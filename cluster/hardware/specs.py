@@ -113,10 +113,18 @@ class HardwareProfile(_Frozen):
 
     name: str
     peak_flops_bf16: float = Field(gt=0, description="dense BF16 FLOP/s per chip")
-    peak_flops_fp8: float = Field(gt=0, description="dense FP8 FLOP/s per chip")
+    peak_flops_fp8: float | None = Field(
+        None, gt=0, description="dense FP8 FLOP/s per chip; None = the chip has no FP8 (an FP8 "
+        "weight dtype is refused on it)")
     memory_bytes: float = Field(gt=0, description="memory that holds weights and KV, per chip")
     memory_bandwidth_bytes_per_s: float = Field(gt=0, description="per chip")
     interconnect_bytes_per_s: float = Field(gt=0, description="chip-to-chip bandwidth per chip")
+    intra_host_bytes_per_s: float | None = Field(
+        None, gt=0, description="KV copy between chips of one host, one direction, per chip "
+        "(NVLink-class); None = interconnect_bytes_per_s")
+    intra_host_latency_s: float = Field(
+        5e-6, ge=0, le=1, description="fixed latency of a KV copy inside one host (same-host "
+        "placement); default an assumption, see docs/fabric.md")
     power_w: float | None = Field(None, gt=0, description="per chip; None when unpublished")
     price_per_hour_usd: float | None = Field(None, gt=0, description="per chip; None if unknown")
     compute_efficiency: float = Field(0.5, gt=0, le=1, description="achieved / peak FLOP/s")
@@ -155,3 +163,13 @@ class HardwareProfile(_Frozen):
             raise ValueError("wafer_pipeline hardware needs a positive per-layer or per-token "
                              "latency")
         return self
+
+    @property
+    def fp8_capable(self) -> bool:
+        """True when the chip has FP8 compute (``peak_flops_fp8`` given)."""
+        return self.peak_flops_fp8 is not None
+
+    @property
+    def intra_host_copy_bytes_per_s(self) -> float:
+        """Bandwidth of one chip's KV copy to another chip of its host, one direction."""
+        return self.intra_host_bytes_per_s or self.interconnect_bytes_per_s

@@ -11,9 +11,10 @@ from rich.console import Console
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.checks import check_experiment
-from disagg.experiments.cli.common import load
+from disagg.experiments.cli.common import add_override_flags, load
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.compare.capacity import SearchStopped, attainment, bisect_capacity
+from disagg.experiments.compare.data import target_attainment
 from disagg.experiments.compare.runs import parse_policies, variant
 
 
@@ -33,6 +34,8 @@ def _base(args: argparse.Namespace) -> Experiment:
 def cmd_capacity(args: argparse.Namespace, console: Console) -> int:
     exp = _base(args)
     nominal = float(getattr(exp.workload, "rate_per_s", None) or 1.0)
+    if args.target is None:
+        args.target = target_attainment(exp.slo.percentile_form)
     lo, hi = args.lo or nominal / 4, args.hi or nominal * 4
     tol = args.tol or nominal / 20
     if not 0 < lo < hi or tol <= 0:
@@ -87,7 +90,9 @@ def add_command(sub: Any) -> None:
     cap.add_argument("--hi", type=float, help="highest rate searched, req/s (default rate x 4)")
     cap.add_argument("--tol", type=float, help="resolution, req/s (default rate/20)")
     cap.add_argument("--repeats", type=int, default=1, help="seeds averaged per rate")
-    cap.add_argument("--target", type=float, default=0.9, help="SLO attainment target (0.9)")
+    cap.add_argument("--target", type=float, help="SLO attainment target (default 0.9; 1.0, "
+                     "every target met, with percentile or slowdown SLOs: docs/slo.md)")
     cap.add_argument("--duration", type=float, help="emu seconds of arrivals")
     cap.add_argument("--seed", type=int)
+    add_override_flags(cap)
     cap.set_defaults(func=cmd_capacity)

@@ -10,6 +10,8 @@ from typing import Any, NoReturn
 
 from disagg.actors.engines.address import check_address
 from disagg.cluster.config import Experiment, load_experiment
+from disagg.cluster.errors import ConfigError
+from disagg.cluster.overrides import parse_sets
 from disagg.experiments.checks import check_experiment
 from disagg.experiments.results.guard import check_output, check_template_root
 
@@ -25,7 +27,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    """Config overrides from the flags: ``--set KEY=VALUE`` first, then the named flags."""
+    out: dict[str, Any] = parse_sets(getattr(args, "set", None) or [])
     if getattr(args, "ship_code", False):
         out["placement.ship_code"] = True
     for flag, key in (("engine", "experiment.engine"), ("dilation", "experiment.dilation"),
@@ -36,10 +39,37 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def rate_override(exp: Experiment, rate: float) -> dict[str, Any]:
+    """``--rate R``: the workload's mean arrival rate, req/s (a trace replay: time-scaled so its
+    mean rate is R, replacing any ``speedup``); ConfigError for a workload without a rate."""
+    fields = type(exp.workload).model_fields
+    if "rate_per_s" not in fields:
+        raise ConfigError(f"--rate: value {rate:g} is not allowed for workload kind "
+                          f"{exp.workload.kind!r}, which has no arrival rate; allowed: "
+                          "synthetic, mix or trace workloads")
+    out: dict[str, Any] = {"workload.rate_per_s": rate}
+    if "speedup" in fields:
+        out["workload.speedup"] = None
+    return out
+
+
+def add_override_flags(parser: argparse.ArgumentParser, rate: bool = True) -> None:
+    """``--set KEY=VALUE`` (repeatable) and, unless ``rate`` is False, ``--rate R``."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key (dotted path, TOML value), repeatable; "
+                        "applied before validation")
+    if rate:
+        parser.add_argument("--rate", type=float, metavar="R",
+                            help="workload arrival rate, req/s (a trace: time-scaled to it)")
+
+
 def load(args: argparse.Namespace, check: bool = True) -> Experiment:
     """Load, override and (unless ``check`` is False, for a caller that checks each variant it
     derives) fully check the experiment named on the command line."""
     exp = load_experiment(args.experiment, overrides(args))
+    rate = getattr(args, "rate", None)
+    if rate is not None:
+        exp = load_experiment(args.experiment, {**overrides(args), **rate_override(exp, rate)})
     if check:
         check_experiment(exp)
     if exp.experiment.engine == "ray" or not getattr(args, "local", True):

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 
 from disagg.cluster.errors import ConfigError
-from disagg.experiments.cli.common import EXIT_OK, load, output_path
+from disagg.experiments.cli.common import EXIT_OK, add_override_flags, load, output_path
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.compare.lineup import (
     EQUAL,
@@ -101,7 +101,8 @@ def _print_tables(console: Console, report: Any) -> None:
         console.print(table)
     caps = ", ".join(f"{p} {'below the lowest rate' if c is None else f'{c:g}'}"
                      for p, c in report.capacity.items())
-    console.print(f"capacity (highest rate at >= 90% SLO attainment, req/s): {caps}", soft_wrap=True)
+    console.print(f"capacity (highest rate at the SLO attainment target — 90 %, or every "
+                  f"percentile target met: docs/slo.md — req/s): {caps}", soft_wrap=True)
 
 
 def _print_lineup(console: Console, lined: list[LinedUp], equal: str) -> None:
@@ -182,6 +183,7 @@ def add_commands(sub: Any) -> None:
                           "(W) or racks, rounded down (none: as given)")
     cmp.add_argument("--rates", help="comma-separated request rates per emu s "
                                      "(default: the experiment's workload.rate_per_s)")
+    add_override_flags(cmp)
     cmp.add_argument("--repeats", type=int, default=1, help="seeds per cell: seed, seed+1, ...")
     cmp.add_argument("--engine", choices=["ray", "virtual"])
     cmp.add_argument("--out", help="comparison folder (default: <output.dir>-compare); must not "

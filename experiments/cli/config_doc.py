@@ -8,6 +8,7 @@ from pydantic_core import PydanticUndefined
 
 from disagg.cluster import config as c
 from disagg.cluster import faults as fk
+from disagg.cluster import slo
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.workload import delays as d
 from disagg.cluster.workload import kinds as ws
@@ -23,6 +24,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ('[workload] kind = "closed_loop"', ws.ClosedLoopWorkload),
     ('[workload] kind = "agentic"', ws.AgenticWorkload), ("[workload.trace] (agentic)", SessionTrace),
     ("[slo]", c.SloConfig),
+    ("[slo.classes.NAME]", slo.ClassTargets), ("[slo] slowdown = { ... }", slo.SlowdownTargets),
+    ("slowdown reference = { ... }", slo.ReferenceUnit),
     ("[policies]", c.PoliciesConfig), ("[output]", c.OutputConfig),
     ('[[faults]] kind = "unit_loss"', fk.UnitLoss), ('[[faults]] kind = "host_loss"', fk.HostLoss),
     ('[[faults]] kind = "straggler"', fk.Straggler),

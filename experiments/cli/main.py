@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from disagg.cluster.catalog_checks import efficiency_warnings
 from disagg.cluster.errors import ComponentFailed, ConfigError
 from disagg.experiments.cli.calibrate import add_command as add_calibrate
 from disagg.experiments.cli.capacity import add_command as add_capacity
@@ -28,6 +29,7 @@ from disagg.experiments.cli.common import (
     EXIT_INTERNAL,
     EXIT_OK,
     Parser,
+    add_override_flags,
     load,
     output_path,
 )
@@ -60,6 +62,8 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
         f"[green]ok[/green] {args.experiment}: {exp.experiment.name} — {exp.model.name}, "
         f"{pools}, engine {exp.experiment.engine}"
     )
+    for line in efficiency_warnings(exp):
+        console.print(line, markup=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -160,9 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="send the disagg package to the cluster's nodes (runtime_env py_modules)")
     run.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                      help="live dashboard (default: on when stdout is a terminal)")
+    add_override_flags(run)
     run.set_defaults(func=cmd_run)
     val = sub.add_parser("validate", help="check an experiment file without running it")
     val.add_argument("experiment")
+    add_override_flags(val, rate=True)
     val.set_defaults(func=cmd_validate)
     trace = sub.add_parser("trace", help="convert a run's events.msgpack to a Chrome trace")
     trace.add_argument("results", metavar="DIR", help="results folder with events.msgpack")

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from disagg.experiments.compare import plots, prefix
 from disagg.experiments.compare.data import (
     TARGET_ATTAINMENT,
+    target_attainment,
     SavedRun,
     capacity,
     comparison_table,
@@ -61,7 +62,7 @@ def build_report(out_dir: Path) -> Report:
     """Load the runs and compute rows, tables, capacities and plots (writes nothing)."""
     runs = load_runs(out_dir)
     rows = [run_row(r, Path(out_dir)) for r in runs]
-    cap = capacity(rows)
+    cap = capacity(rows, target_attainment(runs[0].experiment.slo.percentile_form))
     columns = summary_columns(rows)
     report = Report(runs[0].summary["experiment"], rows, build_rows(rows, columns),
                     build_rows(rows, REGRET_COLUMNS), cap, columns=columns)

@@ -20,7 +20,9 @@ import pyarrow.parquet as pq
 from disagg.cluster.hardware.perf import prefill_flops
 from disagg.cluster.hardware.specs import ModelSpec
 from disagg.cluster.sketch import QuantileSketch
+from disagg.cluster.slo import SloConfig
 from disagg.experiments.results.columns import Columns
+from disagg.experiments.results.slo_eval import SloTally
 
 REQUEST_COLUMNS_READ = ["status", "slo_class", "reason", "arrival_s", "last_token_s",
                         "first_token_s", "prompt_tokens", "output_tokens", "ttft_s", "tpot_s",
@@ -73,6 +75,7 @@ class RequestAggregates:
     redone: int = 0  # requests redone from prefill after a lost unit
     cached_tokens: int = 0  # prompt tokens served from prefill caches
     cached_prompt_tokens: int = 0  # prompt tokens of the prefills that looked their cache up
+    slo: SloTally | None = None  # percentile / slowdown targets, when [slo] sets any
 
     def add(self, table: pa.Table | pa.RecordBatch) -> None:
         """Fold one batch of rows."""
@@ -97,6 +100,11 @@ class RequestAggregates:
         ends = np.concatenate((cols.num("last_token_s")[done], cols.num("arrival_s")))
         self.makespan_s = max(self.makespan_s, float(np.nanmax(ends)))
         self._prefills(cols)
+        if self.slo is not None:
+            codes, names = cols.codes("slo_class")
+            lat = {m: cols.num(f"{m}_s") for m in ("ttft", "tpot", "e2e")}
+            self.slo.add(list(names), codes, done, cols.num("prompt_tokens"),
+                         cols.num("output_tokens"), lat)
         if "redone_from" in cols.table.column_names:
             self.redone += cols.rows - cols.table.column("redone_from").null_count
 
@@ -122,9 +130,12 @@ def batches(table_or_path: pa.Table | Path, columns: list[str]) -> Iterable[pa.R
     return source.iter_batches(batch_size=BATCH_ROWS, columns=have)
 
 
-def request_aggregates(source: pa.Table | Path, model: ModelSpec) -> RequestAggregates:
-    """Aggregates of requests.parquet (a table in memory or the written file)."""
-    agg = RequestAggregates(model)
+def request_aggregates(source: pa.Table | Path, model: ModelSpec,
+                       slo: SloConfig | None = None) -> RequestAggregates:
+    """Aggregates of requests.parquet (a table in memory or the written file); with an ``slo``
+    that sets percentile or slowdown targets, their counts too."""
+    tally = SloTally(slo, model) if slo is not None and slo.percentile_form else None
+    agg = RequestAggregates(model, slo=tally)
     for batch in batches(source, REQUEST_COLUMNS_READ):
         agg.add(batch)
     return agg

@@ -19,7 +19,9 @@ engine (virtual, ray, serve).
   the first token (the prefill batch's start under layer-wise streaming); decode starts once its
   KV arrived (the transfer's end) and the last token comes at or after the decode start;
 - with agent tasks (``tasks.parquet``): ``task_ledger``, ``task_sequence`` (no call before its
-  predecessor ended) and ``task_status`` (``results/task_invariants.py``).
+  predecessor ended) and ``task_status`` (``results/task_invariants.py``);
+- ``placement`` and ``transfer_speed``: transfers on the topology's hosts, none faster than its
+  path's narrowest link and latency allow (:mod:`~disagg.experiments.results.fabric_invariants`).
 
 Tolerance: times are compared with ``TIME_EPS_S`` (1e-9 emu s), the components' own tolerance
 for "simultaneous" — emu times are float sums of modeled durations, and two writers of one
@@ -46,6 +48,7 @@ from disagg.cluster.errors import ConfigError
 from disagg.cluster.facts import decode_kv_capacity
 from disagg.cluster.hardware.perf import kv_bytes
 from disagg.experiments.results.task_invariants import check_tasks
+from disagg.experiments.results.fabric_invariants import check_transfers
 from disagg.policies.batching import DECODE_ADMISSION
 
 STATUSES = ("completed", "rejected", "failed", "cancelled")
@@ -79,6 +82,7 @@ def check_results(exp: Experiment, requests: pa.Table, transfers: pa.Table,
     out += check_causality(exp, rows)
     if tasks is not None:
         out += [Violation(k, m) for k, m in check_tasks(rows, tasks.to_pylist(), summary)]
+    out += [Violation(*broken) for broken in check_transfers(exp, transfers.to_pylist())]
     return out
 
 

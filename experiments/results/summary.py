@@ -153,6 +153,12 @@ def summarize(exp: Experiment, raw: dict[str, Any], agg: RequestAggregates,
     out.update(prefix_summary(raw, agg))
     out["reasons"] = {k: v for k, v in agg.reasons.items() if v}
     out["by_slo_class"] = _by_class(agg, end_s)
+    if agg.slo is not None:  # percentile / slowdown targets: attainment and goodput follow them
+        out.update(agg.slo.report(out["request_throughput"]))
+        for name, entry in out["by_slo_class"].items():
+            entry["slo_attainment"] = agg.slo.attainment(name)
+    else:
+        out["slo_definition"] = "per_request"
     return out
 
 

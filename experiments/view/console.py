@@ -22,6 +22,17 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def slo_targets_line(rows: list[dict[str, Any]]) -> str:
+    """'k of n met', and the missed targets with their value > limit (docs/slo.md)."""
+    missed = [r for r in rows if not r["met"]]
+    text = f"{len(rows) - len(missed)} of {len(rows)} met"
+    if missed:
+        text += "; missed: " + ", ".join(
+            f"{r['slo_class']} {r['target']} {_fmt(r['value'], 3)} > {r['limit']:g}"
+            for r in missed)
+    return text
+
+
 def summary_table(s: dict[str, Any]) -> Group:
     """The headline metrics of one run: a latency table and a table of run-wide figures."""
     t = Table(title=f"{s['experiment']} — {s['engine']} engine, seed {s['seed']}, "
@@ -62,6 +73,8 @@ def summary_table(s: dict[str, Any]) -> Group:
         k.add_row(label, value)
     for label, value in _prefix_rows(s):
         k.add_row(label, value)
+    if s.get("slo_targets"):
+        k.add_row("SLO targets", slo_targets_line(s["slo_targets"]))
     if s.get("reasons"):
         k.add_row("not completed", ", ".join(f"{r}: {n}" for r, n in sorted(s["reasons"].items())))
     if s.get("lost_units"):
@@ -116,25 +129,28 @@ def model_table() -> Table:
     t = Table(title="models")
     t.add_column("name", no_wrap=True)
     for col in ("params (total/active)", "layers", "hidden", "q/kv heads", "head dim",
-                "KV bytes/token", "source"):
+                "KV bytes/token", "context", "source"):
         t.add_column(col)
     for m in models().values():
         kv = m.kv_bytes_per_token_per_layer * (m.layers - m.sliding_window_layers)
         moe = f" ({m.experts} experts, top-{m.experts_per_token})" if m.experts else ""
         t.add_row(m.name, f"{m.total_params / 1e9:.2f}B / {m.active_params / 1e9:.2f}B{moe}",
                   str(m.layers), f"{m.hidden_size:,}", f"{m.q_heads}/{m.kv_heads}",
-                  str(m.head_dim), f"{kv:,.0f}", "; ".join(m.sources.values()))
+                  str(m.head_dim), f"{kv:,.0f}",
+                  "-" if m.max_context_tokens is None else f"{m.max_context_tokens:,}",
+                  "; ".join(m.sources.values()))
     return t
 
 
 def hardware_table() -> Table:
     t = Table(title="hardware (per chip or system)")
     t.add_column("name", no_wrap=True)
-    for col in ("BF16 TFLOP/s", "memory GB", "mem BW TB/s", "host NIC Gb/s", "power W",
+    for col in ("BF16 TFLOP/s", "FP8 TFLOP/s", "memory GB", "mem BW TB/s", "host NIC Gb/s", "power W",
                 "$/h", "sources"):
         t.add_column(col)
     for h in hardware().values():
-        t.add_row(h.name, f"{h.peak_flops_bf16 / 1e12:,.0f}", f"{h.memory_bytes / 1e9:,.1f}",
+        fp8 = "none" if h.peak_flops_fp8 is None else f"{h.peak_flops_fp8 / 1e12:,.0f}"
+        t.add_row(h.name, f"{h.peak_flops_bf16 / 1e12:,.0f}", fp8, f"{h.memory_bytes / 1e9:,.1f}",
                   f"{h.memory_bandwidth_bytes_per_s / 1e12:,.2f}",
                   f"{h.host_nic_bytes_per_s * 8 / 1e9:,.0f}", _fmt(h.power_w, 0),
                   _fmt(h.price_per_hour_usd, 3),
