@@ -32,6 +32,7 @@ from disagg.cluster.hardware.catalog import (
 )
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.prefix_cache import PrefixCacheConfig
+from disagg.cluster.serving_config import ColocatedScheduler, SpeculativeConfig
 from disagg.cluster.workload.kinds import SyntheticWorkload, WorkloadSpec
 
 
@@ -138,7 +139,15 @@ class PoolConfig(_Section):
         return self.hardware.host_nic_bytes_per_s
 
 
-class ColocatedPoolConfig(PoolConfig):
+class DecodePoolConfig(PoolConfig):
+    """A pool that generates output tokens (decode or colocated): a plain pool plus the serving
+    mechanics of cluster/serving_config.py (docs/serving_mechanics.md)."""
+
+    speculative: SpeculativeConfig | None = Field(
+        None, description="speculative decoding ([decode.speculative]); None = plain decoding")
+
+
+class ColocatedPoolConfig(DecodePoolConfig):
     """A pool of units that each run prefill and decode themselves (a GPU server with vLLM-style
     continuous batching and chunked prefill); used instead of ``[prefill]`` and ``[decode]``."""
 
@@ -151,6 +160,10 @@ class ColocatedPoolConfig(PoolConfig):
         256, ge=1, le=100_000,
         description="requests in flight per unit (prefilling + decoding); vLLM's max_num_seqs",
     )
+    scheduler: ColocatedScheduler = Field(
+        "vllm_v1", description="vllm_v1: chunked prefill under token_budget next to every "
+        "running decode; vllm_v0: prefill-first iterations of whole prompts that stall all "
+        "decodes (docs/colocated.md)")
 
 
 class FabricConfig(_Section):
@@ -279,7 +292,7 @@ class Experiment(_Section):
     experiment: ExperimentSection
     model: ModelSpec
     prefill: PoolConfig | None = Field(None, description="prefill pool (with [decode])")
-    decode: PoolConfig | None = Field(None, description="decode pool (with [prefill])")
+    decode: DecodePoolConfig | None = Field(None, description="decode pool (with [prefill])")
     colocated: ColocatedPoolConfig | None = Field(
         None, description="units doing both phases, instead of [prefill] and [decode]"
     )

@@ -10,7 +10,7 @@ import zlib
 
 import numpy as np
 
-from disagg.cluster.config import Experiment
+from disagg.cluster.config import DecodePoolConfig, Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.faults import FaultSchedule, fault_schedule
 from disagg.cluster.hardware.perf import fit_check, kv_bytes
@@ -61,9 +61,12 @@ def slo_targets(exp: Experiment) -> SloTargets:
 
 
 def decode_kv_capacity(exp: Experiment) -> float:
-    """KV bytes one decode (or colocated) unit can hold once its model copy is resident."""
+    """KV bytes one decode (or colocated) unit can hold once its model copy (and a speculative
+    draft model on the same chips) is resident."""
     pool = exp.last_pool
-    return fit_check(exp.model, pool.hardware, pool.chips_per_unit).kv_capacity_bytes
+    free = fit_check(exp.model, pool.hardware, pool.chips_per_unit).kv_capacity_bytes
+    spec = pool.speculative if isinstance(pool, DecodePoolConfig) else None
+    return free - (spec.draft_weight_bytes_on_unit if spec is not None else 0.0)
 
 
 def prefill_cache_blocks(exp: Experiment) -> int:

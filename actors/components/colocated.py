@@ -28,13 +28,15 @@ from typing import Any
 
 import numpy as np
 
+from disagg.actors.components.colocated_steps import ColocatedSteps, plan_prefill_first
 from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.reporting import LoadReporter
+from disagg.actors.components.spec_steps import SpecPlan, SpecStepper
 from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
 from disagg.cluster.hardware.mixed import mixed_iteration_s
-from disagg.cluster.hardware.perf import decode_step_times, kv_bytes
+from disagg.cluster.hardware.perf import kv_bytes
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import (
     LoadReport,
@@ -62,7 +64,7 @@ class _Decoding:
     context: int  # tokens in the KV cache now
 
 
-class ColocatedUnit(Component):
+class ColocatedUnit(ColocatedSteps, Component):
     """Runs its requests' chunked prefills and decodes in shared iterations. It passes an
     iteration boundary ``b`` at its gate's release time for ``b``, as the decode unit."""
 
@@ -70,6 +72,7 @@ class ColocatedUnit(Component):
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         kv_capacity_bytes: float, token_budget: int, max_running: int,
         control_delay_s: float = 0.0, report_interval_s: float = 0.0,
+        spec: SpecStepper | None = None, scheduler: str = "vllm_v1",
     ) -> None:
         super().__init__(name, clock)
         self.model, self.hw, self.chips = model, hw, chips
@@ -92,6 +95,10 @@ class ColocatedUnit(Component):
         self.busy_s = 0.0
         self.live_feed: list[tuple[Any, ...]] | None = None
         self.speed = SpeedSchedule()  # an injected straggler's slow-down over emu time
+        self.spec = spec  # speculative decoding's per-request draws (None: plain decoding)
+        self._spec_plan: SpecPlan | None = None
+        self._plan_ids: tuple[int, ...] = ()
+        self.prefill_first = scheduler == "vllm_v0"  # v0: prefill-only iterations stall decodes
         self.handlers = {PrefillAssigned: self._on_assigned, SpeedChanged: self._on_speed}
 
     @property
@@ -163,8 +170,9 @@ class ColocatedUnit(Component):
         eligible = [w for w in self.waiting if w.queued_s <= self.t + TIME_EPS_S]
         queue = tuple(WaitingPrefill(w.request.request_id, w.request.prompt_tokens - w.done,
                                      w.started, self._need(w.request)) for w in eligible)
-        plan = plan_chunks(queue, len(self.decoding), self.token_budget, self.max_running,
-                           self.kv_capacity_bytes - self.kv_used_bytes)
+        planner = plan_prefill_first if self.prefill_first else plan_chunks
+        plan = planner(queue, len(self.decoding), self.token_budget, self.max_running,
+                       self.kv_capacity_bytes - self.kv_used_bytes)
         by_id = {w.request.request_id: w for w in eligible}
         return tuple((by_id[rid], tokens) for rid, tokens in plan.chunks)
 
@@ -188,11 +196,12 @@ class ColocatedUnit(Component):
                 w.started = True
                 self.kv[w.request.request_id] = self._need(w.request)
                 self._draft(w.request.request_id).prefill_start_s = start
-        b = len(self.decoding)
-        ctx = sum(d.context for d in self.decoding.values())
-        end = start + self.speed.factor_at(start) * mixed_iteration_s(
+        decodes = not self.prefill_first  # v0: the decodes stall during a prefill iteration
+        b = len(self.decoding) if decodes else 0
+        ctx = sum(d.context for d in self.decoding.values()) if decodes else 0
+        end = start + self.speed.factor_at(start) * (mixed_iteration_s(
             b, ctx, [w.done for w, _ in chunks], [c for _, c in chunks],
-            self.model, self.hw, self.chips)
+            self.model, self.hw, self.chips) + (self._spec_extra_s() if decodes else 0.0))
         self._changed(start)
         await self.clock.sleep_until(self.gate.release_s(end))
         self.act_at(end)
@@ -202,7 +211,7 @@ class ColocatedUnit(Component):
             if w.done >= w.request.prompt_tokens:
                 self._first_token(w, end)
                 firsts += 1
-        self._advance(1, np.array([end]), start, extra_tokens=firsts)
+        self._advance(1, np.array([end]), start, extra_tokens=firsts, decodes=decodes)
 
     def _first_token(self, w: _Prefilling, end: float) -> None:
         r = w.request
@@ -219,13 +228,8 @@ class ColocatedUnit(Component):
 
     async def _decode_run(self) -> None:
         """Decode-only iterations until a request finishes or one arrives (then its boundary)."""
-        b = len(self.decoding)
-        steps = min(d.left for d in self.decoding.values())
-        ctx = sum(d.context for d in self.decoding.values()) + b * np.arange(steps, dtype=float)
-        factor = self.speed.factor_at(self.t)
-        bounds = self.t + np.cumsum(
-            factor * decode_step_times(b, ctx, self.model, self.hw, self.chips))
-        idx = steps - 1
+        bounds = self._decode_bounds()
+        idx = len(bounds) - 1
         while True:
             if self._unseen:  # an arrival joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
@@ -239,13 +243,16 @@ class ColocatedUnit(Component):
         self.act_at(float(bounds[idx]))
         self._advance(idx + 1, bounds, self.t)
 
-    def _advance(self, steps: int, bounds: np.ndarray, start: float, extra_tokens: int = 0) -> None:
+    def _advance(self, steps: int, bounds: np.ndarray, start: float, extra_tokens: int = 0,
+                 decodes: bool = True) -> None:
         """Commit ``steps`` iterations ending at ``bounds``: the decodes that ran in them each
-        gain ``steps`` tokens (requests that just had their first token did not run in them)."""
+        gain ``steps`` tokens, or their accepted tokens (requests that just had their first token
+        did not run in them; none ran in a vLLM-v0 prefill iteration)."""
         self.t = float(bounds[steps - 1])
         running = [d for d in self.decoding.values()
                    if (ft := self.records[d.request.request_id].first_token_s) is not None
-                   and ft < self.t - TIME_EPS_S]
+                   and ft < self.t - TIME_EPS_S] if decodes else []
+        gained = self._decode_gained(running, steps)
         b = len(running)
         durations = np.diff(np.concatenate(([start], bounds[:steps])))
         joined = [d for d in running
@@ -253,16 +260,19 @@ class ColocatedUnit(Component):
         weights = np.full(len(durations), float(b))
         weights[0] = b - len(joined)  # a first decode token's gap counts from its first token
         self.itl.add_many(durations, weights)
-        self.log.work(start, self.t, b * steps + extra_tokens, b)
-        self.tokens_out += b * steps + extra_tokens
+        tokens = sum(gained.values())
+        self.log.work(start, self.t, tokens + extra_tokens, b)
+        self.tokens_out += tokens + extra_tokens
         self.busy_s += self.t - start
         for d in joined:
             self.records[d.request.request_id].first_decode_token_s = float(bounds[0])
         for d in running:
-            d.left -= steps
-            d.context += steps
+            d.left -= gained[d.request.request_id]
+            d.context += gained[d.request.request_id]
             if d.left <= 0:
                 del self.decoding[d.request.request_id]
+                if self.spec is not None:
+                    self.spec.forget(d.request)
                 if self.live_feed is not None:
                     self.live_feed.append(("last", d.request.request_id, self.t,
                                            d.request.output_tokens, d.request.tpot_slo_s))

@@ -8,12 +8,15 @@ from pydantic_core import PydanticUndefined
 
 from disagg.cluster import config as c
 from disagg.cluster import faults as fk
+from disagg.cluster import serving_config as sc
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.workload import kinds as ws
 from disagg.cluster.workload import synthetic as w
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("[experiment]", c.ExperimentSection), ("[prefill] and [decode]", c.PoolConfig),
+    ("[decode] (and [colocated]) adds", c.DecodePoolConfig),
+    ("[decode.speculative] (or [colocated.speculative])", sc.SpeculativeConfig),
     ("[colocated] (instead of [prefill] and [decode])", c.ColocatedPoolConfig),
     ("[fabric]", c.FabricConfig), ('[workload] kind = "synthetic" (the default)', c.WorkloadConfig),
     ('[workload] kind = "mix"', ws.MixWorkload), ("[[workload.classes]]", ws.RequestClass),
