@@ -32,7 +32,7 @@ from disagg.cluster.hardware.catalog import (
 )
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.prefix_cache import PrefixCacheConfig
-from disagg.cluster.serving_config import ColocatedScheduler, SpeculativeConfig
+from disagg.cluster.serving_config import ColocatedScheduler, DecodeMechanics
 from disagg.cluster.workload.kinds import SyntheticWorkload, WorkloadSpec
 
 
@@ -139,12 +139,9 @@ class PoolConfig(_Section):
         return self.hardware.host_nic_bytes_per_s
 
 
-class DecodePoolConfig(PoolConfig):
+class DecodePoolConfig(PoolConfig, DecodeMechanics):
     """A pool that generates output tokens (decode or colocated): a plain pool plus the serving
     mechanics of cluster/serving_config.py (docs/serving_mechanics.md)."""
-
-    speculative: SpeculativeConfig | None = Field(
-        None, description="speculative decoding ([decode.speculative]); None = plain decoding")
 
 
 class ColocatedPoolConfig(DecodePoolConfig):

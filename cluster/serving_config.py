@@ -98,3 +98,26 @@ class SpeculativeConfig(_Section):
 
 
 ColocatedScheduler = Literal["vllm_v1", "vllm_v0"]
+
+
+class DecodeMechanics(_Section):
+    """Fields a decode or colocated pool adds to a plain pool (docs/serving_mechanics.md)."""
+
+    speculative: SpeculativeConfig | None = Field(
+        None, description="speculative decoding ([decode.speculative]); None = plain decoding")
+    kv_allocation: Literal["paged", "reserve"] = Field(
+        "paged", description="paged: KV blocks allocated as tokens are generated, admission by "
+        "free blocks above a watermark, preemption when a step cannot grow (vLLM); reserve: "
+        "prompt + output tokens reserved at admission, no preemption")
+    kv_block_tokens: int = Field(
+        16, ge=1, le=4096, description="paged: tokens per KV block (vLLM's default block_size)")
+    kv_watermark: float = Field(
+        0.01, ge=0, lt=1, description="paged: fraction of KV blocks a new request may not take "
+        "(vLLM's default watermark, 1 %)")
+    preemption: Literal["recompute", "swap"] = Field(
+        "recompute", description="paged: a preempted request's KV is dropped and recomputed "
+        "(a prefill of its context on the unit) when it resumes, or swapped to host memory and "
+        "back")
+    swap_bytes_per_s_per_chip: float = Field(
+        25e9, gt=0, description="swap: host link bandwidth per chip, bytes/s (PCIe 4.0 x16: "
+        "32 GB/s peak per direction, ~25 GB/s achieved; the catalog has no host-link figure)")

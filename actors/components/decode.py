@@ -23,6 +23,7 @@ from disagg.actors.components.decode_steps import BatchSteps
 from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.kv_intake import KvIntake
+from disagg.actors.components.paged_kv import PagedDecode
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.spec_steps import SpecPlan, SpecStepper
 from disagg.actors.components.speed import SpeedSchedule
@@ -33,6 +34,7 @@ from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Wake
 from disagg.cluster.errors import CapacityExceeded
 from disagg.cluster.hardware.perf import kv_bytes
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.paged_kv import PagedKv
 from disagg.cluster.messages import (
     KvDelivered,
     KvPrefetch,
@@ -47,7 +49,7 @@ from disagg.fabric.payload import PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
 
 
-class DecodeUnit(LateJoins, BatchSteps, KvIntake):
+class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
     """Runs admitted requests' decode iterations and reports completions to the collector.
     It passes iteration boundary ``b`` at its gate's release time for ``b`` (with a hold, ray
     engine: later, so a KV that arrives within the hold joins at its exact boundary); a KV that
@@ -57,7 +59,7 @@ class DecodeUnit(LateJoins, BatchSteps, KvIntake):
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         policy: DecodeAdmissionPolicy, store: ObjectStore, kv_capacity_bytes: float,
         control_delay_s: float = 0.0, report_interval_s: float = 0.0, kept: KeptKv | None = None,
-        spec: SpecStepper | None = None,
+        spec: SpecStepper | None = None, paged: PagedKv | None = None,
     ) -> None:
         super().__init__(name, clock, store, control_delay_s)
         self.model, self.hw, self.chips = model, hw, chips
@@ -84,6 +86,9 @@ class DecodeUnit(LateJoins, BatchSteps, KvIntake):
         self.speed = SpeedSchedule()  # an injected straggler's slow-down over emu time
         self.spec = spec  # speculative decoding's per-request draws (None: plain decoding)
         self._spec_plan: SpecPlan | None = None
+        self.paged = paged  # paged KV blocks (None: prompt + output reserved on admission)
+        self._preempted: dict[int, tuple[int, int]] = {}
+        self._stall_s = 0.0
         self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch,
                          SpeedChanged: self._on_speed}
 
@@ -112,8 +117,8 @@ class DecodeUnit(LateJoins, BatchSteps, KvIntake):
         rec.real_bytes = payload.get_total_buffer_size()  # = nbytes (unsliced), 30 x cheaper
         if self.kept is not None:
             self.kept.reuse(msg.request.prefix_hashes, msg.reused_blocks)
-        need = float(kv_bytes(msg.request.prompt_tokens + msg.request.output_tokens, self.model))
-        if need > self.kv_capacity_bytes:
+        need = self._kv_need(msg.request)
+        if self._kv_never_fits(msg.request):
             self._end(msg.request, "failed", "kv_exceeds_decode_capacity", ready_s)
             return
         self.note_input(ready_s)
@@ -149,7 +154,7 @@ class DecodeUnit(LateJoins, BatchSteps, KvIntake):
         if not eligible:
             return
         state = DecodeState(
-            self.t, len(self.running), self.kv_used_bytes, self.kv_capacity_bytes,
+            self.t, len(self.running), self.kv_used_bytes, self._admit_capacity(),
             self._context,
             min((r.request.tpot_slo_s for r in self.running.values()), default=float("inf")),
         )
@@ -159,14 +164,15 @@ class DecodeUnit(LateJoins, BatchSteps, KvIntake):
         self.decide_at(self.t)
         for p in [p for p in eligible if p.request.request_id in admitted]:
             r = p.request
-            run = Running(r, r.output_tokens - 1, r.prompt_tokens + 1, p.kv_bytes)
+            run, resumed = self._joining(r, p.kv_bytes)
             self.kv_used_bytes += p.kv_bytes
             rec = self._draft(r.request_id)
-            rec.decode_start_s = self.t
+            if not resumed:
+                rec.decode_start_s = self.t
             at = self._late_join_at(p, rec)
             if at is not None:
                 rec.decode_start_s = float(self._load_hist.bounds()[at])
-            if self.token_feed is not None:
+            if self.token_feed is not None and not resumed:
                 self._feed_join(r, rec)
             if at is None:
                 self._load_hist.joined(self.t, p.kv_bytes)
@@ -269,6 +275,7 @@ class DecodeUnit(LateJoins, BatchSteps, KvIntake):
                 joined += 1
             r.left -= n
             r.context += n
+            self._grow(r)
             if r.left <= 0:
                 finished.append(rid)
         tokens = int(gained.sum())

@@ -25,6 +25,7 @@ from disagg.cluster.config import DecodePoolConfig, Experiment
 from disagg.cluster.facts import (
     component_rng,
     decode_kv_capacity,
+    decode_paged_kv,
     experiment_faults,
     prefill_cache_blocks,
     slo_targets,
@@ -130,7 +131,7 @@ def _build_unit(exp: Experiment, unit: UnitId, clock: Clock, store: ObjectStore,
             name, clock, exp.model, exp.decode.hardware, exp.decode.chips_per_unit,
             DECODE_ADMISSION.create(spec.name, spec.params, policy_context(exp, name)),
             store, decode_kv_capacity(exp), control_delay_s, exp.experiment.load_report_interval_s,
-            _kept_kv(exp), _spec_stepper(exp, name),
+            _kept_kv(exp), _spec_stepper(exp, name), decode_paged_kv(exp),
         )
     elif unit.kind == "colocated" and exp.colocated is not None:
         pool = exp.colocated
