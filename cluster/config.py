@@ -157,6 +157,13 @@ class ColocatedPoolConfig(DecodePoolConfig):
         256, ge=1, le=100_000,
         description="requests in flight per unit (prefilling + decoding); vLLM's max_num_seqs",
     )
+    @model_validator(mode="after")
+    def _recompute_only(self) -> ColocatedPoolConfig:
+        if self.preemption == "swap":
+            raise ValueError("preemption = \"swap\" is modeled on decode pools only; allowed on "
+                             "[colocated]: \"recompute\"")
+        return self
+
     scheduler: ColocatedScheduler = Field(
         "vllm_v1", description="vllm_v1: chunked prefill under token_budget next to every "
         "running decode; vllm_v0: prefill-first iterations of whole prompts that stall all "

@@ -40,6 +40,10 @@ class PagedKv:
         """Bytes of the blocks that hold ``tokens`` tokens."""
         return self.blocks(tokens) * self.block_bytes
 
+    def blocks_of(self, held: dict[int, float]) -> int:
+        """Blocks in use by requests holding ``held`` bytes each (whole blocks)."""
+        return int(round(sum(held.values()) / self.block_bytes))
+
     @property
     def capacity_bytes(self) -> float:
         """Bytes of all the unit's blocks."""

@@ -14,7 +14,7 @@ and the free KV — and every running decode stalls; decodes run when no prompt 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ class ColocatedSteps:
     spec: SpecStepper | None
     _spec_plan: SpecPlan | None
     _plan_ids: tuple[int, ...]
+    _decode_fit: Callable[[np.ndarray], int]  # the unit's (annotation only)
 
     def _decode_bounds(self) -> np.ndarray:
         """End times (emu s) of the next decode-only iterations, up to the first finish."""
@@ -64,11 +65,13 @@ class ColocatedSteps:
         ctx0 = sum(d.context for d in decs)
         factor = self.speed.factor_at(self.t)
         if self.spec is not None:
-            self._spec_plan = self.spec.plan([d.request for d in decs], [d.left for d in decs],
-                                             ctx0, factor)
+            plan = self.spec.plan([d.request for d in decs], [d.left for d in decs], ctx0, factor)
+            fit = max(1, self._decode_fit(plan.gained))  # step 0 fits: _make_room saw to it
+            self._spec_plan = SpecPlan(plan.gained[:fit], plan.step_s[:fit])
             self._plan_ids = tuple(self.decoding)
             return self.t + np.cumsum(self._spec_plan.step_s)
         b, steps = len(decs), min(d.left for d in decs)
+        steps = max(1, self._decode_fit(np.ones((steps, b), np.int64)))
         ctx = ctx0 + b * np.arange(steps, dtype=float)
         return self.t + np.cumsum(factor * decode_step_times(b, ctx, self.model, self.hw,
                                                              self.chips))

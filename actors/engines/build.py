@@ -139,6 +139,7 @@ def _build_unit(exp: Experiment, unit: UnitId, clock: Clock, store: ObjectStore,
             name, clock, exp.model, pool.hardware, pool.chips_per_unit, decode_kv_capacity(exp),
             pool.token_budget, pool.max_running, control_delay_s,
             exp.experiment.load_report_interval_s, _spec_stepper(exp, name), pool.scheduler,
+            decode_paged_kv(exp),
         )
     else:
         raise KeyError(f"no component called {name!r}")
