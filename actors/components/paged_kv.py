@@ -20,6 +20,7 @@ from typing import Any
 
 from disagg.actors.components.decode_late import Running
 from disagg.actors.components.draft import RequestDraft
+from disagg.actors.components.spec_steps import SpecStepper
 from disagg.cluster.hardware.perf import kv_bytes, prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import Request
@@ -41,6 +42,7 @@ class PagedDecode:
     _left: int
     _context: int
     paged: PagedKv | None
+    spec: SpecStepper | None
     _preempted: dict[int, tuple[int, int]]  # request id -> (tokens left, context) at preemption
     _stall_s: float  # emu s the next step waits first (recompute or swap of preempted requests)
     log: Any
@@ -61,8 +63,15 @@ class PagedDecode:
         return self.paged.bytes_for(r.prompt_tokens + r.output_tokens) > self.paged.capacity_bytes
 
     def _admit_capacity(self) -> float:
-        """The KV bytes the admission policy may fill (paged: all blocks but the watermark)."""
-        return self.kv_capacity_bytes if self.paged is None else self.paged.admit_capacity_bytes
+        """The KV bytes the admission policy may fill: all (reserve); paged, all blocks but the
+        watermark's and those the running batch's next step grows into (so a request admitted
+        now is not preempted by that step)."""
+        if self.paged is None:
+            return self.kv_capacity_bytes
+        ahead = 1 if self.spec is None else self.spec.spec.gamma + 1
+        growth = sum(self.paged.blocks(r.context + min(ahead, r.left))
+                     - self.paged.blocks(r.context) for r in self.running.values())
+        return self.paged.admit_capacity_bytes - growth * self.paged.block_bytes
 
     def _joining(self, r: Request, kv: float) -> tuple[Running, bool]:
         """The running state of an admitted request, and whether it resumes after preemption
