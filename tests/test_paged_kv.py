@@ -91,3 +91,25 @@ def test_reservation_holds_the_second_request_back_instead() -> None:
 def test_swap_costs_the_kv_over_the_host_link_both_ways() -> None:
     kv = PagedKv(16, BLOCK, 10, 0, "swap", 25e9)
     assert kv.bytes_for(80) / kv.swap_bytes_per_s == pytest.approx(5 * BLOCK / 25e9)
+
+
+def test_a_colocated_unit_under_kv_pressure_preempts_and_finishes_every_request() -> None:
+    """Ten 300-token prompts with 400 output tokens at 20/s on a colocated H100 whose KV holds
+    100 blocks (1,600 tokens; each request alone needs 44 blocks at its end): the unit admits by
+    prompt blocks, preempts as decodes grow, recomputes and still completes every request; with
+    reservation it never preempts."""
+    tiny = {"name": "h100", "memory_bytes": L8B.weight_bytes + 100.5 * BLOCK}
+    raw = experiment_dict(model="llama-3.1-8b", experiment__duration_s=0.5,
+                          workload__arrivals={"kind": "constant"}, workload__rate_per_s=20.0,
+                          workload__prompt_tokens={"kind": "fixed", "value": 300},
+                          workload__output_tokens={"kind": "fixed", "value": 400})
+    del raw["prefill"], raw["decode"]
+    out = {}
+    for allocation in ("paged", "reserve"):
+        raw["colocated"] = {"hardware": tiny, "chips_per_unit": 1, "units": 1,
+                            "kv_allocation": allocation}
+        result = run_experiment(experiment_from_dict(raw))
+        rows = result.tables["requests"].to_pylist()
+        assert len(rows) == 10 and all(r["status"] == "completed" for r in rows)
+        out[allocation] = result.summary["preemptions"]
+    assert out["paged"] > 0 and out["reserve"] == 0
