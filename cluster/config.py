@@ -140,8 +140,9 @@ class PoolConfig(_Section):
 
 
 class DecodePoolConfig(PoolConfig, DecodeMechanics):
-    """A pool that generates output tokens (decode or colocated): a plain pool plus the serving
-    mechanics of cluster/serving_config.py (docs/serving_mechanics.md)."""
+    """A decode or colocated pool: a plain pool plus the serving mechanics (serving_mechanics.md).
+
+    Speculative decoding and KV allocation (cluster/serving_config.py)."""
 
 
 class ColocatedPoolConfig(DecodePoolConfig):

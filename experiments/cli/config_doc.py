@@ -40,7 +40,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
 
 def _type(annotation: object) -> str:
     text = str(annotation)
-    for junk in ("typing.", "<class '", "'>", "disagg.cluster.hardware.specs.", "disagg.cluster.config."):
+    for junk in ("typing.", "<class '", "'>", "disagg.cluster.hardware.specs.", "disagg.cluster.config.",
+                 "disagg.cluster.serving_config."):
         text = text.replace(junk, "")
     if "RequestClass" in text or "UnitLoss" in text:
         return "list of tables"
