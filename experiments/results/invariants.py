@@ -175,12 +175,15 @@ def check_occupancy(exp: Experiment, rows: list[dict[str, Any]]) -> list[Violati
 def _kv_held(exp: Experiment, held: list[dict[str, Any]]) -> np.ndarray:
     """KV bytes each request surely held from its start to its last token: prompt + output
     (reserved up front), or with paged KV the blocks of its context at admission (blocks only
-    grow while it runs: a lower bound, so the check stays sound)."""
+    grow while it runs: a lower bound, so the check stays sound). A decode unit admits a
+    request with its first token (prompt + 1 tokens); a colocated unit allocates the prompt's
+    blocks when its prefill starts."""
     paged = decode_paged_kv(exp)
     if paged is None:
         return np.array([float(kv_bytes(r["prompt_tokens"] + r["output_tokens"], exp.model))
                          for r in held])
-    return np.array([paged.bytes_for(r["prompt_tokens"] + 1) for r in held])
+    first = 0 if exp.colocated is not None else 1
+    return np.array([paged.bytes_for(r["prompt_tokens"] + first) for r in held])
 
 
 def peak_overlap(starts: np.ndarray, ends: np.ndarray,
