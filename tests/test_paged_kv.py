@@ -30,14 +30,14 @@ def test_blocks_watermark_and_steps_that_fit_by_hand() -> None:
     assert kv.steps_that_fit(np.array([78]), np.ones((5, 1), np.int64), other_blocks=5) == 2
 
 
-def _run(allocation: str) -> dict[int, dict]:
+def _run(allocation: str, preemption: str = "recompute") -> dict[int, dict]:
     """Two requests (47-token prompts, 60 output tokens; Llama-8B, one H100 per unit) at 0.01 s
     and 0.02 s on a decode unit whose KV holds 10 blocks of 16 tokens."""
     gpu = {"hardware": "h100", "chips_per_unit": 1, "units": 1}
     tiny = {"name": "h100", "memory_bytes": L8B.weight_bytes + 10.5 * BLOCK}
     exp = experiment_from_dict(experiment_dict(
         model="llama-3.1-8b", prefill=gpu,
-        decode={**gpu, "hardware": tiny, "kv_allocation": allocation},
+        decode={**gpu, "hardware": tiny, "kv_allocation": allocation, "preemption": preemption},
         experiment__duration_s=0.025, workload__arrivals={"kind": "constant"},
         workload__rate_per_s=100.0, workload__prompt_tokens={"kind": "fixed", "value": 47},
         workload__output_tokens={"kind": "fixed", "value": 60}))
@@ -89,8 +89,30 @@ def test_reservation_holds_the_second_request_back_instead() -> None:
 
 
 def test_swap_costs_the_kv_over_the_host_link_both_ways() -> None:
+    """The same two requests with swap: B's 5 blocks go to host memory at 25 GB/s before A's next
+    step (a stall of that step) and come back before B's first step when it resumes; no
+    recompute."""
     kv = PagedKv(16, BLOCK, 10, 0, "swap", 25e9)
-    assert kv.bytes_for(80) / kv.swap_bytes_per_s == pytest.approx(5 * BLOCK / 25e9)
+    assert kv.bytes_for(78) / kv.swap_bytes_per_s == pytest.approx(5 * BLOCK / 25e9)
+    rows = _run("paged", "swap")
+    a, b = rows[0], rows[1]
+    swap_s = 5 * BLOCK / 25e9  # B holds 78 tokens = 5 blocks when preempted
+    t, ctx_a = b["decode_start_s"], 48 + (80 - 48 - 30)  # B joined when A had 2 tokens more
+    ctx_b = 48
+    while -(-(ctx_a + 1) // 16) + -(-(ctx_b + 1) // 16) <= 10:
+        t += decode_step_time(2, ctx_a + ctx_b, L8B, H100, 1)
+        ctx_a, ctx_b = ctx_a + 1, ctx_b + 1
+    assert (ctx_a, ctx_b) == (80, 78)
+    t += swap_s  # swap-out stalls A's next step
+    while ctx_a < 48 + 59:
+        t += decode_step_time(1, ctx_a, L8B, H100, 1)
+        ctx_a += 1
+    assert a["last_token_s"] == pytest.approx(t, rel=1e-12)
+    t += swap_s  # swap-in before B's first step back
+    while ctx_b < 48 + 59:
+        t += decode_step_time(1, ctx_b, L8B, H100, 1)
+        ctx_b += 1
+    assert b["last_token_s"] == pytest.approx(t, rel=1e-12) and b["preemptions"] == 1
 
 
 def test_a_colocated_unit_under_kv_pressure_preempts_and_finishes_every_request() -> None:

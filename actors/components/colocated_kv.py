@@ -69,7 +69,9 @@ class ColocatedKv:
         need = float(kv_bytes(r.prompt_tokens + r.output_tokens, self.model))
         if self.paged is None:
             return need > self.kv_capacity_bytes
-        return self.paged.bytes_for(r.prompt_tokens + r.output_tokens) > self.paged.capacity_bytes
+        # above the watermark: an empty unit always admits what it accepted, even resumed
+        whole = self.paged.bytes_for(r.prompt_tokens + r.output_tokens)
+        return whole > self.paged.admit_capacity_bytes
 
     def _kv_at_start(self, w: Prefilling) -> float:
         """KV bytes a request takes when its prefill starts."""

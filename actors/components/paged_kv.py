@@ -60,7 +60,9 @@ class PagedDecode:
         """Whether the request alone could never finish on this unit."""
         if self.paged is None:
             return self._kv_need(r) > self.kv_capacity_bytes
-        return self.paged.bytes_for(r.prompt_tokens + r.output_tokens) > self.paged.capacity_bytes
+        # above the watermark: an empty unit always admits what it accepted, even resumed
+        whole = self.paged.bytes_for(r.prompt_tokens + r.output_tokens)
+        return whole > self.paged.admit_capacity_bytes
 
     def _admit_capacity(self) -> float:
         """The KV bytes the admission policy may fill: all (reserve); paged, all blocks but the
