@@ -34,6 +34,7 @@ from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.overrides import apply_overrides
 from disagg.cluster.prefix_cache import PrefixCacheConfig
 from disagg.cluster.same_host import check_same_host
+from disagg.cluster.serving_config import ColocatedScheduler, DecodeMechanics
 from disagg.cluster.slo import SloConfig
 from disagg.cluster.workload.kinds import SyntheticWorkload, WorkloadSpec
 
@@ -151,7 +152,13 @@ class PoolConfig(_Section):
         return self.hardware.host_nic_bytes_per_s
 
 
-class ColocatedPoolConfig(PoolConfig):
+class DecodePoolConfig(PoolConfig, DecodeMechanics):
+    """A decode or colocated pool: a plain pool plus the serving mechanics (serving_mechanics.md).
+
+    Speculative decoding and KV allocation (cluster/serving_config.py)."""
+
+
+class ColocatedPoolConfig(DecodePoolConfig):
     """A pool of units that each run prefill and decode themselves (a GPU server with vLLM-style
     continuous batching and chunked prefill); used instead of ``[prefill]`` and ``[decode]``."""
 
@@ -164,6 +171,17 @@ class ColocatedPoolConfig(PoolConfig):
         256, ge=1, le=100_000,
         description="requests in flight per unit (prefilling + decoding); vLLM's max_num_seqs",
     )
+    @model_validator(mode="after")
+    def _recompute_only(self) -> ColocatedPoolConfig:
+        if self.preemption == "swap":
+            raise ValueError("preemption = \"swap\" is modeled on decode pools only; allowed on "
+                             "[colocated]: \"recompute\"")
+        return self
+
+    scheduler: ColocatedScheduler = Field(
+        "vllm_v1", description="vllm_v1: chunked prefill under token_budget next to every "
+        "running decode; vllm_v0: prefill-first iterations of whole prompts that stall all "
+        "decodes (docs/colocated.md)")
 
 
 class FabricConfig(_Section):
@@ -292,7 +310,7 @@ class Experiment(_Section):
     experiment: ExperimentSection
     model: ModelSpec
     prefill: PoolConfig | None = Field(None, description="prefill pool (with [decode])")
-    decode: PoolConfig | None = Field(None, description="decode pool (with [prefill])")
+    decode: DecodePoolConfig | None = Field(None, description="decode pool (with [prefill])")
     colocated: ColocatedPoolConfig | None = Field(
         None, description="units doing both phases, instead of [prefill] and [decode]"
     )

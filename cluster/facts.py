@@ -10,11 +10,12 @@ import zlib
 
 import numpy as np
 
-from disagg.cluster.config import Experiment
+from disagg.cluster.config import DecodePoolConfig, Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.faults import FaultSchedule, fault_schedule
 from disagg.cluster.hardware.perf import fit_check, kv_bytes
 from disagg.cluster.messages import PREFIX_BLOCK_TOKENS
+from disagg.cluster.paged_kv import PagedKv, paged_kv
 from disagg.cluster.records import UnitId
 from disagg.cluster.sizing import estimate_run_size
 from disagg.cluster.topology import build_topology, unit_names
@@ -68,9 +69,21 @@ def slo_targets(exp: Experiment) -> SloTargets:
 
 
 def decode_kv_capacity(exp: Experiment) -> float:
-    """KV bytes one decode (or colocated) unit can hold once its model copy is resident."""
+    """KV bytes one decode (or colocated) unit can hold once its model copy (and a speculative
+    draft model on the same chips) is resident."""
     pool = exp.last_pool
-    return fit_check(exp.model, pool.hardware, pool.chips_per_unit).kv_capacity_bytes
+    free = fit_check(exp.model, pool.hardware, pool.chips_per_unit).kv_capacity_bytes
+    spec = pool.speculative if isinstance(pool, DecodePoolConfig) else None
+    return free - (spec.draft_weight_bytes_on_unit if spec is not None else 0.0)
+
+
+def decode_paged_kv(exp: Experiment) -> PagedKv | None:
+    """The KV blocks of one decode (or colocated) unit, or None: KV reserved up front."""
+    pool = exp.last_pool
+    if not isinstance(pool, DecodePoolConfig) or pool.kv_allocation == "reserve":
+        return None
+    return paged_kv(decode_kv_capacity(exp), exp.model, pool.kv_block_tokens, pool.kv_watermark,
+                    pool.preemption, pool.swap_bytes_per_s_per_chip * pool.chips_per_unit)
 
 
 def prefill_cache_blocks(exp: Experiment) -> int:

@@ -103,7 +103,8 @@ class TransferRecord:
 @dataclass(frozen=True, slots=True)
 class DecodeRecord:
     """Decode unit: admission, first decode token and last token (emu s; None if the request
-    failed before), and the real payload's size and arrival (emu s on the unit's clock)."""
+    failed before), the real payload's size and arrival (emu s on the unit's clock), and how
+    many times the unit preempted it (paged KV)."""
 
     OWNER: ClassVar[str] = "decode"
     request_id: int
@@ -113,6 +114,7 @@ class DecodeRecord:
     last_token_s: float | None
     real_bytes: int | None
     real_end_s: float | None
+    preemptions: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,8 +80,9 @@ def test_every_request_ends_in_exactly_one_status_under_overload() -> None:
 
 def test_decode_waits_for_kv_memory() -> None:
     # KV room for about two requests: admission must hold the rest back, never exceed capacity
+    # (up-front reservation; paged KV admits by blocks and preempts: test_paged_kv.py)
     exp = make_experiment(
-        decode__hardware={"name": "cs3", "memory_bytes": 35.95e9},
+        decode__hardware={"name": "cs3", "memory_bytes": 35.95e9}, decode__kv_allocation="reserve",
         workload__rate_per_s=4.0,
         workload__prompt_tokens={"kind": "fixed", "value": 2000},
         workload__output_tokens={"kind": "fixed", "value": 2000},

@@ -4,6 +4,10 @@ The digests in ``tests/golden/virtual_requests.json`` were computed with the eng
 e541855, before the speed work of issue 14 (own event loop, pooled KV payload bytes), using the
 same digest function on that older engine's output. Regenerate them only for a change meant to alter results:
 ``python -m disagg.experiments.results.digest --update tests/golden/virtual_requests.json``.
+
+Issue 22 (paged KV, now the default) regenerated them only to add the new ``preemptions``
+column (0 in every golden run: none of them fills its decode units' KV); every other column's
+digest is unchanged.
 """
 
 from __future__ import annotations

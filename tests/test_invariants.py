@@ -158,3 +158,30 @@ def test_an_overloaded_decode_unit_keeps_its_batch_cap(cap: int) -> None:
     violations = check_results(exp, result.tables["requests"], result.tables["transfers"],
                                result.summary)
     assert [v.describe() for v in violations] == []
+
+
+def test_kv_capacity_with_paged_kv_sums_what_each_request_surely_held() -> None:
+    """A decode unit of 4 CS-3s with 70B weights has C = 4 x 44 GB - 141.1 GB of KV; each row's
+    request holds prompt + 1 tokens' blocks from its start (its whole prompt + output with
+    reservation). Rows whose reservations overlap beyond C are fine with paged KV as long as
+    their admission blocks fit; admission blocks beyond C are a violation in both modes; a
+    preempted request's row (its interval includes its wait) is not counted."""
+    exp = make_experiment()
+    per_token = exp.model.kv_bytes_per_token_per_layer * exp.model.layers
+    cap = 4 * exp.decode.hardware.memory_bytes - exp.model.weight_bytes
+    # prompt 1,599 + 1 = 1,600 tokens = 100 blocks at admission; reserved: prompt + big_output
+    big_output = int(cap / per_token / 2)  # two reservations of this size exceed C
+    rows = [_row(i, prompt_tokens=1599, output_tokens=big_output) for i in range(2)]
+    reserve = make_experiment(decode__kv_allocation="reserve")
+    table = requests_table(rows)
+    assert [v.invariant for v in check_results(reserve, table, transfers_table([]), {})
+            if v.invariant == "kv_capacity"] == ["kv_capacity"]
+    assert not [v for v in check_results(exp, table, transfers_table([]), {})
+                if v.invariant == "kv_capacity"]
+    blocks_over = int(cap / per_token / 1600) + 1  # this many 1,600-token admissions exceed C
+    crowd = [_row(i, prompt_tokens=1599, output_tokens=2) for i in range(blocks_over)]
+    found = check_results(exp, requests_table(crowd), transfers_table([]), {})
+    assert [v.invariant for v in found if v.invariant == "kv_capacity"] == ["kv_capacity"]
+    crowd[0]["preemptions"] = 1
+    found = check_results(exp, requests_table(crowd), transfers_table([]), {})
+    assert not [v for v in found if v.invariant == "kv_capacity"]

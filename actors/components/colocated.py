@@ -23,19 +23,21 @@ request's prefill and decode unit), sent with the request's ``RequestEnded``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from disagg.actors.components.colocated_kv import ColocatedKv, Decoding, Prefilling, waiting_order
+from disagg.actors.components.colocated_steps import ColocatedSteps, plan_prefill_first
 from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.reporting import LoadReporter
+from disagg.actors.components.spec_steps import SpecPlan, SpecStepper
 from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
 from disagg.cluster.hardware.mixed import mixed_iteration_s
-from disagg.cluster.hardware.perf import decode_step_times, kv_bytes
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.paged_kv import PagedKv
 from disagg.cluster.messages import (
     LoadReport,
     PrefillAssigned,
@@ -47,22 +49,7 @@ from disagg.cluster.sketch import QuantileSketch
 from disagg.policies.chunked_prefill import WaitingPrefill, plan_chunks
 
 
-@dataclass
-class _Prefilling:
-    request: Request
-    queued_s: float
-    done: int = 0  # prompt tokens already prefilled
-    started: bool = False
-
-
-@dataclass
-class _Decoding:
-    request: Request
-    left: int  # decode tokens still to generate
-    context: int  # tokens in the KV cache now
-
-
-class ColocatedUnit(Component):
+class ColocatedUnit(ColocatedSteps, ColocatedKv, Component):
     """Runs its requests' chunked prefills and decodes in shared iterations. It passes an
     iteration boundary ``b`` at its gate's release time for ``b``, as the decode unit."""
 
@@ -70,6 +57,7 @@ class ColocatedUnit(Component):
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         kv_capacity_bytes: float, token_budget: int, max_running: int,
         control_delay_s: float = 0.0, report_interval_s: float = 0.0,
+        spec: SpecStepper | None = None, scheduler: str = "vllm_v1", paged: PagedKv | None = None,
     ) -> None:
         super().__init__(name, clock)
         self.model, self.hw, self.chips = model, hw, chips
@@ -78,9 +66,10 @@ class ColocatedUnit(Component):
         self.control_delay_s = control_delay_s
         self.reporter = LoadReporter(clock, report_interval_s, self._load,
                                      self.gate_release)
-        self.waiting: list[_Prefilling] = []
-        self.decoding: dict[int, _Decoding] = {}
-        self.kv: dict[int, float] = {}  # reserved KV bytes per started request
+        self.waiting: list[Prefilling] = []
+        self.decoding: dict[int, Decoding] = {}
+        self.kv: dict[int, float] = {}  # KV bytes per started request, in start order
+        self.paged = paged  # paged KV blocks (None: prompt + output reserved at prefill start)
         self._unseen: list[float] = []  # arrival times not yet offered to an iteration plan
         self.t = 0.0  # the iteration boundary the state is committed at
         self.wake = Wake()
@@ -92,6 +81,10 @@ class ColocatedUnit(Component):
         self.busy_s = 0.0
         self.live_feed: list[tuple[Any, ...]] | None = None
         self.speed = SpeedSchedule()  # an injected straggler's slow-down over emu time
+        self.spec = spec  # speculative decoding's per-request draws (None: plain decoding)
+        self._spec_plan: SpecPlan | None = None
+        self._plan_ids: tuple[int, ...] = ()
+        self.prefill_first = scheduler == "vllm_v0"  # v0: prefill-only iterations stall decodes
         self.handlers = {PrefillAssigned: self._on_assigned, SpeedChanged: self._on_speed}
 
     @property
@@ -126,15 +119,14 @@ class ColocatedUnit(Component):
     def _on_assigned(self, msg: PrefillAssigned) -> None:
         r, queued_s = msg.request, msg.sent_s + self.control_delay_s
         self._carried[r.request_id] = msg.records
-        need = float(kv_bytes(r.prompt_tokens + r.output_tokens, self.model))
-        if need > self.kv_capacity_bytes:
+        if self._kv_never_fits(r):
             self._end(r, "failed", "kv_exceeds_unit_capacity", queued_s)
             return
         if self.gate.is_late(queued_s, max(self.last_decision_s, self.t)):
             self.late_decisions += 1  # joins at the current boundary (the past is not redone)
-        self.waiting.append(_Prefilling(r, queued_s))
+        self.waiting.append(Prefilling(r, queued_s))
         self._unseen.append(queued_s)
-        self.waiting.sort(key=lambda w: (not w.started, w.queued_s))
+        self.waiting.sort(key=waiting_order)
         self.log.state(queued_s, len(self.waiting), len(self.decoding), self.kv_used_bytes)
         self.wake.set()
 
@@ -150,6 +142,7 @@ class ColocatedUnit(Component):
                 if await self.hold_until(t, self.wake):
                     continue  # a request came during the hold: plan from the earliest again
                 self.t = t
+            self._make_room()
             chunks = self._plan()
             if chunks:
                 await self._mixed(chunks)
@@ -158,18 +151,16 @@ class ColocatedUnit(Component):
             else:
                 await self._wait_for_arrival()
 
-    def _plan(self) -> tuple[tuple[_Prefilling, int], ...]:
+    def _plan(self) -> tuple[tuple[Prefilling, int], ...]:
         self._unseen = [q for q in self._unseen if q > self.t + TIME_EPS_S]
         eligible = [w for w in self.waiting if w.queued_s <= self.t + TIME_EPS_S]
-        queue = tuple(WaitingPrefill(w.request.request_id, w.request.prompt_tokens - w.done,
-                                     w.started, self._need(w.request)) for w in eligible)
-        plan = plan_chunks(queue, len(self.decoding), self.token_budget, self.max_running,
-                           self.kv_capacity_bytes - self.kv_used_bytes)
+        queue = tuple(WaitingPrefill(w.request.request_id, w.tokens - w.done,
+                                     w.started, self._kv_at_start(w)) for w in eligible)
+        planner = plan_prefill_first if self.prefill_first else plan_chunks
+        plan = planner(queue, len(self.decoding), self.token_budget, self.max_running,
+                       self._kv_free())
         by_id = {w.request.request_id: w for w in eligible}
         return tuple((by_id[rid], tokens) for rid, tokens in plan.chunks)
-
-    def _need(self, r: Request) -> float:
-        return float(kv_bytes(r.prompt_tokens + r.output_tokens, self.model))
 
     async def _wait_for_arrival(self) -> None:
         later = [w.queued_s for w in self.waiting if w.queued_s > self.t + TIME_EPS_S]
@@ -179,34 +170,40 @@ class ColocatedUnit(Component):
         if not await self.clock.wait_until(self.gate.release_s(min(later)), self.wake):
             self.t = min(later)
 
-    async def _mixed(self, chunks: tuple[tuple[_Prefilling, int], ...]) -> None:
+    async def _mixed(self, chunks: tuple[tuple[Prefilling, int], ...]) -> None:
         """One iteration with prefill chunks: sleep until its end, then apply it."""
         start = self.t
         self.decide_at(start)
         for w, _ in chunks:
             if not w.started:
                 w.started = True
-                self.kv[w.request.request_id] = self._need(w.request)
-                self._draft(w.request.request_id).prefill_start_s = start
-        b = len(self.decoding)
-        ctx = sum(d.context for d in self.decoding.values())
-        end = start + self.speed.factor_at(start) * mixed_iteration_s(
+                self.kv[w.request.request_id] = self._kv_at_start(w)
+                if w.resume is None:
+                    self._draft(w.request.request_id).prefill_start_s = start
+        decodes = not self.prefill_first  # v0: the decodes stall during a prefill iteration
+        b = len(self.decoding) if decodes else 0
+        ctx = sum(d.context for d in self.decoding.values()) if decodes else 0
+        end = start + self.speed.factor_at(start) * (mixed_iteration_s(
             b, ctx, [w.done for w, _ in chunks], [c for _, c in chunks],
-            self.model, self.hw, self.chips)
+            self.model, self.hw, self.chips) + (self._spec_extra_s() if decodes else 0.0))
         self._changed(start)
         await self.clock.sleep_until(self.gate.release_s(end))
         self.act_at(end)
         firsts = 0
         for w, c in chunks:
             w.done += c
-            if w.done >= w.request.prompt_tokens:
-                self._first_token(w, end)
-                firsts += 1
-        self._advance(1, np.array([end]), start, extra_tokens=firsts)
+            if w.done >= w.tokens:
+                firsts += self._first_token(w, end)
+        self._advance(1, np.array([end]), start, extra_tokens=firsts, decodes=decodes)
 
-    def _first_token(self, w: _Prefilling, end: float) -> None:
+    def _first_token(self, w: Prefilling, end: float) -> int:
+        """A prefill ended at ``end``: the request's first token (1), or a preempted request's
+        recompute, after which it decodes on (0 tokens)."""
         r = w.request
         self.waiting.remove(w)
+        if w.resume is not None:
+            self.decoding[r.request_id] = Decoding(r, *w.resume, since_s=end)
+            return 0
         rec = self._draft(r.request_id)
         rec.first_token_s = rec.decode_start_s = end
         if self.live_feed is not None:
@@ -215,17 +212,14 @@ class ColocatedUnit(Component):
         if r.output_tokens <= 1:
             self._finish(r, end)
         else:  # decodes from the next iteration on
-            self.decoding[r.request_id] = _Decoding(r, r.output_tokens - 1, r.prompt_tokens + 1)
+            self.decoding[r.request_id] = Decoding(r, r.output_tokens - 1, r.prompt_tokens + 1,
+                                                   since_s=end)
+        return 1
 
     async def _decode_run(self) -> None:
         """Decode-only iterations until a request finishes or one arrives (then its boundary)."""
-        b = len(self.decoding)
-        steps = min(d.left for d in self.decoding.values())
-        ctx = sum(d.context for d in self.decoding.values()) + b * np.arange(steps, dtype=float)
-        factor = self.speed.factor_at(self.t)
-        bounds = self.t + np.cumsum(
-            factor * decode_step_times(b, ctx, self.model, self.hw, self.chips))
-        idx = steps - 1
+        bounds = self._decode_bounds()
+        idx = len(bounds) - 1
         while True:
             if self._unseen:  # an arrival joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
@@ -239,13 +233,15 @@ class ColocatedUnit(Component):
         self.act_at(float(bounds[idx]))
         self._advance(idx + 1, bounds, self.t)
 
-    def _advance(self, steps: int, bounds: np.ndarray, start: float, extra_tokens: int = 0) -> None:
+    def _advance(self, steps: int, bounds: np.ndarray, start: float, extra_tokens: int = 0,
+                 decodes: bool = True) -> None:
         """Commit ``steps`` iterations ending at ``bounds``: the decodes that ran in them each
-        gain ``steps`` tokens (requests that just had their first token did not run in them)."""
+        gain ``steps`` tokens, or their accepted tokens (requests that just had their first token
+        did not run in them; none ran in a vLLM-v0 prefill iteration)."""
         self.t = float(bounds[steps - 1])
         running = [d for d in self.decoding.values()
-                   if (ft := self.records[d.request.request_id].first_token_s) is not None
-                   and ft < self.t - TIME_EPS_S]
+                   if d.since_s < self.t - TIME_EPS_S] if decodes else []
+        gained = self._decode_gained(running, steps)
         b = len(running)
         durations = np.diff(np.concatenate(([start], bounds[:steps])))
         joined = [d for d in running
@@ -253,16 +249,20 @@ class ColocatedUnit(Component):
         weights = np.full(len(durations), float(b))
         weights[0] = b - len(joined)  # a first decode token's gap counts from its first token
         self.itl.add_many(durations, weights)
-        self.log.work(start, self.t, b * steps + extra_tokens, b)
-        self.tokens_out += b * steps + extra_tokens
+        tokens = sum(gained.values())
+        self.log.work(start, self.t, tokens + extra_tokens, b)
+        self.tokens_out += tokens + extra_tokens
         self.busy_s += self.t - start
         for d in joined:
             self.records[d.request.request_id].first_decode_token_s = float(bounds[0])
         for d in running:
-            d.left -= steps
-            d.context += steps
+            d.left -= gained[d.request.request_id]
+            d.context += gained[d.request.request_id]
+            self._grow(d)
             if d.left <= 0:
                 del self.decoding[d.request.request_id]
+                if self.spec is not None:
+                    self.spec.forget(d.request)
                 if self.live_feed is not None:
                     self.live_feed.append(("last", d.request.request_id, self.t,
                                            d.request.output_tokens, d.request.tpot_slo_s))
@@ -288,7 +288,7 @@ class ColocatedUnit(Component):
     def _load(self, t: float) -> LoadReport:
         return LoadReport(
             self.name, "colocated", sum(1 for w in self.waiting if not w.started),
-            sum(w.request.prompt_tokens - w.done for w in self.waiting),
+            sum(w.tokens - w.done for w in self.waiting),
             len(self.decoding) + sum(1 for w in self.waiting if w.started),
             self.kv_used_bytes, self.kv_capacity_bytes, self.t, sent_s=t,
             running_tokens=sum(d.context for d in self.decoding.values()),

@@ -19,18 +19,22 @@ from typing import Any
 import numpy as np
 
 from disagg.actors.components.decode_late import BoundaryLoad, LateJoins, Running
+from disagg.actors.components.decode_steps import BatchSteps
 from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.kv_intake import KvIntake
+from disagg.actors.components.paged_kv import PagedDecode
 from disagg.actors.components.reporting import LoadReporter
+from disagg.actors.components.spec_steps import SpecPlan, SpecStepper
 from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Wake
 from disagg.cluster.errors import CapacityExceeded
-from disagg.cluster.hardware.perf import decode_step_times, kv_bytes
+from disagg.cluster.hardware.perf import kv_bytes
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.paged_kv import PagedKv
 from disagg.cluster.messages import (
     KvDelivered,
     KvPrefetch,
@@ -45,7 +49,7 @@ from disagg.fabric.payload import PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
 
 
-class DecodeUnit(LateJoins, KvIntake):
+class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
     """Runs admitted requests' decode iterations and reports completions to the collector.
     It passes iteration boundary ``b`` at its gate's release time for ``b`` (with a hold, ray
     engine: later, so a KV that arrives within the hold joins at its exact boundary); a KV that
@@ -55,6 +59,7 @@ class DecodeUnit(LateJoins, KvIntake):
         self, name: str, clock: Clock, model: ModelSpec, hw: HardwareProfile, chips: int,
         policy: DecodeAdmissionPolicy, store: ObjectStore, kv_capacity_bytes: float,
         control_delay_s: float = 0.0, report_interval_s: float = 0.0, kept: KeptKv | None = None,
+        spec: SpecStepper | None = None, paged: PagedKv | None = None,
     ) -> None:
         super().__init__(name, clock, store, control_delay_s)
         self.model, self.hw, self.chips = model, hw, chips
@@ -79,6 +84,11 @@ class DecodeUnit(LateJoins, KvIntake):
         self.token_feed: TokenFeed | None = None  # disagg serve: token times for the gateway
         self.kept = kept  # prompt blocks of finished requests, kept for the next turn
         self.speed = SpeedSchedule()  # an injected straggler's slow-down over emu time
+        self.spec = spec  # speculative decoding's per-request draws (None: plain decoding)
+        self._spec_plan: SpecPlan | None = None
+        self.paged = paged  # paged KV blocks (None: prompt + output reserved on admission)
+        self._preempted: dict[int, tuple[int, int]] = {}
+        self._stall_s = 0.0
         self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch,
                          SpeedChanged: self._on_speed}
 
@@ -107,8 +117,8 @@ class DecodeUnit(LateJoins, KvIntake):
         rec.real_bytes = payload.get_total_buffer_size()  # = nbytes (unsliced), 30 x cheaper
         if self.kept is not None:
             self.kept.reuse(msg.request.prefix_hashes, msg.reused_blocks)
-        need = float(kv_bytes(msg.request.prompt_tokens + msg.request.output_tokens, self.model))
-        if need > self.kv_capacity_bytes:
+        need = self._kv_need(msg.request)
+        if self._kv_never_fits(msg.request):
             self._end(msg.request, "failed", "kv_exceeds_decode_capacity", ready_s)
             return
         self.note_input(ready_s)
@@ -144,7 +154,7 @@ class DecodeUnit(LateJoins, KvIntake):
         if not eligible:
             return
         state = DecodeState(
-            self.t, len(self.running), self.kv_used_bytes, self.kv_capacity_bytes,
+            self.t, len(self.running), self.kv_used_bytes, self._admit_capacity(),
             self._context,
             min((r.request.tpot_slo_s for r in self.running.values()), default=float("inf")),
         )
@@ -154,14 +164,15 @@ class DecodeUnit(LateJoins, KvIntake):
         self.decide_at(self.t)
         for p in [p for p in eligible if p.request.request_id in admitted]:
             r = p.request
-            run = Running(r, r.output_tokens - 1, r.prompt_tokens + 1, p.kv_bytes)
+            run, resumed = self._joining(r, p.kv_bytes)
             self.kv_used_bytes += p.kv_bytes
             rec = self._draft(r.request_id)
-            rec.decode_start_s = self.t
+            if not resumed:
+                rec.decode_start_s = self.t
             at = self._late_join_at(p, rec)
             if at is not None:
                 rec.decode_start_s = float(self._load_hist.bounds()[at])
-            if self.token_feed is not None:
+            if self.token_feed is not None and not resumed:
                 self._feed_join(r, rec)
             if at is None:
                 self._load_hist.joined(self.t, p.kv_bytes)
@@ -197,20 +208,11 @@ class DecodeUnit(LateJoins, KvIntake):
         if not await self.clock.wait_until(self.gate.release_s(min(later)), self.wake):
             self.t = min(later)
 
-    def _boundaries(self, steps: int) -> np.ndarray:
-        b = len(self.running)
-        ctx0 = self._context
-        ctx = ctx0 + b * np.arange(steps, dtype=np.float64)
-        steps_s = decode_step_times(b, ctx, self.model, self.hw, self.chips)
-        factor = self.speed.factor_at(self.t)
-        return self.t + np.cumsum(steps_s * factor if factor != 1.0 else steps_s)
-
     async def _iterate(self) -> None:
-        steps = min(r.left for r in self.running.values())
-        bounds = self._boundaries(steps)
+        bounds = self._boundaries()
         if self.token_feed is not None:
             self.token_feed.schedule(self.peers, self.name, list(self.running), bounds, self.t)
-        idx = steps - 1  # boundary index at which the next visible event happens
+        idx = len(bounds) - 1  # boundary index at which the next visible event happens
         while True:
             if self._unseen:  # a request becoming ready joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
@@ -234,19 +236,21 @@ class DecodeUnit(LateJoins, KvIntake):
         durations[1:] -= done[:-1]
         durations[0] -= start
         kv_before = self.kv_used_bytes
-        finished, joined = self._step_batch(steps, float(bounds[0]))
+        finished, joined, tokens = self._step_batch(steps, float(bounds[0]))
         # a request's first decode token's gap is measured from its first token (summary.py)
         weights = np.full(len(durations), float(b))
         weights[0] = b - joined
         self.itl.add_many(durations, weights)
-        self.log.work(start, self.t, b * steps, b)
-        self.tokens_out += b * steps
+        self.log.work(start, self.t, tokens, b)
+        self.tokens_out += tokens
         self.busy_s += self.t - start
         for rid in finished:
             r = self.running.pop(rid)
             self._left -= r.left
             self._context -= r.context
             self._release(r)
+            if self.spec is not None:
+                self.spec.forget(r.request)
             self.records[rid].last_token_s = self.t
             if self.live_feed is not None:
                 self.live_feed.append(("last", rid, self.t, r.request.output_tokens,
@@ -257,23 +261,27 @@ class DecodeUnit(LateJoins, KvIntake):
         self._load_hist.extend(done, running, kv)
         self._changed()
 
-    def _step_batch(self, steps: int, first_s: float) -> tuple[list[int], int]:
-        """Every running request generates ``steps`` tokens, the first at ``first_s``: the ids
-        that finished, and how many got their first decode token now."""
+    def _step_batch(self, steps: int, first_s: float) -> tuple[list[int], int, int]:
+        """Every running request runs ``steps`` iterations (one token each, or its accepted
+        tokens with speculative decoding), the first ending at ``first_s``: the ids that
+        finished, how many got their first decode token now, and the tokens generated."""
         finished = []
         joined = 0
-        for rid, r in self.running.items():
+        gained = self._gained(steps)
+        for (rid, r), n in zip(self.running.items(), gained.tolist(), strict=True):
             rec = self.records[rid]
             if rec.first_decode_token_s is None:
                 rec.first_decode_token_s = first_s
                 joined += 1
-            r.left -= steps
-            r.context += steps
+            r.left -= n
+            r.context += n
+            self._grow(r)
             if r.left <= 0:
                 finished.append(rid)
-        self._left -= len(self.running) * steps
-        self._context += len(self.running) * steps
-        return finished, joined
+        tokens = int(gained.sum())
+        self._left -= tokens
+        self._context += tokens
+        return finished, joined, tokens
 
     def _release(self, run: Running) -> None:
         """A request finished: free its KV (keeping its prompt blocks, with decode_keep)."""

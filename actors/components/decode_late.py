@@ -13,6 +13,7 @@ back-dated (the unit only asks for requests marked late on arrival).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +113,8 @@ class LateJoins:
     peers: dict[str, Any]
     name: str
 
+    _grow: Callable[[Running], None]  # the unit's (PagedDecode's; annotation only, no stub)
+
     def _release(self, run: Running) -> None: ...
 
     def _end(self, request: Request, status: str, reason: str, t: float) -> None: ...
@@ -142,6 +145,7 @@ class LateJoins:
             self.token_feed.schedule(self.peers, self.name, (rid,), tokens[:done], start)
         run.left -= done
         run.context += done
+        self._grow(run)  # paged KV: its blocks hold the credited tokens too
         self.tokens_out += done
         if run.left > 0:
             self._load_hist.add(at, len(bounds), run.kv_bytes)

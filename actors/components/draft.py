@@ -23,11 +23,13 @@ class RequestDraft:
     real_bytes: int | None = None
     real_end_s: float | None = None
     late: bool = False
+    preemptions: int = 0  # times the unit preempted it (paged KV)
 
     def decode_record(self, request_id: int, attempt: int) -> DecodeRecord:
         """The unit's ``DecodeRecord`` of the request."""
         return DecodeRecord(request_id, attempt, self.decode_start_s, self.first_decode_token_s,
-                            self.last_token_s, self.real_bytes, self.real_end_s)
+                            self.last_token_s, self.real_bytes, self.real_end_s,
+                            self.preemptions)
 
     def prefill_record(self, request_id: int, attempt: int) -> PrefillRecord:
         """A colocated unit's ``PrefillRecord`` of the request (its prefill has ended)."""

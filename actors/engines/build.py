@@ -15,18 +15,20 @@ from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.load_generator import LoadGenerator, make_requests
 from disagg.actors.components.prefill import PrefillUnit
 from disagg.actors.components.router import Router
+from disagg.actors.components.spec_steps import SpecStepper
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
 from disagg.actors.engines.faults import with_kv_faults
 from disagg.cluster.component import Clock, Component
-from disagg.cluster.config import Experiment
+from disagg.cluster.config import DecodePoolConfig, Experiment
 from disagg.cluster.facts import (
+    closed_loop,
     component_rng,
     decode_kv_capacity,
+    decode_paged_kv,
     experiment_faults,
     prefill_cache_blocks,
-    closed_loop,
     slo_targets,
     unit_ids,
 )
@@ -112,6 +114,16 @@ def agent_sessions(exp: Experiment, rng: np.random.Generator) -> AgentSessions:
     return AgentSessions(tasks, slo_targets(exp), w.slo_class, exp.experiment.duration_s)
 
 
+def _spec_stepper(exp: Experiment, name: str) -> SpecStepper | None:
+    """Unit ``name``'s speculative stepping (its own draw streams), or None: plain decoding."""
+    pool = exp.last_pool
+    spec = pool.speculative if isinstance(pool, DecodePoolConfig) else None
+    if spec is None:
+        return None
+    return SpecStepper(spec.speculation(), exp.model, pool.hardware, pool.chips_per_unit,
+                       component_rng(exp.experiment.seed, f"{name}/speculative"))
+
+
 def _build_unit(exp: Experiment, unit: UnitId, clock: Clock, store: ObjectStore,
                 control_delay_s: float) -> Component:
     """A prefill, decode or colocated unit of ``exp``."""
@@ -132,14 +144,15 @@ def _build_unit(exp: Experiment, unit: UnitId, clock: Clock, store: ObjectStore,
             name, clock, exp.model, exp.decode.hardware, exp.decode.chips_per_unit,
             DECODE_ADMISSION.create(spec.name, spec.params, policy_context(exp, name)),
             store, decode_kv_capacity(exp), control_delay_s, exp.experiment.load_report_interval_s,
-            _kept_kv(exp),
+            _kept_kv(exp), _spec_stepper(exp, name), decode_paged_kv(exp),
         )
     elif unit.kind == "colocated" and exp.colocated is not None:
         pool = exp.colocated
         comp = ColocatedUnit(
             name, clock, exp.model, pool.hardware, pool.chips_per_unit, decode_kv_capacity(exp),
             pool.token_budget, pool.max_running, control_delay_s,
-            exp.experiment.load_report_interval_s,
+            exp.experiment.load_report_interval_s, _spec_stepper(exp, name), pool.scheduler,
+            decode_paged_kv(exp),
         )
     else:
         raise KeyError(f"no component called {name!r}")

@@ -267,24 +267,28 @@ def decode_step_times(
     model: ModelSpec,
     hw: HardwareProfile,
     chips: int,
+    query_tokens: int = 1,
 ) -> NDArray[np.float64]:
     """Seconds per decode iteration, vectorised over (batch size, total context tokens) pairs.
 
-    ``context_tokens`` is the sum over the batch of each sequence's current length.
+    ``context_tokens`` is the sum over the batch of each sequence's current length;
+    ``query_tokens`` per sequence (1; gamma + 1 for a speculative verify step) multiply the
+    FLOPs, the experts hit and the all-reduced activations, not the weights or KV read.
     """
     b = np.asarray(batch_size, dtype=np.float64)
     ctx = np.asarray(context_tokens, dtype=np.float64)
     attended = _attention(b, ctx, model)
-    flops = 2.0 * model.active_params * b + 4.0 * model.q_heads * model.head_dim * attended
+    q = float(query_tokens)
+    flops = q * (2.0 * model.active_params * b + 4.0 * model.q_heads * model.head_dim * attended)
     compute = flops / (chips * peak_flops(hw, model) * hw.compute_efficiency)
     share = concurrency_share(b, hw)
     if hw.decode_model == "wafer_pipeline":
         floor = pipeline_latency_s(model, hw, chips) * share
         return np.maximum(compute, floor) + hw.step_overhead_s
-    read = weights_read_bytes(b, model) + model.kv_bytes_per_token_per_layer * attended
+    read = weights_read_bytes(b * q, model) + model.kv_bytes_per_token_per_layer * attended
     memory = read / (chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency)
     fixed = hw.step_overhead_s + layers_fixed_s(model, hw, chips)
-    return np.maximum(compute, memory) + fixed * share + tp_ring_s(b, model, hw, chips)
+    return np.maximum(compute, memory) + fixed * share + tp_ring_s(b * q, model, hw, chips)
 
 
 def decode_step_time(

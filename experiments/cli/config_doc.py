@@ -8,6 +8,7 @@ from pydantic_core import PydanticUndefined
 
 from disagg.cluster import config as c
 from disagg.cluster import faults as fk
+from disagg.cluster import serving_config as sc
 from disagg.cluster import slo
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.workload import delays as d
@@ -17,6 +18,8 @@ from disagg.cluster.workload.sessions_trace import SessionTrace
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("[experiment]", c.ExperimentSection), ("[prefill] and [decode]", c.PoolConfig),
+    ("[decode] (and [colocated]) adds", c.DecodePoolConfig),
+    ("[decode.speculative] (or [colocated.speculative])", sc.SpeculativeConfig),
     ("[colocated] (instead of [prefill] and [decode])", c.ColocatedPoolConfig),
     ("[fabric]", c.FabricConfig), ('[workload] kind = "synthetic" (the default)', c.WorkloadConfig),
     ('[workload] kind = "mix"', ws.MixWorkload), ("[[workload.classes]]", ws.RequestClass),
@@ -46,7 +49,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
 
 def _type(annotation: object) -> str:
     text = str(annotation)
-    for junk in ("typing.", "<class '", "'>", "disagg.cluster.hardware.specs.", "disagg.cluster.config."):
+    for junk in ("typing.", "<class '", "'>", "disagg.cluster.hardware.specs.", "disagg.cluster.config.",
+                 "disagg.cluster.serving_config."):
         text = text.replace(junk, "")
     if "RequestClass" in text or "UnitLoss" in text:
         return "list of tables"

@@ -8,7 +8,13 @@ import itertools
 import json
 from dataclasses import asdict, dataclass
 
-from disagg.cluster.config import ColocatedPoolConfig, Experiment, PolicySpec, PoolConfig
+from disagg.cluster.config import (
+    ColocatedPoolConfig,
+    DecodePoolConfig,
+    Experiment,
+    PolicySpec,
+    PoolConfig,
+)
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.hardware.specs import HardwareProfile
 from disagg.experiments.plan.space import Family, SearchSpace
@@ -131,7 +137,7 @@ def candidate_experiment(base: Experiment, c: Candidate, space: SearchSpace) -> 
             pools["prefill"] = _pool(PoolConfig, base.prefill, c.prefill_hardware,
                                      c.prefill_chips_per_unit or 1, c.prefill_units or 1,
                                      c.host_nic_gbps)
-            pools["decode"] = _pool(PoolConfig, base.decode, c.decode_hardware,
+            pools["decode"] = _pool(DecodePoolConfig, base.decode, c.decode_hardware,
                                     c.decode_chips_per_unit or 1, c.decode_units or 1,
                                     c.host_nic_gbps)
     except ValueError as e:

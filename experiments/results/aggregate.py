@@ -27,7 +27,7 @@ from disagg.experiments.results.slo_eval import SloTally
 REQUEST_COLUMNS_READ = ["status", "slo_class", "reason", "arrival_s", "last_token_s",
                         "first_token_s", "prompt_tokens", "output_tokens", "ttft_s", "tpot_s",
                         "e2e_s", "slo_met", "prefill_view_age_s", "decode_view_age_s",
-                        "cached_tokens", "redone_from"]
+                        "cached_tokens", "redone_from", "preemptions"]
 """The requests.parquet columns the summary reads back (those the table has: the last two only
 with prefix caching on, or unit losses in the fault schedule)."""
 BATCH_ROWS = 65_536
@@ -73,6 +73,7 @@ class RequestAggregates:
     makespan_s: float = 0.0
     prefill_flops: float = 0.0
     redone: int = 0  # requests redone from prefill after a lost unit
+    preemptions: int = 0  # times decode / colocated units preempted a request (paged KV)
     cached_tokens: int = 0  # prompt tokens served from prefill caches
     cached_prompt_tokens: int = 0  # prompt tokens of the prefills that looked their cache up
     slo: SloTally | None = None  # percentile / slowdown targets, when [slo] sets any
@@ -107,6 +108,7 @@ class RequestAggregates:
                          cols.num("output_tokens"), lat)
         if "redone_from" in cols.table.column_names:
             self.redone += cols.rows - cols.table.column("redone_from").null_count
+        self.preemptions += int(np.nansum(cols.num("preemptions")))
 
     def _prefills(self, cols: Columns) -> None:
         """Model FLOPs of the prefills run (less their cached tokens) and the cached share."""

@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 from disagg.cluster.component import TIME_EPS_S
 from disagg.cluster.config import Experiment, load_experiment
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.facts import decode_kv_capacity
+from disagg.cluster.facts import decode_kv_capacity, decode_paged_kv
 from disagg.cluster.hardware.perf import kv_bytes
 from disagg.experiments.results.task_invariants import check_tasks
 from disagg.experiments.results.fabric_invariants import check_transfers
@@ -155,6 +155,7 @@ def check_occupancy(exp: Experiment, rows: list[dict[str, Any]]) -> list[Violati
     colocated = exp.colocated is not None
     cap = exp.colocated.max_running if exp.colocated is not None else decode_batch_cap(exp)
     capacity = decode_kv_capacity(exp)
+    paged = decode_paged_kv(exp)
     start_col = "prefill_start_s" if colocated else "decode_start_s"
     by_unit: dict[str, list[dict[str, Any]]] = {}
     for r in rows:  # a request holds its place from its start to its last token
@@ -165,10 +166,12 @@ def check_occupancy(exp: Experiment, rows: list[dict[str, Any]]) -> list[Violati
     for unit, held in sorted(by_unit.items()):
         starts = np.array([r[start_col] for r in held])
         ends = np.array([r["last_token_s"] for r in held])
-        need = np.array([float(kv_bytes(r["prompt_tokens"] + r["output_tokens"], exp.model))
-                         for r in held])
+        need = _kv_held(exp, held)
+        if paged is not None:  # a preempted request's interval includes its wait: not counted
+            whole = np.array([not r.get("preemptions") for r in held])
+            starts, ends, need = starts[whole], ends[whole], need[whole]
         if cap is not None:
-            peak, at = peak_overlap(starts, ends, np.ones(len(held)))
+            peak, at = peak_overlap(starts, ends, np.ones(len(starts)))
             if peak > cap:
                 what = "max_running" if colocated else "max_batch_requests"
                 out.append(Violation("batch_cap", f"{int(peak)} requests running at "
@@ -178,6 +181,20 @@ def check_occupancy(exp: Experiment, rows: list[dict[str, Any]]) -> list[Violati
             out.append(Violation("kv_capacity", f"{peak:.6g} KV bytes held at {at:.6f} s; "
                                  f"capacity {capacity:.6g}", unit=unit))
     return out
+
+
+def _kv_held(exp: Experiment, held: list[dict[str, Any]]) -> np.ndarray:
+    """KV bytes each request surely held from its start to its last token: prompt + output
+    (reserved up front), or with paged KV the blocks of its context at admission (blocks only
+    grow while it runs: a lower bound, so the check stays sound). A decode unit admits a
+    request with its first token (prompt + 1 tokens); a colocated unit allocates the prompt's
+    blocks when its prefill starts."""
+    paged = decode_paged_kv(exp)
+    if paged is None:
+        return np.array([float(kv_bytes(r["prompt_tokens"] + r["output_tokens"], exp.model))
+                         for r in held])
+    first = 0 if exp.colocated is not None else 1
+    return np.array([paged.bytes_for(r["prompt_tokens"] + first) for r in held])
 
 
 def peak_overlap(starts: np.ndarray, ends: np.ndarray,

@@ -132,6 +132,7 @@ def summarize(exp: Experiment, raw: dict[str, Any], agg: RequestAggregates,
     out.update(_sketch_stats("itl", _itl(comps), weighted=True))
     out["faults"] = [f"{text}" for _, text in raw.get("faults", [])]
     out["redone"] = agg.redone
+    out["preemptions"] = agg.preemptions  # paged KV: requests' preemptions summed
     out["prefill_utilization"] = utilization(raw, "prefill", end_s)
     out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, agg.prefill_flops)
     out["decode_utilization"] = utilization(raw, "decode", end_s)

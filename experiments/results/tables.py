@@ -25,10 +25,11 @@ REQUEST_COLUMNS = [
     "prefill_unit", "prefill_start_s", "first_token_s", "decode_unit", "kv_bytes",
     "transfer_start_s", "transfer_end_s", "decode_start_s", "last_token_s", "ttft_s", "tpot_s",
     "e2e_s", "slo_met", "ttft_slo_s", "tpot_slo_s", "prefill_view_age_s", "decode_view_age_s",
-    "attempts", "end_s",
+    "attempts", "end_s", "preemptions",
 ]
 _STRINGS = {"slo_class", "status", "reason", "prefill_unit", "decode_unit", "redone_from"}
-_INTS = {"request_id", "prompt_tokens", "output_tokens", "attempts", "cached_tokens"}
+_INTS = {"request_id", "prompt_tokens", "output_tokens", "attempts", "cached_tokens",
+         "preemptions"}
 PREFIX_COLUMNS = ["cached_tokens"]  # only with prefix caching on (prompt tokens served from cache)
 REDONE_COLUMNS = ["redone_from"]  # only when the fault schedule loses a unit
 
