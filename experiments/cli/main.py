@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from disagg.actors.engines.stop import StoppedBeforeStart
 from disagg.cluster.errors import ComponentFailed, ConfigError
 from disagg.experiments.cli.calibrate import add_command as add_calibrate
 from disagg.experiments.cli.capacity import add_command as add_capacity
@@ -195,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
+    except StoppedBeforeStart as e:
+        err.print(f"disagg: {e}", markup=False, soft_wrap=True)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         err.print("disagg: interrupted: exited at once (any results folder is either as it was "
                   "before or complete)")
