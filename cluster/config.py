@@ -262,6 +262,12 @@ class PlacementConfig(_Section):
     failure_poll_s: float = Field(
         0.5, gt=0, le=60, description="wall seconds between checks that every unit actor is alive"
     )
+    hang_timeout_s: float = Field(
+        5.0, gt=0, le=3600,
+        description="wall seconds an actor may leave the supervisor's ping unanswered before it "
+        "is declared hung: a hung unit is handled as a lost one, a hung control-plane actor ends "
+        "the run (ray engine and serve; at least failure_poll_s is waited)",
+    )
     units_per_actor: int = Field(
         1, ge=1, le=64,
         description="unit components of one kind hosted by one Ray actor process (memory per "

@@ -201,6 +201,11 @@ class RayEngine:
             return Ending("stopped", stop.reason if stop is not None else "")
         return Ending("done" if how == "done" else "deadline")
 
+    @property
+    def unanswered(self) -> tuple[str, ...]:
+        """Actors whose ping is late right now (maybe hung), by component name."""
+        return self._sup.unanswered if self._sup is not None else ()
+
     def check(self) -> None:
         """Ping every actor: raises :class:`ComponentFailed` or :class:`ComponentLost`."""
         assert self._sup is not None
