@@ -117,8 +117,12 @@ def cmd_trace(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"argument 'DIR': {e}") from None
     trace = chrome_trace(events, header.get("experiment", ""))
     tmp = out.with_name(f".{out.name}.tmp")  # written whole, then renamed into place
-    tmp.write_text(json.dumps(trace))
-    os.replace(tmp, out)
+    try:
+        tmp.write_text(json.dumps(trace))
+        os.replace(tmp, out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputWriteError(out, e) from None
     console.print(f"{len(events)} events -> {args.chrome} (open in ui.perfetto.dev)")
     return EXIT_OK
 

@@ -124,8 +124,8 @@ def _carry_foreign(old: Path, new: Path) -> bool:
 
 @contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM (delivered when the block ends) in the main thread."""
-    held = {signal.SIGINT, signal.SIGTERM}
+    """Hold SIGINT, SIGTERM and SIGHUP (delivered when the block ends) in the main thread."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
     if threading.current_thread() is not threading.main_thread():
         yield
         return
