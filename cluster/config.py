@@ -293,6 +293,14 @@ class PlacementConfig(_Section):
     failure_poll_s: float = Field(
         0.5, gt=0, le=60, description="wall seconds between checks that every unit actor is alive"
     )
+    hang_timeout_s: float = Field(
+        10.0, gt=0, le=3600,
+        description="wall seconds an actor may leave the supervisor's ping unanswered before it "
+        "is declared hung: a hung unit is handled as a lost one, a hung control-plane actor ends "
+        "the run (ray engine and serve; at least failure_poll_s is waited). 10 s: a ping answers "
+        "in ~1 ms, but on a machine loaded many times over its cores a healthy actor has taken "
+        "seconds; lower it to detect hangs sooner",
+    )
     units_per_actor: int = Field(
         1, ge=1, le=64,
         description="unit components of one kind hosted by one Ray actor process (memory per "

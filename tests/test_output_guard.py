@@ -50,9 +50,12 @@ def test_force_replaces_only_a_folder_disagg_wrote(tmp_path: Path) -> None:
     assert _run("--out", str(out)) == 0
     assert (out / MARKER).is_file()
     assert _run("--out", str(out)) == 2  # without --force an existing results folder is kept too
-    (out / "stale.txt").write_text("from the earlier run's folder")
-    assert _run("--out", str(out), "--force") == 0
-    assert not (out / "stale.txt").exists() and (out / "requests.parquet").is_file()
+    (out / "notes.txt").write_text("the user's, added to the earlier run's folder")
+    before = (out / "summary.json").read_bytes()
+    assert _run("--out", str(out), "--force", "--seed", "99") == 0
+    # --force replaces disagg's files; a file the user added is carried over (issue 30)
+    assert (out / "notes.txt").read_text() == "the user's, added to the earlier run's folder"
+    assert (out / "summary.json").read_bytes() != before and (out / "requests.parquet").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary folder left
 
 

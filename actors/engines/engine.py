@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from disagg.actors.components.collector import Drained
-from disagg.actors.engines.stop import StopFlag
+from disagg.actors.engines.stop import StopFlag, StoppedBeforeStart
 from disagg.cluster.errors import ComponentFailed
 
 Sink = Callable[[Drained], None]
@@ -145,9 +145,12 @@ def run_engine(engine: Engine, stop: StopFlag | None = None,
     """Start ``engine``, wait for the run's end, finish it and close the engine.
 
     A component failure does not raise here: it ends the run and is in ``failure`` (so the
-    results reached so far are written before the caller raises it)."""
+    results reached so far are written before the caller raises it). A stop requested while the
+    engine started raises :class:`StoppedBeforeStart` once it is closed (nothing ran)."""
     try:
         engine.start()
+        if stop is not None and stop.requested:
+            raise StoppedBeforeStart(stop.reason)
         return finish(engine, engine.wait(stop, progress))
     finally:
         engine.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import time
 import zlib
 from typing import Any
@@ -107,6 +108,10 @@ class ComponentHost(LedgerRole, ArrivalsRole, GatewayRole):
     def ping(self) -> None:
         """Alive; raises the failure of a hosted component (:class:`ComponentFailed`)."""
         self.raise_failure()
+
+    def pid(self) -> int:
+        """The operating-system process id of the actor (for operators and tests)."""
+        return os.getpid()
 
     def raise_failure(self) -> None:
         """Raise the first failure of a hosted component, if one failed."""

@@ -75,13 +75,27 @@ def _ensure_ray(address: str | None) -> bool:
     unless Ray is already initialised; True if this call started it (and must shut it down)."""
     import ray
 
+    from disagg.actors.engines.signals import driver_signals_kept  # imports Ray: only when used
+
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
     if not address:
         use_token_auth_for_embedded_ray()
-    ray.init(address=address or "local", include_dashboard=False, logging_level=logging.WARNING)
+    with driver_signals_kept():
+        ray.init(address=address or "local", include_dashboard=False,
+                 logging_level=logging.WARNING)
     return True
+
+
+def _shutdown_ray() -> None:
+    """``ray.shutdown`` keeping the driver's signal handlers."""
+    import ray
+
+    from disagg.actors.engines.signals import driver_signals_kept
+
+    with driver_signals_kept():
+        ray.shutdown()
 
 
 def _map_ray(exps: Sequence[Experiment], address: str | None,
@@ -109,7 +123,7 @@ def _map_ray(exps: Sequence[Experiment], address: str | None,
                 on_done(i, results[i])  # type: ignore[arg-type]
     finally:
         if started:
-            ray.shutdown()
+            _shutdown_ray()
     return results
 
 
@@ -147,7 +161,7 @@ def map_calls(fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], use_ray: 
                 on_done(i, results[i])
     finally:
         if started:
-            ray.shutdown()
+            _shutdown_ray()
     return results
 
 
@@ -165,4 +179,4 @@ def parallel_session(use_ray: bool, address: str | None = None) -> Iterator[int]
         yield max(1, int(ray.cluster_resources().get("CPU", 1)))
     finally:
         if started:
-            ray.shutdown()
+            _shutdown_ray()

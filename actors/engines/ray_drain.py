@@ -17,6 +17,8 @@ from disagg.cluster.messages import Request, RequestsEnded
 from disagg.cluster.records import EndRecord, fold, with_nodes
 
 GATHER_TIMEOUT_S = 60.0  # wall seconds the surviving actors get to hand over their results
+SERIES_WAIT_S = 1.0  # wall seconds a poll's drain waits for the actors' timeseries bins (a slow
+# actor's bins come with a later drain; a hung one must not hold up the supervisor's loop)
 
 
 class Drainer:
@@ -29,6 +31,7 @@ class Drainer:
         self.handles, self.nodes, self.sink = handles, nodes, sink
         self.t0, self.dilation, self.lost = t0, dilation, lost
         self.written = EndedIds()  # request ids whose rows went to the sink
+        self._asked: dict[int, Any] = {}  # id(actor handle) -> its unanswered drain_series call
 
     def __call__(self, final: bool = False, unfinished: tuple[str, str] | None = None,
                  arrivals: tuple[Request, ...] = ()) -> None:
@@ -41,7 +44,7 @@ class Drainer:
                 RequestsEnded(tuple(drained.ended_ids), (time.time() - self.t0) / self.dilation),
                 "router")
         with_nodes(drained.transfers, self.nodes)
-        self._out(drained)
+        self._out(drained, final)
 
     def without_collector(self, requests: tuple[Request, ...],
                           unfinished: tuple[str, str] | None) -> None:
@@ -52,15 +55,40 @@ class Drainer:
                 for r in requests if r.request_id not in self.written]
         self._out(Drained(rows=rows))
 
-    def _out(self, drained: Drained) -> None:
-        refs = [h.drain_series.remote() for h in live_actors(self.handles, self.lost).values()]
-        try:
-            drained.series = [s for part in ray.get(refs, timeout=GATHER_TIMEOUT_S) for s in part]
-        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-            pass  # a unit was lost: this drain's bins are dropped (a gap in the timeseries)
+    def _out(self, drained: Drained, final: bool = False) -> None:
+        drained.series = self._series(final)
         for row in drained.rows:
             self.written.add(row["request_id"])
         self.sink(drained)
+
+    def _series(self, final: bool) -> list[dict[str, Any]]:
+        """The live actors' timeseries bins. One call per actor is outstanding at a time: a
+        poll waits ``SERIES_WAIT_S`` and an actor that has not answered (busy, or hung until the
+        supervisor declares it lost) is asked again once it has; the final drain waits for every
+        outstanding call, then asks every actor once more."""
+        live = {id(h): h for h in live_actors(self.handles, self.lost).values()}
+        self._asked = {k: ref for k, ref in self._asked.items() if k in live}  # lost: dropped
+        bins = self._harvest(GATHER_TIMEOUT_S if final else SERIES_WAIT_S)
+        for key, handle in live.items():
+            if key not in self._asked:
+                self._asked[key] = handle.drain_series.remote()
+        return bins + self._harvest(GATHER_TIMEOUT_S if final else SERIES_WAIT_S)
+
+    def _harvest(self, timeout_s: float) -> list[dict[str, Any]]:
+        refs = list(self._asked.values())
+        if not refs:
+            return []
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        done = set(ready)
+        bins: list[dict[str, Any]] = []
+        for key, ref in list(self._asked.items()):
+            if ref in done:
+                del self._asked[key]
+                try:
+                    bins.extend(ray.get(ref, timeout=0))
+                except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                    pass  # a unit lost: its bins not yet handed over are a gap in the timeseries
+        return bins
 
 
 def live_actors(handles: dict[str, Any], lost: dict[str, str]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from disagg.actors.engines.placement import (
 )
 from disagg.actors.engines.ray_drain import Drainer, flush_transports, gather_results
 from disagg.actors.engines.roles import ArrivalsFacade
+from disagg.actors.engines.signals import driver_signals_kept
 from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.supervisor import (
     PING_TIMEOUT_S,
@@ -65,7 +66,7 @@ def init_ray(exp: Experiment, address: str | None) -> bool:
         if exp.placement.ship_code:
             common["runtime_env"] = {"py_modules": [str(stage_package())]}
         try:
-            ray.init(address=address, **common)
+            _init(address=address, **common)
         except (ConnectionError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ConfigError(f"Ray address {address!r}: cannot connect ({first}); hint: "
@@ -73,8 +74,21 @@ def init_ray(exp: Experiment, address: str | None) -> bool:
     else:
         use_token_auth_for_embedded_ray()
         # "local": always a new embedded Ray, never a cluster another program started here
-        ray.init(address="local", resources=local_resources(exp), **common)
+        _init(address="local", resources=local_resources(exp), **common)
     return True
+
+
+def _init(**kwargs: Any) -> None:
+    """``ray.init`` keeping the driver's signal handlers; an interrupt while Ray starts shuts
+    down what it had started (no Ray process outlives the command)."""
+    try:
+        with driver_signals_kept():
+            ray.init(**kwargs)
+    except BaseException:
+        if ray.is_initialized():
+            with driver_signals_kept():
+                ray.shutdown()
+        raise
 
 
 def replanned_arrivals(exp: Experiment, now_s: float) -> tuple[Request, ...]:
@@ -186,6 +200,11 @@ class RayEngine:
             return Ending("stopped", stop.reason if stop is not None else "")
         return Ending("done" if how == "done" else "deadline")
 
+    @property
+    def unanswered(self) -> tuple[str, ...]:
+        """Actors whose ping is late right now (maybe hung), by component name."""
+        return self._sup.unanswered if self._sup is not None else ()
+
     def check(self) -> None:
         """Ping every actor: raises :class:`ComponentFailed` or :class:`ComponentLost`."""
         assert self._sup is not None
@@ -244,7 +263,8 @@ class RayEngine:
         if self.placement is not None:
             self.placement.release()
         if self._started_ray:
-            ray.shutdown()
+            with driver_signals_kept():
+                ray.shutdown()
             self._started_ray = False
 
 def run_ray(

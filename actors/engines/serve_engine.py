@@ -124,16 +124,23 @@ class ServedCluster:
 
     async def status(self) -> dict[str, Any]:
         """The collector's snapshot (with the live picture) and emu time; ``errors`` names the
-        failure once the cluster failed."""
+        failure once the cluster failed, or the actors whose ping is late (maybe hung)."""
         assert self._ledger is not None
         if not self.broken:
             try:
-                return {"errors": [], **await self._ledger.status_async()}
+                return {"errors": self._unanswered(), **await self._ledger.status_async()}
             except ComponentFailed as e:
                 self._mark(e)
             except ray.exceptions.RayActorError:
                 self._mark(None, "collector")
         return {"errors": [self.broken], "snapshot": {}, "now_s": self.emu_now()}
+
+    def _unanswered(self) -> list[str]:
+        """An error per actor whose ping is late (maybe hung: ``/health`` answers 503 until it
+        answers or is declared lost)."""
+        late = self.engine.unanswered
+        return [f"{', '.join(late)} not answering (declared lost if silent for "
+                f"{self.exp.placement.hang_timeout_s:g} s)"] if late else []
 
     def stop(self, reason: str = "interrupted") -> RunResults:
         """Stop taking requests and end the run at once: requests still open are ``cancelled``

@@ -23,3 +23,13 @@ class StopFlag:
     def requested(self) -> bool:
         """True once a stop was requested."""
         return self._event.is_set()
+
+
+class StoppedBeforeStart(KeyboardInterrupt):
+    """A stop was requested while the engine was still starting (Ray starting, actors being
+    placed): the run ends before its first request, with nothing written. A
+    ``KeyboardInterrupt``, so every command exits 130 the way a second Ctrl-C does."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{reason or 'interrupted'} during start-up: nothing was run or written")
+        self.reason = reason

@@ -2,7 +2,9 @@
 
 Every ``failure_poll_s`` the supervisor pings every actor, control plane included. A ping raises
 the first exception a hosted component raised, typed (:class:`ComponentFailed`, naming it), so a
-failure inside any actor ends the run at once. A unit whose actor has died (its node went away, or a fault killed it)
+failure inside any actor ends the run at once. A ping left unanswered for ``hang_timeout_s`` (the
+actor is alive but makes no progress: stopped, deadlocked) declares the actor hung, handled as
+lost. A unit whose actor has died (its node went away, or a fault killed it)
 is reported to the router as ``UnitDown`` together with the requests the collector has already
 ended, and the router redoes the rest from prefill. A lost control-plane actor (collector, router,
 fabric, load generator) ends the run: :class:`ComponentLost`. The fault schedule is played through
@@ -95,6 +97,7 @@ class Supervisor:
         self.player = FaultPlayer(experiment_faults(exp),
                                   RayFaultHost(self, start_unit or _no_restart))
         self._next_check = 0.0
+        self.unanswered: tuple[str, ...] = ()  # actors whose ping is late (maybe hung), by name
 
     def emu_now(self) -> float:
         return (time.time() - self.t0) / self.exp.experiment.dilation
@@ -133,10 +136,13 @@ class Supervisor:
 
     def check_actors(self) -> None:
         """Ping every live actor: raise a component's failure or a lost control actor; report
-        every unit of a lost actor to the router."""
+        every unit of a lost actor to the router. An actor that leaves its ping unanswered for
+        ``[placement] hang_timeout_s`` wall s (alive but not answering: stopped, deadlocked) is
+        hung: a control actor is lost (:class:`ComponentLost`), a unit actor is killed and its
+        units are lost (their requests redone on the others)."""
         alive = [n for n in self.handles if n not in self.lost]
         refs = {self.handles[n].ping.remote(): n for n in self.units.one_per_actor(alive)}
-        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=PING_TIMEOUT_S)
+        ready, late = self._wait_pings(refs)
         for ref in ready:
             name = refs[ref]
             try:
@@ -145,10 +151,36 @@ class Supervisor:
             except ray.exceptions.RayActorError as e:
                 if name in self.control:
                     raise ComponentLost(name, type(e).__name__) from None
-                handle = self.handles[name]
-                for unit in [n for n in alive if self.handles[n] == handle]:
-                    self.unit_down(unit, type(e).__name__, self.emu_now())
-                continue
+                self._actor_lost(name, alive, type(e).__name__)
+        for ref in late:
+            self._hung(refs[ref], alive)
+
+    def _wait_pings(self, refs: dict[Any, str]) -> tuple[list[Any], list[Any]]:
+        """The pings answered and those still unanswered after ``hang_timeout_s``; meanwhile
+        (after the first ``failure_poll_s``) :attr:`unanswered` names the late actors."""
+        hang_s = max(self.exp.placement.hang_timeout_s, self.exp.placement.failure_poll_s)
+        first_s = min(hang_s, self.exp.placement.failure_poll_s)
+        ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=first_s)
+        if late:
+            self.unanswered = tuple(refs[r] for r in late)
+            more, late = ray.wait(late, num_returns=len(late), timeout=hang_s - first_s)
+            ready += more
+            self.unanswered = ()
+        return ready, late
+
+    def _hung(self, name: str, alive: list[str]) -> None:
+        why = (f"hung: no answer to a ping within {self.exp.placement.hang_timeout_s:g} s "
+               "(placement.hang_timeout_s)")
+        if name in self.control:
+            raise ComponentLost(name, why)
+        ray.kill(self.handles[name], no_restart=True)  # it must not wake up and send stale work
+        self._actor_lost(name, alive, why)
+
+    def _actor_lost(self, name: str, alive: list[str], why: str) -> None:
+        """Every unit on ``name``'s actor is lost."""
+        handle = self.handles[name]
+        for unit in [n for n in alive if self.handles[n] == handle]:
+            self.unit_down(unit, why, self.emu_now())
 
     def unit_down(self, name: str, why: str, at_s: float) -> None:
         """Record ``name`` as lost and tell the router, with the requests already ended."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +15,46 @@ from disagg.cluster.errors import ConfigError
 from disagg.cluster.hardware.calibration import calibration_rows
 from disagg.cluster.hardware.fit import fit_all
 from disagg.experiments.cli.common import EXIT_OK
+from disagg.experiments.results.writing import OutputWriteError
 from disagg.experiments.view.calibration import calibration_report, calibration_view
 
 
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     """Fit, compare and report; the table uses the catalog's (stored) constants."""
+    out = _checked_out(args.out, args.force) if args.out else None
     report = calibration_report(calibration_rows(), fit_all())
     if args.json:
         console.print_json(json.dumps(report))
     else:
         console.print(calibration_view(report))
-    if args.out:
+    if out is not None:
+        tmp = out.with_name(f".{out.name}.tmp")  # written whole, then renamed into place
         try:
-            Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+            tmp.write_text(json.dumps(report, indent=1) + "\n")
+            os.replace(tmp, out)
         except OSError as e:
-            raise ConfigError(f"--out: value {args.out!r} cannot be written ({e.strerror}); "
-                              "allowed: a file path in an existing, writable folder") from None
+            tmp.unlink(missing_ok=True)
+            raise OutputWriteError(out, e) from None
         if not args.json:
             console.print(f"calibration written to {args.out}")
     return EXIT_OK
+
+
+def _checked_out(value: str, force: bool) -> Path:
+    """``--out FILE``: a new file in a writable folder, or (``--force``) an existing file to
+    replace; never a folder. Checked before the fit runs."""
+    out = Path(value)
+    if out.is_dir():
+        raise ConfigError(f"--out: value '{out}' is a folder; allowed: a file path")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise ConfigError(f"--out: value '{out}' already exists; allowed: a new file, or "
+                          "--force to replace it")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out: value '{out}' cannot be written (its folder '{parent}' is "
+                          "missing or not writable); allowed: a file path in an existing, "
+                          "writable folder")
+    return out
 
 
 def add_command(sub: Any) -> None:
@@ -40,5 +62,7 @@ def add_command(sub: Any) -> None:
     cal = sub.add_parser("calibrate", help="fit the hardware models to the measured figures and "
                          "show every reference figure against them")
     cal.add_argument("--json", action="store_true", help="print the report as JSON instead")
-    cal.add_argument("--out", metavar="FILE", help="also write the report as JSON to FILE")
+    cal.add_argument("--out", metavar="FILE", help="also write the report as JSON to FILE "
+                     "(must not exist)")
+    cal.add_argument("--force", action="store_true", help="replace FILE if it exists")
     cal.set_defaults(func=cmd_calibrate)

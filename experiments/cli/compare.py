@@ -38,6 +38,7 @@ from disagg.experiments.compare.runs import (
     plan_runs,
 )
 from disagg.experiments.compare.table import to_rich
+from disagg.experiments.results.lock import output_locked
 from disagg.experiments.view.runner import live_interval, run_progress
 
 
@@ -146,7 +147,9 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     console.print(f"disagg: comparing {len(labels)} {what} x {len(plans) // len(labels)} "
                   f"(rate, repeat) cells = {len(plans)} runs on the {engine} engine, {how} -> {out}")
     started = time.time()
-    with graceful_stop() as stop, CompareProgress(console, len(plans)) as progress:
+    with output_locked("--out" if args.out else "output.dir", out), graceful_stop() as stop, \
+            CompareProgress(console, len(plans)) as progress:
+        output_path(args, base, "-compare")  # again, now that no other disagg can be writing it
         report = compare(base, plans, out, address=args.address, use_ray=not args.local,
                          progress=progress, live=progress.live_run, stop=stop,
                          manifest_extra=extra)

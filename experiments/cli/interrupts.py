@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM while a command runs: the first asks the run to stop and keep its results,
+"""Ctrl-C, SIGTERM and SIGHUP while a command runs: the first asks the run to stop and keep its results,
 the second exits at once.
 
 :func:`graceful_stop` installs the handlers for the duration of a command. The first signal sets
@@ -19,12 +19,12 @@ from types import FrameType
 from disagg.actors.engines.stop import StopFlag
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
-_NAMES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+_NAMES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}
 
 
 @contextmanager
 def graceful_stop() -> Iterator[StopFlag]:
-    """Handle SIGINT and SIGTERM while the block runs; yields the flag the engines check."""
+    """Handle SIGINT, SIGTERM and SIGHUP while the block runs; yields the flag the engines check."""
     flag = StopFlag()
     previous = {sig: signal.getsignal(sig) for sig in _NAMES}
 

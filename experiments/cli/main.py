@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from disagg.actors.engines.stop import StoppedBeforeStart
 from disagg.cluster.catalog_checks import efficiency_warnings
 from disagg.cluster.errors import ComponentFailed, ConfigError
 from disagg.experiments.cli.calibrate import add_command as add_calibrate
@@ -43,7 +44,8 @@ from disagg.experiments.results.timeline import (
     chrome_trace,
     read_event_log,
 )
-from disagg.experiments.results.writing import OutputInTheWay
+from disagg.experiments.results.lock import output_locked
+from disagg.experiments.results.writing import OutputInTheWay, OutputWriteError
 from disagg.experiments.run import RunResult, run_experiment
 from disagg.experiments.view.console import (
     calibration_table,
@@ -70,14 +72,16 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     exp = load(args)
     out_dir = output_path(args, exp)
-    console.print(f"disagg: running {exp.experiment.name} on the {exp.experiment.engine} engine "
-                  f"({exp.experiment.duration_s:g} emu s of arrivals, dilation "
-                  f"{exp.experiment.dilation:g}) -> {out_dir}")
-    started = time.time()
-    live = console.is_terminal if args.live is None else args.live
-    with graceful_stop() as stop, run_progress(console, exp, live) as progress:
-        result = run_experiment(exp, out_dir, address=args.address, progress=progress,
-                                live_s=live_interval(live), stop=stop, checked=True)
+    with output_locked("--out" if args.out else "output.dir", out_dir):
+        output_path(args, exp)  # again, now that no other disagg can be writing it
+        console.print(f"disagg: running {exp.experiment.name} on the {exp.experiment.engine} "
+                      f"engine ({exp.experiment.duration_s:g} emu s of arrivals, dilation "
+                      f"{exp.experiment.dilation:g}) -> {out_dir}")
+        started = time.time()
+        live = console.is_terminal if args.live is None else args.live
+        with graceful_stop() as stop, run_progress(console, exp, live) as progress:
+            result = run_experiment(exp, out_dir, address=args.address, progress=progress,
+                                    live_s=live_interval(live), stop=stop, checked=True)
     console.print(summary_table(result.summary))
     if result.summary["submitted"] == 0:
         console.print("note: the workload produced no requests within experiment.duration_s")
@@ -117,8 +121,12 @@ def cmd_trace(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"argument 'DIR': {e}") from None
     trace = chrome_trace(events, header.get("experiment", ""))
     tmp = out.with_name(f".{out.name}.tmp")  # written whole, then renamed into place
-    tmp.write_text(json.dumps(trace))
-    os.replace(tmp, out)
+    try:
+        tmp.write_text(json.dumps(trace))
+        os.replace(tmp, out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputWriteError(out, e) from None
     console.print(f"{len(events)} events -> {args.chrome} (open in ui.perfetto.dev)")
     return EXIT_OK
 
@@ -154,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results folder (default: the experiment's output.dir); "
                      "must not exist")
     run.add_argument("--force", action="store_true",
-                     help="replace the output folder if disagg wrote it (never anything else)")
+                     help="replace the output folder if disagg wrote it (its results files; "
+                     "files you added there are kept; nothing else is ever replaced)")
     run.add_argument("--dilation", type=float, help="wall seconds per emu second")
     run.add_argument("--seed", type=int)
     run.add_argument("--duration", type=float, help="emu seconds of arrivals")
@@ -201,10 +210,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
+    except StoppedBeforeStart as e:
+        err.print(f"disagg: {e}", markup=False, soft_wrap=True)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         err.print("disagg: interrupted: exited at once (any results folder is either as it was "
                   "before or complete)")
         return EXIT_INTERRUPTED
+    except OutputWriteError as e:  # disk full, read-only...: the temporary folder is removed
+        err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
+        return EXIT_INTERNAL
     except OutputInTheWay as e:
         err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
         return EXIT_INTERNAL

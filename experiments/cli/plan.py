@@ -11,6 +11,7 @@ from rich.console import Console
 
 from disagg.experiments.cli.common import EXIT_OK, load
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
+from disagg.experiments.results.lock import output_locked
 from disagg.experiments.plan.output import UNITS
 from disagg.experiments.plan.runner import run_plan
 from disagg.experiments.plan.search import EVALUATED, Evaluation
@@ -37,7 +38,7 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     out_dir = Path(args.out) if args.out else Path("results") / f"plan-{base.experiment.name}"
     console.print(f"disagg: planning {base.experiment.name} over {args.search} -> {out_dir} "
                   f"({'in this process' if args.local else 'as Ray tasks'})")
-    with graceful_stop() as stop:
+    with output_locked("--out", out_dir), graceful_stop() as stop:
         result = run_plan(base, space, out_dir, resume=args.resume, use_ray=not args.local,
                           address=args.address,
                           progress=_progress(console, space.objective.maximize), stop=stop)

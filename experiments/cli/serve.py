@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -14,7 +13,8 @@ from rich.console import Console
 from disagg.cluster.config import load_experiment
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.checks import check_experiment
-from disagg.experiments.cli.common import EXIT_OK, overrides
+from disagg.experiments.cli.common import EXIT_OK, output_path, overrides
+from disagg.experiments.results.lock import output_locked
 from disagg.experiments.serve.app import ServeSettings
 from disagg.experiments.serve.protocol import Limits
 from disagg.experiments.serve.server import ServeOptions, ServeRunner
@@ -41,18 +41,21 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
                     args.default_max_tokens)
     settings = ServeSettings(limits, args.api_key or os.environ.get("DISAGG_API_KEY"),
                              args.max_body_bytes)
-    out_dir = Path(args.out) if args.out else exp.output_dir
-    runner = ServeRunner(exp, ServeOptions(args.host, args.port, args.address, settings, out_dir))
-    console.print(f"disagg: starting {exp.experiment.name} ({limits.model}) on the ray engine, "
-                  f"dilation {exp.experiment.dilation:g}")
+    out_dir = output_path(args, exp)  # checked before Ray starts, as disagg run does
+    with output_locked("--out" if args.out else "output.dir", out_dir):
+        output_path(args, exp)  # again, now that no other disagg can be writing it
+        runner = ServeRunner(exp, ServeOptions(args.host, args.port, args.address, settings,
+                                               out_dir))
+        console.print(f"disagg: starting {exp.experiment.name} ({limits.model}) on the ray "
+                      f"engine, dilation {exp.experiment.dilation:g}")
 
-    def announce() -> None:
-        if runner.ready.wait():
-            console.print(f"disagg: serving on http://{args.host}:{runner.port}/v1; Ctrl-C stops "
-                          f"and writes {out_dir}")
+        def announce() -> None:
+            if runner.ready.wait():
+                console.print(f"disagg: serving on http://{args.host}:{runner.port}/v1; Ctrl-C "
+                              f"stops and writes {out_dir}")
 
-    threading.Thread(target=announce, daemon=True).start()
-    result = runner.run()
+        threading.Thread(target=announce, daemon=True).start()
+        result = runner.run()
     console.print(summary_table(result.summary))
     console.print(f"results in {result.out_dir}")
     return EXIT_OK
@@ -72,7 +75,11 @@ def add_command(sub: Any) -> None:
                    "embedded local Ray)")
     p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1 (default: "
                    "DISAGG_API_KEY, else no key)")
-    p.add_argument("--out", help="results folder written on stop (default: output.dir)")
+    p.add_argument("--out", help="results folder written on stop (default: output.dir); must "
+                   "not exist")
+    p.add_argument("--force", action="store_true",
+                   help="replace the output folder if disagg wrote it (its results files; files "
+                   "you added there are kept; nothing else is ever replaced)")
     p.add_argument("--served-model-name", help="model name clients use (default: the "
                    "experiment's model name)")
     p.add_argument("--max-model-len", type=int, default=LLAMA_31_CONTEXT,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from disagg.actors.engines.stop import StopFlag
+from disagg.actors.engines.stop import StopFlag, StoppedBeforeStart
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.config import Experiment
 from disagg.experiments.compare.data import TARGET_ATTAINMENT
@@ -31,7 +31,10 @@ def attainment(exp: Experiment, rate_per_s: float, repeats: int = 1,
     values = []
     for k in range(repeats):
         run = variant(exp, router, rate_per_s, exp.experiment.seed + k, "virtual")
-        raw = run_virtual(run, stop=stop)
+        try:
+            raw = run_virtual(run, stop=stop)
+        except StoppedBeforeStart as e:
+            raise SearchStopped(e.reason) from None
         if stop is not None and stop.requested:
             raise SearchStopped(stop.reason)
         values.append(assemble(run, raw).summary[key] or 0.0)

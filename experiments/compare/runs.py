@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ContextManager
 
-from disagg.actors.engines.stop import StopFlag
+from disagg.actors.engines.stop import StopFlag, StoppedBeforeStart
 from disagg.cluster.config import Experiment, PolicySpec
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.checks import check_experiment
@@ -181,12 +181,15 @@ def run_plans(plans: list[RunPlan], out_dir: Path, address: str | None = None,
     for plan in (p for p in plans if p.experiment.experiment.engine == "ray"):
         if stop is not None and stop.requested:
             break
-        if live is None:
-            save(plan, execute(plan.experiment, address=address, stop=stop, checked=True))
-            continue
-        with live(plan) as (callback, live_s):
-            raw = execute(plan.experiment, address=address, progress=callback, live_s=live_s,
-                          stop=stop, checked=True)
+        try:
+            if live is None:
+                save(plan, execute(plan.experiment, address=address, stop=stop, checked=True))
+                continue
+            with live(plan) as (callback, live_s):
+                raw = execute(plan.experiment, address=address, progress=callback,
+                              live_s=live_s, stop=stop, checked=True)
+        except StoppedBeforeStart:
+            break  # stopped while the run started: nothing of it to save
         save(plan, raw)
     return saved[0]
 

@@ -66,8 +66,12 @@ def open_folder(out_dir: Path, print_: str, resume: bool) -> None:
             raise ConfigError(f"--resume: {out_dir} holds a plan of another experiment or search "
                               "space; allowed: the same files, or another --out")
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"fingerprint": print_}) + "\n", encoding="utf-8")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"fingerprint": print_}) + "\n", encoding="utf-8")
+    except OSError as e:  # read-only, under a file, disk full: before any candidate runs
+        raise ConfigError(f"--out: value '{out_dir}' cannot be written ([Errno {e.errno}] "
+                          f"{e.strerror}); allowed: a path in a writable folder") from None
 
 
 def run_plan(base: Experiment, space: SearchSpace, out_dir: Path, resume: bool = False,

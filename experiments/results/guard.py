@@ -25,6 +25,16 @@ def marker_bytes(kind: str) -> bytes:
     return (json.dumps({"written_by": "disagg", "kind": kind}) + "\n").encode()
 
 
+DISAGG_NAMES = frozenset({
+    MARKER, "config.toml", "summary.json", "requests.parquet", "timeseries.parquet",
+    "transfers.parquet", "events.msgpack", "run.json",  # a run's results folder
+    "compare.json", "runs", "plots", "comparison.parquet", "table.csv", "report.md",
+    "report.html",  # a comparison's
+})
+"""The names disagg writes into a results or comparison folder. ``--force`` replaces these; any
+other file or folder in the replaced folder (the user's) is carried over into the new one."""
+
+
 def written_by_disagg(path: Path) -> bool:
     """True if ``path`` is a folder that disagg wrote (it holds the marker file)."""
     return path.is_dir() and not path.is_symlink() and (path / MARKER).is_file()

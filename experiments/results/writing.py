@@ -6,6 +6,7 @@ ever replaced. :class:`ResultsWriter` streams ``requests.parquet``, ``transfers.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -15,14 +16,19 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import tomli_w
 
 from disagg.cluster.config import Experiment
-from disagg.experiments.results.guard import MARKER, marker_bytes, written_by_disagg
+from disagg.experiments.results.guard import (
+    DISAGG_NAMES,
+    MARKER,
+    marker_bytes,
+    written_by_disagg,
+)
 from disagg.experiments.results.tables import requests_table, series_table, transfers_table
 
 
@@ -49,6 +55,33 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
+class OutputWriteError(RuntimeError):
+    """Writing the output failed with an OS error (disk full, read-only, quota): names the path
+    and the error; the temporary folder has been removed, so nothing partial is left."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        where = f" ({error.filename})" if error.filename else ""
+        super().__init__(f"cannot write '{path}': [Errno {error.errno}] {error.strerror or error}"
+                         f"{where}; nothing was written")
+        self.path, self.errno = path, error.errno
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _output_errors(method: _F) -> _F:
+    """A :class:`ResultsWriter` method whose OS errors become :class:`OutputWriteError`."""
+
+    @functools.wraps(method)
+    def wrapper(self: ResultsWriter, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as e:
+            raise OutputWriteError(self.out_dir, e) from e
+
+    return cast(_F, wrapper)
+
+
 class OutputInTheWay(RuntimeError):
     """The output path was taken, by something disagg did not write, while the run went on."""
 
@@ -66,15 +99,33 @@ def swap_into_place(tmp: Path, out_dir: Path) -> None:
         with _signals_held():
             out_dir.rename(old)
             tmp.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+            kept = _carry_foreign(old, out_dir)
+        if kept:
+            shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(out_dir)
 
 
+def _carry_foreign(old: Path, new: Path) -> bool:
+    """Move every entry of the replaced folder ``old`` that disagg did not write
+    (:data:`~disagg.experiments.results.guard.DISAGG_NAMES`) into ``new``; False (``old`` is then
+    kept, never deleted) if one could not be moved."""
+    for entry in old.iterdir():
+        if entry.name in DISAGG_NAMES:
+            continue
+        try:
+            if (new / entry.name).exists():
+                return False
+            entry.rename(new / entry.name)
+        except OSError:
+            return False
+    return True
+
+
 @contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM (delivered when the block ends) in the main thread."""
-    held = {signal.SIGINT, signal.SIGTERM}
+    """Hold SIGINT, SIGTERM and SIGHUP (delivered when the block ends) in the main thread."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -106,14 +157,17 @@ def write_results(out_dir: Path, exp: Experiment, tables: Mapping[str, pa.Table]
                   summary: dict[str, Any], extra: dict[str, bytes] | None = None) -> Path:
     """Write ``tables`` as Parquet, summary.json and config.toml into ``out_dir`` atomically."""
     out_dir = Path(out_dir)
-    with staged_folder(out_dir, "run") as tmp:
-        for name, table in tables.items():
-            pq.write_table(table, tmp / f"{name}.parquet")
-        (tmp / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2) + "\n")
-        (tmp / "config.toml").write_text(config_toml(exp))
-        for name, data in (extra or {}).items():
-            (tmp / name).write_bytes(data)
-        swap_into_place(tmp, out_dir)
+    try:
+        with staged_folder(out_dir, "run") as tmp:
+            for name, table in tables.items():
+                pq.write_table(table, tmp / f"{name}.parquet")
+            (tmp / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2) + "\n")
+            (tmp / "config.toml").write_text(config_toml(exp))
+            for name, data in (extra or {}).items():
+                (tmp / name).write_bytes(data)
+            swap_into_place(tmp, out_dir)
+    except OSError as e:
+        raise OutputWriteError(out_dir, e) from e
     return out_dir
 
 
@@ -131,11 +185,16 @@ class ResultsWriter:
     ``out_dir``; :meth:`finish` adds the rest and swaps the folder into place, :meth:`abort`
     removes it."""
 
+    @_output_errors
     def __init__(self, out_dir: Path, request_columns: list[str] | None = None) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", dir=self.out_dir.parent))
-        (self.tmp / MARKER).write_bytes(marker_bytes("run"))
+        try:
+            (self.tmp / MARKER).write_bytes(marker_bytes("run"))
+        except OSError:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         self.request_columns = request_columns  # requests.parquet's columns (tables.request_columns)
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._pending: dict[str, list[dict[str, Any]]] = {n: [] for n in _TO_TABLE}
@@ -143,6 +202,7 @@ class ResultsWriter:
         self._closed: set[str] = set()
         self.rows_written = 0
 
+    @_output_errors
     def write(self, drained: Any) -> None:
         """Append a drain's rows (``actors.components.collector.Drained``)."""
         self._append("requests", drained.rows, len(drained.rows))
@@ -150,6 +210,7 @@ class ResultsWriter:
         self._append("transfers", drained.transfers, len(drained.transfers))
         self.write_series(drained.series)
 
+    @_output_errors
     def write_series(self, series: list[dict[str, Any]]) -> None:
         """Append timeseries bins (per-bin series, ``tables.series_table``)."""
         bins = sum(len(s["busy"] if "busy" in s else s["bytes"]) for s in series)
@@ -172,6 +233,7 @@ class ResultsWriter:
             self._writers[name] = pq.ParquetWriter(self.tmp / f"{name}.parquet", table.schema)
         self._writers[name].write_table(table, row_group_size=max(1, table.num_rows))
 
+    @_output_errors
     def close_tables(self, keep_open: tuple[str, ...] = ()) -> None:
         """Close the streamed tables but ``keep_open`` (an empty table for one that got no
         rows); a closed table gets no more rows."""
@@ -190,6 +252,7 @@ class ResultsWriter:
         """A streamed table read back (only ``columns``, if given), after :meth:`close_tables`."""
         return pq.read_table(self.tmp / f"{name}.parquet", columns=columns)
 
+    @_output_errors
     def finish(self, exp: Experiment, tables: dict[str, pa.Table], summary: dict[str, Any],
                extra: dict[str, bytes] | None = None) -> Path:
         """Write the remaining tables, summary.json, config.toml and ``extra``; swap into place."""

@@ -1,5 +1,5 @@
 """Run ``disagg serve``: start the served cluster, serve HTTP until told to stop (Ctrl-C,
-SIGTERM, or :meth:`ServeRunner.stop`), then write the results folder as ``disagg run`` does.
+SIGTERM, SIGHUP, or :meth:`ServeRunner.stop`), then write the results folder as ``disagg run`` does.
 
 uvicorn installs its own SIGINT/SIGTERM handlers when it runs in the main thread and returns from
 ``serve`` after a graceful shutdown (open streams get ``GRACEFUL_S`` wall seconds); the run then
@@ -24,6 +24,7 @@ from typing import Any
 import uvicorn
 
 from disagg.actors.engines.serve_engine import ServedCluster
+from disagg.actors.engines.stop import StoppedBeforeStart
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.run import RunResult, write_run
@@ -37,9 +38,10 @@ class _Stopped(Exception):
 
 
 @contextlib.contextmanager
-def _sigterm_as_stop() -> Iterator[None]:
-    """In the main thread, make SIGTERM raise :class:`_Stopped` instead of killing the process,
-    so that the results are still written."""
+def _signals_as_stop() -> Iterator[None]:
+    """In the main thread, make SIGTERM and SIGHUP raise :class:`_Stopped` instead of killing
+    the process (uvicorn replaces the SIGTERM handler while it serves and re-raises the signal
+    when it returns), so that the results are still written."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -47,11 +49,12 @@ def _sigterm_as_stop() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         raise _Stopped()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 class ListenError(ConfigError):
@@ -98,29 +101,39 @@ class ServeRunner:
 
     def run(self) -> RunResult:
         """Start the cluster, serve until stopped, stop the cluster and write the results;
-        raises :class:`ComponentFailed` (once they are written) if a component failed."""
+        raises :class:`ComponentFailed` (once they are written) if a component failed, and
+        :class:`StoppedBeforeStart` for a stop while the cluster started (nothing written)."""
+        with _signals_as_stop():
+            self._start()
+            try:
+                self._serve_until_stopped()
+            finally:
+                results = self.cluster.stop("interrupted")
+        return write_run(self.exp, results, self.options.out_dir)
+
+    def _start(self) -> None:
         try:
             self.cluster.start()
+        except (KeyboardInterrupt, _Stopped):
+            self.cluster.close()
+            raise StoppedBeforeStart("interrupted") from None
         except BaseException:
             self.cluster.close()
             raise
+
+    def _serve_until_stopped(self) -> None:
+        app = create_app(self.cluster, self.options.settings)  # type: ignore[arg-type]
+        config = uvicorn.Config(app, host=self.options.host, port=self.options.port,
+                                log_level="warning", timeout_graceful_shutdown=GRACEFUL_S,
+                                lifespan="off", access_log=False)
+        self._server = ReadyServer(config, self._listening)
         try:
-            app = create_app(self.cluster, self.options.settings)  # type: ignore[arg-type]
-            config = uvicorn.Config(app, host=self.options.host, port=self.options.port,
-                                    log_level="warning", timeout_graceful_shutdown=GRACEFUL_S,
-                                    lifespan="off", access_log=False)
-            self._server = ReadyServer(config, self._listening)
-            try:
-                with _sigterm_as_stop():
-                    asyncio.run(self._serve(self._server))
-            except (KeyboardInterrupt, _Stopped):
-                pass  # Ctrl-C or SIGTERM: uvicorn shut down gracefully, then re-raised it
-            except SystemExit:  # uvicorn exits when it cannot bind
-                raise ListenError(f"argument '--port': cannot listen on {self.options.host}:"
-                                  f"{self.options.port} (in use, or not allowed)") from None
-        finally:
-            results = self.cluster.stop("interrupted")
-        return write_run(self.exp, results, self.options.out_dir)
+            asyncio.run(self._serve(self._server))
+        except (KeyboardInterrupt, _Stopped):
+            pass  # Ctrl-C, SIGTERM or SIGHUP: uvicorn shut down gracefully, then re-raised it
+        except SystemExit:  # uvicorn exits when it cannot bind
+            raise ListenError(f"argument '--port': cannot listen on {self.options.host}:"
+                              f"{self.options.port} (in use, or not allowed)") from None
 
     async def _serve(self, server: ReadyServer) -> None:
         """Serve HTTP while watching the cluster for a failed component."""
