@@ -1,4 +1,8 @@
-"""The ``compare`` and ``report`` subcommands, and the progress display while a comparison runs."""
+"""The ``compare`` and ``report`` subcommands, and the progress display while a comparison runs.
+
+The comparison machinery (engines, pyarrow, matplotlib) is imported inside the commands, so that
+building the parser for ``disagg --help`` or ``disagg validate`` does not load it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -22,23 +26,14 @@ from rich.progress import (
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.cli.common import EXIT_OK, load, output_path
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
-from disagg.experiments.compare.lineup import (
-    EQUAL,
-    LinedUp,
-    line_up,
-    lineup_manifest,
-    plan_lineup,
-)
-from disagg.experiments.compare.report import render_report
-from disagg.experiments.compare.runs import (
-    RunPlan,
-    compare,
-    parse_policies,
-    parse_rates,
-    plan_runs,
-)
-from disagg.experiments.compare.table import to_rich
 from disagg.experiments.view.runner import live_interval, run_progress
+
+if TYPE_CHECKING:
+    from disagg.experiments.compare.lineup import LinedUp
+    from disagg.experiments.compare.runs import RunPlan
+
+# the line-up's equal modes, as disagg.experiments.compare.lineup.EQUAL (a test checks they agree)
+EQUAL = ("cost", "power", "racks", "none")
 
 
 class CompareProgress:
@@ -97,6 +92,8 @@ class CompareProgress:
 
 
 def _print_tables(console: Console, report: Any) -> None:
+    from disagg.experiments.compare.table import to_rich
+
     for table in to_rich(report.table, f"{report.experiment}: mean ± 95% CI", report.columns):
         console.print(table)
     caps = ", ".join(f"{p} {'below the lowest rate' if c is None else f'{c:g}'}"
@@ -116,6 +113,9 @@ def _print_lineup(console: Console, lined: list[LinedUp], equal: str) -> None:
 
 def _plans(args: argparse.Namespace, console: Console) -> tuple[Any, list[RunPlan], dict[str, Any]]:
     """The runs of a policy comparison (one experiment) or of a cluster line-up (several)."""
+    from disagg.experiments.compare.lineup import line_up, lineup_manifest, plan_lineup
+    from disagg.experiments.compare.runs import parse_policies, parse_rates, plan_runs
+
     rates = parse_rates(args.rates) if args.rates else None
     if len(args.experiment) == 1 and args.equal is None:
         if not args.policies:
@@ -136,6 +136,8 @@ def _plans(args: argparse.Namespace, console: Console) -> tuple[Any, list[RunPla
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    from disagg.experiments.compare.runs import compare
+
     base, plans, extra = _plans(args, console)
     labels = list(dict.fromkeys(p.policy.label for p in plans))
     out = output_path(args, base, "-compare")
@@ -162,6 +164,8 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from disagg.experiments.compare.report import render_report
+
     report = render_report(Path(args.dir))
     _print_tables(console, report)
     console.print(f"report in {Path(args.dir) / 'report.html'}")

@@ -5,6 +5,10 @@ Exit codes: 0 success; 2 bad input (one message naming the field, the value and 
 nothing written); 1 internal error (or a run that lost a control-plane component: its results so
 far are written); 130 interrupted (Ctrl-C or SIGTERM; results so far are written). ``--debug``
 shows the traceback of an internal error.
+
+What a command needs beyond the parser (the engines, pyarrow, scipy, matplotlib, FastAPI, Ray) is
+imported inside that command, so ``disagg --help`` and ``disagg validate`` start in a fraction of a
+second (tests/test_cli_imports.py checks which modules they load).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -35,14 +40,7 @@ from disagg.experiments.cli.compare import add_commands
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.cli.plan import add_command as add_plan
 from disagg.experiments.cli.serve import add_command as add_serve
-from disagg.experiments.results.invariants import check_folder
-from disagg.experiments.results.timeline import (
-    TraceFormatError,
-    chrome_trace,
-    read_event_log,
-)
 from disagg.experiments.results.writing import OutputInTheWay
-from disagg.experiments.run import RunResult, run_experiment
 from disagg.experiments.view.console import (
     calibration_table,
     hardware_table,
@@ -50,6 +48,10 @@ from disagg.experiments.view.console import (
     summary_table,
 )
 from disagg.experiments.view.runner import live_interval, run_progress
+from disagg.experiments.view.tabular import FORMATS, print_tables
+
+if TYPE_CHECKING:
+    from disagg.experiments.run import RunResult
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
@@ -64,6 +66,8 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from disagg.experiments.run import run_experiment  # deferred: see the module docstring
+
     exp = load(args)
     out_dir = output_path(args, exp)
     console.print(f"disagg: running {exp.experiment.name} on the {exp.experiment.engine} engine "
@@ -97,6 +101,8 @@ def _run_exit(result: RunResult) -> int:
 
 
 def cmd_trace(args: argparse.Namespace, console: Console) -> int:
+    from disagg.experiments.results.timeline import TraceFormatError, chrome_trace, read_event_log
+
     out = Path(args.chrome)
     if out.is_dir():
         raise ConfigError(f"--chrome: value '{out}' is a folder; allowed: a file path")
@@ -121,6 +127,8 @@ def cmd_trace(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_check(args: argparse.Namespace, console: Console) -> int:
     """Check a results folder's invariants: 0 when all hold, 1 with one line per violation."""
+    from disagg.experiments.results.invariants import check_folder
+
     violations = check_folder(args.results)
     for v in violations:
         print(v.describe())
@@ -133,9 +141,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace, console: Console) -> int:
-    console.print(model_table())
-    console.print(hardware_table())
-    console.print(calibration_table())
+    print_tables(console, [model_table(), hardware_table(), calibration_table()], args.format)
     return EXIT_OK
 
 
@@ -158,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: RAY_ADDRESS, else an embedded local Ray)")
     run.add_argument("--ship-code", action="store_true",
                      help="send the disagg package to the cluster's nodes (runtime_env py_modules)")
+    run.add_argument("--event-log", action="store_true",
+                     help="also record every event in events.msgpack (output.event_log = true; "
+                          "convert with disagg trace)")
     run.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                      help="live dashboard (default: on when stdout is a terminal)")
     run.set_defaults(func=cmd_run)
@@ -175,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("results", metavar="DIR", help="results folder written by disagg run")
     check.set_defaults(func=cmd_check)
     cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
+    cat.add_argument("--format", choices=FORMATS, default="auto",
+                     help="table, plain (column: value lines), csv or json; auto: table on a wide "
+                          "terminal, plain on a narrow one, csv when piped")
     cat.set_defaults(func=cmd_catalog)
     add_calibrate(sub)
 

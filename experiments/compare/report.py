@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from disagg.experiments.compare import plots, prefix
+from disagg.experiments.compare import prefix
 from disagg.experiments.compare.data import (
     TARGET_ATTAINMENT,
     SavedRun,
@@ -69,6 +69,9 @@ def build_report(out_dir: Path) -> Report:
 
 
 def _plots(runs: list[SavedRun], rows: list[dict[str, Any]], cap: dict[str, float | None]) -> dict[str, bytes]:
+    # matplotlib is imported only to draw: `disagg --help` (which imports the CLI) must not pay it
+    from disagg.experiments.compare import plots
+
     return {
         "ttft_cdf.png": plots.cdf_plot(runs, "ttft_s", "TTFT", runs[0].experiment.slo.ttft_s),
         "tpot_cdf.png": plots.cdf_plot(runs, "tpot_s", "TPOT", runs[0].experiment.slo.tpot_s),

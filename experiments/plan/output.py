@@ -125,6 +125,18 @@ def html_page(md: str, plot_png: bytes, title: str) -> str:
             f"<pre>{html.escape(md)}</pre></body></html>\n")
 
 
+def at_capacity(exp: Experiment, capacity_per_s: float | None) -> Experiment:
+    """``exp`` with its arrival rate set to the plan's capacity (req/s), so that best.toml runs
+    at the rate the plan found; unchanged if the workload has no rate or no capacity was found."""
+    if not capacity_per_s or "rate_per_s" not in type(exp.workload).model_fields:
+        return exp
+    fields = exp.workload.model_dump()
+    fields["rate_per_s"] = capacity_per_s
+    if fields.get("speedup") is not None:
+        fields["speedup"] = None  # a trace replayed at the capacity rate instead
+    return exp.model_copy(update={"workload": type(exp.workload).model_validate(fields)})
+
+
 def write_outputs(out_dir: Path, rows: list[Evaluation], front: list[Evaluation], metric: str,
                   experiments: dict[str, Experiment], title: str) -> Evaluation | None:
     """Every output file into ``out_dir``; returns the winner (None if nothing was measured)."""
@@ -136,9 +148,10 @@ def write_outputs(out_dir: Path, rows: list[Evaluation], front: list[Evaluation]
                                          encoding="utf-8")
     winner = best(rows)
     if winner is not None:
-        exp = experiments[winner.candidate.key]
+        exp = at_capacity(experiments[winner.candidate.key], winner.capacity_per_s)
         header = (f"# The best candidate of plan {title!r}: {winner.candidate.label}\n"
                   f"# capacity {winner.capacity_per_s:.4g} req/s at the SLO target; "
-                  f"{metric} = {winner.objective:.4g}\n")
+                  f"{metric} = {winner.objective:.4g}\n"
+                  f"# workload.rate_per_s is that capacity (the rate the plan found)\n")
         (out_dir / "best.toml").write_text(header + config_toml(exp), encoding="utf-8")
     return winner

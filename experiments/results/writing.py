@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import signal
 import tempfile
@@ -53,9 +54,25 @@ class OutputInTheWay(RuntimeError):
     """The output path was taken, by something disagg did not write, while the run went on."""
 
 
+def user_dir_mode() -> int:
+    """The permission bits ``mkdir`` gives a new folder under the process's umask (0o755 under
+    the usual 022), read without changing it (Linux ``/proc/self/status``; else set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o777 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
 def swap_into_place(tmp: Path, out_dir: Path) -> None:
     """Rename the finished folder ``tmp`` to ``out_dir``, replacing an older folder only if disagg
-    wrote it (it holds the marker); anything else there is left alone and ``tmp`` is kept."""
+    wrote it (it holds the marker); anything else there is left alone and ``tmp`` is kept. The
+    folder gets the user's umask (``mkdtemp`` made it 0700 while it was being written)."""
+    tmp.chmod(user_dir_mode())
     if out_dir.exists() or out_dir.is_symlink():
         if not written_by_disagg(out_dir):
             raise OutputInTheWay(f"{out_dir} appeared during the run and was not written by "
