@@ -66,8 +66,8 @@ class CompareProgress:
 
         elapsed = time.time() - self.started
         eta = f"{elapsed / self.done * (self.total - self.done):.0f} s" if self.done else "?"
-        title = (f"compare run {self.done + 1}/{self.total} · {plan.policy.label} @ "
-                 f"{plan.rate_per_s:g} req/s · ETA {eta}")
+        title = (f"compare run {self.done + 1}/{self.total} · {plan.policy.label} "
+                 f"{plan.rate_label} · ETA {eta}")
         terminal = self._bar is not None
         if self._bar is not None:
             self._bar.stop()
@@ -80,7 +80,7 @@ class CompareProgress:
 
     def __call__(self, plan: RunPlan, summary: dict[str, Any]) -> None:
         self.done += 1
-        what = (f"{plan.policy.label} @ {plan.rate_per_s:g} req/s, repeat {plan.repeat}: "
+        what = (f"{plan.policy.label} {plan.rate_label}, repeat {plan.repeat}: "
                 f"attainment {100 * (summary.get('slo_attainment') or 0):.1f} %")
         if self._bar is not None:
             self._bar.update(self._task, advance=1, description=what)
@@ -92,13 +92,14 @@ class CompareProgress:
 
 
 def _print_tables(console: Console, report: Any) -> None:
+    from disagg.experiments.compare.report import capacity_rows, kind
     from disagg.experiments.compare.table import to_rich
 
-    for table in to_rich(report.table, f"{report.experiment}: mean ± 95% CI", report.columns):
+    for table in to_rich(report.table, f"{kind(report)}: mean ± 95% CI", report.columns):
         console.print(table)
-    caps = ", ".join(f"{p} {'below the lowest rate' if c is None else f'{c:g}'}"
-                     for p, c in report.capacity.items())
-    console.print(f"capacity (highest rate at >= 90% SLO attainment, req/s): {caps}", soft_wrap=True)
+    caps = ", ".join(f"{p} {c}" for p, c in capacity_rows(report))
+    console.print(f"capacity (highest offered rate at >= 90% SLO attainment, req/s): {caps}",
+                  soft_wrap=True)
 
 
 def _print_lineup(console: Console, lined: list[LinedUp], equal: str) -> None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def _progress(console: Console, metric: str) -> Any:
-    from disagg.experiments.plan.output import UNITS  # deferred: see cmd_plan
+    from disagg.experiments.plan.report import UNITS  # deferred: see cmd_plan
     from disagg.experiments.plan.search import EVALUATED
 
     unit = UNITS[metric][1]
