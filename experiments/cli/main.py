@@ -78,6 +78,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     with graceful_stop() as stop, run_progress(console, exp, live) as progress:
         result = run_experiment(exp, out_dir, address=args.address, progress=progress,
                                 live_s=live_interval(live), stop=stop, checked=True)
+        progress.finish(result.summary)  # the last frame agrees with the summary below
     console.print(summary_table(result.summary))
     if result.summary["submitted"] == 0:
         console.print("note: the workload produced no requests within experiment.duration_s")
