@@ -77,8 +77,7 @@ def _header(snap: dict[str, Any], boxed: bool = True) -> RenderableType:
              f"{phase} · arrived {lg.get('submitted', 0)}/{lg.get('total', '?')}")
     if "starting_s" in snap:
         what = "starting Ray…" if run.get("engine") == "ray" else "starting…"
-        line2 = (f"{what} {snap['starting_s']:.0f} s (creating the cluster's components; the "
-                 "run starts when they are up)")
+        line2 = f"{what} {snap['starting_s']:.0f} s (the run starts once the cluster is up)"
     if not boxed:
         return Text(f"disagg live · {line1}\n{line2}", overflow="ellipsis", no_wrap=True)
     return Panel(Text(f"{line1}\n{line2}", overflow="ellipsis", no_wrap=True),

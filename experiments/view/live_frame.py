@@ -38,7 +38,8 @@ def fit(snapshot: dict[str, Any], width: int, rows: int) -> RenderableType:
 def final_snapshot(last: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     """The frame after the run: ``last`` (the latest live snapshot) with the summary's request
     counts, SLO attainment, goodput and TTFT/TPOT percentiles (whole run), every unit idle (0
-    tokens/s, nothing queued or running), no active transfer and the fabric's total bytes."""
+    tokens/s, nothing queued or running), no active transfer, the fabric's total bytes, and the
+    clock at the run's end (summary ``duration_s``, emu s)."""
     live = dict(last.get("live", {}))
     units = {kind: [{**u, **dict.fromkeys(IDLE_KEYS, 0), "tokens_per_s": 0.0, "utilization": 0.0}
                     for u in pool] for kind, pool in live.get("units", {}).items()}
@@ -58,6 +59,7 @@ def final_snapshot(last: dict[str, Any], summary: dict[str, Any]) -> dict[str, A
                "total": summary["submitted"]}
     live.update(units=units, fabric=fabric, slo=slo, loadgen=loadgen,
                 throughput=[*live.get("throughput", []), 0.0])
-    return {**last, "live": live, "final": True, "completed": summary["completed"],
+    end_s = max(float(last.get("now_s", 0.0)), float(summary.get("duration_s") or 0.0))
+    return {**last, "live": live, "final": True, "now_s": end_s, "completed": summary["completed"],
             "rejected": summary["rejected"], "failed": summary["failed"],
             "cancelled": summary.get("cancelled", 0)}
