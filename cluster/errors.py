@@ -31,6 +31,10 @@ class ComponentFailed(RuntimeError):
         return (type(self), (self.name, self.exc_type, self.message))
 
 
+class OutputInTheWay(RuntimeError):
+    """The output path was taken, by something disagg did not write, while the run went on."""
+
+
 class CapacityExceeded(RuntimeError):
     """A unit was asked to hold more than it can (a bug in a policy or a unit)."""
 

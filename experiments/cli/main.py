@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from disagg.cluster.errors import ComponentFailed, ConfigError
+from disagg.cluster.errors import ComponentFailed, ConfigError, OutputInTheWay
 from disagg.experiments.cli.calibrate import add_command as add_calibrate
 from disagg.experiments.cli.capacity import add_command as add_capacity
 from disagg.experiments.cli.common import (
@@ -40,7 +40,6 @@ from disagg.experiments.cli.compare import add_commands
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.cli.plan import add_command as add_plan
 from disagg.experiments.cli.serve import add_command as add_serve
-from disagg.experiments.results.writing import OutputInTheWay
 from disagg.experiments.view.console import (
     calibration_table,
     hardware_table,

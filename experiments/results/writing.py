@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import tomli_w
 
 from disagg.cluster.config import Experiment
+from disagg.cluster.errors import OutputInTheWay
 from disagg.experiments.results.guard import MARKER, marker_bytes, written_by_disagg
 from disagg.experiments.results.tables import requests_table, series_table, transfers_table
 
@@ -48,10 +49,6 @@ def _json_ready(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_ready(v) for v in value]
     return value
-
-
-class OutputInTheWay(RuntimeError):
-    """The output path was taken, by something disagg did not write, while the run went on."""
 
 
 def user_dir_mode() -> int:
