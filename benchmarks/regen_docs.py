@@ -64,6 +64,9 @@ BLOCKS: tuple[Block, ...] = (
     Block("prefix-mooncake", "docs/prefix_caching.md",
           (("benchmarks/prefix_table.py", "experiments/mooncake_conv.toml", "--policies",
             "round_robin,least_loaded,prefix_aware,prefix_aware:weight=4"),)),
+    Block("prefix-multi-turn", "docs/prefix_caching.md",
+          (("benchmarks/prefix_table.py", "experiments/multi_turn_chat.toml", "--fabric",
+            "--policies", "round_robin,least_loaded,kv_aware,prefix_aware"),)),
 )
 ENGINE_BLOCKS = {s.name: "docs/performance.md" for s in performance.STEPS}
 

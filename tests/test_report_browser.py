@@ -4,6 +4,7 @@ screenshot shows the plots (their line colours appear below the tables). Skipped
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -63,7 +64,7 @@ def test_report_html_renders_its_plots_without_console_errors(tmp_path: Path) ->
         assert rows.min() > 150, "plot colours appear where only headings and tables should be"
 
 
-SHOTS = Path(__file__).parent.parent / ".screenshots"  # kept for a person to look at (gitignored)
+SHOTS = Path(__file__).parent.parent / ".screenshots"  # DISAGG_KEEP_SCREENSHOTS=1 keeps them here
 
 
 def _plan_folder(tmp: Path) -> Path:
@@ -129,5 +130,6 @@ def test_each_report_page_is_html_and_renders_at_1400px(tmp_path: Path, which: s
     assert (ink > 0.002).sum() > 300, "the page is (nearly) blank"
     top = rgb[:120].reshape(-1, 3)
     assert (top.sum(axis=-1) < 300).mean() > 0.002, "no dark heading text at the top"
-    SHOTS.mkdir(exist_ok=True)
-    shutil.copy(shot, SHOTS / f"report_{which}.png")
+    if os.environ.get("DISAGG_KEEP_SCREENSHOTS"):  # for a person to look at (gitignored)
+        SHOTS.mkdir(exist_ok=True)
+        shutil.copy(shot, SHOTS / f"report_{which}.png")
