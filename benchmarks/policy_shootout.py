@@ -25,7 +25,15 @@ def main() -> None:
     ap.add_argument("--policies", default=ALL)
     ap.add_argument("--duration", type=float, default=None, help="emu seconds of arrivals")
     ap.add_argument("--rate", type=float, default=None)
+    ap.add_argument("--markdown", action="store_true",
+                    help="print the docs/policies.md table (goodput, attainment, rejected, TTFT)")
+    ap.add_argument("--headline", action="store_true",
+                    help="print the README's one-sentence headline (round_robin against slo_aware)")
     args = ap.parse_args()
+    if args.markdown or args.headline:
+        markdown(args, {"experiment.engine": args.engine,
+                        **({"experiment.duration_s": args.duration} if args.duration else {})})
+        return
     over = {"experiment.engine": args.engine}
     if args.duration:
         over["experiment.duration_s"] = args.duration
@@ -41,6 +49,22 @@ def main() -> None:
               f"{s['rejected']:8d} {s['median_ttft_ms']:9.1f} {s['p99_ttft_ms']:9.1f} "
               f"{s['p99_tpot_ms']:9.3f} {s['lag_p99_ms']:8.2f} {s['late_decisions']:5d} "
               f"{time.time() - t:7.1f}", flush=True)
+
+
+def markdown(args: argparse.Namespace, over: dict[str, object]) -> None:
+    """The policies' table (``--markdown``) or the README sentence (``--headline``)."""
+    runs = {p: run_experiment(load_experiment(EXP, {**over, "policies.router": p})).summary
+            for p in args.policies.split(",")}
+    if args.headline:
+        rr, slo = runs["round_robin"], runs["slo_aware"]
+        print(f"`slo_aware` keeps {100 * slo['slo_attainment']:.0f}% of requests within SLO where "
+              f"round-robin keeps {100 * rr['slo_attainment']:.0f}%")
+        return
+    print("| policy | goodput req/s | SLO attainment | rejected | TTFT p50 ms | TTFT p99 ms |")
+    print("|---|---|---|---|---|---|")
+    for p, s in runs.items():
+        print(f"| {p} | {s['request_goodput']:.2f} | {s['slo_attainment']:.3f} | {s['rejected']} | "
+              f"{s['median_ttft_ms']:,.0f} | {s['p99_ttft_ms']:,.0f} |")
 
 
 if __name__ == "__main__":

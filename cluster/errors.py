@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import typing
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -29,6 +30,21 @@ class ComponentFailed(RuntimeError):
     def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
         # pickled across Ray actors with the constructor's own arguments
         return (type(self), (self.name, self.exc_type, self.message))
+
+
+class OutputInTheWay(RuntimeError):
+    """The output path was taken, by something disagg did not write, while the run went on."""
+
+
+class OutputWriteError(RuntimeError):
+    """Writing the output failed with an OS error (disk full, read-only, quota): names the path
+    and the error; the temporary folder has been removed, so nothing partial is left."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        where = f" ({error.filename})" if error.filename else ""
+        super().__init__(f"cannot write '{path}': [Errno {error.errno}] {error.strerror or error}"
+                         f"{where}; nothing was written")
+        self.path, self.errno = path, error.errno
 
 
 class CapacityExceeded(RuntimeError):

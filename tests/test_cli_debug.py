@@ -10,7 +10,6 @@ import pytest
 
 from disagg.experiments import run as run_module
 from disagg.experiments.cli import common
-from disagg.experiments.cli import main as main_module
 from disagg.experiments.cli.main import main
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
@@ -23,7 +22,7 @@ def _boom(*args: Any, **kwargs: Any) -> Any:
 @pytest.mark.parametrize("debug", [False, True])
 def test_debug_shows_the_traceback_of_an_internal_error(tmp_path: Path, capsys, monkeypatch,
                                                         debug: bool) -> None:
-    monkeypatch.setattr(main_module, "run_experiment", _boom)
+    monkeypatch.setattr(run_module, "run_experiment", _boom)  # cmd_run imports it when run
     argv = ["--debug"] if debug else []
     code = main([*argv, "run", str(QUICKSTART), "--engine", "virtual", "--no-live",
                  "--out", str(tmp_path / "o")])

@@ -121,8 +121,8 @@ def test_an_interrupted_comparison_keeps_the_runs_that_finished(tmp_path: Path) 
 
 
 def test_an_interrupted_capacity_search_prints_its_bracket(capsys, monkeypatch) -> None:
-    from disagg.experiments.cli import capacity as capacity_cli
     from disagg.experiments.cli.main import main
+    from disagg.experiments.compare import capacity as capacity_cli  # cmd_capacity imports from it
 
     quickstart = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
     real = capacity_cli.attainment

@@ -4,6 +4,7 @@ screenshot shows the plots (their line colours appear below the tables). Skipped
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -61,3 +62,74 @@ def test_report_html_renders_its_plots_without_console_errors(tmp_path: Path) ->
         rows = _rows_with(rgb, colour)
         assert len(rows) > 500, f"plot colour {colour} barely visible: the plots did not render"
         assert rows.min() > 150, "plot colours appear where only headings and tables should be"
+
+
+SHOTS = Path(__file__).parent.parent / ".screenshots"  # DISAGG_KEEP_SCREENSHOTS=1 keeps them here
+
+
+def _plan_folder(tmp: Path) -> Path:
+    """A plan's outputs from hand-made evaluations (no search is run)."""
+    from disagg.experiments.plan.candidates import Candidate
+    from disagg.experiments.plan.output import write_outputs
+    from disagg.experiments.plan.search import EVALUATED, Evaluation
+
+    exp = make_experiment()
+    rows = []
+    for i, (units, cap, status) in enumerate([(1, 3.0, EVALUATED), (2, 5.5, EVALUATED),
+                                              (4, None, "pruned_dominated")]):
+        c = Candidate("trn2+cs3", "trainium2", 4, units, "cs3", 4, 1, None, "round_robin", "fcfs")
+        cost = 100.0 + 50 * units
+        rows.append(Evaluation(c, status, "" if cap else "dominated by a cheaper candidate", cost,
+                               None, None, cost, 10.0 * units, cap, cap and cap / cost, 4 * i, 0.1))
+    out = tmp / "plan"
+    out.mkdir()
+    write_outputs(out, rows, rows[:2], "goodput_per_dollar", {r.candidate.key: exp for r in rows},
+                  "p")
+    return out
+
+
+def _lineup_folder(tmp: Path) -> Path:
+    from disagg.experiments.compare.lineup import line_up, lineup_manifest, plan_lineup
+    from disagg.experiments.compare.runs import compare as run_compare
+
+    a = make_experiment(experiment__duration_s=3.0, experiment__name="trn2_cs3")
+    b = make_experiment(experiment__duration_s=3.0, experiment__name="bigger",
+                        prefill__units=3)
+    lined = line_up([a, b], "none", ["a.toml", "b.toml"])
+    run_compare(a, plan_lineup(lined, None, 1), tmp / "lineup", use_ray=False,
+                manifest_extra=lineup_manifest(lined, "none"))
+    return tmp / "lineup"
+
+
+def _compare_folder(tmp: Path) -> Path:
+    base = make_experiment(experiment__duration_s=3.0)
+    compare(base, plan_runs(base, parse_policies("round_robin,least_loaded"), [2.0, 6.0], 1),
+            tmp / "cmp", use_ray=False)
+    return tmp / "cmp"
+
+
+@pytest.mark.parametrize("which", ["compare", "lineup", "plan"])
+def test_each_report_page_is_html_and_renders_at_1400px(tmp_path: Path, which: str) -> None:
+    folder = {"compare": _compare_folder, "lineup": _lineup_folder, "plan": _plan_folder}[which](
+        tmp_path)
+    page = folder / "report.html"
+    text = page.read_text()
+    assert "<pre" not in text and "|---" not in text and "**" not in text  # no raw Markdown
+    assert text.count("<table>") >= 2
+    height = 2400
+    shot = tmp_path / f"{which}.png"
+    proc = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+         f"--window-size={WIDTH},{height}", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [line for line in proc.stderr.splitlines() if ":CONSOLE" in line] == []
+    rgb = (imread(shot)[..., :3] * 255).round().astype(int)
+    assert rgb.shape[:2] == (height, WIDTH)
+    ink = (rgb.sum(axis=-1) < 600).mean(axis=1)  # per screen row: share of non-white pixels
+    assert (ink > 0.002).sum() > 300, "the page is (nearly) blank"
+    top = rgb[:120].reshape(-1, 3)
+    assert (top.sum(axis=-1) < 300).mean() > 0.002, "no dark heading text at the top"
+    if os.environ.get("DISAGG_KEEP_SCREENSHOTS"):  # for a person to look at (gitignored)
+        SHOTS.mkdir(exist_ok=True)
+        shutil.copy(shot, SHOTS / f"report_{which}.png")

@@ -12,21 +12,31 @@ from typing import Any
 from rich.console import Console
 
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.hardware.calibration import calibration_rows
-from disagg.cluster.hardware.fit import fit_all
 from disagg.experiments.cli.common import EXIT_OK
-from disagg.experiments.results.writing import OutputWriteError
-from disagg.experiments.view.calibration import calibration_report, calibration_view
+from disagg.experiments.view.tabular import FORMATS, print_tables
 
 
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     """Fit, compare and report; the table uses the catalog's (stored) constants."""
     out = _checked_out(args.out, args.force) if args.out else None
+    # deferred (the fit needs scipy): `disagg --help` must not pay for it
+    from disagg.cluster.hardware.calibration import calibration_rows
+    from disagg.cluster.hardware.fit import fit_all
+    from disagg.experiments.view.calibration import (
+        calibration_report,
+        constant_table,
+        figure_table,
+        mape_line,
+    )
+
     report = calibration_report(calibration_rows(), fit_all())
-    if args.json:
-        console.print_json(json.dumps(report))
+    fmt = "json" if args.json else args.format
+    if fmt == "json":  # the whole report as data (the same as --out writes)
+        console.out(json.dumps(report, indent=1), highlight=False)
     else:
-        console.print(calibration_view(report))
+        chosen = print_tables(console, [figure_table(report)], fmt)
+        console.out(("# " if chosen == "csv" else "") + mape_line(report), highlight=False)
+        print_tables(console, [constant_table(report)], chosen)
     if out is not None:
         tmp = out.with_name(f".{out.name}.tmp")  # written whole, then renamed into place
         try:
@@ -34,6 +44,8 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
             os.replace(tmp, out)
         except OSError as e:
             tmp.unlink(missing_ok=True)
+            from disagg.cluster.errors import OutputWriteError
+
             raise OutputWriteError(out, e) from None
         if not args.json:
             console.print(f"calibration written to {args.out}")
@@ -61,7 +73,10 @@ def add_command(sub: Any) -> None:
     """Register ``calibrate`` on the ``disagg`` subcommand parser."""
     cal = sub.add_parser("calibrate", help="fit the hardware models to the measured figures and "
                          "show every reference figure against them")
-    cal.add_argument("--json", action="store_true", help="print the report as JSON instead")
+    cal.add_argument("--format", choices=FORMATS, default="auto",
+                     help="table, plain (column: value lines), csv or json (the whole report); "
+                          "auto: table on a wide terminal, plain on a narrow one, csv when piped")
+    cal.add_argument("--json", action="store_true", help="the same as --format json")
     cal.add_argument("--out", metavar="FILE", help="also write the report as JSON to FILE "
                      "(must not exist)")
     cal.add_argument("--force", action="store_true", help="replace FILE if it exists")

@@ -13,12 +13,11 @@ from disagg.cluster.errors import ConfigError
 from disagg.experiments.checks import check_experiment
 from disagg.experiments.cli.common import add_override_flags, load
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
-from disagg.experiments.compare.capacity import SearchStopped, attainment, bisect_capacity
-from disagg.experiments.compare.data import target_attainment
-from disagg.experiments.compare.runs import parse_policies, variant
 
 
 def _base(args: argparse.Namespace) -> Experiment:
+    from disagg.experiments.compare.runs import parse_policies, variant  # deferred: see main.py
+
     exp = load(args, check=not args.policy)  # a --policy variant is checked below, once
     if "rate_per_s" not in type(exp.workload).model_fields:
         raise ConfigError(f"workload.kind: value {exp.workload.kind!r} has no arrival rate to "
@@ -32,6 +31,10 @@ def _base(args: argparse.Namespace) -> Experiment:
 
 
 def cmd_capacity(args: argparse.Namespace, console: Console) -> int:
+    # deferred (the engines and plots): `disagg --help` must not pay for them
+    from disagg.experiments.compare.capacity import SearchStopped, attainment, bisect_capacity
+    from disagg.experiments.compare.data import target_attainment
+
     exp = _base(args)
     nominal = float(getattr(exp.workload, "rate_per_s", None) or 1.0)
     if args.target is None:

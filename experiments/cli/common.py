@@ -31,6 +31,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = parse_sets(getattr(args, "set", None) or [])
     if getattr(args, "ship_code", False):
         out["placement.ship_code"] = True
+    if getattr(args, "event_log", False):
+        out["output.event_log"] = True
     for flag, key in (("engine", "experiment.engine"), ("dilation", "experiment.dilation"),
                       ("seed", "experiment.seed"), ("duration", "experiment.duration_s")):
         value = getattr(args, flag, None)

@@ -1,4 +1,8 @@
-"""The ``compare`` and ``report`` subcommands, and the progress display while a comparison runs."""
+"""The ``compare`` and ``report`` subcommands, and the progress display while a comparison runs.
+
+The comparison machinery (engines, pyarrow, matplotlib) is imported inside the commands, so that
+building the parser for ``disagg --help`` or ``disagg validate`` does not load it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -22,24 +26,15 @@ from rich.progress import (
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.cli.common import EXIT_OK, add_override_flags, load, output_path
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
-from disagg.experiments.compare.lineup import (
-    EQUAL,
-    LinedUp,
-    line_up,
-    lineup_manifest,
-    plan_lineup,
-)
-from disagg.experiments.compare.report import render_report
-from disagg.experiments.compare.runs import (
-    RunPlan,
-    compare,
-    parse_policies,
-    parse_rates,
-    plan_runs,
-)
-from disagg.experiments.compare.table import to_rich
 from disagg.experiments.results.lock import output_locked
 from disagg.experiments.view.runner import live_interval, run_progress
+
+if TYPE_CHECKING:
+    from disagg.experiments.compare.lineup import LinedUp
+    from disagg.experiments.compare.runs import RunPlan
+
+# the line-up's equal modes, as disagg.experiments.compare.lineup.EQUAL (a test checks they agree)
+EQUAL = ("cost", "power", "racks", "none")
 
 
 class CompareProgress:
@@ -72,8 +67,8 @@ class CompareProgress:
 
         elapsed = time.time() - self.started
         eta = f"{elapsed / self.done * (self.total - self.done):.0f} s" if self.done else "?"
-        title = (f"compare run {self.done + 1}/{self.total} · {plan.policy.label} @ "
-                 f"{plan.rate_per_s:g} req/s · ETA {eta}")
+        title = (f"compare run {self.done + 1}/{self.total} · {plan.policy.label} "
+                 f"{plan.rate_label} · ETA {eta}")
         terminal = self._bar is not None
         if self._bar is not None:
             self._bar.stop()
@@ -86,7 +81,7 @@ class CompareProgress:
 
     def __call__(self, plan: RunPlan, summary: dict[str, Any]) -> None:
         self.done += 1
-        what = (f"{plan.policy.label} @ {plan.rate_per_s:g} req/s, repeat {plan.repeat}: "
+        what = (f"{plan.policy.label} {plan.rate_label}, repeat {plan.repeat}: "
                 f"attainment {100 * (summary.get('slo_attainment') or 0):.1f} %")
         if self._bar is not None:
             self._bar.update(self._task, advance=1, description=what)
@@ -98,11 +93,13 @@ class CompareProgress:
 
 
 def _print_tables(console: Console, report: Any) -> None:
-    for table in to_rich(report.table, f"{report.experiment}: mean ± 95% CI", report.columns):
+    from disagg.experiments.compare.report import capacity_rows, kind
+    from disagg.experiments.compare.table import to_rich
+
+    for table in to_rich(report.table, f"{kind(report)}: mean ± 95% CI", report.columns):
         console.print(table)
-    caps = ", ".join(f"{p} {'below the lowest rate' if c is None else f'{c:g}'}"
-                     for p, c in report.capacity.items())
-    console.print(f"capacity (highest rate at the SLO attainment target — 90 %, or every "
+    caps = ", ".join(f"{p} {c}" for p, c in capacity_rows(report))
+    console.print(f"capacity (highest offered rate at the SLO attainment target — 90 %, or every "
                   f"percentile target met: docs/slo.md — req/s): {caps}", soft_wrap=True)
 
 
@@ -118,6 +115,9 @@ def _print_lineup(console: Console, lined: list[LinedUp], equal: str) -> None:
 
 def _plans(args: argparse.Namespace, console: Console) -> tuple[Any, list[RunPlan], dict[str, Any]]:
     """The runs of a policy comparison (one experiment) or of a cluster line-up (several)."""
+    from disagg.experiments.compare.lineup import line_up, lineup_manifest, plan_lineup
+    from disagg.experiments.compare.runs import parse_policies, parse_rates, plan_runs
+
     rates = parse_rates(args.rates) if args.rates else None
     if len(args.experiment) == 1 and args.equal is None:
         if not args.policies:
@@ -138,6 +138,8 @@ def _plans(args: argparse.Namespace, console: Console) -> tuple[Any, list[RunPla
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    from disagg.experiments.compare.runs import compare
+
     base, plans, extra = _plans(args, console)
     labels = list(dict.fromkeys(p.policy.label for p in plans))
     out = output_path(args, base, "-compare")
@@ -166,6 +168,8 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from disagg.experiments.compare.report import render_report
+
     report = render_report(Path(args.dir))
     _print_tables(console, report)
     console.print(f"report in {Path(args.dir) / 'report.html'}")

@@ -5,6 +5,10 @@ Exit codes: 0 success; 2 bad input (one message naming the field, the value and 
 nothing written); 1 internal error (or a run that lost a control-plane component: its results so
 far are written); 130 interrupted (Ctrl-C or SIGTERM; results so far are written). ``--debug``
 shows the traceback of an internal error.
+
+What a command needs beyond the parser (the engines, pyarrow, scipy, matplotlib, FastAPI, Ray) is
+imported inside that command, so ``disagg --help`` and ``disagg validate`` start in a fraction of a
+second (tests/test_cli_imports.py checks which modules they load).
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from disagg.actors.engines.stop import StoppedBeforeStart
 from disagg.cluster.catalog_checks import efficiency_warnings
-from disagg.cluster.errors import ComponentFailed, ConfigError
+from disagg.cluster.errors import ComponentFailed, ConfigError, OutputInTheWay, OutputWriteError
 from disagg.experiments.cli.calibrate import add_command as add_calibrate
 from disagg.experiments.cli.capacity import add_command as add_capacity
 from disagg.experiments.cli.common import (
@@ -38,15 +43,7 @@ from disagg.experiments.cli.compare import add_commands
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.cli.plan import add_command as add_plan
 from disagg.experiments.cli.serve import add_command as add_serve
-from disagg.experiments.results.invariants import check_folder
-from disagg.experiments.results.timeline import (
-    TraceFormatError,
-    chrome_trace,
-    read_event_log,
-)
 from disagg.experiments.results.lock import output_locked
-from disagg.experiments.results.writing import OutputInTheWay, OutputWriteError
-from disagg.experiments.run import RunResult, run_experiment
 from disagg.experiments.view.console import (
     calibration_table,
     hardware_table,
@@ -54,6 +51,10 @@ from disagg.experiments.view.console import (
     summary_table,
 )
 from disagg.experiments.view.runner import live_interval, run_progress
+from disagg.experiments.view.tabular import FORMATS, print_tables
+
+if TYPE_CHECKING:
+    from disagg.experiments.run import RunResult
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
@@ -70,6 +71,8 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from disagg.experiments.run import run_experiment  # deferred: see the module docstring
+
     exp = load(args)
     out_dir = output_path(args, exp)
     with output_locked("--out" if args.out else "output.dir", out_dir):
@@ -82,6 +85,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         with graceful_stop() as stop, run_progress(console, exp, live) as progress:
             result = run_experiment(exp, out_dir, address=args.address, progress=progress,
                                     live_s=live_interval(live), stop=stop, checked=True)
+            progress.finish(result.summary)  # the last frame agrees with the summary below
     console.print(summary_table(result.summary))
     if result.summary["submitted"] == 0:
         console.print("note: the workload produced no requests within experiment.duration_s")
@@ -105,6 +109,8 @@ def _run_exit(result: RunResult) -> int:
 
 
 def cmd_trace(args: argparse.Namespace, console: Console) -> int:
+    from disagg.experiments.results.timeline import TraceFormatError, chrome_trace, read_event_log
+
     out = Path(args.chrome)
     if out.is_dir():
         raise ConfigError(f"--chrome: value '{out}' is a folder; allowed: a file path")
@@ -133,6 +139,8 @@ def cmd_trace(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_check(args: argparse.Namespace, console: Console) -> int:
     """Check a results folder's invariants: 0 when all hold, 1 with one line per violation."""
+    from disagg.experiments.results.invariants import check_folder
+
     violations = check_folder(args.results)
     for v in violations:
         print(v.describe())
@@ -145,9 +153,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace, console: Console) -> int:
-    console.print(model_table())
-    console.print(hardware_table())
-    console.print(calibration_table())
+    print_tables(console, [model_table(), hardware_table(), calibration_table()], args.format)
     return EXIT_OK
 
 
@@ -171,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: RAY_ADDRESS, else an embedded local Ray)")
     run.add_argument("--ship-code", action="store_true",
                      help="send the disagg package to the cluster's nodes (runtime_env py_modules)")
+    run.add_argument("--event-log", action="store_true",
+                     help="also record every event in events.msgpack (output.event_log = true; "
+                          "convert with disagg trace)")
     run.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                      help="live dashboard (default: on when stdout is a terminal)")
     add_override_flags(run)
@@ -190,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("results", metavar="DIR", help="results folder written by disagg run")
     check.set_defaults(func=cmd_check)
     cat = sub.add_parser("catalog", help="print the model and hardware catalog with sources")
+    cat.add_argument("--format", choices=FORMATS, default="auto",
+                     help="table, plain (column: value lines), csv or json; auto: table on a wide "
+                          "terminal, plain on a narrow one, csv when piped")
     cat.set_defaults(func=cmd_catalog)
     add_calibrate(sub)
 

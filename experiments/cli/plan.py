@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from disagg.experiments.cli.common import EXIT_OK, load
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.results.lock import output_locked
-from disagg.experiments.plan.output import UNITS
-from disagg.experiments.plan.runner import run_plan
-from disagg.experiments.plan.search import EVALUATED, Evaluation
 from disagg.experiments.plan.space import load_space
+
+if TYPE_CHECKING:
+    from disagg.experiments.plan.search import Evaluation
 
 
 def _progress(console: Console, metric: str) -> Any:
+    from disagg.experiments.plan.report import UNITS  # deferred: see cmd_plan
+    from disagg.experiments.plan.search import EVALUATED
+
     unit = UNITS[metric][1]
 
     def show(row: Evaluation, done: int, total: int) -> None:
@@ -33,6 +36,9 @@ def _progress(console: Console, metric: str) -> Any:
 
 
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:
+    # deferred (the engines and plots): `disagg --help` must not pay for them
+    from disagg.experiments.plan.runner import run_plan
+
     base = load(args)
     space = load_space(args.search)
     out_dir = Path(args.out) if args.out else Path("results") / f"plan-{base.experiment.name}"

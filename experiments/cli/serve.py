@@ -15,10 +15,6 @@ from disagg.cluster.errors import ConfigError
 from disagg.experiments.checks import check_experiment
 from disagg.experiments.cli.common import EXIT_OK, output_path, overrides
 from disagg.experiments.results.lock import output_locked
-from disagg.experiments.serve.app import ServeSettings
-from disagg.experiments.serve.protocol import Limits
-from disagg.experiments.serve.server import ServeOptions, ServeRunner
-from disagg.experiments.view.console import summary_table
 
 LLAMA_31_CONTEXT = 131072  # Llama 3.1's context length (Meta's model card: 128K tokens)
 
@@ -34,6 +30,12 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    # deferred (FastAPI, uvicorn, Ray): only `disagg serve` pays for them
+    from disagg.experiments.serve.app import ServeSettings
+    from disagg.experiments.serve.protocol import Limits
+    from disagg.experiments.serve.server import ServeOptions, ServeRunner
+    from disagg.experiments.view.console import summary_table
+
     _check(args)
     exp = load_experiment(args.experiment, {**overrides(args), "experiment.engine": "ray"})
     check_experiment(exp)

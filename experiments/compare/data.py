@@ -1,6 +1,12 @@
 """A comparison's data: the saved runs, one row per (policy, rate, repeat), means with 95%
 confidence intervals over repeats, and each policy's capacity.
 
+Rates. A run at a set rate (``--rates`` or the workload's ``rate_per_s``) is offered that rate. A
+run of the workload's own arrivals (a trace at its speed, a closed loop: run.json rate 0) is
+offered its measured mean arrival rate, requests / arrival span (:func:`offered_rate_per_s`); its
+comparison rows, tables and plots show the mean of that over the runs of the comparison (one value,
+so the policies still line up in one cell), and each row keeps its own in ``offered_rate_per_s``.
+
 Everything here is computed from the run folders alone (``runs/*/*/*/``: run.json, summary.json,
 requests.parquet, timeseries.parquet, config.toml), so ``disagg report`` re-renders a comparison
 without running anything.
@@ -50,6 +56,7 @@ class SavedRun:
     requests: list[dict[str, Any]]
     timeseries: pa.Table
     experiment: Experiment
+    offered_per_s: float | None = None  # this run's own offered rate, when it differs from the cell's
 
 
 def load_runs(out_dir: Path) -> list[SavedRun]:
@@ -59,13 +66,14 @@ def load_runs(out_dir: Path) -> list[SavedRun]:
     if not metas:
         raise ConfigError(f"{out_dir}: no runs found (expected runs/<policy>/rate-<r>/repeat-<k>/"
                           "run.json); allowed: a folder written by `disagg compare`")
-    runs = [_load_run_checked(m.parent) for m in metas]
-    order = {p: i for i, p in enumerate(_manifest(out_dir).get("policies", []))}
+    runs = with_offered_rates([_load_run_checked(m.parent) for m in metas])
+    order = {p: i for i, p in enumerate(load_manifest(out_dir).get("policies", []))}
     runs.sort(key=lambda r: (order.get(r.policy, len(order)), r.policy, r.rate_per_s, r.repeat))
     return runs
 
 
-def _manifest(out_dir: Path) -> dict[str, Any]:
+def load_manifest(out_dir: Path) -> dict[str, Any]:
+    """compare.json of a comparison folder ({} when there is none)."""
     path = out_dir / "compare.json"
     try:
         return json.loads(path.read_text()) if path.exists() else {}
@@ -96,6 +104,34 @@ def _load_run(path: Path) -> SavedRun:
     )
 
 
+def offered_rate_per_s(nominal_per_s: float, arrivals_s: list[float], duration_s: float) -> float:
+    """The rate a run was offered, requests per emu s: ``nominal_per_s`` when it was set (> 0);
+    else (the workload's own arrivals) the number of requests over their arrival span, last
+    arrival minus first (over ``duration_s`` when fewer than two requests arrived)."""
+    if nominal_per_s > 0:
+        return nominal_per_s
+    if len(arrivals_s) < 2 or max(arrivals_s) <= min(arrivals_s):
+        return len(arrivals_s) / duration_s
+    return len(arrivals_s) / (max(arrivals_s) - min(arrivals_s))
+
+
+def _run_offered(run: SavedRun) -> float:
+    return offered_rate_per_s(run.rate_per_s, [r["arrival_s"] for r in run.requests],
+                              run.experiment.experiment.duration_s)
+
+
+def with_offered_rates(runs: list[SavedRun]) -> list[SavedRun]:
+    """``runs`` with a rate of 0 (the workload's own arrivals) replaced by the mean offered rate
+    of those runs, in place; returns them."""
+    own = [r for r in runs if r.rate_per_s <= 0]
+    if own:
+        mean = float(np.mean([_run_offered(r) for r in own]))
+        for r in own:
+            r.offered_per_s = _run_offered(r)
+            r.rate_per_s = mean
+    return runs
+
+
 def policies(runs: list[SavedRun]) -> list[str]:
     return list(dict.fromkeys(r.policy for r in runs))
 
@@ -107,7 +143,9 @@ def rates(runs: list[SavedRun]) -> list[float]:
 def run_row(run: SavedRun, out_dir: Path) -> dict[str, Any]:
     """One comparison.parquet row: identifiers, every summary.json key (nested ones as JSON
     text) and the run's router regret."""
+    offered = run.rate_per_s if run.offered_per_s is None else run.offered_per_s
     row: dict[str, Any] = {"policy": run.policy, "rate_per_s": run.rate_per_s,
+                           "offered_rate_per_s": offered, "workload_rate": run.offered_per_s is not None,
                            "repeat": run.repeat, "run_dir": str(run.path.relative_to(out_dir))}
     for key, value in run.summary.items():
         row[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
@@ -167,9 +205,14 @@ def cell_estimates(rows: list[dict[str, Any]], key: str) -> dict[tuple[str, floa
 
 
 def capacity(rows: list[dict[str, Any]], target: float = TARGET_ATTAINMENT) -> dict[str, float | None]:
-    """Per policy, the highest tested rate whose mean SLO attainment over repeats is >= ``target``
-    with every lower tested rate also >= ``target`` (None if even the lowest rate misses it)."""
+    """Per policy, the highest offered rate whose mean SLO attainment over repeats is >=
+    ``target`` with every lower tested rate also >= ``target`` (None if even the lowest rate
+    misses it). A cell's offered rate is the mean of its runs' ``offered_rate_per_s``: the set
+    rate, or for the workload's own arrivals (no rate sweep) the rate each run was offered — so a
+    comparison without a sweep reports, per policy, the rate it was offered when it met the
+    target (a lower bound on its capacity)."""
     att = cell_estimates(rows, "slo_attainment")
+    offered = cell_estimates(rows, "offered_rate_per_s")
     out: dict[str, float | None] = {}
     for policy in dict.fromkeys(r["policy"] for r in rows):
         best = None
@@ -177,6 +220,7 @@ def capacity(rows: list[dict[str, Any]], target: float = TARGET_ATTAINMENT) -> d
             mean = att[(policy, rate)].mean
             if mean is None or mean < target:
                 break
-            best = rate
+            best = offered[(policy, rate)].mean
+            best = rate if best is None else best
         out[policy] = best
     return out

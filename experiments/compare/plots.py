@@ -66,7 +66,7 @@ def cdf_plot(runs: list[SavedRun], column: str, label: str, slo_s: float | None 
                 x = np.sort(np.asarray(v)) * 1e3
                 ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", label=policy)
         _slo_line(ax, slo_s)
-        ax.set_title(f"{rate:g} req/s")
+        ax.set_title(f"{rate:.4g} req/s")
         ax.set_xlabel(f"{label} (ms)")
         ax.set_ylabel("fraction of requests")
         ax.grid(alpha=0.3)
@@ -105,7 +105,7 @@ def rate_plot(rows: list[dict[str, Any]], capacity: dict[str, float | None]) -> 
     range), with each policy's capacity marked by a dotted line in its colour."""
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     good, att = fig.subplots(1, 2)
-    labels = {p: f"{p} (capacity {'< lowest rate' if c is None else f'{c:g} req/s'})"
+    labels = {p: f"{p} (capacity {'< lowest rate' if c is None else f'{c:.3g} req/s'})"
               for p, c in capacity.items()}
     _rate_panel(good, rows, "request_goodput", 1.0, "goodput (req/s meeting every SLO)")
     _rate_panel(att, rows, "slo_attainment", 100.0, "SLO attainment (%)", labels)
@@ -140,7 +140,7 @@ def utilization_plot(runs: list[SavedRun]) -> bytes:
                        key=lambda u: order.get(u, len(order)))
         _grouped_bars(ax, units, {p: [100 * busy.get(u, 0.0) for u in units]
                                   for p, busy in per_policy.items()})
-        ax.set_title(f"{rate:g} req/s")
+        ax.set_title(f"{rate:.4g} req/s")
         ax.set_ylabel("busy (%)")
         ax.set_ylim(0, 105)
     axes[0].legend(fontsize="small")
@@ -207,7 +207,7 @@ def breakdown_plot(runs: list[SavedRun]) -> bytes:
         for j, phase in enumerate(PHASES):
             ax.barh(names, means[:, j], left=left, label=phase, color=f"C{j + 3}")
             left += means[:, j]
-        ax.set_title(f"{rate:g} req/s")
+        ax.set_title(f"{rate:.4g} req/s")
         ax.set_xlabel("ms")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(PHASES),
                fontsize="small")

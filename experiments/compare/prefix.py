@@ -34,7 +34,7 @@ def unit_hit_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str
         for n in names:
             rates = [u[n]["hit_rate"] for u in runs if n in u and u[n]["hit_rate"] is not None]
             cells.append(f"{100 * float(np.mean(rates)):.1f}" if rates else "n/a")
-        body.append([policy, f"{rate:g}", *cells])
+        body.append([policy, f"{rate:.4g}", *cells])
     return ["policy", "rate req/s", *(f"{n} hit %" for n in names)], body
 
 

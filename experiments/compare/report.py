@@ -5,8 +5,6 @@ scripts, no external resources). Nothing is run; ``disagg report DIR`` calls thi
 
 from __future__ import annotations
 
-import base64
-import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,13 +12,15 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from disagg.experiments.compare import plots, prefix
+from disagg.experiments.compare import html as h
+from disagg.experiments.compare import prefix
 from disagg.experiments.compare.data import (
     TARGET_ATTAINMENT,
     target_attainment,
     SavedRun,
     capacity,
     comparison_table,
+    load_manifest,
     load_runs,
     run_row,
 )
@@ -56,6 +56,7 @@ class Report:
     capacity: dict[str, float | None]
     plots: dict[str, bytes] = field(default_factory=dict)
     columns: tuple[Column, ...] = COLUMNS  # the summary table's (prefix-cache ones when present)
+    manifest: dict[str, Any] = field(default_factory=dict)  # compare.json (a line-up's clusters)
 
 
 def build_report(out_dir: Path) -> Report:
@@ -65,12 +66,16 @@ def build_report(out_dir: Path) -> Report:
     cap = capacity(rows, target_attainment(runs[0].experiment.slo.percentile_form))
     columns = summary_columns(rows)
     report = Report(runs[0].summary["experiment"], rows, build_rows(rows, columns),
-                    build_rows(rows, REGRET_COLUMNS), cap, columns=columns)
+                    build_rows(rows, REGRET_COLUMNS), cap, columns=columns,
+                    manifest=load_manifest(Path(out_dir)))
     report.plots = {**_plots(runs, rows, cap), **task_plots(runs)}
     return report
 
 
 def _plots(runs: list[SavedRun], rows: list[dict[str, Any]], cap: dict[str, float | None]) -> dict[str, bytes]:
+    # matplotlib is imported only to draw: `disagg --help` (which imports the CLI) must not pay it
+    from disagg.experiments.compare import plots
+
     return {
         "ttft_cdf.png": plots.cdf_plot(runs, "ttft_s", "TTFT", runs[0].experiment.slo.ttft_s),
         "tpot_cdf.png": plots.cdf_plot(runs, "tpot_s", "TPOT", runs[0].experiment.slo.tpot_s),
@@ -114,45 +119,105 @@ def render_report(out_dir: Path) -> Report:
     return report
 
 
+def kind(report: Report) -> str:
+    """The report's title: "Cluster line-up: A vs B" when the comparison lined clusters up, else
+    "Policy comparison: <experiment>"."""
+    clusters = report.manifest.get("clusters")
+    if clusters:
+        return "Cluster line-up: " + " vs ".join(c["label"] for c in clusters)
+    return f"Policy comparison: {report.experiment}"
+
+
+def _rates_text(report: Report) -> str:
+    rates = sorted({r["rate_per_s"] for r in report.rows})
+    if any(r.get("workload_rate") for r in report.rows):
+        return (f"the workload's own arrivals (no rate set), offered {rates[0]:.3g} req/s on "
+                "average (requests / arrival span)")
+    return "request rates " + ", ".join(f"{r:g}" for r in rates) + " req/s"
+
+
 def _setup(report: Report) -> list[str]:
     names = list(dict.fromkeys(r["policy"] for r in report.rows))
     repeats = sorted({r["repeat"] for r in report.rows})
     seeds = sorted({r["seed"] for r in report.rows})
     first = report.rows[0]
+    lineup = report.manifest.get("clusters")
+    what = (f"clusters {', '.join(f'`{n}`' for n in names)} lined up at "
+            f"{_equal_text(report.manifest)}, each with its own router" if lineup else
+            f"router policies {', '.join(f'`{n}`' for n in names)}")
+    who = "cluster" if lineup else "policy"
     return [
         f"Experiment `{report.experiment}` on the {first['engine']} engine (dilation "
-        f"{first['dilation']:g}): router policies {', '.join(f'`{n}`' for n in names)}; request rates "
-        f"{', '.join(f'{r:g}' for r in sorted({r['rate_per_s'] for r in report.rows}))} req/s; "
-        f"{len(repeats)} repeat(s) per cell, seeds {', '.join(map(str, seeds))}. Every policy sees "
-        "the identical request stream at each (rate, repeat).",
+        f"{first['dilation']:g}): {what}; {_rates_text(report)}; {len(repeats)} repeat(s) per "
+        f"cell, seeds {', '.join(map(str, seeds))}. Every {who} sees the identical request stream "
+        "at each (rate, repeat).",
     ]
 
 
-def _capacity_lines(report: Report) -> list[str]:
-    lines = ["| policy | capacity (req/s) |", "|---|---|"]
-    for p, c in report.capacity.items():
-        lines.append(f"| {p} | {'below the lowest rate tested' if c is None else f'{c:g}'} |")
-    return lines
+def _equal_text(manifest: dict[str, Any]) -> str:
+    equal = manifest.get("equal", "none")
+    return "their own sizes (--equal none)" if equal == "none" else \
+        f"equal {equal} (the first cluster's budget; units rounded down)"
+
+
+BUDGET_UNITS = {"cost": ("$/h", 1.0), "power": ("kW", 1e-3), "racks": ("racks", 1.0)}
+
+
+def lineup_rows(manifest: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The line-up table: each cluster's units per pool and its budget against the first's."""
+    unit, scale = BUDGET_UNITS.get(manifest.get("equal", "none"), ("", 1.0))
+    clusters = manifest.get("clusters") or []
+    pools = list(dict.fromkeys(k for c in clusters for k in c["units"]))
+    header = ["cluster", *(f"{k} units" for k in pools)]
+    if unit:
+        header += [f"budget ({unit})", "of the first's"]
+    rows = []
+    for c in clusters:
+        row = [c["label"], *(str(c["units"].get(k, "")) for k in pools)]
+        if unit:
+            row += ["n/a" if c["budget"] is None else f"{c['budget'] * scale:,.2f}",
+                    "n/a" if c["budget_ratio"] is None else f"{100 * c['budget_ratio']:.0f} %"]
+        rows.append(row)
+    return header, rows
+
+
+def capacity_rows(report: Report) -> list[list[str]]:
+    """(policy or cluster, capacity text) per row of the capacity table."""
+    low = "below the offered rate" if any(r.get("workload_rate") for r in report.rows) \
+        else "below the lowest rate tested"
+    return [[p, low if c is None else f"{c:.3g}"] for p, c in report.capacity.items()]
 
 
 TABLE_NOTE = ("Mean ± half-width of the 95% confidence interval over repeats (Student t, n − 1 "
-              "degrees of freedom; no interval with one repeat). **Bold**: the best policy at that "
+              "degrees of freedom; no interval with one repeat). **Bold**: the best at that "
               "rate (lowest latency and cost; highest goodput, attainment and throughput); "
               "utilization is not marked, since neither direction is better at a fixed offered load.")
 REGRET_NOTE = ("Router regret of a request: how much earlier its first token would have come had "
-               "the router sent it to the prefill unit that was best in hindsight, with every other "
-               "request's recorded schedule held fixed (the request runs alone in the earliest idle "
-               "span that fits it). See docs/compare.md.")
-CAPACITY_NOTE = (f"Capacity: the highest tested rate whose mean SLO attainment is at least "
-                 f"{100 * TARGET_ATTAINMENT:.0f}%, every lower tested rate included.")
+               "the router sent it to the best other prefill unit, with every other request's "
+               "recorded schedule held fixed (the request runs alone in the earliest idle span "
+               "that fits it there); 0 when no other unit would have been earlier. It never "
+               "exceeds the request's TTFT. See docs/compare.md.")
+CAPACITY_NOTE = (f"Capacity: the highest offered rate whose mean SLO attainment is at least "
+                 f"{100 * TARGET_ATTAINMENT:.0f}%, every lower tested rate included. Without a "
+                 "rate sweep (a trace or closed loop at its own arrivals) it is the rate offered, "
+                 "when attainment met the target: a lower bound on the true capacity.")
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    return prefix.to_markdown(header, rows)
 
 
 def markdown(report: Report) -> str:
-    """report.md: setup, capacity, summary table, regret, plots (linked from plots/)."""
-    parts = [f"# Policy comparison: {report.experiment}", "", *_setup(report), "",
-             "## Capacity", "", CAPACITY_NOTE, "", *_capacity_lines(report), "",
-             "## Summary", "", TABLE_NOTE, "", to_markdown(report.table, report.columns),
-             "## Router regret", "", REGRET_NOTE, "", to_markdown(report.regret, REGRET_COLUMNS)]
+    """report.md: setup, line-up, capacity, summary table, regret, plots (linked from plots/)."""
+    who = "cluster" if report.manifest.get("clusters") else "policy"
+    parts = [f"# {kind(report)}", "", *_setup(report), ""]
+    if report.manifest.get("clusters"):
+        parts += ["## Line-up", "", _md_table(*lineup_rows(report.manifest))]
+    parts += ["## Capacity", "", CAPACITY_NOTE, "",
+              _md_table([who, "capacity (req/s)"], capacity_rows(report)),
+              "## Summary", "", TABLE_NOTE, "", to_markdown(report.table, report.columns, who),
+              "## Router regret", "", REGRET_NOTE, "",
+              to_markdown(report.regret, REGRET_COLUMNS, who)]
     header, body = prefix.unit_hit_table(report.rows)
     if body:
         parts += ["## Prefix cache per unit", "", prefix.NOTE, "", prefix.to_markdown(header, body)]
@@ -162,34 +227,19 @@ def markdown(report: Report) -> str:
     return "\n".join(parts)
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f2f2f2}td:first-child{text-align:left}
-td.best{font-weight:bold;background:#e3f4e3}img{max-width:100%;border:1px solid #eee}
-p.note{font-size:13px;color:#555}"""
-
-
 def html_page(report: Report) -> str:
     """report.html: the same content, one file, plots inline as data: URIs."""
-    e = html.escape
-    cap = "".join(f"<tr><td>{e(p)}</td><td>{'below the lowest rate tested' if c is None else f'{c:g}'}"
-                  f"</td></tr>" for p, c in report.capacity.items())
-    imgs = "".join(
-        f"<h3>{e(title)}</h3><img alt=\"{e(title)}\" src=\"data:image/png;base64,"
-        f"{base64.b64encode(report.plots[name]).decode()}\">" for name, title in _titles(report).items())
-    setup = "".join(f"<p>{e(s).replace('`', '')}</p>" for s in _setup(report))
+    who = "cluster" if report.manifest.get("clusters") else "policy"
+    setup = "".join(f"<p class=\"lead\">{h.e(s).replace('`', '')}</p>" for s in _setup(report))
+    lineup = ("<h2>Line-up</h2>" + h.table(*lineup_rows(report.manifest))
+              if report.manifest.get("clusters") else "")
     header, body = prefix.unit_hit_table(report.rows)
-    hits = (f"<h2>Prefix cache per unit</h2><p class=\"note\">{e(prefix.NOTE)}</p>"
+    hits = (f"<h2>Prefix cache per unit</h2>{h.note(prefix.NOTE)}"
             f"{prefix.to_html(header, body)}") if body else ""
-    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>Policy comparison: {e(report.experiment)}</title><style>{_CSS}</style></head>"
-            f"<body><h1>Policy comparison: {e(report.experiment)}</h1>{setup}"
-            f"<h2>Capacity</h2><p class=\"note\">{e(CAPACITY_NOTE)}</p>"
-            f"<table><thead><tr><th>policy</th><th>capacity (req/s)</th></tr></thead>"
-            f"<tbody>{cap}</tbody></table>"
-            f"<h2>Summary</h2><p class=\"note\">{e(TABLE_NOTE).replace('**', '')}</p>"
-            f"{to_html(report.table, report.columns)}"
-            f"<h2>Router regret</h2><p class=\"note\">{e(REGRET_NOTE)}</p>"
-            f"{to_html(report.regret, REGRET_COLUMNS)}{hits}<h2>Plots</h2>{imgs}</body></html>\n")
-
+    return h.page(kind(report), (
+        f"{setup}{lineup}<h2>Capacity</h2>{h.note(CAPACITY_NOTE)}"
+        f"{h.table([who, 'capacity (req/s)'], capacity_rows(report))}"
+        f"<h2>Summary</h2>{h.note(TABLE_NOTE)}{to_html(report.table, report.columns, who)}"
+        f"<h2>Router regret</h2>{h.note(REGRET_NOTE)}"
+        f"{to_html(report.regret, REGRET_COLUMNS, who)}{hits}<h2>Plots</h2>"
+        + h.figures([(title, report.plots[name]) for name, title in _titles(report).items()])))

@@ -96,6 +96,11 @@ class RunPlan:
     experiment: Experiment
 
     @property
+    def rate_label(self) -> str:
+        """``@ 2 req/s``, or for the workload's own arrivals (rate 0) ``at its own arrivals``."""
+        return f"@ {self.rate_per_s:g} req/s" if self.rate_per_s > 0 else "at its own arrivals"
+
+    @property
     def rel_dir(self) -> Path:
         return Path("runs") / self.policy.slug / f"rate-{self.rate_per_s:g}" / f"repeat-{self.repeat}"
 

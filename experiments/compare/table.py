@@ -108,25 +108,25 @@ def build_rows(rows: list[dict[str, Any]], columns: tuple[Column, ...] = COLUMNS
     return out
 
 
-def to_markdown(table: list[Row], columns: tuple[Column, ...] = COLUMNS) -> str:
-    """A Markdown table; best values in bold."""
-    head = ["policy", "rate req/s", *(c.label for c in columns)]
+def to_markdown(table: list[Row], columns: tuple[Column, ...] = COLUMNS, who: str = "policy") -> str:
+    """A Markdown table (first column headed ``who``: policy or cluster); best values in bold."""
+    head = [who, "rate req/s", *(c.label for c in columns)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table:
         cells = [f"**{c.text}**" if c.best else c.text for c in r.cells]
-        lines.append("| " + " | ".join([r.policy, f"{r.rate_per_s:g}", *cells]) + " |")
+        lines.append("| " + " | ".join([r.policy, f"{r.rate_per_s:.4g}", *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 
-def to_html(table: list[Row], columns: tuple[Column, ...] = COLUMNS) -> str:
-    """An HTML table; best values get class ``best``."""
+def to_html(table: list[Row], columns: tuple[Column, ...] = COLUMNS, who: str = "policy") -> str:
+    """An HTML table (first column headed ``who``); best values get class ``best``."""
     head = "".join(f"<th>{html.escape(h)}</th>"
-                   for h in ["policy", "rate req/s", *(c.label for c in columns)])
+                   for h in [who, "rate req/s", *(c.label for c in columns)])
     body = []
     for r in table:
         tds = "".join(f'<td class="best">{html.escape(c.text)}</td>' if c.best
                       else f"<td>{html.escape(c.text)}</td>" for c in r.cells)
-        body.append(f"<tr><td>{html.escape(r.policy)}</td><td>{r.rate_per_s:g}</td>{tds}</tr>")
+        body.append(f"<tr><td>{html.escape(r.policy)}</td><td>{r.rate_per_s:.4g}</td>{tds}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -148,7 +148,7 @@ def to_rich(table: list[Row], title: str, columns: tuple[Column, ...] = COLUMNS)
     out = []
     for rate in dict.fromkeys(r.rate_per_s for r in table):
         rows = [r for r in table if r.rate_per_s == rate]
-        t = Table(title=f"{title} — {rate:g} req/s")
+        t = Table(title=f"{title} — {rate:.4g} req/s")
         t.add_column("metric", no_wrap=True)
         for r in rows:
             t.add_column(escape(r.policy), justify="right")

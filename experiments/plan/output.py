@@ -1,12 +1,11 @@
 """What a plan writes: plan.parquet (one row per candidate), frontier.csv, best.toml (the
-winning candidate as a ready-to-run experiment), report.md and a self-contained report.html with
-the frontier plot (matplotlib PNG embedded as base64)."""
+winning candidate as a ready-to-run experiment at the capacity found), report.md and a
+self-contained report.html with the frontier plot (matplotlib PNG embedded as base64); the
+report's content is :mod:`disagg.experiments.plan.report`."""
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,31 +18,9 @@ import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 from disagg.cluster.config import Experiment
+from disagg.experiments.plan.report import UNITS, best, html_page, markdown, plan_report
 from disagg.experiments.plan.search import EVALUATED, Evaluation
 from disagg.experiments.results.writing import config_toml
-
-UNITS = {"goodput_per_dollar": ("USD per hour", "req/s per USD/h"),
-         "goodput_per_watt": ("kW", "req/s per kW"),
-         "goodput_per_rack": ("racks", "req/s per rack"),
-         "tasks_per_dollar": ("USD per hour", "tasks per USD")}
-
-
-def best(rows: list[Evaluation]) -> Evaluation | None:
-    """The evaluated candidate with the highest objective (ties: cheaper, then key)."""
-    ok = [r for r in rows if r.status == EVALUATED and r.objective is not None]
-    return max(ok, key=lambda r: (r.objective, -(r.denominator or 0), r.candidate.key),
-               default=None)
-
-
-def best_per_family(rows: list[Evaluation]) -> dict[str, Evaluation]:
-    """The best candidate of each family that has an evaluated one."""
-    out: dict[str, Evaluation] = {}
-    for fam in dict.fromkeys(r.candidate.family for r in rows):
-        winner = best([r for r in rows if r.candidate.family == fam])
-        if winner is not None:
-            out[fam] = winner
-    return out
-
 
 def write_table(rows: list[Evaluation], path: Path) -> None:
     """plan.parquet: every candidate's row (null where not measured)."""
@@ -92,38 +69,16 @@ def frontier_plot(rows: list[Evaluation], front: list[Evaluation], metric: str) 
     return buf.getvalue()
 
 
-def markdown(rows: list[Evaluation], front: list[Evaluation], metric: str, title: str) -> str:
-    """report.md: counts, the winner, the best per family and the frontier."""
-    denom, unit = UNITS[metric]
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    lines = [f"# Plan: {title}", "", f"Objective: {metric} ({unit}); candidates: {len(rows)} — "
-             + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), ""]
-    winner = best(rows)
-    if winner is not None:
-        lines += [f"Best: **{winner.candidate.label}** — {winner.capacity_per_s:.3g} req/s at "
-                  f"{winner.denominator:.4g} {denom} = {winner.objective:.4g} {unit} "
-                  "(written as best.toml)", ""]
-    lines += ["## Best per family", "", f"| family | candidate | capacity req/s | {denom} | {unit} |",
-              "|---|---|---|---|---|"]
-    for fam, r in best_per_family(rows).items():
-        lines.append(f"| {fam} | {r.candidate.label} | {r.capacity_per_s:.3g} | "
-                     f"{r.denominator:.4g} | {r.objective:.4g} |")
-    lines += ["", "## Pareto frontier (cheapest first)", "",
-              f"| candidate | {denom} | capacity req/s |", "|---|---|---|"]
-    lines += [f"| {r.candidate.label} | {r.denominator:.4g} | {r.capacity_per_s:.3g} |"
-              for r in front]
-    return "\n".join(lines) + "\n"
-
-
-def html_page(md: str, plot_png: bytes, title: str) -> str:
-    """report.html: the Markdown's content as preformatted text and the embedded plot."""
-    img = base64.b64encode(plot_png).decode()
-    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
-            "</title></head><body style=\"font-family:sans-serif;max-width:60em\">"
-            f"<img alt=\"frontier\" src=\"data:image/png;base64,{img}\">"
-            f"<pre>{html.escape(md)}</pre></body></html>\n")
+def at_capacity(exp: Experiment, capacity_per_s: float | None) -> Experiment:
+    """``exp`` with its arrival rate set to the plan's capacity (req/s), so that best.toml runs
+    at the rate the plan found; unchanged if the workload has no rate or no capacity was found."""
+    if not capacity_per_s or "rate_per_s" not in type(exp.workload).model_fields:
+        return exp
+    fields = exp.workload.model_dump()
+    fields["rate_per_s"] = capacity_per_s
+    if fields.get("speedup") is not None:
+        fields["speedup"] = None  # a trace replayed at the capacity rate instead
+    return exp.model_copy(update={"workload": type(exp.workload).model_validate(fields)})
 
 
 def write_outputs(out_dir: Path, rows: list[Evaluation], front: list[Evaluation], metric: str,
@@ -131,15 +86,16 @@ def write_outputs(out_dir: Path, rows: list[Evaluation], front: list[Evaluation]
     """Every output file into ``out_dir``; returns the winner (None if nothing was measured)."""
     write_table(rows, out_dir / "plan.parquet")
     write_frontier_csv(front, out_dir / "frontier.csv")
-    md = markdown(rows, front, metric, title)
-    (out_dir / "report.md").write_text(md, encoding="utf-8")
-    (out_dir / "report.html").write_text(html_page(md, frontier_plot(rows, front, metric), title),
+    report = plan_report(rows, front, metric, title)
+    (out_dir / "report.md").write_text(markdown(report), encoding="utf-8")
+    (out_dir / "report.html").write_text(html_page(report, frontier_plot(rows, front, metric)),
                                          encoding="utf-8")
     winner = best(rows)
     if winner is not None:
-        exp = experiments[winner.candidate.key]
+        exp = at_capacity(experiments[winner.candidate.key], winner.capacity_per_s)
         header = (f"# The best candidate of plan {title!r}: {winner.candidate.label}\n"
                   f"# capacity {winner.capacity_per_s:.4g} req/s at the SLO target; "
-                  f"{metric} = {winner.objective:.4g}\n")
+                  f"{metric} = {winner.objective:.4g}\n"
+                  f"# workload.rate_per_s is that capacity (the rate the plan found)\n")
         (out_dir / "best.toml").write_text(header + config_toml(exp), encoding="utf-8")
     return winner

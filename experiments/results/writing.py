@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import shutil
 import signal
 import tempfile
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 import tomli_w
 
 from disagg.cluster.config import Experiment
+from disagg.cluster.errors import OutputInTheWay, OutputWriteError
 from disagg.experiments.results.guard import (
     DISAGG_NAMES,
     MARKER,
@@ -55,17 +57,6 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-class OutputWriteError(RuntimeError):
-    """Writing the output failed with an OS error (disk full, read-only, quota): names the path
-    and the error; the temporary folder has been removed, so nothing partial is left."""
-
-    def __init__(self, path: Path, error: OSError) -> None:
-        where = f" ({error.filename})" if error.filename else ""
-        super().__init__(f"cannot write '{path}': [Errno {error.errno}] {error.strerror or error}"
-                         f"{where}; nothing was written")
-        self.path, self.errno = path, error.errno
-
-
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -82,13 +73,25 @@ def _output_errors(method: _F) -> _F:
     return cast(_F, wrapper)
 
 
-class OutputInTheWay(RuntimeError):
-    """The output path was taken, by something disagg did not write, while the run went on."""
+def user_dir_mode() -> int:
+    """The permission bits ``mkdir`` gives a new folder under the process's umask (0o755 under
+    the usual 022), read without changing it (Linux ``/proc/self/status``; else set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o777 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o777 & ~mask
 
 
 def swap_into_place(tmp: Path, out_dir: Path) -> None:
     """Rename the finished folder ``tmp`` to ``out_dir``, replacing an older folder only if disagg
-    wrote it (it holds the marker); anything else there is left alone and ``tmp`` is kept."""
+    wrote it (it holds the marker); anything else there is left alone and ``tmp`` is kept. The
+    folder gets the user's umask (``mkdtemp`` made it 0700 while it was being written)."""
+    tmp.chmod(user_dir_mode())
     if out_dir.exists() or out_dir.is_symlink():
         if not written_by_disagg(out_dir):
             raise OutputInTheWay(f"{out_dir} appeared during the run and was not written by "

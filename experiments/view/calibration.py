@@ -1,16 +1,16 @@
-"""Rich tables and a plain dict for ``disagg calibrate``: every reference figure against the
+"""Tables and a plain dict for ``disagg calibrate``: every reference figure against the
 models, the MAPE over fitted and over predicted figures, and the fitted constants."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.console import Group
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from disagg.cluster.hardware.calibration import CalibrationRow, mape
 from disagg.cluster.hardware.catalog import get_hardware
-from disagg.cluster.hardware.fit import FitResult
+from disagg.experiments.view.tabular import Tabular
+
+if TYPE_CHECKING:  # the fit needs scipy
+    from disagg.cluster.hardware.fit import FitResult
 
 
 def _use(row: CalibrationRow) -> str:
@@ -45,40 +45,37 @@ def calibration_report(rows: list[CalibrationRow], fits: list[FitResult]) -> dic
     }
 
 
-def _figure_table(report: dict[str, Any]) -> Table:
-    t = Table(title="reference figures against the models")
-    for col in ("figure", "source", "configuration", "metric", "published", "emulated",
-                "error", "use", "note"):
-        t.add_column(col, no_wrap=col == "figure",
-                     justify="right" if col in ("published", "emulated", "error") else "left")
+def figure_table(report: dict[str, Any]) -> Tabular:
+    """Every reference figure of ``report`` against the models."""
+    rows = []
     for f in report["figures"]:
         use = f["use"] if f["comparable"] else f"{f['use']}, not comparable"
-        t.add_row(f["key"], f["source"], f["configuration"], f["metric"],
-                  f"{f['published']:,.2f}", f"{f['emulated']:,.2f}",
-                  f"{100 * f['error']:+.1f} %", use, f["note"])
-    return t
+        rows.append((f["key"], f["source"], f["configuration"], f["metric"],
+                     f"{f['published']:,.2f}", f"{f['emulated']:,.2f}",
+                     f"{100 * f['error']:+.1f} %", use, f["note"]))
+    return Tabular("reference figures against the models", ("figure", "source", "configuration",
+                   "metric", "published", "emulated", "error", "use", "note"), tuple(rows))
 
 
-def _constant_table(report: dict[str, Any]) -> Table:
-    t = Table(title="fitted constants (least squares; the catalog stores them rounded)")
-    for col in ("hardware", "constant", "fitted", "catalog", "unit", "meaning"):
-        t.add_column(col)
+def constant_table(report: dict[str, Any]) -> Tabular:
+    """The fitted constants of ``report`` beside the catalog's (in the unit named per row)."""
+    rows = []
     for c in report["constants"]:
         scale = {"us": 1e6, "ms": 1e3}.get(c["unit"], 1.0)
         bound = " (at bound)" if c["at_bound"] else ""
-        t.add_row(c["hardware"], c["field"], f"{c['fitted'] * scale:.4g}{bound}",
-                  f"{c['catalog'] * scale:.4g}", c["unit"], c["meaning"])
-    return t
+        rows.append((c["hardware"], c["field"], f"{c['fitted'] * scale:.4g}{bound}",
+                     f"{c['catalog'] * scale:.4g}", c["unit"], c["meaning"]))
+    return Tabular("fitted constants (least squares; the catalog stores them rounded)",
+                   ("hardware", "constant", "fitted", "catalog", "unit", "meaning"), tuple(rows))
 
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
-def calibration_view(report: dict[str, Any]) -> Group:
-    """The figure table, the MAPEs and the constants table."""
+def mape_line(report: dict[str, Any]) -> str:
+    """The MAPEs over fitted and over predicted figures, as one sentence."""
     m = report["mape"]
-    line = (f"MAPE over fitted figures: {_pct(m['fit'])}; over predicted figures: "
+    return (f"MAPE over fitted figures: {_pct(m['fit'])}; over predicted figures: "
             f"{_pct(m['predict'])} (comparable ones; {_pct(m['predict_including_not_comparable'])}"
             " including figures measured under conditions the models do not emulate)")
-    return Group(_figure_table(report), line, _constant_table(report))

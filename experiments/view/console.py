@@ -12,6 +12,7 @@ from rich.table import Table
 from disagg.cluster.config import Experiment
 from disagg.cluster.hardware.calibration import calibration_rows
 from disagg.cluster.hardware.catalog import hardware, models
+from disagg.experiments.view.tabular import Tabular
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -125,47 +126,43 @@ def plain_progress(console: Console, exp: Experiment, every_s: float = 3.0
     return show
 
 
-def model_table() -> Table:
-    t = Table(title="models")
-    t.add_column("name", no_wrap=True)
-    for col in ("params (total/active)", "layers", "hidden", "q/kv heads", "head dim",
-                "KV bytes/token", "context", "source"):
-        t.add_column(col)
+def model_table() -> Tabular:
+    """The model catalog: one row per model (sizes, KV bytes per token, sources)."""
+    rows = []
     for m in models().values():
         kv = m.kv_bytes_per_token_per_layer * (m.layers - m.sliding_window_layers)
         moe = f" ({m.experts} experts, top-{m.experts_per_token})" if m.experts else ""
-        t.add_row(m.name, f"{m.total_params / 1e9:.2f}B / {m.active_params / 1e9:.2f}B{moe}",
-                  str(m.layers), f"{m.hidden_size:,}", f"{m.q_heads}/{m.kv_heads}",
-                  str(m.head_dim), f"{kv:,.0f}",
-                  "-" if m.max_context_tokens is None else f"{m.max_context_tokens:,}",
-                  "; ".join(m.sources.values()))
-    return t
+        rows.append((m.name, f"{m.total_params / 1e9:.2f}B / {m.active_params / 1e9:.2f}B{moe}",
+                     str(m.layers), f"{m.hidden_size:,}", f"{m.q_heads}/{m.kv_heads}",
+                     str(m.head_dim), f"{kv:,.0f}",
+                     "-" if m.max_context_tokens is None else f"{m.max_context_tokens:,}",
+                     "; ".join(m.sources.values())))
+    return Tabular("models", ("name", "params (total/active)", "layers", "hidden", "q/kv heads",
+                              "head dim", "KV bytes/token", "context", "source"), tuple(rows))
 
 
-def hardware_table() -> Table:
-    t = Table(title="hardware (per chip or system)")
-    t.add_column("name", no_wrap=True)
-    for col in ("BF16 TFLOP/s", "FP8 TFLOP/s", "memory GB", "mem BW TB/s", "host NIC Gb/s", "power W",
-                "$/h", "sources"):
-        t.add_column(col)
-    for h in hardware().values():
-        fp8 = "none" if h.peak_flops_fp8 is None else f"{h.peak_flops_fp8 / 1e12:,.0f}"
-        t.add_row(h.name, f"{h.peak_flops_bf16 / 1e12:,.0f}", fp8, f"{h.memory_bytes / 1e9:,.1f}",
-                  f"{h.memory_bandwidth_bytes_per_s / 1e12:,.2f}",
-                  f"{h.host_nic_bytes_per_s * 8 / 1e9:,.0f}", _fmt(h.power_w, 0),
-                  _fmt(h.price_per_hour_usd, 3),
-                  "\n".join(f"{k}: {v}" for k, v in h.sources.items()))
-    return t
+def hardware_table() -> Tabular:
+    """The hardware catalog: one row per chip or system (peaks, power, price, sources)."""
+    rows = tuple(
+        (h.name, f"{h.peak_flops_bf16 / 1e12:,.0f}",
+         "none" if h.peak_flops_fp8 is None else f"{h.peak_flops_fp8 / 1e12:,.0f}",
+         f"{h.memory_bytes / 1e9:,.1f}",
+         f"{h.memory_bandwidth_bytes_per_s / 1e12:,.2f}", f"{h.host_nic_bytes_per_s * 8 / 1e9:,.0f}",
+         _fmt(h.power_w, 0), _fmt(h.price_per_hour_usd, 3),
+         "\n".join(f"{k}: {v}" for k, v in h.sources.items()))
+        for h in hardware().values())
+    return Tabular("hardware (per chip or system)", ("name", "BF16 TFLOP/s", "FP8 TFLOP/s", "memory GB",
+                   "mem BW TB/s", "host NIC Gb/s", "power W", "$/h", "sources"), rows)
 
 
-def calibration_table() -> Table:
+def calibration_table() -> Tabular:
     """Every reference figure against the emulated value (the full report: ``disagg calibrate``)."""
-    t = Table(title="calibration: reference figures against the models (see disagg calibrate)")
-    for col in ("figure", "configuration", "metric", "published", "emulated", "error", "use"):
-        t.add_column(col, no_wrap=col == "figure")
+    rows = []
     for row in calibration_rows():
         f = row.figure
         use = f.kind if f.comparable else f"{f.kind} (not comparable)"
-        t.add_row(f.key, f.configuration, f.metric, f"{f.published:,.2f}",
-                  f"{row.emulated:,.2f}", f"{100 * row.error:+.1f} %", use)
-    return t
+        rows.append((f.key, f.configuration, f.metric, f"{f.published:,.2f}",
+                     f"{row.emulated:,.2f}", f"{100 * row.error:+.1f} %", use))
+    return Tabular("calibration: reference figures against the models (see disagg calibrate)",
+                   ("figure", "configuration", "metric", "published", "emulated", "error", "use"),
+                   tuple(rows))

@@ -6,6 +6,13 @@ built by ``actors/components/live_aggregate.py``) with a ``run`` dict added by t
 talks to an engine, so tests render snapshots into a recording console and check the plain text.
 Pools with more than ``MAX_ROWS`` units (and fabrics with more links) show min / median / max and a
 small histogram per metric instead of one row per unit.
+
+What matters comes first: progress, then SLO attainment, goodput, TTFT/TPOT and the request
+counters, the throughput sparkline, then the pools and the fabric. ``detail`` (see
+:data:`DETAILS`) trims the pools and the fabric to one line each when the terminal is small;
+``experiments/view/live_frame.py`` picks the most detailed level that fits the terminal.
+Extra snapshot keys: ``starting_s`` (wall seconds waited for the engine's first report: Ray
+starting) and ``final`` (the frame drawn from the run's summary: see live_frame.final_snapshot).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
@@ -22,6 +30,9 @@ from rich.text import Text
 from disagg.experiments.view.live_tasks import task_line
 
 MAX_ROWS = 16  # beyond this many units (or links), a pool is shown as aggregate rows
+DETAILS = (0, 1, 2, 3)
+"""Levels of detail: 3 everything (header in a box, a row per unit or aggregate rows, a row per
+link); 2 the fabric as one line; 1 the header without its box; 0 each pool as one line too."""
 SPARK = "▁▂▃▄▅▆▇█"
 GB = 1e9
 
@@ -56,23 +67,30 @@ def _ms(seconds: float | None) -> str:
     return "n/a" if seconds is None else f"{seconds * 1e3:,.1f}"
 
 
-def _header(snap: dict[str, Any]) -> RenderableType:
+def _header(snap: dict[str, Any], boxed: bool = True) -> RenderableType:
     run, live = snap.get("run", {}), snap.get("live", {})
     now, horizon = float(snap.get("now_s", 0.0)), float(run.get("horizon_s", 0.0))
     frac = now / horizon if horizon > 0 else 0.0
-    phase = "arrivals" if frac < 1 else "draining"
+    phase = "done" if snap.get("final") else "arrivals" if frac < 1 else "draining"
     lg = live.get("loadgen", {})
     line1 = (f"{run.get('experiment', '?')} · {run.get('engine', '?')} engine · "
              f"dilation {run.get('dilation', 1.0):g} · lag p99 {_ms(live.get('lag_p99_s', 0.0))} ms")
-    line2 = (f"emu {now:.2f} s of {horizon:g} s {bar(frac, 20)} {100 * min(frac, 1):3.0f} % "
+    line2 = (f"emu {now:.2f} s of {horizon:g} s {bar(frac, 16)} {100 * min(frac, 1):3.0f} % "
              f"{phase} · arrived {lg.get('submitted', 0)}/{lg.get('total', '?')}")
-    return Panel(Text(f"{line1}\n{line2}"), title="disagg live", title_align="left")
+    if "starting_s" in snap:
+        what = "starting Ray…" if run.get("engine") == "ray" else "starting…"
+        line2 = f"{what} {snap['starting_s']:.0f} s (the run starts once the cluster is up)"
+    if not boxed:
+        return Text(f"disagg live · {line1}\n{line2}", overflow="ellipsis", no_wrap=True)
+    return Panel(Text(f"{line1}\n{line2}", overflow="ellipsis", no_wrap=True),
+                 title="disagg live", title_align="left")
 
 
 def _unit_table(title: str, units: list[dict[str, Any]],
                 columns: list[tuple[str, Callable[[dict[str, Any]], str]]], first: str = "unit"
                 ) -> RenderableType:
-    t = Table(title=title, title_justify="left", expand=False, pad_edge=False)
+    t = Table(title=title, title_justify="left", expand=False, pad_edge=False,
+              box=box.SIMPLE_HEAD, show_edge=False)
     t.add_column(first, no_wrap=True)
     for label, _ in columns:
         t.add_column(label, justify="right", no_wrap=True)
@@ -84,7 +102,7 @@ def _unit_table(title: str, units: list[dict[str, Any]],
 def _aggregate_table(title: str, units: list[dict[str, Any]],
                      metrics: list[tuple[str, Callable[[dict[str, Any]], float]]],
                      noun: str = "units") -> RenderableType:
-    t = Table(pad_edge=False)
+    t = Table(pad_edge=False, box=box.SIMPLE_HEAD, show_edge=False)
     for label, justify in (("metric", "left"), ("min", "right"), ("median", "right"),
                            ("max", "right"), ("histogram", "left")):
         t.add_column(label, justify=justify, no_wrap=True)  # type: ignore[arg-type]
@@ -210,15 +228,16 @@ def _slo_and_counts(snap: dict[str, Any]) -> RenderableType:
     slo = snap.get("live", {}).get("slo", {})
     att = slo.get("attainment")
     submitted = snap.get("live", {}).get("loadgen", {}).get("submitted", 0)
+    over = "the whole run" if snap.get("final") else f"last {slo.get('window', 0)} completed"
+    cancelled = f" · cancelled {snap['cancelled']}" if snap.get("cancelled") else ""
     return Text("\n".join([
-        f"SLOs over the last {slo.get('window', 0)} completed: "
-        f"attainment {'n/a' if att is None else f'{100 * att:.1f} %'} · "
-        f"goodput {slo.get('goodput_per_s', 0.0):,.2f} req/s (met SLO, since start)",
-        f"  TTFT p50 {_ms(slo.get('ttft_p50_s'))} ms, p99 {_ms(slo.get('ttft_p99_s'))} ms · "
+        f"SLO attainment {'n/a' if att is None else f'{100 * att:.1f} %'} ({over}) · "
+        f"goodput {slo.get('goodput_per_s', 0.0):,.2f} req/s",
+        f"TTFT p50 {_ms(slo.get('ttft_p50_s'))} ms, p99 {_ms(slo.get('ttft_p99_s'))} ms · "
         f"TPOT p50 {_ms(slo.get('tpot_p50_s'))} ms, p99 {_ms(slo.get('tpot_p99_s'))} ms",
         f"requests: submitted {submitted} · completed {snap.get('completed', 0)} · "
-        f"rejected {snap.get('rejected', 0)} · failed {snap.get('failed', 0)}",
-    ]))
+        f"rejected {snap.get('rejected', 0)} · failed {snap.get('failed', 0)}{cancelled}",
+    ]), overflow="fold")
 
 
 def _throughput(live: dict[str, Any]) -> RenderableType:
@@ -227,12 +246,46 @@ def _throughput(live: dict[str, Any]) -> RenderableType:
     return Text(f"decode throughput {sparkline(history)} {now:,.0f} tok/s")
 
 
-def render(snapshot: dict[str, Any]) -> RenderableType:
-    """The whole dashboard for one snapshot (see the module docstring for its keys)."""
+def _pool_line(title: str, units: list[dict[str, Any]], key: str, what: str) -> str:
+    """One pool in one line: units, the summed in-flight count ``key`` and tokens/s, mean
+    utilization."""
+    if not units:
+        return f"{title}: no report yet"
+    util = float(np.mean([u["utilization"] for u in units]))
+    return (f"{title}: {len(units)} units · {what} {sum(int(u.get(key, 0)) for u in units)} · "
+            f"util {100 * util:3.0f} % · {sum(u['tokens_per_s'] for u in units):,.0f} tok/s")
+
+
+def _pool_lines(units: dict[str, list[dict[str, Any]]]) -> RenderableType:
+    if units.get("colocated"):
+        return Text(_pool_line("colocated", units["colocated"], "running", "decoding"),
+                    no_wrap=True, overflow="ellipsis")
+    return Text(_pool_line("prefill", units.get("prefill", []), "queue", "queued") + "\n"
+                + _pool_line("decode", units.get("decode", []), "running", "running"),
+                no_wrap=True, overflow="ellipsis")
+
+
+def _fabric_line(fabric: dict[str, Any]) -> RenderableType:
+    links = fabric.get("links", [])
+    busiest = max((float(u["bytes_per_s"]) / float(u["capacity_bytes_per_s"]) for u in links
+                   if float(u["capacity_bytes_per_s"]) > 0), default=0.0)
+    more = f" · {len(links)} links, busiest at {100 * busiest:.0f} %" if links else ""
+    return Text(f"fabric: {fabric.get('active', 0)} active transfers · "
+                f"{fabric.get('bytes_moved', 0.0) / GB:,.2f} GB moved{more}",
+                no_wrap=True, overflow="ellipsis")
+
+
+def render(snapshot: dict[str, Any], detail: int = 3) -> RenderableType:
+    """The dashboard for one snapshot (its keys: the module docstring) at level ``detail`` (one
+    of :data:`DETAILS`): progress, SLOs and counters, throughput, then pools and fabric."""
     live = snapshot.get("live", {})
     units = live.get("units", {})
-    pools = [_colocated(units["colocated"])] if units.get("colocated") else [
-        _prefill(units.get("prefill", [])), _decode(units.get("decode", []))]
-    return Group(_header(snapshot), *pools, _fabric(live.get("fabric", {})),
-                 _slo_and_counts(snapshot), *task_line(live.get("loadgen", {})),
-                 _throughput(live))
+    if detail == 0:
+        pools: list[RenderableType] = [_pool_lines(units)]
+    elif units.get("colocated"):
+        pools = [_colocated(units["colocated"])]
+    else:
+        pools = [_prefill(units.get("prefill", [])), _decode(units.get("decode", []))]
+    fabric = _fabric(live.get("fabric", {})) if detail >= 3 else _fabric_line(live.get("fabric", {}))
+    return Group(_header(snapshot, boxed=detail >= 2), _slo_and_counts(snapshot),
+                 *task_line(live.get("loadgen", {})), _throughput(live), *pools, fabric)
