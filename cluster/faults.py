@@ -12,6 +12,7 @@ the equivalent entries (:func:`entries_from_legacy`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,7 @@ LINK_PATTERN = r"^(core|(prefill|decode|colocated)-host-[0-9]+/(egress|ingress))
 
 
 class _Entry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class UnitLoss(_Entry):
@@ -182,6 +183,7 @@ class FaultSchedule:
 
 
 def _actions(entry: Any, seq: int, host_units: dict[str, list[str]]) -> list[FaultAction]:
+    """The kills and restarts of a loss entry (speed and link windows: :func:`_composed`)."""
     if isinstance(entry, HostLoss):
         return [FaultAction(entry.at_s, seq, "kill", u) for u in host_units.get(entry.host, [])]
     if isinstance(entry, UnitLoss):
@@ -189,14 +191,35 @@ def _actions(entry: Any, seq: int, host_units: dict[str, list[str]]) -> list[Fau
         if entry.restart_after_s is not None:
             out.append(FaultAction(entry.at_s + entry.restart_after_s, seq, "restart", entry.unit))
         return out
-    if isinstance(entry, Straggler | LinkFault):
-        action: Action = "speed" if isinstance(entry, Straggler) else "link"
-        target = entry.unit if isinstance(entry, Straggler) else entry.link
-        out = [FaultAction(entry.from_s, seq, action, target, entry.factor)]
-        if entry.to_s is not None:
-            out.append(FaultAction(entry.to_s, seq, action, target, 1.0))
-        return out
     return []
+
+
+def _composed(entries: list[Any] | tuple[Any, ...]) -> list[FaultAction]:
+    """Speed and link windows on one target composed by product, one action per change.
+
+    Overlapping windows on the same unit (or link) multiply: a x2 straggler inside a x4 window
+    runs the unit x8 while both last, x4 again when the inner one ends, x1 when both have; a
+    link degraded (x0.5) inside a cut (x0) stays cut until the cut ends, then runs at x0.5
+    until the degrade ends. An action is emitted at each window edge where the product changes;
+    its ``seq`` is that of the first entry with an edge there."""
+    windows: dict[tuple[Action, str], list[tuple[float, float, float, int]]] = {}
+    for seq, e in enumerate(entries):
+        if isinstance(e, Straggler | LinkFault):
+            key: tuple[Action, str] = (("speed", e.unit) if isinstance(e, Straggler)
+                                       else ("link", e.link))
+            end = math.inf if e.to_s is None else e.to_s
+            windows.setdefault(key, []).append((e.from_s, end, e.factor, seq))
+    out: list[FaultAction] = []
+    for (action, target), spans in windows.items():
+        edges = sorted({t for a, b, _, _ in spans for t in (a, b) if t != math.inf})
+        current = 1.0
+        for t in edges:
+            factor = math.prod(f for a, b, f, _ in spans if a <= t < b)
+            if factor != current:
+                seq = min(s for a, b, _, s in spans if t in (a, b))
+                out.append(FaultAction(t, seq, action, target, factor))
+                current = factor
+    return out
 
 
 def fault_schedule(entries: list[Any] | tuple[Any, ...],
@@ -204,6 +227,7 @@ def fault_schedule(entries: list[Any] | tuple[Any, ...],
     """The one schedule for ``entries`` (validated ``[[faults]]`` tables), in time order;
     ``host_units`` (host -> its units, from the topology) expands a host loss into unit kills."""
     actions = [a for seq, e in enumerate(entries) for a in _actions(e, seq, host_units or {})]
+    actions += _composed(entries)
     kv = {"kv_drop": set(), "kv_corrupt": set()}  # type: dict[str, set[int]]
     for e in entries:
         if isinstance(e, KvFault):
