@@ -111,6 +111,45 @@ def check_faults(exp: Experiment) -> None:
                               f"experiment; allowed: {', '.join(sorted(links))}")
 
 
+def _fault_start(entry: object) -> tuple[str, float] | None:
+    """The time field of a timed fault entry and its value (None for KV faults)."""
+    for key in ("at_s", "from_s"):
+        value = getattr(entry, key, None)
+        if value is not None:
+            return key, float(value)
+    return None
+
+
+def check_fault_times(exp: Experiment) -> None:
+    """Refuse a fault that starts after the run has surely ended (``duration_s`` plus
+    ``drain_timeout_s``: it could never happen), and a unit lost while it is already down
+    (the same unit, or a host holding it, lost twice in overlapping windows)."""
+    latest = exp.experiment.duration_s + exp.experiment.drain_timeout_s
+    hosts = host_units(exp)
+    down: dict[str, list[tuple[float, float, int]]] = {}
+    for i, entry in enumerate(exp.faults):
+        start = _fault_start(entry)
+        if start is not None and start[1] > latest:
+            raise ConfigError(
+                f"field 'faults.{i}.{start[0]}': value {start[1]:g} is after the run has ended "
+                f"(arrivals end at {exp.experiment.duration_s:g} s, unfinished requests fail "
+                f"{exp.experiment.drain_timeout_s:g} s later); allowed: <= {latest:g}")
+        kind = getattr(entry, "kind", "")
+        lost = hosts.get(getattr(entry, "host", ""), []) if kind == "host_loss" \
+            else [getattr(entry, "unit", "")] if kind == "unit_loss" else []
+        for unit in lost:
+            at = float(getattr(entry, "at_s"))
+            back = getattr(entry, "restart_after_s", None)
+            end = float("inf") if back is None else at + back
+            for a, b, j in down.get(unit, []):
+                if a < end and at < b:
+                    until = "for good" if b == float("inf") else f"until {b:g} s"
+                    raise ConfigError(
+                        f"field 'faults.{i}.at_s': value {at:g} loses {unit}, which faults.{j} "
+                        f"already lost from {a:g} s {until}; allowed: a loss after it is back")
+            down.setdefault(unit, []).append((at, end, i))
+
+
 def machine_memory_bytes() -> float:
     """Physical memory of this machine, bytes (POSIX sysconf)."""
     return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))

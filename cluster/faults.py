@@ -84,7 +84,8 @@ class KvFault(_Entry):
     """KV payloads of the listed requests dropped (``kv_drop``) or corrupted (``kv_corrupt``)."""
 
     kind: Literal["kv_drop", "kv_corrupt"]
-    requests: list[int] = Field(min_length=1, description="request ids")
+    requests: list[Annotated[int, Field(ge=0)]] = Field(
+        min_length=1, description="request ids (0 = the first request submitted)")
 
 
 FaultEntry = Annotated[UnitLoss | HostLoss | Straggler | LinkFault | KvFault,
@@ -180,6 +181,24 @@ class FaultSchedule:
     @property
     def empty(self) -> bool:
         return not (self.actions or self.kv_drop or self.kv_corrupt)
+
+    def describe_kv(self, submitted: int) -> list[str]:
+        """One line per KV fault kind for the console and summary.json (request ids are
+        0..``submitted``-1; an id the run never submitted is named as having no effect)."""
+        out = []
+        for kind, ids, what, reason in (("kv_drop", self.kv_drop, "dropped", "kv_missing"),
+                                        ("kv_corrupt", self.kv_corrupt, "corrupted",
+                                         "kv_checksum")):
+            hit = sorted(i for i in ids if i < submitted)
+            missed = sorted(i for i in ids if i >= submitted)
+            line = f"{kind}: KV of request(s) {', '.join(map(str, hit)) or 'none'} {what}" \
+                   + (f" (failed, reason {reason})" if hit else "")
+            if missed:
+                line += (f"; request(s) {', '.join(map(str, missed))} never submitted "
+                         f"(ids 0..{submitted - 1}): no effect")
+            if ids:
+                out.append(line)
+        return out
 
 
 def _actions(entry: Any, seq: int, host_units: dict[str, list[str]]) -> list[FaultAction]:

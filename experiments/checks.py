@@ -5,7 +5,13 @@ policy exists. Pure: no engine is built."""
 from __future__ import annotations
 
 from disagg.cluster.config import Experiment
-from disagg.cluster.facts import check_faults, check_fit, check_size, slo_targets
+from disagg.cluster.facts import (
+    check_fault_times,
+    check_faults,
+    check_fit,
+    check_size,
+    slo_targets,
+)
 from disagg.cluster.workload.plan import check_workload
 from disagg.policies.context import check_policies
 
@@ -14,6 +20,7 @@ def check_experiment(exp: Experiment) -> None:
     """Checks that need the catalog, the performance models and the policy registries."""
     check_fit(exp)
     check_faults(exp)
+    check_fault_times(exp)
     check_size(exp)
     check_workload(exp.workload, slo_targets(exp), exp.experiment.duration_s)
     check_policies(exp)

@@ -177,15 +177,30 @@ class RayEngine:
             how = self._sup.wait(deadline, self.poll_s, progress, stop, self._drain)
         except ray.exceptions.RayActorError as e:
             self.lost[self.arrivals] = type(e).__name__
+            self._count_the_dead(self.arrivals)
             return Ending("lost", component=self.arrivals)
         except ComponentLost as e:
             self.lost[e.name] = str(e)
+            self._count_the_dead(e.name)
             return Ending("lost", component=e.name)
         except ComponentFailed as e:
             return Ending("failed", component=e.name, failure=e)
         if how == "stopped":
             return Ending("stopped", stop.reason if stop is not None else "")
         return Ending("done" if how == "done" else "deadline")
+
+    def _count_the_dead(self, first: str) -> None:
+        """After losing control component ``first``: every other component lost with it (a
+        raylet or node gone takes all its actors) is recorded as lost, so the results name
+        them; its units are logged as external losses."""
+        assert self._sup is not None
+        for name in self._sup.dead_components():
+            if name == first or name in self.lost:
+                continue
+            if name in control_names(self.serving):
+                self.lost[name] = f"lost with the {first}"
+            else:  # the router may be gone too: nothing to redo, only to report
+                self._sup.log_external(name, f"lost with the {first}", self._sup.emu_now())
 
     def check(self) -> None:
         """Ping every actor: raises :class:`ComponentFailed` or :class:`ComponentLost`."""
@@ -232,7 +247,8 @@ class RayEngine:
         return RunResults(
             "ray", self.emu_now(), components, self.kept.rows, self.kept.transfers,
             self.kept.series, sorted(n for n in self.lost if n not in control),
-            self._sup.player.log, message_counts(components), self.placement.mode,
+            self._sup.player.report(self.emu_now()), message_counts(components),
+            self.placement.mode,
             {n: {"node_id": node, "node_ip": ips.get(node, "")} for n, node in self.nodes.items()},
             {node: {"offset_ms": o.offset_s * 1e3, "uncertainty_ms": o.uncertainty_s * 1e3}
              for node, o in self.offsets.items()},

@@ -147,8 +147,39 @@ class Supervisor:
                     raise ComponentLost(name, type(e).__name__) from None
                 handle = self.handles[name]
                 for unit in [n for n in alive if self.handles[n] == handle]:
-                    self.unit_down(unit, type(e).__name__, self.emu_now())
+                    self.external_loss(unit, type(e).__name__)
                 continue
+
+    def external_loss(self, unit: str, why: str) -> None:
+        """A unit whose actor died of an outside cause (a ``kill -9``, its node gone): handled
+        and reported exactly as an injected loss — the router redoes its requests, and the
+        fault log (console, ``summary.json`` ``faults``) says so, with ``cause: external``."""
+        at_s = self.emu_now()
+        self.unit_down(unit, why, at_s)
+        self.log_external(unit, why, at_s)
+
+    def log_external(self, unit: str, why: str, at_s: float) -> None:
+        """Record in the fault log that ``unit`` was lost at ``at_s`` of an outside cause."""
+        self.lost[unit] = why
+        self.player.log.append((at_s, f"{at_s:.3f} s: {unit} lost (cause: external, {why})"))
+        self.player.log.sort(key=lambda entry: entry[0])
+
+    def dead_components(self) -> list[str]:
+        """Every component whose actor no longer answers (RayActorError), best effort: what a
+        lost node took with it, for the report of a run that lost its control plane."""
+        alive = [n for n in self.handles if n not in self.lost]
+        refs = {self.handles[n].ping.remote(): n for n in self.units.one_per_actor(alive)}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=PING_TIMEOUT_S)
+        dead: list[str] = []
+        for ref in ready:
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayActorError:
+                handle = self.handles[refs[ref]]
+                dead += [n for n in alive if self.handles[n] == handle]
+            except Exception:  # noqa: BLE001 - a component failure is not a loss
+                continue
+        return dead
 
     def unit_down(self, name: str, why: str, at_s: float) -> None:
         """Record ``name`` as lost and tell the router, with the requests already ended."""
