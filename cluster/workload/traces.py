@@ -166,7 +166,7 @@ def _read_csv(path: str, cols: TraceColumns) -> list[tuple[int, int, int]]:
             if key not in header:
                 raise _bad(path, 1, f"missing column {key!r} (the header has: {', '.join(header)})")
         index = {h: i for i, h in enumerate(header)}
-        rows = []
+        rows: list[tuple[int, int, int]] = []
         for fields in reader:
             if not fields:
                 continue
@@ -189,7 +189,7 @@ def _hash_ids(path: str, line: int, value: Any, key: str) -> tuple[int, ...]:
 
 def _read_jsonl(path: str, cols: TraceColumns) -> tuple[list[tuple[int, int, int]],
                                                         list[tuple[int, ...]]]:
-    rows = []
+    rows: list[tuple[int, int, int]] = []
     hashes: list[tuple[int, ...]] = []
     with open(path, encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, start=1):
