@@ -16,7 +16,7 @@ from disagg.cluster.faults import FaultSchedule, fault_schedule
 from disagg.cluster.hardware.perf import fit_check, kv_bytes
 from disagg.cluster.messages import PREFIX_BLOCK_TOKENS
 from disagg.cluster.records import UnitId
-from disagg.cluster.sizing import estimate_run_size
+from disagg.cluster.sizing import MAX_TIMESERIES_ROWS, estimate_run_size
 from disagg.cluster.topology import build_topology, unit_names
 from disagg.cluster.workload.plan import SloTargets
 
@@ -157,15 +157,23 @@ def machine_memory_bytes() -> float:
 
 def check_size(exp: Experiment, memory_bytes: float | None = None) -> None:
     """Refuse a run whose estimated peak memory exceeds ``experiment.max_memory_fraction`` of the
-    machine's (``memory_bytes``, default this machine's), naming the estimate."""
+    machine's (``memory_bytes``, default this machine's), naming the estimate, or that would
+    write more than ``MAX_TIMESERIES_ROWS`` timeseries rows (a tiny ``sample_interval_s``)."""
     size = estimate_run_size(exp, len(build_topology(exp).capacity))
     limit = exp.experiment.max_memory_fraction * (memory_bytes or machine_memory_bytes())
     if size.bytes > limit:
         raise ConfigError(
             f"run size: estimated {size.describe()} exceeds {limit / 1e9:.1f} GB "
             f"({exp.experiment.max_memory_fraction:g} of this machine's memory); allowed: a "
-            "shorter experiment.duration_s, a lower workload.rate_per_s or a larger "
-            "output.sample_interval_s")
+            "shorter experiment.duration_s, a lower workload.rate_per_s (or fewer "
+            "workload.users) or a larger output.sample_interval_s")
+    if size.timeseries_rows > MAX_TIMESERIES_ROWS:
+        smallest = exp.output.sample_interval_s * size.timeseries_rows / MAX_TIMESERIES_ROWS
+        raise ConfigError(
+            f"field 'output.sample_interval_s': value {exp.output.sample_interval_s:g} makes "
+            f"{size.timeseries_rows:.3g} timeseries rows ({size.series} series over "
+            f"{exp.experiment.duration_s:g} s); allowed: at most {MAX_TIMESERIES_ROWS:.0e} rows, "
+            f"i.e. sample_interval_s >= {smallest:.3g} (or a shorter experiment.duration_s)")
 
 
 def check_fit(exp: Experiment) -> None:

@@ -16,6 +16,7 @@ from disagg.cluster.errors import ConfigError
 from disagg.experiments.checks import check_experiment
 from disagg.experiments.cli.common import EXIT_OK, overrides
 from disagg.experiments.serve.app import ServeSettings
+from disagg.experiments.serve.listen import check_listen
 from disagg.experiments.serve.protocol import Limits
 from disagg.experiments.serve.server import ServeOptions, ServeRunner
 from disagg.experiments.view.console import summary_table
@@ -31,6 +32,7 @@ def _check(args: argparse.Namespace) -> None:
         if value < 1:
             raise ConfigError(f"argument '--{flag.replace('_', '-')}': value {value} must be "
                               f"at least 1")
+    check_listen(args.host, args.port)  # before Ray starts: the right option named at once
 
 
 def cmd_serve(args: argparse.Namespace, console: Console) -> int:
