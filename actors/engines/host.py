@@ -6,6 +6,7 @@ by ``ray.remote`` only where it is created, in ``ray_engine.py``); peers send th
 from __future__ import annotations
 
 import asyncio
+import os
 import functools
 import time
 import zlib
@@ -121,6 +122,10 @@ class ComponentHost(LedgerRole, ArrivalsRole, GatewayRole):
         """Peer ``name`` was restarted as a fresh actor: send to ``handle`` from now on."""
         assert self.transport is not None
         self.transport.repoint(name, handle)
+
+    def pid(self) -> int:
+        """This actor's process id (tests kill it from outside, as an operator's ``kill -9``)."""
+        return os.getpid()
 
     def memory_rss_bytes(self) -> int:
         """Resident memory of this actor's process (Linux /proc), for sizing clusters."""
