@@ -6,8 +6,8 @@ by ``ray.remote`` only where it is created, in ``ray_engine.py``); peers send th
 from __future__ import annotations
 
 import asyncio
-import os
 import functools
+import os
 import time
 import zlib
 from typing import Any
