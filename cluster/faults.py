@@ -84,8 +84,16 @@ class KvFault(_Entry):
     """KV payloads of the listed requests dropped (``kv_drop``) or corrupted (``kv_corrupt``)."""
 
     kind: Literal["kv_drop", "kv_corrupt"]
-    requests: list[Annotated[int, Field(ge=0)]] = Field(
-        min_length=1, description="request ids (0 = the first request submitted)")
+    requests: list[int] = Field(min_length=1,
+                                description="request ids, >= 0 (0: the first request submitted)")
+
+    @model_validator(mode="after")
+    def _ids_exist(self) -> KvFault:
+        bad = [i for i in self.requests if i < 0]
+        if bad:
+            raise ValueError(f"request id {bad[0]} is negative; allowed: request ids >= 0 "
+                             "(0 is the first request submitted)")
+        return self
 
 
 FaultEntry = Annotated[UnitLoss | HostLoss | Straggler | LinkFault | KvFault,
