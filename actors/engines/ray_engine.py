@@ -14,6 +14,7 @@ an existing cluster.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any
 
@@ -40,6 +41,7 @@ from disagg.actors.engines.roles import ArrivalsFacade
 from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.supervisor import (
     PING_TIMEOUT_S,
+    ClusterGone,
     ComponentLost,
     RayEngineError,
     Supervisor,
@@ -51,8 +53,11 @@ from disagg.cluster.facts import arrivals_name, component_names, control_names
 from disagg.cluster.messages import Request
 from disagg.cluster.workload.kinds import ClosedLoopWorkload
 
-__all__ = ["CONTROL_RESOURCE", "ComponentHost", "ComponentLost", "RayEngine", "RayEngineError",
-           "RayPeer", "RayStore", "WallClock", "local_resources", "run_ray"]
+__all__ = ["CONTROL_RESOURCE", "GCS", "ClusterGone", "ComponentHost", "ComponentLost", "RayEngine",
+           "RayEngineError", "RayPeer", "RayStore", "WallClock", "local_resources", "run_ray"]
+
+GCS = "gcs"  # ``component_lost`` of a run whose Ray cluster lost its control store
+GCS_CLOSE_S = 5.0  # wall seconds given to the clean-up once the GCS is gone
 
 
 def init_ray(exp: Experiment, address: str | None) -> bool:
@@ -144,6 +149,7 @@ class RayEngine:
         self.t0 = 0.0
         self.placement: Placement | None = None
         self.lost_control = ""  # the control component lost while the run ended, if any
+        self.cluster_gone = False  # the GCS stopped answering (ClusterGone)
         self._started_ray = False
         self._sup: Supervisor | None = None
         self._drain: Drainer | None = None
@@ -183,6 +189,9 @@ class RayEngine:
             self.lost[e.name] = str(e)
             self._count_the_dead(e.name)
             return Ending("lost", component=e.name)
+        except ClusterGone:
+            self.cluster_gone = True  # the actors still answer the driver for a while
+            return Ending("lost", component=GCS)
         except ComponentFailed as e:
             return Ending("failed", component=e.name, failure=e)
         if how == "stopped":
@@ -243,7 +252,7 @@ class RayEngine:
             ending = Ending("lost", component=self.lost_control)
         components = gather_results(self.handles, self.lost)
         control = control_names(self.serving)
-        ips = node_ips()
+        ips = {} if self.cluster_gone else node_ips()  # ray.nodes() asks the GCS
         return RunResults(
             "ray", self.emu_now(), components, self.kept.rows, self.kept.transfers,
             self.kept.series, sorted(n for n in self.lost if n not in control),
@@ -255,7 +264,16 @@ class RayEngine:
             ending=ending)
 
     def close(self) -> None:
-        """Kill the actors, free the placement, and shut Ray down if this engine started it."""
+        """Kill the actors, free the placement, and shut Ray down if this engine started it
+        (without a GCS those calls may wait for it: then given ``GCS_CLOSE_S`` at most)."""
+        if self.cluster_gone:
+            done = threading.Thread(target=self._close, daemon=True)
+            done.start()
+            done.join(GCS_CLOSE_S)
+            return
+        self._close()
+
+    def _close(self) -> None:
         for h in set(self.handles.values()):
             ray.kill(h)
         if self.placement is not None:

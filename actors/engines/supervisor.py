@@ -11,6 +11,7 @@ fabric, load generator) ends the run: :class:`ComponentLost`. The fault schedule
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,23 @@ class ComponentLost(RuntimeError):
     def __init__(self, name: str, why: str) -> None:
         super().__init__(f"the {name} actor was lost ({why})")
         self.name = name
+
+
+class ClusterGone(RuntimeError):
+    """The Ray cluster's control store (GCS) no longer answers: the run cannot go on (Ray ends
+    the driver's process about a minute later, so the results must be written before)."""
+
+
+def gcs_reachable(address: str | None, timeout_s: float = 1.0) -> bool:
+    """Whether the GCS at ``address`` (HOST:PORT) accepts a TCP connection (True if unknown)."""
+    if not address:
+        return True
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 class RayFaultHost:
@@ -95,6 +113,8 @@ class Supervisor:
         self.player = FaultPlayer(experiment_faults(exp),
                                   RayFaultHost(self, start_unit or _no_restart))
         self._next_check = 0.0
+        self.gcs_address: str | None = ray.get_runtime_context().gcs_address
+        self._gcs_misses = 0  # consecutive checks the GCS did not answer
 
     def emu_now(self) -> float:
         return (time.time() - self.t0) / self.exp.experiment.dilation
@@ -126,10 +146,20 @@ class Supervisor:
             self.player.play_due(self.emu_now(), FAULT_LEAD_S)
             if time.time() >= self._next_check:
                 self._next_check = time.time() + self.exp.placement.failure_poll_s
+                self.check_gcs()
                 self.check_actors()
             if progress is not None:
                 progress({"now_s": status["now_s"], **status["snapshot"]})
         return "deadline"
+
+    def check_gcs(self) -> None:
+        """Raise :class:`ClusterGone` once the GCS has not answered two checks in a row (actor
+        calls go worker to worker and keep working for a while without it, so only this
+        notices)."""
+        self._gcs_misses = 0 if gcs_reachable(self.gcs_address) else self._gcs_misses + 1
+        if self._gcs_misses >= 2:
+            raise ClusterGone(f"the Ray cluster's control store (GCS) at {self.gcs_address} "
+                              "is gone")
 
     def check_actors(self) -> None:
         """Ping every live actor: raise a component's failure or a lost control actor; report
