@@ -53,3 +53,28 @@ def test_a_unit_killed_from_outside_is_reported_like_an_injected_loss(
     assert "decode-0 lost (cause: external" in text and "lost units" in text
     if redone:
         assert "redone from prefill" in text
+
+
+def test_a_node_lost_with_the_collector_names_the_units_it_took(
+        ray_cluster, tmp_path: Path, actor_handles: dict[str, Any], capsys) -> None:
+    from disagg.experiments.cli.main import _run_exit
+
+    killed: list[str] = []
+
+    def lose_collector_and_a_unit(snapshot: dict[str, Any]) -> None:
+        if snapshot["completed"] >= 1 and not killed:  # as a raylet going away takes both
+            killed.extend(["collector", "prefill-1"])
+            for name in killed:
+                ray.kill(actor_handles[name], no_restart=True)
+
+    exp = make_experiment(experiment__engine="ray", experiment__duration_s=30.0,
+                          experiment__drain_timeout_s=30.0)
+    result = run_experiment(exp, tmp_path / "out", progress=lose_collector_and_a_unit)
+    assert killed
+    assert result.summary["component_lost"] == "collector"
+    assert "prefill-1" in result.summary["lost_units"]
+    assert any("prefill-1 lost (cause: external" in f for f in result.summary["faults"])
+    assert _run_exit(result) == 1
+    err = capsys.readouterr().err
+    assert "the emulator's collector component was lost mid-run (units lost too: " in err
+    assert "prefill-1" in err

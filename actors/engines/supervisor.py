@@ -185,8 +185,8 @@ class Supervisor:
         and reported exactly as an injected loss — the router redoes its requests, and the
         fault log (console, ``summary.json`` ``faults``) says so, with ``cause: external``."""
         at_s = self.emu_now()
+        self.log_external(unit, why, at_s)  # first: telling the router may find the collector lost
         self.unit_down(unit, why, at_s)
-        self.log_external(unit, why, at_s)
 
     def log_external(self, unit: str, why: str, at_s: float) -> None:
         """Record in the fault log that ``unit`` was lost at ``at_s`` of an outside cause."""
