@@ -67,7 +67,7 @@ def _resolve(value: Any, getter: Callable[[str], BaseModel], known: Callable[[],
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ExperimentSection(_Section):

@@ -96,6 +96,8 @@ def describe_validation_error(err: ValidationError, root: type[BaseModel]) -> st
     if first["type"] == "missing":
         return f"field {field!r} is required but missing"
     msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "finite_number":  # nan or inf: not "should be <= max"
+        msg = "must be a finite number"
     if msg.startswith("field '"):  # a model validator that names the nested field itself
         return msg
     shown = repr(value) if not isinstance(value, dict) else "(table)"

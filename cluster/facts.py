@@ -17,7 +17,7 @@ from disagg.cluster.hardware.perf import fit_check, kv_bytes
 from disagg.cluster.messages import PREFIX_BLOCK_TOKENS
 from disagg.cluster.paged_kv import PagedKv, paged_kv
 from disagg.cluster.records import UnitId
-from disagg.cluster.sizing import estimate_run_size
+from disagg.cluster.sizing import MAX_TIMESERIES_ROWS, estimate_run_size
 from disagg.cluster.topology import build_topology, unit_names
 from disagg.cluster.workload.kinds import AgenticWorkload, ClosedLoopWorkload
 from disagg.cluster.workload.plan import SloTargets
@@ -131,6 +131,45 @@ def check_faults(exp: Experiment) -> None:
                               f"experiment; allowed: {', '.join(sorted(links))}")
 
 
+def _fault_start(entry: object) -> tuple[str, float] | None:
+    """The time field of a timed fault entry and its value (None for KV faults)."""
+    for key in ("at_s", "from_s"):
+        value = getattr(entry, key, None)
+        if value is not None:
+            return key, float(value)
+    return None
+
+
+def check_fault_times(exp: Experiment) -> None:
+    """Refuse a fault that starts after the run has surely ended (``duration_s`` plus
+    ``drain_timeout_s``: it could never happen), and a unit lost while it is already down
+    (the same unit, or a host holding it, lost twice in overlapping windows)."""
+    latest = exp.experiment.duration_s + exp.experiment.drain_timeout_s
+    hosts = host_units(exp)
+    down: dict[str, list[tuple[float, float, int]]] = {}
+    for i, entry in enumerate(exp.faults):
+        start = _fault_start(entry)
+        if start is not None and start[1] > latest:
+            raise ConfigError(
+                f"field 'faults.{i}.{start[0]}': value {start[1]:g} is after the run has ended "
+                f"(arrivals end at {exp.experiment.duration_s:g} s, unfinished requests fail "
+                f"{exp.experiment.drain_timeout_s:g} s later); allowed: <= {latest:g}")
+        kind = getattr(entry, "kind", "")
+        lost = hosts.get(getattr(entry, "host", ""), []) if kind == "host_loss" \
+            else [getattr(entry, "unit", "")] if kind == "unit_loss" else []
+        for unit in lost:
+            at = float(getattr(entry, "at_s"))
+            back = getattr(entry, "restart_after_s", None)
+            end = float("inf") if back is None else at + back
+            for a, b, j in down.get(unit, []):
+                if a < end and at < b:
+                    until = "for good" if b == float("inf") else f"until {b:g} s"
+                    raise ConfigError(
+                        f"field 'faults.{i}.at_s': value {at:g} loses {unit}, which faults.{j} "
+                        f"already lost from {a:g} s {until}; allowed: a loss after it is back")
+            down.setdefault(unit, []).append((at, end, i))
+
+
 def machine_memory_bytes() -> float:
     """Physical memory of this machine, bytes (POSIX sysconf)."""
     return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
@@ -138,15 +177,23 @@ def machine_memory_bytes() -> float:
 
 def check_size(exp: Experiment, memory_bytes: float | None = None) -> None:
     """Refuse a run whose estimated peak memory exceeds ``experiment.max_memory_fraction`` of the
-    machine's (``memory_bytes``, default this machine's), naming the estimate."""
+    machine's (``memory_bytes``, default this machine's), naming the estimate, or that would
+    write more than ``MAX_TIMESERIES_ROWS`` timeseries rows (a tiny ``sample_interval_s``)."""
     size = estimate_run_size(exp, len(build_topology(exp).capacity))
     limit = exp.experiment.max_memory_fraction * (memory_bytes or machine_memory_bytes())
     if size.bytes > limit:
         raise ConfigError(
             f"run size: estimated {size.describe()} exceeds {limit / 1e9:.1f} GB "
             f"({exp.experiment.max_memory_fraction:g} of this machine's memory); allowed: a "
-            "shorter experiment.duration_s, a lower workload.rate_per_s or a larger "
-            "output.sample_interval_s")
+            "shorter experiment.duration_s, a lower workload.rate_per_s (or fewer "
+            "workload.users) or a larger output.sample_interval_s")
+    if size.timeseries_rows > MAX_TIMESERIES_ROWS:
+        smallest = exp.output.sample_interval_s * size.timeseries_rows / MAX_TIMESERIES_ROWS
+        raise ConfigError(
+            f"field 'output.sample_interval_s': value {exp.output.sample_interval_s:g} makes "
+            f"{size.timeseries_rows:.3g} timeseries rows ({size.series} series over "
+            f"{exp.experiment.duration_s:g} s); allowed: at most {MAX_TIMESERIES_ROWS:.0e} rows, "
+            f"i.e. sample_interval_s >= {smallest:.3g} (or a shorter experiment.duration_s)")
 
 
 def check_fit(exp: Experiment) -> None:

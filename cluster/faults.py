@@ -12,6 +12,7 @@ the equivalent entries (:func:`entries_from_legacy`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,7 @@ LINK_PATTERN = r"^(core|(prefill|decode|colocated)-host-[0-9]+/(egress|ingress))
 
 
 class _Entry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class UnitLoss(_Entry):
@@ -83,7 +84,16 @@ class KvFault(_Entry):
     """KV payloads of the listed requests dropped (``kv_drop``) or corrupted (``kv_corrupt``)."""
 
     kind: Literal["kv_drop", "kv_corrupt"]
-    requests: list[int] = Field(min_length=1, description="request ids")
+    requests: list[int] = Field(min_length=1,
+                                description="request ids, >= 0 (0: the first request submitted)")
+
+    @model_validator(mode="after")
+    def _ids_exist(self) -> KvFault:
+        bad = [i for i in self.requests if i < 0]
+        if bad:
+            raise ValueError(f"request id {bad[0]} is negative; allowed: request ids >= 0 "
+                             "(0 is the first request submitted)")
+        return self
 
 
 FaultEntry = Annotated[UnitLoss | HostLoss | Straggler | LinkFault | KvFault,
@@ -180,8 +190,27 @@ class FaultSchedule:
     def empty(self) -> bool:
         return not (self.actions or self.kv_drop or self.kv_corrupt)
 
+    def describe_kv(self, submitted: int) -> list[str]:
+        """One line per KV fault kind for the console and summary.json (request ids are
+        0..``submitted``-1; an id the run never submitted is named as having no effect)."""
+        out = []
+        for kind, ids, what, reason in (("kv_drop", self.kv_drop, "dropped", "kv_missing"),
+                                        ("kv_corrupt", self.kv_corrupt, "corrupted",
+                                         "kv_checksum")):
+            hit = sorted(i for i in ids if i < submitted)
+            missed = sorted(i for i in ids if i >= submitted)
+            line = f"{kind}: KV of request(s) {', '.join(map(str, hit)) or 'none'} {what}" \
+                   + (f" (failed, reason {reason})" if hit else "")
+            if missed:
+                line += (f"; request(s) {', '.join(map(str, missed))} never submitted "
+                         f"(ids 0..{submitted - 1}): no effect")
+            if ids:
+                out.append(line)
+        return out
+
 
 def _actions(entry: Any, seq: int, host_units: dict[str, list[str]]) -> list[FaultAction]:
+    """The kills and restarts of a loss entry (speed and link windows: :func:`_composed`)."""
     if isinstance(entry, HostLoss):
         return [FaultAction(entry.at_s, seq, "kill", u) for u in host_units.get(entry.host, [])]
     if isinstance(entry, UnitLoss):
@@ -189,14 +218,35 @@ def _actions(entry: Any, seq: int, host_units: dict[str, list[str]]) -> list[Fau
         if entry.restart_after_s is not None:
             out.append(FaultAction(entry.at_s + entry.restart_after_s, seq, "restart", entry.unit))
         return out
-    if isinstance(entry, Straggler | LinkFault):
-        action: Action = "speed" if isinstance(entry, Straggler) else "link"
-        target = entry.unit if isinstance(entry, Straggler) else entry.link
-        out = [FaultAction(entry.from_s, seq, action, target, entry.factor)]
-        if entry.to_s is not None:
-            out.append(FaultAction(entry.to_s, seq, action, target, 1.0))
-        return out
     return []
+
+
+def _composed(entries: list[Any] | tuple[Any, ...]) -> list[FaultAction]:
+    """Speed and link windows on one target composed by product, one action per change.
+
+    Overlapping windows on the same unit (or link) multiply: a x2 straggler inside a x4 window
+    runs the unit x8 while both last, x4 again when the inner one ends, x1 when both have; a
+    link degraded (x0.5) inside a cut (x0) stays cut until the cut ends, then runs at x0.5
+    until the degrade ends. An action is emitted at each window edge where the product changes;
+    its ``seq`` is that of the first entry with an edge there."""
+    windows: dict[tuple[Action, str], list[tuple[float, float, float, int]]] = {}
+    for seq, e in enumerate(entries):
+        if isinstance(e, Straggler | LinkFault):
+            key: tuple[Action, str] = (("speed", e.unit) if isinstance(e, Straggler)
+                                       else ("link", e.link))
+            end = math.inf if e.to_s is None else e.to_s
+            windows.setdefault(key, []).append((e.from_s, end, e.factor, seq))
+    out: list[FaultAction] = []
+    for (action, target), spans in windows.items():
+        edges = sorted({t for a, b, _, _ in spans for t in (a, b) if t != math.inf})
+        current = 1.0
+        for t in edges:
+            factor = math.prod(f for a, b, f, _ in spans if a <= t < b)
+            if factor != current:
+                seq = min(s for a, b, _, s in spans if t in (a, b))
+                out.append(FaultAction(t, seq, action, target, factor))
+                current = factor
+    return out
 
 
 def fault_schedule(entries: list[Any] | tuple[Any, ...],
@@ -204,6 +254,7 @@ def fault_schedule(entries: list[Any] | tuple[Any, ...],
     """The one schedule for ``entries`` (validated ``[[faults]]`` tables), in time order;
     ``host_units`` (host -> its units, from the topology) expands a host loss into unit kills."""
     actions = [a for seq, e in enumerate(entries) for a in _actions(e, seq, host_units or {})]
+    actions += _composed(entries)
     kv = {"kv_drop": set(), "kv_corrupt": set()}  # type: dict[str, set[int]]
     for e in entries:
         if isinstance(e, KvFault):

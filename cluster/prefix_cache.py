@@ -140,7 +140,7 @@ class PrefixCacheConfig(BaseModel):
     hold (as the router last heard) cross the fabric.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = Field(False, description="prefill units cache prompt blocks and reuse them")
     capacity_blocks: int | None = Field(

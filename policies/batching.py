@@ -15,8 +15,8 @@ from disagg.policies.base import (
 )
 from disagg.policies.registry import Registry
 
-PREFILL_BATCHING: Registry[PrefillBatchingPolicy] = Registry("prefill_batching")
-DECODE_ADMISSION: Registry[DecodeAdmissionPolicy] = Registry("decode_admission")
+PREFILL_BATCHING: Registry[PrefillBatchingPolicy] = Registry("prefill_batching", PrefillBatchingPolicy)
+DECODE_ADMISSION: Registry[DecodeAdmissionPolicy] = Registry("decode_admission", DecodeAdmissionPolicy)
 
 
 def check_budget(max_batch_tokens: int, max_batch_requests: int) -> None:

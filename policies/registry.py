@@ -30,10 +30,12 @@ class DuplicatePolicy(RuntimeError):
 
 
 class Registry(Generic[T]):
-    """Name -> factory for one kind of policy."""
+    """Name -> factory for one kind of policy; ``role`` (the kind's Protocol, e.g.
+    :class:`RouterPolicy`) names the methods a dotted-path class must have."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, role: type | None = None) -> None:
         self.kind = kind
+        self.methods = _protocol_methods(role) if role is not None else ()
         self._factories: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -55,7 +57,7 @@ class Registry(Generic[T]):
         if name in self._factories:
             return self._factories[name]
         if "." in name or ":" in name:
-            return _import(name, self.kind)
+            return _checked(_import(name, self.kind), name, self.kind, self.methods)
         close = difflib.get_close_matches(name, self.names(), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise UnknownPolicy(
@@ -124,3 +126,26 @@ def _import(path: str, kind: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
     except (ImportError, AttributeError, ValueError) as e:
         raise UnknownPolicy(f"{kind} policy {path!r} cannot be imported: {e}") from None
+
+
+def _protocol_methods(role: type) -> tuple[str, ...]:
+    """The public methods a Protocol declares (what a policy of that role must implement)."""
+    return tuple(sorted(n for n, v in vars(role).items()
+                        if callable(v) and not n.startswith("_")))
+
+
+def _checked(found: Any, path: str, kind: str, methods: tuple[str, ...]) -> Callable[..., Any]:
+    """``found`` if it is a class with every method of the role, else :class:`UnknownPolicy`.
+
+    Checked without calling ``found``: a dotted path naming a function (``sys.exit``,
+    ``os.abort``) is refused before anything runs, never called."""
+    needs = f"allowed: a class with method{'s' if len(methods) > 1 else ''} " \
+            f"{', '.join(methods)}" if methods else "allowed: a policy class"
+    if not inspect.isclass(found):
+        what = "function" if inspect.isroutine(found) else type(found).__name__
+        raise UnknownPolicy(f"{kind} policy {path!r} is a {what}, not a policy class; {needs}")
+    missing = [m for m in methods if not callable(getattr(found, m, None))]
+    if missing:
+        raise UnknownPolicy(f"{kind} policy {path!r} is a class without method {missing[0]!r}; "
+                            f"{needs}")
+    return found  # type: ignore[no-any-return]

@@ -18,7 +18,7 @@ from disagg.policies.base import (
 )
 from disagg.policies.registry import Registry
 
-ROUTERS: Registry[RouterPolicy] = Registry("router")
+ROUTERS: Registry[RouterPolicy] = Registry("router", RouterPolicy)
 
 
 def decode_kv_need(request: Request, context: PolicyContext) -> float:

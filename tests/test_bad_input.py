@@ -13,7 +13,11 @@ from conftest import experiment_dict, make_experiment
 
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.facts import check_size
-from disagg.cluster.sizing import BYTES_PER_REQUEST, BYTES_PER_TIMESERIES_ROW
+from disagg.cluster.sizing import (
+    BYTES_PER_OPEN_REQUEST,
+    BYTES_PER_REQUEST,
+    BYTES_PER_TIMESERIES_ROW,
+)
 from disagg.experiments.checks import check_experiment
 from disagg.experiments.cli.main import main
 from disagg.experiments.run import run_experiment
@@ -144,3 +148,157 @@ def test_fixed_lengths_beyond_the_context_are_refused(model: str) -> None:
     # truncate: the prompt is cut per request, so the same lengths validate
     check_experiment(exp.model_copy(update={"experiment": exp.experiment.model_copy(
         update={"over_context": "truncate"})}))
+
+
+# -- the reliability sweep's bad inputs (issues 29 and 30), each one line and exit 2 ----------
+BIG = 99_999_999_999_999_999_999_999  # beyond 64 bits
+SPACE = {"family": [{"name": "a", "prefill": {"hardware": ["trainium2"], "chips_per_unit": [4],
+                                              "units": [1]},
+                     "decode": {"hardware": ["cs3"], "chips_per_unit": [4], "units": [1]}}]}
+
+
+def _trace_exp(tmp_path: Path, name: str, text: str, fmt: str) -> str:
+    (tmp_path / name).write_text(text)
+    return _exp_file(tmp_path, workload={"kind": "trace", "path": str(tmp_path / name),
+                                         "format": fmt})
+
+
+@pytest.mark.parametrize("name, text, fmt, needles", [
+    ("t.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.5,374,44\n"
+              f"2023-11-16 18:15:47.0,{BIG},44\n", "azure",
+     ("t.csv, line 3", "'ContextTokens'", str(BIG), "beyond 64 bits")),
+    ("t.jsonl", f'{{"timestamp": 1, "input_length": 5, "output_length": {BIG}}}\n', "mooncake",
+     ("t.jsonl, line 1", "'output_length'", "beyond 64 bits")),
+    ("t.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:47.5,374,44\n"
+              "2023-11-16 18:15:47.0,10,4\n", "azure",
+     ("t.csv, line 3", "0.5 s before the previous row's", "allowed: rows in time order")),
+])
+def test_bad_traces_are_refused(tmp_path: Path, capsys, name: str, text: str, fmt: str,
+                                needles: tuple[str, ...]) -> None:
+    exp = _trace_exp(tmp_path, name, text, fmt)
+    _refused(tmp_path, capsys, ["run", exp, "--no-live", "--out", str(tmp_path / "o")], *needles)
+
+
+LOSS = {"kind": "unit_loss", "unit": "decode-0"}
+
+
+@pytest.mark.parametrize("overrides, needles", [
+    ({"faults": [{"kind": "kv_drop", "requests": [-1]}]},
+     ("faults.0", "request id -1 is negative", "allowed: request ids >= 0")),
+    ({"faults": [{"kind": "kv_corrupt", "requests": [2, -5]}]}, ("faults.0", "request id -5")),
+    ({"faults": [{**LOSS, "at_s": 400.0}]},  # 5 s of arrivals + 300 s of drain
+     ("faults.0.at_s", "400", "after the run has ended", "allowed: <= 305")),
+    ({"faults": [{"kind": "straggler", "unit": "prefill-0", "factor": 2, "from_s": 1e4}]},
+     ("faults.0.from_s", "after the run has ended")),
+    ({"faults": [{**LOSS, "at_s": 1.0}, {**LOSS, "at_s": 2.0}]},
+     ("faults.1.at_s", "decode-0", "faults.0 already lost from 1 s for good")),
+    ({"faults": [{**LOSS, "at_s": 1.0, "restart_after_s": 2.0},
+                 {"kind": "host_loss", "host": "decode-host-0", "at_s": 2.5}]},
+     ("faults.1.at_s", "until 3 s", "allowed: a loss after it is back")),
+    ({"slo__ttft_s": float("inf")}, ("slo.ttft_s", "inf", "must be a finite number")),
+    ({"workload__rate_per_s": float("nan")}, ("workload.rate_per_s", "must be a finite number")),
+    ({"experiment__duration_s": float("nan")}, ("experiment.duration_s", "finite number")),
+    ({"experiment__dilation": float("nan")}, ("experiment.dilation", "must be a finite number")),
+    ({"policies__router": "os.abort"},
+     ("policies.router", "'os.abort' is a function, not a policy class",
+      "choose_decode, choose_prefill")),
+    ({"policies__decode_admission": "collections.OrderedDict"},
+     ("policies.decode_admission", "without method 'admit'")),
+])
+def test_bad_experiments_are_refused(tmp_path: Path, capsys, overrides: dict[str, object],
+                                     needles: tuple[str, ...]) -> None:
+    exp = tmp_path / "exp.toml"
+    exp.write_text(tomli_w.dumps(experiment_dict(**overrides)))  # type: ignore[arg-type]
+    _refused(tmp_path, capsys, ["validate", str(exp)], *needles)
+
+
+def test_a_faulted_unit_may_be_lost_again_once_it_is_back() -> None:
+    make_experiment(faults=[{**LOSS, "at_s": 1.0, "restart_after_s": 1.0},
+                            {**LOSS, "at_s": 2.0}])  # back at 2.0: lost again at 2.0 is fine
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["compare", "{exp}", "--policies", "sys.exit", "--out", "{o}"],
+     ("--policies", "'sys.exit' is a function, not a policy class")),
+    (["compare", "{exp}", "--policies", "", "--out", "{o}"], ("--policies", "value '' is empty")),
+    (["capacity", "{exp}", "--target", "2"], ("--target", "value 2", "(0, 1]")),
+    (["capacity", "{exp}", "--tol", "0"], ("--lo/--hi/--tol", "tol > 0")),
+    (["capacity", "{exp}", "--lo", "nan"], ("--lo/--hi/--tol", "finite numbers")),
+    (["run", "{exp}", "--no-live", "--dilation", "nan", "--out", "{o}"],
+     ("experiment.dilation", "must be a finite number")),
+])
+def test_bad_options_are_refused(tmp_path: Path, capsys, argv: list[str],
+                                 needles: tuple[str, ...]) -> None:
+    exp = _exp_file(tmp_path)
+    _refused(tmp_path, capsys, [a.replace("{exp}", exp).replace("{o}", str(tmp_path / "o"))
+                                for a in argv], *needles)
+
+
+@pytest.mark.parametrize("change, needles", [
+    ({"policies": {"router": ["round_robinx"]}},
+     ("policies.router", "unknown router policy 'round_robinx'", "did you mean 'round_robin'")),
+    ({"policies": {"router": ["sys.exit"]}}, ("policies.router", "is a function")),
+    ({"family": SPACE["family"] * 2}, ("family.1.name", "'a'", "distinct name")),
+    ({"family": [{**SPACE["family"][0], "decode": {"hardware": ["cs9"], "chips_per_unit": [4],
+                                                   "units": [1]}}]},
+     ("family.0.decode.hardware", "'cs9'", "allowed: b200, cs3")),
+    ({"family": [{**SPACE["family"][0], "host_nic_gbps": [-5.0]}]},
+     ("family.0.host_nic_gbps.0", "-5.0", "greater than 0")),
+    ({"hardware": {"cs9": {"power_w": 5.0}}}, ("hardware.cs9", "not catalog hardware")),
+])
+def test_bad_plan_spaces_are_refused(tmp_path: Path, capsys, change: dict[str, object],
+                                     needles: tuple[str, ...]) -> None:
+    (tmp_path / "space.toml").write_text(tomli_w.dumps({**SPACE, **change}))
+    err = _refused(tmp_path, capsys, ["plan", _exp_file(tmp_path), "--search",
+                                      str(tmp_path / "space.toml"), "--local", "--out",
+                                      str(tmp_path / "p")], *needles)
+    assert "Input should" not in err or "greater than" in err  # one line, not pydantic's three
+
+
+def test_plan_refuses_an_existing_empty_user_folder(tmp_path: Path, capsys) -> None:
+    (tmp_path / "space.toml").write_text(tomli_w.dumps(SPACE))
+    (tmp_path / "mine").mkdir()
+    _refused(tmp_path, capsys, ["plan", _exp_file(tmp_path), "--search",
+                                str(tmp_path / "space.toml"), "--local", "--out",
+                                str(tmp_path / "mine")], "--out", "not written by disagg plan")
+    assert list((tmp_path / "mine").iterdir()) == []
+
+
+def test_the_size_estimate_counts_closed_loop_users_by_hand() -> None:
+    users = 1_000_000
+    exp = make_experiment(workload={"kind": "closed_loop", "users": users, "think_time_s": 1.0})
+    rows = (5.0 / 0.5) * (2 + 1 + 4)  # 2 prefill + 1 decode units, 4 NIC links
+    # each user has one request in flight from the start: counted as a request and as open
+    expected = users * (BYTES_PER_REQUEST + BYTES_PER_OPEN_REQUEST) + rows * BYTES_PER_TIMESERIES_ROW
+    check_size(exp, memory_bytes=expected / 0.8 * 1.001)
+    with pytest.raises(ConfigError, match="1e\\+06 closed-loop users x 2000 B"):
+        check_size(exp, memory_bytes=expected / 0.8 * 0.999)
+
+
+def test_serve_refuses_a_port_in_use_before_starting_ray(tmp_path: Path, capsys) -> None:
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        _refused(tmp_path, capsys, ["serve", _exp_file(tmp_path), "--port", str(port)],
+                 "argument '--port'", f"value {port} is in use on 127.0.0.1")
+
+
+@pytest.mark.parametrize("host, needle", [
+    ("not-a-host.invalid", "is not a host name or address"),
+    ("192.0.2.1", "is not an address this machine can listen on"),  # TEST-NET-1, not ours
+])
+def test_serve_names_a_bad_host_not_the_port(tmp_path: Path, capsys, host: str,
+                                             needle: str) -> None:
+    err = _refused(tmp_path, capsys, ["serve", _exp_file(tmp_path), "--host", host,
+                                      "--port", "0"], "argument '--host'", needle)
+    assert "--port" not in err
+
+
+def test_a_tiny_sample_interval_is_refused_whatever_the_memory() -> None:
+    exp = make_experiment(output__sample_interval_s=2e-6)  # 5 s / 2e-6 x 7 series = 1.75e7 rows
+    with pytest.raises(ConfigError, match=r"'output.sample_interval_s': value 2e-06 makes "
+                                          r"1.75e\+07 timeseries rows .* sample_interval_s >= 3.5e-06"):
+        check_size(exp, memory_bytes=1e15)
+    check_size(make_experiment(output__sample_interval_s=3.6e-6), memory_bytes=1e15)

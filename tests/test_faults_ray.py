@@ -69,4 +69,6 @@ def test_every_fault_kind_on_the_ray_engine(ray_cluster, tmp_path) -> None:
                       "2.000 s: decode-1 lost", *[f"2.500 s: {u} lost" for u in lost_host],
                       "3.000 s: prefill-0 speed: durations x 1",
                       "3.500 s: decode-1 restarted",
-                      "4.000 s: link decode-host-0/ingress capacity x 1"]
+                      "4.000 s: link decode-host-0/ingress capacity x 1",
+                      # KV faults are listed too (issue 30: they were missing)
+                      "kv_drop: KV of request(s) 3 dropped (failed, reason kv_missing)"]

@@ -99,8 +99,8 @@ def test_burstgpt_and_mooncake_formats(tmp_path: Path) -> None:
     bg = tmp_path / "bg.csv"
     bg.write_text("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
                   "5.0,ChatGPT,100,20,120,Conversation log\n"
-                  "7.5,GPT-4,300,0,300,Conversation log\n"  # a failed request: dropped
-                  "6.25,ChatGPT,200,40,240,Conversation log\n")
+                  "6.25,ChatGPT,200,40,240,Conversation log\n"
+                  "7.5,GPT-4,300,0,300,Conversation log\n")  # a failed request: dropped
     t = read_trace(bg, FORMATS["burstgpt"])
     assert t.arrival_ns.tolist() == [5_000_000_000, 6_250_000_000]
     assert (t.prompt_tokens.tolist(), t.output_tokens.tolist(), t.dropped_rows) == (
@@ -140,6 +140,10 @@ BAD_CASES = {
                            "'GeneratedTokens': value '4.5' is not an integer"),
     "empty file": ("", 1, "the file is empty"),
     "header only": (HEADER, 2, "no requests"),
+    "unsorted": (HEADER + "2023-11-16 18:15:47.5,374,44\n" + GOOD, 3,
+                 "0.81941 s before the previous row's; allowed: rows in time order"),
+    "beyond 64 bits": (HEADER + GOOD + "2023-11-16 18:15:47.0,99999999999999999999999,44\n", 3,
+                       "is beyond 64 bits"),
 }
 
 

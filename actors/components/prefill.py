@@ -25,9 +25,11 @@ late, so it never re-forms.
 from __future__ import annotations
 
 import asyncio
+import bisect
 from dataclasses import dataclass
 from typing import Any
 
+from disagg.actors.components.prefill_queue import queued_at, take
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
@@ -88,6 +90,7 @@ class PrefillUnit(Component):
         self.control_delay_s = control_delay_s
         self.layer_wise = layer_wise  # hand KV over at batch start (fabric streams it per layer)
         self.queue: list[QueuedPrefill] = []
+        self.queued_tokens = 0  # prompt tokens in the queue, kept as it changes (load reports)
         self.free_at_s = 0.0
         self.eval_s = 0.0  # earliest modeled time of the next batching decision
         self.running: tuple[Request, ...] = ()
@@ -116,8 +119,10 @@ class PrefillUnit(Component):
     def _on_assigned(self, msg: PrefillAssigned) -> None:
         queued_s = msg.sent_s + self.control_delay_s
         self._carried[msg.request.request_id] = msg.records
-        self.queue.append(QueuedPrefill(msg.request, queued_s))
-        self.queue.sort(key=lambda q: q.queued_s)
+        # in queued order, after equal times (as a stable sort would): O(log n) comparisons,
+        # so a queue of a million closed-loop users does not cost a sort per assignment
+        bisect.insort_right(self.queue, QueuedPrefill(msg.request, queued_s), key=queued_at)
+        self.queued_tokens += msg.request.prompt_tokens
         revisable = self._reform is not None and not self._reform.done()
         if self._start is not None and self.gate.may_reform(queued_s, self.batch_start_s,
                                                             revisable):
@@ -135,7 +140,7 @@ class PrefillUnit(Component):
             t = max(self.free_at_s, self.queue[0].queued_s, self.eval_s)
             if await self.hold_until(t, self.wake):
                 continue  # a request came during the hold: form the batch again
-            eligible = tuple(q for q in self.queue if q.queued_s <= t)
+            eligible = tuple(self.queue[:bisect.bisect_right(self.queue, t, key=queued_at)])
             decision = self.policy.form_batch(eligible, t)
             if not isinstance(decision, Batch):
                 if decision.time_s <= t:
@@ -152,12 +157,13 @@ class PrefillUnit(Component):
         chosen = set(batch.request_ids)
         if not chosen:
             raise ValueError(f"{self.name}: batching policy returned an empty batch")
-        requests = tuple(q.request for q in self.queue if q.request.request_id in chosen)
+        requests, rest = take(self.queue, chosen)
         if len(requests) != len(chosen):
             raise ValueError(f"{self.name}: batch names requests that are not queued")
         before = _BatchStart(tuple(self.queue), self.free_at_s, self.last_decision_s,
                              self.batch_start_s, requests)
-        self.queue = [q for q in self.queue if q.request.request_id not in chosen]
+        self.queue = rest
+        self.queued_tokens -= sum(r.prompt_tokens for r in requests)
         self.decide_at(t)
         cached = self._lookup(requests)
         duration = prefill_time([r.prompt_tokens for r in requests], self.model, self.hw,
@@ -218,7 +224,8 @@ class PrefillUnit(Component):
         taken = {q.request.request_id for q in start.queue}
         self.queue = sorted([*start.queue, *(q for q in self.queue
                                              if q.request.request_id not in taken)],
-                            key=lambda q: q.queued_s)
+                            key=queued_at)
+        self.queued_tokens = sum(q.request.prompt_tokens for q in self.queue)
         self.free_at_s, self.batch_start_s = start.free_at_s, start.batch_start_s
         self.last_decision_s = start.last_decision_s
         self.decisions -= 1
@@ -284,7 +291,7 @@ class PrefillUnit(Component):
 
     def _load(self, t: float) -> LoadReport:
         return LoadReport(
-            self.name, "prefill", len(self.queue), sum(q.request.prompt_tokens for q in self.queue),
+            self.name, "prefill", len(self.queue), self.queued_tokens,
             len(self.running), 0.0, float("inf"), self.free_at_s, sent_s=t,
             running_tokens=sum(r.prompt_tokens for r in self.running),
             cached_blocks=self.cache.blocks() if self.cache is not None else frozenset(),

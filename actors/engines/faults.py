@@ -54,6 +54,12 @@ class FaultPlayer:
         receiver-timed ones), or None when all have been played."""
         return min((self._play_at(a, lead_s) for a in self.pending), default=None)
 
+    def report(self, end_s: float) -> list[tuple[float, str]]:
+        """The log, then every action the run ended before (emu s ``end_s``) marked as such."""
+        missed = [(a.at_s, f"{a.describe()} (not reached: the run ended at {end_s:.3f} s)")
+                  for a in self.pending]
+        return [*self.log, *missed]
+
     @staticmethod
     def _play_at(action: FaultAction, lead_s: float) -> float:
         return action.at_s - (lead_s if action.action in TIMED_BY_RECEIVER else 0.0)

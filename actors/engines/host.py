@@ -127,6 +127,7 @@ class ComponentHost(LedgerRole, ArrivalsRole, GatewayRole):
         assert self.transport is not None
         self.transport.repoint(name, handle)
 
+
     def memory_rss_bytes(self) -> int:
         """Resident memory of this actor's process (Linux /proc), for sizing clusters."""
         with open("/proc/self/status", encoding="ascii") as f:

@@ -14,6 +14,7 @@ an existing cluster.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any
 
@@ -41,6 +42,7 @@ from disagg.actors.engines.signals import driver_signals_kept
 from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.supervisor import (
     PING_TIMEOUT_S,
+    ClusterGone,
     ComponentLost,
     RayEngineError,
     Supervisor,
@@ -51,8 +53,11 @@ from disagg.cluster.errors import ComponentFailed, ConfigError
 from disagg.cluster.facts import arrivals_name, closed_loop, component_names, control_names
 from disagg.cluster.messages import Request
 
-__all__ = ["CONTROL_RESOURCE", "ComponentHost", "ComponentLost", "RayEngine", "RayEngineError",
-           "RayPeer", "RayStore", "WallClock", "local_resources", "run_ray"]
+__all__ = ["CONTROL_RESOURCE", "GCS", "ClusterGone", "ComponentHost", "ComponentLost", "RayEngine",
+           "RayEngineError", "RayPeer", "RayStore", "WallClock", "local_resources", "run_ray"]
+
+GCS = "gcs"  # ``component_lost`` of a run whose Ray cluster lost its control store
+GCS_CLOSE_S = 5.0  # wall seconds given to the clean-up once the GCS is gone
 
 
 def init_ray(exp: Experiment, address: str | None) -> bool:
@@ -157,6 +162,7 @@ class RayEngine:
         self.t0 = 0.0
         self.placement: Placement | None = None
         self.lost_control = ""  # the control component lost while the run ended, if any
+        self.cluster_gone = False  # the GCS stopped answering (ClusterGone)
         self._started_ray = False
         self._sup: Supervisor | None = None
         self._drain: Drainer | None = None
@@ -190,10 +196,15 @@ class RayEngine:
             how = self._sup.wait(deadline, self.poll_s, progress, stop, self._drain)
         except ray.exceptions.RayActorError as e:
             self.lost[self.arrivals] = type(e).__name__
+            self._count_the_dead(self.arrivals)
             return Ending("lost", component=self.arrivals)
         except ComponentLost as e:
             self.lost[e.name] = str(e)
+            self._count_the_dead(e.name)
             return Ending("lost", component=e.name)
+        except ClusterGone:
+            self.cluster_gone = True  # the actors still answer the driver for a while
+            return Ending("lost", component=GCS)
         except ComponentFailed as e:
             return Ending("failed", component=e.name, failure=e)
         if how == "stopped":
@@ -204,6 +215,19 @@ class RayEngine:
     def unanswered(self) -> tuple[str, ...]:
         """Actors whose ping is late right now (maybe hung), by component name."""
         return self._sup.unanswered if self._sup is not None else ()
+
+    def _count_the_dead(self, first: str) -> None:
+        """After losing control component ``first``: every other component lost with it (a
+        raylet or node gone takes all its actors) is recorded as lost, so the results name
+        them; its units are logged as external losses."""
+        assert self._sup is not None
+        for name in self._sup.dead_components():
+            if name == first or name in self.lost:
+                continue
+            if name in control_names(self.serving):
+                self.lost[name] = f"lost with the {first}"
+            else:  # the router may be gone too: nothing to redo, only to report
+                self._sup.log_external(name, f"lost with the {first}", self._sup.emu_now())
 
     def check(self) -> None:
         """Ping every actor: raises :class:`ComponentFailed` or :class:`ComponentLost`."""
@@ -246,18 +270,28 @@ class RayEngine:
             ending = Ending("lost", component=self.lost_control)
         components = gather_results(self.handles, self.lost)
         control = control_names(self.serving)
-        ips = node_ips()
+        ips = {} if self.cluster_gone else node_ips()  # ray.nodes() asks the GCS
         return RunResults(
             "ray", self.emu_now(), components, self.kept.rows, self.kept.transfers,
             self.kept.series, sorted(n for n in self.lost if n not in control),
-            self._sup.player.log, message_counts(components), self.placement.mode,
+            self._sup.player.report(self.emu_now()), message_counts(components),
+            self.placement.mode,
             {n: {"node_id": node, "node_ip": ips.get(node, "")} for n, node in self.nodes.items()},
             {node: {"offset_ms": o.offset_s * 1e3, "uncertainty_ms": o.uncertainty_s * 1e3}
              for node, o in self.offsets.items()},
             ending=ending)
 
     def close(self) -> None:
-        """Kill the actors, free the placement, and shut Ray down if this engine started it."""
+        """Kill the actors, free the placement, and shut Ray down if this engine started it
+        (without a GCS those calls may wait for it: then given ``GCS_CLOSE_S`` at most)."""
+        if self.cluster_gone:
+            done = threading.Thread(target=self._close, daemon=True)
+            done.start()
+            done.join(GCS_CLOSE_S)
+            return
+        self._close()
+
+    def _close(self) -> None:
         for h in set(self.handles.values()):
             ray.kill(h)
         if self.placement is not None:

@@ -13,6 +13,7 @@ fabric, load generator) ends the run: :class:`ComponentLost`. The fault schedule
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,23 @@ class ComponentLost(RuntimeError):
     def __init__(self, name: str, why: str) -> None:
         super().__init__(f"the {name} actor was lost ({why})")
         self.name = name
+
+
+class ClusterGone(RuntimeError):
+    """The Ray cluster's control store (GCS) no longer answers: the run cannot go on (Ray ends
+    the driver's process about a minute later, so the results must be written before)."""
+
+
+def gcs_reachable(address: str | None, timeout_s: float = 1.0) -> bool:
+    """Whether the GCS at ``address`` (HOST:PORT) accepts a TCP connection (True if unknown)."""
+    if not address:
+        return True
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 class RayFaultHost:
@@ -98,6 +116,8 @@ class Supervisor:
                                   RayFaultHost(self, start_unit or _no_restart))
         self._next_check = 0.0
         self.unanswered: tuple[str, ...] = ()  # actors whose ping is late (maybe hung), by name
+        self.gcs_address: str | None = ray.get_runtime_context().gcs_address
+        self._gcs_misses = 0  # consecutive checks the GCS did not answer
 
     def emu_now(self) -> float:
         return (time.time() - self.t0) / self.exp.experiment.dilation
@@ -129,10 +149,20 @@ class Supervisor:
             self.player.play_due(self.emu_now(), FAULT_LEAD_S)
             if time.time() >= self._next_check:
                 self._next_check = time.time() + self.exp.placement.failure_poll_s
+                self.check_gcs()
                 self.check_actors()
             if progress is not None:
                 progress({"now_s": status["now_s"], **status["snapshot"]})
         return "deadline"
+
+    def check_gcs(self) -> None:
+        """Raise :class:`ClusterGone` once the GCS has not answered two checks in a row (actor
+        calls go worker to worker and keep working for a while without it, so only this
+        notices)."""
+        self._gcs_misses = 0 if gcs_reachable(self.gcs_address) else self._gcs_misses + 1
+        if self._gcs_misses >= 2:
+            raise ClusterGone(f"the Ray cluster's control store (GCS) at {self.gcs_address} "
+                              "is gone")
 
     def check_actors(self) -> None:
         """Ping every live actor: raise a component's failure or a lost control actor; report
@@ -180,7 +210,38 @@ class Supervisor:
         """Every unit on ``name``'s actor is lost."""
         handle = self.handles[name]
         for unit in [n for n in alive if self.handles[n] == handle]:
-            self.unit_down(unit, why, self.emu_now())
+            self.external_loss(unit, why)
+
+    def external_loss(self, unit: str, why: str) -> None:
+        """A unit whose actor died of an outside cause (a ``kill -9``, its node gone): handled
+        and reported exactly as an injected loss — the router redoes its requests, and the
+        fault log (console, ``summary.json`` ``faults``) says so, with ``cause: external``."""
+        at_s = self.emu_now()
+        self.log_external(unit, why, at_s)  # first: telling the router may find the collector lost
+        self.unit_down(unit, why, at_s)
+
+    def log_external(self, unit: str, why: str, at_s: float) -> None:
+        """Record in the fault log that ``unit`` was lost at ``at_s`` of an outside cause."""
+        self.lost[unit] = why
+        self.player.log.append((at_s, f"{at_s:.3f} s: {unit} lost (cause: external, {why})"))
+        self.player.log.sort(key=lambda entry: entry[0])
+
+    def dead_components(self) -> list[str]:
+        """Every component whose actor no longer answers (RayActorError), best effort: what a
+        lost node took with it, for the report of a run that lost its control plane."""
+        alive = [n for n in self.handles if n not in self.lost]
+        refs = {self.handles[n].ping.remote(): n for n in self.units.one_per_actor(alive)}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=PING_TIMEOUT_S)
+        dead: list[str] = []
+        for ref in ready:
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayActorError:
+                handle = self.handles[refs[ref]]
+                dead += [n for n in alive if self.handles[n] == handle]
+            except Exception:  # noqa: BLE001 - a component failure is not a loss
+                continue
+        return dead
 
     def unit_down(self, name: str, why: str, at_s: float) -> None:
         """Record ``name`` as lost and tell the router, with the requests already ended."""

@@ -240,7 +240,7 @@ class VirtualEngine:
             "virtual", self.loop.time(),
             [c.results() for n, c in self.run.comps.items() if n not in self.run.lost],
             self.kept.rows, self.kept.transfers, self.kept.series, sorted(self.run.lost),
-            self.player.log, ending=ending)
+            self.player.report(self.loop.time()), ending=ending)
 
     def close(self) -> None:
         """Close the loop."""

@@ -27,7 +27,7 @@ from disagg.cluster.workload.traces import TraceSource
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 _PROMPT = LognormalLength(median=1_000, sigma=0.8, max=8_192)

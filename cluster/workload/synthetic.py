@@ -18,7 +18,7 @@ from disagg.cluster.workload.traces import TraceSource
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FixedLength(_Frozen):

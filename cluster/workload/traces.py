@@ -35,6 +35,7 @@ from disagg.cluster.errors import ConfigError
 TimestampUnit = Literal["datetime", "s", "ms"]
 _DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?$")
 _INT = re.compile(r"^[+-]?\d+(?:\.0*)?$")
+INT64_MAX = 2**63 - 1  # arrivals and token counts are int64 arrays
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ FORMATS: dict[str, TraceColumns] = {
 
 @dataclass(frozen=True)
 class Trace:
-    """A parsed trace in file order sorted by time: arrivals (int ns), prompt and output tokens.
+    """A parsed trace in time (and file) order: arrivals (int ns), prompt and output tokens.
 
     ``dropped_rows`` counts rows with zero prompt or output tokens (BurstGPT logs failed
     requests that way); they are not requests the cluster could serve.
@@ -116,6 +117,9 @@ def _tokens(text: Any, column: str) -> int:
         raise ValueError(f"{column!r}: value {shown} is not an integer token count")
     if text < 0:
         raise ValueError(f"{column!r}: value {shown} is negative; token counts are >= 0")
+    if text > INT64_MAX:
+        raise ValueError(f"{column!r}: value {shown} is beyond 64 bits; allowed: token counts "
+                         f"<= {INT64_MAX}")
     return int(text)
 
 
@@ -131,10 +135,24 @@ def _row(path: str, line: int, get: Any, cols: TraceColumns) -> tuple[int, int, 
     except ValueError as e:
         raise _bad(path, line, f"column {cols.timestamp!r}: cannot parse timestamp "
                                f"{values[0]!r} as {cols.unit} ({e})") from None
+    if not -INT64_MAX <= ts <= INT64_MAX:
+        raise _bad(path, line, f"column {cols.timestamp!r}: timestamp {values[0]!r} is beyond "
+                               f"64 bits of nanoseconds; allowed: times within +-292 years")
     try:
         return ts, _tokens(values[1], cols.prompt_tokens), _tokens(values[2], cols.output_tokens)
     except ValueError as e:
         raise _bad(path, line, f"column {e}") from None
+
+
+def _in_order(path: str, line: int, row: tuple[int, int, int],
+              rows: list[tuple[int, int, int]]) -> tuple[int, int, int]:
+    """``row`` if its time is not before the previous row's, else a ConfigError: an unsorted
+    trace is refused rather than silently reordered (it usually means a wrong time column)."""
+    if rows and row[0] < rows[-1][0]:
+        back = (rows[-1][0] - row[0]) / 1e9
+        raise _bad(path, line, f"timestamp is {back:g} s before the previous row's; allowed: "
+                               "rows in time order (sort the file by its time column)")
+    return row
 
 
 def _read_csv(path: str, cols: TraceColumns) -> list[tuple[int, int, int]]:
@@ -148,29 +166,30 @@ def _read_csv(path: str, cols: TraceColumns) -> list[tuple[int, int, int]]:
             if key not in header:
                 raise _bad(path, 1, f"missing column {key!r} (the header has: {', '.join(header)})")
         index = {h: i for i, h in enumerate(header)}
-        rows = []
+        rows: list[tuple[int, int, int]] = []
         for fields in reader:
             if not fields:
                 continue
             def get(key: str) -> str | None:
                 i = index[key]
                 return fields[i] if i < len(fields) else None
-            rows.append(_row(path, reader.line_num, get, cols))
+            rows.append(_in_order(path, reader.line_num, _row(path, reader.line_num, get, cols),
+                                  rows))
     return rows
 
 
 def _hash_ids(path: str, line: int, value: Any, key: str) -> tuple[int, ...]:
     """A JSON list of non-negative integer block ids, or a ConfigError naming the line."""
     if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= INT64_MAX for v in value):
         raise _bad(path, line, f"key {key!r}: value {str(value)[:60]} is not a list of "
-                               "non-negative integer block ids")
+                               "non-negative 64-bit integer block ids")
     return tuple(value)
 
 
 def _read_jsonl(path: str, cols: TraceColumns) -> tuple[list[tuple[int, int, int]],
                                                         list[tuple[int, ...]]]:
-    rows = []
+    rows: list[tuple[int, int, int]] = []
     hashes: list[tuple[int, ...]] = []
     with open(path, encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, start=1):
@@ -185,7 +204,7 @@ def _read_jsonl(path: str, cols: TraceColumns) -> tuple[list[tuple[int, int, int
             for key in (cols.timestamp, cols.prompt_tokens, cols.output_tokens):
                 if key not in obj:
                     raise _bad(path, line_no, f"missing key {key!r} (the line has: {', '.join(obj)})")
-            rows.append(_row(path, line_no, obj.get, cols))
+            rows.append(_in_order(path, line_no, _row(path, line_no, obj.get, cols), rows))
             if cols.hashes is not None:
                 hashes.append(_hash_ids(path, line_no, obj.get(cols.hashes, []), cols.hashes))
     return rows, hashes
@@ -231,7 +250,7 @@ class TraceSource(BaseModel):
     A relative ``path`` is resolved against the folder of the experiment file that names it.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     path: str = Field(min_length=1, description="trace file; relative to the experiment file")
     format: Literal["azure", "burstgpt", "mooncake", "csv"] = Field(

@@ -4,6 +4,7 @@ by bisection on the virtual engine."""
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from rich.console import Console
@@ -30,6 +31,21 @@ def _base(args: argparse.Namespace) -> Experiment:
     return exp
 
 
+def _bounds(args: argparse.Namespace, nominal: float) -> tuple[float, float, float]:
+    """The search's lowest and highest rate and resolution (req/s), and the checked target:
+    a value given (even 0) is used or refused, never replaced by the default."""
+    if not (math.isfinite(args.target) and 0 < args.target <= 1):
+        raise ConfigError(f"--target: value {args.target:g} is not allowed; allowed: an SLO "
+                          "attainment fraction in (0, 1], e.g. 0.9 for 90 %")
+    lo = nominal / 4 if args.lo is None else args.lo
+    hi = nominal * 4 if args.hi is None else args.hi
+    tol = nominal / 20 if args.tol is None else args.tol
+    if not all(map(math.isfinite, (lo, hi, tol))) or not 0 < lo < hi or tol <= 0:
+        raise ConfigError(f"--lo/--hi/--tol: values {lo:g}/{hi:g}/{tol:g} are not allowed; "
+                          "allowed: finite numbers with 0 < lo < hi and tol > 0")
+    return lo, hi, tol
+
+
 def cmd_capacity(args: argparse.Namespace, console: Console) -> int:
     # deferred (the engines and plots): `disagg --help` must not pay for them
     from disagg.experiments.compare.capacity import SearchStopped, attainment, bisect_capacity
@@ -39,11 +55,7 @@ def cmd_capacity(args: argparse.Namespace, console: Console) -> int:
     nominal = float(getattr(exp.workload, "rate_per_s", None) or 1.0)
     if args.target is None:
         args.target = target_attainment(exp.slo.percentile_form)
-    lo, hi = args.lo or nominal / 4, args.hi or nominal * 4
-    tol = args.tol or nominal / 20
-    if not 0 < lo < hi or tol <= 0:
-        raise ConfigError(f"--lo/--hi/--tol: values {lo:g}/{hi:g}/{tol:g} are not allowed; "
-                          "allowed: 0 < lo < hi and tol > 0")
+    lo, hi, tol = _bounds(args, nominal)
 
     measured: dict[float, float] = {}
 

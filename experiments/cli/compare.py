@@ -120,9 +120,10 @@ def _plans(args: argparse.Namespace, console: Console) -> tuple[Any, list[RunPla
 
     rates = parse_rates(args.rates) if args.rates else None
     if len(args.experiment) == 1 and args.equal is None:
-        if not args.policies:
-            raise ConfigError("--policies: value None is not allowed; allowed: comma-separated "
-                              "router policies (or give several experiments to line up)")
+        if args.policies is None or not args.policies.strip():
+            given = "is missing" if args.policies is None else f"value {args.policies!r} is empty"
+            raise ConfigError(f"--policies {given}; allowed: comma-separated router policies "
+                              "(or give several experiments to line up)")
         base = load(argparse.Namespace(**{**vars(args), "experiment": args.experiment[0]}),
                     check=False)  # plan_runs checks every policy's variant once
         return base, plan_runs(base, parse_policies(args.policies), rates, args.repeats), {}

@@ -96,8 +96,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 def _run_exit(result: RunResult) -> int:
     """1 if a control-plane component was lost, 130 if interrupted, else 0 (results written)."""
     lost = result.raw.get("component_lost")
+    if lost == "gcs":
+        print(f"disagg: error: the Ray cluster's control store (GCS) is gone; results so far in "
+              f"{result.out_dir}", file=sys.stderr)
+        return EXIT_INTERNAL
     if lost:
-        print(f"disagg: error: the emulator's {lost} component was lost mid-run; the run ended "
+        units = result.raw.get("lost_units") or []
+        also = f" (units lost too: {', '.join(units)})" if units else ""
+        print(f"disagg: error: the emulator's {lost} component was lost mid-run{also}; the run ended "
               f"early, unfinished requests are 'failed' with reason emulator_component_lost; "
               f"results so far in {result.out_dir}", file=sys.stderr)
         return EXIT_INTERNAL

@@ -54,8 +54,8 @@ def open_folder(out_dir: Path, print_: str, resume: bool) -> None:
     marker = out_dir / MARKER
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out: {out_dir} exists and is not a folder; allowed: a new folder")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not marker.exists():
+    if out_dir.exists():
+        if not marker.exists():  # a user's folder, even an empty one, is never written into
             raise ConfigError(f"--out: {out_dir} exists and was not written by disagg plan; "
                               "allowed: a new folder")
         if not resume:

@@ -42,17 +42,20 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from disagg.cluster.errors import ConfigError, describe_validation_error
+from disagg.cluster.hardware.catalog import hardware
+from disagg.policies.batching import PREFILL_BATCHING
+from disagg.policies.router import ROUTERS
 
 Metric = Literal["goodput_per_dollar", "goodput_per_watt", "goodput_per_rack", "tasks_per_dollar"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Objective(_Section):
@@ -96,7 +99,7 @@ class Family(_Section):
     colocated: PoolAxes | None = None
     token_budget: list[int] = Field([8192], min_length=1,
                                     description="colocated only: tokens per iteration")
-    host_nic_gbps: list[float | None] = Field([None], min_length=1,
+    host_nic_gbps: list[Annotated[float, Field(gt=0)] | None] = Field([None], min_length=1,
                                               description="host NIC of the pools; None: catalog")
 
     @model_validator(mode="after")
@@ -145,6 +148,28 @@ class SearchSpace(_Section):
     search: SearchSettings = SearchSettings()
     hardware: dict[str, HardwareFacts] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _names_known(self) -> SearchSpace:
+        known = hardware()
+        allowed = ", ".join(sorted(known))
+        seen: dict[str, int] = {}
+        for i, fam in enumerate(self.family):
+            if fam.name in seen:
+                raise ValueError(f"field 'family.{i}.name': value {fam.name!r} is the name of "
+                                 f"family {seen[fam.name]} too; allowed: a distinct name per family")
+            seen[fam.name] = i
+            for kind in ("prefill", "decode", "colocated"):
+                axes = getattr(fam, kind)
+                for name in [] if axes is None else axes.hardware:
+                    if name not in known:
+                        raise ValueError(f"field 'family.{i}.{kind}.hardware': value {name!r} is "
+                                         f"not catalog hardware; allowed: {allowed}")
+        for name in self.hardware:
+            if name not in known:
+                raise ValueError(f"field 'hardware.{name}': {name!r} is not catalog hardware, so "
+                                 f"these facts would apply to nothing; allowed: {allowed}")
+        return self
+
 
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a search space file; :class:`ConfigError` names the field and value."""
@@ -156,6 +181,13 @@ def load_space(path: str | Path) -> SearchSpace:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, IsADirectoryError) as e:
         raise ConfigError(f"--search: {path}: not a valid TOML file: {e}") from None
     try:
-        return SearchSpace.model_validate(raw)
+        space = SearchSpace.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(f"--search {path}: {describe_validation_error(e, SearchSpace)}") from None
+    for field, registry in (("router", ROUTERS), ("prefill_batching", PREFILL_BATCHING)):
+        for name in getattr(space.policies, field):
+            try:
+                registry.factory(name)  # checks a dotted path's class without calling it
+            except ConfigError as e:
+                raise ConfigError(f"--search {path}: field 'policies.{field}': {e}") from None
+    return space

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from disagg.cluster.config import Experiment
+from disagg.cluster.facts import experiment_faults
 from disagg.cluster.hardware.perf import peak_flops
 from disagg.cluster.sketch import QuantileSketch
 from disagg.experiments.results.aggregate import RequestAggregates, Tally, TransferAggregates
@@ -130,7 +131,8 @@ def summarize(exp: Experiment, raw: dict[str, Any], agg: RequestAggregates,
         "dilation": exp.experiment.dilation, "seed": exp.experiment.seed, **_counts(agg, end_s)}
     out.update(_latencies(agg.all))
     out.update(_sketch_stats("itl", _itl(comps), weighted=True))
-    out["faults"] = [f"{text}" for _, text in raw.get("faults", [])]
+    out["faults"] = [f"{text}" for _, text in raw.get("faults", [])] \
+        + experiment_faults(exp).describe_kv(agg.all.submitted)
     out["redone"] = agg.redone
     out["preemptions"] = agg.preemptions  # paged KV: requests' preemptions summed
     out["prefill_utilization"] = utilization(raw, "prefill", end_s)

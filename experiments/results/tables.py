@@ -36,10 +36,13 @@ REDONE_COLUMNS = ["redone_from"]  # only when the fault schedule loses a unit
 
 def request_columns(exp: Experiment) -> list[str]:
     """requests.parquet's columns for ``exp``: ``REQUEST_COLUMNS``, with prefix caching on also
-    ``PREFIX_COLUMNS``, and when its fault schedule loses a unit (requests may be redone) also
-    ``REDONE_COLUMNS``. Fixed before the run, as rows stream into the file."""
+    ``PREFIX_COLUMNS``, and when a unit may be lost (requests redone) also ``REDONE_COLUMNS``:
+    when its fault schedule loses one, and always on the ray engine, where a unit's actor can
+    die of an outside cause (a ``kill -9``, its node going away). Fixed before the run, as rows
+    stream into the file."""
     extra = PREFIX_COLUMNS if exp.prefix_cache.enabled else []
-    if any(a.action == "kill" for a in experiment_faults(exp).actions):
+    if exp.experiment.engine == "ray" or any(a.action == "kill"
+                                             for a in experiment_faults(exp).actions):
         extra = [*extra, *REDONE_COLUMNS]
     return [*REQUEST_COLUMNS, *extra]
 

@@ -1,0 +1,29 @@
+"""A prefill unit's queue: kept in order of the emu time each request joined it, so that a queue
+of a million closed-loop users costs a bisection per arrival and a slice per batch, not a sort or
+a full scan (issue 30: a first Ctrl-C waited behind those)."""
+
+from __future__ import annotations
+
+from disagg.cluster.messages import Request
+from disagg.policies.base import QueuedPrefill
+
+
+def queued_at(q: QueuedPrefill) -> float:
+    """The queue's order: emu time a request joined it."""
+    return q.queued_s
+
+
+def take(queue: list[QueuedPrefill], chosen: set[int]) -> tuple[tuple[Request, ...],
+                                                                  list[QueuedPrefill]]:
+    """The ``chosen`` requests in queue order, and the queue without them. Scans only up to the
+    last chosen one (a batch is usually the queue's head), so a long queue costs a slice."""
+    taken: list[Request] = []
+    kept: list[QueuedPrefill] = []
+    for i, q in enumerate(queue):
+        if q.request.request_id in chosen:
+            taken.append(q.request)
+            if len(taken) == len(chosen):
+                return tuple(taken), kept + queue[i + 1:]
+        else:
+            kept.append(q)
+    return tuple(taken), kept
