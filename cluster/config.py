@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -34,6 +33,7 @@ from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.overrides import apply_overrides
 from disagg.cluster.prefix_cache import PrefixCacheConfig
 from disagg.cluster.same_host import check_same_host
+from disagg.cluster.section import Section as _Section
 from disagg.cluster.serving_config import ColocatedScheduler, DecodeMechanics
 from disagg.cluster.slo import SloConfig
 from disagg.cluster.workload.kinds import SyntheticWorkload, WorkloadSpec
@@ -66,8 +66,6 @@ def _resolve(value: Any, getter: Callable[[str], BaseModel], known: Callable[[],
     return value
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ExperimentSection(_Section):

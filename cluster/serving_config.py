@@ -7,15 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from disagg.cluster.hardware.catalog import UnknownCatalogEntry, get_hardware, get_model
-from disagg.cluster.hardware.speculative import DEFAULT_HEAD_STEP_FRACTION, Speculation
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from disagg.cluster.hardware.speculative import DEFAULT_HEAD_STEP_FRACTION, Speculation
+from disagg.cluster.section import Section as _Section
 
 
 def _by_name(value: Any, getter: Any) -> Any:

@@ -23,10 +23,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from disagg.cluster.hardware.catalog import UnknownCatalogEntry, get_hardware
 from disagg.cluster.hardware.specs import HardwareProfile
+from disagg.cluster.section import Section as _Section
 
 Metric = Literal["ttft", "tpot", "e2e"]
 METRICS: tuple[Metric, ...] = ("ttft", "tpot", "e2e")
@@ -34,8 +35,6 @@ _PERCENTILE_KEY = re.compile(r"^(ttft|tpot|e2e)_p(\d+(?:\.\d+)?)_s$")
 _LEVEL_KEY = re.compile(r"^p(\d+(?:\.\d+)?)$")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _level(text: str, key: str) -> float:

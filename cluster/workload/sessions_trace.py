@@ -45,7 +45,7 @@ class Session:
 class SessionTrace(BaseModel):
     """An agentic Mooncake JSONL file (``path`` relative to the experiment file)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     path: str = Field(min_length=1, description="JSONL trace; relative to the experiment file")
 

@@ -15,7 +15,6 @@ from disagg.cluster.errors import ConfigError
 from disagg.experiments.checks import check_experiment
 from disagg.experiments.cli.common import EXIT_OK, output_path, overrides
 from disagg.experiments.results.lock import output_locked
-from disagg.experiments.serve.listen import check_listen
 
 LLAMA_31_CONTEXT = 131072  # Llama 3.1's context length (Meta's model card: 128K tokens)
 
@@ -28,6 +27,8 @@ def _check(args: argparse.Namespace) -> None:
         if value < 1:
             raise ConfigError(f"argument '--{flag.replace('_', '-')}': value {value} must be "
                               f"at least 1")
+    from disagg.experiments.serve.listen import check_listen  # deferred: see main.py
+
     check_listen(args.host, args.port)  # before Ray starts: the right option named at once
 
 
