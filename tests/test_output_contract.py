@@ -111,7 +111,14 @@ def test_run_force_keeps_a_users_file_in_a_disagg_folder(tmp_path: Path, capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
-def test_serve_refuses_an_existing_folder_before_ray_starts(tmp_path: Path, capsys) -> None:
+def test_serve_refuses_an_existing_folder_before_ray_starts(tmp_path: Path, capsys,
+                                                            monkeypatch) -> None:
+    import ray  # the check must come before Ray starts: any ray.init here fails the test
+
+    def no_init(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Ray was started before the output folder was checked")
+
+    monkeypatch.setattr(ray, "init", no_init)
     mine = tmp_path / "mine"
     mine.mkdir()
     assert main(["serve", str(QUICKSTART), "--out", str(mine), "--port", "0"]) == 2
@@ -120,7 +127,6 @@ def test_serve_refuses_an_existing_folder_before_ray_starts(tmp_path: Path, caps
     assert main(["serve", str(QUICKSTART), "--out", str(mine), "--force", "--port", "0"]) == 2
     assert "was not written by disagg" in capsys.readouterr().err
     assert list(mine.iterdir()) == []
-    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
 
 
 def test_a_disk_full_while_writing_is_one_line_and_leaves_nothing(tmp_path: Path, capsys,
