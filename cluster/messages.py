@@ -211,6 +211,18 @@ class FirstTokenPlanned:
     prefill_start_s: float
     first_token_s: float
     sent_s: float
+    cached_tokens: int = 0  # prompt tokens its prefix cache served
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCancelled:
+    """Gateway -> prefill and decode units (``disagg serve`` only): the request's client went
+    away; the unit holding it (now or when it comes) ends it ``cancelled`` with ``reason`` and
+    frees what it holds, as vLLM aborts a request whose client disconnected."""
+
+    request_id: int
+    reason: str
+    sent_s: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from disagg.cluster.messages import (
     FirstTokenPlanned,
     Request,
     RequestArrived,
+    RequestCancelled,
     RequestEnded,
     TokenSchedule,
 )
@@ -43,6 +44,7 @@ class TokenPlan:
     prefill_unit: str = ""
     prefill_start_s: float | None = None
     first_token_s: float | None = None
+    cached_tokens: int = 0
     decode_unit: str = ""
     kv_bytes: float = 0.0
     transfer_s: tuple[float, float] | None = None
@@ -63,7 +65,7 @@ class TokenPlan:
         return PlanUpdate(
             self.request.request_id, self.version, self.first_token_s,
             tuple(self.decode_times_s[from_index:]), from_index, self.status, self.reason,
-            self.end_s,
+            self.end_s, self.prefill_unit, self.decode_unit, self.cached_tokens,
         )
 
 
@@ -82,6 +84,9 @@ class PlanUpdate:
     status: str
     reason: str
     end_s: float | None
+    prefill_unit: str = ""
+    decode_unit: str = ""
+    cached_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +112,11 @@ class Outcome:
 class Gateway(Component):
     """Turns submitted requests into arrivals at the router and tracks their token plans."""
 
-    def __init__(self, name: str, clock: Clock, slo: SloTargets) -> None:
+    def __init__(self, name: str, clock: Clock, slo: SloTargets,
+                 units: tuple[str, ...] = ()) -> None:
         super().__init__(name, clock)
         self.slo = slo
+        self.units = units  # the prefill and decode units a cancel goes to
         self.plans: dict[int, TokenPlan] = {}
         self.finished: list[int] = []  # request ids in the order they ended
         self.closed = False
@@ -149,6 +156,18 @@ class Gateway(Component):
                 pass
         return plan.update(from_index)
 
+    def cancel(self, request_id: int, reason: str) -> bool:
+        """The request's client went away: tell every prefill and decode unit (the one holding
+        it ends it ``cancelled``, now or when it reaches it); False if it had already ended."""
+        plan = self.plans.get(request_id)
+        if plan is None or plan.status:
+            return False
+        now = self.clock.now()
+        self.act_at(now)
+        for unit in self.units:
+            self.peers[unit].send(RequestCancelled(request_id, reason, now))
+        return True
+
     def outcomes(self, cursor: int) -> list[Outcome]:
         """Requests that ended after the first ``cursor`` ends, in the order they ended."""
         out = []
@@ -178,7 +197,7 @@ class Gateway(Component):
     def _on_first(self, msg: FirstTokenPlanned) -> None:
         plan = self.plans[msg.request_id]
         plan.prefill_unit, plan.prefill_start_s = msg.prefill_unit, msg.prefill_start_s
-        plan.first_token_s = msg.first_token_s
+        plan.first_token_s, plan.cached_tokens = msg.first_token_s, msg.cached_tokens
         self._touch(plan)
 
     def _on_joined(self, msg: DecodeJoined) -> None:

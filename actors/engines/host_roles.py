@@ -97,6 +97,10 @@ class GatewayRole(_Hosted):
         """See :meth:`Gateway.wait` (an async actor runs many of these at once)."""
         return await self._gateway().wait(request_id, version, from_index, timeout_s)
 
+    async def cancel(self, request_id: int, reason: str) -> bool:
+        """See :meth:`Gateway.cancel`."""
+        return self._gateway().cancel(request_id, reason)
+
     async def outcomes(self, cursor: int) -> list[Outcome]:
         """See :meth:`Gateway.outcomes`."""
         return self._gateway().outcomes(cursor)

@@ -103,6 +103,10 @@ class GatewayFacade:
         outcomes: list[Outcome] = await self.handle.outcomes.remote(cursor)
         return outcomes
 
+    async def cancel(self, request_id: int, reason: str) -> bool:
+        """End the request ``cancelled`` in the cluster (its client went away)."""
+        return bool(await self.handle.cancel.remote(request_id, reason))
+
 
 class UnitsFacade:
     """The unit actors as faults and supervision reach them: stop or restart one unit on an

@@ -117,6 +117,12 @@ class ServedCluster:
         poll.cancel()
         return self._ended(request_id, version, from_index)
 
+    async def cancel(self, request_id: int, reason: str) -> None:
+        """The request's client went away: the unit holding it ends it ``cancelled``."""
+        assert self._gateway is not None
+        if request_id >= 0 and not self.broken:
+            await self._gateway.cancel(request_id, reason)
+
     async def outcomes(self, cursor: int) -> list[Outcome]:
         """Requests that ended after the first ``cursor`` ends."""
         assert self._gateway is not None

@@ -18,6 +18,7 @@ from disagg.experiments.cli.common import EXIT_OK, overrides
 from disagg.experiments.serve.app import ServeSettings
 from disagg.experiments.serve.protocol import Limits
 from disagg.experiments.serve.server import ServeOptions, ServeRunner
+from disagg.experiments.serve.units import unit_caches
 from disagg.experiments.view.console import summary_table
 
 LLAMA_31_CONTEXT = 131072  # Llama 3.1's context length (Meta's model card: 128K tokens)
@@ -40,7 +41,7 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     limits = Limits(args.served_model_name or exp.model.name, args.max_model_len,
                     args.default_max_tokens)
     settings = ServeSettings(limits, args.api_key or os.environ.get("DISAGG_API_KEY"),
-                             args.max_body_bytes)
+                             args.max_body_bytes, unit_caches(exp))
     out_dir = Path(args.out) if args.out else exp.output_dir
     runner = ServeRunner(exp, ServeOptions(args.host, args.port, args.address, settings, out_dir))
     console.print(f"disagg: starting {exp.experiment.name} ({limits.model}) on the ray engine, "

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from disagg.experiments.serve.units import UnitCache
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -101,6 +102,16 @@ class ServeMetrics:
                                "requests.", (*lab, "finished_reason"), registry=r)
         hist = histogram_specs(max_model_len)
         self.hist = {k: Histogram(n, d, lab, buckets=b, registry=r) for k, (n, d, b) in hist.items()}
+        self.preemptions = Counter("vllm:num_preemptions", "Cumulative number of preemption "
+                                   "from the engine.", lab, registry=r)
+        self.prefix_queries = Counter("vllm:prefix_cache_queries", "Prefix cache queries, in "
+                                      "terms of number of queried tokens.", lab, registry=r)
+        self.prefix_hits = Counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of "
+                                   "number of cached tokens.", lab, registry=r)
+        self.cache_info = Gauge("vllm:cache_config_info", "Information of the LLMEngine "
+                                "CacheConfig", ("model_name", "engine", "block_size",
+                                                "num_gpu_blocks", "enable_prefix_caching",
+                                                "cache_dtype"), registry=r)
         self.failed_xfers = Counter("vllm:nixl_num_failed_transfers", "Number of failed KV cache "
                                     "transfers.", lab, registry=r)
         self._disagg_series(r)
@@ -121,6 +132,31 @@ class ServeMetrics:
         self.dilation = Gauge("disagg:dilation", "Wall seconds per emu second.", registry=r)
 
     # -- feeding -------------------------------------------------------------------------
+    def set_units(self, caches: tuple[UnitCache, ...]) -> None:
+        """Every unit's ``vllm:cache_config_info`` (value 1) and zeroed counters: a decode unit
+        reserves a request's whole KV on admission, so it never preempts."""
+        for c in caches:
+            self.cache_info.labels(self.model, c.unit, str(c.block_size), str(c.num_gpu_blocks),
+                                   str(c.enable_prefix_caching), "auto").set(1)
+            for counter in (self.preemptions, self.prompt, self.generation):
+                counter.labels(self.model, c.unit)
+
+    def released(self, pacer: Any, due: Any, prompt_tokens: int) -> None:
+        """Tokens released to a client (per token, as vLLM's counters move per step): the
+        first token's prompt (and its prefix-cache lookup) on the prefill unit, the first token
+        there too, the later ones on the decode unit."""
+        pre = pacer.prefill_unit or pacer.decode_unit or "cluster"
+        dec = pacer.decode_unit or pre
+        later = due.count
+        if due.start == 0:
+            self.prompt.labels(self.model, pre).inc(prompt_tokens)
+            self.prefix_queries.labels(self.model, pre).inc(prompt_tokens)
+            self.prefix_hits.labels(self.model, pre).inc(pacer.cached_tokens)
+            self.generation.labels(self.model, pre).inc()
+            later -= 1
+        if later:
+            self.generation.labels(self.model, dec).inc(later)
+
     def add_outcomes(self, outcomes: list[Any]) -> None:
         """Fold finished requests (gateway ``Outcome``s) into counters and histograms."""
         for o in outcomes:
@@ -136,8 +172,6 @@ class ServeMetrics:
         dec = (self.model, o.decode_unit or o.prefill_unit)
         first = o.first_token_s if o.first_token_s is not None else o.end_s
         last = o.decode_times_s[-1] if o.decode_times_s else first
-        self.prompt.labels(*pre).inc(o.prompt_tokens)
-        self.generation.labels(*dec).inc(o.output_tokens)
         self.success.labels(*dec, "length").inc()
         self.hist["ttft"].labels(*pre).observe(first - o.arrival_s)
         if o.prefill_start_s is not None:

@@ -31,6 +31,8 @@ class Backend(Protocol):
     async def wait(self, request_id: int, version: int, from_index: int,
                    timeout_s: float) -> Any: ...
 
+    async def cancel(self, request_id: int, reason: str) -> None: ...
+
     async def outcomes(self, cursor: int) -> list[Any]: ...
 
     async def status(self) -> dict[str, Any]: ...
@@ -65,6 +67,9 @@ class TokenPacer:
         self._decode_s: list[float] = []
         self._status = ""
         self._reason = ""
+        self.prefill_unit = ""  # the units serving it, once the plan names them
+        self.decode_unit = ""
+        self.cached_tokens = 0  # prompt tokens the prefill unit's prefix cache served
 
     def _wall(self, emu_s: float) -> float:
         return self.backend.t0 + emu_s * self.backend.dilation
@@ -80,6 +85,9 @@ class TokenPacer:
         self._first_s = update.first_token_s
         self._decode_s = self._decode_s[:update.from_index] + list(update.decode_times_s)
         self._status, self._reason = update.status, update.reason
+        self.prefill_unit = update.prefill_unit or self.prefill_unit
+        self.decode_unit = update.decode_unit or self.decode_unit
+        self.cached_tokens = update.cached_tokens
 
     def _count_due(self, now_wall: float) -> int:
         n = 0
