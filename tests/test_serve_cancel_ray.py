@@ -5,9 +5,12 @@ sampling checks and ``n`` through the real cluster (shared Ray fixture)."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pyarrow.parquet as pq
 import pytest
+import ray
 from test_serve_engine_ray import MODEL, _load, _stream, served
 
 pytestmark = pytest.mark.ray
@@ -41,3 +44,18 @@ def test_disconnect_mid_stream_cancels_the_request_in_the_cluster(ray_cluster, t
     # it left the decode batch long before its last token would have been due
     assert first["last_token_s"] - first["first_token_s"] < 0.5 * LONG * CS3_MIN_TPOT_S
     assert [r["status"] for r in rows[1:]] == ["completed"] * 3  # the 8-token one and n=2
+
+
+def test_health_is_503_once_a_unit_is_lost(ray_cluster, tmp_path) -> None:
+    exp = _load(**{"prefill.units": 2, "placement.failure_poll_s": 0.2})
+    with served(exp, tmp_path / "out") as (runner, base, _ended):
+        assert httpx.get(f"{base}/health", timeout=30).status_code == 200
+        ray.kill(runner.cluster.engine.handles["prefill-1"], no_restart=True)
+        deadline = time.monotonic() + 120  # the watcher pings every 0.2 wall s
+        while True:  # poll what the test asserts on until the watcher has seen the loss
+            health = httpx.get(f"{base}/health", timeout=30)
+            if health.status_code == 503 or time.monotonic() > deadline:
+                break
+        served_after = _stream(base, 4)  # the other prefill unit still serves
+    assert health.status_code == 503 and "unit prefill-1 was lost" in health.text
+    assert (served_after.status, served_after.tokens) == (200, 4)

@@ -128,13 +128,18 @@ class ServedCluster:
         assert self._gateway is not None
         return await self._gateway.outcomes(cursor)
 
+    def lost_units(self) -> list[str]:
+        """Each unit lost so far (its actor died), with why: the cluster still serves on the
+        others (the router redoes their requests), but is no longer the one configured."""
+        return [f"unit {name} was lost ({why})" for name, why in list(self.engine.lost.items())]
+
     async def status(self) -> dict[str, Any]:
         """The collector's snapshot (with the live picture) and emu time; ``errors`` names the
-        failure once the cluster failed."""
+        failure once the cluster failed, or each unit lost (``/health`` answers 503)."""
         assert self._ledger is not None
         if not self.broken:
             try:
-                return {"errors": [], **await self._ledger.status_async()}
+                return {"errors": self.lost_units(), **await self._ledger.status_async()}
             except ComponentFailed as e:
                 self._mark(e)
             except ray.exceptions.RayActorError:
