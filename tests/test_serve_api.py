@@ -38,14 +38,26 @@ class StandIn:
         self.dilation = 1.0
         self.submitted: list[tuple[int, int, float]] = []
         self.cancelled: dict[int, str] = {}
+        self.pins: list[Any] = []
+        self.legs: list[tuple[int, str, int]] = []
         self.cancel_seen = threading.Event()
 
     def emu_now(self) -> float:
         return (time.time() - self.t0) / self.dilation
 
-    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int:
+    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float,
+                     pin: Any = None) -> int:
         self.submitted.append((prompt_tokens, output_tokens, arrival_s))
+        self.pins.append(pin)
         return len(self.submitted) - 1
+
+    async def decode_leg(self, rid: int, decode_unit: str, output_tokens: int) -> bool:
+        if rid >= len(self.submitted):
+            return False
+        self.legs.append((rid, decode_unit, output_tokens))
+        prompt, _, arrival = self.submitted[rid]
+        self.submitted[rid] = (prompt, output_tokens, arrival)
+        return True
 
     async def wait(self, rid: int, version: int, from_index: int, timeout_s: float) -> PlanUpdate:
         prompt, output, arrival = self.submitted[rid]

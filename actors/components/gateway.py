@@ -13,6 +13,7 @@ serving stops, :meth:`Gateway.close` tells the collector how many came in.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from disagg.cluster.messages import (
     Arrivals,
     ArrivalsDone,
     DecodeJoined,
+    DecodeLeg,
     FirstTokenPlanned,
     Request,
     RequestArrived,
@@ -33,6 +35,17 @@ from disagg.cluster.workload.plan import SloTargets
 
 class GatewayClosed(RuntimeError):
     """A request was submitted after the gateway stopped taking arrivals."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    """The units a client chose (``disagg serve --per-unit``): ``prefill_unit`` (prefill or
+    colocated) and ``decode_unit`` bypass the router's policy; ``decode_leg``: a P/D prefill leg,
+    whose KV waits for its decode leg (:meth:`Gateway.decode_leg`)."""
+
+    prefill_unit: str = ""
+    decode_unit: str = ""
+    decode_leg: bool = False
 
 
 @dataclass
@@ -122,13 +135,15 @@ class Gateway(Component):
         self.closed = False
         self._changed: dict[int, asyncio.Event] = {}
         self._last_arrival_s = 0.0
+        self._legs_due: set[int] = set()  # P/D requests whose decode leg has not come
         self.handlers = {FirstTokenPlanned: self._on_first, DecodeJoined: self._on_joined,
                          TokenSchedule: self._on_schedule, RequestEnded: self._on_ended}
 
     # -- the HTTP side ----------------------------------------------------------------------
-    def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int:
+    def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float,
+               pin: Pin | None = None) -> int:
         """Admit one request arriving at emu time ``arrival_s`` (no earlier than the previous
-        arrival) and send it to the router; returns its request id."""
+        arrival) and send it to the router, with the units the client chose; its request id."""
         if self.closed:
             raise GatewayClosed("the server is shutting down")
         rid = len(self.plans)
@@ -137,8 +152,12 @@ class Gateway(Component):
         request = Request(rid, arrival_s, prompt_tokens, output_tokens, "default",
                           self.slo.ttft_s, self.slo.tpot_s)
         self.plans[rid] = TokenPlan(request)
+        if pin is not None and pin.decode_leg:
+            self._legs_due.add(rid)
         self.act_at(arrival_s)
-        self.peers["router"].send(RequestArrived(request, sent_s=arrival_s))
+        pin = pin or Pin()
+        self.peers["router"].send(RequestArrived(request, arrival_s, pin.prefill_unit,
+                                                 pin.decode_unit, pin.decode_leg))
         self.peers["collector"].send(Arrivals((request,), arrival_s))
         return rid
 
@@ -155,6 +174,19 @@ class Gateway(Component):
             except TimeoutError:
                 pass
         return plan.update(from_index)
+
+    def decode_leg(self, request_id: int, decode_unit: str, output_tokens: int) -> bool:
+        """The decode leg of P/D request ``request_id`` reached ``decode_unit``, asking for
+        ``output_tokens`` in all: its KV goes there (False if it ended or was no P/D request)."""
+        plan = self.plans.get(request_id)
+        if plan is None or plan.status or request_id not in self._legs_due:
+            return False
+        self._legs_due.discard(request_id)
+        plan.request = dataclasses.replace(plan.request, output_tokens=output_tokens)
+        now = self.clock.now()
+        self.act_at(now)
+        self.peers["router"].send(DecodeLeg(request_id, decode_unit, output_tokens, now))
+        return True
 
     def cancel(self, request_id: int, reason: str) -> bool:
         """The request's client went away: tell every prefill and decode unit (the one holding

@@ -20,7 +20,7 @@ from typing import Any
 
 import ray
 
-from disagg.actors.components.gateway import Outcome, PlanUpdate
+from disagg.actors.components.gateway import Outcome, Pin, PlanUpdate
 from disagg.actors.engines.engine import Ending, RunResults, finish
 from disagg.actors.engines.ray_engine import RayEngine
 from disagg.actors.engines.roles import GatewayFacade, LedgerFacade
@@ -90,13 +90,20 @@ class ServedCluster:
         reason = FAILED_REASON if self.failure is not None else LOST_REASON
         return PlanUpdate(request_id, version + 1, None, (), from_index, "failed", reason, None)
 
-    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int:
-        """One request into the router at emu time ``arrival_s``; its request id (-1 once the
-        cluster failed: its plan ends at once)."""
+    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float,
+                     pin: Pin | None = None) -> int:
+        """One request into the router at emu time ``arrival_s`` (served by the units ``pin``
+        names, if any); its request id (-1 once the cluster failed: its plan ends at once)."""
         assert self._gateway is not None
         if self.broken:
             return -1
-        return await self._gateway.submit(prompt_tokens, output_tokens, arrival_s)
+        return await self._gateway.submit(prompt_tokens, output_tokens, arrival_s, pin)
+
+    async def decode_leg(self, request_id: int, decode_unit: str, output_tokens: int) -> bool:
+        """A P/D request's decode leg reached ``decode_unit``: its KV moves there."""
+        assert self._gateway is not None
+        return not self.broken and await self._gateway.decode_leg(request_id, decode_unit,
+                                                                  output_tokens)
 
     async def wait(self, request_id: int, version: int, from_index: int,
                    timeout_s: float) -> PlanUpdate:

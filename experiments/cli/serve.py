@@ -13,6 +13,7 @@ from rich.console import Console
 
 from disagg.cluster.config import load_experiment
 from disagg.cluster.errors import ConfigError
+from disagg.cluster.hardware.perf import kv_bytes
 from disagg.experiments.checks import check_experiment
 from disagg.experiments.cli.common import EXIT_OK, overrides
 from disagg.experiments.serve.app import ServeSettings
@@ -27,6 +28,9 @@ LLAMA_31_CONTEXT = 131072  # Llama 3.1's context length (Meta's model card: 128K
 def _check(args: argparse.Namespace) -> None:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"argument '--port': value {args.port} is not a port (0..65535)")
+    if not 0 <= args.base_port <= 65535:
+        raise ConfigError(f"argument '--base-port': value {args.base_port} is not a port "
+                          "(0..65535)")
     for flag in ("max_model_len", "default_max_tokens", "max_body_bytes"):
         value = getattr(args, flag)
         if value < 1:
@@ -41,9 +45,11 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     limits = Limits(args.served_model_name or exp.model.name, args.max_model_len,
                     args.default_max_tokens)
     settings = ServeSettings(limits, args.api_key or os.environ.get("DISAGG_API_KEY"),
-                             args.max_body_bytes, unit_caches(exp))
+                             args.max_body_bytes, unit_caches(exp),
+                             float(kv_bytes(1, exp.model)))
     out_dir = Path(args.out) if args.out else exp.output_dir
-    runner = ServeRunner(exp, ServeOptions(args.host, args.port, args.address, settings, out_dir))
+    runner = ServeRunner(exp, ServeOptions(args.host, args.port, args.address, settings, out_dir,
+                                           per_unit=args.per_unit, base_port=args.base_port))
     console.print(f"disagg: starting {exp.experiment.name} ({limits.model}) on the ray engine, "
                   f"dilation {exp.experiment.dilation:g}")
 
@@ -51,6 +57,8 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
         if runner.ready.wait():
             console.print(f"disagg: serving on http://{args.host}:{runner.port}/v1; Ctrl-C stops "
                           f"and writes {out_dir}")
+            for unit, port in sorted(runner.unit_ports.items(), key=lambda kv: kv[1]):
+                console.print(f"disagg: unit {unit} on http://{args.host}:{port}")
 
     threading.Thread(target=announce, daemon=True).start()
     result = runner.run()
@@ -82,4 +90,9 @@ def add_command(sub: Any) -> None:
                    help="output tokens of a chat request that sets no max_tokens")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20,
                    help="largest request body accepted (default 1 MiB)")
+    p.add_argument("--per-unit", action="store_true", help="also serve each prefill, decode "
+                   "and colocated unit on its own port (vLLM's API and P/D protocol, for a "
+                   "P/D router such as vllm-router)")
+    p.add_argument("--base-port", type=int, default=0, help="with --per-unit: the first "
+                   "unit's port, then one up per unit (default 0: any free ports)")
     p.set_defaults(func=cmd_serve)

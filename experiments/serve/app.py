@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from disagg.experiments.serve.metrics import ServeMetrics
 from disagg.experiments.serve.choices import Choices, unless_disconnected
 from disagg.experiments.serve.pacing import Backend, Due, Ended
+from disagg.experiments.serve.pd import Leg, plan_leg, prefill_leg_params
 from disagg.experiments.serve.protocol import ApiError, Generation, Limits, parse_generation
 from disagg.experiments.serve.responses import (
     DONE,
@@ -49,6 +50,7 @@ class ServeSettings:
     api_key: str | None = None
     max_body_bytes: int = 1 << 20
     units: tuple[UnitCache, ...] = ()  # each unit's cache facts (vllm:cache_config_info)
+    kv_bytes_per_token: float = 0.0  # the model's KV per prompt token (P/D kv_transfer_params)
 
 
 def rejection(status: str, reason: str) -> ApiError:
@@ -133,8 +135,9 @@ async def _drain(choices: Choices) -> Ended | None:
     return None
 
 
-class _Api:
-    """The routes' bodies: one served cluster, its settings and its metrics."""
+class ApiCore:
+    """The routes' bodies: one served cluster, its settings and its metrics (shared by the
+    gateway's app and, with ``--per-unit``, every unit's app)."""
 
     def __init__(self, backend: Backend, settings: ServeSettings) -> None:
         self.backend, self.settings = backend, settings
@@ -147,9 +150,25 @@ class _Api:
         key = self.settings.api_key
         return key is None or request.headers.get("authorization", "") == f"Bearer {key}"
 
-    async def generate(self, request: Request, kind: Literal["completion", "chat"]) -> Response:
-        """Validate, submit ``n`` requests at the arrival's emu time, answer as the tokens come
-        due; a client that disconnects first has its requests cancelled in the cluster."""
+    async def _enter(self, gen: Generation, leg: Leg | None, arrival_s: float) -> list[int]:
+        """The cluster's request ids for ``gen``: ``n`` new ones (pinned to the units ``leg``
+        names), or the prefill leg's whose decode leg this is."""
+        if leg is not None and leg.resume is not None:
+            if not await self.backend.decode_leg(leg.resume, leg.pin.decode_unit,
+                                                 gen.output_tokens):
+                raise ApiError(400, f"no prefill leg waits with remote_request_id "
+                               f"{leg.resume}", param="kv_transfer_params")
+            return [leg.resume]
+        tokens = gen.output_tokens if leg is None else leg.submit_tokens
+        pin = None if leg is None else leg.pin
+        return [await self.backend.submit(gen.prompt_tokens, tokens, arrival_s, pin)
+                for _ in range(gen.n)]
+
+    async def generate(self, request: Request, kind: Literal["completion", "chat"],
+                       unit: UnitCache | None = None) -> Response:
+        """Validate, submit ``n`` requests at the arrival's emu time (served by ``unit`` if it
+        came to a unit's endpoint), answer as the tokens come due; a client that disconnects
+        first has its requests cancelled in the cluster."""
         arrival_s = self.backend.emu_now()
         if not self.authorized(request):
             return _error(ApiError(401, "invalid or missing API key", "AuthenticationError"))
@@ -159,10 +178,10 @@ class _Api:
             check_sampling(body)
             gen = apply_stops(parse_generation(kind, body, self.settings.limits, client_id),
                               body)
+            leg = None if unit is None else plan_leg(body, unit, gen.output_tokens, gen.n)
+            rids = await self._enter(gen, leg, arrival_s)
         except ApiError as e:
             return _error(e)
-        rids = [await self.backend.submit(gen.prompt_tokens, gen.output_tokens, arrival_s)
-                for _ in range(gen.n)]
         choices = Choices(self.backend, rids, gen.output_tokens,
                           lambda p, d: self.metrics.released(p, d, gen.prompt_tokens))
         present, firsts = await unless_disconnected(choices.firsts(), request.receive)
@@ -176,7 +195,7 @@ class _Api:
         headers = {**self.headers, REQUEST_ID_HEADER: ",".join(str(r) for r in rids)}
         if client_id:
             headers[CLIENT_REQUEST_ID_HEADER] = client_id
-        if gen.stream:
+        if gen.stream and not (leg and leg.prefill_leg):  # a prefill leg answers whole
             return StreamingResponse(_stream(gen, choices, firsts),
                                      media_type="text/event-stream", headers=headers)
         present, end = await unless_disconnected(_drain(choices), request.receive)
@@ -186,7 +205,12 @@ class _Api:
         if end is not None:
             choices.abandon("choice_failed")
             return _error(rejection(end.status, end.reason))
-        return JSONResponse(full_response(gen), headers=headers)
+        reply = full_response(gen)
+        if leg is not None and leg.prefill_leg and unit is not None:
+            reply["kv_transfer_params"] = prefill_leg_params(
+                rids[0], unit, gen.prompt_tokens, self.settings.kv_bytes_per_token,
+                request.url.hostname or "", request.url.port or 0)
+        return JSONResponse(reply, headers=headers)
 
     async def completions(self, request: Request) -> Response:
         return await self.generate(request, "completion")
@@ -216,11 +240,12 @@ class _Api:
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-def create_app(backend: Backend, settings: ServeSettings) -> FastAPI:
+def create_app(backend: Backend, settings: ServeSettings, core: ApiCore | None = None
+               ) -> FastAPI:
     """The FastAPI app serving ``backend`` (a :class:`~disagg.actors.engines.serve_engine.
-    ServedCluster`, or a stand-in in tests)."""
+    ServedCluster`, or a stand-in in tests), on ``core`` if given (shared with unit apps)."""
     app = FastAPI(title="disagg serve", docs_url=None, redoc_url=None, openapi_url=None)
-    api = _Api(backend, settings)
+    api = core or ApiCore(backend, settings)
     app.add_api_route("/v1/completions", api.completions, methods=["POST"])
     app.add_api_route("/v1/chat/completions", api.chat_completions, methods=["POST"])
     app.add_api_route("/v1/models", api.models, methods=["GET"])
