@@ -185,3 +185,36 @@ def test_a_stream_read_to_its_end_is_not_cancelled_and_counters_move_per_token()
             rest = sum(1 for line in lines if line.startswith("data: {"))
     assert 1 <= mid < 2000 and rest >= 1
     assert backend.cancelled == {}
+
+
+def test_per_unit_endpoints_speak_the_pd_protocol() -> None:
+    from disagg.experiments.serve.app import ApiCore
+    from disagg.experiments.serve.unit_app import create_unit_app
+
+    backend = StandIn()
+    core = ApiCore(backend, ServeSettings(Limits(MODEL, 4096, 32), units=UNITS,
+                                          kv_bytes_per_token=10.0))
+    body = {"model": MODEL, "prompt_token_ids": [1] * 600}
+    with TestClient(create_unit_app(core, UNITS[0])) as pre, \
+            TestClient(create_unit_app(core, UNITS[1])) as dec:
+        leg1 = pre.post("/v1/completions", json={**body, "max_tokens": 1, "stream": True,
+                                                 "kv_transfer_params": {"do_remote_decode": True}})
+        params = leg1.json()["kv_transfer_params"]
+        leg2 = dec.post("/v1/completions", json={**body, "max_tokens": 5,
+                                                 "kv_transfer_params": params})
+        stale = dec.post("/v1/completions", json={**body, "kv_transfer_params": {
+            **params, "remote_request_id": "99"}})
+        plain = dec.post("/v1/completions", json={**body, "max_tokens": 2})
+        metrics = dec.get("/metrics").text
+    # one emulated request for both legs, its prefill pinned there and waiting for its decode leg
+    assert (backend.pins[0].prefill_unit, backend.pins[0].decode_leg) == ("prefill-0", True)
+    assert params["remote_request_id"] == "0" and params["remote_engine_id"] == "prefill-0"
+    assert params["kv_bytes"] == 6000.0 and params["remote_block_ids"] == [0, 1]  # 600 / 512
+    assert backend.legs == [(0, "decode-0", 5)]
+    assert leg2.json()["usage"]["completion_tokens"] == 5
+    assert stale.status_code == 400 and stale.json()["error"]["param"] == "kv_transfer_params"
+    assert plain.status_code == 200 and backend.pins[1].decode_unit == "decode-0"
+    assert len(backend.submitted) == 2
+    assert 'engine="prefill-0"' not in metrics
+    # the decode leg's 5 tokens and the plain request's 1 later token count on decode-0
+    assert _value(metrics, "vllm:generation_tokens_total", engine="decode-0") == 6

@@ -182,8 +182,9 @@ class ApiCore:
             rids = await self._enter(gen, leg, arrival_s)
         except ApiError as e:
             return _error(e)
+        resumed = leg is not None and leg.resume is not None  # a decode leg: prompt counted
         choices = Choices(self.backend, rids, gen.output_tokens,
-                          lambda p, d: self.metrics.released(p, d, gen.prompt_tokens))
+                          lambda p, d: self.metrics.released(p, d, gen.prompt_tokens, resumed))
         present, firsts = await unless_disconnected(choices.firsts(), request.receive)
         if not present or firsts is None:
             choices.abandon()

@@ -141,14 +141,16 @@ class ServeMetrics:
             for counter in (self.preemptions, self.prompt, self.generation):
                 counter.labels(self.model, c.unit)
 
-    def released(self, pacer: Any, due: Any, prompt_tokens: int) -> None:
+    def released(self, pacer: Any, due: Any, prompt_tokens: int, decode_leg: bool = False
+                 ) -> None:
         """Tokens released to a client (per token, as vLLM's counters move per step): the
         first token's prompt (and its prefix-cache lookup) on the prefill unit, the first token
-        there too, the later ones on the decode unit."""
+        there too, the later ones on the decode unit. A P/D decode leg's tokens all count on
+        its decode unit (its prompt counted with the prefill leg)."""
         pre = pacer.prefill_unit or pacer.decode_unit or "cluster"
         dec = pacer.decode_unit or pre
         later = due.count
-        if due.start == 0:
+        if due.start == 0 and not decode_leg:
             self.prompt.labels(self.model, pre).inc(prompt_tokens)
             self.prefix_queries.labels(self.model, pre).inc(prompt_tokens)
             self.prefix_hits.labels(self.model, pre).inc(pacer.cached_tokens)
