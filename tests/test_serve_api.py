@@ -241,6 +241,8 @@ def test_one_two_five_buckets() -> None:
 @pytest.mark.parametrize(("flag", "value", "needle"), [
     ("--port", "70000", "argument '--port': value 70000"),
     ("--max-model-len", "0", "argument '--max-model-len': value 0"),
+    ("--tokenizer", "bpe", "argument '--tokenizer': value 'bpe' is not one of"),
+    ("--base-port", "-1", "argument '--base-port': value -1"),
 ])
 def test_serve_cli_bad_flags_exit_2_with_one_line(flag: str, value: str, needle: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:

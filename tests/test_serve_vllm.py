@@ -218,3 +218,26 @@ def test_per_unit_endpoints_speak_the_pd_protocol() -> None:
     assert 'engine="prefill-0"' not in metrics
     # the decode leg's 5 tokens and the plain request's 1 later token count on decode-0
     assert _value(metrics, "vllm:generation_tokens_total", engine="decode-0") == 6
+
+
+# OpenAI's help article "What are tokens and how to count them": Wayne Gretzky's quote is 11
+# tokens (GPT-3's tokenizer); 41 ASCII characters, 9 words
+GRETZKY = "You miss 100% of the shots you don't take"
+
+
+@pytest.mark.parametrize(("rule", "tokens"), [
+    ("bytes4", 11), ("chars4", 11), ("words", 12),  # ceil(41/4), ceil(41/4), ceil(9/0.75)
+])
+def test_tokenizer_modes_on_a_text_of_known_token_count(rule: str, tokens: int) -> None:
+    from disagg.experiments.serve.protocol import count_text_tokens
+    assert count_text_tokens(GRETZKY, rule) == tokens
+    assert count_text_tokens("日本語", rule) == {"bytes4": 3, "chars4": 1, "words": 2}[rule]
+
+
+def test_serve_tokenizer_flag_counts_prompts_by_its_rule() -> None:
+    backend = StandIn()
+    settings = ServeSettings(Limits(MODEL, 4096, 32, "chars4"))
+    with TestClient(create_app(backend, settings)) as client:
+        client.post("/v1/completions", json={"model": MODEL, "prompt": "日本語" * 4,
+                                             "max_tokens": 1})
+    assert backend.submitted[0][0] == 3  # 12 characters (36 UTF-8 bytes: 9 under bytes4)

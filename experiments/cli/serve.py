@@ -17,7 +17,7 @@ from disagg.cluster.hardware.perf import kv_bytes
 from disagg.experiments.checks import check_experiment
 from disagg.experiments.cli.common import EXIT_OK, overrides
 from disagg.experiments.serve.app import ServeSettings
-from disagg.experiments.serve.protocol import Limits
+from disagg.experiments.serve.protocol import TOKENIZERS, Limits
 from disagg.experiments.serve.server import ServeOptions, ServeRunner
 from disagg.experiments.serve.units import unit_caches
 from disagg.experiments.view.console import summary_table
@@ -28,6 +28,9 @@ LLAMA_31_CONTEXT = 131072  # Llama 3.1's context length (Meta's model card: 128K
 def _check(args: argparse.Namespace) -> None:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"argument '--port': value {args.port} is not a port (0..65535)")
+    if args.tokenizer not in TOKENIZERS:
+        raise ConfigError(f"argument '--tokenizer': value {args.tokenizer!r} is not one of "
+                          f"{', '.join(TOKENIZERS)}")
     if not 0 <= args.base_port <= 65535:
         raise ConfigError(f"argument '--base-port': value {args.base_port} is not a port "
                           "(0..65535)")
@@ -43,7 +46,7 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     exp = load_experiment(args.experiment, {**overrides(args), "experiment.engine": "ray"})
     check_experiment(exp)
     limits = Limits(args.served_model_name or exp.model.name, args.max_model_len,
-                    args.default_max_tokens)
+                    args.default_max_tokens, args.tokenizer)
     settings = ServeSettings(limits, args.api_key or os.environ.get("DISAGG_API_KEY"),
                              args.max_body_bytes, unit_caches(exp),
                              float(kv_bytes(1, exp.model)))
@@ -90,6 +93,8 @@ def add_command(sub: Any) -> None:
                    help="output tokens of a chat request that sets no max_tokens")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20,
                    help="largest request body accepted (default 1 MiB)")
+    p.add_argument("--tokenizer", default="bytes4", help="how prompt text is counted: bytes4 "
+                   "(UTF-8 bytes / 4, default), chars4 (characters / 4), words (words / 0.75)")
     p.add_argument("--per-unit", action="store_true", help="also serve each prefill, decode "
                    "and colocated unit on its own port (vLLM's API and P/D protocol, for a "
                    "P/D router such as vllm-router)")

@@ -88,12 +88,26 @@ class Generation:
     stop_reason: str | int | None = None
 
 
-def count_text_tokens(text: str) -> int:
-    """Prompt tokens of a text: ceil(UTF-8 bytes / 4), at least 1 (a BOS token)."""
-    return max(1, math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN))
+WORDS_PER_TOKEN = 0.75  # OpenAI's rule of thumb: 100 tokens ~ 75 English words
+TOKENIZERS = ("bytes4", "chars4", "words")  # ``--tokenizer``: how prompt text is counted
 
 
-def _prompt_tokens_completion(req: CompletionRequest) -> int:
+def count_text_tokens(text: str, rule: str = "bytes4") -> int:
+    """Prompt tokens of a text by ``rule``, at least 1 (a BOS token): ``bytes4`` ceil(UTF-8
+    bytes / 4); ``chars4`` ceil(characters / 4) (OpenAI's ~4 characters per token);
+    ``words`` ceil(whitespace-separated words / 0.75)."""
+    if rule == "bytes4":
+        n = math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
+    elif rule == "chars4":
+        n = math.ceil(len(text) / 4)
+    elif rule == "words":
+        n = math.ceil(len(text.split()) / WORDS_PER_TOKEN)
+    else:
+        raise ValueError(f"unknown tokenizer {rule!r}; known: {', '.join(TOKENIZERS)}")
+    return max(1, n)
+
+
+def _prompt_tokens_completion(req: CompletionRequest, rule: str) -> int:
     p = req.prompt
     if isinstance(p, list) and p and isinstance(p[0], list | str):
         if len(p) != 1:
@@ -103,7 +117,7 @@ def _prompt_tokens_completion(req: CompletionRequest) -> int:
         if not p:
             raise ApiError(400, "the prompt is empty", param="prompt")
         return len(p)
-    return count_text_tokens(p)  # type: ignore[arg-type]
+    return count_text_tokens(p, rule)  # type: ignore[arg-type]
 
 
 def chat_text(messages: list[dict[str, Any]]) -> str:
@@ -125,6 +139,7 @@ class Limits:
     model: str
     max_model_len: int
     default_max_tokens: int  # chat requests without max_tokens (no EOS to stop them)
+    tokenizer: str = "bytes4"  # how prompt text is counted (``count_text_tokens``)
 
 
 def parse_generation(kind: Literal["completion", "chat"], body: dict[str, Any],
@@ -144,9 +159,9 @@ def parse_generation(kind: Literal["completion", "chat"], body: dict[str, Any],
     if req.prompt_token_ids is not None:
         prompt = len(req.prompt_token_ids)
     elif isinstance(req, CompletionRequest):
-        prompt = _prompt_tokens_completion(req)
+        prompt = _prompt_tokens_completion(req, limits.tokenizer)
     else:
-        prompt = count_text_tokens(chat_text(req.messages))
+        prompt = count_text_tokens(chat_text(req.messages), limits.tokenizer)
     asked = req.max_completion_tokens if isinstance(req, ChatCompletionRequest) else None
     asked = asked if asked is not None else req.max_tokens
     if asked is not None and asked < 1:
