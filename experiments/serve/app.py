@@ -184,7 +184,8 @@ class ApiCore:
             return _error(e)
         resumed = leg is not None and leg.resume is not None  # a decode leg: prompt counted
         choices = Choices(self.backend, rids, gen.output_tokens,
-                          lambda p, d: self.metrics.released(p, d, gen.prompt_tokens, resumed))
+                          lambda p, d: self.metrics.released(p, d, gen.prompt_tokens, resumed),
+                          None if resumed else arrival_s)
         present, firsts = await unless_disconnected(choices.firsts(), request.receive)
         if not present or firsts is None:
             choices.abandon()

@@ -23,9 +23,10 @@ class Choices:
     (the per-token counters)."""
 
     def __init__(self, backend: Backend, request_ids: list[int], output_tokens: int,
-                 on_due: OnDue) -> None:
+                 on_due: OnDue, arrival_s: float | None = None) -> None:
         self.backend = backend
-        self.pacers = [TokenPacer(backend, rid, output_tokens) for rid in request_ids]
+        self.pacers = [TokenPacer(backend, rid, output_tokens, arrival_s)
+                       for rid in request_ids]
         self._events = [p.events().__aiter__() for p in self.pacers]
         self._open = set(range(len(request_ids)))
         self._on_due = on_due

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from disagg.experiments.serve.lag import LAG_SHARE, LagMonitor
 from disagg.experiments.serve.units import UnitCache
 from prometheus_client import (
     CollectorRegistry,
@@ -114,8 +115,10 @@ class ServeMetrics:
                                                 "cache_dtype"), registry=r)
         self.failed_xfers = Counter("vllm:nixl_num_failed_transfers", "Number of failed KV cache "
                                     "transfers.", lab, registry=r)
+        self.lag_monitor = LagMonitor(dilation)
         self._disagg_series(r)
         self.dilation.set(dilation)
+        self.suggested.set(dilation)
 
     def _disagg_series(self, r: CollectorRegistry) -> None:
         self.ended = Counter("disagg:requests_ended", "Requests by final status and reason.",
@@ -130,6 +133,14 @@ class ServeMetrics:
                          "against their modeled times (emu s), worst component.", registry=r)
         self.emu_now = Gauge("disagg:emu_time_seconds", "The cluster's emu time.", registry=r)
         self.dilation = Gauge("disagg:dilation", "Wall seconds per emu second.", registry=r)
+        self.client_lag = Histogram("disagg:client_lag_seconds", "Wall seconds a token went "
+                                    "out after its modeled time (first of each write).",
+                                    ("kind",), buckets=TTFT_BUCKETS, registry=r)
+        self.lag_over = Counter("disagg:client_lag_over_share", f"Writes later than "
+                                f"{LAG_SHARE:.0%} of their modeled TTFT or inter-token gap.",
+                                ("kind",), registry=r)
+        self.suggested = Gauge("disagg:suggested_dilation", "A dilation that keeps the server's "
+                               "lateness within its share of the modeled times.", registry=r)
 
     # -- feeding -------------------------------------------------------------------------
     def set_units(self, caches: tuple[UnitCache, ...]) -> None:
@@ -141,12 +152,24 @@ class ServeMetrics:
             for counter in (self.preemptions, self.prompt, self.generation):
                 counter.labels(self.model, c.unit)
 
+    def _lag(self, due: Any) -> None:
+        """The release's lateness against its modeled interval (``lag.py``)."""
+        if due.modeled_s <= 0:
+            return
+        kind = "ttft" if due.start == 0 else "itl"
+        self.client_lag.labels(kind).observe(due.late_s)
+        if self.lag_monitor.over(due.late_s, due.modeled_s):
+            self.lag_over.labels(kind).inc()
+            self.lag_monitor.observe(kind, due.late_s, due.modeled_s)
+            self.suggested.set(self.lag_monitor.suggested_dilation)
+
     def released(self, pacer: Any, due: Any, prompt_tokens: int, decode_leg: bool = False
                  ) -> None:
         """Tokens released to a client (per token, as vLLM's counters move per step): the
         first token's prompt (and its prefix-cache lookup) on the prefill unit, the first token
         there too, the later ones on the decode unit. A P/D decode leg's tokens all count on
         its decode unit (its prompt counted with the prefill leg)."""
+        self._lag(due)
         pre = pacer.prefill_unit or pacer.decode_unit or "cluster"
         dec = pacer.decode_unit or pre
         later = due.count

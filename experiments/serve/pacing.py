@@ -48,6 +48,8 @@ class Due:
 
     start: int
     count: int
+    late_s: float = 0.0  # wall s the first of them is written after it was due
+    modeled_s: float = 0.0  # emu s of its modeled interval (TTFT, or the gap before it)
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,10 @@ class Ended:
 class TokenPacer:
     """Paces one request's output tokens to its emulated token times."""
 
-    def __init__(self, backend: Backend, request_id: int, output_tokens: int) -> None:
+    def __init__(self, backend: Backend, request_id: int, output_tokens: int,
+                 arrival_s: float | None = None) -> None:
         self.backend = backend
+        self.arrival_s = arrival_s  # emu s (for the first token's modeled TTFT)
         self.request_id = request_id
         self.output_tokens = output_tokens
         self.released = 0
@@ -104,14 +108,25 @@ class TokenPacer:
             n += 1
         return n
 
+    def _due(self, count: int, now_wall: float) -> Due:
+        """``count`` tokens due now, with the first one's lateness and modeled interval."""
+        k = self.released
+        t = self._first_s if k == 0 else self._decode_s[k - 1]
+        assert t is not None
+        before = self.arrival_s if k == 0 else (self._first_s if k == 1 else
+                                                 self._decode_s[k - 2])
+        modeled = 0.0 if before is None else t - before
+        return Due(k, count, max(0.0, now_wall - self._wall(t)), modeled)
+
     async def events(self) -> AsyncIterator[Due | Ended]:
         """``Due`` batches in order until every token is out, or one ``Ended``."""
         poll: asyncio.Task[Any] | None = None
         try:
             while self.released < self.output_tokens:
-                due = self._count_due(time.time())
+                now = time.time()
+                due = self._count_due(now)
                 if due:
-                    yield Due(self.released, due)
+                    yield self._due(due, now)
                     self.released += due
                     continue
                 if self._status == "completed":  # ended with tokens unplanned (lost records)
