@@ -51,7 +51,7 @@ class LagMonitor:
         if self._last_warning is not None and now - self._last_warning < self.every_s:
             return None
         self._last_warning = now
-        line = (f"disagg serve: a {kind} token went out {late_s * 1e3:.1f} ms late, "
+        line = (f"disagg serve: a token ({kind}) went out {late_s * 1e3:.1f} ms late, "
                 f"{late_s / (modeled_s * self.dilation):.0%} of its modeled {kind} "
                 f"({modeled_s * self.dilation * 1e3:.1f} wall ms at dilation "
                 f"{self.dilation:g}); client timings measure this host: try --dilation "
