@@ -31,6 +31,7 @@ def test_share_threshold_suggestion_and_one_line_per_period() -> None:
     assert mon.observe("itl", 0.002, 0.010) is None
     line = mon.observe("itl", 0.004, 0.010)  # 20 %: dilation 0.004 / (0.1 x 0.010) = 4
     assert line is not None and "20%" in line and "--dilation 4 or more" in line
+    assert mon.judge("ttft", 0.3, 0.2) == (0.3, 0.2)  # each first token at once
     clock.now = 29.0
     assert mon.observe("ttft", 0.5, 0.1) is None  # within the period: counted, not logged
     assert mon.suggested_dilation == pytest.approx(50.0)  # 0.5 / (0.1 x 0.1)
@@ -56,3 +57,13 @@ def test_a_late_server_warns_once_and_counts(caplog: pytest.LogCaptureFixture) -
     assert _value(text, "disagg:client_lag_over_share_total", kind="ttft") == 3
     # >= 0.99 s late on a 10 ms TTFT at dilation 1: 0.99 / (0.1 x 0.01) = 990
     assert _value(text, "disagg:suggested_dilation") >= 990
+
+
+def test_inter_token_stretches_are_judged_per_window() -> None:
+    from disagg.experiments.serve.lag import ITL_WINDOW
+    mon = LagMonitor(dilation=1.0, clock=FakeClock())
+    judged = [mon.judge("itl", 0.0001, 0.0005) for _ in range(ITL_WINDOW)]
+    assert judged[:-1] == [None] * (ITL_WINDOW - 1)
+    late, modeled = judged[-1]  # type: ignore[misc]
+    assert late == pytest.approx(0.0001 * ITL_WINDOW) and modeled == pytest.approx(0.05)
+    assert mon.over(late, modeled)  # a 20 % stretch of every 0.5 ms gap

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from disagg.experiments.serve.lag import LAG_SHARE, LagMonitor
+from disagg.experiments.serve.lag import ITL_WINDOW, LAG_SHARE, LagMonitor
 from disagg.experiments.serve.units import UnitCache
 from prometheus_client import (
     CollectorRegistry,
@@ -133,11 +133,12 @@ class ServeMetrics:
                          "against their modeled times (emu s), worst component.", registry=r)
         self.emu_now = Gauge("disagg:emu_time_seconds", "The cluster's emu time.", registry=r)
         self.dilation = Gauge("disagg:dilation", "Wall seconds per emu second.", registry=r)
-        self.client_lag = Histogram("disagg:client_lag_seconds", "Wall seconds a token went "
-                                    "out after its modeled time (first of each write).",
+        self.client_lag = Histogram("disagg:client_lag_seconds", "Wall seconds a first token "
+                                    "went out late, or a write's stretch of the gap before it.",
                                     ("kind",), buckets=TTFT_BUCKETS, registry=r)
-        self.lag_over = Counter("disagg:client_lag_over_share", f"Writes later than "
-                                f"{LAG_SHARE:.0%} of their modeled TTFT or inter-token gap.",
+        self.lag_over = Counter("disagg:client_lag_over_share", f"First tokens (or windows of "
+                                f"{ITL_WINDOW} writes) later than {LAG_SHARE:.0%} of their "
+                                "modeled TTFT (inter-token gaps).",
                                 ("kind",), registry=r)
         self.suggested = Gauge("disagg:suggested_dilation", "A dilation that keeps the server's "
                                "lateness within its share of the modeled times.", registry=r)
@@ -158,9 +159,10 @@ class ServeMetrics:
             return
         kind = "ttft" if due.start == 0 else "itl"
         self.client_lag.labels(kind).observe(due.late_s)
-        if self.lag_monitor.over(due.late_s, due.modeled_s):
+        judged = self.lag_monitor.judge(kind, due.late_s, due.modeled_s)
+        if judged is not None and self.lag_monitor.over(*judged):
             self.lag_over.labels(kind).inc()
-            self.lag_monitor.observe(kind, due.late_s, due.modeled_s)
+            self.lag_monitor.observe(kind, *judged)
             self.suggested.set(self.lag_monitor.suggested_dilation)
 
     def released(self, pacer: Any, due: Any, prompt_tokens: int, decode_leg: bool = False

@@ -48,7 +48,7 @@ class Due:
 
     start: int
     count: int
-    late_s: float = 0.0  # wall s the first of them is written after it was due
+    late_s: float = 0.0  # wall s: token 0's lateness; others: how much later than the last
     modeled_s: float = 0.0  # emu s of its modeled interval (TTFT, or the gap before it)
 
 
@@ -78,6 +78,7 @@ class TokenPacer:
         self.prefill_unit = ""  # the units serving it, once the plan names them
         self.decode_unit = ""
         self.cached_tokens = 0  # prompt tokens the prefill unit's prefix cache served
+        self._late_s = 0.0  # how late the last token written went out (wall s)
 
     def _wall(self, emu_s: float) -> float:
         return self.backend.t0 + emu_s * self.backend.dilation
@@ -116,7 +117,15 @@ class TokenPacer:
         before = self.arrival_s if k == 0 else (self._first_s if k == 1 else
                                                  self._decode_s[k - 2])
         modeled = 0.0 if before is None else t - before
-        return Due(k, count, max(0.0, now_wall - self._wall(t)), modeled)
+        late = max(0.0, now_wall - self._wall(t))
+        stretch = late if k == 0 else max(0.0, late - self._late_s)  # the gap's stretch
+        self._late_s = max(0.0, now_wall - self._wall(self._due_s(k + count - 1)))
+        return Due(k, count, stretch, modeled)
+
+    def _due_s(self, k: int) -> float:
+        t = self._first_s if k == 0 else self._decode_s[k - 1]
+        assert t is not None
+        return t
 
     async def events(self) -> AsyncIterator[Due | Ended]:
         """``Due`` batches in order until every token is out, or one ``Ended``."""
