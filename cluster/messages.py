@@ -39,9 +39,26 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class RequestArrived:
-    """Load generator -> router: a request has arrived."""
+    """Load generator (or gateway) -> router: a request has arrived. Under ``disagg serve
+    --per-unit`` the unit the client chose is pinned: ``prefill_unit`` (a prefill or colocated
+    unit) and ``decode_unit`` bypass the router's policy; ``decode_leg`` (vLLM's P/D
+    ``do_remote_decode``): its KV waits at the router for a :class:`DecodeLeg`."""
 
     request: Request
+    sent_s: float
+    prefill_unit: str = ""
+    decode_unit: str = ""
+    decode_leg: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLeg:
+    """Gateway -> router (``disagg serve --per-unit``): the decode leg of a P/D request reached
+    ``decode_unit``, asking for ``output_tokens`` in all; its KV moves there over the fabric."""
+
+    request_id: int
+    decode_unit: str
+    output_tokens: int
     sent_s: float
 
 
@@ -210,6 +227,18 @@ class FirstTokenPlanned:
     prefill_unit: str
     prefill_start_s: float
     first_token_s: float
+    sent_s: float
+    cached_tokens: int = 0  # prompt tokens its prefix cache served
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCancelled:
+    """Gateway -> prefill and decode units (``disagg serve`` only): the request's client went
+    away; the unit holding it (now or when it comes) ends it ``cancelled`` with ``reason`` and
+    frees what it holds, as vLLM aborts a request whose client disconnected."""
+
+    request_id: int
+    reason: str
     sent_s: float
 
 

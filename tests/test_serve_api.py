@@ -37,13 +37,27 @@ class StandIn:
         self.t0 = time.time()
         self.dilation = 1.0
         self.submitted: list[tuple[int, int, float]] = []
+        self.cancelled: dict[int, str] = {}
+        self.pins: list[Any] = []
+        self.legs: list[tuple[int, str, int]] = []
+        self.cancel_seen = threading.Event()
 
     def emu_now(self) -> float:
         return (time.time() - self.t0) / self.dilation
 
-    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int:
+    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float,
+                     pin: Any = None) -> int:
         self.submitted.append((prompt_tokens, output_tokens, arrival_s))
+        self.pins.append(pin)
         return len(self.submitted) - 1
+
+    async def decode_leg(self, rid: int, decode_unit: str, output_tokens: int) -> bool:
+        if rid >= len(self.submitted):
+            return False
+        self.legs.append((rid, decode_unit, output_tokens))
+        prompt, _, arrival = self.submitted[rid]
+        self.submitted[rid] = (prompt, output_tokens, arrival)
+        return True
 
     async def wait(self, rid: int, version: int, from_index: int, timeout_s: float) -> PlanUpdate:
         prompt, output, arrival = self.submitted[rid]
@@ -52,7 +66,12 @@ class StandIn:
             return PlanUpdate(rid, 1, None, (), from_index, "rejected", reason, arrival)
         first = arrival + 0.01
         times = tuple(first + 0.002 * (k + 1) for k in range(output - 1))
-        return PlanUpdate(rid, 1, first, times[from_index:], from_index, "", "", None)
+        return PlanUpdate(rid, 1, first, times[from_index:], from_index, "", "", None,
+                          "prefill-0", "decode-0")
+
+    async def cancel(self, rid: int, reason: str) -> None:
+        self.cancelled[rid] = reason
+        self.cancel_seen.set()
 
     async def outcomes(self, cursor: int) -> list[Outcome]:
         done = [Outcome(0, "completed", "", 100, 3, 0.0, "prefill-0", 0.05, 0.3, "decode-0",
@@ -137,8 +156,12 @@ def test_counting_rule() -> None:
 @pytest.mark.parametrize(("body", "status", "param"), [
     ({"model": "other", "prompt": "x"}, 404, "model"),
     ({"model": MODEL, "prompt": "x", "max_tokens": 0}, 400, "max_tokens"),
-    ({"model": MODEL, "prompt": "x", "max_tokens": 4096}, 400, "max_tokens"),
-    ({"model": MODEL, "prompt": "x", "n": 2}, 400, "n"),
+    ({"model": MODEL, "prompt": list(range(4096)), "max_tokens": 1}, 400, "prompt"),
+    ({"model": MODEL, "prompt": "x", "n": 0}, 400, "n"),
+    ({"model": MODEL, "prompt": "x", "temperature": -1}, 400, "temperature"),
+    ({"model": MODEL, "prompt": "x", "temperature": 3.0}, 400, "temperature"),
+    ({"model": MODEL, "prompt": "x", "top_p": 0}, 400, "top_p"),
+    ({"model": MODEL, "prompt": "x", "stop": ["the", ""]}, 400, "stop"),
     ({"model": MODEL, "prompt": ["a", "b"]}, 400, "prompt"),
     ({"prompt": "x"}, 400, "model"),
 ])
@@ -173,7 +196,9 @@ def test_cluster_rejections_are_429_and_503_with_the_reason() -> None:
 
 
 def test_metrics_have_vllm_names_labels_and_buckets() -> None:
-    with _client() as client:
+    with _client() as client:  # counters move as tokens are released: one request of 3 tokens
+        client.post("/v1/completions", json={"model": MODEL, "prompt_token_ids": [1] * 100,
+                                             "max_tokens": 3})
         text = client.get("/metrics").text
     fams = {f.name: f for f in text_string_to_metric_families(text)}
     assert {"vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
@@ -191,7 +216,9 @@ def test_metrics_have_vllm_names_labels_and_buckets() -> None:
         raise KeyError((name, suffix, labels))
 
     assert value("vllm:prompt_tokens", "_total", engine="prefill-0", model_name=MODEL) == 100
-    assert value("vllm:generation_tokens", "_total", engine="decode-0") == 3
+    # the first token on the prefill unit, the other two on the decode unit
+    assert value("vllm:generation_tokens", "_total", engine="prefill-0") == 1
+    assert value("vllm:generation_tokens", "_total", engine="decode-0") == 2
     assert value("vllm:request_success", "_total", finished_reason="length") == 1
     assert value("vllm:kv_cache_usage_perc", engine="decode-0") == 0.25
     assert value("vllm:num_requests_waiting", engine="prefill-0") == 2
@@ -214,6 +241,8 @@ def test_one_two_five_buckets() -> None:
 @pytest.mark.parametrize(("flag", "value", "needle"), [
     ("--port", "70000", "argument '--port': value 70000"),
     ("--max-model-len", "0", "argument '--max-model-len': value 0"),
+    ("--tokenizer", "bpe", "argument '--tokenizer': value 'bpe' is not one of"),
+    ("--base-port", "-1", "argument '--base-port': value -1"),
 ])
 def test_serve_cli_bad_flags_exit_2_with_one_line(flag: str, value: str, needle: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:

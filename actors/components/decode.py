@@ -40,6 +40,7 @@ from disagg.cluster.messages import (
     KvPrefetch,
     LoadReport,
     Request,
+    RequestCancelled,
     RequestEnded,
     SpeedChanged,
 )
@@ -89,8 +90,9 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
         self.paged = paged  # paged KV blocks (None: prompt + output reserved on admission)
         self._preempted: dict[int, tuple[int, int]] = {}
         self._stall_s = 0.0
+        self.cancels: dict[int, tuple[str, float]] = {}  # disagg serve: reason, emu s
         self.handlers = {KvDelivered: self._on_delivered, KvPrefetch: self._on_prefetch,
-                         SpeedChanged: self._on_speed}
+                         SpeedChanged: self._on_speed, RequestCancelled: self._on_cancelled}
 
     # -- messages -------------------------------------------------------------------------
     def _on_speed(self, msg: SpeedChanged) -> None:
@@ -99,10 +101,27 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
         self.speed.change(msg.sent_s, msg.factor)
         self.wake.set()
 
+    def _on_cancelled(self, msg: RequestCancelled) -> None:
+        """The request's client went away (``disagg serve``): a pending request leaves now, a
+        running one at its next iteration boundary (its KV freed); one still to come leaves as
+        its KV arrives."""
+        at_s = msg.sent_s + self.control_delay_s
+        for i, p in enumerate(self.pending):
+            if p.request.request_id == msg.request_id:
+                del self.pending[i]
+                self._end(p.request, "cancelled", msg.reason, max(at_s, p.ready_s))
+                return
+        self.cancels[msg.request_id] = (msg.reason, at_s)
+        if msg.request_id in self.running:
+            self.wake.set()
+
     def _take(self, msg: KvDelivered, payload: Any) -> None:
         """Verify the payload and queue the request for admission from its modeled arrival."""
         rid = msg.request.request_id
         ready_s = msg.sent_s + self.control_delay_s
+        if rid in self.cancels:
+            self._end(msg.request, "cancelled", self.cancels.pop(rid)[0], ready_s)
+            return
         try:
             verify_payload(payload, rid)
         except PayloadError as e:
@@ -217,6 +236,9 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
             if self._unseen:  # a request becoming ready joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
                 idx = min(idx, int(np.searchsorted(bounds, first, side="left")))
+            cut = [self.cancels[rid][1] for rid in self.running if rid in self.cancels]
+            if cut:  # a cancelled request leaves at the first boundary at or after its cancel
+                idx = min(idx, int(np.searchsorted(bounds, max(min(cut), self.t), side="left")))
             change = self.speed.next_change_after(self.t)
             if change is not None:  # a new speed applies from the first boundary at or after it
                 idx = min(idx, int(np.searchsorted(bounds, change, side="left")))
@@ -256,10 +278,23 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
                 self.live_feed.append(("last", rid, self.t, r.request.output_tokens,
                                        r.request.tpot_slo_s))
             self._end(r.request, "completed", "", self.t)
+        self._drop_cancelled()
         running, kv = np.full(steps, float(b)), np.full(steps, kv_before)
         running[-1], kv[-1] = len(self.running), self.kv_used_bytes  # finished ones left
         self._load_hist.extend(done, running, kv)
         self._changed()
+
+    def _drop_cancelled(self) -> None:
+        """Running requests whose client went away leave at the committed boundary, their KV
+        freed, ended ``cancelled``."""
+        for rid in [rid for rid in self.running if rid in self.cancels]:
+            reason, _ = self.cancels.pop(rid)
+            r = self.running.pop(rid)
+            self._left -= r.left
+            self._context -= r.context
+            self._release(r)
+            self.records[rid].last_token_s = self.t
+            self._end(r.request, "cancelled", reason, self.t)
 
     def _step_batch(self, steps: int, first_s: float) -> tuple[list[int], int, int]:
         """Every running request runs ``steps`` iterations (one token each, or its accepted

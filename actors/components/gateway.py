@@ -13,6 +13,7 @@ serving stops, :meth:`Gateway.close` tells the collector how many came in.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +22,11 @@ from disagg.cluster.messages import (
     Arrivals,
     ArrivalsDone,
     DecodeJoined,
+    DecodeLeg,
     FirstTokenPlanned,
     Request,
     RequestArrived,
+    RequestCancelled,
     RequestEnded,
     TokenSchedule,
 )
@@ -32,6 +35,17 @@ from disagg.cluster.workload.plan import SloTargets
 
 class GatewayClosed(RuntimeError):
     """A request was submitted after the gateway stopped taking arrivals."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    """The units a client chose (``disagg serve --per-unit``): ``prefill_unit`` (prefill or
+    colocated) and ``decode_unit`` bypass the router's policy; ``decode_leg``: a P/D prefill leg,
+    whose KV waits for its decode leg (:meth:`Gateway.decode_leg`)."""
+
+    prefill_unit: str = ""
+    decode_unit: str = ""
+    decode_leg: bool = False
 
 
 @dataclass
@@ -43,6 +57,7 @@ class TokenPlan:
     prefill_unit: str = ""
     prefill_start_s: float | None = None
     first_token_s: float | None = None
+    cached_tokens: int = 0
     decode_unit: str = ""
     kv_bytes: float = 0.0
     transfer_s: tuple[float, float] | None = None
@@ -63,7 +78,7 @@ class TokenPlan:
         return PlanUpdate(
             self.request.request_id, self.version, self.first_token_s,
             tuple(self.decode_times_s[from_index:]), from_index, self.status, self.reason,
-            self.end_s,
+            self.end_s, self.prefill_unit, self.decode_unit, self.cached_tokens,
         )
 
 
@@ -82,6 +97,9 @@ class PlanUpdate:
     status: str
     reason: str
     end_s: float | None
+    prefill_unit: str = ""
+    decode_unit: str = ""
+    cached_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,21 +125,25 @@ class Outcome:
 class Gateway(Component):
     """Turns submitted requests into arrivals at the router and tracks their token plans."""
 
-    def __init__(self, name: str, clock: Clock, slo: SloTargets) -> None:
+    def __init__(self, name: str, clock: Clock, slo: SloTargets,
+                 units: tuple[str, ...] = ()) -> None:
         super().__init__(name, clock)
         self.slo = slo
+        self.units = units  # the prefill and decode units a cancel goes to
         self.plans: dict[int, TokenPlan] = {}
         self.finished: list[int] = []  # request ids in the order they ended
         self.closed = False
         self._changed: dict[int, asyncio.Event] = {}
         self._last_arrival_s = 0.0
+        self._legs_due: set[int] = set()  # P/D requests whose decode leg has not come
         self.handlers = {FirstTokenPlanned: self._on_first, DecodeJoined: self._on_joined,
                          TokenSchedule: self._on_schedule, RequestEnded: self._on_ended}
 
     # -- the HTTP side ----------------------------------------------------------------------
-    def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int:
+    def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float,
+               pin: Pin | None = None) -> int:
         """Admit one request arriving at emu time ``arrival_s`` (no earlier than the previous
-        arrival) and send it to the router; returns its request id."""
+        arrival) and send it to the router, with the units the client chose; its request id."""
         if self.closed:
             raise GatewayClosed("the server is shutting down")
         rid = len(self.plans)
@@ -130,8 +152,12 @@ class Gateway(Component):
         request = Request(rid, arrival_s, prompt_tokens, output_tokens, "default",
                           self.slo.ttft_s, self.slo.tpot_s)
         self.plans[rid] = TokenPlan(request)
+        if pin is not None and pin.decode_leg:
+            self._legs_due.add(rid)
         self.act_at(arrival_s)
-        self.peers["router"].send(RequestArrived(request, sent_s=arrival_s))
+        pin = pin or Pin()
+        self.peers["router"].send(RequestArrived(request, arrival_s, pin.prefill_unit,
+                                                 pin.decode_unit, pin.decode_leg))
         self.peers["collector"].send(Arrivals((request,), arrival_s))
         return rid
 
@@ -148,6 +174,31 @@ class Gateway(Component):
             except TimeoutError:
                 pass
         return plan.update(from_index)
+
+    def decode_leg(self, request_id: int, decode_unit: str, output_tokens: int) -> bool:
+        """The decode leg of P/D request ``request_id`` reached ``decode_unit``, asking for
+        ``output_tokens`` in all: its KV goes there (False if it ended or was no P/D request)."""
+        plan = self.plans.get(request_id)
+        if plan is None or plan.status or request_id not in self._legs_due:
+            return False
+        self._legs_due.discard(request_id)
+        plan.request = dataclasses.replace(plan.request, output_tokens=output_tokens)
+        now = self.clock.now()
+        self.act_at(now)
+        self.peers["router"].send(DecodeLeg(request_id, decode_unit, output_tokens, now))
+        return True
+
+    def cancel(self, request_id: int, reason: str) -> bool:
+        """The request's client went away: tell every prefill and decode unit (the one holding
+        it ends it ``cancelled``, now or when it reaches it); False if it had already ended."""
+        plan = self.plans.get(request_id)
+        if plan is None or plan.status:
+            return False
+        now = self.clock.now()
+        self.act_at(now)
+        for unit in self.units:
+            self.peers[unit].send(RequestCancelled(request_id, reason, now))
+        return True
 
     def outcomes(self, cursor: int) -> list[Outcome]:
         """Requests that ended after the first ``cursor`` ends, in the order they ended."""
@@ -178,7 +229,7 @@ class Gateway(Component):
     def _on_first(self, msg: FirstTokenPlanned) -> None:
         plan = self.plans[msg.request_id]
         plan.prefill_unit, plan.prefill_start_s = msg.prefill_unit, msg.prefill_start_s
-        plan.first_token_s = msg.first_token_s
+        plan.first_token_s, plan.cached_tokens = msg.first_token_s, msg.cached_tokens
         self._touch(plan)
 
     def _on_joined(self, msg: DecodeJoined) -> None:

@@ -43,6 +43,7 @@ from disagg.cluster.messages import (
     LoadReport,
     PrefillAssigned,
     Request,
+    RequestCancelled,
     RequestEnded,
     SpeedChanged,
 )
@@ -110,15 +111,38 @@ class PrefillUnit(Component):
         self.cache = prefix_cache
         self.cached_tokens = 0  # prompt tokens served from the prefix cache
         self.token_feed: TokenFeed | None = None  # disagg serve: first tokens for the gateway
-        self.handlers = {PrefillAssigned: self._on_assigned, SpeedChanged: self._on_speed}
+        self.cancels: dict[int, str] = {}  # disagg serve: requests whose client went away
+        self.handlers = {PrefillAssigned: self._on_assigned, SpeedChanged: self._on_speed,
+                         RequestCancelled: self._on_cancelled}
 
     def _on_speed(self, msg: SpeedChanged) -> None:
         """An injected straggler: batches that start from ``sent_s`` on take ``factor`` x longer."""
         self.speed.change(msg.sent_s, msg.factor)
 
+    def _on_cancelled(self, msg: RequestCancelled) -> None:
+        """The request's client went away (``disagg serve``): a queued request leaves now; one
+        in the running batch, or still to come, ends when its prefill ends, or as it comes."""
+        at_s = msg.sent_s + self.control_delay_s
+        for q in self.queue:
+            if q.request.request_id == msg.request_id:
+                self.queue.remove(q)  # no wake: the loop re-reads the queue when it next decides
+                self.queued_tokens -= q.request.prompt_tokens
+                self._cancel(q.request, msg.reason, max(at_s, q.queued_s), ())
+                return
+        self.cancels[msg.request_id] = msg.reason
+
+    def _cancel(self, request: Request, reason: str, t: float, mine: tuple[Any, ...]) -> None:
+        rid = request.request_id
+        self.cancels.pop(rid, None)
+        carried = self._carried.pop(rid, (request,))
+        self.peers["collector"].send(RequestEnded(rid, "cancelled", reason, t, (*carried, *mine)))
+
     def _on_assigned(self, msg: PrefillAssigned) -> None:
         queued_s = msg.sent_s + self.control_delay_s
         self._carried[msg.request.request_id] = msg.records
+        if msg.request.request_id in self.cancels:
+            self._cancel(msg.request, self.cancels[msg.request.request_id], queued_s, ())
+            return
         # in queued order, after equal times (as a stable sort would): O(log n) comparisons,
         # so a queue of a million closed-loop users does not cost a sort per assignment
         bisect.insort_right(self.queue, QueuedPrefill(msg.request, queued_s), key=queued_at)
@@ -179,7 +203,7 @@ class PrefillUnit(Component):
         self._report(t)
         self._record_start(requests, t, end, cached)
         if self.token_feed is not None:
-            self.token_feed.first_tokens(self.peers, self.name, requests, t, end)
+            self.token_feed.first_tokens(self.peers, self.name, requests, t, end, cached)
         streamed = {r.request_id for r in requests if self.layer_wise and r.output_tokens > 1}
         for r in requests:
             if r.request_id in streamed:
@@ -263,6 +287,10 @@ class PrefillUnit(Component):
         rid = request.request_id
         carried = self._carried.pop(rid, (request,))
         record = self._started.pop(rid)
+        if rid in self.cancels:
+            self._carried[rid] = carried
+            self._cancel(request, self.cancels[rid], record.first_token_s, (record,))
+            return
         if request.output_tokens <= 1:
             self.peers["collector"].send(
                 RequestEnded(rid, "completed", "", record.first_token_s, (*carried, record)))

@@ -16,8 +16,10 @@ from typing import Any
 
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.hardware.perf import kv_bytes
+from disagg.actors.components.pins import PinnedRoutes
 from disagg.cluster.messages import (
     PREFIX_BLOCK_TOKENS,
+    DecodeLeg,
     KvReady,
     LoadReport,
     PrefillAssigned,
@@ -71,9 +73,11 @@ class Router(Component):
         self.redone = 0
         self.transfer_missing = transfer_missing
         self.kv_reused_bytes = 0.0  # KV left out of transfers: the decode unit held it
+        self.pins = PinnedRoutes()  # disagg serve --per-unit: the units clients chose
         self.handlers = {
             RequestArrived: self._on_arrived, KvReady: self._on_kv_ready, LoadReport: self._on_report,
             UnitDown: self._on_unit_down, UnitUp: self._on_unit_up, RequestsEnded: self._on_ended,
+            DecodeLeg: self._on_decode_leg,
         }
 
     def _on_ended(self, msg: RequestsEnded) -> None:
@@ -88,6 +92,7 @@ class Router(Component):
     def _on_arrived(self, msg: RequestArrived) -> None:
         t = msg.sent_s + self.control_delay_s
         self.decide_at(t)
+        self.pins.arrived(msg)
         request = self._fit_context(msg.request, t)
         if request is not None:
             self._route_prefill(request, t)
@@ -108,7 +113,7 @@ class Router(Component):
         return cut
 
     def _route_prefill(self, request: Request, t: float) -> None:
-        decision = self.policy.choose_prefill(request, self._view(t))
+        decision = self.pins.prefill(request) or self.policy.choose_prefill(request, self._view(t))
         if isinstance(decision, Reject):
             self._end(request, "rejected", decision.reason, t, (request,))
             return
@@ -133,12 +138,28 @@ class Router(Component):
     def _on_kv_ready(self, msg: KvReady) -> None:
         t = msg.sent_s + self.control_delay_s
         self.decide_at(t, stream="kv")  # released later than arrivals (cluster/timegate.py)
+        original = msg.request
+        msg = self.pins.kv_ready(msg)
+        if msg.request.request_id in self.pins.parked:
+            return  # its decode leg has not come yet
+        if msg.request is not original:  # its decode leg came first: the row's output length
+            self.peers["collector"].send(RequestAmended(msg.request, t))
         if not self._place_decode(msg, t):
             self.waiting.append(msg)
 
+    def _on_decode_leg(self, msg: DecodeLeg) -> None:
+        """A P/D request's decode leg came: its KV (now, or when its prefill ends) goes to the
+        unit the client chose; its row's output length is the decode leg's."""
+        t = msg.sent_s + self.control_delay_s
+        self.decide_at(t, stream="kv")
+        ready = self.pins.decode_leg(msg)
+        if ready is not None:
+            self.peers["collector"].send(RequestAmended(ready.request, t))
+            self._place_decode(ready, max(t, ready.sent_s))
+
     def _place_decode(self, msg: KvReady, t: float) -> bool:
         request = msg.request
-        decision = self.policy.choose_decode(request, self._view(t))
+        decision = self.pins.decode(request) or self.policy.choose_decode(request, self._view(t))
         if isinstance(decision, Reject):
             self._end(request, "failed", decision.reason, t, msg.records)
             return True

@@ -23,10 +23,12 @@ class TokenFeed:
         self.sink = sink
 
     def first_tokens(self, peers: dict[str, Peer], unit: str, requests: Sequence[Request],
-                     start_s: float, end_s: float) -> None:
-        """A prefill batch from ``start_s`` to ``end_s`` (emu s): each request's first token."""
-        for r in requests:
-            peers[self.sink].send(FirstTokenPlanned(r.request_id, unit, start_s, end_s, start_s))
+                     start_s: float, end_s: float, cached: Sequence[int] | None = None) -> None:
+        """A prefill batch from ``start_s`` to ``end_s`` (emu s): each request's first token
+        (and its prompt tokens served from the prefix cache, ``cached``)."""
+        for i, r in enumerate(requests):
+            peers[self.sink].send(FirstTokenPlanned(r.request_id, unit, start_s, end_s, start_s,
+                                                    0 if cached is None else cached[i]))
 
     def joined(self, peers: dict[str, Peer], unit: str, request_id: int, kv_bytes: float,
                transfer_start_s: float, transfer_end_s: float, decode_start_s: float) -> None:

@@ -164,7 +164,8 @@ def _serving_component(exp: Experiment, name: str, clock: Clock, store: ObjectSt
                        control_delay_s: float) -> Component:
     """``build_component`` for ``disagg serve`` (see there)."""
     if name == "gateway":
-        comp: Component = Gateway(name, clock, slo_targets(exp))
+        units = tuple(n for n, u in unit_ids(exp).items() if u.kind in ("prefill", "decode"))
+        comp: Component = Gateway(name, clock, slo_targets(exp), units)
         comp.rng = component_rng(exp.experiment.seed, name)
         return comp
     if name == "collector":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from disagg.actors.components.gateway import Gateway, Outcome, PlanUpdate
+from disagg.actors.components.gateway import Gateway, Outcome, Pin, PlanUpdate
 from disagg.cluster.component import Component, as_arrivals, as_ledger
 
 
@@ -88,14 +88,23 @@ class GatewayRole(_Hosted):
         assert isinstance(comp, Gateway), "this actor hosts no gateway"
         return comp
 
-    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int:
+    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float,
+                     pin: Pin | None = None) -> int:
         """See :meth:`Gateway.submit`."""
-        return self._gateway().submit(prompt_tokens, output_tokens, arrival_s)
+        return self._gateway().submit(prompt_tokens, output_tokens, arrival_s, pin)
+
+    async def decode_leg(self, request_id: int, decode_unit: str, output_tokens: int) -> bool:
+        """See :meth:`Gateway.decode_leg`."""
+        return self._gateway().decode_leg(request_id, decode_unit, output_tokens)
 
     async def wait(self, request_id: int, version: int, from_index: int,
                    timeout_s: float) -> PlanUpdate:
         """See :meth:`Gateway.wait` (an async actor runs many of these at once)."""
         return await self._gateway().wait(request_id, version, from_index, timeout_s)
+
+    async def cancel(self, request_id: int, reason: str) -> bool:
+        """See :meth:`Gateway.cancel`."""
+        return self._gateway().cancel(request_id, reason)
 
     async def outcomes(self, cursor: int) -> list[Outcome]:
         """See :meth:`Gateway.outcomes`."""

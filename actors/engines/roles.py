@@ -16,7 +16,7 @@ from typing import Any
 import ray
 
 from disagg.actors.components.collector import Drained
-from disagg.actors.components.gateway import Outcome, PlanUpdate
+from disagg.actors.components.gateway import Outcome, Pin, PlanUpdate
 from disagg.cluster.errors import ComponentFailed
 
 
@@ -87,9 +87,14 @@ class GatewayFacade:
     def __init__(self, handle: Any) -> None:
         self.handle = handle
 
-    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int:
+    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float,
+                     pin: Pin | None = None) -> int:
         """One request into the router at emu time ``arrival_s``; its request id."""
-        return int(await self.handle.submit.remote(prompt_tokens, output_tokens, arrival_s))
+        return int(await self.handle.submit.remote(prompt_tokens, output_tokens, arrival_s, pin))
+
+    async def decode_leg(self, request_id: int, decode_unit: str, output_tokens: int) -> bool:
+        """A P/D request's decode leg reached ``decode_unit`` (see ``Gateway.decode_leg``)."""
+        return bool(await self.handle.decode_leg.remote(request_id, decode_unit, output_tokens))
 
     async def wait(self, request_id: int, version: int, from_index: int,
                    timeout_s: float) -> PlanUpdate:
@@ -102,6 +107,10 @@ class GatewayFacade:
         """Requests that ended after the first ``cursor`` ends."""
         outcomes: list[Outcome] = await self.handle.outcomes.remote(cursor)
         return outcomes
+
+    async def cancel(self, request_id: int, reason: str) -> bool:
+        """End the request ``cancelled`` in the cluster (its client went away)."""
+        return bool(await self.handle.cancel.remote(request_id, reason))
 
 
 class UnitsFacade:

@@ -20,7 +20,7 @@ from typing import Any
 
 import ray
 
-from disagg.actors.components.gateway import Outcome, PlanUpdate
+from disagg.actors.components.gateway import Outcome, Pin, PlanUpdate
 from disagg.actors.engines.engine import Ending, RunResults, finish
 from disagg.actors.engines.ray_engine import RayEngine
 from disagg.actors.engines.roles import GatewayFacade, LedgerFacade
@@ -90,13 +90,20 @@ class ServedCluster:
         reason = FAILED_REASON if self.failure is not None else LOST_REASON
         return PlanUpdate(request_id, version + 1, None, (), from_index, "failed", reason, None)
 
-    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int:
-        """One request into the router at emu time ``arrival_s``; its request id (-1 once the
-        cluster failed: its plan ends at once)."""
+    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float,
+                     pin: Pin | None = None) -> int:
+        """One request into the router at emu time ``arrival_s`` (served by the units ``pin``
+        names, if any); its request id (-1 once the cluster failed: its plan ends at once)."""
         assert self._gateway is not None
         if self.broken:
             return -1
-        return await self._gateway.submit(prompt_tokens, output_tokens, arrival_s)
+        return await self._gateway.submit(prompt_tokens, output_tokens, arrival_s, pin)
+
+    async def decode_leg(self, request_id: int, decode_unit: str, output_tokens: int) -> bool:
+        """A P/D request's decode leg reached ``decode_unit``: its KV moves there."""
+        assert self._gateway is not None
+        return not self.broken and await self._gateway.decode_leg(request_id, decode_unit,
+                                                                  output_tokens)
 
     async def wait(self, request_id: int, version: int, from_index: int,
                    timeout_s: float) -> PlanUpdate:
@@ -117,18 +124,31 @@ class ServedCluster:
         poll.cancel()
         return self._ended(request_id, version, from_index)
 
+    async def cancel(self, request_id: int, reason: str) -> None:
+        """The request's client went away: the unit holding it ends it ``cancelled``."""
+        assert self._gateway is not None
+        if request_id >= 0 and not self.broken:
+            await self._gateway.cancel(request_id, reason)
+
     async def outcomes(self, cursor: int) -> list[Outcome]:
         """Requests that ended after the first ``cursor`` ends."""
         assert self._gateway is not None
         return await self._gateway.outcomes(cursor)
 
+    def lost_units(self) -> list[str]:
+        """Each unit lost so far (its actor died), with why: the cluster still serves on the
+        others (the router redoes their requests), but is no longer the one configured."""
+        return [f"unit {name} was lost ({why})" for name, why in list(self.engine.lost.items())]
+
     async def status(self) -> dict[str, Any]:
         """The collector's snapshot (with the live picture) and emu time; ``errors`` names the
-        failure once the cluster failed, or the actors whose ping is late (maybe hung)."""
+        failure once the cluster failed, the actors whose ping is late (maybe hung), or each unit
+        lost (``/health`` answers 503)."""
         assert self._ledger is not None
         if not self.broken:
             try:
-                return {"errors": self._unanswered(), **await self._ledger.status_async()}
+                return {"errors": [*self._unanswered(), *self.lost_units()],
+                        **await self._ledger.status_async()}
             except ComponentFailed as e:
                 self._mark(e)
             except ray.exceptions.RayActorError:

@@ -22,6 +22,14 @@ LLAMA_31_CONTEXT = 131072  # Llama 3.1's context length (Meta's model card: 128K
 def _check(args: argparse.Namespace) -> None:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"argument '--port': value {args.port} is not a port (0..65535)")
+    from disagg.experiments.serve.protocol import TOKENIZERS  # deferred: see main.py
+
+    if args.tokenizer not in TOKENIZERS:
+        raise ConfigError(f"argument '--tokenizer': value {args.tokenizer!r} is not one of "
+                          f"{', '.join(TOKENIZERS)}")
+    if not 0 <= args.base_port <= 65535:
+        raise ConfigError(f"argument '--base-port': value {args.base_port} is not a port "
+                          "(0..65535)")
     for flag in ("max_model_len", "default_max_tokens", "max_body_bytes"):
         value = getattr(args, flag)
         if value < 1:
@@ -36,21 +44,25 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     # deferred (FastAPI, uvicorn, Ray): only `disagg serve` pays for them
     from disagg.experiments.serve.app import ServeSettings
     from disagg.experiments.serve.protocol import Limits
+    from disagg.cluster.hardware.perf import kv_bytes
     from disagg.experiments.serve.server import ServeOptions, ServeRunner
+    from disagg.experiments.serve.units import unit_caches
     from disagg.experiments.view.console import summary_table
 
     _check(args)
     exp = load_experiment(args.experiment, {**overrides(args), "experiment.engine": "ray"})
     check_experiment(exp)
     limits = Limits(args.served_model_name or exp.model.name, args.max_model_len,
-                    args.default_max_tokens)
+                    args.default_max_tokens, args.tokenizer)
     settings = ServeSettings(limits, args.api_key or os.environ.get("DISAGG_API_KEY"),
-                             args.max_body_bytes)
+                             args.max_body_bytes, unit_caches(exp),
+                             float(kv_bytes(1, exp.model)))
     out_dir = output_path(args, exp)  # checked before Ray starts, as disagg run does
     with output_locked("--out" if args.out else "output.dir", out_dir):
         output_path(args, exp)  # again, now that no other disagg can be writing it
         runner = ServeRunner(exp, ServeOptions(args.host, args.port, args.address, settings,
-                                               out_dir))
+                                               out_dir, per_unit=args.per_unit,
+                                               base_port=args.base_port))
         console.print(f"disagg: starting {exp.experiment.name} ({limits.model}) on the ray "
                       f"engine, dilation {exp.experiment.dilation:g}")
 
@@ -58,6 +70,8 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
             if runner.ready.wait():
                 console.print(f"disagg: serving on http://{args.host}:{runner.port}/v1; Ctrl-C "
                               f"stops and writes {out_dir}")
+                for unit, port in sorted(runner.unit_ports.items(), key=lambda kv: kv[1]):
+                    console.print(f"disagg: unit {unit} on http://{args.host}:{port}")
 
         threading.Thread(target=announce, daemon=True).start()
         result = runner.run()
@@ -93,4 +107,11 @@ def add_command(sub: Any) -> None:
                    help="output tokens of a chat request that sets no max_tokens")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20,
                    help="largest request body accepted (default 1 MiB)")
+    p.add_argument("--tokenizer", default="bytes4", help="how prompt text is counted: bytes4 "
+                   "(UTF-8 bytes / 4, default), chars4 (characters / 4), words (words / 0.75)")
+    p.add_argument("--per-unit", action="store_true", help="also serve each prefill, decode "
+                   "and colocated unit on its own port (vLLM's API and P/D protocol, for a "
+                   "P/D router such as vllm-router)")
+    p.add_argument("--base-port", type=int, default=0, help="with --per-unit: the first "
+                   "unit's port, then one up per unit (default 0: any free ports)")
     p.set_defaults(func=cmd_serve)

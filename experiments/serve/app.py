@@ -20,7 +20,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from disagg.experiments.serve.metrics import ServeMetrics
-from disagg.experiments.serve.pacing import Backend, Due, Ended, TokenPacer
+from disagg.experiments.serve.choices import Choices, unless_disconnected
+from disagg.experiments.serve.pacing import Backend, Due, Ended
+from disagg.experiments.serve.pd import Leg, plan_leg, prefill_leg_params
 from disagg.experiments.serve.protocol import ApiError, Generation, Limits, parse_generation
 from disagg.experiments.serve.responses import (
     DONE,
@@ -30,9 +32,13 @@ from disagg.experiments.serve.responses import (
     token_chunk,
     usage_chunk,
 )
+from disagg.experiments.serve.sampling import apply_stops, check_sampling
+from disagg.experiments.serve.units import UnitCache
 
 DILATION_HEADER = "X-Disagg-Dilation"
 REQUEST_ID_HEADER = "X-Disagg-Request-Id"
+CLIENT_REQUEST_ID_HEADER = "X-Request-Id"  # the client's id: echoed, and names the response
+CLIENT_CLOSED = 499  # nginx's "client closed request": nobody reads it
 SLICE_TOKENS = 256  # most token events written at once
 
 
@@ -43,6 +49,8 @@ class ServeSettings:
     limits: Limits
     api_key: str | None = None
     max_body_bytes: int = 1 << 20
+    units: tuple[UnitCache, ...] = ()  # each unit's cache facts (vllm:cache_config_info)
+    kv_bytes_per_token: float = 0.0  # the model's KV per prompt token (P/D kv_transfer_params)
 
 
 def rejection(status: str, reason: str) -> ApiError:
@@ -80,70 +88,131 @@ def _error(e: ApiError) -> JSONResponse:
     return JSONResponse(e.body(), status_code=e.status)
 
 
-def _slices(gen: Generation, due: Due) -> Iterator[str]:
+def _slices(gen: Generation, due: Due, choice: int = 0) -> Iterator[str]:
     """The events of due tokens, at most ``SLICE_TOKENS`` per write, so that a long burst
     (the emulator ran late) leaves the event loop to other connections between writes."""
     for lo in range(due.start, due.start + due.count, SLICE_TOKENS):
         hi = min(lo + SLICE_TOKENS, due.start + due.count)
-        yield "".join(token_chunk(gen, i) for i in range(lo, hi))
+        yield "".join(token_chunk(gen, i, choice) for i in range(lo, hi))
 
 
-async def _stream(gen: Generation, first: Due, events: AsyncIterator[Due | Ended]
+async def _stream(gen: Generation, choices: Choices, firsts: list[Due | Ended]
                   ) -> AsyncIterator[str]:
-    """The SSE body: (chat) a role chunk, one chunk per token, usage, ``[DONE]``."""
-    if gen.kind == "chat":
-        yield role_chunk(gen)
-    for part in _slices(gen, first):
-        yield part
-    async for ev in events:
+    """The SSE body: (chat) a role chunk per choice, one chunk per token, usage, ``[DONE]``.
+    A stream cut before its end (the client went away, or the server stops) cancels the
+    choices still open in the cluster."""
+    finished = False
+    try:
+        if gen.kind == "chat":
+            for i in range(gen.n):
+                yield role_chunk(gen, i)
+        for i, first in enumerate(firsts):
+            for part in _slices(gen, first, i):  # type: ignore[arg-type]
+                yield part
+        async for i, ev in choices.rest():
+            if isinstance(ev, Ended):
+                yield error_event(f"the request {ev.status} in the cluster: {ev.reason}",
+                                  "ServiceUnavailableError", 503)
+                yield DONE
+                finished = True
+                return
+            for part in _slices(gen, ev, i):
+                yield part
+        if gen.include_usage:
+            yield usage_chunk(gen)
+        yield DONE
+        finished = True
+    finally:
+        if not finished:
+            choices.abandon()
+
+
+async def _drain(choices: Choices) -> Ended | None:
+    """Wait for every choice's last token; the first end without it, if one ended early."""
+    async for _, ev in choices.rest():
         if isinstance(ev, Ended):
-            yield error_event(f"the request {ev.status} in the cluster: {ev.reason}",
-                              "ServiceUnavailableError", 503)
-            yield DONE
-            return
-        for part in _slices(gen, ev):
-            yield part
-    if gen.include_usage:
-        yield usage_chunk(gen)
-    yield DONE
+            return ev
+    return None
 
 
-class _Api:
-    """The routes' bodies: one served cluster, its settings and its metrics."""
+class ApiCore:
+    """The routes' bodies: one served cluster, its settings and its metrics (shared by the
+    gateway's app and, with ``--per-unit``, every unit's app)."""
 
     def __init__(self, backend: Backend, settings: ServeSettings) -> None:
         self.backend, self.settings = backend, settings
         self.metrics = ServeMetrics(settings.limits.model, settings.limits.max_model_len,
                                     backend.dilation)
+        self.metrics.set_units(settings.units)
         self.headers = {DILATION_HEADER: f"{backend.dilation:g}"}
 
     def authorized(self, request: Request) -> bool:
         key = self.settings.api_key
         return key is None or request.headers.get("authorization", "") == f"Bearer {key}"
 
-    async def generate(self, request: Request, kind: Literal["completion", "chat"]) -> Response:
-        """Validate, submit at the arrival's emu time, answer as the tokens come due."""
+    async def _enter(self, gen: Generation, leg: Leg | None, arrival_s: float) -> list[int]:
+        """The cluster's request ids for ``gen``: ``n`` new ones (pinned to the units ``leg``
+        names), or the prefill leg's whose decode leg this is."""
+        if leg is not None and leg.resume is not None:
+            if not await self.backend.decode_leg(leg.resume, leg.pin.decode_unit,
+                                                 gen.output_tokens):
+                raise ApiError(400, f"no prefill leg waits with remote_request_id "
+                               f"{leg.resume}", param="kv_transfer_params")
+            return [leg.resume]
+        tokens = gen.output_tokens if leg is None else leg.submit_tokens
+        pin = None if leg is None else leg.pin
+        return [await self.backend.submit(gen.prompt_tokens, tokens, arrival_s, pin)
+                for _ in range(gen.n)]
+
+    async def generate(self, request: Request, kind: Literal["completion", "chat"],
+                       unit: UnitCache | None = None) -> Response:
+        """Validate, submit ``n`` requests at the arrival's emu time (served by ``unit`` if it
+        came to a unit's endpoint), answer as the tokens come due; a client that disconnects
+        first has its requests cancelled in the cluster."""
         arrival_s = self.backend.emu_now()
         if not self.authorized(request):
             return _error(ApiError(401, "invalid or missing API key", "AuthenticationError"))
+        client_id = request.headers.get(CLIENT_REQUEST_ID_HEADER)
         try:
             body = await _read_body(request, self.settings.max_body_bytes)
-            gen = parse_generation(kind, body, self.settings.limits)
+            check_sampling(body)
+            gen = apply_stops(parse_generation(kind, body, self.settings.limits, client_id),
+                              body)
+            leg = None if unit is None else plan_leg(body, unit, gen.output_tokens, gen.n)
+            rids = await self._enter(gen, leg, arrival_s)
         except ApiError as e:
             return _error(e)
-        rid = await self.backend.submit(gen.prompt_tokens, gen.output_tokens, arrival_s)
-        events = TokenPacer(self.backend, rid, gen.output_tokens).events().__aiter__()
-        first = await events.__anext__()
-        if isinstance(first, Ended):
-            return _error(rejection(first.status, first.reason))
-        headers = {**self.headers, REQUEST_ID_HEADER: str(rid)}
-        if gen.stream:
-            return StreamingResponse(_stream(gen, first, events), media_type="text/event-stream",
-                                     headers=headers)
-        async for ev in events:
-            if isinstance(ev, Ended):
-                return _error(rejection(ev.status, ev.reason))
-        return JSONResponse(full_response(gen), headers=headers)
+        resumed = leg is not None and leg.resume is not None  # a decode leg: prompt counted
+        choices = Choices(self.backend, rids, gen.output_tokens,
+                          lambda p, d: self.metrics.released(p, d, gen.prompt_tokens, resumed),
+                          None if resumed else arrival_s)
+        present, firsts = await unless_disconnected(choices.firsts(), request.receive)
+        if not present or firsts is None:
+            choices.abandon()
+            return Response(status_code=CLIENT_CLOSED)
+        ended = [ev for ev in firsts if isinstance(ev, Ended)]
+        if ended:
+            choices.abandon("choice_failed")
+            return _error(rejection(ended[0].status, ended[0].reason))
+        headers = {**self.headers, REQUEST_ID_HEADER: ",".join(str(r) for r in rids)}
+        if client_id:
+            headers[CLIENT_REQUEST_ID_HEADER] = client_id
+        if gen.stream and not (leg and leg.prefill_leg):  # a prefill leg answers whole
+            return StreamingResponse(_stream(gen, choices, firsts),
+                                     media_type="text/event-stream", headers=headers)
+        present, end = await unless_disconnected(_drain(choices), request.receive)
+        if not present:
+            choices.abandon()
+            return Response(status_code=CLIENT_CLOSED)
+        if end is not None:
+            choices.abandon("choice_failed")
+            return _error(rejection(end.status, end.reason))
+        reply = full_response(gen)
+        if leg is not None and leg.prefill_leg and unit is not None:
+            reply["kv_transfer_params"] = prefill_leg_params(
+                rids[0], unit, gen.prompt_tokens, self.settings.kv_bytes_per_token,
+                request.url.hostname or "", request.url.port or 0)
+        return JSONResponse(reply, headers=headers)
 
     async def completions(self, request: Request) -> Response:
         return await self.generate(request, "completion")
@@ -173,11 +242,12 @@ class _Api:
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-def create_app(backend: Backend, settings: ServeSettings) -> FastAPI:
+def create_app(backend: Backend, settings: ServeSettings, core: ApiCore | None = None
+               ) -> FastAPI:
     """The FastAPI app serving ``backend`` (a :class:`~disagg.actors.engines.serve_engine.
-    ServedCluster`, or a stand-in in tests)."""
+    ServedCluster`, or a stand-in in tests), on ``core`` if given (shared with unit apps)."""
     app = FastAPI(title="disagg serve", docs_url=None, redoc_url=None, openapi_url=None)
-    api = _Api(backend, settings)
+    api = core or ApiCore(backend, settings)
     app.add_api_route("/v1/completions", api.completions, methods=["POST"])
     app.add_api_route("/v1/chat/completions", api.chat_completions, methods=["POST"])
     app.add_api_route("/v1/models", api.models, methods=["GET"])

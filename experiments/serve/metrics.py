@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from disagg.experiments.serve.lag import ITL_WINDOW, LAG_SHARE, LagMonitor
+from disagg.experiments.serve.units import UnitCache
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -101,10 +103,22 @@ class ServeMetrics:
                                "requests.", (*lab, "finished_reason"), registry=r)
         hist = histogram_specs(max_model_len)
         self.hist = {k: Histogram(n, d, lab, buckets=b, registry=r) for k, (n, d, b) in hist.items()}
+        self.preemptions = Counter("vllm:num_preemptions", "Cumulative number of preemption "
+                                   "from the engine.", lab, registry=r)
+        self.prefix_queries = Counter("vllm:prefix_cache_queries", "Prefix cache queries, in "
+                                      "terms of number of queried tokens.", lab, registry=r)
+        self.prefix_hits = Counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of "
+                                   "number of cached tokens.", lab, registry=r)
+        self.cache_info = Gauge("vllm:cache_config_info", "Information of the LLMEngine "
+                                "CacheConfig", ("model_name", "engine", "block_size",
+                                                "num_gpu_blocks", "enable_prefix_caching",
+                                                "cache_dtype"), registry=r)
         self.failed_xfers = Counter("vllm:nixl_num_failed_transfers", "Number of failed KV cache "
                                     "transfers.", lab, registry=r)
+        self.lag_monitor = LagMonitor(dilation)
         self._disagg_series(r)
         self.dilation.set(dilation)
+        self.suggested.set(dilation)
 
     def _disagg_series(self, r: CollectorRegistry) -> None:
         self.ended = Counter("disagg:requests_ended", "Requests by final status and reason.",
@@ -119,8 +133,57 @@ class ServeMetrics:
                          "against their modeled times (emu s), worst component.", registry=r)
         self.emu_now = Gauge("disagg:emu_time_seconds", "The cluster's emu time.", registry=r)
         self.dilation = Gauge("disagg:dilation", "Wall seconds per emu second.", registry=r)
+        self.client_lag = Histogram("disagg:client_lag_seconds", "Wall seconds a first token "
+                                    "went out late, or a write's stretch of the gap before it.",
+                                    ("kind",), buckets=TTFT_BUCKETS, registry=r)
+        self.lag_over = Counter("disagg:client_lag_over_share", f"First tokens (or windows of "
+                                f"{ITL_WINDOW} writes) later than {LAG_SHARE:.0%} of their "
+                                "modeled TTFT (inter-token gaps).",
+                                ("kind",), registry=r)
+        self.suggested = Gauge("disagg:suggested_dilation", "A dilation that keeps the server's "
+                               "lateness within its share of the modeled times.", registry=r)
 
     # -- feeding -------------------------------------------------------------------------
+    def set_units(self, caches: tuple[UnitCache, ...]) -> None:
+        """Every unit's ``vllm:cache_config_info`` (value 1) and zeroed counters: a decode unit
+        reserves a request's whole KV on admission, so it never preempts."""
+        for c in caches:
+            self.cache_info.labels(self.model, c.unit, str(c.block_size), str(c.num_gpu_blocks),
+                                   str(c.enable_prefix_caching), "auto").set(1)
+            for counter in (self.preemptions, self.prompt, self.generation):
+                counter.labels(self.model, c.unit)
+
+    def _lag(self, due: Any) -> None:
+        """The release's lateness against its modeled interval (``lag.py``)."""
+        if due.modeled_s <= 0:
+            return
+        kind = "ttft" if due.start == 0 else "itl"
+        self.client_lag.labels(kind).observe(due.late_s)
+        judged = self.lag_monitor.judge(kind, due.late_s, due.modeled_s)
+        if judged is not None and self.lag_monitor.over(*judged):
+            self.lag_over.labels(kind).inc()
+            self.lag_monitor.observe(kind, *judged)
+            self.suggested.set(self.lag_monitor.suggested_dilation)
+
+    def released(self, pacer: Any, due: Any, prompt_tokens: int, decode_leg: bool = False
+                 ) -> None:
+        """Tokens released to a client (per token, as vLLM's counters move per step): the
+        first token's prompt (and its prefix-cache lookup) on the prefill unit, the first token
+        there too, the later ones on the decode unit. A P/D decode leg's tokens all count on
+        its decode unit (its prompt counted with the prefill leg)."""
+        self._lag(due)
+        pre = pacer.prefill_unit or pacer.decode_unit or "cluster"
+        dec = pacer.decode_unit or pre
+        later = due.count
+        if due.start == 0 and not decode_leg:
+            self.prompt.labels(self.model, pre).inc(prompt_tokens)
+            self.prefix_queries.labels(self.model, pre).inc(prompt_tokens)
+            self.prefix_hits.labels(self.model, pre).inc(pacer.cached_tokens)
+            self.generation.labels(self.model, pre).inc()
+            later -= 1
+        if later:
+            self.generation.labels(self.model, dec).inc(later)
+
     def add_outcomes(self, outcomes: list[Any]) -> None:
         """Fold finished requests (gateway ``Outcome``s) into counters and histograms."""
         for o in outcomes:
@@ -136,8 +199,6 @@ class ServeMetrics:
         dec = (self.model, o.decode_unit or o.prefill_unit)
         first = o.first_token_s if o.first_token_s is not None else o.end_s
         last = o.decode_times_s[-1] if o.decode_times_s else first
-        self.prompt.labels(*pre).inc(o.prompt_tokens)
-        self.generation.labels(*dec).inc(o.output_tokens)
         self.success.labels(*dec, "length").inc()
         self.hist["ttft"].labels(*pre).observe(first - o.arrival_s)
         if o.prefill_start_s is not None:

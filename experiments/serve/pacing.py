@@ -26,10 +26,16 @@ class Backend(Protocol):
 
     def emu_now(self) -> float: ...
 
-    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float) -> int: ...
+    async def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float,
+                     pin: Any = None) -> int: ...
+
+    async def decode_leg(self, request_id: int, decode_unit: str, output_tokens: int
+                         ) -> bool: ...
 
     async def wait(self, request_id: int, version: int, from_index: int,
                    timeout_s: float) -> Any: ...
+
+    async def cancel(self, request_id: int, reason: str) -> None: ...
 
     async def outcomes(self, cursor: int) -> list[Any]: ...
 
@@ -42,6 +48,8 @@ class Due:
 
     start: int
     count: int
+    late_s: float = 0.0  # wall s: token 0's lateness; others: how much later than the last
+    modeled_s: float = 0.0  # emu s of its modeled interval (TTFT, or the gap before it)
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,10 @@ class Ended:
 class TokenPacer:
     """Paces one request's output tokens to its emulated token times."""
 
-    def __init__(self, backend: Backend, request_id: int, output_tokens: int) -> None:
+    def __init__(self, backend: Backend, request_id: int, output_tokens: int,
+                 arrival_s: float | None = None) -> None:
         self.backend = backend
+        self.arrival_s = arrival_s  # emu s (for the first token's modeled TTFT)
         self.request_id = request_id
         self.output_tokens = output_tokens
         self.released = 0
@@ -65,6 +75,10 @@ class TokenPacer:
         self._decode_s: list[float] = []
         self._status = ""
         self._reason = ""
+        self.prefill_unit = ""  # the units serving it, once the plan names them
+        self.decode_unit = ""
+        self.cached_tokens = 0  # prompt tokens the prefill unit's prefix cache served
+        self._late_s = 0.0  # how late the last token written went out (wall s)
 
     def _wall(self, emu_s: float) -> float:
         return self.backend.t0 + emu_s * self.backend.dilation
@@ -80,6 +94,9 @@ class TokenPacer:
         self._first_s = update.first_token_s
         self._decode_s = self._decode_s[:update.from_index] + list(update.decode_times_s)
         self._status, self._reason = update.status, update.reason
+        self.prefill_unit = update.prefill_unit or self.prefill_unit
+        self.decode_unit = update.decode_unit or self.decode_unit
+        self.cached_tokens = update.cached_tokens
 
     def _count_due(self, now_wall: float) -> int:
         n = 0
@@ -92,14 +109,33 @@ class TokenPacer:
             n += 1
         return n
 
+    def _due(self, count: int, now_wall: float) -> Due:
+        """``count`` tokens due now, with the first one's lateness and modeled interval."""
+        k = self.released
+        t = self._first_s if k == 0 else self._decode_s[k - 1]
+        assert t is not None
+        before = self.arrival_s if k == 0 else (self._first_s if k == 1 else
+                                                 self._decode_s[k - 2])
+        modeled = 0.0 if before is None else t - before
+        late = max(0.0, now_wall - self._wall(t))
+        stretch = late if k == 0 else max(0.0, late - self._late_s)  # the gap's stretch
+        self._late_s = max(0.0, now_wall - self._wall(self._due_s(k + count - 1)))
+        return Due(k, count, stretch, modeled)
+
+    def _due_s(self, k: int) -> float:
+        t = self._first_s if k == 0 else self._decode_s[k - 1]
+        assert t is not None
+        return t
+
     async def events(self) -> AsyncIterator[Due | Ended]:
         """``Due`` batches in order until every token is out, or one ``Ended``."""
         poll: asyncio.Task[Any] | None = None
         try:
             while self.released < self.output_tokens:
-                due = self._count_due(time.time())
+                now = time.time()
+                due = self._count_due(now)
                 if due:
-                    yield Due(self.released, due)
+                    yield self._due(due, now)
                     self.released += due
                     continue
                 if self._status == "completed":  # ended with tokens unplanned (lost records)

@@ -51,6 +51,9 @@ class _Common(BaseModel):
     n: int = 1
     ignore_eos: bool = False
     prompt_token_ids: list[int] | None = None
+    stop: str | list[str] | None = None
+    stop_token_ids: list[int] | None = None
+    min_tokens: int = 0
 
 
 class CompletionRequest(_Common):
@@ -80,14 +83,31 @@ class Generation:
     include_usage: bool
     response_id: str
     created: int
+    n: int = 1
+    text_chars: int | None = None  # a stop cut the reply's text here (characters)
+    stop_reason: str | int | None = None
 
 
-def count_text_tokens(text: str) -> int:
-    """Prompt tokens of a text: ceil(UTF-8 bytes / 4), at least 1 (a BOS token)."""
-    return max(1, math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN))
+WORDS_PER_TOKEN = 0.75  # OpenAI's rule of thumb: 100 tokens ~ 75 English words
+TOKENIZERS = ("bytes4", "chars4", "words")  # ``--tokenizer``: how prompt text is counted
 
 
-def _prompt_tokens_completion(req: CompletionRequest) -> int:
+def count_text_tokens(text: str, rule: str = "bytes4") -> int:
+    """Prompt tokens of a text by ``rule``, at least 1 (a BOS token): ``bytes4`` ceil(UTF-8
+    bytes / 4); ``chars4`` ceil(characters / 4) (OpenAI's ~4 characters per token);
+    ``words`` ceil(whitespace-separated words / 0.75)."""
+    if rule == "bytes4":
+        n = math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
+    elif rule == "chars4":
+        n = math.ceil(len(text) / 4)
+    elif rule == "words":
+        n = math.ceil(len(text.split()) / WORDS_PER_TOKEN)
+    else:
+        raise ValueError(f"unknown tokenizer {rule!r}; known: {', '.join(TOKENIZERS)}")
+    return max(1, n)
+
+
+def _prompt_tokens_completion(req: CompletionRequest, rule: str) -> int:
     p = req.prompt
     if isinstance(p, list) and p and isinstance(p[0], list | str):
         if len(p) != 1:
@@ -97,7 +117,7 @@ def _prompt_tokens_completion(req: CompletionRequest) -> int:
         if not p:
             raise ApiError(400, "the prompt is empty", param="prompt")
         return len(p)
-    return count_text_tokens(p)  # type: ignore[arg-type]
+    return count_text_tokens(p, rule)  # type: ignore[arg-type]
 
 
 def chat_text(messages: list[dict[str, Any]]) -> str:
@@ -119,11 +139,14 @@ class Limits:
     model: str
     max_model_len: int
     default_max_tokens: int  # chat requests without max_tokens (no EOS to stop them)
+    tokenizer: str = "bytes4"  # how prompt text is counted (``count_text_tokens``)
 
 
 def parse_generation(kind: Literal["completion", "chat"], body: dict[str, Any],
-                     limits: Limits) -> Generation:
-    """Validate a request body against ``limits``; raises :class:`ApiError`."""
+                     limits: Limits, request_id: str | None = None) -> Generation:
+    """Validate a request body against ``limits``; raises :class:`ApiError`. A prompt at or over
+    the context is refused; prompt + max tokens over it clamps the max tokens (as vLLM 0.32).
+    ``request_id`` (the client's ``X-Request-Id``) names the response, as vLLM does."""
     model_cls = CompletionRequest if kind == "completion" else ChatCompletionRequest
     try:
         req = model_cls.model_validate(body)
@@ -133,36 +156,31 @@ def parse_generation(kind: Literal["completion", "chat"], body: dict[str, Any],
         raise ApiError(400, f"invalid request: {loc}: {first.get('msg', e)}", param=loc) from None
     if req.model != limits.model:
         raise ApiError(404, f"The model `{req.model}` does not exist.", "NotFoundError", "model")
-    if req.n != 1:
-        raise ApiError(400, "disagg serve supports n=1 only", param="n")
     if req.prompt_token_ids is not None:
         prompt = len(req.prompt_token_ids)
     elif isinstance(req, CompletionRequest):
-        prompt = _prompt_tokens_completion(req)
+        prompt = _prompt_tokens_completion(req, limits.tokenizer)
     else:
-        prompt = count_text_tokens(chat_text(req.messages))
+        prompt = count_text_tokens(chat_text(req.messages), limits.tokenizer)
     asked = req.max_completion_tokens if isinstance(req, ChatCompletionRequest) else None
     asked = asked if asked is not None else req.max_tokens
     if asked is not None and asked < 1:
         raise ApiError(400, f"max_tokens must be at least 1, got {asked}", param="max_tokens")
-    output = asked if asked is not None else limits.default_max_tokens
-    if prompt + output > limits.max_model_len:
+    if prompt >= limits.max_model_len:
         raise ApiError(400, f"This model's maximum context length is {limits.max_model_len} "
-                       f"tokens. However, you requested {prompt + output} tokens ({prompt} in "
-                       f"the prompt, {output} in the completion).", param="max_tokens")
+                       f"tokens. However, your request has {prompt} input tokens. Please reduce "
+                       "the length of the input messages.", param="messages"
+                       if kind == "chat" else "prompt")
+    output = asked if asked is not None else limits.default_max_tokens
+    clamped = output > limits.max_model_len - prompt  # vLLM clamps max_tokens to the context
+    output = min(output, limits.max_model_len - prompt)
     prefix = "cmpl-" if kind == "completion" else "chatcmpl-"
     include = bool(req.stream_options and req.stream_options.include_usage)
     return Generation(kind, req.model, prompt, output, "length" if asked or req.ignore_eos
-                      else "stop", req.stream, include, prefix + uuid.uuid4().hex,
-                      int(time.time()))
+                      or clamped else "stop", req.stream, include,
+                      prefix + (request_id or uuid.uuid4().hex), int(time.time()), req.n)
 
 
 def token_text(index: int) -> str:
     """Output token ``index``'s synthetic text (deterministic: the same for every request)."""
     return " " + WORDS[index % len(WORDS)]
-
-
-def usage(gen: Generation) -> dict[str, int]:
-    """The ``usage`` object."""
-    return {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.output_tokens,
-            "total_tokens": gen.prompt_tokens + gen.output_tokens}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -28,7 +29,8 @@ from disagg.actors.engines.stop import StoppedBeforeStart
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.run import RunResult, write_run
-from disagg.experiments.serve.app import ServeSettings, create_app
+from disagg.experiments.serve.app import ApiCore, ServeSettings, create_app
+from disagg.experiments.serve.unit_app import create_unit_app
 
 GRACEFUL_S = 5  # wall seconds open connections get once a stop is requested
 
@@ -71,6 +73,8 @@ class ServeOptions:
     settings: ServeSettings | None = None
     out_dir: Path | None = None
     live_s: float = 0.5  # wall s between unit state reports (the gauges of /metrics)
+    per_unit: bool = False  # also one endpoint per unit (``--per-unit``)
+    base_port: int = 0  # the first unit's port (then one up per unit); 0: any free ports
 
 
 class ReadyServer(uvicorn.Server):
@@ -98,6 +102,9 @@ class ServeRunner:
         self.port = options.port
         self.cluster = ServedCluster(exp, options.address, options.live_s)
         self._server: ReadyServer | None = None
+        self._servers: list[ReadyServer] = []
+        self.unit_ports: dict[str, int] = {}  # --per-unit: each unit's bound port
+        self._waiting = 0  # servers not listening yet
 
     def run(self) -> RunResult:
         """Start the cluster, serve until stopped, stop the cluster and write the results;
@@ -106,7 +113,14 @@ class ServeRunner:
         with _signals_as_stop():
             self._start()
             try:
-                self._serve_until_stopped()
+                self._build_servers()
+                try:
+                    asyncio.run(self._serve())
+                except (KeyboardInterrupt, _Stopped):
+                    pass  # Ctrl-C, SIGTERM or SIGHUP: uvicorn shut down gracefully, re-raised it
+                except SystemExit:  # uvicorn exits when it cannot bind
+                    raise ListenError(f"argument '--port': cannot listen on {self.options.host}:"
+                                      f"{self.options.port} (in use, or not allowed)") from None
             finally:
                 results = self.cluster.stop("interrupted")
         return write_run(self.exp, results, self.options.out_dir)
@@ -121,33 +135,54 @@ class ServeRunner:
             self.cluster.close()
             raise
 
-    def _serve_until_stopped(self) -> None:
-        app = create_app(self.cluster, self.options.settings)  # type: ignore[arg-type]
-        config = uvicorn.Config(app, host=self.options.host, port=self.options.port,
-                                log_level="warning", timeout_graceful_shutdown=GRACEFUL_S,
-                                lifespan="off", access_log=False)
-        self._server = ReadyServer(config, self._listening)
-        try:
-            asyncio.run(self._serve(self._server))
-        except (KeyboardInterrupt, _Stopped):
-            pass  # Ctrl-C, SIGTERM or SIGHUP: uvicorn shut down gracefully, then re-raised it
-        except SystemExit:  # uvicorn exits when it cannot bind
-            raise ListenError(f"argument '--port': cannot listen on {self.options.host}:"
-                              f"{self.options.port} (in use, or not allowed)") from None
+    def _config(self, app: Any, port: int) -> uvicorn.Config:
+        return uvicorn.Config(app, host=self.options.host, port=port, log_level="warning",
+                              timeout_graceful_shutdown=GRACEFUL_S, lifespan="off",
+                              access_log=False)
 
-    async def _serve(self, server: ReadyServer) -> None:
-        """Serve HTTP while watching the cluster for a failed component."""
+    def _build_servers(self) -> None:
+        """The gateway's server and (``--per-unit``) one per unit, on one shared core."""
+        settings = self.options.settings
+        assert settings is not None
+        core = ApiCore(self.cluster, settings)  # type: ignore[arg-type]
+        app = create_app(self.cluster, settings, core)  # type: ignore[arg-type]
+        self._server = ReadyServer(self._config(app, self.options.port), self._listening)
+        self._servers = [self._server]
+        if self.options.per_unit:
+            for i, unit in enumerate(settings.units):
+                port = self.options.base_port + i if self.options.base_port else 0
+                self._servers.append(ReadyServer(
+                    self._config(create_unit_app(core, unit), port),
+                    functools.partial(self._unit_listening, unit.unit)))
+        self._waiting = len(self._servers)
+
+    async def _serve(self) -> None:
+        """Serve HTTP while watching the cluster for a failed component; when one server
+        stops (Ctrl-C reaches one of them), all stop."""
         watch = asyncio.ensure_future(self.cluster.watch())
+        tasks = [asyncio.ensure_future(s.serve()) for s in self._servers]
         try:
-            await server.serve()
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for s in self._servers:
+                s.should_exit = True
+            await asyncio.gather(*tasks)
         finally:
             watch.cancel()
 
     def _listening(self, port: int) -> None:
         self.port = port
-        self.ready.set()
+        self._one_ready()
+
+    def _unit_listening(self, unit: str, port: int) -> None:
+        self.unit_ports[unit] = port
+        self._one_ready()
+
+    def _one_ready(self) -> None:
+        self._waiting -= 1
+        if self._waiting <= 0:
+            self.ready.set()
 
     def stop(self) -> None:
         """Ask the server to stop (thread-safe); :meth:`run` then returns."""
-        if self._server is not None:
-            self._server.should_exit = True
+        for server in self._servers:
+            server.should_exit = True
