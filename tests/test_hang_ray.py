@@ -79,10 +79,13 @@ def test_serve_answers_503_while_a_unit_hangs_then_serves_on(ray_cluster, tmp_pa
             declared_s = time.time() - stopped_at
         finally:
             _resume(pid)
-        after = httpx.get(f"{base}/health", timeout=30.0).status_code
+        after = httpx.get(f"{base}/health", timeout=30.0)
         got = _stream(base, 8)
     assert 503 in codes and declared_s < 10.0
-    assert after == 200 and (got.status, got.done, got.tokens) == (200, True, 8)
+    # declared lost: /health stays 503 naming it (the cluster is no longer the one configured,
+    # docs/serve.md), while the other decode unit serves on
+    assert after.status_code == 503 and "decode-0" in after.text
+    assert (got.status, got.done, got.tokens) == (200, True, 8)
     rows = pq.read_table(tmp_path / "out" / "requests.parquet").to_pylist()
     assert rows[-1]["status"] == "completed" and rows[-1]["decode_unit"] == "decode-1"
 

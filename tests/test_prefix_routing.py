@@ -34,11 +34,12 @@ def _write(path: Path, lines: list[dict]) -> Path:
 # -- traces -----------------------------------------------------------------------------------
 
 
-def test_mooncake_hash_ids_follow_their_rows_through_the_time_sort(tmp_path) -> None:
+def test_mooncake_hash_ids_follow_their_rows(tmp_path) -> None:
+    # a trace must be in time order (an unsorted one is refused: tests/test_bad_input.py)
     path = _write(tmp_path / "t.jsonl", [
-        {"timestamp": 20, "input_length": 600, "output_length": 3, "hash_ids": [5, 6]},
-        {"timestamp": 10, "input_length": 100, "output_length": 0, "hash_ids": [9]},  # dropped
         {"timestamp": 0, "input_length": 512, "output_length": 2, "hash_ids": [5]},
+        {"timestamp": 10, "input_length": 100, "output_length": 0, "hash_ids": [9]},  # dropped
+        {"timestamp": 20, "input_length": 600, "output_length": 3, "hash_ids": [5, 6]},
     ])
     t = read_trace(path, FORMATS["mooncake"], jsonl=True)
     assert t.prompt_tokens.tolist() == [512, 600]
