@@ -86,3 +86,31 @@ def test_replan_keeps_earlier_tokens_and_caps_at_the_output_length() -> None:
     assert plan.decode_times_s == [1.1, 1.2, 1.25, 1.35]  # 4 = output_tokens - 1 decode tokens
     update = plan.update(2)
     assert update.decode_times_s == (1.25, 1.35) and update.from_index == 2
+
+
+def test_preemptions_reach_the_gateway_and_vllms_counter() -> None:
+    """The hand-computed preemption case of tests/test_paged_kv.py served through the gateway:
+    the request the decode unit preempted (once) is counted once in
+    ``vllm:num_preemptions_total`` on that unit, the other not at all."""
+    from disagg.cluster.config import experiment_from_dict
+    from disagg.cluster.hardware.catalog import get_model
+    from disagg.cluster.hardware.perf import kv_bytes
+    from disagg.experiments.serve.metrics import ServeMetrics
+
+    from conftest import experiment_dict
+
+    l8b = get_model("llama-3.1-8b")
+    block = float(kv_bytes(16, l8b))
+    gpu = {"hardware": "h100", "chips_per_unit": 1, "units": 1}
+    tiny = {"name": "h100", "memory_bytes": l8b.weight_bytes + 10.5 * block}
+    exp = experiment_from_dict(experiment_dict(
+        model="llama-3.1-8b", prefill=gpu, decode={**gpu, "hardware": tiny}))
+    gateway, raw = _serve_virtually(exp, [(0.01, 47, 60), (0.02, 47, 60)])
+    rows = {r["request_id"]: r for r in raw["requests"]}
+    outcomes = {o.request_id: o for o in gateway.outcomes(0)}
+    assert {rid: o.preemptions for rid, o in outcomes.items()} == {0: 0, 1: 1}
+    assert {rid: r["preemptions"] for rid, r in rows.items()} == {0: 0, 1: 1}
+    metrics = ServeMetrics("llama-3.1-8b", 131072, 1.0)
+    metrics.add_outcomes(list(outcomes.values()))
+    text = metrics.exposition().decode()
+    assert 'vllm:num_preemptions_total{engine="decode-0",model_name="llama-3.1-8b"} 1.0' in text

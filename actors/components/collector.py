@@ -26,7 +26,7 @@ from disagg.cluster.messages import (
     RequestEnded,
     RequestRedone,
 )
-from disagg.cluster.records import EndRecord, fold, transfer_rows
+from disagg.cluster.records import DecodeRecord, EndRecord, fold, transfer_rows
 from disagg.cluster.sketch import QuantileSketch
 
 REORDER_LIMIT = 50_000
@@ -153,8 +153,9 @@ class Collector(Component):
         if msg.status != "completed":
             self.live.forget(rid)
         if self.forward_ended_to is not None:
+            decode = tuple(r for r in msg.records if isinstance(r, DecodeRecord))  # preemptions
             self.peers[self.forward_ended_to].send(
-                RequestEnded(rid, msg.status, msg.reason, msg.sent_s))
+                RequestEnded(rid, msg.status, msg.reason, msg.sent_s, decode))
         self._check_done()
 
     def _finish(self, records: list[Any], end: EndRecord | None) -> None:

@@ -30,6 +30,7 @@ from disagg.cluster.messages import (
     RequestEnded,
     TokenSchedule,
 )
+from disagg.cluster.records import DecodeRecord
 from disagg.cluster.workload.plan import SloTargets
 
 
@@ -65,6 +66,7 @@ class TokenPlan:
     status: str = ""  # "" while running, then completed | rejected | failed
     reason: str = ""
     end_s: float | None = None
+    preemptions: int = 0  # times its decode unit preempted it (paged KV), from its records
 
     def replan(self, start_s: float, times_s: tuple[float, ...]) -> None:
         """Keep decode tokens planned at or before ``start_s``, then the new times (capped at the
@@ -120,6 +122,7 @@ class Outcome:
     transfer_s: tuple[float, float] | None
     decode_times_s: tuple[float, ...]
     end_s: float | None
+    preemptions: int = 0
 
 
 class Gateway(Component):
@@ -209,7 +212,7 @@ class Gateway(Component):
             out.append(Outcome(rid, p.status, p.reason, r.prompt_tokens, r.output_tokens,
                                r.arrival_s, p.prefill_unit, p.prefill_start_s, p.first_token_s,
                                p.decode_unit, p.kv_bytes, p.transfer_s, tuple(p.decode_times_s),
-                               p.end_s))
+                               p.end_s, p.preemptions))
         return out
 
     def close(self) -> int:
@@ -249,6 +252,7 @@ class Gateway(Component):
         if plan.status:
             return  # a redone request: its first end stands, as in the collector
         plan.status, plan.reason, plan.end_s = msg.status, msg.reason, msg.sent_s
+        plan.preemptions = sum(r.preemptions for r in msg.records if isinstance(r, DecodeRecord))
         self.finished.append(msg.request_id)
         self._touch(plan)
 

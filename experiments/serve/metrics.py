@@ -145,8 +145,7 @@ class ServeMetrics:
 
     # -- feeding -------------------------------------------------------------------------
     def set_units(self, caches: tuple[UnitCache, ...]) -> None:
-        """Every unit's ``vllm:cache_config_info`` (value 1) and zeroed counters: a decode unit
-        reserves a request's whole KV on admission, so it never preempts."""
+        """Every unit's ``vllm:cache_config_info`` (value 1) and its counters, at zero."""
         for c in caches:
             self.cache_info.labels(self.model, c.unit, str(c.block_size), str(c.num_gpu_blocks),
                                    str(c.enable_prefix_caching), "auto").set(1)
@@ -189,6 +188,9 @@ class ServeMetrics:
         for o in outcomes:
             self.cursor += 1
             self.ended.labels(self.model, o.status, o.reason).inc()
+            if o.preemptions:  # paged KV: counted on the decode unit when the request ends
+                self.preemptions.labels(self.model, o.decode_unit or o.prefill_unit).inc(
+                    o.preemptions)
             if o.status == "completed":
                 self._completed(o)
             elif o.reason == "kv_checksum" or o.reason.startswith("kv_missing"):
