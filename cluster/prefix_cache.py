@@ -68,6 +68,9 @@ class PrefixCache:
         self.capacity_blocks = capacity_blocks
         self.eviction = eviction
         self._blocks: OrderedDict[int, None] = OrderedDict()  # oldest (first evicted) first
+        # the same ids in a plain set: frozenset() copies a set's hash table ~8x faster than it
+        # iterates an OrderedDict, and load reports take a snapshot after every change
+        self._members: set[int] = set()
         self._frozen: frozenset[int] | None = frozenset()
         self.lookup_blocks = self.hit_blocks = self.inserted_blocks = self.evicted_blocks = 0
 
@@ -103,6 +106,7 @@ class PrefixCache:
             if self.capacity_blocks == 0:
                 return
             self._blocks[h] = None
+            self._members.add(h)
             self.inserted_blocks += 1
             self._frozen = None
         self._shrink()
@@ -114,14 +118,14 @@ class PrefixCache:
 
     def _shrink(self) -> None:
         while len(self._blocks) > self.capacity_blocks:
-            self._blocks.popitem(last=False)
+            self._members.discard(self._blocks.popitem(last=False)[0])
             self.evicted_blocks += 1
             self._frozen = None
 
     def blocks(self) -> frozenset[int]:
         """The held block ids (rebuilt only after a change), as load reports carry them."""
         if self._frozen is None:
-            self._frozen = frozenset(self._blocks)
+            self._frozen = frozenset(self._members)
         return self._frozen
 
     def stats(self) -> CacheStats:
