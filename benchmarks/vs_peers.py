@@ -100,15 +100,18 @@ def dynamo_command(trace: Path, scratch: Path) -> list[str]:
             "--report-json", str(scratch / "dynamo-report.json")]
 
 
+_VIDUR_DATE = "2023-08-21"  # vidur replays the rows of one date
+
+
 def vidur_trace(trace: Path, scratch: Path) -> Path:
     """The trace as vidur's replay CSV (arrival s, prompt and output tokens), written once."""
     out = scratch / "mooncake_vidur.csv"
     if not out.exists():
-        rows = ["arrived_at,num_prefill_tokens,num_decode_tokens"]
+        rows = ["Date,Time,PromptTokenCount,CompletionTokenCount"]  # vidur's splitwise layout
         with trace.open(encoding="utf-8") as f:
             for line in f:
                 r = json.loads(line)
-                rows.append(f"{r['timestamp'] / 1000:.3f},{r['input_length']},"
+                rows.append(f"{_VIDUR_DATE},{r['timestamp'] / 1000:.3f},{r['input_length']},"
                             f"{max(1, r['output_length'])}")
         out.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return out
@@ -117,12 +120,16 @@ def vidur_trace(trace: Path, scratch: Path) -> Path:
 def vidur_command(trace: Path, scratch: Path) -> list[str]:
     """vidur's simulator on the converted trace: 10 replicas of Llama-3-70B on 4 A100s each."""
     return ["-m", "vidur.main",
-            "--replica_config_model_name", "meta-llama/Meta-Llama-3-70B",
+            "--replica_config_model_name", "meta-llama/Llama-3-70B",
             "--replica_config_device", "a100",
             "--replica_config_tensor_parallel_size", "4",
             "--cluster_config_num_replicas", "10",
             "--request_generator_config_type", "trace_replay",
             "--trace_request_generator_config_trace_file", str(vidur_trace(trace, scratch)),
+            "--trace_request_generator_config_date", _VIDUR_DATE,
+            "--trace_request_generator_config_prefill_scale_factor", "1",
+            "--trace_request_generator_config_decode_scale_factor", "1",
+            "--trace_request_generator_config_time_scale_factor", "1",
             "--trace_request_generator_config_max_tokens", "131072",
             "--metrics_config_output_dir", str(scratch / "vidur-out")]
 
