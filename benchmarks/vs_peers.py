@@ -76,8 +76,12 @@ def timed(argv: list[str], cwd: Path) -> Timing:
         error = None
         if proc.returncode != 0:
             err.seek(0)
-            lines = [ln for ln in err.read().decode(errors="replace").splitlines() if ln.strip()]
+            text = err.read().decode(errors="replace")
+            lines = [ln for ln in text.splitlines() if ln.strip()]
             error = f"exit {proc.returncode}: {lines[-1].strip() if lines else 'no stderr'}"
+            if "huggingface_hub" in text:
+                error = ("it fetches data from the Hugging Face Hub, not reachable here ("
+                         + error + ")")
     return Timing(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, error)
 
 
