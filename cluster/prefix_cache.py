@@ -68,6 +68,9 @@ class PrefixCache:
         self.capacity_blocks = capacity_blocks
         self.eviction = eviction
         self._blocks: OrderedDict[int, None] = OrderedDict()  # oldest (first evicted) first
+        # the same ids in a plain set: frozenset() copies a set's hash table ~8x faster than it
+        # iterates an OrderedDict, and load reports take a snapshot after every change
+        self._members: set[int] = set()
         self._frozen: frozenset[int] | None = frozenset()
         self.lookup_blocks = self.hit_blocks = self.inserted_blocks = self.evicted_blocks = 0
 
@@ -95,15 +98,20 @@ class PrefixCache:
     def insert(self, hashes: Sequence[int]) -> None:
         """Hold every block of ``hashes`` (their KV was just computed or received), evicting as
         needed; blocks already held are refreshed (LRU) or left in place (FIFO)."""
+        blocks, members, lru = self._blocks, self._members, self.eviction == "lru"
+        added = 0
         for h in reversed(hashes):
-            if h in self._blocks:
-                if self.eviction == "lru":
-                    self._blocks.move_to_end(h)
+            if h in members:
+                if lru:
+                    blocks.move_to_end(h)
                 continue
             if self.capacity_blocks == 0:
-                return
-            self._blocks[h] = None
-            self.inserted_blocks += 1
+                break
+            blocks[h] = None
+            members.add(h)
+            added += 1
+        if added:
+            self.inserted_blocks += added
             self._frozen = None
         self._shrink()
 
@@ -113,15 +121,19 @@ class PrefixCache:
         self._shrink()
 
     def _shrink(self) -> None:
-        while len(self._blocks) > self.capacity_blocks:
-            self._blocks.popitem(last=False)
-            self.evicted_blocks += 1
-            self._frozen = None
+        excess = len(self._blocks) - self.capacity_blocks
+        if excess <= 0:
+            return
+        pop, discard = self._blocks.popitem, self._members.discard
+        for _ in range(excess):
+            discard(pop(last=False)[0])
+        self.evicted_blocks += excess
+        self._frozen = None
 
     def blocks(self) -> frozenset[int]:
         """The held block ids (rebuilt only after a change), as load reports carry them."""
         if self._frozen is None:
-            self._frozen = frozenset(self._blocks)
+            self._frozen = frozenset(self._members)
         return self._frozen
 
     def stats(self) -> CacheStats:

@@ -9,12 +9,17 @@ process-wide, read-only buffer of random bytes (:class:`_BytePool`), whose CRC-3
 is computed once. Verification trusts that cached CRC only for a buffer that *is* such a prefix
 (same address, same length — a pool is never freed, so no other buffer can take its address); any
 other buffer (a payload that crossed Ray's object store, a tampered copy) is checksummed in full.
+
+Where nothing reads the bytes (the virtual engine's in-process store: no serialisation, no copy),
+a :class:`KvMarker` stands for the payload: the same request id and real bytes, and an ``intact``
+flag a corrupting fault clears, so verification fails for the same reasons at no cost.
 """
 
 from __future__ import annotations
 
 import functools
 import zlib
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -76,6 +81,22 @@ def _crc(blocks: pa.Array) -> int:
     return _POOL.crc(data, blocks.type.byte_width * len(blocks)) if data else 0
 
 
+@dataclass(frozen=True, slots=True)
+class KvMarker:
+    """A KV payload without its bytes (prefill -> decode through an in-process store): the
+    request it belongs to, the real bytes a payload would hold, and whether it is intact."""
+
+    request_id: int
+    real_bytes: int
+    intact: bool = True
+
+
+def make_marker(request_id: int, layers: int, modeled_bytes: float,
+                payload_scale: float) -> KvMarker:
+    """The marker of the payload :func:`make_payload` would build (same real bytes)."""
+    return KvMarker(request_id, int(modeled_bytes * payload_scale) // layers * layers)
+
+
 def make_payload(
     request_id: int, tokens: int, model: str, kv_dtype_bytes: float, layers: int,
     modeled_bytes: float, payload_scale: float, seed: int = 0,
@@ -103,15 +124,24 @@ def _schema(block_bytes: int) -> tuple[pa.Schema, pa.DataType]:
     return pa.schema([pa.field("kv", kind)]), kind
 
 
-def real_bytes(payload: pa.RecordBatch) -> int:
-    """Bytes of KV blocks the payload really holds."""
+def real_bytes(payload: pa.RecordBatch | KvMarker) -> int:
+    """Bytes of KV blocks the payload really holds (or would hold, for a marker)."""
+    if isinstance(payload, KvMarker):
+        return payload.real_bytes
     return int(payload.schema.metadata[b"real_bytes"])
 
 
-def verify_payload(payload: object, request_id: int) -> pa.RecordBatch:
-    """Check schema, identity and checksum; raise :class:`PayloadError` if any is off."""
+def verify_payload(payload: object, request_id: int) -> pa.RecordBatch | KvMarker:
+    """Check schema, identity and checksum (a marker: identity and intactness); raise
+    :class:`PayloadError` if any is off."""
     if payload is None:
         raise PayloadError("kv_missing", f"no payload for request {request_id}")
+    if isinstance(payload, KvMarker):
+        if payload.request_id != request_id:
+            raise PayloadError("kv_schema", f"payload is for request {payload.request_id!r}")
+        if not payload.intact:
+            raise PayloadError("kv_checksum", f"checksum mismatch for request {request_id}")
+        return payload
     if not isinstance(payload, pa.RecordBatch) or payload.schema.metadata is None:
         raise PayloadError("kv_schema", f"payload of request {request_id} is not a KV batch")
     meta = payload.schema.metadata
@@ -124,8 +154,12 @@ def verify_payload(payload: object, request_id: int) -> pa.RecordBatch:
     return payload
 
 
-def tamper(payload: pa.RecordBatch) -> pa.RecordBatch:
-    """A copy of ``payload`` with one byte flipped (for tests of verification)."""
+def tamper(payload: pa.RecordBatch | KvMarker) -> pa.RecordBatch | KvMarker:
+    """A copy of ``payload`` with one byte flipped (a marker: marked not intact)."""
+    if isinstance(payload, KvMarker):
+        if not payload.real_bytes:
+            raise ValueError("an empty payload cannot be tampered with")
+        return replace(payload, intact=False)
     col = payload.column(0)
     data = bytearray(memoryview(col.buffers()[1])[: col.type.byte_width * len(col)])
     if not data:

@@ -7,7 +7,15 @@ import zlib
 import pyarrow as pa
 import pytest
 
-from disagg.fabric.payload import PayloadError, make_payload, tamper, verify_payload
+from disagg.fabric.payload import (
+    KvMarker,
+    PayloadError,
+    make_marker,
+    make_payload,
+    real_bytes,
+    tamper,
+    verify_payload,
+)
 
 
 def _ipc_round_trip(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -62,3 +70,19 @@ def test_payloads_larger_than_the_pool_grow_it_and_old_payloads_stay_valid() -> 
     assert int(big.schema.metadata[b"crc32"]) == zlib.crc32(_blocks_bytes(big))
     assert verify_payload(small, 5) is small
     assert verify_payload(big, 6) is big
+
+
+def test_marker_stands_for_the_payload_where_nothing_reads_its_bytes() -> None:
+    # 1e6 modeled bytes at scale 1e-3 over 80 layers: 1,000 // 80 = 12 bytes a layer, 960 in all
+    marker = make_marker(7, 80, 1e6, 1e-3)
+    assert marker == KvMarker(7, 960)
+    assert real_bytes(marker) == 960 == real_bytes(make_payload(7, 100, "m", 2, 80, 1e6, 1e-3))
+    assert verify_payload(marker, 7) is marker
+    with pytest.raises(PayloadError) as e:
+        verify_payload(tamper(marker), 7)
+    assert e.value.reason == "kv_checksum"
+    with pytest.raises(PayloadError) as e:
+        verify_payload(marker, 8)
+    assert e.value.reason == "kv_schema"
+    with pytest.raises(ValueError):
+        tamper(make_marker(7, 80, 10.0, 1e-3))  # no bytes to flip, as for a real payload

@@ -109,6 +109,8 @@ def test_prefill_time_cache_answers_as_the_model() -> None:
 class _AwaitedStore:
     """A store whose ``get`` hands an awaitable, as Ray's does."""
 
+    holds_bytes = False
+
     def put(self, value: object) -> object:
         return value
 

@@ -46,7 +46,7 @@ from disagg.cluster.messages import (
 )
 from disagg.cluster.records import TransferRecord
 from disagg.cluster.sketch import QuantileSketch
-from disagg.fabric.payload import PayloadError, verify_payload
+from disagg.fabric.payload import KvMarker, PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
 
 
@@ -133,7 +133,8 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
         rec = self._draft(rid)
         if rec.real_end_s is None:
             rec.real_end_s = self.clock.now()
-        rec.real_bytes = payload.get_total_buffer_size()  # = nbytes (unsliced), 30 x cheaper
+        rec.real_bytes = payload.real_bytes if isinstance(payload, KvMarker) else \
+            payload.get_total_buffer_size()  # = nbytes (unsliced), 30 x cheaper
         if self.kept is not None:
             self.kept.reuse(msg.request.prefix_hashes, msg.reused_blocks)
         need = self._kv_need(msg.request)

@@ -49,7 +49,7 @@ from disagg.cluster.messages import (
 )
 from disagg.cluster.prefix_cache import PrefixCache, cached_prefix_tokens
 from disagg.cluster.records import PrefillRecord
-from disagg.fabric.payload import make_payload
+from disagg.fabric.payload import make_marker, make_payload
 from disagg.policies.base import Batch, PrefillBatchingPolicy, QueuedPrefill
 
 
@@ -301,7 +301,8 @@ class PrefillUnit(Component):
             request.request_id, request.prompt_tokens, self.model.name,
             self.model.kv_bytes_per_element, self.model.layers, modeled, self.payload_scale,
             self.seed,
-        )
+        ) if self.store.holds_bytes else make_marker(
+            request.request_id, self.model.layers, modeled, self.payload_scale)
         ref = self.store.put(payload)  # None if an injected fault dropped it
         window = (start, end) if stream else None
         sent_s = start if stream else end

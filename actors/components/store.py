@@ -14,7 +14,11 @@ from typing import Any, Protocol
 
 
 class ObjectStore(Protocol):
-    """put a payload once, pass the reference, get it where it is used."""
+    """put a payload once, pass the reference, get it where it is used. ``holds_bytes``: whether
+    payloads must carry their bytes (they cross processes and are verified byte for byte);
+    False where a :class:`~disagg.fabric.payload.KvMarker` serves as well (nothing reads them)."""
+
+    holds_bytes: bool
 
     def put(self, value: Any) -> Any: ...
 
@@ -22,7 +26,10 @@ class ObjectStore(Protocol):
 
 
 class LocalStore:
-    """In-process store: the reference is the object itself."""
+    """In-process store: the reference is the object itself; nothing reads a payload's bytes
+    here, so units put markers (:class:`~disagg.fabric.payload.KvMarker`) in it."""
+
+    holds_bytes = False
 
     def put(self, value: Any) -> Any:
         return value

@@ -16,7 +16,7 @@ import pyarrow as pa
 from disagg.actors.components.store import ObjectStore
 from disagg.cluster.faults import FaultAction, FaultSchedule
 from disagg.cluster.messages import LinkScaled, SpeedChanged
-from disagg.fabric.payload import tamper
+from disagg.fabric.payload import KvMarker, tamper
 
 
 class FaultHost(Protocol):
@@ -86,7 +86,9 @@ class FaultPlayer:
 
 
 def payload_request_id(payload: Any) -> int | None:
-    """The request id a KV payload (an Arrow record batch) carries, if any."""
+    """The request id a KV payload (an Arrow record batch or a marker) carries, if any."""
+    if isinstance(payload, KvMarker):
+        return payload.request_id
     if isinstance(payload, pa.RecordBatch) and payload.schema.metadata:
         raw = payload.schema.metadata.get(b"request_id")
         return None if raw is None else int(raw)
@@ -99,6 +101,7 @@ class FaultyStore:
 
     def __init__(self, inner: ObjectStore, schedule: FaultSchedule) -> None:
         self.inner = inner
+        self.holds_bytes = inner.holds_bytes
         self.drop = schedule.kv_drop
         self.corrupt = schedule.kv_corrupt
 

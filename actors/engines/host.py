@@ -53,6 +53,8 @@ class RayPeer:
 class RayStore:
     """KV payloads go into Ray's object store once; the reference travels in messages."""
 
+    holds_bytes = True  # payloads cross processes: real bytes, verified by checksum
+
     def put(self, value: Any) -> Any:
         return ray.put(value)
 
