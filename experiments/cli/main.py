@@ -45,6 +45,7 @@ from disagg.experiments.cli.plan import add_command as add_plan
 from disagg.experiments.cli.serve import add_command as add_serve
 from disagg.experiments.results.lock import output_locked
 from disagg.experiments.view.console import (
+    assumption_table,
     calibration_table,
     hardware_table,
     model_table,
@@ -159,6 +160,9 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace, console: Console) -> int:
+    if args.assumptions:
+        print_tables(console, [assumption_table()], args.format)
+        return EXIT_OK
     print_tables(console, [model_table(), hardware_table(), calibration_table()], args.format)
     return EXIT_OK
 
@@ -208,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("--format", choices=FORMATS, default="auto",
                      help="table, plain (column: value lines), csv or json; auto: table on a wide "
                           "terminal, plain on a narrow one, csv when piped")
+    cat.add_argument("--assumptions", action="store_true",
+                     help="print only the unpublished constants: low / default / high and why")
     cat.set_defaults(func=cmd_catalog)
     add_calibrate(sub)
 
