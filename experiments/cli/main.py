@@ -28,6 +28,7 @@ from rich.console import Console
 from disagg.actors.engines.stop import StoppedBeforeStart
 from disagg.cluster.catalog_checks import efficiency_warnings
 from disagg.cluster.errors import ComponentFailed, ConfigError, OutputInTheWay, OutputWriteError
+from disagg.experiments.cli.accuracy import add_command as add_accuracy
 from disagg.experiments.cli.calibrate import add_command as add_calibrate
 from disagg.experiments.cli.capacity import add_command as add_capacity
 from disagg.experiments.cli.common import (
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print only the unpublished constants: low / default / high and why")
     cat.set_defaults(func=cmd_catalog)
     add_calibrate(sub)
+    add_accuracy(sub)
 
     add_commands(sub)
     add_capacity(sub)
