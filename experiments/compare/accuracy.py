@@ -81,6 +81,15 @@ def _cs3(key: str, model: str, wafers: int, fast: bool = False) -> Case:
                 {"model.name": model, "decode.chips_per_unit": wafers}, fast)
 
 
+def _trn2_small(key: str, model: str, chips: int, users: int) -> Case:
+    """vLLM-neuron's plain baseline rows: 512 / 128 tokens at ``users`` concurrency."""
+    return Case(key, "accuracy/trn2_single_user.toml", {
+        "model.name": model, "colocated.chips_per_unit": chips, "workload.users": users,
+        "workload.prompt_tokens": {"kind": "fixed", "value": 512},
+        "workload.output_tokens": {"kind": "fixed", "value": 128},
+        "experiment.duration_s": 20.0})
+
+
 def cases() -> list[Case]:
     """Every case, H100 (NIM) first, then Trainium2, then CS-3."""
     return [
@@ -89,6 +98,12 @@ def cases() -> list[Case]:
         _nim("nim70b-c50-itl", 50), _nim("nim70b-c50-tput", 50),
         Case("trn2-70b-ttft-a", "accuracy/trn2_single_user.toml"),
         Case("trn2-70b-itl-a", "accuracy/trn2_single_user.toml"),
+        Case("trn2-70b-ttft-b", "accuracy/trn2_single_user.toml"),
+        Case("trn2-70b-itl-b", "accuracy/trn2_single_user.toml"),
+        _trn2_small("trn2-8b-ttft", "llama-3.1-8b", 2, 2),
+        _trn2_small("trn2-8b-tpot", "llama-3.1-8b", 2, 2),
+        _trn2_small("trn2-oss-ttft", "gpt-oss-120b", 4, 1),
+        _trn2_small("trn2-oss-tpot", "gpt-oss-120b", 4, 1),
         _cs3("cs3-8b-1800", "llama-3.1-8b", 1, True), _cs3("cs3-70b-450", "llama-3.1-70b", 4),
         _cs3("cs3-70b-2100", "llama-3.1-70b", 4, True), _cs3("cs3-8b-2200", "llama-3.1-8b", 1),
     ]
