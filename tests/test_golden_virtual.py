@@ -11,8 +11,9 @@ digest is unchanged.
 
 Issue 23 (comparable figures only) regenerated them because the models changed: the CS-3 decode
 model is now fitted to Cerebras' two plain launch figures (8B 1,800, 70B 450 tok/s) instead of
-speculative and method-unknown ones, so a CS-3 decode step costs 368 us + 26.9 us per layer per
-Gparam (a 70B on 4 wafers: ~2.2 ms, was ~0.46 ms) and every run with CS-3 decode units moves.
+speculative and method-unknown ones, with each layer's FLOPs over its share of the wafer
+(234 us per token + layers at 1.1 % of peak: a 70B on 4 wafers ~2.2 ms a token, was ~0.46 ms),
+so every run with CS-3 decode units moves.
 """
 
 from __future__ import annotations

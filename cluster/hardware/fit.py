@@ -61,8 +61,8 @@ FIT_SPECS = (
     # layer_latency_s (a size-independent per-layer latency) stays the catalog's assumption
     FitSpec("cs3", (
         Param("token_latency_s", 0.0, 1e-3, 1e-6, "us", "fixed cost per generated token"),
-        Param("layer_latency_s_per_gparam", 0.0, 100e-6, 1e-6, "us",
-              "latency per layer per billion active parameters in it"),
+        Param("pipeline_compute_efficiency", 1e-4, 1.0, 1.0, "",
+              "fraction of wafer peak one token's layers reach on their share of the wafer"),
     )),
 )
 
