@@ -27,7 +27,8 @@ from disagg.experiments.run import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 CaseSet = Literal["fitted", "predicted", "flagged"]
-RESERVED = ("DistServe", "Splitwise", "vLLM P/D")  # independent checks: never cases
+# independent checks, never cases: what their sources contain (lower case)
+RESERVED = ("distserve", "splitwise", "vllm-project/vllm/pull")
 
 
 @dataclass(frozen=True)
