@@ -22,6 +22,8 @@ from typing import Any, Literal
 import numpy as np
 
 from disagg.cluster.config import load_experiment
+from disagg.cluster.hardware.calibration import draft_model
+from disagg.cluster.hardware.catalog import models
 from disagg.cluster.hardware.reference import Figure, figures
 from disagg.experiments.run import run_experiment
 
@@ -66,7 +68,8 @@ def _speculative(fig: Figure) -> dict[str, Any]:
     cfg: dict[str, Any] = {"method": s.method, "num_speculative_tokens": s.gamma,
                            "acceptance_rate": s.alpha}
     if s.method == "draft_model":
-        cfg |= {"draft_model": s.draft, "draft_hardware": fig.hardware,
+        draft = s.draft if s.draft in models() else draft_model(s.draft).model_dump()
+        cfg |= {"draft_model": draft, "draft_hardware": fig.hardware,
                 "draft_chips": s.draft_chips or 1}
     return {"decode.speculative": cfg}
 
@@ -80,6 +83,16 @@ def _nim(key: str, users: int, fast: bool = False) -> Case:
 def _cs3(key: str, model: str, wafers: int, fast: bool = False) -> Case:
     return Case(key, "accuracy/cs3_single_user.toml",
                 {"model.name": model, "decode.chips_per_unit": wafers}, fast)
+
+
+def _trn2_decode(key: str) -> Case:
+    """Neuron's 70B tutorial with a Trainium2 decode unit (16 chips), so that the speculative
+    row (1B draft, k = 7) runs through ``[decode.speculative]``; the plain row beside it."""
+    return Case(key, "accuracy/cs3_single_user.toml", {
+        "decode.hardware": "trainium2", "decode.chips_per_unit": 16,
+        "workload.prompt_tokens": {"kind": "fixed", "value": 10_000},
+        "workload.output_tokens": {"kind": "fixed", "value": 1_500},
+        "experiment.duration_s": 60.0, "experiment.drain_timeout_s": 600.0})
 
 
 def _trn2_small(key: str, model: str, chips: int, users: int) -> Case:
@@ -98,9 +111,9 @@ def cases() -> list[Case]:
         _nim("nim70b-c5-itl", 5), _nim("nim70b-c25-itl", 25), _nim("nim70b-c25-tput", 25),
         _nim("nim70b-c50-itl", 50), _nim("nim70b-c50-tput", 50),
         Case("trn2-70b-ttft-a", "accuracy/trn2_single_user.toml"),
-        Case("trn2-70b-itl-a", "accuracy/trn2_single_user.toml"),
         Case("trn2-70b-ttft-b", "accuracy/trn2_single_user.toml"),
         Case("trn2-70b-itl-b", "accuracy/trn2_single_user.toml"),
+        _trn2_decode("trn2-70b-itl-a"), _trn2_decode("trn2-70b-spec-itl"),
         _trn2_small("trn2-8b-ttft", "llama-3.1-8b", 2, 2),
         _trn2_small("trn2-8b-tpot", "llama-3.1-8b", 2, 2),
         _trn2_small("trn2-oss-ttft", "gpt-oss-120b", 4, 1),
