@@ -53,6 +53,9 @@ class Block:
 
 
 BLOCKS: tuple[Block, ...] = (
+    Block("calibration-figures", "docs/calibration.md",
+          (("benchmarks/calibration_table.py",),)),
+    Block("accuracy-suite", "docs/accuracy.md", (("benchmarks/accuracy_table.py",),)),
     Block("readme-shootout", "README.md",
           (("benchmarks/policy_shootout.py", "--headline", "--policies", "round_robin,slo_aware",
             "--duration", "30"),)),

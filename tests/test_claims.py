@@ -22,8 +22,9 @@ def test_short_comparison_runs_all_five_clusters_at_equal_cost() -> None:
                      "h100_colocated", "h100_disagg", "b200_colocated"]
     by = {(r.cluster, r.exponent): r.figures for r in rows}
     assert all(f["tok_s"] and f["tok_s"] > 0 for f in by.values())
-    # per-user speed: CS-3's fitted ~2,100 tok/s against the H100 TP8 bandwidth roofline (~125)
-    assert by[("aws_cerebras_vs_gpu", "default")]["user_tok_s"] > 10 * by[
+    # per-user speed: CS-3 fitted to its plain launch figure (450 tok/s for a 70B on 4 wafers,
+    # issue 23; it was 2,100, a speculative figure) against H100 TP8 (~66-125): > 2x, not > 10x
+    assert by[("aws_cerebras_vs_gpu", "default")]["user_tok_s"] > 2 * by[
         ("h100_colocated", "-")]["user_tok_s"]
     assert by[("h100_colocated", "-")]["fast_tok_s"] == 0
     assert "| h100_colocated | 13 colocated |" in to_markdown(rows)

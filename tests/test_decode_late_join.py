@@ -22,7 +22,7 @@ STEP = 1 / 2100  # Llama-3.1-70B on 4 CS-3 at the latency floor (the timings bel
 # a flat concurrency curve and a per-token cost that make every step exactly STEP
 FLAT_CS3 = get_hardware("cs3").model_copy(update={
     "concurrency_exponent": 0.0, "layer_latency_s": 0.0, "layer_latency_s_per_gparam": 0.0,
-    "token_latency_s": STEP - 3 * get_hardware("cs3").hop_latency_s})
+    "pipeline_compute_efficiency": 0.0, "token_latency_s": STEP - 3 * get_hardware("cs3").hop_latency_s})
 
 
 class _Sink:

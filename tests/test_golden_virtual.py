@@ -8,6 +8,12 @@ same digest function on that older engine's output. Regenerate them only for a c
 Issue 22 (paged KV, now the default) regenerated them only to add the new ``preemptions``
 column (0 in every golden run: none of them fills its decode units' KV); every other column's
 digest is unchanged.
+
+Issue 23 (comparable figures only) regenerated them because the models changed: the CS-3 decode
+model is now fitted to Cerebras' two plain launch figures (8B 1,800, 70B 450 tok/s) instead of
+speculative and method-unknown ones, with each layer's FLOPs over its share of the wafer
+(234 us per token + layers at 1.1 % of peak: a 70B on 4 wafers ~2.2 ms a token, was ~0.46 ms),
+so every run with CS-3 decode units moves.
 """
 
 from __future__ import annotations

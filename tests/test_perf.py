@@ -93,7 +93,10 @@ def test_roofline_concurrency_exponent_scales_the_fixed_part() -> None:
 def test_cs3_single_stream_is_the_pipeline_latency() -> None:
     m, hw = get_model("llama-3.1-70b"), get_hardware("cs3")
     layer_gparams = (70.55e9 - 2 * 128_256 * 8192) / 80 / 1e9  # embeddings excluded
-    layer = hw.layer_latency_s + hw.layer_latency_s_per_gparam * layer_gparams
+    # 80 layers on 4 wafers: each gets 1/20 of its wafer's 125 PFLOP/s x the efficiency
+    share = 125e15 * hw.pipeline_compute_efficiency / 20
+    layer = (hw.layer_latency_s + hw.layer_latency_s_per_gparam * layer_gparams
+             + 2 * layer_gparams * 1e9 / share)
     floor = hw.token_latency_s + 80 * layer + 3 * 5e-6
     assert decode_step_time(1, 1000, m, hw, 4) == pytest.approx(floor, rel=1e-12)
 

@@ -6,6 +6,9 @@ users is estimated in steady state by :func:`closed_loop`: each user's decode of
 takes ``D = n x step(b) + (b - 1) x P x D / (P + D)`` — its own steps plus the share of the other
 users' prefills (``P`` each, one per cycle ``P + D``) that chunked prefill mixes into its decode
 iterations — with ``b`` the users whose KV fits at once (the rest queue for a slot).
+
+A speculative figure's decode step is :func:`speculative.spec_step_times` (draft + verify) and
+its per-token time that step over the expected tokens a step yields.
 """
 
 from __future__ import annotations
@@ -17,8 +20,21 @@ import numpy as np
 
 from disagg.cluster.hardware.catalog import get_hardware, get_model
 from disagg.cluster.hardware.perf import decode_step_time, fit_check, kv_bytes, prefill_time
-from disagg.cluster.hardware.reference import Figure, figures
+from disagg.cluster.hardware.reference import Figure, SpecCase, figures
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.hardware.speculative import (
+    Speculation,
+    expected_tokens_per_step,
+    spec_step_times,
+)
+
+# Draft models not in the catalog (used only as drafts by speculative reference figures).
+_DRAFTS = {
+    "llama-3.2-1b": ModelSpec(
+        name="llama-3.2-1b", layers=16, hidden_size=2_048, q_heads=32, kv_heads=8, head_dim=64,
+        ffn_size=8_192, vocab=128_256, total_params=1.24e9, active_params=1.24e9,
+        sources={"shape": "[V] meta-llama Llama-3.2-1B config.json"}),
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,18 @@ def figure_model(fig: Figure) -> ModelSpec:
     base = get_model(fig.model).model_dump()
     return ModelSpec.model_validate({**base, "weight_dtype": fig.weight_dtype,
                                      "kv_dtype": fig.kv_dtype})
+
+
+def draft_model(name: str) -> ModelSpec:
+    """A speculative figure's draft model: one of :data:`_DRAFTS`, else the catalog's."""
+    return _DRAFTS[name] if name in _DRAFTS else get_model(name)
+
+
+def speculation(case: SpecCase, hw: HardwareProfile) -> Speculation:
+    """The speculative-decoding model's :class:`Speculation` for a figure's ``spec``."""
+    draft = draft_model(case.draft) if case.method == "draft_model" else None
+    return Speculation(case.method, case.gamma, case.alpha, draft=draft, draft_hw=hw,
+                       draft_chips=case.draft_chips or 1)
 
 
 def closed_loop(model: ModelSpec, hw: HardwareProfile, chips: int, users: int, prompt: int,
@@ -67,7 +95,12 @@ def emulate(fig: Figure, hw: HardwareProfile | None = None) -> float:
     if fig.scenario == "ttft":
         return prefill_time([fig.prompt], model, hw, fig.chips).seconds * 1e3
     ctx = fig.prompt + fig.output // 2
-    step_s = decode_step_time(fig.batch, fig.batch * ctx, model, hw, fig.chips)
+    if fig.spec is not None:  # per token: a speculative step over the tokens it yields
+        spec = speculation(fig.spec, hw)
+        step = float(spec_step_times(fig.batch, fig.batch * ctx, spec, model, hw, fig.chips))
+        step_s = step / expected_tokens_per_step(spec.default_alpha, spec.gamma)
+    else:
+        step_s = decode_step_time(fig.batch, fig.batch * ctx, model, hw, fig.chips)
     return 1 / step_s if fig.metric == "user_tok_s" else step_s * 1e3
 
 
@@ -91,7 +124,8 @@ def calibration_rows(hardware: dict[str, HardwareProfile] | None = None) -> list
 
 
 def mape(rows: list[CalibrationRow], kind: str, comparable_only: bool = True) -> float | None:
-    """Mean absolute percentage error (a fraction) over the rows of one kind."""
+    """Mean absolute percentage error (a fraction) over the rows of one kind (by default only
+    the figures the models can express: ``Figure.in_mape``)."""
     errs = [abs(r.error) for r in rows if r.figure.kind == kind
-            and (r.figure.comparable or not comparable_only)]
+            and (r.figure.in_mape or not comparable_only)]
     return float(np.mean(errs)) if errs else None

@@ -80,13 +80,14 @@ def models() -> dict[str, ModelSpec]:
 # both, and tests/test_calibrate.py checks they agree); rounded to 3 significant digits.
 H100_FIT = {"compute_efficiency": 0.485, "memory_efficiency": 0.9, "layer_overhead_s": 60.5e-6}
 TRN2_FIT = {"compute_efficiency": 0.277, "tp_layer_latency_s": 44.3e-6}
-CS3_FIT = {"token_latency_s": 444e-6, "layer_latency_s": 0.0, "layer_latency_s_per_gparam": 0.0}
+CS3_FIT = {"token_latency_s": 234e-6, "pipeline_compute_efficiency": 0.0111}
 _H100_SRC = ("fitted (least squares, disagg calibrate) to NIM 1.8.0 Llama-3.3-70B 2 x H100 FP8 TP2 "
              "5000/500: TTFT and ITL at concurrency 1, ITL at concurrency 5")
 _TRN2_SRC = ("fitted (least squares, disagg calibrate) to Neuron trn2 Llama-3.3-70B TP64 (16 chips)"
              ", 10,000/1,500 run A: TTFT 575.7 ms, ITL 19.83 ms")
-_CS3_SRC = ("fitted (least squares, disagg calibrate) to the single-user speeds Llama 3.1 8B 2,200 "
-            "(1 wafer) and Llama 70B 2,100 and 2,314 tok/s (4 wafers)")
+_CS3_SRC = ("fitted (least squares, disagg calibrate) to the plain single-user speeds of Cerebras' "
+            "launch software (2024-08): Llama 3.1 8B 1,800 tok/s (1 wafer) and Llama 3.1 70B 450 "
+            "tok/s (4 wafers); the later, speculative figures are predictions")
 CS3_HOP_LATENCY_S = 5e-6  # assumption: no published wafer-to-wafer figure
 
 
@@ -166,7 +167,8 @@ def _cs3() -> HardwareProfile:
         interconnect_bytes_per_s=1.56e12 / 8, power_w=23_000.0, price_per_hour_usd=114.0,
         chips_per_host=1, host_nic_bytes_per_s=1.56e12 / 8,
         decode_model="wafer_pipeline", hop_latency_s=CS3_HOP_LATENCY_S, compute_efficiency=0.25,
-        concurrency_exponent=0.5, concurrency_free_streams=1.0, **CS3_FIT,
+        concurrency_exponent=0.5, concurrency_free_streams=1.0, layer_latency_s=0.0, layer_latency_s_per_gparam=0.0,
+        **CS3_FIT,
         sources={
             "memory_bytes/bandwidth": "[2] nextplatform.com 2024-03-14: 44 GB SRAM, 21 PB/s",
             "peak_flops": "[2] The Register 2024-03: 125 PFLOP/s sparse FP16 (dense "
@@ -181,6 +183,10 @@ def _cs3() -> HardwareProfile:
             "concurrency": "assumption (default): per-user speed falls as 1/sqrt(streams) "
             "(exponent 0.5, 1 free stream); nobody publishes CS-3 multi-user curves — sweep "
             "concurrency_exponent from 0 (flat) to 1 (shared pipeline)",
+            "layer_latency_s": "assumption: 0 (a size-independent per-layer latency; two plain "
+            "figures cannot separate it from the compute term; range 0-10 us)",
+            "layer_latency_s_per_gparam": "0: the layer's size enters through its FLOPs over "
+            "its share of the wafer (pipeline_compute_efficiency)",
             **_fitted(CS3_FIT, _CS3_SRC),
         },
     )

@@ -3,7 +3,9 @@
 For each family (:data:`FIT_SPECS`) the fit varies only the constants the figures can identify,
 starting from the catalog profile (whose other constants are stated assumptions), and minimises
 the squared log-ratio emulated / published over the family's ``fit`` figures with
-``scipy.optimize.least_squares`` inside physical bounds. ``predict`` figures are never seen. The
+``scipy.optimize.least_squares`` inside physical bounds. ``predict`` figures are never seen, and
+only ``plain`` figures of the hardware's fit generation (:data:`reference.FIT_GENERATION`) are:
+a speculative or method-unknown figure in a fit set raises :class:`FitSetError`. The
 catalog stores the result (rounded) with a source string; ``disagg calibrate`` re-runs the fit and
 shows both, and a test checks they agree.
 """
@@ -17,7 +19,7 @@ from scipy.optimize import least_squares
 
 from disagg.cluster.hardware.calibration import emulate
 from disagg.cluster.hardware.catalog import get_hardware
-from disagg.cluster.hardware.reference import Figure, figures
+from disagg.cluster.hardware.reference import FIT_GENERATION, Figure, figures
 from disagg.cluster.hardware.specs import HardwareProfile
 
 
@@ -55,13 +57,33 @@ FIT_SPECS = (
         Param("tp_layer_latency_s", 0.0, 1e-3, 1e-6, "us",
               "collective latency per layer per doubling of the TP degree"),
     )),
+    # two plain figures (8B on 1 wafer, 70B on 4, launch software) identify two constants;
+    # layer_latency_s (a size-independent per-layer latency) stays the catalog's assumption
     FitSpec("cs3", (
         Param("token_latency_s", 0.0, 1e-3, 1e-6, "us", "fixed cost per generated token"),
-        Param("layer_latency_s", 0.0, 100e-6, 1e-6, "us", "fixed latency per layer"),
-        Param("layer_latency_s_per_gparam", 0.0, 100e-6, 1e-6, "us",
-              "latency per layer per billion active parameters in it"),
+        Param("pipeline_compute_efficiency", 1e-4, 1.0, 1.0, "",
+              "fraction of wafer peak one token's layers reach on their share of the wafer"),
     )),
 )
+
+
+class FitSetError(ValueError):
+    """A figure that is not plain, or not of the hardware's fit generation, in a fit set."""
+
+
+def fit_set(hardware: str, pool: list[Figure] | None = None) -> list[Figure]:
+    """The figures one hardware's fit uses: ``fit`` figures of that hardware; each must be plain
+    and of :data:`FIT_GENERATION` (else :class:`FitSetError`)."""
+    chosen = [f for f in (figures() if pool is None else pool)
+              if f.hardware == hardware and f.kind == "fit"]
+    for f in chosen:
+        if f.method != "plain" or f.spec is not None:
+            raise FitSetError(f"figure {f.key}: method {f.method!r} in the {hardware} fit set; "
+                              "allowed: plain")
+        if f.generation != FIT_GENERATION[hardware]:
+            raise FitSetError(f"figure {f.key}: generation {f.generation!r} in the {hardware} "
+                              f"fit set; allowed: {FIT_GENERATION[hardware]!r}")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -87,7 +109,7 @@ def _residuals(x: np.ndarray, spec: FitSpec, figs: list[Figure]) -> np.ndarray:
 
 def fit_hardware(spec: FitSpec) -> FitResult:
     """Least-squares fit of one profile's constants to its ``fit`` figures."""
-    figs = [f for f in figures() if f.hardware == spec.hardware and f.kind == "fit"]
+    figs = fit_set(spec.hardware)
     base = get_hardware(spec.hardware)
     lower = np.array([p.lower / p.unit for p in spec.params])
     upper = np.array([p.upper / p.unit for p in spec.params])

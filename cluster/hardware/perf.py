@@ -12,9 +12,11 @@ moves per chip,
 2 x 2 (n - 1) / n x tokens x hidden x activation bytes. Mixture-of-experts models read the
 weights of the experts the step's tokens activate: E (1 - (1 - k/E)^tokens) per layer on average.
 
-Wafer pipeline (CS-3): weights stay in SRAM; one token's latency through the pipeline is
-token_latency + sum over layers of (layer_latency + layer_latency_per_gparam x layer size) +
-(wafers - 1) x hop_latency. Decode is max(compute, that floor x share(streams)); prefill is the
+Wafer pipeline (CS-3): weights stay in SRAM, the layers spread evenly over the wafers; one
+token's latency through the pipeline is token_latency + sum over layers of (layer_latency +
+layer_latency_per_gparam x layer size + the layer's FLOPs / the compute it gets) + (wafers - 1) x
+hop_latency, where a layer gets its wafer's peak x pipeline_compute_efficiency / (layers per
+wafer). Decode is max(compute, that floor x share(streams)); prefill is the
 prompt's FLOPs at compute_efficiency plus one trip through the pipeline (its assumptions are in
 docs/calibration.md).
 
@@ -182,9 +184,14 @@ def concurrency_share(streams: ArrayLike, hw: HardwareProfile) -> NDArray[np.flo
 
 
 def pipeline_latency_s(model: ModelSpec, hw: HardwareProfile, wafers: int) -> float:
-    """One token's trip through a wafer pipeline: per-token cost, per-layer costs that grow with
-    the layer's size (billions of active parameters), and the wafer-to-wafer hops (seconds)."""
+    """One token's trip through a wafer pipeline (seconds): per-token cost; per layer a fixed
+    latency, a term per billion active parameters, and the layer's FLOPs (2 x its active
+    parameters) over its share of the wafer's compute (layers spread evenly over ``wafers``);
+    and the wafer-to-wafer hops."""
     per_layer = hw.layer_latency_s + hw.layer_latency_s_per_gparam * model.layer_active_params / 1e9
+    if hw.pipeline_compute_efficiency > 0:
+        layer_share = peak_flops(hw, model) * hw.pipeline_compute_efficiency * wafers / model.layers
+        per_layer += 2.0 * model.layer_active_params / layer_share
     return hw.token_latency_s + model.layers * per_layer + (wafers - 1) * hw.hop_latency_s
 
 

@@ -151,6 +151,10 @@ class HardwareProfile(_Frozen):
     layer_latency_s_per_gparam: float = Field(
         0.0, ge=0, description="wafer_pipeline: extra latency per layer per billion parameters "
         "the layer applies to a token (the layer's size)")
+    pipeline_compute_efficiency: float = Field(
+        0.0, ge=0, le=1, description="wafer_pipeline: fraction of a wafer's peak FLOP/s one "
+        "token's layers achieve, each layer on its share (1 / layers on the wafer) of the "
+        "wafer; 0 = no compute term in the single-token latency")
     token_latency_s: float = Field(
         0.0, ge=0, description="wafer_pipeline: fixed cost per generated token (sampling, I/O)")
     hop_latency_s: float = Field(0.0, ge=0, description="wafer_pipeline: wafer-to-wafer hop")

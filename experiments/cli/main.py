@@ -28,6 +28,7 @@ from rich.console import Console
 from disagg.actors.engines.stop import StoppedBeforeStart
 from disagg.cluster.catalog_checks import efficiency_warnings
 from disagg.cluster.errors import ComponentFailed, ConfigError, OutputInTheWay, OutputWriteError
+from disagg.experiments.cli.accuracy import add_command as add_accuracy
 from disagg.experiments.cli.calibrate import add_command as add_calibrate
 from disagg.experiments.cli.capacity import add_command as add_capacity
 from disagg.experiments.cli.common import (
@@ -45,6 +46,7 @@ from disagg.experiments.cli.plan import add_command as add_plan
 from disagg.experiments.cli.serve import add_command as add_serve
 from disagg.experiments.results.lock import output_locked
 from disagg.experiments.view.console import (
+    assumption_table,
     calibration_table,
     hardware_table,
     model_table,
@@ -159,6 +161,9 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace, console: Console) -> int:
+    if args.assumptions:
+        print_tables(console, [assumption_table()], args.format)
+        return EXIT_OK
     print_tables(console, [model_table(), hardware_table(), calibration_table()], args.format)
     return EXIT_OK
 
@@ -208,8 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("--format", choices=FORMATS, default="auto",
                      help="table, plain (column: value lines), csv or json; auto: table on a wide "
                           "terminal, plain on a narrow one, csv when piped")
+    cat.add_argument("--assumptions", action="store_true",
+                     help="print only the unpublished constants: low / default / high and why")
     cat.set_defaults(func=cmd_catalog)
     add_calibrate(sub)
+    add_accuracy(sub)
 
     add_commands(sub)
     add_capacity(sub)

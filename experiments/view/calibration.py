@@ -7,15 +7,20 @@ from typing import TYPE_CHECKING, Any
 
 from disagg.cluster.hardware.calibration import CalibrationRow, mape
 from disagg.cluster.hardware.catalog import get_hardware
+from disagg.cluster.hardware.reference import Figure
 from disagg.experiments.view.tabular import Tabular
 
 if TYPE_CHECKING:  # the fit needs scipy
     from disagg.cluster.hardware.fit import FitResult
 
 
-def _use(row: CalibrationRow) -> str:
-    f = row.figure
-    return f.kind if f.comparable else f"{f.kind}, not comparable"
+def method_label(fig: Figure) -> str:
+    """A figure's method in words: plain, speculative with its draft, or unknown."""
+    if fig.spec is None:
+        return fig.method
+    s = fig.spec
+    draft = f"{s.draft} draft" if s.method == "draft_model" else "draft heads"
+    return f"speculative ({draft}, gamma {s.gamma}, alpha {s.alpha:g})"
 
 
 def calibration_report(rows: list[CalibrationRow], fits: list[FitResult]) -> dict[str, Any]:
@@ -23,7 +28,10 @@ def calibration_report(rows: list[CalibrationRow], fits: list[FitResult]) -> dic
     figures = [{
         "key": r.figure.key, "source": r.figure.source, "configuration": r.figure.configuration,
         "metric": r.figure.metric, "published": r.figure.published, "emulated": r.emulated,
-        "error": r.error, "use": r.figure.kind, "comparable": r.figure.comparable,
+        "error": r.error, "use": r.figure.kind, "comparable": r.figure.in_mape,
+        "method": method_label(r.figure), "generation": r.figure.generation,
+        "date": r.figure.date, "weight_dtype": r.figure.weight_dtype,
+        "alpha_source": r.figure.spec.alpha_source if r.figure.spec else "",
         "note": r.figure.note,
     } for r in rows]
     constants = []
@@ -49,12 +57,14 @@ def figure_table(report: dict[str, Any]) -> Tabular:
     """Every reference figure of ``report`` against the models."""
     rows = []
     for f in report["figures"]:
-        use = f["use"] if f["comparable"] else f"{f['use']}, not comparable"
-        rows.append((f["key"], f["source"], f["configuration"], f["metric"],
+        use = f["use"] if f["comparable"] else f"{f['use']}, flagged (outside the MAPE)"
+        rows.append((f["key"], f["source"], f["configuration"], f["method"],
+                     f"{f['generation']} ({f['date']})", f["metric"],
                      f"{f['published']:,.2f}", f"{f['emulated']:,.2f}",
                      f"{100 * f['error']:+.1f} %", use, f["note"]))
     return Tabular("reference figures against the models", ("figure", "source", "configuration",
-                   "metric", "published", "emulated", "error", "use", "note"), tuple(rows))
+                   "method", "software (date)", "metric", "published", "emulated", "error",
+                   "use", "note"), tuple(rows))
 
 
 def constant_table(report: dict[str, Any]) -> Tabular:

@@ -10,6 +10,7 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from disagg.cluster.config import Experiment
+from disagg.cluster.hardware.assumptions import assumptions
 from disagg.cluster.hardware.calibration import calibration_rows
 from disagg.cluster.hardware.catalog import hardware, models
 from disagg.experiments.view.tabular import Tabular
@@ -166,3 +167,11 @@ def calibration_table() -> Tabular:
     return Tabular("calibration: reference figures against the models (see disagg calibrate)",
                    ("figure", "configuration", "metric", "published", "emulated", "error", "use"),
                    tuple(rows))
+
+
+def assumption_table() -> Tabular:
+    """Every unpublished constant: low / default / high (in the field's unit) and the reasoning."""
+    rows = tuple((a.hardware, a.field, f"{a.low:.4g}", f"{a.default:.4g}", f"{a.high:.4g}",
+                  a.reasoning) for a in assumptions())
+    return Tabular("unpublished constants (assumptions; sweep low..high)",
+                   ("hardware", "constant", "low", "default", "high", "reasoning"), rows)
