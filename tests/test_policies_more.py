@@ -182,7 +182,14 @@ def test_batch_forming_releases_early_when_slack_runs_low() -> None:
 
 def test_tpot_aware_admission_caps_the_batch() -> None:
     policy = DECODE_ADMISSION.create("tpot_aware", {}, ctx())
-    step = FLAT_CS3.token_latency_s + 3 * FLAT_CS3.hop_latency_s  # CS-3 latency floor for 70B
+    # the CS-3 latency floor for one 70B stream on 4 wafers, by hand from the pipeline model
+    # (docs/calibration.md): per token, per layer (fixed + per parameter + the layer's 2 x params
+    # FLOPs over its share of a wafer's BF16 peak), and 3 wafer-to-wafer hops
+    hw, layer_params = FLAT_CS3, MODEL.layer_active_params
+    share_flops = hw.peak_flops_bf16 * hw.pipeline_compute_efficiency * 4 / MODEL.layers
+    per_layer = (hw.layer_latency_s + hw.layer_latency_s_per_gparam * layer_params / 1e9
+                 + 2.0 * layer_params / share_flops)
+    step = hw.token_latency_s + MODEL.layers * per_layer + 3 * hw.hop_latency_s
     tight = tuple(PendingDecode(make_request(request_id=i, tpot_slo_s=step * 1.001), 1e6, 0.0)
                   for i in range(5))
     assert policy.admit(tight, DecodeState(0.0, 0, 0.0, 1e12)) == (0, 1, 2, 3, 4)
