@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from disagg.cluster.errors import ConfigError
+from disagg.cluster.workload.traces import resolve_trace_path
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,7 @@ class SessionTrace(BaseModel):
     @field_validator("path")
     @classmethod
     def _resolve_path(cls, value: str, info: ValidationInfo) -> str:
-        base = (info.context or {}).get("base_dir")
-        path = Path(value).expanduser()
-        if not path.is_absolute() and base is not None:
-            path = Path(base) / path
-        if not path.is_file():
-            raise ValueError(f"no such trace file ({path.resolve()})")
-        return str(path.resolve())
+        return resolve_trace_path(value, info)
 
     def load(self) -> tuple[Session, ...]:
         """The sessions in order of their first call (ties: file order)."""

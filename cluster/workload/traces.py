@@ -244,6 +244,18 @@ def _cached(path: str, _size: int, _mtime_ns: int, cols: TraceColumns, jsonl: bo
                  prefix_hashes=tuple(kept[i] for i in order) if kept else ())
 
 
+def resolve_trace_path(value: str, info: ValidationInfo) -> str:
+    """A config's trace ``path`` made absolute (a relative one against the folder of the
+    experiment file, ``base_dir`` in the validation context); ValueError if no such file."""
+    base = (info.context or {}).get("base_dir")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    if not path.is_file():
+        raise ValueError(f"no such trace file ({path.resolve()})")
+    return str(path.resolve())
+
+
 class TraceSource(BaseModel):
     """A trace file and how to read it: a named format, or ``csv`` with explicit columns.
 
@@ -266,13 +278,7 @@ class TraceSource(BaseModel):
     @field_validator("path")
     @classmethod
     def _resolve_path(cls, value: str, info: ValidationInfo) -> str:
-        base = (info.context or {}).get("base_dir")
-        path = Path(value).expanduser()
-        if not path.is_absolute() and base is not None:
-            path = Path(base) / path
-        if not path.is_file():
-            raise ValueError(f"no such trace file ({path.resolve()})")
-        return str(path.resolve())
+        return resolve_trace_path(value, info)
 
     @model_validator(mode="after")
     def _columns_given(self) -> TraceSource:
