@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
+from disagg.cluster.section import Section as _Section
 from disagg.cluster.workload.delays import DelayDist, LognormalDelay
 from disagg.cluster.workload.sessions_trace import SessionTrace
 from disagg.cluster.workload.synthetic import (
@@ -24,11 +25,6 @@ from disagg.cluster.workload.synthetic import (
     PoissonArrivals,
 )
 from disagg.cluster.workload.traces import TraceSource
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
 
 _PROMPT = LognormalLength(median=1_000, sigma=0.8, max=8_192)
 _OUTPUT = LognormalLength(median=200, sigma=0.6, max=2_048)

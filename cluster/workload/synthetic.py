@@ -11,14 +11,11 @@ from typing import Annotated, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from disagg.cluster.section import Section as _Frozen
 from disagg.cluster.workload.presets import PRESETS
 from disagg.cluster.workload.traces import TraceSource
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FixedLength(_Frozen):

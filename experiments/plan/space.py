@@ -44,18 +44,16 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from disagg.cluster.errors import ConfigError, describe_validation_error
 from disagg.cluster.hardware.catalog import hardware
+from disagg.cluster.section import Section as _Section
 from disagg.policies.batching import PREFILL_BATCHING
 from disagg.policies.router import ROUTERS
 
 Metric = Literal["goodput_per_dollar", "goodput_per_watt", "goodput_per_rack", "tasks_per_dollar"]
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Objective(_Section):
