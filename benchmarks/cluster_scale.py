@@ -72,18 +72,25 @@ def main() -> None:
     ap.add_argument("--rate-per-prefill", type=float, default=4.0)
     ap.add_argument("--markdown", action="store_true",
                     help="print the memory-per-unit table as markdown (and nothing else)")
+    ap.add_argument("--markdown-scale", action="store_true",
+                    help="print the runs as a markdown table (docs/cluster.md), no memory")
     args = ap.parse_args()
     t = time.time()
     cluster = start_cluster()
-    if not args.markdown:
-        print(f"3-node cluster up in {time.time() - t:.1f} s")
+    md = args.markdown_scale
+    print(f"3-node cluster up in {time.time() - t:.1f} s" + ("\n" if md else ""))
     try:
         if args.markdown:
             print_memory_markdown()
             return
-        print(f"{'prefill':>7s} {'decode':>6s} {'actors':>6s} {'dilation':>8s} {'req':>5s} "
-              f"{'wall s':>7s} {'lag p50 ms':>10s} {'lag p99 ms':>10s} {'late':>5s} "
-              f"{'completed':>9s} {'TTFT vs virtual':>15s}")
+        if md:
+            print("| prefill units | decode units | actors | dilation | requests | wall s | "
+                  "lag p50 ms | lag p99 ms | late decisions | completed | TTFT vs virtual |")
+            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        else:
+                print(f"{'prefill':>7s} {'decode':>6s} {'actors':>6s} {'dilation':>8s} {'req':>5s} "
+                  f"{'wall s':>7s} {'lag p50 ms':>10s} {'lag p99 ms':>10s} {'late':>5s} "
+                  f"{'completed':>9s} {'TTFT vs virtual':>15s}")
         for size in filter(None, args.sizes.split(",")):  # --sizes "": memory only
             p, d = (int(x) for x in size.split(":"))
             for dilation in (float(x) for x in args.dilations.split(",")):
@@ -97,10 +104,16 @@ def main() -> None:
                 ref = run_experiment(exp.model_copy(update={"experiment": exp.experiment.model_copy(
                     update={"engine": "virtual"})})).summary
                 drift = s["mean_ttft_ms"] / ref["mean_ttft_ms"] - 1
+                if md:
+                    print(f"| {p} | {d} | {p + d + 4} | {dilation:g} | {s['submitted']:,} | "
+                          f"{wall:.1f} | {s['lag_p50_ms']:,.1f} | {s['lag_p99_ms']:,.1f} | "
+                          f"{s['late_decisions']:,} | {s['completed']:,} | {100 * drift:+.1f} % |",
+                          flush=True)
+                    continue
                 print(f"{p:7d} {d:6d} {p + d + 4:6d} {dilation:8g} {s['submitted']:5d} {wall:7.1f} "
                       f"{s['lag_p50_ms']:10.2f} {s['lag_p99_ms']:10.2f} {s['late_decisions']:5d} "
                       f"{s['completed']:9d} {100 * drift:+14.1f}%", flush=True)
-        for per_actor in (1, 4, 16):
+        for per_actor in (1, 4, 16) if not md else ():
             print(f"memory per unit, {per_actor} per actor: "
                   f"{unit_memory(16, per_actor):.1f} MB resident")
     finally:

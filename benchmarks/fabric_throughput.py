@@ -216,12 +216,18 @@ def ray_rate(transfers: int, payload_bytes: int = 4096) -> dict[str, float]:
 
 
 def main() -> None:
-    """Run the chosen engines and print one line per measurement."""
+    """Run the chosen engines and print one line per measurement (or, ``--markdown``, the
+    table of docs/benchmarks.md: best run and range over ``--runs`` runs)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=["virtual", "ray", "both"], default="both")
     parser.add_argument("--transfers", type=int, default=20_000, help="virtual engine transfers")
     parser.add_argument("--ray-transfers", type=int, default=3_000)
+    parser.add_argument("--markdown", action="store_true", help="a Markdown table")
+    parser.add_argument("--runs", type=int, default=1, help="runs per row (--markdown)")
     args = parser.parse_args()
+    if args.markdown:
+        markdown(args)
+        return
     if args.engine in ("virtual", "both"):
         for load in (0.25, 0.8, 0.95):
             r = virtual_rate(args.transfers, load)
@@ -236,6 +242,27 @@ def main() -> None:
               f"sends issued at {r['transfers'] / r['send_s']:,.0f}/s; fabric lag p99 "
               f"{r['fabric_lag_p99_ms']:.2f} ms)")
 
+
+def markdown(args: argparse.Namespace) -> None:
+    """One row per setting: the best of ``args.runs`` runs and their range, transfers/s."""
+    rows: list[tuple[str, str, list[float]]] = []
+    if args.engine in ("virtual", "both"):
+        for load in (0.25, 0.8, 0.95):
+            runs = [virtual_rate(args.transfers, load) for _ in range(args.runs)]
+            flows = runs[0]["mean_flows_in_flight"]
+            rows.append(("virtual", f"load {load:.2f} ({flows:.1f} flows in flight on average)",
+                         [r["transfers_per_s"] for r in runs]))
+    if args.engine in ("ray", "both"):
+        runs = [ray_rate(args.ray_transfers) for _ in range(args.runs)]
+        rows.append(("ray", f"one sender, {runs[0]['payload_bytes']:,} B payloads, prefetched "
+                     "and verified at the sink", [r["transfers_per_s"] for r in runs]))
+    print(f"{args.runs} run(s) per row; {args.transfers:,} virtual / {args.ray_transfers:,} ray "
+          "transfers per run.\n")
+    print("| engine | setting | transfers/s (wall), best | range over runs |")
+    print("|---|---|---:|---|")
+    for engine, setting, rates in rows:
+        print(f"| {engine} | {setting} | {max(rates):,.0f} | "
+              f"{min(rates):,.0f} – {max(rates):,.0f} |", flush=True)
 
 if __name__ == "__main__":
     main()

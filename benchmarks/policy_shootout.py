@@ -9,6 +9,7 @@ Numbers measured on this machine are in docs/policies.md.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -60,12 +61,20 @@ def markdown(args: argparse.Namespace, over: dict[str, object]) -> None:
         print(f"`slo_aware` keeps {100 * slo['slo_attainment']:.0f}% of requests within SLO where "
               f"round-robin keeps {100 * rr['slo_attainment']:.0f}%")
         return
-    print("| policy | goodput req/s | SLO attainment | rejected | TTFT p50 ms | TTFT p99 ms |")
-    print("|---|---|---|---|---|---|")
+    ray = args.engine == "ray"
+    extra = " TPOT p99 ms | lag p99 ms | late decisions |" if ray else ""
+    print("| policy | goodput req/s | SLO attainment | rejected | TTFT p50 ms | TTFT p99 ms |"
+          + extra)
+    print("|---|---|---|---|---|---|" + "---|" * (3 if ray else 0))
     for p, s in runs.items():
+        cells = (f" {s['p99_tpot_ms']:.2f} | {s['lag_p99_ms']:,.0f} | {s['late_decisions']} |"
+                 if ray else "")
         print(f"| {p} | {s['request_goodput']:.2f} | {s['slo_attainment']:.3f} | {s['rejected']} | "
-              f"{s['median_ttft_ms']:,.0f} | {s['p99_ttft_ms']:,.0f} |")
-
+              f"{s['median_ttft_ms']:,.0f} | {s['p99_ttft_ms']:,.0f} |" + cells)
+    if ray:
+        print(f"\nRay engine, dilation 1, embedded local Ray; 1-minute load average "
+              f"{os.getloadavg()[0]:.1f} when the last run ended (the machine's other load "
+              "shows in lag and late decisions, docs/performance.md).")
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,7 @@
 """The docs/prefix_caching.md tables: routers with prefix caching off and on, one run each on the
 virtual engine (caching off: ``prefix_cache.enabled`` and ``decode_keep`` false, ``transfer`` full).
 
-    python benchmarks/prefix_table.py experiments/mooncake_conv.toml \
+    python benchmarks/prefix_table.py experiments/mooncake_conv.toml --set workload.speedup=0.5 \
         --policies round_robin,least_loaded,prefix_aware,prefix_aware:weight=4
     python benchmarks/prefix_table.py experiments/multi_turn_chat.toml --fabric \
         --policies round_robin,least_loaded,kv_aware,prefix_aware
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from disagg.cluster.config import load_experiment
+from disagg.cluster.overrides import parse_sets
 from disagg.experiments.compare.runs import parse_policies, variant
 from disagg.experiments.run import run_experiment
 
@@ -34,6 +35,8 @@ def main() -> None:
                     help="routers also run with caching off")
     ap.add_argument("--fabric", action="store_true",
                     help="the closed-loop table: requests, goodput, decode-kept hits, fabric GB")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key of every run (as `disagg run --set`)")
     args = ap.parse_args()
     row = _fabric_row if args.fabric else _latency_row
     print(FABRIC_HEAD if args.fabric else LATENCY_HEAD)
@@ -41,7 +44,8 @@ def main() -> None:
     points = [(p, False) for p in parse_policies(args.off)] + \
         [(p, True) for p in parse_policies(args.policies)]
     for policy, on in points:
-        base = load_experiment(args.experiment, {"experiment.engine": "virtual",
+        base = load_experiment(args.experiment, {**parse_sets(args.set),
+                                                 "experiment.engine": "virtual",
                                                  **({} if on else OFF)})
         exp = variant(base, policy, 0.0, base.experiment.seed, "virtual")
         s = run_experiment(exp).summary
