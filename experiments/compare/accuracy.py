@@ -10,7 +10,9 @@ request are reserved as independent checks and are never cases.
 
 Metrics, from the requests of the steady state (sent after the first request ended, ended before
 the users stop): ``ttft_ms`` and ``itl_ms`` are means of TTFT and TPOT; ``user_tok_s`` is
-1 / mean TPOT; ``total_tok_s`` is the run's output throughput (tokens/s).
+1 / mean TPOT; ``total_tok_s`` is the run's output throughput (tokens/s). ``capacity_tok_s``
+(MLPerf) is the output tokens/s at the highest arrival rate in the case's ``rates`` whose p99
+TTFT and p99 TPOT meet the figure's limits (:mod:`experiments.compare.accuracy_capacity`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from disagg.cluster.config import load_experiment
 from disagg.cluster.hardware.calibration import draft_model
 from disagg.cluster.hardware.catalog import models
 from disagg.cluster.hardware.reference import Figure, figures
+from disagg.experiments.compare.accuracy_capacity import LatencyLimits, capacity_tok_s
 from disagg.experiments.run import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +44,7 @@ class Case:
     experiment: str  # path under experiments/
     overrides: dict[str, Any] = field(default_factory=dict)
     fast: bool = False  # in the CI subset (tests/test_accuracy.py)
+    rates: tuple[float, float] = (1.0, 256.0)  # req/s searched by a capacity_tok_s case
 
     @property
     def figure(self) -> Figure:
@@ -104,12 +108,24 @@ def _trn2_small(key: str, model: str, chips: int, users: int) -> Case:
         "experiment.duration_s": 20.0})
 
 
+def _mlperf(key: str, hardware: str, tp: int) -> Case:
+    """MLPerf v5.0 Llama-2-70B on 8 GPUs: ``8 / tp`` servers of TP ``tp``, the figure's p99
+    limits, throughput under them by the capacity search."""
+    fig = _figures()[key]
+    return Case(key, "accuracy/mlperf_llama2_70b.toml", {
+        "colocated.hardware": hardware, "colocated.chips_per_unit": tp,
+        "colocated.units": 8 // tp, "slo.ttft_s": fig.ttft_limit_ms / 1e3,
+        "slo.tpot_s": fig.tpot_limit_ms / 1e3})
+
+
 def cases() -> list[Case]:
-    """Every case, H100 (NIM) first, then Trainium2, then CS-3."""
+    """Every case: H100 (NIM), GPU throughput (MLPerf, TensorRT-LLM), Trainium2, CS-3."""
     return [
         _nim("nim70b-c1-ttft", 1, True), _nim("nim70b-c1-itl", 1, True),
         _nim("nim70b-c5-itl", 5), _nim("nim70b-c25-itl", 25), _nim("nim70b-c25-tput", 25),
         _nim("nim70b-c50-itl", 50), _nim("nim70b-c50-tput", 50),
+        _mlperf("mlperf-h100-server", "h100", 2), _mlperf("mlperf-h200-server", "h200", 1),
+        _mlperf("mlperf-h200-interactive", "h200", 1),
         Case("trn2-70b-ttft-a", "accuracy/trn2_single_user.toml"),
         Case("trn2-70b-ttft-b", "accuracy/trn2_single_user.toml"),
         Case("trn2-70b-itl-b", "accuracy/trn2_single_user.toml"),
@@ -141,6 +157,10 @@ def run_case(case: Case) -> CaseResult:
     fig = case.figure
     over = {"experiment.engine": "virtual", **case.overrides, **_speculative(fig)}
     exp = load_experiment(ROOT / case.experiment, over)
+    if fig.metric == "capacity_tok_s":
+        limits = LatencyLimits(fig.ttft_limit_ms / 1e3, fig.tpot_limit_ms / 1e3)
+        lo, hi = case.rates
+        return CaseResult(case, capacity_tok_s(exp, limits, lo, hi, tol_fraction=0.004))
     result = run_experiment(exp)
     rows = [r for r in result.tables["requests"].to_pylist() if r["status"] == "completed"]
     if not rows:
