@@ -118,6 +118,17 @@ def _mlperf(key: str, hardware: str, tp: int) -> Case:
         "slo.tpot_s": fig.tpot_limit_ms / 1e3})
 
 
+def _trtllm(key: str, model: str, hardware: str, tp: int, requests: int = 3_000) -> Case:
+    """A TensorRT-LLM maximum-throughput row: ``requests`` fixed-length requests at once on
+    one server of TP ``tp``, drained to the last (the figure's prompt / output lengths)."""
+    fig = _figures()[key]
+    return Case(key, "accuracy/trtllm_throughput.toml", {
+        "model.name": model, "colocated.hardware": hardware, "colocated.chips_per_unit": tp,
+        "workload.max_requests": requests,
+        "workload.prompt_tokens": {"kind": "fixed", "value": fig.prompt},
+        "workload.output_tokens": {"kind": "fixed", "value": fig.output}})
+
+
 def cases() -> list[Case]:
     """Every case: H100 (NIM), GPU throughput (MLPerf, TensorRT-LLM), Trainium2, CS-3."""
     return [
@@ -126,6 +137,11 @@ def cases() -> list[Case]:
         _nim("nim70b-c50-itl", 50), _nim("nim70b-c50-tput", 50),
         _mlperf("mlperf-h100-server", "h100", 2), _mlperf("mlperf-h200-server", "h200", 1),
         _mlperf("mlperf-h200-interactive", "h200", 1),
+        _trtllm("trtllm-70b-h100", "llama-3.1-70b", "h100", 2),
+        _trtllm("trtllm-70b-h200", "llama-3.1-70b", "h200", 1),
+        _trtllm("trtllm-70b-h100-5k", "llama-3.1-70b", "h100", 2, 1_500),
+        _trtllm("trtllm-8b-h100", "llama-3.1-8b", "h100", 1),
+        _trtllm("trtllm-405b-h100", "llama-3.1-405b", "h100", 8),
         Case("trn2-70b-ttft-a", "accuracy/trn2_single_user.toml"),
         Case("trn2-70b-ttft-b", "accuracy/trn2_single_user.toml"),
         Case("trn2-70b-itl-b", "accuracy/trn2_single_user.toml"),
