@@ -45,6 +45,7 @@ class Case:
     overrides: dict[str, Any] = field(default_factory=dict)
     fast: bool = False  # in the CI subset (tests/test_accuracy.py)
     rates: tuple[float, float] = (1.0, 256.0)  # req/s searched by a capacity_tok_s case
+    pool: str = "decode"  # the pool a speculative figure's [<pool>.speculative] goes to
 
     @property
     def figure(self) -> Figure:
@@ -64,8 +65,8 @@ def _figures() -> dict[str, Figure]:
     return {f.key: f for f in figures()}
 
 
-def _speculative(fig: Figure) -> dict[str, Any]:
-    """``decode.speculative`` for a speculative figure (from its ``spec``), else nothing."""
+def _speculative(fig: Figure, pool: str = "decode") -> dict[str, Any]:
+    """``<pool>.speculative`` for a speculative figure (from its ``spec``), else nothing."""
     if fig.spec is None:
         return {}
     s = fig.spec
@@ -75,7 +76,7 @@ def _speculative(fig: Figure) -> dict[str, Any]:
         draft = s.draft if s.draft in models() else draft_model(s.draft).model_dump()
         cfg |= {"draft_model": draft, "draft_hardware": fig.hardware,
                 "draft_chips": s.draft_chips or 1}
-    return {"decode.speculative": cfg}
+    return {f"{pool}.speculative": cfg}
 
 
 def _nim(key: str, users: int, fast: bool = False) -> Case:
@@ -100,12 +101,13 @@ def _trn2_decode(key: str) -> Case:
 
 
 def _trn2_small(key: str, model: str, chips: int, users: int) -> Case:
-    """vLLM-neuron's plain baseline rows: 512 / 128 tokens at ``users`` concurrency."""
+    """vLLM-neuron's EAGLE3 tutorial rows (plain baseline and EAGLE3, the latter through
+    ``[colocated.speculative]``): 512 / 128 tokens at ``users`` concurrency."""
     return Case(key, "accuracy/trn2_single_user.toml", {
         "model.name": model, "colocated.chips_per_unit": chips, "workload.users": users,
         "workload.prompt_tokens": {"kind": "fixed", "value": 512},
         "workload.output_tokens": {"kind": "fixed", "value": 128},
-        "experiment.duration_s": 20.0})
+        "experiment.duration_s": 20.0}, pool="colocated")
 
 
 def _mlperf(key: str, hardware: str, tp: int) -> Case:
@@ -150,6 +152,8 @@ def cases() -> list[Case]:
         _trn2_small("trn2-8b-tpot", "llama-3.1-8b", 2, 2),
         _trn2_small("trn2-oss-ttft", "gpt-oss-120b", 4, 1),
         _trn2_small("trn2-oss-tpot", "gpt-oss-120b", 4, 1),
+        _trn2_small("trn2-8b-eagle-tpot", "llama-3.1-8b", 2, 2),
+        _trn2_small("trn2-oss-eagle-tpot", "gpt-oss-120b", 4, 1),
         _cs3("cs3-8b-1800", "llama-3.1-8b", 1, True), _cs3("cs3-70b-450", "llama-3.1-70b", 4),
         _cs3("cs3-70b-2100", "llama-3.1-70b", 4, True), _cs3("cs3-8b-2200", "llama-3.1-8b", 1),
     ]
@@ -171,7 +175,7 @@ class CaseResult:
 def run_case(case: Case) -> CaseResult:
     """Run the case's experiment on the virtual engine and read its metric."""
     fig = case.figure
-    over = {"experiment.engine": "virtual", **case.overrides, **_speculative(fig)}
+    over = {"experiment.engine": "virtual", **case.overrides, **_speculative(fig, case.pool)}
     exp = load_experiment(ROOT / case.experiment, over)
     if fig.metric == "capacity_tok_s":
         limits = LatencyLimits(fig.ttft_limit_ms / 1e3, fig.tpot_limit_ms / 1e3)
