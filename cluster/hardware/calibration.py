@@ -74,7 +74,7 @@ def speculation(case: SpecCase, hw: HardwareProfile) -> Speculation:
     """The speculative-decoding model's :class:`Speculation` for a figure's ``spec``."""
     draft = draft_model(case.draft) if case.method == "draft_model" else None
     return Speculation(case.method, case.gamma, case.alpha, draft=draft, draft_hw=hw,
-                       draft_chips=case.draft_chips or 1)
+                       draft_chips=case.draft_chips or 1, fused=case.fused)
 
 
 def closed_loop(model: ModelSpec, hw: HardwareProfile, chips: int, users: int, prompt: int,

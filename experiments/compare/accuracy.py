@@ -75,7 +75,7 @@ def _speculative(fig: Figure, pool: str = "decode") -> dict[str, Any]:
     if s.method == "draft_model":
         draft = s.draft if s.draft in models() else draft_model(s.draft).model_dump()
         cfg |= {"draft_model": draft, "draft_hardware": fig.hardware,
-                "draft_chips": s.draft_chips or 1}
+                "draft_chips": s.draft_chips or 1, "fused": s.fused}
     return {f"{pool}.speculative": cfg}
 
 
@@ -104,7 +104,8 @@ def _trn2_small(key: str, model: str, chips: int, users: int) -> Case:
     """vLLM-neuron's EAGLE3 tutorial rows (plain baseline and EAGLE3, the latter through
     ``[colocated.speculative]``): 512 / 128 tokens at ``users`` concurrency."""
     return Case(key, "accuracy/trn2_single_user.toml", {
-        "model.name": model, "colocated.chips_per_unit": chips, "workload.users": users,
+        "model.name": model, "colocated.hardware": "trainium2-vllm-neuron",
+        "colocated.chips_per_unit": chips, "workload.users": users,
         "workload.prompt_tokens": {"kind": "fixed", "value": 512},
         "workload.output_tokens": {"kind": "fixed", "value": 128},
         "experiment.duration_s": 20.0}, pool="colocated")
