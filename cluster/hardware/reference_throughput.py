@@ -46,22 +46,22 @@ def _mlperf() -> list[Figure]:
                   scenario="capacity", metric="capacity_tok_s", kind="predict", source=MLPERF,
                   prompt=MLPERF_PROMPT, output=MLPERF_OUTPUT,
                   generation="MLPerf v5.0 closed, NVIDIA TensorRT-LLM", date="2025-04")
-    server = dict(zip(("ttft_limit_ms", "tpot_limit_ms"), SERVER_MS, strict=True))
-    inter = dict(zip(("ttft_limit_ms", "tpot_limit_ms"), INTERACTIVE_MS, strict=True))
+    server = partial(row, ttft_limit_ms=SERVER_MS[0], tpot_limit_ms=SERVER_MS[1])
+    inter = partial(row, ttft_limit_ms=INTERACTIVE_MS[0], tpot_limit_ms=INTERACTIVE_MS[1])
     fp4 = ("FP4 weights in NVIDIA's Blackwell submission: the catalog has no FP4 (FP8 "
            "emulated here for the table only); flagged, outside the MAPE")
     return [
-        row(key="mlperf-h100-server", hardware="h100", chips=2, units=4, published=31_106,
-            **server, note=f"{MLPERF_ASSUMED}; TP2 x 4 assumed (80 GB leaves too little KV "
-            "at TP1)"),
-        row(key="mlperf-h200-server", hardware="h200", chips=1, units=8, published=33_071,
-            **server, note=f"{MLPERF_ASSUMED}; TP1 x 8 assumed"),
-        row(key="mlperf-h200-interactive", hardware="h200", chips=1, units=8,
-            published=19_424, **inter, note=f"{MLPERF_ASSUMED}; TP1 x 8 assumed"),
-        row(key="mlperf-b200-server", hardware="b200", chips=1, units=8, published=98_443,
-            **server, comparable=False, note=fp4),
-        row(key="mlperf-b200-interactive", hardware="b200", chips=1, units=8,
-            published=59_409, **inter, comparable=False, note=fp4),
+        server(key="mlperf-h100-server", hardware="h100", chips=2, units=4, published=31_106,
+               note=f"{MLPERF_ASSUMED}; TP2 x 4 assumed (80 GB leaves too little KV "
+               "at TP1)"),
+        server(key="mlperf-h200-server", hardware="h200", chips=1, units=8, published=33_071,
+               note=f"{MLPERF_ASSUMED}; TP1 x 8 assumed"),
+        inter(key="mlperf-h200-interactive", hardware="h200", chips=1, units=8,
+              published=19_424, note=f"{MLPERF_ASSUMED}; TP1 x 8 assumed"),
+        server(key="mlperf-b200-server", hardware="b200", chips=1, units=8, published=98_443,
+               comparable=False, note=fp4),
+        inter(key="mlperf-b200-interactive", hardware="b200", chips=1, units=8,
+              published=59_409, comparable=False, note=fp4),
     ]
 
 
