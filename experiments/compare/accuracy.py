@@ -27,7 +27,6 @@ from disagg.cluster.config import load_experiment
 from disagg.cluster.hardware.calibration import draft_model
 from disagg.cluster.hardware.catalog import models
 from disagg.cluster.hardware.reference import Figure, figures
-from disagg.experiments.compare.accuracy_capacity import LatencyLimits, capacity_tok_s
 from disagg.experiments.run import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +177,9 @@ def run_case(case: Case) -> CaseResult:
     fig = case.figure
     over = {"experiment.engine": "virtual", **case.overrides, **_speculative(fig, case.pool)}
     exp = load_experiment(ROOT / case.experiment, over)
-    if fig.metric == "capacity_tok_s":
+    if fig.metric == "capacity_tok_s":  # imported here: the search pulls in the comparison
+        from disagg.experiments.compare.accuracy_capacity import LatencyLimits, capacity_tok_s
+
         limits = LatencyLimits(fig.ttft_limit_ms / 1e3, fig.tpot_limit_ms / 1e3)
         lo, hi = case.rates
         return CaseResult(case, capacity_tok_s(exp, limits, lo, hi, tol_fraction=0.004))
