@@ -49,6 +49,9 @@ class SpeculativeConfig(_Section):
     head_step_fraction: float = Field(
         DEFAULT_HEAD_STEP_FRACTION, gt=0, le=1, description="draft_heads: cost of one head pass "
         "as a fraction of a plain target decode step (EAGLE: one decoder layer + LM head)")
+    fused: bool = Field(
+        False, description="draft_model: draft and target compiled into one graph (NxD "
+        "Inference's fused speculation): the draft steps pay no per-step host overhead")
 
     @field_validator("draft_model", mode="before")
     @classmethod
@@ -75,6 +78,9 @@ class SpeculativeConfig(_Section):
         if self.method == "draft_heads" and self.draft_model is not None:
             raise ValueError("method draft_heads takes no draft_model; allowed: method = "
                              "\"draft_model\" with draft_model, or draft_heads without")
+        if self.fused and self.method != "draft_model":
+            raise ValueError("fused applies to method draft_model only; allowed: fused = false "
+                             "with draft_heads")
         if self.draft_chips is not None and self.draft_hardware is None:
             raise ValueError("draft_chips needs draft_hardware (the draft's own chips)")
         return self
@@ -84,7 +90,7 @@ class SpeculativeConfig(_Section):
         return Speculation(
             self.method, self.num_speculative_tokens, self.acceptance_rate,
             tuple(sorted(self.acceptance_rate_by_class.items())), self.draft_model,
-            self.draft_hardware, self.draft_chips or 1, self.head_step_fraction)
+            self.draft_hardware, self.draft_chips or 1, self.head_step_fraction, self.fused)
 
     @property
     def draft_weight_bytes_on_unit(self) -> float:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from disagg.cluster.hardware.fit import fit_set
+from disagg.cluster.hardware.fit import FIT_SPECS, fit_set
 from disagg.experiments.cli.accuracy import accuracy_report
 from disagg.experiments.cli.main import main
 from disagg.experiments.compare.accuracy import RESERVED, cases, run_case
@@ -30,7 +30,7 @@ def test_fast_subset_has_a_fitted_and_a_predicted_case(report) -> None:
 
 def test_the_fitted_cases_are_exactly_the_fit_sets_figures() -> None:
     fitted = {c.figure_key for c in cases() if c.case_set == "fitted"}
-    in_fits = {f.key for hw in ("h100", "trainium2", "cs3") for f in fit_set(hw)}
+    in_fits = {f.key for spec in FIT_SPECS for f in fit_set(spec.hardware)}
     assert fitted <= in_fits
     for c in cases():
         if c.case_set == "predicted":

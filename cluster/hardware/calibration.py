@@ -7,6 +7,11 @@ takes ``D = n x step(b) + (b - 1) x P x D / (P + D)`` — its own steps plus the
 users' prefills (``P`` each, one per cycle ``P + D``) that chunked prefill mixes into its decode
 iterations — with ``b`` the users whose KV fits at once (the rest queue for a slot).
 
+A ``capacity`` figure (MLPerf) is estimated by :func:`capacity_tok_s`: the best output rate
+over running batches ``b`` whose mean TPOT, ``step(b) + (b - 1) x P / n``, stays within the
+TPOT limit — a mean, not MLPerf's p99, so an optimistic bound; the accuracy suite runs the p99
+search end to end.
+
 A speculative figure's decode step is :func:`speculative.spec_step_times` (draft + verify) and
 its per-token time that step over the expected tokens a step yields.
 """
@@ -19,7 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from disagg.cluster.hardware.catalog import get_hardware, get_model
-from disagg.cluster.hardware.perf import decode_step_time, fit_check, kv_bytes, prefill_time
+from disagg.cluster.hardware.perf import (
+    decode_step_time,
+    decode_step_times,
+    fit_check,
+    kv_bytes,
+    prefill_time,
+)
 from disagg.cluster.hardware.reference import Figure, SpecCase, figures
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.hardware.speculative import (
@@ -63,7 +74,7 @@ def speculation(case: SpecCase, hw: HardwareProfile) -> Speculation:
     """The speculative-decoding model's :class:`Speculation` for a figure's ``spec``."""
     draft = draft_model(case.draft) if case.method == "draft_model" else None
     return Speculation(case.method, case.gamma, case.alpha, draft=draft, draft_hw=hw,
-                       draft_chips=case.draft_chips or 1)
+                       draft_chips=case.draft_chips or 1, fused=case.fused)
 
 
 def closed_loop(model: ModelSpec, hw: HardwareProfile, chips: int, users: int, prompt: int,
@@ -84,6 +95,22 @@ def closed_loop(model: ModelSpec, hw: HardwareProfile, chips: int, users: int, p
                       running)
 
 
+def capacity_tok_s(model: ModelSpec, hw: HardwareProfile, chips: int, prompt: int, output: int,
+                   ttft_limit_s: float, tpot_limit_s: float) -> float:
+    """Output tokens/s one colocated server sustains with mean TPOT within ``tpot_limit_s``
+    (0 if even one user's prefill misses ``ttft_limit_s``): see the module docstring."""
+    prefill_s = prefill_time([prompt], model, hw, chips).seconds
+    if prefill_s > ttft_limit_s:
+        return 0.0
+    slots = int(fit_check(model, hw, chips).kv_capacity_bytes
+                // float(kv_bytes(prompt + output, model)))
+    b = np.arange(1, max(1, min(slots, 8_192)) + 1, dtype=np.float64)
+    tpot = decode_step_times(b, b * (prompt + output / 2), model, hw, chips) + (
+        (b - 1) * prefill_s / output)
+    ok = tpot <= tpot_limit_s
+    return float(np.max(b[ok] / tpot[ok])) if ok.any() else 0.0
+
+
 def emulate(fig: Figure, hw: HardwareProfile | None = None) -> float:
     """The figure's metric as the models give it on ``hw`` (default: the catalog's profile)."""
     hw = hw if hw is not None else get_hardware(fig.hardware)
@@ -92,6 +119,9 @@ def emulate(fig: Figure, hw: HardwareProfile | None = None) -> float:
         loop = closed_loop(model, hw, fig.chips, fig.batch, fig.prompt, fig.output)
         return {"ttft_ms": loop.ttft_s * 1e3, "itl_ms": loop.itl_s * 1e3,
                 "total_tok_s": loop.total_tok_s, "user_tok_s": 1 / loop.itl_s}[fig.metric]
+    if fig.scenario == "capacity":
+        return fig.units * capacity_tok_s(model, hw, fig.chips, fig.prompt, fig.output,
+                                          fig.ttft_limit_ms / 1e3, fig.tpot_limit_ms / 1e3)
     if fig.scenario == "ttft":
         return prefill_time([fig.prompt], model, hw, fig.chips).seconds * 1e3
     ctx = fig.prompt + fig.output // 2

@@ -81,6 +81,7 @@ def models() -> dict[str, ModelSpec]:
 H100_FIT = {"compute_efficiency": 0.485, "memory_efficiency": 0.9, "layer_overhead_s": 60.5e-6}
 TRN2_FIT = {"compute_efficiency": 0.277, "tp_layer_latency_s": 44.3e-6}
 CS3_FIT = {"token_latency_s": 234e-6, "pipeline_compute_efficiency": 0.0111}
+TRN2_VLLM_FIT = {"step_overhead_s": 4.93e-3}
 _H100_SRC = ("fitted (least squares, disagg calibrate) to NIM 1.8.0 Llama-3.3-70B 2 x H100 FP8 TP2 "
              "5000/500: TTFT and ITL at concurrency 1, ITL at concurrency 5")
 _TRN2_SRC = ("fitted (least squares, disagg calibrate) to Neuron trn2 Llama-3.3-70B TP64 (16 chips)"
@@ -88,6 +89,10 @@ _TRN2_SRC = ("fitted (least squares, disagg calibrate) to Neuron trn2 Llama-3.3-
 _CS3_SRC = ("fitted (least squares, disagg calibrate) to the plain single-user speeds of Cerebras' "
             "launch software (2024-08): Llama 3.1 8B 1,800 tok/s (1 wafer) and Llama 3.1 70B 450 "
             "tok/s (4 wafers); the later, speculative figures are predictions")
+_TRN2_VLLM_SRC = ("fitted (least squares, disagg calibrate) to ONE figure: vLLM-neuron (SDK 2.32) "
+                  "Llama-3.1-8B TP8 on 2 trn2 chips, 512/128 at concurrency 2, TPOT 10.52 ms; "
+                  "the stack's other rows (8B TTFT, gpt-oss-120B, the EAGLE3 rows) are "
+                  "predictions")
 CS3_HOP_LATENCY_S = 5e-6  # assumption: no published wafer-to-wafer figure
 
 
@@ -99,6 +104,7 @@ def _fitted(values: dict[str, float], source: str) -> dict[str, str]:
 def hardware() -> dict[str, HardwareProfile]:
     """Catalog hardware by name (one chip or system each)."""
     trn2, trn3, cs3 = _trainium2(), _trainium3(), _cs3()
+    trn2_vllm = _trainium2_vllm(trn2)
     h100 = _gpu("h100", 989e12, 1_979e12, 80e9, 3.35e12, 900e9, 700.0, 39.33 / 8,
                 "derived: p5.48xlarge Capacity Block $39.33/h [2] / 8 GPUs")
     h200 = _gpu("h200", 989e12, 1_979e12, 141e9, 4.8e12, 900e9, 700.0, 43.26 / 8,
@@ -106,7 +112,8 @@ def hardware() -> dict[str, HardwareProfile]:
     b200 = _gpu("b200", 2_250e12, 4_500e12, 180e9, 8e12, 1.8e12, 1_000.0, 113.93 / 8,
                 "assumption: ~$113.93/h for 8 GPUs (a p6-b200.48xlarge on-demand figure, "
                 "unverified and not in the reference): set price_per_chip_hour_usd")
-    return {h.name: h for h in (trn2, trn3, cs3, h100, h200, b200, *literature_hardware())}
+    return {h.name: h for h in (trn2, trn2_vllm, trn3, cs3, h100, h200, b200,
+                                *literature_hardware())}
 
 
 _NEURON = "[V] AWS Neuron docs, arch/neuron-hardware"
@@ -138,6 +145,14 @@ def _trainium2() -> HardwareProfile:
             **_TRN_ASSUMED, **_fitted(TRN2_FIT, _TRN2_SRC),
         },
     )
+
+
+def _trainium2_vllm(trn2: HardwareProfile) -> HardwareProfile:
+    """Trainium2 under the vLLM-neuron serving stack: the chip's constants (fitted on the NxD
+    Inference 70B run) with the stack's own per-iteration host overhead, fitted to one figure."""
+    return trn2.model_copy(update={
+        "name": "trainium2-vllm-neuron", **TRN2_VLLM_FIT,
+        "sources": {**trn2.sources, **_fitted(TRN2_VLLM_FIT, _TRN2_VLLM_SRC)}})
 
 
 def _trainium3() -> HardwareProfile:

@@ -57,6 +57,12 @@ FIT_SPECS = (
         Param("tp_layer_latency_s", 0.0, 1e-3, 1e-6, "us",
               "collective latency per layer per doubling of the TP degree"),
     )),
+    # the vLLM-neuron stack on Trainium2: the chip's constants from the NxD fit above, the
+    # stack's per-iteration host overhead from one figure (the 8B TPOT at TP8)
+    FitSpec("trainium2-vllm-neuron", (
+        Param("step_overhead_s", 0.0, 20e-3, 1e-3, "ms",
+              "host overhead per iteration of the vLLM-neuron serving stack"),
+    )),
     # two plain figures (8B on 1 wafer, 70B on 4, launch software) identify two constants;
     # layer_latency_s (a size-independent per-layer latency) stays the catalog's assumption
     FitSpec("cs3", (

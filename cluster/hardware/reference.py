@@ -18,7 +18,12 @@ source, the acceptance rate from the source where published, else from
 A figure's scenario says what is emulated: ``decode`` (one decode step of ``batch`` streams at
 ``prompt + output/2`` context), ``user_tok_s`` (1 / that step), ``ttft`` (a batch-1 prefill of
 ``prompt`` tokens, plus one decode step), ``closed_loop`` (a colocated server with ``batch``
-users in a closed loop, steady state, see :func:`calibration.closed_loop`).
+users in a closed loop, steady state, see :func:`calibration.closed_loop`), ``capacity``
+(``units`` colocated servers under open-loop arrivals: the output tokens/s they sustain while
+p99 TTFT and p99 TPOT stay within ``ttft_limit_ms`` / ``tpot_limit_ms``, MLPerf's Server and
+Interactive scenarios; see :func:`calibration.capacity_tok_s`). ``chips`` is per server
+(its TP degree) and ``units`` the servers (``chips x units`` GPUs in all). The throughput
+figures (MLPerf, TensorRT-LLM) are in :mod:`disagg.cluster.hardware.reference_throughput`.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from typing import Literal
 
 Kind = Literal["fit", "predict"]
 Method = Literal["plain", "speculative", "unknown"]
-Metric = Literal["itl_ms", "ttft_ms", "user_tok_s", "total_tok_s"]
-Scenario = Literal["decode", "ttft", "closed_loop"]
+Metric = Literal["itl_ms", "ttft_ms", "user_tok_s", "total_tok_s", "capacity_tok_s"]
+Scenario = Literal["decode", "ttft", "closed_loop", "capacity"]
 
 NIM = "[V] docs.nvidia.com/nim/benchmarking/llm (NIM 1.8.0, AIPerf)"
 NEURON_70B = ("[V] aws-neuron-sdk nxd-inference trn2-llama3.3-70b tutorial, "
@@ -41,6 +46,7 @@ CEREBRAS = "[V] Cerebras blog"
 
 # The software generation each hardware's fit uses (plain figures of that generation only).
 FIT_GENERATION = {"h100": "NIM 1.8.0", "trainium2": "Neuron SDK run A",
+                  "trainium2-vllm-neuron": "vllm-neuron SDK 2.32",
                   "cs3": "Cerebras launch 2024-08"}
 # Acceptance rate per proposed token when the source publishes none (assumption, one place):
 # Leviathan et al. (ICML 2023) and the EAGLE papers report 0.6-0.8 for a same-family small draft
@@ -65,6 +71,7 @@ class SpecCase:
     alpha_source: str = "assumption: ASSUMED_ALPHA (no published acceptance rate)"
     draft: str = ""
     draft_chips: int = 0
+    fused: bool = False  # draft and target compiled into one graph (NxD fused speculation)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,9 @@ class Figure:
     generation: str = ""
     date: str = ""
     spec: SpecCase | None = None
+    units: int = 1
+    ttft_limit_ms: float = 0.0
+    tpot_limit_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind == "fit" and self.method != "plain":
@@ -100,6 +110,9 @@ class Figure:
             raise ValueError(f"figure {self.key}: a comparable speculative figure needs spec")
         if self.method != "speculative" and self.spec is not None:
             raise ValueError(f"figure {self.key}: spec given for a {self.method} figure")
+        if (self.scenario == "capacity") != (self.ttft_limit_ms > 0 and self.tpot_limit_ms > 0):
+            raise ValueError(f"figure {self.key}: latency limits go with (and only with) the "
+                             "capacity scenario; allowed: both limits > 0 for capacity")
 
     @property
     def in_mape(self) -> bool:
@@ -109,10 +122,13 @@ class Figure:
     @property
     def configuration(self) -> str:
         """A one-line description of what was measured."""
-        load = f"c={self.batch}" if self.scenario == "closed_loop" else f"batch {self.batch}"
+        load = {"closed_loop": f"c={self.batch}", "capacity": f"p99 TTFT <= "
+                f"{self.ttft_limit_ms:g} ms, TPOT <= {self.tpot_limit_ms:g} ms"}.get(
+            self.scenario, f"batch {self.batch}")
         io = f"{self.prompt:,}/{self.output:,}" if self.output else f"{self.prompt:,} ctx"
-        return (f"{self.model} on {self.chips} x {self.hardware} {self.weight_dtype}, {load}, "
-                f"{io}")
+        gpus = (f"{self.units} x TP{self.chips} ({self.units * self.chips} x {self.hardware})"
+                if self.units > 1 else f"{self.chips} x {self.hardware}")
+        return f"{self.model} on {gpus} {self.weight_dtype}, {load}, {io}"
 
 
 def _nim(c: int, itl: float | None, tput: float, kind_itl: Kind, ttft: float | None = None,
@@ -169,7 +185,7 @@ def _trainium() -> list[Figure]:
                   weight_dtype="bf16", kv_dtype="bf16", prompt=10_000, output=1_500, batch=1,
                   generation="Neuron SDK run A", date="2025")
     run_b = partial(t70, generation="Neuron SDK run B (later)", source=f"{NEURON_70B}, run B")
-    eagle = partial(Figure, hardware="trainium2", weight_dtype="bf16", kv_dtype="bf16",
+    eagle = partial(Figure, hardware="trainium2-vllm-neuron", weight_dtype="bf16", kv_dtype="bf16",
                     prompt=512, output=128, kind="predict", generation="vllm-neuron SDK 2.32",
                     date="2026-08")
     heads = SpecCase("draft_heads", ASSUMED_EAGLE_GAMMA, alpha_source="assumption: "
@@ -186,14 +202,16 @@ def _trainium() -> list[Figure]:
         t70(key="trn2-70b-spec-itl", scenario="decode", metric="itl_ms", published=5.63,
             kind="predict", source=f"{NEURON_70B}, fused speculative decoding",
             method="speculative", spec=SpecCase("draft_model", 7, draft="llama-3.2-1b",
-                                                draft_chips=16),
-            note="fused speculation, 1B draft, k=7 (published); amortised ITL"),
+                                                draft_chips=16, fused=True),
+            note="fused speculation (draft and target in one compiled graph, same TP 64), "
+            "1B draft, k=7 (published); amortised ITL"),
         eagle(key="trn2-8b-ttft", model="llama-3.1-8b", chips=2, scenario="ttft",
               metric="ttft_ms", published=51.1, source=f"{NEURON_EAGLE}, Llama-3.1-8B TP8",
               note="plain baseline row; concurrency 2 (batch-1 prefill emulated)"),
         eagle(key="trn2-8b-tpot", model="llama-3.1-8b", chips=2, scenario="decode",
-              metric="itl_ms", published=10.52, batch=2,
-              source=f"{NEURON_EAGLE}, Llama-3.1-8B TP8", note="plain baseline row"),
+              metric="itl_ms", published=10.52, batch=2, kind="fit",
+              source=f"{NEURON_EAGLE}, Llama-3.1-8B TP8",
+              note="plain baseline row; the vLLM-neuron stack's step overhead is fitted to it"),
         eagle(key="trn2-8b-eagle-tpot", model="llama-3.1-8b", chips=2, scenario="decode",
               metric="itl_ms", published=6.4, batch=2, method="speculative", spec=heads,
               source=f"{NEURON_EAGLE}, Llama-3.1-8B TP8, EAGLE3"),
@@ -249,5 +267,8 @@ def _cs3() -> list[Figure]:
 
 
 def figures() -> list[Figure]:
-    """Every reference figure, H100 first, then Trainium2, then CS-3."""
-    return _h100() + _trainium() + _cs3()
+    """Every reference figure: H100 (NIM), the GPU throughput tables (MLPerf, TensorRT-LLM),
+    Trainium2, CS-3."""
+    from disagg.cluster.hardware.reference_throughput import throughput_figures
+
+    return _h100() + throughput_figures() + _trainium() + _cs3()

@@ -15,6 +15,12 @@ Step cost = verify + draft:
   costs more as the batch grows (compute bound);
 - draft model (``method = "draft_model"``): gamma sequential decode steps of the draft model
   over the same contexts, on the draft's own hardware and chips (the target's unless given);
+  with ``fused`` (NxD Inference's fused speculation: "the draft model and target model are
+  fused into a single compiled model", aws-neuron-sdk nxd-inference feature guide), the draft
+  loop runs inside the one compiled graph, so its steps pay no per-iteration host overhead
+  (``step_overhead_s``): the speculative step pays it once, in the verify. The draft keeps the
+  target's TP degree (the guide's draft config is a copy of the target's), so it still pays the
+  per-layer collective latency;
 - draft heads (``method = "draft_heads"``, EAGLE / Medusa / MTP): gamma sequential head passes,
   each ``head_step_fraction`` of a plain target decode step (default 0.05: an EAGLE head is one
   decoder layer plus the LM head, Li et al., "EAGLE", ICML 2024 — ~1/32 to 1/40 of a 32-40 layer
@@ -50,6 +56,7 @@ class Speculation:
     draft_hw: HardwareProfile | None = None
     draft_chips: int = 1
     head_step_fraction: float = DEFAULT_HEAD_STEP_FRACTION
+    fused: bool = False
 
     def alpha(self, slo_class: str) -> float:
         """The acceptance rate of a request of ``slo_class``."""
@@ -85,4 +92,6 @@ def spec_step_times(batch_size: ArrayLike, context_tokens: ArrayLike, spec: Spec
     assert spec.draft is not None, "a draft_model speculation names its draft model"
     draft_hw = hw if spec.draft_hw is None else spec.draft_hw
     draft = decode_step_times(batch_size, context_tokens, spec.draft, draft_hw, spec.draft_chips)
+    if spec.fused:
+        draft = draft - draft_hw.step_overhead_s
     return verify + spec.gamma * draft

@@ -10,7 +10,9 @@ request are reserved as independent checks and are never cases.
 
 Metrics, from the requests of the steady state (sent after the first request ended, ended before
 the users stop): ``ttft_ms`` and ``itl_ms`` are means of TTFT and TPOT; ``user_tok_s`` is
-1 / mean TPOT; ``total_tok_s`` is the run's output throughput (tokens/s).
+1 / mean TPOT; ``total_tok_s`` is the run's output throughput (tokens/s). ``capacity_tok_s``
+(MLPerf) is the output tokens/s at the highest arrival rate in the case's ``rates`` whose p99
+TTFT and p99 TPOT meet the figure's limits (:mod:`experiments.compare.accuracy_capacity`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class Case:
     experiment: str  # path under experiments/
     overrides: dict[str, Any] = field(default_factory=dict)
     fast: bool = False  # in the CI subset (tests/test_accuracy.py)
+    rates: tuple[float, float] = (1.0, 256.0)  # req/s searched by a capacity_tok_s case
+    pool: str = "decode"  # the pool a speculative figure's [<pool>.speculative] goes to
 
     @property
     def figure(self) -> Figure:
@@ -60,8 +64,8 @@ def _figures() -> dict[str, Figure]:
     return {f.key: f for f in figures()}
 
 
-def _speculative(fig: Figure) -> dict[str, Any]:
-    """``decode.speculative`` for a speculative figure (from its ``spec``), else nothing."""
+def _speculative(fig: Figure, pool: str = "decode") -> dict[str, Any]:
+    """``<pool>.speculative`` for a speculative figure (from its ``spec``), else nothing."""
     if fig.spec is None:
         return {}
     s = fig.spec
@@ -70,8 +74,8 @@ def _speculative(fig: Figure) -> dict[str, Any]:
     if s.method == "draft_model":
         draft = s.draft if s.draft in models() else draft_model(s.draft).model_dump()
         cfg |= {"draft_model": draft, "draft_hardware": fig.hardware,
-                "draft_chips": s.draft_chips or 1}
-    return {"decode.speculative": cfg}
+                "draft_chips": s.draft_chips or 1, "fused": s.fused}
+    return {f"{pool}.speculative": cfg}
 
 
 def _nim(key: str, users: int, fast: bool = False) -> Case:
@@ -96,20 +100,50 @@ def _trn2_decode(key: str) -> Case:
 
 
 def _trn2_small(key: str, model: str, chips: int, users: int) -> Case:
-    """vLLM-neuron's plain baseline rows: 512 / 128 tokens at ``users`` concurrency."""
+    """vLLM-neuron's EAGLE3 tutorial rows (plain baseline and EAGLE3, the latter through
+    ``[colocated.speculative]``): 512 / 128 tokens at ``users`` concurrency."""
     return Case(key, "accuracy/trn2_single_user.toml", {
-        "model.name": model, "colocated.chips_per_unit": chips, "workload.users": users,
+        "model.name": model, "colocated.hardware": "trainium2-vllm-neuron",
+        "colocated.chips_per_unit": chips, "workload.users": users,
         "workload.prompt_tokens": {"kind": "fixed", "value": 512},
         "workload.output_tokens": {"kind": "fixed", "value": 128},
-        "experiment.duration_s": 20.0})
+        "experiment.duration_s": 20.0}, pool="colocated")
+
+
+def _mlperf(key: str, hardware: str, tp: int) -> Case:
+    """MLPerf v5.0 Llama-2-70B on 8 GPUs: ``8 / tp`` servers of TP ``tp``, the figure's p99
+    limits, throughput under them by the capacity search."""
+    fig = _figures()[key]
+    return Case(key, "accuracy/mlperf_llama2_70b.toml", {
+        "colocated.hardware": hardware, "colocated.chips_per_unit": tp,
+        "colocated.units": 8 // tp, "slo.ttft_s": fig.ttft_limit_ms / 1e3,
+        "slo.tpot_s": fig.tpot_limit_ms / 1e3})
+
+
+def _trtllm(key: str, model: str, hardware: str, tp: int, requests: int = 3_000) -> Case:
+    """A TensorRT-LLM maximum-throughput row: ``requests`` fixed-length requests at once on
+    one server of TP ``tp``, drained to the last (the figure's prompt / output lengths)."""
+    fig = _figures()[key]
+    return Case(key, "accuracy/trtllm_throughput.toml", {
+        "model.name": model, "colocated.hardware": hardware, "colocated.chips_per_unit": tp,
+        "workload.max_requests": requests,
+        "workload.prompt_tokens": {"kind": "fixed", "value": fig.prompt},
+        "workload.output_tokens": {"kind": "fixed", "value": fig.output}})
 
 
 def cases() -> list[Case]:
-    """Every case, H100 (NIM) first, then Trainium2, then CS-3."""
+    """Every case: H100 (NIM), GPU throughput (MLPerf, TensorRT-LLM), Trainium2, CS-3."""
     return [
         _nim("nim70b-c1-ttft", 1, True), _nim("nim70b-c1-itl", 1, True),
         _nim("nim70b-c5-itl", 5), _nim("nim70b-c25-itl", 25), _nim("nim70b-c25-tput", 25),
         _nim("nim70b-c50-itl", 50), _nim("nim70b-c50-tput", 50),
+        _mlperf("mlperf-h100-server", "h100", 2), _mlperf("mlperf-h200-server", "h200", 1),
+        _mlperf("mlperf-h200-interactive", "h200", 1),
+        _trtllm("trtllm-70b-h100", "llama-3.1-70b", "h100", 2),
+        _trtllm("trtllm-70b-h200", "llama-3.1-70b", "h200", 1),
+        _trtllm("trtllm-70b-h100-5k", "llama-3.1-70b", "h100", 2, 1_500),
+        _trtllm("trtllm-8b-h100", "llama-3.1-8b", "h100", 1),
+        _trtllm("trtllm-405b-h100", "llama-3.1-405b", "h100", 8),
         Case("trn2-70b-ttft-a", "accuracy/trn2_single_user.toml"),
         Case("trn2-70b-ttft-b", "accuracy/trn2_single_user.toml"),
         Case("trn2-70b-itl-b", "accuracy/trn2_single_user.toml"),
@@ -118,6 +152,8 @@ def cases() -> list[Case]:
         _trn2_small("trn2-8b-tpot", "llama-3.1-8b", 2, 2),
         _trn2_small("trn2-oss-ttft", "gpt-oss-120b", 4, 1),
         _trn2_small("trn2-oss-tpot", "gpt-oss-120b", 4, 1),
+        _trn2_small("trn2-8b-eagle-tpot", "llama-3.1-8b", 2, 2),
+        _trn2_small("trn2-oss-eagle-tpot", "gpt-oss-120b", 4, 1),
         _cs3("cs3-8b-1800", "llama-3.1-8b", 1, True), _cs3("cs3-70b-450", "llama-3.1-70b", 4),
         _cs3("cs3-70b-2100", "llama-3.1-70b", 4, True), _cs3("cs3-8b-2200", "llama-3.1-8b", 1),
     ]
@@ -139,8 +175,14 @@ class CaseResult:
 def run_case(case: Case) -> CaseResult:
     """Run the case's experiment on the virtual engine and read its metric."""
     fig = case.figure
-    over = {"experiment.engine": "virtual", **case.overrides, **_speculative(fig)}
+    over = {"experiment.engine": "virtual", **case.overrides, **_speculative(fig, case.pool)}
     exp = load_experiment(ROOT / case.experiment, over)
+    if fig.metric == "capacity_tok_s":  # imported here: the search pulls in the comparison
+        from disagg.experiments.compare.accuracy_capacity import LatencyLimits, capacity_tok_s
+
+        limits = LatencyLimits(fig.ttft_limit_ms / 1e3, fig.tpot_limit_ms / 1e3)
+        lo, hi = case.rates
+        return CaseResult(case, capacity_tok_s(exp, limits, lo, hi, tol_fraction=0.004))
     result = run_experiment(exp)
     rows = [r for r in result.tables["requests"].to_pylist() if r["status"] == "completed"]
     if not rows:
