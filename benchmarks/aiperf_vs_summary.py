@@ -166,9 +166,9 @@ def stop_group(proc: subprocess.Popen[bytes], how: int, timeout_s: float) -> boo
 
 
 def last_line(log: Path) -> str:
-    """The last non-empty line of a log file (why a child failed)."""
+    """The last non-empty line of a log file (why a child failed), and where the log is."""
     lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    return lines[-1] if lines else "no output"
+    return f"{lines[-1] if lines else 'no output'} (log: {log})"
 
 
 def wait_ready(server: subprocess.Popen[bytes], url: str, log: Path) -> None:
@@ -197,16 +197,18 @@ def profile_argv(aiperf: Path, run: Run, port: int, tokenizer: Path, out: Path) 
             "--random-seed", "1", "--ui-type", "none", "--output-artifact-dir", str(out)]
 
 
-def one_run(aiperf: Path, run: Run, tokenizer: Path, scratch: Path) -> tuple[Figures, Figures]:
-    """Serve the quickstart, run AIPerf against it, stop it; (client, server) figures."""
+def one_run(aiperf: Path, run: Run, tokenizer: Path, scratch: Path,
+            logs: Path) -> tuple[Figures, Figures]:
+    """Serve the quickstart, run AIPerf against it, stop it; (client, server) figures. The two
+    processes' logs go to ``logs`` (kept, for a failure's cause)."""
     port, results, artifacts = free_port(), scratch / f"results-{run.label}", scratch / run.label
     disagg = Path(sys.executable).with_name("disagg")  # the console script, as a user runs it
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # an embedded Ray
-    server_log, client_log = scratch / f"serve-{run.label}.log", scratch / f"aiperf-{run.label}.log"
+    server_log, client_log = logs / f"serve-{run.label}.log", logs / f"aiperf-{run.label}.log"
     say(f"run {run.label}: disagg serve on port {port}, load average {os.getloadavg()[0]:.1f}")
     with server_log.open("wb") as slog:
         server = subprocess.Popen(
-            [str(disagg), "serve", str(QUICKSTART), "--port", str(port), "--dilation", "1",
+            [str(disagg), "--debug", "serve", str(QUICKSTART), "--port", str(port), "--dilation", "1",
              "--out", str(results)], cwd=REPO, env=env, stdout=slog, stderr=subprocess.STDOUT,
             start_new_session=True)
     try:
@@ -259,12 +261,14 @@ def measure(cache: Path) -> str:
         raise BenchError(f"AIPerf cannot be installed: {reason}")
     columns: list[tuple[str, Figures]] = []
     loads = []
+    logs = cache / "aiperf-logs"
+    logs.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aiperf-vs-summary-") as tmp:
         scratch = Path(tmp)
         tokenizer = write_tokenizer(python, scratch / "tokenizer")
         for run in RUNS:
             loads.append(os.getloadavg()[0])
-            client, server = one_run(python.with_name("aiperf"), run, tokenizer, scratch)
+            client, server = one_run(python.with_name("aiperf"), run, tokenizer, scratch, logs)
             columns += [(f"{run.label}: AIPerf (client)", client),
                         (f"{run.label}: disagg `summary.json`", server)]
     runs = "; ".join(f"run {r.label}: {r.requests} requests, {r.concurrency} in flight "
