@@ -197,39 +197,51 @@ def profile_argv(aiperf: Path, run: Run, port: int, tokenizer: Path, out: Path) 
             "--random-seed", "1", "--ui-type", "none", "--output-artifact-dir", str(out)]
 
 
+def start_server(port: int, results: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``disagg serve`` on the quickstart (its own session, an embedded Ray), output to ``log``."""
+    disagg = Path(sys.executable).with_name("disagg")  # the console script, as a user runs it
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    argv = [str(disagg), "--debug", "serve", str(QUICKSTART), "--port", str(port),
+            "--dilation", "1", "--out", str(results)]
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def run_client(argv: list[str], cwd: Path, log: Path) -> None:
+    """Run ``aiperf profile`` to its end (bounded), output to ``log``; BenchError if it fails.
+    Whatever of its processes is left afterwards is ended."""
+    with log.open("wb") as out:
+        client = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        code = client.wait(PROFILE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"aiperf profile took over {PROFILE_TIMEOUT_S:.0f} s") from None
+    finally:
+        stop_group(client, signal.SIGTERM, 30)
+    if code != 0:
+        raise BenchError(f"aiperf profile exited {code}: {last_line(log)}")
+
+
 def one_run(aiperf: Path, run: Run, tokenizer: Path, scratch: Path,
             logs: Path) -> tuple[Figures, Figures]:
     """Serve the quickstart, run AIPerf against it, stop it; (client, server) figures. The two
     processes' logs go to ``logs`` (kept, for a failure's cause)."""
     port, results, artifacts = free_port(), scratch / f"results-{run.label}", scratch / run.label
-    disagg = Path(sys.executable).with_name("disagg")  # the console script, as a user runs it
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # an embedded Ray
     server_log, client_log = logs / f"serve-{run.label}.log", logs / f"aiperf-{run.label}.log"
     say(f"run {run.label}: disagg serve on port {port}, load average {os.getloadavg()[0]:.1f}")
-    with server_log.open("wb") as slog:
-        server = subprocess.Popen(
-            [str(disagg), "--debug", "serve", str(QUICKSTART), "--port", str(port), "--dilation", "1",
-             "--out", str(results)], cwd=REPO, env=env, stdout=slog, stderr=subprocess.STDOUT,
-            start_new_session=True)
+    server = start_server(port, results, server_log)
     try:
         wait_ready(server, f"http://127.0.0.1:{port}/v1/models", server_log)
         say(f"run {run.label}: aiperf profile, {run.requests} requests, "
             f"{run.concurrency} in flight")
-        with client_log.open("wb") as clog:
-            client = subprocess.Popen(profile_argv(aiperf, run, port, tokenizer, artifacts),
-                                      cwd=scratch, stdout=clog, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-        try:
-            code = client.wait(PROFILE_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            stop_group(client, signal.SIGTERM, 30)
-            raise BenchError(f"aiperf profile took over {PROFILE_TIMEOUT_S:.0f} s") from None
-        if code != 0:
-            raise BenchError(f"aiperf profile exited {code}: {last_line(client_log)}")
+        run_client(profile_argv(aiperf, run, port, tokenizer, artifacts), scratch, client_log)
     finally:
-        if not stop_group(server, signal.SIGINT, STOP_TIMEOUT_S):
-            raise BenchError(f"disagg serve did not stop within {STOP_TIMEOUT_S:.0f} s "
-                             f"of SIGINT (killed)")
+        stopped = stop_group(server, signal.SIGINT, STOP_TIMEOUT_S)
+    if not stopped:
+        raise BenchError(f"disagg serve did not stop within {STOP_TIMEOUT_S:.0f} s of SIGINT "
+                         f"(killed): {last_line(server_log)}")
     exports = sorted(artifacts.rglob(EXPORT))
     if not exports:
         raise BenchError(f"aiperf wrote no {EXPORT} under {artifacts}")
@@ -286,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         text = measure(args.cache)
-    except BenchError as e:
+    except (BenchError, OSError) as e:  # OSError: a folder or a program we could not use
         print(f"aiperf_vs_summary: {e}", file=sys.stderr)
         return 1
     print(text)

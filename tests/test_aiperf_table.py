@@ -106,3 +106,22 @@ def test_the_block_is_registered_with_regen_docs() -> None:
     assert block.doc == "docs/serve.md"
     assert block.commands == (("benchmarks/aiperf_vs_summary.py",),)
     assert regen.ENGINE_BLOCKS["aiperf"] == "docs/serve.md"  # commit stamp, no models hash
+
+
+def test_no_aiperf_is_one_line_and_exit_1_never_a_table(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    monkeypatch.setattr(bench, "peer_venv", lambda *a: (None, "`pip install aiperf` failed: x"))
+    assert bench.main(["--cache", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip().splitlines()[-1] == (
+        "aiperf_vs_summary: AIPerf cannot be installed: `pip install aiperf` failed: x")
+
+
+def test_a_failing_client_is_one_line_naming_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "aiperf-A.log"
+    argv = [sys.executable, "-c", "import sys; print('starting'); print('no route to host'); "
+            "sys.exit(3)"]
+    with pytest.raises(bench.BenchError) as failed:
+        bench.run_client(argv, tmp_path, log)
+    assert str(failed.value) == f"aiperf profile exited 3: no route to host (log: {log})"
