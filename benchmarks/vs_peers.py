@@ -148,20 +148,32 @@ PEERS = (
 
 def install(peer: Peer, cache: Path) -> tuple[Path | None, str]:
     """The peer's venv python (made and filled once), or None and the reason it is not usable."""
-    venv = cache / peer.name
+    return peer_venv(peer.name, peer.requirement, peer.module, cache)
+
+
+def peer_venv(name: str, requirement: str, module: str,
+              cache: Path = DEFAULT_CACHE) -> tuple[Path | None, str]:
+    """The python of the venv ``cache/name`` with ``requirement`` pip-installed (made and filled
+    once, reused while ``module`` imports), or None and one line on why it is not usable.
+    Never touches the environment running this script."""
+    venv = cache / name
     python = venv / "bin" / "python"
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        cache.mkdir(parents=True, exist_ok=True)
+        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True,
+                              text=True)
+        if made.returncode != 0:
+            return None, f"`python -m venv {venv}` failed: {install_reason(made.stderr)}"
     probe = subprocess.run([str(python), "-c", f"import importlib.util as u; "
-                            f"assert u.find_spec({peer.module!r})"], capture_output=True)
+                            f"assert u.find_spec({module!r})"], capture_output=True)
     if probe.returncode == 0:
         return python, ""
-    log = cache / f"{peer.name}-pip.log"
-    done = subprocess.run([str(python), "-m", "pip", "install", "-q", peer.requirement],
+    log = cache / f"{name}-pip.log"
+    done = subprocess.run([str(python), "-m", "pip", "install", "-q", requirement],
                           capture_output=True, text=True)
     log.write_text(done.stdout + done.stderr, encoding="utf-8")
     if done.returncode != 0:
-        return None, f"`pip install {peer.requirement}` failed: {install_reason(done.stderr)}"
+        return None, f"`pip install {requirement}` failed: {install_reason(done.stderr)}"
     return python, ""
 
 

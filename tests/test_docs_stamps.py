@@ -67,7 +67,7 @@ def test_an_unknown_or_unstamped_block_fails(tmp_path: Path) -> None:
     assert any("'virtual-speed' has no stamp" in p for p in found)
 
 
-@pytest.mark.parametrize("block", regen.BLOCKS, ids=lambda b: b.name)
+@pytest.mark.parametrize("block", regen.BLOCKS + regen.ENGINE_DOC_BLOCKS, ids=lambda b: b.name)
 def test_each_results_block_has_a_command_that_exists(block) -> None:  # noqa: ANN001
     for args in block.commands:
         # ``-m disagg.x.y``: the package ``disagg`` is this repository's root
