@@ -48,3 +48,38 @@ def test_changes_within_an_interval_fold_into_one_trailing_report() -> None:
 def test_the_last_change_is_never_left_unreported() -> None:
     got = _run(0.01, [0.0, 0.003])
     assert got == [0.0, 0.01]
+
+
+def _held(interval: float, steps: list[tuple[str, float]]) -> list[float]:
+    """Drive ``hold``/``changed``/``flush`` at emu times (``flush`` carries no time)."""
+    loop = VirtualTimeLoop()
+    clock = VirtualClock(loop)
+    router = _Router()
+    reporter = LoadReporter(
+        clock, interval, lambda t: LoadReport("u", "prefill", 0, 0, 0, 0.0, 1.0, 0.0, sent_s=t))
+    reporter.router = router
+
+    async def drive() -> None:
+        for what, t in steps:
+            await clock.sleep_until(t)
+            if what == "flush":
+                reporter.flush()
+            else:
+                getattr(reporter, what)(t)
+        await clock.sleep_until(max(t for _, t in steps) + 1.0)
+
+    loop.run_until_complete(drive())
+    loop.close()
+    return router.got
+
+
+def test_a_held_change_superseded_at_the_same_instant_goes_as_one_report() -> None:
+    # a batch ends at 1.0 (held) and the next starts at 1.0: one report, not end + trailing
+    assert _held(0.005, [("changed", 0.0), ("hold", 1.0), ("changed", 1.0)]) == [0.0, 1.0]
+    assert _held(0.0, [("hold", 1.0), ("changed", 1.0)]) == [1.0]
+
+
+def test_a_held_change_is_reported_at_the_flush_and_only_once() -> None:
+    assert _held(0.0, [("hold", 1.0), ("flush", 1.0), ("flush", 2.0)]) == [1.0]
+    # with an interval the flushed change is rate-limited as any other
+    assert _held(0.01, [("changed", 1.0), ("hold", 1.002), ("flush", 1.002)]) == [1.0, 1.01]
