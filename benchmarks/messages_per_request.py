@@ -11,7 +11,7 @@ sends to one other actor in one event-loop tick). ``--markdown`` prints the tabl
 ``benchmarks/virtual_speed.py``: arrivals keeping the prefill units busy that fraction of time).
 
     python benchmarks/messages_per_request.py [EXPERIMENT] [--duration 1000] [--engine ray]
-        [--prefill 16 --decode 4 --load 0.8] [--markdown] [--one-control-actor]
+        [--prefill 16 --decode 4 --load 0.8] [--markdown] [--no-one-control-actor]
         [--units-per-actor N]
 """
 
@@ -64,7 +64,8 @@ def load_sized(path: Path, args: argparse.Namespace) -> Experiment:
         overrides["workload.rate_per_s"] = rate
     if args.decode:
         overrides["decode.units"] = args.decode
-    overrides["placement.one_control_actor"] = args.one_control_actor
+    if args.one_control_actor is not None:
+        overrides["placement.one_control_actor"] = args.one_control_actor
     overrides["placement.units_per_actor"] = args.units_per_actor
     return load_experiment(path, overrides)
 
@@ -78,8 +79,9 @@ def main() -> None:
     ap.add_argument("--decode", type=int, default=0, help="decode units (0: the file's)")
     ap.add_argument("--load", type=float, default=0.8, help="prefill load with --prefill")
     ap.add_argument("--markdown", action="store_true", help="a markdown table by type")
-    ap.add_argument("--one-control-actor", action="store_true",
-                    help="[placement] one_control_actor: the control plane in one actor")
+    ap.add_argument("--one-control-actor", action=argparse.BooleanOptionalAction, default=None,
+                    help="[placement] one_control_actor (default: the experiment's; true unless "
+                    "set): the control plane in one actor, or one actor per control component")
     ap.add_argument("--units-per-actor", type=int, default=1, help="[placement] units_per_actor")
     args = ap.parse_args()
     exp = load_sized(args.experiment, args)
