@@ -6,18 +6,20 @@ seed these are the messages the ray engine's components send too. ``--engine ray
 experiment on an embedded Ray and reports what really crossed actors, as counted by the ray
 engine's transport (``actors/engines/transport.py``; the run's ``summary.json`` ``messages``):
 messages sent, and the actor calls that carried them (one call carries every message one actor
-sends to one other actor in one event-loop tick). ``--markdown`` prints the table by type.
+sends to one other actor in one event-loop tick), and the CPU per request of the actor processes
+against the virtual engine's run of the same experiment. ``--markdown`` prints the table by type.
 ``--prefill``/``--decode``/``--load`` size the quickstart (16 + 4 at 0.8 is the scenario of
 ``benchmarks/virtual_speed.py``: arrivals keeping the prefill units busy that fraction of time).
 
     python benchmarks/messages_per_request.py [EXPERIMENT] [--duration 1000] [--engine ray]
-        [--prefill 16 --decode 4 --load 0.8] [--markdown] [--one-control-actor]
+        [--prefill 16 --decode 4 --load 0.8] [--markdown] [--no-one-control-actor]
         [--units-per-actor N]
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,8 @@ def load_sized(path: Path, args: argparse.Namespace) -> Experiment:
         overrides["workload.rate_per_s"] = rate
     if args.decode:
         overrides["decode.units"] = args.decode
-    overrides["placement.one_control_actor"] = args.one_control_actor
+    if args.one_control_actor is not None:
+        overrides["placement.one_control_actor"] = args.one_control_actor
     overrides["placement.units_per_actor"] = args.units_per_actor
     return load_experiment(path, overrides)
 
@@ -78,8 +81,9 @@ def main() -> None:
     ap.add_argument("--decode", type=int, default=0, help="decode units (0: the file's)")
     ap.add_argument("--load", type=float, default=0.8, help="prefill load with --prefill")
     ap.add_argument("--markdown", action="store_true", help="a markdown table by type")
-    ap.add_argument("--one-control-actor", action="store_true",
-                    help="[placement] one_control_actor: the control plane in one actor")
+    ap.add_argument("--one-control-actor", action=argparse.BooleanOptionalAction, default=None,
+                    help="[placement] one_control_actor (default: the experiment's; true unless "
+                    "set): the control plane in one actor, or one actor per control component")
     ap.add_argument("--units-per-actor", type=int, default=1, help="[placement] units_per_actor")
     args = ap.parse_args()
     exp = load_sized(args.experiment, args)
@@ -91,10 +95,17 @@ def main() -> None:
         raw = run_ray(exp)
         m = raw["messages"]
         ray_s = assemble(exp, raw).summary
-        ref = assemble(exp, execute(exp.model_copy(update={"experiment": exp.experiment.model_copy(
-            update={"engine": "virtual"})}))).summary
+        cpu0 = time.process_time()
+        virtual_raw = execute(exp.model_copy(update={"experiment": exp.experiment.model_copy(
+            update={"engine": "virtual"})}))
+        virtual_cpu_s = time.process_time() - cpu0
+        ref = assemble(exp, virtual_raw).summary
         print(f"lag p99 {ray_s['lag_p99_ms']:.1f} ms, late decisions {ray_s['late_decisions']}, "
               f"mean TTFT {ray_s['mean_ttft_ms']:.1f} ms (virtual {ref['mean_ttft_ms']:.1f} ms)")
+        actors_cpu_s = sum(float(c.get("cpu_s", 0.0)) for c in raw["components"])
+        print(f"CPU per request: ray engine {1e6 * actors_cpu_s / m['requests']:,.0f} us (every "
+              f"actor process, idle waits included), virtual engine "
+              f"{1e6 * virtual_cpu_s / ref['submitted']:,.0f} us (its run, one process)")
         sent = Counter({k: v["sent"] for k, v in m["by_type"].items()})
         calls = Counter({k: v["calls_with"] for k, v in m["by_type"].items()})
         requests, total_calls = m["requests"], m["actor_calls"]

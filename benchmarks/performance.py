@@ -45,7 +45,7 @@ class Step:
 
 
 _SIZED = ("--prefill", "16", "--decode", "4", "--load", "0.8")  # 16 + 4 at 80 % prefill load
-_ONE_CONTROL = ("--set", "placement.one_control_actor=true")
+_SEPARATE_CONTROL = ("--set", "placement.one_control_actor=false")
 
 STEPS: tuple[Step, ...] = (
     Step("virtual-speed", "virtual engine speed on three cluster sizes",
@@ -64,21 +64,20 @@ STEPS: tuple[Step, ...] = (
          (("messages_per_request.py", "--markdown", "--duration", "1000"),
           ("messages_per_request.py", "--markdown", "--engine", "ray", "--duration", "30"),
           ("messages_per_request.py", "--markdown", "--engine", "ray", "--duration", "30",
-           "--one-control-actor"),
+           "--no-one-control-actor"),
           ("messages_per_request.py", "--markdown", "--engine", "ray", "--duration", "15",
            *_SIZED),
           ("messages_per_request.py", "--markdown", "--engine", "ray", "--duration", "15",
-           *_SIZED, "--one-control-actor")),
+           *_SIZED, "--no-one-control-actor")),
          (("messages_per_request.py", "--markdown", "--duration", "100"),
           ("messages_per_request.py", "--markdown", "--engine", "ray", "--duration", "5"))),
     Step("fidelity", "ray engine against the virtual engine at dilations 4, 2, 1, 0.5",
          (("ray_fidelity.py", "--markdown", "--only", "fidelity", "--duration", "10"),
           ("ray_fidelity.py", "--markdown", "--only", "fidelity", "--duration", "10",
-           *_ONE_CONTROL)),
+           *_SEPARATE_CONTROL)),
          (("ray_fidelity.py", "--markdown", "--only", "fidelity", "--quick"),)),
     Step("largest", "the largest faithful cluster at dilation 1 and 4, one machine and more",
-         (("ray_fidelity.py", "--markdown", "--only", "largest,cluster", "--duration", "10",
-           *_ONE_CONTROL),),
+         (("ray_fidelity.py", "--markdown", "--only", "largest,cluster", "--duration", "10"),),
          (("ray_fidelity.py", "--markdown", "--only", "largest", "--quick"),)),
     Step("unit-memory", "memory per unit with several units per actor",
          (("cluster_scale.py", "--markdown"),),

@@ -305,8 +305,9 @@ class PlacementConfig(_Section):
         "unit); each is still its own component (not the fabric's units_per_host)",
     )
     one_control_actor: bool = Field(
-        False, description="host the collector, router, fabric and load generator in one Ray "
-        "actor (their messages to each other cross no actor; fewer actor calls per request)",
+        True, description="host the collector, router, fabric and load generator (serve: the "
+        "gateway) in one Ray actor: their messages to each other cross no actor (about 2 actor "
+        "calls fewer per request); false: one actor each, the control plane on several cores",
     )
 
 

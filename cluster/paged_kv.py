@@ -67,6 +67,18 @@ class PagedKv:
         need = (-(-(context[None, :] + cum) // self.block_tokens)).sum(axis=1) + other_blocks
         return int(np.argmax(need > self.capacity_blocks))
 
+    def steps_that_fit_plain(self, context: np.ndarray, steps: int) -> int:
+        """:meth:`steps_that_fit` of ``steps`` plain decode steps (each request gains one token
+        per step), without building the steps x requests matrix of ones."""
+        if steps <= 0:
+            return 0
+        bt = self.block_tokens
+        if int((-(-(context + steps) // bt)).sum()) <= self.capacity_blocks:
+            return steps  # blocks only grow: the last step needs the most
+        cum = np.arange(1, steps + 1, dtype=np.int64)[:, None]
+        need = (-(-(context[None, :] + cum) // bt)).sum(axis=1)
+        return int(np.argmax(need > self.capacity_blocks))
+
 
 def paged_kv(capacity_bytes: float, model: ModelSpec, block_tokens: int = 16,
              watermark: float = 0.01, preemption: Literal["recompute", "swap"] = "recompute",

@@ -28,6 +28,12 @@ def test_blocks_watermark_and_steps_that_fit_by_hand() -> None:
     assert kv.steps_that_fit(np.array([78, 78]), np.ones((5, 2), np.int64)) == 2
     assert kv.steps_that_fit(np.array([78]), np.ones((5, 1), np.int64)) == 5
     assert kv.steps_that_fit(np.array([78]), np.ones((5, 1), np.int64), other_blocks=5) == 2
+    # the same by the plain-decoding path (no matrix of ones)
+    assert kv.steps_that_fit_plain(np.array([78, 78]), 5) == 2
+    assert kv.steps_that_fit_plain(np.array([78]), 5) == 5
+    assert kv.steps_that_fit_plain(np.array([78]), 0) == 0
+    # 9 blocks at 144 tokens: the first step (145 tokens) takes a tenth block, the 17th an 11th
+    assert kv.steps_that_fit_plain(np.array([144]), 40) == 16
 
 
 def _run(allocation: str, preemption: str = "recompute") -> dict[int, dict]:

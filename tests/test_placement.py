@@ -35,7 +35,8 @@ def test_resources_mode_when_the_cluster_advertises_the_hardware() -> None:
 
 
 def test_units_per_actor_groups_units_of_one_kind_in_index_order() -> None:
-    exp = make_experiment(prefill__units=5, decode__units=2, placement__units_per_actor=2)
+    exp = make_experiment(prefill__units=5, decode__units=2, placement__units_per_actor=2,
+                          placement__one_control_actor=False)
     assert actor_groups(exp) == {
         "collector": ("collector",), "router": ("router",), "fabric": ("fabric",),
         "loadgen": ("loadgen",), "prefill-0": ("prefill-0", "prefill-1"),

@@ -31,8 +31,9 @@ def test_a_lost_control_actor_ends_the_run_with_results(ray_cluster, tmp_path: P
             killed_at.append(time.time())
             ray.kill(handles[victim], no_restart=True)
 
+    # one actor per control component (not the default): each is lost by itself
     exp = make_experiment(experiment__engine="ray", experiment__duration_s=60.0,
-                          experiment__drain_timeout_s=60.0)
+                          experiment__drain_timeout_s=60.0, placement__one_control_actor=False)
     result = run_experiment(exp, tmp_path / "out", progress=kill_after_first_completion)
     assert killed_at and time.time() - killed_at[0] < 10.0
     assert _run_exit(result) == 1

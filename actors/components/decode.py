@@ -154,14 +154,18 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
         while True:
             if not self.running:
                 if not self.pending:
+                    self.reporter.flush()
                     self.wake.clear()
                     await self.wake.wait()
                     continue
                 t = max(self.t, self.pending[0].ready_s)
+                if self.reporter.held_s != t:  # nothing joins at the boundary: report it now
+                    self.reporter.flush()
                 if await self.hold_until(t, self.wake):
                     continue  # a KV came during the hold: admit from the earliest again
                 self.t = t
             self._admit()
+            self.reporter.flush()  # the boundary's finishes and joins: one report
             if not self.running:
                 if self.pending:
                     await self._wait_for_ready()
@@ -283,7 +287,7 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
         running, kv = np.full(steps, float(b)), np.full(steps, kv_before)
         running[-1], kv[-1] = len(self.running), self.kv_used_bytes  # finished ones left
         self._load_hist.extend(done, running, kv)
-        self._changed()
+        self._changed(hold=True)  # reported with the admissions at this boundary, if any
 
     def _drop_cancelled(self) -> None:
         """Running requests whose client went away leave at the committed boundary, their KV
@@ -339,10 +343,15 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
         series = self.log.pop_final(frontier)
         return [] if series is None else [{"entity": self.name, **self._identity(), **series}]
 
-    def _changed(self) -> None:
+    def _changed(self, hold: bool = False) -> None:
+        """The batch changed at the committed boundary: log it and report it (``hold``: at the
+        unit's next wait, so the boundary's admissions go in the same report)."""
         self.log.state(self.t, len(self.pending), len(self.running), self.kv_used_bytes)
         self.reporter.router = self.peers["router"]
-        self.reporter.changed(self.t)
+        if hold:
+            self.reporter.hold(self.t)
+        else:
+            self.reporter.changed(self.t)
 
     def _load(self, t: float) -> LoadReport:
         return LoadReport(

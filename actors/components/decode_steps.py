@@ -41,8 +41,12 @@ class BatchSteps:
         the first at which a request finishes (paged KV: before the first that does not fit)."""
         while True:
             steps_s, gained = self._plan()
-            fit = len(steps_s) if self.paged is None else self.paged.steps_that_fit(
-                np.array([r.context for r in self.running.values()]), gained)
+            if self.paged is None:
+                fit = len(steps_s)
+            else:
+                context = np.array([r.context for r in self.running.values()])
+                fit = (self.paged.steps_that_fit_plain(context, len(steps_s)) if gained is None
+                       else self.paged.steps_that_fit(context, gained))
             if fit > 0:
                 break
             self._preempt_latest()  # not even the next step can grow: make room
@@ -52,9 +56,9 @@ class BatchSteps:
         steps_s[0] += self._take_stall()
         return self.t + np.cumsum(steps_s)
 
-    def _plan(self) -> tuple[np.ndarray, np.ndarray]:
+    def _plan(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Step durations (emu s, straggler factor applied) and tokens gained per step and
-        request (batch order) up to the first finish."""
+        request (batch order) up to the first finish (None: one each, plain decoding)."""
         factor = self.speed.factor_at(self.t)
         if self.spec is not None:
             runs = list(self.running.values())
@@ -65,7 +69,7 @@ class BatchSteps:
         b = len(self.running)
         ctx = self._context + b * np.arange(steps, dtype=np.float64)
         steps_s = decode_step_times(b, ctx, self.model, self.hw, self.chips)
-        return (steps_s * factor if factor != 1.0 else steps_s), np.ones((steps, b), np.int64)
+        return (steps_s * factor if factor != 1.0 else steps_s), None
 
     def _gained(self, steps: int) -> np.ndarray:
         """Tokens each running request (batch order) gained in the first ``steps`` planned

@@ -158,10 +158,13 @@ class PrefillUnit(Component):
     async def run(self) -> None:
         while True:
             if not self.queue:
+                self.reporter.flush()
                 self.wake.clear()
                 await self.wake.wait()
                 continue
             t = max(self.free_at_s, self.queue[0].queued_s, self.eval_s)
+            if self.reporter.held_s != t:  # the next batch starts later: report the end now
+                self.reporter.flush()
             if await self.hold_until(t, self.wake):
                 continue  # a request came during the hold: form the batch again
             eligible = tuple(self.queue[:bisect.bisect_right(self.queue, t, key=queued_at)])
@@ -170,6 +173,7 @@ class PrefillUnit(Component):
                 if decision.time_s <= t:
                     raise ValueError(f"{self.name}: batching policy waits until {decision.time_s}"
                                      f" which is not after {t}")
+                self.reporter.flush()
                 self.wake.clear()
                 woke = await self.clock.wait_until(decision.time_s, self.wake)
                 # decide again when the newest request arrived, or when the wait ran out
@@ -222,7 +226,9 @@ class PrefillUnit(Component):
                                        r.output_tokens))
             if r.request_id not in streamed:
                 self._finish(r)
-        self._report(end)
+        # held: a batch that starts at the same instant reports both (one LoadReport)
+        self.reporter.router = self.peers["router"]
+        self.reporter.hold(end)
 
     async def _sleep_unless_reformed(self, end_s: float, start: _BatchStart | None) -> bool:
         """Sleep until the running batch's end (emu s), as ``Clock.sleep_until`` does (the same

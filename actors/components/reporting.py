@@ -4,6 +4,10 @@ A unit calls :meth:`LoadReporter.changed` whenever its load changes. With ``inte
 change is reported; otherwise one report goes out at once, further changes within the interval
 are folded into one trailing report at the interval's end — so the router's view is never stale by
 more than the interval, and a busy unit sends a bounded number of messages.
+
+A unit may also :meth:`~LoadReporter.hold` a change and :meth:`~LoadReporter.flush` it before it
+next waits: a newer change at the same modeled instant supersedes it, so the changes of one
+instant go as one report (a prefill batch's end and the next batch's start).
 """
 
 from __future__ import annotations
@@ -30,9 +34,21 @@ class LoadReporter:
         self.last_sent_s = float("-inf")
         self.sent = 0
         self._trailing: asyncio.TimerHandle | None = None
+        self.held_s: float | None = None  # a change held back (emu s), not reported yet
+
+    def hold(self, t: float) -> None:
+        """The unit's load changed at emu time ``t``; report it (as :meth:`changed` would) at the
+        next :meth:`flush`, unless a newer change supersedes it."""
+        self.held_s = t
+
+    def flush(self) -> None:
+        """Report the change held back, if any (the unit is about to wait)."""
+        if self.held_s is not None:
+            self.changed(self.held_s)
 
     def changed(self, t: float) -> None:
         """The unit's load changed at emu time ``t``."""
+        self.held_s = None
         if self.interval_s <= 0 or t - self.last_sent_s >= self.interval_s:
             self._send(t)
         elif self._trailing is None:

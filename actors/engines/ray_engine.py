@@ -1,6 +1,6 @@
-"""The ray engine: Ray async actors on wall-clock time with dilation — one per component, or
-several units of one kind per actor (``[placement] units_per_actor``) and the control plane in one
-(``[placement] one_control_actor``); messages travel through each actor's transport
+"""The ray engine: Ray async actors on wall-clock time with dilation — one per unit (or several
+units of one kind per actor, ``[placement] units_per_actor``) and the control plane in one
+(``[placement] one_control_actor``, the default; false: one per control component); messages travel through each actor's transport
 (``transport.py``: one call per destination actor per loop tick, counted in ``messages``).
 
 Every actor declares ``num_cpus=0`` and a custom resource named after the hardware it emulates
