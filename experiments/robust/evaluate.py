@@ -66,7 +66,7 @@ class CachedCapacities:
     def __init__(self, journal: Path, experiments: dict[str, Experiment],
                  dims: Sequence[Dimension], shape: WorkloadShape, space: SearchSpace,
                  use_ray: bool, width: int, progress: Progress | None = None,
-                  stop: StopFlag | None = None, labels: dict[str, str] | None = None) -> None:
+                 stop: StopFlag | None = None, labels: dict[str, str] | None = None) -> None:
         self.journal, self.experiments, self.dims = journal, experiments, list(dims)
         self.shape, self.space, self.use_ray, self.width = shape, space, use_ray, width
         self.progress, self.stop, self.labels = progress, stop, labels or {}

@@ -60,6 +60,8 @@ def as_json(a: Analysis, settings: RobustSettings) -> dict[str, Any]:
     """robust.json's content (the per-point rows are in robust.parquet)."""
     out = asdict(a)
     out.pop("rows")
+    for d, raw in zip(a.dims, out["dims"], strict=True):
+        raw["name"] = d.name
     out["settings"] = asdict(settings)
     out["summary"] = summary(a, settings)
     return out
