@@ -103,14 +103,36 @@ def test_price_is_rescored_without_runs_and_the_journal_is_a_cache(
     journal = tmp_path / "robust-evaluations.jsonl"
     h100_only = [PRICE, EXPONENT]  # both about the CS-3: B's capacity needs one run only
     cache = evaluate_mod.CachedCapacities(journal, {"a": "exp-a", "b": "exp-b"},  # type: ignore[dict-item]
-                                          h100_only, None, _space(), False, 2)  # type: ignore[arg-type]
+                                          h100_only, None, _space(), False, 2,  # type: ignore[arg-type]
+                                          bound_fn=lambda exp, values: 1e9)
     points = latin_hypercube(h100_only, 8, seed=1)
     cache([(c, p) for p in points for c in (A, B)])
     assert sum(1 for e, _ in runs if e == "exp-b") == 1
     assert sum(1 for e, _ in runs if e == "exp-a") == 8  # one per exponent value, not per price
-    again = evaluate_mod.CachedCapacities(journal, {}, h100_only, None, _space(), False, 2)  # type: ignore[arg-type]
+    again = evaluate_mod.CachedCapacities(journal, {}, h100_only, None, _space(), False, 2,  # type: ignore[arg-type]
+                                          bound_fn=lambda exp, values: 1e9)
     assert again([(c, p) for p in points for c in (A, B)]) == [5.0] * 16
     assert len(runs) == 9 and again.resumed == 9
+
+
+def test_a_contender_dominated_at_a_point_is_not_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs: list[str] = []
+
+    def fake(exp, values, *rest):  # type: ignore[no-untyped-def]
+        runs.append(exp)
+        return 5.0, 3, 0.0
+    monkeypatch.setattr(evaluate_mod, "evaluate_at", fake)
+    dear = Contender("c", "h100 x2", "h100", (("h100", 32),), (("h100", H100_PRICE),))
+    bounds = {"exp-b": 20.0, "exp-c": 4.0}  # C costs twice B and cannot beat B's 5 req/s
+    cache = evaluate_mod.CachedCapacities(
+        tmp_path / "j.jsonl", {"b": "exp-b", "c": "exp-c"}, [PRICE], None, _space(),  # type: ignore[arg-type, dict-item]
+        False, 1, bound_fn=lambda exp, values: bounds[exp])
+    assert cache([(B, {PRICE.name: 80.0}), (dear, {PRICE.name: 80.0})]) == [5.0, 0.0]
+    assert runs == ["exp-b"]
+    cache.keep = {"c"}  # the default winner of a tornado is always measured
+    assert cache([(B, {PRICE.name: 90.0}), (dear, {PRICE.name: 90.0})]) == [5.0, 5.0]
+    assert runs == ["exp-b", "exp-c"]
 
 
 def _space():  # type: ignore[no-untyped-def]

@@ -129,7 +129,7 @@ def bands(cs: Sequence[Contender], dims: Sequence[Dimension], metric: str,
     caps = capacities_at(cs, base, fetch)
     objs = objectives(cs, base, caps, metric)
     return [Band(c.key, c.label, error(c), cap, o * (1 - error(c)), o * (1 + error(c)))
-            for c, cap, o in zip(cs, caps, objs, strict=True)]
+            for c, cap, o in zip(cs, caps, objs, strict=True) if cap > 0]
 
 
 def analyse(cs: Sequence[Contender], dims: Sequence[Dimension], points: Sequence[Point],
@@ -144,7 +144,8 @@ def analyse(cs: Sequence[Contender], dims: Sequence[Dimension], points: Sequence
                                                  ITERATIONS[d.kind])) is not None]
     bars = tornado(cs, dims, metric, top, fetch)
     bnds = bands(cs, dims, metric, error, fetch)
-    holds = all(bnds[top].objective_low >= b.objective_high for i, b in enumerate(bnds) if i != top)
+    mine = next(b for b in bnds if b.key == cs[top].key)
+    holds = all(mine.objective_low >= b.objective_high for b in bnds if b is not mine)
     return Analysis(metric, tuple(dims), cs[top].label, objs[top],
                     tuple(shares(cs, rows, len(points))), tuple(evens), tuple(bars), tuple(bnds),
                     holds, tuple(rows))

@@ -61,16 +61,23 @@ def evaluate_at(exp: Experiment, values: tuple[tuple[str, float], ...], shape: W
 
 class CachedCapacities:
     """The real :data:`~disagg.experiments.robust.core.Capacities`: journal-backed cache in
-    front of :func:`evaluate_at`."""
+    front of :func:`evaluate_at`, pruning per point as the plan does (``bound_fn``: the
+    optimistic bound of an experiment with performance values, default the plan's)."""
 
     def __init__(self, journal: Path, experiments: dict[str, Experiment],
                  dims: Sequence[Dimension], shape: WorkloadShape, space: SearchSpace,
                  use_ray: bool, width: int, progress: Progress | None = None,
-                 stop: StopFlag | None = None, labels: dict[str, str] | None = None) -> None:
+                 stop: StopFlag | None = None, labels: dict[str, str] | None = None,
+                 bound_fn: Callable[[Experiment, tuple[tuple[str, float], ...]], float] | None
+                 = None) -> None:
         self.journal, self.experiments, self.dims = journal, experiments, list(dims)
         self.shape, self.space, self.use_ray, self.width = shape, space, use_ray, width
         self.progress, self.stop, self.labels = progress, stop, labels or {}
         self.known: dict[Key, float] = {}
+        self.bounds: dict[Key, float] = {}
+        self.keep: set[str] = set()
+        self.bound_fn = bound_fn or (lambda exp, values: capacity_bound_per_s(
+            with_assumptions(exp, values), shape, space.search.prune_slack))
         self.resumed = self.runs = 0
         for line in journal.read_text(encoding="utf-8").splitlines() if journal.exists() else []:
             try:
@@ -82,14 +89,61 @@ class CachedCapacities:
         self.resumed = len(self.known)
 
     def __call__(self, requests: Sequence[tuple[Contender, Point]]) -> list[float]:
+        """Capacities of the requested (contender, point) pairs. Per point, the contenders asked
+        for are run cheapest first and one that a no-dearer contender already beats at its
+        optimistic bound (as the plan prunes) is not run: it gets 0, being neither best nor on
+        the frontier among them (``keep`` keys are always run)."""
         keys = [(c.key, projection(c, p, self.dims)) for c, p in requests]
-        missing = list(dict.fromkeys(k for k in keys if k not in self.known))
-        while missing:
+        groups: dict[tuple[tuple[str, float], ...], list[tuple[Contender, Point]]] = {}
+        for c, p in requests:
+            groups.setdefault(tuple(sorted(p.items())), []).append((c, p))
+        pruned: set[tuple[str, tuple[tuple[str, float], ...]]] = set()
+        for point_key, group in groups.items():
+            for name in self._prune_and_run(group):
+                pruned.add((name, point_key))
+        return [0.0 if (c.key, tuple(sorted(p.items()))) in pruned else self.known[k]
+                for (c, p), k in zip(requests, keys, strict=True)]
+
+    def _prune_and_run(self, group: list[tuple[Contender, Point]]) -> set[str]:
+        """Run what one point needs, cheapest first, a wave at a time; the pruned keys."""
+        metric = self.space.objective.maximize
+        todo = sorted(dict((c.key, (c, p)) for c, p in group).values(),
+                      key=lambda cp: (cp[0].denominator(metric, cp[1]) or 0.0, cp[0].key))
+        pruned: set[str] = set()
+        while True:
+            wave: list[Key] = []
+            left = [(c, p) for c, p in todo
+                    if self._key(c, p) not in self.known and c.key not in pruned]
+            for c, p in left:
+                if len(wave) >= self.width:
+                    break
+                if c.key not in self.keep and self._dominated(c, p, todo):
+                    pruned.add(c.key)
+                else:
+                    wave.append(self._key(c, p))
+            if not wave:
+                return pruned
             if self.stop is not None and self.stop.requested:
-                raise RobustStopped(f"{len(missing)} evaluations left")
-            wave, missing = missing[:self.width], missing[self.width:]
-            self._run(wave, len(wave) + len(missing))
-        return [self.known[k] for k in keys]
+                raise RobustStopped(f"{len(left)} evaluations left")
+            self._run(wave, len(left) - len(pruned))
+
+    def _key(self, c: Contender, p: Point) -> Key:
+        return (c.key, projection(c, p, self.dims))
+
+    def _dominated(self, c: Contender, p: Point, group: list[tuple[Contender, Point]]) -> bool:
+        """A measured contender no dearer than ``c`` at ``p`` reaches ``c``'s bound there."""
+        metric = self.space.objective.maximize
+        den = c.denominator(metric, p) or 0.0
+        bound = self.bound(c, p)
+        return any(y.key != c.key and (y.denominator(metric, p) or 0.0) <= den
+                   and self.known.get(self._key(y, p), -1.0) >= bound for y, _ in group)
+
+    def bound(self, c: Contender, p: Point) -> float:
+        """``c``'s optimistic capacity bound (req/s) with ``p``'s performance values."""
+        k = self._key(c, p)
+        if k not in self.bounds:
+            self.bounds[k] = self.bound_fn(self.experiments[c.key], k[1])
+        return self.bounds[k]
 
     def seed(self, key: Key, capacity_per_s: float) -> None:
         """Record a capacity measured elsewhere (the plan's own, at the default point)."""
@@ -115,7 +169,8 @@ class CachedCapacities:
                 f.write(json.dumps(row) + "\n")
             if self.progress is not None:
                 shown = ", ".join(f"{n}={v:.3g}" for n, v in values) or "default"
-                self.progress(f"{self.labels.get(key, key)} at {shown}: {cap:.3g} req/s ({runs} runs, {wall:.1f} s)",
-                              self.runs, self.runs + left[0])
+                label = self.labels.get(key, key)
+                self.progress(f"{label} at {shown}: {cap:.3g} req/s ({runs} runs, {wall:.1f} s)",
+                              self.runs, self.runs + max(left[0], 0))
 
         map_calls(evaluate_at, args, use_ray=self.use_ray, on_done=done)

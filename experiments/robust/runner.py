@@ -19,7 +19,15 @@ from disagg.experiments.plan.runner import PlanResult
 from disagg.experiments.plan.search import EVALUATED, PRUNED
 from disagg.experiments.plan.space import SearchSpace
 from disagg.experiments.robust.analysis import Analysis, analyse
-from disagg.experiments.robust.core import Contender, Point, default_point, latin_hypercube, projection
+from disagg.experiments.robust.core import (
+    Contender,
+    Point,
+    best_index,
+    default_point,
+    latin_hypercube,
+    objectives,
+    projection,
+)
 from disagg.experiments.robust.dimensions import Dimension, RobustSettings, dimensions
 from disagg.experiments.robust.evaluate import CachedCapacities, Progress
 from disagg.experiments.robust.model_error import capacity_error, hardware_errors
@@ -33,6 +41,7 @@ class RobustResult:
     """The analysis, where it was written, and how many evaluations ran / came from the cache."""
 
     analysis: Analysis
+    contenders: tuple[Contender, ...]
     out_dir: Path
     evaluations_run: int
     evaluations_cached: int
@@ -106,9 +115,11 @@ def run_robust(base: Experiment, space: SearchSpace, settings: RobustSettings, p
         for r, c in zip(measured, cs, strict=True):
             if r.status == EVALUATED:
                 fetch.seed((c.key, projection(c, base_point, dims)), r.capacity_per_s or 0.0)
+        at_default = fetch([(c, base_point) for c in cs])  # pruned at the default: 0
+        fetch.keep = {cs[best_index(cs, objectives(cs, base_point, at_default, metric))].key}
         fetch(prefetch_requests(cs, dims, points))
         result = analyse(cs, dims, points, metric,
                          lambda c: capacity_error(c.hardware, settings.capacity_error, table),
                          fetch)
     write_robust(folder, result, settings, base.experiment.name)
-    return RobustResult(result, folder, fetch.runs, cached)
+    return RobustResult(result, tuple(cs), folder, fetch.runs, cached)

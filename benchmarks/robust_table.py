@@ -1,0 +1,94 @@
+"""A robust plan as Markdown for the docs (docs/plan.md, docs/claims.md generated blocks).
+
+    python benchmarks/robust_table.py EXP --search SPACE [--duration S] [--title T]
+        [--against h100,b200]
+
+Runs ``disagg plan EXP --search SPACE --robust`` (embedded Ray, a fresh temporary folder) and
+prints the decision lines, the shares of the sampled space, the break-even values, the tornado
+and, with ``--against``, the break-even CS-3 price of the best CS-3 candidate against the best
+candidate built only of each named hardware (price re-scored from the measured capacities).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from disagg.cluster.config import load_experiment
+from disagg.experiments.plan.runner import run_plan
+from disagg.experiments.plan.space import load_space
+from disagg.experiments.robust.core import break_even
+from disagg.experiments.robust.dimensions import parse_settings
+from disagg.experiments.robust.output import summary
+from disagg.experiments.robust.runner import run_robust
+
+
+def _against(result, settings, hardware: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """Break-even CS-3 price against the best candidate of each hardware alone."""
+    a = result.analysis
+    price = next((d for d in a.dims if d.name == "cs3.price_per_hour_usd"), None)
+    if price is None:
+        return []
+    caps = {b.key: b.capacity for b in a.bands}
+
+    def fetch(requests):  # type: ignore[no-untyped-def]
+        return [caps[c.key] for c, _ in requests]  # a price does not change a capacity
+    out = ["", "| CS-3 $/h break-even against | value | finding |", "|---|---:|---|"]
+    cs3 = [c for c in result.contenders if "cs3" in c.hardware]
+    for hw in hardware:
+        alone = [c for c in result.contenders if c.hardware == {hw}]
+        b = break_even(price, cs3 + alone, [price], a.metric, fetch, 40) if alone and cs3 else None
+        if b is None:
+            out.append(f"| {hw} | n/a | no {hw}-only or no CS-3 candidate measured |")
+        else:
+            out.append(f"| {hw} | {'none' if b.value is None else f'{b.value:.4g}'} | "
+                       f"{b.sentence('cs3').replace('|', '/')} |")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the Markdown; exit 1 if the plan measured nothing."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("experiment")
+    p.add_argument("--search", required=True)
+    p.add_argument("--duration", type=float)
+    p.add_argument("--title", default="")
+    p.add_argument("--against", default="", help="comma-separated hardware names")
+    args = p.parse_args(argv)
+    over = {} if args.duration is None else {"experiment.duration_s": args.duration}
+    base = load_experiment(args.experiment, over)
+    space = load_space(args.search)
+    settings = parse_settings(space.robust)
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = run_plan(base, space, Path(tmp) / "plan")
+        result = run_robust(base, space, settings, plan)
+    wall = time.time() - started
+    a = result.analysis
+    dur = f" --duration {args.duration:g}" if args.duration is not None else ""
+    lines = [f"**{args.title or base.experiment.name}** — `disagg plan {args.experiment} --search "
+             f"{args.search}{dur} --robust`: {len(plan.rows)} candidates, {len(a.shares)} "
+             f"contenders (measured or pruned at the default), {result.evaluations_run} robust "
+             f"evaluations, {wall:.0f} s wall on this machine.", ""]
+    lines += [f"- {line}" for line in summary(a, settings)]
+    lines += ["", "| candidate | best | on the frontier |", "|---|---:|---:|"]
+    lines += [f"| {s.label} | {s.best:.0%} | {s.frontier:.0%} |" for s in a.shares[:6]
+              if s.best > 0 or s.frontier > 0]
+    lines += ["", "| assumption | range | break-even (others at default) |", "|---|---|---|"]
+    lines += [f"| {b.dimension} | [{b.low:.4g}, {b.high:.4g}] | "
+              f"{b.sentence(b.dimension.split('.')[0]).split(': ', 1)[1]} |" for b in a.break_evens]
+    lines += ["", f"| assumption | winner's {a.metric} at low | at high | best at low | "
+              "best at high |", "|---|---:|---:|---|---|"]
+    lines += [f"| {t.dimension} | {t.objective_at_low:.4g} | {t.objective_at_high:.4g} | "
+              f"{t.winner_at_low} | {t.winner_at_high} |" for t in a.tornado]
+    against = [h for h in args.against.split(",") if h]
+    lines += _against(result, settings, against)
+    print("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
