@@ -70,6 +70,18 @@ BLOCKS: tuple[Block, ...] = (
     Block("prefix-multi-turn", "docs/prefix_caching.md",
           (("benchmarks/prefix_table.py", "experiments/multi_turn_chat.toml", "--fabric",
             "--policies", "round_robin,least_loaded,kv_aware,prefix_aware"),)),
+    Block("robust-azure70b", "docs/plan.md",
+          (("benchmarks/robust_table.py", "experiments/plan_70b_azure_conv.toml", "--search",
+            "experiments/spaces/llama70b_azure_conv_robust.toml", "--title",
+            "Llama-3.1-70B, Azure conversation trace, TPOT 50 ms", "--against", "h100,b200"),)),
+    Block("claims-robust-mooncake", "docs/claims.md",
+          (("benchmarks/robust_table.py", "experiments/mooncake_conv.toml", "--search",
+            "experiments/spaces/claims_mooncake_robust.toml", "--duration", "60", "--set",
+            "slo.tpot_s=0.05", "--title", "Mooncake conversation trace (60 s, TPOT 50 ms)", "--against", "h100,b200"),)),
+    Block("claims-robust-agentic", "docs/claims.md",
+          (("benchmarks/robust_table.py", "experiments/agentic_coding.toml", "--search",
+            "experiments/spaces/claims_agentic_robust.toml", "--duration", "300", "--title",
+            "Agentic coding (300 s)", "--against", "h100,b200"),)),
 )
 ENGINE_BLOCKS = {s.name: "docs/performance.md" for s in performance.STEPS}
 

@@ -50,15 +50,24 @@ def _against(result, settings, hardware: list[str]) -> list[str]:  # type: ignor
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the Markdown; exit 1 if the plan measured nothing."""
+    """Print the Markdown (a plan that measured nothing fails loudly)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("experiment")
     p.add_argument("--search", required=True)
     p.add_argument("--duration", type=float)
     p.add_argument("--title", default="")
     p.add_argument("--against", default="", help="comma-separated hardware names")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="experiment override, e.g. slo.tpot_s=0.05 (numbers parsed as floats)")
     args = p.parse_args(argv)
-    over = {} if args.duration is None else {"experiment.duration_s": args.duration}
+    over: dict[str, object] = {} if args.duration is None else {
+        "experiment.duration_s": args.duration}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            over[key] = float(value)
+        except ValueError:
+            over[key] = value
     base = load_experiment(args.experiment, over)
     space = load_space(args.search)
     settings = parse_settings(space.robust)
@@ -69,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.time() - started
     a = result.analysis
     dur = f" --duration {args.duration:g}" if args.duration is not None else ""
+    dur += "".join(f" ({item})" for item in args.set)
     lines = [f"**{args.title or base.experiment.name}** — `disagg plan {args.experiment} --search "
              f"{args.search}{dur} --robust`: {len(plan.rows)} candidates, {len(a.shares)} "
              f"contenders (measured or pruned at the default), {result.evaluations_run} robust "
