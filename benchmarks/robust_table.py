@@ -20,33 +20,19 @@ from pathlib import Path
 from disagg.cluster.config import load_experiment
 from disagg.experiments.plan.runner import run_plan
 from disagg.experiments.plan.space import load_space
-from disagg.experiments.robust.core import break_even
 from disagg.experiments.robust.dimensions import parse_settings
 from disagg.experiments.robust.output import summary
 from disagg.experiments.robust.runner import run_robust
 
 
-def _against(result, settings, hardware: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
-    """Break-even CS-3 price against the best candidate of each hardware alone."""
-    a = result.analysis
-    price = next((d for d in a.dims if d.name == "cs3.price_per_hour_usd"), None)
-    if price is None:
-        return []
-    caps = {b.key: b.capacity for b in a.bands}
-
-    def fetch(requests):  # type: ignore[no-untyped-def]
-        return [caps[c.key] for c, _ in requests]  # a price does not change a capacity
-    out = ["", "| CS-3 $/h break-even against | value | finding |", "|---|---:|---|"]
-    cs3 = [c for c in result.contenders if "cs3" in c.hardware]
-    for hw in hardware:
-        alone = [c for c in result.contenders if c.hardware == {hw}]
-        b = break_even(price, cs3 + alone, [price], a.metric, fetch, 40) if alone and cs3 else None
-        if b is None:
-            out.append(f"| {hw} | n/a | no {hw}-only or no CS-3 candidate measured |")
-        else:
-            out.append(f"| {hw} | {'none' if b.value is None else f'{b.value:.4g}'} | "
-                       f"{b.sentence('cs3').replace('|', '/')} |")
-    return out
+def _against(result) -> list[str]:  # type: ignore[no-untyped-def]
+    """The break-even price of the best CS-3 candidate against each hardware alone."""
+    out = ["", "| break-even | against the best candidate of | finding |", "|---|---|---|"]
+    for hw, b in result.analysis.against:
+        value = "none in range" if b.value is None else f"{b.value:.4g}"
+        out.append(f"| {b.dimension} = {value} | {hw} alone | "
+                   f"{b.sentence(b.dimension.split('.')[0]).split(': ', 1)[1]} |")
+    return out if len(out) > 3 else []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         plan = run_plan(base, space, Path(tmp) / "plan")
-        result = run_robust(base, space, settings, plan)
+        result = run_robust(base, space, settings, plan,
+                            against=[h for h in args.against.split(",") if h])
     wall = time.time() - started
     a = result.analysis
     dur = f" --duration {args.duration:g}" if args.duration is not None else ""
@@ -94,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
               "best at high |", "|---|---:|---:|---|---|"]
     lines += [f"| {t.dimension} | {t.objective_at_low:.4g} | {t.objective_at_high:.4g} | "
               f"{t.winner_at_low} | {t.winner_at_high} |" for t in a.tornado]
-    against = [h for h in args.against.split(",") if h]
-    lines += _against(result, settings, against)
+    lines += _against(result)
     print("\n".join(lines) + "\n")
     return 0
 

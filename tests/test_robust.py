@@ -58,6 +58,9 @@ def test_no_break_even_is_said_when_the_order_does_not_flip() -> None:
     b = break_even(narrow, [A, B], [narrow], "goodput_per_dollar", fake_fetch([]), 40)
     assert b is not None and b.value is None
     assert b.sentence("cs3").startswith("cs3.price_per_hour_usd: no break-even in [60, 90]")
+    # a price is re-scored analytically, so where they would swap beyond the range is given
+    analytic = (CAP_A * 16 * H100_PRICE / CAP_B - 8 * TRN2_PRICE) / 4
+    assert b.outside == pytest.approx(analytic, rel=1e-6)
 
 
 def test_performance_break_even_by_bisection() -> None:

@@ -72,9 +72,10 @@ class Analysis:
     winner_objective: float
     shares: tuple[Share, ...]
     break_evens: tuple[BreakEven, ...]
+    against: tuple[tuple[str, BreakEven], ...]  # (hardware, break-even against its best alone)
     tornado: tuple[TornadoBar, ...]
     bands: tuple[Band, ...]
-    band_holds: bool  # the winner's low objective still beats every other contender's high
+    band_holds: bool  # the winner's low objective still beats every other family's high
     rows: tuple[dict[str, Any], ...]
 
 
@@ -132,9 +133,26 @@ def bands(cs: Sequence[Contender], dims: Sequence[Dimension], metric: str,
             for c, cap, o in zip(cs, caps, objs, strict=True) if cap > 0]
 
 
+def against(cs: Sequence[Contender], dims: Sequence[Dimension], metric: str,
+            hardware: Sequence[str], fetch: Capacities) -> list[tuple[str, BreakEven]]:
+    """Break-even of each price or power dimension between the best contender using its
+    hardware and the best contender built of each named hardware alone."""
+    out = []
+    for d in (d for d in dims if d.kind != "perf"):
+        for hw in hardware:
+            alone = [c for c in cs if c.hardware == {hw}]
+            b = break_even(d, [c for c in cs if c.uses(d)] + alone, dims, metric, fetch,
+                           ITERATIONS[d.kind]) if alone else None
+            if b is not None:
+                out.append((hw, b))
+    return out
+
+
 def analyse(cs: Sequence[Contender], dims: Sequence[Dimension], points: Sequence[Point],
-            metric: str, error: Callable[[Contender], float], fetch: Capacities) -> Analysis:
-    """The whole analysis; ``points`` are the sampled points (the default is added as point 0)."""
+            metric: str, error: Callable[[Contender], float], fetch: Capacities,
+            against_hardware: Sequence[str] = ()) -> Analysis:
+    """The whole analysis over the sampled ``points``; ``against_hardware``: also the break-even
+    of each price (or power) against the best candidate of each of those hardware alone."""
     base = default_point(dims)
     caps = capacities_at(cs, base, fetch)
     objs = objectives(cs, base, caps, metric)
@@ -145,7 +163,10 @@ def analyse(cs: Sequence[Contender], dims: Sequence[Dimension], points: Sequence
     bars = tornado(cs, dims, metric, top, fetch)
     bnds = bands(cs, dims, metric, error, fetch)
     mine = next(b for b in bnds if b.key == cs[top].key)
-    holds = all(mine.objective_low >= b.objective_high for b in bnds if b is not mine)
+    family = {c.key: c.family for c in cs}
+    holds = all(mine.objective_low >= b.objective_high for b in bnds
+                if family[b.key] != family[mine.key])
     return Analysis(metric, tuple(dims), cs[top].label, objs[top],
-                    tuple(shares(cs, rows, len(points))), tuple(evens), tuple(bars), tuple(bnds),
-                    holds, tuple(rows))
+                    tuple(shares(cs, rows, len(points))), tuple(evens),
+                    tuple(against(cs, dims, metric, against_hardware, fetch)), tuple(bars),
+                    tuple(bnds), holds, tuple(rows))

@@ -126,13 +126,15 @@ class BreakEven:
     with_wins_at_high: bool
     with_best: str  # labels of each side's best at the break-even (or at default)
     without_best: str
+    outside: float | None = None  # price / power: where they swap beyond the range, if anywhere
 
     def sentence(self, hardware: str) -> str:
         """One line for a design review."""
         if self.value is None:
             side = "with" if self.with_wins_at_low else "without"
+            beyond = "" if self.outside is None else f" (they would swap at {self.outside:.4g})"
             return (f"{self.dimension}: no break-even in [{self.low:.4g}, {self.high:.4g}] — "
-                    f"candidates {side} {hardware} win across it")
+                    f"candidates {side} {hardware} win across it{beyond}")
         below = "below" if self.with_wins_at_low else "above"
         return (f"{self.dimension}: candidates with {hardware} win {below} {self.value:.4g} "
                 f"({self.with_best} vs {self.without_best})")
@@ -155,19 +157,24 @@ def break_even(dim: Dimension, cs: Sequence[Contender], dims: Sequence[Dimension
         ia, ib = best_index(with_, a), best_index(without, b)
         return a[ia], ia, b[ib], ib
 
-    a_lo, _, b_lo, _ = sides(dim.low)
-    a_hi, ia, b_hi, ib = sides(dim.high)
-    win_lo, win_hi = a_lo > b_lo, a_hi > b_hi
-    value = None
-    if win_lo != win_hi:
-        lo, hi = dim.low, dim.high
+    def bisect(lo: float, hi: float, win_lo: bool) -> float:
         for _ in range(iterations):
             mid = (lo + hi) / 2
-            a, ia, b, ib = sides(mid)
+            a, _, b, _ = sides(mid)
             lo, hi = (mid, hi) if (a > b) == win_lo else (lo, mid)
-        value = (lo + hi) / 2
-        _, ia, _, ib = sides(value)
-    else:
-        _, ia, _, ib = sides(dim.default)
+        return (lo + hi) / 2
+
+    a_lo, _, b_lo, _ = sides(dim.low)
+    a_hi, _, b_hi, _ = sides(dim.high)
+    win_lo, win_hi = a_lo > b_lo, a_hi > b_hi
+    value = outside = None
+    if win_lo != win_hi:
+        value = bisect(dim.low, dim.high, win_lo)
+    elif dim.kind != "perf":  # analytic: look beyond the range (1/1000 x low .. 1000 x high)
+        lo, hi = (dim.low / 1e3, dim.low) if not win_lo else (dim.high, dim.high * 1e3)
+        a, _, b, _ = sides(lo)
+        if (a > b) != win_lo:
+            outside = bisect(lo, hi, a > b)
+    _, ia, _, ib = sides(dim.default if value is None else value)
     return BreakEven(dim.name, dim.low, dim.high, value, win_lo, win_hi, with_[ia].label,
-                     without[ib].label)
+                     without[ib].label, outside)

@@ -52,7 +52,7 @@ def summary(a: Analysis, settings: RobustSettings) -> list[str]:
     if band is not None:
         lines.append(f"Models' error ±{band.error:.0%} on capacity: the decision "
                      + ("holds" if a.band_holds else "does NOT hold")
-                     + " within the bands (winner's low end against every other's high end)")
+                     + " within the bands (its low end against every other family's high end)")
     return lines
 
 
@@ -64,6 +64,7 @@ def as_json(a: Analysis, settings: RobustSettings) -> dict[str, Any]:
         raw["name"] = d.name
     out["settings"] = asdict(settings)
     out["summary"] = summary(a, settings)
+    out["against"] = [{"hardware": hw, **asdict(b)} for hw, b in a.against]
     return out
 
 
@@ -141,6 +142,11 @@ def html_page(a: Analysis, settings: RobustSettings, title: str) -> str:
         ("assumption", "low", "high", "break-even", "finding"),
         [(b.dimension, f(b.low), f(b.high), "none" if b.value is None else f(b.value),
           b.sentence(_hw(b.dimension))) for b in a.break_evens], (0, 4))
+    if a.against:
+        body += "<h2>Break-even against one hardware alone</h2>" + h.table(
+            ("assumption", "against", "break-even", "finding"),
+            [(b.dimension, hw, "none" if b.value is None else f(b.value),
+              b.sentence(_hw(b.dimension))) for hw, b in a.against], (0, 1, 3))
     body += "<h2>Tornado</h2>" + h.table(
         ("assumption", "low", "objective at low", "best at low", "high", "objective at high",
          "best at high"),

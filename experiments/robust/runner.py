@@ -90,8 +90,10 @@ def prefetch_requests(cs: Sequence[Contender], dims: Sequence[Dimension],
 
 def run_robust(base: Experiment, space: SearchSpace, settings: RobustSettings, plan: PlanResult,
                use_ray: bool = True, address: str | None = None,
-               progress: Progress | None = None, stop: StopFlag | None = None) -> RobustResult:
-    """Analyse ``plan``'s decision over the assumption space; see the module docstring."""
+               progress: Progress | None = None, stop: StopFlag | None = None,
+               against: Sequence[str] = ()) -> RobustResult:
+    """Analyse ``plan``'s decision over the assumption space; see the module docstring.
+    ``against``: hardware names whose best candidate alone each price is also compared with."""
     metric = space.objective.maximize
     # pruned candidates too: dominated at the default prices, they may win at others
     measured = [r for r in plan.rows if r.status in (EVALUATED, PRUNED)]
@@ -120,6 +122,6 @@ def run_robust(base: Experiment, space: SearchSpace, settings: RobustSettings, p
         fetch(prefetch_requests(cs, dims, points))
         result = analyse(cs, dims, points, metric,
                          lambda c: capacity_error(c.hardware, settings.capacity_error, table),
-                         fetch)
+                         fetch, against)
     write_robust(folder, result, settings, base.experiment.name)
     return RobustResult(result, tuple(cs), folder, fetch.runs, cached)
