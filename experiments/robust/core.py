@@ -173,7 +173,8 @@ def break_even(dim: Dimension, cs: Sequence[Contender], dims: Sequence[Dimension
     elif dim.kind != "perf":  # analytic: look beyond the range (1/1000 x low .. 1000 x high)
         lo, hi = (dim.low / 1e3, dim.low) if not win_lo else (dim.high, dim.high * 1e3)
         a, _, b, _ = sides(lo)
-        if (a > b) != win_lo:
+        a_far, _, b_far, _ = sides(hi)
+        if (a > b) != (a_far > b_far):
             outside = bisect(lo, hi, a > b)
     _, ia, _, ib = sides(dim.default if value is None else value)
     return BreakEven(dim.name, dim.low, dim.high, value, win_lo, win_hi, with_[ia].label,
