@@ -127,12 +127,15 @@ class BreakEven:
     with_best: str  # labels of each side's best at the break-even (or at default)
     without_best: str
     outside: float | None = None  # price / power: where they swap beyond the range, if anywhere
+    searched_beyond: bool = False  # beyond the range was searched (price / power)
 
     def sentence(self, hardware: str) -> str:
         """One line for a design review."""
         if self.value is None:
             side = "with" if self.with_wins_at_low else "without"
             beyond = "" if self.outside is None else f" (they would swap at {self.outside:.4g})"
+            if self.outside is None and self.searched_beyond:
+                beyond = " (and at any value from 1/1000 of low to 1000 x high)"
             return (f"{self.dimension}: no break-even in [{self.low:.4g}, {self.high:.4g}] — "
                     f"candidates {side} {hardware} win across it{beyond}")
         below = "below" if self.with_wins_at_low else "above"
@@ -178,4 +181,4 @@ def break_even(dim: Dimension, cs: Sequence[Contender], dims: Sequence[Dimension
             outside = bisect(lo, hi, a > b)
     _, ia, _, ib = sides(dim.default if value is None else value)
     return BreakEven(dim.name, dim.low, dim.high, value, win_lo, win_hi, with_[ia].label,
-                     without[ib].label, outside)
+                     without[ib].label, outside, dim.kind != "perf")

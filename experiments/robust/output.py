@@ -50,9 +50,14 @@ def summary(a: Analysis, settings: RobustSettings) -> list[str]:
                      f"(at {t.high:.4g})")
     band = next((b for b in a.bands if b.label == a.winner), None)
     if band is not None:
+        fam = {s.key: s.family for s in a.shares}
+        others = [b for b in a.bands if fam.get(b.key) != fam.get(band.key)]
+        top_other = max(others, key=lambda b: b.objective_high, default=None)
+        rival = None if top_other is None else top_other.label
         lines.append(f"Models' error ±{band.error:.0%} on capacity: the decision "
                      + ("holds" if a.band_holds else "does NOT hold")
-                     + " within the bands (its low end against every other family's high end)")
+                     + " within the bands (its low end against every other family's high end"
+                     + ("" if a.band_holds or rival is None else f"; overlaps {rival}") + ")")
     return lines
 
 
