@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"**{args.title or base.experiment.name}** — `disagg plan {args.experiment} --search "
              f"{args.search}{dur} --robust`: {len(plan.rows)} candidates, {len(a.shares)} "
              f"contenders (measured or pruned at the default), {result.evaluations_run} robust "
-             f"evaluations, {wall:.0f} s wall on this machine.", ""]
+             f"evaluations, {wall:.0f} s wall on this machine, {time.strftime('%Y-%m-%d')}.", ""]
     lines += [f"- {line}" for line in summary(a, settings)]
     lines += ["", "| candidate | best | on the frontier |", "|---|---:|---:|"]
     lines += [f"| {s.label} | {s.best:.0%} | {s.frontier:.0%} |" for s in a.shares[:6]

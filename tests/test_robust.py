@@ -63,6 +63,14 @@ def test_no_break_even_is_said_when_the_order_does_not_flip() -> None:
     assert b.outside == pytest.approx(analytic, rel=1e-6)
 
 
+def test_a_side_that_never_meets_the_target_is_named() -> None:
+    def none_for_a(requests):  # type: ignore[no-untyped-def]
+        return [0.0 if c.key == "a" else CAP_B for c, _ in requests]
+    b = break_even(PRICE, [A, B], [PRICE], "goodput_per_dollar", none_for_a, 40)
+    assert b is not None and b.value is None and b.with_never
+    assert "meet the SLO target at no rate searched" in b.sentence("cs3")
+
+
 def test_performance_break_even_by_bisection() -> None:
     # at the price default (80 $/h): 50 (1 - x / 2) / (17.92 + 320) = 10 / 78.72, by hand
     usd_a, usd_b = 8 * TRN2_PRICE + 4 * 80.0, 16 * H100_PRICE

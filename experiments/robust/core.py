@@ -128,9 +128,13 @@ class BreakEven:
     without_best: str
     outside: float | None = None  # price / power: where they swap beyond the range, if anywhere
     searched_beyond: bool = False  # beyond the range was searched (price / power)
+    with_never: bool = False  # no contender using the hardware met the target at any rate
 
     def sentence(self, hardware: str) -> str:
         """One line for a design review."""
+        if self.with_never:
+            return (f"{self.dimension}: candidates with {hardware} meet the SLO target at no "
+                    f"rate searched in [{self.low:.4g}, {self.high:.4g}] (others at default)")
         if self.value is None:
             side = "with" if self.with_wins_at_low else "without"
             beyond = "" if self.outside is None else f" (they would swap at {self.outside:.4g})"
@@ -179,6 +183,7 @@ def break_even(dim: Dimension, cs: Sequence[Contender], dims: Sequence[Dimension
         a_far, _, b_far, _ = sides(hi)
         if (a > b) != (a_far > b_far):
             outside = bisect(lo, hi, a > b)
-    _, ia, _, ib = sides(dim.default if value is None else value)
+    a_at, ia, _, ib = sides(dim.default if value is None else value)
+    never = value is None and max(a_lo, a_hi, a_at) <= 0
     return BreakEven(dim.name, dim.low, dim.high, value, win_lo, win_hi, with_[ia].label,
-                     without[ib].label, outside, dim.kind != "perf")
+                     without[ib].label, outside, dim.kind != "perf", never)
