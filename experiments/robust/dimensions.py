@@ -84,7 +84,6 @@ def _number(field: str, x: object) -> float:
 def parse_settings(raw: dict[str, Any]) -> RobustSettings:
     """Validate the raw ``[robust]`` table; :class:`ConfigError` names the field, value, allowed."""
     known = _catalog()
-    hardware = sorted({k.split(".")[0] for k in known})
     samples, seed = raw.get("samples", 16), raw.get("seed", 1)
     if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= 4096:
         raise _bad("samples", samples, "an integer in [1, 4096]")
@@ -97,6 +96,14 @@ def parse_settings(raw: dict[str, Any]) -> RobustSettings:
     err = raw.get("capacity_error")
     if err is not None and not 0 <= _number("capacity_error", err) < 1:
         raise _bad("capacity_error", err, "a fraction in [0, 1)")
+    ranges = _ranges(raw, known)
+    return RobustSettings(samples, seed, tuple(only), None if err is None else float(err),
+                          tuple(ranges))
+
+
+def _ranges(raw: dict[str, Any], known: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """The ``[robust.HW]`` tables as (hardware.field, low, high), validated."""
+    hardware = sorted({k.split(".")[0] for k in known})
     ranges = []
     for hw, table in raw.items():
         if hw in SETTINGS:
@@ -115,8 +122,7 @@ def parse_settings(raw: dict[str, Any]) -> RobustSettings:
             if low > high or (low <= 0 and kind_of(field) != "perf"):
                 raise _bad(name, pair, "[low, high] with low <= high (prices and powers > 0)")
             ranges.append((name, low, high))
-    return RobustSettings(samples, seed, tuple(only), None if err is None else float(err),
-                          tuple(ranges))
+    return ranges
 
 
 def dimensions(settings: RobustSettings, used: set[str], metric: str,
