@@ -96,6 +96,20 @@ BLOCKS: tuple[Block, ...] = (
     Block("prefix-multi-turn", "docs/prefix_caching.md",
           (("benchmarks/prefix_table.py", "experiments/multi_turn_chat.toml", "--fabric",
             "--policies", "round_robin,least_loaded,kv_aware,prefix_aware"),)),
+    Block("robust-azure70b", "docs/plan.md",
+          (("benchmarks/robust_table.py", "experiments/plan_70b_azure_conv.toml", "--search",
+            "experiments/spaces/llama70b_azure_conv_robust.toml", "--title",
+            "Llama-3.1-70B, Azure conversation trace, TPOT 50 ms", "--against", "h100,b200"),)),
+    Block("claims-robust-mooncake", "docs/claims.md",
+          (("benchmarks/robust_table.py", "experiments/mooncake_conv.toml", "--search",
+            "experiments/spaces/claims_mooncake_robust.toml", "--duration", "300", "--set",
+            "slo.tpot_s=0.05", "--set", "slo.ttft_s=10", "--title",
+            "Mooncake conversation trace (300 s; TTFT 10 s, TPOT 50 ms)",
+            "--against", "h100,b200"),)),
+    Block("claims-robust-agentic", "docs/claims.md",
+          (("benchmarks/robust_table.py", "experiments/agentic_coding.toml", "--search",
+            "experiments/spaces/claims_agentic_robust.toml", "--set",
+            "slo.task_s=600", "--title", "Agentic coding (1,200 s; task SLO 600 s)", "--against", "h100,b200"),)),
 )
 # Engine blocks outside docs/performance.md: the emulator's own cost (memory, live view, fabric
 # event rate, actors per machine, serve timing, AIPerf as a real client — it installs AIPerf into

@@ -108,11 +108,35 @@ def _compare_folder(tmp: Path) -> Path:
     return tmp / "cmp"
 
 
-@pytest.mark.parametrize("which", ["compare", "lineup", "plan"])
+def _robust_folder(tmp: Path) -> Path:
+    """A robust plan's page from hand-made contenders and capacities (no engine is run)."""
+    from disagg.experiments.robust.analysis import analyse
+    from disagg.experiments.robust.core import Contender, latin_hypercube
+    from disagg.experiments.robust.dimensions import Dimension, RobustSettings
+    from disagg.experiments.robust.output import write_robust
+
+    a = Contender("a", "trn2+cs3", "trn2+cs3", (("cs3", 4), ("trainium2", 8)),
+                  (("cs3", 114.0), ("trainium2", 2.24)))
+    b = Contender("b", "h100", "h100", (("h100", 16),), (("h100", 4.92),))
+    dims = [Dimension("cs3", "price_per_hour_usd", 60.0, 114.0, 230.0, "price", "catalog"),
+            Dimension("cs3", "concurrency_exponent", 0.0, 0.5, 1.0, "perf", "catalog")]
+
+    def fetch(requests):  # type: ignore[no-untyped-def]
+        return [60.0 * (1 - 0.5 * p[dims[1].name]) if c.key == "a" else 10.0
+                for c, p in requests]
+    analysis = analyse([a, b], dims, latin_hypercube(dims, 16, 1), "goodput_per_dollar",
+                       lambda c: 0.2, fetch)
+    out = tmp / "robust"
+    out.mkdir()
+    write_robust(out, analysis, RobustSettings(samples=16), "p")
+    return out
+
+
+@pytest.mark.parametrize("which", ["compare", "lineup", "plan", "robust"])
 def test_each_report_page_is_html_and_renders_at_1400px(tmp_path: Path, which: str) -> None:
-    folder = {"compare": _compare_folder, "lineup": _lineup_folder, "plan": _plan_folder}[which](
-        tmp_path)
-    page = folder / "report.html"
+    folder = {"compare": _compare_folder, "lineup": _lineup_folder, "plan": _plan_folder,
+              "robust": _robust_folder}[which](tmp_path)
+    page = folder / ("robust.html" if which == "robust" else "report.html")
     text = page.read_text()
     assert "<pre" not in text and "|---" not in text and "**" not in text  # no raw Markdown
     assert text.count("<table>") >= 2

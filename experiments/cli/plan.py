@@ -62,6 +62,39 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
         console.print(f"disagg: {stop.reason}: the outputs cover the candidates that finished; "
                       "continue with the same command and --resume")
         return EXIT_INTERRUPTED
+    if args.robust:
+        return _robust(args, console, base, space, result)
+    return EXIT_OK
+
+
+def _robust(args: argparse.Namespace, console: Console, base: Any, space: Any,
+            plan: Any) -> int:
+    """The robust analysis of a finished plan: progress lines, then the summary (~5 lines)."""
+    from disagg.experiments.robust.dimensions import parse_settings
+    from disagg.experiments.robust.evaluate import RobustStopped
+    from disagg.experiments.robust.output import summary
+    from disagg.experiments.robust.runner import run_robust
+
+    settings = parse_settings(space.robust)
+
+    def show(what: str, done: int, total: int) -> None:
+        console.print(f"robust [{done}/{total}] {what}", markup=False, soft_wrap=True)
+
+    console.print(f"disagg: robust plan over the assumption space ({settings.samples} points, "
+                  f"seed {settings.seed}; evaluations cached in {plan.out_dir})")
+    with output_locked("--out", plan.out_dir), graceful_stop() as stop:
+        try:
+            result = run_robust(base, space, settings, plan, use_ray=not args.local,
+                                address=args.address, progress=show, stop=stop)
+        except RobustStopped as e:
+            console.print(f"disagg: {stop.reason}: {e}; the finished evaluations are kept: "
+                          "continue with the same command and --resume")
+            return EXIT_INTERRUPTED
+    for line in summary(result.analysis, settings):
+        console.print(line, markup=False, soft_wrap=True)
+    console.print(f"robust: {result.evaluations_run} evaluations run, {result.evaluations_cached} "
+                  f"from the cache; results in {plan.out_dir} (robust.json, robust.parquet, "
+                  "robust.html)")
     return EXIT_OK
 
 
@@ -76,6 +109,9 @@ def add_command(sub: Any) -> None:
                    help="continue an interrupted plan in --out (finished candidates are kept)")
     p.add_argument("--local", action="store_true", help="run in this process instead of Ray tasks")
     p.add_argument("--address", help="Ray cluster for the tasks (default: RAY_ADDRESS or embedded)")
+    p.add_argument("--robust", action="store_true",
+                   help="also evaluate the decision over the assumption space (the catalog's "
+                        "ranges, [robust] in SPACE): shares, break-evens, tornado, error bands")
     p.add_argument("--duration", type=float, help="emu seconds of arrivals per run")
     p.add_argument("--seed", type=int)
     p.set_defaults(func=cmd_plan)

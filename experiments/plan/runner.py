@@ -44,8 +44,10 @@ class PlanResult:
 
 
 def fingerprint(base: Experiment, space: SearchSpace) -> str:
-    """What the plan depends on: the resolved experiment and the search space."""
-    text = config_toml(base) + json.dumps(space.model_dump(mode="json"), sort_keys=True)
+    """What the plan depends on: the resolved experiment and the search space (not its
+    ``[robust]`` table: robust evaluations are cached per candidate and point, whatever it says)."""
+    text = config_toml(base) + json.dumps(space.model_dump(mode="json", exclude={"robust"}),
+                                          sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

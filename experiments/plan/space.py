@@ -35,6 +35,11 @@ prune_slack = 0.5                 # see bounds.py
 price_per_chip_hour_usd = 100.0
 power_w = 23000.0
 chips_per_rack = 2
+
+[robust]                          # optional: what `disagg plan --robust` varies (docs/plan.md)
+samples = 16
+[robust.cs3]
+price_per_hour_usd = [60, 230]
 ```
 """
 
@@ -42,13 +47,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
 from disagg.cluster.errors import ConfigError, describe_validation_error
 from disagg.cluster.hardware.catalog import hardware
 from disagg.cluster.section import Section as _Section
+from disagg.experiments.robust.dimensions import parse_settings
 from disagg.policies.batching import PREFILL_BATCHING
 from disagg.policies.router import ROUTERS
 
@@ -145,6 +151,8 @@ class SearchSpace(_Section):
     policies: PolicyAxes = PolicyAxes()
     search: SearchSettings = SearchSettings()
     hardware: dict[str, HardwareFacts] = Field(default_factory=dict)
+    robust: dict[str, Any] = Field(default_factory=dict, description="what --robust varies: "
+                                   "experiments/robust/dimensions.py (checked by load_space)")
 
     @model_validator(mode="after")
     def _names_known(self) -> SearchSpace:
@@ -182,6 +190,10 @@ def load_space(path: str | Path) -> SearchSpace:
         space = SearchSpace.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(f"--search {path}: {describe_validation_error(e, SearchSpace)}") from None
+    try:
+        parse_settings(space.robust)
+    except ConfigError as e:
+        raise ConfigError(f"--search {path}: {str(e).removeprefix('--search ')}") from None
     for field, registry in (("router", ROUTERS), ("prefill_batching", PREFILL_BATCHING)):
         for name in getattr(space.policies, field):
             try:
