@@ -51,8 +51,8 @@ def lineup_summary(a: LineupAnalysis, settings: RobustSettings) -> list[str]:
                  f"hypercube, seed {settings.seed}) over {len(a.dims)} assumptions"
                  + ("" if top is None or top[0] == a.winner else
                     f"; most often the winner: {top[0]} ({top[1]:.0%})"))
-    moving = [b for b in a.break_evens if b.value is not None]
-    lines += ["Break-even: " + b.sentence() for b in (moving or list(a.break_evens))[:2]]
+    first = sorted(a.break_evens, key=lambda b: b.value is None)  # the ones that flip first
+    lines += ["Break-even: " + b.sentence() for b in first[:2]]
     if a.tornado and a.tornado[0].goodput_at_low != a.tornado[0].goodput_at_high:
         t = a.tornado[0]
         lines.append(f"Most sensitive: {t.dimension} moves {a.winner}'s goodput from "
