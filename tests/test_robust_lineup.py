@@ -1,7 +1,8 @@
 """disagg compare ... --robust: a line-up's break-even against the analytic answer (a performance
 exponent, and a price that changes the units the budget buys), winner shares against brute
 force, --robust-space validation, and a tiny end-to-end run on the virtual engine (re-line-up
-per point under --equal cost, none under --equal racks, the journal reused by --resume)."""
+per point under --equal cost, none under --equal racks, the journal reused by --resume), and a
+stop that keeps the finished runs."""
 
 from __future__ import annotations
 
@@ -130,3 +131,32 @@ def test_end_to_end_cost_re_lines_up_racks_does_not_and_resume_reuses(
     gpu = [r for r in _rows(racks) if r["cluster"] == "gpu_colocated"]
     assert len({r["units"] for r in gpu}) == 1  # a price buys no racks: the line-up stands
     assert len({r["usd_per_hour"] for r in _rows(racks) if r["cluster"] == "quickstart"}) > 1
+
+
+def test_a_stop_keeps_the_finished_runs_and_the_next_call_runs_only_the_rest(
+        tmp_path: Path) -> None:
+    from disagg.actors.engines.stop import StopFlag
+    from disagg.cluster.config import load_experiment
+    from disagg.experiments.robust.evaluate import RobustStopped
+    from disagg.experiments.robust.lineup_eval import JOURNAL, LineupCells
+
+    exps = [load_experiment(ROOT / name, {"experiment.duration_s": 2.0})
+            for name in ("quickstart.toml", "gpu_colocated.toml")]
+    # 2 points x 2 clusters, but the H100 cluster has no CS-3: the exponent leaves its run
+    # unchanged, so both points share it: 3 distinct runs
+    points = [{EXPONENT.name: 0.2}, {EXPONENT.name: 0.8}]
+    stop = StopFlag()
+
+    def after_one(what: str, done: int, total: int) -> None:
+        stop.request("test stop")
+    journal = tmp_path / JOURNAL
+    cells = LineupCells(journal, exps, ["a", "b"], "cost", None, 1, [EXPONENT], False, 1,
+                        after_one, stop)
+    with pytest.raises(RobustStopped, match="2 runs left"):
+        cells(points)
+    assert len(journal.read_text().splitlines()) == 1
+    again = LineupCells(journal, exps, ["a", "b"], "cost", None, 1, [EXPONENT], False, 1)
+    assert again.resumed == 1
+    got = again(points)
+    assert again.runs == 2 and len(journal.read_text().splitlines()) == 3
+    assert got[0][1] == got[1][1] and got[0][0] != got[1][0]
