@@ -37,6 +37,7 @@ from disagg.experiments.run import assemble
 
 JOURNAL = "robust-lineup-evaluations.jsonl"
 Progress = Callable[[str, int, int], None]
+Units = tuple[tuple[str, int], ...]  # (pool kind, units) in pool order
 
 
 def assumed(exp: Experiment, point: Point, dims: Sequence[Dimension]) -> Experiment:
@@ -100,17 +101,17 @@ class LineupCells:
                 continue  # a torn last line from an interrupt
         self.resumed, self.runs = len(self.known), 0
 
-    def plans(self, point: Point) -> tuple[list[tuple[str, ...]], list[RunPlan], list[Any]]:
+    def plans(self, point: Point) -> tuple[list[Units], list[RunPlan], list[float | None]]:
         """The line-up at ``point``: per cluster its units; the runs; each cluster's cost."""
         exps = [assumed(e, point, self.dims) for e in self.experiments]
         lined = line_up(exps, self.equal, self.sources)
-        costs: list[Any] = []
+        costs: list[float | None] = []
         for c in lined:
             try:
                 costs.append(budget(c.experiment, "cost"))
             except ConfigError:
                 costs.append(None)  # a hardware without a price: no $ figure
-        return ([tuple(f"{k}={n}" for k, n in c.units.items()) for c in lined],
+        return ([tuple(c.units.items()) for c in lined],
                 plan_lineup(lined, self.rates, self.repeats, "virtual"), costs)
 
     def __call__(self, points: Sequence[Point]) -> list[list[Cell]]:
@@ -125,8 +126,9 @@ class LineupCells:
         self._run(list(todo.items()))
         return [self._cells(units, plans, costs) for units, plans, costs in built]
 
-    def _cells(self, units: list[tuple[str, ...]], plans: list[RunPlan],
-               costs: list[Any]) -> list[Cell]:
+    def _cells(self, units: list[Units], plans: list[RunPlan],
+               costs: list[float | None]) -> list[Cell]:
+        """Per cluster: capacity over the rates, goodput at the highest, units and cost."""
         by: dict[str, list[tuple[float, float, float]]] = {}
         for plan in plans:
             g, a = self.known[run_key(plan.experiment)]
@@ -137,8 +139,7 @@ class LineupCells:
             rates = sorted({r for r, _, _ in by[label]})
             mean_att = {r: _mean([a for x, _, a in by[label] if x == r]) for r in rates}
             goodput = _mean([g for x, g, _ in by[label] if x == rates[-1]])
-            parsed = tuple((k, int(n)) for k, n in (s.split("=") for s in u))
-            out.append(Cell(goodput, capacity_over(rates, mean_att, target), parsed, cost))
+            out.append(Cell(goodput, capacity_over(rates, mean_att, target), u, cost))
         return out
 
     def _run(self, todo: list[tuple[str, tuple[RunPlan, Point]]]) -> None:
