@@ -160,3 +160,19 @@ def test_a_stop_keeps_the_finished_runs_and_the_next_call_runs_only_the_rest(
     got = again(points)
     assert again.runs == 2 and len(journal.read_text().splitlines()) == 3
     assert got[0][1] == got[1][1] and got[0][0] != got[1][0]
+
+
+@pytest.mark.ray
+def test_runs_as_ray_tasks_give_the_local_cells(ray_cluster, tmp_path: Path) -> None:  # noqa: ANN001
+    from disagg.cluster.config import load_experiment
+    from disagg.experiments.robust.lineup_eval import LineupCells
+
+    exps = [load_experiment(ROOT / name, {"experiment.duration_s": 2.0})
+            for name in ("quickstart.toml", "gpu_colocated.toml")]
+    points = [{EXPONENT.name: 0.2}, {EXPONENT.name: 0.8}]
+
+    def cells(folder: str, use_ray: bool) -> list[list[Cell]]:
+        (tmp_path / folder).mkdir()
+        return LineupCells(tmp_path / folder / "j.jsonl", exps, ["a", "b"], "cost", [2.0, 4.0],
+                           1, [EXPONENT], use_ray, 2)(points)
+    assert cells("ray", True) == cells("local", False)
