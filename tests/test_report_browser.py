@@ -132,11 +132,33 @@ def _robust_folder(tmp: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("which", ["compare", "lineup", "plan", "robust"])
+def _lineup_robust_folder(tmp: Path) -> Path:
+    """A robust line-up's page from hand-made cells (no engine is run)."""
+    from disagg.experiments.robust.core import latin_hypercube
+    from disagg.experiments.robust.dimensions import Dimension, RobustSettings
+    from disagg.experiments.robust.lineup_core import Cell, analyse_lineup
+    from disagg.experiments.robust.lineup_output import write_lineup_robust
+
+    dims = [Dimension("cs3", "price_per_hour_usd", 60.0, 114.0, 230.0, "price", "catalog"),
+            Dimension("cs3", "concurrency_exponent", 0.0, 0.5, 1.0, "perf", "catalog")]
+
+    def cells(points):  # type: ignore[no-untyped-def]
+        return [[Cell(12 - 9 * p[dims[1].name], 8.0, (("prefill", 2), ("decode", 1)), 473.9),
+                 Cell(6.0, 8.0, (("colocated", int(p[dims[0].name] // 10)),), 470.0)]
+                for p in points]
+    analysis = analyse_lineup(["trn2+cs3", "h100"], "cost", dims, latin_hypercube(dims, 16, 1),
+                              cells)
+    out = tmp / "lineup-robust"
+    out.mkdir()
+    write_lineup_robust(out, analysis, RobustSettings(samples=16), "trn2+cs3 vs h100")
+    return out
+
+
+@pytest.mark.parametrize("which", ["compare", "lineup", "plan", "robust", "lineup_robust"])
 def test_each_report_page_is_html_and_renders_at_1400px(tmp_path: Path, which: str) -> None:
     folder = {"compare": _compare_folder, "lineup": _lineup_folder, "plan": _plan_folder,
-              "robust": _robust_folder}[which](tmp_path)
-    page = folder / ("robust.html" if which == "robust" else "report.html")
+              "robust": _robust_folder, "lineup_robust": _lineup_robust_folder}[which](tmp_path)
+    page = folder / ("robust.html" if which.endswith("robust") else "report.html")
     text = page.read_text()
     assert "<pre" not in text and "|---" not in text and "**" not in text  # no raw Markdown
     assert text.count("<table>") >= 2

@@ -141,6 +141,15 @@ def _plans(args: argparse.Namespace, console: Console) -> tuple[Any, list[RunPla
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     from disagg.experiments.compare.runs import compare
 
+    if args.robust:
+        from disagg.experiments.cli.compare_robust import cmd_compare_robust
+
+        return cmd_compare_robust(args, console)
+    for flag, value in (("--robust-space", args.robust_space), ("--resume", args.resume)):
+        if value:
+            raise ConfigError(f"{flag}: value {value!r} is not allowed without --robust; "
+                              "allowed: add --robust (a robust line-up), or omit it")
+
     base, plans, extra = _plans(args, console)
     labels = list(dict.fromkeys(p.policy.label for p in plans))
     out = output_path(args, base, "-compare")
@@ -189,6 +198,14 @@ def add_commands(sub: Any) -> None:
     cmp.add_argument("--equal", choices=EQUAL,
                      help="line-up: scale every cluster's units to the first's cost ($/h), power "
                           "(W) or racks, rounded down (none: as given)")
+    cmp.add_argument("--robust", action="store_true",
+                     help="line-up: evaluate which cluster wins over the assumption space (the "
+                          "catalog's ranges): shares, break-evens, tornado -> robust.html")
+    cmp.add_argument("--robust-space", metavar="FILE",
+                     help="--robust: a TOML file whose [robust] table sets samples, seed, only "
+                          "and [robust.HW] ranges (as in a plan's space file)")
+    cmp.add_argument("--resume", action="store_true",
+                     help="--robust: continue in --out, reusing the runs its journal holds")
     cmp.add_argument("--rates", help="comma-separated request rates per emu s "
                                      "(default: the experiment's workload.rate_per_s)")
     add_override_flags(cmp)
