@@ -5,29 +5,19 @@ AIPerf 0.13.0 (trimmed), with round numbers chosen by hand."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from benchscripts import load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "data" / "aiperf_export.json"
 
 
-def _load(name: str):  # noqa: ANN202 - a benchmark script loaded as a module
-    sys.path.insert(0, str(REPO / "benchmarks"))  # it imports its sibling vs_peers
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load("aiperf_vs_summary")
+bench = load_benchmark("aiperf_vs_summary")
 
 
 def _export() -> dict[str, Any]:
@@ -101,7 +91,7 @@ def test_the_table_has_the_sections_rows() -> None:
 
 
 def test_the_block_is_registered_with_regen_docs() -> None:
-    regen = _load("regen_docs")
+    regen = load_benchmark("regen_docs")
     block = next(b for b in regen.ENGINE_DOC_BLOCKS if b.name == "aiperf")
     assert block.doc == "docs/serve.md"
     assert block.commands == (("benchmarks/aiperf_vs_summary.py",),)

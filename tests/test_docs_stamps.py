@@ -4,27 +4,16 @@ fails here when the catalog or a performance model changed since it was generate
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from benchscripts import load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str):  # noqa: ANN202 - a benchmark script loaded as a module
-    sys.path.insert(0, str(REPO / "benchmarks"))  # regen_docs imports its sibling performance
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-regen = _load("regen_docs")
+regen = load_benchmark("regen_docs")
 
 
 def test_every_generated_block_is_current() -> None:

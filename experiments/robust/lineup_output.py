@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from matplotlib.figure import Figure
 from disagg.experiments.compare import html as h
 from disagg.experiments.robust.dimensions import RobustSettings
 from disagg.experiments.robust.lineup_core import LineupAnalysis
+from disagg.experiments.robust.output import analysis_json
 
 RERUNS = {"cost": "price", "power": "power", "racks": None, "none": None}
 
@@ -65,13 +65,9 @@ def lineup_summary(a: LineupAnalysis, settings: RobustSettings) -> list[str]:
 
 def lineup_json(a: LineupAnalysis, settings: RobustSettings) -> dict[str, Any]:
     """robust.json's content (the per-point rows are in robust.parquet)."""
-    out = asdict(a)
-    out.pop("rows")
-    for d, raw in zip(a.dims, out["dims"], strict=True):
-        raw["name"] = d.name
+    out = analysis_json(a, settings)
     out["shares"] = [{"cluster": c, "wins": s} for c, s in a.shares]
     out["reruns_on"] = ["perf"] + ([k] if (k := RERUNS[a.equal]) else [])
-    out["settings"] = asdict(settings)
     out["summary"] = lineup_summary(a, settings)
     return out
 

@@ -61,13 +61,20 @@ def summary(a: Analysis, settings: RobustSettings) -> list[str]:
     return lines
 
 
-def as_json(a: Analysis, settings: RobustSettings) -> dict[str, Any]:
-    """robust.json's content (the per-point rows are in robust.parquet)."""
+def analysis_json(a: Any, settings: RobustSettings) -> dict[str, Any]:
+    """The fields every robust.json has: the analysis without its per-point rows (those are in
+    robust.parquet), each dimension with its name, and the settings it ran with."""
     out = asdict(a)
     out.pop("rows")
     for d, raw in zip(a.dims, out["dims"], strict=True):
         raw["name"] = d.name
     out["settings"] = asdict(settings)
+    return out
+
+
+def as_json(a: Analysis, settings: RobustSettings) -> dict[str, Any]:
+    """robust.json's content (the per-point rows are in robust.parquet)."""
+    out = analysis_json(a, settings)
     out["summary"] = summary(a, settings)
     out["against"] = [{"hardware": hw, **asdict(b)} for hw, b in a.against]
     return out
