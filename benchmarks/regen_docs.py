@@ -86,6 +86,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("plan-tpot4", "docs/plan.md",
           (("benchmarks/plan_table.py", "experiments/plan_70b_azure_conv_fast.toml", "--search",
             "experiments/spaces/llama70b_azure_conv.toml"),)),
+    Block("claims-speculative", "docs/claims.md", (("benchmarks/claims_speculative.py",),)),
     Block("claims-lineup", "docs/claims.md",
           (("-m", "disagg.experiments.compare.claims", "--rates", "7,28", "--exponents", "0,0.5",
             "--duration", "30"),)),
