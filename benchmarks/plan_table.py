@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from disagg.cluster.config import load_experiment
@@ -34,8 +35,7 @@ def main() -> None:
         wall = time.monotonic() - t0
     report = plan_report(result.rows, result.front, space.objective.maximize,
                          base.experiment.name)
-    kept = report.__class__(report.title, report.summary, report.winner,
-                            tuple(s for s in report.sections if s.title in SHOWN))
+    kept = replace(report, sections=tuple(s for s in report.sections if s.title in SHOWN))
     text = markdown(kept).split("\n", 2)[2]  # drop the page title
     print(f"`disagg plan {args.experiment} --search {args.search}` "
           f"({wall:.0f} s wall on this machine):\n")

@@ -48,16 +48,22 @@ def test_windows_on_different_targets_do_not_compose() -> None:
         ("prefill-0", 1.0, 2.0), ("prefill-0", 2.0, 1.0), ("prefill-1", 1.0, 3.0)]
 
 
+def overlapping_stragglers(prompt: int, **over: Any) -> Any:
+    """One prefill unit, one ``prompt``-token request a second, and a x2 straggler window
+    (1.5-2.5 s) inside a x4 one (0.5-3.5 s): the schedule both engines' tests run."""
+    return make_experiment(prefill__units=1, workload__rate_per_s=1.0,
+                           workload__arrivals={"kind": "constant"},
+                           workload__prompt_tokens={"kind": "fixed", "value": prompt},
+                           workload__output_tokens={"kind": "fixed", "value": 20},
+                           faults=[{"kind": "straggler", "unit": "prefill-0", "factor": 4,
+                                    "from_s": 0.5, "to_s": 3.5},
+                                   {"kind": "straggler", "unit": "prefill-0", "factor": 2,
+                                    "from_s": 1.5, "to_s": 2.5}], **over)
+
+
 def test_overlapping_stragglers_on_the_virtual_engine() -> None:
     prompt = 500
-    exp = make_experiment(prefill__units=1, workload__rate_per_s=1.0,
-                          workload__arrivals={"kind": "constant"},
-                          workload__prompt_tokens={"kind": "fixed", "value": prompt},
-                          workload__output_tokens={"kind": "fixed", "value": 20},
-                          faults=[{"kind": "straggler", "unit": "prefill-0", "factor": 4,
-                                   "from_s": 0.5, "to_s": 3.5},
-                                  {"kind": "straggler", "unit": "prefill-0", "factor": 2,
-                                   "from_s": 1.5, "to_s": 2.5}])
+    exp = overlapping_stragglers(prompt)
     rows = run_experiment(exp).tables["requests"].to_pylist()
     one_s = prefill_time([prompt], exp.model, exp.prefill.hardware,
                          exp.prefill.chips_per_unit).seconds

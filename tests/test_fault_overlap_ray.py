@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_experiment
+from test_fault_overlap import overlapping_stragglers
 
 from disagg.cluster.hardware.perf import prefill_time
 from disagg.experiments.run import run_experiment
@@ -17,14 +17,7 @@ pytestmark = pytest.mark.ray
 
 def test_overlapping_stragglers_on_the_ray_engine(ray_cluster, tmp_path: Path) -> None:
     prompt = 500
-    exp = make_experiment(experiment__engine="ray", prefill__units=1, workload__rate_per_s=1.0,
-                          workload__arrivals={"kind": "constant"},
-                          workload__prompt_tokens={"kind": "fixed", "value": prompt},
-                          workload__output_tokens={"kind": "fixed", "value": 20},
-                          faults=[{"kind": "straggler", "unit": "prefill-0", "factor": 4,
-                                   "from_s": 0.5, "to_s": 3.5},
-                                  {"kind": "straggler", "unit": "prefill-0", "factor": 2,
-                                   "from_s": 1.5, "to_s": 2.5}])
+    exp = overlapping_stragglers(prompt, experiment__engine="ray")
     rows = run_experiment(exp, tmp_path / "out").tables["requests"].to_pylist()
     one_s = prefill_time([prompt], exp.model, exp.prefill.hardware,
                          exp.prefill.chips_per_unit).seconds

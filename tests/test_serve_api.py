@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,7 +21,7 @@ from disagg.experiments.cli.main import main
 from disagg.experiments.serve.app import ServeSettings, create_app
 from disagg.experiments.serve.metrics import ITL_BUCKETS, TTFT_BUCKETS, one_two_five
 from disagg.experiments.serve.protocol import Limits, count_text_tokens
-from disagg.experiments.serve.server import ReadyServer
+from serving import serving
 
 MODEL = "m-1"
 REJECT_PROMPT = 77  # prompt_token_ids of this length are rejected by admission control
@@ -262,27 +261,15 @@ class Instant(StandIn):
 
 def test_a_client_that_stops_reading_does_not_stall_others() -> None:
     settings = ServeSettings(Limits(MODEL, 10**6, 32))
-    app = create_app(Instant(), settings)
-    listening = threading.Event()
-    port: list[int] = []
-    server = ReadyServer(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                        lifespan="off"),
-                         lambda p: (port.append(p), listening.set()))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        assert listening.wait(30)
+    with serving(create_app(Instant(), settings)) as port:
         body = json.dumps({"model": MODEL, "prompt": "x", "max_tokens": 50000, "stream": True})
-        stalled = socket.create_connection(("127.0.0.1", port[0]))
+        stalled = socket.create_connection(("127.0.0.1", port))
         stalled.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
                         f"application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
         stalled.recv(1024)  # the reply (~10 MB of events) has begun; now it is never read
-        with httpx.Client(base_url=f"http://127.0.0.1:{port[0]}", timeout=30) as other:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as other:
             for _ in range(3):
                 r = other.post("/v1/completions", json={"model": MODEL, "prompt": "y",
                                                         "max_tokens": 5})
                 assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 5
         stalled.close()
-    finally:
-        server.should_exit = True
-        thread.join(30)

@@ -7,22 +7,20 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from test_serve_api import MODEL, StandIn
 
 from disagg.experiments.serve.app import ServeSettings, create_app
 from disagg.experiments.serve.protocol import Limits
-from disagg.experiments.serve.server import ReadyServer
 from disagg.experiments.serve.units import UnitCache
+from serving import serving
 
 # the synthetic output's first 16 tokens (docs/serve.md), one word each after a space
 SIXTEEN = (" the cluster emulates a token stream at its modeled time prefill decode fabric kv"
@@ -137,20 +135,8 @@ def test_cache_config_info_preemptions_and_prefix_series() -> None:
 
 @contextmanager
 def _server(backend: StandIn) -> Iterator[int]:
-    app = create_app(backend, ServeSettings(Limits(MODEL, 10**6, 32), units=UNITS))
-    listening = threading.Event()
-    port: list[int] = []
-    server = ReadyServer(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                        lifespan="off"),
-                         lambda p: (port.append(p), listening.set()))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        assert listening.wait(30)
-        yield port[0]
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with serving(create_app(backend, ServeSettings(Limits(MODEL, 10**6, 32), units=UNITS))) as port:
+        yield port
 
 
 def _post(port: int, body: dict[str, Any]) -> socket.socket:
