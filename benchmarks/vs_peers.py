@@ -45,9 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# sibling module (aiperf_vs_summary.py imports DEFAULT_CACHE and peer_venv through this one)
 from peer_venvs import DEFAULT_CACHE, Fallback, has_distribution, peer_venv
-
-__all__ = ["DEFAULT_CACHE", "peer_venv"]  # also used by aiperf_vs_summary.py
 
 REPO = Path(__file__).resolve().parents[1]
 TRACE = REPO / "experiments" / "traces" / "mooncake_conversation_trace.jsonl"
