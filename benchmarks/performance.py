@@ -51,7 +51,7 @@ STEPS: tuple[Step, ...] = (
     Step("virtual-speed", "virtual engine speed on three cluster sizes",
          (("virtual_speed.py", "--markdown", "--only", "speed"),),
          (("virtual_speed.py", "--markdown", "--only", "speed"),)),
-    Step("vs-peers", "disagg against peer simulators on the Mooncake trace, whole process",
+    Step("vs-peers", "disagg against NVIDIA Dynamo's trace replay (and vidur) on the Mooncake trace",
          (("vs_peers.py", "--rounds", "3"),),
          (("vs_peers.py", "--rounds", "1"),)),
     Step("virtual-requests", "wall time and peak memory of `disagg run` against requests",

@@ -5,26 +5,33 @@
 
 Each peer lives in its own virtual environment under ``--cache`` (``python -m venv`` and ``pip
 install`` of a pinned version from the registry pip is configured for), made once and reused.
-Every side replays the Mooncake conversation trace (experiments/traces/, 12,031 requests over
-3,537 s, timestamps honoured) on a disaggregated configuration where the peer has one:
+When that install fails only because a dependency is a wheel stub that downloads the real wheel
+from another index (ai-dynamo 1.6.1's ``aisimulate``), the peer's fallback installs it without
+that dependency (``--no-deps``, then its other requirements) if the part benchmarked never
+imports it; the table says so. Every side replays the Mooncake conversation trace
+(experiments/traces/, 12,031 requests over 3,537 s, timestamps honoured) on a disaggregated
+configuration where the peer has one:
 
 - **disagg**: ``disagg run experiments/mooncake_conv.toml --engine virtual --no-live`` on the whole
-  trace (8 prefill units, 2 decode units, prefix-aware router, prefix caching);
-- **dynamo**: ai-dynamo's offline trace replay, ``python -m dynamo.replay TRACE --replay-mode
-  offline`` with 8 prefill and 2 decode mocker workers (its default timing model);
+  trace (the experiment's units, router and prefix caching);
+- **dynamo**: ai-dynamo's offline trace replay, ``dynamo.replay.run_trace_replay`` called by a
+  short driver (``python -c DYNAMO_DRIVER``) with 8 prefill and 2 decode mocker workers
+  (the mocker's default timing model, 512-token blocks) behind a round-robin router;
 - **vidur**: ``python -m vidur.main`` with the trace converted to its replay CSV, 10 replicas of
   4 GPUs (vidur has no prefill/decode split: colocated replicas).
 
 Rounds are interleaved (disagg, peer, disagg, peer, ...) so a change of machine load hits both
 sides alike; each process is timed whole (start-up included) with its resource usage from
-``os.wait4``. A peer that cannot be installed or run here gets a row saying why, never a number.
-The table (markdown) goes to stdout; ``benchmarks/performance.py --only vs-peers`` writes it into
-docs/performance.md.
+``os.wait4``, and the requests it completed are read from its own report (disagg's summary.json,
+the replay report's summary). A peer that cannot be installed or run here gets a row saying why,
+never a number. The table (markdown) goes to stdout; ``benchmarks/performance.py --only
+vs-peers`` writes it into docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -32,37 +39,51 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+# sibling module (aiperf_vs_summary.py imports DEFAULT_CACHE and peer_venv through this one)
+from peer_venvs import DEFAULT_CACHE, Fallback, has_distribution, peer_venv
 
 REPO = Path(__file__).resolve().parents[1]
 TRACE = REPO / "experiments" / "traces" / "mooncake_conversation_trace.jsonl"
 EXPERIMENT = REPO / "experiments" / "mooncake_conv.toml"
-DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "disagg-peers"
+
+Completed = tuple[int, int]  # (requests completed, requests in the replay)
 
 
 @dataclass(frozen=True)
 class Timing:
     """One whole child process: wall seconds, CPU seconds (user + system, its children
-    included) and peak resident memory in MiB; ``error`` is its last stderr line on failure."""
+    included) and peak resident memory in MiB; ``error`` is its last stderr line on failure;
+    ``completed`` what its own report says it completed (None without a report)."""
 
     wall_s: float
     cpu_s: float
     peak_mib: float
     error: str | None = None
+    completed: Completed | None = None
 
 
 @dataclass(frozen=True)
 class Peer:
     """A peer simulator: its pip requirement, the module that must import, the configuration
-    it runs and the command (argv after the venv's python) for one replay of ``trace``."""
+    it runs and what that models, the command (argv after the venv's python) for one replay
+    of ``trace``, the report it leaves in the scratch folder and how to read its completed
+    requests from it, and its install fallback if any."""
 
     name: str
     requirement: str
     module: str
     configuration: str
+    models: str
     command: Callable[[Path, Path], list[str]]  # (trace, scratch dir) -> argv after python
+    report: str | None = None  # file name in the scratch folder
+    completed: Callable[[dict[str, Any]], Completed] | None = None
+    fallback: Fallback | None = None
 
 
 def timed(argv: list[str], cwd: Path) -> Timing:
@@ -94,16 +115,47 @@ def disagg_command(trace: Path, scratch: Path) -> list[str]:
             "--set", "experiment.duration_s=4000"]
 
 
+def disagg_setup(experiment: Path = EXPERIMENT) -> tuple[str, str]:
+    """disagg's configuration and what it models, read from the experiment file."""
+    e = tomllib.loads(experiment.read_text(encoding="utf-8"))
+    p, d, cache = e["prefill"], e["decode"], e.get("prefix_cache", {})
+    configuration = (f"`{experiment.name}`: {p['units']} prefill ({p['chips_per_unit']} × "
+                     f"{p['hardware']}) + {d['units']} decode ({d['chips_per_unit']} × "
+                     f"{d['hardware']}) units, {e['model']['name']}")
+    caching = (f"prefix caching ({cache.get('eviction', 'lru').upper()})"
+               if cache.get("enabled") else "no prefix caching")
+    models = (f"its performance models, router `{e['policies']['router']['name']}`, {caching}, "
+              "KV transfers over the fabric")
+    return configuration, models
+
+
+# ai-dynamo 1.6.1's offline replay through its Python API (1.6.1 has no `python -m dynamo.replay`):
+# argv[1] the trace, argv[2] where the report's summary goes (JSON).
+DYNAMO_DRIVER = """\
+import json, sys
+from dynamo.replay import run_trace_replay
+report = run_trace_replay(sys.argv[1], num_prefill_workers=8, num_decode_workers=2,
+    router_mode="round_robin",
+    prefill_engine_args={"engine": {"block_size": 512, "worker_type": "prefill"}},
+    decode_engine_args={"engine": {"block_size": 512, "worker_type": "decode"}})
+with open(sys.argv[2], "w", encoding="utf-8") as f:
+    json.dump(report.summary, f, default=str)
+"""
+
+
 def dynamo_command(trace: Path, scratch: Path) -> list[str]:
     """ai-dynamo's offline replay, disaggregated: 8 prefill and 2 decode mocker workers."""
-    return ["-m", "dynamo.replay", str(trace), "--replay-mode", "offline",
-            "--router-mode", "round_robin", "--num-prefill-workers", "8",
-            "--num-decode-workers", "2",
-            "--prefill-engine-args", json.dumps({"block_size": 512, "worker_type": "prefill"}),
-            "--decode-engine-args", json.dumps({"block_size": 512, "worker_type": "decode"}),
-            "--report-json", str(scratch / "dynamo-report.json")]
+    return ["-c", DYNAMO_DRIVER, str(trace), str(scratch / "dynamo-report.json")]
 
 
+def dynamo_completed(summary: dict[str, Any]) -> Completed:
+    """Requests completed and replayed, from the replay report's summary."""
+    return int(summary["completed_requests"]), int(summary["num_requests"])
+
+
+def disagg_completed(summary: dict[str, Any]) -> Completed:
+    """Requests completed and submitted, from disagg's summary.json."""
+    return int(summary["completed"]), int(summary["submitted"])
 _VIDUR_DATE = "2023-08-21"  # vidur replays the rows of one date
 
 
@@ -138,58 +190,36 @@ def vidur_command(trace: Path, scratch: Path) -> list[str]:
             "--metrics_config_output_dir", str(scratch / "vidur-out")]
 
 
+_DYNAMO_WITHOUT_STUB = Fallback(
+    stub="aisimulate",
+    # ai-dynamo 1.6.1's requirements less aisimulate (the stub), kubernetes and transformers
+    # (neither imported by the offline replay); ai-dynamo-runtime holds the Rust replay core
+    deps=("ai-dynamo-runtime==1.6.1", "aiohttp>=3.14.3,<4", "certifi>=2026.10.19",
+          "msgspec>=0.19", "prometheus-client>=0.23.1,<1", "pyzmq>=26", "redis>=6.2,<9", "tqdm",
+          "typing-extensions>=4.10", "zstandard>=0.23,<1"),
+    no_deps="ai-dynamo==1.6.1",
+    note="replay core installed without aisimulate, which the offline replay does not import")
+
 PEERS = (
     Peer("dynamo", "ai-dynamo==1.6.1", "dynamo.replay",
-         "offline replay, 8 prefill + 2 decode mocker workers, round robin", dynamo_command),
+         "`run_trace_replay`: 8 prefill + 2 decode mocker workers, round robin, 512-token blocks",
+         "the mocker's timing model (default engine args), round-robin routing, KV block reuse "
+         "in each mocker", dynamo_command, "dynamo-report.json", dynamo_completed,
+         _DYNAMO_WITHOUT_STUB),
     Peer("vidur", "vidur==0.0.26", "vidur.main",
-         "10 colocated replicas (no prefill/decode split in vidur)", vidur_command),
+         "10 colocated replicas (no prefill/decode split in vidur)",
+         "execution times predicted from GPU profiling data sets it downloads from the "
+         "Hugging Face Hub", vidur_command),
 )
 
 
 def install(peer: Peer, cache: Path) -> tuple[Path | None, str]:
-    """The peer's venv python (made and filled once), or None and the reason it is not usable."""
-    return peer_venv(peer.name, peer.requirement, peer.module, cache)
-
-
-def peer_venv(name: str, requirement: str, module: str,
-              cache: Path = DEFAULT_CACHE) -> tuple[Path | None, str]:
-    """The python of the venv ``cache/name`` with ``requirement`` pip-installed (made and filled
-    once, reused while ``module`` imports), or None and one line on why it is not usable.
-    Never touches the environment running this script."""
-    venv = cache / name
-    python = venv / "bin" / "python"
-    if not python.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True,
-                              text=True)
-        if made.returncode != 0:
-            return None, f"`python -m venv {venv}` failed: {install_reason(made.stderr)}"
-    probe = subprocess.run([str(python), "-c", f"import importlib.util as u; "
-                            f"assert u.find_spec({module!r})"], capture_output=True)
-    if probe.returncode == 0:
-        return python, ""
-    log = cache / f"{name}-pip.log"
-    done = subprocess.run([str(python), "-m", "pip", "install", "-q", requirement],
-                          capture_output=True, text=True)
-    log.write_text(done.stdout + done.stderr, encoding="utf-8")
-    if done.returncode != 0:
-        return None, f"`pip install {requirement}` failed: {install_reason(done.stderr)}"
-    return python, ""
-
-
-def install_reason(stderr: str) -> str:
-    """One line on why pip failed (a wheel stub that needs an unreachable index, else the
-    last error line)."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    for i, line in enumerate(lines):
-        if line.startswith("The installation of") and "failed" in line:
-            stub = line.removeprefix("The installation of ").removesuffix(" failed.")
-            where = next((ln for ln in lines[i:i + 4] if "https://" in ln), "")
-            return (f"{stub} is a placeholder that downloads its wheel from another index "
-                    f"({where.split('https://')[1].split()[0].rstrip('.') if where else '?'}), "
-                    f"not reachable here")
-    errors = [ln for ln in lines if ln.lower().startswith("error")]
-    return (errors or lines or ["no output"])[-1]
+    """The peer's venv python (made and filled once) and a note on how it was installed ('' for
+    a plain install), or None and the reason it is not usable."""
+    python, reason = peer_venv(peer.name, peer.requirement, peer.module, cache, peer.fallback)
+    if python is None or peer.fallback is None:
+        return python, reason
+    return python, ("" if has_distribution(python, peer.fallback.stub) else peer.fallback.note)
 
 
 def median(timings: list[Timing], field: str) -> float:
@@ -197,49 +227,87 @@ def median(timings: list[Timing], field: str) -> float:
     return statistics.median(getattr(t, field) for t in timings)
 
 
+@dataclass(frozen=True)
+class Side:
+    """One side of the comparison: its argv, the report it writes (a path) and its reader."""
+
+    name: str
+    argv: list[str]
+    report: Path | None
+    completed: Callable[[dict[str, Any]], Completed] | None
+
+
+def run_side(side: Side, cwd: Path) -> Timing:
+    """One timed run of ``side`` and the completed requests its fresh report names."""
+    if side.report is not None:
+        side.report.unlink(missing_ok=True)  # never read a previous round's report
+    t = timed(side.argv, cwd)
+    if t.error or side.report is None or side.completed is None or not side.report.exists():
+        return t
+    summary = json.loads(side.report.read_text(encoding="utf-8"))
+    return dataclasses.replace(t, completed=side.completed(summary))
+
+
 def measure(peers: list[tuple[Peer, Path]], rounds: int, scratch: Path) -> dict[str, list[Timing]]:
     """Interleaved rounds: disagg, then each runnable peer, ``rounds`` times."""
     cli = str(Path(sys.executable).with_name("disagg"))  # the console script, as a user runs it
-    sides: list[tuple[str, list[str]]] = [("disagg", [cli, *disagg_command(TRACE, scratch)])]
-    sides += [(p.name, [str(py), *p.command(TRACE, scratch)]) for p, py in peers]
-    out: dict[str, list[Timing]] = {name: [] for name, _ in sides}
+    sides = [Side("disagg", [cli, *disagg_command(TRACE, scratch)],
+                  scratch / "disagg-out" / "summary.json", disagg_completed)]
+    sides += [Side(p.name, [str(py), *p.command(TRACE, scratch)],
+                   scratch / p.report if p.report else None, p.completed) for p, py in peers]
+    out: dict[str, list[Timing]] = {s.name: [] for s in sides}
     for r in range(rounds):
-        for name, argv in sides:
-            t = timed(argv, scratch)
-            out[name].append(t)
-            print(f"round {r + 1} {name}: wall {t.wall_s:.2f} s, CPU {t.cpu_s:.2f} s"
-                  + (f", {t.error}" if t.error else ""), file=sys.stderr, flush=True)
+        for side in sides:
+            t = run_side(side, scratch)
+            out[side.name].append(t)
+            print(f"round {r + 1} {side.name}: wall {t.wall_s:.2f} s, CPU {t.cpu_s:.2f} s"
+                  + (f", completed {t.completed[0]:,} of {t.completed[1]:,}" if t.completed
+                     else "") + (f", {t.error}" if t.error else ""), file=sys.stderr, flush=True)
     return out
 
 
-def table(results: dict[str, list[Timing]], skipped: dict[str, str], rounds: int) -> str:
-    """The markdown ratio table: each peer's median wall and CPU against disagg's."""
+def completed_cell(timings: list[Timing]) -> str:
+    """The requests a side completed (every round's, when the rounds disagree)."""
+    seen = sorted({t.completed for t in timings if t.completed is not None})
+    return " / ".join(f"{c:,} of {n:,}" for c, n in seen) if seen else "–"
+
+
+def table(results: dict[str, list[Timing]], skipped: dict[str, str], rounds: int,
+          notes: dict[str, str] | None = None) -> str:
+    """The markdown table: each side's configuration, what it models, requests completed,
+    median wall, CPU and memory, and each peer's wall against disagg's (same rounds)."""
+    notes = notes or {}
     d = results["disagg"]
-    head = ("| simulator | configuration | wall s (median) | CPU s | peak MiB | "
-            "disagg speed vs it (its wall / disagg wall) | note |\n"
-            "|---|---|---:|---:|---:|---:|---|")
-    rows = [head]
+    rows = ["| simulator | configuration | what it models | requests completed | wall s (median) | "
+            "CPU s | peak MiB | its wall / disagg wall | note |",
+            "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    configuration, models = disagg_setup()
     disagg_failed = next((t.error for t in d if t.error), None)
-    rows.append(f"| disagg {version()} (virtual engine) | 8 prefill + 2 decode, prefix-aware | "
-                f"{median(d, 'wall_s'):.2f} | {median(d, 'cpu_s'):.2f} | "
+    rows.append(f"| disagg {version()} (virtual engine) | {configuration} | {models} | "
+                f"{completed_cell(d)} | {median(d, 'wall_s'):.2f} | {median(d, 'cpu_s'):.2f} | "
                 f"{median(d, 'peak_mib'):.0f} | 1.00 | {disagg_failed or ''} |")
+    ratios = []
     for peer in PEERS:
+        head = f"| {peer.requirement} | {peer.configuration} | {peer.models} |"
         if peer.name in skipped:
-            rows.append(f"| {peer.requirement} | {peer.configuration} | – | – | – | – | "
-                        f"not measured: {skipped[peer.name]} |")
+            rows.append(f"{head} – | – | – | – | – | not measured: {skipped[peer.name]} |")
             continue
         ts = results[peer.name]
         failed = next((t.error for t in ts if t.error), None)
         if failed:
-            rows.append(f"| {peer.requirement} | {peer.configuration} | – | – | – | – | "
-                        f"did not run here: {failed.replace('|', '/')} |")
+            rows.append(f"{head} – | – | – | – | – | did not run here: "
+                        f"{failed.replace('|', '/')} |")
             continue
         ratio = median(ts, "wall_s") / median(d, "wall_s")
-        rows.append(f"| {peer.requirement} | {peer.configuration} | {median(ts, 'wall_s'):.2f} | "
+        ratios.append(f"**{peer.name.capitalize()} wall / disagg wall: {ratio:.2f}**")
+        rows.append(f"{head} {completed_cell(ts)} | {median(ts, 'wall_s'):.2f} | "
                     f"{median(ts, 'cpu_s'):.2f} | {median(ts, 'peak_mib'):.0f} | "
-                    f"**{ratio:.2f} ×** | |")
+                    f"**{ratio:.2f} ×** | {notes.get(peer.name, '')} |")
+    after = (f"\n\n{'; '.join(ratios)} (medians of the same {rounds} interleaved rounds; above 1 "
+             "means disagg's whole run is the faster one)." if ratios else "")
     return (f"Mooncake conversation trace, 12,031 requests, timestamps honoured; whole process "
-            f"(start-up included), median of {rounds} interleaved rounds.\n\n" + "\n".join(rows))
+            f"(start-up included), median of {rounds} interleaved rounds.\n\n" + "\n".join(rows)
+            + after)
 
 
 def version() -> str:
@@ -261,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     chosen = {n.strip() for n in args.peers.split(",") if n.strip()}
     args.cache.mkdir(parents=True, exist_ok=True)
-    runnable, skipped = [], {}
+    runnable, skipped, notes = [], {}, {}
     for peer in PEERS:
         if peer.name not in chosen:
             skipped[peer.name] = "left out (--peers)"
@@ -271,9 +339,10 @@ def main(argv: list[str] | None = None) -> int:
             skipped[peer.name] = reason
         else:
             runnable.append((peer, python))
+            notes[peer.name] = reason
     with tempfile.TemporaryDirectory(prefix="vs-peers-") as tmp:
         results = measure(runnable, args.rounds, Path(tmp))
-    print(table(results, skipped, args.rounds))
+    print(table(results, skipped, args.rounds, notes))
     return 0
 
 
