@@ -16,7 +16,8 @@ and the last byte cannot leave before the prefill ends.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component, Wake
@@ -30,7 +31,7 @@ from disagg.fabric.topology import Link, Topology
 INF = float("inf")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Transfer:
     """One KV transfer in progress: its chunks, their ready times and how many have left."""
 
@@ -40,7 +41,6 @@ class _Transfer:
     ready_s: list[float]
     sent_chunks: int = 0
     start_s: float | None = None
-    in_flight: bool = field(default=False)
 
 
 def chunk_ready_times(start_s: float, window: tuple[float, float] | None, chunks: int) -> list[float]:
@@ -73,9 +73,10 @@ class Fabric(Component):
         self._starts: list[tuple[float, int]] = []  # (chunk may leave at, transfer seq)
         self._deliveries: list[tuple[float, int, str, KvDelivered]] = []
         self._link_changes: list[tuple[float, int, LinkScaled]] = []  # injected link faults
-        self._last_rates: dict[Any, tuple[float, int]] = {}
+        # (bytes/s, flows) last logged per link, for the links whose last entry is not zero
+        self._last_loads: dict[Any, tuple[float, int]] = {}
         self._link_order = {link: i for i, link in enumerate(topology.capacity)}
-        self._busy_links: set[Any] = set()  # links whose last logged (rate, flows) is not zero
+        self._link_names = {link: f"{link[0]}/{link[1]}" for link in topology.capacity}
         self._transfers: dict[int, _Transfer] = {}
         self._seq = 0
         self.wake = Wake()
@@ -117,29 +118,32 @@ class Fabric(Component):
         heapq.heappush(self._starts, (ready[0], self._seq))
         self.wake.set()
 
-    def _next_event(self) -> tuple[float, str]:
-        candidates = [(INF, "idle")]
-        if self._starts:
-            candidates.append((self._starts[0][0], "start"))
-        done = self.net.next_completion()
-        if done is not None:
-            candidates.append((done[0], "finish"))
+    def _next_event(self) -> tuple[float, Callable[[float], None]]:
+        """The earliest pending event's emu time and action (INF: none); at equal times a
+        delivery first, then a finish, a link change, a start."""
+        t, act = INF, self._do_deliver
         if self._deliveries:
-            candidates.append((self._deliveries[0][0], "deliver"))
-        if self._link_changes:
-            candidates.append((self._link_changes[0][0], "link"))
-        return min(candidates)
+            t = self._deliveries[0][0]
+        done = self.net.next_completion()
+        if done is not None and done[0] < t:
+            t, act = done[0], self._do_finish
+        if self._link_changes and self._link_changes[0][0] < t:
+            t, act = self._link_changes[0][0], self._do_link
+        if self._starts and self._starts[0][0] < t:
+            t, act = self._starts[0][0], self._do_start
+        return t, act
 
     async def run(self) -> None:
+        wake = self.wake
         while True:
-            t, kind = self._next_event()
-            self.wake.clear()
+            t, act = self._next_event()
+            wake.clear()
             if t == INF:
-                await self.wake.wait()
+                await wake.wait()
                 continue
-            if await self.clock.wait_until(self.gate.release_s(t), self.wake):
+            if await self.clock.wait_until(self.gate.release_s(t), wake):
                 continue
-            getattr(self, f"_do_{kind}")(t)
+            act(t)
 
     def _do_start(self, t: float) -> None:
         _, seq = heapq.heappop(self._starts)
@@ -151,7 +155,6 @@ class Fabric(Component):
             msg = tr.msg
             if msg.payload is not None:  # the real copy overlaps the modeled transfer
                 self.peers[msg.dst_unit].send(KvPrefetch(msg.request.request_id, msg.payload, start))
-        tr.in_flight = True
         self.net.add(seq, tr.path, tr.chunk_bytes, start)
         self._log_links(start)
         late = start - t
@@ -166,7 +169,6 @@ class Fabric(Component):
         early = self.net.backdate(seq, late)
         if early > 0:  # it would already have finished: deliver at the modeled end
             self.net.finish(seq, self.net.now_s)
-            tr.in_flight = False
             tr.sent_chunks += 1
             self._deliver_later(seq, self.net.now_s - early)
             self._log_links(self.net.now_s)
@@ -179,7 +181,6 @@ class Fabric(Component):
         self.act_at(t_end)
         tr = self._transfers[seq]
         tr.sent_chunks += 1
-        tr.in_flight = False
         if tr.sent_chunks < len(tr.ready_s):
             heapq.heappush(self._starts, (max(t_end, tr.ready_s[tr.sent_chunks]), seq))
         else:
@@ -193,7 +194,7 @@ class Fabric(Component):
         deliver_s = t_end + self.topology.latency_s(msg.src_unit, msg.dst_unit,
                                                      self.config.latency_s)
         self.bytes_moved += msg.kv_bytes
-        for link in self.topology.path(msg.src_unit, msg.dst_unit):
+        for link in tr.path:
             self.link_bytes[link] = self.link_bytes.get(link, 0.0) + msg.kv_bytes
         record = TransferRecord(
             msg.request.request_id, msg.request.attempt, msg.src_unit, msg.dst_unit,
@@ -212,29 +213,27 @@ class Fabric(Component):
     def _log_links(self, t: float) -> None:
         """Log each link whose (rate, flows) changed, in topology order; only links that carry
         something now or did at their last entry can have changed."""
-        rates = self.net.busy_link_rates()
-        counts: dict[Any, int] = {}
-        for tr in self._transfers.values():
-            if tr.in_flight:
-                for hop in tr.path:
-                    counts[hop] = counts.get(hop, 0) + 1
-        changed = self._busy_links.union(rates, counts)
-        for link in sorted(changed, key=self._link_order.__getitem__):
-            now = (rates.get(link, 0.0), counts.get(link, 0))
-            if self._last_rates.get(link, (0.0, 0)) != now:
-                self._last_rates[link] = now
-                self._link_changed(t, f"{link[0]}/{link[1]}", *now)
-            if now == (0.0, 0):
-                self._busy_links.discard(link)
+        loads, last = self.net.link_loads(), self._last_loads
+        changed = [link for link, now in loads.items() if last.get(link) != now]
+        changed.extend(link for link in last if link not in loads)
+        if len(changed) > 1:
+            changed.sort(key=self._link_order.__getitem__)
+        for link in changed:
+            now = loads.get(link)
+            if now is None:  # it carries nothing any more
+                del last[link]
+                now = (0.0, 0)
             else:
-                self._busy_links.add(link)
+                last[link] = now
+            self._link_changed(t, self._link_names[link], *now)
 
     def _link_changed(self, t: float, link: str, rate: float, flows: int) -> None:
         """Fold a link's new rate (bytes/s) and flow count from emu time ``t`` into its bins."""
         if self.link_log is not None:
             self.link_log.append((t, link, rate, flows))
         since, old = self._link_rate[link]
-        self.link_bytes_binned[link].interval(since, t, old)
+        if old:  # a zero rate adds nothing
+            self.link_bytes_binned[link].interval(since, t, old)
         self._link_rate[link] = (max(since, t), rate)
         self.link_flows[link].change(t, flows)
 

@@ -14,6 +14,7 @@ from typing import Any
 from disagg.cluster.component import TIME_EPS_S
 
 Link = Hashable
+INF = float("inf")
 _EPS_BYTES = 1e-6
 _TIME_RESOLUTION = 1e-12  # relative: seconds of slack per second of clock when checking ends
 
@@ -21,9 +22,12 @@ _TIME_RESOLUTION = 1e-12  # relative: seconds of slack per second of clock when 
 def max_min_rates(
     flows: Mapping[int, tuple[Link, ...]],
     capacity: Mapping[Link, float],
-    per_flow_cap: float = float("inf"),
+    per_flow_cap: float = INF,
 ) -> dict[int, float]:
     """Max-min fair rate (bytes/s) of each flow; a flow that crosses no link gets the cap."""
+    if len(flows) == 1:
+        ((fid, links),) = flows.items()
+        return {fid: alone_rate(links, capacity, per_flow_cap)}
     rates: dict[int, float] = {}
     remaining = dict(capacity)
     active = set(flows)
@@ -32,9 +36,9 @@ def max_min_rates(
         for f in active:
             for link in flows[f]:
                 counts[link] = counts.get(link, 0) + 1
-        share = min((remaining[link] / n for link, n in counts.items()), default=float("inf"))
+        share = min((remaining[link] / n for link, n in counts.items()), default=INF)
         level = min(share, per_flow_cap)
-        if level == float("inf"):
+        if level == INF:
             rates.update({f: level for f in active})
             break
         if per_flow_cap <= share:
@@ -50,7 +54,18 @@ def max_min_rates(
     return rates
 
 
-@dataclass
+def alone_rate(links: tuple[Link, ...], capacity: Mapping[Link, float], per_flow_cap: float) -> float:
+    """The max-min rate (bytes/s) of a flow alone in the network: its slowest link's capacity
+    (over the times it crosses it), at most the cap — what :func:`max_min_rates` gives it."""
+    share = INF
+    for link in links:
+        link_share = capacity[link] / links.count(link)
+        if link_share < share:
+            share = link_share
+    return share if share < per_flow_cap else per_flow_cap
+
+
+@dataclass(slots=True)
 class _Flow:
     links: tuple[Link, ...]
     size_bytes: float
@@ -59,13 +74,18 @@ class _Flow:
 
 
 class FluidNetwork:
-    """Flows in progress on a set of links; advance time, add flows, find the next completion."""
+    """Flows in progress on a set of links; advance time, add flows, find the next completion.
 
-    def __init__(self, capacity: Mapping[Any, float], per_flow_cap: float = float("inf")) -> None:
+    The next completion is computed once per change of the flows (add, finish, backdate, a
+    link's capacity) and kept until the next one: between changes it cannot move."""
+
+    def __init__(self, capacity: Mapping[Any, float], per_flow_cap: float = INF) -> None:
         self.capacity = dict(capacity)
         self.per_flow_cap = per_flow_cap
         self.now_s = 0.0
         self._flows: dict[int, _Flow] = {}
+        self._next: tuple[float, int] | None = None  # the next completion, when not _stale
+        self._stale = False
 
     def __len__(self) -> int:
         return len(self._flows)
@@ -79,12 +99,13 @@ class FluidNetwork:
             for flow in self._flows.values():
                 flow.left_bytes = max(0.0, flow.left_bytes - flow.rate * dt)
             self.now_s = t
+            self._stale = True
 
     def add(self, flow_id: int, links: tuple[Link, ...], size_bytes: float, t: float) -> None:
         """Start a flow of ``size_bytes`` at time ``t`` (>= the network's current time)."""
-        unknown = [link for link in links if link not in self.capacity]
-        if unknown:
-            raise KeyError(f"unknown link {unknown[0]!r}")
+        for link in links:
+            if link not in self.capacity:
+                raise KeyError(f"unknown link {link!r}")
         self.advance(t)
         self._flows[flow_id] = _Flow(links, size_bytes, size_bytes)
         self._rebalance()
@@ -98,12 +119,19 @@ class FluidNetwork:
             return 0.0
         sent = min(flow.left_bytes, flow.rate * seconds)
         flow.left_bytes -= sent
+        self._stale = True
         if flow.left_bytes > 0:
             return 0.0
         return seconds - flow.size_bytes / flow.rate
 
     def next_completion(self) -> tuple[float, int] | None:
         """(time, flow id) of the next flow to finish at current rates, or None when idle."""
+        if self._stale:
+            self._next = self._first_completion()
+            self._stale = False
+        return self._next
+
+    def _first_completion(self) -> tuple[float, int] | None:
         best: tuple[float, int] | None = None
         for fid, flow in self._flows.items():
             if flow.left_bytes > 0 and flow.rate <= 0:
@@ -144,17 +172,25 @@ class FluidNetwork:
                 out[link] += flow.rate
         return out
 
-    def busy_link_rates(self) -> dict[Any, float]:
-        """Bytes/s crossing each link that carries a flow (the others carry 0)."""
-        out: dict[Any, float] = {}
+    def link_loads(self) -> dict[Any, tuple[float, int]]:
+        """(bytes/s, flows) on each link that carries a flow (the others carry (0.0, 0)), the
+        rates summed in the order the flows started."""
+        rates: dict[Any, float] = {}
+        counts: dict[Any, int] = {}
         for flow in self._flows.values():
             for link in flow.links:
-                out[link] = out.get(link, 0.0) + flow.rate
-        return out
+                rates[link] = rates.get(link, 0.0) + flow.rate
+                counts[link] = counts.get(link, 0) + 1
+        return {link: (rate, counts[link]) for link, rate in rates.items()}
 
     def _rebalance(self) -> None:
-        rates = max_min_rates(
-            {fid: f.links for fid, f in self._flows.items()}, self.capacity, self.per_flow_cap
-        )
-        for fid, flow in self._flows.items():
+        self._stale = True
+        flows = self._flows
+        if len(flows) == 1:  # alone: no fair share to compute
+            for flow in flows.values():
+                flow.rate = alone_rate(flow.links, self.capacity, self.per_flow_cap)
+            return
+        rates = max_min_rates({fid: f.links for fid, f in flows.items()}, self.capacity,
+                              self.per_flow_cap)
+        for fid, flow in flows.items():
             flow.rate = rates[fid]
