@@ -29,28 +29,29 @@ def max_min_rates(
         ((fid, links),) = flows.items()
         return {fid: alone_rate(links, capacity, per_flow_cap)}
     rates: dict[int, float] = {}
-    remaining = dict(capacity)
-    active = set(flows)
+    remaining = {link: capacity[link] for links in flows.values() for link in links}
+    active = dict(flows)
     while active:
         counts: dict[Link, int] = {}
-        for f in active:
-            for link in flows[f]:
+        for links in active.values():
+            for link in links:
                 counts[link] = counts.get(link, 0) + 1
-        share = min((remaining[link] / n for link, n in counts.items()), default=INF)
+        shares = {link: remaining[link] / n for link, n in counts.items()}
+        share = min(shares.values(), default=INF)
         level = min(share, per_flow_cap)
         if level == INF:
-            rates.update({f: level for f in active})
+            rates.update(dict.fromkeys(active, level))
             break
         if per_flow_cap <= share:
-            frozen = set(active)
-        else:
-            tight = {link for link, n in counts.items() if remaining[link] / n <= level * (1 + 1e-12)}
-            frozen = {f for f in active if any(link in tight for link in flows[f])}
+            frozen = list(active)
+        else:  # the flows that cross a link whose share is (within rounding) the level
+            tight = level * (1 + 1e-12)
+            frozen = [f for f, links in active.items()
+                      if any(shares[link] <= tight for link in links)]
         for f in frozen:
             rates[f] = level
-            for link in flows[f]:
+            for link in active.pop(f):
                 remaining[link] = max(0.0, remaining[link] - level)
-        active -= frozen
     return rates
 
 
