@@ -31,12 +31,23 @@ from disagg.fabric.topology import Link, Topology
 INF = float("inf")
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """What the fabric needs of a (source unit, destination unit) pair: the links crossed, the
+    hosts, and the one-way latency, s (fixed for the run: computed once per pair)."""
+
+    path: tuple[Link, ...]
+    src_host: str
+    dst_host: str
+    latency_s: float
+
+
 @dataclass(slots=True)
 class _Transfer:
     """One KV transfer in progress: its chunks, their ready times and how many have left."""
 
     msg: TransferRequested
-    path: tuple[Link, ...]
+    route: _Route
     chunk_bytes: float
     ready_s: list[float]
     sent_chunks: int = 0
@@ -78,6 +89,7 @@ class Fabric(Component):
         self._link_order = {link: i for i, link in enumerate(topology.capacity)}
         self._link_names = {link: f"{link[0]}/{link[1]}" for link in topology.capacity}
         self._transfers: dict[int, _Transfer] = {}
+        self._routes: dict[tuple[str, str], _Route] = {}
         self._seq = 0
         self.wake = Wake()
         # (t, link, bytes/s, flows) per change, kept only for the event log (output.event_log)
@@ -112,11 +124,22 @@ class Fabric(Component):
         window = msg.layers_ready_s if self.config.layer_wise else None
         chunks = 1 if window is None else self.chunks
         self._seq += 1
-        path = self.topology.path(msg.src_unit, msg.dst_unit)
         ready = chunk_ready_times(start, window, chunks)
-        self._transfers[self._seq] = _Transfer(msg, path, msg.kv_bytes / chunks, ready)
+        route = self._route(msg.src_unit, msg.dst_unit)
+        self._transfers[self._seq] = _Transfer(msg, route, msg.kv_bytes / chunks, ready)
         heapq.heappush(self._starts, (ready[0], self._seq))
         self.wake.set()
+
+    def _route(self, src_unit: str, dst_unit: str) -> _Route:
+        """The route from ``src_unit`` to ``dst_unit`` (made on first use)."""
+        route = self._routes.get((src_unit, dst_unit))
+        if route is None:
+            topo = self.topology
+            route = _Route(topo.path(src_unit, dst_unit), topo.unit_host[src_unit],
+                           topo.unit_host[dst_unit],
+                           topo.latency_s(src_unit, dst_unit, self.config.latency_s))
+            self._routes[(src_unit, dst_unit)] = route
+        return route
 
     def _next_event(self) -> tuple[float, Callable[[float], None]]:
         """The earliest pending event's emu time and action (INF: none); at equal times a
@@ -155,7 +178,7 @@ class Fabric(Component):
             msg = tr.msg
             if msg.payload is not None:  # the real copy overlaps the modeled transfer
                 self.peers[msg.dst_unit].send(KvPrefetch(msg.request.request_id, msg.payload, start))
-        self.net.add(seq, tr.path, tr.chunk_bytes, start)
+        self.net.add(seq, tr.route.path, tr.chunk_bytes, start)
         self._log_links(start)
         late = start - t
         if self.gate.may_backdate(late, len(tr.ready_s) == 1 and tr.sent_chunks == 0):
@@ -189,17 +212,15 @@ class Fabric(Component):
 
     def _deliver_later(self, seq: int, t_end: float) -> None:
         tr = self._transfers.pop(seq)
-        msg, start = tr.msg, tr.start_s
+        msg, start, route = tr.msg, tr.start_s, tr.route
         assert start is not None
-        deliver_s = t_end + self.topology.latency_s(msg.src_unit, msg.dst_unit,
-                                                     self.config.latency_s)
+        deliver_s = t_end + route.latency_s
         self.bytes_moved += msg.kv_bytes
-        for link in tr.path:
+        for link in route.path:
             self.link_bytes[link] = self.link_bytes.get(link, 0.0) + msg.kv_bytes
         record = TransferRecord(
             msg.request.request_id, msg.request.attempt, msg.src_unit, msg.dst_unit,
-            self.topology.unit_host[msg.src_unit], self.topology.unit_host[msg.dst_unit],
-            msg.kv_bytes, start, deliver_s)
+            route.src_host, route.dst_host, msg.kv_bytes, start, deliver_s)
         delivered = KvDelivered(msg.request, msg.src_unit, msg.kv_bytes, msg.payload, start,
                                 deliver_s, reused_blocks=msg.reused_blocks,
                                 records=(*msg.records, record))
@@ -211,12 +232,13 @@ class Fabric(Component):
         self.peers[dst].send(msg)
 
     def _log_links(self, t: float) -> None:
-        """Log each link whose (rate, flows) changed, in topology order; only links that carry
-        something now or did at their last entry can have changed."""
+        """Log each link whose (rate, flows) changed (in topology order for the event log; each
+        link's series is its own, so without one the order does not matter); only links that
+        carry something now or did at their last entry can have changed."""
         loads, last = self.net.link_loads(), self._last_loads
-        changed = [link for link, now in loads.items() if last.get(link) != now]
-        changed.extend(link for link in last if link not in loads)
-        if len(changed) > 1:
+        changed = [link for link in last if link not in loads]
+        changed.extend(link for link, now in loads.items() if last.get(link) != now)
+        if self.link_log is not None:
             changed.sort(key=self._link_order.__getitem__)
         for link in changed:
             now = loads.get(link)

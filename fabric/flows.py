@@ -16,6 +16,7 @@ from disagg.cluster.component import TIME_EPS_S
 Link = Hashable
 INF = float("inf")
 _EPS_BYTES = 1e-6
+_IDLE = (0.0, 0)  # (bytes/s, flows) of a link that carries nothing
 _TIME_RESOLUTION = 1e-12  # relative: seconds of slack per second of clock when checking ends
 
 
@@ -176,13 +177,12 @@ class FluidNetwork:
     def link_loads(self) -> dict[Any, tuple[float, int]]:
         """(bytes/s, flows) on each link that carries a flow (the others carry (0.0, 0)), the
         rates summed in the order the flows started."""
-        rates: dict[Any, float] = {}
-        counts: dict[Any, int] = {}
+        loads: dict[Any, tuple[float, int]] = {}
         for flow in self._flows.values():
             for link in flow.links:
-                rates[link] = rates.get(link, 0.0) + flow.rate
-                counts[link] = counts.get(link, 0) + 1
-        return {link: (rate, counts[link]) for link, rate in rates.items()}
+                rate, n = loads.get(link, _IDLE)
+                loads[link] = (rate + flow.rate, n + 1)
+        return loads
 
     def _rebalance(self) -> None:
         self._stale = True
