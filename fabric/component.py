@@ -43,6 +43,18 @@ class _Route:
 
 
 @dataclass(slots=True)
+class _LinkSeries:
+    """One link's history on the timeseries grid (``name``: ``host/side``): its active flows and
+    the bytes it carried per bin, and the rate (bytes/s) it has carried since ``since_s`` (emu s)."""
+
+    name: str
+    flows: SteppedValues
+    carried: BinnedIntegral
+    since_s: float = 0.0
+    rate: float = 0.0
+
+
+@dataclass(slots=True)
 class _Transfer:
     """One KV transfer in progress: its chunks, their ready times and how many have left."""
 
@@ -87,7 +99,6 @@ class Fabric(Component):
         # (bytes/s, flows) last logged per link, for the links whose last entry is not zero
         self._last_loads: dict[Any, tuple[float, int]] = {}
         self._link_order = {link: i for i, link in enumerate(topology.capacity)}
-        self._link_names = {link: f"{link[0]}/{link[1]}" for link in topology.capacity}
         self._transfers: dict[int, _Transfer] = {}
         self._routes: dict[tuple[str, str], _Route] = {}
         self._seq = 0
@@ -96,10 +107,11 @@ class Fabric(Component):
         self.link_log: list[tuple[float, str, float, int]] | None = [] if keep_events else None
         self.step_s = sample_interval_s
         self.capacity = {f"{k[0]}/{k[1]}": v for k, v in topology.capacity.items()}
-        links = [f"{k[0]}/{k[1]}" for k in topology.capacity]
-        self.link_flows = {k: SteppedValues(self.step_s, 1) for k in links}  # flows per bin
-        self.link_bytes_binned = {k: BinnedIntegral(self.step_s) for k in links}  # bytes per bin
-        self._link_rate: dict[str, tuple[float, float]] = {k: (0.0, 0.0) for k in links}
+        self._series = {link: _LinkSeries(f"{link[0]}/{link[1]}", SteppedValues(self.step_s, 1),
+                                          BinnedIntegral(self.step_s))
+                        for link in topology.capacity}
+        self.link_flows = {s.name: s.flows for s in self._series.values()}  # flows per bin
+        self.link_bytes_binned = {s.name: s.carried for s in self._series.values()}  # bytes
         self.bytes_moved = 0.0
         self.link_bytes: dict[Any, float] = {}  # modeled bytes of finished transfers per link
         self.handlers = {TransferRequested: self._on_transfer, LinkScaled: self._on_link_scaled}
@@ -247,17 +259,17 @@ class Fabric(Component):
                 now = (0.0, 0)
             else:
                 last[link] = now
-            self._link_changed(t, self._link_names[link], *now)
+            self._link_changed(t, self._series[link], *now)
 
-    def _link_changed(self, t: float, link: str, rate: float, flows: int) -> None:
+    def _link_changed(self, t: float, series: _LinkSeries, rate: float, flows: int) -> None:
         """Fold a link's new rate (bytes/s) and flow count from emu time ``t`` into its bins."""
         if self.link_log is not None:
-            self.link_log.append((t, link, rate, flows))
-        since, old = self._link_rate[link]
-        if old:  # a zero rate adds nothing
-            self.link_bytes_binned[link].interval(since, t, old)
-        self._link_rate[link] = (max(since, t), rate)
-        self.link_flows[link].change(t, flows)
+            self.link_log.append((t, series.name, rate, flows))
+        if series.rate:  # a zero rate adds nothing
+            series.carried.interval(series.since_s, t, series.rate)
+        series.since_s = max(series.since_s, t)
+        series.rate = rate
+        series.flows.change(t, flows)
 
     def results(self) -> dict[str, Any]:
         out = super().results()
@@ -272,23 +284,23 @@ class Fabric(Component):
         frontier = min(self.clock.now(), self.net.now_s) - SERIES_MARGIN_S
         k = final_bins(frontier, self.step_s)
         out = []
-        for link, flows in self.link_flows.items():
-            first = flows.base
+        for series in self._series.values():
+            first = series.flows.base
             if k <= first:
                 continue
-            since, rate = self._link_rate[link]
-            if frontier > since:  # the current rate carries on to the frontier
-                self.link_bytes_binned[link].interval(since, frontier, rate)
-                self._link_rate[link] = (frontier, rate)
-            out.append({"entity": link, "kind": "link", "step_s": self.step_s, "first_bin": first,
-                        "bytes": self.link_bytes_binned[link].pop_before(k),
-                        "flows": flows.pop_before(k)[0], "capacity": self.capacity[link]})
+            if frontier > series.since_s:  # the current rate carries on to the frontier
+                series.carried.interval(series.since_s, frontier, series.rate)
+                series.since_s = frontier
+            out.append({"entity": series.name, "kind": "link", "step_s": self.step_s,
+                        "first_bin": first, "bytes": series.carried.pop_before(k),
+                        "flows": series.flows.pop_before(k)[0],
+                        "capacity": self.capacity[series.name]})
         return out
 
     def _link_state(self) -> dict[str, Any]:
         """What the timeseries needs of the links (they are sampled once the grid is known)."""
         return {"step_s": self.step_s, "flows": self.link_flows, "bytes": self.link_bytes_binned,
-                "rate": dict(self._link_rate)}
+                "rate": {s.name: (s.since_s, s.rate) for s in self._series.values()}}
 
     def snapshot(self) -> dict[str, Any]:
         """Active transfers, bytes delivered so far, and per link (``host/egress``...) the bytes

@@ -185,8 +185,11 @@ class FluidNetwork:
         return loads
 
     def _rebalance(self) -> None:
+        """Every flow's max-min rate (bytes/s) after a change of the flows or a capacity."""
         self._stale = True
         flows = self._flows
+        if not flows:
+            return
         if len(flows) == 1:  # alone: no fair share to compute
             for flow in flows.values():
                 flow.rate = alone_rate(flow.links, self.capacity, self.per_flow_cap)
