@@ -47,8 +47,12 @@ def max_min_rates(
             frozen = list(active)
         else:  # the flows that cross a link whose share is (within rounding) the level
             tight = level * (1 + 1e-12)
-            frozen = [f for f, links in active.items()
-                      if any(shares[link] <= tight for link in links)]
+            frozen = []
+            for f, links in active.items():
+                for link in links:
+                    if shares[link] <= tight:
+                        frozen.append(f)
+                        break
         for f in frozen:
             rates[f] = level
             for link in active.pop(f):
