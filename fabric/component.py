@@ -249,8 +249,8 @@ class Fabric(Component):
         carry something now or did at their last entry can have changed."""
         loads, last = self.net.link_loads(), self._last_loads
         changed = [link for link in last if link not in loads]
-        for link, now in loads.items():
-            if last.get(link) != now:
+        for link, load in loads.items():
+            if last.get(link) != load:
                 changed.append(link)
         if self.link_log is not None:
             changed.sort(key=self._link_order.__getitem__)
