@@ -26,20 +26,9 @@ from disagg.cluster.messages import KvDelivered, KvPrefetch, LinkScaled, Transfe
 from disagg.cluster.records import TransferRecord
 from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, final_bins
 from disagg.fabric.flows import FluidNetwork
-from disagg.fabric.topology import Link, Topology
+from disagg.fabric.topology import Route, Topology, route_of
 
 INF = float("inf")
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """What the fabric needs of a (source unit, destination unit) pair: the links crossed, the
-    hosts, and the one-way latency, s (fixed for the run: computed once per pair)."""
-
-    path: tuple[Link, ...]
-    src_host: str
-    dst_host: str
-    latency_s: float
 
 
 @dataclass(slots=True)
@@ -59,7 +48,7 @@ class _Transfer:
     """One KV transfer in progress: its chunks, their ready times and how many have left."""
 
     msg: TransferRequested
-    route: _Route
+    route: Route
     chunk_bytes: float
     ready_s: list[float]
     sent_chunks: int = 0
@@ -100,7 +89,7 @@ class Fabric(Component):
         self._last_loads: dict[Any, tuple[float, int]] = {}
         self._link_order = {link: i for i, link in enumerate(topology.capacity)}
         self._transfers: dict[int, _Transfer] = {}
-        self._routes: dict[tuple[str, str], _Route] = {}
+        self._routes: dict[tuple[str, str], Route] = {}  # made once per unit pair
         self._seq = 0
         self.wake = Wake()
         # (t, link, bytes/s, flows) per change, kept only for the event log (output.event_log)
@@ -137,21 +126,13 @@ class Fabric(Component):
         chunks = 1 if window is None else self.chunks
         self._seq += 1
         ready = chunk_ready_times(start, window, chunks)
-        route = self._route(msg.src_unit, msg.dst_unit)
-        self._transfers[self._seq] = _Transfer(msg, route, msg.kv_bytes / chunks, ready)
+        pair = (msg.src_unit, msg.dst_unit)
+        if pair not in self._routes:
+            self._routes[pair] = route_of(self.topology, *pair, self.config.latency_s)
+        self._transfers[self._seq] = _Transfer(msg, self._routes[pair], msg.kv_bytes / chunks,
+                                               ready)
         heapq.heappush(self._starts, (ready[0], self._seq))
         self.wake.set()
-
-    def _route(self, src_unit: str, dst_unit: str) -> _Route:
-        """The route from ``src_unit`` to ``dst_unit`` (made on first use)."""
-        route = self._routes.get((src_unit, dst_unit))
-        if route is None:
-            topo = self.topology
-            route = _Route(topo.path(src_unit, dst_unit), topo.unit_host[src_unit],
-                           topo.unit_host[dst_unit],
-                           topo.latency_s(src_unit, dst_unit, self.config.latency_s))
-            self._routes[(src_unit, dst_unit)] = route
-        return route
 
     def _next_event(self) -> tuple[float, Callable[[float], None]]:
         """The earliest pending event's emu time and action (INF: none); at equal times a
