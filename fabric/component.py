@@ -16,7 +16,8 @@ and the last byte cannot leave before the prefill ends.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component, Wake
@@ -25,22 +26,33 @@ from disagg.cluster.messages import KvDelivered, KvPrefetch, LinkScaled, Transfe
 from disagg.cluster.records import TransferRecord
 from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, final_bins
 from disagg.fabric.flows import FluidNetwork
-from disagg.fabric.topology import Link, Topology
+from disagg.fabric.topology import Route, Topology, route_of
 
 INF = float("inf")
 
 
-@dataclass
+@dataclass(slots=True)
+class _LinkSeries:
+    """One link's history on the timeseries grid (``name``: ``host/side``): its active flows and
+    the bytes it carried per bin, and the rate (bytes/s) it has carried since ``since_s`` (emu s)."""
+
+    name: str
+    flows: SteppedValues
+    carried: BinnedIntegral
+    since_s: float = 0.0
+    rate: float = 0.0
+
+
+@dataclass(slots=True)
 class _Transfer:
     """One KV transfer in progress: its chunks, their ready times and how many have left."""
 
     msg: TransferRequested
-    path: tuple[Link, ...]
+    route: Route
     chunk_bytes: float
     ready_s: list[float]
     sent_chunks: int = 0
     start_s: float | None = None
-    in_flight: bool = field(default=False)
 
 
 def chunk_ready_times(start_s: float, window: tuple[float, float] | None, chunks: int) -> list[float]:
@@ -73,20 +85,22 @@ class Fabric(Component):
         self._starts: list[tuple[float, int]] = []  # (chunk may leave at, transfer seq)
         self._deliveries: list[tuple[float, int, str, KvDelivered]] = []
         self._link_changes: list[tuple[float, int, LinkScaled]] = []  # injected link faults
-        self._last_rates: dict[Any, tuple[float, int]] = {}
+        # (bytes/s, flows) last logged per link, for the links whose last entry is not zero
+        self._last_loads: dict[Any, tuple[float, int]] = {}
         self._link_order = {link: i for i, link in enumerate(topology.capacity)}
-        self._busy_links: set[Any] = set()  # links whose last logged (rate, flows) is not zero
         self._transfers: dict[int, _Transfer] = {}
+        self._routes: dict[tuple[str, str], Route] = {}  # made once per unit pair
         self._seq = 0
         self.wake = Wake()
         # (t, link, bytes/s, flows) per change, kept only for the event log (output.event_log)
         self.link_log: list[tuple[float, str, float, int]] | None = [] if keep_events else None
         self.step_s = sample_interval_s
         self.capacity = {f"{k[0]}/{k[1]}": v for k, v in topology.capacity.items()}
-        links = [f"{k[0]}/{k[1]}" for k in topology.capacity]
-        self.link_flows = {k: SteppedValues(self.step_s, 1) for k in links}  # flows per bin
-        self.link_bytes_binned = {k: BinnedIntegral(self.step_s) for k in links}  # bytes per bin
-        self._link_rate: dict[str, tuple[float, float]] = {k: (0.0, 0.0) for k in links}
+        self._series = {link: _LinkSeries(f"{link[0]}/{link[1]}", SteppedValues(self.step_s, 1),
+                                          BinnedIntegral(self.step_s))
+                        for link in topology.capacity}
+        self.link_flows = {s.name: s.flows for s in self._series.values()}  # flows per bin
+        self.link_bytes_binned = {s.name: s.carried for s in self._series.values()}  # bytes
         self.bytes_moved = 0.0
         self.link_bytes: dict[Any, float] = {}  # modeled bytes of finished transfers per link
         self.handlers = {TransferRequested: self._on_transfer, LinkScaled: self._on_link_scaled}
@@ -111,35 +125,41 @@ class Fabric(Component):
         window = msg.layers_ready_s if self.config.layer_wise else None
         chunks = 1 if window is None else self.chunks
         self._seq += 1
-        path = self.topology.path(msg.src_unit, msg.dst_unit)
         ready = chunk_ready_times(start, window, chunks)
-        self._transfers[self._seq] = _Transfer(msg, path, msg.kv_bytes / chunks, ready)
+        pair = (msg.src_unit, msg.dst_unit)
+        if pair not in self._routes:
+            self._routes[pair] = route_of(self.topology, *pair, self.config.latency_s)
+        self._transfers[self._seq] = _Transfer(msg, self._routes[pair], msg.kv_bytes / chunks,
+                                               ready)
         heapq.heappush(self._starts, (ready[0], self._seq))
         self.wake.set()
 
-    def _next_event(self) -> tuple[float, str]:
-        candidates = [(INF, "idle")]
-        if self._starts:
-            candidates.append((self._starts[0][0], "start"))
-        done = self.net.next_completion()
-        if done is not None:
-            candidates.append((done[0], "finish"))
+    def _next_event(self) -> tuple[float, Callable[[float], None]]:
+        """The earliest pending event's emu time and action (INF: none); at equal times a
+        delivery first, then a finish, a link change, a start."""
+        t, act = INF, self._do_deliver
         if self._deliveries:
-            candidates.append((self._deliveries[0][0], "deliver"))
-        if self._link_changes:
-            candidates.append((self._link_changes[0][0], "link"))
-        return min(candidates)
+            t = self._deliveries[0][0]
+        done = self.net.next_completion()
+        if done is not None and done[0] < t:
+            t, act = done[0], self._do_finish
+        if self._link_changes and self._link_changes[0][0] < t:
+            t, act = self._link_changes[0][0], self._do_link
+        if self._starts and self._starts[0][0] < t:
+            t, act = self._starts[0][0], self._do_start
+        return t, act
 
     async def run(self) -> None:
+        wake = self.wake
         while True:
-            t, kind = self._next_event()
-            self.wake.clear()
+            t, act = self._next_event()
+            wake.clear()
             if t == INF:
-                await self.wake.wait()
+                await wake.wait()
                 continue
-            if await self.clock.wait_until(self.gate.release_s(t), self.wake):
+            if await self.clock.wait_until(self.gate.release_s(t), wake):
                 continue
-            getattr(self, f"_do_{kind}")(t)
+            act(t)
 
     def _do_start(self, t: float) -> None:
         _, seq = heapq.heappop(self._starts)
@@ -151,8 +171,7 @@ class Fabric(Component):
             msg = tr.msg
             if msg.payload is not None:  # the real copy overlaps the modeled transfer
                 self.peers[msg.dst_unit].send(KvPrefetch(msg.request.request_id, msg.payload, start))
-        tr.in_flight = True
-        self.net.add(seq, tr.path, tr.chunk_bytes, start)
+        self.net.add(seq, tr.route.path, tr.chunk_bytes, start)
         self._log_links(start)
         late = start - t
         if self.gate.may_backdate(late, len(tr.ready_s) == 1 and tr.sent_chunks == 0):
@@ -166,7 +185,6 @@ class Fabric(Component):
         early = self.net.backdate(seq, late)
         if early > 0:  # it would already have finished: deliver at the modeled end
             self.net.finish(seq, self.net.now_s)
-            tr.in_flight = False
             tr.sent_chunks += 1
             self._deliver_later(seq, self.net.now_s - early)
             self._log_links(self.net.now_s)
@@ -179,7 +197,6 @@ class Fabric(Component):
         self.act_at(t_end)
         tr = self._transfers[seq]
         tr.sent_chunks += 1
-        tr.in_flight = False
         if tr.sent_chunks < len(tr.ready_s):
             heapq.heappush(self._starts, (max(t_end, tr.ready_s[tr.sent_chunks]), seq))
         else:
@@ -188,17 +205,15 @@ class Fabric(Component):
 
     def _deliver_later(self, seq: int, t_end: float) -> None:
         tr = self._transfers.pop(seq)
-        msg, start = tr.msg, tr.start_s
+        msg, start, route = tr.msg, tr.start_s, tr.route
         assert start is not None
-        deliver_s = t_end + self.topology.latency_s(msg.src_unit, msg.dst_unit,
-                                                     self.config.latency_s)
+        deliver_s = t_end + route.latency_s
         self.bytes_moved += msg.kv_bytes
-        for link in self.topology.path(msg.src_unit, msg.dst_unit):
+        for link in route.path:
             self.link_bytes[link] = self.link_bytes.get(link, 0.0) + msg.kv_bytes
         record = TransferRecord(
             msg.request.request_id, msg.request.attempt, msg.src_unit, msg.dst_unit,
-            self.topology.unit_host[msg.src_unit], self.topology.unit_host[msg.dst_unit],
-            msg.kv_bytes, start, deliver_s)
+            route.src_host, route.dst_host, msg.kv_bytes, start, deliver_s)
         delivered = KvDelivered(msg.request, msg.src_unit, msg.kv_bytes, msg.payload, start,
                                 deliver_s, reused_blocks=msg.reused_blocks,
                                 records=(*msg.records, record))
@@ -210,33 +225,34 @@ class Fabric(Component):
         self.peers[dst].send(msg)
 
     def _log_links(self, t: float) -> None:
-        """Log each link whose (rate, flows) changed, in topology order; only links that carry
-        something now or did at their last entry can have changed."""
-        rates = self.net.busy_link_rates()
-        counts: dict[Any, int] = {}
-        for tr in self._transfers.values():
-            if tr.in_flight:
-                for hop in tr.path:
-                    counts[hop] = counts.get(hop, 0) + 1
-        changed = self._busy_links.union(rates, counts)
-        for link in sorted(changed, key=self._link_order.__getitem__):
-            now = (rates.get(link, 0.0), counts.get(link, 0))
-            if self._last_rates.get(link, (0.0, 0)) != now:
-                self._last_rates[link] = now
-                self._link_changed(t, f"{link[0]}/{link[1]}", *now)
-            if now == (0.0, 0):
-                self._busy_links.discard(link)
+        """Log each link whose (rate, flows) changed (in topology order for the event log; each
+        link's series is its own, so without one the order does not matter); only links that
+        carry something now or did at their last entry can have changed."""
+        loads, last = self.net.link_loads(), self._last_loads
+        changed = [link for link in last if link not in loads]
+        for link, load in loads.items():
+            if last.get(link) != load:
+                changed.append(link)
+        if self.link_log is not None:
+            changed.sort(key=self._link_order.__getitem__)
+        for link in changed:
+            now = loads.get(link)
+            if now is None:  # it carries nothing any more
+                del last[link]
+                now = (0.0, 0)
             else:
-                self._busy_links.add(link)
+                last[link] = now
+            self._link_changed(t, self._series[link], *now)
 
-    def _link_changed(self, t: float, link: str, rate: float, flows: int) -> None:
+    def _link_changed(self, t: float, series: _LinkSeries, rate: float, flows: int) -> None:
         """Fold a link's new rate (bytes/s) and flow count from emu time ``t`` into its bins."""
         if self.link_log is not None:
-            self.link_log.append((t, link, rate, flows))
-        since, old = self._link_rate[link]
-        self.link_bytes_binned[link].interval(since, t, old)
-        self._link_rate[link] = (max(since, t), rate)
-        self.link_flows[link].change(t, flows)
+            self.link_log.append((t, series.name, rate, flows))
+        if series.rate:  # a zero rate adds nothing
+            series.carried.interval(series.since_s, t, series.rate)
+        series.since_s = max(series.since_s, t)
+        series.rate = rate
+        series.flows.change(t, flows)
 
     def results(self) -> dict[str, Any]:
         out = super().results()
@@ -251,23 +267,23 @@ class Fabric(Component):
         frontier = min(self.clock.now(), self.net.now_s) - SERIES_MARGIN_S
         k = final_bins(frontier, self.step_s)
         out = []
-        for link, flows in self.link_flows.items():
-            first = flows.base
+        for series in self._series.values():
+            first = series.flows.base
             if k <= first:
                 continue
-            since, rate = self._link_rate[link]
-            if frontier > since:  # the current rate carries on to the frontier
-                self.link_bytes_binned[link].interval(since, frontier, rate)
-                self._link_rate[link] = (frontier, rate)
-            out.append({"entity": link, "kind": "link", "step_s": self.step_s, "first_bin": first,
-                        "bytes": self.link_bytes_binned[link].pop_before(k),
-                        "flows": flows.pop_before(k)[0], "capacity": self.capacity[link]})
+            if frontier > series.since_s:  # the current rate carries on to the frontier
+                series.carried.interval(series.since_s, frontier, series.rate)
+                series.since_s = frontier
+            out.append({"entity": series.name, "kind": "link", "step_s": self.step_s,
+                        "first_bin": first, "bytes": series.carried.pop_before(k),
+                        "flows": series.flows.pop_before(k)[0],
+                        "capacity": self.capacity[series.name]})
         return out
 
     def _link_state(self) -> dict[str, Any]:
         """What the timeseries needs of the links (they are sampled once the grid is known)."""
         return {"step_s": self.step_s, "flows": self.link_flows, "bytes": self.link_bytes_binned,
-                "rate": dict(self._link_rate)}
+                "rate": {s.name: (s.since_s, s.rate) for s in self._series.values()}}
 
     def snapshot(self) -> dict[str, Any]:
         """Active transfers, bytes delivered so far, and per link (``host/egress``...) the bytes

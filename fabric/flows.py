@@ -14,43 +14,64 @@ from typing import Any
 from disagg.cluster.component import TIME_EPS_S
 
 Link = Hashable
+INF = float("inf")
 _EPS_BYTES = 1e-6
+_IDLE = (0.0, 0)  # (bytes/s, flows) of a link that carries nothing
 _TIME_RESOLUTION = 1e-12  # relative: seconds of slack per second of clock when checking ends
 
 
 def max_min_rates(
     flows: Mapping[int, tuple[Link, ...]],
     capacity: Mapping[Link, float],
-    per_flow_cap: float = float("inf"),
+    per_flow_cap: float = INF,
 ) -> dict[int, float]:
     """Max-min fair rate (bytes/s) of each flow; a flow that crosses no link gets the cap."""
+    if len(flows) == 1:
+        ((fid, links),) = flows.items()
+        return {fid: alone_rate(links, capacity, per_flow_cap)}
     rates: dict[int, float] = {}
-    remaining = dict(capacity)
-    active = set(flows)
+    remaining = {link: capacity[link] for links in flows.values() for link in links}
+    active = dict(flows)
     while active:
         counts: dict[Link, int] = {}
-        for f in active:
-            for link in flows[f]:
+        for links in active.values():
+            for link in links:
                 counts[link] = counts.get(link, 0) + 1
-        share = min((remaining[link] / n for link, n in counts.items()), default=float("inf"))
+        shares = {link: remaining[link] / n for link, n in counts.items()}
+        share = min(shares.values(), default=INF)
         level = min(share, per_flow_cap)
-        if level == float("inf"):
-            rates.update({f: level for f in active})
+        if level == INF:
+            rates.update(dict.fromkeys(active, level))
             break
         if per_flow_cap <= share:
-            frozen = set(active)
-        else:
-            tight = {link for link, n in counts.items() if remaining[link] / n <= level * (1 + 1e-12)}
-            frozen = {f for f in active if any(link in tight for link in flows[f])}
+            frozen = list(active)
+        else:  # the flows that cross a link whose share is (within rounding) the level
+            tight = level * (1 + 1e-12)
+            frozen = []
+            for f, links in active.items():
+                for link in links:
+                    if shares[link] <= tight:
+                        frozen.append(f)
+                        break
         for f in frozen:
             rates[f] = level
-            for link in flows[f]:
+            for link in active.pop(f):
                 remaining[link] = max(0.0, remaining[link] - level)
-        active -= frozen
     return rates
 
 
-@dataclass
+def alone_rate(links: tuple[Link, ...], capacity: Mapping[Link, float], per_flow_cap: float) -> float:
+    """The max-min rate (bytes/s) of a flow alone in the network: its slowest link's capacity
+    (over the times it crosses it), at most the cap — what :func:`max_min_rates` gives it."""
+    share = INF
+    for link in links:
+        link_share = capacity[link] / links.count(link)
+        if link_share < share:
+            share = link_share
+    return share if share < per_flow_cap else per_flow_cap
+
+
+@dataclass(slots=True)
 class _Flow:
     links: tuple[Link, ...]
     size_bytes: float
@@ -59,13 +80,18 @@ class _Flow:
 
 
 class FluidNetwork:
-    """Flows in progress on a set of links; advance time, add flows, find the next completion."""
+    """Flows in progress on a set of links; advance time, add flows, find the next completion.
 
-    def __init__(self, capacity: Mapping[Any, float], per_flow_cap: float = float("inf")) -> None:
+    The next completion is computed once per change of the flows (add, finish, backdate, a
+    link's capacity) and kept until the next one: between changes it cannot move."""
+
+    def __init__(self, capacity: Mapping[Any, float], per_flow_cap: float = INF) -> None:
         self.capacity = dict(capacity)
         self.per_flow_cap = per_flow_cap
         self.now_s = 0.0
         self._flows: dict[int, _Flow] = {}
+        self._next: tuple[float, int] | None = None  # the next completion, when not _stale
+        self._stale = False
 
     def __len__(self) -> int:
         return len(self._flows)
@@ -79,12 +105,13 @@ class FluidNetwork:
             for flow in self._flows.values():
                 flow.left_bytes = max(0.0, flow.left_bytes - flow.rate * dt)
             self.now_s = t
+            self._stale = True
 
     def add(self, flow_id: int, links: tuple[Link, ...], size_bytes: float, t: float) -> None:
         """Start a flow of ``size_bytes`` at time ``t`` (>= the network's current time)."""
-        unknown = [link for link in links if link not in self.capacity]
-        if unknown:
-            raise KeyError(f"unknown link {unknown[0]!r}")
+        for link in links:
+            if link not in self.capacity:
+                raise KeyError(f"unknown link {link!r}")
         self.advance(t)
         self._flows[flow_id] = _Flow(links, size_bytes, size_bytes)
         self._rebalance()
@@ -98,12 +125,19 @@ class FluidNetwork:
             return 0.0
         sent = min(flow.left_bytes, flow.rate * seconds)
         flow.left_bytes -= sent
+        self._stale = True
         if flow.left_bytes > 0:
             return 0.0
         return seconds - flow.size_bytes / flow.rate
 
     def next_completion(self) -> tuple[float, int] | None:
         """(time, flow id) of the next flow to finish at current rates, or None when idle."""
+        if self._stale:
+            self._next = self._first_completion()
+            self._stale = False
+        return self._next
+
+    def _first_completion(self) -> tuple[float, int] | None:
         best: tuple[float, int] | None = None
         for fid, flow in self._flows.items():
             if flow.left_bytes > 0 and flow.rate <= 0:
@@ -144,17 +178,27 @@ class FluidNetwork:
                 out[link] += flow.rate
         return out
 
-    def busy_link_rates(self) -> dict[Any, float]:
-        """Bytes/s crossing each link that carries a flow (the others carry 0)."""
-        out: dict[Any, float] = {}
+    def link_loads(self) -> dict[Any, tuple[float, int]]:
+        """(bytes/s, flows) on each link that carries a flow (the others carry (0.0, 0)), the
+        rates summed in the order the flows started."""
+        loads: dict[Any, tuple[float, int]] = {}
         for flow in self._flows.values():
             for link in flow.links:
-                out[link] = out.get(link, 0.0) + flow.rate
-        return out
+                rate, n = loads.get(link, _IDLE)
+                loads[link] = (rate + flow.rate, n + 1)
+        return loads
 
     def _rebalance(self) -> None:
-        rates = max_min_rates(
-            {fid: f.links for fid, f in self._flows.items()}, self.capacity, self.per_flow_cap
-        )
-        for fid, flow in self._flows.items():
+        """Every flow's max-min rate (bytes/s) after a change of the flows or a capacity."""
+        self._stale = True
+        flows = self._flows
+        if not flows:
+            return
+        if len(flows) == 1:  # alone: no fair share to compute
+            for flow in flows.values():
+                flow.rate = alone_rate(flow.links, self.capacity, self.per_flow_cap)
+            return
+        rates = max_min_rates({fid: f.links for fid, f in flows.items()}, self.capacity,
+                              self.per_flow_cap)
+        for fid, flow in flows.items():
             flow.rate = rates[fid]

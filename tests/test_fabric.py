@@ -78,6 +78,45 @@ def test_per_flow_cap_limits_a_lone_flow() -> None:
     assert max_min_rates({1: ("x",)}, {"x": 10.0}, per_flow_cap=3.0) == {1: 3.0}
 
 
+def test_a_lone_flow_gets_its_slowest_link_up_to_the_cap() -> None:
+    caps = {"a": 10.0, "b": 4.0}
+    assert max_min_rates({1: ("a", "b")}, caps) == {1: 4.0}
+    assert max_min_rates({1: ("a", "b")}, caps, per_flow_cap=3.0) == {1: 3.0}
+    assert max_min_rates({1: ()}, caps, per_flow_cap=3.0) == {1: 3.0}  # crosses no link
+
+
+def test_a_lone_flow_crossing_a_link_twice_gets_half_of_it() -> None:
+    # 10 B over a 10 B/s link crossed twice: 5 B/s each way -> done at 2 s
+    net = FluidNetwork({"x": 10.0})
+    net.add(1, ("x", "x"), 10.0, 0.0)
+    assert net.next_completion() == (2.0, 1)
+
+
+def test_next_completion_follows_a_capacity_change_and_a_backdate() -> None:
+    # 10 B at 10 B/s from 0; at 0.5 s (5 B left) the link halves: 5 B at 5 B/s -> 1.5 s
+    net = FluidNetwork({"x": 10.0})
+    net.add(1, ("x",), 10.0, 0.0)
+    assert net.next_completion() == (1.0, 1)
+    net.set_capacity("x", 5.0, 0.5)
+    assert net.next_completion() == (1.5, 1)
+    # flow 2 (5 B) joins at 0.5 s, credited 0.2 s at its fair share (2.5 B/s): 4.5 B left ->
+    # done at 0.5 + 1.8 = 2.3 s, before flow 1 (5 B left at 2.5 B/s -> 2.5 s)
+    net.add(2, ("x",), 5.0, 0.5)
+    assert net.backdate(2, 0.2) == 0.0
+    t, fid = net.next_completion()
+    assert (t, fid) == (pytest.approx(2.3), 2)
+
+
+def test_link_loads_sum_the_rates_and_count_the_flows_on_each_busy_link() -> None:
+    # f1 on x (cap 10) alone after f2 takes y's 2 B/s: x carries 8 + 2, y carries 2
+    net = FluidNetwork({"x": 10.0, "y": 2.0, "z": 7.0})
+    net.add(1, ("x",), 100.0, 0.0)
+    net.add(2, ("x", "y"), 100.0, 0.0)
+    assert net.link_loads() == {"x": (10.0, 2), "y": (2.0, 1)}
+    net.finish(2, 50.0)
+    assert net.link_loads() == {"x": (10.0, 1)}
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     caps=st.lists(st.floats(1.0, 100.0), min_size=2, max_size=5),
