@@ -110,9 +110,9 @@ class Wake:
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
         self._expired = False
-        when = loop.time() + delay  # as asyncio.timeout(delay) computes and schedules it
-        timer = (loop.call_soon(self._expire) if when <= loop.time()
-                 else loop.call_at(when, self._expire))
+        now = loop.time()
+        when = now + delay  # as asyncio.timeout(delay) computes and schedules it
+        timer = loop.call_soon(self._expire) if when <= now else loop.call_at(when, self._expire)
         try:
             await self._waiter
         finally:

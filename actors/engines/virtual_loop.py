@@ -172,14 +172,12 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
                 self._drop_cancelled(timers)  # else it would do nothing
                 timers = self._timers
             end_s = self._now_s + _CLOCK_RESOLUTION_S
+            heappop = heapq.heappop
             while timers and timers[0][0] < end_s:
-                timer = heapq.heappop(timers)[1]
+                timer = heappop(timers)[1]
                 timer.scheduled = False
                 ready.append(timer)
-        self._run_ready(ready)
-
-    def _run_ready(self, ready: deque[Call]) -> None:
-        """Run the callbacks in ``ready`` now (those they schedule wait for the next step)."""
+        # the callbacks ready now, in order (inlined: this runs ~15 times per request)
         popleft = ready.popleft
         for _ in range(len(ready)):
             call = popleft()
