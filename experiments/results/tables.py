@@ -78,20 +78,28 @@ TIMESERIES_COLUMNS = ["time_s", "entity", "kind", "queue_depth", "batch_size", "
 def series_table(series: list[dict[str, Any]]) -> pa.Table:
     """timeseries.parquet rows from per-bin series of units and links (as components hand
     them out, ``Component.drain_series``, or as :func:`final_series` samples what is left)."""
-    frames = [_frame(s) for s in series if len(s["busy" if "busy" in s else "bytes"])]
-    types = {"entity": pa.string(), "kind": pa.string()}
-    cols = {c: np.concatenate([f[c] for f in frames]) if frames else
-            np.zeros(0, dtype=object if c in types else np.float64) for c in TIMESERIES_COLUMNS}
-    return pa.table({c: pa.array(cols[c], types.get(c, pa.float64())) for c in TIMESERIES_COLUMNS})
+    kept = [s for s in series if len(s["busy" if "busy" in s else "bytes"])]
+    frames = [_frame(s) for s in kept]
+    cols: dict[str, pa.Array] = {}
+    for c in TIMESERIES_COLUMNS:
+        if c in _LABELS:  # one string per series, repeated over its bins by Arrow
+            rows = np.repeat(np.arange(len(kept)), [len(f["time_s"]) for f in frames])
+            cols[c] = pa.array([s[c] for s in kept], pa.string()).take(rows)
+        else:
+            cols[c] = pa.array(np.concatenate([f[c] for f in frames]) if frames
+                               else np.zeros(0, dtype=np.float64), pa.float64())
+    return pa.table(cols)
+
+
+_LABELS = ("entity", "kind")
 
 
 def _frame(s: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The numeric columns of one series' bins."""
     step = s["step_s"]
     n = len(s["busy"] if "busy" in s else s["bytes"])
     nan = np.full(n, np.nan)
-    out = {"time_s": step * np.arange(s["first_bin"], s["first_bin"] + n, dtype=np.float64),
-           "entity": np.array([s["entity"]] * n, dtype=object),
-           "kind": np.array([s["kind"]] * n, dtype=object)}
+    out = {"time_s": step * np.arange(s["first_bin"], s["first_bin"] + n, dtype=np.float64)}
     if s["kind"] == "link":
         tput = np.asarray(s["bytes"]) / step
         out.update(queue_depth=nan, batch_size=nan, kv_used_bytes=nan, busy_fraction=nan,
