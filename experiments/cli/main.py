@@ -14,6 +14,7 @@ second (tests/test_cli_imports.py checks which modules they load).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -76,6 +77,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from disagg.experiments.run import run_experiment  # deferred: see the module docstring
 
     exp = load(args)
+    gc.freeze()  # start-up's objects (modules, config, trace) live on: full GC passes skip them
     out_dir = output_path(args, exp)
     with output_locked("--out" if args.out else "output.dir", out_dir):
         output_path(args, exp)  # again, now that no other disagg can be writing it
