@@ -201,10 +201,11 @@ def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
         fields, get, units = _reader(kind)
         values = get(rec)
         if units:
-            values = list(values)
+            named = list(values)
             for i in units:
-                if isinstance(values[i], UnitId):
-                    values[i] = values[i].name
+                if isinstance(named[i], UnitId):
+                    named[i] = named[i].name
+            values = tuple(named)
         row.update(zip(fields, values))
     if end is not None:
         fields, get, _ = _reader(EndRecord)
