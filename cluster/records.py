@@ -180,10 +180,6 @@ class DuplicateRecord(RuntimeError):
     """Two records of one owner for the same request attempt: a bug in a component."""
 
 
-def _unit_name(value: Any) -> Any:
-    return value.name if isinstance(value, UnitId) else value
-
-
 def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
     """One row from a request's records. Precedence: of each unit or router record type the one
     with the highest attempt stands (a second one for the same attempt raises); the arrival is
@@ -193,19 +189,23 @@ def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
     for rec in records:
         kind: type = type(rec)
         if kind is Request:
-            row.update({f: getattr(rec, f) for f in _ARRIVAL_FIELDS})
+            row.update(zip(_ARRIVAL_FIELDS, _ARRIVAL_GET(rec)))
             continue
         held = best.get(kind)
-        if held is not None and held.attempt == rec.attempt:
-            raise DuplicateRecord(f"request {rec.request_id}: two {kind.__name__} for attempt "
-                                  f"{rec.attempt}")
         if held is None or rec.attempt > held.attempt:
             best[kind] = rec
+        elif held.attempt == rec.attempt:
+            raise DuplicateRecord(f"request {rec.request_id}: two {kind.__name__} for attempt "
+                                  f"{rec.attempt}")
     for kind, rec in best.items():
         fields, get, units = _reader(kind)
         values = get(rec)
         if units:
-            values = tuple(_unit_name(v) if i in units else v for i, v in enumerate(values))
+            named = list(values)
+            for i in units:
+                if isinstance(named[i], UnitId):
+                    named[i] = named[i].name
+            values = tuple(named)
         row.update(zip(fields, values))
     if end is not None:
         fields, get, _ = _reader(EndRecord)
@@ -214,15 +214,18 @@ def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
     return row
 
 
+_ARRIVAL_GET = operator.attrgetter(*_ARRIVAL_FIELDS)
+
+
 @functools.cache
-def _reader(kind: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]], frozenset[int]]:
+def _reader(kind: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]], tuple[int, ...]]:
     """A record type's row fields, a getter of their values (one C call), and the positions of
     fields that may hold a :class:`UnitId` (written as its name)."""
     fields = record_fields(kind)
     get = operator.attrgetter(*fields)
     getter = get if len(fields) > 1 else (lambda rec: (get(rec),))
     types = {f.name: str(f.type) for f in dataclasses.fields(kind)}
-    return fields, getter, frozenset(i for i, f in enumerate(fields) if "UnitId" in types[f])
+    return fields, getter, tuple(i for i, f in enumerate(fields) if "UnitId" in types[f])
 
 
 def derive(row: dict[str, Any]) -> None:

@@ -74,7 +74,7 @@ def engine_for(exp: Experiment, address: str | None = None, sink: Sink | None = 
                live_s: float = 0.0) -> Engine:
     """The engine ``exp`` names (``experiment.engine``), sending finished rows to ``sink``."""
     if exp.experiment.engine == "virtual":
-        return VirtualEngine(exp, sink, live_s or 0.5)
+        return VirtualEngine(exp, sink, live_s)
     from disagg.actors.engines.ray_engine import RayEngine  # Ray is imported only when used
 
     return RayEngine(exp, address, sink, live_s)

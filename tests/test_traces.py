@@ -169,6 +169,32 @@ def test_bad_jsonl_line_is_named(tmp_path: Path) -> None:
         exp.workload.load()
 
 
+def test_jsonl_plain_and_spelled_out_values_read_alike(tmp_path: Path) -> None:
+    """Plain JSON integers (the common case) and the same values spelled as strings or
+    integral floats give the same rows; a line out of time order after plain ones, a negative
+    block id and a boolean token count are each refused naming their line."""
+    lines = ['{"timestamp": 7, "input_length": 5, "output_length": 2, "hash_ids": [0, 3]}',
+             '{"timestamp": "8", "input_length": 5.0, "output_length": "2", "hash_ids": []}',
+             '{"timestamp": 9, "input_length": 6, "output_length": 1}']
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    trace = read_trace(path, FORMATS["mooncake"], jsonl=True)
+    assert trace.arrival_ns.tolist() == [7_000_000, 8_000_000, 9_000_000]  # ms -> ns by hand
+    assert trace.prompt_tokens.tolist() == [5, 5, 6] and trace.output_tokens.tolist() == [2, 2, 1]
+    assert trace.prefix_hashes == ((0, 3), (), ())
+    for bad, problem in [
+        ('{"timestamp": 6, "input_length": 5, "output_length": 2}', "line 4: timestamp is 0.003 s"),
+        ('{"timestamp": 9, "input_length": 5, "output_length": 2, "hash_ids": [1, -1]}',
+         "line 4: key 'hash_ids'"),
+        ('{"timestamp": 9, "input_length": true, "output_length": 2}',
+         "line 4: column 'input_length': value True is not an integer"),
+    ]:
+        bad_path = tmp_path / "bad.jsonl"
+        bad_path.write_text("\n".join([*lines, bad]) + "\n")
+        with pytest.raises(ConfigError, match=problem):
+            read_trace(bad_path, FORMATS["mooncake"], jsonl=True)
+
+
 def test_window_with_no_requests_and_missing_file_exit_2(tmp_path: Path, capsys) -> None:
     raw = experiment_dict(workload=_trace_workload(start_s=1e6))
     (tmp_path / "a.toml").write_text(tomli_w.dumps(raw))

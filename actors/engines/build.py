@@ -10,7 +10,6 @@ from disagg.actors.components.closed_loop import ClosedLoopGenerator
 from disagg.actors.components.collector import Collector
 from disagg.actors.components.colocated import ColocatedUnit
 from disagg.actors.components.decode import DecodeUnit
-from disagg.actors.components.gateway import Gateway
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.load_generator import LoadGenerator, make_requests
 from disagg.actors.components.prefill import PrefillUnit
@@ -164,6 +163,8 @@ def _serving_component(exp: Experiment, name: str, clock: Clock, store: ObjectSt
                        control_delay_s: float) -> Component:
     """``build_component`` for ``disagg serve`` (see there)."""
     if name == "gateway":
+        from disagg.actors.components.gateway import Gateway  # deferred: only `disagg serve`
+
         units = tuple(n for n, u in unit_ids(exp).items() if u.kind in ("prefill", "decode"))
         comp: Component = Gateway(name, clock, slo_targets(exp), units)
         comp.rng = component_rng(exp.experiment.seed, name)

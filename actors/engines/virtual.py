@@ -155,12 +155,20 @@ async def _wait(run: VirtualRun, stopped: asyncio.Future[None]) -> Ending:
     return Ending("done" if done.done() and not done.cancelled() else "deadline")
 
 
+def _counts_tick(run: VirtualRun, progress: Progress) -> Callable[[], None]:
+    """Hand ``progress`` the collector's snapshot (plus ``now_s``) and nothing more: no unit
+    reports its state (``live_s`` = 0, as on the ray engine)."""
+    collector: Any = run.comps["collector"]
+    return lambda: progress({"now_s": run.loop.time(), **collector.snapshot()})
+
+
 class VirtualEngine:
     """The virtual engine behind the :class:`~disagg.actors.engines.engine.Engine` interface.
 
     Finished rows go to ``sink`` every ``DRAIN_S`` wall seconds (kept in memory without one);
-    with a ``progress`` callback the live picture is folded in every ``live_s`` wall seconds.
-    ``on_start`` sees the components before they start (tests)."""
+    with a ``progress`` callback the live picture is folded in every ``live_s`` wall seconds
+    (``live_s`` = 0: ``progress`` gets the collector's counts every ``DRAIN_S``, and no unit
+    reports its state). ``on_start`` sees the components before they start (tests)."""
 
     def __init__(self, exp: Experiment, sink: Sink | None = None, live_s: float = 0.25,
                  on_start: Callable[[dict[str, Component]], None] | None = None) -> None:
@@ -190,8 +198,9 @@ class VirtualEngine:
 
     def wait(self, stop: StopFlag | None = None, progress: Progress | None = None) -> Ending:
         """Run the loop until the run ends (see :class:`Ending`)."""
-        live = None if progress is None else live_tick(self.run, progress)
-        every = min(DRAIN_S, self.live_s) if live is not None else DRAIN_S
+        live = None if progress is None else (live_tick(self.run, progress) if self.live_s > 0
+                                              else _counts_tick(self.run, progress))
+        every = min(DRAIN_S, self.live_s) if live is not None and self.live_s > 0 else DRAIN_S
         next_live = [0.0]
 
         def tick() -> None:

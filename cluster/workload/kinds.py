@@ -24,7 +24,7 @@ from disagg.cluster.workload.synthetic import (
     LognormalLength,
     PoissonArrivals,
 )
-from disagg.cluster.workload.traces import TraceSource
+from disagg.cluster.workload.trace_source import TraceSource
 
 _PROMPT = LognormalLength(median=1_000, sigma=0.8, max=8_192)
 _OUTPUT = LognormalLength(median=200, sigma=0.6, max=2_048)

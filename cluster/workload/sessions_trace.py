@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.workload.traces import resolve_trace_path
+from disagg.cluster.workload.trace_source import resolve_trace_path
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from disagg.cluster.section import Section as _Frozen
 from disagg.cluster.workload.presets import PRESETS
-from disagg.cluster.workload.traces import TraceSource
+from disagg.cluster.workload.trace_source import TraceSource
 
 
 class FixedLength(_Frozen):

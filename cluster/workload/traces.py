@@ -4,7 +4,8 @@ A trace is three aligned arrays: arrival times in integer nanoseconds (absolute,
 gives them; so inter-arrival times are exact), prompt tokens and output tokens; a Mooncake trace
 also gives each request's prefix-block hash ids (``hash_ids``, 512-token blocks). Bad input raises
 :class:`ConfigError` naming the file, the line number and the problem. Reading a file the config
-names is the only I/O here; results are cached per (path, size, mtime, format).
+names is the only I/O here; results are cached per (path, size, mtime, format). The config
+model that names a trace file is ``trace_source.TraceSource``.
 """
 
 from __future__ import annotations
@@ -21,14 +22,6 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
 
 from disagg.cluster.errors import ConfigError
 
@@ -180,6 +173,9 @@ def _read_csv(path: str, cols: TraceColumns) -> list[tuple[int, int, int]]:
 
 def _hash_ids(path: str, line: int, value: Any, key: str) -> tuple[int, ...]:
     """A JSON list of non-negative integer block ids, or a ConfigError naming the line."""
+    if type(value) is list and all(type(v) is int for v in value) and (
+            not value or (min(value) >= 0 and max(value) <= INT64_MAX)):
+        return tuple(value)  # the common case, checked in C-speed passes
     if not isinstance(value, list) or not all(
             isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= INT64_MAX for v in value):
         raise _bad(path, line, f"key {key!r}: value {str(value)[:60]} is not a list of "
@@ -187,10 +183,28 @@ def _hash_ids(path: str, line: int, value: Any, key: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+def _plain_row(obj: dict[str, Any], cols: TraceColumns,
+               last_ns: int) -> tuple[int, int, int] | None:
+    """The row of a JSON object whose time (in s or ms) and token counts are plain integers in
+    range and in time order, as :func:`_row` and :func:`_in_order` would give it; None for
+    anything else (left to them, which also name what is wrong)."""
+    ts, prompt, output = obj.get(cols.timestamp), obj.get(cols.prompt_tokens), obj.get(
+        cols.output_tokens)
+    if not (type(ts) is int and type(prompt) is int and type(output) is int
+            and cols.unit != "datetime" and 0 <= prompt <= INT64_MAX and 0 <= output <= INT64_MAX
+            and -INT64_MAX <= ts <= INT64_MAX):
+        return None
+    ns = round(float(ts) * (1e9 if cols.unit == "s" else 1e6))  # as parse_timestamp_ns(str(ts))
+    if not last_ns <= ns <= INT64_MAX:
+        return None
+    return ns, prompt, output
+
+
 def _read_jsonl(path: str, cols: TraceColumns) -> tuple[list[tuple[int, int, int]],
                                                         list[tuple[int, ...]]]:
     rows: list[tuple[int, int, int]] = []
     hashes: list[tuple[int, ...]] = []
+    last_ns = -INT64_MAX
     with open(path, encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
@@ -201,13 +215,23 @@ def _read_jsonl(path: str, cols: TraceColumns) -> tuple[list[tuple[int, int, int
                 raise _bad(path, line_no, f"not valid JSON: {e.msg}") from None
             if not isinstance(obj, dict):
                 raise _bad(path, line_no, "expected a JSON object per line")
-            for key in (cols.timestamp, cols.prompt_tokens, cols.output_tokens):
-                if key not in obj:
-                    raise _bad(path, line_no, f"missing key {key!r} (the line has: {', '.join(obj)})")
-            rows.append(_in_order(path, line_no, _row(path, line_no, obj.get, cols), rows))
+            row = _plain_row(obj, cols, last_ns)
+            if row is None:
+                row = _checked_row(path, line_no, obj, cols, rows)
+            rows.append(row)
+            last_ns = row[0]
             if cols.hashes is not None:
                 hashes.append(_hash_ids(path, line_no, obj.get(cols.hashes, []), cols.hashes))
     return rows, hashes
+
+
+def _checked_row(path: str, line_no: int, obj: dict[str, Any], cols: TraceColumns,
+                 rows: list[tuple[int, int, int]]) -> tuple[int, int, int]:
+    """A JSON object's row through the full checks (a ConfigError naming what is wrong)."""
+    for key in (cols.timestamp, cols.prompt_tokens, cols.output_tokens):
+        if key not in obj:
+            raise _bad(path, line_no, f"missing key {key!r} (the line has: {', '.join(obj)})")
+    return _in_order(path, line_no, _row(path, line_no, obj.get, cols), rows)
 
 
 def read_trace(path: str | Path, cols: TraceColumns, jsonl: bool = False) -> Trace:
@@ -242,62 +266,3 @@ def _cached(path: str, _size: int, _mtime_ns: int, cols: TraceColumns, jsonl: bo
     return Trace(path, arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(),
                  dropped_rows=int((~keep).sum()),
                  prefix_hashes=tuple(kept[i] for i in order) if kept else ())
-
-
-def resolve_trace_path(value: str, info: ValidationInfo) -> str:
-    """A config's trace ``path`` made absolute (a relative one against the folder of the
-    experiment file, ``base_dir`` in the validation context); ValueError if no such file."""
-    base = (info.context or {}).get("base_dir")
-    path = Path(value).expanduser()
-    if not path.is_absolute() and base is not None:
-        path = Path(base) / path
-    if not path.is_file():
-        raise ValueError(f"no such trace file ({path.resolve()})")
-    return str(path.resolve())
-
-
-class TraceSource(BaseModel):
-    """A trace file and how to read it: a named format, or ``csv`` with explicit columns.
-
-    A relative ``path`` is resolved against the folder of the experiment file that names it.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    path: str = Field(min_length=1, description="trace file; relative to the experiment file")
-    format: Literal["azure", "burstgpt", "mooncake", "csv"] = Field(
-        "azure", description="azure / burstgpt CSV, mooncake JSONL, or csv with the columns below"
-    )
-    timestamp_column: str | None = Field(None, description="overrides the format's time column")
-    prompt_column: str | None = Field(None, description="overrides the format's prompt column")
-    output_column: str | None = Field(None, description="overrides the format's output column")
-    timestamp_unit: TimestampUnit | None = Field(
-        None, description="datetime (YYYY-MM-DD HH:MM:SS.f), s or ms; overrides the format's"
-    )
-
-    @field_validator("path")
-    @classmethod
-    def _resolve_path(cls, value: str, info: ValidationInfo) -> str:
-        return resolve_trace_path(value, info)
-
-    @model_validator(mode="after")
-    def _columns_given(self) -> TraceSource:
-        if self.format == "csv":
-            missing = [n for n in ("timestamp_column", "prompt_column", "output_column",
-                                   "timestamp_unit") if getattr(self, n) is None]
-            if missing:
-                raise ValueError(f"format 'csv' needs {', '.join(missing)}")
-        return self
-
-    def columns(self) -> TraceColumns:
-        """The column names and timestamp unit after the format's defaults."""
-        base = FORMATS.get(self.format, TraceColumns("", "", "", "s"))
-        return TraceColumns(
-            self.timestamp_column or base.timestamp, self.prompt_column or base.prompt_tokens,
-            self.output_column or base.output_tokens, self.timestamp_unit or base.unit,
-            base.hashes,
-        )
-
-    def load(self) -> Trace:
-        """The parsed trace (cached); ConfigError with file and line on bad input."""
-        return read_trace(self.path, self.columns(), jsonl=self.format == "mooncake")

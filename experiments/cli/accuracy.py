@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from disagg.experiments.cli.common import EXIT_OK
-from disagg.experiments.compare.accuracy import CaseResult, cases, mape, run_case
 from disagg.experiments.view.tabular import FORMATS, Tabular, print_tables
+
+if TYPE_CHECKING:
+    from disagg.experiments.compare.accuracy import CaseResult
 
 
 def accuracy_report(results: list[CaseResult]) -> dict[str, Any]:
     """The suite's results as plain data (what ``--json`` prints)."""
+    from disagg.experiments.compare.accuracy import mape  # deferred: `disagg run` needs none
+
     return {
         "cases": [{
             "key": r.case.figure_key, "set": r.case.case_set, "experiment": r.case.experiment,
@@ -53,6 +57,8 @@ def mape_line(report: dict[str, Any]) -> str:
 
 def cmd_accuracy(args: argparse.Namespace, console: Console) -> int:
     """Run the chosen cases and report."""
+    from disagg.experiments.compare.accuracy import cases, run_case
+
     chosen = [c for c in cases() if c.fast or not args.fast]
     report = accuracy_report([run_case(c) for c in chosen])
     if args.json:

@@ -14,14 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from disagg.cluster.errors import ConfigError
 from disagg.experiments.cli.common import EXIT_OK, add_override_flags, load, output_path
@@ -30,6 +22,8 @@ from disagg.experiments.results.lock import output_locked
 from disagg.experiments.view.runner import live_interval, run_progress
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from disagg.experiments.compare.lineup import LinedUp
     from disagg.experiments.compare.runs import RunPlan
 
@@ -46,6 +40,15 @@ class CompareProgress:
         self.started = time.time()
         self._bar: Progress | None = None
         if console.is_terminal:
+            from rich.progress import (  # deferred: only a compare on a terminal shows it
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
             self._bar = Progress(TextColumn("compare"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                                  TextColumn("{task.description}"), console=console)

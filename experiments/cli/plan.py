@@ -12,7 +12,6 @@ from rich.console import Console
 from disagg.experiments.cli.common import EXIT_OK, load
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.results.lock import output_locked
-from disagg.experiments.plan.space import load_space
 
 if TYPE_CHECKING:
     from disagg.experiments.plan.search import Evaluation
@@ -38,6 +37,7 @@ def _progress(console: Console, metric: str) -> Any:
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     # deferred (the engines and plots): `disagg --help` must not pay for them
     from disagg.experiments.plan.runner import run_plan
+    from disagg.experiments.plan.space import load_space
 
     base = load(args)
     space = load_space(args.search)

@@ -49,19 +49,37 @@ def request_columns(exp: Experiment) -> list[str]:
 
 def requests_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> pa.Table:
     """requests.parquet: one row per submitted request (missing values are null); ``columns``
-    (``request_columns(exp)``) or ``REQUEST_COLUMNS``."""
-    cols: dict[str, pa.Array] = {}
-    for c in columns or REQUEST_COLUMNS:
-        values = [r.get(c) for r in rows]
-        if c in _STRINGS:
-            cols[c] = pa.array([None if v is None else str(v) for v in values], pa.string())
-        elif c in _INTS:
-            cols[c] = pa.array(values, pa.int64())
-        elif c == "slo_met":
-            cols[c] = pa.array(values, pa.bool_())
-        else:
-            cols[c] = pa.array([None if v is None else float(v) for v in values], pa.float64())
-    return pa.table(cols)
+    (``request_columns(exp)``) or ``REQUEST_COLUMNS``. Arrow converts the rows in one call;
+    rows it refuses as they are (a string column's non-string, a float column's integer beyond
+    2**53) have their values made ``str`` and ``float`` first."""
+    schema = pa.schema([(c, _request_type(c)) for c in columns or REQUEST_COLUMNS])
+    try:
+        return _from_dicts(rows, schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.table({f.name: _converted(f.name, [r.get(f.name) for r in rows], f.type)
+                         for f in schema})
+
+
+def _request_type(column: str) -> pa.DataType:
+    if column in _STRINGS:
+        return pa.string()
+    if column in _INTS:
+        return pa.int64()
+    return pa.bool_() if column == "slo_met" else pa.float64()
+
+
+def _converted(column: str, values: list[Any], kind: pa.DataType) -> pa.Array:
+    if column in _STRINGS:
+        return pa.array([None if v is None else str(v) for v in values], kind)
+    if kind == pa.float64():
+        return pa.array([None if v is None else float(v) for v in values], kind)
+    return pa.array(values, kind)
+
+
+def _from_dicts(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """A table of ``schema``'s columns from dict rows (a missing key is null), converted by
+    Arrow in one call rather than cell by cell."""
+    return pa.Table.from_arrays(pa.array(rows, pa.struct(list(schema))).flatten(), schema=schema)
 
 
 def grid(end_s: float, step_s: float) -> np.ndarray:
@@ -78,20 +96,28 @@ TIMESERIES_COLUMNS = ["time_s", "entity", "kind", "queue_depth", "batch_size", "
 def series_table(series: list[dict[str, Any]]) -> pa.Table:
     """timeseries.parquet rows from per-bin series of units and links (as components hand
     them out, ``Component.drain_series``, or as :func:`final_series` samples what is left)."""
-    frames = [_frame(s) for s in series if len(s["busy" if "busy" in s else "bytes"])]
-    types = {"entity": pa.string(), "kind": pa.string()}
-    cols = {c: np.concatenate([f[c] for f in frames]) if frames else
-            np.zeros(0, dtype=object if c in types else np.float64) for c in TIMESERIES_COLUMNS}
-    return pa.table({c: pa.array(cols[c], types.get(c, pa.float64())) for c in TIMESERIES_COLUMNS})
+    kept = [s for s in series if len(s["busy" if "busy" in s else "bytes"])]
+    frames = [_frame(s) for s in kept]
+    cols: dict[str, pa.Array] = {}
+    for c in TIMESERIES_COLUMNS:
+        if c in _LABELS:  # one string per series, repeated over its bins by Arrow
+            rows = np.repeat(np.arange(len(kept)), [len(f["time_s"]) for f in frames])
+            cols[c] = pa.array([s[c] for s in kept], pa.string()).take(rows)
+        else:
+            cols[c] = pa.array(np.concatenate([f[c] for f in frames]) if frames
+                               else np.zeros(0, dtype=np.float64), pa.float64())
+    return pa.table(cols)
+
+
+_LABELS = ("entity", "kind")
 
 
 def _frame(s: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The numeric columns of one series' bins."""
     step = s["step_s"]
     n = len(s["busy"] if "busy" in s else s["bytes"])
     nan = np.full(n, np.nan)
-    out = {"time_s": step * np.arange(s["first_bin"], s["first_bin"] + n, dtype=np.float64),
-           "entity": np.array([s["entity"]] * n, dtype=object),
-           "kind": np.array([s["kind"]] * n, dtype=object)}
+    out = {"time_s": step * np.arange(s["first_bin"], s["first_bin"] + n, dtype=np.float64)}
     if s["kind"] == "link":
         tput = np.asarray(s["bytes"]) / step
         out.update(queue_depth=nan, batch_size=nan, kv_used_bytes=nan, busy_fraction=nan,
@@ -140,6 +166,4 @@ def transfers_table(rows: list[dict[str, Any]]) -> pa.Table:
              "src_host": pa.string(), "dst_host": pa.string(), "real_bytes": pa.int64(),
              "src_node": pa.string(), "dst_node": pa.string(), "crosses_nodes": pa.bool_(),
              "attempt": pa.int64()}
-    return pa.table({
-        c: pa.array([r.get(c) for r in rows], types.get(c, pa.float64())) for c in TRANSFER_COLUMNS
-    })
+    return _from_dicts(rows, pa.schema([(c, types.get(c, pa.float64())) for c in TRANSFER_COLUMNS]))
