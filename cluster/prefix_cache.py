@@ -13,8 +13,7 @@ before it. Counters say how many blocks were looked up, hit, inserted and evicte
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Container, Iterable, Sequence
-from itertools import islice
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -99,40 +98,20 @@ class PrefixCache:
     def insert(self, hashes: Sequence[int]) -> None:
         """Hold every block of ``hashes`` (their KV was just computed or received), evicting as
         needed; blocks already held are refreshed (LRU) or left in place (FIFO)."""
-        if self.capacity_blocks == 0:
-            return  # holds nothing, ever (``resize`` emptied it)
-        order = dict.fromkeys(reversed(hashes))  # the order they join the end
-        lru, members = self.eviction == "lru", self._members
-        if lru and len(order) != len(hashes):  # a repeated id rejoins the end at each repeat
-            self._insert_each(hashes)
-            return
-        if lru and not members.isdisjoint(order):
-            for h in members.intersection(order):
-                del self._blocks[h]  # rejoins the end, in its place among the new ones
-            added = order
-        elif members.isdisjoint(order):
-            added = order
-        else:
-            added = {h: None for h in order if h not in members}  # FIFO: held ones stay put
-        self._blocks.update(added)
-        self._added(added)
-
-    def _insert_each(self, hashes: Sequence[int]) -> None:
-        """:meth:`insert` (LRU) one id at a time: a held one moves to the end, a new one joins
-        it."""
+        blocks, members, lru = self._blocks, self._members, self.eviction == "lru"
+        added = 0
         for h in reversed(hashes):
-            if h in self._blocks:
-                self._blocks.move_to_end(h)
-            else:
-                self._blocks[h] = None
-        self._added(hashes)
-
-    def _added(self, added: Iterable[int]) -> None:
-        """Count the blocks just held (``added`` may repeat held ones), then evict."""
-        before = len(self._members)
-        self._members.update(added)
-        if len(self._members) != before:
-            self.inserted_blocks += len(self._members) - before
+            if h in members:
+                if lru:
+                    blocks.move_to_end(h)
+                continue
+            if self.capacity_blocks == 0:
+                break
+            blocks[h] = None
+            members.add(h)
+            added += 1
+        if added:
+            self.inserted_blocks += added
             self._frozen = None
         self._shrink()
 
@@ -145,10 +124,9 @@ class PrefixCache:
         excess = len(self._blocks) - self.capacity_blocks
         if excess <= 0:
             return
-        oldest = list(islice(self._blocks, excess))
-        for h in oldest:
-            del self._blocks[h]
-        self._members.difference_update(oldest)
+        pop, discard = self._blocks.popitem, self._members.discard
+        for _ in range(excess):
+            discard(pop(last=False)[0])
         self.evicted_blocks += excess
         self._frozen = None
 
