@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from disagg.cluster.hardware.catalog import get_hardware, get_model
-from disagg.cluster.hardware.perf import _prefill_time, pairwise_sum, prefill_flops
+from disagg.cluster.hardware.perf import (
+    _kv_bytes,
+    _kv_bytes_of,
+    _prefill_time,
+    pairwise_sum,
+    prefill_flops,
+)
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 8, 9, 15, 16, 17, 127, 128, 129, 300, 1000])
@@ -38,3 +44,10 @@ def test_list_batch_rejects_cached_beyond_prompt() -> None:
         prefill_flops([100, 200], get_model("llama-3.1-8b"), [0, 201])
     with pytest.raises(ValueError, match="cached_tokens"):
         prefill_flops([100, 200], get_model("llama-3.1-8b"), [0])
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-70b", "gpt-oss-120b", "qwen3-32b"])
+def test_kv_bytes_of_a_count_matches_the_array_model(model: str) -> None:
+    m = get_model(model)
+    counts = [0, 1, 127, 128, 129, 4096, 131_072, 1_000_003]
+    assert [_kv_bytes_of(t, m) for t in counts] == list(_kv_bytes(np.asarray(counts), m))

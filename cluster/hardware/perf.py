@@ -92,8 +92,16 @@ def kv_bytes(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float64] | float
         entry = _KV_BYTES_CACHE[id(model)] = (model, {})
     value = entry[1].get(tokens)
     if value is None:
-        value = entry[1][tokens] = _kv_bytes(tokens, model)  # type: ignore[assignment]
+        value = entry[1][tokens] = _kv_bytes_of(tokens, model)
     return value
+
+
+def _kv_bytes_of(tokens: int, model: ModelSpec) -> float:
+    """:func:`_kv_bytes` of one count, in plain Python: the same float64 operations."""
+    t = float(tokens)
+    windowed = min(t, float(model.sliding_window_tokens)) * model.sliding_window_layers
+    return model.kv_bytes_per_token_per_layer * (
+        (model.layers - model.sliding_window_layers) * t + windowed)
 
 
 def _kv_bytes(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float64] | float:
