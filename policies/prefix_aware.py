@@ -43,9 +43,10 @@ class PrefixAware(KvAware):
             raise ValueError(f"parameter 'weight': value {self.weight} is not in [0, 1e6]")
 
     def choose_prefill(self, request: Request, view: RouterView) -> Route | Reject:
-        up = [u for u in view.prefill if u.up]
-        if not up:
-            return Reject("no_prefill_unit_up")
-        best = min(up, key=lambda u: (prefix_cost(request, u, self.weight),
-                                      u.outstanding_tokens, u.name))
-        return Route(best.name)
+        best: tuple[float, int, str] | None = None  # the first unit with the lowest key wins
+        for u in view.prefill:
+            if u.up:
+                key = (prefix_cost(request, u, self.weight), u.outstanding_tokens, u.name)
+                if best is None or key < best:
+                    best = key
+        return Reject("no_prefill_unit_up") if best is None else Route(best[2])
