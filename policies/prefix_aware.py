@@ -27,6 +27,8 @@ from disagg.policies.router import ROUTERS
 def prefix_cost(request: Request, unit: UnitView, weight: float) -> float:
     """Outstanding tokens of ``unit`` minus ``weight`` x the request's tokens it has cached."""
     hit = leading_overlap(request.prefix_hashes, unit.cached_blocks)
+    if not hit:  # nothing cached: the same value as the formula, without computing 0 tokens
+        return float(unit.outstanding_tokens)
     return unit.outstanding_tokens - weight * cached_prefix_tokens(request.prompt_tokens, hit)
 
 
