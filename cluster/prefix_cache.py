@@ -13,7 +13,7 @@ before it. Counters say how many blocks were looked up, hit, inserted and evicte
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Container, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +40,41 @@ def leading_overlap(hashes: Sequence[int], held: Container[int]) -> int:
             break
         n += 1
     return n
+
+
+class HeldBlocks(Set[int]):
+    """An immutable set of block ids: those a unit ``reported`` holding plus those ``assigned``
+    to it since (disjoint from them): the router's view of a cache, extended per assignment
+    without copying the reported set."""
+
+    __slots__ = ("reported", "assigned")
+
+    def __init__(self, reported: frozenset[int], assigned: frozenset[int]) -> None:
+        self.reported, self.assigned = reported, assigned
+
+    def __contains__(self, block: object) -> bool:
+        return block in self.reported or block in self.assigned
+
+    def __iter__(self) -> Iterator[int]:
+        yield from self.reported
+        yield from self.assigned
+
+    def __len__(self) -> int:
+        return len(self.reported) + len(self.assigned)
+
+    def __hash__(self) -> int:
+        return self._hash()  # as a frozenset of the same ids hashes
+
+
+def with_blocks(held: Set[int], hashes: Iterable[int]) -> Set[int]:
+    """``held`` plus ``hashes``: ``held`` itself if it has them all, else a :class:`HeldBlocks`
+    over the same reported set (a plain set of ids counts as reported)."""
+    if isinstance(held, HeldBlocks):
+        reported, assigned = held.reported, held.assigned
+    else:
+        reported, assigned = frozenset(held), frozenset()
+    new = [h for h in hashes if h not in reported and h not in assigned]
+    return HeldBlocks(reported, assigned.union(new)) if new else held
 
 
 @dataclass(frozen=True)

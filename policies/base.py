@@ -8,6 +8,7 @@ admission policy sees pending requests and the running batch and returns the ids
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,7 +33,7 @@ class UnitView:
     free_at_s: float = 0.0  # prefill: modeled end of the batch in progress
     reported_s: float = 0.0  # emu time of the report this view comes from
     up: bool = True
-    cached_blocks: frozenset[int] = frozenset()  # prefix-block ids held (prefix caching)
+    cached_blocks: Set[int] = frozenset()  # prefix-block ids held (prefix caching), immutable
 
     @property
     def kv_free_bytes(self) -> float:

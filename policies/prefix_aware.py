@@ -27,6 +27,8 @@ from disagg.policies.router import ROUTERS
 def prefix_cost(request: Request, unit: UnitView, weight: float) -> float:
     """Outstanding tokens of ``unit`` minus ``weight`` x the request's tokens it has cached."""
     hit = leading_overlap(request.prefix_hashes, unit.cached_blocks)
+    if not hit:  # nothing cached: the same value as the formula, without computing 0 tokens
+        return float(unit.outstanding_tokens)
     return unit.outstanding_tokens - weight * cached_prefix_tokens(request.prompt_tokens, hit)
 
 
@@ -43,9 +45,10 @@ class PrefixAware(KvAware):
             raise ValueError(f"parameter 'weight': value {self.weight} is not in [0, 1e6]")
 
     def choose_prefill(self, request: Request, view: RouterView) -> Route | Reject:
-        up = [u for u in view.prefill if u.up]
-        if not up:
-            return Reject("no_prefill_unit_up")
-        best = min(up, key=lambda u: (prefix_cost(request, u, self.weight),
-                                      u.outstanding_tokens, u.name))
-        return Route(best.name)
+        best: tuple[float, int, str] | None = None  # the first unit with the lowest key wins
+        for u in view.prefill:
+            if u.up:
+                key = (prefix_cost(request, u, self.weight), u.outstanding_tokens, u.name)
+                if best is None or key < best:
+                    best = key
+        return Reject("no_prefill_unit_up") if best is None else Route(best[2])

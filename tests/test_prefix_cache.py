@@ -17,7 +17,13 @@ from rich.console import Console
 from disagg.cluster.config import experiment_from_dict
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.hardware.perf import prefill_time
-from disagg.cluster.prefix_cache import PrefixCache, cached_prefix_tokens
+from disagg.cluster.prefix_cache import (
+    HeldBlocks,
+    PrefixCache,
+    cached_prefix_tokens,
+    leading_overlap,
+    with_blocks,
+)
 from disagg.experiments.run import run_experiment
 from disagg.experiments.view.console import summary_table
 
@@ -196,3 +202,15 @@ def test_cache_never_exceeds_capacity_and_conserves_blocks(capacity, eviction, p
         s = c.stats()
         assert s.inserted_blocks - s.evicted_blocks == len(c)
         assert s.hit_blocks <= s.lookup_blocks
+
+
+def test_held_blocks_extend_a_reported_set_without_copying_it() -> None:
+    reported = frozenset({1, 2, 3})
+    assert with_blocks(reported, [1, 3]) is reported  # nothing new: the same set
+    held = with_blocks(reported, [3, 4, 5])
+    assert isinstance(held, HeldBlocks) and held.reported is reported
+    assert held == frozenset({1, 2, 3, 4, 5}) and len(held) == 5
+    assert hash(held) == hash(frozenset({1, 2, 3, 4, 5}))
+    again = with_blocks(held, [5, 6])
+    assert again == {1, 2, 3, 4, 5, 6} and 7 not in again and held == {1, 2, 3, 4, 5}
+    assert leading_overlap([1, 2, 6, 9, 4], again) == 3

@@ -188,10 +188,13 @@ class PrefillUnit(Component):
         requests, rest = take(self.queue, chosen)
         if len(requests) != len(chosen):
             raise ValueError(f"{self.name}: batch names requests that are not queued")
+        streamed = {r.request_id for r in requests if self.layer_wise and r.output_tokens > 1}
+        revisable = not streamed and self.token_feed is None and self.cache is None
         before = _BatchStart(tuple(self.queue), self.free_at_s, self.last_decision_s,
-                             self.batch_start_s, requests)
+                             self.batch_start_s, requests) if revisable else None
         self.queue = rest
-        self.queued_tokens -= sum(r.prompt_tokens for r in requests)
+        tokens = sum(r.prompt_tokens for r in requests)
+        self.queued_tokens -= tokens
         self.decide_at(t)
         cached = self._lookup(requests)
         duration = prefill_time([r.prompt_tokens for r in requests], self.model, self.hw,
@@ -199,7 +202,6 @@ class PrefillUnit(Component):
         end = t + duration.seconds * self.speed.factor_at(t)
         self.running = requests
         self.batches += 1
-        tokens = sum(r.prompt_tokens for r in requests)
         self.log.state(t, len(self.queue), len(requests), 0.0)
         self.log.work(t, end, tokens, len(requests))
         self.free_at_s = end
@@ -208,12 +210,10 @@ class PrefillUnit(Component):
         self._record_start(requests, t, end, cached)
         if self.token_feed is not None:
             self.token_feed.first_tokens(self.peers, self.name, requests, t, end, cached)
-        streamed = {r.request_id for r in requests if self.layer_wise and r.output_tokens > 1}
         for r in requests:
             if r.request_id in streamed:
                 self._finish(r, stream=True)
-        revisable = not streamed and self.token_feed is None and self.cache is None
-        if await self._sleep_unless_reformed(end, before if revisable else None):
+        if await self._sleep_unless_reformed(end, before):
             return
         self.act_at(end, max(0.0, self.gate.release_s(t) - end))  # the end's timer is not held
         self.running = ()

@@ -33,7 +33,7 @@ from disagg.cluster.messages import (
     UnitDown,
     UnitUp,
 )
-from disagg.cluster.prefix_cache import leading_overlap
+from disagg.cluster.prefix_cache import leading_overlap, with_blocks
 from disagg.cluster.records import DecodeRouting, PrefillRouting, UnitId
 from disagg.policies.base import (
     PolicyContext,
@@ -121,9 +121,7 @@ class Router(Component):
         routing = PrefillRouting(request.request_id, request.attempt, self.unit_ids[unit.name],
                                  t - unit.reported_s)
         self.inflight[request.request_id] = (request, unit.name)
-        held = unit.cached_blocks
-        if request.prefix_hashes and not held.issuperset(request.prefix_hashes):
-            held = held.union(request.prefix_hashes)
+        held = with_blocks(unit.cached_blocks, request.prefix_hashes)
         self.views[unit.name] = UnitView(  # dataclasses.replace, spelt out: once per request
             unit.name, unit.kind, unit.queued_requests + 1, unit.queued_tokens + request.prompt_tokens,
             unit.running_requests, unit.running_tokens, unit.kv_used_bytes, unit.kv_capacity_bytes,

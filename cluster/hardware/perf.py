@@ -92,8 +92,16 @@ def kv_bytes(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float64] | float
         entry = _KV_BYTES_CACHE[id(model)] = (model, {})
     value = entry[1].get(tokens)
     if value is None:
-        value = entry[1][tokens] = _kv_bytes(tokens, model)  # type: ignore[assignment]
+        value = entry[1][tokens] = _kv_bytes_of(tokens, model)
     return value
+
+
+def _kv_bytes_of(tokens: int, model: ModelSpec) -> float:
+    """:func:`_kv_bytes` of one count, in plain Python: the same float64 operations."""
+    t = float(tokens)
+    windowed = min(t, float(model.sliding_window_tokens)) * model.sliding_window_layers
+    return model.kv_bytes_per_token_per_layer * (
+        (model.layers - model.sliding_window_layers) * t + windowed)
 
 
 def _kv_bytes(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float64] | float:
@@ -121,13 +129,62 @@ def prefill_flops(prompt_tokens: Sequence[int] | NDArray[np.int64], model: Model
     With ``cached_tokens`` C of a prompt of S tokens already in the prefix cache, only the S - C
     new tokens run: linear layers 2 N (S - C), and attention of the new tokens over the whole
     context, 2 L n_q d (S^2 - C^2) (the causal S^2 term minus the cached C x C triangle).
+    A batch given as lists (a unit's few prompts) is summed in plain Python, bit for bit as numpy
+    sums the arrays (:func:`pairwise_sum`).
     """
+    if type(prompt_tokens) is list and (cached_tokens is None or type(cached_tokens) is list):
+        return _list_flops(prompt_tokens, model, cached_tokens)
     s = np.asarray(prompt_tokens, dtype=np.float64)
     c = np.zeros_like(s) if cached_tokens is None else np.asarray(cached_tokens, dtype=np.float64)
     if cached_tokens is not None and (c.shape != s.shape or np.any(c < 0) or np.any(c > s)):
-        raise ValueError("cached_tokens needs one value per prompt, each in [0, prompt tokens]")
+        raise ValueError(_CACHED_TOKENS_ERROR)
     attn = 2.0 * model.layers * model.q_heads * model.head_dim * (s * s - c * c)
     return float(np.sum(2.0 * model.active_params * (s - c) + attn))
+
+
+_CACHED_TOKENS_ERROR = "cached_tokens needs one value per prompt, each in [0, prompt tokens]"
+
+
+def _list_flops(prompt_tokens: list[int], model: ModelSpec, cached_tokens: list[int] | None
+                ) -> float:
+    """:func:`prefill_flops` of lists: the same float64 operations in the same order."""
+    cached = [0] * len(prompt_tokens) if cached_tokens is None else cached_tokens
+    if len(cached) != len(prompt_tokens) or any(
+            not 0 <= c <= s for s, c in zip(prompt_tokens, cached, strict=True)):
+        raise ValueError(_CACHED_TOKENS_ERROR)
+    linear = 2.0 * model.active_params
+    attention = 2.0 * model.layers * model.q_heads * model.head_dim
+    terms = []
+    for s_tokens, c_tokens in zip(prompt_tokens, cached, strict=True):
+        s, c = float(s_tokens), float(c_tokens)
+        terms.append(linear * (s - c) + attention * (s * s - c * c))
+    return pairwise_sum(terms)
+
+
+def pairwise_sum(values: list[float], start: int = 0, n: int | None = None) -> float:
+    """The sum of ``values[start:start + n]`` exactly as ``np.sum`` adds a float64 vector: fewer
+    than 8 values in order; up to 128 in 8 interleaved partial sums, combined pairwise, then the
+    remainder; more split in two halves (a multiple of 8 first) summed recursively."""
+    if n is None:
+        n = len(values) - start
+    if n < 8:
+        total = 0.0
+        for i in range(start, start + n):
+            total += values[i]
+        return total
+    if n > 128:
+        half = n // 2
+        half -= half % 8
+        return pairwise_sum(values, start, half) + pairwise_sum(values, start + half, n - half)
+    r = values[start:start + 8]
+    blocked = n - n % 8
+    for i in range(start + 8, start + blocked, 8):
+        for j in range(8):
+            r[j] += values[i + j]
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for i in range(start + blocked, start + n):
+        total += values[i]
+    return total
 
 
 def expected_experts(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float64] | float:
@@ -247,17 +304,30 @@ def _prefill_time(
         chips * peak_flops(hw, model) * hw.compute_efficiency
     )
     # tokens computed this step: cached ones activate no experts and cross no all-reduce
-    computed = float(np.sum(np.asarray(prompt_tokens, dtype=np.float64)))
+    computed = _total(prompt_tokens)
     if cached_tokens is not None:
-        computed -= float(np.sum(np.asarray(cached_tokens, dtype=np.float64)))
+        computed -= _total(cached_tokens)
     if hw.decode_model == "wafer_pipeline":
         fill = pipeline_latency_s(model, hw, chips)
         return StepTime(compute + fill + hw.step_overhead_s, compute, fill, hw.step_overhead_s)
-    moved = float(weights_read_bytes(computed, model)) + float(
-        np.sum(kv_bytes(np.asarray(prompt_tokens), model)))
+    moved = float(weights_read_bytes(computed, model)) + _kv_total(prompt_tokens, model)
     memory = moved / (chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency)
     overhead = hw.step_overhead_s + float(layers_comm_s(computed, model, hw, chips))
     return StepTime(max(compute, memory) + overhead, compute, memory, overhead)
+
+
+def _total(tokens: Sequence[int] | NDArray[np.int64]) -> float:
+    """The float64 sum of ``tokens`` (lists in plain Python, as ``np.sum`` would add them)."""
+    if type(tokens) is list:
+        return pairwise_sum([float(t) for t in tokens])
+    return float(np.sum(np.asarray(tokens, dtype=np.float64)))
+
+
+def _kv_total(prompt_tokens: Sequence[int] | NDArray[np.int64], model: ModelSpec) -> float:
+    """KV bytes of every prompt in a batch, summed (lists: from the per-prompt cache)."""
+    if type(prompt_tokens) is list:
+        return pairwise_sum([float(kv_bytes(t, model)) for t in prompt_tokens])
+    return float(np.sum(kv_bytes(np.asarray(prompt_tokens), model)))
 
 
 def _attention(b: NDArray[np.float64], ctx: NDArray[np.float64],
