@@ -28,6 +28,7 @@ _ZERO_KEY = -(2**31)
 _LOOSE = 4096  # single values buffered before they are folded in
 
 Bucket = tuple[float, float, float]  # (weight, smallest value, largest value)
+Weights = np.ndarray | tuple[float, float] | None  # per value; (first, each other); None: 1 each
 
 
 _DENSE_KEYS = 1 << 16  # key spans up to this are made unique by counting, not sorting
@@ -55,7 +56,7 @@ class QuantileSketch:
 
     def __init__(self) -> None:
         self._values: list[np.ndarray] = []
-        self._weights: list[np.ndarray | None] = []  # None: weight 1 each
+        self._weights: list[Weights] = []
         self._held = 0
         self._loose: list[float] = []  # single weight-1 values not yet folded in
         self._buckets: dict[int, Bucket] | None = None
@@ -78,8 +79,26 @@ class QuantileSketch:
             values, w = values[w > 0], w[w > 0]
         if len(values) == 0:
             return
+        self._hold(values, w)
+
+    def add_run(self, values: np.ndarray, first_weight: float, weight: float) -> None:
+        """:meth:`add_many` of ``values`` weighing ``first_weight`` the first and ``weight`` each
+        the others (a run of decode iterations: the first can have fewer requests counted),
+        without building the weights: they are built for all runs at once when folded."""
+        if not weight > 0:
+            w = np.full(len(values), float(weight))
+            if len(w):
+                w[0] = first_weight
+            self.add_many(values, w)
+            return
+        if not first_weight > 0:  # no observation: left out, as add_many does
+            values, first_weight = values[1:], weight
+        if len(values):
+            self._hold(np.asarray(values, dtype=np.float64), (float(first_weight), float(weight)))
+
+    def _hold(self, values: np.ndarray, weights: Weights) -> None:
         self._values.append(values)
-        self._weights.append(w)
+        self._weights.append(weights)
         self._held += len(values)
         if self._held > (EXACT_LIMIT if self._buckets is None else _LOOSE):
             self._to_buckets()
@@ -130,6 +149,11 @@ class QuantileSketch:
         if not self._values:
             return np.zeros(0), np.zeros(0)
         v = np.concatenate(self._values)
+        if all(type(b) is tuple for b in self._weights):  # runs only: their weights at once
+            lengths = np.array([len(a) for a in self._values])
+            w = np.repeat(np.array([b[1] for b in self._weights]), lengths)  # type: ignore[index]
+            w[np.cumsum(lengths) - lengths] = [b[0] for b in self._weights]  # type: ignore[index]
+            return v, w
         w = np.concatenate([_weights(a, b) for a, b in zip(self._values, self._weights,
                                                             strict=True)])
         return v, w
@@ -196,5 +220,11 @@ class QuantileSketch:
         return out
 
 
-def _weights(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    return np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64)
+def _weights(values: np.ndarray, weights: Weights) -> np.ndarray:
+    if weights is None:
+        return np.ones(len(values))
+    if type(weights) is tuple:
+        w = np.full(len(values), weights[1])
+        w[0] = weights[0]
+        return w
+    return np.asarray(weights, dtype=np.float64)

@@ -240,13 +240,14 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
         while True:
             if self._unseen:  # a request becoming ready joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
-                idx = min(idx, int(np.searchsorted(bounds, first, side="left")))
-            cut = [self.cancels[rid][1] for rid in self.running if rid in self.cancels]
+                idx = min(idx, int(bounds.searchsorted(first, side="left")))
+            cut = [self.cancels[rid][1] for rid in self.running if rid in self.cancels] \
+                if self.cancels else None
             if cut:  # a cancelled request leaves at the first boundary at or after its cancel
-                idx = min(idx, int(np.searchsorted(bounds, max(min(cut), self.t), side="left")))
+                idx = min(idx, int(bounds.searchsorted(max(min(cut), self.t), side="left")))
             change = self.speed.next_change_after(self.t)
             if change is not None:  # a new speed applies from the first boundary at or after it
-                idx = min(idx, int(np.searchsorted(bounds, change, side="left")))
+                idx = min(idx, int(bounds.searchsorted(change, side="left")))
             self.wake.clear()
             if not await self.clock.wait_until(self.gate.release_s(float(bounds[idx])), self.wake):
                 break
@@ -265,9 +266,7 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
         kv_before = self.kv_used_bytes
         finished, joined, tokens = self._step_batch(steps, float(bounds[0]))
         # a request's first decode token's gap is measured from its first token (summary.py)
-        weights = np.full(len(durations), float(b))
-        weights[0] = b - joined
-        self.itl.add_many(durations, weights)
+        self.itl.add_run(durations, b - joined, b)
         self.log.work(start, self.t, tokens, b)
         self.tokens_out += tokens
         self.busy_s += self.t - start
@@ -284,9 +283,8 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
                                        r.request.tpot_slo_s))
             self._end(r.request, "completed", "", self.t)
         self._drop_cancelled()
-        running, kv = np.full(steps, float(b)), np.full(steps, kv_before)
-        running[-1], kv[-1] = len(self.running), self.kv_used_bytes  # finished ones left
-        self._load_hist.extend(done, running, kv)
+        self._load_hist.extend(done, (b, len(self.running)),  # finished ones left at the last
+                               (kv_before, self.kv_used_bytes))
         self._changed(hold=True)  # reported with the admissions at this boundary, if any
 
     def _drop_cancelled(self) -> None:
@@ -308,7 +306,7 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
         finished = []
         joined = 0
         gained = self._gained(steps)
-        for (rid, r), n in zip(self.running.items(), gained.tolist(), strict=True):
+        for (rid, r), n in zip(self.running.items(), gained, strict=True):
             rec = self.records[rid]
             if rec.first_decode_token_s is None:
                 rec.first_decode_token_s = first_s
@@ -318,7 +316,7 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
             self._grow(r)
             if r.left <= 0:
                 finished.append(rid)
-        tokens = int(gained.sum())
+        tokens = sum(gained)
         self._left -= tokens
         self._context += tokens
         return finished, joined, tokens

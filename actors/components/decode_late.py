@@ -51,11 +51,13 @@ class BoundaryLoad:
         self._running = RecentBoundaries(limit)
         self._kv = RecentBoundaries(limit)
 
-    def extend(self, bounds: np.ndarray, running: np.ndarray, kv_bytes: np.ndarray) -> None:
-        """Remember ``bounds`` and the batch (requests, KV bytes) that ran from each."""
+    def extend(self, bounds: np.ndarray, running: tuple[int, int],
+               kv_bytes: tuple[float, float]) -> None:
+        """Remember ``bounds`` and the batch that ran from each: ``running`` requests and
+        ``kv_bytes`` held, as (from every boundary but the last, from the last)."""
         self._bounds.extend(bounds)
-        self._running.extend(running)
-        self._kv.extend(kv_bytes)
+        self._running.extend_run(len(bounds), *running)
+        self._kv.extend_run(len(bounds), *kv_bytes)
 
     def bounds(self) -> np.ndarray:
         """The remembered boundaries, oldest first."""

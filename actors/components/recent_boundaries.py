@@ -25,12 +25,27 @@ class RecentBoundaries:
             self._buf[: self.limit] = bounds[k - self.limit:]
             self._n = self.limit
             return
+        self._buf[self._slot(k)] = bounds
+
+    def extend_run(self, k: int, value: float, last: float) -> None:
+        """Remember ``k`` (>= 1) values: ``value`` each but the last, which is ``last`` (what
+        ``extend`` of such an array does, without building it)."""
+        if k >= self.limit:
+            self._buf[: self.limit] = value
+            self._n = self.limit
+        else:
+            self._buf[self._slot(k)] = value
+        self._buf[self._n - 1] = last
+
+    def _slot(self, k: int) -> slice:
+        """Where ``k`` (< limit) new values go, shifting the window down first when full."""
         if self._n + k > len(self._buf):
             keep = self.limit - k
             self._buf[:keep] = self._buf[self._n - keep: self._n]
             self._n = keep
-        self._buf[self._n: self._n + k] = bounds
+        start = self._n
         self._n += k
+        return slice(start, self._n)
 
     def view(self) -> np.ndarray:
         """The remembered boundaries, oldest first (a view: valid until the next ``extend``)."""
