@@ -1,0 +1,102 @@
+"""The decode unit's faster paths give bit for bit what the plain ones they replaced give: step
+times planned in place against ``decode_step_times``, boundary runs against arrays built in
+full, sketch runs against explicit weights, and array buckets against a per-key fold."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from disagg.actors.components.recent_boundaries import RecentBoundaries
+from disagg.cluster.hardware import catalog, perf
+from disagg.cluster.paged_kv import PagedKv
+from disagg.cluster.sketch import _ZERO, _ZERO_KEY, QuantileSketch, _Buckets
+
+
+def test_planned_step_times_are_the_step_times_of_the_growing_context() -> None:
+    checked = 0
+    for model in catalog.models().values():
+        for hw in catalog.hardware().values():
+            for chips, b, ctx in ((1, 1, 0), (4, 3, 1000), (8, 64, 123_457)):
+                try:
+                    plain = perf.decode_step_times(b, ctx + b * np.arange(40, dtype=np.float64),
+                                                   model, hw, chips)
+                except ValueError:  # FP8 weights on a chip without FP8
+                    continue
+                planned = perf.decode_plan_times(b, ctx, 40, model, hw, chips)
+                assert planned.tobytes() == plain.tobytes()
+                checked += 1
+    assert checked > 100
+
+
+def test_plain_fit_in_ints_as_in_the_matrix_of_ones() -> None:
+    kv = PagedKv(block_tokens=16, block_bytes=1.0, capacity_blocks=20, watermark_blocks=0)
+    for context, steps in (([78, 78], 5), ([78], 5), ([144], 40), ([1, 2, 3], 90), ([], 3)):
+        gained = np.ones((steps, len(context)), dtype=np.int64)
+        assert kv.steps_that_fit_plain(context, steps) == kv.steps_that_fit(
+            np.array(context, dtype=np.int64), gained)
+
+
+def test_boundary_runs_hold_what_the_full_arrays_would() -> None:
+    rng = np.random.default_rng(7)
+    runs, plain = RecentBoundaries(64), RecentBoundaries(64)
+    for k in rng.integers(1, 90, 300):
+        value, last = float(rng.integers(0, 9)), float(rng.integers(0, 9))
+        full = np.full(k, value)
+        full[-1] = last
+        runs.extend_run(int(k), value, last)
+        plain.extend(full)
+        assert runs.view().tobytes() == plain.view().tobytes()
+
+
+def _fill(sketch: QuantileSketch, seed: int, runs: bool) -> QuantileSketch:
+    rng = np.random.default_rng(seed)
+    for _ in range(1500):
+        k = int(rng.integers(1, 150))
+        values = rng.lognormal(-4, 1.5, k)
+        values[rng.random(k) < 0.02] = 0.0
+        first, each = float(rng.integers(0, 3)), float(rng.integers(1, 5))
+        if runs:
+            sketch.add_run(values, first, each)
+        else:
+            weights = np.full(k, each)
+            weights[0] = first
+            sketch.add_many(values, weights)
+    return sketch
+
+
+def test_sketch_runs_sum_as_explicit_weights_do() -> None:
+    for seed in (1, 2):
+        runs, plain = _fill(QuantileSketch(), seed, True), _fill(QuantileSketch(), seed, False)
+        assert not runs.exact and runs.totals() == plain.totals()
+        for a, b in zip(runs.values(), plain.values(), strict=True):
+            assert a.tobytes() == b.tobytes()
+        small_runs, small_plain = QuantileSketch(), QuantileSketch()
+        small_runs.add_run(np.array([0.5, 0.25, 0.125]), 0.0, 2.0)
+        small_plain.add_many(np.array([0.5, 0.25, 0.125]), np.array([0.0, 2.0, 2.0]))
+        assert small_runs.exact and small_runs.totals() == small_plain.totals() == (2, 4.0, 0.75)
+
+
+def test_array_buckets_fold_as_a_dict_per_key_does() -> None:
+    rng = np.random.default_rng(3)
+    by_key: dict[int, tuple[float, float, float]] = {}
+    buckets = _Buckets()
+    for _ in range(200):
+        v = rng.lognormal(-3, 2, 50)
+        v[:3] = 0.0
+        keys = [_ZERO_KEY if x <= _ZERO else math.ceil(math.log(x) / math.log(199 / 197))
+                for x in v.tolist()]
+        batch: dict[int, tuple[float, float, float]] = {}
+        for k, x in zip(keys, v.tolist(), strict=True):
+            w, lo, hi = batch.get(k, (0.0, math.inf, -math.inf))
+            batch[k] = (w + 1.0, min(lo, x), max(hi, x))
+        order = sorted(batch)
+        rows = np.array([batch[k] for k in order])
+        buckets.fold(np.array(order, dtype=np.int64), rows[:, 0], rows[:, 1], rows[:, 2])
+        for k in order:  # the oracle: one key at a time, in plain floats
+            old, new = by_key.get(k), batch[k]
+            by_key[k] = new if old is None else (old[0] + new[0], min(old[1], new[1]),
+                                                 max(old[2], new[2]))
+    assert buckets.as_dict() == dict(sorted(by_key.items()))
+    assert _Buckets.of(by_key).as_dict() == dict(sorted(by_key.items()))
