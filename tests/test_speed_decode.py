@@ -30,6 +30,20 @@ def test_planned_step_times_are_the_step_times_of_the_growing_context() -> None:
     assert checked > 100
 
 
+def test_planned_step_times_where_compute_overtakes_the_wafer_floor() -> None:
+    model, hw = catalog.models()["llama-3.1-70b"], catalog.hardware()["cs3"]
+    low, high = 0, 10**10  # the context at which compute passes the latency floor
+    while high - low > 1:
+        mid = (low + high) // 2
+        times = perf.decode_step_times(8, np.array([low, mid], dtype=np.float64), model, hw, 4)
+        low, high = (mid, high) if times[1] == times[0] else (low, mid)
+    for b, ctx in ((8, high - 8 * 100), (1, high - 5), (8, high), (3, 0), (0, 77)):
+        plain = perf.decode_step_times(b, ctx + b * np.arange(300, dtype=np.float64), model, hw, 4)
+        assert perf.decode_plan_times(b, ctx, 300, model, hw, 4).tobytes() == plain.tobytes()
+    crossing = perf.decode_step_times(8, high - 800 + 8 * np.arange(300.0), model, hw, 4)
+    assert crossing[0] < crossing[-1]  # the plan above does cross the floor
+
+
 def test_plain_fit_in_ints_as_in_the_matrix_of_ones() -> None:
     kv = PagedKv(block_tokens=16, block_bytes=1.0, capacity_blocks=20, watermark_blocks=0)
     for context, steps in (([78, 78], 5), ([78], 5), ([144], 40), ([1, 2, 3], 90), ([], 3)):

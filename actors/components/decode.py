@@ -290,6 +290,8 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
     def _drop_cancelled(self) -> None:
         """Running requests whose client went away leave at the committed boundary, their KV
         freed, ended ``cancelled``."""
+        if not self.cancels:
+            return
         for rid in [rid for rid in self.running if rid in self.cancels]:
             reason, _ = self.cancels.pop(rid)
             r = self.running.pop(rid)

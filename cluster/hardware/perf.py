@@ -337,35 +337,47 @@ def _plan_terms(batch_size: int, model: ModelSpec, hw: HardwareProfile,
     return terms
 
 
+def _attended_plan(batch_size: int, context_tokens: int, steps: int,
+                   model: ModelSpec) -> NDArray[np.float64]:
+    """:func:`_attention` at each of ``steps`` steps of a fixed batch from ``context_tokens``:
+    without sliding windows whole numbers, made exactly by one ``arange`` (x + 0 x window is x)."""
+    if model.sliding_window_layers:
+        x = np.arange(steps, dtype=np.float64)
+        x *= batch_size
+        x += context_tokens
+        return _attention(np.asarray(batch_size, dtype=np.float64), x, model)
+    step, first = batch_size * model.layers, context_tokens * model.layers
+    if step == 0:
+        return np.full(steps, float(first))
+    return np.arange(first, first + step * steps, step, dtype=np.float64)[:steps]
+
+
 def decode_plan_times(batch_size: int, context_tokens: int, steps: int, model: ModelSpec,
                       hw: HardwareProfile, chips: int) -> NDArray[np.float64]:
     """Seconds of each of the next ``steps`` plain decode iterations of a fixed batch of
     ``batch_size`` sequences holding ``context_tokens`` in all (one more per sequence per step):
     bit for bit ``decode_step_times(batch_size, context_tokens + batch_size x arange(steps))``,
-    with the batch's terms cached and the per-step arithmetic done in place."""
-    x = np.arange(steps, dtype=np.float64)
-    x *= batch_size
-    x += context_tokens  # the context at each step
-    if model.sliding_window_layers:  # the general form (x + 0 x window is x without them)
-        x = _attention(np.asarray(batch_size, dtype=np.float64), x, model)
-    else:
-        x *= model.layers  # attended context tokens
+    with the batch's terms cached and the per-step arithmetic done in place. On a wafer whose
+    last step's compute is under the latency floor every step is the floor (compute only grows
+    with the context), without computing them."""
     flops_b, flops_attn, compute_div, *rest = _plan_terms(batch_size, model, hw, chips)
-    if hw.decode_model == "wafer_pipeline":
-        floor, overhead = rest[0], rest[1]
-        x *= flops_attn
-        x += flops_b
-        x /= compute_div
-        np.maximum(x, floor, out=x)
-        x += overhead
-        return x
-    weights_read, memory_div, fixed, ring = rest
-    memory = x * model.kv_bytes_per_token_per_layer
-    memory += weights_read
-    memory /= memory_div
+    wafer = hw.decode_model == "wafer_pipeline"
+    if wafer and steps > 0 and not model.sliding_window_layers:
+        last = float((context_tokens + batch_size * (steps - 1)) * model.layers)
+        if (last * flops_attn + flops_b) / compute_div <= rest[0]:
+            return np.full(steps, rest[0] + rest[1])
+    x = _attended_plan(batch_size, context_tokens, steps, model)
+    memory = None if wafer else x * model.kv_bytes_per_token_per_layer
     x *= flops_attn
     x += flops_b
-    x /= compute_div
+    x /= compute_div  # compute s
+    if memory is None:
+        np.maximum(x, rest[0], out=x)  # the latency floor
+        x += rest[1]  # the step overhead
+        return x
+    weights_read, memory_div, fixed, ring = rest
+    memory += weights_read
+    memory /= memory_div
     np.maximum(x, memory, out=x)
     x += fixed
     x += ring
