@@ -173,7 +173,10 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
             await self._iterate()
 
     def _admit(self) -> None:
-        self._unseen = [r for r in self._unseen if r > self.t + TIME_EPS_S]
+        if self._unseen:
+            self._unseen = [r for r in self._unseen if r > self.t + TIME_EPS_S]
+        if not self.pending:
+            return
         eligible = tuple(p for p in self.pending if p.ready_s <= self.t + TIME_EPS_S)
         if not eligible:
             return
