@@ -365,7 +365,9 @@ def decode_plan_times(batch_size: int, context_tokens: int, steps: int, model: M
     if wafer and steps > 0 and not model.sliding_window_layers:
         last = float((context_tokens + batch_size * (steps - 1)) * model.layers)
         if (last * flops_attn + flops_b) / compute_div <= rest[0]:
-            return np.full(steps, rest[0] + rest[1])
+            x = np.empty(steps)
+            x.fill(rest[0] + rest[1])  # np.full's work, without its Python wrapper
+            return x
     x = _attended_plan(batch_size, context_tokens, steps, model)
     memory = None if wafer else x * model.kv_bytes_per_token_per_layer
     x *= flops_attn
