@@ -54,14 +54,17 @@ def test_plain_fit_in_ints_as_in_the_matrix_of_ones() -> None:
 
 def test_boundary_runs_hold_what_the_full_arrays_would() -> None:
     rng = np.random.default_rng(7)
-    runs, plain = RecentBoundaries(64), RecentBoundaries(64)
+    runs, plain, t = RecentBoundaries(64, rows=2), np.zeros(0), 0.0
     for k in rng.integers(1, 90, 300):
+        bounds = t + np.cumsum(rng.uniform(0.01, 0.02, k))
+        t = float(bounds[-1])
         value, last = float(rng.integers(0, 9)), float(rng.integers(0, 9))
         full = np.full(k, value)
         full[-1] = last
-        runs.extend_run(int(k), value, last)
-        plain.extend(full)
-        assert runs.view().tobytes() == plain.view().tobytes()
+        runs.extend(bounds, (value, last))
+        plain = np.concatenate((plain, full))[-64:]
+        assert runs.view(1).tobytes() == plain.tobytes()
+        assert runs.view()[-1] == t
 
 
 def _fill(sketch: QuantileSketch, seed: int, runs: bool) -> QuantileSketch:

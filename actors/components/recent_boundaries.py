@@ -1,8 +1,9 @@
-"""The latest iteration boundaries of a decode unit (emu s), for requests that join late.
+"""The latest iteration boundaries of a decode unit (emu s), for requests that join late, with
+values that go with each (the batch that ran from it).
 
 A buffer twice the window long, appended to in place and shifted down only when full, so
 remembering k boundaries costs a copy of k floats (not of the whole window, as a concatenation
-per iteration run did).
+per iteration run did). The boundaries are row 0; further rows hold their values.
 """
 
 from __future__ import annotations
@@ -11,42 +12,39 @@ import numpy as np
 
 
 class RecentBoundaries:
-    """The last ``limit`` boundaries appended (ascending emu s)."""
+    """The last ``limit`` boundaries appended (ascending emu s), each with ``rows - 1`` values."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, rows: int = 1) -> None:
         self.limit = limit
-        self._buf = np.empty(2 * limit)
+        self._buf = np.empty((rows, 2 * limit))
         self._n = 0
 
-    def extend(self, bounds: np.ndarray) -> None:
-        """Remember ``bounds`` (later than every boundary remembered)."""
+    def extend(self, bounds: np.ndarray, *runs: tuple[float, float]) -> None:
+        """Remember ``bounds`` (later than every boundary remembered) and, per further row, a
+        run of values for them: ``(value from each but the last, value from the last)``."""
         k = len(bounds)
         if k >= self.limit:
-            self._buf[: self.limit] = bounds[k - self.limit:]
+            self._buf[0, : self.limit] = bounds[k - self.limit:]
             self._n = self.limit
-            return
-        self._buf[self._slot(k)] = bounds
-
-    def extend_run(self, k: int, value: float, last: float) -> None:
-        """Remember ``k`` (>= 1) values: ``value`` each but the last, which is ``last`` (what
-        ``extend`` of such an array does, without building it)."""
-        if k >= self.limit:
-            self._buf[: self.limit] = value
-            self._n = self.limit
+            where = slice(0, self.limit)
         else:
-            self._buf[self._slot(k)] = value
-        self._buf[self._n - 1] = last
+            where = self._slot(k)
+            self._buf[0, where] = bounds
+        for row, (value, last) in enumerate(runs, 1):
+            self._buf[row, where] = value
+            self._buf[row, self._n - 1] = last
 
     def _slot(self, k: int) -> slice:
-        """Where ``k`` (< limit) new values go, shifting the window down first when full."""
-        if self._n + k > len(self._buf):
+        """Where ``k`` (< limit) new boundaries go, shifting the window down first when full."""
+        if self._n + k > self._buf.shape[1]:
             keep = self.limit - k
-            self._buf[:keep] = self._buf[self._n - keep: self._n]
+            self._buf[:, :keep] = self._buf[:, self._n - keep: self._n]
             self._n = keep
         start = self._n
         self._n += k
         return slice(start, self._n)
 
-    def view(self) -> np.ndarray:
-        """The remembered boundaries, oldest first (a view: valid until the next ``extend``)."""
-        return self._buf[max(0, self._n - self.limit): self._n]
+    def view(self, row: int = 0) -> np.ndarray:
+        """The remembered boundaries (row 0) or their values, oldest first (a view: valid until
+        the next ``extend``)."""
+        return self._buf[row, max(0, self._n - self.limit): self._n]
