@@ -12,6 +12,7 @@ from disagg.actors.components.recent_boundaries import RecentBoundaries
 from disagg.cluster.hardware import catalog, perf
 from disagg.cluster.paged_kv import PagedKv
 from disagg.cluster.sketch import _ZERO, _ZERO_KEY, QuantileSketch, _Buckets
+from disagg.cluster.timeseries import BinnedIntegral, bin_of
 
 
 def test_planned_step_times_are_the_step_times_of_the_growing_context() -> None:
@@ -117,3 +118,22 @@ def test_array_buckets_fold_as_a_dict_per_key_does() -> None:
                                                  max(old[2], new[2]))
     assert buckets.as_dict() == dict(sorted(by_key.items()))
     assert _Buckets.of(by_key).as_dict() == dict(sorted(by_key.items()))
+
+
+def test_contiguous_spans_sum_per_bin_as_piece_by_piece() -> None:
+    """Runs of work back to back (each starts where the last ended, some on a grid point), as a
+    decode unit logs them: the per-bin sums are those of adding each span's pieces in turn."""
+    step, rng = 0.5, np.random.default_rng(9)
+    ends = np.cumsum(rng.choice([0.5, 0.25, 0.1, 0.7, 1.3], 300))
+    held, start = BinnedIntegral(step), 0.0
+    plain: dict[int, float] = {}
+    for end in ends.tolist():
+        held.interval(start, end)
+        k, lo = bin_of(start, step) if start > 0 else 1, start
+        while lo < end:
+            hi = min(end, step * k)
+            if hi > lo:
+                plain[k] = plain.get(k, 0.0) + (hi - lo)
+            lo, k = max(lo, hi), k + 1
+        start = end
+    assert held.per_bin(max(plain)).tolist() == [plain.get(k, 0.0) for k in range(1, max(plain) + 1)]
