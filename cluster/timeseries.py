@@ -236,7 +236,8 @@ class BinnedIntegral:
     def point(self, t: float, amount: float) -> None:
         """Add ``amount`` at emu time ``t`` (counted in the bin that holds ``t``)."""
         self.total += amount
-        self.last_s = max(self.last_s, t)
+        if t > self.last_s:
+            self.last_s = t
         if self._held_lo_s < t <= self._held_hi_s:
             self._held_v += amount
             return

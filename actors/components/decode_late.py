@@ -62,10 +62,10 @@ class BoundaryLoad:
     def joined(self, at_s: float, kv_bytes: float) -> None:
         """Requests holding ``kv_bytes`` joined at ``at_s``: count them from the last remembered
         boundary if it is ``at_s`` (a boundary passed without a plan is not remembered)."""
-        b = self._recent.view()
-        if len(b) and abs(b[-1] - at_s) <= 1e-9:
-            self._recent.view(1)[-1] += 1
-            self._recent.view(2)[-1] += kv_bytes
+        last = self._recent.last()
+        if last is not None and abs(last - at_s) <= 1e-9:
+            self._recent.add_to_last(1, 1)
+            self._recent.add_to_last(2, kv_bytes)
 
     def add(self, first: int, last: int, kv_bytes: float) -> None:
         """A late joiner ran from boundary ``first`` up to (not including) ``last``."""

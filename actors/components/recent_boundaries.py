@@ -44,6 +44,14 @@ class RecentBoundaries:
         self._n += k
         return slice(start, self._n)
 
+    def last(self) -> float | None:
+        """The latest boundary remembered (None: none yet)."""
+        return float(self._buf[0, self._n - 1]) if self._n else None
+
+    def add_to_last(self, row: int, amount: float) -> None:
+        """Add ``amount`` to row ``row``'s value of the latest boundary (one remembered)."""
+        self._buf[row, self._n - 1] += amount
+
     def view(self, row: int = 0) -> np.ndarray:
         """The remembered boundaries (row 0) or their values, oldest first (a view: valid until
         the next ``extend``)."""
