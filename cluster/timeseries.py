@@ -112,8 +112,10 @@ class SteppedValues:
     def _write(self, i: int, t: float, values: tuple[float, ...]) -> None:
         self._t.data[i] = t
         for window, v in zip(self._values, values, strict=True):
-            if i >= len(window.data) or i + window.base >= window.end:  # grow it, mark it touched
-                window.index(window.base + i)  # (same base as the times': popped together)
+            if i >= len(window.data):  # (the same base as the times': popped together)
+                window.index(window.base + i)  # grows it
+            elif i + window.base >= window.end:
+                window.end = i + window.base + 1  # touched
             window.data[i] = v
 
     def _flush(self) -> None:

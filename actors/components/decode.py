@@ -357,10 +357,11 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
             self.reporter.changed(self.t)
 
     def _load(self, t: float) -> LoadReport:
+        queued = sum(p.kv_bytes for p in self.pending) if self.pending else 0.0
         return LoadReport(
             self.name, "decode", len(self.pending),
             self._left, len(self.running),
-            self.kv_used_bytes + sum(p.kv_bytes for p in self.pending), self.kv_capacity_bytes,
+            self.kv_used_bytes + queued, self.kv_capacity_bytes,
             self.t, sent_s=t, running_tokens=self._context,
             cached_blocks=self.kept.cache.blocks() if self.kept is not None else frozenset(),
         )

@@ -57,7 +57,9 @@ class BatchSteps:
             steps_s = steps_s[:fit].copy()  # the plan keeps its own step times
         else:
             steps_s = steps_s[:fit]  # planned here, owned here
-        steps_s[0] += self._take_stall()
+        stall = self._take_stall()
+        if stall:
+            steps_s[0] += stall
         bounds = steps_s.cumsum()
         bounds += self.t
         return bounds
