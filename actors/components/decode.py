@@ -236,38 +236,38 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
             self.t = min(later)
 
     async def _iterate(self) -> None:
-        bounds = self._boundaries()
+        edges = self._boundaries()
+        bounds = edges[1:]
         if self.token_feed is not None:
             self.token_feed.schedule(self.peers, self.name, list(self.running), bounds, self.t)
         idx = len(bounds) - 1  # boundary index at which the next visible event happens
         while True:
             if self._unseen:  # a request becoming ready joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
-                idx = min(idx, int(bounds.searchsorted(first, side="left")))
+                idx = min(idx, int(bounds.searchsorted(first)))  # (side "left")
             cut = [self.cancels[rid][1] for rid in self.running if rid in self.cancels] \
                 if self.cancels else None
             if cut:  # a cancelled request leaves at the first boundary at or after its cancel
-                idx = min(idx, int(bounds.searchsorted(max(min(cut), self.t), side="left")))
+                idx = min(idx, int(bounds.searchsorted(max(min(cut), self.t))))
             change = self.speed.next_change_after(self.t)
             if change is not None:  # a new speed applies from the first boundary at or after it
-                idx = min(idx, int(bounds.searchsorted(change, side="left")))
+                idx = min(idx, int(bounds.searchsorted(change)))
             self.wake.clear()
             if not await self.clock.wait_until(self.gate.release_s(float(bounds[idx])), self.wake):
                 break
-        self._advance(idx + 1, bounds)
+        self._advance(idx + 1, edges)
 
-    def _advance(self, steps: int, bounds: np.ndarray) -> None:
-        """Commit ``steps`` iterations of the running batch, ending at ``bounds[steps - 1]``."""
+    def _advance(self, steps: int, edges: np.ndarray) -> None:
+        """Commit ``steps`` iterations of the running batch planned from ``edges[0]`` (the
+        committed boundary) to ``edges[steps]``."""
         start = self.t
-        self.t = float(bounds[steps - 1])
+        self.t = float(edges[steps])
         self.act_at(self.t)
         b = len(self.running)
-        done = bounds[:steps]
-        durations = done.copy()  # np.diff of (start, *done), without the concatenation
-        durations[1:] -= done[:-1]
-        durations[0] -= start
+        done = edges[1: steps + 1]
+        durations = done - edges[:steps]  # np.diff of (start, *done)
         kv_before = self.kv_used_bytes
-        finished, joined, tokens = self._step_batch(steps, float(bounds[0]))
+        finished, joined, tokens = self._step_batch(steps, float(edges[1]))
         # a request's first decode token's gap is measured from its first token (summary.py)
         self.itl.add_run(durations, b - joined, b)
         self.log.work(start, self.t, tokens, b)

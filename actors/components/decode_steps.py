@@ -37,8 +37,9 @@ class BatchSteps:
     _take_stall: Callable[[], float]
 
     def _boundaries(self) -> np.ndarray:
-        """End times (emu s) of the next iterations of the running batch, up to and including
-        the first at which a request finishes (paged KV: before the first that does not fit)."""
+        """The committed boundary, then the end times (emu s) of the next iterations of the
+        running batch, up to and including the first at which a request finishes (paged KV:
+        before the first that does not fit): each iteration runs from one to the next."""
         while True:
             steps_s, gained = self._plan()
             if self.paged is None:
@@ -60,9 +61,11 @@ class BatchSteps:
         stall = self._take_stall()
         if stall:
             steps_s[0] += stall
-        bounds = steps_s.cumsum()
-        bounds += self.t
-        return bounds
+        edges = np.empty(fit + 1)
+        edges[0] = self.t
+        steps_s.cumsum(out=edges[1:])
+        edges[1:] += self.t  # t + the cumulative sum, as added before
+        return edges
 
     def _plan(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Step durations (emu s, straggler factor applied) and tokens gained per step and
