@@ -55,6 +55,12 @@ class PagedKv:
         """Bytes admissions may fill: all blocks but the watermark's."""
         return (self.capacity_blocks - self.watermark_blocks) * self.block_bytes
 
+    def fits_any_split(self, tokens: int, requests: int) -> bool:
+        """Whether ``requests`` requests holding ``tokens`` tokens in all fit in the unit's
+        blocks however the tokens are split among them (each has at most one partly filled
+        block: the sum of ceil(t_i / block) is at most floor(tokens / block) + requests)."""
+        return tokens // self.block_tokens + requests <= self.capacity_blocks
+
     def steps_that_fit(self, context: np.ndarray, gained: np.ndarray, other_blocks: int = 0) -> int:
         """Of planned steps ``gained[s, i]`` (tokens request i gains at step s) of a batch holding
         ``context[i]`` tokens, how many run before a step needs more blocks than the unit has

@@ -53,6 +53,16 @@ def test_plain_fit_in_ints_as_in_the_matrix_of_ones() -> None:
             np.array(context, dtype=np.int64), gained)
 
 
+def test_a_total_that_fits_any_split_fits_every_split() -> None:
+    kv = PagedKv(block_tokens=16, block_bytes=1.0, capacity_blocks=20, watermark_blocks=0)
+    rng = np.random.default_rng(8)
+    for _ in range(2000):
+        context = rng.integers(0, 120, int(rng.integers(1, 6))).tolist()
+        if kv.fits_any_split(sum(context), len(context)):
+            assert sum(kv.blocks(c) for c in context) <= kv.capacity_blocks
+    assert kv.fits_any_split(16 * 19, 1) and not kv.fits_any_split(16 * 19, 2)
+
+
 def test_boundary_runs_hold_what_the_full_arrays_would() -> None:
     rng = np.random.default_rng(7)
     runs, plain, t = RecentBoundaries(64, rows=2), np.zeros(0), 0.0

@@ -45,8 +45,10 @@ class BatchSteps:
             if self.paged is None:
                 fit = len(steps_s)
             elif gained is None:
-                fit = self.paged.steps_that_fit_plain(
-                    [r.context for r in self.running.values()], len(steps_s))
+                fit, b = len(steps_s), len(self.running)  # the last step needs the most blocks
+                if not self.paged.fits_any_split(self._context + b * fit, b):
+                    fit = self.paged.steps_that_fit_plain(
+                        [r.context for r in self.running.values()], fit)
             else:
                 fit = self.paged.steps_that_fit(
                     np.array([r.context for r in self.running.values()]), gained)
