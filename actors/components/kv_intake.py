@@ -11,6 +11,7 @@ code; what decides is what ``get`` returned, not the engine.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 from disagg.actors.components.draft import RequestDraft
@@ -57,7 +58,7 @@ class KvIntake(Component):
     def _on_prefetch(self, msg: KvPrefetch) -> None:
         """Start getting the payload before its transfer ends (layer-wise transfer)."""
         got = self._get(msg.payload)
-        if _awaitable(got):
+        if inspect.isawaitable(got):
             async def get() -> Any:
                 payload = await got
                 self._draft(msg.request_id).real_end_s = self.clock.now()
@@ -76,7 +77,7 @@ class KvIntake(Component):
             got = self._prefetch.pop(rid)
         else:
             got = None if msg.payload is None else self._get(msg.payload)
-        if _awaitable(got):
+        if inspect.isawaitable(got):
             task = asyncio.get_running_loop().create_task(self._fetch(msg, got))
             self._fetches.add(task)
             task.add_done_callback(self._fetches.discard)
@@ -103,10 +104,3 @@ class KvIntake(Component):
             self._missing(msg, e)
             return
         self._take(msg, payload)
-
-
-def _awaitable(got: Any) -> bool:
-    """Whether the store's answer is an awaitable (a coroutine, future or Ray ``ObjectRef``):
-    ``collections.abc.Awaitable``'s test, a type with ``__await__``, in one look-up (a payload at
-    hand is no awaitable; ``inspect.isawaitable`` costs several ``isinstance`` checks)."""
-    return hasattr(type(got), "__await__")
