@@ -10,6 +10,7 @@ allocation of a new sequence, never on growth). Tokens, blocks, bytes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,6 +55,12 @@ class PagedKv:
         """Bytes admissions may fill: all blocks but the watermark's."""
         return (self.capacity_blocks - self.watermark_blocks) * self.block_bytes
 
+    def fits_any_split(self, tokens: int, requests: int) -> bool:
+        """Whether ``requests`` requests holding ``tokens`` tokens in all fit in the unit's
+        blocks however the tokens are split among them (each has at most one partly filled
+        block: the sum of ceil(t_i / block) is at most floor(tokens / block) + requests)."""
+        return tokens // self.block_tokens + requests <= self.capacity_blocks
+
     def steps_that_fit(self, context: np.ndarray, gained: np.ndarray, other_blocks: int = 0) -> int:
         """Of planned steps ``gained[s, i]`` (tokens request i gains at step s) of a batch holding
         ``context[i]`` tokens, how many run before a step needs more blocks than the unit has
@@ -67,16 +74,17 @@ class PagedKv:
         need = (-(-(context[None, :] + cum) // self.block_tokens)).sum(axis=1) + other_blocks
         return int(np.argmax(need > self.capacity_blocks))
 
-    def steps_that_fit_plain(self, context: np.ndarray, steps: int) -> int:
+    def steps_that_fit_plain(self, context: Sequence[int], steps: int) -> int:
         """:meth:`steps_that_fit` of ``steps`` plain decode steps (each request gains one token
-        per step), without building the steps x requests matrix of ones."""
+        per step), without building the steps x requests matrix of ones (and, when all fit, in
+        plain integers: a batch is a handful of requests)."""
         if steps <= 0:
             return 0
         bt = self.block_tokens
-        if int((-(-(context + steps) // bt)).sum()) <= self.capacity_blocks:
+        if sum(-(-(c + steps) // bt) for c in context) <= self.capacity_blocks:
             return steps  # blocks only grow: the last step needs the most
         cum = np.arange(1, steps + 1, dtype=np.int64)[:, None]
-        need = (-(-(context[None, :] + cum) // bt)).sum(axis=1)
+        need = (-(-(np.asarray(context, dtype=np.int64)[None, :] + cum) // bt)).sum(axis=1)
         return int(np.argmax(need > self.capacity_blocks))
 
 

@@ -28,6 +28,7 @@ _ZERO_KEY = -(2**31)
 _LOOSE = 4096  # single values buffered before they are folded in
 
 Bucket = tuple[float, float, float]  # (weight, smallest value, largest value)
+Weights = np.ndarray | tuple[float, float] | None  # per value; (first, each other); None: 1 each
 
 
 _DENSE_KEYS = 1 << 16  # key spans up to this are made unique by counting, not sorting
@@ -55,10 +56,10 @@ class QuantileSketch:
 
     def __init__(self) -> None:
         self._values: list[np.ndarray] = []
-        self._weights: list[np.ndarray | None] = []  # None: weight 1 each
+        self._weights: list[Weights] = []
         self._held = 0
         self._loose: list[float] = []  # single weight-1 values not yet folded in
-        self._buckets: dict[int, Bucket] | None = None
+        self._buckets: _Buckets | None = None
         self._bucketed = (0, 0.0, 0.0)  # (count, total weight, weighted sum) in buckets
 
     def add(self, value: float) -> None:
@@ -78,8 +79,26 @@ class QuantileSketch:
             values, w = values[w > 0], w[w > 0]
         if len(values) == 0:
             return
+        self._hold(values, w)
+
+    def add_run(self, values: np.ndarray, first_weight: float, weight: float) -> None:
+        """:meth:`add_many` of ``values`` weighing ``first_weight`` the first and ``weight`` each
+        the others (a run of decode iterations: the first can have fewer requests counted),
+        without building the weights: they are built for all runs at once when folded."""
+        if not weight > 0:
+            w = np.full(len(values), float(weight))
+            if len(w):
+                w[0] = first_weight
+            self.add_many(values, w)
+            return
+        if not first_weight > 0:  # no observation: left out, as add_many does
+            values, first_weight = values[1:], weight
+        if len(values):
+            self._hold(np.asarray(values, dtype=np.float64), (float(first_weight), float(weight)))
+
+    def _hold(self, values: np.ndarray, weights: Weights) -> None:
         self._values.append(values)
-        self._weights.append(w)
+        self._weights.append(weights)
         self._held += len(values)
         if self._held > (EXACT_LIMIT if self._buckets is None else _LOOSE):
             self._to_buckets()
@@ -90,7 +109,7 @@ class QuantileSketch:
         v, w = self._held_values()
         self._values, self._weights, self._held = [], [], 0
         if self._buckets is None:
-            self._buckets = {}
+            self._buckets = _Buckets()
         self._bucket(v, w)
 
     def _settle(self) -> None:
@@ -111,16 +130,7 @@ class QuantileSketch:
         highs = np.full(len(uniq), -np.inf)
         np.minimum.at(lows, inv, v)
         np.maximum.at(highs, inv, v)
-        for k, s, lo, hi in zip(uniq.tolist(), sums.tolist(), lows.tolist(), highs.tolist(),
-                                strict=True):
-            self._fold(k, (s, lo, hi))
-
-    def _fold(self, key: int, bucket: Bucket) -> None:
-        """Add (weight, min, max) to bucket ``key``."""
-        assert self._buckets is not None
-        old = self._buckets.get(key)
-        self._buckets[key] = bucket if old is None else (
-            old[0] + bucket[0], min(old[1], bucket[1]), max(old[2], bucket[2]))
+        self._buckets.fold(uniq, sums, lows, highs)
 
     def _exact(self) -> tuple[np.ndarray, np.ndarray]:
         self._settle()
@@ -130,6 +140,11 @@ class QuantileSketch:
         if not self._values:
             return np.zeros(0), np.zeros(0)
         v = np.concatenate(self._values)
+        if all(type(b) is tuple for b in self._weights):  # runs only: their weights at once
+            lengths = np.array([len(a) for a in self._values])
+            w = np.repeat(np.array([b[1] for b in self._weights]), lengths)  # type: ignore[index]
+            w[np.cumsum(lengths) - lengths] = [b[0] for b in self._weights]  # type: ignore[index]
+            return v, w
         w = np.concatenate([_weights(a, b) for a, b in zip(self._values, self._weights,
                                                             strict=True)])
         return v, w
@@ -143,8 +158,7 @@ class QuantileSketch:
         if self._buckets is None:
             self._to_buckets()
         assert self._buckets is not None and other._buckets is not None
-        for k, bucket in other._buckets.items():
-            self._fold(k, bucket)
+        self._buckets.fold(*other._buckets.arrays())
         n, tw, ws = self._bucketed
         on, otw, ows = other._bucketed
         self._bucketed = (n + on, tw + otw, ws + ows)
@@ -174,21 +188,21 @@ class QuantileSketch:
         if self.exact:
             return self._exact()
         assert self._buckets is not None
-        keys = np.array(sorted(self._buckets), dtype=np.int64)
-        rows = np.array([self._buckets[k] for k in keys.tolist()], dtype=np.float64)
+        keys, weights, lows, highs = self._buckets.arrays()
         centre = np.where(keys == _ZERO_KEY, 0.0, 2 * np.power(_GAMMA, keys) / (_GAMMA + 1))
-        return np.clip(centre, rows[:, 1], rows[:, 2]), rows[:, 0]
+        return np.clip(centre, lows, highs), weights
 
     def state(self) -> dict[str, Any]:
         """Plain data (for crossing an actor boundary); :meth:`from_state` rebuilds it."""
         v, w = self._exact()
-        return {"values": v, "weights": w, "buckets": self._buckets, "bucketed": self._bucketed}
+        buckets = None if self._buckets is None else self._buckets.as_dict()
+        return {"values": v, "weights": w, "buckets": buckets, "bucketed": self._bucketed}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> QuantileSketch:
         """The sketch whose :meth:`state` this is."""
         out = cls()
-        out._buckets = None if state["buckets"] is None else dict(state["buckets"])
+        out._buckets = None if state["buckets"] is None else _Buckets.of(state["buckets"])
         out._bucketed = tuple(state["bucketed"])  # type: ignore[assignment]
         if len(state["values"]):
             out._values, out._weights = [state["values"]], [state["weights"]]
@@ -196,5 +210,75 @@ class QuantileSketch:
         return out
 
 
-def _weights(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    return np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64)
+def _weights(values: np.ndarray, weights: Weights) -> np.ndarray:
+    if weights is None:
+        return np.ones(len(values))
+    if type(weights) is tuple:
+        w = np.full(len(values), weights[1])
+        w[0] = weights[0]
+        return w
+    return np.asarray(weights, dtype=np.float64)
+
+
+class _Buckets:
+    """Log buckets by key: each one's weight, smallest and largest value, in arrays over the
+    range of keys seen (the zero key apart), so a batch of keys folds in with a few array
+    operations — the same additions, minima and maxima per bucket as one at a time."""
+
+    def __init__(self) -> None:
+        self.first = 0  # the key at position 0
+        self.w, self.lo, self.hi = np.zeros(0), np.zeros(0), np.zeros(0)  # lo > hi: never used
+        self.zero: Bucket | None = None
+
+    @classmethod
+    def of(cls, buckets: dict[int, Bucket]) -> _Buckets:
+        """The buckets of ``{key: (weight, smallest, largest)}`` (see :meth:`as_dict`)."""
+        out = cls()
+        keys = sorted(buckets)
+        rows = np.array([buckets[k] for k in keys], dtype=np.float64).reshape(-1, 3)
+        out.fold(np.array(keys, dtype=np.int64), rows[:, 0], rows[:, 1], rows[:, 2])
+        return out
+
+    def fold(self, keys: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Add weight ``w[i]``, smallest ``lo[i]`` and largest ``hi[i]`` to bucket ``keys[i]``
+        (keys ascending, each once)."""
+        if len(keys) and keys[0] == _ZERO_KEY:
+            old, new = self.zero, (float(w[0]), float(lo[0]), float(hi[0]))
+            self.zero = new if old is None else (
+                old[0] + new[0], min(old[1], new[1]), max(old[2], new[2]))
+            keys, w, lo, hi = keys[1:], w[1:], lo[1:], hi[1:]
+        if len(keys) == 0:
+            return
+        self._cover(int(keys[0]), int(keys[-1]))
+        i = keys - self.first
+        self.w[i] += w
+        self.lo[i] = np.minimum(self.lo[i], lo)
+        self.hi[i] = np.maximum(self.hi[i], hi)
+
+    def _cover(self, low: int, high: int) -> None:
+        """Grow the arrays to hold keys ``low`` to ``high``."""
+        if len(self.w) == 0:
+            self.first = low
+        below = max(0, self.first - low)
+        above = max(0, high - (self.first + len(self.w) - 1))
+        if below or above:
+            self.w = np.concatenate((np.zeros(below), self.w, np.zeros(above)))
+            self.lo = np.concatenate((np.full(below, np.inf), self.lo, np.full(above, np.inf)))
+            self.hi = np.concatenate((np.full(below, -np.inf), self.hi,
+                                      np.full(above, -np.inf)))
+            self.first -= below
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(keys ascending, weights, smallest, largest) of the buckets used."""
+        used = np.flatnonzero(self.lo <= self.hi)
+        keys, w, lo, hi = used + self.first, self.w[used], self.lo[used], self.hi[used]
+        if self.zero is None:
+            return keys, w, lo, hi
+        z = self.zero
+        return (np.concatenate(([_ZERO_KEY], keys)), np.concatenate(([z[0]], w)),
+                np.concatenate(([z[1]], lo)), np.concatenate(([z[2]], hi)))
+
+    def as_dict(self) -> dict[int, Bucket]:
+        """``{key: (weight, smallest, largest)}`` (plain data)."""
+        keys, w, lo, hi = (a.tolist() for a in self.arrays())
+        return {k: (a, b, c) for k, a, b, c in zip(keys, w, lo, hi, strict=True)}

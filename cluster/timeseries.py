@@ -112,8 +112,11 @@ class SteppedValues:
     def _write(self, i: int, t: float, values: tuple[float, ...]) -> None:
         self._t.data[i] = t
         for window, v in zip(self._values, values, strict=True):
-            j = window.index(self._t.base + i)  # may grow the list: index first
-            window.data[j] = v
+            if i >= len(window.data):  # (the same base as the times': popped together)
+                window.index(window.base + i)  # grows it
+            elif i + window.base >= window.end:
+                window.end = i + window.base + 1  # touched
+            window.data[i] = v
 
     def _flush(self) -> None:
         """Write the held change to its bin (if it is the bin's latest) and hold none."""
@@ -203,13 +206,25 @@ class BinnedIntegral:
         if end_s <= start_s or rate == 0.0:
             return
         self.total += rate * (end_s - start_s)
-        self.last_s = max(self.last_s, end_s)
-        if self._held_lo_s < start_s and end_s <= self._held_hi_s:  # within the held bin
-            self._held_v += rate * (end_s - start_s)
-            return
+        if end_s > self.last_s:
+            self.last_s = end_s
+        if self._held_lo_s < start_s:
+            if end_s <= self._held_hi_s:  # within the held bin
+                self._held_v += rate * (end_s - start_s)
+                return
+            if start_s <= self._held_hi_s:  # from the held bin on: its part first, as below
+                lo = self._held_hi_s
+                self._held_v += rate * (lo - start_s)
+                k = self._held_k + 1
+                self._flush()
+                self._spread(lo, end_s, rate, k)
+                return
         self._flush()
-        k = bin_of(start_s, self.step_s) if start_s > 0 else 1
-        lo = start_s
+        self._spread(start_s, end_s, rate, bin_of(start_s, self.step_s) if start_s > 0 else 1)
+
+    def _spread(self, lo: float, end_s: float, rate: float, k: int) -> None:
+        """Add ``rate`` over [lo, end_s] bin by bin from bin ``k`` (the one holding ``lo``) and
+        hold the last bin touched."""
         while lo < end_s:
             hi = min(end_s, self.step_s * k)
             if hi > lo:
@@ -223,7 +238,8 @@ class BinnedIntegral:
     def point(self, t: float, amount: float) -> None:
         """Add ``amount`` at emu time ``t`` (counted in the bin that holds ``t``)."""
         self.total += amount
-        self.last_s = max(self.last_s, t)
+        if t > self.last_s:
+            self.last_s = t
         if self._held_lo_s < t <= self._held_hi_s:
             self._held_v += amount
             return

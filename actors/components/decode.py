@@ -173,7 +173,10 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
             await self._iterate()
 
     def _admit(self) -> None:
-        self._unseen = [r for r in self._unseen if r > self.t + TIME_EPS_S]
+        if self._unseen:
+            self._unseen = [r for r in self._unseen if r > self.t + TIME_EPS_S]
+        if not self.pending:
+            return
         eligible = tuple(p for p in self.pending if p.ready_s <= self.t + TIME_EPS_S)
         if not eligible:
             return
@@ -233,41 +236,40 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
             self.t = min(later)
 
     async def _iterate(self) -> None:
-        bounds = self._boundaries()
+        edges = self._boundaries()
+        bounds = edges[1:]
         if self.token_feed is not None:
             self.token_feed.schedule(self.peers, self.name, list(self.running), bounds, self.t)
         idx = len(bounds) - 1  # boundary index at which the next visible event happens
         while True:
             if self._unseen:  # a request becoming ready joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
-                idx = min(idx, int(np.searchsorted(bounds, first, side="left")))
-            cut = [self.cancels[rid][1] for rid in self.running if rid in self.cancels]
+                idx = min(idx, int(bounds.searchsorted(first)))  # (side "left")
+            cut = [self.cancels[rid][1] for rid in self.running if rid in self.cancels] \
+                if self.cancels else None
             if cut:  # a cancelled request leaves at the first boundary at or after its cancel
-                idx = min(idx, int(np.searchsorted(bounds, max(min(cut), self.t), side="left")))
+                idx = min(idx, int(bounds.searchsorted(max(min(cut), self.t))))
             change = self.speed.next_change_after(self.t)
             if change is not None:  # a new speed applies from the first boundary at or after it
-                idx = min(idx, int(np.searchsorted(bounds, change, side="left")))
+                idx = min(idx, int(bounds.searchsorted(change)))
             self.wake.clear()
             if not await self.clock.wait_until(self.gate.release_s(float(bounds[idx])), self.wake):
                 break
-        self._advance(idx + 1, bounds)
+        self._advance(idx + 1, edges)
 
-    def _advance(self, steps: int, bounds: np.ndarray) -> None:
-        """Commit ``steps`` iterations of the running batch, ending at ``bounds[steps - 1]``."""
+    def _advance(self, steps: int, edges: np.ndarray) -> None:
+        """Commit ``steps`` iterations of the running batch planned from ``edges[0]`` (the
+        committed boundary) to ``edges[steps]``."""
         start = self.t
-        self.t = float(bounds[steps - 1])
+        self.t = float(edges[steps])
         self.act_at(self.t)
         b = len(self.running)
-        done = bounds[:steps]
-        durations = done.copy()  # np.diff of (start, *done), without the concatenation
-        durations[1:] -= done[:-1]
-        durations[0] -= start
+        done = edges[1: steps + 1]
+        durations = done - edges[:steps]  # np.diff of (start, *done)
         kv_before = self.kv_used_bytes
-        finished, joined, tokens = self._step_batch(steps, float(bounds[0]))
+        finished, joined, tokens = self._step_batch(steps, float(edges[1]))
         # a request's first decode token's gap is measured from its first token (summary.py)
-        weights = np.full(len(durations), float(b))
-        weights[0] = b - joined
-        self.itl.add_many(durations, weights)
+        self.itl.add_run(durations, b - joined, b)
         self.log.work(start, self.t, tokens, b)
         self.tokens_out += tokens
         self.busy_s += self.t - start
@@ -284,14 +286,15 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
                                        r.request.tpot_slo_s))
             self._end(r.request, "completed", "", self.t)
         self._drop_cancelled()
-        running, kv = np.full(steps, float(b)), np.full(steps, kv_before)
-        running[-1], kv[-1] = len(self.running), self.kv_used_bytes  # finished ones left
-        self._load_hist.extend(done, running, kv)
+        self._load_hist.extend(done, (b, len(self.running)),  # finished ones left at the last
+                               (kv_before, self.kv_used_bytes))
         self._changed(hold=True)  # reported with the admissions at this boundary, if any
 
     def _drop_cancelled(self) -> None:
         """Running requests whose client went away leave at the committed boundary, their KV
         freed, ended ``cancelled``."""
+        if not self.cancels:
+            return
         for rid in [rid for rid in self.running if rid in self.cancels]:
             reason, _ = self.cancels.pop(rid)
             r = self.running.pop(rid)
@@ -308,7 +311,7 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
         finished = []
         joined = 0
         gained = self._gained(steps)
-        for (rid, r), n in zip(self.running.items(), gained.tolist(), strict=True):
+        for (rid, r), n in zip(self.running.items(), gained, strict=True):
             rec = self.records[rid]
             if rec.first_decode_token_s is None:
                 rec.first_decode_token_s = first_s
@@ -318,7 +321,7 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
             self._grow(r)
             if r.left <= 0:
                 finished.append(rid)
-        tokens = int(gained.sum())
+        tokens = sum(gained)
         self._left -= tokens
         self._context += tokens
         return finished, joined, tokens
@@ -354,10 +357,11 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
             self.reporter.changed(self.t)
 
     def _load(self, t: float) -> LoadReport:
+        queued = sum(p.kv_bytes for p in self.pending) if self.pending else 0.0
         return LoadReport(
             self.name, "decode", len(self.pending),
             self._left, len(self.running),
-            self.kv_used_bytes + sum(p.kv_bytes for p in self.pending), self.kv_capacity_bytes,
+            self.kv_used_bytes + queued, self.kv_capacity_bytes,
             self.t, sent_s=t, running_tokens=self._context,
             cached_blocks=self.kept.cache.blocks() if self.kept is not None else frozenset(),
         )

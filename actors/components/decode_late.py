@@ -47,37 +47,35 @@ class BoundaryLoad:
     the KV bytes they held."""
 
     def __init__(self, limit: int = RECENT_BOUNDARIES) -> None:
-        self._bounds = RecentBoundaries(limit)
-        self._running = RecentBoundaries(limit)
-        self._kv = RecentBoundaries(limit)
+        self._recent = RecentBoundaries(limit, rows=3)  # boundaries, requests, KV bytes
 
-    def extend(self, bounds: np.ndarray, running: np.ndarray, kv_bytes: np.ndarray) -> None:
-        """Remember ``bounds`` and the batch (requests, KV bytes) that ran from each."""
-        self._bounds.extend(bounds)
-        self._running.extend(running)
-        self._kv.extend(kv_bytes)
+    def extend(self, bounds: np.ndarray, running: tuple[int, int],
+               kv_bytes: tuple[float, float]) -> None:
+        """Remember ``bounds`` and the batch that ran from each: ``running`` requests and
+        ``kv_bytes`` held, as (from every boundary but the last, from the last)."""
+        self._recent.extend(bounds, running, kv_bytes)
 
     def bounds(self) -> np.ndarray:
         """The remembered boundaries, oldest first."""
-        return self._bounds.view()
+        return self._recent.view()
 
     def joined(self, at_s: float, kv_bytes: float) -> None:
         """Requests holding ``kv_bytes`` joined at ``at_s``: count them from the last remembered
         boundary if it is ``at_s`` (a boundary passed without a plan is not remembered)."""
-        b = self._bounds.view()
-        if len(b) and abs(b[-1] - at_s) <= 1e-9:
-            self._running.view()[-1] += 1
-            self._kv.view()[-1] += kv_bytes
+        last = self._recent.last()
+        if last is not None and abs(last - at_s) <= 1e-9:
+            self._recent.add_to_last(1, 1)
+            self._recent.add_to_last(2, kv_bytes)
 
     def add(self, first: int, last: int, kv_bytes: float) -> None:
         """A late joiner ran from boundary ``first`` up to (not including) ``last``."""
-        self._running.view()[first:last] += 1
-        self._kv.view()[first:last] += kv_bytes
+        self._recent.view(1)[first:last] += 1
+        self._recent.view(2)[first:last] += kv_bytes
 
     def state(self, i: int, kv_capacity_bytes: float) -> DecodeState:
         """The batch that ran from boundary ``i``, as the admission policy sees a batch."""
-        return DecodeState(float(self._bounds.view()[i]), int(self._running.view()[i]),
-                           float(self._kv.view()[i]), kv_capacity_bytes)
+        return DecodeState(float(self._recent.view()[i]), int(self._recent.view(1)[i]),
+                           float(self._recent.view(2)[i]), kv_capacity_bytes)
 
 
 def late_join_index(gate: TimeGate, load: BoundaryLoad, policy: DecodeAdmissionPolicy,

@@ -14,7 +14,7 @@ import numpy as np
 from disagg.actors.components.decode_late import Running
 from disagg.actors.components.spec_steps import SpecPlan, SpecStepper
 from disagg.actors.components.speed import SpeedSchedule
-from disagg.cluster.hardware.perf import decode_step_times
+from disagg.cluster.hardware.perf import decode_plan_times
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.paged_kv import PagedKv
 
@@ -37,24 +37,38 @@ class BatchSteps:
     _take_stall: Callable[[], float]
 
     def _boundaries(self) -> np.ndarray:
-        """End times (emu s) of the next iterations of the running batch, up to and including
-        the first at which a request finishes (paged KV: before the first that does not fit)."""
+        """The committed boundary, then the end times (emu s) of the next iterations of the
+        running batch, up to and including the first at which a request finishes (paged KV:
+        before the first that does not fit): each iteration runs from one to the next."""
         while True:
             steps_s, gained = self._plan()
             if self.paged is None:
                 fit = len(steps_s)
+            elif gained is None:
+                fit, b = len(steps_s), len(self.running)  # the last step needs the most blocks
+                if not self.paged.fits_any_split(self._context + b * fit, b):
+                    fit = self.paged.steps_that_fit_plain(
+                        [r.context for r in self.running.values()], fit)
             else:
-                context = np.array([r.context for r in self.running.values()])
-                fit = (self.paged.steps_that_fit_plain(context, len(steps_s)) if gained is None
-                       else self.paged.steps_that_fit(context, gained))
+                fit = self.paged.steps_that_fit(
+                    np.array([r.context for r in self.running.values()]), gained)
             if fit > 0:
                 break
             self._preempt_latest()  # not even the next step can grow: make room
         if self._spec_plan is not None:
             self._spec_plan = SpecPlan(self._spec_plan.gained[:fit], self._spec_plan.step_s[:fit])
-        steps_s = steps_s[:fit].copy()
-        steps_s[0] += self._take_stall()
-        return self.t + np.cumsum(steps_s)
+            steps_s = steps_s[:fit].copy()  # the plan keeps its own step times
+        else:
+            steps_s = steps_s[:fit]  # planned here, owned here
+        stall = self._take_stall()
+        if stall:
+            steps_s[0] += stall
+        edges = np.empty(fit + 1)
+        edges[0] = self.t
+        ends = edges[1:]
+        np.add.accumulate(steps_s, out=ends)  # cumsum's ufunc, without cumsum's overhead
+        ends += self.t  # t + the cumulative sum
+        return edges
 
     def _plan(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Step durations (emu s, straggler factor applied) and tokens gained per step and
@@ -66,17 +80,18 @@ class BatchSteps:
                                              self._context, factor)
             return self._spec_plan.step_s, self._spec_plan.gained
         steps = min(r.left for r in self.running.values())
-        b = len(self.running)
-        ctx = self._context + b * np.arange(steps, dtype=np.float64)
-        steps_s = decode_step_times(b, ctx, self.model, self.hw, self.chips)
-        return (steps_s * factor if factor != 1.0 else steps_s), None
+        steps_s = decode_plan_times(len(self.running), self._context, steps, self.model, self.hw,
+                                    self.chips)
+        if factor != 1.0:
+            steps_s *= factor
+        return steps_s, None
 
-    def _gained(self, steps: int) -> np.ndarray:
+    def _gained(self, steps: int) -> list[int]:
         """Tokens each running request (batch order) gained in the first ``steps`` planned
         iterations (committing them)."""
         if self.spec is None or self._spec_plan is None:
-            return np.full(len(self.running), steps, dtype=np.int64)
+            return [steps] * len(self.running)
         self.spec.commit([r.request for r in self.running.values()], steps)
-        gained = self._spec_plan.gained[:steps].sum(axis=0)
+        gained: list[int] = self._spec_plan.gained[:steps].sum(axis=0).tolist()
         self._spec_plan = None
         return gained
