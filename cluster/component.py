@@ -255,7 +255,7 @@ class Component:
     def act_at(self, modeled_s: float, hold_s: float | None = None) -> None:
         """Record lag (emu s) for an action whose modeled time is ``modeled_s``, against the
         intended time ``modeled_s + hold_s`` (``hold_s``: the component's hold by default)."""
-        lag_s = self.clock.now() - modeled_s - (self.hold_s if hold_s is None else hold_s)
+        lag_s = self.clock.now() - modeled_s - (self.gate.hold_s if hold_s is None else hold_s)
         if not lag_s > 0.0:  # max(0.0, lag_s), without the call
             lag_s = 0.0
         self.lags.add(lag_s)
@@ -279,8 +279,8 @@ class Component:
         self.decisions += 1
         if stream:
             self._last_by_stream[stream] = max(self._last_by_stream.get(stream, 0.0), modeled_s)
-        else:
-            self.last_decision_s = max(self.last_decision_s, modeled_s)
+        elif modeled_s > self.last_decision_s:  # max(), without the call
+            self.last_decision_s = modeled_s
         self.act_at(modeled_s)
 
     def results(self) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from disagg.cluster.hardware.perf import (
     _kv_bytes,
     _kv_bytes_of,
     _prefill_time,
-    pairwise_sum,
     prefill_flops,
 )
+from disagg.cluster.hardware.pairwise import pairwise_sum
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 8, 9, 15, 16, 17, 127, 128, 129, 300, 1000])

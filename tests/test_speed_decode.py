@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from disagg.actors.components.recent_boundaries import RecentBoundaries
-from disagg.cluster.hardware import catalog, perf
+from disagg.cluster.hardware import catalog, decode_plan, perf
 from disagg.cluster.paged_kv import PagedKv
 from disagg.cluster.sketch import _ZERO, _ZERO_KEY, QuantileSketch, _Buckets
 from disagg.cluster.timeseries import BinnedIntegral, bin_of
@@ -25,7 +25,7 @@ def test_planned_step_times_are_the_step_times_of_the_growing_context() -> None:
                                                    model, hw, chips)
                 except ValueError:  # FP8 weights on a chip without FP8
                     continue
-                planned = perf.decode_plan_times(b, ctx, 40, model, hw, chips)
+                planned = decode_plan.decode_plan_times(b, ctx, 40, model, hw, chips)
                 assert planned.tobytes() == plain.tobytes()
                 checked += 1
     assert checked > 100
@@ -40,7 +40,7 @@ def test_planned_step_times_where_compute_overtakes_the_wafer_floor() -> None:
         low, high = (mid, high) if times[1] == times[0] else (low, mid)
     for b, ctx in ((8, high - 8 * 100), (1, high - 5), (8, high), (3, 0), (0, 77)):
         plain = perf.decode_step_times(b, ctx + b * np.arange(300, dtype=np.float64), model, hw, 4)
-        assert perf.decode_plan_times(b, ctx, 300, model, hw, 4).tobytes() == plain.tobytes()
+        assert decode_plan.decode_plan_times(b, ctx, 300, model, hw, 4).tobytes() == plain.tobytes()
     crossing = perf.decode_step_times(8, high - 800 + 8 * np.arange(300.0), model, hw, 4)
     assert crossing[0] < crossing[-1]  # the plan above does cross the floor
 

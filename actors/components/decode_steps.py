@@ -14,7 +14,7 @@ import numpy as np
 from disagg.actors.components.decode_late import Running
 from disagg.actors.components.spec_steps import SpecPlan, SpecStepper
 from disagg.actors.components.speed import SpeedSchedule
-from disagg.cluster.hardware.perf import decode_plan_times
+from disagg.cluster.hardware.decode_plan import decode_plan_times
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.paged_kv import PagedKv
 

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from disagg.cluster.hardware.pairwise import pairwise_sum
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 
 
@@ -159,32 +160,6 @@ def _list_flops(prompt_tokens: list[int], model: ModelSpec, cached_tokens: list[
         s, c = float(s_tokens), float(c_tokens)
         terms.append(linear * (s - c) + attention * (s * s - c * c))
     return pairwise_sum(terms)
-
-
-def pairwise_sum(values: list[float], start: int = 0, n: int | None = None) -> float:
-    """The sum of ``values[start:start + n]`` exactly as ``np.sum`` adds a float64 vector: fewer
-    than 8 values in order; up to 128 in 8 interleaved partial sums, combined pairwise, then the
-    remainder; more split in two halves (a multiple of 8 first) summed recursively."""
-    if n is None:
-        n = len(values) - start
-    if n < 8:
-        total = 0.0
-        for i in range(start, start + n):
-            total += values[i]
-        return total
-    if n > 128:
-        half = n // 2
-        half -= half % 8
-        return pairwise_sum(values, start, half) + pairwise_sum(values, start + half, n - half)
-    r = values[start:start + 8]
-    blocked = n - n % 8
-    for i in range(start + 8, start + blocked, 8):
-        for j in range(8):
-            r[j] += values[i + j]
-    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    for i in range(start + blocked, start + n):
-        total += values[i]
-    return total
 
 
 def expected_experts(tokens: ArrayLike, model: ModelSpec) -> NDArray[np.float64] | float:
@@ -373,87 +348,6 @@ def decode_step_time(
 ) -> float:
     """Seconds for one decode iteration of ``batch_size`` sequences holding ``context_tokens``."""
     return float(decode_step_times(batch_size, context_tokens, model, hw, chips))
-
-
-# (id(model), id(hw), chips) -> (model, hw kept alive so their ids stay theirs; batch -> terms)
-_PLAN_CACHE: dict[tuple[int, int, int], tuple[Any, Any, dict[int, tuple[float, ...]]]] = {}
-
-
-def _plan_terms(batch_size: int, model: ModelSpec, hw: HardwareProfile,
-                chips: int) -> tuple[float, ...]:
-    """The terms of :func:`decode_step_times` that depend on the batch size alone, computed by
-    the same operations (so the step times are bit for bit the same), cached per unit type."""
-    unit = (id(model), id(hw), chips)
-    entry = _PLAN_CACHE.get(unit)
-    if entry is None or entry[0] is not model or entry[1] is not hw:
-        if len(_PLAN_CACHE) >= _KV_BYTES_CACHE_MODELS:
-            _PLAN_CACHE.clear()
-        entry = _PLAN_CACHE[unit] = (model, hw, {})
-    terms = entry[2].get(batch_size)
-    if terms is None:
-        b = np.asarray(batch_size, dtype=np.float64)
-        share = concurrency_share(b, hw)
-        compute_div = chips * peak_flops(hw, model) * hw.compute_efficiency
-        if hw.decode_model == "wafer_pipeline":
-            floor = pipeline_latency_s(model, hw, chips) * share
-            rest = (float(floor), float(hw.step_overhead_s), 0.0, 0.0)
-        else:
-            fixed = hw.step_overhead_s + layers_fixed_s(model, hw, chips)
-            rest = (float(weights_read_bytes(b, model)),
-                    float(chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency),
-                    float(fixed * share), float(tp_ring_s(b, model, hw, chips)))
-        terms = entry[2][batch_size] = (float(2.0 * model.active_params * b),
-                                        4.0 * model.q_heads * model.head_dim, compute_div, *rest)
-    return terms
-
-
-def _attended_plan(batch_size: int, context_tokens: int, steps: int,
-                   model: ModelSpec) -> NDArray[np.float64]:
-    """:func:`_attention` at each of ``steps`` steps of a fixed batch from ``context_tokens``:
-    without sliding windows whole numbers, made exactly by one ``arange`` (x + 0 x window is x)."""
-    if model.sliding_window_layers:
-        x = np.arange(steps, dtype=np.float64)
-        x *= batch_size
-        x += context_tokens
-        return _attention(np.asarray(batch_size, dtype=np.float64), x, model)
-    step, first = batch_size * model.layers, context_tokens * model.layers
-    if step == 0:
-        return np.full(steps, float(first))
-    return np.arange(first, first + step * steps, step, dtype=np.float64)[:steps]
-
-
-def decode_plan_times(batch_size: int, context_tokens: int, steps: int, model: ModelSpec,
-                      hw: HardwareProfile, chips: int) -> NDArray[np.float64]:
-    """Seconds of each of the next ``steps`` plain decode iterations of a fixed batch of
-    ``batch_size`` sequences holding ``context_tokens`` in all (one more per sequence per step):
-    bit for bit ``decode_step_times(batch_size, context_tokens + batch_size x arange(steps))``,
-    with the batch's terms cached and the per-step arithmetic done in place. On a wafer whose
-    last step's compute is under the latency floor every step is the floor (compute only grows
-    with the context), without computing them."""
-    flops_b, flops_attn, compute_div, *rest = _plan_terms(batch_size, model, hw, chips)
-    wafer = hw.decode_model == "wafer_pipeline"
-    if wafer and steps > 0 and not model.sliding_window_layers:
-        last = float((context_tokens + batch_size * (steps - 1)) * model.layers)
-        if (last * flops_attn + flops_b) / compute_div <= rest[0]:
-            x = np.empty(steps)
-            x.fill(rest[0] + rest[1])  # np.full's work, without its Python wrapper
-            return x
-    x = _attended_plan(batch_size, context_tokens, steps, model)
-    memory = None if wafer else x * model.kv_bytes_per_token_per_layer
-    x *= flops_attn
-    x += flops_b
-    x /= compute_div  # compute s
-    if memory is None:
-        np.maximum(x, rest[0], out=x)  # the latency floor
-        x += rest[1]  # the step overhead
-        return x
-    weights_read, memory_div, fixed, ring = rest
-    memory += weights_read
-    memory /= memory_div
-    np.maximum(x, memory, out=x)
-    x += fixed
-    x += ring
-    return x
 
 
 def fit_check(model: ModelSpec, hw: HardwareProfile, chips: int, kv_tokens: int = 0) -> FitCheck:
