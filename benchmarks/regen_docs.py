@@ -139,7 +139,7 @@ ENGINE_DOC_BLOCKS: tuple[Block, ...] = (
           (("benchmarks/ray_fidelity.py", "--markdown", "--only", "fidelity", "--duration", "10",
             "--dilations", "1,0.5", "--set", "experiment.hold_wall_s=0"),)),
     Block("speed-ab", "docs/performance.md",
-          (("benchmarks/ab_commits.py", "--base", "d0aadf4", "--rounds", "4", "--", "run",
+          (("benchmarks/ab_commits.py", "--base", "232d0ef", "--rounds", "4", "--", "run",
             "experiments/mooncake_conv.toml", "--engine", "virtual", "--no-live", "--set",
             "workload.start_s=0", "--set", "workload.end_s=4000", "--set",
             "experiment.duration_s=4000"),)),

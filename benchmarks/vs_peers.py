@@ -21,7 +21,8 @@ configuration where the peer has one:
   4 GPUs (vidur has no prefill/decode split: colocated replicas).
 
 Rounds are interleaved (disagg, peer, disagg, peer, ...) so a change of machine load hits both
-sides alike; each process is timed whole (start-up included) with its resource usage from
+sides alike; disagg's bytecode is compiled first, as an installed package has it (the peers'
+is compiled by pip); each process is timed whole (start-up included) with its resource usage from
 ``os.wait4``, and the requests it completed are read from its own report (disagg's summary.json,
 the replay report's summary). A peer that cannot be installed or run here gets a row saying why,
 never a number. The table (markdown) goes to stdout; ``benchmarks/performance.py --only
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 # sibling module (aiperf_vs_summary.py imports DEFAULT_CACHE and peer_venv through this one)
+from ab_commits import compile_bytecode
 from peer_venvs import DEFAULT_CACHE, Fallback, has_distribution, peer_venv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -248,21 +250,10 @@ def run_side(side: Side, cwd: Path) -> Timing:
     return dataclasses.replace(t, completed=side.completed(summary))
 
 
-PACKAGE_DIRS = ("cluster", "actors", "fabric", "policies", "experiments")
-
-
-def compile_bytecode() -> None:
-    """Write disagg's bytecode caches first, as an installed package has them (pip compiles
-    the peers' at install; a shell with PYTHONDONTWRITEBYTECODE set would otherwise make every
-    disagg run recompile its ~140 modules, ~0.15 s)."""
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
-                    *(str(REPO / d) for d in PACKAGE_DIRS)], check=True)
-
-
 def measure(peers: list[tuple[Peer, Path]], rounds: int, scratch: Path) -> dict[str, list[Timing]]:
     """Interleaved rounds: disagg, then each runnable peer, ``rounds`` times (disagg's
     bytecode compiled first)."""
-    compile_bytecode()
+    compile_bytecode(REPO)
     cli = str(Path(sys.executable).with_name("disagg"))  # the console script, as a user runs it
     sides = [Side("disagg", [cli, *disagg_command(TRACE, scratch)],
                   scratch / "disagg-out" / "summary.json", disagg_completed)]
