@@ -112,7 +112,7 @@ def with_blocks(held: Set[int], hashes: Iterable[int]) -> Set[int]:
     new = [h for h in hashes if not ((h in base and h not in removed) or h in added)]
     if not new:
         return held
-    back = removed.intersection(new)  # removed from the base, held again
+    back = removed.intersection(new) if removed else None  # removed from the base, held again
     return HeldBlocks(base, added.union([h for h in new if h not in base]),
                       removed.difference(back) if back else removed)
 
