@@ -9,6 +9,7 @@ the request's ``RequestEnded``.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -149,7 +150,7 @@ class LoadReport:
     sent_s: float
     up: bool = True
     running_tokens: int = 0
-    cached_blocks: frozenset[int] = frozenset()  # prefix-block ids the unit's cache holds
+    cached_blocks: Set[int] = frozenset()  # prefix-block ids the unit's cache holds (immutable)
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,7 +208,7 @@ def test_held_blocks_extend_a_reported_set_without_copying_it() -> None:
     reported = frozenset({1, 2, 3})
     assert with_blocks(reported, [1, 3]) is reported  # nothing new: the same set
     held = with_blocks(reported, [3, 4, 5])
-    assert isinstance(held, HeldBlocks) and held.reported is reported
+    assert isinstance(held, HeldBlocks) and held.base is reported
     assert held == frozenset({1, 2, 3, 4, 5}) and len(held) == 5
     assert hash(held) == hash(frozenset({1, 2, 3, 4, 5}))
     again = with_blocks(held, [5, 6])
