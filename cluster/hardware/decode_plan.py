@@ -5,38 +5,31 @@ place. The decode unit plans with it once per batch change (``decode_steps.py``)
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numpy.typing import NDArray
 
 from disagg.cluster.hardware.perf import (
-    _KV_BYTES_CACHE_MODELS,
+    UnitMemos,
     _attention,
     concurrency_share,
     layers_fixed_s,
     peak_flops,
     pipeline_latency_s,
     tp_ring_s,
+    unit_memo,
     weights_read_bytes,
 )
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 
-# (id(model), id(hw), chips) -> (model, hw kept alive so their ids stay theirs; batch -> terms)
-_PLAN_CACHE: dict[tuple[int, int, int], tuple[Any, Any, dict[int, tuple[float, ...]]]] = {}
+_PLAN_CACHE: UnitMemos = {}  # batch size -> the batch's terms per unit type
 
 
 def _plan_terms(batch_size: int, model: ModelSpec, hw: HardwareProfile,
                 chips: int) -> tuple[float, ...]:
     """The terms of :func:`decode_step_times` that depend on the batch size alone, computed by
     the same operations (so the step times are bit for bit the same), cached per unit type."""
-    unit = (id(model), id(hw), chips)
-    entry = _PLAN_CACHE.get(unit)
-    if entry is None or entry[0] is not model or entry[1] is not hw:
-        if len(_PLAN_CACHE) >= _KV_BYTES_CACHE_MODELS:
-            _PLAN_CACHE.clear()
-        entry = _PLAN_CACHE[unit] = (model, hw, {})
-    terms = entry[2].get(batch_size)
+    memo = unit_memo(_PLAN_CACHE, model, hw, chips)
+    terms: tuple[float, ...] | None = memo.get(batch_size)
     if terms is None:
         b = np.asarray(batch_size, dtype=np.float64)
         share = concurrency_share(b, hw)
@@ -49,7 +42,7 @@ def _plan_terms(batch_size: int, model: ModelSpec, hw: HardwareProfile,
             rest = (float(weights_read_bytes(b, model)),
                     float(chips * hw.memory_bandwidth_bytes_per_s * hw.memory_efficiency),
                     float(fixed * share), float(tp_ring_s(b, model, hw, chips)))
-        terms = entry[2][batch_size] = (float(2.0 * model.active_params * b),
+        terms = memo[batch_size] = (float(2.0 * model.active_params * b),
                                         4.0 * model.q_heads * model.head_dim, compute_div, *rest)
     return terms
 

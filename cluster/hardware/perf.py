@@ -227,8 +227,26 @@ def pipeline_latency_s(model: ModelSpec, hw: HardwareProfile, wafers: int) -> fl
     return hw.token_latency_s + model.layers * per_layer + (wafers - 1) * hw.hop_latency_s
 
 
-# (id(model), id(hw), chips) -> (model, hw kept alive so their ids stay theirs; batch -> time)
-_PREFILL_CACHE: dict[tuple[int, int, int], tuple[Any, Any, dict[Any, StepTime]]] = {}
+UnitMemos = dict[tuple[int, int, int], tuple[Any, Any, dict[Any, Any]]]
+"""(id(model), id(hw), chips) -> (model, hw, memo): results that depend only on a unit type's
+frozen model and hardware, memoised per unit type (the objects kept alive so their ids stay
+theirs)."""
+
+
+def unit_memo(memos: UnitMemos, model: ModelSpec, hw: HardwareProfile, chips: int
+              ) -> dict[Any, Any]:
+    """The memo of the unit type (``model``, ``hw``, ``chips``) in ``memos``, made empty on first
+    use; ``memos`` starts over past ``_KV_BYTES_CACHE_MODELS`` unit types."""
+    unit = (id(model), id(hw), chips)
+    entry = memos.get(unit)
+    if entry is None or entry[0] is not model or entry[1] is not hw:
+        if len(memos) >= _KV_BYTES_CACHE_MODELS:
+            memos.clear()
+        entry = memos[unit] = (model, hw, {})
+    return entry[2]
+
+
+_PREFILL_CACHE: UnitMemos = {}  # batch -> StepTime per unit type
 _PREFILL_CACHE_BATCHES = 1 << 16  # batches remembered per unit type before its cache starts over
 
 
@@ -245,18 +263,13 @@ def prefill_time(
     if type(prompt_tokens) is not list or not (cached_tokens is None
                                                or type(cached_tokens) is list):
         return _prefill_time(prompt_tokens, model, hw, chips, cached_tokens)
-    unit = (id(model), id(hw), chips)
-    entry = _PREFILL_CACHE.get(unit)
-    if entry is None or entry[0] is not model or entry[1] is not hw:
-        if len(_PREFILL_CACHE) >= _KV_BYTES_CACHE_MODELS:
-            _PREFILL_CACHE.clear()
-        entry = _PREFILL_CACHE[unit] = (model, hw, {})
+    memo = unit_memo(_PREFILL_CACHE, model, hw, chips)
     key = (tuple(prompt_tokens), None if cached_tokens is None else tuple(cached_tokens))
-    value = entry[2].get(key)
+    value: StepTime | None = memo.get(key)
     if value is None:
-        if len(entry[2]) >= _PREFILL_CACHE_BATCHES:
-            entry[2].clear()
-        value = entry[2][key] = _prefill_time(prompt_tokens, model, hw, chips, cached_tokens)
+        if len(memo) >= _PREFILL_CACHE_BATCHES:
+            memo.clear()
+        value = memo[key] = _prefill_time(prompt_tokens, model, hw, chips, cached_tokens)
     return value
 
 
