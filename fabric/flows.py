@@ -194,10 +194,6 @@ class FluidNetwork:
         flows = self._flows
         if not flows:
             return
-        if len(flows) == 1:  # alone: no fair share to compute
-            for flow in flows.values():
-                flow.rate = alone_rate(flow.links, self.capacity, self.per_flow_cap)
-            return
         rates = max_min_rates({fid: f.links for fid, f in flows.items()}, self.capacity,
                               self.per_flow_cap)
         for fid, flow in flows.items():

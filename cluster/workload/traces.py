@@ -173,11 +173,9 @@ def _read_csv(path: str, cols: TraceColumns) -> list[tuple[int, int, int]]:
 
 def _hash_ids(path: str, line: int, value: Any, key: str) -> tuple[int, ...]:
     """A JSON list of non-negative integer block ids, or a ConfigError naming the line."""
-    if type(value) is list and all(type(v) is int for v in value) and (
-            not value or (min(value) >= 0 and max(value) <= INT64_MAX)):
-        return tuple(value)  # the common case, checked in C-speed passes
-    if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= INT64_MAX for v in value):
+    # plain ints only (JSON's bools are not), checked in C-speed passes: type, then range
+    if not (type(value) is list and all(type(v) is int for v in value) and (
+            not value or (min(value) >= 0 and max(value) <= INT64_MAX))):
         raise _bad(path, line, f"key {key!r}: value {str(value)[:60]} is not a list of "
                                "non-negative 64-bit integer block ids")
     return tuple(value)
