@@ -102,19 +102,23 @@ def live_actors(handles: dict[str, Any], lost: dict[str, str]) -> dict[str, Any]
     return out
 
 
-def gather_results(handles: dict[str, Any], lost: dict[str, str]) -> list[dict[str, Any]]:
-    """Every surviving component's results, fetched together (a unit lost at the very end is
-    recorded as lost)."""
+def gather_results(handles: dict[str, Any], lost: dict[str, str]
+                   ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every surviving component's results, fetched together, and the components found lost
+    only now (every component of an actor that did not answer, recorded in ``lost`` too)."""
     names = list(live_actors(handles, lost))
     refs = [handles[n].results.remote() for n in names]
     ray.wait(refs, num_returns=len(refs), timeout=GATHER_TIMEOUT_S)
-    parts = []
+    parts: list[dict[str, Any]] = []
+    gone: list[str] = []
     for name, ref in zip(names, refs, strict=True):
         try:
             parts.extend(ray.get(ref, timeout=0))
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-            lost[name] = "lost before results were gathered"
-    return parts
+            gone += [n for n, h in handles.items() if h == handles[name] and n not in lost]
+    for name in gone:
+        lost[name] = "lost before results were gathered"
+    return parts, gone
 
 
 def flush_transports(handles: dict[str, Any], lost: dict[str, str]) -> None:

@@ -268,8 +268,11 @@ class RayEngine:
         assert self._sup is not None and self.placement is not None
         if self.lost_control and ending.kind in ("stopped", "done", "deadline"):
             ending = Ending("lost", component=self.lost_control)
-        components = gather_results(self.handles, self.lost)
+        components, gone = gather_results(self.handles, self.lost)
         control = control_names(self.serving)
+        for name in gone:  # a unit found lost only now is a loss like any other: logged
+            if name not in control:
+                self._sup.log_external(name, self.lost[name], self.emu_now())
         ips = {} if self.cluster_gone else node_ips()  # ray.nodes() asks the GCS
         return RunResults(
             "ray", self.emu_now(), components, self.kept.rows, self.kept.transfers,
