@@ -14,11 +14,8 @@ joins at the current boundary and counts as a late decision (no late join at a p
 the past iterations' durations would change); the time gate judges lateness
 (``TimeGate.is_late``). A request that waited for room was not late and is never back-dated.
 An injected straggler (``SpeedChanged``) slows iterations from the first boundary at or after its
-time, as on a decode unit.
-
-The unit writes a request's prefill fields as a ``PrefillRecord`` and its decode fields as a
-``DecodeRecord`` (``cluster/records.py``; the router writes both routings, this unit being the
-request's prefill and decode unit), sent with the request's ``RequestEnded``.
+time, as on a decode unit. What the unit sends out (a request's end with its records, load
+reports) is ``colocated_report.py``.
 """
 
 from __future__ import annotations
@@ -28,28 +25,23 @@ from typing import Any
 import numpy as np
 
 from disagg.actors.components.colocated_kv import ColocatedKv, Decoding, Prefilling, waiting_order
+from disagg.actors.components.colocated_report import ColocatedReports
 from disagg.actors.components.colocated_steps import ColocatedSteps, plan_prefill_first
 from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.spec_steps import SpecPlan, SpecStepper
 from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Component, Wake
+from disagg.cluster.component import TIME_EPS_S, Clock, Component, Wake
 from disagg.cluster.hardware.mixed import mixed_iteration_s
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.paged_kv import PagedKv
-from disagg.cluster.messages import (
-    LoadReport,
-    PrefillAssigned,
-    Request,
-    RequestEnded,
-    SpeedChanged,
-)
+from disagg.cluster.messages import PrefillAssigned, SpeedChanged
 from disagg.cluster.sketch import QuantileSketch
 from disagg.policies.chunked_prefill import WaitingPrefill, plan_chunks
 
 
-class ColocatedUnit(ColocatedSteps, ColocatedKv, Component):
+class ColocatedUnit(ColocatedReports, ColocatedSteps, ColocatedKv, Component):
     """Runs its requests' chunked prefills and decodes in shared iterations. It passes an
     iteration boundary ``b`` at its gate's release time for ``b``, as the decode unit."""
 
@@ -87,10 +79,6 @@ class ColocatedUnit(ColocatedSteps, ColocatedKv, Component):
         self.prefill_first = scheduler == "vllm_v0"  # v0: prefill-only iterations stall decodes
         self.handlers = {PrefillAssigned: self._on_assigned, SpeedChanged: self._on_speed}
 
-    @property
-    def kv_used_bytes(self) -> float:
-        return sum(self.kv.values())
-
     def _draft(self, rid: int) -> RequestDraft:
         """Request ``rid``'s draft here (a new one if it has none yet)."""
         draft = self.records.get(rid)
@@ -103,18 +91,6 @@ class ColocatedUnit(ColocatedSteps, ColocatedKv, Component):
         ``factor`` x longer (a running plan is cut there), as on a decode unit."""
         self.speed.change(msg.sent_s, msg.factor)
         self.wake.set()
-
-    def _end(self, request: Request, status: str, reason: str, t: float) -> None:
-        """Send the request's end with the records it came with and this unit's records."""
-        rid = request.request_id
-        rec = self.records.pop(rid, RequestDraft())
-        mine: list[Any] = []
-        if rec.first_token_s is not None:
-            mine.append(rec.prefill_record(rid, request.attempt))
-            mine.append(rec.decode_record(rid, request.attempt))
-        carried = self._carried.pop(rid, (request,))
-        self.peers["collector"].send(
-            RequestEnded(rid, status, reason, t, (*carried, *mine)))  # type: ignore[arg-type]
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
         r, queued_s = msg.request, msg.sent_s + self.control_delay_s
@@ -269,43 +245,7 @@ class ColocatedUnit(ColocatedSteps, ColocatedKv, Component):
                 self._finish(d.request, self.t)
         self._changed(self.t)
 
-    def _finish(self, request: Request, t: float) -> None:
-        self.kv.pop(request.request_id, None)
-        self._draft(request.request_id).last_token_s = t
-        self._end(request, "completed", "", t)
-
-    def drain_series(self) -> list[dict[str, Any]]:
-        """Final bins of the unit's history: its next work starts at the committed boundary."""
-        series = self.log.pop_final(min(self.clock.now(), self.t) - SERIES_MARGIN_S)
-        return [] if series is None else [{"entity": self.name, **self._identity(), **series}]
-
-    def _changed(self, t: float) -> None:
-        self.log.state(t, sum(1 for w in self.waiting if not w.started), len(self.decoding),
-                       self.kv_used_bytes)
-        self.reporter.router = self.peers["router"]
-        self.reporter.changed(t)
-
-    def _load(self, t: float) -> LoadReport:
-        return LoadReport(
-            self.name, "colocated", sum(1 for w in self.waiting if not w.started),
-            sum(w.tokens - w.done for w in self.waiting),
-            len(self.decoding) + sum(1 for w in self.waiting if w.started),
-            self.kv_used_bytes, self.kv_capacity_bytes, self.t, sent_s=t,
-            running_tokens=sum(d.context for d in self.decoding.values()),
-        )
-
     def results(self) -> dict[str, Any]:
         out = super().results()
         out.update(log=self.log.as_dict(), tokens_out=self.tokens_out, itl=self.itl.state())
         return out
-
-    def snapshot(self) -> dict[str, Any]:
-        """Waiting and prefilling requests, the decoding batch, KV in use, tokens out, busy s."""
-        return {
-            "name": self.name, **self._identity(),
-            "queue": sum(1 for w in self.waiting if not w.started),
-            "prefilling": sum(1 for w in self.waiting if w.started),
-            "running": len(self.decoding), "kv_used_bytes": self.kv_used_bytes,
-            "kv_capacity_bytes": self.kv_capacity_bytes, "tokens_done": self.tokens_out,
-            "busy_s": self.busy_s,
-        }

@@ -64,6 +64,11 @@ class ColocatedKv:
     log: Any
     _draft: Callable[[int], RequestDraft]  # the unit's (annotation only)
 
+    @property
+    def kv_used_bytes(self) -> float:
+        """KV bytes held by the started requests."""
+        return sum(self.kv.values())
+
     def _kv_never_fits(self, r: Request) -> bool:
         """Whether the request alone could never finish on this unit."""
         need = float(kv_bytes(r.prompt_tokens + r.output_tokens, self.model))

@@ -7,8 +7,10 @@ which something changes; a request that becomes ready mid-iteration joins at the
 KV memory is reserved on admission (prompt + output tokens); a request waits until it fits.
 With ``decode_keep``, finished prompts' blocks stay in free KV memory (``kept_kv.py``).
 A request's ``DecodeRecord`` (admission, first decode token, last token, real payload) goes to the
-collector with its ``RequestEnded``, after the records that came with its KV. How the KV
-comes in (from the object store, with or without a task) is ``kv_intake.py``.
+collector with its ``RequestEnded``, after the records that came with its KV (``decode_report.py``,
+with the load reports). How the KV comes in (from the object store, with or without a task) is
+``kv_intake.py``; cancellations and the gateway's notices under ``disagg serve`` are
+``decode_serve.py``.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from disagg.actors.components.decode_late import BoundaryLoad, LateJoins, Running
+from disagg.actors.components.decode_report import DecodeReports
+from disagg.actors.components.decode_serve import ServeHooks
 from disagg.actors.components.decode_steps import BatchSteps
-from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.kv_intake import KvIntake
 from disagg.actors.components.paged_kv import PagedDecode
@@ -30,27 +33,17 @@ from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import SERIES_MARGIN_S, TIME_EPS_S, Clock, Wake
+from disagg.cluster.component import TIME_EPS_S, Clock, Wake
 from disagg.cluster.errors import CapacityExceeded
-from disagg.cluster.hardware.perf import kv_bytes
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.paged_kv import PagedKv
-from disagg.cluster.messages import (
-    KvDelivered,
-    KvPrefetch,
-    LoadReport,
-    Request,
-    RequestCancelled,
-    RequestEnded,
-    SpeedChanged,
-)
-from disagg.cluster.records import TransferRecord
+from disagg.cluster.messages import KvDelivered, KvPrefetch, RequestCancelled, SpeedChanged
 from disagg.cluster.sketch import QuantileSketch
 from disagg.fabric.payload import KvMarker, PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
 
 
-class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
+class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, KvIntake):
     """Runs admitted requests' decode iterations and reports completions to the collector.
     It passes iteration boundary ``b`` at its gate's release time for ``b`` (with a hold, ray
     engine: later, so a KV that arrives within the hold joins at its exact boundary); a KV that
@@ -100,20 +93,6 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
         ``factor`` x longer (a running plan is cut there)."""
         self.speed.change(msg.sent_s, msg.factor)
         self.wake.set()
-
-    def _on_cancelled(self, msg: RequestCancelled) -> None:
-        """The request's client went away (``disagg serve``): a pending request leaves now, a
-        running one at its next iteration boundary (its KV freed); one still to come leaves as
-        its KV arrives."""
-        at_s = msg.sent_s + self.control_delay_s
-        for i, p in enumerate(self.pending):
-            if p.request.request_id == msg.request_id:
-                del self.pending[i]
-                self._end(p.request, "cancelled", msg.reason, max(at_s, p.ready_s))
-                return
-        self.cancels[msg.request_id] = (msg.reason, at_s)
-        if msg.request_id in self.running:
-            self.wake.set()
 
     def _take(self, msg: KvDelivered, payload: Any) -> None:
         """Verify the payload and queue the request for admission from its modeled arrival."""
@@ -173,6 +152,7 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
             await self._iterate()
 
     def _admit(self) -> None:
+        """Admit the ready pending requests the policy chooses at the committed boundary."""
         if self._unseen:
             self._unseen = [r for r in self._unseen if r > self.t + TIME_EPS_S]
         if not self.pending:
@@ -190,25 +170,7 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
             return
         self.decide_at(self.t)
         for p in [p for p in eligible if p.request.request_id in admitted]:
-            r = p.request
-            run, resumed = self._joining(r, p.kv_bytes)
-            self.kv_used_bytes += p.kv_bytes
-            rec = self._draft(r.request_id)
-            if not resumed:
-                rec.decode_start_s = self.t
-            at = self._late_join_at(p, rec)
-            if at is not None:
-                rec.decode_start_s = float(self._load_hist.bounds()[at])
-            if self.token_feed is not None and not resumed:
-                self._feed_join(r, rec)
-            if at is None:
-                self._load_hist.joined(self.t, p.kv_bytes)
-            else:
-                self._credit_late(run, rec, at)
-            if run.left > 0:
-                self.running[r.request_id] = run
-                self._left += run.left
-                self._context += run.context
+            self._join(p)
         if self.kv_used_bytes > self.kv_capacity_bytes * (1 + 1e-9):
             raise CapacityExceeded(f"{self.name}: admission exceeded KV capacity")
         self.pending = [p for p in self.pending if p.request.request_id not in admitted]
@@ -216,16 +178,28 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
             self.kept.fit(self.kv_capacity_bytes - self.kv_used_bytes)
         self._changed()
 
-    def _feed_join(self, r: Request, rec: RequestDraft) -> None:
-        """Tell the gateway the request joined: its transfer (the fabric's record that came with
-        its KV) and its admission (this unit's)."""
-        transfer = [t for t in self._carried.get(r.request_id, ()) if isinstance(t, TransferRecord)
-                    and t.attempt == r.attempt]
-        start_s, end_s = ((transfer[-1].transfer_start_s, transfer[-1].transfer_end_s)
-                          if transfer else (self.t, self.t))
-        self.token_feed.joined(  # type: ignore[union-attr]
-            self.peers, self.name, r.request_id, float(kv_bytes(r.prompt_tokens, self.model)),
-            start_s, end_s, self.t if rec.decode_start_s is None else rec.decode_start_s)
+    def _join(self, p: PendingDecode) -> None:
+        """An admitted request joins the running batch at the committed boundary (a late KV: at
+        the past boundary the gate names, credited the tokens since; it may have finished)."""
+        r = p.request
+        run, resumed = self._joining(r, p.kv_bytes)
+        self.kv_used_bytes += p.kv_bytes
+        rec = self._draft(r.request_id)
+        if not resumed:
+            rec.decode_start_s = self.t
+        at = self._late_join_at(p, rec)
+        if at is not None:
+            rec.decode_start_s = float(self._load_hist.bounds()[at])
+        if self.token_feed is not None and not resumed:
+            self._feed_join(r, rec)
+        if at is None:
+            self._load_hist.joined(self.t, p.kv_bytes)
+        else:
+            self._credit_late(run, rec, at)
+        if run.left > 0:
+            self.running[r.request_id] = run
+            self._left += run.left
+            self._context += run.context
 
     async def _wait_for_ready(self) -> None:
         later = [p.ready_s for p in self.pending if p.ready_s > self.t + TIME_EPS_S]
@@ -290,20 +264,6 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
                                (kv_before, self.kv_used_bytes))
         self._changed(hold=True)  # reported with the admissions at this boundary, if any
 
-    def _drop_cancelled(self) -> None:
-        """Running requests whose client went away leave at the committed boundary, their KV
-        freed, ended ``cancelled``."""
-        if not self.cancels:
-            return
-        for rid in [rid for rid in self.running if rid in self.cancels]:
-            reason, _ = self.cancels.pop(rid)
-            r = self.running.pop(rid)
-            self._left -= r.left
-            self._context -= r.context
-            self._release(r)
-            self.records[rid].last_token_s = self.t
-            self._end(r.request, "cancelled", reason, self.t)
-
     def _step_batch(self, steps: int, first_s: float) -> tuple[list[int], int, int]:
         """Every running request runs ``steps`` iterations (one token each, or its accepted
         tokens with speculative decoding), the first ending at ``first_s``: the ids that
@@ -326,46 +286,6 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
         self._context += tokens
         return finished, joined, tokens
 
-    def _release(self, run: Running) -> None:
-        """A request finished: free its KV (keeping its prompt blocks, with decode_keep)."""
-        self.kv_used_bytes -= run.kv_bytes
-        if self.kept is not None:
-            self.kept.keep(run.request.prefix_hashes, self.kv_capacity_bytes - self.kv_used_bytes)
-
-    def _end(self, request: Request, status: str, reason: str, t: float) -> None:
-        """Send the request's end, with the records it came with and this unit's record."""
-        rid = request.request_id
-        record = self.records.pop(rid, RequestDraft()).decode_record(rid, request.attempt)
-        carried = self._carried.pop(rid, (request,))
-        self.peers["collector"].send(
-            RequestEnded(rid, status, reason, t, (*carried, record)))  # type: ignore[arg-type]
-
-    def drain_series(self) -> list[dict[str, Any]]:
-        """Final bins of the unit's history: its next work starts at the committed boundary."""
-        frontier = min(self.clock.now(), self.t) - SERIES_MARGIN_S
-        series = self.log.pop_final(frontier)
-        return [] if series is None else [{"entity": self.name, **self._identity(), **series}]
-
-    def _changed(self, hold: bool = False) -> None:
-        """The batch changed at the committed boundary: log it and report it (``hold``: at the
-        unit's next wait, so the boundary's admissions go in the same report)."""
-        self.log.state(self.t, len(self.pending), len(self.running), self.kv_used_bytes)
-        self.reporter.router = self.peers["router"]
-        if hold:
-            self.reporter.hold(self.t)
-        else:
-            self.reporter.changed(self.t)
-
-    def _load(self, t: float) -> LoadReport:
-        queued = sum(p.kv_bytes for p in self.pending) if self.pending else 0.0
-        return LoadReport(
-            self.name, "decode", len(self.pending),
-            self._left, len(self.running),
-            self.kv_used_bytes + queued, self.kv_capacity_bytes,
-            self.t, sent_s=t, running_tokens=self._context,
-            cached_blocks=self.kept.cache.blocks() if self.kept is not None else frozenset(),
-        )
-
     def results(self) -> dict[str, Any]:
         out = super().results()
         out.update(
@@ -374,11 +294,3 @@ class DecodeUnit(LateJoins, BatchSteps, PagedDecode, KvIntake):
         if self.kept is not None:
             out["prefix_cache"] = self.kept.results()
         return out
-
-    def snapshot(self) -> dict[str, Any]:
-        """Running batch, pending requests, KV in use of capacity, cumulative tokens and busy s."""
-        return {
-            "name": self.name, **self._identity(), "running": len(self.running), "pending": len(self.pending),
-            "kv_used_bytes": self.kv_used_bytes, "kv_capacity_bytes": self.kv_capacity_bytes,
-            "tokens_out": self.tokens_out, "tokens_done": self.tokens_out, "busy_s": self.busy_s,
-        }

@@ -111,11 +111,10 @@ class LateJoins:
     peers: dict[str, Any]
     name: str
 
-    _grow: Callable[[Running], None]  # the unit's (PagedDecode's; annotation only, no stub)
-
-    def _release(self, run: Running) -> None: ...
-
-    def _end(self, request: Request, status: str, reason: str, t: float) -> None: ...
+    # the unit's (annotations only, so no stub overrides them in the MRO)
+    _grow: Callable[[Running], None]  # PagedDecode's
+    _release: Callable[[Running], None]  # PagedDecode's
+    _end: Callable[[Request, str, str, float], None]  # DecodeReports'
 
     def _late_join_at(self, pending: PendingDecode, rec: RequestDraft) -> int | None:
         """Past boundary index at which an admitted request joins: only a request whose KV

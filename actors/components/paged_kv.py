@@ -1,5 +1,7 @@
 """Paged KV on a decode unit: admission by blocks, growth as tokens are generated, preemption
-when a step cannot grow, and resumption (``cluster/paged_kv.py`` holds the arithmetic).
+when a step cannot grow, and resumption (``cluster/paged_kv.py`` holds the arithmetic); and the
+release of a finished request's KV, paged or reserved (with ``decode_keep``, its prompt blocks
+stay in free KV memory, ``kept_kv.py``).
 
 Victim order: vLLM v1's FCFS scheduler (``vllm/v1/core/sched/scheduler.py``, ``schedule()``:
 when ``kv_cache_manager.allocate_slots`` fails, ``preempted_req = self.running.pop()``, its
@@ -20,6 +22,7 @@ from typing import Any
 
 from disagg.actors.components.decode_late import Running
 from disagg.actors.components.draft import RequestDraft
+from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.spec_steps import SpecStepper
 from disagg.cluster.hardware.perf import kv_bytes, prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
@@ -42,6 +45,7 @@ class PagedDecode:
     _left: int
     _context: int
     paged: PagedKv | None
+    kept: KeptKv | None
     spec: SpecStepper | None
     _preempted: dict[int, tuple[int, int]]  # request id -> (tokens left, context) at preemption
     _stall_s: float  # emu s the next step waits first (recompute or swap of preempted requests)
@@ -88,6 +92,12 @@ class PagedDecode:
         else:
             self._stall_s += prefill_time([context], self.model, self.hw, self.chips).seconds
         return Running(r, left, context, kv), True
+
+    def _release(self, run: Running) -> None:
+        """A request finished: free its KV (keeping its prompt blocks, with decode_keep)."""
+        self.kv_used_bytes -= run.kv_bytes
+        if self.kept is not None:
+            self.kept.keep(run.request.prefix_hashes, self.kv_capacity_bytes - self.kv_used_bytes)
 
     def _grow(self, run: Running) -> None:
         """A running request's blocks after it generated tokens (paged)."""

@@ -4,73 +4,43 @@ Batches start at the modeled time they could start — the later of the unit's f
 head request's modeled arrival — and last ``prefill_time`` of the batch; the unit then sleeps
 until the batch's end, so wake-up jitter is absorbed rather than accumulated (docs/design.md, timing rule 1).
 
+Each request's ``PrefillRecord`` goes on with its KV hand-over (``prefill_handover.py``).
+
 With a prefix cache (``[prefix_cache] enabled``) the unit looks each request's leading prompt
 blocks up when its batch starts, is charged only for the uncached tokens, then holds the batch's
 blocks; its load reports carry the held block ids (what a cache-aware router scores against).
 
-Each request's ``PrefillRecord`` (batch start, first token at the batch's end, modeled KV bytes,
-cached prompt tokens) goes on with its KV hand-over — at the batch's start under layer-wise
-streaming, when the first token's modeled time is already known.
-
 A request whose modeled arrival precedes the start of the batch now running (lag on the ray
-engine: the unit had already decided without it) re-forms that batch: while the batch has not
-ended and nothing about it has left the unit but a load report (no layer-wise KV hand-over, no
-first tokens to a gateway, no prefix-cache blocks taken), the batch's start is undone — queue,
-free time and last decision as they were — and the unit decides again from there with the late
-request eligible, as it would have on time. Whether it re-forms is the time gate's rule
-(``TimeGate.may_reform``, counted as ``reformed_batches``); the virtual engine delivers no message
-late, so it never re-forms.
+engine) may re-form that batch: the unit decides again as it would have on time
+(``prefill_reform.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-from dataclasses import dataclass
 from typing import Any
 
+from disagg.actors.components.prefill_handover import KvHandover
 from disagg.actors.components.prefill_queue import queued_at, take
+from disagg.actors.components.prefill_reform import BatchReforms, BatchStart
 from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component, Wake
-from disagg.cluster.hardware.perf import kv_bytes, prefill_time
+from disagg.cluster.hardware.perf import prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import (
-    KvReady,
-    LoadReport,
-    PrefillAssigned,
-    Request,
-    RequestCancelled,
-    RequestEnded,
-    SpeedChanged,
+    LoadReport, PrefillAssigned, Request, RequestCancelled, SpeedChanged,
 )
 from disagg.cluster.prefix_cache import PrefixCache, cached_prefix_tokens
 from disagg.cluster.records import PrefillRecord
-from disagg.fabric.payload import make_marker, make_payload
 from disagg.policies.base import Batch, PrefillBatchingPolicy, QueuedPrefill
 
 
-@dataclass(frozen=True)
-class _BatchStart:
-    """What starting the running batch changed, to undo it: the queue, the unit's free time and
-    last decision (emu s) before it, and the batch's requests."""
-
-    queue: tuple[QueuedPrefill, ...]
-    free_at_s: float
-    last_decision_s: float
-    batch_start_s: float
-    requests: tuple[Request, ...]
-
-
-def _end_sleep(ended: asyncio.Future[bool]) -> None:
-    if not ended.done():
-        ended.set_result(False)
-
-
-class PrefillUnit(Component):
+class PrefillUnit(KvHandover, BatchReforms, Component):
     """Queues assigned requests, runs batches chosen by its batching policy, emits first tokens.
     It forms the batch at modeled ``t`` at its gate's release time for ``t``."""
 
@@ -105,7 +75,7 @@ class PrefillUnit(Component):
         self.tokens_in = 0  # prompt tokens of finished batches
         self.busy_s = 0.0  # emu s spent on finished batches
         self.batch_start_s = 0.0
-        self._start: _BatchStart | None = None  # the running batch, while it may be re-formed
+        self._start: BatchStart | None = None  # the running batch, while it may be re-formed
         self._reform: asyncio.Future[bool] | None = None  # resolved True to re-form it
         self.live_feed: list[tuple[Any, ...]] | None = None  # first tokens, for the live view
         self.cache = prefix_cache
@@ -118,24 +88,6 @@ class PrefillUnit(Component):
     def _on_speed(self, msg: SpeedChanged) -> None:
         """An injected straggler: batches that start from ``sent_s`` on take ``factor`` x longer."""
         self.speed.change(msg.sent_s, msg.factor)
-
-    def _on_cancelled(self, msg: RequestCancelled) -> None:
-        """The request's client went away (``disagg serve``): a queued request leaves now; one
-        in the running batch, or still to come, ends when its prefill ends, or as it comes."""
-        at_s = msg.sent_s + self.control_delay_s
-        for q in self.queue:
-            if q.request.request_id == msg.request_id:
-                self.queue.remove(q)  # no wake: the loop re-reads the queue when it next decides
-                self.queued_tokens -= q.request.prompt_tokens
-                self._cancel(q.request, msg.reason, max(at_s, q.queued_s), ())
-                return
-        self.cancels[msg.request_id] = msg.reason
-
-    def _cancel(self, request: Request, reason: str, t: float, mine: tuple[Any, ...]) -> None:
-        rid = request.request_id
-        self.cancels.pop(rid, None)
-        carried = self._carried.pop(rid, (request,))
-        self.peers["collector"].send(RequestEnded(rid, "cancelled", reason, t, (*carried, *mine)))
 
     def _on_assigned(self, msg: PrefillAssigned) -> None:
         queued_s = msg.sent_s + self.control_delay_s
@@ -182,6 +134,8 @@ class PrefillUnit(Component):
             await self._run_batch(decision, t)
 
     async def _run_batch(self, batch: Batch, t: float) -> None:
+        """Start the policy's batch at ``t`` (emu s) and sleep to its modeled end, unless a late
+        request re-forms it meanwhile."""
         chosen = set(batch.request_ids)
         if not chosen:
             raise ValueError(f"{self.name}: batching policy returned an empty batch")
@@ -190,7 +144,7 @@ class PrefillUnit(Component):
             raise ValueError(f"{self.name}: batch names requests that are not queued")
         streamed = {r.request_id for r in requests if self.layer_wise and r.output_tokens > 1}
         revisable = not streamed and self.token_feed is None and self.cache is None
-        before = _BatchStart(tuple(self.queue), self.free_at_s, self.last_decision_s,
+        before = BatchStart(tuple(self.queue), self.free_at_s, self.last_decision_s,
                              self.batch_start_s, requests) if revisable else None
         self.queue = rest
         tokens = sum(r.prompt_tokens for r in requests)
@@ -213,8 +167,13 @@ class PrefillUnit(Component):
         for r in requests:
             if r.request_id in streamed:
                 self._finish(r, stream=True)
-        if await self._sleep_unless_reformed(end, before):
-            return
+        if not await self._sleep_unless_reformed(end, before):
+            self._end_batch(requests, t, end, tokens, streamed)
+
+    def _end_batch(self, requests: tuple[Request, ...], t: float, end: float, tokens: int,
+                   streamed: set[int]) -> None:
+        """The batch that started at ``t`` ended at ``end`` (emu s): the unit is free, each
+        request's KV is handed over (``streamed`` ones' went at the start)."""
         self.act_at(end, max(0.0, self.gate.release_s(t) - end))  # the end's timer is not held
         self.running = ()
         self.tokens_in += tokens
@@ -230,51 +189,6 @@ class PrefillUnit(Component):
         self.reporter.router = self.peers["router"]
         self.reporter.hold(end)
 
-    async def _sleep_unless_reformed(self, end_s: float, start: _BatchStart | None) -> bool:
-        """Sleep until the running batch's end (emu s), as ``Clock.sleep_until`` does (the same
-        timer, so the same event order); True if a late request re-formed the batch meanwhile
-        (``start``: what to undo, None if the batch cannot be re-formed)."""
-        delay = self.clock.loop_delay_s(end_s)
-        if delay <= 0:
-            return False
-        loop = asyncio.get_running_loop()
-        ended: asyncio.Future[bool] = loop.create_future()
-        timer = loop.call_later(delay, _end_sleep, ended)
-        self._start, self._reform = start, ended
-        try:
-            return await ended
-        finally:
-            timer.cancel()
-            self._start, self._reform = None, None
-
-    def _undo_start(self, start: _BatchStart) -> None:
-        """Undo the running batch's start (a request that came late is queued): the unit decides
-        again from where it stood before it; what it told the router is corrected by the load
-        reports of the batch it then starts."""
-        taken = {q.request.request_id for q in start.queue}
-        self.queue = sorted([*start.queue, *(q for q in self.queue
-                                             if q.request.request_id not in taken)],
-                            key=queued_at)
-        self.queued_tokens = sum(q.request.prompt_tokens for q in self.queue)
-        self.free_at_s, self.batch_start_s = start.free_at_s, start.batch_start_s
-        self.last_decision_s = start.last_decision_s
-        self.decisions -= 1
-        self.running = ()
-        self.batches -= 1
-        self.log.undo_work()
-        for r in start.requests:
-            del self._started[r.request_id]
-        assert self._reform is not None
-        self._reform.set_result(True)
-
-    def _record_start(self, requests: tuple[Request, ...], t: float, end: float,
-                      cached: list[int] | None) -> None:
-        """Each request's ``PrefillRecord`` (the one place its ``cached_tokens`` is recorded)."""
-        for i, r in enumerate(requests):
-            modeled = float(kv_bytes(r.prompt_tokens, self.model)) if r.output_tokens > 1 else None
-            self._started[r.request_id] = PrefillRecord(
-                r.request_id, r.attempt, t, end, modeled, None if cached is None else cached[i])
-
     def _lookup(self, requests: tuple[Request, ...]) -> list[int] | None:
         """Cached prompt tokens per request (None without a cache); the batch's blocks are then
         held, so a later request can reuse them (requests of one batch do not share)."""
@@ -287,33 +201,6 @@ class PrefillUnit(Component):
                   for r, n in zip(requests, hits, strict=True)]
         self.cached_tokens += sum(cached)
         return cached
-
-    def _finish(self, request: Request, stream: bool = False) -> None:
-        """Hand the KV to the router at the batch's end, or (layer-wise) at its start."""
-        rid = request.request_id
-        carried = self._carried.pop(rid, (request,))
-        record = self._started.pop(rid)
-        if rid in self.cancels:
-            self._carried[rid] = carried
-            self._cancel(request, self.cancels[rid], record.first_token_s, (record,))
-            return
-        if request.output_tokens <= 1:
-            self.peers["collector"].send(
-                RequestEnded(rid, "completed", "", record.first_token_s, (*carried, record)))
-            return
-        modeled = float(kv_bytes(request.prompt_tokens, self.model))
-        start, end = record.prefill_start_s, record.first_token_s
-        payload = make_payload(
-            request.request_id, request.prompt_tokens, self.model.name,
-            self.model.kv_bytes_per_element, self.model.layers, modeled, self.payload_scale,
-            self.seed,
-        ) if self.store.holds_bytes else make_marker(
-            request.request_id, self.model.layers, modeled, self.payload_scale)
-        ref = self.store.put(payload)  # None if an injected fault dropped it
-        window = (start, end) if stream else None
-        sent_s = start if stream else end
-        self.peers["router"].send(KvReady(request, self.name, modeled, ref, sent_s, window,
-                                          (*carried, record)))
 
     def drain_series(self) -> list[dict[str, Any]]:
         """Final bins of the unit's history (nothing it does can start before now)."""
