@@ -15,10 +15,12 @@ from disagg.cluster.section import Section as _Section
 from disagg.cluster.serving_config import ColocatedScheduler, DecodeMechanics
 
 
-def resolve_catalog_entry(value: Any, getter: Callable[[str], BaseModel], known: Callable[[], dict[str, Any]]) -> Any:
-    """A ``[model]`` or pool ``hardware`` value before validation: a catalog name, a table naming a catalog entry (``base``, or ``name`` when it is a catalog
-    name) plus overrides, or a full inline spec. With ``base`` the entry may be renamed
-    (``name``); its sources follow it, overridden fields marked "user override"."""
+def resolve_catalog_entry(value: Any, getter: Callable[[str], BaseModel],
+                          known: Callable[[], dict[str, Any]]) -> Any:
+    """A ``[model]`` or pool ``hardware`` value before validation: a catalog name, a table naming
+    a catalog entry (``base``, or ``name`` when it is a catalog name) plus overrides, or a full
+    inline spec. With ``base`` the entry may be renamed (``name``); its sources follow it,
+    overridden fields marked "user override"."""
     try:
         if isinstance(value, str):
             return getter(value)
