@@ -46,15 +46,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# sibling module (aiperf_vs_summary.py imports DEFAULT_CACHE and peer_venv through this one)
+# sibling modules (the benchmarks run as scripts from this folder)
 from ab_commits import compile_bytecode
-from peer_venvs import DEFAULT_CACHE, Fallback, has_distribution, peer_venv
+from peer_sims import PEERS, Completed, Peer, install
+from peer_venvs import DEFAULT_CACHE
 
 REPO = Path(__file__).resolve().parents[1]
 TRACE = REPO / "experiments" / "traces" / "mooncake_conversation_trace.jsonl"
 EXPERIMENT = REPO / "experiments" / "mooncake_conv.toml"
-
-Completed = tuple[int, int]  # (requests completed, requests in the replay)
 
 
 @dataclass(frozen=True)
@@ -68,24 +67,6 @@ class Timing:
     peak_mib: float
     error: str | None = None
     completed: Completed | None = None
-
-
-@dataclass(frozen=True)
-class Peer:
-    """A peer simulator: its pip requirement, the module that must import, the configuration
-    it runs and what that models, the command (argv after the venv's python) for one replay
-    of ``trace``, the report it leaves in the scratch folder and how to read its completed
-    requests from it, and its install fallback if any."""
-
-    name: str
-    requirement: str
-    module: str
-    configuration: str
-    models: str
-    command: Callable[[Path, Path], list[str]]  # (trace, scratch dir) -> argv after python
-    report: str | None = None  # file name in the scratch folder
-    completed: Callable[[dict[str, Any]], Completed] | None = None
-    fallback: Fallback | None = None
 
 
 def timed(argv: list[str], cwd: Path) -> Timing:
@@ -131,97 +112,9 @@ def disagg_setup(experiment: Path = EXPERIMENT) -> tuple[str, str]:
     return configuration, models
 
 
-# ai-dynamo 1.6.1's offline replay through its Python API (1.6.1 has no `python -m dynamo.replay`):
-# argv[1] the trace, argv[2] where the report's summary goes (JSON).
-DYNAMO_DRIVER = """\
-import json, sys
-from dynamo.replay import run_trace_replay
-report = run_trace_replay(sys.argv[1], num_prefill_workers=8, num_decode_workers=2,
-    router_mode="round_robin",
-    prefill_engine_args={"engine": {"block_size": 512, "worker_type": "prefill"}},
-    decode_engine_args={"engine": {"block_size": 512, "worker_type": "decode"}})
-with open(sys.argv[2], "w", encoding="utf-8") as f:
-    json.dump(report.summary, f, default=str)
-"""
-
-
-def dynamo_command(trace: Path, scratch: Path) -> list[str]:
-    """ai-dynamo's offline replay, disaggregated: 8 prefill and 2 decode mocker workers."""
-    return ["-c", DYNAMO_DRIVER, str(trace), str(scratch / "dynamo-report.json")]
-
-
-def dynamo_completed(summary: dict[str, Any]) -> Completed:
-    """Requests completed and replayed, from the replay report's summary."""
-    return int(summary["completed_requests"]), int(summary["num_requests"])
-
-
 def disagg_completed(summary: dict[str, Any]) -> Completed:
     """Requests completed and submitted, from disagg's summary.json."""
     return int(summary["completed"]), int(summary["submitted"])
-_VIDUR_DATE = "2023-08-21"  # vidur replays the rows of one date
-
-
-def vidur_trace(trace: Path, scratch: Path) -> Path:
-    """The trace as vidur's replay CSV (arrival s, prompt and output tokens), written once."""
-    out = scratch / "mooncake_vidur.csv"
-    if not out.exists():
-        rows = ["Date,Time,PromptTokenCount,CompletionTokenCount"]  # vidur's splitwise layout
-        with trace.open(encoding="utf-8") as f:
-            for line in f:
-                r = json.loads(line)
-                rows.append(f"{_VIDUR_DATE},{r['timestamp'] / 1000:.3f},{r['input_length']},"
-                            f"{max(1, r['output_length'])}")
-        out.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return out
-
-
-def vidur_command(trace: Path, scratch: Path) -> list[str]:
-    """vidur's simulator on the converted trace: 10 replicas of Llama-3-70B on 4 A100s each."""
-    return ["-m", "vidur.main",
-            "--replica_config_model_name", "meta-llama/Llama-3-70B",
-            "--replica_config_device", "a100",
-            "--replica_config_tensor_parallel_size", "4",
-            "--cluster_config_num_replicas", "10",
-            "--request_generator_config_type", "trace_replay",
-            "--trace_request_generator_config_trace_file", str(vidur_trace(trace, scratch)),
-            "--trace_request_generator_config_date", _VIDUR_DATE,
-            "--trace_request_generator_config_prefill_scale_factor", "1",
-            "--trace_request_generator_config_decode_scale_factor", "1",
-            "--trace_request_generator_config_time_scale_factor", "1",
-            "--trace_request_generator_config_max_tokens", "131072",
-            "--metrics_config_output_dir", str(scratch / "vidur-out")]
-
-
-_DYNAMO_WITHOUT_STUB = Fallback(
-    stub="aisimulate",
-    # ai-dynamo 1.6.1's requirements less aisimulate (the stub), kubernetes and transformers
-    # (neither imported by the offline replay); ai-dynamo-runtime holds the Rust replay core
-    deps=("ai-dynamo-runtime==1.6.1", "aiohttp>=3.14.3,<4", "certifi>=2026.10.19",
-          "msgspec>=0.19", "prometheus-client>=0.23.1,<1", "pyzmq>=26", "redis>=6.2,<9", "tqdm",
-          "typing-extensions>=4.10", "zstandard>=0.23,<1"),
-    no_deps="ai-dynamo==1.6.1",
-    note="replay core installed without aisimulate, which the offline replay does not import")
-
-PEERS = (
-    Peer("dynamo", "ai-dynamo==1.6.1", "dynamo.replay",
-         "`run_trace_replay`: 8 prefill + 2 decode mocker workers, round robin, 512-token blocks",
-         "the mocker's timing model (default engine args), round-robin routing, KV block reuse "
-         "in each mocker", dynamo_command, "dynamo-report.json", dynamo_completed,
-         _DYNAMO_WITHOUT_STUB),
-    Peer("vidur", "vidur==0.0.26", "vidur.main",
-         "10 colocated replicas (no prefill/decode split in vidur)",
-         "execution times predicted from GPU profiling data sets it downloads from the "
-         "Hugging Face Hub", vidur_command),
-)
-
-
-def install(peer: Peer, cache: Path) -> tuple[Path | None, str]:
-    """The peer's venv python (made and filled once) and a note on how it was installed ('' for
-    a plain install), or None and the reason it is not usable."""
-    python, reason = peer_venv(peer.name, peer.requirement, peer.module, cache, peer.fallback)
-    if python is None or peer.fallback is None:
-        return python, reason
-    return python, ("" if has_distribution(python, peer.fallback.stub) else peer.fallback.note)
 
 
 def median(timings: list[Timing], field: str) -> float:

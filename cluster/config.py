@@ -3,183 +3,35 @@
 ``load_experiment(path, overrides)`` returns a validated :class:`Experiment` or raises
 :class:`ConfigError` whose message names the field, the value and what is allowed.
 Catalog names (model, hardware) are resolved to full specs, so the dumped config is complete.
+The sections live beside it: the pools in ``pool_config.py``, ``[experiment]``, ``[output]`` and
+``[placement]`` in ``run_config.py``; the fabric and policy sections here.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from disagg.cluster.errors import ConfigError, describe_validation_error
 from disagg.cluster.faults import FaultEntry, check_fault_kinds, entries_from_legacy
-from disagg.cluster.hardware.catalog import (
-    UnknownCatalogEntry,
-    get_hardware,
-    get_model,
-    hardware,
-    models,
-)
-from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
+from disagg.cluster.hardware.catalog import get_model, models
+from disagg.cluster.hardware.specs import ModelSpec
 from disagg.cluster.overrides import apply_overrides
+from disagg.cluster.pool_config import (
+    ColocatedPoolConfig,
+    DecodePoolConfig,
+    PoolConfig,
+    resolve_catalog_entry,
+)
 from disagg.cluster.prefix_cache import PrefixCacheConfig
+from disagg.cluster.run_config import ExperimentSection, OutputConfig, PlacementConfig
 from disagg.cluster.same_host import check_same_host
 from disagg.cluster.section import Section as _Section
-from disagg.cluster.serving_config import ColocatedScheduler, DecodeMechanics
 from disagg.cluster.slo import SloConfig
 from disagg.cluster.workload.kinds import SyntheticWorkload, WorkloadSpec
-
-
-def _resolve(value: Any, getter: Callable[[str], BaseModel], known: Callable[[], dict[str, Any]]) -> Any:
-    """A catalog name, a table naming a catalog entry (``base``, or ``name`` when it is a catalog
-    name) plus overrides, or a full inline spec. With ``base`` the entry may be renamed
-    (``name``); its sources follow it, overridden fields marked "user override"."""
-    try:
-        if isinstance(value, str):
-            return getter(value)
-        if isinstance(value, dict) and "base" in value:
-            if not isinstance(value["base"], str):
-                raise ValueError(f"base: value {value['base']!r} is not a catalog name; allowed: "
-                                 f"{', '.join(sorted(known()))}")
-            base = getter(value["base"]).model_dump()
-            overrides = {k: v for k, v in value.items() if k not in ("base", "name")}
-            base["sources"] = {**base["sources"], **{k: "user override" for k in overrides}}
-            return {**base, **overrides, "name": value.get("name", base["name"])}
-        if isinstance(value, dict) and value.get("name") in known():
-            base = getter(value["name"]).model_dump()
-            overrides = {k: v for k, v in value.items() if k != "name"}
-            base["sources"] = {**base["sources"], **{k: "user override" for k in overrides}}
-            return {**base, **overrides}
-        if isinstance(value, dict) and set(value) == {"name"}:
-            return getter(value["name"])
-    except UnknownCatalogEntry as e:
-        raise ValueError(e.message) from None
-    return value
-
-
-
-
-class ExperimentSection(_Section):
-    """Identity, seed, length and clock of a run."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=80,
-                      description="letters, digits, _ . -; names the default output folder")
-    seed: int = Field(0, ge=0, description="root seed; every component spawns its own stream")
-    duration_s: float = Field(gt=0, le=1e6, description="emu seconds during which requests arrive")
-    dilation: float = Field(1.0, gt=0, le=1000, description="wall seconds per emu second")
-    engine: Literal["ray", "virtual"] = Field("ray", description="ray actors or virtual time")
-    drain_timeout_s: float = Field(
-        300.0, gt=0, description="emu seconds after the last arrival before unfinished requests fail"
-    )
-    control_delay_s: float = Field(
-        0.0, ge=0, le=1, description="virtual engine: modeled delay of every control message"
-    )
-    load_report_interval_s: float = Field(
-        0.005, ge=0, le=10,
-        description="emu s between a unit's load reports to the router (0 = on every change)",
-    )
-    start_margin_s: float = Field(
-        1.0, ge=0, le=60, description="ray engine: wall seconds between set-up and emu time 0"
-    )
-    hold_wall_s: float = Field(
-        0.05, ge=0, le=10, description="ray engine: conservative hold unit, wall s; each edge "
-        "(sender -> receiver) is held a multiple of it (cluster/timegate.py HOLD_MULTIPLIERS; "
-        "emu hold = multiple x this / dilation); 0 = none; the virtual engine and disagg serve "
-        "use 0")
-    over_context: Literal["reject", "truncate"] = Field(
-        "reject", description="a request whose prompt + output exceeds model.max_context_tokens: "
-        "rejected (reason exceeds_context) or its prompt truncated to fit")
-    max_memory_fraction: float = Field(
-        0.8, gt=0, le=1, description="refuse a run whose estimated peak memory exceeds this "
-        "fraction of the machine's RAM (see docs/reliability.md)")
-
-
-class PoolConfig(_Section):
-    """A pool of identical units: ``units`` actors, each ``chips_per_unit`` chips or systems."""
-
-    hardware: HardwareProfile = Field(
-        description="catalog name, a table {name = ..., field = override}, or a full inline spec"
-    )
-    chips_per_unit: int = Field(1, ge=1, le=1024, description="tensor-parallel chips or wafers")
-    units: int = Field(1, ge=1, le=100_000, description="units (actors) in the pool")
-    units_per_host: int | None = Field(
-        None, ge=1, description="units sharing one host NIC; default chips_per_host // chips_per_unit"
-    )
-    price_per_chip_hour_usd: float | None = Field(
-        None, gt=0, description="$ per chip (or system) hour; overrides the catalog's price")
-    power_per_chip_w: float | None = Field(
-        None, gt=0, description="W per chip (or system); overrides the catalog's power")
-    host_nic_gbps: float | None = Field(None, gt=0, description="overrides the catalog NIC")
-
-    @field_validator("hardware", mode="before")
-    @classmethod
-    def _resolve_hardware(cls, value: Any) -> Any:
-        return _resolve(value, get_hardware, hardware)
-
-    @property
-    def hosts_units(self) -> int:
-        """Units per host after defaults."""
-        if self.units_per_host is not None:
-            return self.units_per_host
-        return max(1, self.hardware.chips_per_host // self.chips_per_unit)
-
-    @property
-    def price_per_unit_hour_usd(self) -> float | None:
-        price = self.price_per_chip_hour_usd or self.hardware.price_per_hour_usd
-        return None if price is None else price * self.chips_per_unit
-
-    @property
-    def power_per_unit_w(self) -> float | None:
-        """Watts drawn by one unit (all its chips), or None when the power is unknown."""
-        power = self.power_per_chip_w or self.hardware.power_w
-        return None if power is None else power * self.chips_per_unit
-
-    @property
-    def host_nic_bytes_per_s(self) -> float:
-        if self.host_nic_gbps is not None:
-            return self.host_nic_gbps * 1e9 / 8
-        return self.hardware.host_nic_bytes_per_s
-
-
-class DecodePoolConfig(PoolConfig, DecodeMechanics):
-    """A decode or colocated pool: a plain pool plus the serving mechanics (serving_mechanics.md).
-
-    Speculative decoding and KV allocation (cluster/serving_config.py)."""
-
-
-class ColocatedPoolConfig(DecodePoolConfig):
-    """A pool of units that each run prefill and decode themselves (a GPU server with vLLM-style
-    continuous batching and chunked prefill); used instead of ``[prefill]`` and ``[decode]``."""
-
-    token_budget: int = Field(
-        8192, ge=1, le=1_000_000,
-        description="tokens per iteration: running decodes (1 each) + prefill chunks; default "
-        "vLLM V1's max_num_batched_tokens for its API server on >= 70 GiB GPUs",
-    )
-    max_running: int = Field(
-        256, ge=1, le=100_000,
-        description="requests in flight per unit (prefilling + decoding); vLLM's max_num_seqs",
-    )
-    @model_validator(mode="after")
-    def _recompute_only(self) -> ColocatedPoolConfig:
-        if self.preemption == "swap":
-            raise ValueError("preemption = \"swap\" is modeled on decode pools only; allowed on "
-                             "[colocated]: \"recompute\"")
-        return self
-
-    scheduler: ColocatedScheduler = Field(
-        "vllm_v1", description="vllm_v1: chunked prefill under token_budget next to every "
-        "running decode; vllm_v0: prefill-first iterations of whole prompts that stall all "
-        "decodes (docs/colocated.md)")
 
 
 class FabricConfig(_Section):
@@ -241,74 +93,6 @@ class PoliciesConfig(_Section):
                                          description="admits requests into the running batch")
 
 
-class OutputConfig(_Section):
-    """Where results go and how big the real KV payloads are."""
-
-    dir: str = Field("results/{name}", description="output folder; {name} is the experiment name")
-    payload_scale: float = Field(
-        1e-3, ge=0, le=1, description="real payload bytes = modeled KV bytes x this"
-    )
-    sample_interval_s: float = Field(0.5, gt=0, description="timeseries grid, emu s")
-    event_log: bool = Field(
-        False, description="also write events.msgpack: the run's event log (arrivals, batches, "
-        "transfers, admissions, ends; emu s), for `disagg trace`",
-    )
-
-    @field_validator("dir")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        try:
-            value.format(name="x")
-        except (KeyError, IndexError, ValueError, AttributeError) as e:
-            raise ValueError(f"bad placeholder ({type(e).__name__}: {e}); allowed: a path whose "
-                             "only placeholder is {name}") from None
-        if not value.strip():
-            raise ValueError("empty; allowed: a path whose only placeholder is {name}")
-        return value
-
-
-class PlacementConfig(_Section):
-    """Where units share hosts (``same_host``) and where actors run on a Ray cluster (ray
-    engine)."""
-
-    same_host: bool = Field(
-        False, description="prefill and decode units share hosts (a DGX-style server): packed "
-        "in order, prefill units first, onto hosts of hardware.chips_per_host chips; KV between "
-        "units of one host moves over the intra-host link (NVLink-class, docs/fabric.md); both "
-        "pools must use the same hardware")
-
-    control: Literal["head", "any"] = Field(
-        "head", description="router, fabric, collector, load generator: on the head node or anywhere"
-    )
-    unit_memory_mb: float = Field(
-        128.0, gt=0, le=65_536,
-        description="memory reserved per unit when nodes advertise no hardware (spread mode; "
-        "an actor of N units reserves N x)",
-    )
-    ship_code: bool = Field(
-        False, description="send the disagg package to the cluster's nodes (runtime_env py_modules)"
-    )
-    failure_poll_s: float = Field(
-        0.5, gt=0, le=60, description="wall seconds between checks that every unit actor is alive"
-    )
-    hang_timeout_s: float = Field(
-        10.0, gt=0, le=3600,
-        description="wall seconds an actor may leave the supervisor's ping unanswered before it "
-        "is declared hung: a hung unit is handled as a lost one, a hung control-plane actor ends "
-        "the run (ray engine and serve; at least failure_poll_s is waited). 10 s: a ping answers "
-        "in ~1 ms, but on a machine loaded many times over its cores a healthy actor has taken "
-        "seconds; lower it to detect hangs sooner",
-    )
-    units_per_actor: int = Field(
-        1, ge=1, le=64,
-        description="unit components of one kind hosted by one Ray actor process (memory per "
-        "unit); each is still its own component (not the fabric's units_per_host)",
-    )
-    one_control_actor: bool = Field(
-        True, description="host the collector, router, fabric and load generator (serve: the "
-        "gateway) in one Ray actor: their messages to each other cross no actor (about 2 actor "
-        "calls fewer per request); false: one actor each, the control plane on several cores",
-    )
 
 
 class Experiment(_Section):
@@ -339,7 +123,7 @@ class Experiment(_Section):
     @field_validator("model", mode="before")
     @classmethod
     def _resolve_model(cls, value: Any) -> Any:
-        return _resolve(value, get_model, models)
+        return resolve_catalog_entry(value, get_model, models)
 
     @model_validator(mode="after")
     def _pools(self) -> Experiment:

@@ -10,12 +10,13 @@ import zlib
 
 import numpy as np
 
-from disagg.cluster.config import DecodePoolConfig, Experiment
+from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.faults import FaultSchedule, fault_schedule
 from disagg.cluster.hardware.perf import fit_check, kv_bytes
 from disagg.cluster.messages import PREFIX_BLOCK_TOKENS
 from disagg.cluster.paged_kv import PagedKv, paged_kv
+from disagg.cluster.pool_config import DecodePoolConfig
 from disagg.cluster.records import UnitId
 from disagg.cluster.sizing import MAX_TIMESERIES_ROWS, estimate_run_size
 from disagg.cluster.topology import build_topology, unit_names

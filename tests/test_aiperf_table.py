@@ -1,7 +1,8 @@
-"""benchmarks/aiperf_vs_summary.py's reading of AIPerf's JSON export and disagg's summary.json,
-and the table it prints (docs/serve.md's generated block ``aiperf``). No network, no AIPerf: the
-fixture tests/data/aiperf_export.json has the shape of a real ``profile_export_aiperf.json`` of
-AIPerf 0.13.0 (trimmed), with round numbers chosen by hand."""
+"""benchmarks/aiperf_vs_summary.py (with benchmarks/aiperf_figures.py): the reading of AIPerf's
+JSON export and disagg's summary.json, and the table it prints (docs/serve.md's generated block
+``aiperf``). No network, no AIPerf: the fixture tests/data/aiperf_export.json has the shape of a
+real ``profile_export_aiperf.json`` of AIPerf 0.13.0 (trimmed), with round numbers chosen by
+hand."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ FIXTURE = REPO / "tests" / "data" / "aiperf_export.json"
 
 
 bench = load_benchmark("aiperf_vs_summary")
+figures = sys.modules["aiperf_figures"]
 
 
 def _export() -> dict[str, Any]:
@@ -34,7 +36,7 @@ SUMMARY = {  # the keys of a disagg summary.json that the table reads (milliseco
 
 
 def test_client_figures_are_read_from_the_export() -> None:
-    f = bench.client_figures(_export())
+    f = figures.client_figures(_export())
     assert f.requests == "40 completed, 0 errors"  # no error_request_count: none failed
     assert f.output_tokens == 200.0
     assert f.ttft == (190.0, 170.0, 340.0)
@@ -48,7 +50,7 @@ def test_errors_and_units_other_than_ms() -> None:
     export["error_request_count"] = {"unit": "requests", "avg": 3.0}
     export["request_latency"] = {"unit": "s", "avg": 0.35, "p50": 0.29, "p99": 0.75}
     export["inter_token_latency"] = {"unit": "ns", "avg": 800_000.0, "p50": 600_000.0}
-    f = bench.client_figures(export)
+    f = figures.client_figures(export)
     assert f.requests == "40 completed, 3 errors"
     assert f.latency == pytest.approx((350.0, 290.0, 750.0))
     assert f.itl == pytest.approx((0.8, 0.6))
@@ -58,15 +60,15 @@ def test_a_missing_metric_or_unknown_unit_fails_loudly() -> None:
     export = _export()
     del export["time_to_first_token"]
     with pytest.raises(bench.BenchError, match="time_to_first_token"):
-        bench.client_figures(export)
+        figures.client_figures(export)
     export = _export()
     export["request_latency"]["unit"] = "fortnights"
     with pytest.raises(bench.BenchError, match="fortnights"):
-        bench.client_figures(export)
+        figures.client_figures(export)
 
 
 def test_server_figures_are_read_from_summary_json() -> None:
-    f = bench.server_figures(SUMMARY)
+    f = figures.server_figures(SUMMARY)
     assert f.requests == "40 submitted, 38 completed"
     assert f.output_tokens == 200.0  # 7,600 tokens over 38 completed requests
     assert f.ttft == (157.8, 157.9, 159.5)
@@ -76,8 +78,8 @@ def test_server_figures_are_read_from_summary_json() -> None:
 
 
 def test_the_table_has_the_sections_rows() -> None:
-    text = bench.table([("A: AIPerf (client)", bench.client_figures(_export())),
-                        ("A: disagg `summary.json`", bench.server_figures(SUMMARY))])
+    text = figures.table([("A: AIPerf (client)", figures.client_figures(_export())),
+                        ("A: disagg `summary.json`", figures.server_figures(SUMMARY))])
     assert text.splitlines() == [
         "| figure | A: AIPerf (client) | A: disagg `summary.json` |",
         "|---|---|---|",

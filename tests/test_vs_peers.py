@@ -1,7 +1,8 @@
-"""benchmarks/vs_peers.py and benchmarks/peer_venvs.py (docs/performance.md's block ``vs-peers``):
-the install path with its fallback for a wheel stub, the Dynamo driver, the completed requests read
-from each side's report, and the table. No network and no install: pip and venv are fakes, and
-the driver runs against a fake ``dynamo.replay`` written into a temporary folder."""
+"""benchmarks/vs_peers.py, benchmarks/peer_sims.py and benchmarks/peer_venvs.py
+(docs/performance.md's block ``vs-peers``): the install path with its fallback for a wheel stub,
+the Dynamo driver, the completed requests read from each side's report, and the table. No network
+and no install: pip and venv are fakes, and the driver runs against a fake ``dynamo.replay``
+written into a temporary folder."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from benchscripts import load_benchmark
 
 bench = load_benchmark("vs_peers")
 venvs = sys.modules["peer_venvs"]
+sims = sys.modules["peer_sims"]
 
 # pip's stderr when ai-dynamo 1.6.1's aisimulate stub cannot reach its index (trimmed from a
 # real run on this machine)
@@ -62,7 +64,7 @@ class FakePython:
 
 
 def dynamo() -> Any:
-    return next(p for p in bench.PEERS if p.name == "dynamo")
+    return next(p for p in sims.PEERS if p.name == "dynamo")
 
 
 def test_the_stub_is_named_from_pips_stderr() -> None:
@@ -77,7 +79,7 @@ def test_a_stub_failure_falls_back_to_the_install_without_it(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake = FakePython([(1, STUB_STDERR), (0, ""), (0, "")])
     monkeypatch.setattr(venvs.subprocess, "run", fake)
-    python, note = bench.install(dynamo(), tmp_path)
+    python, note = sims.install(dynamo(), tmp_path)
     assert python == tmp_path / "dynamo" / "bin" / "python"
     assert note == "replay core installed without aisimulate, which the offline replay does not import"
     assert fake.pip_calls[0] == ["ai-dynamo==1.6.1"]
@@ -94,9 +96,9 @@ def test_an_installed_venv_is_reused_and_keeps_its_note(
     (tmp_path / "dynamo" / "bin" / "python").write_text("")
     fake = FakePython([], importable=True)
     monkeypatch.setattr(venvs.subprocess, "run", fake)
-    assert bench.install(dynamo(), tmp_path)[1].startswith("replay core installed without")
+    assert sims.install(dynamo(), tmp_path)[1].startswith("replay core installed without")
     fake.dists.add("aisimulate")  # a plain install (where the stub's index is reachable)
-    assert bench.install(dynamo(), tmp_path)[1] == ""
+    assert sims.install(dynamo(), tmp_path)[1] == ""
     assert fake.pip_calls == []
 
 
@@ -104,14 +106,14 @@ def test_other_pip_failures_do_not_fall_back(monkeypatch: pytest.MonkeyPatch,
                                              tmp_path: Path) -> None:
     fake = FakePython([(1, "ERROR: No matching distribution found for ai-dynamo==1.6.1")])
     monkeypatch.setattr(venvs.subprocess, "run", fake)
-    assert bench.install(dynamo(), tmp_path) == (None, (
+    assert sims.install(dynamo(), tmp_path) == (None, (
         "`pip install ai-dynamo==1.6.1` failed: "
         "ERROR: No matching distribution found for ai-dynamo==1.6.1"))
     assert len(fake.pip_calls) == 1
     other = STUB_STDERR.replace("aisimulate", "somethingelse")
     fake = FakePython([(1, other)])
     monkeypatch.setattr(venvs.subprocess, "run", fake)
-    python, reason = bench.install(dynamo(), tmp_path / "b")
+    python, reason = sims.install(dynamo(), tmp_path / "b")
     assert python is None and "somethingelse" in reason and len(fake.pip_calls) == 1
 
 
@@ -119,7 +121,7 @@ def test_a_failing_fallback_names_both_failures(monkeypatch: pytest.MonkeyPatch,
                                                 tmp_path: Path) -> None:
     fake = FakePython([(1, STUB_STDERR), (1, "ERROR: No matching distribution for pyzmq>=26")])
     monkeypatch.setattr(venvs.subprocess, "run", fake)
-    python, reason = bench.install(dynamo(), tmp_path)
+    python, reason = sims.install(dynamo(), tmp_path)
     assert python is None
     assert reason.startswith("`pip install ai-dynamo==1.6.1` failed: aisimulate for version")
     assert reason.endswith("failed: ERROR: No matching distribution for pyzmq>=26")
@@ -143,7 +145,7 @@ def test_the_dynamo_driver_calls_the_replay_api_and_writes_its_summary(tmp_path:
     (tmp_path / "dynamo" / "replay.py").write_text(FAKE_DYNAMO)
     calls, trace = tmp_path / "calls.json", tmp_path / "trace.jsonl"
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "CALLS": str(calls)}
-    subprocess.run([sys.executable, *bench.dynamo_command(trace, tmp_path)], env=env,
+    subprocess.run([sys.executable, *sims.dynamo_command(trace, tmp_path)], env=env,
                    check=True, cwd=tmp_path)
     assert json.loads(calls.read_text()) == {
         "trace": str(trace), "num_prefill_workers": 8, "num_decode_workers": 2,

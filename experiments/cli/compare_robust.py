@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -14,6 +15,10 @@ from disagg.cluster.errors import ConfigError
 from disagg.experiments.cli.common import EXIT_OK, load
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.results.lock import output_locked
+
+if TYPE_CHECKING:
+    from disagg.experiments.robust.dimensions import RobustSettings
+    from disagg.experiments.robust.lineup_runner import LineupRobustResult
 
 
 def _out_dir(args: argparse.Namespace, exp: Experiment) -> Path:
@@ -29,19 +34,13 @@ def cmd_compare_robust(args: argparse.Namespace, console: Console) -> int:
     from disagg.experiments.compare.lineup import line_up
     from disagg.experiments.compare.runs import parse_rates
     from disagg.experiments.robust.evaluate import RobustStopped
-    from disagg.experiments.robust.lineup_output import lineup_summary
     from disagg.experiments.robust.lineup_runner import (
         load_settings,
         open_folder,
         run_lineup_robust,
     )
 
-    if len(args.experiment) < 2:
-        raise ConfigError(f"--robust: value {len(args.experiment)} experiment is not allowed; "
-                          "allowed: a line-up of two or more experiments (with --equal)")
-    if args.policies:
-        raise ConfigError(f"--policies: value {args.policies!r} is not allowed with --robust; "
-                          "allowed: omit it (each cluster keeps its own router)")
+    _check_args(args)
     settings = load_settings(args.robust_space)
     rates = parse_rates(args.rates) if args.rates else None
     exps = [load(argparse.Namespace(**{**vars(args), "experiment": p})) for p in args.experiment]
@@ -67,9 +66,28 @@ def cmd_compare_robust(args: argparse.Namespace, console: Console) -> int:
             console.print(f"disagg: {stop.reason}: {e}; the finished runs are kept: continue "
                           "with the same command and --resume")
             return EXIT_INTERRUPTED
+    _print_summary(console, result, settings, out)
+    return EXIT_OK
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """ConfigError unless two or more experiments are lined up and no --policies is given."""
+    if len(args.experiment) < 2:
+        raise ConfigError(f"--robust: value {len(args.experiment)} experiment is not allowed; "
+                          "allowed: a line-up of two or more experiments (with --equal)")
+    if args.policies:
+        raise ConfigError(f"--policies: value {args.policies!r} is not allowed with --robust; "
+                          "allowed: omit it (each cluster keeps its own router)")
+
+
+def _print_summary(console: Console, result: LineupRobustResult, settings: RobustSettings,
+                   out: Path) -> None:
+    """The line-up's decision over the assumption space, then the runs made and where the
+    results are."""
+    from disagg.experiments.robust.lineup_output import lineup_summary
+
     for line in lineup_summary(result.analysis, settings):
         console.print(line, markup=False, soft_wrap=True)
     console.print(f"robust: {result.runs} runs made, {result.cached} from the journal; results in "
                   f"{out} (robust.json, robust.parquet, robust.html)", markup=False,
                   soft_wrap=True)
-    return EXIT_OK

@@ -8,6 +8,8 @@ from pydantic_core import PydanticUndefined
 
 from disagg.cluster import config as c
 from disagg.cluster import faults as fk
+from disagg.cluster import pool_config as pc
+from disagg.cluster import run_config as rc
 from disagg.cluster import serving_config as sc
 from disagg.cluster import slo
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
@@ -17,10 +19,10 @@ from disagg.cluster.workload import synthetic as w
 from disagg.cluster.workload.sessions_trace import SessionTrace
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
-    ("[experiment]", c.ExperimentSection), ("[prefill] and [decode]", c.PoolConfig),
-    ("[decode] (and [colocated]) adds", c.DecodePoolConfig),
+    ("[experiment]", rc.ExperimentSection), ("[prefill] and [decode]", pc.PoolConfig),
+    ("[decode] (and [colocated]) adds", pc.DecodePoolConfig),
     ("[decode.speculative] (or [colocated.speculative])", sc.SpeculativeConfig),
-    ("[colocated] (instead of [prefill] and [decode])", c.ColocatedPoolConfig),
+    ("[colocated] (instead of [prefill] and [decode])", pc.ColocatedPoolConfig),
     ("[fabric]", c.FabricConfig), ('[workload] kind = "synthetic" (the default)', c.WorkloadConfig),
     ('[workload] kind = "mix"', ws.MixWorkload), ("[[workload.classes]]", ws.RequestClass),
     ('[workload] kind = "trace"', ws.TraceWorkload),
@@ -29,12 +31,12 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("[slo]", c.SloConfig),
     ("[slo.classes.NAME]", slo.ClassTargets), ("[slo] slowdown = { ... }", slo.SlowdownTargets),
     ("slowdown reference = { ... }", slo.ReferenceUnit),
-    ("[policies]", c.PoliciesConfig), ("[output]", c.OutputConfig),
+    ("[policies]", c.PoliciesConfig), ("[output]", rc.OutputConfig),
     ('[[faults]] kind = "unit_loss"', fk.UnitLoss), ('[[faults]] kind = "host_loss"', fk.HostLoss),
     ('[[faults]] kind = "straggler"', fk.Straggler),
     ('[[faults]] kind = "link"', fk.LinkFault),
     ('[[faults]] kind = "kv_drop" or "kv_corrupt"', fk.KvFault),
-    ("[placement]", c.PlacementConfig), ("[prefix_cache]", c.PrefixCacheConfig),
+    ("[placement]", rc.PlacementConfig), ("[prefix_cache]", c.PrefixCacheConfig),
     ("[model] inline spec", ModelSpec), ("hardware inline spec", HardwareProfile),
     ('length kind = "fixed"', w.FixedLength), ('length kind = "uniform"', w.UniformLength),
     ('length kind = "lognormal"', w.LognormalLength),
@@ -50,6 +52,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
 def _type(annotation: object) -> str:
     text = str(annotation)
     for junk in ("typing.", "<class '", "'>", "disagg.cluster.hardware.specs.", "disagg.cluster.config.",
+                 "disagg.cluster.pool_config.", "disagg.cluster.run_config.",
                  "disagg.cluster.serving_config."):
         text = text.replace(junk, "")
     if "RequestClass" in text or "UnitLoss" in text:

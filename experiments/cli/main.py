@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -191,11 +191,8 @@ def cmd_catalog(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="disagg", description="Emulate disaggregated LLM-inference clusters.")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of an internal error")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+def _add_run(sub: Any) -> None:
+    """``disagg run``: its arguments and flags."""
     run = sub.add_parser("run", help="run an experiment and write its results folder")
     run.add_argument("experiment", help="experiment TOML file")
     run.add_argument("--engine", choices=["ray", "virtual"])
@@ -218,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="live dashboard (default: on when stdout is a terminal)")
     add_override_flags(run)
     run.set_defaults(func=cmd_run)
+
+
+def _add_inspect(sub: Any) -> None:
+    """``disagg validate``, ``trace``, ``check`` and ``catalog``: commands that look at an
+    experiment file, a results folder or the catalog without running anything."""
     val = sub.add_parser("validate", help="check an experiment file without running it")
     val.add_argument("experiment")
     add_override_flags(val, rate=True)
@@ -239,6 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("--assumptions", action="store_true",
                      help="print only the unpublished constants: low / default / high and why")
     cat.set_defaults(func=cmd_catalog)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``disagg`` argument parser with every subcommand, in the order ``--help`` lists them."""
+    parser = Parser(prog="disagg", description="Emulate disaggregated LLM-inference clusters.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an internal error")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    _add_run(sub)
+    _add_inspect(sub)
     add_calibrate(sub)
     add_accuracy(sub)
 

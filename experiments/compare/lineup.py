@@ -23,8 +23,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from disagg.cluster.config import Experiment, PoolConfig
+from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
+from disagg.cluster.pool_config import PoolConfig
 from disagg.experiments.checks import check_experiment
 from disagg.experiments.compare.runs import PolicyChoice, RunPlan, variant
 

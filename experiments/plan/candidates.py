@@ -8,15 +8,10 @@ import itertools
 import json
 from dataclasses import asdict, dataclass
 
-from disagg.cluster.config import (
-    ColocatedPoolConfig,
-    DecodePoolConfig,
-    Experiment,
-    PolicySpec,
-    PoolConfig,
-)
+from disagg.cluster.config import Experiment, PolicySpec
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.hardware.specs import HardwareProfile
+from disagg.cluster.pool_config import ColocatedPoolConfig, DecodePoolConfig, PoolConfig
 from disagg.experiments.plan.space import Family, SearchSpace
 
 # Chips (or systems) per rack when neither the catalog nor the space file says. AWS, Cerebras and

@@ -152,28 +152,39 @@ def search(prepared: list[Prepared], space: SearchSpace, journal: Path, resumed:
         wave, todo = _next_wave(todo, done, journal, width, progress, total)
         if not wave:
             continue
-        s = space.search
-        args = [(p.experiment, p.evaluation.bound_per_s, s.tol_fraction, s.lo_fraction, s.repeats,
-                 space.objective.target_attainment,
-                 ATTAINMENT_KEY.get(space.objective.maximize, "slo_attainment")) for p in wave]
 
         def finished(i: int, result: tuple[float, int, float], wave: list[Prepared] = wave) -> None:
-            cap, runs, wall = result
-            row = wave[i].evaluation
-            reason = "capacity reached the bound; raise search.prune_slack" if (
-                row.bound_per_s is not None and cap >= row.bound_per_s) else ""
-            row = replace(row, status=EVALUATED, reason=reason, capacity_per_s=cap,
-                          objective=objective_value(space.objective.maximize, cap,
-                                                    row.denominator),
-                          runs=runs, wall_s=wall)
+            row = _evaluated(wave[i].evaluation, space, result)
             done.append(row)
             _append(journal, row)
             if progress is not None:
                 progress(row, len(done), total)
 
-        map_calls(evaluate, args, use_ray=use_ray, on_done=finished)
+        map_calls(evaluate, _wave_args(wave, space), use_ray=use_ray, on_done=finished)
     by_key = {r.candidate.key: r for r in done}
     return [by_key[p.candidate.key] for p in prepared if p.candidate.key in by_key]
+
+
+def _wave_args(wave: list[Prepared], space: SearchSpace) -> list[tuple[Any, ...]]:
+    """The arguments of ``evaluate`` for each candidate of a wave: its experiment, its capacity
+    bound (req/s), the search's tolerances and repeats, and the objective's attainment target and
+    key."""
+    s = space.search
+    return [(p.experiment, p.evaluation.bound_per_s, s.tol_fraction, s.lo_fraction, s.repeats,
+             space.objective.target_attainment,
+             ATTAINMENT_KEY.get(space.objective.maximize, "slo_attainment")) for p in wave]
+
+
+def _evaluated(row: Evaluation, space: SearchSpace,
+               result: tuple[float, int, float]) -> Evaluation:
+    """A candidate's row once evaluated: ``result`` is (capacity req/s, runs, wall s); a capacity
+    at the bound is flagged (the bound, not the candidate, limited it)."""
+    cap, runs, wall = result
+    reason = "capacity reached the bound; raise search.prune_slack" if (
+        row.bound_per_s is not None and cap >= row.bound_per_s) else ""
+    return replace(row, status=EVALUATED, reason=reason, capacity_per_s=cap,
+                   objective=objective_value(space.objective.maximize, cap, row.denominator),
+                   runs=runs, wall_s=wall)
 
 
 def _next_wave(todo: list[Prepared], done: list[Evaluation], journal: Path, width: int,

@@ -123,35 +123,15 @@ def summarize(exp: Experiment, raw: dict[str, Any], agg: RequestAggregates,
     (``aggregate.py``) and the components' own (lag and ITL sketches, busy time)."""
     end_s = agg.makespan_s
     comps = by_name(raw)
-    lags = QuantileSketch()
-    for c in comps.values():
-        lags.merge(QuantileSketch.from_state(c["lags"]))
     out: dict[str, Any] = {
         "experiment": exp.experiment.name, "engine": raw["engine"],
         "dilation": exp.experiment.dilation, "seed": exp.experiment.seed, **_counts(agg, end_s)}
     out.update(_latencies(agg.all))
     out.update(_sketch_stats("itl", _itl(comps), weighted=True))
-    out["faults"] = [f"{text}" for _, text in raw.get("faults", [])] \
-        + experiment_faults(exp).describe_kv(agg.all.submitted)
-    out["redone"] = agg.redone
-    out["preemptions"] = agg.preemptions  # paged KV: requests' preemptions summed
-    out["prefill_utilization"] = utilization(raw, "prefill", end_s)
-    out["prefill_busy_mfu"] = _prefill_mfu(exp, raw, agg.prefill_flops)
-    out["decode_utilization"] = utilization(raw, "decode", end_s)
-    out["colocated_utilization"] = utilization(raw, "colocated", end_s)
+    out.update(_faults_and_units(exp, raw, agg, end_s))
     out.update(_costs(exp, end_s, agg.all.output_tokens))
     out.update(_fabric(tr))
-    out["lag_p50_ms"] = _percentile(lags, 50) * 1e3
-    out["lag_p99_ms"] = _percentile(lags, 99) * 1e3
-    out["decisions"] = int(sum(c.get("decisions", 0) for c in comps.values()))
-    out["late_decisions"] = int(sum(c.get("late_decisions", 0) for c in comps.values()))
-    # the time gate's corrections for inputs that came late (cluster/timegate.py)
-    out["late_joins"] = int(sum(c.get("late_joins", 0) for c in comps.values()))
-    out["reformed_batches"] = int(sum(c.get("reformed_batches", 0) for c in comps.values()))
-    out["backdated_transfers"] = int(comps.get("fabric", {}).get("backdated", 0))
-    has_ages = agg.view_ages.totals()[0] > 0
-    out["view_age_p50_ms"] = _percentile(agg.view_ages, 50) * 1e3 if has_ages else None
-    out["view_age_p99_ms"] = _percentile(agg.view_ages, 99) * 1e3 if has_ages else None
+    out.update(_lag_and_gate(comps, agg))
     out.update(_cluster(raw))
     out.update(prefix_summary(raw, agg))
     out["reasons"] = {k: v for k, v in agg.reasons.items() if v}
@@ -163,6 +143,43 @@ def summarize(exp: Experiment, raw: dict[str, Any], agg: RequestAggregates,
     else:
         out["slo_definition"] = "per_request"
     return out
+
+
+def _faults_and_units(exp: Experiment, raw: dict[str, Any], agg: RequestAggregates,
+                      end_s: float) -> dict[str, Any]:
+    """The run's faults (injected and KV), requests redone or preempted, and each pool's
+    utilization (busy fraction of ``end_s``) and the prefill pool's MFU while busy."""
+    return {
+        "faults": [f"{text}" for _, text in raw.get("faults", [])]
+        + experiment_faults(exp).describe_kv(agg.all.submitted),
+        "redone": agg.redone,
+        "preemptions": agg.preemptions,  # paged KV: requests' preemptions summed
+        "prefill_utilization": utilization(raw, "prefill", end_s),
+        "prefill_busy_mfu": _prefill_mfu(exp, raw, agg.prefill_flops),
+        "decode_utilization": utilization(raw, "decode", end_s),
+        "colocated_utilization": utilization(raw, "colocated", end_s),
+    }
+
+
+def _lag_and_gate(comps: dict[str, dict[str, Any]], agg: RequestAggregates) -> dict[str, Any]:
+    """The emulator's own figures: lag p50 / p99 (ms), decisions and late ones, the time gate's
+    corrections for inputs that came late (cluster/timegate.py), and the age of the router's
+    view (ms; None without ages)."""
+    lags = QuantileSketch()
+    for c in comps.values():
+        lags.merge(QuantileSketch.from_state(c["lags"]))
+    has_ages = agg.view_ages.totals()[0] > 0
+    return {
+        "lag_p50_ms": _percentile(lags, 50) * 1e3,
+        "lag_p99_ms": _percentile(lags, 99) * 1e3,
+        "decisions": int(sum(c.get("decisions", 0) for c in comps.values())),
+        "late_decisions": int(sum(c.get("late_decisions", 0) for c in comps.values())),
+        "late_joins": int(sum(c.get("late_joins", 0) for c in comps.values())),
+        "reformed_batches": int(sum(c.get("reformed_batches", 0) for c in comps.values())),
+        "backdated_transfers": int(comps.get("fabric", {}).get("backdated", 0)),
+        "view_age_p50_ms": _percentile(agg.view_ages, 50) * 1e3 if has_ages else None,
+        "view_age_p99_ms": _percentile(agg.view_ages, 99) * 1e3 if has_ages else None,
+    }
 
 
 def _latencies(t: Tally) -> dict[str, Any]:

@@ -174,12 +174,7 @@ class ApiCore:
             return _error(ApiError(401, "invalid or missing API key", "AuthenticationError"))
         client_id = request.headers.get(CLIENT_REQUEST_ID_HEADER)
         try:
-            body = await _read_body(request, self.settings.max_body_bytes)
-            check_sampling(body)
-            gen = apply_stops(parse_generation(kind, body, self.settings.limits, client_id),
-                              body)
-            leg = None if unit is None else plan_leg(body, unit, gen.output_tokens, gen.n)
-            rids = await self._enter(gen, leg, arrival_s)
+            gen, leg, rids = await self._admit(request, kind, unit, arrival_s, client_id)
         except ApiError as e:
             return _error(e)
         resumed = leg is not None and leg.resume is not None  # a decode leg: prompt counted
@@ -194,9 +189,7 @@ class ApiCore:
         if ended:
             choices.abandon("choice_failed")
             return _error(rejection(ended[0].status, ended[0].reason))
-        headers = {**self.headers, REQUEST_ID_HEADER: ",".join(str(r) for r in rids)}
-        if client_id:
-            headers[CLIENT_REQUEST_ID_HEADER] = client_id
+        headers = self._reply_headers(rids, client_id)
         if gen.stream and not (leg and leg.prefill_leg):  # a prefill leg answers whole
             return StreamingResponse(_stream(gen, choices, firsts),
                                      media_type="text/event-stream", headers=headers)
@@ -207,12 +200,36 @@ class ApiCore:
         if end is not None:
             choices.abandon("choice_failed")
             return _error(rejection(end.status, end.reason))
+        return JSONResponse(self._whole_reply(request, gen, leg, unit, rids), headers=headers)
+
+    async def _admit(self, request: Request, kind: Literal["completion", "chat"],
+                     unit: UnitCache | None, arrival_s: float,
+                     client_id: str | None) -> tuple[Generation, Leg | None, list[int]]:
+        """Read and validate the body, plan its P/D leg if it came to a unit, and submit it at
+        ``arrival_s`` (emu s): the generation, its leg and the cluster's request ids; raises
+        :class:`ApiError`."""
+        body = await _read_body(request, self.settings.max_body_bytes)
+        check_sampling(body)
+        gen = apply_stops(parse_generation(kind, body, self.settings.limits, client_id), body)
+        leg = None if unit is None else plan_leg(body, unit, gen.output_tokens, gen.n)
+        return gen, leg, await self._enter(gen, leg, arrival_s)
+
+    def _reply_headers(self, rids: list[int], client_id: str | None) -> dict[str, str]:
+        """The response's headers: the dilation, the cluster's request ids, the client's id."""
+        headers = {**self.headers, REQUEST_ID_HEADER: ",".join(str(r) for r in rids)}
+        if client_id:
+            headers[CLIENT_REQUEST_ID_HEADER] = client_id
+        return headers
+
+    def _whole_reply(self, request: Request, gen: Generation, leg: Leg | None,
+                     unit: UnitCache | None, rids: list[int]) -> dict[str, Any]:
+        """The body of a whole (non-streamed) answer; a prefill leg's names where its KV waits."""
         reply = full_response(gen)
         if leg is not None and leg.prefill_leg and unit is not None:
             reply["kv_transfer_params"] = prefill_leg_params(
                 rids[0], unit, gen.prompt_tokens, self.settings.kv_bytes_per_token,
                 request.url.hostname or "", request.url.port or 0)
-        return JSONResponse(reply, headers=headers)
+        return reply
 
     async def completions(self, request: Request) -> Response:
         return await self.generate(request, "completion")

@@ -37,6 +37,16 @@ def slo_targets_line(rows: list[dict[str, Any]]) -> str:
 
 def summary_table(s: dict[str, Any]) -> Group:
     """The headline metrics of one run: a latency table and a table of run-wide figures."""
+    k = Table(show_header=False, box=None, padding=(0, 2))
+    k.add_column(style="bold")
+    k.add_column()
+    for label, value in _headline_rows(s) + _prefix_rows(s) + _outcome_rows(s):
+        k.add_row(label, value)
+    return Group(_latency_table(s), k)
+
+
+def _latency_table(s: dict[str, Any]) -> Table:
+    """TTFT, TPOT, ITL and end-to-end latency: p50, p90, p99 and mean in ms."""
     t = Table(title=f"{s['experiment']} — {s['engine']} engine, seed {s['seed']}, "
               f"dilation {s['dilation']:g}", show_header=True)
     t.add_column("latency")
@@ -46,11 +56,14 @@ def summary_table(s: dict[str, Any]) -> Group:
                        ("E2E ms", "e2el")):
         t.add_row(label, _fmt(s[f"median_{key}_ms"], 2), _fmt(s[f"p90_{key}_ms"], 2),
                   _fmt(s[f"p99_{key}_ms"], 2), _fmt(s[f"mean_{key}_ms"], 2))
-    k = Table(show_header=False, box=None, padding=(0, 2))
-    k.add_column(style="bold")
-    k.add_column()
+    return t
+
+
+def _headline_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The run-wide figures every summary has: requests, SLO attainment, goodput, throughput,
+    utilization, cost, energy, fabric and the emulator's lag."""
     attain = s["slo_attainment"]
-    for label, value in (
+    return [
         ("requests", f"submitted {s['submitted']}, completed {s['completed']}, "
                      f"rejected {s['rejected']}, failed {s['failed']}"
                      + (f", cancelled {s['cancelled']}" if s.get("cancelled") else "")),
@@ -71,24 +84,28 @@ def summary_table(s: dict[str, Any]) -> Group:
                    f"{_fmt(s['p50_transfer_ms'], 2)} ms, p99 {_fmt(s['p99_transfer_ms'], 2)} ms"),
         ("emulator lag", f"p50 {_fmt(s['lag_p50_ms'], 2)} ms, p99 {_fmt(s['lag_p99_ms'], 2)} ms, "
                          f"late decisions {s['late_decisions']}"),
-    ):
-        k.add_row(label, value)
-    for label, value in _prefix_rows(s):
-        k.add_row(label, value)
+    ]
+
+
+def _outcome_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The lines a run has only when they apply: SLO targets, why requests did not complete,
+    lost units, a lost component, faults and recovery."""
+    rows = []
     if s.get("slo_targets"):
-        k.add_row("SLO targets", slo_targets_line(s["slo_targets"]))
+        rows.append(("SLO targets", slo_targets_line(s["slo_targets"])))
     if s.get("reasons"):
-        k.add_row("not completed", ", ".join(f"{r}: {n}" for r, n in sorted(s["reasons"].items())))
+        rows.append(("not completed",
+                     ", ".join(f"{r}: {n}" for r, n in sorted(s["reasons"].items()))))
     if s.get("lost_units"):
-        k.add_row("lost units", ", ".join(s["lost_units"]))
+        rows.append(("lost units", ", ".join(s["lost_units"])))
     if s.get("component_lost"):
-        k.add_row("run ended", f"the {s['component_lost']} component was lost")
+        rows.append(("run ended", f"the {s['component_lost']} component was lost"))
     for i, fault in enumerate(s.get("faults") or []):
-        k.add_row("faults" if i == 0 else "", fault)
+        rows.append(("faults" if i == 0 else "", fault))
     if s.get("redone"):
-        k.add_row("recovery", f"{s['redone']} request(s) redone from prefill after a unit loss "
-                              "(requests.parquet column redone_from)")
-    return Group(t, k)
+        rows.append(("recovery", f"{s['redone']} request(s) redone from prefill after a unit "
+                                 "loss (requests.parquet column redone_from)"))
+    return rows
 
 
 def _prefix_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
