@@ -108,6 +108,41 @@ def actor_handles(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return handles
 
 
+@pytest.fixture
+def noticed_losses(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+    """Unit -> the emu time the ray engine's supervisor declared it lost, filled as the run goes
+    (its actor was dead by then: what arrived later cannot have run on it, however late a loaded
+    machine lets the supervisor notice)."""
+    supervisor = pytest.importorskip("disagg.actors.engines.supervisor")
+    noticed: dict[str, float] = {}
+    real_unit_down = supervisor.Supervisor.unit_down
+
+    def record(sup: Any, name: str, why: str, at_s: float) -> None:
+        noticed.setdefault(name, at_s)
+        real_unit_down(sup, name, why, at_s)
+
+    monkeypatch.setattr(supervisor.Supervisor, "unit_down", record)
+    return noticed
+
+
+@pytest.fixture
+def played_kills(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+    """Unit -> the emu time by which the ray engine's supervisor had played its injected kill
+    (the actor killed, or a shared actor's unit stopped, and the router told), filled as the run
+    goes: a loaded driver plays a kill late, so what arrives between its scheduled time and this
+    one may still run on the unit."""
+    supervisor = pytest.importorskip("disagg.actors.engines.supervisor")
+    played: dict[str, float] = {}
+    real_kill = supervisor.RayFaultHost.kill_unit
+
+    def record(host: Any, unit: str, at_s: float) -> None:
+        real_kill(host, unit, at_s)
+        played.setdefault(unit, host.sup.emu_now())
+
+    monkeypatch.setattr(supervisor.RayFaultHost, "kill_unit", record)
+    return played
+
+
 ASSEMBLERS = ("disagg.experiments.run", "disagg.experiments.serve.server",
               "disagg.experiments.compare.capacity", "disagg.experiments.compare.runs")
 RESULTS_FILES = ("config.toml", "requests.parquet", "transfers.parquet", "summary.json")

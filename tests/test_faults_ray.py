@@ -13,7 +13,7 @@ from disagg.experiments.run import run_experiment
 pytestmark = pytest.mark.ray
 
 
-def test_every_fault_kind_on_the_ray_engine(ray_cluster, tmp_path) -> None:
+def test_every_fault_kind_on_the_ray_engine(ray_cluster, tmp_path, played_kills) -> None:
     exp = make_experiment(
         experiment__engine="ray", experiment__duration_s=8.0, decode__units=2, prefill__units=8,
         workload__rate_per_s=12.0, workload__output_tokens={"kind": "fixed", "value": 1500},
@@ -46,7 +46,10 @@ def test_every_fault_kind_on_the_ray_engine(ray_cluster, tmp_path) -> None:
     redone = [r for r in rows if r["redone_from"] == "decode-1"]
     assert redone and result.summary["redone"] == sum(1 for r in rows if r["redone_from"])
     assert result.summary["lost_units"] == lost_host  # decode-1 was restarted
-    late = [r for r in rows if r["arrival_s"] > 3.0]
+    # the host loss is due at 2.5 s, but a loaded driver plays it later (two busy loops here:
+    # prefill-4 served a request that arrived at 3.08 s): what holds under any load is that nothing
+    # arriving after the loss was played ran on the lost host
+    late = [r for r in rows if r["arrival_s"] > max(played_kills[u] for u in lost_host)]
     assert late and all(r["prefill_unit"] not in lost_host for r in late)
     # How soon the fresh decode-1 takes requests depends on how long Ray takes to start its
     # process: on a loaded machine it can be up only after the last arrival (8 emu s). What

@@ -42,7 +42,9 @@ def test_units_land_on_the_nodes_that_offer_their_hardware(ray_cluster, tmp_path
     assert 0 <= summary["clock_uncertainty_ms"] < 50
 
 
-def test_losing_a_cs3_node_mid_run_leaves_no_request_unaccounted(ray_cluster) -> None:
+def test_losing_a_cs3_node_mid_run_leaves_no_request_unaccounted(ray_cluster,
+                                                                noticed_losses) -> None:
+    noticed = noticed_losses
     cs3x = {**get_hardware("cs3").model_dump(), "name": "cs3x"}
     nodes = [ray_cluster.cluster.add_node(num_cpus=0, object_store_memory=100 * 2**20,
                                           resources={"cs3x": 4}) for _ in range(2)]
@@ -73,5 +75,8 @@ def test_losing_a_cs3_node_mid_run_leaves_no_request_unaccounted(ray_cluster) ->
     placement = result.summary["placement"]
     lost = [n for n, p in placement.items() if p["node_id"] == removed[0]]
     assert lost and result.summary["lost_units"] == lost
-    late = [r for r in rows if r["arrival_s"] > 3.5 and r["status"] == "completed"]
+    # how soon the supervisor notices depends on the machine's load; what holds under any: the
+    # node was gone by then, so no request arriving later completed on its units
+    assert set(noticed) == set(lost)
+    late = [r for r in rows if r["arrival_s"] > max(noticed.values()) and r["status"] == "completed"]
     assert late and all(r["decode_unit"] not in lost for r in late)
