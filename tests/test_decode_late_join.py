@@ -14,6 +14,7 @@ from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
 from disagg.cluster.hardware.catalog import get_hardware, get_model
 from disagg.cluster.hardware.perf import kv_bytes
 from disagg.cluster.messages import KvDelivered, SpeedChanged
+from disagg.cluster.paged_kv import PagedKv
 from disagg.cluster.records import DecodeRecord
 from disagg.fabric.payload import make_payload
 from disagg.policies.batching import FcfsAdmission
@@ -34,12 +35,12 @@ class _Sink:
 
 
 def _run(late_by_s: float, output_tokens: int, batch: int = 256,
-         feed: bool = False) -> tuple[DecodeUnit, _Sink]:
+         feed: bool = False, paged: PagedKv | None = None) -> tuple[DecodeUnit, _Sink]:
     loop = VirtualTimeLoop()
     clock = VirtualClock(loop)
     model = get_model("llama-3.1-70b")
     unit = DecodeUnit("decode-0", clock, model, FLAT_CS3, 4, FcfsAdmission(batch),
-                      LocalStore(), 1e11)
+                      LocalStore(), 1e11 if paged is None else paged.capacity_bytes, paged=paged)
     collector, router = _Sink(), _Sink()
     unit.connect({"collector": collector, "router": router, "gateway": _Sink()})
     if feed:  # disagg serve: token times go to the gateway
@@ -112,6 +113,54 @@ def test_late_kv_joins_only_where_the_batch_had_room() -> None:
     assert _record(collector, 1).decode_start_s == pytest.approx(250 * STEP, rel=1e-9)
     assert _record(collector, 1).last_token_s == pytest.approx(269 * STEP, rel=1e-6)
     assert unit.gate.late_joins == 1
+
+
+def _run_paged(capacity_blocks: int) -> tuple[DecodeUnit, _Sink]:
+    """Paged KV (16-token blocks): request 0 (1,000-token prompt, 1,001 tokens) runs alone from
+    0; request 1 (the same) is modeled to arrive at 0.1 s but reaches the unit at 0.3 s, after a
+    speed change of factor 1 at 0.29 s made the unit commit there."""
+    loop = VirtualTimeLoop()
+    clock = VirtualClock(loop)
+    model = get_model("llama-3.1-70b")
+    paged = PagedKv(16, float(kv_bytes(16, model)), capacity_blocks, 0)
+    unit = DecodeUnit("decode-0", clock, model, FLAT_CS3, 4, FcfsAdmission(), LocalStore(),
+                      paged.capacity_bytes, paged=paged)
+    collector = _Sink()
+    unit.connect({"collector": collector, "router": _Sink()})
+
+    def deliver(rid: int, ready_s: float) -> None:
+        req = make_request(request_id=rid, output_tokens=1001, tpot_slo_s=1.0)
+        payload = make_payload(rid, req.prompt_tokens, model.name, 2, 80,
+                               float(kv_bytes(1000, model)), 0.0)
+        unit.deliver(KvDelivered(req, "prefill-0", 1.0, payload, ready_s, sent_s=ready_s))
+
+    async def drive() -> None:
+        task = loop.create_task(unit.run())
+        loop.call_at(0.0, deliver, 0, 0.0)
+        loop.call_at(0.29, unit.deliver, SpeedChanged(1.0, 0.29))
+        loop.call_at(0.3, deliver, 1, 0.1)
+        await clock.sleep_until(3.0)
+        if task.done():
+            task.result()  # the unit's loop died: raise its error here
+        task.cancel()
+
+    loop.run_until_complete(drive())
+    loop.close()
+    return unit, collector
+
+
+def test_late_kv_is_credited_only_tokens_whose_kv_fits_the_unit_now() -> None:
+    # At 0.1 s request 0 held 1,210 tokens (76 blocks): request 1's 63 blocks fitted in 170.
+    # At 0.29 s request 0 holds 1,609 (101 blocks); request 1 with the ~400 tokens it would be
+    # credited since 0.1 s would hold 88: over capacity (the ray engine's decode-0 raised
+    # CapacityExceeded so on a loaded machine). It joins at the first boundary whose credited
+    # tokens fit: at most 69 blocks (1,104 tokens, 103 credited), so from 0.29 s - 103 STEP on
+    unit, collector = _run_paged(170)
+    ends = {m.request_id: m.status for m in collector.got}
+    assert ends == {0: "completed", 1: "completed"}
+    assert unit.kv_used_bytes == 0.0 and unit.gate.late_joins == 1
+    start = _record(collector, 1).decode_start_s
+    assert 0.29 - 104 * STEP <= start < 0.29
 
 
 # one stream per step at the latency floor: a step of a batch of b takes b x STEP

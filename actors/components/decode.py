@@ -169,8 +169,11 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
         if not admitted:
             return
         self.decide_at(self.t)
-        for p in [p for p in eligible if p.request.request_id in admitted]:
-            self._join(p)
+        joining = [p for p in eligible if p.request.request_id in admitted]
+        after = sum(p.kv_bytes for p in joining)  # KV of the admitted still to join
+        for p in joining:
+            after -= p.kv_bytes
+            self._join(p, after)
         if self.kv_used_bytes > self.kv_capacity_bytes * (1 + 1e-9):
             raise CapacityExceeded(f"{self.name}: admission exceeded KV capacity")
         self.pending = [p for p in self.pending if p.request.request_id not in admitted]
@@ -178,16 +181,17 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
             self.kept.fit(self.kv_capacity_bytes - self.kv_used_bytes)
         self._changed()
 
-    def _join(self, p: PendingDecode) -> None:
+    def _join(self, p: PendingDecode, after_bytes: float) -> None:
         """An admitted request joins the running batch at the committed boundary (a late KV: at
-        the past boundary the gate names, credited the tokens since; it may have finished)."""
+        the past boundary the gate names, credited the tokens since, if their KV fits beside
+        ``after_bytes`` of the requests that join after it; it may have finished)."""
         r = p.request
         run, resumed = self._joining(r, p.kv_bytes)
         self.kv_used_bytes += p.kv_bytes
         rec = self._draft(r.request_id)
         if not resumed:
             rec.decode_start_s = self.t
-        at = self._late_join_at(p, rec)
+        at = self._late_join_at(p, rec, run, after_bytes)
         if at is not None:
             rec.decode_start_s = float(self._load_hist.bounds()[at])
         if self.token_feed is not None and not resumed:

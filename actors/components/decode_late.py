@@ -8,7 +8,10 @@ each (running requests, KV in use) — and the decode arithmetic of the credited
 The capacity rule: a late KV joins at the earliest remembered boundary at or after its modeled
 arrival at which the admission policy would have admitted it (the batch had room and its KV
 fitted), never earlier; a request that waited for room was not late, it queued, and is never
-back-dated (the unit only asks for requests marked late on arrival).
+back-dated (the unit only asks for requests marked late on arrival). With paged KV a late joiner
+also holds the blocks of the tokens it is credited: it joins only where those fit the unit *now*
+(beside the requests admitted with it), so however late a KV comes, the unit never holds more
+KV than its capacity (``tests/test_decode_late_join.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from disagg.actors.components.token_feed import TokenFeed
 from disagg.cluster.hardware.perf import decode_step_times
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import Request
+from disagg.cluster.paged_kv import PagedKv
 from disagg.cluster.timegate import TIME_EPS_S, TimeGate
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
 
@@ -78,18 +82,6 @@ class BoundaryLoad:
                            float(self._recent.view(2)[i]), kv_capacity_bytes)
 
 
-def late_join_index(gate: TimeGate, load: BoundaryLoad, policy: DecodeAdmissionPolicy,
-                    pending: PendingDecode, kv_capacity_bytes: float) -> int | None:
-    """Boundary index at which a late KV joins (the gate's rule, with the admission policy as
-    the judge of room at each past boundary); None: at the current boundary."""
-    rid = pending.request.request_id
-
-    def fits(i: int) -> bool:
-        return rid in policy.admit((pending,), load.state(i, kv_capacity_bytes))
-
-    return gate.join_index(pending.ready_s, load.bounds(), fits)
-
-
 class LateJoins:
     """The decode unit's side of late joins: where a late KV joins (asking the gate) and the
     tokens it is credited. Mixed into :class:`~disagg.actors.components.decode.DecodeUnit`."""
@@ -105,6 +97,7 @@ class LateJoins:
     running: dict[int, Running]
     _context: int
     _load_hist: BoundaryLoad
+    paged: PagedKv | None
     speed: SpeedSchedule
     token_feed: TokenFeed | None
     tokens_out: int
@@ -116,13 +109,40 @@ class LateJoins:
     _release: Callable[[Running], None]  # PagedDecode's
     _end: Callable[[Request, str, str, float], None]  # DecodeReports'
 
-    def _late_join_at(self, pending: PendingDecode, rec: RequestDraft) -> int | None:
+    def _late_join_at(self, pending: PendingDecode, rec: RequestDraft, run: Running,
+                      reserve_bytes: float) -> int | None:
         """Past boundary index at which an admitted request joins: only a request whose KV
-        came late (marked on arrival) and only where the gate says; None: now."""
+        came late (marked on arrival), only where the gate says (the admission policy judging
+        the room the batch had then), and only where the KV of the tokens it is credited from
+        there fits the unit now beside ``reserve_bytes`` (the KV of the requests admitted with it
+        that join after it); None: now."""
         if not (rec.late and pending.ready_s < self.t - TIME_EPS_S):
             return None
-        return late_join_index(self.gate, self._load_hist, self.policy, pending,
-                               self.kv_capacity_bytes)
+        rid, load = pending.request.request_id, self._load_hist
+
+        def fits(i: int) -> bool:
+            return (rid in self.policy.admit((pending,), load.state(i, self.kv_capacity_bytes))
+                    and self._credit_fits(run, i, reserve_bytes))
+
+        return self.gate.join_index(pending.ready_s, load.bounds(), fits)
+
+    def _credit_fits(self, run: Running, at: int, reserve_bytes: float) -> bool:
+        """Whether the unit holds, now, the KV of a late joiner at boundary ``at`` with the
+        tokens it is credited (paged KV grows with them; a reservation holds them already) plus
+        ``reserve_bytes``: the unit never holds more KV than its capacity, however late the KV."""
+        if self.paged is None:
+            return True
+        _, done = self._credited(run, at)
+        grown = self.paged.bytes_for(run.context + done) - run.kv_bytes
+        return self.kv_used_bytes + grown + reserve_bytes <= self.paged.capacity_bytes * (1 + 1e-9)
+
+    def _credited(self, run: Running, at: int) -> tuple[np.ndarray, int]:
+        """The token times a late joiner at boundary ``at`` is credited, and how many count
+        (at most the tokens it has left)."""
+        bounds = self._load_hist.bounds()
+        steps = len(bounds) - 1 - at
+        tokens = self._joined_tokens(run, float(bounds[at]), steps) if steps > 0 else np.empty(0)
+        return tokens, min(len(tokens), run.left)
 
     def _credit_late(self, run: Running, rec: RequestDraft, at: int) -> None:
         """A late KV joined at past boundary ``at`` (the gate's choice): it is credited the
@@ -130,9 +150,8 @@ class LateJoins:
         the batch that ran; the others' past steps are not recomputed — exact when steps do not
         depend on the batch, as with a flat concurrency curve)."""
         bounds = self._load_hist.bounds()
-        start, steps = float(bounds[at]), len(bounds) - 1 - at
-        tokens = self._joined_tokens(run, start, steps) if steps > 0 else np.empty(0)
-        done = min(len(tokens), run.left)
+        start = float(bounds[at])
+        tokens, done = self._credited(run, at)
         if done <= 0:
             self._load_hist.add(at, len(bounds), run.kv_bytes)
             return
