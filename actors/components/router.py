@@ -136,6 +136,8 @@ class Router(Component):
     def _on_kv_ready(self, msg: KvReady) -> None:
         t = msg.sent_s + self.control_delay_s
         self.decide_at(t, stream="kv")  # released later than arrivals (cluster/timegate.py)
+        if self._superseded(msg.request):
+            return
         original = msg.request
         msg = self.pins.kv_ready(msg)
         if msg.request.request_id in self.pins.parked:
@@ -144,6 +146,14 @@ class Router(Component):
             self.peers["collector"].send(RequestAmended(msg.request, t))
         if not self._place_decode(msg, t):
             self.waiting.append(msg)
+
+    def _superseded(self, request: Request) -> bool:
+        """True if ``request`` is an attempt the router has redone since: the KV of a prefill
+        unit declared lost that was sent before the loss and came after it (ray engine: the
+        actor is killed asynchronously). The newer attempt goes on; this one must not be placed,
+        or its KV, owned by the dead actor, would end the request ``kv_missing``."""
+        held = self.inflight.get(request.request_id)
+        return held is not None and held[0].attempt > request.attempt
 
     def _on_decode_leg(self, msg: DecodeLeg) -> None:
         """A P/D request's decode leg came: its KV (now, or when its prefill ends) goes to the
