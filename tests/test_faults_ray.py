@@ -49,8 +49,10 @@ def test_every_fault_kind_on_the_ray_engine(ray_cluster, tmp_path, played_kills)
     # the host loss is due at 2.5 s, but a loaded driver plays it later (two busy loops here:
     # prefill-4 served a request that arrived at 3.08 s): what holds under any load is that nothing
     # arriving after the loss was played ran on the lost host
+    # (none arrive after it when the driver is so loaded that it plays the loss after the last
+    # arrival at 8 s: then only the fault log and lost_units above say the host was lost)
     late = [r for r in rows if r["arrival_s"] > max(played_kills[u] for u in lost_host)]
-    assert late and all(r["prefill_unit"] not in lost_host for r in late)
+    assert all(r["prefill_unit"] not in lost_host for r in late)
     # How soon the fresh decode-1 takes requests depends on how long Ray takes to start its
     # process: on a loaded machine it can be up only after the last arrival (8 emu s). What
     # holds under any load: it was restarted (decode-1 is not among lost_units, the restart is
