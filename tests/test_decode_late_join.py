@@ -3,6 +3,9 @@ ray engine) joins at the first past iteration boundary at or after that arrival.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 from conftest import make_request
@@ -34,6 +37,33 @@ class _Sink:
         self.got.append(msg)
 
 
+def _deliver(unit: DecodeUnit, rid: int, ready_s: float, tokens: int) -> None:
+    """Request ``rid`` (1,000-token prompt, ``tokens`` output tokens): its KV reaches ``unit``
+    now, modeled to arrive at ``ready_s``."""
+    req = make_request(request_id=rid, output_tokens=tokens, tpot_slo_s=1.0)
+    payload = make_payload(rid, req.prompt_tokens, unit.model.name, 2, 80,
+                           float(kv_bytes(1000, unit.model)), 0.0)
+    unit.deliver(KvDelivered(req, "prefill-0", 1.0, payload, ready_s, sent_s=ready_s))
+
+
+def _drive(unit: DecodeUnit, loop: VirtualTimeLoop, until_s: float,
+           events: list[tuple[float, Callable[..., None], tuple[Any, ...]]]) -> None:
+    """Run ``unit`` on ``loop`` up to emu ``until_s`` with ``events`` (emu s, callback, its
+    arguments) scheduled; if the unit's loop died, its error is raised here."""
+
+    async def drive() -> None:
+        task = loop.create_task(unit.run())
+        for at_s, callback, args in events:
+            loop.call_at(at_s, callback, *args)
+        await unit.clock.sleep_until(until_s)
+        if task.done():
+            task.result()
+        task.cancel()
+
+    loop.run_until_complete(drive())
+    loop.close()
+
+
 def _run(late_by_s: float, output_tokens: int, batch: int = 256,
          feed: bool = False, paged: PagedKv | None = None) -> tuple[DecodeUnit, _Sink]:
     loop = VirtualTimeLoop()
@@ -46,25 +76,12 @@ def _run(late_by_s: float, output_tokens: int, batch: int = 256,
     if feed:  # disagg serve: token times go to the gateway
         unit.token_feed = TokenFeed("gateway")
 
-    def deliver(rid: int, ready_s: float, tokens: int) -> None:
-        req = make_request(request_id=rid, output_tokens=tokens, tpot_slo_s=1.0)
-        payload = make_payload(rid, req.prompt_tokens, model.name, 2, 80,
-                               float(kv_bytes(1000, model)), 0.0)
-        unit.deliver(KvDelivered(req, "prefill-0", 1.0, payload, ready_s, sent_s=ready_s))
-
-    async def drive() -> None:
-        task = loop.create_task(unit.run())
-        loop.call_at(0.0, deliver, 0, 0.0, 1001)  # keeps the unit busy for ~0.48 s
-        loop.call_at(0.0, deliver, 2, 0.0, 251)  # completes at ~0.119 s: the unit commits there
+    _drive(unit, loop, 2.0, [
+        (0.0, _deliver, (unit, 0, 0.0, 1001)),  # keeps the unit busy for ~0.48 s
+        (0.0, _deliver, (unit, 2, 0.0, 251)),  # completes at ~0.119 s: the unit commits there
         # request 1's KV was modeled to arrive at 0.1 s but reaches the unit late
-        loop.call_at(0.1 + late_by_s, deliver, 1, 0.1, output_tokens)
-        await clock.sleep_until(2.0)
-        if task.done():
-            task.result()  # the unit's loop died: raise its error here
-        task.cancel()
-
-    loop.run_until_complete(drive())
-    loop.close()
+        (0.1 + late_by_s, _deliver, (unit, 1, 0.1, output_tokens)),
+    ])
     return unit, collector
 
 
@@ -128,24 +145,9 @@ def _run_paged(capacity_blocks: int) -> tuple[DecodeUnit, _Sink]:
     collector = _Sink()
     unit.connect({"collector": collector, "router": _Sink()})
 
-    def deliver(rid: int, ready_s: float) -> None:
-        req = make_request(request_id=rid, output_tokens=1001, tpot_slo_s=1.0)
-        payload = make_payload(rid, req.prompt_tokens, model.name, 2, 80,
-                               float(kv_bytes(1000, model)), 0.0)
-        unit.deliver(KvDelivered(req, "prefill-0", 1.0, payload, ready_s, sent_s=ready_s))
-
-    async def drive() -> None:
-        task = loop.create_task(unit.run())
-        loop.call_at(0.0, deliver, 0, 0.0)
-        loop.call_at(0.29, unit.deliver, SpeedChanged(1.0, 0.29))
-        loop.call_at(0.3, deliver, 1, 0.1)
-        await clock.sleep_until(3.0)
-        if task.done():
-            task.result()  # the unit's loop died: raise its error here
-        task.cancel()
-
-    loop.run_until_complete(drive())
-    loop.close()
+    _drive(unit, loop, 3.0, [(0.0, _deliver, (unit, 0, 0.0, 1001)),
+                             (0.29, unit.deliver, (SpeedChanged(1.0, 0.29),)),
+                             (0.3, _deliver, (unit, 1, 0.1, 1001))])
     return unit, collector
 
 
@@ -179,22 +181,9 @@ def _run_shared(late_by_s: float) -> DecodeRecord:
     collector = _Sink()
     unit.connect({"collector": collector, "router": _Sink()})
 
-    def deliver(rid: int, ready_s: float, tokens: int) -> None:
-        req = make_request(request_id=rid, output_tokens=tokens, tpot_slo_s=1.0)
-        payload = make_payload(rid, req.prompt_tokens, model.name, 2, 80,
-                               float(kv_bytes(1000, model)), 0.0)
-        unit.deliver(KvDelivered(req, "prefill-0", 1.0, payload, ready_s, sent_s=ready_s))
-
-    async def drive() -> None:
-        task = loop.create_task(unit.run())
-        loop.call_at(0.0, deliver, 0, 0.0, 1001)
-        loop.call_at(0.12, unit.deliver, SpeedChanged(1.0, 0.12))
-        loop.call_at(0.1 + late_by_s, deliver, 1, 0.1, 101)
-        await clock.sleep_until(2.0)
-        task.cancel()
-
-    loop.run_until_complete(drive())
-    loop.close()
+    _drive(unit, loop, 2.0, [(0.0, _deliver, (unit, 0, 0.0, 1001)),
+                             (0.12, unit.deliver, (SpeedChanged(1.0, 0.12),)),
+                             (0.1 + late_by_s, _deliver, (unit, 1, 0.1, 101))])
     return _record(collector, 1)
 
 
