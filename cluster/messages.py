@@ -1,4 +1,4 @@
-"""Requests and the messages components exchange: frozen dataclasses named as nouns.
+"""Requests and the messages components exchange: immutable dataclasses named as nouns.
 
 Every message carries ``sent_s``, the emu time at which its sender acted; the receiver treats
 ``sent_s`` (plus any modeled control delay) as the message's modeled arrival time. Messages that
@@ -10,7 +10,7 @@ the request's ``RequestEnded``.
 from __future__ import annotations
 
 from collections.abc import Set
-from dataclasses import dataclass
+from disagg.cluster.frozen import frozen
 from typing import Any, Literal
 
 Status = Literal["completed", "rejected", "failed", "cancelled"]
@@ -18,7 +18,7 @@ UnitKind = Literal["prefill", "decode", "colocated"]
 PREFIX_BLOCK_TOKENS = 512  # tokens per prefix-hash block (Mooncake's trace release uses 512)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Request:
     """One inference request: what arrives, how long it is, and the SLO it is judged by.
 
@@ -38,7 +38,7 @@ class Request:
     attempt: int = 0  # raised by the router each time the request is redone (cluster/records.py)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RequestArrived:
     """Load generator (or gateway) -> router: a request has arrived. Under ``disagg serve
     --per-unit`` the unit the client chose is pinned: ``prefill_unit`` (a prefill or colocated
@@ -52,7 +52,7 @@ class RequestArrived:
     decode_leg: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DecodeLeg:
     """Gateway -> router (``disagg serve --per-unit``): the decode leg of a P/D request reached
     ``decode_unit``, asking for ``output_tokens`` in all; its KV moves there over the fabric."""
@@ -63,7 +63,7 @@ class DecodeLeg:
     sent_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PrefillAssigned:
     """Router -> prefill unit: run this request's prefill."""
 
@@ -72,7 +72,7 @@ class PrefillAssigned:
     records: tuple[Any, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KvReady:
     """Prefill unit -> router: prefill done, first token out, KV payload in the store.
 
@@ -90,7 +90,7 @@ class KvReady:
     records: tuple[Any, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransferRequested:
     """Router -> fabric: move this request's KV from a prefill unit to a decode unit.
 
@@ -110,7 +110,7 @@ class TransferRequested:
     records: tuple[Any, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KvDelivered:
     """Fabric -> decode unit: the KV has arrived (at ``sent_s``, the modeled transfer end);
     ``reused_blocks`` as in :class:`TransferRequested`."""
@@ -125,7 +125,7 @@ class KvDelivered:
     records: tuple[Any, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KvPrefetch:
     """Fabric -> decode unit, at transfer start: begin moving the real bytes now, so the real
     copy overlaps the modeled transfer; the request may join only after ``KvDelivered``."""
@@ -135,7 +135,7 @@ class KvPrefetch:
     sent_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LoadReport:
     """Unit -> router: the unit's load as of ``sent_s`` (what policies see, possibly stale)."""
 
@@ -153,7 +153,7 @@ class LoadReport:
     cached_blocks: Set[int] = frozenset()  # prefix-block ids the unit's cache holds (immutable)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RequestEnded:
     """Any component -> collector: the request reached its one final status; ``records`` are
     the request's records written on its way (the load generator's ``Request`` first)."""
@@ -165,7 +165,7 @@ class RequestEnded:
     records: tuple[Any, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UnitDown:
     """Engine -> router: ``unit`` is lost (its machine went away); ``ended_ids`` are the requests
     the collector had already ended, which need no redo."""
@@ -175,7 +175,7 @@ class UnitDown:
     sent_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RequestsEnded:
     """Engine -> router: these requests have ended (drained from the collector); the router
     stops tracking them for redo."""
@@ -184,7 +184,7 @@ class RequestsEnded:
     sent_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RequestRedone:
     """Router -> collector: the request lost its unit and starts again from prefill."""
 
@@ -193,7 +193,7 @@ class RequestRedone:
     sent_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RequestAmended:
     """Router -> collector: the request as the router passes it on (its prompt cut to fit the
     model's context, ``over_context = "truncate"``); its row's arrival fields come from it."""
@@ -202,7 +202,7 @@ class RequestAmended:
     sent_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Arrivals:
     """Load generator -> collector: requests sent to the router since the last batch (so the
     collector can write a row for any that never ends)."""
@@ -211,7 +211,7 @@ class Arrivals:
     sent_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ArrivalsDone:
     """Load generator -> collector: no more arrivals; ``submitted`` requests in all."""
 
@@ -219,7 +219,7 @@ class ArrivalsDone:
     sent_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FirstTokenPlanned:
     """Prefill unit -> gateway (``disagg serve`` only), at batch start: the request's prefill runs
     from ``prefill_start_s`` and its first token is out at ``first_token_s`` (emu s)."""
@@ -232,7 +232,7 @@ class FirstTokenPlanned:
     cached_tokens: int = 0  # prompt tokens its prefix cache served
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RequestCancelled:
     """Gateway -> prefill and decode units (``disagg serve`` only): the request's client went
     away; the unit holding it (now or when it comes) ends it ``cancelled`` with ``reason`` and
@@ -243,7 +243,7 @@ class RequestCancelled:
     sent_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UnitUp:
     """Engine -> router: a fresh ``unit`` replaces a lost one (empty queues) from ``sent_s``."""
 
@@ -251,7 +251,7 @@ class UnitUp:
     sent_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DecodeJoined:
     """Decode unit -> gateway (``disagg serve`` only): the request joined the running batch at
     ``decode_start_s``; its KV (``kv_bytes`` modeled) crossed the fabric from
@@ -266,7 +266,7 @@ class DecodeJoined:
     sent_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SpeedChanged:
     """Engine -> unit (injected straggler): from ``sent_s`` the unit's modeled batch and
     iteration durations are multiplied by ``factor`` (1 = back to normal)."""
@@ -275,7 +275,7 @@ class SpeedChanged:
     sent_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TokenSchedule:
     """Decode unit -> gateway (``disagg serve`` only), at the start of a run of iterations: each
     request in ``request_ids`` gets one token at each boundary in ``times_s`` (emu s, ascending),
@@ -288,7 +288,7 @@ class TokenSchedule:
     sent_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LinkScaled:
     """Engine -> fabric (injected link fault): from ``sent_s`` ``link`` (``HOST/egress``,
     ``HOST/ingress`` or ``core``) carries its nominal capacity x ``factor`` (0 = cut)."""

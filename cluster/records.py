@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from disagg.cluster.component import TIME_EPS_S
+from disagg.cluster.frozen import frozen
 from disagg.cluster.messages import Request
 
 
@@ -45,7 +46,7 @@ class UnitId:
         return f"{self.kind}-{self.index}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PrefillRouting:
     """Router: where the request's prefill (attempt ``attempt``) was sent, and how old (emu s) the
     router's view of that unit was when it decided."""
@@ -57,7 +58,7 @@ class PrefillRouting:
     prefill_view_age_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DecodeRouting:
     """Router: where the request's decode (attempt ``attempt``) was placed, and its view's age
     (None for a colocated unit, which decodes what it prefilled: no second decision)."""
@@ -69,7 +70,7 @@ class DecodeRouting:
     decode_view_age_s: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PrefillRecord:
     """Prefill unit: the batch start and end (= first token, emu s), the modeled KV bytes
     (None for one-token outputs, which hand no KV over) and the prompt tokens served from its
@@ -84,7 +85,7 @@ class PrefillRecord:
     cached_tokens: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransferRecord:
     """Fabric: one KV transfer, modeled start and delivery at the decode unit (emu s)."""
 
@@ -100,7 +101,7 @@ class TransferRecord:
     transfer_end_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DecodeRecord:
     """Decode unit: admission, first decode token and last token (emu s; None if the request
     failed before), the real payload's size and arrival (emu s on the unit's clock), and how
@@ -117,7 +118,7 @@ class DecodeRecord:
     preemptions: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EndRecord:
     """Collector: the request's one final status, its reason and when it ended (emu s; None for
     a request that never ended), how many attempts it took (1 unless redone) and the lost unit

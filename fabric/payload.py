@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import functools
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
+
+from disagg.cluster.frozen import frozen
 
 
 class PayloadError(Exception):
@@ -81,7 +83,7 @@ def _crc(blocks: pa.Array) -> int:
     return _POOL.crc(data, blocks.type.byte_width * len(blocks)) if data else 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KvMarker:
     """A KV payload without its bytes (prefill -> decode through an in-process store): the
     request it belongs to, the real bytes a payload would hold, and whether it is intact."""

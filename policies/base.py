@@ -14,11 +14,12 @@ from typing import Protocol
 
 import numpy as np
 
+from disagg.cluster.frozen import frozen
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import Request, UnitKind
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UnitView:
     """A unit as the router last heard of it."""
 
@@ -45,7 +46,7 @@ class UnitView:
         return self.queued_tokens + self.running_tokens
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RouterView:
     """Everything a router policy may use for one decision."""
 
@@ -54,28 +55,28 @@ class RouterView:
     decode: tuple[UnitView, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Route:
     """Send the request to ``unit``."""
 
     unit: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Reject:
     """Refuse the request; ``reason`` ends up in requests.parquet."""
 
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Wait:
     """Decode placement only: no unit can take it now; ask again on the next load report."""
 
     reason: str = "no_decode_capacity"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueuedPrefill:
     """A request waiting in a prefill unit's queue since ``queued_s`` (modeled arrival)."""
 
@@ -83,21 +84,21 @@ class QueuedPrefill:
     queued_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Batch:
     """Run these requests (queue order) as the next prefill batch."""
 
     request_ids: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WaitUntil:
     """Form no batch yet; decide again at ``time_s`` or when a request arrives."""
 
     time_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PendingDecode:
     """A request whose KV has arrived at a decode unit, waiting to join the running batch."""
 
@@ -106,7 +107,7 @@ class PendingDecode:
     ready_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DecodeState:
     """The running batch at an iteration boundary."""
 
