@@ -105,6 +105,9 @@ class TimeGate:
         self.reformed_batches = 0
         self.backdated = 0
         self._held: HeldMessages | None = None
+        self.holding = False
+        """True once messages are held (:meth:`hold_messages` with a hold): only then may
+        :meth:`admit_message` hold one back (False: every message is admitted at once)."""
 
     @classmethod
     def for_virtual(cls, receiver: str) -> TimeGate:
@@ -130,6 +133,7 @@ class TimeGate:
     def hold_messages(self, clock: LoopClock, handle: Callable[[Any], None]) -> None:
         """Message-driven component: hold messages per edge and hand them to ``handle``."""
         self._held = HeldMessages(clock, handle)
+        self.holding = self.hold_unit_s > 0.0
 
     def admit_message(self, message: Any) -> bool:
         """True if ``message`` may be handled now; else it is held until its release time."""

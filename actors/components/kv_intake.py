@@ -18,6 +18,7 @@ from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.store import ObjectStore
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.messages import KvDelivered, KvPrefetch, Request
+from disagg.fabric.payload import KvMarker
 
 
 class KvIntake(Component):
@@ -58,7 +59,8 @@ class KvIntake(Component):
     def _on_prefetch(self, msg: KvPrefetch) -> None:
         """Start getting the payload before its transfer ends (layer-wise transfer)."""
         got = self._get(msg.payload)
-        if inspect.isawaitable(got):
+        # a marker (what the in-process store hands out) is never awaitable: no isawaitable call
+        if type(got) is not KvMarker and inspect.isawaitable(got):
             async def get() -> Any:
                 payload = await got
                 self._draft(msg.request_id).real_end_s = self.clock.now()
@@ -77,7 +79,7 @@ class KvIntake(Component):
             got = self._prefetch.pop(rid)
         else:
             got = None if msg.payload is None else self._get(msg.payload)
-        if inspect.isawaitable(got):
+        if type(got) is not KvMarker and inspect.isawaitable(got):  # (as in _on_prefetch)
             task = asyncio.get_running_loop().create_task(self._fetch(msg, got))
             self._fetches.add(task)
             task.add_done_callback(self._fetches.discard)

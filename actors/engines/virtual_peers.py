@@ -63,8 +63,16 @@ class LocalPeer:
         self.loop.call_later(self.delay_s, self._deliver_next)
 
     def _deliver_now(self, target: Component, message: Any) -> None:
-        if self.alive and target is self.target:
-            self._handle(message)
+        # :meth:`_handle` inlined: this runs once per message
+        if not self.alive or target is not self.target:
+            return
+        if self.on_error is None:
+            target.deliver(message)
+            return
+        try:
+            target.deliver(message)
+        except Exception as e:  # noqa: BLE001 - ends the run naming the component
+            self.on_error(ComponentFailed.of(target.name, e))
 
     def _deliver_next(self) -> None:
         if self._fifo:
