@@ -3,26 +3,22 @@ SIGTERM) and the engines (which check it between steps and then end the run clea
 
 from __future__ import annotations
 
-import threading
-
 
 class StopFlag:
-    """Set once, from a signal handler or another thread; ``reason`` says why."""
+    """Set once, from a signal handler or another thread; ``reason`` says why. ``requested``
+    (True once a stop was requested) is a plain attribute, not a threading.Event: the virtual
+    engine's loop reads it between every two steps, and one bool written under the GIL is seen
+    by every thread."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self.requested = False
         self.reason = ""
 
     def request(self, reason: str) -> None:
         """Ask the run to stop (the first reason given stands)."""
-        if not self._event.is_set():
+        if not self.requested:
             self.reason = reason
-            self._event.set()
-
-    @property
-    def requested(self) -> bool:
-        """True once a stop was requested."""
-        return self._event.is_set()
+            self.requested = True
 
 
 class StoppedBeforeStart(KeyboardInterrupt):

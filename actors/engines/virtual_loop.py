@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import heapq
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 from disagg.actors.engines.stop import StopFlag
@@ -36,6 +36,7 @@ _log = logging.getLogger(__name__)
 _CLOCK_RESOLUTION_S = time.get_clock_info("monotonic").resolution  # as asyncio's loop uses
 _MIN_SCHEDULED_TO_COMPACT = 100  # asyncio.base_events._MIN_SCHEDULED_TIMER_HANDLES
 _MIN_CANCELLED_FRACTION = 0.5  # asyncio.base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
+_MIN_CANCELLED_TO_COMPACT = _MIN_SCHEDULED_TO_COMPACT * _MIN_CANCELLED_FRACTION  # (precomputed)
 _TICK_CHECK_STEPS = 64  # steps between looks at the wall clock for the tick
 
 
@@ -78,7 +79,7 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
                 context: contextvars.Context | None = None) -> Timer:
         """Run ``callback(*args)`` at emu time ``when`` (seconds)."""
         timer = Timer(when, callback, args, context, self)
-        heapq.heappush(self._timers, (when, timer))
+        heappush(self._timers, (when, timer))
         return timer
 
     def call_later(self, delay: float, callback: Callable[..., Any],  # type: ignore[override]
@@ -158,7 +159,7 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
         ready, timers = self._ready, self._timers
         if not ready:
             while timers and timers[0][1]._cancelled:
-                heapq.heappop(timers)[1].scheduled = False  # not counted down: as before
+                heappop(timers)[1].scheduled = False  # not counted down: as before
             if timers:
                 if timers[0][0] > self._now_s:
                     self._now_s = timers[0][0]
@@ -166,13 +167,12 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
                 raise RuntimeError("virtual engine deadlock: every task waits and no timer is set")
         if timers:
             if timers[0][1]._cancelled or (  # the first test is implied by the other two
-                    self.timers_cancelled > _MIN_SCHEDULED_TO_COMPACT * _MIN_CANCELLED_FRACTION
+                    self.timers_cancelled > _MIN_CANCELLED_TO_COMPACT
                     and len(timers) > _MIN_SCHEDULED_TO_COMPACT
                     and self.timers_cancelled / len(timers) > _MIN_CANCELLED_FRACTION):
                 self._drop_cancelled(timers)  # else it would do nothing
                 timers = self._timers
             end_s = self._now_s + _CLOCK_RESOLUTION_S
-            heappop = heapq.heappop
             while timers and timers[0][0] < end_s:
                 timer = heappop(timers)[1]
                 timer.scheduled = False
@@ -205,13 +205,13 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
                     entry[1].scheduled = False
                 else:
                     kept.append(entry)
-            heapq.heapify(kept)
+            heapify(kept)
             self._timers = kept
             self.timers_cancelled = 0
             return
         while timers and timers[0][1]._cancelled:
             self.timers_cancelled -= 1
-            heapq.heappop(timers)[1].scheduled = False
+            heappop(timers)[1].scheduled = False
 
     def stop(self) -> None:
         """Stop after the current step."""
