@@ -47,7 +47,7 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
     typeshed declares them abstract, hence the ``type: ignore[abstract]`` where it is made."""
 
     def __init__(self) -> None:
-        self._now_s = 0.0
+        self.now_s = 0.0  # emu time (s): read as is by VirtualClock, written by the loop only
         self._ready: deque[Call] = deque()
         self._timers: list[tuple[float, Timer]] = []
         self.timers_cancelled = 0  # cancelled timers still in the heap, as asyncio counts them
@@ -65,7 +65,7 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
     # -- the clock and scheduling ------------------------------------------------------------
     def time(self) -> float:
         """Emu time, seconds."""
-        return self._now_s
+        return self.now_s
 
     # the handles offer asyncio.Handle's public interface (cancel, cancelled, when), not its class
     def call_soon(self, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
@@ -85,7 +85,7 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
     def call_later(self, delay: float, callback: Callable[..., Any],  # type: ignore[override]
                    *args: Any, context: contextvars.Context | None = None) -> Timer:
         """Run ``callback(*args)`` after ``delay`` emu seconds."""
-        return self.call_at(self._now_s + delay, callback, *args, context=context)
+        return self.call_at(self.now_s + delay, callback, *args, context=context)
 
     def call_soon_threadsafe(self, callback: Callable[..., Any],  # type: ignore[override]
                              *args: Any, context: contextvars.Context | None = None) -> Call:
@@ -161,8 +161,8 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
             while timers and timers[0][1]._cancelled:
                 heappop(timers)[1].scheduled = False  # not counted down: as before
             if timers:
-                if timers[0][0] > self._now_s:
-                    self._now_s = timers[0][0]
+                if timers[0][0] > self.now_s:
+                    self.now_s = timers[0][0]
             elif not self._stopping:
                 raise RuntimeError("virtual engine deadlock: every task waits and no timer is set")
         if timers:
@@ -172,7 +172,7 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
                     and self.timers_cancelled / len(timers) > _MIN_CANCELLED_FRACTION):
                 self._drop_cancelled(timers)  # else it would do nothing
                 timers = self._timers
-            end_s = self._now_s + _CLOCK_RESOLUTION_S
+            end_s = self.now_s + _CLOCK_RESOLUTION_S
             while timers and timers[0][0] < end_s:
                 timer = heappop(timers)[1]
                 timer.scheduled = False

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from disagg.actors.components.live_state import LiveReporter
+from disagg.actors.engines.virtual_loop import VirtualTimeLoop
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.errors import ComponentFailed
 
@@ -25,16 +26,17 @@ class _Run(Protocol):
 
 
 class VirtualClock(Clock):
-    """Emu time is the loop's virtual time."""
+    """Emu time is the loop's virtual time (its ``now_s``, read without calling ``time()``:
+    components ask the clock a few times per message)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: VirtualTimeLoop) -> None:
         self.loop = loop
 
     def now(self) -> float:
-        return self.loop.time()
+        return self.loop.now_s
 
     def loop_delay_s(self, emu_s: float) -> float:
-        return emu_s - self.loop.time()
+        return emu_s - self.loop.now_s
 
 
 class LocalPeer:
