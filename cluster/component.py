@@ -119,7 +119,8 @@ class Wake:
         try:
             await waiter
         finally:
-            timer.cancel()
+            if not self._expired:  # (an expired timer has run: nothing to cancel)
+                timer.cancel()
             self._waiter = None
         return not self._expired
 

@@ -10,10 +10,10 @@ memory; the first one that cannot start blocks the ones behind it (no overtaking
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from disagg.cluster.frozen import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WaitingPrefill:
     """A request in a colocated unit's prefill queue, as the planner sees it."""
 
@@ -23,7 +23,7 @@ class WaitingPrefill:
     kv_bytes: float  # KV to reserve when it starts: prompt + output tokens
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class IterationPlan:
     """The prefill part of the next iteration: ``chunks`` maps request id -> prompt tokens."""
 
