@@ -5,20 +5,25 @@ from __future__ import annotations
 
 
 class StopFlag:
-    """Set once, from a signal handler or another thread; ``reason`` says why. ``requested``
-    (True once a stop was requested) is a plain attribute, not a threading.Event: the virtual
-    engine's loop reads it between every two steps, and one bool written under the GIL is seen
-    by every thread."""
+    """Set once, from a signal handler or another thread; ``reason`` says why. The flag is a
+    plain bool, not a threading.Event: the virtual engine's loop reads it between every two
+    steps (one Python call fewer each), and one bool written under the GIL is seen by every
+    thread."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self._requested = False
         self.reason = ""
 
     def request(self, reason: str) -> None:
         """Ask the run to stop (the first reason given stands)."""
-        if not self.requested:
+        if not self._requested:
             self.reason = reason
-            self.requested = True
+            self._requested = True
+
+    @property
+    def requested(self) -> bool:
+        """True once a stop was requested."""
+        return self._requested
 
 
 class StoppedBeforeStart(KeyboardInterrupt):
