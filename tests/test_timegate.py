@@ -60,3 +60,24 @@ def test_a_late_join_goes_to_the_first_past_boundary_with_room() -> None:
     assert gate.join_index(0.05, bounds, lambda i: False) is None  # at the current boundary
     assert gate.late_joins == 2
     assert TimeGate.for_virtual("decode").join_index(0.05, bounds, room.__getitem__) is None
+
+
+def test_only_a_gate_with_a_hold_that_holds_messages_may_hold_one_back() -> None:
+    # Component.deliver asks admit_message only when ``holding``: it must be False exactly where
+    # admit_message admits everything (no hold, or messages not held)
+    clock = _NoClock()
+    virtual, ray_unheld, ray_held = (TimeGate.for_virtual("router"),
+                                     TimeGate.for_ray("router", H, 1.0),
+                                     TimeGate.for_ray("router", H, 1.0))
+    virtual.hold_messages(clock, lambda m: None)
+    ray_held.hold_messages(clock, lambda m: None)
+    assert (virtual.holding, ray_unheld.holding, ray_held.holding) == (False, False, True)
+    message = RequestArrived(make_request(), 0.0)
+    assert virtual.admit_message(message) and ray_unheld.admit_message(message)
+
+
+class _NoClock:
+    """A clock for gates whose held messages are never released in the test."""
+
+    def loop_delay_s(self, emu_s: float) -> float:
+        return emu_s
