@@ -46,9 +46,15 @@ class PrefixAware(KvAware):
 
     def choose_prefill(self, request: Request, view: RouterView) -> Route | Reject:
         best: tuple[float, int, str] | None = None  # the first unit with the lowest key wins
+        hashes, prompt_tokens, weight = request.prefix_hashes, request.prompt_tokens, self.weight
         for u in view.prefill:
             if u.up:
-                key = (prefix_cost(request, u, self.weight), u.outstanding_tokens, u.name)
+                # prefix_cost spelt out (once per prefill unit per request): one call, not three
+                outstanding = u.outstanding_tokens
+                hit = leading_overlap(hashes, u.cached_blocks)
+                cost = (outstanding - weight * cached_prefix_tokens(prompt_tokens, hit) if hit
+                        else float(outstanding))
+                key = (cost, outstanding, u.name)
                 if best is None or key < best:
                     best = key
         return Reject("no_prefill_unit_up") if best is None else Route(best[2])
