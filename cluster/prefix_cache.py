@@ -110,11 +110,16 @@ def with_blocks(held: Set[int], hashes: Iterable[int]) -> Set[int]:
         base, added, removed = held.base, held.added, held.removed
     else:
         base, added, removed = frozenset(held), _EMPTY, _EMPTY
-    new = [h for h in hashes if not ((h in base and h not in removed) or h in added)]
-    if not new:
+    # set operations in C, not three set lookups per block in Python (~2x cheaper; once per
+    # routed request)
+    ids = set(hashes)
+    outside = ids.difference(base)  # neither in the base ...
+    if added and outside:
+        outside.difference_update(added)  # ... nor added since: they join the added
+    back = removed.intersection(ids) if removed else None  # removed from the base, held again
+    if not outside and not back:
         return held
-    back = removed.intersection(new) if removed else None  # removed from the base, held again
-    return HeldBlocks(base, added.union([h for h in new if h not in base]),
+    return HeldBlocks(base, added.union(outside) if outside else added,
                       removed.difference(back) if back else removed)
 
 
