@@ -86,6 +86,8 @@ class SteppedValues:
     written, so "latest by time, then arrival" is kept by comparing times alone."""
 
     def __init__(self, step_s: float, width: int) -> None:
+        if width < 1:
+            raise ValueError(f"width must be >= 1 (functions), got {width}")
         self.step_s = step_s
         self._t = _Window(-math.inf)
         self._values = [_Window(math.nan) for _ in range(width)]
@@ -117,11 +119,14 @@ class SteppedValues:
 
     def _write(self, i: int, t: float, values: tuple[float, ...]) -> None:
         self._t.data[i] = t
-        for window, v in zip(self._values, values, strict=True):
-            if i >= len(window.data):  # (the same base as the times': popped together)
-                window.index(window.base + i)  # grows it
-            elif i + window.base >= window.end:
-                window.end = i + window.base + 1  # touched
+        windows = self._values
+        # the value windows grow, are touched and are popped together (same base, length and
+        # end as one another): checked on the first, indexed all only when it needs to grow
+        first = windows[0]
+        if i >= len(first.data) or i + first.base >= first.end:
+            for window in windows:
+                window.index(window.base + i)  # grows it, marks it touched
+        for window, v in zip(windows, values, strict=True):
             window.data[i] = v
 
     def _flush(self) -> None:
