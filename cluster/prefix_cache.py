@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Container, Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
+from itertools import islice
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -109,11 +110,16 @@ def with_blocks(held: Set[int], hashes: Iterable[int]) -> Set[int]:
         base, added, removed = held.base, held.added, held.removed
     else:
         base, added, removed = frozenset(held), _EMPTY, _EMPTY
-    new = [h for h in hashes if not ((h in base and h not in removed) or h in added)]
-    if not new:
+    # set operations in C, not three set lookups per block in Python (~2x cheaper; once per
+    # routed request)
+    ids = set(hashes)
+    outside = ids.difference(base)  # neither in the base ...
+    if added and outside:
+        outside.difference_update(added)  # ... nor added since: they join the added
+    back = removed.intersection(ids) if removed else None  # removed from the base, held again
+    if not outside and not back:
         return held
-    back = removed.intersection(new) if removed else None  # removed from the base, held again
-    return HeldBlocks(base, added.union([h for h in new if h not in base]),
+    return HeldBlocks(base, added.union(outside) if outside else added,
                       removed.difference(back) if back else removed)
 
 
@@ -166,12 +172,18 @@ class PrefixCache:
     def lookup(self, hashes: Sequence[int]) -> int:
         """Leading blocks held for a prefill about to run: counted as looked up and hit, and
         (LRU) marked as just used. Returns the number of leading hits."""
-        n = self.leading_hits(hashes)
+        blocks = self._blocks
+        n = 0
+        for h in hashes:  # leading_hits, inline: once per prefill and per decode KV arrival
+            if h not in blocks:
+                break
+            n += 1
         self.lookup_blocks += len(hashes)
         self.hit_blocks += n
-        if self.eviction == "lru":
+        if n and self.eviction == "lru":
+            move = blocks.move_to_end
             for h in reversed(hashes[:n]):
-                self._blocks.move_to_end(h)
+                move(h)
         return n
 
     def insert(self, hashes: Sequence[int]) -> None:
@@ -179,14 +191,22 @@ class PrefixCache:
         needed; blocks already held are refreshed (LRU) or left in place (FIFO)."""
         if self.capacity_blocks == 0:
             return  # an empty cache that stays empty
-        blocks, lru = self._blocks, self.eviction == "lru"
+        blocks = self._blocks
         new: list[int] = []
-        for h in reversed(hashes):
-            if h not in blocks:
-                blocks[h] = None
-                new.append(h)
-            elif lru:
-                blocks.move_to_end(h)
+        add = new.append
+        if self.eviction == "lru":
+            move = blocks.move_to_end
+            for h in reversed(hashes):
+                if h in blocks:
+                    move(h)
+                else:
+                    blocks[h] = None
+                    add(h)
+        else:
+            for h in reversed(hashes):
+                if h not in blocks:
+                    blocks[h] = None
+                    add(h)
         if new:
             self.inserted_blocks += len(new)
             self._added.update(new)  # a new id is in _base only if it was removed: it goes back
@@ -206,8 +226,10 @@ class PrefixCache:
         excess = len(self._blocks) - self.capacity_blocks
         if excess <= 0:
             return
-        pop = self._blocks.popitem
-        gone = [pop(last=False)[0] for _ in range(excess)]
+        blocks = self._blocks
+        gone = list(islice(blocks, excess))  # the oldest: read at once, then deleted one by one
+        for h in gone:  # (~10 % cheaper than popitem(last=False) per block)
+            del blocks[h]
         self._removed.update(gone)  # an evicted id added since the base copy just leaves _added
         unsaved = self._added.intersection(gone) if self._added else None
         if unsaved:

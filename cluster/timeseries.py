@@ -11,13 +11,16 @@ the owner's frontier promised) is counted in ``late`` and folded into the first 
 from __future__ import annotations
 
 import math
+from math import ceil
 
 import numpy as np
 
 
 def bin_of(t: float, step_s: float) -> int:
     """The index k >= 1 of the first grid point g_k = k step at or after ``t``."""
-    k = max(1, math.ceil(t / step_s))
+    k = ceil(t / step_s)
+    if k < 1:  # (a comparison, not max(): called for most events)
+        k = 1
     while k > 1 and t <= step_s * (k - 1):
         k -= 1
     while t > step_s * k:
@@ -83,11 +86,14 @@ class SteppedValues:
     written, so "latest by time, then arrival" is kept by comparing times alone."""
 
     def __init__(self, step_s: float, width: int) -> None:
+        if width < 1:
+            raise ValueError(f"width must be >= 1 (functions), got {width}")
         self.step_s = step_s
         self._t = _Window(-math.inf)
         self._values = [_Window(math.nan) for _ in range(width)]
         self._carry = [0.0] * width  # values at the last bin handed out
         self._held_k = 0  # the held bin (0: none) and its span (lo, hi], emu s
+        self._held_i = 0  # its position in the windows (fixed while held: _flush before a pop)
         self._held_lo_s, self._held_hi_s = math.inf, -math.inf
         self._held_t = -math.inf
         self._held_values: tuple[float, ...] = ()
@@ -100,29 +106,34 @@ class SteppedValues:
             return
         self._flush()
         k = bin_of(t, self.step_s)
-        i = self._t.index(k)
-        if k < self._t.base:  # a bin already handed out: folded into the first held one
+        times = self._t
+        # a bin already touched and held is at k - base; else index() grows the list
+        i = k - times.base if times.base <= k < times.end else times.index(k)
+        if k < times.base:  # a bin already handed out: folded into the first held one
             if t >= self._t.data[i]:
                 self._write(i, t, values)
             return
-        self._held_k, self._held_t, self._held_values = k, t, values
+        self._held_k, self._held_i, self._held_t, self._held_values = k, i, t, values
         self._held_lo_s = self.step_s * (k - 1) if k > 1 else -math.inf
         self._held_hi_s = self.step_s * k
 
     def _write(self, i: int, t: float, values: tuple[float, ...]) -> None:
         self._t.data[i] = t
-        for window, v in zip(self._values, values, strict=True):
-            if i >= len(window.data):  # (the same base as the times': popped together)
-                window.index(window.base + i)  # grows it
-            elif i + window.base >= window.end:
-                window.end = i + window.base + 1  # touched
+        windows = self._values
+        # the value windows grow, are touched and are popped together (same base, length and
+        # end as one another): checked on the first, indexed all only when it needs to grow
+        first = windows[0]
+        if i >= len(first.data) or i + first.base >= first.end:
+            for window in windows:
+                window.index(window.base + i)  # grows it, marks it touched
+        for window, v in zip(windows, values, strict=True):
             window.data[i] = v
 
     def _flush(self) -> None:
         """Write the held change to its bin (if it is the bin's latest) and hold none."""
         if self._held_k == 0:
             return
-        i = self._t.index(self._held_k)
+        i = self._held_i  # (indexed when held: no second _Window.index call)
         if self._held_t >= self._t.data[i]:
             self._write(i, self._held_t, self._held_values)
         self._held_k = 0
@@ -172,6 +183,7 @@ class BinnedIntegral:
         self.total = 0.0
         self.last_s = 0.0  # latest time anything was added at
         self._held_k = 0  # the held bin (0: none) and its span (lo, hi], emu s
+        self._held_i = 0  # its position in the window (fixed while held: _flush before a pop)
         self._held_lo_s, self._held_hi_s = math.inf, -math.inf
         self._held_v = 0.0
 
@@ -188,16 +200,17 @@ class BinnedIntegral:
 
     def _flush(self) -> None:
         if self._held_k:
-            i = self._bins.index(self._held_k)
-            self._bins.data[i] = self._held_v
+            self._bins.data[self._held_i] = self._held_v
             self._held_k = 0
             self._held_lo_s, self._held_hi_s = math.inf, -math.inf
 
     def _hold(self, k: int) -> None:
         """Hold bin ``k`` (not yet handed out) in Python."""
+        bins = self._bins
         self._held_k = k
-        i = self._bins.index(k)  # may grow the list: index first
-        self._held_v = self._bins.data[i]
+        # a bin already touched and held is at k - base; else index() grows the list
+        self._held_i = i = k - bins.base if bins.base <= k < bins.end else bins.index(k)
+        self._held_v = bins.data[i]
         self._held_lo_s = self.step_s * (k - 1) if k > 1 else -math.inf
         self._held_hi_s = self.step_s * k
 
@@ -225,14 +238,18 @@ class BinnedIntegral:
     def _spread(self, lo: float, end_s: float, rate: float, k: int) -> None:
         """Add ``rate`` over [lo, end_s] bin by bin from bin ``k`` (the one holding ``lo``) and
         hold the last bin touched."""
+        bins, step_s = self._bins, self.step_s
         while lo < end_s:
-            hi = min(end_s, self.step_s * k)
+            hi = step_s * k
+            if hi > end_s:
+                hi = end_s
             if hi > lo:
-                i = self._bins.index(k)  # may grow the list: index first
-                self._bins.data[i] += rate * (hi - lo)
-            lo = max(lo, hi)
+                # a bin already touched and held is bins.data[k - base]; else index() grows
+                i = k - bins.base if bins.base <= k < bins.end else bins.index(k)
+                bins.data[i] += rate * (hi - lo)
+                lo = hi
             k += 1
-        if k - 1 >= self._bins.base:
+        if k - 1 >= bins.base:
             self._hold(k - 1)
 
     def point(self, t: float, amount: float) -> None:

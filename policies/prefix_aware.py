@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from disagg.cluster.messages import Request
+from disagg.cluster.messages import PREFIX_BLOCK_TOKENS, Request
 from disagg.cluster.prefix_cache import cached_prefix_tokens, leading_overlap
 from disagg.policies.base import Reject, Route, RouterView, UnitView
 from disagg.policies.load_balancing import KvAware
@@ -46,9 +46,17 @@ class PrefixAware(KvAware):
 
     def choose_prefill(self, request: Request, view: RouterView) -> Route | Reject:
         best: tuple[float, int, str] | None = None  # the first unit with the lowest key wins
+        hashes, weight = request.prefix_hashes, self.weight
+        most = max(0, request.prompt_tokens - 1)  # cached tokens at most (cached_prefix_tokens)
         for u in view.prefill:
             if u.up:
-                key = (prefix_cost(request, u, self.weight), u.outstanding_tokens, u.name)
+                # prefix_cost and cached_prefix_tokens spelt out (once per prefill unit per
+                # request): one call, not four
+                outstanding = u.outstanding_tokens
+                hit = leading_overlap(hashes, u.cached_blocks)
+                cost = (outstanding - weight * min(hit * PREFIX_BLOCK_TOKENS, most) if hit
+                        else float(outstanding))
+                key = (cost, outstanding, u.name)
                 if best is None or key < best:
                     best = key
         return Reject("no_prefill_unit_up") if best is None else Route(best[2])

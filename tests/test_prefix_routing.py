@@ -128,6 +128,28 @@ def test_prefix_aware_trades_overlap_against_load() -> None:
         ROUTERS.create("prefix_aware", {"weight": -1}, CTX)
 
 
+def test_prefix_aware_full_hit_leaves_the_last_token_and_a_cached_unit_wins_a_tie() -> None:
+    # a 1,030-token prompt, blocks 0-2 (1,536 tokens) held: cached = 1,029 (the last token runs),
+    # cost 2,000 - 1,029 = 971, a tie with unit 1's 971 uncached: it goes to fewer outstanding
+    # tokens (caching all 1,030 or 1,536 tokens would make unit 0 cheaper); a 1-token prompt
+    # caches nothing: least-loaded
+    full = make_request(prompt_tokens=1030, prefix_hashes=(0, 1, 2))
+    view = RouterView(0.0, (_prefill("prefill-0", 2000, {0, 1, 2}),
+                            _prefill("prefill-1", 971, set())), ())
+    assert ROUTERS.create("prefix_aware", {}, CTX).choose_prefill(full, view) == Route("prefill-1")
+    one = make_request(prompt_tokens=1, prefix_hashes=(0,))
+    view = RouterView(0.0, (_prefill("prefill-0", 2000, {0}), _prefill("prefill-1", 1999, set())),
+                      ())
+    assert ROUTERS.create("prefix_aware", {}, CTX).choose_prefill(one, view) == Route("prefill-1")
+    # weight 0.5, 2 blocks of 512 held: 1,812 - 512 = 1,300 = unit 1's 1,300 uncached: the tie
+    # goes to fewer outstanding tokens
+    two = make_request(prompt_tokens=4096, prefix_hashes=(7, 8, 9))
+    view = RouterView(0.0, (_prefill("prefill-0", 1812, {7, 8}),
+                            _prefill("prefill-1", 1300, {9})), ())
+    assert ROUTERS.create("prefix_aware", {"weight": 0.5}, CTX).choose_prefill(
+        two, view) == Route("prefill-1")
+
+
 def test_prefix_overlap_counts_leading_blocks_only() -> None:
     request = make_request(prompt_tokens=4096, prefix_hashes=tuple(range(8)))
     view = RouterView(0.0, (_prefill("prefill-0", 500, set(range(1, 8))),  # misses block 0
