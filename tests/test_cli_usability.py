@@ -3,7 +3,9 @@ terminal, --event-log, result folders under the user's umask, best.toml at the p
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import io
 import json
 import os
@@ -54,6 +56,22 @@ def test_a_virtual_run_imports_no_heavy_module_nor_pyarrow_compute(tmp_path: Pat
             str(tmp_path / "out")]
     assert _loaded_after(argv, (*HEAVY, "pyarrow.compute")) == set()
     assert (tmp_path / "out" / "summary.json").is_file()
+
+
+def test_only_the_process_own_command_line_freezes_the_collector_for_exit() -> None:
+    """``main()`` (the console script) leaves what exists out of the collector's passes as the
+    process ends; ``main(argv)`` (a caller that goes on, such as these tests) leaves it alone."""
+    before = gc.get_freeze_count()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["validate", str(QUICKSTART)]) == 0
+    assert gc.get_freeze_count() == before
+    code = ("import gc, sys\n"
+            "from disagg.experiments.cli.main import main\n"
+            f"sys.argv = ['disagg', 'validate', {str(QUICKSTART)!r}]\n"
+            "code = main()\n"
+            "print(code, gc.get_freeze_count() > 0)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "0 True"
 
 
 def test_the_cli_equal_modes_are_the_line_ups() -> None:

@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -198,7 +199,8 @@ def _plain_row(obj: dict[str, Any], cols: TraceColumns,
     return ns, prompt, output
 
 
-_SCAN = json.JSONDecoder().scan_once  # the scanner json.loads runs (default decoder options)
+# the C scanner json.loads runs (default decoder options; typeshed does not declare the attribute)
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _json_line(path: str, line_no: int, line: str) -> Any:
