@@ -41,7 +41,7 @@ from disagg.experiments.cli.common import (
     output_path,
 )
 from disagg.experiments.cli.compare import add_commands
-from disagg.experiments.cli.gc_rules import freeze_for_exit, run_gc
+from disagg.experiments.cli.gc_rules import freeze_for_exit, no_collection, run_gc
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.cli.plan import add_command as add_plan
 from disagg.experiments.cli.serve import add_command as add_serve
@@ -74,9 +74,10 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from disagg.experiments.run import run_experiment  # deferred: see the module docstring
+    with no_collection():
+        from disagg.experiments.run import run_experiment  # deferred: see the module docstring
 
-    exp = load(args)
+        exp = load(args)
     out_dir = output_path(args, exp)
     with run_gc(), output_locked("--out" if args.out else "output.dir", out_dir):
         output_path(args, exp)  # again, now that no other disagg can be writing it
