@@ -38,6 +38,17 @@ def test_numbers_and_booleans_as_float64_with_nulls_as_nan() -> None:
         assert cols.num(name).dtype == np.float64
 
 
+def test_a_dictionary_column_masks_as_its_strings() -> None:
+    """A string column read as an Arrow dictionary (codes into a few values, one value twice,
+    a null row) gives the rows its strings would."""
+    codes = pa.array([1, 0, None, 3, 1], pa.int32())
+    kinds = pa.DictionaryArray.from_arrays(codes, pa.array(["prefill", "link", "decode", "link"]))
+    cols = Columns(pa.table({"kind": kinds}))
+    assert cols.mask("kind", "link").tolist() == [True, False, False, True, True]
+    assert cols.mask("kind", "prefill").tolist() == [False, True, False, False, False]
+    assert cols.mask("kind", "gpu").tolist() == [False] * 5
+
+
 def test_empty_table() -> None:
     cols = Columns(_table().slice(0, 0))
     assert cols.mask("status", "completed").tolist() == []

@@ -62,7 +62,18 @@ class Columns:
         return np.array(codes, dtype=np.int64), list(index)
 
     def mask(self, name: str, value: str) -> np.ndarray:
-        """Rows whose string column ``name`` equals ``value``."""
+        """Rows whose string column ``name`` equals ``value`` (a dictionary-encoded column is
+        compared by its codes: no Python string per row)."""
         if self.rows == 0:
             return np.zeros(0, dtype=bool)
+        col = self.table.column(name)
+        if pa.types.is_dictionary(col.type):
+            return np.concatenate([_codes_of(chunk, value) for chunk in col.chunks])
         return np.asarray(self._strings(name) == value, dtype=bool)
+
+
+def _codes_of(chunk: pa.DictionaryArray, value: str) -> np.ndarray:
+    """Rows of a dictionary array whose value is ``value`` (a null index is no row's: as a
+    float nan, it equals no code)."""
+    codes = [k for k, v in enumerate(chunk.dictionary.to_pylist()) if v == value]
+    return np.isin(chunk.indices.to_numpy(zero_copy_only=False), codes)
