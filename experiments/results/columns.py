@@ -1,8 +1,9 @@
 """Reading a run's results back as arrays: component results by name and kind, and the columns
 of a written table as numpy arrays, for the summary.
 
-No ``pyarrow.compute`` here: importing it costs a run ~30 ms CPU (a sixth of its fixed cost
-beyond numpy and pyarrow), more than the numpy equivalents below take on a whole trace."""
+No ``pyarrow.compute`` here: importing it costs a run ~30 ms CPU, more than the numpy
+equivalents below take on the whole Mooncake trace (tests/test_cli_usability.py checks that a
+virtual run does not import it)."""
 
 from __future__ import annotations
 
@@ -68,11 +69,11 @@ class Columns:
             return np.zeros(0, dtype=bool)
         col = self.table.column(name)
         if pa.types.is_dictionary(col.type):
-            return np.concatenate([_codes_of(chunk, value) for chunk in col.chunks])
+            return np.concatenate([_dictionary_mask(chunk, value) for chunk in col.chunks])
         return np.asarray(self._strings(name) == value, dtype=bool)
 
 
-def _codes_of(chunk: pa.DictionaryArray, value: str) -> np.ndarray:
+def _dictionary_mask(chunk: pa.DictionaryArray, value: str) -> np.ndarray:
     """Rows of a dictionary array whose value is ``value`` (a null index is no row's: as a
     float nan, it equals no code)."""
     codes = [k for k, v in enumerate(chunk.dictionary.to_pylist()) if v == value]
