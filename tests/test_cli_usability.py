@@ -3,7 +3,9 @@ terminal, --event-log, result folders under the user's umask, best.toml at the p
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import io
 import json
 import os
@@ -27,8 +29,9 @@ HEAVY = ("ray", "scipy", "fastapi", "uvicorn", "matplotlib", "disagg.experiments
 QUICKSTART = Path(__file__).parent.parent / "experiments" / "quickstart.toml"
 
 
-def _loaded_after(argv: list[str]) -> set[str]:
-    """Heavy modules loaded by a fresh interpreter that imports the CLI and runs ``argv``."""
+def _loaded_after(argv: list[str], watched: tuple[str, ...] = HEAVY) -> set[str]:
+    """``watched`` modules loaded by a fresh interpreter that imports the CLI and runs
+    ``argv``."""
     code = ("import sys, contextlib, io\n"
             "import disagg.experiments.cli.main as m\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
@@ -36,7 +39,7 @@ def _loaded_after(argv: list[str]) -> set[str]:
             f"        m.main({argv!r})\n"
             "    except SystemExit:\n"
             "        pass\n"
-            f"print(','.join(x for x in {HEAVY!r} if x in sys.modules))\n")
+            f"print(','.join(x for x in {watched!r} if x in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     last = (out.stdout.splitlines() or [""])[-1]
     return set(filter(None, last.split(",")))
@@ -45,6 +48,30 @@ def _loaded_after(argv: list[str]) -> set[str]:
 def test_help_and_validate_import_no_heavy_module() -> None:
     assert _loaded_after(["--help"]) == set()
     assert _loaded_after(["validate", str(QUICKSTART)]) == set()
+
+
+def test_a_virtual_run_imports_no_heavy_module_nor_pyarrow_compute(tmp_path: Path) -> None:
+    """A virtual run needs none of them (pyarrow.compute alone costs a run ~30 ms CPU)."""
+    argv = ["run", str(QUICKSTART), "--engine", "virtual", "--no-live", "--out",
+            str(tmp_path / "out")]
+    assert _loaded_after(argv, (*HEAVY, "pyarrow.compute")) == set()
+    assert (tmp_path / "out" / "summary.json").is_file()
+
+
+def test_only_the_process_own_command_line_freezes_the_collector_for_exit() -> None:
+    """``main()`` (the console script) leaves what exists out of the collector's passes as the
+    process ends; ``main(argv)`` (a caller that goes on, such as these tests) leaves it alone."""
+    before = gc.get_freeze_count()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["validate", str(QUICKSTART)]) == 0
+    assert gc.get_freeze_count() == before
+    code = ("import gc, sys\n"
+            "from disagg.experiments.cli.main import main\n"
+            f"sys.argv = ['disagg', 'validate', {str(QUICKSTART)!r}]\n"
+            "code = main()\n"
+            "print(code, gc.get_freeze_count() > 0)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "0 True"
 
 
 def test_the_cli_equal_modes_are_the_line_ups() -> None:

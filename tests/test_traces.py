@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -193,6 +194,30 @@ def test_jsonl_plain_and_spelled_out_values_read_alike(tmp_path: Path) -> None:
         bad_path.write_text("\n".join([*lines, bad]) + "\n")
         with pytest.raises(ConfigError, match=problem):
             read_trace(bad_path, FORMATS["mooncake"], jsonl=True)
+
+
+@pytest.mark.parametrize("line", [
+    '{"a": [1, 2]}\n', '{"a": 1}', '  {"a": 1}\n', '{"a": 1}  \n', '{"a": 1}\t', "[1, 2]\n",
+    '"text"\n', "7\n", '{"a": NaN}\n', '{"a": 1} {"b": 2}\n', '{"a": 1}x\n', '{"a": 1,}\n',
+    '{"a": \n', "\ufeff{}\n", '{"a": "\\u00e9"}\n', "nul\n", "}\n",
+])
+def test_jsonl_line_reads_as_json_loads(line: str, tmp_path: Path) -> None:
+    """Each line of a JSONL trace gives what ``json.loads`` gives it (the oracle), and a line it
+    refuses is named with json's own reason, whichever of the reader's paths the line takes."""
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n" + line, encoding="utf-8")  # line 2: a BOM there is no file's BOM
+    try:
+        expected = json.loads(line)
+    except json.JSONDecodeError as e:
+        with pytest.raises(ConfigError, match=rf"line 2: not valid JSON: {re.escape(e.msg)}$"):
+            read_trace(path, FORMATS["mooncake"], jsonl=True)
+        return
+    if isinstance(expected, dict):  # no timestamp key: the row check names what is missing
+        with pytest.raises(ConfigError, match=r"line 2: missing key 'timestamp'"):
+            read_trace(path, FORMATS["mooncake"], jsonl=True)
+    else:
+        with pytest.raises(ConfigError, match=r"line 2: expected a JSON object per line"):
+            read_trace(path, FORMATS["mooncake"], jsonl=True)
 
 
 def test_window_with_no_requests_and_missing_file_exit_2(tmp_path: Path, capsys) -> None:

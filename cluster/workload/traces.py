@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -198,6 +199,29 @@ def _plain_row(obj: dict[str, Any], cols: TraceColumns,
     return ns, prompt, output
 
 
+# the C scanner json.loads runs (default decoder options; typeshed does not declare the attribute)
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _json_line(path: str, line_no: int, line: str) -> Any:
+    """The JSON value of one line (a ConfigError naming the line if it is not valid JSON).
+
+    A line that is one value and its newline goes straight to the C scanner that
+    :func:`json.loads` runs after its checks (Mooncake trace: 51 -> 42 ms of JSON parsing);
+    anything else (spaces around the value, extra data, a stray BOM, bad JSON) goes through
+    :func:`json.loads`, which names the problem."""
+    try:
+        obj, end = _SCAN(line, 0)
+    except (StopIteration, ValueError):
+        obj, end = None, -1
+    if end == len(line) or (end == len(line) - 1 and line[end] == "\n"):
+        return obj
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise _bad(path, line_no, f"not valid JSON: {e.msg}") from None
+
+
 def _read_jsonl(path: str, cols: TraceColumns) -> tuple[list[tuple[int, int, int]],
                                                         list[tuple[int, ...]]]:
     rows: list[tuple[int, int, int]] = []
@@ -207,10 +231,7 @@ def _read_jsonl(path: str, cols: TraceColumns) -> tuple[list[tuple[int, int, int
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise _bad(path, line_no, f"not valid JSON: {e.msg}") from None
+            obj = _json_line(path, line_no, line)
             if not isinstance(obj, dict):
                 raise _bad(path, line_no, "expected a JSON object per line")
             row = _plain_row(obj, cols, last_ns)

@@ -14,14 +14,12 @@ second (tests/test_cli_imports.py checks which modules they load).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +41,7 @@ from disagg.experiments.cli.common import (
     output_path,
 )
 from disagg.experiments.cli.compare import add_commands
+from disagg.experiments.cli.gc_rules import freeze_for_exit, no_collection, run_gc
 from disagg.experiments.cli.interrupts import EXIT_INTERRUPTED, graceful_stop
 from disagg.experiments.cli.plan import add_command as add_plan
 from disagg.experiments.cli.serve import add_command as add_serve
@@ -61,27 +60,6 @@ if TYPE_CHECKING:
     from disagg.experiments.run import RunResult
 
 
-GC_YOUNG_OBJECTS = 10_000
-"""Container allocations between young-generation GC passes during a run (CPython's default is
-700): a run allocates many short-lived messages and rows, and each pass has a fixed cost."""
-
-
-@contextmanager
-def run_gc() -> Iterator[None]:
-    """The garbage collector set for one run, and restored after it: what exists before the run
-    (modules, the config, the parsed trace) is frozen, so full passes skip it, and young passes
-    come every ``GC_YOUNG_OBJECTS`` allocations. Halves the run's GC time (Mooncake trace:
-    0.19 -> 0.08 s CPU) for a few MB at most."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_OBJECTS, *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
-
-
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     exp = load(args)
     pools = ", ".join(f"{p.units} x {p.chips_per_unit} {p.hardware.name} {kind}"
@@ -96,9 +74,10 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from disagg.experiments.run import run_experiment  # deferred: see the module docstring
+    with no_collection():
+        from disagg.experiments.run import run_experiment  # deferred: see the module docstring
 
-    exp = load(args)
+        exp = load(args)
     out_dir = output_path(args, exp)
     with run_gc(), output_locked("--out" if args.out else "output.dir", out_dir):
         output_path(args, exp)  # again, now that no other disagg can be writing it
@@ -262,7 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``disagg`` console script."""
+    """Entry point of the ``disagg`` console script: the exit code of the command ``argv``
+    names. Without ``argv`` (this process's own command line: the console script, ``python -m``)
+    the process ends when it returns: see :func:`freeze_for_exit`."""
+    code = _command(argv)
+    if argv is None:
+        freeze_for_exit()
+    return code
+
+
+def _command(argv: Sequence[str] | None) -> int:
+    """The exit code of the command ``argv`` names, each error turned into its exit code."""
     args = build_parser().parse_args(argv)
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False)

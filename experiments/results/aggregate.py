@@ -122,12 +122,16 @@ class RequestAggregates:
                                             np.nan_to_num(cached).astype(np.int64))
 
 
-def batches(table_or_path: pa.Table | Path, columns: list[str]) -> Iterable[pa.RecordBatch]:
-    """A table's (or a Parquet file's) ``columns`` in record batches of bounded size."""
+def batches(table_or_path: pa.Table | Path, columns: list[str],
+            dictionary: tuple[str, ...] = ()) -> Iterable[pa.RecordBatch]:
+    """A table's (or a Parquet file's) ``columns`` in record batches of bounded size; a file's
+    string columns named in ``dictionary`` come as Arrow dictionaries (codes, no string per
+    row), in batches that end at the file's row groups (only for what adds up alike in any
+    batches, such as a maximum)."""
     if isinstance(table_or_path, pa.Table):
         have = [c for c in columns if c in table_or_path.column_names]
         return table_or_path.select(have).to_batches(max_chunksize=BATCH_ROWS)
-    source = pq.ParquetFile(table_or_path)
+    source = pq.ParquetFile(table_or_path, read_dictionary=list(dictionary) or None)
     have = [c for c in columns if c in source.schema_arrow.names]
     return source.iter_batches(batch_size=BATCH_ROWS, columns=have)
 
@@ -161,7 +165,7 @@ def transfer_aggregates(transfers: pa.Table | Path,
         cols = Columns(pa.Table.from_batches([batch]))
         out.bytes += float(cols.num("modeled_bytes").sum())
         out.durations.add_many(cols.num("modeled_end_s") - cols.num("start_s"))
-    for batch in batches(timeseries, ["kind", "utilization"]):
+    for batch in batches(timeseries, ["kind", "utilization"], dictionary=("kind",)):
         cols = Columns(pa.Table.from_batches([batch]))
         use = cols.num("utilization")[cols.mask("kind", "link")]
         use = use[~np.isnan(use)]

@@ -1,5 +1,9 @@
 """Reading a run's results back as arrays: component results by name and kind, and the columns
-of a written table as numpy arrays (no Python object per cell), for the summary."""
+of a written table as numpy arrays, for the summary.
+
+No ``pyarrow.compute`` here: importing it costs a run ~30 ms CPU, more than the numpy
+equivalents below take on the whole Mooncake trace (tests/test_cli_usability.py checks that a
+virtual run does not import it)."""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 
 def by_name(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -32,28 +35,46 @@ class Columns:
         self.table = table
         self.rows = table.num_rows
         self._num: dict[str, np.ndarray] = {}
+        self._objects: dict[str, np.ndarray] = {}
 
     def num(self, name: str) -> np.ndarray:
-        """A numeric or boolean column as float64, nulls as nan."""
+        """A numeric or boolean column as float64, nulls as nan (a boolean column with nulls
+        comes out of Arrow as objects, whose None numpy casts to nan)."""
         if name not in self._num:
             if name not in self.table.column_names:
                 self._num[name] = np.full(self.rows, np.nan)
             else:
                 col = self.table.column(name)
-                if pa.types.is_boolean(col.type):
-                    col = pc.cast(col, pa.float64())
                 self._num[name] = col.to_numpy(zero_copy_only=False).astype(np.float64)
         return self._num[name]
 
+    def _strings(self, name: str) -> np.ndarray:
+        """A string column as an object array of str and None (null)."""
+        if name not in self._objects:
+            self._objects[name] = self.table.column(name).to_numpy(zero_copy_only=False)
+        return self._objects[name]
+
     def codes(self, name: str) -> tuple[np.ndarray, list[str]]:
-        """A string column as (codes, values); null -> -1."""
-        col = self.table.column(name).combine_chunks().dictionary_encode()
-        codes = col.indices.to_numpy(zero_copy_only=False)
-        codes = np.where(np.asarray(col.indices.is_null()), -1, np.nan_to_num(codes, nan=-1))
-        return codes.astype(np.int64), [str(v) for v in col.dictionary.to_pylist()]
+        """A string column as (codes, values), values in the order they first appear (as
+        Arrow's dictionary encoding gives them); null -> -1."""
+        index: dict[str, int] = {}
+        codes = [-1 if v is None else index.setdefault(v, len(index))
+                 for v in self._strings(name)]
+        return np.array(codes, dtype=np.int64), list(index)
 
     def mask(self, name: str, value: str) -> np.ndarray:
-        """Rows whose string column ``name`` equals ``value``."""
+        """Rows whose string column ``name`` equals ``value`` (a dictionary-encoded column is
+        compared by its codes: no Python string per row)."""
         if self.rows == 0:
             return np.zeros(0, dtype=bool)
-        return np.asarray(pc.fill_null(pc.equal(self.table.column(name), value), False))
+        col = self.table.column(name)
+        if pa.types.is_dictionary(col.type):
+            return np.concatenate([_dictionary_mask(chunk, value) for chunk in col.chunks])
+        return np.asarray(self._strings(name) == value, dtype=bool)
+
+
+def _dictionary_mask(chunk: pa.DictionaryArray, value: str) -> np.ndarray:
+    """Rows of a dictionary array whose value is ``value`` (a null index is no row's: as a
+    float nan, it equals no code)."""
+    codes = [k for k, v in enumerate(chunk.dictionary.to_pylist()) if v == value]
+    return np.isin(chunk.indices.to_numpy(zero_copy_only=False), codes)

@@ -100,9 +100,10 @@ def series_table(series: list[dict[str, Any]]) -> pa.Table:
     frames = [_frame(s) for s in kept]
     cols: dict[str, pa.Array] = {}
     for c in TIMESERIES_COLUMNS:
-        if c in _LABELS:  # one string per series, repeated over its bins by Arrow
-            rows = np.repeat(np.arange(len(kept)), [len(f["time_s"]) for f in frames])
-            cols[c] = pa.array([s[c] for s in kept], pa.string()).take(rows)
+        if c in _LABELS:  # one string per series, repeated over its bins (by numpy: Arrow's
+            # take would import pyarrow.compute, ~30 ms CPU, for a few ms saved here)
+            labels = np.array([s[c] for s in kept], dtype=object)
+            cols[c] = pa.array(np.repeat(labels, [len(f["time_s"]) for f in frames]), pa.string())
         else:
             cols[c] = pa.array(np.concatenate([f[c] for f in frames]) if frames
                                else np.zeros(0, dtype=np.float64), pa.float64())
