@@ -185,12 +185,42 @@ def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
     """One row from a request's records. Precedence: of each unit or router record type the one
     with the highest attempt stands (a second one for the same attempt raises); the arrival is
     the load generator's; ``end`` is the collector's first end."""
+    # the row's values gathered as one tuple and the dict built in one call: ~2x cheaper than
+    # updating the row record by record (the virtual engine folds every request of a trace)
+    plan = _plan(tuple(map(type, records)))
+    if plan is None:  # a record type repeats (a redone request): pick by attempt
+        keys, getters, units, picked = _picked(records, end is not None)
+    else:
+        keys, getters, units, pick = plan
+        keys = keys + _END_FIELDS if end is not None else keys
+        picked = pick(records)
+    values: tuple[Any, ...] = ()
+    for get, rec in zip(getters, picked):
+        values += get(rec)
+    if end is not None:
+        values += _END_GET(end)
+    row = dict(zip(keys, values))
+    for name in units:
+        if isinstance(row[name], UnitId):
+            row[name] = row[name].name
+    derive(row)
+    return row
+
+
+_Getter = Callable[[Any], tuple[Any, ...]]
+_Shape = tuple[tuple[str, ...], tuple[_Getter, ...], tuple[str, ...]]
+
+
+def _picked(records: list[Record], end: bool) -> tuple[tuple[str, ...], tuple[_Getter, ...],
+                                                        tuple[str, ...], list[Any]]:
+    """The row's shape (:func:`_shape`) and records when a record type repeats: the last
+    arrival, and of each other type the record of the highest attempt."""
+    arrival: list[Any] = []
     best: dict[type, Any] = {}
-    row: dict[str, Any] = {}
     for rec in records:
         kind: type = type(rec)
         if kind is Request:
-            row.update(zip(_ARRIVAL_FIELDS, _ARRIVAL_GET(rec)))
+            arrival = [rec]
             continue
         held = best.get(kind)
         if held is None or rec.attempt > held.attempt:
@@ -198,35 +228,45 @@ def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
         elif held.attempt == rec.attempt:
             raise DuplicateRecord(f"request {rec.request_id}: two {kind.__name__} for attempt "
                                   f"{rec.attempt}")
-    for kind, rec in best.items():
-        fields, get, units = _reader(kind)
-        values = get(rec)
-        if units:
-            named = list(values)
-            for i in units:
-                if isinstance(named[i], UnitId):
-                    named[i] = named[i].name
-            values = tuple(named)
-        row.update(zip(fields, values))
-    if end is not None:
-        fields, get, _ = _reader(EndRecord)
-        row.update(zip(fields, get(end)))
-    derive(row)
-    return row
+    kinds = (Request,) * len(arrival) + tuple(best)
+    keys, getters, units = _shape(kinds)
+    return (keys + _END_FIELDS if end else keys), getters, units, [*arrival, *best.values()]
 
 
-_ARRIVAL_GET = operator.attrgetter(*_ARRIVAL_FIELDS)
+@functools.lru_cache(maxsize=512)
+def _plan(kinds: tuple[type, ...]) -> tuple[tuple[str, ...], tuple[_Getter, ...], tuple[str, ...],
+                                            Callable[[list[Any]], Any]] | None:
+    """For records of types ``kinds`` (in that order), each type at most once: the row's shape
+    (:func:`_shape`) and a picker of the records in the shape's order (the arrival first).
+    None when a type repeats."""
+    if len(set(kinds)) < len(kinds):
+        return None
+    order = sorted(range(len(kinds)), key=lambda i: kinds[i] is not Request)
+    pick: Callable[[list[Any]], Any] = lambda recs: ()  # noqa: E731
+    if order:
+        single = operator.itemgetter(*order)
+        pick = single if len(order) > 1 else (lambda recs: (single(recs),))
+    return (*_shape(tuple(kinds[i] for i in order)), pick)
 
 
 @functools.cache
-def _reader(kind: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]], tuple[int, ...]]:
-    """A record type's row fields, a getter of their values (one C call), and the positions of
-    fields that may hold a :class:`UnitId` (written as its name)."""
-    fields = record_fields(kind)
-    get = operator.attrgetter(*fields)
-    getter = get if len(fields) > 1 else (lambda rec: (get(rec),))
-    types = {f.name: str(f.type) for f in dataclasses.fields(kind)}
-    return fields, getter, tuple(i for i, f in enumerate(fields) if "UnitId" in types[f])
+def _shape(kinds: tuple[type, ...]) -> _Shape:
+    """The row fields set by one record of each of ``kinds`` (in that order), the getters of
+    the records' values, and the fields that may hold a :class:`UnitId` (written as its name)."""
+    keys = tuple(f for k in kinds for f in record_fields(k))
+    units = tuple(f.name for k in kinds if k is not Request for f in dataclasses.fields(k)
+                  if "UnitId" in str(f.type) and f.name in record_fields(k))
+    return keys, tuple(_getter(k) for k in kinds), units
+
+
+def _getter(kind: type) -> _Getter:
+    """A getter of a record type's row fields' values as a tuple (one C call)."""
+    get = operator.attrgetter(*record_fields(kind))
+    return get if len(record_fields(kind)) > 1 else (lambda rec: (get(rec),))
+
+
+_END_GET = _getter(EndRecord)
+_END_FIELDS = record_fields(EndRecord)
 
 
 def derive(row: dict[str, Any]) -> None:

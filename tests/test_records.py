@@ -135,6 +135,30 @@ def test_fold_takes_the_latest_attempt_and_the_first_end() -> None:
         fold([req, first, PrefillRecord(3, 0, 2.0, 2.5, 10.0)], None)
 
 
+def test_fold_gives_one_row_whatever_the_records_order_or_repeats() -> None:
+    req = make_request(request_id=3, arrival_s=1.0, output_tokens=11)
+    routing = PrefillRouting(3, 0, UnitId("prefill", 2), 0.25)
+    prefill = PrefillRecord(3, 0, 1.0, 1.5, 10.0)
+    end = EndRecord(3, "completed", "", 2.5, 1)
+    expected = {"request_id": 3, "slo_class": "default", "arrival_s": 1.0, "prompt_tokens": 1000,
+                "output_tokens": 11, "ttft_slo_s": 1.0, "tpot_slo_s": 0.05,
+                "prefill_start_s": 1.0, "first_token_s": 1.5, "kv_bytes": 10.0,
+                "cached_tokens": None, "prefill_unit": "prefill-2", "prefill_view_age_s": 0.25,
+                "status": "completed", "reason": "", "end_s": 2.5, "attempts": 1,
+                "redone_from": None, "last_token_s": 2.5, "ttft_s": 0.5, "e2e_s": 1.5,
+                "tpot_s": 0.1, "slo_met": False}
+    # the arrival's fields first, then each record type's in the order they came, then the end's
+    # and the derived ones; a type seen twice (an older attempt first) changes nothing
+    older = PrefillRecord(3, -1, 0.0, 0.5, 10.0)
+    for records in ([prefill, req, routing], [older, req, prefill, routing],
+                    [prefill, routing, req, req]):
+        row = fold(records, end)
+        assert list(row) == list(expected) and row == pytest.approx(expected)
+    assert fold([], EndRecord(4, "failed", "lost", None, 1)) == {
+        "status": "failed", "reason": "lost", "end_s": None, "attempts": 1, "redone_from": None,
+        "slo_met": False}
+
+
 def test_unit_ids_are_data() -> None:
     unit = UnitId("decode", 3)
     assert (unit.kind, unit.index, unit.name) == ("decode", 3, "decode-3")
