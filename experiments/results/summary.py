@@ -95,8 +95,8 @@ def _costs(exp: Experiment, end_s: float, tokens: int) -> dict[str, Any]:
 
 def _fabric(tr: TransferAggregates) -> dict[str, Any]:
     out: dict[str, Any] = {"fabric_bytes": tr.bytes}
-    out.update({f"p{p}_transfer_ms": _percentile(tr.durations, p) * 1e3
-                if tr.durations.totals()[0] else None for p in (50, 99)})
+    p50, p99 = _percentiles(tr.durations, (50, 99)) if tr.durations.totals()[0] else (None, None)
+    out.update(p50_transfer_ms=_ms(p50), p99_transfer_ms=_ms(p99))
     # the per-link utilization the timeseries already sampled, not a second resampling
     out["peak_link_utilization"] = tr.peak_link_utilization
     return out
@@ -168,17 +168,19 @@ def _lag_and_gate(comps: dict[str, dict[str, Any]], agg: RequestAggregates) -> d
     lags = QuantileSketch()
     for c in comps.values():
         lags.merge(QuantileSketch.from_state(c["lags"]))
-    has_ages = agg.view_ages.totals()[0] > 0
+    lag_p50, lag_p99 = _percentiles(lags, (50, 99))
+    age_p50, age_p99 = (_percentiles(agg.view_ages, (50, 99)) if agg.view_ages.totals()[0] > 0
+                        else (None, None))
     return {
-        "lag_p50_ms": _percentile(lags, 50) * 1e3,
-        "lag_p99_ms": _percentile(lags, 99) * 1e3,
+        "lag_p50_ms": lag_p50 * 1e3,
+        "lag_p99_ms": lag_p99 * 1e3,
         "decisions": int(sum(c.get("decisions", 0) for c in comps.values())),
         "late_decisions": int(sum(c.get("late_decisions", 0) for c in comps.values())),
         "late_joins": int(sum(c.get("late_joins", 0) for c in comps.values())),
         "reformed_batches": int(sum(c.get("reformed_batches", 0) for c in comps.values())),
         "backdated_transfers": int(comps.get("fabric", {}).get("backdated", 0)),
-        "view_age_p50_ms": _percentile(agg.view_ages, 50) * 1e3 if has_ages else None,
-        "view_age_p99_ms": _percentile(agg.view_ages, 99) * 1e3 if has_ages else None,
+        "view_age_p50_ms": _ms(age_p50),
+        "view_age_p99_ms": _ms(age_p99),
     }
 
 
@@ -190,15 +192,21 @@ def _latencies(t: Tally) -> dict[str, Any]:
     return out
 
 
-def _percentile(sketch: QuantileSketch, p: float) -> float:
-    """Percentile ``p`` (linear interpolation while exact; the weighted bucket quantile beyond);
-    0 if empty."""
+def _percentiles(sketch: QuantileSketch, ps: tuple[float, ...]) -> list[float]:
+    """Percentiles ``ps`` (linear interpolation while exact; the weighted bucket quantile beyond);
+    0 if empty. All at once: the sketch's values gathered and partitioned once, not per
+    percentile (the same figures: each percentile is computed alike either way)."""
     v, w = sketch.values()
     if len(v) == 0:
-        return 0.0
+        return [0.0] * len(ps)
     if sketch.exact:
-        return float(np.percentile(v, p))
-    return _weighted_quantiles(v, w, [p / 100])[0]
+        return [float(x) for x in np.percentile(v, ps)]
+    return _weighted_quantiles(v, w, [p / 100 for p in ps])
+
+
+def _ms(seconds: float | None) -> float | None:
+    """Seconds as milliseconds (None stays None)."""
+    return None if seconds is None else seconds * 1e3
 
 
 def _sketch_stats(prefix: str, sketch: QuantileSketch, weighted: bool = False) -> dict[str, Any]:
