@@ -100,10 +100,8 @@ def series_table(series: list[dict[str, Any]]) -> pa.Table:
     frames = [_frame(s) for s in kept]
     cols: dict[str, pa.Array] = {}
     for c in TIMESERIES_COLUMNS:
-        if c in _LABELS:  # one string per series, repeated over its bins (by numpy: Arrow's
-            # take would import pyarrow.compute, ~30 ms CPU, for a few ms saved here)
-            labels = np.array([s[c] for s in kept], dtype=object)
-            cols[c] = pa.array(np.repeat(labels, [len(f["time_s"]) for f in frames]), pa.string())
+        if c in _LABELS:  # one string per series, repeated over its bins
+            cols[c] = _repeated([s[c] for s in kept], [len(f["time_s"]) for f in frames])
         else:
             cols[c] = pa.array(np.concatenate([f[c] for f in frames]) if frames
                                else np.zeros(0, dtype=np.float64), pa.float64())
@@ -111,6 +109,22 @@ def series_table(series: list[dict[str, Any]]) -> pa.Table:
 
 
 _LABELS = ("entity", "kind")
+_MAX_STRING_BYTES = 2**31 - 1  # an Arrow string array's data, addressed by int32 offsets
+
+
+def _repeated(labels: list[str], counts: list[int]) -> pa.Array:
+    """A string array holding each of ``labels`` ``counts`` times in a row, built from its
+    buffers (offsets by numpy, data by bytes repetition): ~6x cheaper than converting one
+    Python string per row, and without Arrow's dictionary decoding or take, which would import
+    pyarrow.compute (~30 ms CPU). The same array as ``pa.array`` of the repeated strings."""
+    encoded = [label.encode() for label in labels]
+    sizes = np.repeat(np.array([len(b) for b in encoded], dtype=np.int64), counts)
+    if sizes.sum() > _MAX_STRING_BYTES:
+        return pa.array(np.repeat(np.array(labels, dtype=object), counts), pa.string())
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int32)
+    np.cumsum(sizes, out=offsets[1:])
+    data = b"".join(b * n for b, n in zip(encoded, counts, strict=True))
+    return pa.StringArray.from_buffers(len(sizes), pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 def _frame(s: dict[str, Any]) -> dict[str, np.ndarray]:
