@@ -104,6 +104,16 @@ def test_streamed_folder_equals_the_run_assembled_in_memory(tmp_path) -> None:
     memory = run_experiment(exp)
     assert pq.read_table(tmp_path / "out" / "requests.parquet").equals(memory.tables["requests"])
     assert streamed.tables["transfers"].num_rows == memory.tables["transfers"].num_rows > 0
+    assert pq.read_table(tmp_path / "out" / "transfers.parquet").equals(
+        memory.tables["transfers"])
+    # requests' and transfers' numbers are stored plainly, their strings as dictionaries
+    for name, number, string in (("requests", "arrival_s", "status"),
+                                 ("transfers", "start_s", "src_unit")):
+        meta = pq.ParquetFile(tmp_path / "out" / f"{name}.parquet").metadata.row_group(0)
+        encodings = {meta.column(i).path_in_schema: meta.column(i).encodings
+                     for i in range(meta.num_columns)}
+        assert "RLE_DICTIONARY" not in encodings[number]
+        assert "RLE_DICTIONARY" in encodings[string]
     keys = ("submitted", "completed", "mean_ttft_ms", "p99_itl_ms", "prefill_utilization",
             "peak_link_utilization", "lag_p99_ms")
     assert {k: streamed.summary[k] for k in keys} == pytest.approx(

@@ -182,6 +182,17 @@ groups keep the writer's footer metadata, which it holds until closing, small.""
 _TO_TABLE: dict[str, Callable[[list[dict[str, Any]]], pa.Table]] = {"requests": requests_table, "transfers": transfers_table, "timeseries": series_table}
 
 
+def _dictionary_columns(name: str, schema: pa.Schema) -> list[str] | bool:
+    """The columns of streamed table ``name`` that Parquet stores dictionary-encoded. Requests'
+    and transfers' numbers are mostly distinct per row: a dictionary of them is built for
+    nothing (writing requests.parquet costs ~half as much without, and the file is smaller);
+    their strings (statuses, units, hosts) repeat. The timeseries' numbers repeat (idle bins,
+    NaN columns): all its columns. Only how values are stored; a reader reads the same table."""
+    if name == "timeseries":
+        return True
+    return [f.name for f in schema if f.type == pa.string()]
+
+
 class ResultsWriter:
     """A results folder written as the run goes: request and transfer rows and timeseries bins
     are appended as Parquet row groups (of ``ROW_GROUP_ROWS`` rows) into a temporary sibling of
@@ -233,7 +244,9 @@ class ResultsWriter:
         table = (requests_table(items, self.request_columns) if name == "requests"
                  else _TO_TABLE[name](items))
         if name not in self._writers:
-            self._writers[name] = pq.ParquetWriter(self.tmp / f"{name}.parquet", table.schema)
+            self._writers[name] = pq.ParquetWriter(self.tmp / f"{name}.parquet", table.schema,
+                                                   use_dictionary=_dictionary_columns(name,
+                                                                                      table.schema))
         self._writers[name].write_table(table, row_group_size=max(1, table.num_rows))
 
     @_output_errors
