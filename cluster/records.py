@@ -185,8 +185,9 @@ def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
     """One row from a request's records. Precedence: of each unit or router record type the one
     with the highest attempt stands (a second one for the same attempt raises); the arrival is
     the load generator's; ``end`` is the collector's first end."""
-    # the row's values gathered as one tuple and the dict built in one call: ~2x cheaper than
-    # updating the row record by record (the virtual engine folds every request of a trace)
+    # chosen for speed (the virtual engine folds every request of a trace): the row's values
+    # gathered as one tuple and the dict built in one call, the records picked by a plan cached
+    # per sequence of record types: ~20 % cheaper than updating the row record by record
     plan = _plan(tuple(map(type, records)))
     if plan is None:  # a record type repeats (a redone request): pick by attempt
         keys, getters, units, picked = _picked(records, end is not None)
