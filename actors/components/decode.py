@@ -197,7 +197,8 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
         if self.token_feed is not None and not resumed:
             self._feed_join(r, rec)
         if at is None:
-            self._load_hist.joined(self.t, p.kv_bytes)
+            if self.gate.corrections:  # the history is read only to correct a late KV
+                self._load_hist.joined(self.t, p.kv_bytes)
         else:
             self._credit_late(run, rec, at)
         if run.left > 0:
@@ -264,8 +265,9 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
                                        r.request.tpot_slo_s))
             self._end(r.request, "completed", "", self.t)
         self._drop_cancelled()
-        self._load_hist.extend(done, (b, len(self.running)),  # finished ones left at the last
-                               (kv_before, self.kv_used_bytes))
+        if self.gate.corrections:  # late joins (ray engine) read it; the virtual engine has none
+            self._load_hist.extend(done, (b, len(self.running)),  # finished left at the last
+                                   (kv_before, self.kv_used_bytes))
         self._changed(hold=True)  # reported with the admissions at this boundary, if any
 
     def _step_batch(self, steps: int, first_s: float) -> tuple[list[int], int, int]:
