@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component, Wake
+from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component
 from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import KvDelivered, KvPrefetch, LinkScaled, TransferRequested
 from disagg.cluster.records import TransferRecord
 from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, final_bins
+from disagg.cluster.wake import Wake
 from disagg.fabric.flows import FluidNetwork
 from disagg.fabric.topology import Route, Topology, route_of
 

@@ -33,12 +33,13 @@ from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import TIME_EPS_S, Clock, Wake
+from disagg.cluster.component import TIME_EPS_S, Clock
 from disagg.cluster.errors import CapacityExceeded
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
-from disagg.cluster.paged_kv import PagedKv
 from disagg.cluster.messages import KvDelivered, KvPrefetch, RequestCancelled, SpeedChanged
+from disagg.cluster.paged_kv import PagedKv
 from disagg.cluster.sketch import QuantileSketch
+from disagg.cluster.wake import Wake
 from disagg.fabric.payload import KvMarker, PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
 

@@ -29,7 +29,7 @@ from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component, Wake
+from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component
 from disagg.cluster.hardware.perf import prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import (
@@ -37,6 +37,7 @@ from disagg.cluster.messages import (
 )
 from disagg.cluster.prefix_cache import PrefixCache, cached_prefix_tokens
 from disagg.cluster.records import PrefillRecord
+from disagg.cluster.wake import Wake
 from disagg.policies.base import Batch, PrefillBatchingPolicy, QueuedPrefill
 
 
