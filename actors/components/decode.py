@@ -16,6 +16,7 @@ with the load reports). How the KV comes in (from the object store, with or with
 from __future__ import annotations
 
 import bisect
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,8 @@ from disagg.cluster.sketch import QuantileSketch
 from disagg.cluster.wake import Wake
 from disagg.fabric.payload import KvMarker, PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
+
+_ready_at = attrgetter("ready_s")  # a pending request's sort key (no lambda call per compare)
 
 
 class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, KvIntake):
@@ -123,8 +126,7 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
             return
         self.note_input(ready_s)
         rec.late = self.gate.is_late(ready_s, self.t)  # it came after the unit committed past it
-        bisect.insort(self.pending, PendingDecode(msg.request, need, ready_s),
-                      key=lambda p: p.ready_s)
+        bisect.insort(self.pending, PendingDecode(msg.request, need, ready_s), key=_ready_at)
         self._unseen.append(ready_s)
         self.log.state(ready_s, len(self.pending), len(self.running), self.kv_used_bytes)
         self.wake.set()
@@ -221,6 +223,8 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
         if self.token_feed is not None:
             self.token_feed.schedule(self.peers, self.name, list(self.running), bounds, self.t)
         idx = len(bounds) - 1  # boundary index at which the next visible event happens
+        # bound once: this loop runs once per wait of the unit (~26k a run)
+        wake, speed, gate, wait_until = self.wake, self.speed, self.gate, self.clock.wait_until
         while True:
             if self._unseen:  # a request becoming ready joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
@@ -229,11 +233,11 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
                 if self.cancels else None
             if cut:  # a cancelled request leaves at the first boundary at or after its cancel
                 idx = min(idx, int(bounds.searchsorted(max(min(cut), self.t))))
-            change = self.speed.next_change_after(self.t)
+            change = speed.next_change_after(self.t) if speed.times else None
             if change is not None:  # a new speed applies from the first boundary at or after it
                 idx = min(idx, int(bounds.searchsorted(change)))
-            self.wake.clear()
-            if not await self.clock.wait_until(self.gate.release_s(float(bounds[idx])), self.wake):
+            wake.clear()
+            if not await wait_until(gate.release_s(float(bounds[idx])), wake):
                 break
         self._advance(idx + 1, edges)
 
@@ -278,14 +282,20 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
         finished = []
         joined = 0
         gained = self._gained(steps)
+        records, paged = self.records, self.paged
+        if paged is not None:
+            block_tokens, block_bytes = paged.block_tokens, paged.block_bytes
         for (rid, r), n in zip(self.running.items(), gained, strict=True):
-            rec = self.records[rid]
+            rec = records[rid]
             if rec.first_decode_token_s is None:
                 rec.first_decode_token_s = first_s
                 joined += 1
             r.left -= n
             r.context += n
-            self._grow(r)
+            if paged is not None:  # _grow and PagedKv.bytes_for, inlined: per request per run
+                new = -(-r.context // block_tokens) * block_bytes
+                self.kv_used_bytes += new - r.kv_bytes
+                r.kv_bytes = new
             if r.left <= 0:
                 finished.append(rid)
         tokens = sum(gained)
