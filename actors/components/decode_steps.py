@@ -8,6 +8,7 @@ whose blocks do not fit, and when not even the next step fits the unit preempts
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from disagg.actors.components.speed import SpeedSchedule
 from disagg.cluster.hardware.decode_plan import decode_plan_times
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.paged_kv import PagedKv
+
+_tokens_left = attrgetter("left")  # a running request's tokens to go (a C call, not a genexpr)
 
 
 class BatchSteps:
@@ -34,7 +37,7 @@ class BatchSteps:
     paged: PagedKv | None
     # the unit's (PagedDecode's); annotations only, so no stub overrides them in the MRO
     _preempt_latest: Callable[[], None]
-    _take_stall: Callable[[], float]
+    _stall_s: float  # emu s the next step waits first (PagedDecode's)
 
     def _boundaries(self) -> np.ndarray:
         """The committed boundary, then the end times (emu s) of the next iterations of the
@@ -60,8 +63,9 @@ class BatchSteps:
             steps_s = steps_s[:fit].copy()  # the plan keeps its own step times
         else:
             steps_s = steps_s[:fit]  # planned here, owned here
-        stall = self._take_stall()
+        stall = self._stall_s  # recompute or swap of resumed requests: taken by this run
         if stall:
+            self._stall_s = 0.0
             steps_s[0] += stall
         edges = np.empty(fit + 1)
         edges[0] = self.t
@@ -79,7 +83,7 @@ class BatchSteps:
             self._spec_plan = self.spec.plan([r.request for r in runs], [r.left for r in runs],
                                              self._context, factor)
             return self._spec_plan.step_s, self._spec_plan.gained
-        steps = min(r.left for r in self.running.values())
+        steps = min(map(_tokens_left, self.running.values()))
         steps_s = decode_plan_times(len(self.running), self._context, steps, self.model, self.hw,
                                     self.chips)
         if factor != 1.0:
