@@ -234,11 +234,14 @@ class Component:
 
     def decide_at(self, modeled_s: float, stream: str = "") -> None:
         """Record a decision at ``modeled_s`` on ``stream`` (late per :meth:`note_input`)."""
-        self.note_input(modeled_s, stream)
+        # note_input, inlined: once per decision (~50k a run)
+        last = self._last_by_stream.get(stream, 0.0) if stream else self.last_decision_s
+        if self.gate.late_decision(modeled_s, last):
+            self.late_decisions += 1
         self.decisions += 1
         if stream:
-            self._last_by_stream[stream] = max(self._last_by_stream.get(stream, 0.0), modeled_s)
-        elif modeled_s > self.last_decision_s:  # max(), without the call
+            self._last_by_stream[stream] = max(last, modeled_s)
+        elif modeled_s > last:  # max(), without the call
             self.last_decision_s = modeled_s
         self.act_at(modeled_s)
 

@@ -269,7 +269,8 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
                 self.live_feed.append(("last", rid, self.t, r.request.output_tokens,
                                        r.request.tpot_slo_s))
             self._end(r.request, "completed", "", self.t)
-        self._drop_cancelled()
+        if self.cancels:  # (disagg serve only: no call otherwise)
+            self._drop_cancelled()
         if self.gate.corrections:  # late joins (ray engine) read it; the virtual engine has none
             self._load_hist.extend(done, (b, len(self.running)),  # finished left at the last
                                    (kv_before, self.kv_used_bytes))
