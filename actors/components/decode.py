@@ -276,34 +276,6 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
                                    (kv_before, self.kv_used_bytes))
         self._changed(hold=True)  # reported with the admissions at this boundary, if any
 
-    def _step_batch(self, steps: int, first_s: float) -> tuple[list[int], int, int]:
-        """Every running request runs ``steps`` iterations (one token each, or its accepted
-        tokens with speculative decoding), the first ending at ``first_s``: the ids that
-        finished, how many got their first decode token now, and the tokens generated."""
-        finished = []
-        joined = 0
-        gained = self._gained(steps)
-        records, paged = self.records, self.paged
-        if paged is not None:
-            block_tokens, block_bytes = paged.block_tokens, paged.block_bytes
-        for (rid, r), n in zip(self.running.items(), gained, strict=True):
-            rec = records[rid]
-            if rec.first_decode_token_s is None:
-                rec.first_decode_token_s = first_s
-                joined += 1
-            r.left -= n
-            r.context += n
-            if paged is not None:  # _grow and PagedKv.bytes_for, inlined: per request per run
-                new = -(-r.context // block_tokens) * block_bytes
-                self.kv_used_bytes += new - r.kv_bytes
-                r.kv_bytes = new
-            if r.left <= 0:
-                finished.append(rid)
-        tokens = sum(gained)
-        self._left -= tokens
-        self._context += tokens
-        return finished, joined, tokens
-
     def results(self) -> dict[str, Any]:
         out = super().results()
         out.update(

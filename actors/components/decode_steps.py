@@ -13,6 +13,7 @@ from operator import attrgetter
 import numpy as np
 
 from disagg.actors.components.decode_late import Running
+from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.spec_steps import SpecPlan, SpecStepper
 from disagg.actors.components.speed import SpeedSchedule
 from disagg.cluster.hardware.decode_plan import decode_plan_times
@@ -23,7 +24,8 @@ _tokens_left = attrgetter("left")  # a running request's tokens to go (a C call,
 
 
 class BatchSteps:
-    """The decode unit's stepping: plan boundaries, then the tokens of the steps committed."""
+    """The decode unit's stepping: plan boundaries, then the tokens of the steps committed
+    (:meth:`_step_batch`)."""
 
     model: ModelSpec
     hw: HardwareProfile
@@ -35,6 +37,9 @@ class BatchSteps:
     spec: SpecStepper | None
     _spec_plan: SpecPlan | None
     paged: PagedKv | None
+    records: dict[int, RequestDraft]
+    _left: int
+    kv_used_bytes: float
     # the unit's (PagedDecode's); annotations only, so no stub overrides them in the MRO
     _preempt_latest: Callable[[], None]
     _stall_s: float  # emu s the next step waits first (PagedDecode's)
@@ -99,3 +104,31 @@ class BatchSteps:
         gained: list[int] = self._spec_plan.gained[:steps].sum(axis=0).tolist()
         self._spec_plan = None
         return gained
+
+    def _step_batch(self, steps: int, first_s: float) -> tuple[list[int], int, int]:
+        """Every running request runs ``steps`` iterations (one token each, or its accepted
+        tokens with speculative decoding), the first ending at ``first_s``: the ids that
+        finished, how many got their first decode token now, and the tokens generated."""
+        finished = []
+        joined = 0
+        gained = self._gained(steps)
+        records, paged = self.records, self.paged
+        if paged is not None:
+            block_tokens, block_bytes = paged.block_tokens, paged.block_bytes
+        for (rid, r), n in zip(self.running.items(), gained, strict=True):
+            rec = records[rid]
+            if rec.first_decode_token_s is None:
+                rec.first_decode_token_s = first_s
+                joined += 1
+            r.left -= n
+            r.context += n
+            if paged is not None:  # _grow and PagedKv.bytes_for, inlined: per request per run
+                new = -(-r.context // block_tokens) * block_bytes
+                self.kv_used_bytes += new - r.kv_bytes
+                r.kv_bytes = new
+            if r.left <= 0:
+                finished.append(rid)
+        tokens = sum(gained)
+        self._left -= tokens
+        self._context += tokens
+        return finished, joined, tokens
