@@ -18,8 +18,9 @@ import numpy as np
 
 from disagg.cluster.sketch import QuantileSketch
 from disagg.cluster.timegate import TIME_EPS_S, TimeGate
+from disagg.cluster.wake import Wake
 
-__all__ = ["TIME_EPS_S", "Clock", "Component", "Peer", "Wake"]
+__all__ = ["TIME_EPS_S", "Clock", "Component", "Peer"]
 SERIES_MARGIN_S = 1.0
 """Emu seconds a component keeps timeseries bins open behind its own frontier, for events whose
 modeled time comes late (lag on the ray engine)."""
@@ -38,11 +39,12 @@ class Clock(ABC):
     def loop_delay_s(self, emu_s: float) -> float:
         """Seconds of the running event loop's clock until emu time ``emu_s`` (may be <= 0)."""
 
-    async def sleep_until(self, emu_s: float) -> None:
-        """Sleep until emu time ``emu_s`` (returns at once if it has passed)."""
+    def sleep_until(self, emu_s: float) -> Awaitable[None]:
+        """Sleep until emu time ``emu_s`` (returns at once if it has passed). The awaitable is
+        ``asyncio.sleep``'s own (one coroutine fewer per sleep; await it at once: the delay is
+        computed on the call)."""
         delay = self.loop_delay_s(emu_s)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        return asyncio.sleep(delay) if delay > 0 else _no_wait()
 
     def wait_until(self, emu_s: float, event: asyncio.Event | Wake) -> Awaitable[bool]:
         """Sleep until ``emu_s`` or until ``event`` is set; True if the event woke us (False if
@@ -76,69 +78,8 @@ async def _at_once(answer: bool) -> bool:
     return answer
 
 
-class Wake:
-    """A component's wake-up flag: ``asyncio.Event`` for one waiting task, plus a wait with a
-    deadline that costs one future and one timer (``asyncio.timeout`` around ``Event.wait``
-    costs a dozen Python calls). Callbacks are scheduled where asyncio's would be: the waiter's
-    wake-up on ``set`` or at the deadline, so both engines keep their order of events."""
-
-    __slots__ = ("_set", "_waiter", "_expired")
-
-    def __init__(self) -> None:
-        self._set = False
-        self._waiter: asyncio.Future[bool] | None = None
-        self._expired = False
-
-    def is_set(self) -> bool:
-        """True once set, until cleared."""
-        return self._set
-
-    def set(self) -> None:
-        """Wake the waiting task (if any)."""
-        if not self._set:
-            self._set = True
-            waiter = self._waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(True)
-
-    def clear(self) -> None:
-        """Unset the flag."""
-        self._set = False
-
-    async def wait(self) -> bool:
-        """Wait until set; True."""
-        if self._set:
-            return True
-        assert self._waiter is None, "a Wake has one waiting task"
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-        return True
-
-    async def wait_for(self, delay: float) -> bool:
-        """Wait until set or ``delay`` (loop clock s) passed: True if set first, as
-        ``asyncio.timeout(delay)`` around ``wait`` (the deadline wins once its timer has run)."""
-        assert self._waiter is None, "a Wake has one waiting task"
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        self._expired = False
-        now = loop.time()
-        when = now + delay  # as asyncio.timeout(delay) computes and schedules it
-        timer = loop.call_soon(self._expire) if when <= now else loop.call_at(when, self._expire)
-        try:
-            await waiter
-        finally:
-            if not self._expired:  # (an expired timer has run: nothing to cancel)
-                timer.cancel()
-            self._waiter = None
-        return not self._expired
-
-    def _expire(self) -> None:
-        self._expired = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(False)
+async def _no_wait() -> None:
+    """An awaitable that does not wait."""
 
 
 class Peer(Protocol):
@@ -298,11 +239,14 @@ class Component:
 
     def decide_at(self, modeled_s: float, stream: str = "") -> None:
         """Record a decision at ``modeled_s`` on ``stream`` (late per :meth:`note_input`)."""
-        self.note_input(modeled_s, stream)
+        # note_input, inlined: once per decision (~50k a run)
+        last = self._last_by_stream.get(stream, 0.0) if stream else self.last_decision_s
+        if self.gate.late_decision(modeled_s, last):
+            self.late_decisions += 1
         self.decisions += 1
         if stream:
-            self._last_by_stream[stream] = max(self._last_by_stream.get(stream, 0.0), modeled_s)
-        elif modeled_s > self.last_decision_s:  # max(), without the call
+            self._last_by_stream[stream] = max(last, modeled_s)
+        elif modeled_s > last:  # max(), without the call
             self.last_decision_s = modeled_s
         self.act_at(modeled_s)
 

@@ -35,6 +35,8 @@ def _least(units: list[UnitView]) -> UnitView:
 
 
 def _kv_best(units: list[UnitView]) -> UnitView:
+    if len(units) == 1:  # (often: the one unit holding the conversation) no key to build
+        return units[0]
     return max(units, key=lambda u: (u.kv_free_bytes, -u.running_requests, u.name))
 
 

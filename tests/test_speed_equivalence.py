@@ -14,10 +14,10 @@ from disagg.actors.engines import virtual
 from disagg.actors.engines.virtual import VirtualClock
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
 from disagg.cluster import sketch
-from disagg.cluster.component import Wake
 from disagg.cluster.config import load_experiment
 from disagg.cluster.hardware import perf
 from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, bin_of
+from disagg.cluster.wake import Wake
 from disagg.experiments.run import execute
 
 STEP_S = 0.5

@@ -12,8 +12,9 @@ import heapq
 from typing import Any
 
 from disagg.actors.components.load_generator import LoadGenerator
-from disagg.cluster.component import Clock, Wake
+from disagg.cluster.component import Clock
 from disagg.cluster.messages import ArrivalsDone, Request, RequestEnded
+from disagg.cluster.wake import Wake
 from disagg.cluster.workload.plan import ClosedLoop
 from disagg.cluster.workload.sessions import AgentSessions
 

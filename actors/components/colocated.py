@@ -32,12 +32,13 @@ from disagg.actors.components.reporting import LoadReporter
 from disagg.actors.components.spec_steps import SpecPlan, SpecStepper
 from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import TIME_EPS_S, Clock, Component, Wake
+from disagg.cluster.component import TIME_EPS_S, Clock, Component
 from disagg.cluster.hardware.mixed import mixed_iteration_s
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
-from disagg.cluster.paged_kv import PagedKv
 from disagg.cluster.messages import PrefillAssigned, SpeedChanged
+from disagg.cluster.paged_kv import PagedKv
 from disagg.cluster.sketch import QuantileSketch
+from disagg.cluster.wake import Wake
 from disagg.policies.chunked_prefill import WaitingPrefill, plan_chunks
 
 

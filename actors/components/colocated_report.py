@@ -44,7 +44,9 @@ class ColocatedReports:
     def _end(self, request: Request, status: str, reason: str, t: float) -> None:
         """Send the request's end with the records it came with and this unit's records."""
         rid = request.request_id
-        rec = self.records.pop(rid, RequestDraft())
+        rec = self.records.pop(rid, None)  # (a default RequestDraft() would be built per call)
+        if rec is None:
+            rec = RequestDraft()
         mine: list[Any] = []
         if rec.first_token_s is not None:
             mine.append(rec.prefill_record(rid, request.attempt))

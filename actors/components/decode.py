@@ -16,6 +16,7 @@ with the load reports). How the KV comes in (from the object store, with or with
 from __future__ import annotations
 
 import bisect
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -33,14 +34,17 @@ from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import TIME_EPS_S, Clock, Wake
+from disagg.cluster.component import TIME_EPS_S, Clock
 from disagg.cluster.errors import CapacityExceeded
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
-from disagg.cluster.paged_kv import PagedKv
 from disagg.cluster.messages import KvDelivered, KvPrefetch, RequestCancelled, SpeedChanged
+from disagg.cluster.paged_kv import PagedKv
 from disagg.cluster.sketch import QuantileSketch
+from disagg.cluster.wake import Wake
 from disagg.fabric.payload import KvMarker, PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
+
+_ready_at = attrgetter("ready_s")  # a pending request's sort key (no lambda call per compare)
 
 
 class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, KvIntake):
@@ -122,8 +126,7 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
             return
         self.note_input(ready_s)
         rec.late = self.gate.is_late(ready_s, self.t)  # it came after the unit committed past it
-        bisect.insort(self.pending, PendingDecode(msg.request, need, ready_s),
-                      key=lambda p: p.ready_s)
+        bisect.insort(self.pending, PendingDecode(msg.request, need, ready_s), key=_ready_at)
         self._unseen.append(ready_s)
         self.log.state(ready_s, len(self.pending), len(self.running), self.kv_used_bytes)
         self.wake.set()
@@ -197,7 +200,8 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
         if self.token_feed is not None and not resumed:
             self._feed_join(r, rec)
         if at is None:
-            self._load_hist.joined(self.t, p.kv_bytes)
+            if self.gate.corrections:  # the history is read only to correct a late KV
+                self._load_hist.joined(self.t, p.kv_bytes)
         else:
             self._credit_late(run, rec, at)
         if run.left > 0:
@@ -219,6 +223,8 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
         if self.token_feed is not None:
             self.token_feed.schedule(self.peers, self.name, list(self.running), bounds, self.t)
         idx = len(bounds) - 1  # boundary index at which the next visible event happens
+        # bound once: this loop runs once per wait of the unit (~26k a run)
+        wake, speed, gate, wait_until = self.wake, self.speed, self.gate, self.clock.wait_until
         while True:
             if self._unseen:  # a request becoming ready joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
@@ -227,11 +233,11 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
                 if self.cancels else None
             if cut:  # a cancelled request leaves at the first boundary at or after its cancel
                 idx = min(idx, int(bounds.searchsorted(max(min(cut), self.t))))
-            change = self.speed.next_change_after(self.t)
+            change = speed.next_change_after(self.t) if speed.times else None
             if change is not None:  # a new speed applies from the first boundary at or after it
                 idx = min(idx, int(bounds.searchsorted(change)))
-            self.wake.clear()
-            if not await self.clock.wait_until(self.gate.release_s(float(bounds[idx])), self.wake):
+            wake.clear()
+            if not await wait_until(gate.release_s(float(bounds[idx])), wake):
                 break
         self._advance(idx + 1, edges)
 
@@ -263,32 +269,12 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
                 self.live_feed.append(("last", rid, self.t, r.request.output_tokens,
                                        r.request.tpot_slo_s))
             self._end(r.request, "completed", "", self.t)
-        self._drop_cancelled()
-        self._load_hist.extend(done, (b, len(self.running)),  # finished ones left at the last
-                               (kv_before, self.kv_used_bytes))
+        if self.cancels:  # (disagg serve only: no call otherwise)
+            self._drop_cancelled()
+        if self.gate.corrections:  # late joins (ray engine) read it; the virtual engine has none
+            self._load_hist.extend(done, (b, len(self.running)),  # finished left at the last
+                                   (kv_before, self.kv_used_bytes))
         self._changed(hold=True)  # reported with the admissions at this boundary, if any
-
-    def _step_batch(self, steps: int, first_s: float) -> tuple[list[int], int, int]:
-        """Every running request runs ``steps`` iterations (one token each, or its accepted
-        tokens with speculative decoding), the first ending at ``first_s``: the ids that
-        finished, how many got their first decode token now, and the tokens generated."""
-        finished = []
-        joined = 0
-        gained = self._gained(steps)
-        for (rid, r), n in zip(self.running.items(), gained, strict=True):
-            rec = self.records[rid]
-            if rec.first_decode_token_s is None:
-                rec.first_decode_token_s = first_s
-                joined += 1
-            r.left -= n
-            r.context += n
-            self._grow(r)
-            if r.left <= 0:
-                finished.append(rid)
-        tokens = sum(gained)
-        self._left -= tokens
-        self._context += tokens
-        return finished, joined, tokens
 
     def results(self) -> dict[str, Any]:
         out = super().results()

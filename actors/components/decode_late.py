@@ -36,7 +36,7 @@ from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDeco
 RECENT_BOUNDARIES = 4096  # iteration boundaries remembered for late joins
 
 
-@dataclass
+@dataclass(slots=True)  # slots: its fields are read and written per request per step
 class Running:
     """A request in a decode unit's running batch."""
 

@@ -8,6 +8,7 @@ final bins and its snapshot (live view and results). Mixed into
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from disagg.actors.components.decode_late import Running
@@ -18,6 +19,8 @@ from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import SERIES_MARGIN_S, Clock
 from disagg.cluster.messages import LoadReport, Request, RequestEnded
 from disagg.policies.base import PendingDecode
+
+_kv_bytes_of = attrgetter("kv_bytes")  # a pending request's KV bytes
 
 
 class DecodeReports:
@@ -45,7 +48,10 @@ class DecodeReports:
     def _end(self, request: Request, status: str, reason: str, t: float) -> None:
         """Send the request's end, with the records it came with and this unit's record."""
         rid = request.request_id
-        record = self.records.pop(rid, RequestDraft()).decode_record(rid, request.attempt)
+        draft = self.records.pop(rid, None)  # (a default RequestDraft() would be built per call)
+        if draft is None:
+            draft = RequestDraft()
+        record = draft.decode_record(rid, request.attempt)
         carried = self._carried.pop(rid, (request,))
         self.peers["collector"].send(
             RequestEnded(rid, status, reason, t, (*carried, record)))  # type: ignore[arg-type]
@@ -61,7 +67,8 @@ class DecodeReports:
             self.reporter.changed(self.t)
 
     def _load(self, t: float) -> LoadReport:
-        queued = sum(p.kv_bytes for p in self.pending) if self.pending else 0.0
+        # the same additions in the same order as a genexpr's sum, without the generator
+        queued = sum(map(_kv_bytes_of, self.pending)) if self.pending else 0.0
         return LoadReport(
             self.name, "decode", len(self.pending),
             self._left, len(self.running),

@@ -13,11 +13,11 @@ from typing import Any
 from disagg.actors.components.decode_late import Running
 from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.token_feed import TokenFeed
-from disagg.cluster.component import Wake
 from disagg.cluster.hardware.perf import kv_bytes
 from disagg.cluster.hardware.specs import ModelSpec
 from disagg.cluster.messages import Request, RequestCancelled
 from disagg.cluster.records import TransferRecord
+from disagg.cluster.wake import Wake
 from disagg.policies.base import PendingDecode
 
 

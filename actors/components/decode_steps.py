@@ -8,19 +8,24 @@ whose blocks do not fit, and when not even the next step fits the unit preempts
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 
 import numpy as np
 
 from disagg.actors.components.decode_late import Running
+from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.spec_steps import SpecPlan, SpecStepper
 from disagg.actors.components.speed import SpeedSchedule
 from disagg.cluster.hardware.decode_plan import decode_plan_times
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.paged_kv import PagedKv
 
+_tokens_left = attrgetter("left")  # a running request's tokens to go (a C call, not a genexpr)
+
 
 class BatchSteps:
-    """The decode unit's stepping: plan boundaries, then the tokens of the steps committed."""
+    """The decode unit's stepping: plan boundaries, then the tokens of the steps committed
+    (:meth:`_step_batch`)."""
 
     model: ModelSpec
     hw: HardwareProfile
@@ -32,9 +37,12 @@ class BatchSteps:
     spec: SpecStepper | None
     _spec_plan: SpecPlan | None
     paged: PagedKv | None
+    records: dict[int, RequestDraft]
+    _left: int
+    kv_used_bytes: float
     # the unit's (PagedDecode's); annotations only, so no stub overrides them in the MRO
     _preempt_latest: Callable[[], None]
-    _take_stall: Callable[[], float]
+    _stall_s: float  # emu s the next step waits first (PagedDecode's)
 
     def _boundaries(self) -> np.ndarray:
         """The committed boundary, then the end times (emu s) of the next iterations of the
@@ -60,8 +68,9 @@ class BatchSteps:
             steps_s = steps_s[:fit].copy()  # the plan keeps its own step times
         else:
             steps_s = steps_s[:fit]  # planned here, owned here
-        stall = self._take_stall()
+        stall = self._stall_s  # recompute or swap of resumed requests: taken by this run
         if stall:
+            self._stall_s = 0.0
             steps_s[0] += stall
         edges = np.empty(fit + 1)
         edges[0] = self.t
@@ -79,7 +88,7 @@ class BatchSteps:
             self._spec_plan = self.spec.plan([r.request for r in runs], [r.left for r in runs],
                                              self._context, factor)
             return self._spec_plan.step_s, self._spec_plan.gained
-        steps = min(r.left for r in self.running.values())
+        steps = min(map(_tokens_left, self.running.values()))
         steps_s = decode_plan_times(len(self.running), self._context, steps, self.model, self.hw,
                                     self.chips)
         if factor != 1.0:
@@ -95,3 +104,31 @@ class BatchSteps:
         gained: list[int] = self._spec_plan.gained[:steps].sum(axis=0).tolist()
         self._spec_plan = None
         return gained
+
+    def _step_batch(self, steps: int, first_s: float) -> tuple[list[int], int, int]:
+        """Every running request runs ``steps`` iterations (one token each, or its accepted
+        tokens with speculative decoding), the first ending at ``first_s``: the ids that
+        finished, how many got their first decode token now, and the tokens generated."""
+        finished = []
+        joined = 0
+        gained = self._gained(steps)
+        records, paged = self.records, self.paged
+        if paged is not None:
+            block_tokens, block_bytes = paged.block_tokens, paged.block_bytes
+        for (rid, r), n in zip(self.running.items(), gained, strict=True):
+            rec = records[rid]
+            if rec.first_decode_token_s is None:
+                rec.first_decode_token_s = first_s
+                joined += 1
+            r.left -= n
+            r.context += n
+            if paged is not None:  # _grow and PagedKv.bytes_for, inlined: per request per run
+                new = -(-r.context // block_tokens) * block_bytes
+                self.kv_used_bytes += new - r.kv_bytes
+                r.kv_bytes = new
+            if r.left <= 0:
+                finished.append(rid)
+        tokens = sum(gained)
+        self._left -= tokens
+        self._context += tokens
+        return finished, joined, tokens

@@ -32,12 +32,15 @@ class KeptKv:
 
     def fit(self, free_bytes: float) -> None:
         """The unit's free KV memory is now ``free_bytes``: evict what no longer fits."""
-        self.cache.resize(int(max(0.0, free_bytes) // self.block_bytes))
+        # max(0.0, free_bytes), without the call (a NaN gives 0.0 as max's does)
+        self.cache.resize(int((free_bytes if free_bytes > 0.0 else 0.0) // self.block_bytes))
 
     def keep(self, hashes: Sequence[int], free_bytes: float) -> None:
         """A request finished (its KV freed): keep its prompt blocks in the free memory."""
-        self.fit(free_bytes)
-        self.cache.insert(hashes)
+        cache = self.cache
+        # fit(free_bytes), inlined: once per finished request
+        cache.resize(int((free_bytes if free_bytes > 0.0 else 0.0) // self.block_bytes))
+        cache.insert(hashes)
 
     def results(self) -> dict[str, Any]:
         """Counters for the run's results (blocks)."""

@@ -123,8 +123,3 @@ class PagedDecode:
             self._stall_s += run.kv_bytes / self.paged.swap_bytes_per_s
         self.pending.insert(0, PendingDecode(run.request, run.kv_bytes, self.t))
         self.log.state(self.t, len(self.pending), len(self.running), self.kv_used_bytes)
-
-    def _take_stall(self) -> float:
-        """The stall the next step starts with (emu s), now accounted for."""
-        stall, self._stall_s = self._stall_s, 0.0
-        return stall

@@ -29,7 +29,7 @@ from disagg.actors.components.speed import SpeedSchedule
 from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
-from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component, Wake
+from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component
 from disagg.cluster.hardware.perf import prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import (
@@ -37,6 +37,7 @@ from disagg.cluster.messages import (
 )
 from disagg.cluster.prefix_cache import PrefixCache, cached_prefix_tokens
 from disagg.cluster.records import PrefillRecord
+from disagg.cluster.wake import Wake
 from disagg.policies.base import Batch, PrefillBatchingPolicy, QueuedPrefill
 
 
@@ -147,12 +148,12 @@ class PrefillUnit(KvHandover, BatchReforms, Component):
         before = BatchStart(tuple(self.queue), self.free_at_s, self.last_decision_s,
                              self.batch_start_s, requests) if revisable else None
         self.queue = rest
-        tokens = sum(r.prompt_tokens for r in requests)
+        prompts = [r.prompt_tokens for r in requests]  # built once: summed and modeled
+        tokens = sum(prompts)
         self.queued_tokens -= tokens
         self.decide_at(t)
         cached = self._lookup(requests)
-        duration = prefill_time([r.prompt_tokens for r in requests], self.model, self.hw,
-                                self.chips, cached)
+        duration = prefill_time(prompts, self.model, self.hw, self.chips, cached)
         end = t + duration.seconds * self.speed.factor_at(t)
         self.running = requests
         self.batches += 1
@@ -194,9 +195,10 @@ class PrefillUnit(KvHandover, BatchReforms, Component):
         held, so a later request can reuse them (requests of one batch do not share)."""
         if self.cache is None:
             return None
-        hits = [self.cache.lookup(r.prefix_hashes) for r in requests]
+        cache = self.cache
+        hits = [cache.lookup(r.prefix_hashes) for r in requests]
         for r in requests:
-            self.cache.insert(r.prefix_hashes)
+            cache.insert(r.prefix_hashes)
         cached = [cached_prefix_tokens(r.prompt_tokens, n)
                   for r, n in zip(requests, hits, strict=True)]
         self.cached_tokens += sum(cached)

@@ -59,9 +59,10 @@ class KvHandover:
     def _record_start(self, requests: tuple[Request, ...], t: float, end: float,
                       cached: list[int] | None) -> None:
         """Each request's ``PrefillRecord`` (the one place its ``cached_tokens`` is recorded)."""
+        model, started = self.model, self._started
         for i, r in enumerate(requests):
-            modeled = float(kv_bytes(r.prompt_tokens, self.model)) if r.output_tokens > 1 else None
-            self._started[r.request_id] = PrefillRecord(
+            modeled = float(kv_bytes(r.prompt_tokens, model)) if r.output_tokens > 1 else None
+            started[r.request_id] = PrefillRecord(
                 r.request_id, r.attempt, t, end, modeled, None if cached is None else cached[i])
 
     def _finish(self, request: Request, stream: bool = False) -> None:
@@ -77,7 +78,8 @@ class KvHandover:
             self.peers["collector"].send(
                 RequestEnded(rid, "completed", "", record.first_token_s, (*carried, record)))
             return
-        modeled = float(kv_bytes(request.prompt_tokens, self.model))
+        modeled = record.kv_bytes  # kv_bytes(prompt) as _record_start computed it
+        assert modeled is not None  # (None only for a one-token output: ended above)
         start, end = record.prefill_start_s, record.first_token_s
         payload = make_payload(
             request.request_id, request.prompt_tokens, self.model.name,

@@ -4,13 +4,14 @@ a full scan (issue 30: a first Ctrl-C waited behind those)."""
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from disagg.cluster.messages import Request
 from disagg.policies.base import QueuedPrefill
 
-
-def queued_at(q: QueuedPrefill) -> float:
-    """The queue's order: emu time a request joined it."""
-    return q.queued_s
+queued_at = attrgetter("queued_s")
+"""The queue's order: emu time a request joined it (``QueuedPrefill.queued_s``; attrgetter: a
+bisection calls it log2(queue) times per arrival, and a C call costs a fraction of a Python one)."""
 
 
 def take(queue: list[QueuedPrefill], chosen: set[int]) -> tuple[tuple[Request, ...],

@@ -10,21 +10,23 @@ class SpeedSchedule:
     before their time (the ray engine hands them over early); each applies from its own time."""
 
     def __init__(self) -> None:
-        self._times: list[float] = []
+        self.times: list[float] = []  # emu s of each change, ascending (empty: never slowed)
         self._factors: list[float] = []
 
     def change(self, from_s: float, factor: float) -> None:
         """From emu time ``from_s`` on, modeled durations are multiplied by ``factor``."""
-        i = bisect.bisect_right(self._times, from_s)
-        self._times.insert(i, from_s)
+        i = bisect.bisect_right(self.times, from_s)
+        self.times.insert(i, from_s)
         self._factors.insert(i, factor)
 
     def factor_at(self, t: float) -> float:
         """The factor in force at emu time ``t``."""
-        i = bisect.bisect_right(self._times, t)
+        if not self.times:  # no straggler (most runs): no search
+            return 1.0
+        i = bisect.bisect_right(self.times, t)
         return self._factors[i - 1] if i else 1.0
 
     def next_change_after(self, t: float) -> float | None:
         """Emu time of the first change after ``t``, or None."""
-        i = bisect.bisect_right(self._times, t)
-        return self._times[i] if i < len(self._times) else None
+        i = bisect.bisect_right(self.times, t)
+        return self.times[i] if i < len(self.times) else None
