@@ -19,14 +19,13 @@ from disagg.cluster.records import (
     DERIVED,
     FIELD_OWNERS,
     DecodeRecord,
-    DuplicateRecord,
     EndRecord,
     PrefillRecord,
     PrefillRouting,
     UnitId,
-    fold,
     record_fields,
 )
+from disagg.cluster.rows import DuplicateRecord, fold
 from disagg.experiments.results.tables import PREFIX_COLUMNS, REDONE_COLUMNS, REQUEST_COLUMNS
 from disagg.experiments.run import assemble
 
@@ -170,7 +169,7 @@ def test_the_documented_owner_table_matches_the_code() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
     names = {"load generator": "loadgen", "router": "router", "prefill unit": "prefill",
              "fabric": "fabric", "decode unit": "decode", "collector": "collector",
-             "derived by `records.derive` from the above": "derived"}
+             "derived by `rows.derive` from the above": "derived"}
     documented: dict[str, str] = {}
     for line in doc.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

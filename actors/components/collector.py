@@ -26,7 +26,8 @@ from disagg.cluster.messages import (
     RequestEnded,
     RequestRedone,
 )
-from disagg.cluster.records import DecodeRecord, EndRecord, fold, transfer_rows
+from disagg.cluster.records import DecodeRecord, EndRecord
+from disagg.cluster.rows import fold, transfer_rows
 from disagg.cluster.sketch import QuantileSketch
 
 REORDER_LIMIT = 50_000

@@ -14,7 +14,8 @@ from disagg.actors.engines.engine import Sink
 from disagg.actors.engines.roles import LedgerFacade
 from disagg.actors.engines.supervisor import ComponentLost
 from disagg.cluster.messages import Request, RequestsEnded
-from disagg.cluster.records import EndRecord, fold, with_nodes
+from disagg.cluster.records import EndRecord
+from disagg.cluster.rows import fold, with_nodes
 
 GATHER_TIMEOUT_S = 60.0  # wall seconds the surviving actors get to hand over their results
 SERIES_WAIT_S = 1.0  # wall seconds a poll's drain waits for the actors' timeseries bins (a slow

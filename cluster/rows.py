@@ -1,0 +1,163 @@
+"""How a request's records become its rows: :func:`fold` (one ``requests.parquet`` row, derived
+fields by :func:`derive`), :func:`transfer_rows` (its ``transfers.parquet`` rows) and
+:func:`with_nodes` (the ray engine's node columns). The records and the column owners are
+``cluster/records.py``."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from disagg.cluster.component import TIME_EPS_S
+from disagg.cluster.messages import Request
+from disagg.cluster.records import (
+    DecodeRecord,
+    EndRecord,
+    Record,
+    TransferRecord,
+    UnitId,
+    record_fields,
+)
+
+
+class DuplicateRecord(RuntimeError):
+    """Two records of one owner for the same request attempt: a bug in a component."""
+
+
+def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
+    """One row from a request's records. Precedence: of each unit or router record type the one
+    with the highest attempt stands (a second one for the same attempt raises); the arrival is
+    the load generator's; ``end`` is the collector's first end."""
+    # chosen for speed (the virtual engine folds every request of a trace): the row's values
+    # gathered as one tuple and the dict built in one call, the records picked by a plan cached
+    # per sequence of record types: ~20 % cheaper than updating the row record by record
+    plan = _plan(tuple(map(type, records)))
+    if plan is None:  # a record type repeats (a redone request): pick by attempt
+        keys, getters, units, picked = _picked(records, end is not None)
+    else:
+        keys, getters, units, pick = plan
+        keys = keys + _END_FIELDS if end is not None else keys
+        picked = pick(records)
+    values: tuple[Any, ...] = ()
+    for get, rec in zip(getters, picked):
+        values += get(rec)
+    if end is not None:
+        values += _END_GET(end)
+    row = dict(zip(keys, values))
+    for name in units:
+        if isinstance(row[name], UnitId):
+            row[name] = row[name].name
+    derive(row)
+    return row
+
+
+_Getter = Callable[[Any], tuple[Any, ...]]
+_Shape = tuple[tuple[str, ...], tuple[_Getter, ...], tuple[str, ...]]
+
+
+def _picked(records: list[Record], end: bool) -> tuple[tuple[str, ...], tuple[_Getter, ...],
+                                                        tuple[str, ...], list[Any]]:
+    """The row's shape (:func:`_shape`) and records when a record type repeats: the last
+    arrival, and of each other type the record of the highest attempt."""
+    arrival: list[Any] = []
+    best: dict[type, Any] = {}
+    for rec in records:
+        kind: type = type(rec)
+        if kind is Request:
+            arrival = [rec]
+            continue
+        held = best.get(kind)
+        if held is None or rec.attempt > held.attempt:
+            best[kind] = rec
+        elif held.attempt == rec.attempt:
+            raise DuplicateRecord(f"request {rec.request_id}: two {kind.__name__} for attempt "
+                                  f"{rec.attempt}")
+    kinds = (Request,) * len(arrival) + tuple(best)
+    keys, getters, units = _shape(kinds)
+    return (keys + _END_FIELDS if end else keys), getters, units, [*arrival, *best.values()]
+
+
+@functools.lru_cache(maxsize=512)
+def _plan(kinds: tuple[type, ...]) -> tuple[tuple[str, ...], tuple[_Getter, ...], tuple[str, ...],
+                                            Callable[[list[Any]], Any]] | None:
+    """For records of types ``kinds`` (in that order), each type at most once: the row's shape
+    (:func:`_shape`) and a picker of the records in the shape's order (the arrival first).
+    None when a type repeats."""
+    if len(set(kinds)) < len(kinds):
+        return None
+    order = sorted(range(len(kinds)), key=lambda i: kinds[i] is not Request)
+    pick: Callable[[list[Any]], Any] = lambda recs: ()  # noqa: E731
+    if order:
+        single = operator.itemgetter(*order)
+        pick = single if len(order) > 1 else (lambda recs: (single(recs),))
+    return (*_shape(tuple(kinds[i] for i in order)), pick)
+
+
+@functools.cache
+def _shape(kinds: tuple[type, ...]) -> _Shape:
+    """The row fields set by one record of each of ``kinds`` (in that order), the getters of
+    the records' values, and the fields that may hold a :class:`UnitId` (written as its name)."""
+    keys = tuple(f for k in kinds for f in record_fields(k))
+    units = tuple(f.name for k in kinds if k is not Request for f in dataclasses.fields(k)
+                  if "UnitId" in str(f.type) and f.name in record_fields(k))
+    return keys, tuple(_getter(k) for k in kinds), units
+
+
+def _getter(kind: type) -> _Getter:
+    """A getter of a record type's row fields' values as a tuple (one C call)."""
+    get = operator.attrgetter(*record_fields(kind))
+    return get if len(record_fields(kind)) > 1 else (lambda rec: (get(rec),))
+
+
+_END_GET = _getter(EndRecord)
+_END_FIELDS = record_fields(EndRecord)
+
+
+def derive(row: dict[str, Any]) -> None:
+    """Fill the derived fields (ttft, tpot, e2e, slo verdict) of a folded row in place."""
+    if "status" not in row:
+        row["status"], row["reason"] = "failed", "unfinished_at_drain_deadline"
+    if row["status"] == "completed" and row.get("first_token_s") is None:
+        row["first_token_s"] = row.get("end_s")  # the prefill record went with a lost unit
+    if row["status"] == "completed" and row.get("last_token_s") is None:
+        # one-token outputs end at prefill; a lost unit's records are gone but the end time stands
+        row["last_token_s"] = row.get("end_s") or row.get("first_token_s")
+    if row["status"] != "completed":
+        row["slo_met"] = False
+        return
+    row["ttft_s"] = row["first_token_s"] - row["arrival_s"]
+    row["e2e_s"] = row["last_token_s"] - row["arrival_s"]
+    decode_tokens = row["output_tokens"] - 1
+    row["tpot_s"] = (row["last_token_s"] - row["first_token_s"]) / decode_tokens if decode_tokens else 0.0
+    row["slo_met"] = bool(row["ttft_s"] <= row["ttft_slo_s"] + TIME_EPS_S
+                          and row["tpot_s"] <= row["tpot_slo_s"] + TIME_EPS_S)
+
+
+def transfer_rows(records: list[Record]) -> list[dict[str, Any]]:
+    """transfers.parquet rows of one request: each transfer joined with the decode record of the
+    same attempt (real bytes and real arrival)."""
+    decode = {r.attempt: r for r in records if isinstance(r, DecodeRecord)}
+    out = []
+    for t in records:
+        if isinstance(t, TransferRecord):
+            d = decode.get(t.attempt)
+            out.append({
+                "request_id": t.request_id, "src_unit": t.src_unit, "dst_unit": t.dst_unit,
+                "src_host": t.src_host, "dst_host": t.dst_host, "modeled_bytes": t.modeled_bytes,
+                "start_s": t.transfer_start_s, "modeled_end_s": t.transfer_end_s,
+                "real_bytes": None if d is None else d.real_bytes,
+                "real_end_s": None if d is None else d.real_end_s, "attempt": t.attempt,
+            })
+    return out
+
+
+def with_nodes(rows: list[dict[str, Any]], node_of: dict[str, str]) -> list[dict[str, Any]]:
+    """Transfer rows with the Ray nodes of their source and destination units (ray engine)."""
+    for t in rows:
+        src, dst = node_of.get(t["src_unit"]), node_of.get(t["dst_unit"])
+        t.update(src_node=src, dst_node=dst,
+                 crosses_nodes=None if src is None or dst is None else src != dst)
+    return rows
