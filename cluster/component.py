@@ -12,7 +12,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from disagg.cluster.timegate import TIME_EPS_S, TimeGate
 from disagg.cluster.wake import Wake
 
 __all__ = ["TIME_EPS_S", "Clock", "Component", "Peer"]
+T = TypeVar("T")
 SERIES_MARGIN_S = 1.0
 """Emu seconds a component keeps timeseries bins open behind its own frontier, for events whose
 modeled time comes late (lag on the ray engine)."""
@@ -44,7 +45,7 @@ class Clock(ABC):
         ``asyncio.sleep``'s own (one coroutine fewer per sleep; await it at once: the delay is
         computed on the call)."""
         delay = self.loop_delay_s(emu_s)
-        return asyncio.sleep(delay) if delay > 0 else _no_wait()
+        return asyncio.sleep(delay) if delay > 0 else _at_once(None)
 
     def wait_until(self, emu_s: float, event: asyncio.Event | Wake) -> Awaitable[bool]:
         """Sleep until ``emu_s`` or until ``event`` is set; True if the event woke us (False if
@@ -73,13 +74,9 @@ class Clock(ABC):
         return True
 
 
-async def _at_once(answer: bool) -> bool:
+async def _at_once(answer: T) -> T:
     """``answer``, as an awaitable that does not wait."""
     return answer
-
-
-async def _no_wait() -> None:
-    """An awaitable that does not wait."""
 
 
 class Peer(Protocol):

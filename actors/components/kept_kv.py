@@ -37,10 +37,8 @@ class KeptKv:
 
     def keep(self, hashes: Sequence[int], free_bytes: float) -> None:
         """A request finished (its KV freed): keep its prompt blocks in the free memory."""
-        cache = self.cache
-        # fit(free_bytes), inlined: once per finished request
-        cache.resize(int((free_bytes if free_bytes > 0.0 else 0.0) // self.block_bytes))
-        cache.insert(hashes)
+        self.fit(free_bytes)
+        self.cache.insert(hashes)
 
     def results(self) -> dict[str, Any]:
         """Counters for the run's results (blocks)."""

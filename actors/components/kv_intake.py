@@ -21,6 +21,12 @@ from disagg.cluster.messages import KvDelivered, KvPrefetch, Request
 from disagg.fabric.payload import KvMarker
 
 
+
+def _awaitable(got: Any) -> bool:
+    """Whether the store's answer is to be awaited; a marker (what the in-process store hands
+    out) never is, and is told apart without ``inspect.isawaitable``'s checks."""
+    return type(got) is not KvMarker and inspect.isawaitable(got)
+
 class KvIntake(Component):
     """Base of a decode unit: gets each request's KV payload and hands it to :meth:`_take`;
     records the real arrival (``real_end_s``, emu s) and the records that came with the KV."""
@@ -59,8 +65,7 @@ class KvIntake(Component):
     def _on_prefetch(self, msg: KvPrefetch) -> None:
         """Start getting the payload before its transfer ends (layer-wise transfer)."""
         got = self._get(msg.payload)
-        # a marker (what the in-process store hands out) is never awaitable: no isawaitable call
-        if type(got) is not KvMarker and inspect.isawaitable(got):
+        if _awaitable(got):
             async def get() -> Any:
                 payload = await got
                 self._draft(msg.request_id).real_end_s = self.clock.now()
@@ -79,7 +84,7 @@ class KvIntake(Component):
             got = self._prefetch.pop(rid)
         else:
             got = None if msg.payload is None else self._get(msg.payload)
-        if type(got) is not KvMarker and inspect.isawaitable(got):  # (as in _on_prefetch)
+        if _awaitable(got):
             task = asyncio.get_running_loop().create_task(self._fetch(msg, got))
             self._fetches.add(task)
             task.add_done_callback(self._fetches.discard)

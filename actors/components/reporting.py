@@ -50,12 +50,7 @@ class LoadReporter:
         """The unit's load changed at emu time ``t``."""
         self.held_s = None
         if self.interval_s <= 0 or t - self.last_sent_s >= self.interval_s:
-            # _send, inlined: once per change of a unit's load (~60k a run)
-            router = self.router
-            assert router is not None, "connect the reporter to the router first"
-            self.last_sent_s = t
-            self.sent += 1
-            router.send(self.make(t))
+            self._send(t)
         elif self._trailing is None:
             due = self.last_sent_s + self.interval_s
             loop = asyncio.get_running_loop()
