@@ -150,6 +150,24 @@ def test_prefix_aware_full_hit_leaves_the_last_token_and_a_cached_unit_wins_a_ti
         two, view) == Route("prefill-1")
 
 
+def test_prefix_aware_a_later_loaded_unit_wins_only_if_its_hit_beats_the_best() -> None:
+    # a 4,096-token prompt fully held caches 4,095 tokens (the last one runs): behind an uncached
+    # unit of cost 1,000, a unit of 5,094 outstanding costs 999 and wins, one of 5,095 ties at
+    # 1,000 and loses on outstanding tokens, one of 5,096 costs 1,001 and loses
+    request = make_request(prompt_tokens=4096, prefix_hashes=tuple(range(8)))
+    policy = ROUTERS.create("prefix_aware", {}, CTX)
+    for outstanding, chosen in ((5094, "prefill-2"), (5095, "prefill-0"), (5096, "prefill-0")):
+        view = RouterView(0.0, (_prefill("prefill-0", 1000, set()),
+                                _prefill("prefill-1", 3000, {0}),  # 3,000 - 512
+                                _prefill("prefill-2", outstanding, set(range(8)))), ())
+        assert policy.choose_prefill(request, view) == Route(chosen), outstanding
+    # weight 0.5: 4,095 tokens take 2,047.5 off; 3,047 outstanding costs 999.5 and wins
+    half = ROUTERS.create("prefix_aware", {"weight": 0.5}, CTX)
+    view = RouterView(0.0, (_prefill("prefill-0", 1000, set()),
+                            _prefill("prefill-1", 3047, set(range(8)))), ())
+    assert half.choose_prefill(request, view) == Route("prefill-1")
+
+
 def test_prefix_overlap_counts_leading_blocks_only() -> None:
     request = make_request(prompt_tokens=4096, prefix_hashes=tuple(range(8)))
     view = RouterView(0.0, (_prefill("prefill-0", 500, set(range(1, 8))),  # misses block 0
