@@ -188,6 +188,27 @@ def test_kv_aware_prefers_the_decode_unit_holding_the_conversation() -> None:
     assert kv_aware.choose_decode(make_request(prompt_tokens=2048), view) == Route("decode-0")
 
 
+def test_kv_aware_ties_on_the_conversation_go_to_headroom_then_batch_then_name() -> None:
+    # decode-0 holds 1 leading block, decode-1..3 hold 2: among these, the most KV free wins;
+    # equal KV free: the smaller batch; equal batch too: the last name (max of the key)
+    request = make_request(prompt_tokens=2048, prefix_hashes=(1, 2, 3, 4))
+
+    def unit(name: str, used: float, running: int, blocks: set[int]) -> UnitView:
+        return UnitView(name, "decode", running_requests=running, kv_used_bytes=used,
+                        kv_capacity_bytes=1e12, cached_blocks=frozenset(blocks))
+
+    kv_aware = ROUTERS.create("kv_aware", {}, CTX)
+    for units, chosen in (
+        ((unit("decode-0", 0.0, 0, {1}), unit("decode-1", 3e11, 0, {1, 2}),
+          unit("decode-2", 2e11, 5, {1, 2}), unit("decode-3", 4e11, 0, {1, 2, 4})), "decode-2"),
+        ((unit("decode-0", 0.0, 0, {1}), unit("decode-1", 2e11, 3, {1, 2}),
+          unit("decode-2", 2e11, 2, {1, 2}), unit("decode-3", 2e11, 4, {1, 2})), "decode-2"),
+        ((unit("decode-0", 0.0, 0, {1}), unit("decode-1", 2e11, 2, {1, 2}),
+          unit("decode-2", 2e11, 2, {1, 2}), unit("decode-3", 2e11, 3, {1, 2})), "decode-2"),
+    ):
+        assert kv_aware.choose_decode(request, RouterView(0.0, (), units)) == Route(chosen)
+
+
 # -- decode-kept KV and the transfer option, end to end -----------------------------------------
 
 
