@@ -36,7 +36,7 @@ def cached_prefix_tokens(prompt_tokens: int, hit_blocks: int,
 def leading_overlap(hashes: Sequence[int], held: Container[int]) -> int:
     """How many of the leading ``hashes`` are in ``held`` (the reusable prefix, in blocks).
 
-    Called for every unit on every routed request: on a :class:`HeldBlocks` it tests its sets
+    Called for most units on every routed request: on a :class:`HeldBlocks` it tests its sets
     directly (by :meth:`HeldBlocks.__contains__`'s rule) instead of calling it per block."""
     n = 0
     if type(held) is HeldBlocks:
