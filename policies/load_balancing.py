@@ -35,9 +35,17 @@ def _least(units: list[UnitView]) -> UnitView:
 
 
 def _kv_best(units: list[UnitView]) -> UnitView:
+    """The unit with the most KV headroom, then the smallest batch, then the last name."""
     if len(units) == 1:  # (often: the one unit holding the conversation) no key to build
         return units[0]
-    return max(units, key=lambda u: (u.kv_free_bytes, -u.running_requests, u.name))
+    # max(units, key=...) spelt out, kv_free_bytes inline (once per placement): no key function
+    # call per unit
+    best, best_key = units[0], None
+    for u in units:
+        key = (u.kv_capacity_bytes - u.kv_used_bytes, -u.running_requests, u.name)
+        if best_key is None or key > best_key:
+            best, best_key = u, key
+    return best
 
 
 def _least_decode(units: list[UnitView]) -> UnitView:

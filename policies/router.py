@@ -29,20 +29,26 @@ def decode_kv_need(request: Request, context: PolicyContext) -> float:
 def decode_candidates(request: Request, view: RouterView, context: PolicyContext) -> list[UnitView]:
     """Decode units that are up and (as last reported) have KV room for the request."""
     need = decode_kv_need(request, context)
-    return [u for u in view.decode if u.up and u.kv_free_bytes >= need]
+    # kv_free_bytes spelt out: once per decode unit per placement
+    return [u for u in view.decode if u.up and u.kv_capacity_bytes - u.kv_used_bytes >= need]
 
 
 def prefer_conversation(request: Request, candidates: list[UnitView]) -> list[UnitView]:
     """The decode candidates whose view holds the most of the request's leading prompt blocks
     (the unit already holding the conversation's earlier turns, with ``decode_keep``); all of
     them when none holds any."""
-    if not request.prefix_hashes:
+    hashes = request.prefix_hashes
+    if not hashes:
         return candidates
-    overlaps = [leading_overlap(request.prefix_hashes, u.cached_blocks) for u in candidates]
-    best = max(overlaps, default=0)
-    if best == 0:
-        return candidates
-    return [u for u, n in zip(candidates, overlaps, strict=True) if n == best]
+    # one pass, no list of overlaps, max() and filtering (once per placement)
+    best, chosen = 0, candidates
+    for u in candidates:
+        n = leading_overlap(hashes, u.cached_blocks)
+        if n > best:
+            best, chosen = n, [u]
+        elif n == best and n:
+            chosen.append(u)
+    return chosen
 
 
 @ROUTERS.register("round_robin")

@@ -139,14 +139,48 @@ def test_the_router_extends_a_snapshot_and_counts_overlap_by_the_same_rule() -> 
     assert snap == {1, 2, 4, 7}
     assert leading_overlap([1, 2, 3], snap) == 2  # 3 was removed
     assert leading_overlap([7, 1, 4, 9], snap) == 3
-    assert with_blocks(snap, [1, 7]) is snap  # nothing new
+    # nothing new: the same ids (a new view object: which assigned ids are new is not tested)
+    assert with_blocks(snap, [1, 7]) == snap and len(with_blocks(snap, [1, 7])) == 4
     held = with_blocks(snap, [3, 8, 2])
     assert isinstance(held, HeldBlocks) and held.base is snap.base
+    assert held.added is snap.added and held.removed is snap.removed  # shared, not copied
     assert held == {1, 2, 3, 4, 7, 8} and snap == {1, 2, 4, 7}
+    assert len(held) == 6 and sorted(held) == [1, 2, 3, 4, 7, 8]
+    assert hash(held) == hash(frozenset({1, 2, 3, 4, 7, 8}))
     assert leading_overlap([1, 2, 3, 4, 8, 7, 5], held) == 6
+    again = with_blocks(held, [9, 1])  # assigned ids accumulate until the next report
+    assert again == {1, 2, 3, 4, 7, 8, 9} and held == {1, 2, 3, 4, 7, 8}
+    assert leading_overlap([9, 3, 8, 5], again) == 3 and 5 not in again and 9 in again
+    copy = pickle.loads(pickle.dumps(again))
+    assert type(copy) is frozenset and copy == {1, 2, 3, 4, 7, 8, 9}
     assert snap | {9} == {1, 2, 4, 7, 9} and type(snap - {1}) is frozenset
     plain = HeldBlocks(frozenset({1, 2}), frozenset({5}))
     assert leading_overlap([1, 2, 5, 6], plain) == 3 and leading_overlap([], plain) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_router_views_equal_the_reported_set_plus_the_assigned_blocks(seed: int) -> None:
+    # the oracle: plain frozenset unions of a snapshot and every request assigned since
+    rng = random.Random(seed)
+    cache = PrefixCache(rng.randint(1, 12))
+    view: frozenset[int] | HeldBlocks = frozenset()
+    expected: frozenset[int] = frozenset()
+    for _ in range(40):
+        hashes = rng.sample(range(30), rng.randint(0, 6))
+        if rng.random() < 0.3:  # a load report replaces the view
+            cache.insert(hashes)
+            view = cache.blocks()
+            expected = frozenset(view)
+        else:  # the router assigns a request
+            view = with_blocks(view, hashes)  # type: ignore[assignment]
+            expected |= set(hashes)
+        _check(view, expected, range(32))  # type: ignore[arg-type]
+        probe = rng.sample(range(30), rng.randint(0, 8))
+        n = 0
+        while n < len(probe) and probe[n] in expected:
+            n += 1
+        assert leading_overlap(probe, view) == n
 
 
 def test_load_reports_carry_snapshots_and_pickle_them_as_plain_frozensets() -> None:

@@ -150,6 +150,24 @@ def test_prefix_aware_full_hit_leaves_the_last_token_and_a_cached_unit_wins_a_ti
         two, view) == Route("prefill-1")
 
 
+def test_prefix_aware_a_later_loaded_unit_wins_only_if_its_hit_beats_the_best() -> None:
+    # a 4,096-token prompt fully held caches 4,095 tokens (the last one runs): behind an uncached
+    # unit of cost 1,000, a unit of 5,094 outstanding costs 999 and wins, one of 5,095 ties at
+    # 1,000 and loses on outstanding tokens, one of 5,096 costs 1,001 and loses
+    request = make_request(prompt_tokens=4096, prefix_hashes=tuple(range(8)))
+    policy = ROUTERS.create("prefix_aware", {}, CTX)
+    for outstanding, chosen in ((5094, "prefill-2"), (5095, "prefill-0"), (5096, "prefill-0")):
+        view = RouterView(0.0, (_prefill("prefill-0", 1000, set()),
+                                _prefill("prefill-1", 3000, {0}),  # 3,000 - 512
+                                _prefill("prefill-2", outstanding, set(range(8)))), ())
+        assert policy.choose_prefill(request, view) == Route(chosen), outstanding
+    # weight 0.5: 4,095 tokens take 2,047.5 off; 3,047 outstanding costs 999.5 and wins
+    half = ROUTERS.create("prefix_aware", {"weight": 0.5}, CTX)
+    view = RouterView(0.0, (_prefill("prefill-0", 1000, set()),
+                            _prefill("prefill-1", 3047, set(range(8)))), ())
+    assert half.choose_prefill(request, view) == Route("prefill-1")
+
+
 def test_prefix_overlap_counts_leading_blocks_only() -> None:
     request = make_request(prompt_tokens=4096, prefix_hashes=tuple(range(8)))
     view = RouterView(0.0, (_prefill("prefill-0", 500, set(range(1, 8))),  # misses block 0
@@ -168,6 +186,27 @@ def test_kv_aware_prefers_the_decode_unit_holding_the_conversation() -> None:
     assert kv_aware.choose_decode(request, view) == Route("decode-1")
     # without hashes (or with no overlap anywhere) the headroom rule decides
     assert kv_aware.choose_decode(make_request(prompt_tokens=2048), view) == Route("decode-0")
+
+
+def test_kv_aware_ties_on_the_conversation_go_to_headroom_then_batch_then_name() -> None:
+    # decode-0 holds 1 leading block, decode-1..3 hold 2: among these, the most KV free wins;
+    # equal KV free: the smaller batch; equal batch too: the last name (max of the key)
+    request = make_request(prompt_tokens=2048, prefix_hashes=(1, 2, 3, 4))
+
+    def unit(name: str, used: float, running: int, blocks: set[int]) -> UnitView:
+        return UnitView(name, "decode", running_requests=running, kv_used_bytes=used,
+                        kv_capacity_bytes=1e12, cached_blocks=frozenset(blocks))
+
+    kv_aware = ROUTERS.create("kv_aware", {}, CTX)
+    for units, chosen in (
+        ((unit("decode-0", 0.0, 0, {1}), unit("decode-1", 3e11, 0, {1, 2}),
+          unit("decode-2", 2e11, 5, {1, 2}), unit("decode-3", 4e11, 0, {1, 2, 4})), "decode-2"),
+        ((unit("decode-0", 0.0, 0, {1}), unit("decode-1", 2e11, 3, {1, 2}),
+          unit("decode-2", 2e11, 2, {1, 2}), unit("decode-3", 2e11, 4, {1, 2})), "decode-2"),
+        ((unit("decode-0", 0.0, 0, {1}), unit("decode-1", 2e11, 2, {1, 2}),
+          unit("decode-2", 2e11, 2, {1, 2}), unit("decode-3", 2e11, 3, {1, 2})), "decode-2"),
+    ):
+        assert kv_aware.choose_decode(request, RouterView(0.0, (), units)) == Route(chosen)
 
 
 # -- decode-kept KV and the transfer option, end to end -----------------------------------------
