@@ -79,4 +79,4 @@ class UnitLog:
         grid's end is known), total busy emu s, and the batches if kept."""
         return {"step_s": self.step_s, "window": self, "busy_s": self.busy.total,
                 "busy_last_s": self.busy.last_s, "batches": self.batches or [],
-                "late": self.changes._t.late + self.busy._bins.late + self.tokens._bins.late}
+                "late": self.changes.late + self.busy.late + self.tokens.late}
