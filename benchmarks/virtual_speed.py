@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from disagg.cluster.config import load_experiment
-from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.workload.plan import SloTargets, plan_requests
 from disagg.experiments.run import assemble, execute
 

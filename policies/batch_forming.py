@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from disagg.cluster.component import TIME_EPS_S
-from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.policies.base import Batch, PolicyContext, QueuedPrefill, WaitUntil
 from disagg.policies.batching import PREFILL_BATCHING, check_budget, take_fcfs
 

@@ -9,7 +9,8 @@ current context (``running_tokens``), or infinity when the KV does not fit as la
 
 from __future__ import annotations
 
-from disagg.cluster.hardware.perf import decode_step_time, kv_bytes, prefill_time
+from disagg.cluster.hardware.perf import decode_step_time, kv_bytes
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.messages import Request
 from disagg.policies.base import PolicyContext, UnitView
 

@@ -15,7 +15,8 @@ from rich.console import Console
 
 from disagg.cluster.config import experiment_from_dict, load_experiment
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.hardware.perf import decode_step_time, kv_bytes, prefill_time
+from disagg.cluster.hardware.perf import decode_step_time, kv_bytes
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.messages import PREFIX_BLOCK_TOKENS
 from disagg.cluster.workload.agentic import plan_tasks
 from disagg.cluster.workload.kinds import AgenticWorkload

@@ -11,7 +11,8 @@ import pytest
 from disagg.cluster.hardware.calibration import closed_loop, emulate, figure_model
 from disagg.cluster.hardware.catalog import get_hardware
 from disagg.cluster.hardware.fit import FIT_SPECS, FitSetError, fit_all, fit_set
-from disagg.cluster.hardware.perf import decode_step_time, prefill_time
+from disagg.cluster.hardware.perf import decode_step_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.hardware.reference import FIT_GENERATION, figures
 from disagg.experiments.cli.main import main
 

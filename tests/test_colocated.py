@@ -10,7 +10,8 @@ from disagg.cluster.config import experiment_from_dict
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.hardware.catalog import get_hardware, get_model
 from disagg.cluster.hardware.mixed import mixed_iteration_s
-from disagg.cluster.hardware.perf import decode_step_time, kv_bytes, prefill_time
+from disagg.cluster.hardware.perf import decode_step_time, kv_bytes
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.experiments.run import run_experiment
 from disagg.policies.chunked_prefill import WaitingPrefill, plan_chunks
 

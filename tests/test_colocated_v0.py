@@ -11,7 +11,8 @@ from test_colocated import colocated_dict
 from disagg.actors.components.colocated_steps import plan_prefill_first
 from disagg.cluster.config import experiment_from_dict
 from disagg.cluster.hardware.catalog import get_hardware, get_model
-from disagg.cluster.hardware.perf import decode_step_time, decode_step_times, prefill_time
+from disagg.cluster.hardware.perf import decode_step_time, decode_step_times
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.experiments.cli.main import main
 from disagg.experiments.run import run_experiment
 from disagg.policies.chunked_prefill import WaitingPrefill

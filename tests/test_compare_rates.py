@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from disagg.cluster.config import load_experiment
-from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.experiments.cli.main import main
 from disagg.experiments.compare.data import capacity, offered_rate_per_s
 from disagg.experiments.compare.regret import request_regrets_s

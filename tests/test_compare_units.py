@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.experiments.compare.data import capacity, estimate, t_critical
 from disagg.experiments.compare.plots import PHASES, phase_durations_s
 from disagg.experiments.compare.regret import request_regrets_s

@@ -6,7 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import make_experiment
 
-from disagg.cluster.hardware.perf import decode_step_time, kv_bytes, prefill_time
+from disagg.cluster.hardware.perf import decode_step_time, kv_bytes
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.experiments.run import run_experiment
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import make_experiment
 
-from disagg.cluster.hardware.perf import kv_bytes, prefill_time
+from disagg.cluster.hardware.perf import kv_bytes
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.experiments.run import run_experiment
 
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import make_experiment
 
 from disagg.cluster.faults import FaultAction, fault_schedule
-from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.experiments.run import run_experiment
 
 

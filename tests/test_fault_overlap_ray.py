@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_fault_overlap import overlapping_stragglers
 
-from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.experiments.run import run_experiment
 
 pytestmark = pytest.mark.ray

@@ -15,7 +15,7 @@ from disagg.actors.engines.faults import FaultPlayer
 from disagg.cluster.config import experiment_from_dict
 from disagg.cluster.errors import ConfigError
 from disagg.cluster.faults import FaultAction, fault_schedule
-from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.messages import LinkScaled, SpeedChanged
 from disagg.experiments.run import RunResult, run_experiment
 from disagg.experiments.view.console import summary_table

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import make_experiment
 
-from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.experiments.run import run_experiment
 
 pytestmark = pytest.mark.ray

@@ -8,7 +8,8 @@ from conftest import experiment_dict
 
 from disagg.cluster.config import experiment_from_dict
 from disagg.cluster.hardware.catalog import get_hardware, get_model
-from disagg.cluster.hardware.perf import decode_step_time, prefill_time
+from disagg.cluster.hardware.perf import decode_step_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.paged_kv import PagedKv, paged_kv
 from disagg.experiments.run import run_experiment
 

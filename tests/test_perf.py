@@ -13,9 +13,9 @@ from disagg.cluster.hardware.perf import (
     fit_check,
     kv_bytes,
     peak_flops,
-    prefill_time,
     weights_read_bytes,
 )
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.hardware.specs import ModelSpec
 
 

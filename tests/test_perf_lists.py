@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 
 from disagg.cluster.hardware.catalog import get_hardware, get_model
-from disagg.cluster.hardware.perf import (
-    _kv_bytes,
-    _kv_bytes_of,
-    _prefill_time,
-    prefill_flops,
-)
+from disagg.cluster.hardware.perf import _kv_bytes, _kv_bytes_of
+from disagg.cluster.hardware.prefill import _prefill_time, prefill_flops, prefill_time
 from disagg.cluster.hardware.pairwise import pairwise_sum
 
 
@@ -37,6 +33,23 @@ def test_list_batches_match_array_batches(model: str, hw: str) -> None:
             assert prefill_flops(prompts, m, c) == prefill_flops(np.asarray(prompts), m, arrays)
             assert _prefill_time(prompts, m, h, 4, c) == _prefill_time(np.asarray(prompts), m, h,
                                                                        4, arrays)
+
+
+@pytest.mark.parametrize("model, hw", [("llama-3.1-70b", "trainium2"), ("gpt-oss-120b", "h100"),
+                                       ("llama-3.1-70b", "cs3"), ("qwen3-32b", "trainium2")])
+@pytest.mark.parametrize("chips", [1, 3, 4, 16])
+def test_unit_terms_path_matches_array_batches(model: str, hw: str, chips: int) -> None:
+    # prefill_time answers lists with the unit type's terms precomputed (_list_time): the same
+    # StepTime, bit for bit, as the numpy model of the same batch
+    m, h = get_model(model), get_hardware(hw)
+    rng = random.Random(chips)
+    for _ in range(100):
+        prompts = [rng.randint(1, 131_072) for _ in range(rng.choice([1, 2, 5, 9, 40]))]
+        cached = [rng.randint(0, p) for p in prompts]
+        for c in (None, cached):
+            arrays = None if c is None else np.asarray(c)
+            assert prefill_time(prompts, m, h, chips, c) == _prefill_time(
+                np.asarray(prompts), m, h, chips, arrays)
 
 
 def test_list_batch_rejects_cached_beyond_prompt() -> None:

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from disagg.cluster.hardware.catalog import get_hardware, get_model
-from disagg.cluster.hardware.perf import kv_bytes, prefill_time
+from disagg.cluster.hardware.perf import kv_bytes
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.policies import DECODE_ADMISSION, PREFILL_BATCHING, ROUTERS
 from disagg.policies.base import (
     Batch,

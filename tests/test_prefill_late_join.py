@@ -10,7 +10,7 @@ from disagg.actors.components.prefill import PrefillUnit
 from disagg.actors.components.store import LocalStore
 from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
 from disagg.cluster.hardware.catalog import get_hardware, get_model
-from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.messages import KvReady, PrefillAssigned
 from disagg.cluster.records import PrefillRecord
 from disagg.policies.batching import FcfsBatching

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from disagg.cluster.config import experiment_from_dict
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.prefix_cache import (
     HeldBlocks,
     PrefixCache,

@@ -13,7 +13,7 @@ from conftest import experiment_dict, make_experiment, make_request
 
 from disagg.actors.engines.virtual import run_virtual
 from disagg.cluster.config import Experiment, experiment_from_dict
-from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.messages import Request, RequestEnded
 from disagg.cluster.records import (
     DERIVED,

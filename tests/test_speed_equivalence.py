@@ -15,7 +15,7 @@ from disagg.actors.engines.virtual import VirtualClock
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
 from disagg.cluster import sketch
 from disagg.cluster.config import load_experiment
-from disagg.cluster.hardware import perf
+from disagg.cluster.hardware import prefill as perf_prefill
 from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, bin_of
 from disagg.cluster.wake import Wake
 from disagg.experiments.run import execute
@@ -101,9 +101,9 @@ def test_prefill_time_cache_answers_as_the_model() -> None:
     exp = load_experiment("experiments/quickstart.toml", {})
     hw, model, chips = exp.prefill.hardware, exp.model, exp.prefill.chips_per_unit
     for batch, cached in (([1000], None), ([3000, 20, 700], [0, 0, 512]), ([1000], None)):
-        expected = perf._prefill_time(np.array(batch), model, hw, chips,
+        expected = perf_prefill._prefill_time(np.array(batch), model, hw, chips,
                                       None if cached is None else np.array(cached))
-        assert perf.prefill_time(batch, model, hw, chips, cached) == expected
+        assert perf_prefill.prefill_time(batch, model, hw, chips, cached) == expected
 
 
 class _AwaitedStore:

@@ -8,7 +8,7 @@ when ``kv_cache_manager.allocate_slots`` fails, ``preempted_req = self.running.p
 blocks freed, ``num_computed_tokens = 0`` and ``self.waiting.prepend_request(preempted_req)``):
 the latest-admitted running request is preempted first and goes back to the front of the
 waiting queue. Recompute (the default): when it resumes, the unit first re-prefills its context
-(prompt + tokens generated so far) on its own hardware — ``perf.prefill_time`` of those contexts,
+(prompt + tokens generated so far) on its own hardware — ``prefill.prefill_time`` of those contexts,
 a stall of the next step for the whole batch (a decode unit runs no chunked prefill); the token
 that prefill would yield is not credited (the next step makes it). Swap: its KV goes to host
 memory and back over the host link, ``kv bytes / swap_bytes_per_s`` each way, each a stall of the
@@ -24,7 +24,8 @@ from disagg.actors.components.decode_late import Running
 from disagg.actors.components.draft import RequestDraft
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.spec_steps import SpecStepper
-from disagg.cluster.hardware.perf import kv_bytes, prefill_time
+from disagg.cluster.hardware.perf import kv_bytes
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import Request
 from disagg.cluster.paged_kv import PagedKv

@@ -30,7 +30,7 @@ from disagg.actors.components.store import ObjectStore
 from disagg.actors.components.token_feed import TokenFeed
 from disagg.actors.components.unit_log import UnitLog
 from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component
-from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.messages import (
     LoadReport, PrefillAssigned, Request, RequestCancelled, SpeedChanged,

@@ -136,64 +136,68 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
         self._running = True
         asyncio._set_running_loop(self)  # the hook every event loop sets (asyncio.events.__all__)
         try:
-            while True:
-                self._step()
-                if self._stopping:
-                    break
+            self._run_steps()
         finally:
             self._stopping = False
             self._running = False
             asyncio._set_running_loop(None)
 
-    def _step(self) -> None:
-        """One step: jump the clock if nothing is ready, move due timers to the ready queue, run
-        the callbacks that are ready now (those they schedule wait for the next step)."""
-        if self._on_stop is not None and self._stop_flag is not None and self._stop_flag.requested:
-            on_stop, self._on_stop = self._on_stop, None
-            on_stop()
-        self.steps += 1
-        if self._tick is not None and not self.steps % _TICK_CHECK_STEPS:
-            if time.monotonic() >= self._next_tick_wall:
-                self._next_tick_wall = time.monotonic() + self._tick_every_s
-                self._tick()
-        ready, timers = self._ready, self._timers
-        if not ready:
-            while timers and timers[0][1]._cancelled:
-                heappop(timers)[1].scheduled = False  # not counted down: as before
-            if timers:
-                if timers[0][0] > self.now_s:
-                    self.now_s = timers[0][0]
-            elif not self._stopping:
-                raise RuntimeError("virtual engine deadlock: every task waits and no timer is set")
-        if timers:
-            if timers[0][1]._cancelled or (  # the first test is implied by the other two
-                    self.timers_cancelled > _MIN_CANCELLED_TO_COMPACT
-                    and len(timers) > _MIN_SCHEDULED_TO_COMPACT
-                    and self.timers_cancelled / len(timers) > _MIN_CANCELLED_FRACTION):
-                self._drop_cancelled(timers)  # else it would do nothing
-                timers = self._timers
-            end_s = self.now_s + _CLOCK_RESOLUTION_S
-            while timers and timers[0][0] < end_s:
-                timer = heappop(timers)[1]
-                timer.scheduled = False
-                ready.append(timer)
-        # the callbacks ready now, in order (inlined: this runs ~15 times per request)
+    def _run_steps(self) -> None:
+        """Steps until stopped. Each step: jump the clock if nothing is ready, move due timers
+        to the ready queue, run the callbacks that are ready now (those they schedule wait for
+        the next step). One loop with its names bound once, not a method call per step: a run
+        takes ~14 steps per request."""
+        ready = self._ready
         popleft = ready.popleft
-        for _ in range(len(ready)):
-            call = popleft()
-            if call._cancelled:
-                continue
-            try:
-                if call.context is None:
-                    call.callback(*call.args)
-                else:
-                    call.context.run(call.callback, *call.args)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:  # noqa: BLE001 - reported as asyncio's loop does
-                self.call_exception_handler({
-                    "message": f"Exception in callback {call.callback!r}", "exception": exc,
-                })
+        while True:
+            if self._on_stop is not None and self._stop_flag is not None \
+                    and self._stop_flag.requested:
+                on_stop, self._on_stop = self._on_stop, None
+                on_stop()
+            self.steps += 1
+            if self._tick is not None and not self.steps % _TICK_CHECK_STEPS:
+                if time.monotonic() >= self._next_tick_wall:
+                    self._next_tick_wall = time.monotonic() + self._tick_every_s
+                    self._tick()
+            timers = self._timers  # (re-read: compacting replaces the list)
+            if not ready:
+                while timers and timers[0][1]._cancelled:
+                    heappop(timers)[1].scheduled = False  # not counted down: as before
+                if timers:
+                    if timers[0][0] > self.now_s:
+                        self.now_s = timers[0][0]
+                elif not self._stopping:
+                    raise RuntimeError(
+                        "virtual engine deadlock: every task waits and no timer is set")
+            if timers:
+                if timers[0][1]._cancelled or (  # the first test is implied by the other two
+                        self.timers_cancelled > _MIN_CANCELLED_TO_COMPACT
+                        and len(timers) > _MIN_SCHEDULED_TO_COMPACT
+                        and self.timers_cancelled / len(timers) > _MIN_CANCELLED_FRACTION):
+                    self._drop_cancelled(timers)  # else it would do nothing
+                    timers = self._timers
+                end_s = self.now_s + _CLOCK_RESOLUTION_S
+                while timers and timers[0][0] < end_s:
+                    timer = heappop(timers)[1]
+                    timer.scheduled = False
+                    ready.append(timer)
+            for _ in range(len(ready)):  # the callbacks ready now, in order
+                call = popleft()
+                if call._cancelled:
+                    continue
+                try:
+                    if call.context is None:
+                        call.callback(*call.args)
+                    else:
+                        call.context.run(call.callback, *call.args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - reported as asyncio's loop does
+                    self.call_exception_handler({
+                        "message": f"Exception in callback {call.callback!r}", "exception": exc,
+                    })
+            if self._stopping:
+                return
 
     def _drop_cancelled(self, timers: list[tuple[float, Timer]]) -> None:
         """Remove cancelled timers: all of them when they are many, else those at the top."""

@@ -24,13 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from disagg.cluster.hardware.catalog import get_hardware, get_model
-from disagg.cluster.hardware.perf import (
-    decode_step_time,
-    decode_step_times,
-    fit_check,
-    kv_bytes,
-    prefill_time,
-)
+from disagg.cluster.hardware.perf import decode_step_time, decode_step_times, fit_check, kv_bytes
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.hardware.reference import Figure, SpecCase, figures
 from disagg.cluster.hardware.specs import HardwareProfile, ModelSpec
 from disagg.cluster.hardware.speculative import (

@@ -19,7 +19,7 @@ all-reduce time of their activations:
           the chunk tokens activate (MoE)
 
 So a decode-only iteration takes exactly a disaggregated decode unit's step on the same hardware,
-a prefill-only iteration of a whole prompt takes exactly ``perf.prefill_time`` of that prompt, and
+a prefill-only iteration of a whole prompt takes exactly ``prefill.prefill_time`` of that prompt, and
 prefill chunks slow the
 decodes that share their iteration by the compute they add — the prefill-decode interference that
 disaggregation removes. Sliding-window layers are ignored in the chunk terms (an upper bound for

@@ -4,7 +4,7 @@ it to the best other prefill unit.
 Definition (per request that got a first token). Each prefill unit's recorded schedule is the set
 of its batches ``[prefill_start_s, first_token_s]`` from requests.parquet. The *hindsight first
 token* of request r on another unit v is ``t + d``, where d is r's prefill time run alone
-(``cluster.perf.prefill_time``) and t is the earliest time >= r's ready time (arrival plus the two
+(``cluster.hardware.prefill.prefill_time``) and t is the earliest time >= r's ready time (arrival plus the two
 modeled control-message hops, loadgen -> router -> unit) at which v is idle for d, every request
 of v keeping its recorded schedule. That alternative is feasible: it delays nobody else. The
 router regret of r compares it with what happened:
@@ -32,7 +32,7 @@ import numpy as np
 
 from disagg.cluster.component import TIME_EPS_S
 from disagg.cluster.config import Experiment
-from disagg.cluster.hardware.perf import prefill_time
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.topology import unit_names
 
 _EPS_S = TIME_EPS_S

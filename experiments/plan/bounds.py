@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from disagg.cluster.config import Experiment
-from disagg.cluster.hardware.perf import decode_step_times, fit_check, kv_bytes, prefill_time
+from disagg.cluster.hardware.perf import decode_step_times, fit_check, kv_bytes
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.workload.agentic import context_limit, plan_tasks
 from disagg.cluster.workload.kinds import AgenticWorkload, ClosedLoopWorkload
 from disagg.cluster.workload.plan import SloTargets, plan_requests

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from disagg.cluster.hardware.perf import prefill_flops
+from disagg.cluster.hardware.prefill import prefill_flops
 from disagg.cluster.hardware.specs import ModelSpec
 from disagg.cluster.sketch import QuantileSketch
 from disagg.cluster.slo import SloConfig

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from disagg.cluster.hardware.perf import decode_step_times, prefill_time
+from disagg.cluster.hardware.perf import decode_step_times
+from disagg.cluster.hardware.prefill import prefill_time
 from disagg.cluster.hardware.specs import ModelSpec
 from disagg.cluster.sketch import QuantileSketch
 from disagg.cluster.slo import ReferenceUnit, SloConfig, Target
