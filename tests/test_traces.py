@@ -187,6 +187,12 @@ def test_jsonl_plain_and_spelled_out_values_read_alike(tmp_path: Path) -> None:
         ('{"timestamp": 6, "input_length": 5, "output_length": 2}', "line 4: timestamp is 0.003 s"),
         ('{"timestamp": 9, "input_length": 5, "output_length": 2, "hash_ids": [1, -1]}',
          "line 4: key 'hash_ids'"),
+        ('{"timestamp": 9, "input_length": 5, "output_length": 2, "hash_ids": [1, true]}',
+         "line 4: key 'hash_ids'"),
+        ('{"timestamp": 9, "input_length": 5, "output_length": 2, "hash_ids": [2.0]}',
+         "line 4: key 'hash_ids'"),
+        ('{"timestamp": 9, "input_length": 5, "output_length": 2, "hash_ids": [9223372036854775808]}',
+         "line 4: key 'hash_ids'"),
         ('{"timestamp": 9, "input_length": true, "output_length": 2}',
          "line 4: column 'input_length': value True is not an integer"),
     ]:
@@ -194,6 +200,20 @@ def test_jsonl_plain_and_spelled_out_values_read_alike(tmp_path: Path) -> None:
         bad_path.write_text("\n".join([*lines, bad]) + "\n")
         with pytest.raises(ConfigError, match=problem):
             read_trace(bad_path, FORMATS["mooncake"], jsonl=True)
+
+
+def test_jsonl_dropped_rows_take_their_hash_ids_with_them(tmp_path: Path) -> None:
+    """A row with zero output tokens is dropped with its block ids: the ids stay aligned with
+    the rows kept; rows at the same instant keep their file order."""
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps(o) for o in [
+        {"timestamp": 3, "input_length": 5, "output_length": 2, "hash_ids": [7]},
+        {"timestamp": 3, "input_length": 6, "output_length": 0, "hash_ids": [8, 9]},
+        {"timestamp": 3, "input_length": 4, "output_length": 1, "hash_ids": [10, 11]},
+        {"timestamp": 5, "input_length": 9, "output_length": 3}]) + "\n")
+    trace = read_trace(path, FORMATS["mooncake"], jsonl=True)
+    assert trace.prompt_tokens.tolist() == [5, 4, 9] and trace.dropped_rows == 1
+    assert trace.prefix_hashes == ((7,), (10, 11), ())
 
 
 @pytest.mark.parametrize("line", [
