@@ -17,6 +17,7 @@ def test_no_collection_inside_and_as_before_after() -> None:
     with pytest.raises(RuntimeError), no_collection():
         raise RuntimeError("a load that fails")
     assert gc.isenabled()
+    gc.unfreeze()  # what each no_collection froze on leaving (see the next test)
     gc.disable()
     try:
         with no_collection():
@@ -24,6 +25,21 @@ def test_no_collection_inside_and_as_before_after() -> None:
         assert not gc.isenabled()  # it was off: left off
     finally:
         gc.enable()
+        gc.unfreeze()
+
+
+def test_no_collection_freezes_what_exists_on_leaving() -> None:
+    made = [[]]  # a container: tracked by the collector
+    assert any(o is made for o in gc.get_objects())
+    try:
+        with no_collection():
+            made_inside = [[]]
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        assert not any(o is made or o is made_inside for o in gc.get_objects())  # in no generation
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0 and any(o is made_inside for o in gc.get_objects())
 
 
 def test_run_gc_freezes_and_sets_the_young_threshold_then_restores() -> None:

@@ -16,8 +16,9 @@ from conftest import experiment_dict, make_experiment
 
 from disagg.cluster.config import load_experiment
 from disagg.cluster.errors import ConfigError
-from disagg.cluster.workload.plan import SloTargets, plan_requests
-from disagg.cluster.workload.traces import FORMATS, read_trace
+from disagg.cluster.messages import Request
+from disagg.cluster.workload.plan import RequestPlan, SloTargets, plan_requests
+from disagg.cluster.workload.traces import FORMATS, Trace, read_trace
 from disagg.experiments.cli.main import main
 from disagg.experiments.run import run_experiment
 
@@ -187,6 +188,12 @@ def test_jsonl_plain_and_spelled_out_values_read_alike(tmp_path: Path) -> None:
         ('{"timestamp": 6, "input_length": 5, "output_length": 2}', "line 4: timestamp is 0.003 s"),
         ('{"timestamp": 9, "input_length": 5, "output_length": 2, "hash_ids": [1, -1]}',
          "line 4: key 'hash_ids'"),
+        ('{"timestamp": 9, "input_length": 5, "output_length": 2, "hash_ids": [1, true]}',
+         "line 4: key 'hash_ids'"),
+        ('{"timestamp": 9, "input_length": 5, "output_length": 2, "hash_ids": [2.0]}',
+         "line 4: key 'hash_ids'"),
+        ('{"timestamp": 9, "input_length": 5, "output_length": 2, "hash_ids": [9223372036854775808]}',
+         "line 4: key 'hash_ids'"),
         ('{"timestamp": 9, "input_length": true, "output_length": 2}',
          "line 4: column 'input_length': value True is not an integer"),
     ]:
@@ -194,6 +201,20 @@ def test_jsonl_plain_and_spelled_out_values_read_alike(tmp_path: Path) -> None:
         bad_path.write_text("\n".join([*lines, bad]) + "\n")
         with pytest.raises(ConfigError, match=problem):
             read_trace(bad_path, FORMATS["mooncake"], jsonl=True)
+
+
+def test_jsonl_dropped_rows_take_their_hash_ids_with_them(tmp_path: Path) -> None:
+    """A row with zero output tokens is dropped with its block ids: the ids stay aligned with
+    the rows kept; rows at the same instant keep their file order."""
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps(o) for o in [
+        {"timestamp": 3, "input_length": 5, "output_length": 2, "hash_ids": [7]},
+        {"timestamp": 3, "input_length": 6, "output_length": 0, "hash_ids": [8, 9]},
+        {"timestamp": 3, "input_length": 4, "output_length": 1, "hash_ids": [10, 11]},
+        {"timestamp": 5, "input_length": 9, "output_length": 3}]) + "\n")
+    trace = read_trace(path, FORMATS["mooncake"], jsonl=True)
+    assert trace.prompt_tokens.tolist() == [5, 4, 9] and trace.dropped_rows == 1
+    assert trace.prefix_hashes == ((7,), (10, 11), ())
 
 
 @pytest.mark.parametrize("line", [
@@ -230,3 +251,25 @@ def test_window_with_no_requests_and_missing_file_exit_2(tmp_path: Path, capsys)
     assert main(["validate", str(tmp_path / "b.toml")]) == 2
     err = capsys.readouterr().err
     assert "workload.path" in err and "no such trace file" in err
+
+
+def test_request_plan_iterates_as_it_indexes_across_blocks() -> None:
+    """A replay plan longer than one iteration block gives, request by request, the ids,
+    arrival times, lengths, class targets and block ids of its arrays and trace rows, as plain
+    Python numbers; iterating and indexing agree."""
+    n = 9_000  # three blocks of _ITER_BLOCK
+    hashes = tuple((k, k + 1) for k in range(n + 5))
+    trace = Trace("t", np.arange(n + 5, dtype=np.int64), np.ones(n + 5, dtype=np.int64),
+                  np.ones(n + 5, dtype=np.int64), prefix_hashes=hashes)
+    rows = np.arange(n, dtype=np.int64) + 5  # plan request k is trace row k + 5
+    plan = RequestPlan(np.arange(n) * 0.5, np.arange(n) + 100, np.arange(n) % 7 + 1,
+                       np.arange(n) % 2, [("a", 1.0, 0.1), ("b", 2.0, 0.2)], (trace, rows))
+    got = list(plan)
+    assert got == [Request(k, k * 0.5, k + 100, k % 7 + 1, "ab"[k % 2], (1.0, 2.0)[k % 2],
+                           (0.1, 0.2)[k % 2], (k + 5, k + 6)) for k in range(n)]
+    assert all(type(r.arrival_s) is float and type(r.prompt_tokens) is int
+               and type(r.output_tokens) is int for r in got)
+    assert got[4_097] == plan[4_097] and got[-1] == plan[-1]
+    bare = RequestPlan(np.array([1.5]), np.array([3]), np.array([4]), np.zeros(1),
+                       [("c", 1.0, 0.1)])
+    assert list(bare) == [Request(0, 1.5, 3, 4, "c", 1.0, 0.1, ())]

@@ -5,8 +5,9 @@ per-user state machine of a closed loop (pure; the load generator drives it).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import overload
 
 import numpy as np
@@ -32,6 +33,10 @@ class SloTargets:
 
     ttft_s: float
     tpot_s: float
+
+
+_ITER_BLOCK = 4096
+"""Requests whose array fields a plan's iteration reads into Python lists at once."""
 
 
 class RequestPlan(Sequence[Request]):
@@ -71,7 +76,22 @@ class RequestPlan(Sequence[Request]):
                        name, ttft_s, tpot_s, hashes)
 
     def __iter__(self) -> Iterator[Request]:
-        return (self[k] for k in range(len(self)))
+        for lo in range(0, len(self), _ITER_BLOCK):
+            yield from self._block(lo, min(lo + _ITER_BLOCK, len(self)))
+
+    def _block(self, lo: int, hi: int) -> Iterator[Request]:
+        """Requests ``lo`` .. ``hi - 1`` as ``self[k]`` makes them, their fields read from the
+        arrays as Python lists at once (the same values; a numpy scalar read and conversion per
+        field per request cost ~2 us a request: ~25 ms CPU over the Mooncake trace)."""
+        hashes: Iterable[tuple[int, ...]] = repeat((), hi - lo)
+        if self.prefixes is not None:
+            trace, rows = self.prefixes
+            hashes = map(trace.hashes_of, rows[lo:hi].tolist())
+        for k, t, p, o, w, h in zip(range(lo, hi), self.times_s[lo:hi].tolist(),
+                                    self.prompts[lo:hi].tolist(), self.outputs[lo:hi].tolist(),
+                                    self.which[lo:hi].tolist(), hashes, strict=True):
+            name, ttft_s, tpot_s = self.classes[w]
+            yield Request(k, t, p, o, name, ttft_s, tpot_s, h)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and len(self) == len(other) and all(

@@ -174,8 +174,9 @@ def _read_csv(path: str, cols: TraceColumns) -> list[tuple[int, int, int]]:
 
 def _hash_ids(path: str, line: int, value: Any, key: str) -> tuple[int, ...]:
     """A JSON list of non-negative integer block ids, or a ConfigError naming the line."""
-    # plain ints only (JSON's bools are not), checked in C-speed passes: type, then range
-    if not (type(value) is list and all(type(v) is int for v in value) and (
+    # plain ints only (JSON's bools are not), checked in C-speed passes: type (the count of
+    # exact ints among the types: no Python-level step per id), then range
+    if not (type(value) is list and list(map(type, value)).count(int) == len(value) and (
             not value or (min(value) >= 0 and max(value) <= INT64_MAX))):
         raise _bad(path, line, f"key {key!r}: value {str(value)[:60]} is not a list of "
                                "non-negative 64-bit integer block ids")
@@ -278,10 +279,7 @@ def _cached(path: str, _size: int, _mtime_ns: int, cols: TraceColumns, jsonl: bo
     keep = (arr[:, 1] > 0) & (arr[:, 2] > 0)
     if not keep.any():
         raise _bad(path, 2, "every request has zero prompt or output tokens")
-    arr = arr[keep]
-    order = np.argsort(arr[:, 0], kind="stable")
-    arr = arr[order]
+    arr = arr[keep]  # already in time order: a row before its predecessor is refused above
     kept = [h for h, k in zip(hashes, keep, strict=True) if k] if hashes else []
     return Trace(path, arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(),
-                 dropped_rows=int((~keep).sum()),
-                 prefix_hashes=tuple(kept[i] for i in order) if kept else ())
+                 dropped_rows=int((~keep).sum()), prefix_hashes=tuple(kept))
