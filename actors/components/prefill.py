@@ -120,7 +120,13 @@ class PrefillUnit(KvHandover, BatchReforms, Component):
                 self.reporter.flush()
             if await self.hold_until(t, self.wake):
                 continue  # a request came during the hold: form the batch again
-            eligible = tuple(self.queue[:bisect.bisect_right(self.queue, t, key=queued_at)])
+            # in queued order: eligible up to the first queued after t (all of a saturated
+            # unit's queue: then no search and no slice copied)
+            queue = self.queue
+            if queue and queue[-1].queued_s <= t:
+                eligible = tuple(queue)
+            else:
+                eligible = tuple(queue[:bisect.bisect_right(queue, t, key=queued_at)])
             decision = self.policy.form_batch(eligible, t)
             if not isinstance(decision, Batch):
                 if decision.time_s <= t:
