@@ -18,6 +18,7 @@ INF = float("inf")
 _EPS_BYTES = 1e-6
 _IDLE = (0.0, 0)  # (bytes/s, flows) of a link that carries nothing
 _TIME_RESOLUTION = 1e-12  # relative: seconds of slack per second of clock when checking ends
+_RATES_KEPT = 4096  # flow mixes whose max-min rates a network remembers (then it starts again)
 
 
 def max_min_rates(
@@ -83,7 +84,10 @@ class FluidNetwork:
     """Flows in progress on a set of links; advance time, add flows, find the next completion.
 
     The next completion is computed once per change of the flows (add, finish, backdate, a
-    link's capacity) and kept until the next one: between changes it cannot move."""
+    link's capacity) and kept until the next one: between changes it cannot move. The max-min
+    rates of each mix of routes (the flows' links, in the order the flows started) are
+    computed once per capacity setting: they depend on nothing else, and a run sees few mixes
+    (the Mooncake trace: ~200 in ~15,000 rebalances)."""
 
     def __init__(self, capacity: Mapping[Any, float], per_flow_cap: float = INF) -> None:
         self.capacity = dict(capacity)
@@ -92,6 +96,7 @@ class FluidNetwork:
         self._flows: dict[int, _Flow] = {}
         self._next: tuple[float, int] | None = None  # the next completion, when not _stale
         self._stale = False
+        self._rates: dict[tuple[tuple[Link, ...], ...], tuple[float, ...]] = {}  # by mix
 
     def __len__(self) -> int:
         return len(self._flows)
@@ -153,6 +158,7 @@ class FluidNetwork:
             raise KeyError(f"unknown link {link!r}")
         self.advance(t)
         self.capacity[link] = bytes_per_s
+        self._rates.clear()  # worked out for the old capacity
         self._rebalance()
 
     def finish(self, flow_id: int, t: float) -> None:
@@ -194,7 +200,12 @@ class FluidNetwork:
         flows = self._flows
         if not flows:
             return
-        rates = max_min_rates({fid: f.links for fid, f in flows.items()}, self.capacity,
-                              self.per_flow_cap)
-        for fid, flow in flows.items():
-            flow.rate = rates[fid]
+        mix = tuple(f.links for f in flows.values())
+        rates = self._rates.get(mix)
+        if rates is None:  # max_min_rates depends on the flows' order, not on their ids
+            by_index = max_min_rates(dict(enumerate(mix)), self.capacity, self.per_flow_cap)
+            if len(self._rates) >= _RATES_KEPT:
+                self._rates.clear()
+            rates = self._rates[mix] = tuple(by_index[i] for i in range(len(mix)))
+        for flow, rate in zip(flows.values(), rates, strict=True):
+            flow.rate = rate

@@ -107,6 +107,26 @@ def test_next_completion_follows_a_capacity_change_and_a_backdate() -> None:
     assert (t, fid) == (pytest.approx(2.3), 2)
 
 
+def test_a_mix_of_routes_seen_again_gets_its_rates_again_until_a_capacity_changes() -> None:
+    # x (10 B/s) shared by two flows, f2 also on y (2 B/s): f2 gets 2, f1 the other 8 (max-min)
+    net = FluidNetwork({"x": 10.0, "y": 2.0})
+    net.add(1, ("x",), 8.0, 0.0)
+    net.add(2, ("x", "y"), 2.0, 0.0)
+    assert net.link_loads() == {"x": (10.0, 2), "y": (2.0, 1)}
+    assert _drain(net) == {1: 1.0, 2: 1.0}
+    # the same routes in the same order under other ids: the same rates
+    net.add(7, ("x",), 8.0, 2.0)
+    net.add(9, ("x", "y"), 1e6, 2.0)
+    assert (net._flows[7].rate, net._flows[9].rate) == (8.0, 2.0)
+    # in the other order (f9 first): x still leaves 8 to the flow that only crosses x
+    net.finish(7, 3.0)
+    net.add(8, ("x",), 1e6, 3.0)
+    assert (net._flows[9].rate, net._flows[8].rate) == (2.0, 8.0)
+    # x drops to 5 B/s: this mix's rates are worked out again (2 and 3), not remembered
+    net.set_capacity("x", 5.0, 4.0)
+    assert (net._flows[9].rate, net._flows[8].rate) == (2.0, 3.0)
+
+
 def test_link_loads_sum_the_rates_and_count_the_flows_on_each_busy_link() -> None:
     # f1 on x (cap 10) alone after f2 takes y's 2 B/s: x carries 8 + 2, y carries 2
     net = FluidNetwork({"x": 10.0, "y": 2.0, "z": 7.0})

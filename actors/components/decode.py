@@ -219,27 +219,29 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
 
     async def _iterate(self) -> None:
         edges = self._boundaries()
-        bounds = edges[1:]
         if self.token_feed is not None:
-            self.token_feed.schedule(self.peers, self.name, list(self.running), bounds, self.t)
-        idx = len(bounds) - 1  # boundary index at which the next visible event happens
+            self.token_feed.schedule(self.peers, self.name, list(self.running), edges[1:], self.t)
+        # index in edges of the boundary at which the next visible event happens (= the steps to
+        # it); the first boundary at or after x >= t is edges[max(1, edges.searchsorted(x))]
+        # (edges[0] is t, no boundary precedes it): no view of the boundaries made per plan
+        idx = len(edges) - 1
         # bound once: this loop runs once per wait of the unit (~26k a run)
         wake, speed, gate, wait_until = self.wake, self.speed, self.gate, self.clock.wait_until
         while True:
             if self._unseen:  # a request becoming ready joins at the first boundary at or after it
                 first = max(min(self._unseen), self.t)
-                idx = min(idx, int(bounds.searchsorted(first)))  # (side "left")
+                idx = min(idx, max(1, int(edges.searchsorted(first))))
             cut = [self.cancels[rid][1] for rid in self.running if rid in self.cancels] \
                 if self.cancels else None
             if cut:  # a cancelled request leaves at the first boundary at or after its cancel
-                idx = min(idx, int(bounds.searchsorted(max(min(cut), self.t))))
+                idx = min(idx, max(1, int(edges.searchsorted(max(min(cut), self.t)))))
             change = speed.next_change_after(self.t) if speed.times else None
             if change is not None:  # a new speed applies from the first boundary at or after it
-                idx = min(idx, int(bounds.searchsorted(change)))
+                idx = min(idx, max(1, int(edges.searchsorted(change))))
             wake.clear()
-            if not await wait_until(gate.release_s(float(bounds[idx])), wake):
+            if not await wait_until(gate.release_s(float(edges[idx])), wake):
                 break
-        self._advance(idx + 1, edges)
+        self._advance(idx, edges)
 
     def _advance(self, steps: int, edges: np.ndarray) -> None:
         """Commit ``steps`` iterations of the running batch planned from ``edges[0]`` (the

@@ -7,7 +7,8 @@ whose blocks do not fit, and when not even the next step fits the unit preempts
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import repeat
 from operator import attrgetter
 
 import numpy as np
@@ -66,7 +67,7 @@ class BatchSteps:
         if self._spec_plan is not None:
             self._spec_plan = SpecPlan(self._spec_plan.gained[:fit], self._spec_plan.step_s[:fit])
             steps_s = steps_s[:fit].copy()  # the plan keeps its own step times
-        else:
+        elif fit < len(steps_s):  # (all fit in most runs: no view to make)
             steps_s = steps_s[:fit]  # planned here, owned here
         stall = self._stall_s  # recompute or swap of resumed requests: taken by this run
         if stall:
@@ -111,11 +112,18 @@ class BatchSteps:
         finished, how many got their first decode token now, and the tokens generated."""
         finished = []
         joined = 0
-        gained = self._gained(steps)
-        records, paged = self.records, self.paged
+        records, paged, kv_used = self.records, self.paged, self.kv_used_bytes
         if paged is not None:
             block_tokens, block_bytes = paged.block_tokens, paged.block_bytes
-        for (rid, r), n in zip(self.running.items(), gained, strict=True):
+        if self.spec is None:  # plain decoding: ``steps`` tokens each (no list of them built)
+            gains: Iterable[tuple[tuple[int, Running], int]] = zip(self.running.items(),
+                                                                    repeat(steps))
+            tokens = steps * len(self.running)
+        else:
+            gained = self._gained(steps)
+            gains = zip(self.running.items(), gained, strict=True)
+            tokens = sum(gained)
+        for (rid, r), n in gains:
             rec = records[rid]
             if rec.first_decode_token_s is None:
                 rec.first_decode_token_s = first_s
@@ -124,11 +132,11 @@ class BatchSteps:
             r.context += n
             if paged is not None:  # _grow and PagedKv.bytes_for, inlined: per request per run
                 new = -(-r.context // block_tokens) * block_bytes
-                self.kv_used_bytes += new - r.kv_bytes
+                kv_used += new - r.kv_bytes  # the same additions in the same order
                 r.kv_bytes = new
             if r.left <= 0:
                 finished.append(rid)
-        tokens = sum(gained)
+        self.kv_used_bytes = kv_used
         self._left -= tokens
         self._context += tokens
         return finished, joined, tokens

@@ -97,8 +97,13 @@ class PrefillUnit(KvHandover, BatchReforms, Component):
             self._cancel(msg.request, self.cancels[msg.request.request_id], queued_s, ())
             return
         # in queued order, after equal times (as a stable sort would): O(log n) comparisons,
-        # so a queue of a million closed-loop users does not cost a sort per assignment
-        bisect.insort_right(self.queue, QueuedPrefill(msg.request, queued_s), key=queued_at)
+        # so a queue of a million closed-loop users does not cost a sort per assignment; none
+        # for the usual newest request (it goes last)
+        queued = QueuedPrefill(msg.request, queued_s)
+        if not self.queue or self.queue[-1].queued_s <= queued_s:
+            self.queue.append(queued)
+        else:
+            bisect.insort_right(self.queue, queued, key=queued_at)
         self.queued_tokens += msg.request.prompt_tokens
         revisable = self._reform is not None and not self._reform.done()
         if self._start is not None and self.gate.may_reform(queued_s, self.batch_start_s,
@@ -120,7 +125,13 @@ class PrefillUnit(KvHandover, BatchReforms, Component):
                 self.reporter.flush()
             if await self.hold_until(t, self.wake):
                 continue  # a request came during the hold: form the batch again
-            eligible = tuple(self.queue[:bisect.bisect_right(self.queue, t, key=queued_at)])
+            # in queued order: eligible up to the first queued after t (all of a saturated
+            # unit's queue: then no search and no slice copied)
+            queue = self.queue
+            if queue and queue[-1].queued_s <= t:
+                eligible = tuple(queue)
+            else:
+                eligible = tuple(queue[:bisect.bisect_right(queue, t, key=queued_at)])
             decision = self.policy.form_batch(eligible, t)
             if not isinstance(decision, Batch):
                 if decision.time_s <= t:
