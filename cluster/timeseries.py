@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from math import ceil
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +66,12 @@ class _Bins:
         self.base = 1  # the first bin held
         self.end = 1  # one past the last bin touched
         self.late = 0  # events that landed in bins already handed out
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # unpickled (a unit's log sent from its actor): Ray hands numpy arrays out as read-only
+        # views of its buffers, and the bins are written in place
+        self.__dict__.update(state)
+        self.data = np.array(self.data)
 
     def _cover(self, n: int) -> None:
         """Hold rows up to bin ``n``."""

@@ -6,7 +6,10 @@ Python."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
+import pytest
 
 from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, bin_of
 
@@ -91,3 +94,35 @@ def test_sums_folded_in_batches_equal_adding_each_piece_in_turn() -> None:
     want += [sums.get(k, 0.0) for k in range(base, n + 1)]
     assert late > 0 and held.late == late and held.total == total
     assert got == want
+
+
+def _read_only_copy(obj: object) -> object:
+    """``obj`` pickled with its arrays out of band and loaded from read-only buffers, as Ray
+    hands an actor's numpy arrays to another process."""
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    return pickle.loads(data, buffers=[memoryview(bytes(b.raw())) for b in buffers])
+
+
+def test_histories_sent_between_processes_still_fold() -> None:
+    # a unit's log crosses from its actor to the results with its bins in read-only buffers
+    # (the ray engine); folding what comes after writes its own copy of the bins
+    steps, sums = SteppedValues(STEP_S, 1), BinnedIntegral(STEP_S)
+    steps.change(0.2, 1.0)
+    sums.interval(0.1, 0.7, 2.0)
+    steps.pop_before(2)
+    sums.pop_before(2)  # folded: the bins are arrays now
+    steps.change(1.2, 5.0)
+    sums.interval(0.9, 1.3, 1.0)
+    sent_steps, sent_sums = _read_only_copy(steps), _read_only_copy(sums)
+    assert isinstance(sent_steps, SteppedValues) and isinstance(sent_sums, BinnedIntegral)
+    for series in (steps, sent_steps):
+        series.change(1.4, 7.0)
+    for integral in (sums, sent_sums):
+        integral.point(1.4, 0.5)
+    # bins 2 and 3, (0.5, 1] and (1, 1.5]: the value carried from bin 1, then the latest change;
+    # the interval's parts and the point
+    assert [list(v) for v in sent_steps.sampled(3)] == [list(v) for v in steps.sampled(3)] \
+        == [[1.0, 7.0]]
+    assert list(sent_sums.per_bin(3)) == list(sums.per_bin(3))
+    assert list(sums.per_bin(3)) == pytest.approx([2.0 * 0.2 + 0.1, 0.3 + 0.5])
