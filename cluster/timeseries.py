@@ -116,7 +116,33 @@ class _Bins:
         return out
 
 
-class SteppedValues:
+class _History:
+    """What both histories say of their bins (pending events folded first)."""
+
+    _bins: _Bins
+
+    def _fold(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def base(self) -> int:
+        """The first bin held."""
+        return self._bins.base
+
+    @property
+    def end(self) -> int:
+        """One past the last bin touched."""
+        self._fold()
+        return self._bins.end
+
+    @property
+    def late(self) -> int:
+        """Events that landed in bins already handed out."""
+        self._fold()
+        return self._bins.late
+
+
+class SteppedValues(_History):
     """Several step functions changing together (e.g. queue depth, batch size, KV bytes):
     per bin, the latest change (by time, then order of arrival)."""
 
@@ -160,23 +186,6 @@ class SteppedValues:
         self._bins.data[rows[won], 0] = t[won]
         self._bins.data[rows[won], 1:] = values[won]
 
-    @property
-    def base(self) -> int:
-        """The first bin held."""
-        return self._bins.base
-
-    @property
-    def end(self) -> int:
-        """One past the last bin touched."""
-        self._fold()
-        return self._bins.end
-
-    @property
-    def late(self) -> int:
-        """Changes that landed in bins already handed out."""
-        self._fold()
-        return self._bins.late
-
     def _sample(self, rows: np.ndarray) -> list[np.ndarray]:
         out = []
         for j in range(self.width):
@@ -198,7 +207,7 @@ class SteppedValues:
         return out
 
 
-class BinnedIntegral:
+class BinnedIntegral(_History):
     """The integral per bin of a quantity that is ``rate`` over intervals (emu s x rate), and
     amounts at points in time."""
 
@@ -210,23 +219,6 @@ class BinnedIntegral:
         # not yet folded: (start, end, rate) per interval, (t, t, amount) per point (an interval
         # is never empty)
         self._events: list[float] = []
-
-    @property
-    def base(self) -> int:
-        """The first bin held."""
-        return self._bins.base
-
-    @property
-    def end(self) -> int:
-        """One past the last bin touched."""
-        self._fold()
-        return self._bins.end
-
-    @property
-    def late(self) -> int:
-        """Additions that landed in bins already handed out."""
-        self._fold()
-        return self._bins.late
 
     def interval(self, start_s: float, end_s: float, rate: float = 1.0) -> None:
         """Add ``rate`` over [start_s, end_s]."""
