@@ -41,14 +41,9 @@ def leading_overlap(hashes: Sequence[int], held: Container[int]) -> int:
     n = 0
     if type(held) is HeldBlocks:
         base, added, removed, assigned = held.base, held.added, held.removed, held.assigned
-        if assigned:  # a router's view with requests assigned since the report
+        if removed or assigned:  # (assigned: a router's view with requests assigned since)
             for h in hashes:
                 if not ((h in base and h not in removed) or h in added or h in assigned):
-                    break
-                n += 1
-        elif removed:
-            for h in hashes:
-                if not ((h in base and h not in removed) or h in added):
                     break
                 n += 1
         else:

@@ -253,7 +253,7 @@ class BinnedIntegral(_History):
         point = start == end
         if (k0 == k1).all():  # the usual case: each event within one bin
             k = k0
-            value = np.where(point, rate, rate * (end - start)) if point.any() else rate * (end - start)
+            value = np.where(point, rate, rate * (end - start))
         else:
             pieces = k1 - k0 + 1
             ev = np.repeat(np.arange(len(k0)), pieces)
