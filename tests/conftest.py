@@ -43,6 +43,15 @@ def experiment_dict(**overrides: Any) -> dict[str, Any]:
     return raw
 
 
+def own_lines(err: str) -> list[str]:
+    """``err``'s lines less the log lines Ray forwards to the driver from its raylets and
+    workers (coloured, or prefixed ``(raylet)`` / ``(Name pid=...)``): those come from the
+    machine (a nearly full disk, a slow worker start) and are not the emulator's to assert on."""
+    return [line for line in err.splitlines()
+            if not ("\x1b[" in line or line.startswith("(raylet)")
+                    or (line.startswith("(") and " pid=" in line.split(")")[0]))]
+
+
 def make_experiment(**overrides: Any) -> Experiment:
     """A small validated experiment; ``workload__rate_per_s=8`` style overrides."""
     return experiment_from_dict(experiment_dict(**overrides))

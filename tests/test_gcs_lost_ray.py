@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_experiment
+from conftest import make_experiment, own_lines
 
 from disagg.actors.engines import supervisor
 from disagg.experiments.cli.main import _run_exit
@@ -38,9 +38,8 @@ def test_a_lost_gcs_ends_the_run_with_results_and_one_line(ray_cluster, tmp_path
     assert gone_at and time.time() - gone_at[0] < 15.0  # not the 60 s of arrivals
     assert result.summary["component_lost"] == "gcs"
     assert _run_exit(result) == 1
-    err = capsys.readouterr().err
-    assert err == (f"disagg: error: the Ray cluster's control store (GCS) is gone; results so "
-                   f"far in {out}\n")
+    assert own_lines(capsys.readouterr().err) == [
+        f"disagg: error: the Ray cluster's control store (GCS) is gone; results so far in {out}"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no hidden temporary folder
     rows = pq.read_table(out / "requests.parquet").to_pylist()
     assert len(rows) == result.summary["submitted"] > 0
