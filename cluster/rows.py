@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from disagg.cluster.component import TIME_EPS_S
@@ -26,7 +26,7 @@ class DuplicateRecord(RuntimeError):
     """Two records of one owner for the same request attempt: a bug in a component."""
 
 
-def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
+def fold(records: Sequence[Record], end: EndRecord | None) -> dict[str, Any]:
     """One row from a request's records. Precedence: of each unit or router record type the one
     with the highest attempt stands (a second one for the same attempt raises); the arrival is
     the load generator's; ``end`` is the collector's first end."""
@@ -55,7 +55,7 @@ _Getter = Callable[[Any], tuple[Any, ...]]
 _Shape = tuple[tuple[str, ...], tuple[str, ...], tuple[_Getter, ...]]
 
 
-def _picked(records: list[Record]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[_Getter, ...],
+def _picked(records: Sequence[Record]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[_Getter, ...],
                                             list[Any]]:
     """The row's shape (:func:`_shape`) and records when a record type repeats: the last
     arrival, and of each other type the record of the highest attempt."""
@@ -78,14 +78,14 @@ def _picked(records: list[Record]) -> tuple[tuple[str, ...], tuple[str, ...], tu
 
 @functools.lru_cache(maxsize=512)
 def _plan(kinds: tuple[type, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[_Getter, ...],
-                                            Callable[[list[Any]], Any]] | None:
+                                            Callable[[Sequence[Any]], Any]] | None:
     """For records of types ``kinds`` (in that order), each type at most once: the row's shape
     (:func:`_shape`) and a picker of the records in the shape's order (the arrival first).
     None when a type repeats."""
     if len(set(kinds)) < len(kinds):
         return None
     order = sorted(range(len(kinds)), key=lambda i: kinds[i] is not Request)
-    pick: Callable[[list[Any]], Any] = lambda recs: ()  # noqa: E731
+    pick: Callable[[Sequence[Any]], Any] = lambda recs: ()  # noqa: E731
     if order:
         single = operator.itemgetter(*order)
         pick = single if len(order) > 1 else (lambda recs: (single(recs),))
@@ -131,7 +131,7 @@ def derive(row: dict[str, Any]) -> None:
                           and row["tpot_s"] <= row["tpot_slo_s"] + TIME_EPS_S)
 
 
-def transfer_rows(records: list[Record]) -> list[dict[str, Any]]:
+def transfer_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
     """transfers.parquet rows of one request: each transfer joined with the decode record of the
     same attempt (real bytes and real arrival)."""
     # (record types are final: compared with ``is``, cheaper than isinstance for every record)
