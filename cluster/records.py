@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from disagg.cluster.frozen import frozen
@@ -37,11 +37,11 @@ class UnitId:
 
     kind: str
     index: int
+    name: str = field(init=False, repr=False, compare=False)
+    """The unit's component name, ``<kind>-<index>`` (set once: every request's row reads it)."""
 
-    @property
-    def name(self) -> str:
-        """The unit's component name, ``<kind>-<index>``."""
-        return f"{self.kind}-{self.index}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", f"{self.kind}-{self.index}")
 
 
 @frozen

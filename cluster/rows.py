@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from disagg.cluster.component import TIME_EPS_S
@@ -18,7 +18,6 @@ from disagg.cluster.records import (
     EndRecord,
     Record,
     TransferRecord,
-    UnitId,
     record_fields,
 )
 
@@ -27,39 +26,37 @@ class DuplicateRecord(RuntimeError):
     """Two records of one owner for the same request attempt: a bug in a component."""
 
 
-def fold(records: list[Record], end: EndRecord | None) -> dict[str, Any]:
+def fold(records: Sequence[Record], end: EndRecord | None) -> dict[str, Any]:
     """One row from a request's records. Precedence: of each unit or router record type the one
     with the highest attempt stands (a second one for the same attempt raises); the arrival is
     the load generator's; ``end`` is the collector's first end."""
     # chosen for speed (the virtual engine folds every request of a trace): the row's values
-    # gathered as one tuple and the dict built in one call, the records picked by a plan cached
-    # per sequence of record types: ~20 % cheaper than updating the row record by record
+    # gathered as one tuple (a unit written as its name by its getter) and the dict built in one
+    # call, the records picked by a plan cached per sequence of record types: ~20 % cheaper than
+    # updating the row record by record
     plan = _plan(tuple(map(type, records)))
     if plan is None:  # a record type repeats (a redone request): pick by attempt
-        keys, getters, units, picked = _picked(records, end is not None)
+        keys, keys_end, getters, picked = _picked(records)
     else:
-        keys, getters, units, pick = plan
-        keys = keys + _END_FIELDS if end is not None else keys
+        keys, keys_end, getters, pick = plan
         picked = pick(records)
     values: tuple[Any, ...] = ()
     for get, rec in zip(getters, picked):
         values += get(rec)
     if end is not None:
         values += _END_GET(end)
+        keys = keys_end
     row = dict(zip(keys, values))
-    for name in units:
-        if isinstance(row[name], UnitId):
-            row[name] = row[name].name
     derive(row)
     return row
 
 
 _Getter = Callable[[Any], tuple[Any, ...]]
-_Shape = tuple[tuple[str, ...], tuple[_Getter, ...], tuple[str, ...]]
+_Shape = tuple[tuple[str, ...], tuple[str, ...], tuple[_Getter, ...]]
 
 
-def _picked(records: list[Record], end: bool) -> tuple[tuple[str, ...], tuple[_Getter, ...],
-                                                        tuple[str, ...], list[Any]]:
+def _picked(records: Sequence[Record]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[_Getter, ...],
+                                            list[Any]]:
     """The row's shape (:func:`_shape`) and records when a record type repeats: the last
     arrival, and of each other type the record of the highest attempt."""
     arrival: list[Any] = []
@@ -76,20 +73,19 @@ def _picked(records: list[Record], end: bool) -> tuple[tuple[str, ...], tuple[_G
             raise DuplicateRecord(f"request {rec.request_id}: two {kind.__name__} for attempt "
                                   f"{rec.attempt}")
     kinds = (Request,) * len(arrival) + tuple(best)
-    keys, getters, units = _shape(kinds)
-    return (keys + _END_FIELDS if end else keys), getters, units, [*arrival, *best.values()]
+    return (*_shape(kinds), [*arrival, *best.values()])
 
 
 @functools.lru_cache(maxsize=512)
-def _plan(kinds: tuple[type, ...]) -> tuple[tuple[str, ...], tuple[_Getter, ...], tuple[str, ...],
-                                            Callable[[list[Any]], Any]] | None:
+def _plan(kinds: tuple[type, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[_Getter, ...],
+                                            Callable[[Sequence[Any]], Any]] | None:
     """For records of types ``kinds`` (in that order), each type at most once: the row's shape
     (:func:`_shape`) and a picker of the records in the shape's order (the arrival first).
     None when a type repeats."""
     if len(set(kinds)) < len(kinds):
         return None
     order = sorted(range(len(kinds)), key=lambda i: kinds[i] is not Request)
-    pick: Callable[[list[Any]], Any] = lambda recs: ()  # noqa: E731
+    pick: Callable[[Sequence[Any]], Any] = lambda recs: ()  # noqa: E731
     if order:
         single = operator.itemgetter(*order)
         pick = single if len(order) > 1 else (lambda recs: (single(recs),))
@@ -98,22 +94,21 @@ def _plan(kinds: tuple[type, ...]) -> tuple[tuple[str, ...], tuple[_Getter, ...]
 
 @functools.cache
 def _shape(kinds: tuple[type, ...]) -> _Shape:
-    """The row fields set by one record of each of ``kinds`` (in that order), the getters of
-    the records' values, and the fields that may hold a :class:`UnitId` (written as its name)."""
+    """The row fields set by one record of each of ``kinds`` (in that order), the same followed
+    by the end's fields, and the getters of the records' values."""
     keys = tuple(f for k in kinds for f in record_fields(k))
-    units = tuple(f.name for k in kinds if k is not Request for f in dataclasses.fields(k)
-                  if "UnitId" in str(f.type) and f.name in record_fields(k))
-    return keys, tuple(_getter(k) for k in kinds), units
+    return keys, keys + record_fields(EndRecord), tuple(_getter(k) for k in kinds)
 
 
 def _getter(kind: type) -> _Getter:
-    """A getter of a record type's row fields' values as a tuple (one C call)."""
-    get = operator.attrgetter(*record_fields(kind))
+    """A getter of a record type's row fields' values as a tuple (one C call); a field that
+    holds a :class:`UnitId` is got as the unit's name."""
+    units = {f.name for f in dataclasses.fields(kind) if "UnitId" in str(f.type)}
+    get = operator.attrgetter(*(f"{f}.name" if f in units else f for f in record_fields(kind)))
     return get if len(record_fields(kind)) > 1 else (lambda rec: (get(rec),))
 
 
 _END_GET = _getter(EndRecord)
-_END_FIELDS = record_fields(EndRecord)
 
 
 def derive(row: dict[str, Any]) -> None:
@@ -136,21 +131,24 @@ def derive(row: dict[str, Any]) -> None:
                           and row["tpot_s"] <= row["tpot_slo_s"] + TIME_EPS_S)
 
 
-def transfer_rows(records: list[Record]) -> list[dict[str, Any]]:
+def transfer_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
     """transfers.parquet rows of one request: each transfer joined with the decode record of the
     same attempt (real bytes and real arrival)."""
-    decode = {r.attempt: r for r in records if isinstance(r, DecodeRecord)}
+    # (record types are final: compared with ``is``, cheaper than isinstance for every record)
+    transfers = [t for t in records if type(t) is TransferRecord]
+    if not transfers:
+        return []
+    decode = {r.attempt: r for r in records if type(r) is DecodeRecord}
     out = []
-    for t in records:
-        if isinstance(t, TransferRecord):
-            d = decode.get(t.attempt)
-            out.append({
-                "request_id": t.request_id, "src_unit": t.src_unit, "dst_unit": t.dst_unit,
-                "src_host": t.src_host, "dst_host": t.dst_host, "modeled_bytes": t.modeled_bytes,
-                "start_s": t.transfer_start_s, "modeled_end_s": t.transfer_end_s,
-                "real_bytes": None if d is None else d.real_bytes,
-                "real_end_s": None if d is None else d.real_end_s, "attempt": t.attempt,
-            })
+    for t in transfers:
+        d = decode.get(t.attempt)
+        out.append({
+            "request_id": t.request_id, "src_unit": t.src_unit, "dst_unit": t.dst_unit,
+            "src_host": t.src_host, "dst_host": t.dst_host, "modeled_bytes": t.modeled_bytes,
+            "start_s": t.transfer_start_s, "modeled_end_s": t.transfer_end_s,
+            "real_bytes": None if d is None else d.real_bytes,
+            "real_end_s": None if d is None else d.real_end_s, "attempt": t.attempt,
+        })
     return out
 
 

@@ -42,6 +42,25 @@ def test_sketch_is_exact_while_small_and_within_alpha_beyond() -> None:
     assert len(v) < 5000  # buckets, not values
 
 
+def test_bucketed_sketch_keeps_each_buckets_smallest_and_largest_value() -> None:
+    # runs of decode iterations (first weight 1, then 3 each) over a few repeated values, past
+    # the exact limit: a bucket of equal values must come back exactly with its summed weight,
+    # and a bucket of two close values (0.2 and 0.2 (1 + 1e-4), one bucket at ALPHA = 0.5 %)
+    # as a representative between them
+    s = QuantileSketch()
+    cycle = np.array([0.0, 0.01, 0.2, 0.2 * (1 + 1e-4), 0.5])
+    runs = 2 * EXACT_LIMIT // len(cycle) // 10
+    for _ in range(runs):
+        s.add_run(np.tile(cycle, 10), 1.0, 3.0)
+    assert not s.exact
+    values, weights = s.values()
+    # by hand: each run holds 10 of each value; the run's first value (0.0) weighs 1, the rest 3
+    assert values[[0, 1, 3]].tolist() == [0.0, 0.01, 0.5]
+    assert weights.tolist() == [runs * (1 + 9 * 3), runs * 30, runs * 60, runs * 30]
+    assert 0.2 <= values[2] <= 0.2 * (1 + 1e-4)
+    assert s.totals()[0] == runs * 50
+
+
 def test_popped_bins_equal_the_whole_history() -> None:
     step = 0.5
     events = [(0.2, 1.0), (0.7, 3.0), (0.7, 4.0), (2.6, 2.0), (3.0, 5.0)]

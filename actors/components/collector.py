@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,7 +151,7 @@ class Collector(Component):
         if rid in self.redone:
             self._redone_rows[rid] = (list(msg.records), end)
         else:
-            self._finish(list(msg.records), end)
+            self._finish(msg.records, end)
         if msg.status != "completed":
             self.live.forget(rid)
         if self.forward_ended_to is not None:
@@ -159,7 +160,7 @@ class Collector(Component):
                 RequestEnded(rid, msg.status, msg.reason, msg.sent_s, decode))
         self._check_done()
 
-    def _finish(self, records: list[Any], end: EndRecord | None) -> None:
+    def _finish(self, records: Sequence[Any], end: EndRecord | None) -> None:
         row = fold(records, end)
         self._itl_gap(row)
         self._order[row["request_id"]] = (row, transfer_rows(records))
