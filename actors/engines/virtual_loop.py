@@ -189,9 +189,9 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
                     timer.scheduled = False
                     ready.append(timer)
             for _ in range(len(ready)):  # the callbacks ready now, in order
-                call = popleft()
+                call: Any = popleft()  # (Any: mypy does not narrow on __class__)
                 try:
-                    if isinstance(call, tuple):  # a message (deliver_soon)
+                    if call.__class__ is tuple:  # a message (deliver_soon); not isinstance: cheaper
                         call[0](call[1], call[2])
                     elif call._cancelled:
                         continue
