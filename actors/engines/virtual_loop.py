@@ -59,7 +59,7 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
         self._tick: Callable[[], None] | None = None
         self._tick_every_s = 0.0
         self._next_tick_wall = 0.0
-        self._stop_flag: StopFlag | None = None
+        self._stop_flag = StopFlag()  # none requested until set_stop gives the run's
         self._on_stop: Callable[[], Any] | None = None
         self.steps = 0  # loop steps run (for profiles and benchmarks)
 
@@ -157,12 +157,11 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
         ready = self._ready
         popleft = ready.popleft
         while True:
-            if self._on_stop is not None and self._stop_flag is not None \
-                    and self._stop_flag.requested:
+            if self._stop_flag.requested and self._on_stop is not None:
                 on_stop, self._on_stop = self._on_stop, None
                 on_stop()
-            self.steps += 1
-            if self._tick is not None and not self.steps % _TICK_CHECK_STEPS:
+            self.steps = steps = self.steps + 1
+            if not steps % _TICK_CHECK_STEPS and self._tick is not None:
                 if time.monotonic() >= self._next_tick_wall:
                     self._next_tick_wall = time.monotonic() + self._tick_every_s
                     self._tick()
