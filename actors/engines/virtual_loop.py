@@ -37,6 +37,7 @@ _CLOCK_RESOLUTION_S = time.get_clock_info("monotonic").resolution  # as asyncio'
 _MIN_SCHEDULED_TO_COMPACT = 100  # asyncio.base_events._MIN_SCHEDULED_TIMER_HANDLES
 _MIN_CANCELLED_FRACTION = 0.5  # asyncio.base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
 _MIN_CANCELLED_TO_COMPACT = _MIN_SCHEDULED_TO_COMPACT * _MIN_CANCELLED_FRACTION  # (precomputed)
+_new_handle = object.__new__
 _TICK_CHECK_STEPS = 64  # steps between looks at the wall clock for the tick
 
 
@@ -72,20 +73,31 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
     def call_soon(self, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                   context: contextvars.Context | None = None) -> Call:
         """Run ``callback(*args)`` in a later step, after the callbacks already ready."""
-        call = Call(callback, args, context)
+        call = _new_handle(Call)  # (the handle's slots set here: no __init__ frame)
+        call.callback = callback
+        call.args = args
+        call.context = context
+        call._cancelled = False
         self._ready.append(call)
         return call
 
     def deliver_soon(self, callback: Callable[[Any, Any], Any], target: Any, message: Any) -> None:
         """Run ``callback(target, message)`` in a later step, in FIFO order with :meth:`call_soon`'s
         callbacks, in the loop's context; no handle (it cannot be cancelled). The message path
-        (~9 a request): a tuple in the ready queue costs no :class:`Call` and no method call."""
+        (~9 a request): a tuple in the ready queue, not a :class:`Call` made per message."""
         self._ready.append((callback, target, message))
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                 context: contextvars.Context | None = None) -> Timer:
         """Run ``callback(*args)`` at emu time ``when`` (seconds)."""
-        timer = Timer(when, callback, args, context, self)
+        timer = _new_handle(Timer)  # (as call_soon's)
+        timer.callback = callback
+        timer.args = args
+        timer.context = context
+        timer._cancelled = False
+        timer.when_s = when
+        timer.loop = self
+        timer.scheduled = True
         heappush(self._timers, (when, timer))
         return timer
 
