@@ -11,10 +11,12 @@ heap compared by due time only (ties come out in heap order); every timer due wi
 resolution of now joins one step; cancelled timers leave the heap when they reach its top, or all
 at once when more than half of a heap of over 100 is cancelled.
 
-Two shortcuts asyncio's loop does not take (neither changes the order of callbacks): a callback
+Shortcuts asyncio's loop does not take (none changes the order of callbacks): a callback
 scheduled without a context (messages, timers) runs in the loop's own context instead of a copy
 made per callback — nothing in the engine sets context variables, and Tasks and Futures pass
-their own; and the wall clock is read for the tick only every ``_TICK_CHECK_STEPS`` steps.
+their own; a message (:meth:`VirtualTimeLoop.deliver_soon`) waits in the ready queue as a plain
+tuple, with no handle; and the wall clock is read for the tick only every ``_TICK_CHECK_STEPS``
+steps.
 """
 
 from __future__ import annotations
