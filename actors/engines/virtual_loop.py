@@ -215,9 +215,9 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as exc:  # noqa: BLE001 - reported as asyncio's loop does
+                    callback = call[0] if call.__class__ is tuple else call.callback
                     self.call_exception_handler({
-                        "message": f"Exception in callback {_callback_of(call)!r}",
-                        "exception": exc,
+                        "message": f"Exception in callback {callback!r}", "exception": exc,
                     })
             if self._stopping:
                 return
@@ -295,8 +295,3 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
             self.default_exception_handler(context)
         else:
             self._exception_handler(self, context)
-
-
-def _callback_of(entry: Call | tuple[Callable[[Any, Any], Any], Any, Any]) -> Any:
-    """The callback of a ready-queue entry (for error messages)."""
-    return entry[0] if isinstance(entry, tuple) else entry.callback
