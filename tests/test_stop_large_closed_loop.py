@@ -32,13 +32,17 @@ class StopAfterSteps(StopFlag):
         self.polls, self.steps, self.loop = 0, steps, loop
         self.at_step = -1  # the loop's step count when the stop was requested
 
-    @property
+    @property  # (StopFlag's is a plain attribute: this counts the loop's reads of it)
     def requested(self) -> bool:  # type: ignore[override]
         self.polls += 1
         if self.polls >= self.steps and self.at_step < 0:
             self.at_step = self.loop.steps
             self.request("interrupted")
-        return super().requested
+        return self._requested
+
+    @requested.setter
+    def requested(self, value: bool) -> None:
+        self._requested = value
 
 
 @pytest.mark.parametrize("users", [2_000, 20_000])

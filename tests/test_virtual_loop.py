@@ -47,6 +47,26 @@ def test_ready_callbacks_run_fifo_and_new_ones_wait_for_the_next_step() -> None:
     assert loop.time() == 0.0
 
 
+def test_messages_queue_fifo_with_callbacks() -> None:
+    order: list[str] = []
+
+    def deliver(target: list[str], message: str) -> None:
+        target.append(message)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualTimeLoop)
+        loop.call_soon(order.append, "a")
+        loop.deliver_soon(deliver, order, "b")
+        loop.call_soon(lambda: (order.append("c"), loop.deliver_soon(deliver, order, "e")))
+        loop.deliver_soon(deliver, order, "d")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    run(main())
+    assert order == ["a", "b", "c", "d", "e"]
+
+
 def test_equal_time_timers_come_out_in_heap_order_like_asyncio() -> None:
     class ByWhen:  # asyncio's TimerHandle compares by due time only
         def __init__(self, when: float, name: str) -> None:
@@ -158,11 +178,12 @@ def test_errors_in_callbacks_reach_the_exception_handler() -> None:
 
     async def main() -> None:
         asyncio.get_running_loop().call_soon(lambda: 1 / 0)
+        loop.deliver_soon(lambda target, message: target[message], {}, "absent")
         await asyncio.sleep(1.0)
 
     loop.run_until_complete(main())
     loop.close()
-    assert len(seen) == 1 and isinstance(seen[0], ZeroDivisionError)
+    assert [type(e) for e in seen] == [ZeroDivisionError, KeyError]
     again = main()
     with pytest.raises(RuntimeError, match="closed"):
         loop.run_until_complete(again)

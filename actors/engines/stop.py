@@ -11,19 +11,16 @@ class StopFlag:
     thread."""
 
     def __init__(self) -> None:
-        self._requested = False
+        self.requested = False
+        """True once a stop was requested (set by :meth:`request`; an attribute, not a property:
+        a property is a Python call per read)."""
         self.reason = ""
 
     def request(self, reason: str) -> None:
         """Ask the run to stop (the first reason given stands)."""
-        if not self._requested:
+        if not self.requested:
             self.reason = reason
-            self._requested = True
-
-    @property
-    def requested(self) -> bool:
-        """True once a stop was requested."""
-        return self._requested
+            self.requested = True
 
 
 class StoppedBeforeStart(KeyboardInterrupt):

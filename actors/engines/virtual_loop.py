@@ -11,10 +11,12 @@ heap compared by due time only (ties come out in heap order); every timer due wi
 resolution of now joins one step; cancelled timers leave the heap when they reach its top, or all
 at once when more than half of a heap of over 100 is cancelled.
 
-Two shortcuts asyncio's loop does not take (neither changes the order of callbacks): a callback
+Shortcuts asyncio's loop does not take (none changes the order of callbacks): a callback
 scheduled without a context (messages, timers) runs in the loop's own context instead of a copy
 made per callback — nothing in the engine sets context variables, and Tasks and Futures pass
-their own; and the wall clock is read for the tick only every ``_TICK_CHECK_STEPS`` steps.
+their own; a message (:meth:`VirtualTimeLoop.deliver_soon`) waits in the ready queue as a plain
+tuple, with no handle; and the wall clock is read for the tick only every ``_TICK_CHECK_STEPS``
+steps.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ _CLOCK_RESOLUTION_S = time.get_clock_info("monotonic").resolution  # as asyncio'
 _MIN_SCHEDULED_TO_COMPACT = 100  # asyncio.base_events._MIN_SCHEDULED_TIMER_HANDLES
 _MIN_CANCELLED_FRACTION = 0.5  # asyncio.base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
 _MIN_CANCELLED_TO_COMPACT = _MIN_SCHEDULED_TO_COMPACT * _MIN_CANCELLED_FRACTION  # (precomputed)
+_new_handle = object.__new__
 _TICK_CHECK_STEPS = 64  # steps between looks at the wall clock for the tick
 
 
@@ -48,7 +51,8 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
 
     def __init__(self) -> None:
         self.now_s = 0.0  # emu time (s): read as is by VirtualClock, written by the loop only
-        self._ready: deque[Call] = deque()
+        # a ready entry is a Call (or Timer), or a message's (callback, target, message) tuple
+        self._ready: deque[Call | tuple[Callable[[Any, Any], Any], Any, Any]] = deque()
         self._timers: list[tuple[float, Timer]] = []
         self.timers_cancelled = 0  # cancelled timers still in the heap, as asyncio counts them
         self._running = False
@@ -58,7 +62,7 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
         self._tick: Callable[[], None] | None = None
         self._tick_every_s = 0.0
         self._next_tick_wall = 0.0
-        self._stop_flag: StopFlag | None = None
+        self._stop_flag = StopFlag()  # none requested until set_stop gives the run's
         self._on_stop: Callable[[], Any] | None = None
         self.steps = 0  # loop steps run (for profiles and benchmarks)
 
@@ -71,14 +75,31 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
     def call_soon(self, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                   context: contextvars.Context | None = None) -> Call:
         """Run ``callback(*args)`` in a later step, after the callbacks already ready."""
-        call = Call(callback, args, context)
+        call = _new_handle(Call)  # (the handle's slots set here: no __init__ frame)
+        call.callback = callback
+        call.args = args
+        call.context = context
+        call._cancelled = False
         self._ready.append(call)
         return call
+
+    def deliver_soon(self, callback: Callable[[Any, Any], Any], target: Any, message: Any) -> None:
+        """Run ``callback(target, message)`` in a later step, in FIFO order with :meth:`call_soon`'s
+        callbacks, in the loop's context; no handle (it cannot be cancelled). The message path
+        (~9 a request): a tuple in the ready queue, not a :class:`Call` made per message."""
+        self._ready.append((callback, target, message))
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                 context: contextvars.Context | None = None) -> Timer:
         """Run ``callback(*args)`` at emu time ``when`` (seconds)."""
-        timer = Timer(when, callback, args, context, self)
+        timer = _new_handle(Timer)  # (as call_soon's)
+        timer.callback = callback
+        timer.args = args
+        timer.context = context
+        timer._cancelled = False
+        timer.when_s = when
+        timer.loop = self
+        timer.scheduled = True
         heappush(self._timers, (when, timer))
         return timer
 
@@ -150,12 +171,11 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
         ready = self._ready
         popleft = ready.popleft
         while True:
-            if self._on_stop is not None and self._stop_flag is not None \
-                    and self._stop_flag.requested:
+            if self._stop_flag.requested and self._on_stop is not None:
                 on_stop, self._on_stop = self._on_stop, None
                 on_stop()
-            self.steps += 1
-            if self._tick is not None and not self.steps % _TICK_CHECK_STEPS:
+            self.steps = steps = self.steps + 1
+            if not steps % _TICK_CHECK_STEPS and self._tick is not None:
                 if time.monotonic() >= self._next_tick_wall:
                     self._next_tick_wall = time.monotonic() + self._tick_every_s
                     self._tick()
@@ -182,19 +202,22 @@ class VirtualTimeLoop(asyncio.AbstractEventLoop):
                     timer.scheduled = False
                     ready.append(timer)
             for _ in range(len(ready)):  # the callbacks ready now, in order
-                call = popleft()
-                if call._cancelled:
-                    continue
+                call: Any = popleft()  # (Any: mypy does not narrow on __class__)
                 try:
-                    if call.context is None:
+                    if call.__class__ is tuple:  # a message (deliver_soon); not isinstance: cheaper
+                        call[0](call[1], call[2])
+                    elif call._cancelled:
+                        continue
+                    elif call.context is None:
                         call.callback(*call.args)
                     else:
                         call.context.run(call.callback, *call.args)
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as exc:  # noqa: BLE001 - reported as asyncio's loop does
+                    callback = call[0] if call.__class__ is tuple else call.callback
                     self.call_exception_handler({
-                        "message": f"Exception in callback {call.callback!r}", "exception": exc,
+                        "message": f"Exception in callback {callback!r}", "exception": exc,
                     })
             if self._stopping:
                 return

@@ -4,7 +4,6 @@ components' state reports into the collector."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -46,7 +45,7 @@ class LocalPeer:
     goes to ``on_error`` as a :class:`ComponentFailed` naming the component (without one it
     propagates to the loop)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, target: Component, delay_s: float,
+    def __init__(self, loop: VirtualTimeLoop, target: Component, delay_s: float,
                  on_error: Callable[[ComponentFailed], None] | None = None) -> None:
         self.loop = loop
         self.target = target
@@ -59,7 +58,7 @@ class LocalPeer:
         if not self.alive:
             return
         if self.delay_s <= 0:
-            self.loop.call_soon(self._deliver_now, self.target, message)
+            self.loop.deliver_soon(self._deliver_now, self.target, message)
             return
         self._fifo.append(message)
         self.loop.call_later(self.delay_s, self._deliver_next)
