@@ -16,7 +16,7 @@ and the last byte cannot leave before the prefill ends.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from disagg.fabric.flows import FluidNetwork
 from disagg.fabric.topology import Route, Topology, route_of
 
 INF = float("inf")
+_IDLE = (0.0, 0)  # (bytes/s, flows) of a link that carries nothing
 
 
 @dataclass(slots=True)
@@ -86,8 +87,9 @@ class Fabric(Component):
         self._starts: list[tuple[float, int]] = []  # (chunk may leave at, transfer seq)
         self._deliveries: list[tuple[float, int, str, KvDelivered]] = []
         self._link_changes: list[tuple[float, int, LinkScaled]] = []  # injected link faults
-        # (bytes/s, flows) last logged per link, for the links whose last entry is not zero
-        self._last_loads: dict[Any, tuple[float, int]] = {}
+        # (bytes/s, flows) last logged per link, for the links whose last entry is not zero: the
+        # network's link loads as they were at the last log
+        self._last_loads: Mapping[Any, tuple[float, int]] = {}
         self._link_order = {link: i for i, link in enumerate(topology.capacity)}
         self._transfers: dict[int, _Transfer] = {}
         self._routes: dict[tuple[str, str], Route] = {}  # made once per unit pair
@@ -232,7 +234,12 @@ class Fabric(Component):
         link's series is its own, so without one the order does not matter); only links that
         carry something now or did at their last entry can have changed. A changed link's new
         rate (bytes/s) and flow count go into its bins from emu time ``t``."""
+        # the network hands out one mapping per mix of routes and rates: the same one again
+        # (a transfer ended and one on the same route started) means no link changed
         loads, last = self.net.link_loads(), self._last_loads
+        if loads is last:
+            return
+        self._last_loads = loads
         changed = [link for link in last if link not in loads]
         for link, load in loads.items():
             if last.get(link) != load:
@@ -241,13 +248,7 @@ class Fabric(Component):
         if link_log is not None:
             changed.sort(key=self._link_order.__getitem__)
         for link in changed:
-            now = loads.get(link)
-            if now is None:  # it carries nothing any more
-                del last[link]
-                rate, flows = 0.0, 0
-            else:
-                last[link] = now
-                rate, flows = now
+            rate, flows = loads.get(link, _IDLE)  # (0.0, 0): it carries nothing any more
             # the link's change folded in here, not in a method: ~47k link changes a run
             series = series_of[link]
             if link_log is not None:
