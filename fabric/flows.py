@@ -85,9 +85,9 @@ class FluidNetwork:
 
     The next completion is computed once per change of the flows (add, finish, backdate, a
     link's capacity) and kept until the next one: between changes it cannot move. The max-min
-    rates of each mix of routes (the flows' links, in the order the flows started) are
-    computed once per capacity setting: they depend on nothing else, and a run sees few mixes
-    (the Mooncake trace: ~200 in ~15,000 rebalances)."""
+    rates of each mix of routes (the flows' links, in the order the flows started), and the
+    link loads they make, are computed once per capacity setting: they depend on nothing else,
+    and a run sees few mixes (the Mooncake trace: ~200 in ~15,000 rebalances)."""
 
     def __init__(self, capacity: Mapping[Any, float], per_flow_cap: float = INF) -> None:
         self.capacity = dict(capacity)
