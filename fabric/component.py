@@ -15,8 +15,9 @@ and the last byte cannot leave before the prefill ends.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from disagg.fabric.flows import FluidNetwork
 from disagg.fabric.topology import Route, Topology, route_of
 
 INF = float("inf")
+_IDLE = (0.0, 0)  # (bytes/s, flows) of a link that carries nothing
 
 
 @dataclass(slots=True)
@@ -84,10 +86,10 @@ class Fabric(Component):
         cap = INF if config.per_flow_cap_gbps is None else config.per_flow_cap_gbps * 1e9 / 8
         self.net = FluidNetwork(topology.capacity, cap)
         self._starts: list[tuple[float, int]] = []  # (chunk may leave at, transfer seq)
-        self._deliveries: list[tuple[float, int, str, KvDelivered]] = []
         self._link_changes: list[tuple[float, int, LinkScaled]] = []  # injected link faults
-        # (bytes/s, flows) last logged per link, for the links whose last entry is not zero
-        self._last_loads: dict[Any, tuple[float, int]] = {}
+        # (bytes/s, flows) last logged per link, for the links whose last entry is not zero: the
+        # network's link loads as they were at the last log
+        self._last_loads: Mapping[Any, tuple[float, int]] = {}
         self._link_order = {link: i for i, link in enumerate(topology.capacity)}
         self._transfers: dict[int, _Transfer] = {}
         self._routes: dict[tuple[str, str], Route] = {}  # made once per unit pair
@@ -137,13 +139,11 @@ class Fabric(Component):
 
     def _next_event(self) -> tuple[float, Callable[[float], None]]:
         """The earliest pending event's emu time and action (INF: none); at equal times a
-        delivery first, then a finish, a link change, a start."""
-        t, act = INF, self._do_deliver
-        if self._deliveries:
-            t = self._deliveries[0][0]
+        finish first, then a link change, a start (deliveries are timers of their own)."""
+        t, act = INF, self._do_finish
         done = self.net.next_completion()
-        if done is not None and done[0] < t:
-            t, act = done[0], self._do_finish
+        if done is not None:
+            t = done[0]
         if self._link_changes and self._link_changes[0][0] < t:
             t, act = self._link_changes[0][0], self._do_link
         if self._starts and self._starts[0][0] < t:
@@ -220,10 +220,16 @@ class Fabric(Component):
         delivered = KvDelivered(msg.request, msg.src_unit, msg.kv_bytes, msg.payload, start,
                                 deliver_s, reused_blocks=msg.reused_blocks,
                                 records=(*msg.records, record))
-        heapq.heappush(self._deliveries, (deliver_s, seq, msg.dst_unit, delivered))
+        # a delivery changes nothing on the network: a timer of its own hands it over at the
+        # gate's release time for its modeled arrival, without a turn of the fabric's loop
+        delay = self.clock.loop_delay_s(self.gate.release_s(deliver_s))
+        loop = asyncio.get_running_loop()
+        if delay > 0:
+            loop.call_later(delay, self._do_deliver, msg.dst_unit, delivered)
+        else:
+            loop.call_soon(self._do_deliver, msg.dst_unit, delivered)
 
-    def _do_deliver(self, t: float) -> None:
-        _, _, dst, msg = heapq.heappop(self._deliveries)
+    def _do_deliver(self, dst: str, msg: KvDelivered) -> None:
         self.act_at(msg.sent_s)
         self.peers[dst].send(msg)
 
@@ -232,7 +238,12 @@ class Fabric(Component):
         link's series is its own, so without one the order does not matter); only links that
         carry something now or did at their last entry can have changed. A changed link's new
         rate (bytes/s) and flow count go into its bins from emu time ``t``."""
+        # the network hands out one mapping per mix of routes and rates: the same one again
+        # (a transfer ended and one on the same route started) means no link changed
         loads, last = self.net.link_loads(), self._last_loads
+        if loads is last:
+            return
+        self._last_loads = loads
         changed = [link for link in last if link not in loads]
         for link, load in loads.items():
             if last.get(link) != load:
@@ -241,13 +252,7 @@ class Fabric(Component):
         if link_log is not None:
             changed.sort(key=self._link_order.__getitem__)
         for link in changed:
-            now = loads.get(link)
-            if now is None:  # it carries nothing any more
-                del last[link]
-                rate, flows = 0.0, 0
-            else:
-                last[link] = now
-                rate, flows = now
+            rate, flows = loads.get(link, _IDLE)  # (0.0, 0): it carries nothing any more
             # the link's change folded in here, not in a method: ~47k link changes a run
             series = series_of[link]
             if link_log is not None:

@@ -85,9 +85,9 @@ class FluidNetwork:
 
     The next completion is computed once per change of the flows (add, finish, backdate, a
     link's capacity) and kept until the next one: between changes it cannot move. The max-min
-    rates of each mix of routes (the flows' links, in the order the flows started) are
-    computed once per capacity setting: they depend on nothing else, and a run sees few mixes
-    (the Mooncake trace: ~200 in ~15,000 rebalances)."""
+    rates of each mix of routes (the flows' links, in the order the flows started), and the
+    link loads they make, are computed once per capacity setting: they depend on nothing else,
+    and a run sees few mixes (the Mooncake trace: ~200 in ~15,000 rebalances)."""
 
     def __init__(self, capacity: Mapping[Any, float], per_flow_cap: float = INF) -> None:
         self.capacity = dict(capacity)
@@ -96,7 +96,9 @@ class FluidNetwork:
         self._flows: dict[int, _Flow] = {}
         self._next: tuple[float, int] | None = None  # the next completion, when not _stale
         self._stale = False
-        self._rates: dict[tuple[tuple[Link, ...], ...], tuple[float, ...]] = {}  # by mix
+        # by mix: the flows' max-min rates (in start order) and the links' loads they make
+        self._rates: dict[tuple[tuple[Link, ...], ...], _MixRates] = {}
+        self._loads: Mapping[Link, tuple[float, int]] = {}  # the current mix's link loads
 
     def __len__(self) -> int:
         return len(self._flows)
@@ -184,28 +186,49 @@ class FluidNetwork:
                 out[link] += flow.rate
         return out
 
-    def link_loads(self) -> dict[Any, tuple[float, int]]:
+    def link_loads(self) -> Mapping[Any, tuple[float, int]]:
         """(bytes/s, flows) on each link that carries a flow (the others carry (0.0, 0)), the
-        rates summed in the order the flows started."""
-        loads: dict[Any, tuple[float, int]] = {}
-        for flow in self._flows.values():
-            for link in flow.links:
-                rate, n = loads.get(link, _IDLE)
-                loads[link] = (rate + flow.rate, n + 1)
-        return loads
+        rates summed in the order the flows started: worked out once per mix of routes with its
+        rates (they depend on nothing else), so this is a lookup (the network's own mapping:
+        read it, do not change it)."""
+        return self._loads
 
     def _rebalance(self) -> None:
         """Every flow's max-min rate (bytes/s) after a change of the flows or a capacity."""
         self._stale = True
         flows = self._flows
         if not flows:
+            self._loads = {}
             return
         mix = tuple(f.links for f in flows.values())
-        rates = self._rates.get(mix)
-        if rates is None:  # max_min_rates depends on the flows' order, not on their ids
+        known = self._rates.get(mix)
+        if known is None:  # max_min_rates depends on the flows' order, not on their ids
             by_index = max_min_rates(dict(enumerate(mix)), self.capacity, self.per_flow_cap)
             if len(self._rates) >= _RATES_KEPT:
                 self._rates.clear()
-            rates = self._rates[mix] = tuple(by_index[i] for i in range(len(mix)))
-        for flow, rate in zip(flows.values(), rates, strict=True):
+            rates = tuple(by_index[i] for i in range(len(mix)))
+            known = self._rates[mix] = _MixRates(rates, _loads_of(mix, rates))
+        for flow, rate in zip(flows.values(), known.rates, strict=True):
             flow.rate = rate
+        self._loads = known.loads
+
+
+@dataclass(frozen=True, slots=True)
+class _MixRates:
+    """A mix of routes' max-min rates (bytes/s, in the flows' start order) and the (bytes/s,
+    flows) they put on each link they cross."""
+
+    rates: tuple[float, ...]
+    loads: Mapping[Link, tuple[float, int]]
+
+
+def _loads_of(mix: tuple[tuple[Link, ...], ...],
+              rates: tuple[float, ...]) -> dict[Link, tuple[float, int]]:
+    """(bytes/s, flows) on each link crossed by flows on routes ``mix`` at ``rates``, the rates
+    summed in the flows' order."""
+    loads: dict[Link, tuple[float, int]] = {}
+    for links, flow_rate in zip(mix, rates, strict=True):
+        for link in links:
+            rate, n = loads.get(link, _IDLE)
+            loads[link] = (rate + flow_rate, n + 1)
+    return loads

@@ -137,6 +137,24 @@ def test_link_loads_sum_the_rates_and_count_the_flows_on_each_busy_link() -> Non
     assert net.link_loads() == {"x": (10.0, 1)}
 
 
+def test_link_loads_of_a_mix_seen_before_follow_a_capacity_change_and_an_empty_network() -> None:
+    # the loads are remembered with the mix's rates: a capacity change must not hand out the
+    # old ones. Two 10 B flows share x (10 B/s): 5 B/s each; at 1 s (5 B left each) x drops to
+    # 4 B/s: 2 B/s each, both done at 1 + 5 / 2 = 3.5 s; then x carries nothing
+    net = FluidNetwork({"x": 10.0})
+    net.add(1, ("x",), 10.0, 0.0)
+    net.add(2, ("x",), 10.0, 0.0)
+    assert net.link_loads() == {"x": (10.0, 2)}
+    net.set_capacity("x", 4.0, 1.0)
+    assert net.link_loads() == {"x": (4.0, 2)}
+    assert _drain(net) == {1: 3.5, 2: 3.5}
+    assert net.link_loads() == {}
+    # the same mix again at the new capacity: its remembered loads
+    net.add(3, ("x",), 10.0, 4.0)
+    net.add(4, ("x",), 10.0, 4.0)
+    assert net.link_loads() == {"x": (4.0, 2)}
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     caps=st.lists(st.floats(1.0, 100.0), min_size=2, max_size=5),

@@ -45,6 +45,9 @@ from disagg.fabric.payload import KvMarker, PayloadError, verify_payload
 from disagg.policies.base import DecodeAdmissionPolicy, DecodeState, PendingDecode
 
 _ready_at = attrgetter("ready_s")  # a pending request's sort key (no lambda call per compare)
+_kv_bytes_of = attrgetter("kv_bytes")  # a pending request's KV bytes
+_tpot_target = attrgetter("request.tpot_slo_s")  # a running request's TPOT target, s
+INF = float("inf")
 
 
 class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, KvIntake):
@@ -156,30 +159,32 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
 
     def _admit(self) -> None:
         """Admit the ready pending requests the policy chooses at the committed boundary."""
+        ready_by = self.t + TIME_EPS_S
         if self._unseen:
-            self._unseen = [r for r in self._unseen if r > self.t + TIME_EPS_S]
-        if not self.pending:
+            self._unseen = [r for r in self._unseen if r > ready_by]
+        pending = self.pending
+        if not pending:
             return
-        eligible = tuple(p for p in self.pending if p.ready_s <= self.t + TIME_EPS_S)
+        eligible = tuple(p for p in pending if p.ready_s <= ready_by)
         if not eligible:
             return
-        state = DecodeState(
-            self.t, len(self.running), self.kv_used_bytes, self._admit_capacity(),
-            self._context,
-            min((r.request.tpot_slo_s for r in self.running.values()), default=float("inf")),
-        )
+        running = self.running
+        state = DecodeState(self.t, len(running), self.kv_used_bytes, self._admit_capacity(),
+                            self._context, min(map(_tpot_target, running.values()), default=INF))
         admitted = set(self.policy.admit(eligible, state))
         if not admitted:
             return
         self.decide_at(self.t)
         joining = [p for p in eligible if p.request.request_id in admitted]
-        after = sum(p.kv_bytes for p in joining)  # KV of the admitted still to join
+        after = sum(map(_kv_bytes_of, joining))  # KV of the admitted still to join
         for p in joining:
             after -= p.kv_bytes
             self._join(p, after)
         if self.kv_used_bytes > self.kv_capacity_bytes * (1 + 1e-9):
             raise CapacityExceeded(f"{self.name}: admission exceeded KV capacity")
-        self.pending = [p for p in self.pending if p.request.request_id not in admitted]
+        # all pending joined (the usual lone arrival): nothing left to filter
+        self.pending = [] if len(joining) == len(pending) else \
+            [p for p in pending if p.request.request_id not in admitted]
         if self.kept is not None:
             self.kept.fit(self.kv_capacity_bytes - self.kv_used_bytes)
         self._changed()
@@ -247,18 +252,18 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
         """Commit ``steps`` iterations of the running batch planned from ``edges[0]`` (the
         committed boundary) to ``edges[steps]``."""
         start = self.t
-        self.t = float(edges[steps])
-        self.act_at(self.t)
+        t = self.t = edges.item(steps)  # (item: a Python float without a numpy scalar)
+        self.act_at(t)
         b = len(self.running)
         done = edges[1: steps + 1]
         durations = done - edges[:steps]  # np.diff of (start, *done)
         kv_before = self.kv_used_bytes
-        finished, joined, tokens = self._step_batch(steps, float(edges[1]))
+        finished, joined, tokens = self._step_batch(steps, edges.item(1))
         # a request's first decode token's gap is measured from its first token (summary.py)
         self.itl.add_run(durations, b - joined, b)
-        self.log.work(start, self.t, tokens, b)
+        self.log.work(start, t, tokens, b)
         self.tokens_out += tokens
-        self.busy_s += self.t - start
+        self.busy_s += t - start
         for rid in finished:
             r = self.running.pop(rid)
             self._left -= r.left
@@ -266,11 +271,11 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
             self._release(r)
             if self.spec is not None:
                 self.spec.forget(r.request)
-            self.records[rid].last_token_s = self.t
+            self.records[rid].last_token_s = t
             if self.live_feed is not None:
-                self.live_feed.append(("last", rid, self.t, r.request.output_tokens,
+                self.live_feed.append(("last", rid, t, r.request.output_tokens,
                                        r.request.tpot_slo_s))
-            self._end(r.request, "completed", "", self.t)
+            self._end(r.request, "completed", "", t)
         if self.cancels:  # (disagg serve only: no call otherwise)
             self._drop_cancelled()
         if self.gate.corrections:  # late joins (ray engine) read it; the virtual engine has none

@@ -73,12 +73,16 @@ class PagedDecode:
         """The KV bytes the admission policy may fill: all (reserve); paged, all blocks but the
         watermark's and those the running batch's next step grows into (so a request admitted
         now is not preempted by that step)."""
-        if self.paged is None:
+        paged = self.paged
+        if paged is None:
             return self.kv_capacity_bytes
         ahead = 1 if self.spec is None else self.spec.spec.gamma + 1
-        growth = sum(self.paged.blocks(r.context + min(ahead, r.left))
-                     - self.paged.blocks(r.context) for r in self.running.values())
-        return self.paged.admit_capacity_bytes - growth * self.paged.block_bytes
+        # PagedKv.blocks inlined (ceil by floor division): per running request per admission
+        block_tokens, growth = paged.block_tokens, 0
+        for r in self.running.values():
+            growth += -(-(r.context + min(ahead, r.left)) // block_tokens) \
+                + (-r.context // block_tokens)  # blocks(context + ahead) - blocks(context)
+        return paged.admit_capacity_bytes - growth * paged.block_bytes
 
     def _joining(self, r: Request, kv: float) -> tuple[Running, bool]:
         """The running state of an admitted request, and whether it resumes after preemption
