@@ -37,21 +37,17 @@ def leading_overlap(hashes: Sequence[int], held: Container[int]) -> int:
     """How many of the leading ``hashes`` are in ``held`` (the reusable prefix, in blocks).
 
     Called for most units on every routed request: on a :class:`HeldBlocks` it tests its sets
-    directly (by :meth:`HeldBlocks.__contains__`'s rule) instead of calling it per block."""
+    directly instead of calling its ``__contains__`` per block."""
     n = 0
     if type(held) is HeldBlocks:
-        base, added, removed, assigned = held.base, held.added, held.removed, held.assigned
-        if removed or assigned:  # (assigned: a router's view with requests assigned since)
+        base, assigned = held.base, held.assigned
+        if assigned:  # a router's view with requests assigned since the report
             for h in hashes:
-                if not ((h in base and h not in removed) or h in added or h in assigned):
+                if h not in base and h not in assigned:
                     break
                 n += 1
-        else:
-            for h in hashes:
-                if h not in base and h not in added:
-                    break
-                n += 1
-        return n
+            return n
+        held = base
     for h in hashes:
         if h not in held:
             break
@@ -63,41 +59,31 @@ _EMPTY: frozenset[int] = frozenset()
 
 
 class HeldBlocks(Set[int]):
-    """A set of block ids held by a unit, as a delta over a ``base`` set: the ids of ``base``
-    not ``removed`` (``removed`` ⊆ ``base``) plus those ``added`` (disjoint from ``base``) plus
-    those ``assigned`` (any ids, held ones too). The router's view of a unit's cache: its copy
-    of the reported ids (``reported_blocks.ReportedBlocks``, changed only when the unit's next
-    report replaces the view) plus the blocks of the requests assigned since
-    (:func:`with_blocks`), without copying either. Equal to, and hashed and pickled as, the
-    frozenset of the same ids."""
+    """The block ids a unit holds as the router sees them: the ``base`` ids, its copy of the
+    unit's last report (``reported_blocks.ReportedBlocks``, changed only when the unit's next
+    report replaces the view), plus those ``assigned`` (the blocks of the requests the router
+    assigned to it since, :func:`with_blocks`; held ones too), without copying either. Equal to,
+    and hashed and pickled as, the frozenset of the same ids."""
 
-    __slots__ = ("base", "added", "removed", "assigned")
+    __slots__ = ("base", "assigned")
 
-    def __init__(self, base: Set[int], added: frozenset[int],
-                 removed: frozenset[int] = _EMPTY, assigned: frozenset[int] = _EMPTY) -> None:
-        self.base, self.added, self.removed, self.assigned = base, added, removed, assigned
-
-    def _reported(self, block: object) -> bool:
-        """``block`` is held by the rule of base, removed and added (assigned aside)."""
-        return (block in self.base and block not in self.removed) or block in self.added
+    def __init__(self, base: Set[int], assigned: frozenset[int] = _EMPTY) -> None:
+        self.base, self.assigned = base, assigned
 
     def __contains__(self, block: object) -> bool:
-        return self._reported(block) or block in self.assigned
+        return block in self.base or block in self.assigned
 
     def __iter__(self) -> Iterator[int]:
-        removed = self.removed
-        if removed:
-            yield from (h for h in self.base if h not in removed)
-        else:
-            yield from self.base
-        yield from self.added
+        yield from self.base
         if self.assigned:
-            yield from (h for h in self.assigned if not self._reported(h))
+            base = self.base
+            yield from (h for h in self.assigned if h not in base)
 
     def __len__(self) -> int:
-        n = len(self.base) - len(self.removed) + len(self.added)
+        n = len(self.base)
         if self.assigned:
-            n += sum(1 for h in self.assigned if not self._reported(h))
+            base = self.base
+            n += sum(1 for h in self.assigned if h not in base)
         return n
 
     __hash__ = Set._hash  # as a frozenset of the same ids hashes
@@ -114,18 +100,17 @@ class HeldBlocks(Set[int]):
 
 
 def with_blocks(held: Set[int], hashes: Iterable[int]) -> Set[int]:
-    """``held`` plus ``hashes``: a :class:`HeldBlocks` sharing ``held``'s sets, ``hashes`` joined
+    """``held`` plus ``hashes``: a :class:`HeldBlocks` sharing ``held``'s base, ``hashes`` joined
     to its assigned ids (a plain set of ids is the base, and is returned itself if it has them
     all)."""
     if type(held) is HeldBlocks:
         # the assigned ids kept apart, held ones too: a few requests' blocks copied per routed
-        # request, not the reported changes (~100 ids) nor a test of which ids are new (~4x
-        # cheaper)
+        # request, not a test of which ids are new (~4x cheaper)
         assigned = held.assigned.union(hashes) if held.assigned else frozenset(hashes)
-        return HeldBlocks(held.base, held.added, held.removed, assigned)
+        return HeldBlocks(held.base, assigned)
     base = frozenset(held)
     ids = frozenset(hashes)
-    return held if base.issuperset(ids) else HeldBlocks(base, _EMPTY, _EMPTY, ids)
+    return held if base.issuperset(ids) else HeldBlocks(base, ids)
 
 
 @dataclass(frozen=True)

@@ -36,5 +36,5 @@ class ReportedBlocks:
             ids |= reported.added
             return self._held[unit]
         ids = self._ids[unit] = set(reported.held())  # a new copy: views made so far keep theirs
-        held = self._held[unit] = HeldBlocks(ids, frozenset())
+        held = self._held[unit] = HeldBlocks(ids)
         return held
