@@ -27,12 +27,13 @@ class HeldNow(Protocol):
 
 class BlockChanges(Set[int]):
     """One load report's block ids: ``added`` to and ``removed`` from the ids of the same cache's
-    previous report (``added`` disjoint from them, ``removed`` within them); ``later`` is the
-    cache's next report's, once made. As a ``Set``, the ids held when this report was made."""
+    previous report (``added`` disjoint from them, ``removed`` within them; sets the cache hands
+    over and no longer changes); ``later`` is the cache's next report's, once made. As a
+    ``Set``, the ids held when this report was made."""
 
     __slots__ = ("added", "removed", "later", "_cache", "_held")
 
-    def __init__(self, cache: HeldNow, added: frozenset[int], removed: frozenset[int]) -> None:
+    def __init__(self, cache: HeldNow, added: Set[int], removed: Set[int]) -> None:
         self.added, self.removed = added, removed
         self.later: BlockChanges | None = None
         self._cache = cache

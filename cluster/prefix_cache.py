@@ -235,9 +235,9 @@ class PrefixCache:
         """The held block ids as a load report carries them: the changes since the previous
         report (the same object again if there were none)."""
         if self._current is None:
-            changes = BlockChanges(self, frozenset(self._added), frozenset(self._removed))
-            self._added.clear()
-            self._removed.clear()
+            # the sets themselves, handed over (fresh ones take their place): no copy
+            changes = BlockChanges(self, self._added, self._removed)
+            self._added, self._removed = set(), set()
             if self._last is not None:
                 self._last.later = changes
             self._last = self._current = changes
