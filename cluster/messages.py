@@ -150,7 +150,9 @@ class LoadReport:
     sent_s: float
     up: bool = True
     running_tokens: int = 0
-    cached_blocks: Set[int] = frozenset()  # prefix-block ids the unit's cache holds (immutable)
+    # prefix-block ids the unit's cache holds; from a cache, block_changes.BlockChanges: the
+    # changes since its previous report, which the router applies to its copy
+    cached_blocks: Set[int] = frozenset()
 
 
 @frozen

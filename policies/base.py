@@ -34,7 +34,9 @@ class UnitView:
     free_at_s: float = 0.0  # prefill: modeled end of the batch in progress
     reported_s: float = 0.0  # emu time of the report this view comes from
     up: bool = True
-    cached_blocks: Set[int] = frozenset()  # prefix-block ids held (prefix caching), immutable
+    # prefix-block ids held (prefix caching); the router's copy behind it changes with the
+    # unit's next report, which replaces the view: read it within one decision
+    cached_blocks: Set[int] = frozenset()
 
     @property
     def kv_free_bytes(self) -> float:

@@ -1,18 +1,23 @@
-"""The prefix cache's delta snapshots for load reports (``PrefixCache.blocks``): a base copy plus
-the blocks added and removed since, behaving as the frozenset of the held ids. The oracle is a
-list-based LRU/FIFO cache written here, independent of the code under test."""
+"""The prefix cache's block ids as load reports carry them (``PrefixCache.changes``: the blocks
+added and removed since the previous report, behaving as the frozenset of the ids held when the
+report was made) and the router's copy of them (``ReportedBlocks``: the changes applied in
+order). The oracle is a list-based LRU/FIFO cache written here, independent of the code under
+test."""
 
 from __future__ import annotations
 
 import pickle
+from collections.abc import Set
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from disagg.cluster.block_changes import BlockChanges
 from disagg.cluster.messages import LoadReport
 from disagg.cluster.prefix_cache import HeldBlocks, PrefixCache, leading_overlap, with_blocks
+from disagg.cluster.reported_blocks import ReportedBlocks
 
 
 class ListCache:
@@ -47,7 +52,7 @@ class ListCache:
         del self.ids[:max(0, len(self.ids) - self.capacity)]
 
 
-def _check(snap: HeldBlocks, expected: frozenset[int], probes: range) -> None:
+def _check(snap: Set[int], expected: frozenset[int], probes: range) -> None:
     assert len(snap) == len(expected)
     assert snap == expected and expected == snap and not (snap != expected)
     assert sorted(snap) == sorted(expected)
@@ -61,7 +66,8 @@ def _run(seed: int, steps: int, eviction: str) -> None:
     rng = random.Random(seed)
     capacity = rng.randint(0, 12)
     cache, ref = PrefixCache(capacity, eviction), ListCache(capacity, eviction)  # type: ignore[arg-type]
-    taken: list[tuple[HeldBlocks, frozenset[int]]] = []
+    taken: list[tuple[BlockChanges, frozenset[int]]] = []
+    router = ReportedBlocks()
     for _ in range(steps):
         op = rng.random()
         if op < 0.15:
@@ -77,12 +83,19 @@ def _run(seed: int, steps: int, eviction: str) -> None:
                 cache.insert(hashes)
                 ref.insert(hashes)
         if rng.random() < 0.7:
-            snap = cache.blocks()
+            snap = cache.changes()
             expected = frozenset(ref.ids)
+            way = rng.random()  # the router gets the report, or a pickled copy, or not at all
+            if way < 0.8:
+                view = router.update("u", snap)
+                assert view == expected and [p in view for p in range(32)] == [
+                    p in expected for p in range(32)]
+            elif way < 0.9:
+                assert router.update("u", pickle.loads(pickle.dumps(snap))) == expected
             _check(snap, expected, range(32))
-            assert cache.blocks() is snap  # no change since: the same snapshot
+            assert cache.changes() is snap  # no change since: the same report
             taken.append((snap, expected))
-    for snap, expected in taken:  # later changes leave earlier snapshots as they were
+    for snap, expected in taken:  # later changes leave earlier reports as they were
         assert snap == expected and len(snap) == len(expected)
 
 
@@ -98,52 +111,63 @@ def test_snapshots_equal_the_held_set_for_any_seed(seed: int, eviction: str) -> 
     _run(seed, 60, eviction)
 
 
-def test_the_base_is_copied_afresh_once_the_changes_pass_a_quarter_of_the_cache() -> None:
-    assert PrefixCache.REBUILD_SHARE == 0.25
-    c = PrefixCache(100, "fifo")
-    c.insert(list(range(100)))
-    first = c.blocks()  # 100 changes over an empty base: copied
-    assert first.base == frozenset(range(100)) and not first.added and not first.removed
-    c.insert(list(range(100, 110)))  # 10 in, the 10 oldest (99..90, a request's tail) out
-    second = c.blocks()  # 20 changes <= 25: the same base plus the delta
-    assert second.base is first.base
-    assert second.added == frozenset(range(100, 110))
-    assert second.removed == frozenset(range(90, 100))
-    assert second == frozenset(range(90)) | frozenset(range(100, 110))
-    c.insert([200, 201, 202])  # 3 in, 89..87 out: 26 changes > 25: copied afresh
-    third = c.blocks()
-    assert third.base is not first.base and not third.added and not third.removed
-    assert third == frozenset(range(87)) | frozenset(range(100, 110)) | {200, 201, 202}
-
-
-def test_a_block_evicted_then_inserted_again_goes_back_to_the_base(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_report_carries_the_changes_since_the_previous_one() -> None:
     c = PrefixCache(4, "fifo")
-    c.insert([1, 2, 3, 4])
-    assert c.blocks().base == {1, 2, 3, 4}
-    monkeypatch.setattr(PrefixCache, "REBUILD_SHARE", 10.0)  # no copy from here on
+    c.insert([1, 2, 3, 4])  # held, oldest first: 4 3 2 1
+    first = c.changes()
+    assert (first.added, first.removed) == ({1, 2, 3, 4}, set())
     c.insert([5])  # evicts 4
-    assert (c.blocks().added, c.blocks().removed) == ({5}, {4})
+    second = c.changes()
+    assert (second.added, second.removed) == ({5}, {4}) and first.later is second
     c.resize(3)  # evicts 3
-    c.insert([4])  # evicts 2; 4 is in the base again
-    snap = c.blocks()
-    assert (snap.added, snap.removed) == ({5}, {2, 3})
-    assert snap == {1, 4, 5}
-    c.insert([6, 7])  # evicts 1, then 5, which just leaves the added blocks
-    assert (c.blocks().added, c.blocks().removed) == ({6, 7}, {1, 2, 3})
-    assert c.blocks() == {4, 6, 7}
+    c.insert([4])  # evicts 2; 4 was held at the first report, not at the second
+    third = c.changes()
+    assert (third.added, third.removed) == ({4}, {2, 3}) and third == {1, 4, 5}
+    c.insert([6, 7])  # evicts 1, then 5
+    fourth = c.changes()
+    assert (fourth.added, fourth.removed) == ({6, 7}, {1, 5}) and fourth == {4, 6, 7}
+    c.insert([8])  # evicts 4 ...
+    c.insert([4])  # ... which comes back (evicting 7): in neither set
+    fifth = c.changes()
+    assert (fifth.added, fifth.removed) == ({8}, {7}) and fifth == {4, 6, 8}
+    assert c.changes() is fifth and fifth.later is None
+    # earlier reports are the ids held then, later changes undone
+    assert first == {1, 2, 3, 4} and second == {1, 2, 3, 5} and third == {1, 4, 5}
 
 
-def test_the_router_extends_a_snapshot_and_counts_overlap_by_the_same_rule() -> None:
-    snap = HeldBlocks(frozenset({1, 2, 3, 4}), frozenset({7}), frozenset({3}))
-    assert snap == {1, 2, 4, 7}
-    assert leading_overlap([1, 2, 3], snap) == 2  # 3 was removed
+def test_the_router_applies_consecutive_reports_and_copies_after_a_gap() -> None:
+    c = PrefixCache(3, "fifo")
+    router = ReportedBlocks()
+    c.insert([1, 2])  # held, oldest first: 2 1
+    one = router.update("u", c.changes())  # the first report: a copy
+    assert isinstance(one, HeldBlocks) and one == {1, 2}
+    c.insert([3, 4])  # 2 1 4 3: evicts 2
+    two = router.update("u", c.changes())  # follows: applied to the same copy in place
+    assert two is one and two == {1, 3, 4}
+    assert router.update("u", c.changes()) is two  # the same report again: nothing to apply
+    c.insert([5])  # evicts 1
+    c.changes()  # a report the router drops (older than one it has, or from a lost unit)
+    c.insert([6])  # evicts 4
+    four = router.update("u", c.changes())  # does not follow the last applied: a new copy
+    assert four is not two and four == {3, 5, 6} and two == {1, 3, 4}
+    plain = frozenset({9})  # a report pickled between processes, or without a cache
+    assert router.update("u", plain) is plain
+    c.insert([7])  # evicts 3
+    assert router.update("u", c.changes()) == {5, 6, 7}  # after a plain set: a new copy
+    other = PrefixCache(3)  # a fresh unit under the same name
+    other.insert([8])
+    assert router.update("u", other.changes()) == {8}
+
+
+def test_the_router_extends_a_view_and_counts_overlap_by_the_same_rule() -> None:
+    snap = HeldBlocks({1, 2, 4, 7})  # the router's copy of a report
+    assert snap == {1, 2, 4, 7} and len(snap) == 4
+    assert leading_overlap([1, 2, 3], snap) == 2
     assert leading_overlap([7, 1, 4, 9], snap) == 3
     # nothing new: the same ids (a new view object: which assigned ids are new is not tested)
     assert with_blocks(snap, [1, 7]) == snap and len(with_blocks(snap, [1, 7])) == 4
     held = with_blocks(snap, [3, 8, 2])
-    assert isinstance(held, HeldBlocks) and held.base is snap.base
-    assert held.added is snap.added and held.removed is snap.removed  # shared, not copied
+    assert isinstance(held, HeldBlocks) and held.base is snap.base  # shared, not copied
     assert held == {1, 2, 3, 4, 7, 8} and snap == {1, 2, 4, 7}
     assert len(held) == 6 and sorted(held) == [1, 2, 3, 4, 7, 8]
     assert hash(held) == hash(frozenset({1, 2, 3, 4, 7, 8}))
@@ -164,18 +188,19 @@ def test_router_views_equal_the_reported_set_plus_the_assigned_blocks(seed: int)
     # the oracle: plain frozenset unions of a snapshot and every request assigned since
     rng = random.Random(seed)
     cache = PrefixCache(rng.randint(1, 12))
-    view: frozenset[int] | HeldBlocks = frozenset()
+    router = ReportedBlocks()
+    view: Set[int] = frozenset()
     expected: frozenset[int] = frozenset()
     for _ in range(40):
         hashes = rng.sample(range(30), rng.randint(0, 6))
         if rng.random() < 0.3:  # a load report replaces the view
             cache.insert(hashes)
-            view = cache.blocks()
-            expected = frozenset(view)
+            view = router.update("u", cache.changes())
+            expected = frozenset(cache.blocks())
         else:  # the router assigns a request
-            view = with_blocks(view, hashes)  # type: ignore[assignment]
+            view = with_blocks(view, hashes)
             expected |= set(hashes)
-        _check(view, expected, range(32))  # type: ignore[arg-type]
+        _check(view, expected, range(32))
         probe = rng.sample(range(30), rng.randint(0, 8))
         n = 0
         while n < len(probe) and probe[n] in expected:
@@ -183,14 +208,14 @@ def test_router_views_equal_the_reported_set_plus_the_assigned_blocks(seed: int)
         assert leading_overlap(probe, view) == n
 
 
-def test_load_reports_carry_snapshots_and_pickle_them_as_plain_frozensets() -> None:
+def test_load_reports_carry_changes_and_pickle_them_as_plain_frozensets() -> None:
     c = PrefixCache(8)
     c.insert([1, 2, 3])
-    c.blocks()
+    c.changes()
     c.insert([4])
     report = LoadReport("prefill-0", "prefill", 0, 0, 0, 0.0, 1.0, 0.0, sent_s=1.0,
-                        cached_blocks=c.blocks())
-    assert isinstance(report.cached_blocks, HeldBlocks) and report.cached_blocks.added == {4}
+                        cached_blocks=c.changes())
+    assert isinstance(report.cached_blocks, BlockChanges) and report.cached_blocks.added == {4}
     copy = pickle.loads(pickle.dumps(report))
     assert type(copy.cached_blocks) is frozenset and copy.cached_blocks == {1, 2, 3, 4}
     assert copy == report

@@ -74,7 +74,7 @@ class DecodeReports:
             self._left, len(self.running),
             self.kv_used_bytes + queued, self.kv_capacity_bytes,
             self.t, sent_s=t, running_tokens=self._context,
-            cached_blocks=self.kept.cache.blocks() if self.kept is not None else frozenset(),
+            cached_blocks=self.kept.cache.changes() if self.kept is not None else frozenset(),
         )
 
     def drain_series(self) -> list[dict[str, Any]]:

@@ -229,7 +229,7 @@ class PrefillUnit(KvHandover, BatchReforms, Component):
             self.name, "prefill", len(self.queue), self.queued_tokens,
             len(self.running), 0.0, float("inf"), self.free_at_s, sent_s=t,
             running_tokens=sum(r.prompt_tokens for r in self.running),
-            cached_blocks=self.cache.blocks() if self.cache is not None else frozenset(),
+            cached_blocks=self.cache.changes() if self.cache is not None else frozenset(),
         )
 
     def results(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from disagg.cluster.messages import (
 )
 from disagg.cluster.prefix_cache import leading_overlap, with_blocks
 from disagg.cluster.records import DecodeRouting, PrefillRouting, UnitId
+from disagg.cluster.reported_blocks import ReportedBlocks
 from disagg.policies.base import (
     PolicyContext,
     Reject,
@@ -74,6 +75,7 @@ class Router(Component):
         self.transfer_missing = transfer_missing
         self.kv_reused_bytes = 0.0  # KV left out of transfers: the decode unit held it
         self.pins = PinnedRoutes()  # disagg serve --per-unit: the units clients chose
+        self.reported_blocks = ReportedBlocks()  # each unit's held prefix blocks, as reported
         self.handlers = {
             RequestArrived: self._on_arrived, KvReady: self._on_kv_ready, LoadReport: self._on_report,
             UnitDown: self._on_unit_down, UnitUp: self._on_unit_up, RequestsEnded: self._on_ended,
@@ -204,7 +206,7 @@ class Router(Component):
         self.views[msg.unit] = UnitView(
             msg.unit, msg.kind, msg.queued_requests, msg.queued_tokens, msg.running_requests,
             msg.running_tokens, msg.kv_used_bytes, msg.kv_capacity_bytes, msg.free_at_s,
-            msg.sent_s, msg.up, msg.cached_blocks,
+            msg.sent_s, msg.up, self.reported_blocks.update(msg.unit, msg.cached_blocks),
         )
         if self.waiting and msg.kind == "decode":
             retry, self.waiting = self.waiting, []
