@@ -52,7 +52,7 @@ STEPS: tuple[Step, ...] = (
          (("virtual_speed.py", "--markdown", "--only", "speed"),),
          (("virtual_speed.py", "--markdown", "--only", "speed"),)),
     Step("vs-peers", "disagg against NVIDIA Dynamo's trace replay (and vidur) on the Mooncake trace",
-         (("vs_peers.py", "--rounds", "3"),),
+         (("vs_peers.py", "--rounds", "5"),),
          (("vs_peers.py", "--rounds", "1"),)),
     Step("virtual-requests", "wall time and peak memory of `disagg run` against requests",
          (("memory.py", "--requests", "1000", "10000", "100000", "1000000"),),
