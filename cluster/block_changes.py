@@ -25,7 +25,25 @@ class HeldNow(Protocol):
     def unreported(self) -> tuple[Set[int], Set[int]]: ...
 
 
-class BlockChanges(Set[int]):
+class IdSet(Set[int]):
+    """An immutable set of block ids kept some other way than as a frozenset: equal to, hashed
+    as, combined into (``|``, ``&``, ``-``, ``^``) and pickled as the frozenset of the same ids
+    (between processes it is one). Subclasses give ``__contains__``, ``__iter__`` and
+    ``__len__``."""
+
+    __slots__ = ()
+
+    __hash__ = Set._hash  # as a frozenset of the same ids hashes
+
+    @classmethod
+    def _from_iterable(cls, ids: Iterable[int]) -> frozenset[int]:
+        return frozenset(ids)  # what the set operators (|, &, -, ^) return
+
+    def __reduce__(self) -> tuple[type[frozenset[int]], tuple[tuple[int, ...]]]:
+        return frozenset, (tuple(self),)  # a plain frozenset between processes
+
+
+class BlockChanges(IdSet):
     """One load report's block ids: ``added`` to and ``removed`` from the ids of the same cache's
     previous report (``added`` disjoint from them, ``removed`` within them; sets the cache hands
     over and no longer changes); ``later`` is the cache's next report's, once made. As a
@@ -67,14 +85,5 @@ class BlockChanges(Set[int]):
     def __len__(self) -> int:
         return len(self.held())
 
-    __hash__ = Set._hash  # as a frozenset of the same ids hashes
-
     def __repr__(self) -> str:
         return f"BlockChanges(+{set(self.added)!r}, -{set(self.removed)!r})"
-
-    @classmethod
-    def _from_iterable(cls, ids: Iterable[int]) -> frozenset[int]:
-        return frozenset(ids)  # what the set operators (|, &, -, ^) return
-
-    def __reduce__(self) -> tuple[type[frozenset[int]], tuple[tuple[int, ...]]]:
-        return frozenset, (tuple(self.held()),)  # a plain frozenset between processes

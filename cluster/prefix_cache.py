@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from disagg.cluster.block_changes import BlockChanges
+from disagg.cluster.block_changes import BlockChanges, IdSet
 from disagg.cluster.messages import PREFIX_BLOCK_TOKENS
 
 Eviction = Literal["lru", "fifo"]
@@ -58,12 +58,12 @@ def leading_overlap(hashes: Sequence[int], held: Container[int]) -> int:
 _EMPTY: frozenset[int] = frozenset()
 
 
-class HeldBlocks(Set[int]):
+class HeldBlocks(IdSet):
     """The block ids a unit holds as the router sees them: the ``base`` ids, its copy of the
     unit's last report (``reported_blocks.ReportedBlocks``, changed only when the unit's next
     report replaces the view), plus those ``assigned`` (the blocks of the requests the router
-    assigned to it since, :func:`with_blocks`; held ones too), without copying either. Equal to,
-    and hashed and pickled as, the frozenset of the same ids."""
+    assigned to it since, :func:`with_blocks`; held ones too), without copying either (an
+    :class:`~disagg.cluster.block_changes.IdSet`: equal to the frozenset of the same ids)."""
 
     __slots__ = ("base", "assigned")
 
@@ -86,17 +86,8 @@ class HeldBlocks(Set[int]):
             n += sum(1 for h in self.assigned if h not in base)
         return n
 
-    __hash__ = Set._hash  # as a frozenset of the same ids hashes
-
     def __repr__(self) -> str:
         return f"HeldBlocks({set(self)!r})"
-
-    @classmethod
-    def _from_iterable(cls, ids: Iterable[int]) -> frozenset[int]:
-        return frozenset(ids)  # what the set operators (|, &, -, ^) return
-
-    def __reduce__(self) -> tuple[type[frozenset[int]], tuple[tuple[int, ...]]]:
-        return frozenset, (tuple(self),)  # a plain frozenset in messages between processes
 
 
 def with_blocks(held: Set[int], hashes: Iterable[int]) -> Set[int]:
