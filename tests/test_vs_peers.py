@@ -216,5 +216,5 @@ def test_a_peer_that_fails_gets_no_number_and_no_ratio_line() -> None:
 def test_the_block_is_a_step_of_performance_py() -> None:
     perf = load_benchmark("performance")
     step = next(s for s in perf.STEPS if s.name == "vs-peers")
-    assert step.commands == (("vs_peers.py", "--rounds", "3"),)
+    assert step.commands == (("vs_peers.py", "--rounds", "5"),)
     assert step.quick == (("vs_peers.py", "--rounds", "1"),)
