@@ -27,11 +27,10 @@ from disagg.cluster.messages import KvDelivered, KvPrefetch, LinkScaled, Transfe
 from disagg.cluster.records import TransferRecord
 from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, final_bins
 from disagg.cluster.wake import Wake
-from disagg.fabric.flows import FluidNetwork
+from disagg.fabric.flows import IDLE, FluidNetwork
 from disagg.fabric.topology import Route, Topology, route_of
 
 INF = float("inf")
-_IDLE = (0.0, 0)  # (bytes/s, flows) of a link that carries nothing
 
 
 @dataclass(slots=True)
@@ -140,10 +139,8 @@ class Fabric(Component):
     def _next_event(self) -> tuple[float, Callable[[float], None]]:
         """The earliest pending event's emu time and action (INF: none); at equal times a
         finish first, then a link change, a start (deliveries are timers of their own)."""
-        t, act = INF, self._do_finish
         done = self.net.next_completion()
-        if done is not None:
-            t = done[0]
+        t, act = INF if done is None else done[0], self._do_finish
         if self._link_changes and self._link_changes[0][0] < t:
             t, act = self._link_changes[0][0], self._do_link
         if self._starts and self._starts[0][0] < t:
@@ -180,7 +177,7 @@ class Fabric(Component):
         if self.gate.may_backdate(late, len(tr.ready_s) == 1 and tr.sent_chunks == 0):
             self._backdate(seq, tr, t, late)
 
-    def _backdate(self, seq: int, tr: Any, t: float, late: float) -> None:
+    def _backdate(self, seq: int, tr: _Transfer, t: float, late: float) -> None:
         """The request reached the fabric after the fabric had moved past its modeled start
         (lag on the ray engine): start it at its modeled time anyway, crediting the bytes it
         would have sent since at its current fair rate."""
@@ -252,7 +249,7 @@ class Fabric(Component):
         if link_log is not None:
             changed.sort(key=self._link_order.__getitem__)
         for link in changed:
-            rate, flows = loads.get(link, _IDLE)  # (0.0, 0): it carries nothing any more
+            rate, flows = loads.get(link, IDLE)  # (0.0, 0): it carries nothing any more
             # the link's change folded in here, not in a method: ~47k link changes a run
             series = series_of[link]
             if link_log is not None:
@@ -268,7 +265,7 @@ class Fabric(Component):
         out = super().results()
         out.update(link_log=self.link_log or [],
                    link_state=self._link_state(),
-                   capacity={f"{k[0]}/{k[1]}": v for k, v in self.topology.capacity.items()})
+                   capacity=dict(self.capacity))
         return out
 
     def drain_series(self) -> list[dict[str, Any]]:

@@ -16,7 +16,8 @@ from disagg.cluster.component import TIME_EPS_S
 Link = Hashable
 INF = float("inf")
 _EPS_BYTES = 1e-6
-_IDLE = (0.0, 0)  # (bytes/s, flows) of a link that carries nothing
+IDLE = (0.0, 0)
+"""(bytes/s, flows) of a link that carries nothing."""
 _TIME_RESOLUTION = 1e-12  # relative: seconds of slack per second of clock when checking ends
 _RATES_KEPT = 4096  # flow mixes whose max-min rates a network remembers (then it starts again)
 
@@ -229,6 +230,6 @@ def _loads_of(mix: tuple[tuple[Link, ...], ...],
     loads: dict[Link, tuple[float, int]] = {}
     for links, flow_rate in zip(mix, rates, strict=True):
         for link in links:
-            rate, n = loads.get(link, _IDLE)
+            rate, n = loads.get(link, IDLE)
             loads[link] = (rate + flow_rate, n + 1)
     return loads

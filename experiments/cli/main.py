@@ -28,10 +28,8 @@ from disagg.experiments.cli.gc_rules import freeze_for_exit, no_collection, run_
 # the command line's code: ~80k objects and no garbage, so no collector pass during these
 # imports, and they are frozen out of later passes (see no_collection; ~20 ms CPU a command)
 with no_collection():
-    # numpy first, while the call stack is shallow: imported at the depth of our config's
-    # import chain, the typing calls of numpy._typing's modules straddle the end of a CPython
-    # 3.11 frame stack chunk, and each call there maps and unmaps a fresh chunk (~3,300
-    # mmap/munmap pairs, ~30 ms CPU a command; strace -c -e trace=mmap,munmap shows them)
+    # numpy first, while the call stack is shallow: deeper, numpy._typing's typing calls straddle
+    # a CPython 3.11 frame-stack chunk's end (~3,300 mmap/munmap pairs, ~30 ms CPU a command)
     import numpy  # noqa: F401
     from rich.console import Console
 
