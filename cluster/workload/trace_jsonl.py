@@ -4,7 +4,7 @@
 file of plain rows (one JSON object per line; timestamp, prompt and output tokens integers in
 range and in time order; hash ids lists of non-negative integers), or None for any other file,
 which ``traces.py`` then reads line by line (and names the first bad line). On the Mooncake
-conversation trace (12,031 lines, 3 MB): ~70 -> ~50 ms CPU.
+conversation trace (12,031 lines, 3 MB): ~70 -> ~57 ms CPU, first read in a process.
 
 Why the two readers agree on a file this one accepts: it refuses (None) anything outside UTF-8,
 any carriage return (Python's universal newlines would turn it into a line break), any line but
