@@ -31,7 +31,6 @@ from disagg.experiments.results.tables import (
     series_table,
     transfers_table,
 )
-from disagg.experiments.results.timeline import event_log, event_log_bytes
 from disagg.experiments.results.writing import ResultsWriter, write_results
 
 
@@ -133,6 +132,9 @@ def _extra_files(exp: Experiment, raw: dict[str, Any], requests: pa.Table,
     """Optional files of the results folder: ``events.msgpack`` if ``output.event_log``."""
     if not exp.output.event_log:
         return {}
+    # deferred: only a run with an event log needs msgpack (~5 ms CPU to import)
+    from disagg.experiments.results.timeline import event_log, event_log_bytes
+
     events = event_log(raw, requests.to_pylist(), transfers.to_pylist())
     return {"events.msgpack": event_log_bytes(events, exp.experiment.name)}
 

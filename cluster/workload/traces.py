@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from disagg.cluster.errors import ConfigError
+from disagg.cluster.workload.trace_jsonl import plain_jsonl
 
 TimestampUnit = Literal["datetime", "s", "ms"]
 _DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?$")
@@ -223,8 +224,20 @@ def _json_line(path: str, line_no: int, line: str) -> Any:
         raise _bad(path, line_no, f"not valid JSON: {e.msg}") from None
 
 
-def _read_jsonl(path: str, cols: TraceColumns) -> tuple[list[tuple[int, int, int]],
+def _read_jsonl(path: str, cols: TraceColumns) -> tuple[NDArray[np.int64],
                                                         list[tuple[int, ...]]]:
+    """Rows (arrival ns, prompt, output tokens) and hash ids of a JSONL trace: a file of plain
+    rows in one call (``trace_jsonl.py``), anything else line by line."""
+    plain = plain_jsonl(path, cols)
+    if plain is not None:
+        return plain
+    rows, hashes = _read_jsonl_lines(path, cols)
+    return np.array(rows, dtype=np.int64).reshape(-1, 3), hashes
+
+
+def _read_jsonl_lines(path: str, cols: TraceColumns) -> tuple[list[tuple[int, int, int]],
+                                                              list[tuple[int, ...]]]:
+    """A JSONL trace read line by line; ConfigError naming the first bad line."""
     rows: list[tuple[int, int, int]] = []
     hashes: list[tuple[int, ...]] = []
     last_ns = -INT64_MAX
@@ -267,15 +280,15 @@ def read_trace(path: str | Path, cols: TraceColumns, jsonl: bool = False) -> Tra
 @lru_cache(maxsize=16)
 def _cached(path: str, _size: int, _mtime_ns: int, cols: TraceColumns, jsonl: bool) -> Trace:
     try:
-        rows, hashes = _read_jsonl(path, cols) if jsonl else (_read_csv(path, cols), [])
+        arr, hashes = _read_jsonl(path, cols) if jsonl else (
+            np.array(_read_csv(path, cols), dtype=np.int64).reshape(-1, 3), [])
     except UnicodeDecodeError as e:
         raise ConfigError(f"trace {path}: not UTF-8 text (byte {e.start}); allowed: a CSV or "
                           "JSON-lines text file") from None
     except (csv.Error, IsADirectoryError) as e:
         raise ConfigError(f"trace {path}: cannot be parsed: {e}") from None
-    if not rows:
+    if not len(arr):
         raise _bad(path, 2 if not jsonl else 1, "the file has no requests")
-    arr = np.array(rows, dtype=np.int64)
     keep = (arr[:, 1] > 0) & (arr[:, 2] > 0)
     if not keep.any():
         raise _bad(path, 2, "every request has zero prompt or output tokens")

@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from disagg.experiments.cli.gc_rules import freeze_for_exit, no_collection, run_gc
 
+# OpenBLAS, loaded with numpy, starts a worker thread per core (~25-35 ms CPU a command) for
+# linear algebra disagg never does: one thread, unless the user set it
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # the command line's code: ~80k objects and no garbage, so no collector pass during these
 # imports, and they are frozen out of later passes (see no_collection; ~20 ms CPU a command)
 with no_collection():
@@ -170,10 +173,9 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace, console: Console) -> int:
-    if args.assumptions:
-        print_tables(console, [assumption_table()], args.format)
-        return EXIT_OK
-    print_tables(console, [model_table(), hardware_table(), calibration_table()], args.format)
+    tables = [assumption_table()] if args.assumptions else [model_table(), hardware_table(),
+                                                             calibration_table()]
+    print_tables(console, tables, args.format)
     return EXIT_OK
 
 
@@ -239,7 +241,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspect(sub)
     add_calibrate(sub)
     add_accuracy(sub)
-
     add_commands(sub)
     add_capacity(sub)
     add_serve(sub)

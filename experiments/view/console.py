@@ -10,8 +10,6 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from disagg.cluster.config import Experiment
-from disagg.cluster.hardware.assumptions import assumptions
-from disagg.cluster.hardware.calibration import calibration_rows
 from disagg.cluster.hardware.catalog import hardware, models
 from disagg.experiments.view.tabular import Tabular
 
@@ -175,6 +173,9 @@ def hardware_table() -> Tabular:
 
 def calibration_table() -> Tabular:
     """Every reference figure against the emulated value (the full report: ``disagg calibrate``)."""
+    # imported here: only ``disagg catalog`` needs the reference figures (a run: ~4 ms CPU)
+    from disagg.cluster.hardware.calibration import calibration_rows
+
     rows = []
     for row in calibration_rows():
         f = row.figure
@@ -188,6 +189,8 @@ def calibration_table() -> Tabular:
 
 def assumption_table() -> Tabular:
     """Every unpublished constant: low / default / high (in the field's unit) and the reasoning."""
+    from disagg.cluster.hardware.assumptions import assumptions  # as calibration_rows above
+
     rows = tuple((a.hardware, a.field, f"{a.low:.4g}", f"{a.default:.4g}", f"{a.high:.4g}",
                   a.reasoning) for a in assumptions())
     return Tabular("unpublished constants (assumptions; sweep low..high)",
