@@ -1,5 +1,6 @@
 """The statistics' fast paths keep results bit for bit: a sketch's runs bucketed from their ends
-against one logarithm per value, lags of 0 counted against one ``add`` each."""
+against one logarithm per value, lags of 0 counted against one ``add`` each, a request's row
+written out per sequence of record types against the general fold."""
 
 from __future__ import annotations
 
@@ -7,9 +8,20 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import make_request
 
 from disagg.cluster import sketch
 from disagg.cluster.component import RECENT_LAGS, Clock, Component
+from disagg.cluster.records import (
+    DecodeRecord,
+    DecodeRouting,
+    EndRecord,
+    PrefillRecord,
+    PrefillRouting,
+    TransferRecord,
+    UnitId,
+)
+from disagg.cluster.rows import fold
 from disagg.cluster.sketch import _LOOSE, EXACT_LIMIT, QuantileSketch
 
 
@@ -127,3 +139,25 @@ def test_add_zeros_is_add_of_zero_again_and_again() -> None:
             plain.add(0.0)
         assert pickle.dumps(counted.state()) == pickle.dumps(plain.state())
         assert counted.totals() == (n + 1, n + 1.0, 0.5)
+
+
+def test_a_row_written_out_per_record_types_is_the_row_of_the_records_picked() -> None:
+    """The row builder made per sequence of record types (each once) against the general fold
+    (a type repeats: records picked by attempt, values by getters): the same keys in the same
+    order and the same values, for a disaggregated request's six records, with and without an
+    end, in two orders."""
+    req = make_request(request_id=7, arrival_s=1.0, output_tokens=3)
+    records = [req, PrefillRouting(7, 0, UnitId("prefill", 1), 0.5),
+               PrefillRecord(7, 0, 1.5, 2.0, 100.0, 64),
+               DecodeRouting(7, 0, UnitId("decode", 0), 0.25),
+               TransferRecord(7, 0, "prefill-1", "decode-0", "h1", "h2", 100.0, 2.0, 2.25),
+               DecodeRecord(7, 0, 2.5, 2.75, 3.0, 99, 2.2, 1)]
+    older = PrefillRecord(7, -1, 0.0, 0.0, 1.0)  # a repeated type: the general fold
+    for order in (records, records[::-1]):
+        for end in (EndRecord(7, "completed", "", 3.0, 1), None):
+            at = order.index(records[2]) + 1  # after the prefill record: the same type order
+            written, picked = fold(order, end), fold([*order[:at], older, *order[at:]], end)
+            assert list(written) == list(picked) and written == picked
+    row = fold(records, None)
+    assert row["prefill_unit"] == "prefill-1" and row["decode_unit"] == "decode-0"
+    assert (row["first_token_s"], row["real_bytes"], row["preemptions"]) == (2.0, 99, 1)
