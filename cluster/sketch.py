@@ -13,87 +13,26 @@ weighted sum, and so the mean, stay exact.
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Any
 
 import numpy as np
 
+from disagg.cluster.sketch_keys import (
+    ALPHA,
+    GAMMA,
+    ZERO_KEY,
+    run_buckets,
+    value_buckets,
+)
+
+__all__ = ["ALPHA", "EXACT_LIMIT", "QuantileSketch"]
+
 EXACT_LIMIT = 65_536
 """Values kept exactly before the sketch switches to buckets."""
-ALPHA = 0.005
-"""Relative accuracy of quantiles once bucketed (0.5 %)."""
-_GAMMA = (1 + ALPHA) / (1 - ALPHA)
-_LOG_GAMMA = math.log(_GAMMA)
-_ZERO = 1e-12  # values at or below this (s) fall in the zero bucket
-_ZERO_KEY = -(2**31)
 _LOOSE = 4096  # single values buffered before they are folded in
 
 Bucket = tuple[float, float, float]  # (weight, smallest value, largest value)
 Weights = np.ndarray | tuple[float, float] | None  # per value; (first, each other); None: 1 each
-
-
-_DENSE_KEYS = 1 << 16  # key spans up to this are made unique by counting, not sorting
-
-
-def _unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(keys, return_inverse=True)`` for int keys; by counting when they span a short
-    range (the usual case: one run's values cover a few hundred buckets), ~5 x faster."""
-    if len(keys) == 0:
-        return np.unique(keys, return_inverse=True)
-    low = int(keys.min())
-    span = int(keys.max()) - low + 1
-    if span > _DENSE_KEYS:
-        return np.unique(keys, return_inverse=True)
-    offset = keys - low
-    present = np.flatnonzero(np.bincount(offset, minlength=span))
-    position = np.zeros(span, dtype=np.int64)
-    position[present] = np.arange(len(present))
-    return present + low, position[offset]
-
-
-Folded = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # keys, weights, smallest, largest
-
-
-def _value_buckets(v: np.ndarray, w: np.ndarray) -> Folded:
-    """Values ``v`` (weights ``w``) by bucket: each value's key from its own logarithm."""
-    keys = np.where(v > _ZERO, np.ceil(np.log(np.maximum(v, _ZERO)) / _LOG_GAMMA), _ZERO_KEY)
-    uniq, inv = _unique(keys.astype(np.int64))
-    return uniq, np.bincount(inv, weights=w), *_extremes(len(uniq), inv, v, v)
-
-
-def _extremes(n: int, inv: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray,
-                                                                                 np.ndarray]:
-    """The smallest of ``lo`` and the largest of ``hi`` per bucket ``inv`` (of ``n``)."""
-    lows = np.full(n, np.inf)
-    highs = np.full(n, -np.inf)
-    np.minimum.at(lows, inv, lo)
-    np.maximum.at(highs, inv, hi)
-    return lows, highs
-
-
-_SLACK = 1e-12
-"""Relative margin on a computed logarithm (thousands of times any ``np.log`` error, a few ulp)."""
-
-
-def _run_buckets(v: np.ndarray, w: np.ndarray, lengths: np.ndarray) -> Folded | None:
-    """:func:`_value_buckets` of runs of values (consecutive pieces of ``v``, ``lengths`` long)
-    that each lie within one bucket (a decode advance's step durations do: ~109 values within
-    ~0.5 % of each other), from the logarithms of each run's smallest and largest value only;
-    None when a run may straddle buckets. The same buckets bit for bit: a computed logarithm is
-    within a few ulp of the true one, which is increasing, so every value of a run whose two
-    ends, widened by ``_SLACK``, fall in bucket k falls there too; the weights are summed per
-    value in the same order, and minima and maxima do not depend on order."""
-    starts = np.cumsum(lengths) - lengths
-    lo, hi = np.minimum.reduceat(v, starts), np.maximum.reduceat(v, starts)
-    if not ((lengths > 0).all() and (lo > _ZERO).all() and np.isfinite(hi).all()):
-        return None  # (a NaN fails the second test)
-    log_lo, log_hi = np.log(lo), np.log(hi)
-    keys = np.ceil((log_lo - _SLACK * np.abs(log_lo)) / _LOG_GAMMA)
-    if not (keys == np.ceil((log_hi + _SLACK * np.abs(log_hi)) / _LOG_GAMMA)).all():
-        return None
-    uniq, inv = _unique(keys.astype(np.int64))
-    sums = np.bincount(np.repeat(inv, lengths), weights=w, minlength=len(uniq))
-    return uniq, sums, *_extremes(len(uniq), inv, lo, hi)
 
 
 class QuantileSketch:
@@ -167,8 +106,8 @@ class QuantileSketch:
             self._buckets = _Buckets()
         n, tw, ws = self._bucketed
         self._bucketed = (n + len(v), tw + float(w.sum()), ws + float((v * w).sum()))
-        folded = None if lengths is None else _run_buckets(v, w, lengths)
-        self._buckets.fold(*(_value_buckets(v, w) if folded is None else folded))
+        folded = None if lengths is None else run_buckets(v, w, lengths)
+        self._buckets.fold(*(value_buckets(v, w) if folded is None else folded))
 
     def _settle(self) -> None:
         if self._loose:
@@ -237,7 +176,7 @@ class QuantileSketch:
             return self._exact()
         assert self._buckets is not None
         keys, weights, lows, highs = self._buckets.arrays()
-        centre = np.where(keys == _ZERO_KEY, 0.0, 2 * np.power(_GAMMA, keys) / (_GAMMA + 1))
+        centre = np.where(keys == ZERO_KEY, 0.0, 2 * np.power(GAMMA, keys) / (GAMMA + 1))
         return np.clip(centre, lows, highs), weights
 
     def state(self) -> dict[str, Any]:
@@ -290,7 +229,7 @@ class _Buckets:
     def fold(self, keys: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
         """Add weight ``w[i]``, smallest ``lo[i]`` and largest ``hi[i]`` to bucket ``keys[i]``
         (keys ascending, each once)."""
-        if len(keys) and keys[0] == _ZERO_KEY:
+        if len(keys) and keys[0] == ZERO_KEY:
             old, new = self.zero, (float(w[0]), float(lo[0]), float(hi[0]))
             self.zero = new if old is None else (
                 old[0] + new[0], min(old[1], new[1]), max(old[2], new[2]))
@@ -323,7 +262,7 @@ class _Buckets:
         if self.zero is None:
             return keys, w, lo, hi
         z = self.zero
-        return (np.concatenate(([_ZERO_KEY], keys)), np.concatenate(([z[0]], w)),
+        return (np.concatenate(([ZERO_KEY], keys)), np.concatenate(([z[0]], w)),
                 np.concatenate(([z[1]], lo)), np.concatenate(([z[2]], hi)))
 
     def as_dict(self) -> dict[int, Bucket]:

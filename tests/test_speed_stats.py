@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import make_request
 
-from disagg.cluster import sketch
+from disagg.cluster import sketch, sketch_keys
 from disagg.cluster.component import RECENT_LAGS, Clock, Component
 from disagg.cluster.records import (
     DecodeRecord,
@@ -27,14 +27,14 @@ from disagg.cluster.sketch import _LOOSE, EXACT_LIMIT, QuantileSketch
 
 def _key(x: float) -> int:
     """A value's bucket key by the per-value rule (numpy's logarithm, as the sketch takes it)."""
-    if x <= sketch._ZERO:
-        return sketch._ZERO_KEY
-    return int(np.ceil(np.log(np.float64(x)) / sketch._LOG_GAMMA))
+    if x <= sketch_keys.ZERO:
+        return sketch_keys.ZERO_KEY
+    return int(np.ceil(np.log(np.float64(x)) / sketch_keys.LOG_GAMMA))
 
 
 def _edge(k: int) -> float:
     """The smallest value of bucket ``k`` by :func:`_key` (bisection over the doubles)."""
-    lo, hi = sketch._GAMMA ** (k - 1.5), sketch._GAMMA ** (k - 0.5)  # keys k - 1 and k
+    lo, hi = sketch_keys.GAMMA ** (k - 1.5), sketch_keys.GAMMA ** (k - 0.5)  # keys k - 1 and k
     while np.nextafter(lo, hi) < hi:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if _key(mid) < k else (lo, mid)
@@ -60,14 +60,14 @@ def _runs(rng: np.random.Generator) -> list[np.ndarray]:
 
 def test_runs_bucket_as_one_logarithm_per_value_does(monkeypatch: pytest.MonkeyPatch) -> None:
     answers: list[bool] = []
-    run_buckets = sketch._run_buckets
+    run_buckets = sketch_keys.run_buckets
 
-    def counted(*args: np.ndarray) -> sketch.Folded | None:
+    def counted(*args: np.ndarray) -> sketch_keys.Folded | None:
         out = run_buckets(*args)
         answers.append(out is not None)
         return out
 
-    monkeypatch.setattr(sketch, "_run_buckets", counted)
+    monkeypatch.setattr(sketch, "run_buckets", counted)
     rng = np.random.default_rng(11)
     fast, plain = QuantileSketch(), QuantileSketch()
     for values in _runs(rng):
@@ -85,17 +85,17 @@ def test_a_run_is_bucketed_from_its_ends_only_when_safely_inside_one_bucket() ->
     edge = _edge(-500)
     assert _key(np.nextafter(edge, 0.0)) == -501 and _key(edge) == -500
     one = np.ones(2)
-    inside = sketch._run_buckets(np.array([edge * (1 + 1e-4), edge * (1 + 2e-3)]), one,
+    inside = sketch_keys.run_buckets(np.array([edge * (1 + 1e-4), edge * (1 + 2e-3)]), one,
                                  np.array([2]))
     assert inside is not None and inside[0].tolist() == [-500]
     assert inside[1:] == ([2.0], [edge * (1 + 1e-4)], [edge * (1 + 2e-3)])
     # one end at the edge: the same bucket, but within the margin, so value by value
-    assert sketch._run_buckets(np.array([edge, edge * 1.001]), one, np.array([2])) is None
+    assert sketch_keys.run_buckets(np.array([edge, edge * 1.001]), one, np.array([2])) is None
     # across the edge by one ulp: two buckets
     across = np.array([np.nextafter(edge, 0.0), edge * 1.001])
-    assert sketch._run_buckets(across, one, np.array([2])) is None
-    assert sketch._run_buckets(np.array([0.0, 0.01]), one, np.array([2])) is None
-    assert sketch._run_buckets(np.array([0.01, np.inf]), one, np.array([2])) is None
+    assert sketch_keys.run_buckets(across, one, np.array([2])) is None
+    assert sketch_keys.run_buckets(np.array([0.0, 0.01]), one, np.array([2])) is None
+    assert sketch_keys.run_buckets(np.array([0.01, np.inf]), one, np.array([2])) is None
 
 
 class _FixedClock(Clock):
