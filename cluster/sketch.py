@@ -12,42 +12,27 @@ weighted sum, and so the mean, stay exact.
 
 from __future__ import annotations
 
-import math
+import itertools
 from typing import Any
 
 import numpy as np
 
+from disagg.cluster.sketch_keys import (
+    ALPHA,
+    GAMMA,
+    ZERO_KEY,
+    run_buckets,
+    value_buckets,
+)
+
+__all__ = ["ALPHA", "EXACT_LIMIT", "QuantileSketch"]
+
 EXACT_LIMIT = 65_536
 """Values kept exactly before the sketch switches to buckets."""
-ALPHA = 0.005
-"""Relative accuracy of quantiles once bucketed (0.5 %)."""
-_GAMMA = (1 + ALPHA) / (1 - ALPHA)
-_LOG_GAMMA = math.log(_GAMMA)
-_ZERO = 1e-12  # values at or below this (s) fall in the zero bucket
-_ZERO_KEY = -(2**31)
 _LOOSE = 4096  # single values buffered before they are folded in
 
 Bucket = tuple[float, float, float]  # (weight, smallest value, largest value)
 Weights = np.ndarray | tuple[float, float] | None  # per value; (first, each other); None: 1 each
-
-
-_DENSE_KEYS = 1 << 16  # key spans up to this are made unique by counting, not sorting
-
-
-def _unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(keys, return_inverse=True)`` for int keys; by counting when they span a short
-    range (the usual case: one run's values cover a few hundred buckets), ~5 x faster."""
-    if len(keys) == 0:
-        return np.unique(keys, return_inverse=True)
-    low = int(keys.min())
-    span = int(keys.max()) - low + 1
-    if span > _DENSE_KEYS:
-        return np.unique(keys, return_inverse=True)
-    offset = keys - low
-    present = np.flatnonzero(np.bincount(offset, minlength=span))
-    position = np.zeros(span, dtype=np.int64)
-    position[present] = np.arange(len(present))
-    return present + low, position[offset]
 
 
 class QuantileSketch:
@@ -67,6 +52,15 @@ class QuantileSketch:
         self._loose.append(value)
         if len(self._loose) >= _LOOSE:
             self._settle()
+
+    def add_zeros(self, n: int) -> None:
+        """:meth:`add` of 0.0, ``n`` times (in the same batches)."""
+        while n > 0:
+            take = min(n, max(1, _LOOSE - len(self._loose)))
+            self._loose += itertools.repeat(0.0, take)
+            n -= take
+            if len(self._loose) >= _LOOSE:
+                self._settle()
 
     def add_many(self, values: np.ndarray, weights: np.ndarray | None = None) -> None:
         """Add values (with weights of the same length; 1 each if None). A value of weight 0 is
@@ -106,11 +100,14 @@ class QuantileSketch:
     def _to_buckets(self) -> None:
         """Fold every held value into the buckets (values arriving after the switch are held
         in batches of ``_LOOSE`` first, to fold them cheaply)."""
-        v, w = self._held_values()
+        v, w, lengths = self._held_arrays()
         self._values, self._weights, self._held = [], [], 0
         if self._buckets is None:
             self._buckets = _Buckets()
-        self._bucket(v, w)
+        n, tw, ws = self._bucketed
+        self._bucketed = (n + len(v), tw + float(w.sum()), ws + float((v * w).sum()))
+        folded = None if lengths is None else run_buckets(v, w, lengths)
+        self._buckets.fold(*(value_buckets(v, w) if folded is None else folded))
 
     def _settle(self) -> None:
         if self._loose:
@@ -119,35 +116,25 @@ class QuantileSketch:
         if self._buckets is not None and self._held:
             self._to_buckets()
 
-    def _bucket(self, v: np.ndarray, w: np.ndarray) -> None:
-        assert self._buckets is not None
-        n, tw, ws = self._bucketed
-        self._bucketed = (n + len(v), tw + float(w.sum()), ws + float((v * w).sum()))
-        keys = np.where(v > _ZERO, np.ceil(np.log(np.maximum(v, _ZERO)) / _LOG_GAMMA), _ZERO_KEY)
-        uniq, inv = _unique(keys.astype(np.int64))
-        sums = np.bincount(inv, weights=w)
-        lows = np.full(len(uniq), np.inf)
-        highs = np.full(len(uniq), -np.inf)
-        np.minimum.at(lows, inv, v)
-        np.maximum.at(highs, inv, v)
-        self._buckets.fold(uniq, sums, lows, highs)
-
     def _exact(self) -> tuple[np.ndarray, np.ndarray]:
         self._settle()
-        return self._held_values()
+        v, w, _ = self._held_arrays()
+        return v, w
 
-    def _held_values(self) -> tuple[np.ndarray, np.ndarray]:
+    def _held_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The held values and their weights, and the length of each held array when every one
+        is a run (:meth:`add_run`; None otherwise)."""
         if not self._values:
-            return np.zeros(0), np.zeros(0)
+            return np.zeros(0), np.zeros(0), None
         v = np.concatenate(self._values)
         if all(type(b) is tuple for b in self._weights):  # runs only: their weights at once
             lengths = np.array([len(a) for a in self._values])
             w = np.repeat(np.array([b[1] for b in self._weights]), lengths)  # type: ignore[index]
             w[np.cumsum(lengths) - lengths] = [b[0] for b in self._weights]  # type: ignore[index]
-            return v, w
+            return v, w, lengths
         w = np.concatenate([_weights(a, b) for a, b in zip(self._values, self._weights,
                                                             strict=True)])
-        return v, w
+        return v, w, None
 
     def merge(self, other: QuantileSketch) -> None:
         """Fold ``other`` into this sketch."""
@@ -189,7 +176,7 @@ class QuantileSketch:
             return self._exact()
         assert self._buckets is not None
         keys, weights, lows, highs = self._buckets.arrays()
-        centre = np.where(keys == _ZERO_KEY, 0.0, 2 * np.power(_GAMMA, keys) / (_GAMMA + 1))
+        centre = np.where(keys == ZERO_KEY, 0.0, 2 * np.power(GAMMA, keys) / (GAMMA + 1))
         return np.clip(centre, lows, highs), weights
 
     def state(self) -> dict[str, Any]:
@@ -242,7 +229,7 @@ class _Buckets:
     def fold(self, keys: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
         """Add weight ``w[i]``, smallest ``lo[i]`` and largest ``hi[i]`` to bucket ``keys[i]``
         (keys ascending, each once)."""
-        if len(keys) and keys[0] == _ZERO_KEY:
+        if len(keys) and keys[0] == ZERO_KEY:
             old, new = self.zero, (float(w[0]), float(lo[0]), float(hi[0]))
             self.zero = new if old is None else (
                 old[0] + new[0], min(old[1], new[1]), max(old[2], new[2]))
@@ -275,7 +262,7 @@ class _Buckets:
         if self.zero is None:
             return keys, w, lo, hi
         z = self.zero
-        return (np.concatenate(([_ZERO_KEY], keys)), np.concatenate(([z[0]], w)),
+        return (np.concatenate(([ZERO_KEY], keys)), np.concatenate(([z[0]], w)),
                 np.concatenate(([z[1]], lo)), np.concatenate(([z[2]], hi)))
 
     def as_dict(self) -> dict[int, Bucket]:

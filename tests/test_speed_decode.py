@@ -11,7 +11,8 @@ import numpy as np
 from disagg.actors.components.recent_boundaries import RecentBoundaries
 from disagg.cluster.hardware import catalog, decode_plan, perf
 from disagg.cluster.paged_kv import PagedKv
-from disagg.cluster.sketch import _ZERO, _ZERO_KEY, QuantileSketch, _Buckets
+from disagg.cluster.sketch import QuantileSketch, _Buckets
+from disagg.cluster.sketch_keys import ZERO, ZERO_KEY
 from disagg.cluster.timeseries import BinnedIntegral, bin_of
 
 
@@ -113,7 +114,7 @@ def test_array_buckets_fold_as_a_dict_per_key_does() -> None:
     for _ in range(200):
         v = rng.lognormal(-3, 2, 50)
         v[:3] = 0.0
-        keys = [_ZERO_KEY if x <= _ZERO else math.ceil(math.log(x) / math.log(199 / 197))
+        keys = [ZERO_KEY if x <= ZERO else math.ceil(math.log(x) / math.log(199 / 197))
                 for x in v.tolist()]
         batch: dict[int, tuple[float, float, float]] = {}
         for k, x in zip(keys, v.tolist(), strict=True):

@@ -13,7 +13,7 @@ from disagg.actors.components.recent_boundaries import RecentBoundaries
 from disagg.actors.engines import virtual
 from disagg.actors.engines.virtual import VirtualClock
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
-from disagg.cluster import sketch
+from disagg.cluster import sketch_keys
 from disagg.cluster.config import load_experiment
 from disagg.cluster.hardware import prefill as perf_prefill
 from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, bin_of
@@ -137,7 +137,7 @@ def test_sketch_keys_made_unique_by_counting_as_by_sorting() -> None:
     rng = np.random.default_rng(5)
     for keys in (rng.integers(-300, 300, 5000), np.array([7]), np.array([-2**31, 4, 4, -2**31]),
                  np.zeros(0, dtype=np.int64)):
-        fast, slow = sketch._unique(keys), np.unique(keys, return_inverse=True)
+        fast, slow = sketch_keys.unique_keys(keys), np.unique(keys, return_inverse=True)
         assert fast[0].tolist() == slow[0].tolist() and fast[1].tolist() == slow[1].tolist()
 
 
