@@ -177,9 +177,10 @@ class PrefixCache:
         new: list[int] = []
         add = new.append
         if self.eviction == "lru":
-            pop = blocks.pop
             for h in reversed(hashes):  # each to the end: a held one is taken out first
-                if pop(h, True):  # (a held id's value is None)
+                if h in blocks:  # (a test and a delete: fewer instructions than a pop call)
+                    del blocks[h]
+                else:
                     add(h)
                 blocks[h] = None
         else:
