@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from disagg.cluster.block_changes import BlockChanges, IdSet
+from disagg.cluster.block_changes import BlockChanges, IdSet, Step
 from disagg.cluster.messages import PREFIX_BLOCK_TOKENS
 
 Eviction = Literal["lru", "fifo"]
@@ -133,12 +133,10 @@ class PrefixCache:
         # and re-inserting a key moves it to the end as OrderedDict.move_to_end does (~25 %
         # cheaper over the LRU's work on the Mooncake trace: no linked list to keep)
         self._blocks: dict[int, None] = {}
-        # load reports carry the changes since the previous report (see changes()): the ids added
-        # and removed since, net (a re-inserted evicted id is in neither)
-        self._added: set[int] = set()  # not held at the previous report
-        self._removed: set[int] = set()  # held at the previous report
+        # load reports carry the changes since the previous report (see changes()), in order: per
+        # insert or resize, the list of ids it added and the list it evicted, as made (no sets)
+        self._steps: list[Step] = []
         self._last: BlockChanges | None = None  # the previous report's changes
-        self._current: BlockChanges | None = None  # _last, if nothing changed since
         self.lookup_blocks = self.hit_blocks = self.inserted_blocks = self.evicted_blocks = 0
 
     def __len__(self) -> int:
@@ -177,9 +175,10 @@ class PrefixCache:
         new: list[int] = []
         add = new.append
         if self.eviction == "lru":
-            pop = blocks.pop
             for h in reversed(hashes):  # each to the end: a held one is taken out first
-                if pop(h, True):  # (a held id's value is None)
+                if h in blocks:  # (a test and a delete: fewer instructions than a pop call)
+                    del blocks[h]
+                else:
                     add(h)
                 blocks[h] = None
         else:
@@ -187,36 +186,31 @@ class PrefixCache:
                 if h not in blocks:
                     blocks[h] = None
                     add(h)
+        gone = self._evict()
         if new:
             self.inserted_blocks += len(new)
-            self._added.update(new)  # a new id was held at the last report only if removed since
-            back = self._removed.intersection(new) if self._removed else None
-            if back:
-                self._removed -= back
-                self._added -= back
-            self._current = None
-        self._shrink()
+            self._steps.append((new, gone))
+        elif gone:
+            self._steps.append(((), gone))
 
     def resize(self, capacity_blocks: int) -> None:
         """Change the capacity (e.g. to the memory running requests leave free); evicts now."""
         self.capacity_blocks = max(0, capacity_blocks)
-        self._shrink()
+        gone = self._evict()
+        if gone:
+            self._steps.append(((), gone))
 
-    def _shrink(self) -> None:
+    def _evict(self) -> Sequence[int]:
+        """Evict the oldest blocks beyond the capacity; returns them (oldest first)."""
         excess = len(self._blocks) - self.capacity_blocks
         if excess <= 0:
-            return
+            return ()
         blocks = self._blocks
         gone = list(islice(blocks, excess))  # the oldest: read at once, then deleted one by one
         for h in gone:  # (~10 % cheaper than popitem(last=False) per block)
             del blocks[h]
-        self._removed.update(gone)  # an evicted id added since the last report just leaves _added
-        unsaved = self._added.intersection(gone) if self._added else None
-        if unsaved:
-            self._added -= unsaved
-            self._removed -= unsaved
         self.evicted_blocks += excess
-        self._current = None
+        return gone
 
     def blocks(self) -> frozenset[int]:
         """The held block ids (a copy)."""
@@ -225,22 +219,22 @@ class PrefixCache:
     def changes(self) -> BlockChanges:
         """The held block ids as a load report carries them: the changes since the previous
         report (the same object again if there were none)."""
-        if self._current is None:
-            # the sets themselves, handed over (fresh ones take their place): no copy
-            changes = BlockChanges(self, self._added, self._removed)
-            self._added, self._removed = set(), set()
+        if self._steps or self._last is None:
+            # the list itself, handed over (a fresh one takes its place): no copy
+            changes = BlockChanges(self, self._steps)
+            self._steps = []
             if self._last is not None:
                 self._last.later = changes
-            self._last = self._current = changes
-        return self._current
+            self._last = changes
+        return self._last
 
     def held_ids(self) -> Iterable[int]:
         """The held block ids now (for :meth:`BlockChanges.held`)."""
         return self._blocks
 
-    def unreported(self) -> tuple[Set[int], Set[int]]:
-        """The ids added and removed since the last report (for :meth:`BlockChanges.held`)."""
-        return self._added, self._removed
+    def unreported(self) -> Sequence[Step]:
+        """The changes since the last report (for :meth:`BlockChanges.held`)."""
+        return self._steps
 
     def stats(self) -> CacheStats:
         """The counters so far."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Set
 
-from disagg.cluster.block_changes import BlockChanges
+from disagg.cluster.block_changes import BlockChanges, apply_steps
 from disagg.cluster.prefix_cache import HeldBlocks
 
 
@@ -31,9 +31,7 @@ class ReportedBlocks:
         if reported is last:  # nothing changed since: the same ids
             return self._held[unit]
         if type(last) is BlockChanges and last.later is reported:
-            ids = self._ids[unit]
-            ids -= reported.removed
-            ids |= reported.added
+            apply_steps(self._ids[unit], reported.steps)
             return self._held[unit]
         ids = self._ids[unit] = set(reported.held())  # a new copy: views made so far keep theirs
         held = self._held[unit] = HeldBlocks(ids)

@@ -159,6 +159,21 @@ def test_the_router_applies_consecutive_reports_and_copies_after_a_gap() -> None
     assert router.update("u", other.changes()) == {8}
 
 
+def test_ids_added_and_evicted_between_two_reports_are_in_neither() -> None:
+    c = PrefixCache(2)
+    router = ReportedBlocks()
+    c.insert([1, 2])  # held, oldest first: 2 1
+    first = c.changes()
+    assert router.update("u", first) == {1, 2}
+    c.insert([3, 4, 5])  # 2 1 5 4 3: evicts 2, 1 and 5, which it had just added
+    second = c.changes()
+    assert (second.added, second.removed) == ({3, 4}, {1, 2})
+    assert router.update("u", second) == {3, 4}  # applied to the copy in place
+    c.resize(1)  # evicts 4
+    c.insert([5])  # 3 5: evicts 3, then 5 is the only block held
+    assert c.changes() == {5} and second == {3, 4} and first == {1, 2}  # undone, newest first
+
+
 def test_the_router_extends_a_view_and_counts_overlap_by_the_same_rule() -> None:
     snap = HeldBlocks({1, 2, 4, 7})  # the router's copy of a report
     assert snap == {1, 2, 4, 7} and len(snap) == 4

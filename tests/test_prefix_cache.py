@@ -56,6 +56,15 @@ def test_a_requests_tail_blocks_are_evicted_before_its_head() -> None:
     assert c.blocks() == frozenset({1, 2, 3, 9})  # 4 goes: without 1-3 it is useless anyway
 
 
+def test_an_id_repeated_in_one_insert_counts_once_and_takes_its_first_place() -> None:
+    c = PrefixCache(3)
+    c.insert([1, 2, 1])  # by hand: 1, then 2, then 1 again -> oldest first: 2, 1 (2 blocks)
+    assert c.stats().inserted_blocks == 2
+    c.insert([3, 4])  # 4 then 3 go to the end: 2 (the oldest) is evicted
+    assert c.blocks() == frozenset({1, 3, 4})
+    assert c.changes().added == {1, 3, 4}
+
+
 def test_fifo_evicts_oldest_inserted() -> None:
     c = PrefixCache(3, "fifo")
     c.insert([1, 2, 3])
