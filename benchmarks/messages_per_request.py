@@ -36,7 +36,8 @@ QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.t
 
 
 def count_virtual(exp: Experiment) -> tuple[Counter[str], int]:
-    """(message type -> messages delivered, requests submitted) on the virtual engine."""
+    """(message type -> messages delivered or load reports posted, requests submitted) on the
+    virtual engine."""
     counts: Counter[str] = Counter()
 
     def counting(component: Component) -> Any:
@@ -47,9 +48,20 @@ def count_virtual(exp: Experiment) -> tuple[Counter[str], int]:
             deliver(message)
         return wrapped
 
+    def posting(router: Any) -> Any:
+        post = router.post_report
+
+        def wrapped(message: Any) -> bool:
+            taken = post(message)
+            counts[type(message).__name__] += taken  # a report taken as it arrived, no delivery
+            return taken
+        return wrapped
+
     def on_start(comps: dict[str, Component]) -> None:
         for comp in comps.values():
             comp.deliver = counting(comp)  # type: ignore[method-assign]
+            if hasattr(comp, "post_report"):  # the router (actors/components/router_reports.py)
+                comp.post_report = posting(comp)
 
     raw = run_virtual(exp, on_start=on_start)
     collector = next(c for c in raw["components"] if c["name"] == "collector")

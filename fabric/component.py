@@ -28,6 +28,7 @@ from disagg.cluster.records import TransferRecord
 from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, final_bins
 from disagg.cluster.wake import Wake
 from disagg.fabric.flows import IDLE, FluidNetwork
+from disagg.fabric.payload import KvMarker
 from disagg.fabric.topology import Route, Topology, route_of
 
 INF = float("inf")
@@ -169,8 +170,9 @@ class Fabric(Component):
             tr.start_s = start
             self.decide_at(start)
             msg = tr.msg
-            if msg.payload is not None:  # the real copy overlaps the modeled transfer
-                self.peers[msg.dst_unit].send(KvPrefetch(msg.request.request_id, msg.payload, start))
+            payload = msg.payload  # its real copy overlaps the modeled transfer; a marker
+            if payload is not None and type(payload) is not KvMarker:  # is at hand already
+                self.peers[msg.dst_unit].send(KvPrefetch(msg.request.request_id, payload, start))
         self.net.add(seq, tr.route.path, tr.chunk_bytes, start)
         self._log_links(start)
         late = start - t

@@ -96,13 +96,19 @@ def _reports_by_unit(exp: Any) -> dict[str, list[float]]:
 
     def on_start(comps: dict[str, Any]) -> None:
         router = comps["router"]
-        deliver = router.deliver
+        deliver, post = router.deliver, router.post_report
 
         def wrapped(message: Any) -> None:
             if isinstance(message, LoadReport):
                 got.setdefault(message.unit, []).append(message.sent_s)
             deliver(message)
-        router.deliver = wrapped
+
+        def posted(message: LoadReport) -> bool:  # a report the router takes as it arrives
+            taken = post(message)
+            if taken:
+                got.setdefault(message.unit, []).append(message.sent_s)
+            return taken
+        router.deliver, router.post_report = wrapped, posted
 
     run_virtual(exp, on_start=on_start)
     return got

@@ -17,6 +17,7 @@ from typing import Any
 from disagg.cluster.component import Clock, Component
 from disagg.cluster.hardware.perf import kv_bytes
 from disagg.actors.components.pins import PinnedRoutes
+from disagg.actors.components.router_reports import ReportedViews
 from disagg.cluster.messages import (
     PREFIX_BLOCK_TOKENS,
     DecodeLeg,
@@ -47,7 +48,7 @@ from disagg.policies.base import (
 from disagg.policies.router import decode_kv_need
 
 
-class Router(Component):
+class Router(ReportedViews, Component):
     """Routes arrivals to prefill units and finished prefills to decode units via the fabric."""
 
     holds_messages = True
@@ -76,6 +77,7 @@ class Router(Component):
         self.kv_reused_bytes = 0.0  # KV left out of transfers: the decode unit held it
         self.pins = PinnedRoutes()  # disagg serve --per-unit: the units clients chose
         self.reported_blocks = ReportedBlocks()  # each unit's held prefix blocks, as reported
+        self._posted: list[LoadReport] = []  # arrived, not applied yet (router_reports.py)
         self.handlers = {
             RequestArrived: self._on_arrived, KvReady: self._on_kv_ready, LoadReport: self._on_report,
             UnitDown: self._on_unit_down, UnitUp: self._on_unit_up, RequestsEnded: self._on_ended,
@@ -115,6 +117,8 @@ class Router(Component):
         return cut
 
     def _route_prefill(self, request: Request, t: float) -> None:
+        if self._posted:
+            self._take_posted()
         decision = self.pins.prefill(request) or self.policy.choose_prefill(request, self._view(t))
         if isinstance(decision, Reject):
             self._end(request, "rejected", decision.reason, t, (request,))
@@ -168,6 +172,8 @@ class Router(Component):
             self._place_decode(ready, max(t, ready.sent_s))
 
     def _place_decode(self, msg: KvReady, t: float) -> bool:
+        if self._posted:
+            self._take_posted()
         request = msg.request
         decision = self.pins.decode(request) or self.policy.choose_decode(request, self._view(t))
         if isinstance(decision, Reject):
@@ -199,21 +205,19 @@ class Router(Component):
         return True
 
     def _on_report(self, msg: LoadReport) -> None:
-        t = msg.sent_s + self.control_delay_s
-        old = self.views[msg.unit]
-        if msg.sent_s < old.reported_s or msg.unit in self.down:
-            return  # an older report overtaken by a newer one, or a unit already lost
-        self.views[msg.unit] = UnitView(
-            msg.unit, msg.kind, msg.queued_requests, msg.queued_tokens, msg.running_requests,
-            msg.running_tokens, msg.kv_used_bytes, msg.kv_capacity_bytes, msg.free_at_s,
-            msg.sent_s, msg.up, self.reported_blocks.update(msg.unit, msg.cached_blocks),
-        )
+        if self._posted:  # those arrived before this one
+            self._take_posted()
+        if not self._apply_report(msg):
+            return
         if self.waiting and msg.kind == "decode":
+            t = msg.sent_s + self.control_delay_s
             retry, self.waiting = self.waiting, []
             self.waiting = [w for w in retry if not self._place_decode(w, max(t, w.sent_s))]
 
     def _on_unit_down(self, msg: UnitDown) -> None:
         """Mark the unit down and redo, from prefill, every unfinished request it held."""
+        if self._posted:
+            self._take_posted()
         t = max(msg.sent_s, self.last_decision_s)
         self.decide_at(t)
         self.down.add(msg.unit)
@@ -230,6 +234,8 @@ class Router(Component):
 
     def _on_unit_up(self, msg: UnitUp) -> None:
         """A fresh unit replaced a lost one: it is up and empty from ``sent_s``."""
+        if self._posted:
+            self._take_posted()
         t = max(msg.sent_s, self.last_decision_s)
         self.decide_at(t)
         self.down.discard(msg.unit)

@@ -24,7 +24,14 @@ from disagg.actors.engines.engine import Ending, Progress, RunResults, Sink, run
 from disagg.actors.engines.faults import FaultPlayer
 from disagg.actors.engines.stop import StopFlag
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
-from disagg.actors.engines.virtual_peers import LocalPeer, Lost, VirtualClock, live_tick
+from disagg.actors.engines.virtual_peers import (
+    LocalPeer,
+    Lost,
+    PostingPeer,
+    ReportInbox,
+    VirtualClock,
+    live_tick,
+)
 from disagg.cluster.component import Component, as_arrivals, as_ledger
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ComponentFailed
@@ -41,6 +48,12 @@ def _virtual_gate(name: str, comp: Component) -> TimeGate:
     return TimeGate.for_virtual(comp.unit.kind if comp.unit is not None else name)
 
 
+def _peer_class(comp: Component) -> type[LocalPeer]:
+    """The peer class delivering to ``comp``: one that posts load reports to a component that
+    takes them so (the router), else the plain one."""
+    return PostingPeer if isinstance(comp, ReportInbox) else LocalPeer
+
+
 class VirtualRun:
     """One virtual-engine run's components, peers and tasks; the :class:`FaultHost` the fault
     schedule is played on (a unit is lost by cutting it off the loop, as the ray engine loses an
@@ -55,7 +68,7 @@ class VirtualRun:
         delay = exp.experiment.control_delay_s
         self.comps = {n: build_component(exp, n, self.clock, self.store, delay)
                       for n in component_names(exp)}
-        self.peers = {n: LocalPeer(loop, c, delay, self.fail) for n, c in self.comps.items()}
+        self.peers = {n: _peer_class(c)(loop, c, delay, self.fail) for n, c in self.comps.items()}
         for n, c in self.comps.items():
             c.connect(self.peers)  # type: ignore[arg-type]
             c.set_gate(_virtual_gate(n, c))
