@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from conftest import make_experiment
 
@@ -108,7 +108,7 @@ def test_conservation_compares_transfers_with_kv_bytes(tmp_path: Path) -> None:
     assert check_results(exp, requests, transfers, result.summary) == []
     halved = transfers.set_column(
         transfers.column_names.index("modeled_bytes"), "modeled_bytes",
-        pa.compute.multiply(transfers["modeled_bytes"], 0.5))
+        pc.multiply(transfers["modeled_bytes"], 0.5))
     found = check_results(exp, requests, halved, result.summary)
     assert found and all(v.invariant == "conservation" for v in found)
     summary = {**result.summary, "total_output_tokens": result.summary["total_output_tokens"] + 1}

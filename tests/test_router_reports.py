@@ -36,8 +36,8 @@ class _Cache:
         self.reads += 1
         return self.ids
 
-    def unreported(self) -> tuple[Set[int], Set[int]]:
-        return frozenset(), frozenset()
+    def unreported(self) -> list[tuple[list[int], list[int]]]:
+        return []
 
 
 def _router(policy: str = "round_robin", **overrides) -> tuple[Router, dict[str, _Sink]]:
@@ -73,9 +73,9 @@ def test_a_decision_sees_the_newest_report_posted_before_it() -> None:
 def test_superseded_reports_still_change_the_held_blocks_in_order() -> None:
     # the unit held {1, 2} at its first report, then +3 -1, then +4 -2: {3, 4} now
     cache = _Cache({3, 4})
-    first = BlockChanges(cache, frozenset({1, 2}), frozenset())
-    second = BlockChanges(cache, frozenset({3}), frozenset({1}))
-    third = BlockChanges(cache, frozenset({4}), frozenset({2}))
+    first = BlockChanges(cache, [([1, 2], [])])
+    second = BlockChanges(cache, [([3], [1])])
+    third = BlockChanges(cache, [([4], [2])])
     first.later, second.later = second, third
     router, _ = _router()
     router.deliver(_report("prefill-0", 0.1, 0, first))  # the first: a full copy of the ids
