@@ -160,6 +160,11 @@ ENGINE_DOC_BLOCKS: tuple[Block, ...] = (
             "experiments/mooncake_conv.toml", "--engine", "virtual", "--no-live", "--set",
             "workload.start_s=0", "--set", "workload.end_s=4000", "--set",
             "experiment.duration_s=4000"),)),
+    Block("speed-ab-7", "docs/performance.md",  # issue 27's seventh step, against its start
+          (("benchmarks/ab_commits.py", "--base", "59be6dc", "--rounds", "7", "--", "run",
+            "experiments/mooncake_conv.toml", "--engine", "virtual", "--no-live", "--set",
+            "workload.start_s=0", "--set", "workload.end_s=4000", "--set",
+            "experiment.duration_s=4000"),)),
     Block("serve-timing", "docs/serve.md",
           (("benchmarks/serve_client_timing.py", "--rounds", "2", "--max-tokens", "64",
             "--dilation", "1"),
