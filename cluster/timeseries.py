@@ -50,6 +50,11 @@ def bins_of(t: np.ndarray, step_s: float) -> np.ndarray:
     return k
 
 
+def _floats(values: list[float]) -> np.ndarray:
+    """``values`` as a float64 array (fromiter with a count: cheaper than np.array on a list)."""
+    return np.fromiter(values, np.float64, len(values))
+
+
 def final_bins(frontier_s: float, step_s: float) -> int:
     """The first bin not yet final when nothing can happen before ``frontier_s`` any more:
     every bin whose end g_k <= frontier is final."""
@@ -169,8 +174,8 @@ class SteppedValues(_History):
         then arrival (the pending ones arrived after those folded before)."""
         if not self._times:
             return
-        t = np.array(self._times, dtype=np.float64)
-        values = np.array(self._values, dtype=np.float64).reshape(len(t), self.width)
+        t = _floats(self._times)
+        values = _floats(self._values).reshape(len(t), self.width)
         self._times, self._values = [], []
         rows = self._bins.place(bins_of(t, self.step_s))
         if (t[1:] >= t[:-1]).all():  # the usual case: in time order, so rows ascending too
@@ -246,7 +251,7 @@ class BinnedIntegral(_History):
         bin, in the order they came."""
         if not self._events:
             return
-        events = np.array(self._events, dtype=np.float64).reshape(-1, 3)
+        events = _floats(self._events).reshape(-1, 3)
         self._events = []
         start, end, rate = events.T
         k0, k1 = bins_of(events[:, :2], self.step_s).T

@@ -8,39 +8,44 @@ for the event log.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from disagg.cluster.component import TIME_EPS_S
 from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, final_bins
 
 
 class UnitLog:
     """State changes ``(t, queue_depth, batch_size, kv_used_bytes)`` and busy work of one unit,
-    sampled every ``step_s`` emu seconds."""
+    sampled every ``step_s`` emu seconds.
+
+    ``state(t, queue_depth, batch_size, kv_used_bytes)``: the unit's state from emu time ``t`` on
+    (its changes' :meth:`SteppedValues.change`, bound once: one call per state, not two).
+    """
+
+    state: Callable[[float, int, int, float], None]
 
     def __init__(self, step_s: float = 0.5, keep_events: bool = False) -> None:
         self.step_s = step_s
         self.changes = SteppedValues(step_s, 3)
+        self.state = self.changes.change
         self.busy = BinnedIntegral(step_s)  # busy emu s per bin (union of work spans)
         self.tokens = BinnedIntegral(step_s)  # tokens per bin, counted when their work ends
         self._busy_end_s = -float("inf")
         self._undo = (0.0, 0.0, 0, -float("inf"))  # the last work: start, end, tokens, busy end
+        self._add_busy = self.busy.interval  # (bound once: called for every work)
+        self._add_tokens = self.tokens.point
         self.batches: list[tuple[float, float, int, int]] | None = [] if keep_events else None
-
-    def state(self, t: float, queue_depth: int, batch_size: int, kv_used_bytes: float) -> None:
-        """The unit's state from emu time ``t`` on."""
-        self.changes.change(t, queue_depth, batch_size, kv_used_bytes)
 
     def work(self, start_s: float, end_s: float, tokens: int, requests: int = 0) -> None:
         """The unit was busy on ``tokens`` tokens of ``requests`` requests (one batch, or a run of
         decode iterations with a fixed batch) from ``start_s`` to ``end_s``."""
-        if start_s <= self._busy_end_s + TIME_EPS_S:
-            self.busy.interval(max(start_s, self._busy_end_s), end_s)
-        else:
-            self.busy.interval(start_s, end_s)
-        self._undo = (start_s, end_s, tokens, self._busy_end_s)
-        self._busy_end_s = max(self._busy_end_s, end_s)
-        self.tokens.point(end_s, tokens)
+        busy_end_s = self._busy_end_s
+        # busy from where the busy time so far ends, if later (the union of the spans)
+        self._add_busy(busy_end_s if busy_end_s > start_s else start_s, end_s)
+        self._undo = (start_s, end_s, tokens, busy_end_s)
+        if end_s > busy_end_s:
+            self._busy_end_s = end_s
+        self._add_tokens(end_s, tokens)
         if self.batches is not None:
             self.batches.append((start_s, end_s, requests, tokens))
 
