@@ -56,6 +56,16 @@ class Block:
     commands: tuple[tuple[str, ...], ...]  # argv after `python`, run from the repository root
 
 
+def _speed_ab(name: str, base: str, rounds: int) -> Block:
+    """A block of ``benchmarks/ab_commits.py``: the whole Mooncake run, the tree against commit
+    ``base`` in ``rounds`` interleaved rounds (one per step of issue 27)."""
+    return Block(name, "docs/performance.md",
+                 (("benchmarks/ab_commits.py", "--base", base, "--rounds", str(rounds), "--",
+                   "run", "experiments/mooncake_conv.toml", "--engine", "virtual", "--no-live",
+                   "--set", "workload.start_s=0", "--set", "workload.end_s=4000", "--set",
+                   "experiment.duration_s=4000"),))
+
+
 BLOCKS: tuple[Block, ...] = (
     Block("calibration-figures", "docs/calibration.md",
           (("benchmarks/calibration_table.py",),)),
@@ -138,33 +148,13 @@ ENGINE_DOC_BLOCKS: tuple[Block, ...] = (
     Block("hold", "docs/performance.md",
           (("benchmarks/ray_fidelity.py", "--markdown", "--only", "fidelity", "--duration", "10",
             "--dilations", "1,0.5", "--set", "experiment.hold_wall_s=0"),)),
-    Block("speed-ab", "docs/performance.md",
-          (("benchmarks/ab_commits.py", "--base", "232d0ef", "--rounds", "4", "--", "run",
-            "experiments/mooncake_conv.toml", "--engine", "virtual", "--no-live", "--set",
-            "workload.start_s=0", "--set", "workload.end_s=4000", "--set",
-            "experiment.duration_s=4000"),)),
+    _speed_ab("speed-ab", "232d0ef", 4),  # issue 27's third step, against its start
     Block("run-phases", "docs/performance.md",
           (("benchmarks/run_phases.py", "--rounds", "3"),)),
-    Block("speed-ab-4", "docs/performance.md",  # issue 27's fourth step, against its start
-          (("benchmarks/ab_commits.py", "--base", "ecec278", "--rounds", "5", "--", "run",
-            "experiments/mooncake_conv.toml", "--engine", "virtual", "--no-live", "--set",
-            "workload.start_s=0", "--set", "workload.end_s=4000", "--set",
-            "experiment.duration_s=4000"),)),
-    Block("speed-ab-5", "docs/performance.md",  # issue 27's fifth step, against its start
-          (("benchmarks/ab_commits.py", "--base", "2c988d7", "--rounds", "7", "--", "run",
-            "experiments/mooncake_conv.toml", "--engine", "virtual", "--no-live", "--set",
-            "workload.start_s=0", "--set", "workload.end_s=4000", "--set",
-            "experiment.duration_s=4000"),)),
-    Block("speed-ab-6", "docs/performance.md",  # issue 27's sixth step, against its start
-          (("benchmarks/ab_commits.py", "--base", "7265507", "--rounds", "7", "--", "run",
-            "experiments/mooncake_conv.toml", "--engine", "virtual", "--no-live", "--set",
-            "workload.start_s=0", "--set", "workload.end_s=4000", "--set",
-            "experiment.duration_s=4000"),)),
-    Block("speed-ab-7", "docs/performance.md",  # issue 27's seventh step, against its start
-          (("benchmarks/ab_commits.py", "--base", "59be6dc", "--rounds", "7", "--", "run",
-            "experiments/mooncake_conv.toml", "--engine", "virtual", "--no-live", "--set",
-            "workload.start_s=0", "--set", "workload.end_s=4000", "--set",
-            "experiment.duration_s=4000"),)),
+    _speed_ab("speed-ab-4", "ecec278", 5),  # issue 27's fourth step, against its start
+    _speed_ab("speed-ab-5", "2c988d7", 7),  # the fifth
+    _speed_ab("speed-ab-6", "7265507", 7),  # the sixth
+    _speed_ab("speed-ab-7", "59be6dc", 7),  # the seventh
     Block("serve-timing", "docs/serve.md",
           (("benchmarks/serve_client_timing.py", "--rounds", "2", "--max-tokens", "64",
             "--dilation", "1"),

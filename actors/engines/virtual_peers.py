@@ -111,17 +111,10 @@ class PostingPeer(LocalPeer):
     is a message as usual."""
 
     def send(self, message: Any) -> None:
-        if not self.alive:
-            return
-        if self.delay_s <= 0:
-            if (type(message) is LoadReport
-                    and self.target.post_report(message)):  # type: ignore[attr-defined]
-                return  # (the target is a ReportInbox: typing.cast would be a call per send)
-            self.loop.deliver_soon(self._deliver_now, self.target, message)
-            return
-        # LocalPeer.send's lines, not a call to it: ~23k other messages a run come this way
-        self._fifo.append(message)
-        self.loop.call_later(self.delay_s, self._deliver_next)
+        if (type(message) is LoadReport and self.alive and self.delay_s <= 0
+                and self.target.post_report(message)):  # type: ignore[attr-defined]
+            return  # (the target is a ReportInbox: typing.cast would be a call per send)
+        super().send(message)
 
 
 class Lost:
