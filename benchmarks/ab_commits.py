@@ -45,11 +45,12 @@ def extract(commit: str, into: Path) -> Path:
     return tree
 
 
-def compile_bytecode(root: Path) -> None:
-    """Write the bytecode caches of the disagg tree at ``root``, as an installed package has
-    them (pip compiles at install; with PYTHONDONTWRITEBYTECODE set, as in some shells and CI,
-    every run would otherwise recompile its ~140 modules, ~0.15 s of each whole process)."""
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
+def compile_bytecode(root: Path, python: Path | None = None) -> None:
+    """Write the bytecode caches of the disagg tree at ``root`` for ``python`` (default: this
+    one), as an installed package has them (pip compiles at install; with
+    PYTHONDONTWRITEBYTECODE set, as in some shells and CI, every run would otherwise recompile
+    its ~140 modules, ~0.15 s of each whole process)."""
+    subprocess.run([str(python or sys.executable), "-m", "compileall", "-q", "-j", "0",
                     *(str(root / d) for d in PACKAGE_DIRS)], check=True,
                    stdout=subprocess.DEVNULL)
 

@@ -116,10 +116,13 @@ PEERS = (
 )
 
 
-def install(peer: Peer, cache: Path) -> tuple[Path | None, str]:
-    """The peer's venv python (made and filled once) and a note on how it was installed ('' for
-    a plain install), or None and the reason it is not usable."""
-    python, reason = peer_venv(peer.name, peer.requirement, peer.module, cache, peer.fallback)
+def install(peer: Peer, cache: Path, interpreter: Path | None = None
+            ) -> tuple[Path | None, str]:
+    """The peer's venv python (made and filled once, from ``interpreter``: default, the one
+    running this script) and a note on how it was installed ('' for a plain install), or None
+    and the reason it is not usable."""
+    python, reason = peer_venv(peer.name, peer.requirement, peer.module, cache, peer.fallback,
+                               interpreter)
     if python is None or peer.fallback is None:
         return python, reason
     return python, ("" if has_distribution(python, peer.fallback.stub) else peer.fallback.note)

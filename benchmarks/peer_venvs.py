@@ -33,19 +33,19 @@ class Fallback:
 
 
 def peer_venv(name: str, requirement: str, module: str, cache: Path = DEFAULT_CACHE,
-              fallback: Fallback | None = None) -> tuple[Path | None, str]:
+              fallback: Fallback | None = None,
+              interpreter: Path | None = None) -> tuple[Path | None, str]:
     """The python of the venv ``cache/name`` with ``requirement`` pip-installed (made and filled
     once, reused while ``module`` imports), or None and one line on why it is not usable; when
-    pip fails only on ``fallback``'s stub, the fallback install instead. Never touches the
-    environment running this script."""
-    venv = cache / name
+    pip fails only on ``fallback``'s stub, the fallback install instead. The venv is made from
+    ``interpreter`` (default: the one running this script), under a name of its own for another
+    interpreter (:func:`venv_name`). Never touches the environment running this script."""
+    venv = cache / venv_name(name, interpreter)
     python = venv / "bin" / "python"
     if not python.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True,
-                              text=True)
-        if made.returncode != 0:
-            return None, f"`python -m venv {venv}` failed: {install_reason(made.stderr)}"
+        made = make_venv(venv, interpreter)
+        if made:
+            return None, made
     if imports(python, module):
         return python, ""
     log = cache / f"{name}-pip.log"
@@ -62,6 +62,24 @@ def peer_venv(name: str, requirement: str, module: str, cache: Path = DEFAULT_CA
     if not imports(python, module):
         return None, f"`{module}` does not import after `pip install {requirement}`"
     return python, ""
+
+
+def venv_name(name: str, interpreter: Path | None) -> str:
+    """The cache folder's name of ``name``'s venv: ``name`` for the interpreter running this
+    script, ``name@<its path, slashes as dashes>`` for another."""
+    if interpreter is None or Path(interpreter).resolve() == Path(sys.executable).resolve():
+        return name
+    return f"{name}@{str(interpreter).strip('/').replace('/', '-')}"
+
+
+def make_venv(venv: Path, interpreter: Path | None = None) -> str:
+    """``interpreter -m venv VENV`` (default: this interpreter): '' when made, else one line on
+    why not."""
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run([str(interpreter or sys.executable), "-m", "venv", str(venv)],
+                          capture_output=True, text=True)
+    return "" if made.returncode == 0 else \
+        f"`python -m venv {venv}` failed: {install_reason(made.stderr)}"
 
 
 def pip(python: Path, args: list[str], log: Path) -> subprocess.CompletedProcess[str]:
@@ -106,3 +124,37 @@ def install_reason(stderr: str) -> str:
                     f"not reachable here")
     errors = [ln for ln in lines if ln.lower().startswith("error")]
     return (errors or lines or ["no output"])[-1]
+
+
+def project_venv(repo: Path, cache: Path, interpreter: Path) -> tuple[Path | None, str]:
+    """The ``disagg`` console script of a venv made from ``interpreter`` with the project at
+    ``repo`` installed editable (its dependencies from the registry, once; installed again when
+    the venv's disagg is another tree's), or None and one line on why it is not usable."""
+    venv = cache / venv_name("disagg", interpreter)
+    python = venv / "bin" / "python"
+    if not python.exists():
+        made = make_venv(venv, interpreter)
+        if made:
+            return None, made
+    where = subprocess.run([str(python), "-c", "import disagg.cluster as m; print(m.__file__)"],
+                           capture_output=True, text=True)
+    if where.returncode != 0 or Path(where.stdout.strip()).resolve().parents[1] != repo.resolve():
+        done = pip(python, ["-e", str(repo)], cache / f"{venv.name}-pip.log")
+        if done.returncode != 0:
+            return None, f"`pip install -e {repo}` failed: {install_reason(done.stderr)}"
+    return venv / "bin" / "disagg", ""
+
+
+def interpreter_label(interpreter: Path) -> str:
+    """``CPython 3.11.7 (`/path/to/python3.11`)``: what ``interpreter`` says it is and where its
+    executable is (links resolved), or why it cannot be asked."""
+    probe = "import platform, sys; print(platform.python_implementation(), " \
+            "platform.python_version(), sys.executable)"
+    try:
+        said = subprocess.run([str(interpreter), "-c", probe], capture_output=True, text=True)
+    except OSError as e:
+        return f"`{interpreter}` ({e.strerror})"
+    if said.returncode != 0:
+        return f"`{interpreter}` (it did not start: exit {said.returncode})"
+    impl, version, exe = said.stdout.split(maxsplit=2)
+    return f"{impl} {version} (`{Path(exe.strip()).resolve()}`)"

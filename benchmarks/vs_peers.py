@@ -2,6 +2,7 @@
 
     python benchmarks/vs_peers.py                 # install the peers if needed, 3 rounds
     python benchmarks/vs_peers.py --rounds 1 --cache /tmp/peers
+    python benchmarks/vs_peers.py --python /usr/bin/python3.11   # every side on that interpreter
 
 Each peer lives in its own virtual environment under ``--cache`` (``python -m venv`` and ``pip
 install`` of a pinned version from the registry pip is configured for), made once and reused.
@@ -25,7 +26,16 @@ sides alike; disagg's bytecode is compiled first, as an installed package has it
 is compiled by pip); each process is timed whole (start-up included) with its resource usage from
 ``os.wait4``, and the requests it completed are read from its own report (disagg's summary.json,
 the replay report's summary). A peer that cannot be installed or run here gets a row saying why,
-never a number. The table (markdown) goes to stdout; ``benchmarks/performance.py --only
+never a number. The bottom line gives each peer's ratio of the median walls and, since this
+machine's speed drifts between rounds, the same ratio round by round (lowest, median, highest).
+
+Every side runs on one interpreter, named above the table: by default the one running this
+script (disagg from its own environment, the console script beside it). ``--python PATH`` runs
+every side on another one instead: disagg installed editable from this tree into a venv made
+from it under ``--cache`` (``disagg@<path>``; its dependencies from the registry, once), and each
+peer in a venv of its own made from it (``dynamo@<path>``, ...). CPython builds differ in speed
+(compiler flags, profile-guided optimisation, a shared or static libpython), for the peers' Python
+parts as much as for disagg's. The table (markdown) goes to stdout; ``benchmarks/performance.py --only
 vs-peers`` writes it into docs/performance.md.
 """
 
@@ -49,7 +59,7 @@ from typing import Any
 # sibling modules (the benchmarks run as scripts from this folder)
 from ab_commits import compile_bytecode
 from peer_sims import PEERS, Completed, Peer, install
-from peer_venvs import DEFAULT_CACHE
+from peer_venvs import DEFAULT_CACHE, interpreter_label, project_venv
 
 REPO = Path(__file__).resolve().parents[1]
 TRACE = REPO / "experiments" / "traces" / "mooncake_conversation_trace.jsonl"
@@ -143,12 +153,14 @@ def run_side(side: Side, cwd: Path) -> Timing:
     return dataclasses.replace(t, completed=side.completed(summary))
 
 
-def measure(peers: list[tuple[Peer, Path]], rounds: int, scratch: Path) -> dict[str, list[Timing]]:
-    """Interleaved rounds: disagg, then each runnable peer, ``rounds`` times (disagg's
-    bytecode compiled first)."""
-    compile_bytecode(REPO)
-    cli = str(Path(sys.executable).with_name("disagg"))  # the console script, as a user runs it
-    sides = [Side("disagg", [cli, *disagg_command(TRACE, scratch)],
+def measure(peers: list[tuple[Peer, Path]], rounds: int, scratch: Path,
+            cli: Path | None = None, interpreter: Path | None = None) -> dict[str, list[Timing]]:
+    """Interleaved rounds: disagg (the console script ``cli``, default the one beside this
+    interpreter, as a user runs it), then each runnable peer, ``rounds`` times (disagg's
+    bytecode compiled first, by ``interpreter``)."""
+    compile_bytecode(REPO, interpreter)
+    cli = cli or Path(sys.executable).with_name("disagg")
+    sides = [Side("disagg", [str(cli), *disagg_command(TRACE, scratch)],
                   scratch / "disagg-out" / "summary.json", disagg_completed)]
     sides += [Side(p.name, [str(py), *p.command(TRACE, scratch)],
                    scratch / p.report if p.report else None, p.completed) for p, py in peers]
@@ -169,10 +181,16 @@ def completed_cell(timings: list[Timing]) -> str:
     return " / ".join(f"{c:,} of {n:,}" for c, n in seen) if seen else "–"
 
 
+def pair_ratios(peer: list[Timing], disagg: list[Timing]) -> list[float]:
+    """The peer's wall over disagg's, round by round (the runs of one round follow each other)."""
+    return [p.wall_s / d.wall_s for p, d in zip(peer, disagg, strict=True)]
+
+
 def table(results: dict[str, list[Timing]], skipped: dict[str, str], rounds: int,
-          notes: dict[str, str] | None = None) -> str:
+          notes: dict[str, str] | None = None, interpreter: str = "") -> str:
     """The markdown table: each side's configuration, what it models, requests completed,
-    median wall, CPU and memory, and each peer's wall against disagg's (same rounds)."""
+    median wall, CPU and memory, and each peer's wall against disagg's (same rounds), under a
+    line naming the ``interpreter`` every side ran on."""
     notes = notes or {}
     d = results["disagg"]
     rows = ["| simulator | configuration | what it models | requests completed | wall s (median) | "
@@ -196,15 +214,19 @@ def table(results: dict[str, list[Timing]], skipped: dict[str, str], rounds: int
                         f"{failed.replace('|', '/')} |")
             continue
         ratio = median(ts, "wall_s") / median(d, "wall_s")
-        ratios.append(f"**{peer.name.capitalize()} wall / disagg wall: {ratio:.2f}**")
+        pairs = pair_ratios(ts, d)
+        ratios.append(f"**{peer.name.capitalize()} wall / disagg wall: {ratio:.2f}** (medians "
+                      f"of the same {rounds} interleaved rounds; round by round "
+                      f"{min(pairs):.2f} to {max(pairs):.2f}, median {statistics.median(pairs):.2f})")
         rows.append(f"{head} {completed_cell(ts)} | {median(ts, 'wall_s'):.2f} | "
                     f"{median(ts, 'cpu_s'):.2f} | {median(ts, 'peak_mib'):.0f} | "
                     f"**{ratio:.2f} ×** | {notes.get(peer.name, '')} |")
-    after = (f"\n\n{'; '.join(ratios)} (medians of the same {rounds} interleaved rounds; above 1 "
-             "means disagg's whole run is the faster one)." if ratios else "")
+    after = (f"\n\n{'; '.join(ratios)}. Above 1 means disagg's whole run is the faster one."
+             if ratios else "")
+    on = f" Every side on {interpreter}." if interpreter else ""
     return (f"Mooncake conversation trace, 12,031 requests, timestamps honoured; whole process "
-            f"(start-up included), median of {rounds} interleaved rounds.\n\n" + "\n".join(rows)
-            + after)
+            f"(start-up included), median of {rounds} interleaved rounds.{on}\n\n"
+            + "\n".join(rows) + after)
 
 
 def version() -> str:
@@ -220,10 +242,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="peers' venvs live here")
     ap.add_argument("--peers", default=",".join(p.name for p in PEERS),
                     help="comma-separated peers to include")
+    ap.add_argument("--python", type=Path, default=None, metavar="PATH",
+                    help="run every side on this interpreter (venvs made from it under --cache; "
+                         "default: the one running this script)")
     args = ap.parse_args(argv)
     if args.rounds < 1:
         print(f"--rounds: {args.rounds} is not allowed; at least 1", file=sys.stderr)
         return 2
+    if args.python is not None and not os.access(args.python, os.X_OK):
+        print(f"--python: {args.python} is not an executable file; give the path of a Python "
+              "interpreter", file=sys.stderr)
+        return 2
+    interpreter = args.python or Path(sys.executable)
+    cli = None
+    if args.python is not None:
+        cli, reason = project_venv(REPO, args.cache, args.python)
+        if cli is None:
+            print(f"--python: disagg could not be installed for {args.python}: {reason}",
+                  file=sys.stderr)
+            return 1
     chosen = {n.strip() for n in args.peers.split(",") if n.strip()}
     args.cache.mkdir(parents=True, exist_ok=True)
     runnable, skipped, notes = [], {}, {}
@@ -231,15 +268,15 @@ def main(argv: list[str] | None = None) -> int:
         if peer.name not in chosen:
             skipped[peer.name] = "left out (--peers)"
             continue
-        python, reason = install(peer, args.cache)
+        python, reason = install(peer, args.cache, args.python)
         if python is None:
             skipped[peer.name] = reason
         else:
             runnable.append((peer, python))
             notes[peer.name] = reason
     with tempfile.TemporaryDirectory(prefix="vs-peers-") as tmp:
-        results = measure(runnable, args.rounds, Path(tmp))
-    print(table(results, skipped, args.rounds, notes))
+        results = measure(runnable, args.rounds, Path(tmp), cli, args.python)
+    print(table(results, skipped, args.rounds, notes, interpreter_label(interpreter)))
     return 0
 
 

@@ -43,9 +43,11 @@ class FakePython:
         self.importable = importable
         self.pip_calls: list[list[str]] = []
         self.dists: set[str] = set()
+        self.venvs_made_by: list[str] = []  # the interpreter of each ``-m venv``
 
     def __call__(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         if argv[1:3] == ["-m", "venv"]:
+            self.venvs_made_by.append(argv[0])
             python = Path(argv[3]) / "bin" / "python"
             python.parent.mkdir(parents=True)
             python.write_text("")
@@ -128,6 +130,48 @@ def test_a_failing_fallback_names_both_failures(monkeypatch: pytest.MonkeyPatch,
     assert "; without aisimulate, `pip install ai-dynamo-runtime==1.6.1 " in reason
 
 
+def test_another_interpreter_gets_venvs_of_its_own(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    other = Path("/opt/py/bin/python3.11")
+    assert venvs.venv_name("dynamo", None) == "dynamo"
+    assert venvs.venv_name("dynamo", Path(sys.executable)) == "dynamo"
+    assert venvs.venv_name("dynamo", other) == "dynamo@opt-py-bin-python3.11"
+    fake = FakePython([(1, STUB_STDERR), (0, ""), (0, "")])
+    monkeypatch.setattr(venvs.subprocess, "run", fake)
+    python, _ = sims.install(dynamo(), tmp_path, other)
+    assert python == tmp_path / "dynamo@opt-py-bin-python3.11" / "bin" / "python"
+    assert fake.venvs_made_by == [str(other)]
+
+
+def test_disagg_is_installed_editable_from_this_tree_for_another_interpreter(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    other = Path("/opt/py/bin/python3.11")
+    fake = FakePython([(0, "")])  # the probe for disagg fails (nothing installed yet): pip runs
+    monkeypatch.setattr(venvs.subprocess, "run", fake)
+    cli, reason = venvs.project_venv(Path("/src/disagg"), tmp_path, other)
+    assert (cli, reason) == (tmp_path / "disagg@opt-py-bin-python3.11" / "bin" / "disagg", "")
+    assert fake.pip_calls == [["-e", "/src/disagg"]] and fake.venvs_made_by == [str(other)]
+    fake = FakePython([(1, "ERROR: Could not find a version that satisfies ray")])
+    monkeypatch.setattr(venvs.subprocess, "run", fake)
+    cli, reason = venvs.project_venv(Path("/src/disagg"), tmp_path / "b", other)
+    assert cli is None and reason == ("`pip install -e /src/disagg` failed: "
+                                      "ERROR: Could not find a version that satisfies ray")
+
+
+def test_the_interpreter_is_named_by_what_it_says_it_is(tmp_path: Path) -> None:
+    label = venvs.interpreter_label(Path(sys.executable))
+    assert label.startswith("CPython 3.") and label.endswith(
+        f"(`{Path(sys.executable).resolve()}`)")
+    assert venvs.interpreter_label(tmp_path / "none").endswith("(No such file or directory)")
+
+
+def test_a_python_that_is_no_executable_is_bad_input(capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
+    assert bench.main(["--python", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err == (f"--python: {tmp_path / 'none'} is not an executable "
+                                       "file; give the path of a Python interpreter\n")
+
+
 FAKE_DYNAMO = """\
 import json, os
 class Report:
@@ -186,7 +230,9 @@ def test_the_table_gives_dynamo_wall_over_disagg_wall_from_the_same_rounds() -> 
     results = {"disagg": [timing(4.0, (10, 12)), timing(6.0, (10, 12)), timing(5.0, (10, 12))],
                "dynamo": [timing(2.0), timing(3.0), timing(2.5)]}
     text = bench.table(results, {"vidur": "left out (--peers)"}, 3,
-                       {"dynamo": "installed without a stub"})
+                       {"dynamo": "installed without a stub"}, "CPython 3.11.7 (`/x/python`)")
+    assert text.splitlines()[0].endswith("3 interleaved rounds. Every side on CPython 3.11.7 "
+                                         "(`/x/python`).")
     rows = [ln for ln in text.splitlines() if ln.startswith("| ")]
     assert rows[0].split(" | ")[3:8] == ["requests completed", "wall s (median)", "CPU s",
                                          "peak MiB", "its wall / disagg wall"]
@@ -198,8 +244,19 @@ def test_the_table_gives_dynamo_wall_over_disagg_wall_from_the_same_rounds() -> 
     assert dyn[3:5] == ["12 of 12", "2.50"]
     assert dyn[7:] == ["**0.50 ×**", "installed without a stub |"]  # 2.5 s / 5.0 s
     assert rows[3].endswith("| – | – | – | – | – | not measured: left out (--peers) |")
-    assert text.splitlines()[-1].startswith("**Dynamo wall / disagg wall: 0.50** (medians of "
-                                            "the same 3 interleaved rounds")
+    # the ratio of the medians, then the same ratio round by round: 0.5, 0.5 and 0.5
+    assert text.splitlines()[-1] == (
+        "**Dynamo wall / disagg wall: 0.50** (medians of the same 3 interleaved rounds; round by "
+        "round 0.50 to 0.50, median 0.50). Above 1 means disagg's whole run is the faster one.")
+
+
+def test_round_by_round_ratios_pair_the_runs_of_each_round() -> None:
+    results = {"disagg": [timing(4.0), timing(5.0), timing(8.0)],
+               "dynamo": [timing(4.4), timing(4.0), timing(4.0)]}
+    assert bench.pair_ratios(results["dynamo"], results["disagg"]) == [1.1, 0.8, 0.5]
+    last = bench.table(results, {"vidur": "x"}, 3).splitlines()[-1]
+    assert "**Dynamo wall / disagg wall: 0.80**" in last  # 4.0 / 5.0, the medians
+    assert "round by round 0.50 to 1.10, median 0.80)" in last
 
 
 def test_a_peer_that_fails_gets_no_number_and_no_ratio_line() -> None:
@@ -216,5 +273,8 @@ def test_a_peer_that_fails_gets_no_number_and_no_ratio_line() -> None:
 def test_the_block_is_a_step_of_performance_py() -> None:
     perf = load_benchmark("performance")
     step = next(s for s in perf.STEPS if s.name == "vs-peers")
-    assert step.commands == (("vs_peers.py", "--rounds", "5"),)
+    assert step.commands == (("vs_peers.py", "--rounds", "9"),)
     assert step.quick == (("vs_peers.py", "--rounds", "1"),)
+    step = next(s for s in perf.STEPS if s.name == "vs-peers-interpreter")
+    assert step.commands == (("vs_peers.py", "--rounds", "9", "--peers", "dynamo", "--python",
+                              "/usr/bin/python3.11"),)
