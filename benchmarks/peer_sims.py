@@ -63,8 +63,9 @@ _VIDUR_DATE = "2023-08-21"  # vidur replays the rows of one date
 
 
 def vidur_trace(trace: Path, scratch: Path) -> Path:
-    """The trace as vidur's replay CSV (arrival s, prompt and output tokens), written once."""
-    out = scratch / "mooncake_vidur.csv"
+    """The trace as vidur's replay CSV (arrival s, prompt and output tokens), written once per
+    trace file."""
+    out = scratch / f"{trace.stem}_vidur.csv"
     if not out.exists():
         rows = ["Date,Time,PromptTokenCount,CompletionTokenCount"]  # vidur's splitwise layout
         with trace.open(encoding="utf-8") as f:

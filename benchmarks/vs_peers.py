@@ -64,6 +64,8 @@ from peer_venvs import DEFAULT_CACHE, interpreter_label, project_venv
 REPO = Path(__file__).resolve().parents[1]
 TRACE = REPO / "experiments" / "traces" / "mooncake_conversation_trace.jsonl"
 EXPERIMENT = REPO / "experiments" / "mooncake_conv.toml"
+START_UP_S = 10.0  # the trace's first seconds: each side's start-up with a handful of requests
+START_UP = "start-up"  # the suffix of a side's name for its runs on those seconds
 
 
 @dataclass(frozen=True)
@@ -99,13 +101,24 @@ def timed(argv: list[str], cwd: Path) -> Timing:
     return Timing(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, error)
 
 
-def disagg_command(trace: Path, scratch: Path) -> list[str]:
-    """Arguments of ``disagg run`` for the whole trace on the virtual engine (results to a scratch folder)."""
+def disagg_command(trace: Path, scratch: Path, end_s: float = 4000.0) -> list[str]:
+    """Arguments of ``disagg run`` on the virtual engine for the trace's requests before
+    ``end_s`` (default: the whole trace; results to a scratch folder)."""
     del trace  # the experiment names the shipped copy of the same trace
     return ["run", str(EXPERIMENT), "--engine", "virtual",
             "--no-live", "--force", "--out", str(scratch / "disagg-out"),
-            "--set", "workload.start_s=0", "--set", "workload.end_s=4000",
-            "--set", "experiment.duration_s=4000"]
+            "--set", "workload.start_s=0", "--set", f"workload.end_s={end_s:g}",
+            "--set", f"experiment.duration_s={end_s:g}"]
+
+
+def trace_head(trace: Path, scratch: Path, end_s: float = START_UP_S) -> tuple[Path, int]:
+    """The trace's requests that arrive before ``end_s`` (its ``timestamp`` is in ms) as a trace
+    file of their own in ``scratch``, and how many they are."""
+    out = scratch / f"{trace.stem}_first_{end_s:g}s.jsonl"
+    with trace.open(encoding="utf-8") as f:
+        lines = [ln for ln in f if ln.strip() and json.loads(ln)["timestamp"] < end_s * 1000]
+    out.write_text("".join(lines), encoding="utf-8")
+    return out, len(lines)
 
 
 def disagg_setup(experiment: Path = EXPERIMENT) -> tuple[str, str]:
@@ -157,13 +170,21 @@ def measure(peers: list[tuple[Peer, Path]], rounds: int, scratch: Path,
             cli: Path | None = None, interpreter: Path | None = None) -> dict[str, list[Timing]]:
     """Interleaved rounds: disagg (the console script ``cli``, default the one beside this
     interpreter, as a user runs it), then each runnable peer, ``rounds`` times (disagg's
-    bytecode compiled first, by ``interpreter``)."""
+    bytecode compiled first, by ``interpreter``); each side's whole run, then the same on the
+    trace's first :data:`START_UP_S` seconds (results under ``NAME start-up``)."""
     compile_bytecode(REPO, interpreter)
     cli = cli or Path(sys.executable).with_name("disagg")
-    sides = [Side("disagg", [str(cli), *disagg_command(TRACE, scratch)],
-                  scratch / "disagg-out" / "summary.json", disagg_completed)]
-    sides += [Side(p.name, [str(py), *p.command(TRACE, scratch)],
-                   scratch / p.report if p.report else None, p.completed) for p, py in peers]
+    head, _ = trace_head(TRACE, scratch)
+    summary = scratch / "disagg-out" / "summary.json"
+    sides = [Side("disagg", [str(cli), *disagg_command(TRACE, scratch)], summary,
+                  disagg_completed),
+             Side(f"disagg {START_UP}", [str(cli), *disagg_command(TRACE, scratch, START_UP_S)],
+                  summary, disagg_completed)]
+    for p, py in peers:
+        report = scratch / p.report if p.report else None
+        sides += [Side(p.name, [str(py), *p.command(TRACE, scratch)], report, p.completed),
+                  Side(f"{p.name} {START_UP}", [str(py), *p.command(head, scratch)], report,
+                       p.completed)]
     out: dict[str, list[Timing]] = {s.name: [] for s in sides}
     for r in range(rounds):
         for side in sides:
@@ -173,6 +194,18 @@ def measure(peers: list[tuple[Peer, Path]], rounds: int, scratch: Path,
                   + (f", completed {t.completed[0]:,} of {t.completed[1]:,}" if t.completed
                      else "") + (f", {t.error}" if t.error else ""), file=sys.stderr, flush=True)
     return out
+
+
+def start_up_cells(results: dict[str, list[Timing]], name: str, requests: tuple[int, int]
+                   ) -> str:
+    """``name``'s start-up cells: the median wall of its runs on the trace's first seconds
+    (``requests[1]`` of the trace's ``requests[0]``) and the median wall of its whole run beyond
+    that, per further request (µs); dashes where the start-up runs failed or were not made."""
+    head = results.get(f"{name} {START_UP}")
+    if not head or any(t.error for t in head):
+        return "– | –"
+    whole, first = median(results[name], "wall_s"), median(head, "wall_s")
+    return f"{first:.2f} | {(whole - first) / (requests[0] - requests[1]) * 1e6:.0f}"
 
 
 def completed_cell(timings: list[Timing]) -> str:
@@ -187,30 +220,35 @@ def pair_ratios(peer: list[Timing], disagg: list[Timing]) -> list[float]:
 
 
 def table(results: dict[str, list[Timing]], skipped: dict[str, str], rounds: int,
-          notes: dict[str, str] | None = None, interpreter: str = "") -> str:
+          notes: dict[str, str] | None = None, interpreter: str = "",
+          requests: tuple[int, int] = (12_031, 0)) -> str:
     """The markdown table: each side's configuration, what it models, requests completed,
-    median wall, CPU and memory, and each peer's wall against disagg's (same rounds), under a
-    line naming the ``interpreter`` every side ran on."""
+    median wall, CPU and memory, each peer's wall against disagg's (same rounds) and each
+    side's start-up (:func:`start_up_cells`; ``requests``: the trace's and its first seconds'),
+    under a line naming the ``interpreter`` every side ran on."""
     notes = notes or {}
     d = results["disagg"]
     rows = ["| simulator | configuration | what it models | requests completed | wall s (median) | "
-            "CPU s | peak MiB | its wall / disagg wall | note |",
-            "|---|---|---|---:|---:|---:|---:|---:|---|"]
+            "CPU s | peak MiB | its wall / disagg wall | start-up wall s | wall µs per further "
+            "request | note |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     configuration, models = disagg_setup()
     disagg_failed = next((t.error for t in d if t.error), None)
     rows.append(f"| disagg {version()} (virtual engine) | {configuration} | {models} | "
                 f"{completed_cell(d)} | {median(d, 'wall_s'):.2f} | {median(d, 'cpu_s'):.2f} | "
-                f"{median(d, 'peak_mib'):.0f} | 1.00 | {disagg_failed or ''} |")
+                f"{median(d, 'peak_mib'):.0f} | 1.00 | "
+                f"{start_up_cells(results, 'disagg', requests)} | {disagg_failed or ''} |")
     ratios = []
     for peer in PEERS:
         head = f"| {peer.requirement} | {peer.configuration} | {peer.models} |"
         if peer.name in skipped:
-            rows.append(f"{head} – | – | – | – | – | not measured: {skipped[peer.name]} |")
+            rows.append(f"{head} – | – | – | – | – | – | – | not measured: "
+                        f"{skipped[peer.name]} |")
             continue
         ts = results[peer.name]
         failed = next((t.error for t in ts if t.error), None)
         if failed:
-            rows.append(f"{head} – | – | – | – | – | did not run here: "
+            rows.append(f"{head} – | – | – | – | – | – | – | did not run here: "
                         f"{failed.replace('|', '/')} |")
             continue
         ratio = median(ts, "wall_s") / median(d, "wall_s")
@@ -220,13 +258,18 @@ def table(results: dict[str, list[Timing]], skipped: dict[str, str], rounds: int
                       f"{min(pairs):.2f} to {max(pairs):.2f}, median {statistics.median(pairs):.2f})")
         rows.append(f"{head} {completed_cell(ts)} | {median(ts, 'wall_s'):.2f} | "
                     f"{median(ts, 'cpu_s'):.2f} | {median(ts, 'peak_mib'):.0f} | "
-                    f"**{ratio:.2f} ×** | {notes.get(peer.name, '')} |")
+                    f"**{ratio:.2f} ×** | {start_up_cells(results, peer.name, requests)} | "
+                    f"{notes.get(peer.name, '')} |")
     after = (f"\n\n{'; '.join(ratios)}. Above 1 means disagg's whole run is the faster one."
              if ratios else "")
     on = f" Every side on {interpreter}." if interpreter else ""
-    return (f"Mooncake conversation trace, 12,031 requests, timestamps honoured; whole process "
-            f"(start-up included), median of {rounds} interleaved rounds.{on}\n\n"
-            + "\n".join(rows) + after)
+    start_up = (f" Start-up: the same command on the trace's first {START_UP_S:g} s "
+                f"({requests[1]} requests), median wall; per further request: the whole run's "
+                f"median wall less that, over the other {requests[0] - requests[1]:,} requests."
+                if requests[1] else "")
+    return (f"Mooncake conversation trace, {requests[0]:,} requests, timestamps honoured; whole "
+            f"process (start-up included), median of {rounds} interleaved rounds.{on}{start_up}"
+            "\n\n" + "\n".join(rows) + after)
 
 
 def version() -> str:
@@ -276,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
             notes[peer.name] = reason
     with tempfile.TemporaryDirectory(prefix="vs-peers-") as tmp:
         results = measure(runnable, args.rounds, Path(tmp), cli, args.python)
-    print(table(results, skipped, args.rounds, notes, interpreter_label(interpreter)))
+        requests = (sum(1 for _ in TRACE.open(encoding="utf-8")), trace_head(TRACE, Path(tmp))[1])
+    print(table(results, skipped, args.rounds, notes, interpreter_label(interpreter), requests))
     return 0
 
 

@@ -242,12 +242,37 @@ def test_the_table_gives_dynamo_wall_over_disagg_wall_from_the_same_rounds() -> 
     dyn = rows[2].split(" | ")
     assert dyn[0] == "| ai-dynamo==1.6.1" and "round robin" in dyn[1] and "mocker" in dyn[2]
     assert dyn[3:5] == ["12 of 12", "2.50"]
-    assert dyn[7:] == ["**0.50 ×**", "installed without a stub |"]  # 2.5 s / 5.0 s
-    assert rows[3].endswith("| – | – | – | – | – | not measured: left out (--peers) |")
+    # 2.5 s / 5.0 s; no start-up runs given: dashes
+    assert dyn[7:] == ["**0.50 ×**", "–", "–", "installed without a stub |"]
+    assert rows[3].endswith("| – | – | – | – | – | – | – | not measured: left out (--peers) |")
     # the ratio of the medians, then the same ratio round by round: 0.5, 0.5 and 0.5
     assert text.splitlines()[-1] == (
         "**Dynamo wall / disagg wall: 0.50** (medians of the same 3 interleaved rounds; round by "
         "round 0.50 to 0.50, median 0.50). Above 1 means disagg's whole run is the faster one.")
+
+
+def test_start_up_is_the_first_seconds_run_and_the_rest_is_per_further_request(
+        tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("".join(json.dumps({"timestamp": ms, "input_length": 1}) + "\n"
+                             for ms in (0, 9_999, 10_000, 20_000)))
+    head, n = bench.trace_head(trace, tmp_path)
+    assert n == 2 and [json.loads(ln)["timestamp"] for ln in head.open()] == [0, 9_999]
+    assert bench.disagg_command(trace, tmp_path, 10.0)[-3:] == [
+        "workload.end_s=10", "--set", "experiment.duration_s=10"]
+    results = {"disagg": [timing(5.0)], "disagg start-up": [timing(0.5)],
+               "dynamo": [timing(4.0)], "dynamo start-up": [timing(0.1)]}
+    text = bench.table(results, {"vidur": "x"}, 1, requests=(1_002, 2))
+    assert "Start-up: the same command on the trace's first 10 s (2 requests), median wall; " \
+           "per further request: the whole run's median wall less that, over the other 1,000 " \
+           "requests." in text.splitlines()[0]
+    rows = [ln.split(" | ") for ln in text.splitlines() if ln.startswith("| ")]
+    assert rows[1][8:10] == ["0.50", "4500"]  # (5.0 - 0.5) s / 1,000 requests, in µs
+    assert rows[2][8:10] == ["0.10", "3900"]
+    results["dynamo start-up"] = [bench.Timing(0.1, 0.1, 1.0, "exit 1: no")]
+    rows = [ln.split(" | ") for ln in bench.table(results, {"vidur": "x"}, 1, requests=(
+        1_002, 2)).splitlines() if ln.startswith("| ")]
+    assert rows[2][8:10] == ["–", "–"]
 
 
 def test_round_by_round_ratios_pair_the_runs_of_each_round() -> None:
@@ -264,8 +289,8 @@ def test_a_peer_that_fails_gets_no_number_and_no_ratio_line() -> None:
     text = bench.table({"disagg": [timing(5.0)], "dynamo": [timing(2.0)], "vidur": [failed]},
                        {}, 1)
     vidur = next(ln for ln in text.splitlines() if ln.startswith("| vidur"))
-    assert vidur.endswith("| – | – | – | – | – | did not run here: it fetches data from the "
-                          "Hugging Face Hub / x |")
+    assert vidur.endswith("| – | – | – | – | – | – | – | did not run here: it fetches data "
+                          "from the Hugging Face Hub / x |")
     text = bench.table({"disagg": [timing(5.0)]}, {"dynamo": "x", "vidur": "y"}, 1)
     assert "wall / disagg wall:" not in text
 
