@@ -27,7 +27,10 @@ is compiled by pip); each process is timed whole (start-up included) with its re
 ``os.wait4``, and the requests it completed are read from its own report (disagg's summary.json,
 the replay report's summary). A peer that cannot be installed or run here gets a row saying why,
 never a number. The bottom line gives each peer's ratio of the median walls and, since this
-machine's speed drifts between rounds, the same ratio round by round (lowest, median, highest).
+machine's speed drifts between rounds, the same ratio round by round (lowest, highest, median).
+Each round also runs every side on the trace's first 10 s (38 requests): the table gives that
+start-up wall and the rest of the whole run's wall per further request, which says whether a
+difference lies in starting up or in the work per request.
 
 Every side runs on one interpreter, named above the table: by default the one running this
 script (disagg from its own environment, the console script beside it). ``--python PATH`` runs
@@ -59,7 +62,7 @@ from typing import Any
 # sibling modules (the benchmarks run as scripts from this folder)
 from ab_commits import compile_bytecode
 from peer_sims import PEERS, Completed, Peer, install
-from peer_venvs import DEFAULT_CACHE, interpreter_label, project_venv
+from peer_venvs import DEFAULT_CACHE, interpreter_label, project_venv, venv_name
 
 REPO = Path(__file__).resolve().parents[1]
 TRACE = REPO / "experiments" / "traces" / "mooncake_conversation_trace.jsonl"
@@ -296,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--python: {args.python} is not an executable file; give the path of a Python "
               "interpreter", file=sys.stderr)
         return 2
+    if args.python is not None and venv_name("disagg", args.python) == "disagg":
+        args.python = None  # the interpreter running this script: its own environment, as usual
     interpreter = args.python or Path(sys.executable)
     cli = None
     if args.python is not None:
