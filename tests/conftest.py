@@ -106,14 +106,14 @@ def actor_handles(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     (for tests that kill an actor mid-run)."""
     ray_engine = pytest.importorskip("disagg.actors.engines.ray_engine")
     handles: dict[str, Any] = {}
-    real_start = ray_engine._start_actors
+    real_start = ray_engine.start_actors
 
     def start_and_keep(*args: Any, **kwargs: Any) -> Any:
         out = real_start(*args, **kwargs)
         handles.update(out[0])
         return out
 
-    monkeypatch.setattr(ray_engine, "_start_actors", start_and_keep)
+    monkeypatch.setattr(ray_engine, "start_actors", start_and_keep)
     return handles
 
 

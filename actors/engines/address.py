@@ -43,7 +43,7 @@ def resolve_address(address: str | None) -> tuple[str | None, str]:
 
 def check_address(address: str | None) -> None:
     """ConfigError unless ``address`` (or ``RAY_ADDRESS``) is empty, ``auto``, or a reachable
-    ``HOST:PORT`` / ``ray://HOST:PORT``. ``auto`` is resolved by Ray (see ``ray_engine._init``)."""
+    ``HOST:PORT`` / ``ray://HOST:PORT``. ``auto`` is resolved by Ray (see ``ray_start._init``)."""
     address, what = resolve_address(address)
     if not address or address in ("auto", "local"):
         return

@@ -1,6 +1,6 @@
 """What runs inside each Ray actor of the ray engine: a wall clock with dilation, the object store,
 and :class:`ComponentHost`, the body of one actor hosting one component or several units (wrapped
-by ``ray.remote`` only where it is created, in ``ray_engine.py``); peers send through the actor's
+by ``ray.remote`` only where it is created, in ``ray_start.py``); peers send through the actor's
 :class:`~disagg.actors.engines.transport.Transport`."""
 
 from __future__ import annotations
