@@ -30,6 +30,7 @@ from disagg.cluster.wake import Wake
 from disagg.fabric.flows import IDLE, FluidNetwork
 from disagg.fabric.payload import KvMarker
 from disagg.fabric.topology import Route, Topology, route_of
+from disagg.fabric.transfers import Transfer, chunk_ready_times
 
 INF = float("inf")
 
@@ -44,27 +45,6 @@ class _LinkSeries:
     carried: BinnedIntegral
     since_s: float = 0.0
     rate: float = 0.0
-
-
-@dataclass(slots=True)
-class _Transfer:
-    """One KV transfer in progress: its chunks, their ready times and how many have left."""
-
-    msg: TransferRequested
-    route: Route
-    chunk_bytes: float
-    ready_s: list[float]
-    sent_chunks: int = 0
-    start_s: float | None = None
-
-
-def chunk_ready_times(start_s: float, window: tuple[float, float] | None, chunks: int) -> list[float]:
-    """Emu times at which each of ``chunks`` KV chunks may leave: all at ``start_s`` unless a
-    layer-wise window (prefill start, end) spreads them evenly over the prefill."""
-    if window is None:
-        return [start_s]
-    begin, end = window
-    return [max(start_s, begin + (i + 1) / chunks * (end - begin)) for i in range(chunks)]
 
 
 class Fabric(Component):
@@ -91,7 +71,7 @@ class Fabric(Component):
         # network's link loads as they were at the last log
         self._last_loads: Mapping[Any, tuple[float, int]] = {}
         self._link_order = {link: i for i, link in enumerate(topology.capacity)}
-        self._transfers: dict[int, _Transfer] = {}
+        self._transfers: dict[int, Transfer] = {}
         self._routes: dict[tuple[str, str], Route] = {}  # made once per unit pair
         self._seq = 0
         self.wake = Wake()
@@ -132,7 +112,7 @@ class Fabric(Component):
         pair = (msg.src_unit, msg.dst_unit)
         if pair not in self._routes:
             self._routes[pair] = route_of(self.topology, *pair, self.config.latency_s)
-        self._transfers[self._seq] = _Transfer(msg, self._routes[pair], msg.kv_bytes / chunks,
+        self._transfers[self._seq] = Transfer(msg, self._routes[pair], msg.kv_bytes / chunks,
                                                ready)
         heapq.heappush(self._starts, (ready[0], self._seq))
         self.wake.set()
@@ -179,7 +159,7 @@ class Fabric(Component):
         if self.gate.may_backdate(late, len(tr.ready_s) == 1 and tr.sent_chunks == 0):
             self._backdate(seq, tr, t, late)
 
-    def _backdate(self, seq: int, tr: _Transfer, t: float, late: float) -> None:
+    def _backdate(self, seq: int, tr: Transfer, t: float, late: float) -> None:
         """The request reached the fabric after the fabric had moved past its modeled start
         (lag on the ray engine): start it at its modeled time anyway, crediting the bytes it
         would have sent since at its current fair rate."""
