@@ -48,13 +48,13 @@ def disagg_setup(experiment: Path = EXPERIMENT) -> tuple[str, str]:
     return configuration, models
 
 
-def start_up_cells(results: dict[str, list[Timing]], name: str, requests: tuple[int, int]
-                   ) -> str:
+def start_up_cells(results: dict[str, list[Timing]], name: str,
+                   requests: tuple[int, int] | None) -> str:
     """``name``'s start-up cells: the median wall of its runs on the trace's first seconds
     (``requests[1]`` of the trace's ``requests[0]``) and the median wall of its whole run beyond
     that, per further request (µs); dashes where the start-up runs failed or were not made."""
     head = results.get(f"{name} {START_UP}")
-    if not head or any(t.error for t in head):
+    if requests is None or not head or any(t.error for t in head):
         return "– | –"
     whole, first = median(results[name], "wall_s"), median(head, "wall_s")
     return f"{first:.2f} | {(whole - first) / (requests[0] - requests[1]) * 1e6:.0f}"
@@ -73,11 +73,11 @@ def pair_ratios(peer: list[Timing], disagg: list[Timing]) -> list[float]:
 
 def table(results: dict[str, list[Timing]], skipped: dict[str, str], rounds: int,
           notes: dict[str, str] | None = None, interpreter: str = "",
-          requests: tuple[int, int] = (12_031, 0)) -> str:
+          requests: tuple[int, int] | None = None) -> str:
     """The markdown table: each side's configuration, what it models, requests completed,
     median wall, CPU and memory, each peer's wall against disagg's (same rounds) and each
-    side's start-up (:func:`start_up_cells`; ``requests``: the trace's and its first seconds'),
-    under a line naming the ``interpreter`` every side ran on."""
+    side's start-up (:func:`start_up_cells`; ``requests``: the trace's and its first seconds';
+    None: not counted, no start-up), under a line naming the ``interpreter`` every side ran on."""
     notes = notes or {}
     d = results["disagg"]
     rows = ["| simulator | configuration | what it models | requests completed | wall s (median) | "
@@ -118,8 +118,9 @@ def table(results: dict[str, list[Timing]], skipped: dict[str, str], rounds: int
     start_up = (f" Start-up: the same command on the trace's first {START_UP_S:g} s "
                 f"({requests[1]} requests), median wall; per further request: the whole run's "
                 f"median wall less that, over the other {requests[0] - requests[1]:,} requests."
-                if requests[1] else "")
-    return (f"Mooncake conversation trace, {requests[0]:,} requests, timestamps honoured; whole "
+                if requests else "")
+    counted = f" {requests[0]:,} requests," if requests else ""
+    return (f"Mooncake conversation trace,{counted} timestamps honoured; whole "
             f"process (start-up included), median of {rounds} interleaved rounds.{on}{start_up}"
             "\n\n" + "\n".join(rows) + after)
 

@@ -140,15 +140,15 @@ def run_side(side: Side, cwd: Path) -> Timing:
     return dataclasses.replace(t, completed=side.completed(summary))
 
 
-def measure(peers: list[tuple[Peer, Path]], rounds: int, scratch: Path,
+def measure(peers: list[tuple[Peer, Path]], rounds: int, scratch: Path, head: Path,
             cli: Path | None = None, interpreter: Path | None = None) -> dict[str, list[Timing]]:
     """Interleaved rounds: disagg (the console script ``cli``, default the one beside this
     interpreter, as a user runs it), then each runnable peer, ``rounds`` times (disagg's
     bytecode compiled first, by ``interpreter``); each side's whole run, then the same on the
-    trace's first :data:`START_UP_S` seconds (results under ``NAME start-up``)."""
+    trace's first :data:`START_UP_S` seconds, ``head`` (:func:`trace_head`; results under
+    ``NAME start-up``)."""
     compile_bytecode(REPO, interpreter)
     cli = cli or Path(sys.executable).with_name("disagg")
-    head, _ = trace_head(TRACE, scratch)
     summary = scratch / "disagg-out" / "summary.json"
     sides = [Side("disagg", [str(cli), *disagg_command(TRACE, scratch)], summary,
                   disagg_completed),
@@ -212,8 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             runnable.append((peer, python))
             notes[peer.name] = reason
     with tempfile.TemporaryDirectory(prefix="vs-peers-") as tmp:
-        results = measure(runnable, args.rounds, Path(tmp), cli, args.python)
-        requests = (sum(1 for _ in TRACE.open(encoding="utf-8")), trace_head(TRACE, Path(tmp))[1])
+        head, first = trace_head(TRACE, Path(tmp))
+        results = measure(runnable, args.rounds, Path(tmp), head, cli, args.python)
+    with TRACE.open(encoding="utf-8") as f:
+        requests = (sum(1 for line in f if line.strip()), first)
     print(table(results, skipped, args.rounds, notes, interpreter_label(interpreter), requests))
     return 0
 
