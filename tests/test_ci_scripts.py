@@ -68,8 +68,9 @@ def test_ci_fails_when_any_gate_fails_and_leaves_no_scratch(fake_env: dict[str, 
 
 
 def test_typecheck_leaves_no_scratch_nor_touches_the_tree(fake_env: dict[str, str]) -> None:
-    (Path(fake_env["TMPDIR"]).parent / "bin" / "python").write_text("#!/bin/sh\nexit 3\n")
-    (Path(fake_env["TMPDIR"]).parent / "bin" / "python").chmod(0o755)
+    python = Path(fake_env["TMPDIR"]).parent / "bin" / "python"  # mypy, as the venv's python
+    python.write_text("#!/bin/sh\nexit 3\n")
+    python.chmod(0o755)
     done = _ci(fake_env, "typecheck")
     assert done.returncode == 3, done.stderr  # mypy's exit is the script's
     assert list(Path(fake_env["TMPDIR"]).iterdir()) == []
