@@ -1,7 +1,7 @@
 """Run one experiment on the engine it names and turn the raw results into the results contract.
 
 With an output folder the run streams: finished request rows are written as Parquet row groups
-while it goes (``results/writing.py``), and the summary is computed from running aggregates of
+while it goes (``results/streaming.py``), and the summary is computed from running aggregates of
 the written columns, read back batch by batch (``results/aggregate.py``), and the components'. Without one, rows are kept in memory (tests, compare).
 """
 
@@ -31,7 +31,8 @@ from disagg.experiments.results.tables import (
     series_table,
     transfers_table,
 )
-from disagg.experiments.results.writing import ResultsWriter, write_results
+from disagg.experiments.results.streaming import ResultsWriter
+from disagg.experiments.results.writing import write_results
 
 
 class FolderTables(Mapping[str, pa.Table]):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from disagg.experiments.cli.main import main
-from disagg.experiments.results import writing
+from disagg.experiments.results import streaming
 from disagg.experiments.results.lock import lock_path
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
@@ -134,13 +134,28 @@ def test_a_disk_full_while_writing_is_one_line_and_leaves_nothing(tmp_path: Path
     def full(exp: object) -> str:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(writing, "config_toml", full)  # written last, after the tables
+    monkeypatch.setattr(streaming, "config_toml", full)  # written last, after the tables
     assert _run("--out", str(tmp_path / "out")) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"disagg: error: cannot write '{tmp_path / 'out'}'")
     assert "[Errno 28] No space left on device" in err and "\n" not in err
     assert "internal error" not in err
     assert list(tmp_path.iterdir()) == []  # neither the folder nor its temporary sibling
+
+
+def test_a_disk_full_in_the_background_parquet_write_is_one_line_and_leaves_nothing(
+        tmp_path: Path, capsys, monkeypatch) -> None:
+    """The streamed tables are encoded and written on a worker thread: its error still ends the
+    run as the same one line, and the temporary folder goes."""
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(streaming.pq.ParquetWriter, "write_table", full)
+    assert _run("--out", str(tmp_path / "out")) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"disagg: error: cannot write '{tmp_path / 'out'}'")
+    assert "[Errno 28] No space left on device" in err and "\n" not in err
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture
