@@ -33,10 +33,14 @@ start-up wall and the rest of the whole run's wall per further request, which sa
 difference lies in starting up or in the work per request.
 
 Every side runs on one interpreter, named above the table: by default the one running this
-script (disagg from its own environment, the console script beside it). ``--python PATH`` runs
-every side on another one instead: disagg installed editable from this tree into a venv made
-from it under ``--cache`` (``disagg@<path>``; its dependencies from the registry, once), and each
-peer in a venv of its own made from it (``dynamo@<path>``, ...). CPython builds differ in speed
+script, ``--python PATH`` another one. Every side runs from a venv of its own made from that
+interpreter under ``--cache``: disagg installed editable from this tree (``disagg``, or
+``disagg@<path>`` for another interpreter; its dependencies from the registry, once, as the
+README's install command gets them), each peer from its pinned release (``dynamo``,
+``dynamo@<path>``, ...). So no side pays for what else is installed beside it: an environment
+that holds many other distributions, or ``.pth`` files that import modules at every start
+(this machine's global site-packages has both), costs every process it starts ≈ 25 ms here
+before its first line runs, which a fresh venv does not. CPython builds differ in speed
 (compiler flags, profile-guided optimisation, a shared or static libpython), for the peers' Python
 parts as much as for disagg's. The table (markdown) goes to stdout; ``benchmarks/performance.py --only
 vs-peers`` writes it into docs/performance.md.
@@ -143,7 +147,7 @@ def run_side(side: Side, cwd: Path) -> Timing:
 def measure(peers: list[tuple[Peer, Path]], rounds: int, scratch: Path, head: Path,
             cli: Path | None = None, interpreter: Path | None = None) -> dict[str, list[Timing]]:
     """Interleaved rounds: disagg (the console script ``cli``, default the one beside this
-    interpreter, as a user runs it), then each runnable peer, ``rounds`` times (disagg's
+    interpreter), then each runnable peer, ``rounds`` times (disagg's
     bytecode compiled first, by ``interpreter``); each side's whole run, then the same on the
     trace's first :data:`START_UP_S` seconds, ``head`` (:func:`trace_head`; results under
     ``NAME start-up``)."""
@@ -191,13 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.python is not None and venv_name("disagg", args.python) == "disagg":
         args.python = None  # the interpreter running this script: its own environment, as usual
     interpreter = args.python or Path(sys.executable)
-    cli = None
-    if args.python is not None:
-        cli, reason = project_venv(REPO, args.cache, args.python)
-        if cli is None:
-            print(f"--python: disagg could not be installed for {args.python}: {reason}",
-                  file=sys.stderr)
-            return 1
+    cli, reason = project_venv(REPO, args.cache, interpreter)
+    if cli is None:
+        print(f"disagg could not be installed in a venv of {interpreter}: {reason}",
+              file=sys.stderr)
+        return 1
     chosen = {n.strip() for n in args.peers.split(",") if n.strip()}
     args.cache.mkdir(parents=True, exist_ok=True)
     runnable, skipped, notes = [], {}, {}
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             notes[peer.name] = reason
     with tempfile.TemporaryDirectory(prefix="vs-peers-") as tmp:
         head, first = trace_head(TRACE, Path(tmp))
-        results = measure(runnable, args.rounds, Path(tmp), head, cli, args.python)
+        results = measure(runnable, args.rounds, Path(tmp), head, cli, interpreter)
     with TRACE.open(encoding="utf-8") as f:
         requests = (sum(1 for line in f if line.strip()), first)
     print(table(results, skipped, args.rounds, notes, interpreter_label(interpreter), requests))

@@ -60,19 +60,41 @@ def test_a_virtual_run_imports_no_heavy_module_nor_pyarrow_compute(tmp_path: Pat
 
 def test_only_the_process_own_command_line_freezes_the_collector_for_exit() -> None:
     """``main()`` (the console script) leaves what exists out of the collector's passes as the
-    process ends; ``main(argv)`` (a caller that goes on, such as these tests) leaves it alone."""
+    process ends when it returns (another thread still runs); ``main(argv)`` (a caller that goes
+    on, such as these tests) leaves it alone."""
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["validate", str(QUICKSTART)]) == 0  # its lazy imports (frozen: no_collection)
         before = gc.get_freeze_count()
         assert main(["validate", str(QUICKSTART)]) == 0
     assert gc.get_freeze_count() == before
-    code = ("import gc, sys\n"
+    code = ("import gc, sys, threading\n"
             "from disagg.experiments.cli.main import main\n"
+            "go = threading.Event()\n"
+            "threading.Thread(target=go.wait).start()\n"
             f"sys.argv = ['disagg', 'validate', {str(QUICKSTART)!r}]\n"
             "code = main()\n"
-            "print(code, gc.get_freeze_count() > 0)\n")
+            "print(code, gc.get_freeze_count() > 0)\n"
+            "go.set()\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "0 True"
+
+
+@pytest.mark.parametrize(("experiment", "status"), [(QUICKSTART, 0), (Path("no-such.toml"), 2)])
+def test_the_process_own_command_line_ends_in_main(experiment: Path, status: int) -> None:
+    """``main()`` with no other thread running ends the process with the command's exit status
+    (nothing after the call runs), its exit handlers run and its output flushed."""
+    code = ("import atexit, sys\n"
+            "from disagg.experiments.cli.main import main\n"
+            "atexit.register(print, 'exit handler ran')\n"
+            f"sys.argv = ['disagg', 'validate', {str(experiment)!r}]\n"
+            "main()\n"
+            "print('main returned')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == status
+    assert out.stdout.splitlines()[-1] == "exit handler ran"
+    assert "main returned" not in out.stdout
+    said = out.stdout if status == 0 else out.stderr
+    assert (" ok " in f" {said}") if status == 0 else said.startswith("disagg: error:")
 
 
 def test_the_cli_equal_modes_are_the_line_ups() -> None:

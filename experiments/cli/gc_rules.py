@@ -1,9 +1,13 @@
 """How the ``disagg`` process uses Python's garbage collector: set for a run while it goes, and
-kept out of the way of the interpreter's exit."""
+kept out of the way of the interpreter's exit; and how the process ends."""
 
 from __future__ import annotations
 
+import atexit
 import gc
+import os
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -54,3 +58,21 @@ def freeze_for_exit() -> None:
     Mooncake trace's 5 s. Only once the command's output is complete (written and closed):
     finalizers of objects in cycles do not run."""
     gc.freeze()
+
+
+def exit_now(code: int) -> None:
+    """End the process with exit status ``code``, once the exit handlers (``atexit``) have run
+    and the standard streams are flushed, without the interpreter's teardown: freeing its
+    ≈ 600 modules one by one and everything they hold costs ≈ 15-25 ms of a ``disagg run``, for
+    nothing a finished command needs (its output is written and closed). Returns instead (the
+    interpreter then exits as usual) while another thread still runs, which the interpreter
+    would wait for, or if a stream cannot be flushed, which the interpreter reports."""
+    if threading.active_count() > 1:
+        return
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe or stream: the usual exit says so
+        return
+    os._exit(code)
