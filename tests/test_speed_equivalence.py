@@ -5,6 +5,7 @@ prefill-time cache, a KV payload taken at once against one awaited in a task).""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import numpy as np
 import pytest
@@ -84,17 +85,44 @@ async def _waiter_trace(event: asyncio.Event | Wake) -> list[tuple[bool, float]]
     return trace
 
 
-def test_wake_waits_as_asyncio_event_with_timeout_does() -> None:
+def test_wake_waits_as_asyncio_event_with_timeout_does_but_for_a_tie() -> None:
     traces = []
     for make in (asyncio.Event, Wake):
         loop = VirtualTimeLoop()
         traces.append(loop.run_until_complete(_waiter_trace(make())))
         loop.close()
-    assert traces[0] == traces[1]
-    # by hand: set at 1 < 2; at 3 the set and the deadline fire in one step, before the waiter
-    # resumes, so the deadline wins; set at 4 < 5, 6 < 6.5, 6.5 < 7; nothing before 8
-    assert traces[1] == [(True, 1.0), (False, 3.0), (True, 4.0), (True, 6.0), (True, 6.5),
+    # by hand: set at 1 < 2; set at 4 < 5, 6 < 6.5, 6.5 < 7; nothing before 8. At 3 the set and
+    # the deadline run in one step, the set first, both before the waiter resumes: a Wake's
+    # wait answers as soon as it is decided, so the set wins; asyncio.timeout's deadline
+    # overrides an answer the waiter has not read yet, so there the deadline wins
+    assert traces[1] == [(True, 1.0), (True, 3.0), (True, 4.0), (True, 6.0), (True, 6.5),
                          (False, 8.0)]
+    assert traces[0] == [*traces[1][:1], (False, 3.0), *traces[1][2:]]
+
+
+def test_a_wake_whose_waiter_was_cancelled_serves_the_next_wait() -> None:
+    """A task cancelled in a deadline wait (an engine shutting down) leaves the Wake usable:
+    the next wait gets its own answer, and the cancelled wait's deadline does not end it."""
+    async def scenario() -> list[tuple[bool, float]]:
+        loop = asyncio.get_running_loop()
+        wake = Wake()
+        first = loop.create_task(_await(wake.wait_for(5.0)))
+        await asyncio.sleep(1.0)
+        first.cancel()
+        await asyncio.sleep(0.0)
+        loop.call_at(7.0, wake.set)
+        answers = [(await wake.wait_for(9.0), loop.time())]  # its 5.0 deadline is gone
+        wake.clear()
+        answers.append((await wake.wait_for(1.0), loop.time()))  # deadline at 8.0
+        return answers
+
+    loop = VirtualTimeLoop()
+    assert loop.run_until_complete(scenario()) == [(True, 7.0), (False, 8.0)]
+    loop.close()
+
+
+async def _await(awaitable: Awaitable[bool]) -> bool:
+    return await awaitable
 
 
 def test_prefill_time_cache_answers_as_the_model() -> None:
