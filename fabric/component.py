@@ -26,7 +26,6 @@ from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import KvDelivered, KvPrefetch, LinkScaled, TransferRequested
 from disagg.cluster.records import TransferRecord
 from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, final_bins
-from disagg.cluster.wake import Wake
 from disagg.fabric.flows import IDLE, FluidNetwork
 from disagg.fabric.payload import KvMarker
 from disagg.fabric.topology import Route, Topology, route_of
@@ -74,7 +73,9 @@ class Fabric(Component):
         self._transfers: dict[int, Transfer] = {}
         self._routes: dict[tuple[str, str], Route] = {}  # made once per unit pair
         self._seq = 0
-        self.wake = Wake()
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None  # for the next event
+        self._aim_s = INF  # the release time (loop s) the timer is set for
+        self._failure: asyncio.Future[None] | None = None  # set by run
         # (t, link, bytes/s, flows) per change, kept only for the event log (output.event_log)
         self.link_log: list[tuple[float, str, float, int]] | None = [] if keep_events else None
         self.step_s = sample_interval_s
@@ -93,7 +94,7 @@ class Fabric(Component):
         nominal x ``factor`` (0 = cut)."""
         self._seq += 1
         heapq.heappush(self._link_changes, (msg.sent_s, self._seq, msg))
-        self.wake.set()
+        self._aim()
 
     def _do_link(self, t: float) -> None:
         _, _, msg = heapq.heappop(self._link_changes)
@@ -115,7 +116,7 @@ class Fabric(Component):
         self._transfers[self._seq] = Transfer(msg, self._routes[pair], msg.kv_bytes / chunks,
                                                ready)
         heapq.heappush(self._starts, (ready[0], self._seq))
-        self.wake.set()
+        self._aim()
 
     def _next_event(self) -> tuple[float, Callable[[float], None]]:
         """The earliest pending event's emu time and action (INF: none); at equal times a
@@ -129,18 +130,47 @@ class Fabric(Component):
         return t, act
 
     async def run(self) -> None:
-        # bound once: the loop turns once per fabric event (~29k a run)
-        wake, next_event, wait_until = self.wake, self._next_event, self.clock.wait_until
-        gate = self.gate
-        while True:
-            t, act = next_event()
-            wake.clear()
-            if t == INF:
-                await wake.wait()
-                continue
-            if await wait_until(gate.release_s(t), wake):
-                continue
-            act(t)
+        # the fabric's events run on one loop timer, re-aimed as they come (_aim), not in a
+        # task that waits for each (~29k a run: a future, a task step and a coroutine resume
+        # each); its task only waits to end the run with an error one of them raised
+        self._failure = asyncio.get_running_loop().create_future()
+        self._aim()
+        await self._failure
+
+    def _aim(self) -> None:
+        """Set the loop timer for the earliest pending event's release time (the gate's), if
+        it is not set for that time already; none when nothing is pending."""
+        t, _ = self._next_event()
+        at = self.gate.release_s(t) if t != INF else INF
+        timer = self._timer
+        if timer is not None:
+            if self._aim_s == at:
+                return
+            timer.cancel()
+            self._timer = None
+        if at == INF or self._failure is None:  # (none before the fabric's task starts)
+            return
+        delay = self.clock.loop_delay_s(at)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, self._on_time) if delay > 0 else \
+            loop.call_soon(self._on_time)
+        self._aim_s = at
+
+    def _on_time(self) -> None:
+        """Act on every pending event whose release time has come, in modeled-time order,
+        then aim at the next; an error ends the fabric's task with it."""
+        self._timer = None
+        next_event, gate, clock = self._next_event, self.gate, self.clock
+        try:
+            while True:
+                t, act = next_event()
+                if t == INF or clock.loop_delay_s(gate.release_s(t)) > 0:
+                    break
+                act(t)
+            self._aim()
+        except Exception as e:  # noqa: BLE001 - raised by the fabric's task (run)
+            if self._failure is not None and not self._failure.done():
+                self._failure.set_exception(e)
 
     def _do_start(self, t: float) -> None:
         _, seq = heapq.heappop(self._starts)

@@ -51,6 +51,25 @@ def test_a_policy_that_raises_fails_its_decode_unit_and_the_rows_so_far_are_kept
     assert failed and all(r["reason"] == "emulator_component_failed" for r in failed)
 
 
+def test_an_error_in_a_fabric_event_ends_the_virtual_run_naming_the_fabric() -> None:
+    """The fabric acts on its events from a loop timer, not in its task: an error there still
+    ends the run as the fabric's failure."""
+    exp = make_experiment()
+
+    def break_fabric(comps: dict[str, Any]) -> None:
+        fabric = comps["fabric"]
+
+        def boom(t: float) -> None:
+            raise ValueError(f"start at {t:g}")
+
+        fabric._do_start = boom
+
+    with pytest.raises(ComponentFailed) as info:
+        run_virtual(exp, on_start=break_fabric)
+    assert (info.value.name, info.value.exc_type) == ("fabric", "ValueError")
+    assert info.value.message.startswith("start at ")
+
+
 def test_component_failed_survives_pickling() -> None:
     """Ray carries it between processes by pickling: the fields must come back."""
     e = pickle.loads(pickle.dumps(ComponentFailed("decode-0", "KeyError", "24")))
