@@ -25,6 +25,7 @@ from disagg.actors.components.decode_late import BoundaryLoad, LateJoins, Runnin
 from disagg.actors.components.decode_report import DecodeReports
 from disagg.actors.components.decode_serve import ServeHooks
 from disagg.actors.components.decode_steps import BatchSteps
+from disagg.actors.components.decode_timers import BoundaryTimers, Resume
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.kv_intake import KvIntake
 from disagg.actors.components.paged_kv import PagedDecode
@@ -50,7 +51,8 @@ _tpot_target = attrgetter("request.tpot_slo_s")  # a running request's TPOT targ
 INF = float("inf")
 
 
-class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, KvIntake):
+class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, BoundaryTimers, PagedDecode,
+                 KvIntake):
     """Runs admitted requests' decode iterations and reports completions to the collector.
     It passes iteration boundary ``b`` at its gate's release time for ``b`` (with a hold, ray
     engine: later, so a KV that arrives within the hold joins at its exact boundary); a KV that
@@ -77,6 +79,7 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
         self._unseen: list[float] = []  # ready times of pending requests not yet offered to admit
         self._load_hist = BoundaryLoad()  # past boundaries and their batches, for late joins
         self.wake = Wake()
+        self._init_timers()
         self.log = UnitLog()
         self.itl = QuantileSketch()  # decode step durations (emu s), weighted by batch size
         self.tokens_out = 0
@@ -99,7 +102,7 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
         """An injected straggler: iterations from the first boundary at or after ``sent_s`` take
         ``factor`` x longer (a running plan is cut there)."""
         self.speed.change(msg.sent_s, msg.factor)
-        self.wake.set()
+        self._poke()
 
     def _take(self, msg: KvDelivered, payload: Any) -> None:
         """Verify the payload and queue the request for admission from its modeled arrival."""
@@ -132,12 +135,24 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
         bisect.insort(self.pending, PendingDecode(msg.request, need, ready_s), key=_ready_at)
         self._unseen.append(ready_s)
         self.log.state(ready_s, len(self.pending), len(self.running), self.kv_used_bytes)
-        self.wake.set()
+        self._poke()
 
     # -- the iteration loop ---------------------------------------------------------------
     async def run(self) -> None:
+        resume: Resume | None = None  # the wait the running batch's timers handed back
         while True:
-            if not self.running:
+            if resume is not None:  # its wake was cleared where this loop would have
+                kind, t = resume
+                resume = None
+                if kind == "idle":
+                    await self.wake.wait()
+                    continue
+                if await self.clock.wait_until(self.gate.release_s(t), self.wake):
+                    continue  # an input came meanwhile: decide again
+                self.t = t
+                if kind == "ready":
+                    continue
+            elif not self.running:
                 if not self.pending:
                     self.reporter.flush()
                     self.wake.clear()
@@ -155,7 +170,7 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
                 if self.pending:
                     await self._wait_for_ready()
                 continue
-            await self._iterate()
+            resume = await self._iterate()  # the batch runs on loop timers until it empties
 
     def _admit(self) -> None:
         """Admit the ready pending requests the policy chooses at the committed boundary."""
@@ -221,32 +236,6 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, PagedDecode, 
         self.wake.clear()
         if not await self.clock.wait_until(self.gate.release_s(min(later)), self.wake):
             self.t = min(later)
-
-    async def _iterate(self) -> None:
-        edges = self._boundaries()
-        if self.token_feed is not None:
-            self.token_feed.schedule(self.peers, self.name, list(self.running), edges[1:], self.t)
-        # index in edges of the boundary at which the next visible event happens (= the steps to
-        # it); the first boundary at or after x >= t is edges[max(1, edges.searchsorted(x))]
-        # (edges[0] is t, no boundary precedes it): no view of the boundaries made per plan
-        idx = len(edges) - 1
-        # bound once: this loop runs once per wait of the unit (~26k a run)
-        wake, speed, gate, wait_until = self.wake, self.speed, self.gate, self.clock.wait_until
-        while True:
-            if self._unseen:  # a request becoming ready joins at the first boundary at or after it
-                first = max(min(self._unseen), self.t)
-                idx = min(idx, max(1, int(edges.searchsorted(first))))
-            cut = [self.cancels[rid][1] for rid in self.running if rid in self.cancels] \
-                if self.cancels else None
-            if cut:  # a cancelled request leaves at the first boundary at or after its cancel
-                idx = min(idx, max(1, int(edges.searchsorted(max(min(cut), self.t)))))
-            change = speed.next_change_after(self.t) if speed.times else None
-            if change is not None:  # a new speed applies from the first boundary at or after it
-                idx = min(idx, max(1, int(edges.searchsorted(change))))
-            wake.clear()
-            if not await wait_until(gate.release_s(float(edges[idx])), wake):
-                break
-        self._advance(idx, edges)
 
     def _advance(self, steps: int, edges: np.ndarray) -> None:
         """Commit ``steps`` iterations of the running batch planned from ``edges[0]`` (the

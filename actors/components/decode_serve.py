@@ -41,6 +41,7 @@ class ServeHooks:
     # the unit's (annotations only, so no stub overrides them in the MRO)
     _release: Callable[[Running], None]
     _end: Callable[[Request, str, str, float], None]
+    _poke: Callable[[], None]
 
     def _on_cancelled(self, msg: RequestCancelled) -> None:
         """The request's client went away (``disagg serve``): a pending request leaves now, a
@@ -54,7 +55,7 @@ class ServeHooks:
                 return
         self.cancels[msg.request_id] = (msg.reason, at_s)
         if msg.request_id in self.running:
-            self.wake.set()
+            self._poke()
 
     def _drop_cancelled(self) -> None:
         """Running requests whose client went away leave at the committed boundary, their KV
