@@ -25,7 +25,7 @@ from disagg.actors.components.decode_late import BoundaryLoad, LateJoins, Runnin
 from disagg.actors.components.decode_report import DecodeReports
 from disagg.actors.components.decode_serve import ServeHooks
 from disagg.actors.components.decode_steps import BatchSteps
-from disagg.actors.components.decode_timers import BoundaryTimers, Resume
+from disagg.actors.components.decode_timers import BoundaryTimers
 from disagg.actors.components.kept_kv import KeptKv
 from disagg.actors.components.kv_intake import KvIntake
 from disagg.actors.components.paged_kv import PagedDecode
@@ -139,38 +139,15 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, BoundaryTimer
 
     # -- the iteration loop ---------------------------------------------------------------
     async def run(self) -> None:
-        resume: Resume | None = None  # the wait the running batch's timers handed back
         while True:
-            if resume is not None:  # its wake was cleared where this loop would have
-                kind, t = resume
-                resume = None
-                if kind == "idle":
-                    await self.wake.wait()
-                    continue
-                if await self.clock.wait_until(self.gate.release_s(t), self.wake):
-                    continue  # an input came meanwhile: decide again
-                self.t = t
-                if kind == "ready":
-                    continue
-            elif not self.running:
-                if not self.pending:
-                    self.reporter.flush()
-                    self.wake.clear()
-                    await self.wake.wait()
-                    continue
-                t = max(self.t, self.pending[0].ready_s)
-                if self.reporter.held_s != t:  # nothing joins at the boundary: report it now
-                    self.reporter.flush()
-                if await self.hold_until(t, self.wake):
-                    continue  # a KV came during the hold: admit from the earliest again
-                self.t = t
-            self._admit()
-            self.reporter.flush()  # the boundary's finishes and joins: one report
-            if not self.running:
-                if self.pending:
-                    await self._wait_for_ready()
-                continue
-            resume = await self._iterate()  # the batch runs on loop timers until it empties
+            resume = self._until_wait()  # the unit's work up to its next wait
+            if resume is None:  # the batch runs on loop timers until it empties
+                resume = await self._stepping()
+            kind, t = resume  # the wait (its wake cleared where the unit came to it)
+            if kind == "idle":
+                await self.wake.wait()
+            elif not await self.clock.wait_until(self.gate.release_s(t), self.wake):
+                self.t = t  # a hold, or a wait for the next ready request, that ran out
 
     def _admit(self) -> None:
         """Admit the ready pending requests the policy chooses at the committed boundary."""
@@ -228,14 +205,6 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, BoundaryTimer
             self.running[r.request_id] = run
             self._left += run.left
             self._context += run.context
-
-    async def _wait_for_ready(self) -> None:
-        later = [p.ready_s for p in self.pending if p.ready_s > self.t + TIME_EPS_S]
-        if not later:
-            raise CapacityExceeded(f"{self.name}: a pending request fits in no empty batch")
-        self.wake.clear()
-        if not await self.clock.wait_until(self.gate.release_s(min(later)), self.wake):
-            self.t = min(later)
 
     def _advance(self, steps: int, edges: np.ndarray) -> None:
         """Commit ``steps`` iterations of the running batch planned from ``edges[0]`` (the

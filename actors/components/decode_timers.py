@@ -6,7 +6,8 @@ change, a cancel) re-aims the timer instead of waking the task. When the batch e
 callback does what the task's loop did up to its next wait and hands the wait back to the task
 (:class:`Resume`). The loop callbacks come in the order the task's waits gave them (per
 iteration boundary ≈ 25k a run without a future, a task step and two coroutine resumes each).
-Mixed into :class:`~disagg.actors.components.decode.DecodeUnit`.
+The loop's work up to a wait is written once (:meth:`BoundaryTimers._until_wait`), for the task
+and the boundaries' calls alike. Mixed into :class:`~disagg.actors.components.decode.DecodeUnit`.
 """
 
 from __future__ import annotations
@@ -66,11 +67,11 @@ class BoundaryTimers:
         self._edges: np.ndarray = np.zeros(1)
         self._idx = 0
 
-    async def _iterate(self) -> Resume:
-        """Step the running batch from loop timers until it empties; the wait to take then."""
-        self._handoff = asyncio.get_running_loop().create_future()
+    async def _stepping(self) -> Resume:
+        """Wait while the running batch steps from loop timers (:meth:`_until_wait` aimed the
+        first boundary); the wait to take once it empties."""
+        assert self._handoff is not None
         try:
-            self._plan_next()
             return await self._handoff
         finally:  # (also when the task is cancelled: no boundary runs after it)
             self._handoff = None
@@ -144,8 +145,10 @@ class BoundaryTimers:
             handoff.set_result(resume)
 
     def _until_wait(self) -> Resume | None:
-        """The unit's loop from a committed boundary, up to its next wait: None if the batch
-        runs on (the next boundary aimed), else the wait for the task (the loop in ``run``)."""
+        """The unit's loop from where it stands up to its next wait: None if the batch runs
+        (its next boundary aimed: :meth:`_stepping` waits for it to empty), else the wait for
+        the unit's task (``run``), its wake cleared. The task and the boundaries' calls both
+        go on from here."""
         while True:
             if not self.running:
                 if not self.pending:
@@ -162,9 +165,11 @@ class BoundaryTimers:
             self._admit()
             self.reporter.flush()  # the boundary's finishes and joins: one report
             if self.running:
+                if self._handoff is None:  # (from the task: it waits on this meanwhile)
+                    self._handoff = asyncio.get_running_loop().create_future()
                 self._plan_next()
                 return None
-            if self.pending:  # the task's _wait_for_ready, up to its wait
+            if self.pending:  # wait for the first pending request not ready yet
                 later = [p.ready_s for p in self.pending if p.ready_s > self.t + TIME_EPS_S]
                 if not later:
                     raise CapacityExceeded(f"{self.name}: a pending request fits in no empty "
