@@ -87,4 +87,4 @@ def test_a_cancelled_unit_runs_no_boundary_afterwards() -> None:
     loop.close()
     assert _ends(collector) == {}
     assert unit.t <= 0.1  # no boundary committed after the cancel
-    assert unit._timer is None and unit._handoff is None
+    assert unit._timer is None and unit._handoff is None and not unit._due

@@ -74,7 +74,7 @@ class BoundaryTimers:
         try:
             return await self._handoff
         finally:  # (also when the task is cancelled: no boundary runs after it)
-            self._handoff = None
+            self._handoff, self._due = None, False
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
