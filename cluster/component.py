@@ -13,16 +13,15 @@ import itertools
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from disagg.cluster.sketch import QuantileSketch
 from disagg.cluster.timegate import TIME_EPS_S, TimeGate
-from disagg.cluster.wake import Wake
+from disagg.cluster.wake import Wake, at_once
 
 __all__ = ["TIME_EPS_S", "Clock", "Component", "Peer"]
-T = TypeVar("T")
 SERIES_MARGIN_S = 1.0
 """Emu seconds a component keeps timeseries bins open behind its own frontier, for events whose
 modeled time comes late (lag on the ray engine)."""
@@ -46,7 +45,7 @@ class Clock(ABC):
         ``asyncio.sleep``'s own (one coroutine fewer per sleep; await it at once: the delay is
         computed on the call)."""
         delay = self.loop_delay_s(emu_s)
-        return asyncio.sleep(delay) if delay > 0 else _at_once(None)
+        return asyncio.sleep(delay) if delay > 0 else at_once(None)
 
     def wait_until(self, emu_s: float, event: asyncio.Event | Wake) -> Awaitable[bool]:
         """Sleep until ``emu_s`` or until ``event`` is set; True if the event woke us (False if
@@ -56,9 +55,9 @@ class Clock(ABC):
         looked at on the call)."""
         if isinstance(event, Wake):
             if event._set:
-                return _at_once(True)
+                return at_once(True)
             delay = self.loop_delay_s(emu_s)
-            return event.wait_for(delay) if delay > 0 else _at_once(False)
+            return event.wait_for(delay) if delay > 0 else at_once(False)
         return self._wait_event(emu_s, event)
 
     async def _wait_event(self, emu_s: float, event: asyncio.Event) -> bool:
@@ -73,11 +72,6 @@ class Clock(ABC):
         except TimeoutError:
             return False
         return True
-
-
-async def _at_once(answer: T) -> T:
-    """``answer``, as an awaitable that does not wait."""
-    return answer
 
 
 class Peer(Protocol):

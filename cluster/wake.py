@@ -1,13 +1,16 @@
 """A component's wake-up flag (:class:`Wake`): what a unit's task waits on between its modeled
 events — a message arriving (``set``) or a deadline on the loop clock (``wait_for``), in loop
-seconds. Used by the units, the fabric and the closed loop; ``Clock.wait_until`` in
-``cluster/component.py`` hands out its waits.
+seconds — and :func:`at_once`, an answer that does not wait. Used by the units and the closed
+loop; ``Clock.wait_until`` in ``cluster/component.py`` hands out its waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Wake:
@@ -50,7 +53,7 @@ class Wake:
     def wait(self) -> Awaitable[bool]:
         """An awaitable that answers True once set (await it at once: one waiting task)."""
         if self._set:
-            return _at_once(True)
+            return at_once(True)
         return self._new_waiter(asyncio.get_running_loop())
 
     def wait_for(self, delay: float) -> Awaitable[bool]:
@@ -82,6 +85,6 @@ class Wake:
             waiter.set_result(False)
 
 
-async def _at_once(answer: bool) -> bool:
+async def at_once(answer: T) -> T:
     """``answer``, as an awaitable that does not wait."""
     return answer

@@ -143,11 +143,11 @@ class DecodeUnit(ServeHooks, DecodeReports, LateJoins, BatchSteps, BoundaryTimer
             resume = self._until_wait()  # the unit's work up to its next wait
             if resume is None:  # the batch runs on loop timers until it empties
                 resume = await self._stepping()
-            kind, t = resume  # the wait (its wake cleared where the unit came to it)
-            if kind == "idle":
+            # until emu time ``resume`` (INF: an input) or an input; its wake was cleared
+            if resume == INF:
                 await self.wake.wait()
-            elif not await self.clock.wait_until(self.gate.release_s(t), self.wake):
-                self.t = t  # a hold, or a wait for the next ready request, that ran out
+            elif not await self.clock.wait_until(self.gate.release_s(resume), self.wake):
+                self.t = resume  # a hold, or a wait for the next ready request, that ran out
 
     def _admit(self) -> None:
         """Admit the ready pending requests the policy chooses at the committed boundary."""

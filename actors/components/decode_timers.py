@@ -4,7 +4,7 @@ there — commit the iterations, admit, report, plan the next run — is a loop 
 step after the timer, as the task's wake-up was. What wakes the unit meanwhile (a KV, a speed
 change, a cancel) re-aims the timer instead of waking the task. When the batch empties, the
 callback does what the task's loop did up to its next wait and hands the wait back to the task
-(:class:`Resume`). The loop callbacks come in the order the task's waits gave them (per
+(the time it waits until). The loop callbacks come in the order the task's waits gave them (per
 iteration boundary ≈ 25k a run without a future, a task step and two coroutine resumes each).
 The loop's work up to a wait is written once (:meth:`BoundaryTimers._until_wait`), for the task
 and the boundaries' calls alike. Mixed into :class:`~disagg.actors.components.decode.DecodeUnit`.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -29,13 +29,7 @@ from disagg.cluster.wake import Wake
 from disagg.policies.base import PendingDecode
 
 
-class Resume(NamedTuple):
-    """The wait the unit's task takes over when the batch empties: ``idle`` (on the wake),
-    ``hold`` (until the gate's release of ``t``, then admit at ``t``) or ``ready`` (until the
-    first pending request is ready at ``t``). The wake was cleared where the task would have."""
-
-    kind: str
-    t: float
+INF = float("inf")  # what BoundaryTimers._until_wait hands the task: wait for an input alone
 
 
 class BoundaryTimers:
@@ -60,14 +54,14 @@ class BoundaryTimers:
     _admit: Callable[[], None]
 
     def _init_timers(self) -> None:
-        self._handoff: asyncio.Future[Resume] | None = None  # the task's wait while stepping
+        self._handoff: asyncio.Future[float] | None = None  # the task's wait while stepping
         self._timer: asyncio.Handle | None = None  # the next boundary's (or the call after it)
         self._aim_s = 0.0  # the release time (emu s) the timer is set for
         self._due = False  # the timer has run: the boundary's call is queued
         self._edges: np.ndarray = np.zeros(1)
         self._idx = 0
 
-    async def _stepping(self) -> Resume:
+    async def _stepping(self) -> float:
         """Wait while the running batch steps from loop timers (:meth:`_until_wait` aimed the
         first boundary); the wait to take once it empties."""
         assert self._handoff is not None
@@ -144,23 +138,24 @@ class BoundaryTimers:
         if resume is not None:
             handoff.set_result(resume)
 
-    def _until_wait(self) -> Resume | None:
+    def _until_wait(self) -> float | None:
         """The unit's loop from where it stands up to its next wait: None if the batch runs
-        (its next boundary aimed: :meth:`_stepping` waits for it to empty), else the wait for
-        the unit's task (``run``), its wake cleared. The task and the boundaries' calls both
+        (its next boundary aimed: :meth:`_stepping` waits for it to empty), else the emu time
+        the unit's task (``run``) waits until, or an input comes (INF: an input alone), its
+        wake cleared. The task and the boundaries' calls both
         go on from here."""
         while True:
             if not self.running:
                 if not self.pending:
                     self.reporter.flush()
                     self.wake.clear()
-                    return Resume("idle", self.t)
+                    return INF
                 t = max(self.t, self.pending[0].ready_s)
                 if self.reporter.held_s != t:  # nothing joins at the boundary: report it now
                     self.reporter.flush()
                 self.wake.clear()
                 if self.clock.loop_delay_s(self.gate.release_s(t)) > 0:
-                    return Resume("hold", t)
+                    return t
                 self.t = t
             self._admit()
             self.reporter.flush()  # the boundary's finishes and joins: one report
@@ -176,5 +171,5 @@ class BoundaryTimers:
                                            "batch")
                 self.wake.clear()
                 if self.clock.loop_delay_s(self.gate.release_s(min(later))) > 0:
-                    return Resume("ready", min(later))
+                    return min(later)
                 self.t = min(later)

@@ -64,15 +64,17 @@ def exit_now(code: int) -> None:
     """End the process with exit status ``code``, once the exit handlers (``atexit``) have run
     and the standard streams are flushed, without the interpreter's teardown: freeing its
     ≈ 600 modules one by one and everything they hold costs ≈ 15-25 ms of a ``disagg run``, for
-    nothing a finished command needs (its output is written and closed). Returns instead (the
-    interpreter then exits as usual) while another thread still runs, which the interpreter
-    would wait for, or if a stream cannot be flushed, which the interpreter reports."""
-    if threading.active_count() > 1:
-        return
-    atexit._run_exitfuncs()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):  # a closed pipe or stream: the usual exit says so
-        return
-    os._exit(code)
+    nothing a finished command needs (its output is written and closed). Returns instead, with
+    what exists frozen for the interpreter's usual exit (:func:`freeze_for_exit`), while another
+    thread still runs, which the interpreter would wait for, or if a stream cannot be flushed,
+    which the interpreter reports."""
+    if threading.active_count() == 1:
+        atexit._run_exitfuncs()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: the usual exit says so
+            pass
+        else:
+            os._exit(code)
+    freeze_for_exit()

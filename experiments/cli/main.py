@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from disagg.experiments.cli.gc_rules import exit_now, freeze_for_exit, no_collection, run_gc
+from disagg.experiments.cli.gc_rules import exit_now, no_collection, run_gc
 
 # OpenBLAS, loaded with numpy, starts a worker thread per core (~25-35 ms CPU a command) for
 # linear algebra disagg never does: one thread, unless the user set it
@@ -251,12 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``disagg`` console script: the exit code of the command ``argv``
     names. Without ``argv`` (this process's own command line: the console script, ``python -m``)
-    the process ends here, without the interpreter's teardown (:func:`exit_now`), or when it
-    returns if a thread still runs (:func:`freeze_for_exit`)."""
+    the process ends here, without the interpreter's teardown, or when it returns if a thread
+    still runs (:func:`exit_now`)."""
     code = _command(argv)
     if argv is None:
         exit_now(code)
-        freeze_for_exit()
     return code
 
 
