@@ -151,7 +151,7 @@ class Fabric(Component):
         if at == INF or self._failure is None:  # (none before the fabric's task starts)
             return
         delay = self.clock.loop_delay_s(at)
-        loop = asyncio.get_running_loop()
+        loop = self.clock.event_loop()
         self._timer = loop.call_later(delay, self._on_time) if delay > 0 else \
             loop.call_soon(self._on_time)
         self._aim_s = at
@@ -232,7 +232,7 @@ class Fabric(Component):
         # a delivery changes nothing on the network: a timer of its own hands it over at the
         # gate's release time for its modeled arrival, without a turn of the fabric's loop
         delay = self.clock.loop_delay_s(self.gate.release_s(deliver_s))
-        loop = asyncio.get_running_loop()
+        loop = self.clock.event_loop()
         if delay > 0:
             loop.call_later(delay, self._do_deliver, msg.dst_unit, delivered)
         else:

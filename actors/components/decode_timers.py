@@ -116,13 +116,13 @@ class BoundaryTimers:
         self._aim_s = at
         delay = self.clock.loop_delay_s(at)
         if delay > 0:
-            self._timer = asyncio.get_running_loop().call_later(delay, self._on_due)
+            self._timer = self.clock.event_loop().call_later(delay, self._on_due)
         else:  # the boundary has come: its call runs next, as a wait that ended at once
             self._on_due()
 
     def _on_due(self) -> None:
         self._due = True
-        self._timer = asyncio.get_running_loop().call_soon(self._on_boundary)
+        self._timer = self.clock.event_loop().call_soon(self._on_boundary)
 
     def _on_boundary(self) -> None:
         """Commit the iterations to the aimed boundary and go on as the task's loop did."""
@@ -161,7 +161,7 @@ class BoundaryTimers:
             self.reporter.flush()  # the boundary's finishes and joins: one report
             if self.running:
                 if self._handoff is None:  # (from the task: it waits on this meanwhile)
-                    self._handoff = asyncio.get_running_loop().create_future()
+                    self._handoff = self.clock.event_loop().create_future()
                 self._plan_next()
                 return None
             if self.pending:  # wait for the first pending request not ready yet

@@ -65,7 +65,7 @@ class BatchReforms:
         delay = self.clock.loop_delay_s(end_s)
         if delay <= 0:
             return False
-        loop = asyncio.get_running_loop()
+        loop = self.clock.event_loop()
         ended: asyncio.Future[bool] = loop.create_future()
         timer = loop.call_later(delay, _end_sleep, ended)
         self._start, self._reform = start, ended

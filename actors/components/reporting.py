@@ -53,7 +53,7 @@ class LoadReporter:
             self._send(t)
         elif self._trailing is None:
             due = self.last_sent_s + self.interval_s
-            loop = asyncio.get_running_loop()
+            loop = self.clock.event_loop()
             at_s = due if self.release_s is None else self.release_s(due)
             self._trailing = loop.call_later(max(0.0, self.clock.loop_delay_s(at_s)),
                                              self._flush, due)

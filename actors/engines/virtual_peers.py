@@ -38,6 +38,9 @@ class VirtualClock(Clock):
     def loop_delay_s(self, emu_s: float) -> float:
         return emu_s - self.loop.now_s
 
+    def event_loop(self) -> VirtualTimeLoop:
+        return self.loop
+
 
 class LocalPeer:
     """Delivers messages to a component as loop callbacks, after ``delay_s`` of virtual time.
