@@ -17,33 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from disagg.cluster.component import SERIES_MARGIN_S, Clock, Component
 from disagg.cluster.config import FabricConfig
 from disagg.cluster.messages import KvDelivered, KvPrefetch, LinkScaled, TransferRequested
 from disagg.cluster.records import TransferRecord
-from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, final_bins
-from disagg.fabric.flows import IDLE, FluidNetwork
+from disagg.fabric.flows import FluidNetwork
+from disagg.fabric.link_history import LinkHistory
 from disagg.fabric.payload import KvMarker
 from disagg.fabric.topology import Route, Topology, route_of
 from disagg.fabric.transfers import Transfer, chunk_ready_times
 
 INF = float("inf")
-
-
-@dataclass(slots=True)
-class _LinkSeries:
-    """One link's history on the timeseries grid (``name``: ``host/side``): its active flows and
-    the bytes it carried per bin, and the rate (bytes/s) it has carried since ``since_s`` (emu s)."""
-
-    name: str
-    flows: SteppedValues
-    carried: BinnedIntegral
-    since_s: float = 0.0
-    rate: float = 0.0
 
 
 class Fabric(Component):
@@ -66,25 +53,13 @@ class Fabric(Component):
         self.net = FluidNetwork(topology.capacity, cap)
         self._starts: list[tuple[float, int]] = []  # (chunk may leave at, transfer seq)
         self._link_changes: list[tuple[float, int, LinkScaled]] = []  # injected link faults
-        # (bytes/s, flows) last logged per link, for the links whose last entry is not zero: the
-        # network's link loads as they were at the last log
-        self._last_loads: Mapping[Any, tuple[float, int]] = {}
-        self._link_order = {link: i for i, link in enumerate(topology.capacity)}
         self._transfers: dict[int, Transfer] = {}
         self._routes: dict[tuple[str, str], Route] = {}  # made once per unit pair
         self._seq = 0
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None  # for the next event
         self._aim_s = INF  # the release time (loop s) the timer is set for
         self._failure: asyncio.Future[None] | None = None  # set by run
-        # (t, link, bytes/s, flows) per change, kept only for the event log (output.event_log)
-        self.link_log: list[tuple[float, str, float, int]] | None = [] if keep_events else None
-        self.step_s = sample_interval_s
-        self.capacity = {f"{k[0]}/{k[1]}": v for k, v in topology.capacity.items()}
-        self._series = {link: _LinkSeries(f"{link[0]}/{link[1]}", SteppedValues(self.step_s, 1),
-                                          BinnedIntegral(self.step_s))
-                        for link in topology.capacity}
-        self.link_flows = {s.name: s.flows for s in self._series.values()}  # flows per bin
-        self.link_bytes_binned = {s.name: s.carried for s in self._series.values()}  # bytes
+        self.links = LinkHistory(topology.capacity, sample_interval_s, keep_events)
         self.bytes_moved = 0.0
         self.link_bytes: dict[Any, float] = {}  # modeled bytes of finished transfers per link
         self.handlers = {TransferRequested: self._on_transfer, LinkScaled: self._on_link_scaled}
@@ -102,7 +77,7 @@ class Fabric(Component):
         link = ("core", "core") if msg.link == "core" else (host, side)
         t = max(t, self.net.now_s)
         self.net.set_capacity(link, self.topology.capacity[link] * msg.factor, t)
-        self._log_links(t)
+        self.links.record(t, self.net.link_loads())
 
     def _on_transfer(self, msg: TransferRequested) -> None:
         start = msg.sent_s + self.control_delay_s + self.config.setup_s
@@ -184,7 +159,7 @@ class Fabric(Component):
             if payload is not None and type(payload) is not KvMarker:  # is at hand already
                 self.peers[msg.dst_unit].send(KvPrefetch(msg.request.request_id, payload, start))
         self.net.add(seq, tr.route.path, tr.chunk_bytes, start)
-        self._log_links(start)
+        self.links.record(start, self.net.link_loads())
         late = start - t
         if self.gate.may_backdate(late, len(tr.ready_s) == 1 and tr.sent_chunks == 0):
             self._backdate(seq, tr, t, late)
@@ -199,7 +174,7 @@ class Fabric(Component):
             self.net.finish(seq, self.net.now_s)
             tr.sent_chunks += 1
             self._deliver_later(seq, self.net.now_s - early)
-            self._log_links(self.net.now_s)
+            self.links.record(self.net.now_s, self.net.link_loads())
 
     def _do_finish(self, t: float) -> None:
         done = self.net.next_completion()
@@ -213,7 +188,7 @@ class Fabric(Component):
             heapq.heappush(self._starts, (max(t_end, tr.ready_s[tr.sent_chunks]), seq))
         else:
             self._deliver_later(seq, t_end)
-        self._log_links(t_end)
+        self.links.record(t_end, self.net.link_loads())
 
     def _deliver_later(self, seq: int, t_end: float) -> None:
         tr = self._transfers.pop(seq)
@@ -242,67 +217,17 @@ class Fabric(Component):
         self.act_at(msg.sent_s)
         self.peers[dst].send(msg)
 
-    def _log_links(self, t: float) -> None:
-        """Log each link whose (rate, flows) changed (in topology order for the event log; each
-        link's series is its own, so without one the order does not matter); only links that
-        carry something now or did at their last entry can have changed. A changed link's new
-        rate (bytes/s) and flow count go into its bins from emu time ``t``."""
-        # the network hands out one mapping per mix of routes and rates: the same one again
-        # (a transfer ended and one on the same route started) means no link changed
-        loads, last = self.net.link_loads(), self._last_loads
-        if loads is last:
-            return
-        self._last_loads = loads
-        changed = [link for link in last if link not in loads]
-        for link, load in loads.items():
-            if last.get(link) != load:
-                changed.append(link)
-        link_log, series_of = self.link_log, self._series
-        if link_log is not None:
-            changed.sort(key=self._link_order.__getitem__)
-        for link in changed:
-            rate, flows = loads.get(link, IDLE)  # (0.0, 0): it carries nothing any more
-            # the link's change folded in here, not in a method: ~47k link changes a run
-            series = series_of[link]
-            if link_log is not None:
-                link_log.append((t, series.name, rate, flows))
-            if series.rate:  # a zero rate adds nothing
-                series.carried.interval(series.since_s, t, series.rate)
-            if t > series.since_s:  # max(series.since_s, t), without the call
-                series.since_s = t
-            series.rate = rate
-            series.flows.change(t, flows)
-
     def results(self) -> dict[str, Any]:
         out = super().results()
-        out.update(link_log=self.link_log or [],
-                   link_state=self._link_state(),
-                   capacity=dict(self.capacity))
+        out.update(link_log=self.links.log or [],
+                   link_state=self.links.state(),
+                   capacity=dict(self.links.capacity))
         return out
 
     def drain_series(self) -> list[dict[str, Any]]:
         """Final bins of every link's history (bytes carried, active flows): the fabric acts in
         modeled-time order, so nothing changes before its network's clock any more."""
-        frontier = min(self.clock.now(), self.net.now_s) - SERIES_MARGIN_S
-        k = final_bins(frontier, self.step_s)
-        out = []
-        for series in self._series.values():
-            first = series.flows.base
-            if k <= first:
-                continue
-            if frontier > series.since_s:  # the current rate carries on to the frontier
-                series.carried.interval(series.since_s, frontier, series.rate)
-                series.since_s = frontier
-            out.append({"entity": series.name, "kind": "link", "step_s": self.step_s,
-                        "first_bin": first, "bytes": series.carried.pop_before(k),
-                        "flows": series.flows.pop_before(k)[0],
-                        "capacity": self.capacity[series.name]})
-        return out
-
-    def _link_state(self) -> dict[str, Any]:
-        """What the timeseries needs of the links (they are sampled once the grid is known)."""
-        return {"step_s": self.step_s, "flows": self.link_flows, "bytes": self.link_bytes_binned,
-                "rate": {s.name: (s.since_s, s.rate) for s in self._series.values()}}
+        return self.links.drain(min(self.clock.now(), self.net.now_s) - SERIES_MARGIN_S)
 
     def snapshot(self) -> dict[str, Any]:
         """Active transfers, bytes delivered so far, and per link (``host/egress``...) the bytes
