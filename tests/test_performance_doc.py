@@ -89,3 +89,18 @@ def test_ray_worker_log_lines_are_left_out_of_the_tables() -> None:
 
 def test_a_table_after_a_line_of_text_gets_a_blank_line() -> None:
     assert performance.without_ray_logs("title\n| a |\n|---|\n") == "title\n\n| a |\n|---|"
+
+
+def test_a_stamp_names_the_machine_from_its_cpuinfo(tmp_path: Path, monkeypatch) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7R13\n"
+                       "\nprocessor\t: 1\nmodel name\t: AMD EPYC 7R13\n")
+    monkeypatch.setattr(performance.os, "cpu_count", lambda: 2)
+    assert performance.machine(cpuinfo) == "2 cores of AMD EPYC 7R13"
+    monkeypatch.setattr(performance.platform, "processor", lambda: "arm64")
+    assert performance.machine(tmp_path / "missing") == "2 cores of arm64"
+    monkeypatch.setattr(performance.platform, "processor", lambda: "")
+    assert performance.machine(tmp_path / "missing") == "2 cores of an unknown CPU"
+    monkeypatch.setattr(performance, "machine", lambda: "2 cores of AMD EPYC 7R13")
+    line = performance.stamp("abc1234", 0.5, 0.6, False)
+    assert "at commit `abc1234` on 2 cores of AMD EPYC 7R13; models `" in line
