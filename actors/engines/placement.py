@@ -125,7 +125,8 @@ class Placement:
 
 def stage_package() -> Path:
     """Copy the installed ``disagg`` package into a temporary folder for ``py_modules``, so nodes
-    without it installed can import it (its dependencies must be on the nodes already)."""
+    without it installed can import it (its dependencies must be on the nodes already). The
+    caller removes the folder (``parent`` of the path returned) once ``ray.init`` has uploaded it."""
     import disagg.actors
     import disagg.cluster
     import disagg.experiments

@@ -6,6 +6,7 @@ load generator had planned; the nodes' addresses. Used by :mod:`ray_engine`.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from typing import Any
 
@@ -36,14 +37,18 @@ def init_ray(exp: Experiment, address: str | None) -> bool:
     common: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING",
                               "log_to_driver": True}
     if address:
-        if exp.placement.ship_code:
-            common["runtime_env"] = {"py_modules": [str(stage_package())]}
+        staged = stage_package() if exp.placement.ship_code else None
+        if staged is not None:
+            common["runtime_env"] = {"py_modules": [str(staged)]}
         try:
             _init(address=address, **common)
         except (ConnectionError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ConfigError(f"Ray address {address!r}: cannot connect ({first}); hint: "
                               f"{HINT}") from None
+        finally:  # ray.init uploads py_modules to the cluster: the staged copy is not read again
+            if staged is not None:
+                shutil.rmtree(staged.parent, ignore_errors=True)
     else:
         use_token_auth_for_embedded_ray()
         # "local": always a new embedded Ray, never a cluster another program started here
