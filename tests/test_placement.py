@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import py_compile
+import shutil
 
 from conftest import make_experiment
 
@@ -60,9 +61,12 @@ def test_control_anywhere_when_asked() -> None:
 
 def test_staged_package_holds_every_subpackage() -> None:
     root = stage_package()
-    assert root.name == "disagg"
-    for sub in ("cluster", "policies", "fabric", "actors", "experiments"):
-        files = list((root / sub).glob("*.py"))
-        assert (root / sub / "__init__.py").exists() and files
-        for f in files:
-            py_compile.compile(str(f), doraise=True)
+    try:
+        assert root.name == "disagg"
+        for sub in ("cluster", "policies", "fabric", "actors", "experiments"):
+            files = list((root / sub).glob("*.py"))
+            assert (root / sub / "__init__.py").exists() and files
+            for f in files:
+                py_compile.compile(str(f), doraise=True)
+    finally:  # (the caller's part: ray_start removes it once Ray has uploaded it)
+        shutil.rmtree(root.parent)
