@@ -7,10 +7,10 @@ the text goes into docs/performance.md between that step's markers::
     ... replaced on every run ...
     <!-- END generated:NAME -->
 
-with a line saying when, on which commit and machine and at what load average it was measured (this machine is
-shared: compare ratios measured in one run, not figures from different runs). The prose around
-the markers is written by hand and left alone. A step that fails leaves its block as it was and
-makes the command exit 1 after the other steps ran.
+with a line saying when, on which commit and machine and at what load average it was measured
+(this machine is shared: compare ratios measured in one run, not figures from different runs). The
+prose around the markers is written by hand and left alone. A step that fails leaves its block as
+it was and makes the command exit 1 after the other steps ran.
 
     python benchmarks/performance.py                 # every step (about 45 minutes here)
     python benchmarks/performance.py --only virtual,messages --quick
