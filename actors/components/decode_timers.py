@@ -142,8 +142,7 @@ class BoundaryTimers:
         """The unit's loop from where it stands up to its next wait: None if the batch runs
         (its next boundary aimed: :meth:`_stepping` waits for it to empty), else the emu time
         the unit's task (``run``) waits until, or an input comes (INF: an input alone), its
-        wake cleared. The task and the boundaries' calls both
-        go on from here."""
+        wake cleared. The task and the boundaries' calls both go on from here."""
         while True:
             if not self.running:
                 if not self.pending:
@@ -153,10 +152,8 @@ class BoundaryTimers:
                 t = max(self.t, self.pending[0].ready_s)
                 if self.reporter.held_s != t:  # nothing joins at the boundary: report it now
                     self.reporter.flush()
-                self.wake.clear()
-                if self.clock.loop_delay_s(self.gate.release_s(t)) > 0:
+                if self._ahead(t):
                     return t
-                self.t = t
             self._admit()
             self.reporter.flush()  # the boundary's finishes and joins: one report
             if self.running:
@@ -169,7 +166,15 @@ class BoundaryTimers:
                 if not later:
                     raise CapacityExceeded(f"{self.name}: a pending request fits in no empty "
                                            "batch")
-                self.wake.clear()
-                if self.clock.loop_delay_s(self.gate.release_s(min(later))) > 0:
-                    return min(later)
-                self.t = min(later)
+                t = min(later)
+                if self._ahead(t):
+                    return t
+
+    def _ahead(self, t: float) -> bool:
+        """True if the unit must wait for emu time ``t`` (its gate's release time for it is still
+        ahead), its wake cleared for the wait; else it stands at ``t`` now."""
+        self.wake.clear()
+        if self.clock.loop_delay_s(self.gate.release_s(t)) > 0:
+            return True
+        self.t = t
+        return False
