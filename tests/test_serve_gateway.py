@@ -4,20 +4,39 @@ are the run's own token times, requests end once each, and arrivals enter the ro
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
+from typing import Any
 
 import pytest
 from conftest import make_experiment
 
-from disagg.actors.components.gateway import Gateway, GatewayClosed, TokenPlan
+from disagg.actors.components.gateway import Gateway, GatewayClosed, PlanUpdate, TokenPlan
 from disagg.actors.components.store import LocalStore
 from disagg.actors.engines.build import build_component
 from disagg.actors.engines.virtual import LocalPeer, VirtualClock, VirtualTimeLoop
 from disagg.cluster.facts import component_names
-from disagg.cluster.messages import Request
+from disagg.cluster.messages import FirstTokenPlanned, Request
+from disagg.cluster.workload.plan import SloTargets
+from disagg.experiments.serve.metrics import ServeMetrics
+from disagg.experiments.serve.pacing import Due, TokenPacer
 
 
-def _serve_virtually(exp, arrivals: list[tuple[float, int, int]]) -> tuple[Gateway, dict]:
-    """Run the serving components on virtual time; submit (emu s, prompt, output) arrivals."""
+class _Recorded:
+    """A peer that also keeps every message sent through it, in send order."""
+
+    def __init__(self, peer: Any, log: list[Any]) -> None:
+        self.peer, self.log = peer, log
+
+    def send(self, message: Any) -> None:
+        self.log.append(message)
+        self.peer.send(message)
+
+
+def _serve_virtually(exp, arrivals: list[tuple[float, int, int]],
+                     to_gateway: list[Any] | None = None) -> tuple[Gateway, dict]:
+    """Run the serving components on virtual time; submit (emu s, prompt, output) arrivals
+    (``to_gateway``: keeps every message the cluster sends the gateway)."""
     loop = VirtualTimeLoop()
     clock = VirtualClock(loop)
     store = LocalStore()
@@ -25,7 +44,9 @@ def _serve_virtually(exp, arrivals: list[tuple[float, int, int]]) -> tuple[Gatew
     async def drive() -> tuple[Gateway, dict]:
         comps = {n: build_component(exp, n, clock, store, serving=True)
                  for n in component_names(exp, serving=True)}
-        peers = {n: LocalPeer(loop, c, 0.0) for n, c in comps.items()}
+        peers: dict[str, Any] = {n: LocalPeer(loop, c, 0.0) for n, c in comps.items()}
+        if to_gateway is not None:
+            peers["gateway"] = _Recorded(peers["gateway"], to_gateway)
         for c in comps.values():
             c.connect(peers)
         tasks = [loop.create_task(c.run()) for c in comps.values()]
@@ -114,3 +135,68 @@ def test_preemptions_reach_the_gateway_and_vllms_counter() -> None:
     metrics.add_outcomes(list(outcomes.values()))
     text = metrics.exposition().decode()
     assert 'vllm:num_preemptions_total{engine="decode-0",model_name="llama-3.1-8b"} 1.0' in text
+
+
+class _Sink:
+    def send(self, message: Any) -> None:
+        pass
+
+
+class _OneMessagePerPoll:
+    """The HTTP side's backend over a fresh gateway that is handed the next of a run's messages
+    at each long-poll (in a delivery order the test chooses); every token is due at once."""
+
+    dilation = 0.0
+
+    def __init__(self, gateway: Gateway, messages: list[Any]) -> None:
+        self.gateway, self.messages = gateway, messages
+        self.t0 = time.time()
+
+    async def wait(self, rid: int, version: int, from_index: int, timeout_s: float
+                   ) -> PlanUpdate:
+        assert self.messages, "the pacer polled past the run's last message"
+        self.gateway.deliver(self.messages.pop(0))
+        return self.gateway.plans[rid].update(from_index)
+
+
+KINDS = ("DecodeJoined", "TokenSchedule", "RequestEnded")
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(KINDS)), ids="-".join)
+def test_decode_tokens_count_on_the_decode_unit_whatever_reaches_the_gateway_first(
+        order: tuple[str, ...]) -> None:
+    """On the ray engine a decode unit sends ``DecodeJoined`` and ``TokenSchedule`` straight to
+    the gateway, but the request's end goes through the collector, so any of them can come
+    first (tests/test_serve_ray.py once had a decode token counted on ``prefill-0``). In every
+    order the first token counts on the prefill unit and each later one, once, on the decode
+    unit; the finished request names its decode unit and decode token times."""
+    log: list[Any] = []
+    _serve_virtually(make_experiment(), [(0.0, 300, 3)], log)
+    first, rest = log[0], log[1:]
+    assert isinstance(first, FirstTokenPlanned)
+    assert sorted({type(m).__name__ for m in rest}) == sorted(KINDS)
+    decode_unit = next(m.decode_unit for m in rest if type(m).__name__ == "DecodeJoined")
+    loop = VirtualTimeLoop()  # the gateway's clock (its handlers read no time)
+    gateway = Gateway("gateway", VirtualClock(loop), SloTargets(1.0, 0.05))
+    gateway.connect({"router": _Sink(), "collector": _Sink()})
+    gateway.submit(300, 3, 0.0)
+    loop.close()
+    backend = _OneMessagePerPoll(gateway, [first] + [m for kind in order for m in rest
+                                                     if type(m).__name__ == kind])
+    pacer = TokenPacer(backend, 0, 3, 0.0)  # type: ignore[arg-type]
+    metrics = ServeMetrics("m", 4096, 1.0)
+
+    async def stream() -> None:
+        async for ev in pacer.events():
+            assert isinstance(ev, Due)
+            metrics.released(pacer, ev, 300)
+
+    asyncio.run(stream())
+    generated = {s.labels["engine"]: s.value for f in metrics.registry.collect()
+                 if f.name == "vllm:generation_tokens" for s in f.samples
+                 if s.name.endswith("_total")}
+    assert generated == {first.prefill_unit: 1.0, decode_unit: 2.0}
+    for m in backend.messages:  # the rest of the run's messages
+        gateway.deliver(m)
+    (outcome,) = gateway.outcomes(0)
+    assert outcome.decode_unit == decode_unit and len(outcome.decode_times_s) == 2

@@ -27,7 +27,7 @@ from disagg.cluster.messages import (
     RequestEnded,
     RequestRedone,
 )
-from disagg.cluster.records import DecodeRecord, EndRecord
+from disagg.cluster.records import DecodeRecord, DecodeRouting, EndRecord
 from disagg.cluster.rows import fold, transfer_rows
 from disagg.cluster.sketch import QuantileSketch
 
@@ -155,7 +155,9 @@ class Collector(Component):
         if msg.status != "completed":
             self.live.forget(rid)
         if self.forward_ended_to is not None:
-            decode = tuple(r for r in msg.records if isinstance(r, DecodeRecord))  # preemptions
+            # the decode unit's record (preemptions) and routing (its unit: the end can reach
+            # the gateway before the unit's own notices do)
+            decode = tuple(r for r in msg.records if isinstance(r, (DecodeRecord, DecodeRouting)))
             self.peers[self.forward_ended_to].send(
                 RequestEnded(rid, msg.status, msg.reason, msg.sent_s, decode))
         self._check_done()

@@ -30,7 +30,7 @@ from disagg.cluster.messages import (
     RequestEnded,
     TokenSchedule,
 )
-from disagg.cluster.records import DecodeRecord
+from disagg.cluster.records import DecodeRecord, DecodeRouting
 from disagg.cluster.workload.plan import SloTargets
 
 
@@ -242,15 +242,25 @@ class Gateway(Component):
         self._touch(plan)
 
     def _on_schedule(self, msg: TokenSchedule) -> None:
+        """Decode token times, with the unit that makes them (named here too, not only by its
+        ``DecodeJoined``: a plan with decode tokens always names its decode unit)."""
         for rid in msg.request_ids:
             plan = self.plans[rid]
+            plan.decode_unit = plan.decode_unit or msg.decode_unit
             plan.replan(msg.sent_s, msg.times_s)
             self._touch(plan)
 
     def _on_ended(self, msg: RequestEnded) -> None:
+        """The request's end, forwarded by the collector. On the ray engine it can come before
+        its decode unit's ``DecodeJoined`` and ``TokenSchedule`` (they come straight from the
+        unit): its decode routing names the decode unit then, so the tokens released at the end
+        are still counted on it (``experiments/serve/metrics.py``)."""
         plan = self.plans[msg.request_id]
         if plan.status:
             return  # a redone request: its first end stands, as in the collector
+        routed = [r.decode_unit.name for r in msg.records if isinstance(r, DecodeRouting)]
+        if routed:
+            plan.decode_unit = plan.decode_unit or routed[-1]
         plan.status, plan.reason, plan.end_s = msg.status, msg.reason, msg.sent_s
         plan.preemptions = sum(r.preemptions for r in msg.records if isinstance(r, DecodeRecord))
         self.finished.append(msg.request_id)

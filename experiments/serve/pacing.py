@@ -138,7 +138,9 @@ class TokenPacer:
                     yield self._due(due, now)
                     self.released += due
                     continue
-                if self._status == "completed":  # ended with tokens unplanned (lost records)
+                # ended with tokens unplanned: lost records, or (ray) the end came before the
+                # decode unit's schedule; the end names the decode unit (``Gateway._on_ended``)
+                if self._status == "completed":
                     yield Due(self.released, self.output_tokens - self.released)
                     self.released = self.output_tokens
                     break
