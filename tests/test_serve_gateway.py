@@ -200,3 +200,65 @@ def test_decode_tokens_count_on_the_decode_unit_whatever_reaches_the_gateway_fir
         gateway.deliver(m)
     (outcome,) = gateway.outcomes(0)
     assert outcome.decode_unit == decode_unit and len(outcome.decode_times_s) == 2
+
+
+def _counted(metrics: ServeMetrics, name: str) -> dict[str, float]:
+    """A counter's totals by unit (``engine`` label)."""
+    return {s.labels["engine"]: s.value for f in metrics.registry.collect() if f.name == name
+            for s in f.samples if s.name.endswith("_total")}
+
+
+_RUNS: dict[int, list[Any]] = {}
+
+
+def _gateway_messages(output_tokens: int) -> list[Any]:
+    """The messages a virtual run of one 300-token prompt sends the gateway (run once each)."""
+    if output_tokens not in _RUNS:
+        _serve_virtually(make_experiment(), [(0.0, 300, output_tokens)],
+                         _RUNS.setdefault(output_tokens, []))
+    return _RUNS[output_tokens]
+
+
+ORDERS = [(1, order) for order in itertools.permutations(("FirstTokenPlanned", "RequestEnded"))] \
+    + [(3, order) for order in itertools.permutations(("FirstTokenPlanned", *KINDS))
+       if order[0] != "FirstTokenPlanned"]  # (first: the test above)
+
+
+@pytest.mark.parametrize(("output_tokens", "order"), ORDERS,
+                         ids=[f"{n}-{'-'.join(o)}" for n, o in ORDERS])
+def test_prompt_and_first_token_count_on_the_prefill_unit_whatever_reaches_the_gateway_first(
+        output_tokens: int, order: tuple[str, ...]) -> None:
+    """The prefill unit sends ``FirstTokenPlanned`` straight to the gateway, but the request's
+    end comes through the collector (a one-token request ends at the prefill unit itself) and
+    the decode unit's notices from another unit, so on the ray engine any of them can come
+    first. In every order the prompt and the first token
+    count on the prefill unit, later tokens on the decode unit, and the finished request has
+    the prefill unit's first token time, as on the virtual engine."""
+    log = _gateway_messages(output_tokens)
+    assert sorted(type(m).__name__ for m in log) == sorted(set(order))
+    first = next(m for m in log if isinstance(m, FirstTokenPlanned))
+    decode_unit = next((m.decode_unit for m in log if type(m).__name__ == "DecodeJoined"), "")
+    loop = VirtualTimeLoop()  # the gateway's clock (its handlers read no time)
+    gateway = Gateway("gateway", VirtualClock(loop), SloTargets(1.0, 0.05))
+    gateway.connect({"router": _Sink(), "collector": _Sink()})
+    gateway.submit(300, output_tokens, 0.0)
+    loop.close()
+    backend = _OneMessagePerPoll(gateway, [m for kind in order for m in log
+                                           if type(m).__name__ == kind])
+    pacer = TokenPacer(backend, 0, output_tokens, 0.0)  # type: ignore[arg-type]
+    metrics = ServeMetrics("m", 4096, 1.0)
+
+    async def stream() -> None:
+        async for ev in pacer.events():
+            assert isinstance(ev, Due)
+            metrics.released(pacer, ev, 300)
+
+    asyncio.run(stream())
+    later = {decode_unit: output_tokens - 1.0} if decode_unit else {}
+    assert _counted(metrics, "vllm:prompt_tokens") == {first.prefill_unit: 300.0}
+    assert _counted(metrics, "vllm:generation_tokens") == {first.prefill_unit: 1.0, **later}
+    for m in backend.messages:  # the rest of the run's messages
+        gateway.deliver(m)
+    (outcome,) = gateway.outcomes(0)
+    assert (outcome.prefill_unit, outcome.first_token_s, outcome.prefill_start_s) == (
+        first.prefill_unit, first.first_token_s, first.prefill_start_s)

@@ -27,13 +27,23 @@ from disagg.cluster.messages import (
     RequestEnded,
     RequestRedone,
 )
-from disagg.cluster.records import DecodeRecord, DecodeRouting, EndRecord
+from disagg.cluster.records import (
+    DecodeRecord,
+    DecodeRouting,
+    EndRecord,
+    PrefillRecord,
+    PrefillRouting,
+)
 from disagg.cluster.rows import fold, transfer_rows
 from disagg.cluster.sketch import QuantileSketch
 
 REORDER_LIMIT = 50_000
 """Finished rows held for request-id order at most; past it the lowest go out regardless (a
 request stuck that long then lands out of order, when it ends)."""
+
+
+_FORWARDED = (PrefillRouting, PrefillRecord, DecodeRouting, DecodeRecord)
+"""The records a forwarded ``RequestEnded`` keeps (what the gateway reads of them)."""
 
 
 class DuplicateStatus(RuntimeError):
@@ -155,11 +165,11 @@ class Collector(Component):
         if msg.status != "completed":
             self.live.forget(rid)
         if self.forward_ended_to is not None:
-            # the decode unit's record (preemptions) and routing (its unit: the end can reach
-            # the gateway before the unit's own notices do)
-            decode = tuple(r for r in msg.records if isinstance(r, (DecodeRecord, DecodeRouting)))
+            # the units' records and routings (preemptions; the units and the first token: the
+            # end can reach the gateway before the units' own notices do)
+            units = tuple(r for r in msg.records if isinstance(r, _FORWARDED))
             self.peers[self.forward_ended_to].send(
-                RequestEnded(rid, msg.status, msg.reason, msg.sent_s, decode))
+                RequestEnded(rid, msg.status, msg.reason, msg.sent_s, units))
         self._check_done()
 
     def _finish(self, records: Sequence[Any], end: EndRecord | None) -> None:

@@ -30,7 +30,7 @@ from disagg.cluster.messages import (
     RequestEnded,
     TokenSchedule,
 )
-from disagg.cluster.records import DecodeRecord, DecodeRouting
+from disagg.cluster.records import DecodeRecord, DecodeRouting, PrefillRecord, PrefillRouting
 from disagg.cluster.workload.plan import SloTargets
 
 
@@ -252,12 +252,14 @@ class Gateway(Component):
 
     def _on_ended(self, msg: RequestEnded) -> None:
         """The request's end, forwarded by the collector. On the ray engine it can come before
-        its decode unit's ``DecodeJoined`` and ``TokenSchedule`` (they come straight from the
-        unit): its decode routing names the decode unit then, so the tokens released at the end
-        are still counted on it (``experiments/serve/metrics.py``)."""
+        its units' own notices (``FirstTokenPlanned``, ``DecodeJoined``, ``TokenSchedule`` come
+        straight from the units): its records name the units and the first token then, so the
+        tokens released at the end are still counted on the unit that made them
+        (``experiments/serve/metrics.py``)."""
         plan = self.plans[msg.request_id]
         if plan.status:
             return  # a redone request: its first end stands, as in the collector
+        self._first_from(plan, msg.records)
         routed = [r.decode_unit.name for r in msg.records if isinstance(r, DecodeRouting)]
         if routed:
             plan.decode_unit = plan.decode_unit or routed[-1]
@@ -265,6 +267,18 @@ class Gateway(Component):
         plan.preemptions = sum(r.preemptions for r in msg.records if isinstance(r, DecodeRecord))
         self.finished.append(msg.request_id)
         self._touch(plan)
+
+    @staticmethod
+    def _first_from(plan: TokenPlan, records: tuple[Any, ...]) -> None:
+        """The prefill unit and first token from the end's records, if its
+        ``FirstTokenPlanned`` has not come (it is the same unit's record of the same batch)."""
+        routed = [r.prefill_unit.name for r in records if isinstance(r, PrefillRouting)]
+        prefilled = [r for r in records if isinstance(r, PrefillRecord)]
+        if plan.first_token_s is not None or not routed or not prefilled:
+            return
+        plan.prefill_unit, plan.prefill_start_s = routed[-1], prefilled[-1].prefill_start_s
+        plan.first_token_s = prefilled[-1].first_token_s
+        plan.cached_tokens = prefilled[-1].cached_tokens or 0
 
     # -- results ----------------------------------------------------------------------------
     def arrivals_end_s(self) -> float:
