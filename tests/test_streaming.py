@@ -10,7 +10,8 @@ from conftest import make_experiment, make_request
 
 from disagg.actors.components.collector import REORDER_LIMIT, Collector, EndedIds
 from disagg.actors.engines.virtual import VirtualClock, VirtualTimeLoop
-from disagg.cluster.messages import Arrivals, RequestEnded
+from disagg.cluster.messages import Arrivals, RequestEnded, RequestRedone
+from disagg.cluster.records import DecodeRecord, TransferRecord
 from disagg.cluster.sketch import ALPHA, EXACT_LIMIT, QuantileSketch
 from disagg.cluster.timeseries import BinnedIntegral, SteppedValues, bin_of
 from disagg.experiments.run import run_experiment
@@ -106,6 +107,36 @@ def test_drained_rows_leave_in_request_order_and_unfinished_ones_at_the_end() ->
     assert [(r["request_id"], r["reason"]) for r in final] == [
         (2, "unfinished_at_drain_deadline"), (3, "full")]
     assert not c.open and len(c.ended) == 3 and REORDER_LIMIT > 0
+
+
+def _attempt(rid: int, attempt: int, t: float) -> tuple[TransferRecord, DecodeRecord]:
+    """One attempt's transfer and decode records (ended at ``t``)."""
+    return (TransferRecord(rid, attempt, "prefill-0", f"decode-{attempt}", "h0", "h1", 1e6, t - 0.2,
+                           t - 0.1),
+            DecodeRecord(rid, attempt, t - 0.1, t - 0.05, t, 1000, t - 0.1))
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["row-out", "row-held"])
+def test_an_attempt_redone_after_its_request_ended_keeps_its_transfer_rows(held: bool) -> None:
+    # ray engine: a lost unit's end can reach the collector after the router redid the request
+    # (the supervisor read the ended ids before it came); its row stands as it ended, and the
+    # redone attempt's transfer, which crossed the fabric too, still gets its row
+    c = _collector()
+    reqs = [make_request(request_id=i, output_tokens=2) for i in range(2)]
+    c.deliver(Arrivals(tuple(reqs), 0.0))
+    rid = 0 if not held else 1  # request 1's row waits for request 0's
+    c.deliver(RequestEnded(rid, "completed", "", 1.0, (reqs[rid], *_attempt(rid, 1, 1.0))))
+    c.deliver(RequestRedone(rid, "decode-1", 1.1))
+    c.deliver(RequestEnded(rid, "completed", "", 2.0, (reqs[rid], *_attempt(rid, 2, 2.0))))
+    c.deliver(RequestEnded(1 - rid, "rejected", "full", 2.1, (reqs[1 - rid],)))
+    out = c.drain(final=True)
+    statuses = {rid: "completed", 1 - rid: "rejected"}
+    assert [(r["request_id"], r["status"], r["attempts"]) for r in out.rows] == [
+        (0, statuses[0], 1), (1, statuses[1], 1)]
+    assert [(t["request_id"], t["attempt"], t["dst_unit"]) for t in out.transfers] == [
+        (rid, 1, "decode-1"), (rid, 2, "decode-2")]
+    counts = c.counts()
+    assert c.ignored_ends == 1 and (counts["completed"], counts["rejected"]) == (1, 1)
 
 
 def test_ended_ids_is_a_set_of_ints() -> None:

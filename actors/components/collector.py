@@ -149,6 +149,8 @@ class Collector(Component):
             self.ignored_ends += 1  # a redone request: its first end stands, its records count
             if rid in self._redone_rows:
                 self._redone_rows[rid][0].extend(msg.records)
+            else:
+                self._late_attempt(rid, msg.records)
             return
         self.ended.add(rid)
         self._amended.pop(rid, None)
@@ -171,6 +173,17 @@ class Collector(Component):
             self.peers[self.forward_ended_to].send(
                 RequestEnded(rid, msg.status, msg.reason, msg.sent_s, units))
         self._check_done()
+
+    def _late_attempt(self, rid: int, records: Sequence[Any]) -> None:
+        """The end of an attempt redone after its request had ended (ray engine: the lost
+        unit's end was on its way when the router redid the request). The request's row stands
+        as it ended; the attempt's KV transfers still crossed the fabric, so their rows are kept
+        (with the row if it is not out yet, else on their own)."""
+        transfers = transfer_rows(records)
+        if rid in self._order:
+            self._order[rid][1].extend(transfers)
+        else:
+            self._out.transfers.extend(transfers)
 
     def _finish(self, records: Sequence[Any], end: EndRecord | None) -> None:
         row = fold(records, end)
