@@ -160,6 +160,50 @@ class _OneMessagePerPoll:
 
 
 KINDS = ("DecodeJoined", "TokenSchedule", "RequestEnded")
+_RUNS: dict[int, list[Any]] = {}
+
+
+def _gateway_messages(output_tokens: int) -> list[Any]:
+    """The messages a virtual run of one 300-token prompt sends the gateway (run once each)."""
+    if output_tokens not in _RUNS:
+        _serve_virtually(make_experiment(), [(0.0, 300, output_tokens)],
+                         _RUNS.setdefault(output_tokens, []))
+    return _RUNS[output_tokens]
+
+
+def _replayed(output_tokens: int, messages: list[Any]) -> tuple[ServeMetrics, Gateway]:
+    """A fresh gateway handed ``messages`` one per long-poll of a real pacer, whose released
+    tokens feed the metrics; then the messages the pacer did not need. Every token is due at
+    once (dilation 0), so the delivery order alone decides what the pacer knows."""
+    loop = VirtualTimeLoop()  # the gateway's clock (its handlers read no time)
+    gateway = Gateway("gateway", VirtualClock(loop), SloTargets(1.0, 0.05))
+    gateway.connect({"router": _Sink(), "collector": _Sink()})
+    gateway.submit(300, output_tokens, 0.0)
+    loop.close()
+    backend = _OneMessagePerPoll(gateway, list(messages))
+    pacer = TokenPacer(backend, 0, output_tokens, 0.0)  # type: ignore[arg-type]
+    metrics = ServeMetrics("m", 4096, 1.0)
+
+    async def stream() -> None:
+        async for ev in pacer.events():
+            assert isinstance(ev, Due)
+            metrics.released(pacer, ev, 300)
+
+    asyncio.run(stream())
+    for m in backend.messages:  # the rest of the run's messages
+        gateway.deliver(m)
+    return metrics, gateway
+
+
+def _counted(metrics: ServeMetrics, name: str) -> dict[str, float]:
+    """A counter's totals by unit (``engine`` label)."""
+    return {s.labels["engine"]: s.value for f in metrics.registry.collect() if f.name == name
+            for s in f.samples if s.name.endswith("_total")}
+
+
+def _in_order(log: list[Any], order: tuple[str, ...]) -> list[Any]:
+    """The run's messages grouped by kind, the kinds in ``order``."""
+    return [m for kind in order for m in log if type(m).__name__ == kind]
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(KINDS)), ids="-".join)
@@ -170,53 +214,16 @@ def test_decode_tokens_count_on_the_decode_unit_whatever_reaches_the_gateway_fir
     first (tests/test_serve_ray.py once had a decode token counted on ``prefill-0``). In every
     order the first token counts on the prefill unit and each later one, once, on the decode
     unit; the finished request names its decode unit and decode token times."""
-    log: list[Any] = []
-    _serve_virtually(make_experiment(), [(0.0, 300, 3)], log)
+    log = _gateway_messages(3)
     first, rest = log[0], log[1:]
     assert isinstance(first, FirstTokenPlanned)
     assert sorted({type(m).__name__ for m in rest}) == sorted(KINDS)
     decode_unit = next(m.decode_unit for m in rest if type(m).__name__ == "DecodeJoined")
-    loop = VirtualTimeLoop()  # the gateway's clock (its handlers read no time)
-    gateway = Gateway("gateway", VirtualClock(loop), SloTargets(1.0, 0.05))
-    gateway.connect({"router": _Sink(), "collector": _Sink()})
-    gateway.submit(300, 3, 0.0)
-    loop.close()
-    backend = _OneMessagePerPoll(gateway, [first] + [m for kind in order for m in rest
-                                                     if type(m).__name__ == kind])
-    pacer = TokenPacer(backend, 0, 3, 0.0)  # type: ignore[arg-type]
-    metrics = ServeMetrics("m", 4096, 1.0)
-
-    async def stream() -> None:
-        async for ev in pacer.events():
-            assert isinstance(ev, Due)
-            metrics.released(pacer, ev, 300)
-
-    asyncio.run(stream())
-    generated = {s.labels["engine"]: s.value for f in metrics.registry.collect()
-                 if f.name == "vllm:generation_tokens" for s in f.samples
-                 if s.name.endswith("_total")}
-    assert generated == {first.prefill_unit: 1.0, decode_unit: 2.0}
-    for m in backend.messages:  # the rest of the run's messages
-        gateway.deliver(m)
+    metrics, gateway = _replayed(3, [first, *_in_order(rest, order)])
+    assert _counted(metrics, "vllm:generation_tokens") == {first.prefill_unit: 1.0,
+                                                           decode_unit: 2.0}
     (outcome,) = gateway.outcomes(0)
     assert outcome.decode_unit == decode_unit and len(outcome.decode_times_s) == 2
-
-
-def _counted(metrics: ServeMetrics, name: str) -> dict[str, float]:
-    """A counter's totals by unit (``engine`` label)."""
-    return {s.labels["engine"]: s.value for f in metrics.registry.collect() if f.name == name
-            for s in f.samples if s.name.endswith("_total")}
-
-
-_RUNS: dict[int, list[Any]] = {}
-
-
-def _gateway_messages(output_tokens: int) -> list[Any]:
-    """The messages a virtual run of one 300-token prompt sends the gateway (run once each)."""
-    if output_tokens not in _RUNS:
-        _serve_virtually(make_experiment(), [(0.0, 300, output_tokens)],
-                         _RUNS.setdefault(output_tokens, []))
-    return _RUNS[output_tokens]
 
 
 ORDERS = [(1, order) for order in itertools.permutations(("FirstTokenPlanned", "RequestEnded"))] \
@@ -231,34 +238,17 @@ def test_prompt_and_first_token_count_on_the_prefill_unit_whatever_reaches_the_g
     """The prefill unit sends ``FirstTokenPlanned`` straight to the gateway, but the request's
     end comes through the collector (a one-token request ends at the prefill unit itself) and
     the decode unit's notices from another unit, so on the ray engine any of them can come
-    first. In every order the prompt and the first token
-    count on the prefill unit, later tokens on the decode unit, and the finished request has
-    the prefill unit's first token time, as on the virtual engine."""
+    first. In every order the prompt and the first token count on the prefill unit, later
+    tokens on the decode unit, and the finished request has the prefill unit's first token
+    time, as on the virtual engine."""
     log = _gateway_messages(output_tokens)
     assert sorted(type(m).__name__ for m in log) == sorted(set(order))
     first = next(m for m in log if isinstance(m, FirstTokenPlanned))
     decode_unit = next((m.decode_unit for m in log if type(m).__name__ == "DecodeJoined"), "")
-    loop = VirtualTimeLoop()  # the gateway's clock (its handlers read no time)
-    gateway = Gateway("gateway", VirtualClock(loop), SloTargets(1.0, 0.05))
-    gateway.connect({"router": _Sink(), "collector": _Sink()})
-    gateway.submit(300, output_tokens, 0.0)
-    loop.close()
-    backend = _OneMessagePerPoll(gateway, [m for kind in order for m in log
-                                           if type(m).__name__ == kind])
-    pacer = TokenPacer(backend, 0, output_tokens, 0.0)  # type: ignore[arg-type]
-    metrics = ServeMetrics("m", 4096, 1.0)
-
-    async def stream() -> None:
-        async for ev in pacer.events():
-            assert isinstance(ev, Due)
-            metrics.released(pacer, ev, 300)
-
-    asyncio.run(stream())
+    metrics, gateway = _replayed(output_tokens, _in_order(log, order))
     later = {decode_unit: output_tokens - 1.0} if decode_unit else {}
     assert _counted(metrics, "vllm:prompt_tokens") == {first.prefill_unit: 300.0}
     assert _counted(metrics, "vllm:generation_tokens") == {first.prefill_unit: 1.0, **later}
-    for m in backend.messages:  # the rest of the run's messages
-        gateway.deliver(m)
     (outcome,) = gateway.outcomes(0)
     assert (outcome.prefill_unit, outcome.first_token_s, outcome.prefill_start_s) == (
         first.prefill_unit, first.first_token_s, first.prefill_start_s)
