@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import py_compile
-import shutil
 
 from conftest import make_experiment
 
@@ -14,7 +13,7 @@ from disagg.actors.engines.placement import (
     actor_groups,
     local_resources,
     placement_mode,
-    stage_package,
+    staged_package,
 )
 
 
@@ -60,13 +59,10 @@ def test_control_anywhere_when_asked() -> None:
 
 
 def test_staged_package_holds_every_subpackage() -> None:
-    root = stage_package()
-    try:
+    with staged_package() as root:
         assert root.name == "disagg"
         for sub in ("cluster", "policies", "fabric", "actors", "experiments"):
             files = list((root / sub).glob("*.py"))
             assert (root / sub / "__init__.py").exists() and files
             for f in files:
                 py_compile.compile(str(f), doraise=True)
-    finally:  # (the caller's part: ray_start removes it once Ray has uploaded it)
-        shutil.rmtree(root.parent)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,20 +125,23 @@ class Placement:
             ray.util.remove_placement_group(self.group)
 
 
-def stage_package() -> Path:
-    """Copy the installed ``disagg`` package into a temporary folder for ``py_modules``, so nodes
-    without it installed can import it (its dependencies must be on the nodes already). The
-    caller removes the folder (``parent`` of the path returned) once ``ray.init`` has uploaded it."""
+@contextmanager
+def staged_package() -> Iterator[Path]:
+    """A copy of the installed ``disagg`` package in a temporary folder, for ``py_modules``, so
+    nodes without it installed can import it (its dependencies must be on the nodes already);
+    removed on leaving (``ray.init`` uploads it, and nothing reads it after), copy failed or not."""
     import disagg.actors
     import disagg.cluster
     import disagg.experiments
     import disagg.fabric
     import disagg.policies
 
-    root = Path(tempfile.mkdtemp(prefix="disagg-ship-")) / "disagg"
-    root.mkdir()
-    for mod in (disagg.cluster, disagg.policies, disagg.fabric, disagg.actors, disagg.experiments):
-        src = Path(mod.__path__[0])
-        shutil.copytree(src, root / mod.__name__.split(".")[-1],
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "traces"))
-    return root
+    with tempfile.TemporaryDirectory(prefix="disagg-ship-") as tmp:
+        root = Path(tmp) / "disagg"
+        root.mkdir()
+        for mod in (disagg.cluster, disagg.policies, disagg.fabric, disagg.actors,
+                    disagg.experiments):
+            src = Path(mod.__path__[0])
+            shutil.copytree(src, root / mod.__name__.split(".")[-1],
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "traces"))
+        yield root

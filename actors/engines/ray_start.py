@@ -6,8 +6,8 @@ load generator had planned; the nodes' addresses. Used by :mod:`ray_engine`.
 from __future__ import annotations
 
 import os
-import shutil
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from disagg.actors.engines.address import HINT, use_token_auth_for_embedded_ray
 from disagg.actors.engines.build import build_component
 from disagg.actors.engines.clock_sync import measure_offsets
 from disagg.actors.engines.host import ComponentHost, WallClock
-from disagg.actors.engines.placement import Placement, actor_groups, local_resources, stage_package
+from disagg.actors.engines.placement import Placement, actor_groups, local_resources, staged_package
 from disagg.actors.engines.signals import driver_signals_kept
 from disagg.cluster.config import Experiment
 from disagg.cluster.errors import ConfigError
@@ -37,18 +37,16 @@ def init_ray(exp: Experiment, address: str | None) -> bool:
     common: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING",
                               "log_to_driver": True}
     if address:
-        staged = stage_package() if exp.placement.ship_code else None
-        if staged is not None:
-            common["runtime_env"] = {"py_modules": [str(staged)]}
-        try:
-            _init(address=address, **common)
-        except (ConnectionError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ConfigError(f"Ray address {address!r}: cannot connect ({first}); hint: "
-                              f"{HINT}") from None
-        finally:  # ray.init uploads py_modules to the cluster: the staged copy is not read again
+        # the staged copy is removed once ray.init has uploaded it (py_modules), connected or not
+        with staged_package() if exp.placement.ship_code else nullcontext() as staged:
             if staged is not None:
-                shutil.rmtree(staged.parent, ignore_errors=True)
+                common["runtime_env"] = {"py_modules": [str(staged)]}
+            try:
+                _init(address=address, **common)
+            except (ConnectionError, ValueError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ConfigError(f"Ray address {address!r}: cannot connect ({first}); hint: "
+                                  f"{HINT}") from None
     else:
         use_token_auth_for_embedded_ray()
         # "local": always a new embedded Ray, never a cluster another program started here
