@@ -8,7 +8,7 @@ shows the traceback of an internal error.
 
 What a command needs beyond the parser (the engines, pyarrow, scipy, matplotlib, FastAPI, Ray) is
 imported inside that command, so ``disagg --help`` and ``disagg validate`` start in a fraction of a
-second (tests/test_cli_imports.py checks which modules they load).
+second (tests/test_cli_usability.py checks which modules they load).
 """
 
 from __future__ import annotations
@@ -276,11 +276,8 @@ def _command(argv: Sequence[str] | None) -> int:
         err.print("disagg: interrupted: exited at once (any results folder is either as it was "
                   "before or complete)")
         return EXIT_INTERRUPTED
-    except OutputWriteError as e:  # disk full, read-only...: the temporary folder is removed
-        err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
-        return EXIT_INTERNAL
-    except OutputInTheWay as e:
-        err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
+    except (OutputWriteError, OutputInTheWay) as e:  # disk full, read-only...: the temporary
+        err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)  # folder is removed
         return EXIT_INTERNAL
     except ComponentFailed as e:  # the run ended; the results reached are written
         result = getattr(e, "result", None)
