@@ -33,15 +33,20 @@ class Peer:
     report: str | None = None  # file name in the scratch folder
     completed: Callable[[dict[str, Any]], Completed] | None = None
     fallback: Fallback | None = None
+    venv: str = ""  # the venv it runs from, if another peer's (default: its own, ``name``)
+    label: str = ""  # its name in the ratio line under the table (default: ``name``)
 
 
 # ai-dynamo 1.6.1's offline replay through its Python API (1.6.1 has no `python -m dynamo.replay`):
-# argv[1] the trace, argv[2] where the report's summary goes (JSON).
+# argv[1] the trace, argv[2] where the report's summary goes (JSON), argv[3] the router mode. Its
+# log level is set to warnings (unless DYN_LOG says otherwise): its KV router logs every routing
+# decision at INFO on stderr, twice a request, which disagg's runs do not do.
 DYNAMO_DRIVER = """\
-import json, sys
+import json, os, sys
+os.environ.setdefault("DYN_LOG", "warn")
 from dynamo.replay import run_trace_replay
 report = run_trace_replay(sys.argv[1], num_prefill_workers=8, num_decode_workers=2,
-    router_mode="round_robin",
+    router_mode=sys.argv[3],
     prefill_engine_args={"engine": {"block_size": 512, "worker_type": "prefill"}},
     decode_engine_args={"engine": {"block_size": 512, "worker_type": "decode"}})
 with open(sys.argv[2], "w", encoding="utf-8") as f:
@@ -50,8 +55,16 @@ with open(sys.argv[2], "w", encoding="utf-8") as f:
 
 
 def dynamo_command(trace: Path, scratch: Path) -> list[str]:
-    """ai-dynamo's offline replay, disaggregated: 8 prefill and 2 decode mocker workers."""
-    return ["-c", DYNAMO_DRIVER, str(trace), str(scratch / "dynamo-report.json")]
+    """ai-dynamo's offline replay, disaggregated: 8 prefill and 2 decode mocker workers behind
+    its default router (round robin)."""
+    return ["-c", DYNAMO_DRIVER, str(trace), str(scratch / "dynamo-report.json"), "round_robin"]
+
+
+def dynamo_kv_command(trace: Path, scratch: Path) -> list[str]:
+    """The same replay behind Dynamo's KV-aware router (``kv_router``: each request to the
+    worker whose cached blocks and load make it cheapest), the counterpart of disagg's
+    ``prefix_aware`` router."""
+    return ["-c", DYNAMO_DRIVER, str(trace), str(scratch / "dynamo-kv-report.json"), "kv_router"]
 
 
 def dynamo_completed(summary: dict[str, Any]) -> Completed:
@@ -109,7 +122,13 @@ PEERS = (
          "`run_trace_replay`: 8 prefill + 2 decode mocker workers, round robin, 512-token blocks",
          "the mocker's timing model (default engine args), round-robin routing, KV block reuse "
          "in each mocker", dynamo_command, "dynamo-report.json", dynamo_completed,
-         _DYNAMO_WITHOUT_STUB),
+         _DYNAMO_WITHOUT_STUB, label="Dynamo"),
+    Peer("dynamo-kv", "ai-dynamo==1.6.1", "dynamo.replay",
+         "`run_trace_replay`: 8 prefill + 2 decode mocker workers, KV router, 512-token blocks",
+         "the mocker's timing model (default engine args), KV-aware routing (cached-block "
+         "overlap and load, as disagg's `prefix_aware`), KV block reuse in each mocker",
+         dynamo_kv_command, "dynamo-kv-report.json", dynamo_completed, _DYNAMO_WITHOUT_STUB,
+         venv="dynamo", label="Dynamo (KV router)"),
     Peer("vidur", "vidur==0.0.26", "vidur.main",
          "10 colocated replicas (no prefill/decode split in vidur)",
          "execution times predicted from GPU profiling data sets it downloads from the "
@@ -122,8 +141,8 @@ def install(peer: Peer, cache: Path, interpreter: Path | None = None
     """The peer's venv python (made and filled once, from ``interpreter``: default, the one
     running this script) and a note on how it was installed ('' for a plain install), or None
     and the reason it is not usable."""
-    python, reason = peer_venv(peer.name, peer.requirement, peer.module, cache, peer.fallback,
-                               interpreter)
+    python, reason = peer_venv(peer.venv or peer.name, peer.requirement, peer.module, cache,
+                               peer.fallback, interpreter)
     if python is None or peer.fallback is None:
         return python, reason
     return python, ("" if has_distribution(python, peer.fallback.stub) else peer.fallback.note)

@@ -105,7 +105,7 @@ def table(results: dict[str, list[Timing]], skipped: dict[str, str], rounds: int
             continue
         ratio = median(ts, "wall_s") / median(d, "wall_s")
         pairs = pair_ratios(ts, d)
-        ratios.append(f"**{peer.name.capitalize()} wall / disagg wall: {ratio:.2f}** (medians "
+        ratios.append(f"**{peer.label or peer.name} wall / disagg wall: {ratio:.2f}** (medians "
                       f"of the same {rounds} interleaved rounds; round by round "
                       f"{min(pairs):.2f} to {max(pairs):.2f}, median {statistics.median(pairs):.2f})")
         rows.append(f"{head} {completed_cell(ts)} | {median(ts, 'wall_s'):.2f} | "

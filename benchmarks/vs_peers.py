@@ -17,7 +17,9 @@ configuration where the peer has one:
   trace (the experiment's units, router and prefix caching);
 - **dynamo**: ai-dynamo's offline trace replay, ``dynamo.replay.run_trace_replay`` called by a
   short driver (``python -c DYNAMO_DRIVER``) with 8 prefill and 2 decode mocker workers
-  (the mocker's default timing model, 512-token blocks) behind a round-robin router;
+  (the mocker's default timing model, 512-token blocks) behind its default, round-robin router;
+- **dynamo-kv**: the same replay behind Dynamo's KV-aware router (``kv_router``), the
+  counterpart of disagg's ``prefix_aware`` router (same venv as ``dynamo``);
 - **vidur**: ``python -m vidur.main`` with the trace converted to its replay CSV, 10 replicas of
   4 GPUs (vidur has no prefill/decode split: colocated replicas).
 

@@ -22,8 +22,8 @@ tbl = sys.modules["peer_table"]
 
 
 
-def dynamo() -> Any:
-    return next(p for p in sims.PEERS if p.name == "dynamo")
+def dynamo(name: str = "dynamo") -> Any:
+    return next(p for p in sims.PEERS if p.name == name)
 
 
 def test_a_python_that_is_no_executable_is_bad_input(capsys: pytest.CaptureFixture[str],
@@ -39,26 +39,35 @@ class Report:
     summary = {"completed_requests": 5, "num_requests": 6, "extra": object()}
 def run_trace_replay(trace, **kwargs):
     with open(os.environ["CALLS"], "w") as f:
-        json.dump({"trace": str(trace), **kwargs}, f)
+        json.dump({"trace": str(trace), "log": os.environ.get("DYN_LOG"), **kwargs}, f)
     return Report()
 """
 
 
-def test_the_dynamo_driver_calls_the_replay_api_and_writes_its_summary(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "router"), [("dynamo", "round_robin"),
+                                              ("dynamo-kv", "kv_router")])
+def test_the_dynamo_driver_calls_the_replay_api_and_writes_its_summary(
+        tmp_path: Path, name: str, router: str) -> None:
     (tmp_path / "dynamo").mkdir()
     (tmp_path / "dynamo" / "__init__.py").write_text("")
     (tmp_path / "dynamo" / "replay.py").write_text(FAKE_DYNAMO)
     calls, trace = tmp_path / "calls.json", tmp_path / "trace.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "CALLS": str(calls)}
-    subprocess.run([sys.executable, *sims.dynamo_command(trace, tmp_path)], env=env,
+    env = {k: v for k, v in os.environ.items() if k != "DYN_LOG"}
+    env.update(PYTHONPATH=str(tmp_path), CALLS=str(calls))
+    subprocess.run([sys.executable, *dynamo(name).command(trace, tmp_path)], env=env,
                    check=True, cwd=tmp_path)
     assert json.loads(calls.read_text()) == {
-        "trace": str(trace), "num_prefill_workers": 8, "num_decode_workers": 2,
-        "router_mode": "round_robin",
+        "trace": str(trace), "log": "warn",  # its routing log (INFO, per request) left out
+        "num_prefill_workers": 8, "num_decode_workers": 2, "router_mode": router,
         "prefill_engine_args": {"engine": {"block_size": 512, "worker_type": "prefill"}},
         "decode_engine_args": {"engine": {"block_size": 512, "worker_type": "decode"}}}
-    summary = json.loads((tmp_path / dynamo().report).read_text())
-    assert dynamo().completed(summary) == (5, 6)
+    summary = json.loads((tmp_path / dynamo(name).report).read_text())
+    assert dynamo(name).completed(summary) == (5, 6)
+
+
+def test_both_dynamo_routers_run_from_one_venv() -> None:
+    assert dynamo("dynamo-kv").venv == "dynamo" and not dynamo().venv
+    assert dynamo("dynamo-kv").report != dynamo().report  # one report each, read fresh
 
 
 def test_a_side_reads_only_its_fresh_report(tmp_path: Path) -> None:
@@ -90,7 +99,7 @@ def timing(wall: float, completed: tuple[int, int] | None = (12, 12)) -> Any:
 def test_the_table_gives_dynamo_wall_over_disagg_wall_from_the_same_rounds() -> None:
     results = {"disagg": [timing(4.0, (10, 12)), timing(6.0, (10, 12)), timing(5.0, (10, 12))],
                "dynamo": [timing(2.0), timing(3.0), timing(2.5)]}
-    text = tbl.table(results, {"vidur": "left out (--peers)"}, 3,
+    text = tbl.table(results, {"dynamo-kv": "left out (--peers)", "vidur": "left out (--peers)"}, 3,
                        {"dynamo": "installed without a stub"}, "CPython 3.11.7 (`/x/python`)")
     assert text.splitlines()[0].endswith("3 interleaved rounds. Every side on CPython 3.11.7 "
                                          "(`/x/python`).")
@@ -105,7 +114,8 @@ def test_the_table_gives_dynamo_wall_over_disagg_wall_from_the_same_rounds() -> 
     assert dyn[3:5] == ["12 of 12", "2.50"]
     # 2.5 s / 5.0 s; no start-up runs given: dashes
     assert dyn[7:] == ["**0.50 ×**", "–", "–", "installed without a stub |"]
-    assert rows[3].endswith("| – | – | – | – | – | – | – | not measured: left out (--peers) |")
+    assert rows[3].startswith("| ai-dynamo==1.6.1 |") and "KV router" in rows[3]
+    assert rows[4].endswith("| – | – | – | – | – | – | – | not measured: left out (--peers) |")
     # the ratio of the medians, then the same ratio round by round: 0.5, 0.5 and 0.5
     assert text.splitlines()[-1] == (
         "**Dynamo wall / disagg wall: 0.50** (medians of the same 3 interleaved rounds; round by "
@@ -123,7 +133,7 @@ def test_start_up_is_the_first_seconds_run_and_the_rest_is_per_further_request(
         "workload.end_s=10", "--set", "experiment.duration_s=10"]
     results = {"disagg": [timing(5.0)], "disagg start-up": [timing(0.5)],
                "dynamo": [timing(4.0)], "dynamo start-up": [timing(0.1)]}
-    text = tbl.table(results, {"vidur": "x"}, 1, requests=(1_002, 2))
+    text = tbl.table(results, {"dynamo-kv": "x", "vidur": "x"}, 1, requests=(1_002, 2))
     assert "Start-up: the same command on the trace's first 10 s (2 requests), median wall; " \
            "per further request: the whole run's median wall less that, over the other 1,000 " \
            "requests." in text.splitlines()[0]
@@ -131,7 +141,7 @@ def test_start_up_is_the_first_seconds_run_and_the_rest_is_per_further_request(
     assert rows[1][8:10] == ["0.50", "4500"]  # (5.0 - 0.5) s / 1,000 requests, in µs
     assert rows[2][8:10] == ["0.10", "3900"]
     results["dynamo start-up"] = [tbl.Timing(0.1, 0.1, 1.0, "exit 1: no")]
-    rows = [ln.split(" | ") for ln in tbl.table(results, {"vidur": "x"}, 1, requests=(
+    rows = [ln.split(" | ") for ln in tbl.table(results, {"dynamo-kv": "x", "vidur": "x"}, 1, requests=(
         1_002, 2)).splitlines() if ln.startswith("| ")]
     assert rows[2][8:10] == ["–", "–"]
 
@@ -140,19 +150,23 @@ def test_round_by_round_ratios_pair_the_runs_of_each_round() -> None:
     results = {"disagg": [timing(4.0), timing(5.0), timing(8.0)],
                "dynamo": [timing(4.4), timing(4.0), timing(4.0)]}
     assert tbl.pair_ratios(results["dynamo"], results["disagg"]) == [1.1, 0.8, 0.5]
-    last = tbl.table(results, {"vidur": "x"}, 3).splitlines()[-1]
+    last = tbl.table(results, {"dynamo-kv": "x", "vidur": "x"}, 3).splitlines()[-1]
     assert "**Dynamo wall / disagg wall: 0.80**" in last  # 4.0 / 5.0, the medians
     assert "round by round 0.50 to 1.10, median 0.80)" in last
 
 
 def test_a_peer_that_fails_gets_no_number_and_no_ratio_line() -> None:
     failed = tbl.Timing(1.0, 1.0, 50.0, "it fetches data from the Hugging Face Hub | x")
-    text = tbl.table({"disagg": [timing(5.0)], "dynamo": [timing(2.0)], "vidur": [failed]},
-                       {}, 1)
+    text = tbl.table({"disagg": [timing(5.0)], "dynamo": [timing(2.0)],
+                      "dynamo-kv": [timing(2.5)], "vidur": [failed]}, {}, 1)
     vidur = next(ln for ln in text.splitlines() if ln.startswith("| vidur"))
     assert vidur.endswith("| – | – | – | – | – | – | – | did not run here: it fetches data "
                           "from the Hugging Face Hub / x |")
-    text = tbl.table({"disagg": [timing(5.0)]}, {"dynamo": "x", "vidur": "y"}, 1)
+    assert text.splitlines()[-1].startswith(  # one ratio per peer that ran, each named
+        "**Dynamo wall / disagg wall: 0.40** (medians of the same 1 interleaved rounds; round "
+        "by round 0.40 to 0.40, median 0.40); **Dynamo (KV router) wall / disagg wall: 0.50**")
+    text = tbl.table({"disagg": [timing(5.0)]}, {"dynamo": "x", "dynamo-kv": "x", "vidur": "y"},
+                     1)
     assert "wall / disagg wall:" not in text
 
 
@@ -162,5 +176,5 @@ def test_the_block_is_a_step_of_performance_py() -> None:
     assert step.commands == (("vs_peers.py", "--rounds", "9"),)
     assert step.quick == (("vs_peers.py", "--rounds", "1"),)
     step = next(s for s in perf.STEPS if s.name == "vs-peers-interpreter")
-    assert step.commands == (("vs_peers.py", "--rounds", "9", "--peers", "dynamo", "--python",
-                              "/usr/bin/python3.11"),)
+    assert step.commands == (("vs_peers.py", "--rounds", "9", "--peers", "dynamo,dynamo-kv",
+                              "--python", "/usr/bin/python3.11"),)
