@@ -14,7 +14,6 @@ import pyarrow as pa
 
 from disagg.cluster.component import TIME_EPS_S
 from disagg.cluster.config import Experiment
-from disagg.cluster.workload.sessions import TASK_STATUSES
 from disagg.experiments.results.columns import by_name
 
 TASK_SCHEMA = pa.schema([
@@ -48,6 +47,10 @@ def tasks_table(exp: Experiment, raw: dict[str, Any]) -> pa.Table | None:
 
 def task_summary(exp: Experiment, table: pa.Table, summary: dict[str, Any]) -> dict[str, Any]:
     """summary.json's task keys, from tasks.parquet and the run's duration, price and power."""
+    # imported here: only an agentic run has tasks, and the sessions' module brings the agentic
+    # workload's planning (≈ 3 ms to import) into every run's results
+    from disagg.cluster.workload.sessions import TASK_STATUSES
+
     status = np.asarray(table.column("status").to_pylist(), dtype=object)
     done = status == "completed"
     times = np.asarray(table.column("duration_s").to_pylist(), dtype=object)[done]
