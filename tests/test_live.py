@@ -136,6 +136,21 @@ def test_aggregator_joins_first_and_last_tokens_in_any_order() -> None:
     assert slo["ttft_p99_s"] == pytest.approx(0.5 - 0.003 * 0.3, abs=0.01)
 
 
+def test_a_first_fact_after_its_request_failed_is_dropped_not_kept() -> None:
+    agg = LiveAggregator()
+    agg.forget(7, first_made=True)  # no unit has reported: not a live run, nothing to wait for
+    assert not agg._gone
+    agg.add(_report("prefill-0", 1.0, [("first", 1, 0.0, 0.5, 1.0, 3)]))
+    agg.forget(1, first_made=True)  # its first fact came before its end: dropped at once
+    agg.forget(2, first_made=False)  # ended before its first token: no fact will come
+    agg.forget(3, first_made=True)  # its first fact is still in a report on its way
+    assert not agg._firsts and agg._gone == {3}
+    agg.add(_report("prefill-0", 2.0, [("first", 3, 0.0, 1.5, 1.0, 3),
+                                       ("first", 4, 1.0, 1.6, 1.0, 3)]))
+    assert set(agg._firsts) == {4} and not agg._gone  # 3 left nothing behind; 4 still running
+    assert agg.snapshot(2.0)["slo"]["window"] == 0
+
+
 def test_rates_cover_recent_calls_and_fall_to_zero_when_idle() -> None:
     agg = LiveAggregator()
     agg.add(_report("prefill-0", 0.0, tokens_done=0, busy_s=0.0))

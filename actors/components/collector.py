@@ -165,7 +165,7 @@ class Collector(Component):
         else:
             self._finish(msg.records, end)
         if msg.status != "completed":
-            self.live.forget(rid)
+            self.live.forget(rid, any(type(r) is PrefillRecord for r in msg.records))
         if self.forward_ended_to is not None:
             # the units' records and routings (preemptions; the units and the first token: the
             # end can reach the gateway before the units' own notices do)

@@ -52,6 +52,7 @@ class LiveAggregator:
         self._samples: dict[str, _Samples] = {}
         self._firsts: dict[int, tuple[float, float, float, int]] = {}
         self._lasts: dict[int, tuple[float, int, float]] = {}
+        self._gone: set[int] = set()  # ended without completing before their first fact came
         self.recent: deque[tuple[float, float, bool]] = deque(maxlen=window)  # ttft, tpot, met
         self.met = 0
         self.window = window
@@ -74,13 +75,21 @@ class LiveAggregator:
             else:
                 self._on_last(*fact[1:])
 
-    def forget(self, request_id: int) -> None:
-        """A request ended without completing: drop its half-joined latency facts."""
-        self._firsts.pop(request_id, None)
+    def forget(self, request_id: int, first_made: bool = False) -> None:
+        """A request ended without completing: drop its half-joined latency facts. With
+        ``first_made`` (its prefill made the first token) and no first fact yet while units
+        report (a live run), that fact is still on its way: a unit's state report goes out
+        every live interval, and can come after the end. It is dropped when it comes, not kept
+        for the rest of the run."""
+        if self._firsts.pop(request_id, None) is None and first_made and self.states:
+            self._gone.add(request_id)
         self._lasts.pop(request_id, None)
 
     def _on_first(self, rid: int, arrival_s: float, first_s: float, ttft_slo_s: float,
                   output_tokens: int) -> None:
+        if rid in self._gone:
+            self._gone.discard(rid)
+            return
         self._firsts[rid] = (arrival_s, first_s, ttft_slo_s, output_tokens)
         if output_tokens <= 1:
             self._complete(rid, first_s, 0.0)
