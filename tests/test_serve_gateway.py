@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from conftest import make_experiment
 
-from disagg.actors.components.gateway import Gateway, GatewayClosed, PlanUpdate, TokenPlan
+from disagg.actors.components.gateway import (
+    SCHEDULE_WAIT_S,
+    Gateway,
+    GatewayClosed,
+    PlanUpdate,
+    TokenPlan,
+)
 from disagg.actors.components.store import LocalStore
 from disagg.actors.engines.build import build_component
 from disagg.actors.engines.virtual import LocalPeer, VirtualClock, VirtualTimeLoop
@@ -85,6 +91,7 @@ def test_gateway_plans_are_the_runs_token_times_under_joins() -> None:
         assert plan.decode_times_s[0] == pytest.approx(row["first_decode_token_s"], abs=1e-12)
         assert plan.prefill_unit == row["prefill_unit"] and plan.decode_unit == row["decode_unit"]
         assert plan.status == "completed"
+        assert not plan.awaits_schedule(plan.end_s)  # in send order no outcome waits
     outcomes = gateway.outcomes(0)
     assert sorted(o.request_id for o in outcomes) == list(range(12))
     assert gateway.outcomes(12) == []
@@ -171,15 +178,22 @@ def _gateway_messages(output_tokens: int) -> list[Any]:
     return _RUNS[output_tokens]
 
 
-def _replayed(output_tokens: int, messages: list[Any]) -> tuple[ServeMetrics, Gateway]:
-    """A fresh gateway handed ``messages`` one per long-poll of a real pacer, whose released
-    tokens feed the metrics; then the messages the pacer did not need. Every token is due at
-    once (dilation 0), so the delivery order alone decides what the pacer knows."""
-    loop = VirtualTimeLoop()  # the gateway's clock (its handlers read no time)
+def _fresh_gateway(output_tokens: int) -> tuple[Gateway, VirtualTimeLoop]:
+    """A gateway that took one 300-token prompt at emu 0, and the loop its clock reads (closed:
+    its handlers read no time; :meth:`Gateway.outcomes` reads ``loop.now_s``)."""
+    loop = VirtualTimeLoop()
     gateway = Gateway("gateway", VirtualClock(loop), SloTargets(1.0, 0.05))
     gateway.connect({"router": _Sink(), "collector": _Sink()})
     gateway.submit(300, output_tokens, 0.0)
     loop.close()
+    return gateway, loop
+
+
+def _replayed(output_tokens: int, messages: list[Any]) -> tuple[ServeMetrics, Gateway]:
+    """A fresh gateway handed ``messages`` one per long-poll of a real pacer, whose released
+    tokens feed the metrics; then the messages the pacer did not need. Every token is due at
+    once (dilation 0), so the delivery order alone decides what the pacer knows."""
+    gateway, _ = _fresh_gateway(output_tokens)
     backend = _OneMessagePerPoll(gateway, list(messages))
     pacer = TokenPacer(backend, 0, output_tokens, 0.0)  # type: ignore[arg-type]
     metrics = ServeMetrics("m", 4096, 1.0)
@@ -224,6 +238,29 @@ def test_decode_tokens_count_on_the_decode_unit_whatever_reaches_the_gateway_fir
                                                            decode_unit: 2.0}
     (outcome,) = gateway.outcomes(0)
     assert outcome.decode_unit == decode_unit and len(outcome.decode_times_s) == 2
+
+
+def test_an_outcome_waits_for_the_decode_token_times_its_end_overtook() -> None:
+    """On the ray engine the end (through the collector) can overtake the decode unit's
+    ``TokenSchedule`` (straight to the gateway). A /metrics scrape between the two would fold
+    the request without its inter-token latencies, for good (the cursor moves on): its outcome
+    waits for them, and for at most SCHEDULE_WAIT_S after its end."""
+    order = ("FirstTokenPlanned", "DecodeJoined", "RequestEnded", "TokenSchedule")
+    messages = _in_order(_gateway_messages(3), order)
+    gateway, loop = _fresh_gateway(3)
+    for i, m in enumerate(messages):
+        gateway.deliver(m)
+        assert len(gateway.outcomes(0)) == (i == len(messages) - 1)  # once every time is in
+    (outcome,) = gateway.outcomes(0)
+    assert len(outcome.decode_times_s) == 2 and outcome.decode_times_s[-1] == outcome.end_s
+    gateway, loop = _fresh_gateway(3)  # a schedule that never comes
+    for m in messages[:-1]:
+        gateway.deliver(m)
+    end_s = gateway.plans[0].end_s
+    loop.now_s = end_s + SCHEDULE_WAIT_S - 1e-6
+    assert gateway.outcomes(0) == []
+    loop.now_s = end_s + SCHEDULE_WAIT_S  # then it goes as it is: every end is folded
+    assert [o.request_id for o in gateway.outcomes(0)] == [0]
 
 
 ORDERS = [(1, order) for order in itertools.permutations(("FirstTokenPlanned", "RequestEnded"))] \

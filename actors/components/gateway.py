@@ -34,6 +34,9 @@ from disagg.cluster.records import DecodeRecord, DecodeRouting, PrefillRecord, P
 from disagg.cluster.workload.plan import SloTargets
 
 
+SCHEDULE_WAIT_S = 1.0  # emu s a finished request's outcome waits for its decode token times
+
+
 class GatewayClosed(RuntimeError):
     """A request was submitted after the gateway stopped taking arrivals."""
 
@@ -74,6 +77,15 @@ class TokenPlan:
         kept = [t for t in self.decode_times_s if t <= start_s + 1e-12]
         room = max(0, self.request.output_tokens - 1 - len(kept))
         self.decode_times_s = kept + list(times_s[:room])
+
+    def awaits_schedule(self, now_s: float) -> bool:
+        """Completed on a decode unit less than :data:`SCHEDULE_WAIT_S` before ``now_s``, its last
+        decode token's time not in yet: its end (through the collector) overtook the unit's last
+        ``TokenSchedule`` (ray engine)."""
+        end_s = self.end_s
+        return (self.status == "completed" and bool(self.decode_unit) and end_s is not None
+                and now_s < end_s + SCHEDULE_WAIT_S and self.request.output_tokens > 1
+                and (not self.decode_times_s or self.decode_times_s[-1] < end_s - 1e-9))
 
     def update(self, from_index: int) -> PlanUpdate:
         """What the HTTP side needs, with decode times from ``from_index`` on."""
@@ -204,10 +216,15 @@ class Gateway(Component):
         return True
 
     def outcomes(self, cursor: int) -> list[Outcome]:
-        """Requests that ended after the first ``cursor`` ends, in the order they ended."""
+        """Requests that ended after the first ``cursor`` ends, in the order they ended, up to
+        one whose decode token times are still on their way (:meth:`TokenPlan.awaits_schedule`):
+        the metrics fold each outcome once, so it waits for its inter-token latencies."""
         out = []
+        now_s = self.clock.now()
         for rid in self.finished[cursor:]:
             p = self.plans[rid]
+            if p.awaits_schedule(now_s):
+                break
             r = p.request
             out.append(Outcome(rid, p.status, p.reason, r.prompt_tokens, r.output_tokens,
                                r.arrival_s, p.prefill_unit, p.prefill_start_s, p.first_token_s,
