@@ -194,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--python: {args.python} is not an executable file; give the path of a Python "
               "interpreter", file=sys.stderr)
         return 2
+    chosen = {n.strip() for n in args.peers.split(",") if n.strip()}
+    unknown = sorted(chosen - {p.name for p in PEERS})
+    if unknown:
+        print(f"--peers: '{unknown[0]}' is not a peer; allowed: "
+              f"{', '.join(p.name for p in PEERS)}", file=sys.stderr)
+        return 2
     if args.python is not None and venv_name("disagg", args.python) == "disagg":
         args.python = None  # the interpreter running this script: its own environment, as usual
     interpreter = args.python or Path(sys.executable)
@@ -202,7 +208,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"disagg could not be installed in a venv of {interpreter}: {reason}",
               file=sys.stderr)
         return 1
-    chosen = {n.strip() for n in args.peers.split(",") if n.strip()}
     args.cache.mkdir(parents=True, exist_ok=True)
     runnable, skipped, notes = [], {}, {}
     for peer in PEERS:

@@ -33,6 +33,14 @@ def test_a_python_that_is_no_executable_is_bad_input(capsys: pytest.CaptureFixtu
                                        "file; give the path of a Python interpreter\n")
 
 
+def test_an_unknown_peer_is_bad_input_before_anything_is_installed(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert bench.main(["--peers", "dynamo,dynamo-k", "--cache", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err == ("--peers: 'dynamo-k' is not a peer; allowed: dynamo, "
+                                       "dynamo-kv, vidur\n")
+    assert not (tmp_path / "c").exists()
+
+
 FAKE_DYNAMO = """\
 import json, os
 class Report:
