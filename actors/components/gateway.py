@@ -79,9 +79,8 @@ class TokenPlan:
         self.decode_times_s = kept + list(times_s[:room])
 
     def awaits_schedule(self, now_s: float) -> bool:
-        """Completed on a decode unit less than :data:`SCHEDULE_WAIT_S` before ``now_s``, its last
-        decode token's time not in yet: its end (through the collector) overtook the unit's last
-        ``TokenSchedule`` (ray engine)."""
+        """Completed on a decode unit under :data:`SCHEDULE_WAIT_S` before ``now_s``, its last
+        decode token's time not in: its end overtook the unit's last ``TokenSchedule`` (ray)."""
         end_s = self.end_s
         return (self.status == "completed" and bool(self.decode_unit) and end_s is not None
                 and now_s < end_s + SCHEDULE_WAIT_S and self.request.output_tokens > 1
@@ -216,9 +215,8 @@ class Gateway(Component):
         return True
 
     def outcomes(self, cursor: int) -> list[Outcome]:
-        """Requests that ended after the first ``cursor`` ends, in the order they ended, up to
-        one whose decode token times are still on their way (:meth:`TokenPlan.awaits_schedule`):
-        the metrics fold each outcome once, so it waits for its inter-token latencies."""
+        """Requests that ended after the first ``cursor`` ends, in the order they ended, up to one
+        still awaiting its decode token times (the metrics fold each outcome once)."""
         out = []
         now_s = self.clock.now()
         for rid in self.finished[cursor:]:
@@ -259,8 +257,8 @@ class Gateway(Component):
         self._touch(plan)
 
     def _on_schedule(self, msg: TokenSchedule) -> None:
-        """Decode token times, with the unit that makes them (named here too, not only by its
-        ``DecodeJoined``: a plan with decode tokens always names its decode unit)."""
+        """Decode token times, with the unit that makes them (a plan with decode tokens always
+        names its decode unit, whether its ``DecodeJoined`` came or not)."""
         for rid in msg.request_ids:
             plan = self.plans[rid]
             plan.decode_unit = plan.decode_unit or msg.decode_unit
@@ -268,18 +266,15 @@ class Gateway(Component):
             self._touch(plan)
 
     def _on_ended(self, msg: RequestEnded) -> None:
-        """The request's end, forwarded by the collector. On the ray engine it can come before
-        its units' own notices (``FirstTokenPlanned``, ``DecodeJoined``, ``TokenSchedule`` come
-        straight from the units): its records name the units and the first token then, so the
-        tokens released at the end are still counted on the unit that made them
-        (``experiments/serve/metrics.py``)."""
+        """The request's end, forwarded by the collector. On the ray engine it can overtake its
+        units' own notices (sent straight from the units): its records name the units and the
+        first token then, so the tokens released at the end count on the unit that made them."""
         plan = self.plans[msg.request_id]
         if plan.status:
             return  # a redone request: its first end stands, as in the collector
         self._first_from(plan, msg.records)
-        routed = [r.decode_unit.name for r in msg.records if isinstance(r, DecodeRouting)]
-        if routed:
-            plan.decode_unit = plan.decode_unit or routed[-1]
+        plan.decode_unit = plan.decode_unit or next(
+            (r.decode_unit.name for r in reversed(msg.records) if isinstance(r, DecodeRouting)), "")
         plan.status, plan.reason, plan.end_s = msg.status, msg.reason, msg.sent_s
         plan.preemptions = sum(r.preemptions for r in msg.records if isinstance(r, DecodeRecord))
         self.finished.append(msg.request_id)

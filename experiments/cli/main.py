@@ -276,8 +276,9 @@ def _command(argv: Sequence[str] | None) -> int:
         err.print("disagg: interrupted: exited at once (any results folder is either as it was "
                   "before or complete)")
         return EXIT_INTERRUPTED
-    except (OutputWriteError, OutputInTheWay) as e:  # disk full, read-only...: the temporary
-        err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)  # folder is removed
+    # disk full, read-only, a file in the way...: the temporary folder is removed
+    except (OutputWriteError, OutputInTheWay) as e:
+        err.print(f"disagg: error: {e}", markup=False, soft_wrap=True)
         return EXIT_INTERNAL
     except ComponentFailed as e:  # the run ended; the results reached are written
         result = getattr(e, "result", None)
