@@ -150,6 +150,8 @@ ENGINE_DOC_BLOCKS: tuple[Block, ...] = (
     _speed_ab("speed-ab", "232d0ef", 4),  # issue 27's third step, against its start
     Block("run-phases", "docs/performance.md",
           (("benchmarks/run_phases.py", "--rounds", "3"),)),
+    Block("engine-activities", "docs/performance.md",
+          (("benchmarks/engine_activities.py", "--rounds", "3"),)),
     _speed_ab("speed-ab-4", "ecec278", 5),  # issue 27's fourth step, against its start
     _speed_ab("speed-ab-5", "2c988d7", 7),  # the fifth
     _speed_ab("speed-ab-6", "7265507", 7),  # the sixth
