@@ -5,17 +5,17 @@ whole Mooncake trace, timed and named by what it does.
 
 Each round runs two fresh child processes, each ``execute`` of the experiment of
 ``benchmarks/run_phases.py`` (the whole trace, the collector set as a run sets it): one plain,
-for the engine's wall time as a run has it, and one with every callback the loop schedules
-(``call_soon``, ``call_at``, and a message's ``deliver_soon``) wrapped in a wall-clock timer and
-named (:func:`activity`): a message by its type and the component it goes to, a task's step or
-wake-up by its coroutine, anything else by its object's class and method. The loop's own work is
-the time it ran less its callbacks'; "outside the loop" is ``execute`` less the loop (the trace
-read, the run's build and the results drains between the loop's runs). The timing costs
-time of its own (the timed run is slower than the plain one: both are in the table's note): what
-it costs is measured on a no-op callback (:func:`timer_costs`) and taken out of each part, and the
-shares are of what the parts then add up to, which the note compares with the plain run. Figures
-are medians of the rounds. Prints a Markdown
-table (docs/performance.md, block ``engine-activities``:
+for the engine's time and the part of it its event loop ran, and one with every callback the loop
+schedules (``call_soon``, ``call_at``, and a message's ``deliver_soon``) wrapped in a wall-clock
+timer and named (:func:`activity`): a message by its type and the component it goes to, a task's
+step or wake-up by its coroutine, anything else by its object's class and method. What the timing
+costs is measured on a no-op callback (:func:`timer_costs`) and taken out of each callback's time.
+Shares are of the plain run's engine time: "outside the loop" is the plain run's engine less its
+loop (the trace read, the run's build, the results drains between the loop's runs), and the loop's
+own work is what is left of the plain run's loop time once the callbacks' are taken out. The timed
+run costs more than its no-op measure accounts for (the note gives its time), so the callbacks'
+rows lean high and the loop's own row, the remainder, low. Figures are medians of the rounds.
+Prints a Markdown table (docs/performance.md, block ``engine-activities``:
 ``python benchmarks/regen_docs.py --only engine-activities``).
 """
 
@@ -30,7 +30,7 @@ import sys
 import time
 import types
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from run_phases import EXPERIMENT, WHOLE
@@ -84,8 +84,9 @@ class Activities:
         return run
 
     @contextmanager
-    def timing(self) -> Iterator[Activities]:
-        """Every :class:`VirtualTimeLoop` made meanwhile runs its callbacks timed."""
+    def timing(self, callbacks: bool = True) -> Iterator[Activities]:
+        """Every :class:`VirtualTimeLoop` made meanwhile runs timed, and its callbacks too
+        (``callbacks``; else only the loop's running time is taken)."""
         cls = VirtualTimeLoop
         saved = cls.call_soon, cls.call_at, cls.deliver_soon, cls.run_forever
         call_soon, call_at, deliver_soon, run_forever = saved
@@ -109,8 +110,10 @@ class Activities:
             finally:
                 self.loop_s += time.perf_counter() - start
 
-        cls.call_soon, cls.call_at = soon, at  # type: ignore[assignment,method-assign]
-        cls.deliver_soon, cls.run_forever = deliver, forever  # type: ignore[method-assign]
+        cls.run_forever = forever  # type: ignore[method-assign]
+        if callbacks:
+            cls.call_soon, cls.call_at = soon, at  # type: ignore[assignment,method-assign]
+            cls.deliver_soon = deliver  # type: ignore[method-assign]
         try:
             yield self
         finally:
@@ -124,8 +127,8 @@ class _Noop:
 
 def timer_costs(repeat: int = 200_000) -> dict[str, float]:
     """What the timing itself costs, in s, measured on a no-op bound method: to schedule one
-    timed callback (naming it and making its wrapper: ``make``), the timer's part inside the
-    interval it records (``inside``) and the wrapper's part outside it (``outside``)."""
+    timed callback (naming it and making its wrapper: ``make``) and the timer's part inside the
+    interval it records (``inside``)."""
     acts, noop, clock = Activities(), _Noop().run, time.perf_counter
     start = clock()
     for _ in range(repeat):
@@ -136,20 +139,18 @@ def timer_costs(repeat: int = 200_000) -> dict[str, float]:
         noop()
     bare = (clock() - start) / repeat
     wrapped = acts._timed("noop", noop)
-    start = clock()
     for _ in range(repeat):
         wrapped()
-    total = (clock() - start) / repeat
-    inside = acts.seconds["noop"] / repeat
-    return {"make": make, "inside": max(inside - bare, 0.0), "outside": total - inside}
+    return {"make": make, "inside": max(acts.seconds["noop"] / repeat - bare, 0.0)}
 
 
 def child(mode: str) -> dict[str, Any]:
     """One run of the whole trace's engine in this process, ``mode`` "plain" or "timed": its wall
-    s, the requests it ran and (timed) the activities' seconds and calls and the loop's time."""
+    s and its loop's, the requests it ran and (timed) the activities' seconds and calls, the
+    wrappers made while each ran and what the timing costs."""
     exp = load_experiment(EXPERIMENT, WHOLE)
     acts = Activities()
-    with run_gc(), (acts.timing() if mode == "timed" else nullcontext()):
+    with run_gc(), acts.timing(callbacks=mode == "timed"):
         start = time.perf_counter()
         raw = execute(exp)
         engine_s = time.perf_counter() - start
@@ -180,28 +181,25 @@ def _child_run(mode: str) -> dict[str, Any]:
     return result
 
 
-def parts(timed: dict[str, Any]) -> tuple[dict[str, float], float, float]:
-    """One timed run's parts with the timing's own cost taken out (``timer_costs``): each
-    activity's s, the loop's own s and the s outside the loop."""
+def parts(timed: dict[str, Any]) -> dict[str, float]:
+    """One timed run's activities (s each) with the timing's own cost taken out, as measured on a
+    no-op callback (``timer_costs``): what each timer added inside the interval it recorded and
+    the wrappers made while it ran."""
     costs, made, calls = timed["costs"], timed["made"], timed["calls"]
-    seconds = {k: s - calls[k] * costs["inside"] - made.get(k, 0) * costs["make"]
-               for k, s in timed["seconds"].items()}
-    own = (timed["loop_s"] - sum(timed["seconds"].values())
-           - sum(calls.values()) * costs["outside"])
-    outside = timed["engine_s"] - timed["loop_s"] - made.get("None", 0) * costs["make"]
-    return seconds, own, outside
+    return {k: s - calls[k] * costs["inside"] - made.get(k, 0) * costs["make"]
+            for k, s in timed["seconds"].items()}
 
 
 def table(got: list[tuple[dict[str, Any], dict[str, Any]]], rounds: int) -> str:
-    """The Markdown table: each activity's callbacks per request, µs each and share of the
-    engine's time, the timing's own cost taken out (medians of the rounds)."""
+    """The Markdown table: each activity's callbacks per request, µs each and share of the plain
+    run's engine time (medians of the rounds); the loop's own work is what is left of the plain
+    run's loop time."""
     split = [parts(t) for _, t in got]
     plain_s = statistics.median(p["engine_s"] for p, _ in got)
+    loop_s = statistics.median(p["loop_s"] for p, _ in got)
     timed_s = statistics.median(t["engine_s"] for _, t in got)
-    seconds = {k: statistics.median(s[0].get(k, 0.0) for s in split) for k in split[0][0]}
-    own_s = statistics.median(s[1] for s in split)
-    outside_s = statistics.median(s[2] for s in split)
-    whole_s = sum(seconds.values()) + own_s + outside_s
+    seconds = {k: statistics.median(s.get(k, 0.0) for s in split) for k in split[0]}
+    own_s = loop_s - sum(seconds.values())
     n, calls = got[0][1]["requests"], got[0][1]["calls"]
     rows = [
         "| activity (a loop callback, named by what it runs) | per request | µs each | share |",
@@ -209,28 +207,27 @@ def table(got: list[tuple[dict[str, Any], dict[str, Any]]], rounds: int) -> str:
     ]
     rest_s, rest_calls, rest_kinds = 0.0, 0, 0
     for name, s in sorted(seconds.items(), key=lambda kv: -kv[1]):
-        if s / whole_s < SHOWN:
+        if s / plain_s < SHOWN:
             rest_s, rest_calls, rest_kinds = rest_s + s, rest_calls + calls[name], rest_kinds + 1
             continue
         rows.append(f"| `{name}` | {calls[name] / n:.2f} | {s / calls[name] * 1e6:.1f} | "
-                    f"{s / whole_s * 100:.1f} % |")
+                    f"{s / plain_s * 100:.1f} % |")
     rows += [
         f"| {rest_kinds} other kinds of callback (each under {SHOWN:.0%}) | {rest_calls / n:.2f} | "
-        f"{rest_s / max(rest_calls, 1) * 1e6:.1f} | {rest_s / whole_s * 100:.1f} % |",
-        f"| the loop's own work between its callbacks ({sum(calls.values()) / n:.1f} a request) "
-        f"| | | {own_s / whole_s * 100:.1f} % |",
+        f"{rest_s / max(rest_calls, 1) * 1e6:.1f} | {rest_s / plain_s * 100:.1f} % |",
+        f"| the loop's own work between its {sum(calls.values()) / n:.1f} callbacks a request "
+        f"(what is left of its time) | | | {own_s / plain_s * 100:.1f} % |",
         f"| outside the loop (the trace read, the run's build, results drains) | | | "
-        f"{outside_s / whole_s * 100:.1f} % |",
+        f"{(plain_s - loop_s) / plain_s * 100:.1f} % |",
     ]
     costs = got[0][1]["costs"]
     return (f"`python benchmarks/engine_activities.py --rounds {rounds}` (the whole Mooncake "
             f"trace, {n:,} requests; medians of {rounds} interleaved rounds of fresh processes):"
-            f" the engine ran {plain_s:.2f} s plain and {timed_s:.2f} s with its callbacks timed;"
-            f" with the timing's own cost taken out (measured on a no-op callback: "
-            f"{costs['make'] * 1e6:.2f} µs to schedule one, {costs['inside'] * 1e6:.2f} µs "
-            f"inside and {costs['outside'] * 1e6:.2f} µs outside the interval it records) the "
-            f"parts below add up to {whole_s:.2f} s, and each share is of that.\n\n"
-            + "\n".join(rows))
+            f" the engine ran {plain_s:.2f} s plain, {loop_s:.2f} s of it in its event loop, and"
+            f" {timed_s:.2f} s with every callback timed. Each callback's time is as timed, less"
+            f" what the timing costs on a no-op callback ({costs['make'] * 1e6:.2f} µs to "
+            f"schedule one, {costs['inside'] * 1e6:.2f} µs inside the interval it records); "
+            f"shares are of the plain run's engine time.\n\n" + "\n".join(rows))
 
 
 def main() -> None:
