@@ -56,14 +56,19 @@ def test_timing_every_callback_leaves_the_run_as_it_was_and_the_loop_restored() 
     assert acts.calls["message KvDelivered → DecodeUnit"] == delivered
     assert acts.calls["DecodeUnit._on_boundary"] >= 1
     assert acts.loop_s > sum(acts.seconds.values()) > 0
+    assert acts.steps > 0
+
+
+def test_a_loop_step_of_a_no_op_timer_is_priced() -> None:
+    assert 0 < bench.loop_step_s(1_000) < 1e-3  # s a step: anything but a second per thousand
 
 
 def _timed(**over: Any) -> dict[str, Any]:
-    run = {"engine_s": 12.0, "loop_s": 11.0, "requests": 100,
+    run = {"engine_s": 12.0, "loop_s": 11.0, "requests": 100, "steps": 950,
            "seconds": {"boundary": 6.0, "message": 2.0, "rare": 0.05},
            "calls": {"boundary": 200, "message": 100, "rare": 1},
            "made": {"boundary": 100, "None": 10},
-           "costs": {"make": 0.001, "inside": 0.0005}}
+           "costs": {"make": 0.001, "inside": 0.0005, "step": 1.5e-6}}
     return run | over
 
 
@@ -74,15 +79,17 @@ def test_the_timings_own_cost_comes_off_each_activity_as_measured_on_a_no_op() -
                        "rare": 0.05 - 0.0005}
 
 
-def test_the_table_lists_the_large_parts_of_the_plain_run_and_its_shares_add_up() -> None:
-    plain = {"engine_s": 10.0, "loop_s": 9.0}
-    text = bench.table([(plain, _timed())], 1)
+def test_the_table_lists_the_large_parts_of_the_timed_run_and_its_shares_add_up() -> None:
+    text = bench.table([({"engine_s": 10.0}, _timed())], 1)
     rows = [r for r in text.splitlines() if r.startswith("| ") and "%" in r]
     shares = [float(r.rsplit("|", 2)[1].strip(" %")) for r in rows]
     assert abs(sum(shares) - 100.0) < 0.2
-    assert rows[0] == "| `boundary` | 2.00 | 29000.0 | 58.0 % |"  # 5.8 s of 10, 200 calls
-    assert rows[1] == "| `message` | 1.00 | 19500.0 | 19.5 % |"
+    assert rows[0] == "| `boundary` | 2.00 | 29000.0 | 48.3 % |"  # 5.8 s of 12, 200 calls
+    assert rows[1] == "| `message` | 1.00 | 19500.0 | 16.2 % |"
     assert "1 other kinds of callback" in text  # "rare" is under 1 %
-    # the loop's own: 9 s of loop less 5.8 + 1.95 + 0.0495 s of callbacks; outside: 10 - 9 s
-    assert rows[-2].endswith("| 12.0 % |") and rows[-1].endswith("| 10.0 % |")
-    assert "ran 10.00 s plain, 9.00 s of it in its event loop, and 12.00 s with every" in text
+    # the timing: 8.05 s timed less 7.7995 s left; between: 11 s of loop less 8.05 s timed;
+    # outside: 12 - 11 s
+    assert [r.rsplit("|", 2)[1].strip() for r in rows[-3:]] == ["2.1 %", "24.6 %", "8.3 %"]
+    assert "ran 10.00 s plain and 12.00 s with every callback timed" in text
+    assert "The loop ran 9.5 steps a request; a step of a no-op timer that sets the next costs " \
+        "it 1.50 µs." in text
