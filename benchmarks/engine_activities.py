@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import time
 import types
@@ -33,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from run_phases import EXPERIMENT, WHOLE
+from run_phases import EXPERIMENT, WHOLE, run_child
 
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
 from disagg.cluster.config import load_experiment
@@ -195,12 +194,9 @@ def measure(rounds: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 
 def _child_run(mode: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, __file__, "--child", mode], capture_output=True,
-                          text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the {mode} child exited {proc.returncode}: "
-                           f"{proc.stderr.strip().splitlines()[-1:] or ''}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    """What a fresh child's :func:`child` returned (``--child mode``)."""
+    _, out = run_child([sys.executable, __file__, "--child", mode])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
 

@@ -45,12 +45,12 @@ def run_cpu(overrides: dict[str, float], out: Path) -> float:
     """CPU s of one whole ``disagg run`` of the experiment with ``overrides``."""
     cli = str(Path(sys.executable).with_name("disagg"))
     sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v:g}")]
-    cpu, _ = _timed([cli, "run", str(EXPERIMENT), "--engine", "virtual", "--no-live", "--force",
+    cpu, _ = run_child([cli, "run", str(EXPERIMENT), "--engine", "virtual", "--no-live", "--force",
                      "--out", str(out), *sets])
     return cpu
 
 
-def _timed(args: list[str]) -> tuple[float, str]:
+def run_child(args: list[str]) -> tuple[float, str]:
     """A child's CPU s (from its rusage) and its standard output."""
     before = os.times()
     proc = subprocess.run(args, capture_output=True, text=True, check=False)
@@ -71,11 +71,11 @@ def measure(rounds: int) -> dict[str, list[float]]:
         for i in range(rounds):
             got["whole"].append(run_cpu(WHOLE, Path(tmp) / "whole"))
             got["slice"].append(run_cpu(SLICE, Path(tmp) / "slice"))
-            _, out = _timed([sys.executable, "-c", ENGINE, str(EXPERIMENT), json.dumps(WHOLE)])
+            _, out = run_child([sys.executable, "-c", ENGINE, str(EXPERIMENT), json.dumps(WHOLE)])
             engine_cpu, requests = json.loads(out.strip().splitlines()[-1])
             got["engine"].append(engine_cpu)
             got["requests"].append(requests)
-            got["bare"].append(_timed([sys.executable, "-c", "pass"])[0])
+            got["bare"].append(run_child([sys.executable, "-c", "pass"])[0])
             print(f"round {i + 1}: whole {got['whole'][-1]:.2f} s, slice {got['slice'][-1]:.2f} s,"
                   f" engine {engine_cpu:.2f} s, bare {got['bare'][-1]:.2f} s", file=sys.stderr)
     return got
