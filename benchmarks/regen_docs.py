@@ -152,6 +152,8 @@ ENGINE_DOC_BLOCKS: tuple[Block, ...] = (
           (("benchmarks/run_phases.py", "--rounds", "3"),)),
     Block("engine-activities", "docs/performance.md",
           (("benchmarks/engine_activities.py", "--rounds", "3"),)),
+    Block("result-keeping", "docs/performance.md",
+          (("benchmarks/result_keeping.py", "--rounds", "11"),)),
     _speed_ab("speed-ab-4", "ecec278", 5),  # issue 27's fourth step, against its start
     _speed_ab("speed-ab-5", "2c988d7", 7),  # the fifth
     _speed_ab("speed-ab-6", "7265507", 7),  # the sixth
