@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from run_phases import EXPERIMENT, WHOLE, run_child
+from run_phases import EXPERIMENT, WHOLE, print_rounds, rounds_parser, run_child
 
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
 from disagg.cluster.config import load_experiment
@@ -255,16 +255,13 @@ def table(got: list[tuple[dict[str, Any], dict[str, Any]]], rounds: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median taken)")
+    parser = rounds_parser(__doc__, 3)
     parser.add_argument("--child", choices=("plain", "timed"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child)))
         return
-    if args.rounds < 1:
-        parser.error(f"--rounds: value {args.rounds} is not >= 1")
-    print(table(measure(args.rounds), args.rounds))
+    print_rounds(parser, args.rounds, measure, table)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""What the whole Mooncake run's result-keeping costs, and what moving it off the run's thread
-could give back: an ablation, not a run with correct results.
+"""What a whole Mooncake run's result-keeping costs, and what moving it off its thread could save.
+
+An ablation, not a run with correct results.
 
     python benchmarks/result_keeping.py --rounds 5
 
@@ -40,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from run_phases import EXPERIMENT, WHOLE, run_child
+from run_phases import EXPERIMENT, WHOLE, print_rounds, rounds_parser, run_child
 
 # the command line's module first, as a run loads it: it sets OpenBLAS to one thread (and imports
 # numpy) before anything else loads numpy
@@ -229,8 +230,7 @@ def table(got: list[dict[str, tuple[dict[str, Any], dict[str, Any]]]], rounds: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median taken)")
+    parser = rounds_parser(__doc__, 5)
     parser.add_argument("--child", choices=(PLAIN, *WAYS, *ALONE), help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -238,9 +238,7 @@ def main() -> None:
         print(json.dumps(child(args.child, args.out)))
         exit_now(0)  # as the console script ends (no interpreter teardown)
         return
-    if args.rounds < 1:
-        parser.error(f"--rounds: value {args.rounds} is not >= 1")
-    print(table(measure(args.rounds), args.rounds))
+    print_rounds(parser, args.rounds, measure, table)
 
 
 if __name__ == "__main__":

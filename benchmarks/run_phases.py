@@ -22,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = REPO / "experiments" / "mooncake_conv.toml"
@@ -101,16 +103,28 @@ def table(got: dict[str, list[float]], rounds: int) -> str:
             f"interleaved rounds; each figure the child's own CPU):\n\n" + "\n".join(rows))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median taken)")
-    args = parser.parse_args()
-    if args.rounds < 1:
-        parser.error(f"--rounds: value {args.rounds} is not >= 1")
+def rounds_parser(doc: str, default: int) -> argparse.ArgumentParser:
+    """The command line of a script of interleaved rounds: ``--rounds`` (its ``default``)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=default,
+                        help="interleaved rounds (median taken)")
+    return parser
+
+
+def print_rounds(parser: argparse.ArgumentParser, rounds: int,
+                 measure: Callable[[int], Any], table: Callable[[Any, int], str]) -> None:
+    """Print ``table`` of ``measure``'s ``rounds`` (exit 2 below one), and how long they took."""
+    if rounds < 1:
+        parser.error(f"--rounds: value {rounds} is not >= 1")
     start = time.perf_counter()
-    got = measure(args.rounds)
-    print(table(got, args.rounds))
+    got = measure(rounds)
+    print(table(got, rounds))
     print(f"measured in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+
+
+def main() -> None:
+    parser = rounds_parser(__doc__, 3)
+    print_rounds(parser, parser.parse_args().rounds, measure, table)
 
 
 if __name__ == "__main__":
