@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from run_phases import EXPERIMENT, WHOLE, print_rounds, rounds_parser, run_child
+from run_phases import EXPERIMENT, WHOLE, json_child, print_rounds, rounds_parser
 
 from disagg.actors.engines.virtual_loop import VirtualTimeLoop
 from disagg.cluster.config import load_experiment
@@ -195,8 +195,7 @@ def measure(rounds: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 def _child_run(mode: str) -> dict[str, Any]:
     """What a fresh child's :func:`child` returned (``--child mode``)."""
-    _, out = run_child([sys.executable, __file__, "--child", mode])
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    _, result = json_child([sys.executable, __file__, "--child", mode])
     return result
 
 

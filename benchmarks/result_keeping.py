@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from run_phases import EXPERIMENT, WHOLE, print_rounds, rounds_parser, run_child
+from run_phases import EXPERIMENT, WHOLE, json_child, print_rounds, rounds_parser
 
 # the command line's module first, as a run loads it: it sets OpenBLAS to one thread (and imports
 # numpy) before anything else loads numpy
@@ -195,9 +195,8 @@ def measure(rounds: int) -> list[dict[str, tuple[dict[str, Any], dict[str, Any]]
 def _child_run(way: str, out: Path) -> dict[str, Any]:
     """A fresh child's :func:`child` (``--child way``) with its wall and CPU s."""
     start = time.perf_counter()
-    cpu, stdout = run_child([sys.executable, __file__, "--child", way, "--out", str(out)])
+    cpu, result = json_child([sys.executable, __file__, "--child", way, "--out", str(out)])
     wall_s = time.perf_counter() - start
-    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     if result["code"] != 0:
         raise RuntimeError(f"{way}: disagg run exited {result['code']}")
     return result | {"wall_s": wall_s, "cpu_s": cpu}

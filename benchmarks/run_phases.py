@@ -65,6 +65,12 @@ def run_child(args: list[str]) -> tuple[float, str]:
     return cpu, proc.stdout
 
 
+def json_child(args: list[str]) -> tuple[float, Any]:
+    """A child's CPU s (:func:`run_child`) and the JSON of its standard output's last line."""
+    cpu, out = run_child(args)
+    return cpu, json.loads(out.strip().splitlines()[-1])
+
+
 def measure(rounds: int) -> dict[str, list[float]]:
     """Interleaved rounds of the four figures (CPU s each) and the engine's request count."""
     got: dict[str, list[float]] = {"whole": [], "slice": [], "engine": [], "bare": [],
@@ -73,8 +79,8 @@ def measure(rounds: int) -> dict[str, list[float]]:
         for i in range(rounds):
             got["whole"].append(run_cpu(WHOLE, Path(tmp) / "whole"))
             got["slice"].append(run_cpu(SLICE, Path(tmp) / "slice"))
-            _, out = run_child([sys.executable, "-c", ENGINE, str(EXPERIMENT), json.dumps(WHOLE)])
-            engine_cpu, requests = json.loads(out.strip().splitlines()[-1])
+            _, (engine_cpu, requests) = json_child([sys.executable, "-c", ENGINE, str(EXPERIMENT),
+                                                    json.dumps(WHOLE)])
             got["engine"].append(engine_cpu)
             got["requests"].append(requests)
             got["bare"].append(run_child([sys.executable, "-c", "pass"])[0])

@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from disagg.cluster.component import Clock, Component
+from disagg.cluster.component import TIME_EPS_S, Clock, Component
 from disagg.cluster.messages import (
     Arrivals,
     ArrivalsDone,
@@ -84,7 +84,7 @@ class TokenPlan:
         end_s = self.end_s
         return (self.status == "completed" and bool(self.decode_unit) and end_s is not None
                 and now_s < end_s + SCHEDULE_WAIT_S and self.request.output_tokens > 1
-                and (not self.decode_times_s or self.decode_times_s[-1] < end_s - 1e-9))
+                and (not self.decode_times_s or self.decode_times_s[-1] < end_s - TIME_EPS_S))
 
     def update(self, from_index: int) -> PlanUpdate:
         """What the HTTP side needs, with decode times from ``from_index`` on."""
