@@ -38,17 +38,20 @@ class Peer:
 
 
 # ai-dynamo 1.6.1's offline replay through its Python API (1.6.1 has no `python -m dynamo.replay`):
-# argv[1] the trace, argv[2] where the report's summary goes (JSON), argv[3] the router mode. Its
-# log level is set to warnings (unless DYN_LOG says otherwise): its KV router logs every routing
-# decision at INFO on stderr, twice a request, which disagg's runs do not do.
+# argv[1] the trace, argv[2] where the report's summary goes (JSON), argv[3] the router mode,
+# argv[4] (if given) where each request's record goes (JSON lines, `report_jsonl_path`; by default
+# the replay keeps only its summary). Its log level is set to warnings (unless DYN_LOG says
+# otherwise): its KV router logs every routing decision at INFO on stderr, twice a request, which
+# disagg's runs do not do.
 DYNAMO_DRIVER = """\
 import json, os, sys
 os.environ.setdefault("DYN_LOG", "warn")
 from dynamo.replay import run_trace_replay
+records = {"report_jsonl_path": sys.argv[4]} if len(sys.argv) > 4 else {}
 report = run_trace_replay(sys.argv[1], num_prefill_workers=8, num_decode_workers=2,
     router_mode=sys.argv[3],
     prefill_engine_args={"engine": {"block_size": 512, "worker_type": "prefill"}},
-    decode_engine_args={"engine": {"block_size": 512, "worker_type": "decode"}})
+    decode_engine_args={"engine": {"block_size": 512, "worker_type": "decode"}}, **records)
 with open(sys.argv[2], "w", encoding="utf-8") as f:
     json.dump(report.summary, f, default=str)
 """
@@ -65,6 +68,13 @@ def dynamo_kv_command(trace: Path, scratch: Path) -> list[str]:
     worker whose cached blocks and load make it cheapest), the counterpart of disagg's
     ``prefix_aware`` router."""
     return ["-c", DYNAMO_DRIVER, str(trace), str(scratch / "dynamo-kv-report.json"), "kv_router"]
+
+
+def dynamo_rows_command(trace: Path, scratch: Path) -> list[str]:
+    """The round-robin replay writing each request's record as well (``report_jsonl_path``, a
+    JSON line per request), as disagg's run writes a row per request to ``requests.parquet``."""
+    return ["-c", DYNAMO_DRIVER, str(trace), str(scratch / "dynamo-rows-report.json"),
+            "round_robin", str(scratch / "dynamo-requests.jsonl")]
 
 
 def dynamo_completed(summary: dict[str, Any]) -> Completed:
@@ -129,6 +139,14 @@ PEERS = (
          "overlap and load, as disagg's `prefix_aware`), KV block reuse in each mocker",
          dynamo_kv_command, "dynamo-kv-report.json", dynamo_completed, _DYNAMO_WITHOUT_STUB,
          venv="dynamo", label="Dynamo (KV router)"),
+    Peer("dynamo-rows", "ai-dynamo==1.6.1", "dynamo.replay",
+         "`run_trace_replay`: 8 prefill + 2 decode mocker workers, round robin, 512-token "
+         "blocks, each request's record written (`report_jsonl_path`)",
+         "as the round-robin row, and a record per request written as a JSON line (arrival, "
+         "first and last token, TTFT, ITL, lengths, reused tokens, workers), as disagg's run "
+         "writes a row per request to `requests.parquet`",
+         dynamo_rows_command, "dynamo-rows-report.json", dynamo_completed, _DYNAMO_WITHOUT_STUB,
+         venv="dynamo", label="Dynamo (per-request records)"),
     Peer("vidur", "vidur==0.0.26", "vidur.main",
          "10 colocated replicas (no prefill/decode split in vidur)",
          "execution times predicted from GPU profiling data sets it downloads from the "

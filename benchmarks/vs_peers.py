@@ -20,6 +20,9 @@ configuration where the peer has one:
   (the mocker's default timing model, 512-token blocks) behind its default, round-robin router;
 - **dynamo-kv**: the same replay behind Dynamo's KV-aware router (``kv_router``), the
   counterpart of disagg's ``prefix_aware`` router (same venv as ``dynamo``);
+- **dynamo-rows**: the round-robin replay writing each request's record as well
+  (``report_jsonl_path``: a JSON line per request), as disagg's run writes a row per request
+  to ``requests.parquet``; by default the replay keeps only its summary (same venv);
 - **vidur**: ``python -m vidur.main`` with the trace converted to its replay CSV, 10 replicas of
   4 GPUs (vidur has no prefill/decode split: colocated replicas).
 
