@@ -37,21 +37,25 @@ class Peer:
     label: str = ""  # its name in the ratio line under the table (default: ``name``)
 
 
+SAMPLE_INTERVAL_S = 0.5  # disagg's timeseries grid by default, ``[output] sample_interval_s``
+
 # ai-dynamo 1.6.1's offline replay through its Python API (1.6.1 has no `python -m dynamo.replay`):
-# argv[1] the trace, argv[2] where the report's summary goes (JSON), argv[3] the router mode,
-# argv[4] (if given) where each request's record goes (JSON lines, `report_jsonl_path`; by default
-# the replay keeps only its summary). Its log level is set to warnings (unless DYN_LOG says
-# otherwise): its KV router logs every routing decision at INFO on stderr, twice a request, which
-# disagg's runs do not do.
+# argv[1] the trace, argv[2] where the report's summary goes (JSON), argv[3] the router mode;
+# if given, argv[4] where each request's record goes (JSON lines, `report_jsonl_path`), argv[5]
+# where its timeseries goes (JSON lines, a sample of every worker's state each argv[6] ms,
+# `TelemetryOptions`): by default the replay keeps only its summary. Its log level is set to
+# warnings (unless DYN_LOG says otherwise): its KV router logs every routing decision at INFO on
+# stderr, twice a request, which disagg's runs do not do.
 DYNAMO_DRIVER = """\
 import json, os, sys
 os.environ.setdefault("DYN_LOG", "warn")
-from dynamo.replay import run_trace_replay
-records = {"report_jsonl_path": sys.argv[4]} if len(sys.argv) > 4 else {}
+from dynamo.replay import TelemetryOptions, run_trace_replay
+files = {} if len(sys.argv) < 5 else {"report_jsonl_path": sys.argv[4], "telemetry_options":
+    TelemetryOptions(sample_interval_ms=float(sys.argv[6]), jsonl_path=sys.argv[5])}
 report = run_trace_replay(sys.argv[1], num_prefill_workers=8, num_decode_workers=2,
     router_mode=sys.argv[3],
     prefill_engine_args={"engine": {"block_size": 512, "worker_type": "prefill"}},
-    decode_engine_args={"engine": {"block_size": 512, "worker_type": "decode"}}, **records)
+    decode_engine_args={"engine": {"block_size": 512, "worker_type": "decode"}}, **files)
 with open(sys.argv[2], "w", encoding="utf-8") as f:
     json.dump(report.summary, f, default=str)
 """
@@ -70,11 +74,15 @@ def dynamo_kv_command(trace: Path, scratch: Path) -> list[str]:
     return ["-c", DYNAMO_DRIVER, str(trace), str(scratch / "dynamo-kv-report.json"), "kv_router"]
 
 
-def dynamo_rows_command(trace: Path, scratch: Path) -> list[str]:
-    """The round-robin replay writing each request's record as well (``report_jsonl_path``, a
-    JSON line per request), as disagg's run writes a row per request to ``requests.parquet``."""
-    return ["-c", DYNAMO_DRIVER, str(trace), str(scratch / "dynamo-rows-report.json"),
-            "round_robin", str(scratch / "dynamo-requests.jsonl")]
+def dynamo_files_command(trace: Path, scratch: Path) -> list[str]:
+    """The round-robin replay writing what disagg's run writes besides its summary: each
+    request's record (``report_jsonl_path``, a JSON line per request, as ``requests.parquet``
+    has a row per request) and a timeseries of every worker's state on disagg's default grid
+    (``TelemetryOptions``, a JSON line per :data:`SAMPLE_INTERVAL_S`, as ``timeseries.parquet``
+    has a row per unit and bin)."""
+    return ["-c", DYNAMO_DRIVER, str(trace), str(scratch / "dynamo-files-report.json"),
+            "round_robin", str(scratch / "dynamo-requests.jsonl"),
+            str(scratch / "dynamo-timeseries.jsonl"), f"{SAMPLE_INTERVAL_S * 1000:g}"]
 
 
 def dynamo_completed(summary: dict[str, Any]) -> Completed:
@@ -139,14 +147,15 @@ PEERS = (
          "overlap and load, as disagg's `prefix_aware`), KV block reuse in each mocker",
          dynamo_kv_command, "dynamo-kv-report.json", dynamo_completed, _DYNAMO_WITHOUT_STUB,
          venv="dynamo", label="Dynamo (KV router)"),
-    Peer("dynamo-rows", "ai-dynamo==1.6.1", "dynamo.replay",
+    Peer("dynamo-files", "ai-dynamo==1.6.1", "dynamo.replay",
          "`run_trace_replay`: 8 prefill + 2 decode mocker workers, round robin, 512-token "
-         "blocks, each request's record written (`report_jsonl_path`)",
-         "as the round-robin row, and a record per request written as a JSON line (arrival, "
-         "first and last token, TTFT, ITL, lengths, reused tokens, workers), as disagg's run "
-         "writes a row per request to `requests.parquet`",
-         dynamo_rows_command, "dynamo-rows-report.json", dynamo_completed, _DYNAMO_WITHOUT_STUB,
-         venv="dynamo", label="Dynamo (per-request records)"),
+         "blocks, its per-request records and timeseries written",
+         "as the round-robin row, and what disagg's run writes besides its summary: a record "
+         "per request (`report_jsonl_path`: arrival, first and last token, TTFT, ITL, lengths, "
+         "reused tokens, workers) and every worker's state each 0.5 s (`TelemetryOptions`: "
+         "blocks, running and waiting requests), as JSON lines",
+         dynamo_files_command, "dynamo-files-report.json", dynamo_completed,
+         _DYNAMO_WITHOUT_STUB, venv="dynamo", label="Dynamo (records and timeseries written)"),
     Peer("vidur", "vidur==0.0.26", "vidur.main",
          "10 colocated replicas (no prefill/decode split in vidur)",
          "execution times predicted from GPU profiling data sets it downloads from the "

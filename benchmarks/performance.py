@@ -58,9 +58,9 @@ STEPS: tuple[Step, ...] = (
     Step("vs-peers-interpreter", "the same against Dynamo (its three rows), every side on "
          "Debian's CPython build (fails, keeping the block, where /usr/bin/python3.11 is "
          "missing)",
-         (("vs_peers.py", "--rounds", "9", "--peers", "dynamo,dynamo-kv,dynamo-rows", "--python",
+         (("vs_peers.py", "--rounds", "9", "--peers", "dynamo,dynamo-kv,dynamo-files", "--python",
            "/usr/bin/python3.11"),),
-         (("vs_peers.py", "--rounds", "1", "--peers", "dynamo,dynamo-kv,dynamo-rows", "--python",
+         (("vs_peers.py", "--rounds", "1", "--peers", "dynamo,dynamo-kv,dynamo-files", "--python",
            "/usr/bin/python3.11"),)),
     Step("virtual-requests", "wall time and peak memory of `disagg run` against requests",
          (("memory.py", "--requests", "1000", "10000", "100000", "1000000"),),

@@ -20,9 +20,10 @@ configuration where the peer has one:
   (the mocker's default timing model, 512-token blocks) behind its default, round-robin router;
 - **dynamo-kv**: the same replay behind Dynamo's KV-aware router (``kv_router``), the
   counterpart of disagg's ``prefix_aware`` router (same venv as ``dynamo``);
-- **dynamo-rows**: the round-robin replay writing each request's record as well
-  (``report_jsonl_path``: a JSON line per request), as disagg's run writes a row per request
-  to ``requests.parquet``; by default the replay keeps only its summary (same venv);
+- **dynamo-files**: the round-robin replay writing what disagg's run writes besides its
+  summary: each request's record (``report_jsonl_path``) and every worker's state on disagg's
+  0.5-s grid (``TelemetryOptions``), as JSON lines; by default the replay keeps only its
+  summary (same venv);
 - **vidur**: ``python -m vidur.main`` with the trace converted to its replay CSV, 10 replicas of
   4 GPUs (vidur has no prefill/decode split: colocated replicas).
 

@@ -37,7 +37,7 @@ def test_an_unknown_peer_is_bad_input_before_anything_is_installed(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert bench.main(["--peers", "dynamo,dynamo-k", "--cache", str(tmp_path / "c")]) == 2
     assert capsys.readouterr().err == ("--peers: 'dynamo-k' is not a peer; allowed: dynamo, "
-                                       "dynamo-kv, dynamo-rows, vidur\n")
+                                       "dynamo-kv, dynamo-files, vidur\n")
     assert not (tmp_path / "c").exists()
 
 
@@ -45,18 +45,22 @@ FAKE_DYNAMO = """\
 import json, os
 class Report:
     summary = {"completed_requests": 5, "num_requests": 6, "extra": object()}
+class TelemetryOptions:
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
 def run_trace_replay(trace, **kwargs):
     with open(os.environ["CALLS"], "w") as f:
-        json.dump({"trace": str(trace), "log": os.environ.get("DYN_LOG"), **kwargs}, f)
+        json.dump({"trace": str(trace), "log": os.environ.get("DYN_LOG"), **kwargs}, f,
+                  default=lambda o: {"TelemetryOptions": o.kwargs})
     return Report()
 """
 
 
-@pytest.mark.parametrize(("name", "router", "records"), [
-    ("dynamo", "round_robin", None), ("dynamo-kv", "kv_router", None),
-    ("dynamo-rows", "round_robin", "dynamo-requests.jsonl")])
+@pytest.mark.parametrize(("name", "router", "files"), [
+    ("dynamo", "round_robin", False), ("dynamo-kv", "kv_router", False),
+    ("dynamo-files", "round_robin", True)])
 def test_the_dynamo_driver_calls_the_replay_api_and_writes_its_summary(
-        tmp_path: Path, name: str, router: str, records: str | None) -> None:
+        tmp_path: Path, name: str, router: str, files: bool) -> None:
     (tmp_path / "dynamo").mkdir()
     (tmp_path / "dynamo" / "__init__.py").write_text("")
     (tmp_path / "dynamo" / "replay.py").write_text(FAKE_DYNAMO)
@@ -70,16 +74,25 @@ def test_the_dynamo_driver_calls_the_replay_api_and_writes_its_summary(
         "num_prefill_workers": 8, "num_decode_workers": 2, "router_mode": router,
         "prefill_engine_args": {"engine": {"block_size": 512, "worker_type": "prefill"}},
         "decode_engine_args": {"engine": {"block_size": 512, "worker_type": "decode"}},
-        # only the per-request row asks for each request's record (JSON lines)
-        **({} if records is None else {"report_jsonl_path": str(tmp_path / records)})}
+        # only the files row asks for each request's record and the timeseries (JSON lines)
+        **({} if not files else {
+            "report_jsonl_path": str(tmp_path / "dynamo-requests.jsonl"),
+            "telemetry_options": {"TelemetryOptions": {
+                "sample_interval_ms": 500.0,
+                "jsonl_path": str(tmp_path / "dynamo-timeseries.jsonl")}}})}
     summary = json.loads((tmp_path / dynamo(name).report).read_text())
     assert dynamo(name).completed(summary) == (5, 6)
 
 
+def test_the_files_row_samples_on_disaggs_default_timeseries_grid() -> None:
+    from disagg.cluster.run_config import OutputConfig
+    assert sims.SAMPLE_INTERVAL_S == OutputConfig.model_fields["sample_interval_s"].default
+
+
 def test_every_dynamo_row_runs_from_one_venv() -> None:
-    assert dynamo("dynamo-kv").venv == dynamo("dynamo-rows").venv == "dynamo"
+    assert dynamo("dynamo-kv").venv == dynamo("dynamo-files").venv == "dynamo"
     assert not dynamo().venv
-    reports = {dynamo(n).report for n in ("dynamo", "dynamo-kv", "dynamo-rows")}
+    reports = {dynamo(n).report for n in ("dynamo", "dynamo-kv", "dynamo-files")}
     assert len(reports) == 3  # one report each, read fresh
 
 
@@ -105,6 +118,11 @@ def test_disagg_setup_is_read_from_the_experiment(tmp_path: Path) -> None:
     assert "router `round_robin`, no prefix caching" in models
 
 
+def skipped_but(*ran: str) -> dict[str, str]:
+    """Every peer not in ``ran`` left out, as ``--peers`` leaves them."""
+    return {p.name: "left out (--peers)" for p in sims.PEERS if p.name not in ran}
+
+
 def timing(wall: float, completed: tuple[int, int] | None = (12, 12)) -> Any:
     return tbl.Timing(wall, wall, 100.0, None, completed)
 
@@ -112,8 +130,7 @@ def timing(wall: float, completed: tuple[int, int] | None = (12, 12)) -> Any:
 def test_the_table_gives_dynamo_wall_over_disagg_wall_from_the_same_rounds() -> None:
     results = {"disagg": [timing(4.0, (10, 12)), timing(6.0, (10, 12)), timing(5.0, (10, 12))],
                "dynamo": [timing(2.0), timing(3.0), timing(2.5)]}
-    text = tbl.table(results, {"dynamo-kv": "left out (--peers)",
-                                "dynamo-rows": "left out (--peers)", "vidur": "left out (--peers)"}, 3,
+    text = tbl.table(results, skipped_but("dynamo"), 3,
                        {"dynamo": "installed without a stub"}, "CPython 3.11.7 (`/x/python`)")
     assert text.splitlines()[0].endswith("3 interleaved rounds. Every side on CPython 3.11.7 "
                                          "(`/x/python`).")
@@ -129,7 +146,7 @@ def test_the_table_gives_dynamo_wall_over_disagg_wall_from_the_same_rounds() -> 
     # 2.5 s / 5.0 s; no start-up runs given: dashes
     assert dyn[7:] == ["**0.50 ×**", "–", "–", "installed without a stub |"]
     assert rows[3].startswith("| ai-dynamo==1.6.1 |") and "KV router" in rows[3]
-    assert rows[4].startswith("| ai-dynamo==1.6.1 |") and "record written" in rows[4]
+    assert rows[4].startswith("| ai-dynamo==1.6.1 |") and "timeseries written" in rows[4]
     assert rows[5].endswith("| – | – | – | – | – | – | – | not measured: left out (--peers) |")
     # the ratio of the medians, then the same ratio round by round: 0.5, 0.5 and 0.5
     assert text.splitlines()[-1] == (
@@ -148,7 +165,7 @@ def test_start_up_is_the_first_seconds_run_and_the_rest_is_per_further_request(
         "workload.end_s=10", "--set", "experiment.duration_s=10"]
     results = {"disagg": [timing(5.0)], "disagg start-up": [timing(0.5)],
                "dynamo": [timing(4.0)], "dynamo start-up": [timing(0.1)]}
-    text = tbl.table(results, {"dynamo-kv": "x", "dynamo-rows": "x", "vidur": "x"}, 1, requests=(1_002, 2))
+    text = tbl.table(results, skipped_but("dynamo"), 1, requests=(1_002, 2))
     assert "Start-up: the same command on the trace's first 10 s (2 requests), median wall; " \
            "per further request: the whole run's median wall less that, over the other 1,000 " \
            "requests." in text.splitlines()[0]
@@ -156,7 +173,7 @@ def test_start_up_is_the_first_seconds_run_and_the_rest_is_per_further_request(
     assert rows[1][8:10] == ["0.50", "4500"]  # (5.0 - 0.5) s / 1,000 requests, in µs
     assert rows[2][8:10] == ["0.10", "3900"]
     results["dynamo start-up"] = [tbl.Timing(0.1, 0.1, 1.0, "exit 1: no")]
-    rows = [ln.split(" | ") for ln in tbl.table(results, {"dynamo-kv": "x", "dynamo-rows": "x", "vidur": "x"}, 1, requests=(
+    rows = [ln.split(" | ") for ln in tbl.table(results, skipped_but("dynamo"), 1, requests=(
         1_002, 2)).splitlines() if ln.startswith("| ")]
     assert rows[2][8:10] == ["–", "–"]
 
@@ -165,7 +182,7 @@ def test_round_by_round_ratios_pair_the_runs_of_each_round() -> None:
     results = {"disagg": [timing(4.0), timing(5.0), timing(8.0)],
                "dynamo": [timing(4.4), timing(4.0), timing(4.0)]}
     assert tbl.pair_ratios(results["dynamo"], results["disagg"]) == [1.1, 0.8, 0.5]
-    last = tbl.table(results, {"dynamo-kv": "x", "dynamo-rows": "x", "vidur": "x"}, 3).splitlines()[-1]
+    last = tbl.table(results, skipped_but("dynamo"), 3).splitlines()[-1]
     assert "**Dynamo wall / disagg wall: 0.80**" in last  # 4.0 / 5.0, the medians
     assert "round by round 0.50 to 1.10, median 0.80)" in last
 
@@ -173,7 +190,7 @@ def test_round_by_round_ratios_pair_the_runs_of_each_round() -> None:
 def test_a_peer_that_fails_gets_no_number_and_no_ratio_line() -> None:
     failed = tbl.Timing(1.0, 1.0, 50.0, "it fetches data from the Hugging Face Hub | x")
     text = tbl.table({"disagg": [timing(5.0)], "dynamo": [timing(2.0)],
-                      "dynamo-kv": [timing(2.5)], "dynamo-rows": [timing(3.0)],
+                      "dynamo-kv": [timing(2.5)], "dynamo-files": [timing(3.0)],
                       "vidur": [failed]}, {}, 1)
     vidur = next(ln for ln in text.splitlines() if ln.startswith("| vidur"))
     assert vidur.endswith("| – | – | – | – | – | – | – | did not run here: it fetches data "
@@ -181,8 +198,7 @@ def test_a_peer_that_fails_gets_no_number_and_no_ratio_line() -> None:
     assert text.splitlines()[-1].startswith(  # one ratio per peer that ran, each named
         "**Dynamo wall / disagg wall: 0.40** (medians of the same 1 interleaved rounds; round "
         "by round 0.40 to 0.40, median 0.40); **Dynamo (KV router) wall / disagg wall: 0.50**")
-    text = tbl.table({"disagg": [timing(5.0)]}, {"dynamo": "x", "dynamo-kv": "x", "dynamo-rows": "x",
-                                                 "vidur": "y"},
+    text = tbl.table({"disagg": [timing(5.0)]}, skipped_but(),
                      1)
     assert "wall / disagg wall:" not in text
 
@@ -194,4 +210,4 @@ def test_the_block_is_a_step_of_performance_py() -> None:
     assert step.quick == (("vs_peers.py", "--rounds", "1"),)
     step = next(s for s in perf.STEPS if s.name == "vs-peers-interpreter")
     assert step.commands == (("vs_peers.py", "--rounds", "9", "--peers",
-                              "dynamo,dynamo-kv,dynamo-rows", "--python", "/usr/bin/python3.11"),)
+                              "dynamo,dynamo-kv,dynamo-files", "--python", "/usr/bin/python3.11"),)
