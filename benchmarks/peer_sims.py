@@ -37,7 +37,7 @@ class Peer:
     label: str = ""  # its name in the ratio line under the table (default: ``name``)
 
 
-SAMPLE_INTERVAL_S = 0.5  # disagg's timeseries grid by default, ``[output] sample_interval_s``
+SAMPLE_INTERVAL_S = 0.5  # the timeseries grid of disagg's run (``[output] sample_interval_s``)
 
 # ai-dynamo 1.6.1's offline replay through its Python API (1.6.1 has no `python -m dynamo.replay`):
 # argv[1] the trace, argv[2] where the report's summary goes (JSON), argv[3] the router mode;

@@ -84,9 +84,9 @@ def test_the_dynamo_driver_calls_the_replay_api_and_writes_its_summary(
     assert dynamo(name).completed(summary) == (5, 6)
 
 
-def test_the_files_row_samples_on_disaggs_default_timeseries_grid() -> None:
-    from disagg.cluster.run_config import OutputConfig
-    assert sims.SAMPLE_INTERVAL_S == OutputConfig.model_fields["sample_interval_s"].default
+def test_the_files_row_samples_on_the_grid_of_disaggs_run() -> None:
+    from disagg.cluster.config import load_experiment
+    assert sims.SAMPLE_INTERVAL_S == load_experiment(bench.EXPERIMENT).output.sample_interval_s
 
 
 def test_every_dynamo_row_runs_from_one_venv() -> None:
