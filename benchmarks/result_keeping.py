@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from run_phases import EXPERIMENT, WHOLE, json_child, print_rounds, rounds_parser
+from run_phases import WHOLE, json_child, print_rounds, rounds_parser, run_argv
 
 # the command line's module first, as a run loads it: it sets OpenBLAS to one thread (and imports
 # numpy) before anything else loads numpy
@@ -167,11 +167,8 @@ def child(way: str, out: str) -> dict[str, Any]:
     sinks = Sinks()
     how, _, which = way.partition(":")
     names = tuple(SINKS) if which == "all" else (which,) if which else ()
-    sets = [a for k, v in WHOLE.items() for a in ("--set", f"{k}={v:g}")]
-    argv = ["run", str(EXPERIMENT), "--engine", "virtual", "--no-live", "--force", "--out", out,
-            *sets]
     with sinks.replaced(names, how):
-        code = disagg_main(argv)
+        code = disagg_main(run_argv(WHOLE, out))
     summary = json.loads((Path(out) / "summary.json").read_text())
     return {"code": code, "requests": summary["submitted"],
             "calls": dict(sinks.calls), "shipped_bytes": sinks.shipped_bytes}

@@ -43,12 +43,17 @@ ENGINE = (  # run in a child: the engine's CPU, the requests it ran
 )
 
 
+def run_argv(overrides: dict[str, float], out: Path | str) -> list[str]:
+    """The ``disagg`` arguments of one whole virtual run of the experiment with ``overrides``,
+    results to ``out``."""
+    sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v:g}")]
+    return ["run", str(EXPERIMENT), "--engine", "virtual", "--no-live", "--force", "--out",
+            str(out), *sets]
+
+
 def run_cpu(overrides: dict[str, float], out: Path) -> float:
     """CPU s of one whole ``disagg run`` of the experiment with ``overrides``."""
-    cli = str(Path(sys.executable).with_name("disagg"))
-    sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v:g}")]
-    cpu, _ = run_child([cli, "run", str(EXPERIMENT), "--engine", "virtual", "--no-live", "--force",
-                     "--out", str(out), *sets])
+    cpu, _ = run_child([str(Path(sys.executable).with_name("disagg")), *run_argv(overrides, out)])
     return cpu
 
 

@@ -33,7 +33,6 @@ from disagg.cluster.messages import (
 from disagg.cluster.records import DecodeRecord, DecodeRouting, PrefillRecord, PrefillRouting
 from disagg.cluster.workload.plan import SloTargets
 
-
 SCHEDULE_WAIT_S = 1.0  # emu s a finished request's outcome waits for its decode token times
 
 
